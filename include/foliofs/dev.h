@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * dev: the device layer's whole interface. One handle over three kinds of
+ * device (DESIGN.md "Devices"):
+ *   - regular:  a file or block device opened O_DIRECT, cut into logical zones
+ *               of opts->zone_size, all conventional;
+ *   - emulated: a regular file or device formatted by ff_dev_format_emulated()
+ *               whose zones behave as sequential-write-required zones (and at
+ *               least as strictly as a host-managed device);
+ *   - zoned:    a kernel zoned block device through libzbd.
+ * ff_dev_open() picks the kind from what the path is and what is on it.
+ *
+ * Offsets and lengths are in bytes. Every function returns 0 or a count on
+ * success and -errno on failure. All functions are thread-safe; I/O goes
+ * through io_uring. Only this layer includes liburing or libzbd.
+ *
+ * Writes to a sequential zone must go through the zone queue (zoneq.h):
+ * ff_dev_write() to a sequential zone is the raw primitive the zone queue
+ * uses, and fails with -EIO unless it is exactly at the write pointer.
+ */
+#ifndef FOLIOFS_DEV_H
+#define FOLIOFS_DEV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+
+struct ff_dev;
+
+enum ff_dev_kind {
+	FF_DEV_REGULAR = 1,
+	FF_DEV_EMULATED,
+	FF_DEV_ZONED,
+};
+
+enum ff_zone_type {
+	FF_ZONE_CNV = 1, /* conventional: random writes */
+	FF_ZONE_SWR,	 /* sequential write required */
+	FF_ZONE_SWP,	 /* sequential write preferred (host-aware) */
+};
+
+enum ff_zone_cond {
+	FF_ZC_NOT_WP = 0, /* conventional */
+	FF_ZC_EMPTY,
+	FF_ZC_IMP_OPEN,
+	FF_ZC_EXP_OPEN,
+	FF_ZC_CLOSED,
+	FF_ZC_FULL,
+	FF_ZC_RDONLY,
+	FF_ZC_OFFLINE,
+};
+
+struct ff_zone {
+	uint64_t start; /* byte offset of the zone on the device */
+	uint64_t len;	/* zone size */
+	uint64_t cap;	/* writable bytes from start (<= len) */
+	uint64_t wp;	/* absolute write pointer; start + cap when FULL */
+	enum ff_zone_type type;
+	enum ff_zone_cond cond;
+};
+
+struct ff_dev_info {
+	enum ff_dev_kind kind;
+	uint64_t size;	      /* usable bytes (emulation metadata excluded) */
+	uint32_t lblock_size; /* logical block: the unit of every I/O */
+	uint32_t pblock_size; /* physical block */
+	uint32_t write_gran;  /* zone write granularity (bytes) */
+	uint64_t zone_size;
+	uint32_t nr_zones;
+	uint32_t nr_cnv_zones; /* conventional zones (all of them on regular) */
+	uint32_t max_open;     /* 0 = no limit */
+	uint32_t max_active;   /* 0 = no limit */
+	bool host_aware;
+	bool read_only;
+};
+
+struct ff_dev_opts {
+	uint64_t zone_size; /* regular devices only: logical zone size (0 = default) */
+	bool read_only;
+	bool exclusive; /* O_EXCL on block devices: refuse a device in use */
+};
+
+/* Options of ff_dev_format_emulated(). */
+struct ff_emu_opts {
+	uint64_t zone_size;   /* bytes, multiple of the logical block */
+	uint64_t zone_cap;    /* 0 = zone_size */
+	uint32_t nr_cnv;      /* conventional zones at the start */
+	uint32_t max_open;    /* 0 = no limit */
+	uint32_t max_active;  /* 0 = no limit */
+	uint32_t lblock_size; /* 0 = 4096 */
+};
+
+#define FF_DEV_DEFAULT_ZONE_SIZE (256ull << 20)
+
+/* I/O flags */
+#define FF_IO_DSYNC (1u << 0) /* durable on completion: RWF_DSYNC / FUA */
+
+int ff_dev_open(const char *path, const struct ff_dev_opts *opts, struct ff_dev **out);
+void ff_dev_close(struct ff_dev *dev);
+const struct ff_dev_info *ff_dev_info(const struct ff_dev *dev);
+const char *ff_dev_kind_name(enum ff_dev_kind kind);
+
+/*
+ * Lay emulated zones over a regular file or block device. Refuses (-EEXIST)
+ * when the path already holds emulation metadata unless force is set.
+ */
+int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *opts, bool force);
+
+/* Synchronous vectored I/O. Buffers and offsets must be lblock aligned. */
+ssize_t ff_dev_read(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off);
+ssize_t ff_dev_write(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off,
+		     unsigned flags);
+/* A batch of independent I/Os submitted together and all waited for. */
+struct ff_io {
+	const struct iovec *iov;
+	int iovcnt;
+	uint64_t off;
+	bool write;
+	unsigned flags;
+	ssize_t res; /* out: bytes or -errno */
+};
+int ff_dev_submit_batch(struct ff_dev *dev, struct ff_io *ios, int n);
+/* Make every completed write durable (device cache flush). */
+int ff_dev_flush(struct ff_dev *dev);
+
+/* Zones. */
+uint32_t ff_dev_zone_of(const struct ff_dev *dev, uint64_t off);
+int ff_dev_report(struct ff_dev *dev, uint32_t first, uint32_t n, struct ff_zone *out);
+enum ff_zone_op { FF_ZOP_RESET = 1, FF_ZOP_FINISH, FF_ZOP_OPEN, FF_ZOP_CLOSE };
+int ff_dev_zone_op(struct ff_dev *dev, uint32_t zone, enum ff_zone_op op);
+
+struct ff_dev_stats {
+	uint64_t reads, writes, flushes, zone_ops;
+	uint64_t bytes_read, bytes_written;
+	uint64_t read_errors, write_errors;
+};
+void ff_dev_stats(const struct ff_dev *dev, struct ff_dev_stats *out);
+
+#endif

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Logging, the owner-tracking mutex, size parsing and the clock. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include "foliofs/util.h"
+
+static _Atomic int log_level = FF_LOG_WARN;
+
+void ff_log_set_level(enum ff_log_level lvl)
+{
+	atomic_store_explicit(&log_level, (int)lvl, memory_order_relaxed);
+}
+
+void ff_log(enum ff_log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+
+	if ((int)lvl > atomic_load_explicit(&log_level, memory_order_relaxed))
+		return;
+	va_start(ap, fmt);
+	fputs("foliofs: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+void ff_mutex_init(struct ff_mutex *mu)
+{
+	pthread_mutex_init(&mu->m, NULL);
+	atomic_store_explicit(&mu->owner, (pthread_t)0, memory_order_relaxed);
+}
+
+void ff_mutex_destroy(struct ff_mutex *mu)
+{
+	pthread_mutex_destroy(&mu->m);
+}
+
+void ff_mutex_lock(struct ff_mutex *mu)
+{
+	pthread_mutex_lock(&mu->m);
+	atomic_store_explicit(&mu->owner, pthread_self(), memory_order_relaxed);
+}
+
+bool ff_mutex_trylock(struct ff_mutex *mu)
+{
+	if (pthread_mutex_trylock(&mu->m))
+		return false;
+	atomic_store_explicit(&mu->owner, pthread_self(), memory_order_relaxed);
+	return true;
+}
+
+void ff_mutex_unlock(struct ff_mutex *mu)
+{
+	atomic_store_explicit(&mu->owner, (pthread_t)0, memory_order_relaxed);
+	pthread_mutex_unlock(&mu->m);
+}
+
+bool ff_mutex_held(struct ff_mutex *mu)
+{
+	return pthread_equal(atomic_load_explicit(&mu->owner, memory_order_relaxed),
+			     pthread_self());
+}
+
+void ff_cond_wait(pthread_cond_t *cv, struct ff_mutex *mu)
+{
+	atomic_store_explicit(&mu->owner, (pthread_t)0, memory_order_relaxed);
+	pthread_cond_wait(cv, &mu->m);
+	atomic_store_explicit(&mu->owner, pthread_self(), memory_order_relaxed);
+}
+
+int ff_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	int shift = 0;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno || end == s)
+		return -EINVAL;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		shift = 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		shift = 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		shift = 30;
+		end++;
+		break;
+	case 't':
+	case 'T':
+		shift = 40;
+		end++;
+		break;
+	}
+	if (*end == 'i' && shift)
+		end++;
+	if ((*end == 'b' || *end == 'B') && shift)
+		end++;
+	if (*end)
+		return -EINVAL;
+	if (shift && v > (UINT64_MAX >> shift))
+		return -EINVAL;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+uint64_t ff_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}

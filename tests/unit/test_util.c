@@ -1,0 +1,83 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/* Unit tests of src/util: checksums against published check values, sizes, locks. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <string.h>
+#include <cmocka.h>
+#include "foliofs/util.h"
+
+static void test_crc32c_check_value(void **state)
+{
+	(void)state;
+	/* the standard check value of CRC-32C over "123456789" */
+	assert_int_equal(ff_crc32c(0, "123456789", 9), 0xe3069283u);
+	/* chaining gives the same answer as one call */
+	assert_int_equal(ff_crc32c(ff_crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
+}
+
+static void test_crc32_le_check_value(void **state)
+{
+	(void)state;
+	/* CRC-32 (IEEE) of "123456789" is 0xcbf43926 = ~crc32_le(~0, ...) */
+	assert_int_equal(~ff_crc32_le(~0u, "123456789", 9), 0xcbf43926u);
+}
+
+static void test_parse_size(void **state)
+{
+	uint64_t v;
+
+	(void)state;
+	assert_int_equal(ff_parse_size("4096", &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(ff_parse_size("64k", &v), 0);
+	assert_int_equal(v, 65536);
+	assert_int_equal(ff_parse_size("256M", &v), 0);
+	assert_int_equal(v, 256ull << 20);
+	assert_int_equal(ff_parse_size("2GiB", &v), 0);
+	assert_int_equal(v, 2ull << 30);
+	assert_int_equal(ff_parse_size("", &v), -EINVAL);
+	assert_int_equal(ff_parse_size("-1", &v), -EINVAL);
+	assert_int_equal(ff_parse_size("12q", &v), -EINVAL);
+	assert_int_equal(ff_parse_size("99999999999T", &v), -EINVAL);
+}
+
+static void test_mutex_held(void **state)
+{
+	struct ff_mutex mu;
+
+	(void)state;
+	ff_mutex_init(&mu);
+	assert_false(ff_mutex_held(&mu));
+	ff_mutex_lock(&mu);
+	assert_true(ff_mutex_held(&mu));
+	ff_mutex_unlock(&mu);
+	assert_false(ff_mutex_held(&mu));
+	assert_true(ff_mutex_trylock(&mu));
+	assert_true(ff_mutex_held(&mu));
+	ff_mutex_unlock(&mu);
+	ff_mutex_destroy(&mu);
+}
+
+static void test_round(void **state)
+{
+	(void)state;
+	assert_int_equal(ff_round_up(4097, 4096), 8192);
+	assert_int_equal(ff_round_down(4097, 4096), 4096);
+	assert_true(ff_is_pow2(4096));
+	assert_false(ff_is_pow2(0));
+	assert_false(ff_is_pow2(12));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_crc32c_check_value),
+		cmocka_unit_test(test_crc32_le_check_value),
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_mutex_held),
+		cmocka_unit_test(test_round),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
