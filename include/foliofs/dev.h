@@ -83,12 +83,14 @@ struct ff_dev_opts {
 
 /* Options of ff_dev_format_emulated(). */
 struct ff_emu_opts {
-	uint64_t zone_size;   /* bytes, multiple of the logical block */
-	uint64_t zone_cap;    /* 0 = zone_size */
-	uint32_t nr_cnv;      /* conventional zones at the start */
-	uint32_t max_open;    /* 0 = no limit */
-	uint32_t max_active;  /* 0 = no limit */
-	uint32_t lblock_size; /* 0 = 4096 */
+	uint64_t zone_size;	/* bytes, multiple of the logical block */
+	uint64_t zone_cap;	/* 0 = zone_size */
+	uint32_t nr_cnv;	/* conventional zones at the start */
+	uint32_t max_open;	/* 0 = no limit */
+	uint32_t max_active;	/* 0 = no limit */
+	uint32_t lblock_size;	/* 0 = 4096 */
+	bool conventional_only; /* all zones conventional (a regular device with a fixed zone size)
+				 */
 };
 
 #define FF_DEV_DEFAULT_ZONE_SIZE (256ull << 20)
@@ -134,6 +136,7 @@ struct ff_dev_stats {
 	uint64_t reads, writes, flushes, zone_ops;
 	uint64_t bytes_read, bytes_written;
 	uint64_t read_errors, write_errors;
+	uint64_t meta_bytes; /* emulation metadata written, not counted in bytes_written */
 };
 void ff_dev_stats(const struct ff_dev *dev, struct ff_dev_stats *out);
 

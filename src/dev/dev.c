@@ -1,0 +1,403 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The device handle: opening a path and picking its kind (regular, emulated
+ * zoned, kernel zoned), the regular backend, and the dispatch of the public
+ * ff_dev_* calls to the backend with their counters.
+ *
+ * Kind selection: a block device the kernel reports as zoned is opened through
+ * libzbd (zbd.c); otherwise, if the last logical block holds the emulation
+ * trailer written by ff_dev_format_emulated(), the device is emulated-zoned
+ * (emu.c) — or regular with the trailer's zone size when the trailer says all
+ * zones are conventional —; anything else is a regular device cut into zones
+ * of opts->zone_size.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libzbd/zbd.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "internal.h"
+
+int (*ff_dev_fault_hook)(struct ff_dev *dev, uint64_t off, size_t len);
+
+const char *ff_dev_kind_name(enum ff_dev_kind kind)
+{
+	switch (kind) {
+	case FF_DEV_REGULAR:
+		return "regular";
+	case FF_DEV_EMULATED:
+		return "emulated-zoned";
+	case FF_DEV_ZONED:
+		return "zoned";
+	}
+	return "unknown";
+}
+
+/* Checks every I/O must pass on any kind: alignment and bounds. */
+static int check_io(const struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off,
+		    size_t len)
+{
+	uint32_t lb = dev->info.lblock_size;
+
+	if (iovcnt <= 0 || iovcnt > IOV_MAX || !len)
+		return -EINVAL;
+	if (off % lb || len % lb)
+		return -EINVAL;
+	if (off + len > dev->info.size || off + len < off)
+		return -EINVAL;
+	if (dev->direct) {
+		for (int i = 0; i < iovcnt; i++)
+			if ((uintptr_t)iov[i].iov_base % lb)
+				return -EINVAL;
+	}
+	return 0;
+}
+
+/* ---- regular backend: every zone conventional ---- */
+
+static ssize_t regular_rw(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off,
+			  bool write, unsigned flags)
+{
+	if (write && ff_dev_fault_hook) {
+		int err = ff_dev_fault_hook(dev, off, iov_len_sum(iov, iovcnt));
+
+		if (err)
+			return err;
+	}
+	if (!dev->direct && write && (flags & FF_IO_DSYNC)) {
+		ssize_t r = ff_uring_rw(dev->fd, iov, iovcnt, off, true, 0);
+
+		if (r >= 0) {
+			int e = ff_uring_fsync(dev->fd);
+
+			if (e)
+				return e;
+		}
+		return r;
+	}
+	return ff_uring_rw(dev->fd, iov, iovcnt, off, write, flags);
+}
+
+static int regular_flush(struct ff_dev *dev)
+{
+	return ff_uring_fsync(dev->fd);
+}
+
+static int regular_report(struct ff_dev *dev, uint32_t first, uint32_t n, struct ff_zone *out)
+{
+	const struct ff_dev_info *di = &dev->info;
+
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t start = (uint64_t)(first + i) * di->zone_size;
+
+		out[i] = (struct ff_zone){.start = start,
+					  .len = di->zone_size,
+					  .cap = di->zone_size,
+					  .wp = start,
+					  .type = FF_ZONE_CNV,
+					  .cond = FF_ZC_NOT_WP};
+	}
+	return (int)n;
+}
+
+static int regular_zone_op(struct ff_dev *dev, uint32_t zone, enum ff_zone_op op)
+{
+	(void)dev;
+	(void)zone;
+	(void)op;
+	return -EINVAL; /* conventional zones have no write pointer */
+}
+
+static void regular_close(struct ff_dev *dev)
+{
+	(void)dev;
+}
+
+const struct dev_backend ff_dev_regular_be = {
+	.rw = regular_rw,
+	.flush = regular_flush,
+	.report = regular_report,
+	.zone_op = regular_zone_op,
+	.close = regular_close,
+};
+
+/* ---- open / close ---- */
+
+static int open_fd(struct ff_dev *dev, const char *path, const struct ff_dev_opts *o, bool blk)
+{
+	int flags = (o->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
+
+	if (blk && o->exclusive)
+		flags |= O_EXCL;
+	dev->fd = open(path, flags | O_DIRECT);
+	dev->direct = true;
+	if (dev->fd < 0 && errno == EINVAL) {
+		ff_warn("%s: O_DIRECT refused by its filesystem; using buffered I/O", path);
+		dev->fd = open(path, flags);
+		dev->direct = false;
+	}
+	if (dev->fd < 0) {
+		int err = -errno;
+
+		if (err == -EBUSY)
+			ff_err("%s is in use (mounted or opened exclusively)", path);
+		else
+			ff_err("cannot open %s: %s", path, strerror(errno));
+		return err;
+	}
+	return 0;
+}
+
+int ff_dev_open(const char *path, const struct ff_dev_opts *opts, struct ff_dev **out)
+{
+	struct ff_dev_opts defo = {0};
+	struct ff_dev *dev;
+	struct stat st;
+	uint64_t raw_size;
+	bool blk;
+	int ret;
+
+	*out = NULL;
+	if (!opts)
+		opts = &defo;
+	if (stat(path, &st) < 0) {
+		ret = -errno;
+		ff_err("cannot open %s: %s", path, strerror(errno));
+		return ret;
+	}
+	if (S_ISDIR(st.st_mode)) {
+		ff_err("%s is a directory, not a device or image file", path);
+		return -EISDIR;
+	}
+	blk = S_ISBLK(st.st_mode);
+	if (!blk && !S_ISREG(st.st_mode)) {
+		ff_err("%s is neither a block device nor a regular file", path);
+		return -ENODEV;
+	}
+	dev = calloc(1, sizeof(*dev));
+	if (!dev)
+		return -ENOMEM;
+	dev->fd = -1;
+	dev->path = strdup(path);
+	if (!dev->path) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	dev->info.read_only = opts->read_only;
+	if (blk && zbd_device_is_zoned(path) == 1) {
+		ret = ff_zbd_open(dev, path, opts);
+		if (ret)
+			goto out_free;
+		goto out_zoneq;
+	}
+	ret = open_fd(dev, path, opts, blk);
+	if (ret)
+		goto out_free;
+	if (blk) {
+		int lbs = 512, pbs = 512;
+		uint64_t sz = 0;
+
+		if (ioctl(dev->fd, BLKGETSIZE64, &sz) < 0 || ioctl(dev->fd, BLKSSZGET, &lbs) < 0) {
+			ret = -errno;
+			ff_err("%s: cannot read the block device's size", path);
+			goto out_close;
+		}
+		if (ioctl(dev->fd, BLKPBSZGET, &pbs) < 0)
+			pbs = lbs;
+		raw_size = sz;
+		dev->info.lblock_size = (uint32_t)lbs;
+		dev->info.pblock_size = (uint32_t)pbs;
+	} else {
+		raw_size = (uint64_t)st.st_size;
+		dev->info.lblock_size = 4096;
+		dev->info.pblock_size = 4096;
+	}
+	dev->info.write_gran = dev->info.lblock_size;
+	ret = ff_emu_probe(dev, raw_size);
+	if (ret < 0)
+		goto out_close;
+	if (ret == 0) {
+		uint64_t zs = opts->zone_size ? opts->zone_size : FF_DEV_DEFAULT_ZONE_SIZE;
+
+		if (zs % dev->info.lblock_size) {
+			ff_err("%s: zone size %llu is not a multiple of the %u-byte block", path,
+			       (unsigned long long)zs, dev->info.lblock_size);
+			ret = -EINVAL;
+			goto out_close;
+		}
+		dev->be = &ff_dev_regular_be;
+		dev->info.kind = FF_DEV_REGULAR;
+		dev->info.zone_size = zs;
+		/* a trailing partial zone is not used */
+		dev->info.nr_zones = (uint32_t)(raw_size / zs);
+		dev->info.nr_cnv_zones = dev->info.nr_zones;
+		dev->info.size = (uint64_t)dev->info.nr_zones * zs;
+	}
+	if (dev->info.nr_zones < 2) {
+		ff_err("%s is too small: %llu bytes make %u zone(s) of %llu bytes; at least 2 needed",
+		       path, (unsigned long long)raw_size, dev->info.nr_zones,
+		       (unsigned long long)dev->info.zone_size);
+		ret = -ENOSPC;
+		goto out_close;
+	}
+out_zoneq:
+	ret = ff_zoneq_init(dev);
+	if (ret)
+		goto out_close;
+	*out = dev;
+	return 0;
+out_close:
+	if (dev->be)
+		dev->be->close(dev);
+	if (dev->fd >= 0)
+		close(dev->fd);
+out_free:
+	free(dev->path);
+	free(dev);
+	return ret;
+}
+
+void ff_dev_close(struct ff_dev *dev)
+{
+	if (!dev)
+		return;
+	ff_zoneq_fini(dev);
+	dev->be->close(dev);
+	if (dev->fd >= 0)
+		close(dev->fd);
+	free(dev->path);
+	free(dev);
+}
+
+const struct ff_dev_info *ff_dev_info(const struct ff_dev *dev)
+{
+	return &dev->info;
+}
+
+/* ---- I/O dispatch ---- */
+
+static void count_io(struct ff_dev *dev, bool write, ssize_t res)
+{
+	if (res < 0) {
+		atomic_fetch_add_explicit(write ? &dev->st_write_errors : &dev->st_read_errors, 1,
+					  memory_order_relaxed);
+		return;
+	}
+	atomic_fetch_add_explicit(write ? &dev->st_writes : &dev->st_reads, 1,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(write ? &dev->st_bytes_written : &dev->st_bytes_read,
+				  (uint64_t)res, memory_order_relaxed);
+}
+
+ssize_t ff_dev_read(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off)
+{
+	size_t len = iov_len_sum(iov, iovcnt);
+	ssize_t res = check_io(dev, iov, iovcnt, off, len);
+
+	if (!res)
+		res = dev->be->rw(dev, iov, iovcnt, off, false, 0);
+	count_io(dev, false, res);
+	return res;
+}
+
+ssize_t ff_dev_write(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off,
+		     unsigned flags)
+{
+	size_t len = iov_len_sum(iov, iovcnt);
+	ssize_t res;
+
+	if (dev->info.read_only)
+		return -EROFS;
+	res = check_io(dev, iov, iovcnt, off, len);
+	if (!res)
+		res = dev->be->rw(dev, iov, iovcnt, off, true, flags);
+	count_io(dev, true, res);
+	return res;
+}
+
+int ff_dev_submit_batch(struct ff_dev *dev, struct ff_io *ios, int n)
+{
+	bool direct_batch = dev->be == &ff_dev_regular_be && dev->direct && !ff_dev_fault_hook;
+	int ret = 0;
+
+	if (direct_batch) {
+		for (int i = 0; i < n; i++) {
+			size_t len = iov_len_sum(ios[i].iov, ios[i].iovcnt);
+
+			ios[i].res = check_io(dev, ios[i].iov, ios[i].iovcnt, ios[i].off, len);
+			if (ios[i].write && dev->info.read_only)
+				ios[i].res = -EROFS;
+			if (ios[i].res)
+				direct_batch = false;
+		}
+	}
+	if (!direct_batch) {
+		/* zones need their checks one I/O at a time */
+		for (int i = 0; i < n; i++)
+			ios[i].res = ios[i].write ? ff_dev_write(dev, ios[i].iov, ios[i].iovcnt,
+								 ios[i].off, ios[i].flags)
+						  : ff_dev_read(dev, ios[i].iov, ios[i].iovcnt,
+								ios[i].off);
+		return 0;
+	}
+	ret = ff_uring_batch(dev->fd, ios, n);
+	for (int i = 0; i < n && !ret; i++)
+		count_io(dev, ios[i].write, ios[i].res);
+	return ret;
+}
+
+int ff_dev_flush(struct ff_dev *dev)
+{
+	int ret = dev->be->flush(dev);
+
+	if (!ret)
+		atomic_fetch_add_explicit(&dev->st_flushes, 1, memory_order_relaxed);
+	return ret;
+}
+
+uint32_t ff_dev_zone_of(const struct ff_dev *dev, uint64_t off)
+{
+	return (uint32_t)(off / dev->info.zone_size);
+}
+
+int ff_dev_report(struct ff_dev *dev, uint32_t first, uint32_t n, struct ff_zone *out)
+{
+	if (first >= dev->info.nr_zones)
+		return -EINVAL;
+	if (n > dev->info.nr_zones - first)
+		n = dev->info.nr_zones - first;
+	return dev->be->report(dev, first, n, out);
+}
+
+int ff_dev_zone_op(struct ff_dev *dev, uint32_t zone, enum ff_zone_op op)
+{
+	int ret;
+
+	if (zone >= dev->info.nr_zones)
+		return -EINVAL;
+	if (dev->info.read_only)
+		return -EROFS;
+	ret = dev->be->zone_op(dev, zone, op);
+	if (!ret)
+		atomic_fetch_add_explicit(&dev->st_zone_ops, 1, memory_order_relaxed);
+	return ret;
+}
+
+void ff_dev_stats(const struct ff_dev *dev, struct ff_dev_stats *out)
+{
+	struct ff_dev *d = (struct ff_dev *)dev;
+
+	out->reads = atomic_load_explicit(&d->st_reads, memory_order_relaxed);
+	out->writes = atomic_load_explicit(&d->st_writes, memory_order_relaxed);
+	out->flushes = atomic_load_explicit(&d->st_flushes, memory_order_relaxed);
+	out->zone_ops = atomic_load_explicit(&d->st_zone_ops, memory_order_relaxed);
+	out->bytes_read = atomic_load_explicit(&d->st_bytes_read, memory_order_relaxed);
+	out->bytes_written = atomic_load_explicit(&d->st_bytes_written, memory_order_relaxed);
+	out->read_errors = atomic_load_explicit(&d->st_read_errors, memory_order_relaxed);
+	out->write_errors = atomic_load_explicit(&d->st_write_errors, memory_order_relaxed);
+	out->meta_bytes = atomic_load_explicit(&d->st_meta_bytes, memory_order_relaxed);
+}

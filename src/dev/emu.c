@@ -1,0 +1,905 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Emulated zoned device: a regular file or block device whose zones behave as
+ * sequential-write-required zones, at least as strictly as a host-managed
+ * device, for machines without zoned hardware.
+ *
+ * Layout. The last logical block of the raw device holds the trailer (magic
+ * "FFEMUZN1", geometry, crc32c). Below it, the record area: two record slots
+ * of one logical block per zone. Zones start at offset 0, so zone 0 begins at
+ * the start of the device as on a real one. Only the zones are exposed.
+ *
+ * Rules enforced (each failure is -EIO and changes nothing, as a device
+ * would fail the command): a write to a sequential zone must start exactly at
+ * its write pointer, be a multiple of the logical block, stay within the zone
+ * capacity, and the zone must not be FULL/RDONLY/OFFLINE; a write may not
+ * cross from a conventional zone into a sequential one. Conditions follow
+ * ZBC/ZNS: a write implicitly opens an EMPTY or CLOSED zone; open makes it
+ * EXP_OPEN; close makes it CLOSED (EMPTY if nothing written); finish makes it
+ * FULL; reset makes it EMPTY. max_open counts IMP_OPEN+EXP_OPEN, max_active
+ * counts open+CLOSED; an implicit open past max_open first closes another
+ * implicitly open zone, and fails if all are explicitly open. Reads below
+ * the write pointer return the data; reads beyond it return zeros (as ZNS).
+ *
+ * Persistence of the write pointer (the design essay). A naive emulator
+ * would write a pointer record after every sync append: two serial durable
+ * writes. Here each zone has two record slots used alternately (sequence
+ * numbers pick the newer). A record says: write pointer W, and a checksum
+ * (crc32c) of the data in [F, W). It is written:
+ *   - with every durable (FF_IO_DSYNC) write, IN PARALLEL with the data (both
+ *     RWF_DSYNC, one io_uring batch); then F is that write's start;
+ *   - at ff_dev_flush() for zones written since their last record, before the
+ *     device fsync; then F is the previous record's W;
+ *   - durably, on reset/finish/open/close; and compacted (F = W) at close.
+ * At open, the newest valid record is checked: if the data in [F, W) matches
+ * its checksum the pointer is W, otherwise the record's data did not make it
+ * and the pointer rolls back to F. F is never beyond data acknowledged
+ * durable (everything acknowledged before the record was issued lies below
+ * F), and W is only kept when its data is there: the pointer is never behind
+ * durable data, and may be ahead of data that was never made durable, as on a
+ * real device after a power cut. Non-durable writes cost no metadata I/O.
+ * Model assumed: a single device write is atomic (kept whole or dropped).
+ *
+ * Locking: emu->lock guards every field of struct emu_zone and the open and
+ * active counts. No device I/O happens under it: a write marks its zone busy
+ * (a second write to a busy zone fails as a device would, the pointer not
+ * being where it aims), does its I/O, then takes the lock again to advance.
+ * Flush and zone operations wait for a busy zone on emu->idle.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "internal.h"
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "the emulation metadata is little-endian; add conversions for this host"
+#endif
+
+#define EMU_MAGIC	"FFEMUZN1"
+#define EMU_VERSION	1
+#define EMU_REC_MAGIC	0x5a524543u /* "ZREC" */
+#define EMU_F_CONV_ONLY (1u << 0)
+
+struct emu_trailer {
+	char magic[8];
+	uint32_t version;
+	uint32_t lblock;
+	uint64_t zone_size;
+	uint64_t zone_cap;
+	uint32_t nr_zones;
+	uint32_t nr_cnv;
+	uint32_t max_open;
+	uint32_t max_active;
+	uint32_t flags;
+	uint32_t pad;
+	uint64_t meta_start;
+	uint64_t raw_size;
+	uint32_t crc; /* crc32c of the struct with crc = 0 */
+};
+
+struct emu_rec {
+	uint32_t magic;
+	uint32_t zone;
+	uint64_t seq;
+	uint64_t wp;   /* relative to the zone start */
+	uint64_t from; /* relative: start of the checked range */
+	uint32_t data_crc;
+	uint32_t cond;
+	uint32_t crc; /* crc32c of the struct with crc = 0 */
+	uint32_t pad;
+};
+
+struct emu_zone {
+	uint64_t wp; /* relative write pointer */
+	enum ff_zone_cond cond;
+	bool busy;	  /* a write or record write is in flight */
+	uint64_t seq;	  /* last record sequence number used */
+	uint64_t rec_wp;  /* W of the newest record written */
+	uint32_t acc_crc; /* crc32c of [rec_wp, wp) written since */
+	bool rec_dirty;	  /* wp moved since the newest record */
+};
+
+struct emu_state {
+	struct ff_mutex lock;
+	pthread_cond_t idle;  /* a zone stopped being busy */
+	struct emu_trailer t; /* immutable */
+	struct emu_zone *z;   /* guarded by lock */
+	uint32_t nr_open;     /* IMP_OPEN + EXP_OPEN, guarded by lock */
+	uint32_t nr_active;   /* open + CLOSED, guarded by lock */
+};
+
+static uint64_t trailer_off(uint64_t raw_size, uint32_t lb)
+{
+	return ff_round_down(raw_size, lb) - lb;
+}
+
+static uint32_t trailer_crc(const struct emu_trailer *t)
+{
+	struct emu_trailer c = *t;
+
+	c.crc = 0;
+	return ff_crc32c(0, &c, sizeof(c));
+}
+
+static uint32_t rec_crc(const struct emu_rec *r)
+{
+	struct emu_rec c = *r;
+
+	c.crc = 0;
+	return ff_crc32c(0, &c, sizeof(c));
+}
+
+static uint64_t slot_off(const struct emu_state *e, uint32_t zone, unsigned slot)
+{
+	return e->t.meta_start + ((uint64_t)zone * 2 + slot) * e->t.lblock;
+}
+
+static bool is_seq(const struct emu_state *e, uint32_t zone)
+{
+	return zone >= e->t.nr_cnv && !(e->t.flags & EMU_F_CONV_ONLY);
+}
+
+static bool cond_open(enum ff_zone_cond c)
+{
+	return c == FF_ZC_IMP_OPEN || c == FF_ZC_EXP_OPEN;
+}
+
+static bool cond_active(enum ff_zone_cond c)
+{
+	return cond_open(c) || c == FF_ZC_CLOSED;
+}
+
+/* Change a zone's condition keeping the open/active counts. Caller holds e->lock. */
+static void set_cond_locked(struct emu_state *e, struct emu_zone *z, enum ff_zone_cond c)
+{
+	ff_assert_held(&e->lock);
+	e->nr_open -= cond_open(z->cond);
+	e->nr_active -= cond_active(z->cond);
+	z->cond = c;
+	e->nr_open += cond_open(c);
+	e->nr_active += cond_active(c);
+}
+
+/*
+ * Make room to open zone idx (implicitly when expl is false). Returns 0 or
+ * -EIO when the device limits forbid it. Caller holds e->lock.
+ */
+static int open_zone_locked(struct emu_state *e, uint32_t idx, bool expl)
+{
+	struct emu_zone *z = &e->z[idx];
+
+	ff_assert_held(&e->lock);
+	if (z->cond == FF_ZC_EXP_OPEN || (z->cond == FF_ZC_IMP_OPEN && !expl))
+		return 0;
+	if (z->cond == FF_ZC_IMP_OPEN) {
+		set_cond_locked(e, z, FF_ZC_EXP_OPEN);
+		return 0;
+	}
+	if (z->cond == FF_ZC_EMPTY && e->t.max_active && e->nr_active >= e->t.max_active)
+		return -EIO;
+	if (e->t.max_open && e->nr_open >= e->t.max_open) {
+		uint32_t victim = UINT32_MAX;
+
+		for (uint32_t i = e->t.nr_cnv; i < e->t.nr_zones; i++)
+			if (e->z[i].cond == FF_ZC_IMP_OPEN && !e->z[i].busy) {
+				victim = i;
+				break;
+			}
+		if (victim == UINT32_MAX)
+			return -EIO;
+		set_cond_locked(e, &e->z[victim], FF_ZC_CLOSED);
+	}
+	set_cond_locked(e, z, expl ? FF_ZC_EXP_OPEN : FF_ZC_IMP_OPEN);
+	return 0;
+}
+
+static ssize_t raw_write(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off,
+			 unsigned flags)
+{
+	if (ff_dev_fault_hook) {
+		int err = ff_dev_fault_hook(dev, off, iov_len_sum(iov, iovcnt));
+
+		if (err)
+			return err;
+	}
+	if (!dev->direct && (flags & FF_IO_DSYNC)) {
+		ssize_t r = ff_uring_rw(dev->fd, iov, iovcnt, off, true, 0);
+
+		if (r >= 0) {
+			int e = ff_uring_fsync(dev->fd);
+
+			if (e)
+				return e;
+		}
+		return r;
+	}
+	return ff_uring_rw(dev->fd, iov, iovcnt, off, true, flags);
+}
+
+/* Fill a record block for zone idx. Caller holds e->lock. */
+static void make_rec_locked(struct emu_state *e, uint32_t idx, uint64_t wp, uint64_t from,
+			    uint32_t data_crc, enum ff_zone_cond cond, void *blk)
+{
+	struct emu_rec *r = blk;
+
+	ff_assert_held(&e->lock);
+	memset(blk, 0, e->t.lblock);
+	r->magic = EMU_REC_MAGIC;
+	r->zone = idx;
+	r->seq = ++e->z[idx].seq;
+	r->wp = wp;
+	r->from = from;
+	r->data_crc = data_crc;
+	r->cond = (uint32_t)cond;
+	r->crc = rec_crc(r);
+}
+
+static void *blk_alloc(const struct emu_state *e)
+{
+	void *p = NULL;
+
+	if (posix_memalign(&p, 4096, e->t.lblock))
+		return NULL;
+	return p;
+}
+
+/* Wait until zone idx is not busy, then mark it busy. Caller holds e->lock. */
+static void claim_zone_locked(struct emu_state *e, uint32_t idx)
+{
+	ff_assert_held(&e->lock);
+	while (e->z[idx].busy)
+		ff_cond_wait(&e->idle, &e->lock);
+	e->z[idx].busy = true;
+}
+
+static void release_zone_locked(struct emu_state *e, uint32_t idx)
+{
+	ff_assert_held(&e->lock);
+	e->z[idx].busy = false;
+	pthread_cond_broadcast(&e->idle);
+}
+
+static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *iov, int iovcnt,
+			 uint64_t off, size_t len, unsigned flags)
+{
+	struct emu_state *e = dev->emu;
+	struct emu_zone *z = &e->z[idx];
+	uint64_t rel = off - (uint64_t)idx * e->t.zone_size;
+	bool dsync = flags & FF_IO_DSYNC;
+	struct iovec riov;
+	uint64_t rec_off = 0;
+	uint32_t crc;
+	void *blk = NULL;
+	ssize_t res;
+	int ret = 0;
+
+	if (dsync) {
+		blk = blk_alloc(e);
+		if (!blk)
+			return -ENOMEM;
+	}
+	ff_mutex_lock(&e->lock);
+	if (z->busy || rel != z->wp || rel + len > e->t.zone_cap || z->cond == FF_ZC_FULL ||
+	    z->cond == FF_ZC_RDONLY || z->cond == FF_ZC_OFFLINE)
+		ret = -EIO;
+	else
+		ret = open_zone_locked(e, idx, false);
+	if (ret) {
+		ff_mutex_unlock(&e->lock);
+		free(blk);
+		return ret;
+	}
+	z->busy = true;
+	/* a durable write's record checks its own blocks; others extend the running crc */
+	crc = dsync ? 0 : z->acc_crc;
+	ff_mutex_unlock(&e->lock);
+
+	for (int i = 0; i < iovcnt; i++)
+		crc = ff_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
+	if (ff_dev_fault_hook && (ret = ff_dev_fault_hook(dev, off, len))) {
+		res = ret;
+	} else if (dsync) {
+		ff_mutex_lock(&e->lock);
+		make_rec_locked(e, idx, rel + len, rel, crc, z->cond, blk);
+		rec_off = slot_off(e, idx, (unsigned)(z->seq % 2));
+		ff_mutex_unlock(&e->lock);
+		riov = (struct iovec){.iov_base = blk, .iov_len = e->t.lblock};
+		if (!dev->direct) {
+			res = raw_write(dev, iov, iovcnt, off, flags);
+			if (res >= 0 && raw_write(dev, &riov, 1, rec_off, FF_IO_DSYNC) < 0)
+				res = -EIO;
+		} else {
+			struct ff_io ios[2] = {
+				{.iov = iov,
+				 .iovcnt = iovcnt,
+				 .off = off,
+				 .write = true,
+				 .flags = flags},
+				{.iov = &riov,
+				 .iovcnt = 1,
+				 .off = rec_off,
+				 .write = true,
+				 .flags = FF_IO_DSYNC},
+			};
+
+			ret = ff_uring_batch(dev->fd, ios, 2);
+			res = ret ? ret : ios[0].res;
+			if (res >= 0 && ios[1].res < 0)
+				res = ios[1].res;
+		}
+		if (res >= 0)
+			atomic_fetch_add_explicit(&dev->st_meta_bytes, e->t.lblock,
+						  memory_order_relaxed);
+	} else {
+		res = ff_uring_rw(dev->fd, iov, iovcnt, off, true, flags);
+	}
+
+	ff_mutex_lock(&e->lock);
+	if (res >= 0 && (size_t)res != len)
+		res = -EIO;
+	if (res >= 0) {
+		z->wp += len;
+		if (dsync) {
+			z->rec_wp = z->wp;
+			z->acc_crc = 0;
+			z->rec_dirty = false;
+		} else {
+			z->acc_crc = crc;
+			z->rec_dirty = true;
+		}
+		if (z->wp == e->t.zone_cap)
+			set_cond_locked(e, z, FF_ZC_FULL);
+	}
+	release_zone_locked(e, idx);
+	ff_mutex_unlock(&e->lock);
+	free(blk);
+	return res;
+}
+
+static ssize_t emu_rw(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off,
+		      bool write, unsigned flags)
+{
+	struct emu_state *e = dev->emu;
+	size_t len = iov_len_sum(iov, iovcnt);
+	uint32_t first = (uint32_t)(off / e->t.zone_size);
+	uint32_t last = (uint32_t)((off + len - 1) / e->t.zone_size);
+	ssize_t res;
+
+	if (off % e->t.lblock || len % e->t.lblock)
+		return write ? -EIO : -EINVAL;
+	if (write) {
+		if (!is_seq(e, first) && !is_seq(e, last))
+			return raw_write(dev, iov, iovcnt, off, flags);
+		if (first != last)
+			return -EIO; /* a sequential write may not cross its zone */
+		return seq_write(dev, first, iov, iovcnt, off, len, flags);
+	}
+	res = ff_uring_rw(dev->fd, iov, iovcnt, off, false, 0);
+	if (res < 0)
+		return res;
+	/* what lies beyond a sequential zone's write pointer reads as zeros */
+	for (uint32_t zi = first; zi <= last; zi++) {
+		uint64_t zs = (uint64_t)zi * e->t.zone_size, wp, lo, hi, pos = off;
+
+		if (!is_seq(e, zi))
+			continue;
+		ff_mutex_lock(&e->lock);
+		wp = zs + e->z[zi].wp;
+		ff_mutex_unlock(&e->lock);
+		lo = wp > off ? wp : off;
+		hi = zs + e->t.zone_size < off + len ? zs + e->t.zone_size : off + len;
+		for (int i = 0; i < iovcnt && lo < hi; i++) {
+			uint64_t b = pos, en = pos + iov[i].iov_len;
+
+			pos = en;
+			if (en <= lo || b >= hi)
+				continue;
+			uint64_t s = lo > b ? lo : b, t = hi < en ? hi : en;
+
+			memset((char *)iov[i].iov_base + (s - b), 0, t - s);
+		}
+	}
+	return res;
+}
+
+/* Write the record of every zone written since its last one, then fsync. */
+static int emu_flush_records(struct ff_dev *dev, bool compact)
+{
+	struct emu_state *e = dev->emu;
+	void *blk = blk_alloc(e);
+	int ret = 0;
+
+	if (!blk)
+		return -ENOMEM;
+	for (uint32_t i = e->t.nr_cnv; i < e->t.nr_zones && is_seq(e, i); i++) {
+		struct emu_zone *z = &e->z[i];
+		struct iovec riov = {.iov_base = blk, .iov_len = e->t.lblock};
+		uint64_t wp, roff;
+		ssize_t r;
+
+		ff_mutex_lock(&e->lock);
+		if (!z->rec_dirty && !(compact && z->rec_wp != z->wp)) {
+			ff_mutex_unlock(&e->lock);
+			continue;
+		}
+		claim_zone_locked(e, i);
+		wp = z->wp;
+		if (compact)
+			make_rec_locked(e, i, wp, wp, 0, z->cond, blk);
+		else
+			make_rec_locked(e, i, wp, z->rec_wp, z->acc_crc, z->cond, blk);
+		roff = slot_off(e, i, (unsigned)(z->seq % 2));
+		ff_mutex_unlock(&e->lock);
+		r = raw_write(dev, &riov, 1, roff, 0);
+		ff_mutex_lock(&e->lock);
+		if (r >= 0) {
+			z->rec_wp = wp;
+			z->acc_crc = 0;
+			z->rec_dirty = false;
+			atomic_fetch_add_explicit(&dev->st_meta_bytes, e->t.lblock,
+						  memory_order_relaxed);
+		} else if (!ret) {
+			ret = (int)r;
+		}
+		release_zone_locked(e, i);
+		ff_mutex_unlock(&e->lock);
+	}
+	free(blk);
+	if (!ret)
+		ret = ff_uring_fsync(dev->fd);
+	return ret;
+}
+
+static int emu_flush(struct ff_dev *dev)
+{
+	return emu_flush_records(dev, false);
+}
+
+static int emu_report(struct ff_dev *dev, uint32_t first, uint32_t n, struct ff_zone *out)
+{
+	struct emu_state *e = dev->emu;
+
+	ff_mutex_lock(&e->lock);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t zi = first + i;
+		uint64_t start = (uint64_t)zi * e->t.zone_size;
+
+		out[i].start = start;
+		out[i].len = e->t.zone_size;
+		if (is_seq(e, zi)) {
+			out[i].cap = e->t.zone_cap;
+			out[i].type = FF_ZONE_SWR;
+			out[i].cond = e->z[zi].cond;
+			out[i].wp = start + e->z[zi].wp;
+		} else {
+			out[i].cap = e->t.zone_size;
+			out[i].type = FF_ZONE_CNV;
+			out[i].cond = FF_ZC_NOT_WP;
+			out[i].wp = start;
+		}
+	}
+	ff_mutex_unlock(&e->lock);
+	return (int)n;
+}
+
+static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
+{
+	struct emu_state *e = dev->emu;
+	struct emu_zone *z = &e->z[idx];
+	struct iovec riov;
+	void *blk;
+	ssize_t r;
+	int ret = 0;
+
+	if (!is_seq(e, idx))
+		return -EINVAL;
+	blk = blk_alloc(e);
+	if (!blk)
+		return -ENOMEM;
+	ff_mutex_lock(&e->lock);
+	claim_zone_locked(e, idx);
+	switch (op) {
+	case FF_ZOP_RESET:
+		z->wp = 0;
+		set_cond_locked(e, z, FF_ZC_EMPTY);
+		break;
+	case FF_ZOP_FINISH:
+		if (z->cond != FF_ZC_FULL) {
+			z->wp = e->t.zone_cap;
+			set_cond_locked(e, z, FF_ZC_FULL);
+		}
+		break;
+	case FF_ZOP_OPEN:
+		if (z->cond == FF_ZC_FULL)
+			break;
+		ret = open_zone_locked(e, idx, true);
+		break;
+	case FF_ZOP_CLOSE:
+		if (cond_open(z->cond))
+			set_cond_locked(e, z, z->wp ? FF_ZC_CLOSED : FF_ZC_EMPTY);
+		break;
+	default:
+		ret = -EINVAL;
+	}
+	if (ret) {
+		release_zone_locked(e, idx);
+		ff_mutex_unlock(&e->lock);
+		free(blk);
+		return ret;
+	}
+	make_rec_locked(e, idx, z->wp, z->wp, 0, z->cond, blk);
+	riov = (struct iovec){.iov_base = blk, .iov_len = e->t.lblock};
+	{
+		uint64_t roff = slot_off(e, idx, (unsigned)(z->seq % 2));
+
+		ff_mutex_unlock(&e->lock);
+		r = raw_write(dev, &riov, 1, roff, FF_IO_DSYNC);
+		ff_mutex_lock(&e->lock);
+	}
+	if (r >= 0) {
+		z->rec_wp = z->wp;
+		z->acc_crc = 0;
+		z->rec_dirty = false;
+		atomic_fetch_add_explicit(&dev->st_meta_bytes, e->t.lblock, memory_order_relaxed);
+	} else {
+		ret = (int)r;
+	}
+	release_zone_locked(e, idx);
+	ff_mutex_unlock(&e->lock);
+	free(blk);
+	return ret;
+}
+
+static void emu_close(struct ff_dev *dev)
+{
+	struct emu_state *e = dev->emu;
+
+	if (!e)
+		return;
+	if (!dev->info.read_only && emu_flush_records(dev, true))
+		ff_warn("%s: could not write the zone records at close; write pointers will be rechecked at the next open",
+			dev->path);
+	pthread_cond_destroy(&e->idle);
+	ff_mutex_destroy(&e->lock);
+	free(e->z);
+	free(e);
+	dev->emu = NULL;
+}
+
+const struct dev_backend ff_dev_emu_be = {
+	.rw = emu_rw,
+	.flush = emu_flush,
+	.report = emu_report,
+	.zone_op = emu_zone_op,
+	.close = emu_close,
+};
+
+/* ---- open: find the trailer, rebuild the zone state from the records ---- */
+
+static int read_block(int fd, void *blk, uint32_t lb, uint64_t off)
+{
+	struct iovec iov = {.iov_base = blk, .iov_len = lb};
+	ssize_t r = ff_uring_rw(fd, &iov, 1, off, false, 0);
+
+	if (r < 0)
+		return (int)r;
+	return (size_t)r == lb ? 0 : -EIO;
+}
+
+static bool rec_valid(const struct emu_rec *r, uint32_t idx, uint64_t cap)
+{
+	return r->magic == EMU_REC_MAGIC && r->zone == idx && r->crc == rec_crc(r) &&
+	       r->from <= r->wp && r->wp <= cap;
+}
+
+/* Rebuild zone idx from its two record slots. */
+static int load_zone(struct ff_dev *dev, uint32_t idx, void *blk)
+{
+	struct emu_state *e = dev->emu;
+	struct emu_zone *z = &e->z[idx];
+	struct emu_rec recs[2];
+	bool ok[2];
+	int best = -1, ret;
+
+	for (unsigned s = 0; s < 2; s++) {
+		ret = read_block(dev->fd, blk, e->t.lblock, slot_off(e, idx, s));
+		if (ret)
+			return ret;
+		memcpy(&recs[s], blk, sizeof(recs[s]));
+		ok[s] = rec_valid(&recs[s], idx, e->t.zone_cap);
+		if (ok[s] && (best < 0 || recs[s].seq > recs[best].seq))
+			best = (int)s;
+	}
+	z->cond = FF_ZC_EMPTY;
+	if (best < 0)
+		return 0;
+	{
+		const struct emu_rec *r = &recs[best];
+		uint64_t zs = (uint64_t)idx * e->t.zone_size, pos = r->from;
+		uint32_t crc = 0;
+		size_t chunk = 1 << 20;
+		void *buf = NULL;
+
+		z->seq = r->seq;
+		z->wp = r->wp;
+		if (r->from < r->wp) {
+			if (posix_memalign(&buf, 4096, chunk))
+				return -ENOMEM;
+			while (pos < r->wp) {
+				size_t n = r->wp - pos < chunk ? (size_t)(r->wp - pos) : chunk;
+				struct iovec iov = {.iov_base = buf, .iov_len = n};
+				ssize_t rr = ff_uring_rw(dev->fd, &iov, 1, zs + pos, false, 0);
+
+				if (rr != (ssize_t)n) {
+					free(buf);
+					return rr < 0 ? (int)rr : -EIO;
+				}
+				crc = ff_crc32c(crc, buf, n);
+				pos += n;
+			}
+			free(buf);
+			if (crc != r->data_crc) {
+				ff_warn("%s: zone %u: data under the last pointer record is incomplete; write pointer rolled back from %llu to %llu",
+					dev->path, idx, (unsigned long long)r->wp,
+					(unsigned long long)r->from);
+				z->wp = r->from;
+			}
+		}
+		z->rec_wp = z->wp;
+		if (z->wp == e->t.zone_cap)
+			z->cond = FF_ZC_FULL;
+		else if (z->wp)
+			z->cond = FF_ZC_CLOSED; /* open zones come back closed after a restart */
+		if (r->cond == FF_ZC_FULL && r->from == r->wp) {
+			z->cond = FF_ZC_FULL; /* finished early */
+			z->wp = r->wp;
+		}
+	}
+	return 0;
+}
+
+static int emu_check_trailer(const struct emu_trailer *t, uint64_t raw_size, uint32_t dev_lb)
+{
+	if (memcmp(t->magic, EMU_MAGIC, 8))
+		return 0;
+	if (t->crc != trailer_crc(t)) {
+		ff_err("emulated-zone trailer checksum mismatch: the metadata is corrupt");
+		return -EUCLEAN;
+	}
+	if (t->version != EMU_VERSION) {
+		ff_err("emulated-zone metadata version %u is not supported (expected %u)",
+		       t->version, EMU_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	if (!t->lblock || t->lblock % dev_lb || !ff_is_pow2(t->lblock) || !t->zone_size ||
+	    t->zone_size % t->lblock || !t->zone_cap || t->zone_cap > t->zone_size ||
+	    t->zone_cap % t->lblock || t->nr_cnv > t->nr_zones ||
+	    t->meta_start < (uint64_t)t->nr_zones * t->zone_size || t->raw_size > raw_size ||
+	    t->meta_start + (uint64_t)t->nr_zones * 2 * t->lblock >
+		    trailer_off(t->raw_size, 4096)) {
+		ff_err("emulated-zone trailer describes an impossible geometry: the metadata is corrupt or the device was truncated");
+		return -EUCLEAN;
+	}
+	return 1;
+}
+
+int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size)
+{
+	struct emu_trailer t;
+	struct emu_state *e;
+	void *blk = NULL;
+	int ret;
+
+	if (raw_size < 2 * 4096)
+		return 0;
+	if (posix_memalign(&blk, 4096, 4096))
+		return -ENOMEM;
+	ret = read_block(dev->fd, blk, 4096, trailer_off(raw_size, 4096));
+	if (ret) {
+		free(blk);
+		return ret;
+	}
+	memcpy(&t, blk, sizeof(t));
+	ret = emu_check_trailer(&t, raw_size, dev->info.lblock_size);
+	if (ret <= 0) {
+		free(blk);
+		return ret;
+	}
+	dev->info.lblock_size = t.lblock;
+	dev->info.pblock_size = t.lblock > dev->info.pblock_size ? t.lblock : dev->info.pblock_size;
+	dev->info.write_gran = t.lblock;
+	dev->info.zone_size = t.zone_size;
+	dev->info.nr_zones = t.nr_zones;
+	dev->info.size = (uint64_t)t.nr_zones * t.zone_size;
+	if (t.flags & EMU_F_CONV_ONLY) {
+		dev->be = &ff_dev_regular_be;
+		dev->info.kind = FF_DEV_REGULAR;
+		dev->info.nr_cnv_zones = t.nr_zones;
+		free(blk);
+		return 1;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->z = calloc(t.nr_zones, sizeof(*e->z)))) {
+		free(e);
+		free(blk);
+		return -ENOMEM;
+	}
+	e->t = t;
+	ff_mutex_init(&e->lock);
+	pthread_cond_init(&e->idle, NULL);
+	dev->emu = e;
+	dev->be = &ff_dev_emu_be;
+	dev->info.kind = FF_DEV_EMULATED;
+	dev->info.nr_cnv_zones = t.nr_cnv;
+	dev->info.max_open = t.max_open;
+	dev->info.max_active = t.max_active;
+	free(blk);
+	if (posix_memalign(&blk, 4096, t.lblock)) {
+		ret = -ENOMEM;
+		goto out_err;
+	}
+	for (uint32_t i = t.nr_cnv; i < t.nr_zones; i++) {
+		ret = load_zone(dev, i, blk);
+		if (ret)
+			goto out_err;
+		e->nr_active += cond_active(e->z[i].cond);
+	}
+	free(blk);
+	return 1;
+out_err:
+	free(blk);
+	dev->info.read_only = true; /* nothing to write back at this close */
+	emu_close(dev);
+	dev->be = NULL;
+	return ret;
+}
+
+/* ---- format ---- */
+
+int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *o, bool force)
+{
+	struct emu_trailer t = {0};
+	uint64_t raw_size, meta, zs;
+	uint32_t lb, dev_lb = 512, nr;
+	struct stat st;
+	void *blk = NULL, *zero = NULL;
+	int fd, ret;
+
+	if (stat(path, &st) < 0) {
+		ret = -errno;
+		ff_err("cannot open %s: %s", path, strerror(errno));
+		return ret;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		ff_err("%s is neither a block device nor a regular file", path);
+		return -ENODEV;
+	}
+	fd = open(path, O_RDWR | O_CLOEXEC | (S_ISBLK(st.st_mode) ? O_EXCL : 0));
+	if (fd < 0) {
+		ret = -errno;
+		ff_err("cannot open %s for writing: %s", path, strerror(errno));
+		return ret;
+	}
+	if (S_ISBLK(st.st_mode)) {
+		int l = 512;
+
+		if (ioctl(fd, BLKGETSIZE64, &raw_size) < 0 || ioctl(fd, BLKSSZGET, &l) < 0) {
+			ret = -errno;
+			goto out_close;
+		}
+		dev_lb = (uint32_t)l;
+	} else {
+		raw_size = (uint64_t)st.st_size;
+	}
+	lb = o->lblock_size ? o->lblock_size : 4096;
+	zs = o->zone_size ? o->zone_size : FF_DEV_DEFAULT_ZONE_SIZE;
+	if (!ff_is_pow2(lb) || lb < dev_lb || lb < 4096 || lb > 65536) {
+		ff_err("block size %u is not a power of two between 4096 (and the device's %u) and 65536",
+		       lb, dev_lb);
+		ret = -EINVAL;
+		goto out_close;
+	}
+	if (zs % lb || zs < 4 * (uint64_t)lb) {
+		ff_err("zone size %llu is not a multiple of the %u-byte block (or is too small)",
+		       (unsigned long long)zs, lb);
+		ret = -EINVAL;
+		goto out_close;
+	}
+	if ((o->zone_cap && (o->zone_cap > zs || o->zone_cap % lb))) {
+		ff_err("zone capacity %llu must be a multiple of %u and at most the zone size",
+		       (unsigned long long)o->zone_cap, lb);
+		ret = -EINVAL;
+		goto out_close;
+	}
+	nr = (uint32_t)(raw_size / zs);
+	for (;;) {
+		meta = ((uint64_t)nr * 2 + 1) * lb;
+		if (!nr || (uint64_t)nr * zs + meta <= ff_round_down(raw_size, lb))
+			break;
+		nr--;
+	}
+	if (nr < 2 || nr <= o->nr_cnv) {
+		ff_err("%s is too small: %llu bytes hold %u zone(s) of %llu bytes; need at least 2 and more than the %u conventional",
+		       path, (unsigned long long)raw_size, nr, (unsigned long long)zs, o->nr_cnv);
+		ret = -ENOSPC;
+		goto out_close;
+	}
+	if (o->max_active && o->max_open > o->max_active) {
+		ff_err("max-open (%u) cannot exceed max-active (%u)", o->max_open, o->max_active);
+		ret = -EINVAL;
+		goto out_close;
+	}
+	if (posix_memalign(&blk, 4096, lb) || posix_memalign(&zero, 4096, 1 << 20)) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	{
+		struct iovec iov = {.iov_base = blk, .iov_len = 4096};
+
+		if (raw_size >= 8192 && lb >= 4096 &&
+		    ff_uring_rw(fd, &iov, 1, trailer_off(raw_size, 4096), false, 0) == 4096) {
+			struct emu_trailer old;
+
+			memcpy(&old, blk, sizeof(old));
+			if (!memcmp(old.magic, EMU_MAGIC, 8) && !force) {
+				ff_err("%s already holds emulated zones; use --force to format it again",
+				       path);
+				ret = -EEXIST;
+				goto out_free;
+			}
+		}
+	}
+	memcpy(t.magic, EMU_MAGIC, 8);
+	t.version = EMU_VERSION;
+	t.lblock = lb;
+	t.zone_size = zs;
+	t.zone_cap = o->zone_cap ? o->zone_cap : zs;
+	t.nr_zones = nr;
+	t.nr_cnv = o->conventional_only ? nr : o->nr_cnv;
+	t.max_open = o->max_open;
+	t.max_active = o->max_active;
+	t.flags = o->conventional_only ? EMU_F_CONV_ONLY : 0;
+	t.raw_size = raw_size;
+	/* the trailer sits in the last 4 KiB; records end just below it */
+	t.meta_start = trailer_off(raw_size, 4096) - (uint64_t)nr * 2 * lb;
+	t.meta_start = ff_round_down(t.meta_start, lb);
+	if (t.meta_start < (uint64_t)nr * zs) {
+		ret = -ENOSPC;
+		goto out_free;
+	}
+	t.crc = trailer_crc(&t);
+	memset(zero, 0, 1 << 20);
+	for (uint64_t off = t.meta_start; off < trailer_off(raw_size, 4096);) {
+		uint64_t n = trailer_off(raw_size, 4096) - off;
+		struct iovec iov = {.iov_base = zero, .iov_len = n < (1 << 20) ? n : (1 << 20)};
+		ssize_t r = ff_uring_rw(fd, &iov, 1, off, true, 0);
+
+		if (r <= 0) {
+			ret = r < 0 ? (int)r : -EIO;
+			goto out_free;
+		}
+		off += (uint64_t)r;
+	}
+	memset(blk, 0, lb);
+	memcpy(blk, &t, sizeof(t));
+	{
+		struct iovec iov = {.iov_base = blk, .iov_len = 4096};
+		ssize_t r =
+			ff_uring_rw(fd, &iov, 1, trailer_off(raw_size, 4096), true, FF_IO_DSYNC);
+
+		ret = r == 4096 ? 0 : (r < 0 ? (int)r : -EIO);
+	}
+	if (!ret && fsync(fd) < 0)
+		ret = -errno;
+out_free:
+	free(blk);
+	free(zero);
+out_close:
+	close(fd);
+	return ret;
+}

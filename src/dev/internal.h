@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * What the device layer's own files share and nobody else sees: the device
+ * structure, the backend table each kind implements, the per-thread io_uring
+ * helpers, and the zone queue's hooks.
+ */
+#ifndef FOLIOFS_DEV_INTERNAL_H
+#define FOLIOFS_DEV_INTERNAL_H
+
+#include <limits.h>
+#include <stdatomic.h>
+#include "foliofs/dev.h"
+#include "foliofs/util.h"
+
+struct ff_dev;
+struct emu_state;
+struct ff_zoneq_state;
+
+/*
+ * One backend per kind. Every hook returns 0/count or -errno. A backend's
+ * write hook is the raw primitive: for a sequential zone only the zone queue
+ * calls it (invariant 1), and the backend refuses a write that a real
+ * host-managed device would refuse.
+ */
+struct dev_backend {
+	ssize_t (*rw)(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off,
+		      bool write, unsigned flags);
+	int (*flush)(struct ff_dev *dev);
+	int (*report)(struct ff_dev *dev, uint32_t first, uint32_t n, struct ff_zone *out);
+	int (*zone_op)(struct ff_dev *dev, uint32_t zone, enum ff_zone_op op);
+	void (*close)(struct ff_dev *dev);
+};
+
+struct ff_dev {
+	int fd;	     /* I/O fd (O_DIRECT unless direct is false) */
+	bool direct; /* false: the filesystem refused O_DIRECT (tmpfs) */
+	char *path;
+	struct ff_dev_info info; /* immutable after open */
+	const struct dev_backend *be;
+	struct emu_state *emu;	   /* emulated zones, else NULL */
+	struct ff_zoneq_state *zq; /* zone queues, see zoneq.c */
+	/* counters: relaxed atomics */
+	_Atomic uint64_t st_reads, st_writes, st_flushes, st_zone_ops;
+	_Atomic uint64_t st_bytes_read, st_bytes_written, st_read_errors, st_write_errors;
+	_Atomic uint64_t st_meta_bytes; /* emulation metadata written (not user data) */
+};
+
+extern const struct dev_backend ff_dev_regular_be;
+extern const struct dev_backend ff_dev_emu_be;
+extern const struct dev_backend ff_dev_zbd_be;
+
+/* uring.c: synchronous I/O on the calling thread's ring. */
+ssize_t ff_uring_rw(int fd, const struct iovec *iov, int iovcnt, uint64_t off, bool write,
+		    unsigned flags);
+int ff_uring_fsync(int fd);
+/* n independent I/Os on fd; each ios[i].res filled. Returns 0 or -errno (ring failure). */
+int ff_uring_batch(int fd, struct ff_io *ios, int n);
+
+/* emu.c */
+int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size); /* 1 = emulated, 0 = not, -errno */
+/* A test hook: when set, called before every raw device write; a non-zero return fails it. */
+extern int (*ff_dev_fault_hook)(struct ff_dev *dev, uint64_t off, size_t len);
+
+/* zbd.c */
+int ff_zbd_open(struct ff_dev *dev, const char *path, const struct ff_dev_opts *opts);
+
+/* zoneq.c */
+int ff_zoneq_init(struct ff_dev *dev);
+void ff_zoneq_fini(struct ff_dev *dev);
+
+static inline size_t iov_len_sum(const struct iovec *iov, int iovcnt)
+{
+	size_t n = 0;
+
+	for (int i = 0; i < iovcnt; i++)
+		n += iov[i].iov_len;
+	return n;
+}
+
+#endif
