@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * foliofs-dev: the device layer from the command line. Lays emulated zones
+ * over a file or disk, prints a device's geometry and zone report, runs zone
+ * operations, and measures the zone queue (bench).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "foliofs/dev.h"
+#include "foliofs/util.h"
+#include "foliofs/zoneq.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: foliofs-dev format-emulated [--zone-size SIZE] [--zone-cap SIZE] [--conv-zones N]\n"
+		"                                   [--max-open N] [--max-active N] [--force] PATH\n"
+		"       foliofs-dev info PATH\n"
+		"       foliofs-dev report PATH\n"
+		"       foliofs-dev reset|finish|open|close PATH ZONE\n"
+		"       foliofs-dev bench [--bs SIZE] [--zones N] [--threads N] [--mib N] [--dsync] PATH\n");
+}
+
+static const char *cond_name(enum ff_zone_cond c)
+{
+	static const char *const n[] = {"not-wp", "empty", "imp-open", "exp-open",
+					"closed", "full",  "rdonly",   "offline"};
+
+	return (unsigned)c < sizeof(n) / sizeof(n[0]) ? n[c] : "?";
+}
+
+static int parse_u32(const char *s, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v > UINT32_MAX)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int cmd_format(int argc, char **argv)
+{
+	static const struct option lo[] = {{"zone-size", required_argument, NULL, 's'},
+					   {"zone-cap", required_argument, NULL, 'c'},
+					   {"conv-zones", required_argument, NULL, 'n'},
+					   {"max-open", required_argument, NULL, 'o'},
+					   {"max-active", required_argument, NULL, 'a'},
+					   {"force", no_argument, NULL, 'f'},
+					   {NULL, 0, NULL, 0}};
+	struct ff_emu_opts o = {.nr_cnv = 1};
+	bool force = false;
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "f", lo, NULL)) != -1) {
+		int bad = 0;
+
+		switch (c) {
+		case 's':
+			bad = ff_parse_size(optarg, &o.zone_size);
+			break;
+		case 'c':
+			bad = ff_parse_size(optarg, &o.zone_cap);
+			break;
+		case 'n':
+			bad = parse_u32(optarg, &o.nr_cnv);
+			break;
+		case 'o':
+			bad = parse_u32(optarg, &o.max_open);
+			break;
+		case 'a':
+			bad = parse_u32(optarg, &o.max_active);
+			break;
+		case 'f':
+			force = true;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (bad) {
+			fprintf(stderr, "foliofs-dev: bad value '%s'\n", optarg);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 2;
+	}
+	ret = ff_dev_format_emulated(argv[optind], &o, force);
+	if (ret) {
+		fprintf(stderr, "foliofs-dev: formatting %s failed: %s\n", argv[optind],
+			strerror(-ret));
+		return 1;
+	}
+	return 0;
+}
+
+static int open_dev(const char *path, struct ff_dev **dev)
+{
+	int ret = ff_dev_open(path, NULL, dev);
+
+	if (ret)
+		fprintf(stderr, "foliofs-dev: cannot open %s: %s\n", path, strerror(-ret));
+	return ret;
+}
+
+static int cmd_info(const char *path, bool report)
+{
+	struct ff_dev *dev;
+	const struct ff_dev_info *di;
+
+	if (open_dev(path, &dev))
+		return 1;
+	di = ff_dev_info(dev);
+	printf("device %s: %s, %llu bytes, %u zones of %llu bytes (%u conventional), logical block %u, physical block %u, write granularity %u, max open %u, max active %u%s\n",
+	       path, ff_dev_kind_name(di->kind), (unsigned long long)di->size, di->nr_zones,
+	       (unsigned long long)di->zone_size, di->nr_cnv_zones, di->lblock_size,
+	       di->pblock_size, di->write_gran, di->max_open, di->max_active,
+	       di->host_aware ? ", host-aware" : "");
+	if (report) {
+		struct ff_zone z;
+
+		for (uint32_t i = 0; i < di->nr_zones; i++) {
+			if (ff_dev_report(dev, i, 1, &z) != 1)
+				break;
+			printf("zone %u: start %llu len %llu cap %llu wp %llu type %s cond %s\n", i,
+			       (unsigned long long)z.start, (unsigned long long)z.len,
+			       (unsigned long long)z.cap, (unsigned long long)(z.wp - z.start),
+			       z.type == FF_ZONE_CNV   ? "cnv"
+			       : z.type == FF_ZONE_SWR ? "swr"
+						       : "swp",
+			       cond_name(z.cond));
+		}
+	}
+	ff_dev_close(dev);
+	return 0;
+}
+
+static int cmd_zone_op(const char *op, const char *path, const char *zs)
+{
+	enum ff_zone_op o = !strcmp(op, "reset")    ? FF_ZOP_RESET
+			    : !strcmp(op, "finish") ? FF_ZOP_FINISH
+			    : !strcmp(op, "open")   ? FF_ZOP_OPEN
+						    : FF_ZOP_CLOSE;
+	struct ff_dev *dev;
+	uint32_t zone;
+	int ret;
+
+	if (parse_u32(zs, &zone)) {
+		fprintf(stderr, "foliofs-dev: bad zone number '%s'\n", zs);
+		return 2;
+	}
+	if (open_dev(path, &dev))
+		return 1;
+	ret = ff_zoneq_zone_op(dev, zone, o);
+	if (ret)
+		fprintf(stderr, "foliofs-dev: %s of zone %u failed: %s\n", op, zone,
+			strerror(-ret));
+	ff_dev_close(dev);
+	return ret ? 1 : 0;
+}
+
+struct bw {
+	struct ff_dev *dev;
+	uint32_t zone;
+	uint64_t bytes, bs;
+	unsigned flags;
+	int err;
+};
+
+static void *bench_fn(void *arg)
+{
+	struct bw *w = arg;
+	void *buf = NULL;
+	struct iovec iov;
+
+	if (posix_memalign(&buf, 4096, w->bs)) {
+		w->err = -ENOMEM;
+		return NULL;
+	}
+	memset(buf, 0xa5, w->bs);
+	iov = (struct iovec){buf, w->bs};
+	for (uint64_t done = 0; done < w->bytes; done += w->bs) {
+		ssize_t r = ff_zoneq_append(w->dev, w->zone, &iov, 1, w->flags, NULL);
+
+		if (r < 0) {
+			w->err = (int)r;
+			break;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+/* Appends through the zone queue from several threads into several zones. */
+static int cmd_bench(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"bs", required_argument, NULL, 'b'},	   {"zones", required_argument, NULL, 'z'},
+		{"threads", required_argument, NULL, 't'}, {"mib", required_argument, NULL, 'm'},
+		{"dsync", no_argument, NULL, 'd'},	   {NULL, 0, NULL, 0}};
+	uint64_t bs = 4096;
+	uint32_t nz = 1, nt = 1, mib = 64;
+	unsigned flags = 0;
+	struct ff_dev *dev;
+	struct ff_zoneq_stats qs;
+	uint64_t t0, t1, total;
+	int c, err = 0;
+	uint32_t first = UINT32_MAX;
+
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		int bad = 0;
+
+		switch (c) {
+		case 'b':
+			bad = ff_parse_size(optarg, &bs);
+			break;
+		case 'z':
+			bad = parse_u32(optarg, &nz);
+			break;
+		case 't':
+			bad = parse_u32(optarg, &nt);
+			break;
+		case 'm':
+			bad = parse_u32(optarg, &mib);
+			break;
+		case 'd':
+			flags = FF_IO_DSYNC;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (bad || !nz || !nt || nt > 256 || !bs) {
+			fprintf(stderr, "foliofs-dev: bad value '%s'\n", optarg);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 2;
+	}
+	if (open_dev(argv[optind], &dev))
+		return 1;
+	for (uint32_t i = 0; i < ff_dev_info(dev)->nr_zones; i++) {
+		struct ff_zone z;
+
+		if (ff_dev_report(dev, i, 1, &z) == 1 && z.type != FF_ZONE_CNV) {
+			first = i;
+			break;
+		}
+	}
+	if (first == UINT32_MAX || first + nz > ff_dev_info(dev)->nr_zones) {
+		fprintf(stderr, "foliofs-dev: not enough sequential zones for the bench\n");
+		ff_dev_close(dev);
+		return 1;
+	}
+	for (uint32_t z = first; z < first + nz; z++)
+		ff_zoneq_zone_op(dev, z, FF_ZOP_RESET);
+	{
+		struct bw w[256];
+		pthread_t th[256];
+		uint64_t per = ((uint64_t)mib << 20) / nt / bs * bs;
+
+		t0 = ff_now_ns();
+		for (uint32_t i = 0; i < nt; i++) {
+			w[i] = (struct bw){dev, first + i % nz, per, bs, flags, 0};
+			pthread_create(&th[i], NULL, bench_fn, &w[i]);
+		}
+		for (uint32_t i = 0; i < nt; i++) {
+			pthread_join(th[i], NULL);
+			if (w[i].err && !err)
+				err = w[i].err;
+		}
+		t1 = ff_now_ns();
+		total = per * nt;
+	}
+	ff_zoneq_stats(dev, &qs);
+	if (err)
+		fprintf(stderr, "foliofs-dev: bench write failed: %s\n", strerror(-err));
+	printf("bench bs=%llu zones=%u threads=%u %s: %.1f MiB/s, %.0f IOPS, %llu device writes for %llu queued\n",
+	       (unsigned long long)bs, nz, nt, flags ? "dsync" : "nosync",
+	       (double)total / (1 << 20) / ((double)(t1 - t0) / 1e9),
+	       (double)(total / bs) / ((double)(t1 - t0) / 1e9), (unsigned long long)qs.issued,
+	       (unsigned long long)qs.queued);
+	for (uint32_t z = first; z < first + nz; z++)
+		ff_zoneq_zone_op(dev, z, FF_ZOP_RESET);
+	ff_dev_close(dev);
+	return err ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd;
+
+	if (argc < 2) {
+		usage(stderr);
+		return 2;
+	}
+	cmd = argv[1];
+	if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(cmd, "format-emulated"))
+		return cmd_format(argc - 1, argv + 1);
+	if (!strcmp(cmd, "bench"))
+		return cmd_bench(argc - 1, argv + 1);
+	if ((!strcmp(cmd, "info") || !strcmp(cmd, "report")) && argc == 3)
+		return cmd_info(argv[2], !strcmp(cmd, "report"));
+	if ((!strcmp(cmd, "reset") || !strcmp(cmd, "finish") || !strcmp(cmd, "open") ||
+	     !strcmp(cmd, "close")) &&
+	    argc == 4)
+		return cmd_zone_op(cmd, argv[2], argv[3]);
+	usage(stderr);
+	return 2;
+}
