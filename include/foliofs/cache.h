@@ -51,7 +51,11 @@ struct ff_cache_ops {
 	int (*map_read)(void *fs_inode, uint64_t off, uint64_t len, struct ff_map *m);
 	/*
 	 * Where the bytes [off, off+len) go. May map fewer bytes than asked
-	 * (m->len); the cache writes what was mapped and asks again.
+	 * (m->len, 0 when nothing can be written yet: a partial tail block of a
+	 * sequential file); the cache writes what was mapped and asks again.
+	 * For FF_MAP_SEQ, m->file_off is the file offset at the zone's reserve
+	 * pointer: when it is below off, the cache first writes back what lies
+	 * in between, then asks again.
 	 */
 	int (*map_write)(void *fs_inode, uint64_t off, uint64_t len, unsigned flags,
 			 struct ff_map *m);
@@ -90,6 +94,12 @@ int ff_cache_destroy(struct ff_cache *c);
 struct ff_cinode *ff_cache_inode_new(struct ff_cache *c, void *fs_inode);
 /* Writes back and drops the inode's folios. */
 int ff_cache_inode_free(struct ff_cinode *ci);
+
+/*
+ * Tell the cache the file's size: folio-granular dirtying and read folios do
+ * not reach past it. The filesystem calls it at open and on size changes.
+ */
+void ff_cache_inode_set_size(struct ff_cinode *ci, uint64_t size);
 
 /* Read [off, off+len); the caller clamps to the file size. Returns bytes or -errno. */
 ssize_t ff_cache_read(struct ff_cinode *ci, void *buf, size_t len, uint64_t off, unsigned flags);

@@ -1,0 +1,1252 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The large-folio page cache.
+ *
+ * Folios. A folio holds 2^order bytes of one file, aligned in the file to its
+ * size, from one logical block up to max_folio. Its size follows the access:
+ * a miss or write at the end of the previous access (sequential) ramps the
+ * order up one step per folio, like readahead, up to max_folio; a random one
+ * gets the smallest folio that covers it. Each folio has three per-block
+ * bitmaps, uptodate, dirty and writeback (the kernel's iomap_folio_state).
+ *
+ * Writes. A buffered write copies in and sets the blocks dirty; a background
+ * flusher writes dirty blocks back per inode in offset order, contiguous
+ * dirty blocks (across folios) as one I/O, and writers that push the dirty
+ * total above dirty_max_pct write back their own inode before going on. A
+ * sync write (FF_CW_SYNC/DSYNC) takes the write-through path: it copies in,
+ * sets the touched blocks writeback (never dirty; touched blocks that were
+ * dirty join the same write), asks the filesystem where they go (map_write),
+ * submits exactly those blocks durably (FF_IO_DSYNC), waits, calls write_done
+ * and clears writeback. For a sequential zone whose reserve pointer is behind
+ * the write (buffered data not yet written), that data is written back first
+ * through the same zone queue, durably, so zone order holds.
+ * sync_mode=writeback makes a sync write dirty its blocks, then write back
+ * and flush (what the kernel does); dirty_gran=folio makes every write dirty
+ * (and write through) its whole folio (the kernel before per-block dirty).
+ *
+ * Memory. Folios are allocated against cache_size: memory is reserved before
+ * a folio is allocated, by reclaiming clean, unpinned folios with CLOCK; when
+ * none is clean the flusher is kicked and the reserver waits. Only in-flight
+ * I/O can push the cache past its budget (a reservation waits, never skips).
+ *
+ * Errors. A failed write-through returns the error to its writer and drops
+ * the blocks' uptodate state so later reads go to the device. A failed
+ * background writeback keeps the blocks dirty (the data is not lost), records
+ * the error on the inode and stops the flusher retrying that inode; the next
+ * fsync retries and returns the error once.
+ *
+ * Locking. ci->lock guards an inode's index and every state bit and counter
+ * of its folios; c->lock guards the CLOCK ring, the inode list and memory
+ * accounting. Order: ci->lock, then c->lock; the reclaimer, holding c->lock,
+ * only try-locks an inode. No lock is held across device I/O or calls into
+ * the filesystem: a folio being filled has f->filling set, blocks being
+ * written have their writeback bit, and waiters sleep on ci->cv.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "foliofs/dev.h"
+#include "foliofs/zoneq.h"
+#include "internal.h"
+
+#define MAX_SEGS 256
+
+struct seg {
+	struct folio *f;
+	uint32_t b0, b1; /* blocks [b0, b1) of f */
+};
+
+static void cnt_add(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+}
+
+static void cnt_sub(_Atomic uint64_t *c, uint64_t v)
+{
+	atomic_fetch_sub_explicit(c, v, memory_order_relaxed);
+}
+
+static uint64_t cnt_get(_Atomic uint64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static uint8_t ilog2_u64(uint64_t v)
+{
+	return (uint8_t)(63 - __builtin_clzll(v));
+}
+
+static void timed_wait(pthread_cond_t *cv, struct ff_mutex *mu, long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += ms * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	atomic_store_explicit(&mu->owner, (pthread_t)0, memory_order_relaxed);
+	pthread_cond_timedwait(cv, &mu->m, &ts);
+	atomic_store_explicit(&mu->owner, pthread_self(), memory_order_relaxed);
+}
+
+/* ---- memory: reservation, CLOCK reclaim ---- */
+
+static void ring_insert_locked(struct ff_cache *c, struct folio *f)
+{
+	ff_assert_held(&c->lock);
+	if (!c->hand) {
+		f->clk_next = f->clk_prev = f;
+		c->hand = f;
+		return;
+	}
+	f->clk_next = c->hand;
+	f->clk_prev = c->hand->clk_prev;
+	f->clk_prev->clk_next = f;
+	c->hand->clk_prev = f;
+}
+
+static void ring_remove_locked(struct ff_cache *c, struct folio *f)
+{
+	ff_assert_held(&c->lock);
+	if (f->clk_next == f) {
+		c->hand = NULL;
+	} else {
+		f->clk_prev->clk_next = f->clk_next;
+		f->clk_next->clk_prev = f->clk_prev;
+		if (c->hand == f)
+			c->hand = f->clk_next;
+	}
+	f->clk_next = f->clk_prev = NULL;
+}
+
+static void folio_free_mem(struct ff_cache *c, struct folio *f)
+{
+	cnt_sub(&c->by_order[f->order], 1);
+	free(f->data);
+	free(f);
+}
+
+/* Reclaim one clean unpinned folio. Caller holds c->lock. Returns bytes freed. */
+static uint64_t reclaim_one_locked(struct ff_cache *c)
+{
+	struct folio *f = c->hand;
+	uint64_t scanned = 0, limit;
+
+	ff_assert_held(&c->lock);
+	if (!f)
+		return 0;
+	/* two passes over the ring: the first clears reference bits */
+	limit = 0;
+	for (struct folio *g = f->clk_next; g != f; g = g->clk_next)
+		limit++;
+	limit = 2 * (limit + 1);
+	for (; scanned < limit && c->hand; scanned++) {
+		struct ff_cinode *ci;
+		uint32_t size;
+
+		f = c->hand;
+		c->hand = f->clk_next;
+		if (atomic_exchange_explicit(&f->referenced, false, memory_order_relaxed))
+			continue;
+		ci = f->ci;
+		if (!ff_mutex_trylock(&ci->lock))
+			continue;
+		if (f->pins || f->filling || f->nr_dirty || f->nr_wb) {
+			ff_mutex_unlock(&ci->lock);
+			continue;
+		}
+		ff_idx_remove(ci, f);
+		ring_remove_locked(c, f);
+		ff_mutex_unlock(&ci->lock);
+		size = f->size;
+		c->used -= size;
+		folio_free_mem(c, f);
+		cnt_add(&c->reclaims, 1);
+		return size;
+	}
+	return 0;
+}
+
+/* Reserve bytes of the budget, reclaiming or waiting. No inode lock held. */
+static void reserve_mem(struct ff_cache *c, uint64_t bytes)
+{
+	ff_mutex_lock(&c->lock);
+	while (c->used + bytes > c->o.cache_size && c->used) {
+		if (reclaim_one_locked(c))
+			continue;
+		c->kick = true;
+		pthread_cond_signal(&c->flush_cv);
+		cnt_add(&c->throttle_waits, 1);
+		timed_wait(&c->mem_cv, &c->lock, 20);
+	}
+	c->used += bytes;
+	ff_mutex_unlock(&c->lock);
+}
+
+static void unreserve_mem(struct ff_cache *c, uint64_t bytes)
+{
+	ff_mutex_lock(&c->lock);
+	c->used -= bytes;
+	pthread_cond_broadcast(&c->mem_cv);
+	ff_mutex_unlock(&c->lock);
+}
+
+/* ---- folio lookup and creation ---- */
+
+static bool range_free_locked(struct ff_cinode *ci, uint64_t s, uint64_t size)
+{
+	struct folio *n;
+
+	if (ff_idx_find(ci, s))
+		return false;
+	n = ff_idx_ceil(ci, s);
+	return !n || n->off >= s + size;
+}
+
+/* The order a new folio at off should have, given the access. Caller holds ci->lock. */
+static uint8_t want_order_locked(struct ff_cinode *ci, uint64_t off, uint64_t len)
+{
+	struct ff_cache *c = ci->c;
+	uint8_t o;
+
+	ff_assert_held(&ci->lock);
+	o = len <= c->blk ? c->blk_order : ilog2_u64(len - 1) + 1;
+	if (o > c->max_order)
+		o = c->max_order;
+	if (o < c->blk_order)
+		o = c->blk_order;
+	if (off == ci->last_end && off) {
+		/* sequential: ramp up one order per new folio */
+		if (ci->seq_order < o)
+			ci->seq_order = o;
+		else if (ci->seq_order < c->max_order)
+			ci->seq_order++;
+		o = ci->seq_order;
+	} else {
+		ci->seq_order = o;
+	}
+	/* shrink until the aligned range holds off and overlaps no folio */
+	while (o > c->blk_order) {
+		uint64_t s = ff_round_down(off, 1ull << o);
+
+		if (range_free_locked(ci, s, 1ull << o))
+			break;
+		o--;
+	}
+	return o;
+}
+
+/*
+ * The folio covering off, created if absent, pinned. Called with ci->lock
+ * held; may drop and retake it (to reserve memory). Returns NULL on ENOMEM.
+ */
+static struct folio *get_folio_locked(struct ff_cinode *ci, uint64_t off, uint64_t len)
+{
+	struct ff_cache *c = ci->c;
+	struct folio *f;
+	uint8_t order;
+	uint64_t size;
+	uint32_t nblk;
+
+	ff_assert_held(&ci->lock);
+	for (;;) {
+		f = ff_idx_find(ci, off);
+		if (f) {
+			f->pins++;
+			atomic_store_explicit(&f->referenced, true, memory_order_relaxed);
+			return f;
+		}
+		order = want_order_locked(ci, off, len);
+		size = 1ull << order;
+		ff_mutex_unlock(&ci->lock);
+		reserve_mem(c, size);
+		ff_mutex_lock(&ci->lock);
+		if (!range_free_locked(ci, ff_round_down(off, size), size)) {
+			unreserve_mem(c, size);
+			continue; /* raced with another creator */
+		}
+		break;
+	}
+	nblk = (uint32_t)(size >> c->blk_order);
+	f = calloc(1, sizeof(*f) + 3 * FST_WORDS(nblk) * sizeof(uint64_t));
+	if (!f || posix_memalign((void **)&f->data, 4096, size)) {
+		free(f);
+		unreserve_mem(c, size);
+		return NULL;
+	}
+	f->off = ff_round_down(off, size);
+	f->size = (uint32_t)size;
+	f->nblk = nblk;
+	f->order = order;
+	f->ci = ci;
+	f->pins = 1;
+	ff_idx_insert(ci, f);
+	cnt_add(&c->by_order[order], 1);
+	ff_mutex_lock(&c->lock);
+	ring_insert_locked(c, f);
+	ff_mutex_unlock(&c->lock);
+	return f;
+}
+
+static void unpin_locked(struct ff_cinode *ci, struct folio *f)
+{
+	ff_assert_held(&ci->lock);
+	f->pins--;
+}
+
+/* ---- filling from the device ---- */
+
+/* Read blocks [b0, b1) of f from where the filesystem says they live. No lock held. */
+static int read_blocks(struct ff_cinode *ci, struct folio *f, uint32_t b0, uint32_t b1)
+{
+	struct ff_cache *c = ci->c;
+	uint64_t pos = f->off + ((uint64_t)b0 << c->blk_order);
+	uint64_t end = f->off + ((uint64_t)b1 << c->blk_order);
+
+	while (pos < end) {
+		struct ff_map m = {0};
+		uint8_t *dst = f->data + (pos - f->off);
+		uint64_t n;
+		int ret = c->ops->map_read(ci->fs_inode, pos, end - pos, &m);
+
+		if (ret)
+			return ret;
+		n = m.len < end - pos ? m.len : end - pos;
+		if (!n)
+			return -EIO;
+		if (m.type == FF_MAP_HOLE) {
+			memset(dst, 0, n);
+		} else {
+			struct iovec iov = {dst, n};
+			ssize_t r = ff_dev_read(c->dev, &iov, 1, m.dev_off + (pos - m.file_off));
+
+			if (r < 0)
+				return (int)r;
+			if ((uint64_t)r != n)
+				return -EIO;
+			cnt_add(&c->read_bytes, n);
+		}
+		pos += n;
+	}
+	return 0;
+}
+
+/*
+ * Make blocks [b0, b1) of f uptodate. Called with ci->lock held and f pinned;
+ * drops the lock around the read. Blocks already uptodate (dirty ones are)
+ * are never overwritten.
+ */
+static int make_uptodate_locked(struct ff_cinode *ci, struct folio *f, uint32_t b0, uint32_t b1)
+{
+	int ret = 0;
+
+	ff_assert_held(&ci->lock);
+	for (;;) {
+		while (f->filling)
+			ff_cond_wait(&ci->cv, &ci->lock);
+		if (fst_all(f, FST_UPTODATE, b0, b1))
+			return 0;
+		f->filling = true;
+		break;
+	}
+	for (uint32_t b = b0; b < b1 && !ret;) {
+		uint32_t e;
+
+		if (fst_test(f, FST_UPTODATE, b)) {
+			b++;
+			continue;
+		}
+		for (e = b; e < b1 && !fst_test(f, FST_UPTODATE, e); e++)
+			;
+		ff_mutex_unlock(&ci->lock);
+		ret = read_blocks(ci, f, b, e);
+		ff_mutex_lock(&ci->lock);
+		if (!ret)
+			for (uint32_t k = b; k < e; k++)
+				fst_set(f, FST_UPTODATE, k);
+		b = e;
+	}
+	f->filling = false;
+	pthread_cond_broadcast(&ci->cv);
+	return ret;
+}
+
+static void wait_wb_locked(struct ff_cinode *ci, struct folio *f, uint32_t b0, uint32_t b1)
+{
+	ff_assert_held(&ci->lock);
+	while (f->filling || fst_any(f, FST_WB, b0, b1))
+		ff_cond_wait(&ci->cv, &ci->lock);
+}
+
+/* ---- submission of blocks ---- */
+
+static int writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsigned io_flags);
+
+/*
+ * Write the blocks of segs (contiguous in the file, all marked writeback by
+ * the caller) where map_write says. No lock held. *stopped is set when the
+ * filesystem mapped nothing (a partial tail of a sequential file): the blocks
+ * from *done on were not written. Returns 0 or the first error; *done = bytes
+ * written from the start of the first segment.
+ */
+static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, unsigned mapw_flags,
+		       unsigned io_flags, bool through, uint64_t *done, bool *stopped)
+{
+	struct ff_cache *c = ci->c;
+	uint64_t start = segs[0].f->off + ((uint64_t)segs[0].b0 << c->blk_order);
+	uint64_t end = segs[nseg - 1].f->off + ((uint64_t)segs[nseg - 1].b1 << c->blk_order);
+	uint64_t pos = start;
+	int ret = 0;
+
+	*stopped = false;
+	while (pos < end) {
+		struct ff_map m = {0};
+		struct iovec iov[MAX_SEGS];
+		int cnt = 0;
+		uint64_t n, p;
+		ssize_t res;
+
+		ret = c->ops->map_write(ci->fs_inode, pos, end - pos, mapw_flags, &m);
+		if (ret)
+			break;
+		if (m.type == FF_MAP_SEQ && m.file_off < pos) {
+			/* buffered data ahead of us in the zone goes first, in order */
+			ret = writeback_range(ci, m.file_off, pos, io_flags);
+			if (ret)
+				break;
+			ret = c->ops->map_write(ci->fs_inode, pos, end - pos, mapw_flags, &m);
+			if (ret)
+				break;
+			if (m.type == FF_MAP_SEQ && m.file_off != pos) {
+				ff_err("cache: zone pointer at file offset %llu, expected %llu",
+				       (unsigned long long)m.file_off, (unsigned long long)pos);
+				ret = -EIO;
+				break;
+			}
+		}
+		if (m.type == FF_MAP_HOLE) {
+			ret = -EIO;
+			break;
+		}
+		if (!m.len) {
+			*stopped = true;
+			break;
+		}
+		n = m.len < end - pos ? m.len : end - pos;
+		p = pos;
+		for (int i = 0; i < nseg && p < pos + n; i++) {
+			uint64_t e = segs[i].f->off + ((uint64_t)segs[i].b1 << c->blk_order);
+
+			if (e <= p)
+				continue;
+			if (e > pos + n)
+				e = pos + n;
+			iov[cnt].iov_base = segs[i].f->data + (p - segs[i].f->off);
+			iov[cnt].iov_len = e - p;
+			cnt++;
+			p = e;
+		}
+		{
+			uint64_t doff = m.dev_off + (pos - m.file_off);
+
+			if (m.type == FF_MAP_SEQ)
+				res = ff_zoneq_write_at(c->dev, m.zone, iov, cnt, doff, io_flags);
+			else
+				res = ff_dev_write(c->dev, iov, cnt, doff, io_flags);
+		}
+		if (res >= 0 && (uint64_t)res != n)
+			res = -EIO;
+		{
+			struct ff_map dm = m;
+
+			dm.dev_off = m.dev_off + (pos - m.file_off);
+			dm.file_off = pos;
+			dm.len = n;
+			ret = c->ops->write_done(ci->fs_inode, &dm, res, mapw_flags);
+		}
+		if (res < 0) {
+			ret = (int)res;
+			break;
+		}
+		if (ret)
+			break;
+		cnt_add(through ? &c->wt_bytes : &c->wb_bytes, n);
+		pos += n;
+	}
+	*done = pos - start;
+	return ret;
+}
+
+/* ---- writeback ---- */
+
+/*
+ * Collect the first run of contiguous dirty blocks at or after *pos below hi,
+ * mark them writeback and pin their folios. Caller holds ci->lock.
+ */
+static int collect_dirty_locked(struct ff_cinode *ci, uint64_t *pos, uint64_t hi, struct seg *segs)
+{
+	struct ff_cache *c = ci->c;
+	struct folio *f = ff_idx_find(ci, *pos);
+	uint64_t bytes = 0, max_bytes = 4ull << 20;
+	int n = 0;
+
+	ff_assert_held(&ci->lock);
+	if (!f)
+		f = ff_idx_ceil(ci, *pos);
+	for (; f && f->off < hi; f = ff_idx_ceil(ci, f->off + f->size)) {
+		uint32_t b = *pos > f->off ? (uint32_t)((*pos - f->off) >> c->blk_order) : 0, e;
+		uint32_t bmax = f->nblk;
+
+		if (hi < f->off + f->size)
+			bmax = (uint32_t)(ff_round_up(hi - f->off, c->blk) >> c->blk_order);
+		if (f->filling || !f->nr_dirty) {
+			if (n)
+				break;
+			continue;
+		}
+		if (n) {
+			/* the run continues only into an adjacent folio starting dirty */
+			struct seg *last = &segs[n - 1];
+
+			if (last->f->off + last->f->size != f->off || last->b1 != last->f->nblk ||
+			    !fst_test(f, FST_DIRTY, 0))
+				break;
+			b = 0;
+		} else {
+			while (b < bmax && !fst_test(f, FST_DIRTY, b))
+				b++;
+			if (b == bmax)
+				continue;
+		}
+		for (e = b; e < bmax && fst_test(f, FST_DIRTY, e) && !fst_test(f, FST_WB, e); e++)
+			;
+		if (e == b)
+			break;
+		for (uint32_t k = b; k < e; k++) {
+			fst_clear(f, FST_DIRTY, k);
+			fst_set(f, FST_WB, k);
+		}
+		f->nr_dirty -= e - b;
+		f->nr_wb += e - b;
+		ci->nr_dirty -= e - b;
+		ci->nr_wb += e - b;
+		cnt_sub(&c->dirty_bytes, (uint64_t)(e - b) << c->blk_order);
+		cnt_add(&c->wb_inflight, (uint64_t)(e - b) << c->blk_order);
+		f->pins++;
+		segs[n++] = (struct seg){f, b, e};
+		bytes += (uint64_t)(e - b) << c->blk_order;
+		if (e != f->nblk || n == MAX_SEGS || bytes >= max_bytes)
+			break;
+	}
+	if (n)
+		*pos = segs[n - 1].f->off + ((uint64_t)segs[n - 1].b1 << c->blk_order);
+	return n;
+}
+
+/*
+ * Finish a submission: clear writeback of segs, unpin. Blocks below done
+ * bytes are clean; the rest go back to dirty (not written) — and with err,
+ * for write-through (redirty false) they lose uptodate instead.
+ */
+static void finish_segs_locked(struct ff_cinode *ci, struct seg *segs, int nseg, uint64_t done,
+			       bool redirty)
+{
+	struct ff_cache *c = ci->c;
+	uint64_t left = done >> c->blk_order;
+
+	ff_assert_held(&ci->lock);
+	for (int i = 0; i < nseg; i++) {
+		struct folio *f = segs[i].f;
+
+		for (uint32_t k = segs[i].b0; k < segs[i].b1; k++) {
+			fst_clear(f, FST_WB, k);
+			if (left) {
+				left--;
+				continue;
+			}
+			if (redirty) {
+				fst_set(f, FST_DIRTY, k);
+				f->nr_dirty++;
+				ci->nr_dirty++;
+				cnt_add(&c->dirty_bytes, c->blk);
+			} else {
+				fst_clear(f, FST_UPTODATE, k);
+			}
+		}
+		f->nr_wb -= segs[i].b1 - segs[i].b0;
+		ci->nr_wb -= segs[i].b1 - segs[i].b0;
+		cnt_sub(&c->wb_inflight, (uint64_t)(segs[i].b1 - segs[i].b0) << c->blk_order);
+		unpin_locked(ci, f);
+	}
+	pthread_cond_broadcast(&ci->cv);
+}
+
+/* Wait until no block of [lo, hi) is under writeback. Caller holds ci->lock. */
+static void wait_range_wb_locked(struct ff_cinode *ci, uint64_t lo, uint64_t hi)
+{
+	for (;;) {
+		struct folio *f = ff_idx_find(ci, lo);
+		bool busy = false;
+
+		if (!f)
+			f = ff_idx_ceil(ci, lo);
+		for (; f && f->off < hi; f = ff_idx_ceil(ci, f->off + f->size))
+			if (f->nr_wb) {
+				busy = true;
+				break;
+			}
+		if (!busy)
+			return;
+		ff_cond_wait(&ci->cv, &ci->lock);
+	}
+}
+
+/*
+ * Write back every dirty block of [lo, hi) in offset order and wait for all
+ * writeback in the range (any thread's). No lock held. Returns the first error.
+ */
+static int writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsigned io_flags)
+{
+	struct seg segs[MAX_SEGS];
+	uint64_t pos = lo;
+	int ret = 0;
+
+	ff_mutex_lock(&ci->lock);
+	while (pos < hi) {
+		uint64_t done = 0;
+		bool stopped;
+		int n = collect_dirty_locked(ci, &pos, hi, segs), err;
+
+		if (!n)
+			break;
+		ff_mutex_unlock(&ci->lock);
+		err = submit_segs(ci, segs, n, io_flags & FF_IO_DSYNC ? FF_MAPW_SYNC : 0, io_flags,
+				  false, &done, &stopped);
+		ff_mutex_lock(&ci->lock);
+		finish_segs_locked(ci, segs, n, done, true);
+		if (err) {
+			if (!ci->error)
+				ci->error = err;
+			ci->wb_failed = true;
+			if (!ret)
+				ret = err;
+			break;
+		}
+		if (stopped)
+			break; /* a partial tail: it stays cached until it fills */
+	}
+	wait_range_wb_locked(ci, lo, hi);
+	ff_mutex_unlock(&ci->lock);
+	return ret;
+}
+
+/* ---- the flusher ---- */
+
+static uint64_t dirty_bg(const struct ff_cache *c)
+{
+	return c->o.cache_size / 100 * c->o.dirty_bg_pct;
+}
+
+static uint64_t dirty_max(const struct ff_cache *c)
+{
+	return c->o.cache_size / 100 * c->o.dirty_max_pct;
+}
+
+static void *flusher_main(void *arg)
+{
+	struct ff_cache *c = arg;
+
+	ff_mutex_lock(&c->lock);
+	while (!c->stop) {
+		struct ff_cinode *ci;
+
+		if (!c->kick && cnt_get(&c->dirty_bytes) <= dirty_bg(c)) {
+			timed_wait(&c->flush_cv, &c->lock, 1000);
+			/* every second, old dirty data goes too (like dirty_expire) */
+			if (!c->kick && cnt_get(&c->dirty_bytes) <= dirty_bg(c) &&
+			    !cnt_get(&c->dirty_bytes))
+				continue;
+		}
+		c->kick = false;
+		for (ci = c->inodes; ci && !c->stop; ci = ci->next) {
+			bool skip;
+
+			ci->refs++;
+			ff_mutex_unlock(&c->lock);
+			ff_mutex_lock(&ci->lock);
+			skip = ci->wb_failed || !ci->nr_dirty;
+			ff_mutex_unlock(&ci->lock);
+			if (!skip)
+				writeback_range(ci, 0, UINT64_MAX, 0);
+			ff_mutex_lock(&c->lock);
+			ci->refs--;
+			pthread_cond_broadcast(&c->mem_cv);
+		}
+	}
+	ff_mutex_unlock(&c->lock);
+	return NULL;
+}
+
+static void throttle(struct ff_cinode *ci)
+{
+	struct ff_cache *c = ci->c;
+	uint64_t d = cnt_get(&c->dirty_bytes);
+
+	if (d > dirty_bg(c)) {
+		ff_mutex_lock(&c->lock);
+		c->kick = true;
+		pthread_cond_signal(&c->flush_cv);
+		ff_mutex_unlock(&c->lock);
+	}
+	if (d > dirty_max(c)) {
+		cnt_add(&c->throttle_waits, 1);
+		writeback_range(ci, 0, UINT64_MAX, 0);
+	}
+}
+
+/* ---- public: create, inodes ---- */
+
+int ff_cache_create(struct ff_dev *dev, const struct ff_cache_ops *ops,
+		    const struct ff_cache_opts *opts, struct ff_cache **out)
+{
+	struct ff_cache *c = calloc(1, sizeof(*c));
+	const struct ff_dev_info *di = ff_dev_info(dev);
+
+	if (!c)
+		return -ENOMEM;
+	c->dev = dev;
+	c->ops = ops;
+	if (opts)
+		c->o = *opts;
+	if (!c->o.cache_size)
+		c->o.cache_size = 256ull << 20;
+	if (!c->o.max_folio)
+		c->o.max_folio = 2u << 20;
+	if (!c->o.dirty_bg_pct)
+		c->o.dirty_bg_pct = 10;
+	if (!c->o.dirty_max_pct)
+		c->o.dirty_max_pct = 40;
+	c->blk = di->lblock_size < 4096 ? 4096 : di->lblock_size;
+	if (!ff_is_pow2(c->o.max_folio) || c->o.max_folio < c->blk || c->o.max_folio > (1u << 30) ||
+	    c->o.dirty_bg_pct > 100 || c->o.dirty_max_pct > 100 ||
+	    c->o.dirty_bg_pct > c->o.dirty_max_pct) {
+		free(c);
+		return -EINVAL;
+	}
+	if (c->o.cache_size < 4ull * c->o.max_folio) {
+		free(c);
+		return -EINVAL;
+	}
+	c->blk_order = ilog2_u64(c->blk);
+	c->max_order = ilog2_u64(c->o.max_folio);
+	ff_mutex_init(&c->lock);
+	pthread_cond_init(&c->mem_cv, NULL);
+	pthread_cond_init(&c->flush_cv, NULL);
+	if (pthread_create(&c->flusher, NULL, flusher_main, c)) {
+		ff_mutex_destroy(&c->lock);
+		free(c);
+		return -EAGAIN;
+	}
+	*out = c;
+	return 0;
+}
+
+struct ff_cinode *ff_cache_inode_new(struct ff_cache *c, void *fs_inode)
+{
+	struct ff_cinode *ci = calloc(1, sizeof(*ci));
+
+	if (!ci)
+		return NULL;
+	ci->c = c;
+	ci->fs_inode = fs_inode;
+	ff_mutex_init(&ci->lock);
+	pthread_cond_init(&ci->cv, NULL);
+	ci->isize = UINT64_MAX;
+	ff_mutex_lock(&c->lock);
+	ci->next = c->inodes;
+	if (c->inodes)
+		c->inodes->prev = ci;
+	c->inodes = ci;
+	ff_mutex_unlock(&c->lock);
+	return ci;
+}
+
+void ff_cache_inode_set_size(struct ff_cinode *ci, uint64_t size)
+{
+	ff_mutex_lock(&ci->lock);
+	ci->isize = size;
+	ff_mutex_unlock(&ci->lock);
+}
+
+/* Drop every folio at or beyond off (blocks wholly beyond; the partial block zeroed past off). */
+static void drop_from_locked(struct ff_cinode *ci, uint64_t off)
+{
+	struct ff_cache *c = ci->c;
+	struct folio *f;
+
+	ff_assert_held(&ci->lock);
+	wait_range_wb_locked(ci, ff_round_down(off, c->o.max_folio), UINT64_MAX);
+	f = ff_idx_find(ci, off);
+	if (f && f->off < off) {
+		uint32_t keep = (uint32_t)(ff_round_up(off - f->off, c->blk) >> c->blk_order);
+		uint64_t in_blk = (off - f->off) % c->blk;
+
+		while (f->filling)
+			ff_cond_wait(&ci->cv, &ci->lock);
+		if (in_blk)
+			memset(f->data + (off - f->off), 0, c->blk - in_blk);
+		for (uint32_t k = keep; k < f->nblk; k++) {
+			if (fst_test(f, FST_DIRTY, k)) {
+				f->nr_dirty--;
+				ci->nr_dirty--;
+				cnt_sub(&c->dirty_bytes, c->blk);
+			}
+			fst_clear(f, FST_DIRTY, k);
+			fst_clear(f, FST_UPTODATE, k);
+		}
+		f = ff_idx_ceil(ci, f->off + f->size);
+	} else if (!f) {
+		f = ff_idx_ceil(ci, off);
+	}
+	while (f) {
+		struct folio *next = ff_idx_ceil(ci, f->off + f->size);
+
+		while (f->filling || f->pins)
+			ff_cond_wait(&ci->cv, &ci->lock);
+		ci->nr_dirty -= f->nr_dirty;
+		cnt_sub(&c->dirty_bytes, (uint64_t)f->nr_dirty << c->blk_order);
+		ff_idx_remove(ci, f);
+		ff_mutex_lock(&c->lock);
+		ring_remove_locked(c, f);
+		c->used -= f->size;
+		pthread_cond_broadcast(&c->mem_cv);
+		ff_mutex_unlock(&c->lock);
+		folio_free_mem(c, f);
+		f = next;
+	}
+}
+
+int ff_cache_truncate(struct ff_cinode *ci, uint64_t off)
+{
+	ff_mutex_lock(&ci->lock);
+	drop_from_locked(ci, off);
+	ff_mutex_unlock(&ci->lock);
+	return 0;
+}
+
+int ff_cache_inode_free(struct ff_cinode *ci)
+{
+	struct ff_cache *c = ci->c;
+	int ret = writeback_range(ci, 0, UINT64_MAX, 0);
+
+	ff_mutex_lock(&ci->lock);
+	if (ci->nr_dirty)
+		ff_warn("cache: %llu dirty block(s) could not be written back and are dropped",
+			(unsigned long long)ci->nr_dirty);
+	drop_from_locked(ci, 0);
+	ff_mutex_unlock(&ci->lock);
+	ff_mutex_lock(&c->lock);
+	while (ci->refs)
+		ff_cond_wait(&c->mem_cv, &c->lock);
+	if (ci->prev)
+		ci->prev->next = ci->next;
+	else
+		c->inodes = ci->next;
+	if (ci->next)
+		ci->next->prev = ci->prev;
+	ff_mutex_unlock(&c->lock);
+	if (!ret)
+		ret = ci->error;
+	pthread_cond_destroy(&ci->cv);
+	ff_mutex_destroy(&ci->lock);
+	free(ci);
+	return ret;
+}
+
+/* ---- public: read ---- */
+
+ssize_t ff_cache_read(struct ff_cinode *ci, void *buf, size_t len, uint64_t off, unsigned flags)
+{
+	struct ff_cache *c = ci->c;
+	size_t done = 0;
+	int ret = 0;
+
+	(void)flags;
+	ff_mutex_lock(&ci->lock);
+	while (done < len) {
+		uint64_t pos = off + done;
+		struct folio *f = ff_idx_find(ci, pos);
+		uint32_t b0, b1;
+		size_t n;
+		bool hit = f && !f->filling;
+
+		if (!f) {
+			/* readahead: a sequential miss reads the rest of the request in one folio
+			 */
+			f = get_folio_locked(ci, pos, len - done);
+			if (!f) {
+				ret = -ENOMEM;
+				break;
+			}
+		} else {
+			f->pins++;
+		}
+		n = f->off + f->size - pos;
+		if (n > len - done)
+			n = len - done;
+		b0 = (uint32_t)((pos - f->off) >> c->blk_order);
+		b1 = (uint32_t)(ff_round_up(pos + n - f->off, c->blk) >> c->blk_order);
+		if (hit && fst_all(f, FST_UPTODATE, b0, b1)) {
+			cnt_add(&c->hits, 1);
+		} else {
+			/* a miss reads the whole folio's missing blocks */
+			uint32_t e = f->nblk;
+
+			if (ci->isize != UINT64_MAX && f->off + f->size > ci->isize)
+				e = (uint32_t)(ff_round_up(ci->isize > f->off ? ci->isize - f->off
+									      : 0,
+							   c->blk) >>
+					       c->blk_order);
+			if (e < b1)
+				e = b1;
+			cnt_add(&c->misses, 1);
+			ret = make_uptodate_locked(ci, f, 0, e);
+			if (ret) {
+				unpin_locked(ci, f);
+				break;
+			}
+		}
+		memcpy((char *)buf + done, f->data + (pos - f->off), n);
+		atomic_store_explicit(&f->referenced, true, memory_order_relaxed);
+		unpin_locked(ci, f);
+		done += n;
+	}
+	ci->last_end = off + done;
+	ff_mutex_unlock(&ci->lock);
+	cnt_add(&c->copied_out, done);
+	return done ? (ssize_t)done : ret;
+}
+
+/* ---- public: write ---- */
+
+/*
+ * Copy [off, off+n) into f (pinned), make the needed blocks uptodate first,
+ * wait out writeback on them. Sets b0 and b1 to the blocks to dirty or write:
+ * the touched ones, or the whole folio (below the file size) with
+ * dirty_gran=folio. Caller holds ci->lock.
+ */
+static int copy_in_locked(struct ff_cinode *ci, struct folio *f, const void *src, uint64_t off,
+			  size_t n, uint32_t *b0, uint32_t *b1)
+{
+	struct ff_cache *c = ci->c;
+	uint32_t t0 = (uint32_t)((off - f->off) >> c->blk_order);
+	uint32_t t1 = (uint32_t)(ff_round_up(off + n - f->off, c->blk) >> c->blk_order);
+	int ret;
+
+	*b0 = t0;
+	*b1 = t1;
+	if (c->o.dirty_gran == FF_DIRTY_FOLIO) {
+		uint64_t lim = ci->isize == UINT64_MAX ? f->off + f->size : ci->isize;
+
+		if (lim < off + n)
+			lim = off + n;
+		*b0 = 0;
+		*b1 = lim >= f->off + f->size
+			      ? f->nblk
+			      : (uint32_t)(ff_round_up(lim - f->off, c->blk) >> c->blk_order);
+		ret = make_uptodate_locked(ci, f, *b0, *b1);
+		if (ret)
+			return ret;
+	} else {
+		/* partial head and tail blocks are read first */
+		if ((off - f->off) % c->blk && !fst_test(f, FST_UPTODATE, t0)) {
+			ret = make_uptodate_locked(ci, f, t0, t0 + 1);
+			if (ret)
+				return ret;
+		}
+		if ((off + n - f->off) % c->blk && !fst_test(f, FST_UPTODATE, t1 - 1)) {
+			ret = make_uptodate_locked(ci, f, t1 - 1, t1);
+			if (ret)
+				return ret;
+		}
+	}
+	wait_wb_locked(ci, f, *b0, *b1);
+	memcpy(f->data + (off - f->off), src, n);
+	for (uint32_t k = t0; k < t1; k++)
+		fst_set(f, FST_UPTODATE, k);
+	atomic_store_explicit(&f->referenced, true, memory_order_relaxed);
+	return 0;
+}
+
+static void set_dirty_locked(struct ff_cinode *ci, struct folio *f, uint32_t b0, uint32_t b1)
+{
+	struct ff_cache *c = ci->c;
+
+	for (uint32_t k = b0; k < b1; k++) {
+		if (fst_test(f, FST_DIRTY, k))
+			continue;
+		fst_set(f, FST_DIRTY, k);
+		f->nr_dirty++;
+		ci->nr_dirty++;
+		cnt_add(&c->dirty_bytes, c->blk);
+	}
+}
+
+/* Blocks [b0, b1) of f go writeback for a write-through; dirty ones join. */
+static void set_wb_locked(struct ff_cinode *ci, struct folio *f, uint32_t b0, uint32_t b1)
+{
+	struct ff_cache *c = ci->c;
+
+	for (uint32_t k = b0; k < b1; k++) {
+		if (fst_test(f, FST_DIRTY, k)) {
+			fst_clear(f, FST_DIRTY, k);
+			f->nr_dirty--;
+			ci->nr_dirty--;
+			cnt_sub(&c->dirty_bytes, c->blk);
+		}
+		fst_set(f, FST_WB, k);
+	}
+	f->nr_wb += b1 - b0;
+	ci->nr_wb += b1 - b0;
+	cnt_add(&c->wb_inflight, (uint64_t)(b1 - b0) << c->blk_order);
+}
+
+static ssize_t write_through(struct ff_cinode *ci, const void *buf, size_t len, uint64_t off)
+{
+	struct ff_cache *c = ci->c;
+	struct seg segs[MAX_SEGS];
+	size_t done = 0;
+	int ret = 0;
+
+	while (done < len && !ret) {
+		uint64_t seg_bytes = 0, wdone = 0;
+		size_t chunk_start = done;
+		bool stopped = false;
+		int n = 0;
+
+		ff_mutex_lock(&ci->lock);
+		while (done < len && n < MAX_SEGS && seg_bytes < c->o.cache_size / 4) {
+			uint64_t pos = off + done;
+			struct folio *f = get_folio_locked(ci, pos, len - done);
+			uint32_t b0, b1;
+			size_t k;
+
+			if (!f) {
+				ret = -ENOMEM;
+				break;
+			}
+			k = f->off + f->size - pos;
+			if (k > len - done)
+				k = len - done;
+			ret = copy_in_locked(ci, f, (const char *)buf + done, pos, k, &b0, &b1);
+			if (ret) {
+				unpin_locked(ci, f);
+				break;
+			}
+			if (n && (segs[n - 1].f->off + ((uint64_t)segs[n - 1].b1 << c->blk_order) !=
+				  f->off + ((uint64_t)b0 << c->blk_order))) {
+				/* not contiguous with the previous (folio granularity): new batch
+				 */
+				unpin_locked(ci, f);
+				break;
+			}
+			set_wb_locked(ci, f, b0, b1);
+			segs[n++] = (struct seg){f, b0, b1};
+			seg_bytes += f->size;
+			done += k;
+		}
+		ci->last_end = off + done;
+		ff_mutex_unlock(&ci->lock);
+		if (!n)
+			break;
+		{
+			int err = submit_segs(ci, segs, n, FF_MAPW_SYNC, FF_IO_DSYNC, true, &wdone,
+					      &stopped);
+
+			if (!err && stopped)
+				err = -EINVAL; /* a sync write must end where the fs can map it */
+			if (err && !ret)
+				ret = err;
+		}
+		ff_mutex_lock(&ci->lock);
+		finish_segs_locked(ci, segs, n, wdone, false);
+		if (ret)
+			done = chunk_start;
+		ff_mutex_unlock(&ci->lock);
+	}
+	cnt_add(&c->copied_in, done);
+	if (ret)
+		return ret;
+	cnt_add(&c->user_written, done);
+	return (ssize_t)done;
+}
+
+static ssize_t write_buffered(struct ff_cinode *ci, const void *buf, size_t len, uint64_t off)
+{
+	struct ff_cache *c = ci->c;
+	size_t done = 0;
+	int ret = 0;
+
+	ff_mutex_lock(&ci->lock);
+	while (done < len) {
+		uint64_t pos = off + done;
+		struct folio *f = get_folio_locked(ci, pos, len - done);
+		uint32_t b0, b1;
+		size_t k;
+
+		if (!f) {
+			ret = -ENOMEM;
+			break;
+		}
+		k = f->off + f->size - pos;
+		if (k > len - done)
+			k = len - done;
+		ret = copy_in_locked(ci, f, (const char *)buf + done, pos, k, &b0, &b1);
+		if (!ret)
+			set_dirty_locked(ci, f, b0, b1);
+		unpin_locked(ci, f);
+		if (ret)
+			break;
+		done += k;
+		if (cnt_get(&c->dirty_bytes) > dirty_bg(c)) {
+			ff_mutex_unlock(&ci->lock);
+			throttle(ci);
+			ff_mutex_lock(&ci->lock);
+		}
+	}
+	ci->last_end = off + done;
+	ff_mutex_unlock(&ci->lock);
+	cnt_add(&c->copied_in, done);
+	cnt_add(&c->user_written, done);
+	return done ? (ssize_t)done : ret;
+}
+
+ssize_t ff_cache_write(struct ff_cinode *ci, const void *buf, size_t len, uint64_t off,
+		       unsigned flags)
+{
+	struct ff_cache *c = ci->c;
+	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC);
+	ssize_t r;
+	int ret;
+
+	if (!len)
+		return 0;
+	if (!sync)
+		return write_buffered(ci, buf, len, off);
+	if (c->o.sync_mode == FF_SYNC_WRITETHROUGH)
+		return write_through(ci, buf, len, off);
+	/* sync_mode=writeback: dirty, then write back the folios touched, then flush */
+	r = write_buffered(ci, buf, len, off);
+	if (r < 0)
+		return r;
+	ret = writeback_range(ci, ff_round_down(off, c->o.max_folio),
+			      ff_round_up(off + len, c->o.max_folio), 0);
+	if (!ret)
+		ret = ff_dev_flush(c->dev);
+	return ret ? ret : r;
+}
+
+/* ---- public: sync ---- */
+
+int ff_cache_writeback(struct ff_cinode *ci)
+{
+	return writeback_range(ci, 0, UINT64_MAX, 0);
+}
+
+int ff_cache_inode_error(struct ff_cinode *ci)
+{
+	int err;
+
+	ff_mutex_lock(&ci->lock);
+	err = ci->error;
+	ci->error = 0;
+	ci->wb_failed = false;
+	ff_mutex_unlock(&ci->lock);
+	return err;
+}
+
+int ff_cache_fsync(struct ff_cinode *ci, bool datasync)
+{
+	int ret, err, fl;
+
+	(void)datasync; /* metadata commits ride on write_done; the flush covers both */
+	ret = writeback_range(ci, 0, UINT64_MAX, 0);
+	err = ff_cache_inode_error(ci);
+	fl = ff_dev_flush(ci->c->dev);
+	return err ? err : ret ? ret : fl;
+}
+
+int ff_cache_sync_all(struct ff_cache *c)
+{
+	struct ff_cinode *ci;
+	int ret = 0;
+
+	ff_mutex_lock(&c->lock);
+	for (ci = c->inodes; ci; ci = ci->next) {
+		int r;
+
+		ci->refs++;
+		ff_mutex_unlock(&c->lock);
+		r = writeback_range(ci, 0, UINT64_MAX, 0);
+		if (r && !ret)
+			ret = r;
+		ff_mutex_lock(&c->lock);
+		ci->refs--;
+		pthread_cond_broadcast(&c->mem_cv);
+	}
+	ff_mutex_unlock(&c->lock);
+	{
+		int fl = ff_dev_flush(c->dev);
+
+		if (!ret)
+			ret = fl;
+	}
+	return ret;
+}
+
+int ff_cache_destroy(struct ff_cache *c)
+{
+	int ret;
+
+	if (!c)
+		return 0;
+	ret = ff_cache_sync_all(c);
+	ff_mutex_lock(&c->lock);
+	c->stop = true;
+	pthread_cond_broadcast(&c->flush_cv);
+	ff_mutex_unlock(&c->lock);
+	pthread_join(c->flusher, NULL);
+	while (c->inodes) {
+		int r = ff_cache_inode_free(c->inodes);
+
+		if (r && !ret)
+			ret = r;
+	}
+	pthread_cond_destroy(&c->mem_cv);
+	pthread_cond_destroy(&c->flush_cv);
+	ff_mutex_destroy(&c->lock);
+	free(c);
+	return ret;
+}
+
+void ff_cache_stats(struct ff_cache *c, struct ff_cache_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->hits = cnt_get(&c->hits);
+	out->misses = cnt_get(&c->misses);
+	out->bytes_copied_in = cnt_get(&c->copied_in);
+	out->bytes_copied_out = cnt_get(&c->copied_out);
+	out->wt_bytes = cnt_get(&c->wt_bytes);
+	out->wb_bytes = cnt_get(&c->wb_bytes);
+	out->read_bytes = cnt_get(&c->read_bytes);
+	out->user_bytes_written = cnt_get(&c->user_written);
+	out->dirty_bytes = cnt_get(&c->dirty_bytes);
+	out->writeback_bytes = cnt_get(&c->wb_inflight);
+	out->reclaims = cnt_get(&c->reclaims);
+	out->throttle_waits = cnt_get(&c->throttle_waits);
+	for (int i = 0; i < 32; i++) {
+		out->folios_by_order[i] = cnt_get(&c->by_order[i]);
+		out->cached_bytes += out->folios_by_order[i] << i;
+	}
+}
