@@ -1,0 +1,546 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Unit tests of the cache over a real emulated zoned image and a tiny test
+ * filesystem (one file per zone: conventional zones map in place, sequential
+ * zones at the zone queue's reserve pointer, whole blocks below the size).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include "foliofs/cache.h"
+#include "foliofs/dev.h"
+#include "foliofs/zoneq.h"
+#include "testutil.h"
+#include "../../src/dev/internal.h"
+
+#define ZS  (32ull << 20)
+#define BLK 4096u
+#define NZ  8
+#define CNV 2 /* zones 0, 1 conventional */
+
+struct tfile {
+	uint32_t zone;
+	bool seq;
+	uint64_t size; /* bytes written by the user (seq: the file size) */
+	_Atomic int done_calls, sync_done_calls;
+	struct ff_cinode *ci;
+};
+
+struct fx {
+	char path[256];
+	struct ff_dev *dev;
+	struct ff_cache *c;
+	struct tfile f[NZ];
+};
+
+static struct fx *g;
+
+static int t_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map *m)
+{
+	struct tfile *t = fs_inode;
+	uint64_t zs = (uint64_t)t->zone * ZS, wp = t->seq ? ff_zoneq_wp(g->dev, t->zone) - zs : ZS;
+
+	m->file_off = off;
+	m->zone = t->zone;
+	if (off >= wp) {
+		m->type = FF_MAP_HOLE;
+		m->len = len;
+		return 0;
+	}
+	m->type = FF_MAP_INPLACE;
+	m->dev_off = zs + off;
+	m->len = wp - off < len ? wp - off : len;
+	return 0;
+}
+
+static int t_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flags, struct ff_map *m)
+{
+	struct tfile *t = fs_inode;
+	uint64_t zs = (uint64_t)t->zone * ZS;
+
+	(void)flags;
+	m->zone = t->zone;
+	if (!t->seq) {
+		m->type = FF_MAP_INPLACE;
+		m->file_off = off;
+		m->dev_off = zs + off;
+		m->len = len;
+		return 0;
+	}
+	m->type = FF_MAP_SEQ;
+	m->dev_off = ff_zoneq_wp(g->dev, t->zone);
+	m->file_off = m->dev_off - zs;
+	if (m->file_off < off) {
+		m->len = off - m->file_off;
+		return 0;
+	}
+	if (m->file_off > off)
+		return -EIO;
+	{
+		uint64_t whole = ff_round_down(t->size, BLK);
+
+		m->len = whole > off ? (whole - off < len ? whole - off : len) : 0;
+	}
+	return 0;
+}
+
+static int t_write_done(void *fs_inode, const struct ff_map *m, ssize_t result, unsigned flags)
+{
+	struct tfile *t = fs_inode;
+
+	(void)m;
+	(void)result;
+	atomic_fetch_add(&t->done_calls, 1);
+	if (flags & FF_MAPW_SYNC)
+		atomic_fetch_add(&t->sync_done_calls, 1);
+	return 0;
+}
+
+static const struct ff_cache_ops tops = {t_map_read, t_map_write, t_write_done};
+
+static void open_cache(struct fx *f, const struct ff_cache_opts *o)
+{
+	assert_int_equal(ff_cache_create(f->dev, &tops, o, &f->c), 0);
+	for (uint32_t i = 0; i < NZ; i++) {
+		f->f[i].ci = ff_cache_inode_new(f->c, &f->f[i]);
+		assert_non_null(f->f[i].ci);
+	}
+}
+
+static int setup_opts(void **state, const struct ff_cache_opts *o)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct ff_emu_opts eo = {.zone_size = ZS, .nr_cnv = CNV};
+
+	assert_int_equal(tu_make_image(f->path, sizeof(f->path), "cache", NZ * ZS + (1 << 20)), 0);
+	assert_int_equal(ff_dev_format_emulated(f->path, &eo, false), 0);
+	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
+	for (uint32_t i = 0; i < NZ; i++)
+		f->f[i] = (struct tfile){.zone = i, .seq = i >= CNV};
+	g = f;
+	open_cache(f, o);
+	*state = f;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_opts(state, NULL);
+}
+
+static int setup_small(void **state)
+{
+	struct ff_cache_opts o = {.cache_size = 2 << 20, .max_folio = 256 << 10};
+
+	return setup_opts(state, &o);
+}
+
+static int setup_folio_mode(void **state)
+{
+	struct ff_cache_opts o = {.dirty_gran = FF_DIRTY_FOLIO};
+
+	return setup_opts(state, &o);
+}
+
+static int setup_wb_mode(void **state)
+{
+	struct ff_cache_opts o = {.sync_mode = FF_SYNC_WRITEBACK};
+
+	return setup_opts(state, &o);
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	ff_dev_fault_hook = NULL;
+	assert_int_equal(ff_cache_destroy(f->c), 0);
+	ff_dev_close(f->dev);
+	unlink(f->path);
+	free(f);
+	return 0;
+}
+
+/* Drop the cache (written back first) and open a fresh one: reads come from the device. */
+static void recache(struct fx *f)
+{
+	assert_int_equal(ff_cache_destroy(f->c), 0);
+	open_cache(f, NULL);
+}
+
+static ssize_t twrite(struct fx *f, uint32_t z, const void *buf, size_t len, uint64_t off,
+		      unsigned flags)
+{
+	struct tfile *t = &f->f[z];
+
+	if (off + len > t->size)
+		t->size = off + len;
+	return ff_cache_write(t->ci, buf, len, off, flags);
+}
+
+static void check_file(struct fx *f, uint32_t z, const uint8_t *want, size_t len)
+{
+	uint8_t *got = tu_alloc(len);
+
+	assert_int_equal(ff_cache_read(f->f[z].ci, got, len, 0, 0), (ssize_t)len);
+	assert_memory_equal(got, want, len);
+	free(got);
+}
+
+/* The data matrix: {cnv, seq} x {buffered, SYNC, DSYNC, per-call DSYNC} x {aligned, unaligned}. */
+static void run_matrix(struct fx *f, uint32_t z, unsigned flags, bool aligned)
+{
+	size_t total = 3 << 20;
+	uint8_t *src = tu_alloc(total);
+	size_t pos = 0;
+	unsigned i = 0;
+	bool seq = f->f[z].seq;
+
+	tu_fill(src, total, z * 100 + flags * 10 + aligned);
+	while (pos < total) {
+		size_t n = aligned ? (i % 3 + 1) * 16384 : 1000 + (i * 7919) % 70000;
+		unsigned fl = flags;
+
+		if (n > total - pos)
+			n = total - pos;
+		if (seq && !aligned && fl) {
+			/* a sync append to a sequential file must end on a block: make it so */
+			size_t end = ff_round_up(pos + n, BLK);
+
+			n = (end <= total ? end : total) - pos;
+		}
+		if (!seq && !aligned && i % 2) {
+			/* conventional files: also write out of order (backwards) */
+			size_t back = pos > 50000 ? pos - 50000 : 0;
+
+			assert_int_equal(twrite(f, z, src + back, 3000, back, fl), 3000);
+		}
+		assert_int_equal(twrite(f, z, src + pos, n, pos, fl), (ssize_t)n);
+		pos += n;
+		i++;
+	}
+	check_file(f, z, src, total);
+	if (flags) {
+		struct ff_cache_stats st;
+
+		ff_cache_stats(f->c, &st);
+		assert_int_equal(st.dirty_bytes, 0); /* a sync write leaves nothing dirty */
+	}
+	assert_int_equal(ff_cache_fsync(f->f[z].ci, false), 0);
+	recache(f);
+	check_file(f, z, src, total);
+	free(src);
+}
+
+static void test_cache_matrix(void **state)
+{
+	struct fx *f = *state;
+	const unsigned modes[] = {0, FF_CW_SYNC, FF_CW_DSYNC, FF_CW_DSYNC | FF_CW_DIRECT};
+	uint32_t zones[2][4] = {{0, 1, 0, 1}, {2, 3, 4, 5}}; /* per aligned: cnv, seq pairs */
+
+	for (int a = 0; a < 2; a++)
+		for (int m = 0; m < 4; m++) {
+			/* conventional: zone a; sequential: a fresh zone each time */
+			uint32_t cz = (uint32_t)a, sz = CNV + (uint32_t)(a * 4 + m) % (NZ - CNV);
+
+			(void)zones;
+			if (f->f[sz].size) {
+				assert_int_equal(ff_cache_truncate(f->f[sz].ci, 0), 0);
+				assert_int_equal(ff_zoneq_zone_op(f->dev, sz, FF_ZOP_RESET), 0);
+				f->f[sz].size = 0;
+			}
+			run_matrix(f, cz, modes[m], a == 0);
+			run_matrix(f, sz, modes[m], a == 0);
+		}
+}
+
+static void test_cache_sync_write_submits_only_touched(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *buf = tu_alloc(2 << 20), *blk = tu_alloc(BLK);
+	struct ff_dev_stats a, b;
+	struct ff_cache_stats cs;
+
+	/* a first read caches the file as one 2 MiB folio */
+	assert_int_equal(ff_cache_read(f->f[0].ci, buf, 2 << 20, 0, 0), 2 << 20);
+	ff_cache_stats(f->c, &cs);
+	assert_int_equal(cs.folios_by_order[21], 1);
+	tu_fill(blk, BLK, 5);
+	ff_dev_stats(f->dev, &a);
+	assert_int_equal(ff_cache_write(f->f[0].ci, blk, BLK, 64 << 10, FF_CW_DSYNC), BLK);
+	ff_dev_stats(f->dev, &b);
+	assert_int_equal(b.bytes_written - a.bytes_written, BLK);
+	assert_int_equal(b.writes - a.writes, 1);
+	/* a sub-block sync write is read-modify-write of its one block */
+	ff_dev_stats(f->dev, &a);
+	assert_int_equal(ff_cache_write(f->f[0].ci, blk, 100, 200 << 10, FF_CW_SYNC), 100);
+	ff_dev_stats(f->dev, &b);
+	assert_int_equal(b.bytes_written - a.bytes_written, BLK);
+	ff_cache_stats(f->c, &cs);
+	assert_int_equal(cs.dirty_bytes, 0);
+	free(buf);
+	free(blk);
+}
+
+static void test_cache_folio_mode_writes_whole_folio(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *buf = tu_alloc(2 << 20), *blk = tu_alloc(BLK);
+	struct ff_dev_stats a, b;
+
+	assert_int_equal(ff_cache_read(f->f[0].ci, buf, 2 << 20, 0, 0), 2 << 20);
+	ff_dev_stats(f->dev, &a);
+	assert_int_equal(ff_cache_write(f->f[0].ci, blk, BLK, 64 << 10, FF_CW_DSYNC), BLK);
+	ff_dev_stats(f->dev, &b);
+	assert_int_equal(b.bytes_written - a.bytes_written, 2 << 20);
+	free(buf);
+	free(blk);
+}
+
+static void test_cache_writeback_mode_sync_write(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *blk = tu_alloc(BLK);
+	struct ff_dev_stats a, b;
+	struct ff_cache_stats cs;
+
+	tu_fill(blk, BLK, 9);
+	ff_dev_stats(f->dev, &a);
+	assert_int_equal(ff_cache_write(f->f[0].ci, blk, BLK, 8192, FF_CW_DSYNC), BLK);
+	ff_dev_stats(f->dev, &b);
+	assert_int_equal(b.bytes_written - a.bytes_written, BLK); /* per-block dirty */
+	assert_true(b.flushes > a.flushes);			  /* written then flushed */
+	ff_cache_stats(f->c, &cs);
+	assert_int_equal(cs.dirty_bytes, 0);
+	assert_int_equal(cs.wt_bytes, 0);
+	assert_int_equal(cs.wb_bytes, BLK);
+	recache(f);
+	check_file(f, 0, (uint8_t[BLK]){0}, 0);
+	{
+		uint8_t *got = tu_alloc(BLK);
+
+		assert_int_equal(ff_cache_read(f->f[0].ci, got, BLK, 8192, 0), BLK);
+		assert_memory_equal(got, blk, BLK);
+		free(got);
+	}
+	free(blk);
+}
+
+static int slow_hook(struct ff_dev *dev, uint64_t off, size_t len)
+{
+	(void)dev;
+	(void)off;
+	(void)len;
+	usleep(100000);
+	return 0;
+}
+
+struct wt_arg {
+	struct fx *f;
+	uint8_t *buf;
+	ssize_t res;
+};
+
+static void *wt_fn(void *arg)
+{
+	struct wt_arg *w = arg;
+
+	w->res = ff_cache_write(w->f->f[1].ci, w->buf, 64 << 10, 1 << 20, FF_CW_DSYNC);
+	return NULL;
+}
+
+static void test_cache_fsync_waits_for_other_write_through(void **state)
+{
+	struct fx *f = *state;
+	struct wt_arg w = {.f = f, .buf = tu_alloc(64 << 10)};
+	uint8_t *got = tu_alloc(64 << 10);
+	struct iovec iov = {got, 64 << 10};
+	pthread_t th;
+
+	tu_fill(w.buf, 64 << 10, 77);
+	ff_dev_fault_hook = slow_hook;
+	pthread_create(&th, NULL, wt_fn, &w);
+	usleep(30000); /* the write-through is in flight, held by the hook */
+	assert_int_equal(ff_cache_fsync(f->f[1].ci, true), 0);
+	/* fsync returned: the other thread's data is on the device */
+	assert_int_equal(ff_dev_read(f->dev, &iov, 1, 1 * ZS + (1 << 20)), 64 << 10);
+	assert_memory_equal(got, w.buf, 64 << 10);
+	pthread_join(th, NULL);
+	ff_dev_fault_hook = NULL;
+	assert_int_equal(w.res, 64 << 10);
+	free(w.buf);
+	free(got);
+}
+
+static void test_cache_eviction_keeps_dirty(void **state)
+{
+	struct fx *f = *state;
+	size_t total = 24 << 20, chunk = 64 << 10;
+	uint8_t *src = tu_alloc(total), *got = tu_alloc(chunk);
+	struct ff_cache_stats cs;
+
+	tu_fill(src, total, 1234);
+	for (size_t pos = 0; pos < total; pos += chunk) {
+		assert_int_equal(twrite(f, 0, src + pos, chunk, pos, 0), (ssize_t)chunk);
+		ff_cache_stats(f->c, &cs);
+		assert_true(cs.cached_bytes <= (2 << 20) + (256 << 10));
+	}
+	/* and a sequential file, buffered */
+	for (size_t pos = 0; pos < total; pos += chunk)
+		assert_int_equal(twrite(f, 2, src + pos, chunk, pos, 0), (ssize_t)chunk);
+	for (size_t pos = 0; pos < total; pos += chunk) {
+		assert_int_equal(ff_cache_read(f->f[0].ci, got, chunk, pos, 0), (ssize_t)chunk);
+		assert_memory_equal(got, src + pos, chunk);
+		assert_int_equal(ff_cache_read(f->f[2].ci, got, chunk, pos, 0), (ssize_t)chunk);
+		assert_memory_equal(got, src + pos, chunk);
+	}
+	ff_cache_stats(f->c, &cs);
+	assert_true(cs.reclaims > 0);
+	assert_true(cs.cached_bytes <= 2 << 20);
+	free(src);
+	free(got);
+}
+
+static _Atomic int fail_writes;
+static int fail_hook(struct ff_dev *dev, uint64_t off, size_t len)
+{
+	(void)dev;
+	(void)off;
+	(void)len;
+	return atomic_load(&fail_writes) ? -EIO : 0;
+}
+
+static void test_cache_errors_reach_writer_and_fsync(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *buf = tu_alloc(64 << 10), *got = tu_alloc(64 << 10);
+
+	tu_fill(buf, 64 << 10, 3);
+	ff_dev_fault_hook = fail_hook;
+	atomic_store(&fail_writes, 1);
+	/* write-through: the writer gets the error */
+	assert_int_equal(ff_cache_write(f->f[0].ci, buf, 16384, 0, FF_CW_SYNC), -EIO);
+	assert_int_equal(twrite(f, 3, buf, 16384, 0, FF_CW_DSYNC), -EIO);
+	f->f[3].size = 0;
+	assert_int_equal(ff_zoneq_wp(f->dev, 3), 3 * ZS); /* nothing advanced */
+	/* buffered: the next fsync gets it, the data stays cached */
+	assert_int_equal(ff_cache_write(f->f[1].ci, buf, 64 << 10, 0, 0), 64 << 10);
+	assert_int_equal(ff_cache_fsync(f->f[1].ci, false), -EIO);
+	assert_int_equal(ff_cache_read(f->f[1].ci, got, 64 << 10, 0, 0), 64 << 10);
+	assert_memory_equal(got, buf, 64 << 10);
+	/* the device recovers: the retained data goes out on the next fsync */
+	atomic_store(&fail_writes, 0);
+	assert_int_equal(ff_cache_fsync(f->f[1].ci, false), 0);
+	recache(f);
+	assert_int_equal(ff_cache_read(f->f[1].ci, got, 64 << 10, 0, 0), 64 << 10);
+	assert_memory_equal(got, buf, 64 << 10);
+	free(buf);
+	free(got);
+}
+
+#define NT 8
+struct ct {
+	struct fx *f;
+	int id;
+	bool many;
+	int err;
+};
+
+static void *ct_fn(void *arg)
+{
+	struct ct *t = arg;
+	uint32_t z = t->many ? (uint32_t)t->id % CNV : 0;
+	uint64_t base = t->many ? (uint64_t)(t->id / CNV) * (1 << 20) : (uint64_t)t->id * (1 << 20);
+	uint8_t *buf = tu_alloc(1 << 20), *got = tu_alloc(1 << 20);
+
+	tu_fill(buf, 1 << 20, (unsigned)t->id);
+	for (int r = 0; r < 20 && !t->err; r++) {
+		size_t o = ((unsigned)r * 53197u) % (1 << 20),
+		       n = 1 + ((unsigned)r * 7753u) % 60000;
+		unsigned fl = r % 3 == 0 ? FF_CW_DSYNC : 0;
+
+		if (o + n > (1 << 20))
+			n = (1 << 20) - o;
+		if (ff_cache_write(t->f->f[z].ci, buf + o, n, base + o, fl) != (ssize_t)n)
+			t->err = 1;
+		if (r % 5 == 4 && ff_cache_fsync(t->f->f[z].ci, true))
+			t->err = 2;
+	}
+	/* the whole region once more, then read back */
+	if (ff_cache_write(t->f->f[z].ci, buf, 1 << 20, base, 0) != 1 << 20)
+		t->err = 3;
+	if (ff_cache_read(t->f->f[z].ci, got, 1 << 20, base, 0) != 1 << 20 ||
+	    memcmp(got, buf, 1 << 20))
+		t->err = 4;
+	free(buf);
+	free(got);
+	return NULL;
+}
+
+static void run_threads(struct fx *f, bool many)
+{
+	struct ct t[NT];
+	pthread_t th[NT];
+
+	for (int i = 0; i < NT; i++) {
+		t[i] = (struct ct){f, i, many, 0};
+		pthread_create(&th[i], NULL, ct_fn, &t[i]);
+	}
+	for (int i = 0; i < NT; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(t[i].err, 0);
+	}
+}
+
+static void test_cache_threads_one_inode(void **state)
+{
+	run_threads(*state, false);
+}
+
+static void test_cache_threads_many_inodes(void **state)
+{
+	run_threads(*state, true);
+}
+
+static void test_cache_holes_read_zero(void **state)
+{
+	struct fx *f = *state;
+	uint8_t *got = tu_alloc(1 << 20);
+	struct ff_dev_stats a, b;
+
+	memset(got, 0xee, 1 << 20);
+	ff_dev_stats(f->dev, &a);
+	assert_int_equal(ff_cache_read(f->f[4].ci, got, 1 << 20, 0, 0), 1 << 20);
+	ff_dev_stats(f->dev, &b);
+	for (int i = 0; i < 1 << 20; i++)
+		assert_int_equal(got[i], 0);
+	assert_int_equal(b.reads, a.reads); /* no device I/O for a hole */
+	free(got);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_cache_matrix, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_sync_write_submits_only_touched, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cache_folio_mode_writes_whole_folio,
+						setup_folio_mode, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_writeback_mode_sync_write, setup_wb_mode,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cache_fsync_waits_for_other_write_through,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_eviction_keeps_dirty, setup_small,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cache_errors_reach_writer_and_fsync, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cache_threads_one_inode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_threads_many_inodes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_holes_read_zero, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
