@@ -25,7 +25,7 @@
 struct tfile {
 	uint32_t zone;
 	bool seq;
-	uint64_t size; /* bytes written by the user (seq: the file size) */
+	_Atomic uint64_t size; /* bytes written by the user (seq: the file size) */
 	_Atomic int done_calls, sync_done_calls;
 	struct ff_cinode *ci;
 };
