@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * fs: the filesystem layer's interface. The zonefs format (DESIGN.md): the
+ * kernel zonefs superblock and tree — cnv/ and seq/, one file per zone, named
+ * by index — over the cache and device layers, with buffered and O_SYNC
+ * writes accepted on sequential files. Inode numbers are kernel zonefs's:
+ * a file is its zone's index, the root is nr_zones, cnv/ nr_zones+1, seq/
+ * nr_zones+2. Every call returns 0/count or -errno.
+ */
+#ifndef FOLIOFS_FS_H
+#define FOLIOFS_FS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/types.h>
+#include "foliofs/cache.h"
+
+struct ff_fs;
+
+/* The kernel's struct zonefs_super: 4096 bytes, little-endian, at offset 0. */
+#define FF_ZONEFS_MAGIC	    0x5a4f4653u
+#define FF_ZONEFS_SB_SIZE   4096u
+#define FF_ZONEFS_LABEL_LEN 32
+#define FF_ZONEFS_UUID_SIZE 16
+#define FF_ZONEFS_F_AGGRCNV (1ull << 0)
+#define FF_ZONEFS_F_UID	    (1ull << 1)
+#define FF_ZONEFS_F_GID	    (1ull << 2)
+#define FF_ZONEFS_F_PERM    (1ull << 3)
+#define FF_ZONEFS_F_DEFINED \
+	(FF_ZONEFS_F_AGGRCNV | FF_ZONEFS_F_UID | FF_ZONEFS_F_GID | FF_ZONEFS_F_PERM)
+
+struct ff_zonefs_sb {
+	char label[FF_ZONEFS_LABEL_LEN + 1];
+	uint8_t uuid[FF_ZONEFS_UUID_SIZE];
+	uint64_t features;
+	uint32_t uid, gid, perm;
+};
+
+/* Encode sb into a 4096-byte block with its crc; decode and check one. */
+void ff_zonefs_sb_encode(const struct ff_zonefs_sb *sb, void *blk);
+/* Returns 0, -EINVAL (not zonefs: bad magic), -EBADMSG (crc), -EOPNOTSUPP (features), -EUCLEAN. */
+int ff_zonefs_sb_decode(const void *blk, struct ff_zonefs_sb *sb);
+
+enum ff_errors_mode {
+	FF_ERRORS_REMOUNT_RO = 0,
+	FF_ERRORS_ZONE_RO,
+	FF_ERRORS_ZONE_OFFLINE,
+	FF_ERRORS_REPAIR,
+};
+
+struct ff_fs_opts {
+	struct ff_cache_opts cache;
+	enum ff_errors_mode errors;
+	bool explicit_open;
+	bool read_only;
+};
+
+struct ff_mkfs_opts {
+	bool force;
+	bool emulate_zoned;
+	uint64_t zone_size; /* regular / emulated (0 = 256 MiB) */
+	uint64_t zone_cap;
+	uint32_t conv_zones; /* emulated: conventional zones (zone 0 among them) */
+	bool zone_opts;	     /* any zone geometry option was given */
+	uint32_t max_open, max_active;
+	struct ff_zonefs_sb sb; /* label, features, uid, gid, perm; uuid made by mkfs */
+};
+
+/* Format a device. Refuses (-EEXIST) one that holds data unless force. */
+int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len);
+/* Open and check a device without mounting it (nothing is written). */
+int ff_fs_check(const char *path, bool read_only);
+
+int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out);
+/* Writes everything back, closes. Returns the first error. */
+int ff_fs_unmount(struct ff_fs *fs);
+
+uint64_t ff_fs_root_ino(const struct ff_fs *fs);
+int ff_fs_lookup(struct ff_fs *fs, uint64_t dir, const char *name, struct stat *st);
+int ff_fs_getattr(struct ff_fs *fs, uint64_t ino, struct stat *st);
+/* The idx-th entry of a directory (no . and ..): -ENOENT past the end. */
+int ff_fs_readdir(struct ff_fs *fs, uint64_t dir, uint64_t idx, char *name, size_t namelen,
+		  struct stat *st);
+/* chmod/chown (not persisted, as in zonefs); truncate when FF_SET_SIZE. */
+#define FF_SET_MODE (1u << 0)
+#define FF_SET_UID  (1u << 1)
+#define FF_SET_GID  (1u << 2)
+#define FF_SET_SIZE (1u << 3)
+int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigned which);
+int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags);
+int ff_fs_release(struct ff_fs *fs, uint64_t ino, int flags);
+ssize_t ff_fs_read(struct ff_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off);
+/* flags: FF_CW_SYNC / FF_CW_DSYNC / FF_CW_DIRECT */
+ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off,
+		    unsigned flags);
+int ff_fs_fsync(struct ff_fs *fs, uint64_t ino, bool datasync);
+int ff_fs_statfs(struct ff_fs *fs, struct statvfs *st);
+/* Text for user.foliofs.stats (root) and user.foliofs.zone (a file). Returns length. */
+int ff_fs_stats_text(struct ff_fs *fs, char *buf, size_t len);
+int ff_fs_zone_text(struct ff_fs *fs, uint64_t ino, char *buf, size_t len);
+
+#endif

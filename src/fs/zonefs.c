@@ -1,0 +1,801 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The zonefs format: a file per zone, over the cache and the device.
+ *
+ * The tree is the kernel's: the root holds cnv/ (conventional zones; one
+ * file cnv/0 for all of them with aggr_cnv) and seq/ (sequential zones), each
+ * file named by its index in its group; zone 0 holds the superblock and is
+ * hidden; nothing can be created, removed or renamed. The device is the
+ * metadata: a sequential file's size is its zone's write pointer — here, the
+ * zone queue's reserve pointer plus buffered appends still in the cache — and
+ * a conventional file's size is its capacity.
+ *
+ * Beyond the kernel, buffered writes to sequential files are accepted: the
+ * cache holds them and writes them back through the zone queue in order;
+ * with O_SYNC/O_DSYNC they go write-through and the reply means durable.
+ * Sub-block rule: a sync write to a sequential file must end on a cache block
+ * (4 KiB) boundary (EINVAL otherwise, nothing written); a buffered append may
+ * end mid-block and its partial tail stays cached until it fills; fsync then
+ * makes every whole block durable and returns EINVAL for the tail, which
+ * cannot be made durable without changing the file.
+ *
+ * The cache asks where data lives through map_read/map_write/write_done:
+ * conventional files map in place; sequential files map at the zone's
+ * reserve pointer, only whole blocks below the size.
+ *
+ * Locking: zf_inode.io_lock serialises writes, truncates and opens for write
+ * on one file (the kernel's i_rwsem); it is held across cache calls. The
+ * size and state fields are atomics, read by the cache's map callbacks from
+ * any thread without io_lock (a callback never takes it: the writer holding
+ * it may be the caller). fs->lock guards the read-only flag of errors=.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include "foliofs/dev.h"
+#include "foliofs/fs.h"
+#include "foliofs/util.h"
+#include "foliofs/zoneq.h"
+
+enum zf_state { ZF_OK = 0, ZF_RDONLY, ZF_OFFLINE };
+
+struct zf_inode {
+	struct ff_fs *fs;
+	uint64_t ino;	 /* zone index of the first zone */
+	uint32_t zone;	 /* first zone */
+	uint32_t nzones; /* > 1 for aggregated conventional zones */
+	bool seq;
+	uint64_t start; /* device offset of the file's first byte */
+	uint64_t cap;	/* bytes the file can hold */
+	_Atomic uint64_t size;
+	_Atomic int state;		 /* enum zf_state */
+	_Atomic uint32_t mode, uid, gid; /* chmod/chown, not persisted */
+	struct ff_mutex io_lock;
+	int writers; /* opens for write; guarded by io_lock */
+	struct ff_cinode *ci;
+};
+
+struct zf_dir {
+	uint64_t ino;
+	const char *name;
+	uint32_t nfiles;
+	struct zf_inode **files;
+};
+
+struct ff_fs {
+	struct ff_dev *dev;
+	struct ff_cache *cache;
+	struct ff_fs_opts o;
+	struct ff_zonefs_sb sb;
+	uint32_t nr_zones, blk;
+	struct zf_inode *inodes; /* one per file */
+	uint32_t nfiles;
+	struct zf_dir dirs[2]; /* cnv, seq */
+	_Atomic bool ro;       /* errors=remount-ro tripped, or mounted ro */
+	uint32_t file_mode, dir_mode;
+};
+
+static const struct ff_cache_ops zf_cache_ops;
+
+static struct zf_inode *file_of(struct ff_fs *fs, uint64_t ino)
+{
+	for (int d = 0; d < 2; d++)
+		for (uint32_t i = 0; i < fs->dirs[d].nfiles; i++)
+			if (fs->dirs[d].files[i]->ino == ino)
+				return fs->dirs[d].files[i];
+	return NULL;
+}
+
+uint64_t ff_fs_root_ino(const struct ff_fs *fs)
+{
+	return fs->nr_zones;
+}
+
+static int check_sb_msg(const char *path, int ret)
+{
+	switch (ret) {
+	case 0:
+		return 0;
+	case -EINVAL:
+		ff_err("%s is not a foliofs/zonefs device (bad superblock magic); run mkfs.foliofs first",
+		       path);
+		return ret;
+	case -EBADMSG:
+		ff_err("%s: superblock checksum mismatch: the superblock is corrupt", path);
+		return ret;
+	case -EOPNOTSUPP:
+		ff_err("%s: the superblock has unknown feature bits; this foliofs cannot mount it",
+		       path);
+		return ret;
+	default:
+		ff_err("%s: the superblock is invalid (%s)", path, strerror(-ret));
+		return ret;
+	}
+}
+
+static int read_sb(struct ff_dev *dev, const char *path, struct ff_zonefs_sb *sb)
+{
+	void *blk = NULL;
+	struct iovec iov;
+	ssize_t r;
+	int ret;
+
+	if (posix_memalign(&blk, 4096, FF_ZONEFS_SB_SIZE))
+		return -ENOMEM;
+	iov = (struct iovec){blk, FF_ZONEFS_SB_SIZE};
+	r = ff_dev_read(dev, &iov, 1, 0);
+	if (r != FF_ZONEFS_SB_SIZE) {
+		ff_err("%s: cannot read the superblock: %s", path,
+		       r < 0 ? strerror((int)-r) : "short read");
+		free(blk);
+		return r < 0 ? (int)r : -EIO;
+	}
+	ret = check_sb_msg(path, ff_zonefs_sb_decode(blk, sb));
+	free(blk);
+	return ret;
+}
+
+int ff_fs_check(const char *path, bool read_only)
+{
+	struct ff_dev_opts o = {.read_only = true};
+	struct ff_zonefs_sb sb;
+	struct ff_dev *dev;
+	int ret;
+
+	(void)read_only;
+	ret = ff_dev_open(path, &o, &dev);
+	if (ret)
+		return ret;
+	ret = read_sb(dev, path, &sb);
+	ff_dev_close(dev);
+	return ret;
+}
+
+/* ---- mount ---- */
+
+static int build_tree(struct ff_fs *fs)
+{
+	const struct ff_dev_info *di = ff_dev_info(fs->dev);
+	struct ff_zone *zones = calloc(di->nr_zones, sizeof(*zones));
+	uint32_t n = 0, ncnv = 0, nseq = 0;
+	int ret;
+
+	if (!zones)
+		return -ENOMEM;
+	ret = ff_dev_report(fs->dev, 0, di->nr_zones, zones);
+	if (ret < 0)
+		goto out;
+	fs->inodes = calloc(di->nr_zones, sizeof(*fs->inodes));
+	fs->dirs[0].files = calloc(di->nr_zones, sizeof(void *));
+	fs->dirs[1].files = calloc(di->nr_zones, sizeof(void *));
+	if (!fs->inodes || !fs->dirs[0].files || !fs->dirs[1].files) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	fs->dirs[0] = (struct zf_dir){fs->nr_zones + 1, "cnv", 0, fs->dirs[0].files};
+	fs->dirs[1] = (struct zf_dir){fs->nr_zones + 2, "seq", 0, fs->dirs[1].files};
+	/* zone 0 holds the superblock: skipped, as the kernel does */
+	for (uint32_t i = 1; i < di->nr_zones; i++) {
+		struct zf_inode *zi;
+		bool seq = zones[i].type != FF_ZONE_CNV;
+
+		if (!seq && (fs->sb.features & FF_ZONEFS_F_AGGRCNV) && ncnv) {
+			/* aggregated: contiguous conventional zones extend cnv/0 */
+			zi = fs->dirs[0].files[0];
+			if (zi->zone + zi->nzones == i) {
+				zi->nzones++;
+				zi->cap += zones[i].cap;
+				atomic_store(&zi->size, zi->cap);
+			}
+			continue;
+		}
+		zi = &fs->inodes[n++];
+		zi->fs = fs;
+		zi->ino = i;
+		zi->zone = i;
+		zi->nzones = 1;
+		zi->seq = seq;
+		zi->start = zones[i].start;
+		zi->cap = zones[i].cap;
+		atomic_store(&zi->size,
+			     seq ? (zones[i].cond == FF_ZC_FULL ? zones[i].cap
+								: zones[i].wp - zones[i].start)
+				 : zones[i].cap);
+		if (zones[i].cond == FF_ZC_OFFLINE)
+			atomic_store(&zi->state, ZF_OFFLINE);
+		else if (zones[i].cond == FF_ZC_RDONLY)
+			atomic_store(&zi->state, ZF_RDONLY);
+		atomic_store(&zi->mode, fs->file_mode);
+		atomic_store(&zi->uid, fs->sb.uid);
+		atomic_store(&zi->gid, fs->sb.gid);
+		ff_mutex_init(&zi->io_lock);
+		if (seq)
+			fs->dirs[1].files[nseq++] = zi;
+		else
+			fs->dirs[0].files[ncnv++] = zi;
+		fs->dirs[0].nfiles = ncnv;
+		fs->dirs[1].nfiles = nseq;
+	}
+	fs->nfiles = n;
+	for (uint32_t i = 0; i < n; i++) {
+		fs->inodes[i].ci = ff_cache_inode_new(fs->cache, &fs->inodes[i]);
+		if (!fs->inodes[i].ci) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		ff_cache_inode_set_size(fs->inodes[i].ci, atomic_load(&fs->inodes[i].size));
+	}
+	ret = 0;
+out:
+	free(zones);
+	return ret;
+}
+
+int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out)
+{
+	struct ff_fs *fs = calloc(1, sizeof(*fs));
+	struct ff_dev_opts dopt = {.exclusive = true};
+	int ret;
+
+	if (!fs)
+		return -ENOMEM;
+	if (o)
+		fs->o = *o;
+	dopt.read_only = fs->o.read_only;
+	ret = ff_dev_open(path, &dopt, &fs->dev);
+	if (ret)
+		goto out_free;
+	ret = read_sb(fs->dev, path, &fs->sb);
+	if (ret)
+		goto out_close;
+	fs->nr_zones = ff_dev_info(fs->dev)->nr_zones;
+	fs->blk =
+		ff_dev_info(fs->dev)->lblock_size < 4096 ? 4096 : ff_dev_info(fs->dev)->lblock_size;
+	fs->file_mode = (fs->sb.features & FF_ZONEFS_F_PERM) ? fs->sb.perm : 0640;
+	fs->dir_mode = 0555;
+	if (!(fs->sb.features & FF_ZONEFS_F_UID))
+		fs->sb.uid = 0;
+	if (!(fs->sb.features & FF_ZONEFS_F_GID))
+		fs->sb.gid = 0;
+	atomic_store(&fs->ro, fs->o.read_only);
+	ret = ff_cache_create(fs->dev, &zf_cache_ops, &fs->o.cache, &fs->cache);
+	if (ret) {
+		ff_err("%s: bad cache options (cache_size must be at least 4x max_folio, max_folio a power of two)",
+		       path);
+		goto out_close;
+	}
+	ret = build_tree(fs);
+	if (ret)
+		goto out_cache;
+	*out = fs;
+	return 0;
+out_cache:
+	ff_cache_destroy(fs->cache);
+out_close:
+	ff_dev_close(fs->dev);
+out_free:
+	free(fs->inodes);
+	free(fs->dirs[0].files);
+	free(fs->dirs[1].files);
+	free(fs);
+	return ret;
+}
+
+int ff_fs_unmount(struct ff_fs *fs)
+{
+	int ret = 0;
+
+	for (uint32_t i = 0; i < fs->nfiles; i++) {
+		struct zf_inode *zi = &fs->inodes[i];
+		uint64_t size = atomic_load(&zi->size);
+
+		if (zi->seq && size % fs->blk)
+			ff_warn("seq/%llu: a partial tail block of %llu bytes cannot be written to a sequential zone and is dropped",
+				(unsigned long long)zi->ino, (unsigned long long)(size % fs->blk));
+	}
+	ret = ff_cache_destroy(fs->cache);
+	for (uint32_t i = 0; i < fs->nfiles; i++)
+		ff_mutex_destroy(&fs->inodes[i].io_lock);
+	ff_dev_close(fs->dev);
+	free(fs->inodes);
+	free(fs->dirs[0].files);
+	free(fs->dirs[1].files);
+	free(fs);
+	return ret;
+}
+
+/* ---- the cache's view ---- */
+
+static int zf_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map *m)
+{
+	struct zf_inode *zi = fs_inode;
+	uint64_t valid = zi->seq ? ff_zoneq_wp(zi->fs->dev, zi->zone) - zi->start : zi->cap;
+
+	m->file_off = off;
+	m->zone = zi->zone;
+	if (off >= valid) {
+		m->type = FF_MAP_HOLE;
+		m->len = len;
+		return 0;
+	}
+	m->type = FF_MAP_INPLACE;
+	m->dev_off = zi->start + off;
+	m->len = valid - off < len ? valid - off : len;
+	return 0;
+}
+
+static int zf_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flags,
+			struct ff_map *m)
+{
+	struct zf_inode *zi = fs_inode;
+	uint64_t rp, whole;
+
+	(void)flags;
+	if (off + len > zi->cap || off + len < off)
+		return -EFBIG;
+	if (!zi->seq) {
+		m->type = FF_MAP_INPLACE;
+		m->file_off = off;
+		m->dev_off = zi->start + off;
+		m->len = len;
+		m->zone = ff_dev_zone_of(zi->fs->dev, m->dev_off);
+		return 0;
+	}
+	rp = ff_zoneq_wp(zi->fs->dev, zi->zone);
+	m->type = FF_MAP_SEQ;
+	m->zone = zi->zone;
+	m->dev_off = rp;
+	m->file_off = rp - zi->start;
+	if (m->file_off < off) {
+		m->len = off - m->file_off; /* earlier buffered data goes first */
+		return 0;
+	}
+	if (m->file_off > off)
+		return -EIO; /* the zone is ahead of the cache: cannot happen */
+	whole = ff_round_down(atomic_load(&zi->size), zi->fs->blk);
+	m->len = whole > off ? (whole - off < len ? whole - off : len) : 0;
+	return 0;
+}
+
+/* After a failed write: the kernel's recovery, and the errors= policy. */
+static void zf_io_error(struct zf_inode *zi, int err)
+{
+	struct ff_fs *fs = zi->fs;
+
+	ff_err("%s/%llu: write error (%s)", zi->seq ? "seq" : "cnv", (unsigned long long)zi->ino,
+	       strerror(-err));
+	if (zi->seq) {
+		struct ff_zone z;
+
+		if (ff_zoneq_resync(fs->dev, zi->zone) == 0 &&
+		    ff_dev_report(fs->dev, zi->zone, 1, &z) == 1) {
+			uint64_t wp = z.cond == FF_ZC_FULL ? z.cap : z.wp - z.start;
+
+			if (z.cond == FF_ZC_OFFLINE)
+				atomic_store(&zi->state, ZF_OFFLINE);
+			else if (z.cond == FF_ZC_RDONLY)
+				atomic_store(&zi->state, ZF_RDONLY);
+			(void)wp;
+		}
+	}
+	switch (fs->o.errors) {
+	case FF_ERRORS_REMOUNT_RO:
+		if (!atomic_exchange(&fs->ro, true))
+			ff_err("errors=remount-ro: the filesystem is now read-only");
+		break;
+	case FF_ERRORS_ZONE_RO:
+		atomic_store(&zi->state, ZF_RDONLY);
+		break;
+	case FF_ERRORS_ZONE_OFFLINE:
+		atomic_store(&zi->state, ZF_OFFLINE);
+		break;
+	case FF_ERRORS_REPAIR:
+		break;
+	}
+}
+
+static int zf_write_done(void *fs_inode, const struct ff_map *m, ssize_t result, unsigned flags)
+{
+	(void)m;
+	(void)flags;
+	/* the device is the metadata: nothing to commit; a failure is handled by the writer */
+	if (result < 0) {
+		struct zf_inode *zi = fs_inode;
+
+		if (zi->fs->o.errors != FF_ERRORS_REPAIR || zi->seq)
+			return 0;
+	}
+	return 0;
+}
+
+static const struct ff_cache_ops zf_cache_ops = {zf_map_read, zf_map_write, zf_write_done};
+
+/* ---- namespace ---- */
+
+static void fill_dir_stat(struct ff_fs *fs, uint64_t ino, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = ino;
+	st->st_mode = S_IFDIR | fs->dir_mode;
+	st->st_nlink = 2;
+	st->st_uid = 0;
+	st->st_gid = 0;
+	st->st_blksize = fs->blk;
+	if (ino == ff_fs_root_ino(fs)) {
+		st->st_nlink = 2 + (fs->dirs[0].nfiles > 0) + 1;
+		st->st_size = 2;
+	} else {
+		st->st_size = fs->dirs[ino - fs->nr_zones - 1].nfiles;
+	}
+}
+
+static void fill_file_stat(struct ff_fs *fs, struct zf_inode *zi, struct stat *st)
+{
+	uint64_t size = atomic_load(&zi->size);
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = zi->ino;
+	st->st_mode = S_IFREG | atomic_load(&zi->mode);
+	st->st_nlink = 1;
+	st->st_uid = atomic_load(&zi->uid);
+	st->st_gid = atomic_load(&zi->gid);
+	st->st_size = atomic_load(&zi->state) == ZF_OFFLINE ? 0 : (off_t)size;
+	st->st_blksize = fs->blk;
+	st->st_blocks = (blkcnt_t)(zi->cap >> 9);
+	if (atomic_load(&zi->state) != ZF_OK)
+		st->st_mode &= ~(mode_t)0222;
+}
+
+int ff_fs_getattr(struct ff_fs *fs, uint64_t ino, struct stat *st)
+{
+	struct zf_inode *zi;
+
+	if (ino == ff_fs_root_ino(fs) || ino == fs->nr_zones + 1 || ino == fs->nr_zones + 2) {
+		if (ino == fs->nr_zones + 1 && !fs->dirs[0].nfiles)
+			return -ENOENT;
+		fill_dir_stat(fs, ino, st);
+		return 0;
+	}
+	zi = file_of(fs, ino);
+	if (!zi)
+		return -ENOENT;
+	fill_file_stat(fs, zi, st);
+	return 0;
+}
+
+int ff_fs_readdir(struct ff_fs *fs, uint64_t dir, uint64_t idx, char *name, size_t namelen,
+		  struct stat *st)
+{
+	if (dir == ff_fs_root_ino(fs)) {
+		uint64_t k = 0;
+
+		for (int d = 0; d < 2; d++) {
+			if (d == 0 && !fs->dirs[0].nfiles)
+				continue;
+			if (k++ == idx) {
+				snprintf(name, namelen, "%s", fs->dirs[d].name);
+				fill_dir_stat(fs, fs->dirs[d].ino, st);
+				return 0;
+			}
+		}
+		return -ENOENT;
+	}
+	if (dir == fs->nr_zones + 1 || dir == fs->nr_zones + 2) {
+		struct zf_dir *d = &fs->dirs[dir - fs->nr_zones - 1];
+
+		if (idx >= d->nfiles)
+			return -ENOENT;
+		snprintf(name, namelen, "%llu", (unsigned long long)idx);
+		fill_file_stat(fs, d->files[idx], st);
+		return 0;
+	}
+	return file_of(fs, dir) ? -ENOTDIR : -ENOENT;
+}
+
+int ff_fs_lookup(struct ff_fs *fs, uint64_t dir, const char *name, struct stat *st)
+{
+	char buf[32], *end;
+	unsigned long long idx;
+	int ret;
+
+	if (dir == ff_fs_root_ino(fs)) {
+		for (uint64_t i = 0; ff_fs_readdir(fs, dir, i, buf, sizeof(buf), st) == 0; i++)
+			if (!strcmp(buf, name))
+				return 0;
+		return -ENOENT;
+	}
+	/* files are named by their index in the group: "0", "1", ... */
+	if (!name[0] || (name[0] == '0' && name[1]) || name[0] < '0' || name[0] > '9')
+		return file_of(fs, dir) ? -ENOTDIR : -ENOENT;
+	errno = 0;
+	idx = strtoull(name, &end, 10);
+	if (*end || errno)
+		return -ENOENT;
+	ret = ff_fs_readdir(fs, dir, idx, buf, sizeof(buf), st);
+	return ret == -ENOTDIR ? ret : ret ? -ENOENT : 0;
+}
+
+int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigned which)
+{
+	struct zf_inode *zi = file_of(fs, ino);
+	int ret = 0;
+
+	if (!zi) {
+		/* directories: chmod/chown are refused as the kernel zonefs does */
+		if (ino == ff_fs_root_ino(fs) || ino == fs->nr_zones + 1 || ino == fs->nr_zones + 2)
+			return which & FF_SET_SIZE ? -EISDIR : -EPERM;
+		return -ENOENT;
+	}
+	if (which & FF_SET_SIZE) {
+		uint64_t size = (uint64_t)st->st_size;
+
+		if (atomic_load(&fs->ro))
+			return -EROFS;
+		if (!zi->seq)
+			return -EPERM; /* conventional files have a fixed size */
+		if (atomic_load(&zi->state) != ZF_OK)
+			return -EROFS;
+		if (size != 0 && size != zi->cap)
+			return -EPERM;
+		ff_mutex_lock(&zi->io_lock);
+		if (size == 0) {
+			ret = ff_cache_truncate(zi->ci, 0);
+			if (!ret)
+				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_RESET);
+		} else {
+			/* what the user wrote goes out before the zone is finished */
+			ret = ff_cache_writeback(zi->ci);
+			if (!ret)
+				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_FINISH);
+			if (!ret)
+				ret = ff_cache_truncate(zi->ci, size);
+		}
+		if (!ret) {
+			atomic_store(&zi->size, size);
+			ff_cache_inode_set_size(zi->ci, size);
+		}
+		ff_mutex_unlock(&zi->io_lock);
+		if (ret)
+			return ret;
+	}
+	if (which & FF_SET_MODE)
+		atomic_store(&zi->mode, (uint32_t)(st->st_mode & 07777));
+	if (which & FF_SET_UID)
+		atomic_store(&zi->uid, (uint32_t)st->st_uid);
+	if (which & FF_SET_GID)
+		atomic_store(&zi->gid, (uint32_t)st->st_gid);
+	return 0;
+}
+
+int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags)
+{
+	struct zf_inode *zi = file_of(fs, ino);
+	bool wr = (flags & O_ACCMODE) != O_RDONLY;
+	int ret = 0;
+
+	if (!zi)
+		return ff_fs_getattr(fs, ino, &(struct stat){0}) ? -ENOENT : -EISDIR;
+	if (atomic_load(&zi->state) == ZF_OFFLINE)
+		return -EIO;
+	if (wr && (atomic_load(&fs->ro) || atomic_load(&zi->state) == ZF_RDONLY))
+		return -EROFS;
+	if ((flags & O_TRUNC) && wr) {
+		struct stat st = {.st_size = 0};
+
+		ret = ff_fs_setattr(fs, ino, &st, FF_SET_SIZE);
+		if (ret)
+			return ret;
+	}
+	if (wr && zi->seq) {
+		ff_mutex_lock(&zi->io_lock);
+		if (fs->o.explicit_open && zi->writers == 0) {
+			ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_OPEN);
+			if (ret == -EIO)
+				ret = -EBUSY; /* too many open zones */
+		}
+		if (!ret)
+			zi->writers++;
+		ff_mutex_unlock(&zi->io_lock);
+	}
+	return ret;
+}
+
+int ff_fs_release(struct ff_fs *fs, uint64_t ino, int flags)
+{
+	struct zf_inode *zi = file_of(fs, ino);
+
+	if (!zi || (flags & O_ACCMODE) == O_RDONLY || !zi->seq)
+		return 0;
+	ff_mutex_lock(&zi->io_lock);
+	if (zi->writers > 0 && --zi->writers == 0 && fs->o.explicit_open) {
+		struct ff_zone z;
+
+		if (ff_dev_report(fs->dev, zi->zone, 1, &z) == 1 && z.cond == FF_ZC_EXP_OPEN) {
+			ff_cache_writeback(zi->ci);
+			ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_CLOSE);
+		}
+	}
+	ff_mutex_unlock(&zi->io_lock);
+	return 0;
+}
+
+/* ---- data ---- */
+
+ssize_t ff_fs_read(struct ff_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off)
+{
+	struct zf_inode *zi = file_of(fs, ino);
+	uint64_t size;
+
+	if (!zi)
+		return -EISDIR;
+	if (atomic_load(&zi->state) == ZF_OFFLINE)
+		return -EIO;
+	size = atomic_load(&zi->size);
+	if (off >= size)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	return ff_cache_read(zi->ci, buf, len, off, 0);
+}
+
+ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off,
+		    unsigned flags)
+{
+	struct zf_inode *zi = file_of(fs, ino);
+	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC);
+	uint64_t size;
+	ssize_t r;
+
+	if (!zi)
+		return -EISDIR;
+	if (atomic_load(&fs->ro) || atomic_load(&zi->state) == ZF_RDONLY)
+		return -EROFS;
+	if (atomic_load(&zi->state) == ZF_OFFLINE)
+		return -EIO;
+	if (!len)
+		return 0;
+	ff_mutex_lock(&zi->io_lock);
+	size = atomic_load(&zi->size);
+	if (off >= zi->cap) {
+		r = -EFBIG;
+		goto out;
+	}
+	if (len > zi->cap - off)
+		len = (size_t)(zi->cap - off); /* a short write up to the capacity, as the kernel */
+	if (zi->seq) {
+		if (off != size) {
+			r = -EINVAL; /* appends only */
+			goto out;
+		}
+		if (sync && (off + len) % fs->blk) {
+			r = -EINVAL; /* a durable append must end on a block */
+			goto out;
+		}
+		atomic_store(&zi->size, off + len);
+		ff_cache_inode_set_size(zi->ci, off + len);
+	}
+	r = ff_cache_write(zi->ci, buf, len, off, flags);
+	if (r < 0 && zi->seq) {
+		/* recovery: the zone says how far the file goes */
+		uint64_t rp;
+
+		zf_io_error(zi, (int)r);
+		ff_cache_truncate(zi->ci, size);
+		rp = ff_zoneq_wp(fs->dev, zi->zone) - zi->start;
+		atomic_store(&zi->size, rp < size ? rp : size);
+		ff_cache_inode_set_size(zi->ci, atomic_load(&zi->size));
+	} else if (r < 0 && sync) {
+		zf_io_error(zi, (int)r);
+	} else if (r >= 0 && (size_t)r < len && zi->seq) {
+		atomic_store(&zi->size, off + (uint64_t)r);
+	}
+out:
+	ff_mutex_unlock(&zi->io_lock);
+	return r;
+}
+
+int ff_fs_fsync(struct ff_fs *fs, uint64_t ino, bool datasync)
+{
+	struct zf_inode *zi = file_of(fs, ino);
+	int ret;
+
+	if (!zi)
+		return ff_dev_flush(fs->dev);
+	ret = ff_cache_fsync(zi->ci, datasync);
+	if (ret) {
+		zf_io_error(zi, ret);
+		return ret;
+	}
+	if (zi->seq && atomic_load(&zi->size) % fs->blk)
+		return -EINVAL; /* the partial tail block stays cached: see the file comment */
+	return 0;
+}
+
+int ff_fs_statfs(struct ff_fs *fs, struct statvfs *st)
+{
+	uint64_t total = 0, avail = 0;
+
+	for (uint32_t i = 0; i < fs->nfiles; i++) {
+		struct zf_inode *zi = &fs->inodes[i];
+
+		total += zi->cap;
+		if (zi->seq)
+			avail += zi->cap - atomic_load(&zi->size);
+	}
+	memset(st, 0, sizeof(*st));
+	st->f_bsize = fs->blk;
+	st->f_frsize = fs->blk;
+	st->f_blocks = total / fs->blk;
+	st->f_bfree = avail / fs->blk;
+	st->f_bavail = avail / fs->blk;
+	st->f_files = fs->nfiles + 3;
+	st->f_ffree = 0;
+	st->f_namemax = 255;
+	return 0;
+}
+
+int ff_fs_stats_text(struct ff_fs *fs, char *buf, size_t len)
+{
+	struct ff_dev_stats d;
+	struct ff_zoneq_stats q;
+	struct ff_cache_stats c;
+	double wa;
+
+	ff_dev_stats(fs->dev, &d);
+	ff_zoneq_stats(fs->dev, &q);
+	ff_cache_stats(fs->cache, &c);
+	wa = c.user_bytes_written ? (double)d.bytes_written / (double)c.user_bytes_written : 0.0;
+	return snprintf(
+		buf, len,
+		"dev_reads %llu\ndev_writes %llu\ndev_flushes %llu\ndev_zone_ops %llu\n"
+		"dev_bytes_read %llu\ndev_bytes_written %llu\ndev_meta_bytes %llu\n"
+		"dev_read_errors %llu\ndev_write_errors %llu\n"
+		"zoneq_queued %llu\nzoneq_issued %llu\nzoneq_merged %llu\nzoneq_errors %llu\n"
+		"zoneq_resyncs %llu\n"
+		"cache_hits %llu\ncache_misses %llu\ncache_bytes_copied_in %llu\n"
+		"cache_bytes_copied_out %llu\ncache_user_bytes_written %llu\n"
+		"cache_writethrough_bytes %llu\ncache_writeback_bytes %llu\n"
+		"cache_read_bytes %llu\ncache_dirty_bytes %llu\ncache_writeback_inflight %llu\n"
+		"cache_cached_bytes %llu\ncache_reclaims %llu\ncache_throttle_waits %llu\n"
+		"write_amplification %.4f\nread_only %d\n",
+		(unsigned long long)d.reads, (unsigned long long)d.writes,
+		(unsigned long long)d.flushes, (unsigned long long)d.zone_ops,
+		(unsigned long long)d.bytes_read, (unsigned long long)d.bytes_written,
+		(unsigned long long)d.meta_bytes, (unsigned long long)d.read_errors,
+		(unsigned long long)d.write_errors, (unsigned long long)q.queued,
+		(unsigned long long)q.issued, (unsigned long long)q.merged,
+		(unsigned long long)q.errors, (unsigned long long)q.resyncs,
+		(unsigned long long)c.hits, (unsigned long long)c.misses,
+		(unsigned long long)c.bytes_copied_in, (unsigned long long)c.bytes_copied_out,
+		(unsigned long long)c.user_bytes_written, (unsigned long long)c.wt_bytes,
+		(unsigned long long)c.wb_bytes, (unsigned long long)c.read_bytes,
+		(unsigned long long)c.dirty_bytes, (unsigned long long)c.writeback_bytes,
+		(unsigned long long)c.cached_bytes, (unsigned long long)c.reclaims,
+		(unsigned long long)c.throttle_waits, wa, (int)atomic_load(&fs->ro));
+}
+
+int ff_fs_zone_text(struct ff_fs *fs, uint64_t ino, char *buf, size_t len)
+{
+	static const char *const cn[] = {"not-wp", "empty", "imp-open", "exp-open",
+					 "closed", "full",  "rdonly",	"offline"};
+	struct zf_inode *zi = file_of(fs, ino);
+	struct ff_zone z;
+	int ret;
+
+	if (!zi)
+		return -ENODATA;
+	ret = ff_dev_report(fs->dev, zi->zone, 1, &z);
+	if (ret < 0)
+		return ret;
+	return snprintf(buf, len,
+			"zone %u\ntype %s\nstart %llu\nlen %llu\ncapacity %llu\nwp %llu\ncond %s\n"
+			"size %llu\nreserve_pointer %llu\n",
+			zi->zone, zi->seq ? "seq" : "cnv", (unsigned long long)z.start,
+			(unsigned long long)((uint64_t)zi->nzones * z.len),
+			(unsigned long long)zi->cap, (unsigned long long)(z.wp - z.start),
+			cn[z.cond < 8 ? z.cond : 0], (unsigned long long)atomic_load(&zi->size),
+			(unsigned long long)(ff_zoneq_wp(fs->dev, zi->zone) - zi->start));
+}
