@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * mkfs.foliofs: format a regular file or device (all conventional zones, or
+ * emulated sequential zones after N conventional ones), or a kernel zoned
+ * block device, with the kernel zonefs superblock.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "foliofs/fs.h"
+#include "foliofs/util.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: mkfs.foliofs [-f|--force] [--zone-size SIZE] [--emulate-zoned] [--conv-zones N]\n"
+		"                    [--zone-cap SIZE] [--max-open N] [--max-active N] [-L|--label LABEL]\n"
+		"                    [--uid N] [--gid N] [--perm OCTAL] [--aggr-cnv] DEVICE\n"
+		"Formats DEVICE (an image file, a disk, or a zoned block device) with the zonefs layout.\n");
+}
+
+static int num(const char *s, unsigned long *v, int base, unsigned long max)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoul(s, &end, base);
+	return (errno || end == s || *end || *v > max || s[0] == '-') ? -EINVAL : 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"force", no_argument, NULL, 'f'},
+		{"zone-size", required_argument, NULL, 's'},
+		{"emulate-zoned", no_argument, NULL, 'e'},
+		{"conv-zones", required_argument, NULL, 'n'},
+		{"zone-cap", required_argument, NULL, 'c'},
+		{"max-open", required_argument, NULL, 'o'},
+		{"max-active", required_argument, NULL, 'a'},
+		{"label", required_argument, NULL, 'L'},
+		{"uid", required_argument, NULL, 'u'},
+		{"gid", required_argument, NULL, 'g'},
+		{"perm", required_argument, NULL, 'p'},
+		{"aggr-cnv", no_argument, NULL, 'A'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ff_mkfs_opts o = {.conv_zones = 1};
+	char summary[512];
+	unsigned long v;
+	int c, ret;
+
+	while ((c = getopt_long(argc, argv, "fL:h", lo, NULL)) != -1) {
+		int bad = 0;
+
+		switch (c) {
+		case 'f':
+			o.force = true;
+			break;
+		case 's':
+			bad = ff_parse_size(optarg, &o.zone_size) || !o.zone_size;
+			o.zone_opts = true;
+			break;
+		case 'c':
+			bad = ff_parse_size(optarg, &o.zone_cap) || !o.zone_cap;
+			o.zone_opts = true;
+			break;
+		case 'e':
+			o.emulate_zoned = true;
+			break;
+		case 'n':
+			bad = num(optarg, &v, 10, 1u << 20);
+			o.conv_zones = (uint32_t)v;
+			o.zone_opts = true;
+			break;
+		case 'o':
+			bad = num(optarg, &v, 10, 1u << 20);
+			o.max_open = (uint32_t)v;
+			o.zone_opts = true;
+			break;
+		case 'a':
+			bad = num(optarg, &v, 10, 1u << 20);
+			o.max_active = (uint32_t)v;
+			o.zone_opts = true;
+			break;
+		case 'L':
+			bad = strlen(optarg) > FF_ZONEFS_LABEL_LEN;
+			snprintf(o.sb.label, sizeof(o.sb.label), "%s", optarg);
+			break;
+		case 'u':
+			bad = num(optarg, &v, 10, UINT32_MAX);
+			o.sb.uid = (uint32_t)v;
+			o.sb.features |= FF_ZONEFS_F_UID;
+			break;
+		case 'g':
+			bad = num(optarg, &v, 10, UINT32_MAX);
+			o.sb.gid = (uint32_t)v;
+			o.sb.features |= FF_ZONEFS_F_GID;
+			break;
+		case 'p':
+			bad = num(optarg, &v, 8, 0777);
+			o.sb.perm = (uint32_t)v;
+			o.sb.features |= FF_ZONEFS_F_PERM;
+			break;
+		case 'A':
+			o.sb.features |= FF_ZONEFS_F_AGGRCNV;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (bad) {
+			fprintf(stderr, "mkfs.foliofs: bad value '%s'\n", optarg);
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc - 1) {
+		usage(stderr);
+		return 2;
+	}
+	if ((o.conv_zones != 1 || o.zone_cap || o.max_open || o.max_active) && !o.emulate_zoned) {
+		fprintf(stderr,
+			"mkfs.foliofs: --conv-zones, --zone-cap, --max-open and --max-active need --emulate-zoned\n");
+		return 2;
+	}
+	if (o.emulate_zoned && o.conv_zones < 1) {
+		fprintf(stderr,
+			"mkfs.foliofs: --conv-zones must be at least 1: zone 0 holds the superblock\n");
+		return 2;
+	}
+	ret = ff_fs_mkfs(argv[optind], &o, summary, sizeof(summary));
+	if (ret) {
+		fprintf(stderr, "mkfs.foliofs: %s was not formatted (%s)\n", argv[optind],
+			strerror(-ret));
+		return 1;
+	}
+	printf("%s\n", summary);
+	return 0;
+}
