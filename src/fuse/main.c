@@ -1,0 +1,632 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * foliofs: the FUSE daemon. Decodes lowlevel FUSE requests, calls the
+ * filesystem layer, replies. No policy lives here: option parsing for the
+ * mount, the mapping of FUSE node ids to zonefs inode numbers (the root is
+ * node 1; any other inode i is node i + 2), and the translation of open and
+ * per-call flags (O_SYNC, O_DSYNC, RWF_DSYNC arriving as fi->flags) into the
+ * cache's write flags.
+ *
+ * Files are opened with FOPEN_DIRECT_IO (unless -o kernel_cache) so foliofs's
+ * cache is the only cache and the reply to an O_SYNC write means durable.
+ * FSYNC is always answered (never ENOSYS: the kernel would stop sending it).
+ */
+#define FUSE_USE_VERSION 314
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "foliofs/fs.h"
+#include "foliofs/util.h"
+
+#define MAX_IO (1u << 20)
+
+struct opts {
+	char *cache_size, *max_folio, *sync_mode, *dirty_gran, *errors;
+	int explicit_open, kernel_cache, ro, help, version;
+	char *device;
+};
+
+static struct ff_fs *g_fs;
+static struct opts g_o;
+
+#define OPT(t, p)                              \
+	{                                      \
+		t, offsetof(struct opts, p), 1 \
+	}
+static const struct fuse_opt opt_spec[] = {
+	OPT("cache_size=%s", cache_size),
+	OPT("max_folio=%s", max_folio),
+	OPT("sync_mode=%s", sync_mode),
+	OPT("dirty_granularity=%s", dirty_gran),
+	OPT("errors=%s", errors),
+	OPT("explicit-open", explicit_open),
+	OPT("kernel_cache", kernel_cache),
+	OPT("ro", ro),
+	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
+	OPT("-h", help),
+	OPT("--help", help),
+	OPT("-V", version),
+	OPT("--version", version),
+	FUSE_OPT_END,
+};
+
+static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct opts *o = data;
+
+	(void)outargs;
+	if (key == FUSE_OPT_KEY_NONOPT && !o->device) {
+		o->device = strdup(arg);
+		return 0; /* the mountpoint stays for fuse_parse_cmdline */
+	}
+	return 1;
+}
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [-f] [-d] [-s] [-o OPT[,OPT...]] DEVICE MOUNTPOINT\n"
+	       "foliofs options:\n"
+	       "    -o cache_size=SIZE          page cache budget (default 256M)\n"
+	       "    -o max_folio=SIZE           largest folio (default 2M)\n"
+	       "    -o sync_mode=writethrough|writeback   O_SYNC write path (default writethrough)\n"
+	       "    -o dirty_granularity=block|folio     dirty tracking (default block)\n"
+	       "    -o errors=remount-ro|zone-ro|zone-offline|repair   on write errors (default remount-ro)\n"
+	       "    -o explicit-open            open zones explicitly while files are open for writing\n"
+	       "    -o kernel_cache             keep the kernel page cache (for mmap)\n"
+	       "    -o ro                       read-only\n"
+	       "Live counters: getfattr --only-values -n user.foliofs.stats MOUNTPOINT\n"
+	       "               getfattr --only-values -n user.foliofs.zone MOUNTPOINT/seq/N\n\n",
+	       prog);
+}
+
+/* ---- node ids ---- */
+
+static uint64_t to_ino(fuse_ino_t n)
+{
+	return n == FUSE_ROOT_ID ? ff_fs_root_ino(g_fs) : n - 2;
+}
+
+static fuse_ino_t to_node(uint64_t ino)
+{
+	return ino == ff_fs_root_ino(g_fs) ? FUSE_ROOT_ID : ino + 2;
+}
+
+static double attr_timeout(const struct stat *st)
+{
+	return S_ISDIR(st->st_mode) ? 3600.0 : 0.0; /* sizes move with every append */
+}
+
+/* ---- ops ---- */
+
+static void op_init(void *ud, struct fuse_conn_info *conn)
+{
+	(void)ud;
+	conn->max_write = MAX_IO;
+	conn->max_readahead = MAX_IO;
+	/* writeback_cache would strip the sync intent from WRITE (DESIGN.md) */
+	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_ASYNC_DIO)
+		conn->want |= FUSE_CAP_ASYNC_DIO;
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e = {0};
+	int ret = ff_fs_lookup(g_fs, to_ino(parent), name, &e.attr);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	e.ino = to_node((uint64_t)e.attr.st_ino);
+	e.attr_timeout = attr_timeout(&e.attr);
+	e.entry_timeout = 3600.0; /* names never change */
+	fuse_reply_entry(req, &e);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct stat st;
+	int ret = ff_fs_getattr(g_fs, to_ino(ino), &st);
+
+	(void)fi;
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_attr(req, &st, attr_timeout(&st));
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	unsigned which = 0;
+	struct stat st;
+	int ret;
+
+	(void)fi;
+	if (to_set & FUSE_SET_ATTR_MODE)
+		which |= FF_SET_MODE;
+	if (to_set & FUSE_SET_ATTR_UID)
+		which |= FF_SET_UID;
+	if (to_set & FUSE_SET_ATTR_GID)
+		which |= FF_SET_GID;
+	if (to_set & FUSE_SET_ATTR_SIZE)
+		which |= FF_SET_SIZE;
+	ret = ff_fs_setattr(g_fs, to_ino(ino), attr, which);
+	if (!ret)
+		ret = ff_fs_getattr(g_fs, to_ino(ino), &st);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_attr(req, &st, attr_timeout(&st));
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	char *buf = calloc(1, size), name[64];
+	size_t pos = 0;
+	struct stat st;
+
+	(void)fi;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (off_t i = off;; i++) {
+		size_t n;
+		int ret;
+
+		if (i == 0 || i == 1) {
+			memset(&st, 0, sizeof(st));
+			st.st_ino = to_ino(ino);
+			st.st_mode = S_IFDIR;
+			snprintf(name, sizeof(name), "%s", i == 0 ? "." : "..");
+		} else {
+			ret = ff_fs_readdir(g_fs, to_ino(ino), (uint64_t)(i - 2), name,
+					    sizeof(name), &st);
+			if (ret == -ENOENT)
+				break;
+			if (ret) {
+				free(buf);
+				fuse_reply_err(req, -ret);
+				return;
+			}
+		}
+		n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, i + 1);
+		if (n > size - pos)
+			break;
+		pos += n;
+	}
+	fuse_reply_buf(req, buf, pos);
+	free(buf);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	int ret = ff_fs_open(g_fs, to_ino(ino), fi->flags);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	fi->fh = (uint64_t)(unsigned)fi->flags;
+	fi->direct_io = !g_o.kernel_cache;
+	fi->keep_cache = !!g_o.kernel_cache;
+	fuse_reply_open(req, fi);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	ff_fs_release(g_fs, to_ino(ino), (int)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)fi;
+	fuse_reply_err(req, 0);
+}
+
+static _Thread_local char *io_buf;
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	ssize_t r;
+
+	(void)fi;
+	if (!io_buf && posix_memalign((void **)&io_buf, 4096, MAX_IO)) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	if (size > MAX_IO)
+		size = MAX_IO;
+	r = ff_fs_read(g_fs, to_ino(ino), io_buf, size, (uint64_t)off);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_buf(req, io_buf, (size_t)r);
+}
+
+static unsigned write_flags(int flags)
+{
+	unsigned f = 0;
+
+	if ((flags & O_SYNC) == O_SYNC)
+		f |= FF_CW_SYNC;
+	else if (flags & O_DSYNC)
+		f |= FF_CW_DSYNC;
+	if (flags & O_DIRECT)
+		f |= FF_CW_DIRECT;
+	return f;
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	/* the open's flags and this call's (RWF_DSYNC arrives as O_DSYNC) */
+	ssize_t r = ff_fs_write(g_fs, to_ino(ino), buf, size, (uint64_t)off,
+				write_flags(fi->flags | (int)fi->fh));
+
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_write(req, (size_t)r);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)fi;
+	fuse_reply_err(req, -ff_fs_fsync(g_fs, to_ino(ino), datasync));
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	(void)fi;
+	(void)ino;
+	fuse_reply_err(req, -ff_fs_fsync(g_fs, ff_fs_root_ino(g_fs), datasync));
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs st;
+
+	(void)ino;
+	ff_fs_statfs(g_fs, &st);
+	fuse_reply_statfs(req, &st);
+}
+
+static void reply_text(fuse_req_t req, const char *text, int len, size_t size)
+{
+	if (size == 0)
+		fuse_reply_xattr(req, (size_t)len);
+	else if ((size_t)len > size)
+		fuse_reply_err(req, ERANGE);
+	else
+		fuse_reply_buf(req, text, (size_t)len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char text[4096];
+	int len;
+
+	if (ino == FUSE_ROOT_ID && !strcmp(name, "user.foliofs.stats"))
+		len = ff_fs_stats_text(g_fs, text, sizeof(text));
+	else if (!strcmp(name, "user.foliofs.zone"))
+		len = ff_fs_zone_text(g_fs, to_ino(ino), text, sizeof(text));
+	else
+		len = -ENODATA;
+	if (len < 0)
+		fuse_reply_err(req, -len);
+	else
+		reply_text(req, text, len, size);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	struct stat st;
+	static const char root[] = "user.foliofs.stats", file[] = "user.foliofs.zone";
+
+	if (ino == FUSE_ROOT_ID)
+		reply_text(req, root, sizeof(root), size);
+	else if (!ff_fs_getattr(g_fs, to_ino(ino), &st) && S_ISREG(st.st_mode))
+		reply_text(req, file, sizeof(file), size);
+	else
+		reply_text(req, "", 0, size);
+}
+
+static void op_eperm_entry(fuse_req_t req)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d)
+{
+	(void)p, (void)n, (void)m, (void)d;
+	op_eperm_entry(req);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
+{
+	(void)p, (void)n, (void)m;
+	op_eperm_entry(req);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t p, const char *n)
+{
+	(void)p, (void)n;
+	op_eperm_entry(req);
+}
+
+static void op_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
+{
+	(void)l, (void)p, (void)n;
+	op_eperm_entry(req);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np, const char *nn,
+		      unsigned int f)
+{
+	(void)p, (void)n, (void)np, (void)nn, (void)f;
+	op_eperm_entry(req);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t i, fuse_ino_t p, const char *n)
+{
+	(void)i, (void)p, (void)n;
+	op_eperm_entry(req);
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
+		      struct fuse_file_info *fi)
+{
+	(void)p, (void)n, (void)m, (void)fi;
+	op_eperm_entry(req);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t i, const char *n, const char *v, size_t s, int f)
+{
+	(void)i, (void)n, (void)v, (void)s, (void)f;
+	fuse_reply_err(req, EPERM);
+}
+
+static const struct fuse_lowlevel_ops ops = {
+	.init = op_init,
+	.lookup = op_lookup,
+	.getattr = op_getattr,
+	.setattr = op_setattr,
+	.readdir = op_readdir,
+	.open = op_open,
+	.release = op_release,
+	.flush = op_flush,
+	.read = op_read,
+	.write = op_write,
+	.fsync = op_fsync,
+	.fsyncdir = op_fsyncdir,
+	.statfs = op_statfs,
+	.getxattr = op_getxattr,
+	.listxattr = op_listxattr,
+	.setxattr = op_setxattr,
+	.mknod = op_mknod,
+	.mkdir = op_mkdir,
+	.unlink = op_unlink,
+	.rmdir = op_unlink,
+	.symlink = op_symlink,
+	.rename = op_rename,
+	.link = op_link,
+	.create = op_create,
+};
+
+/* ---- options into fs options ---- */
+
+static int build_fs_opts(struct ff_fs_opts *fo)
+{
+	memset(fo, 0, sizeof(*fo));
+	if (g_o.cache_size &&
+	    (ff_parse_size(g_o.cache_size, &fo->cache.cache_size) || !fo->cache.cache_size)) {
+		ff_err("bad value for cache_size: '%s' (e.g. 256M)", g_o.cache_size);
+		return -EINVAL;
+	}
+	if (g_o.max_folio) {
+		uint64_t v;
+
+		if (ff_parse_size(g_o.max_folio, &v) || !ff_is_pow2(v) || v < 4096 ||
+		    v > (1ull << 30)) {
+			ff_err("bad value for max_folio: '%s' (a power of two from 4k to 1G)",
+			       g_o.max_folio);
+			return -EINVAL;
+		}
+		fo->cache.max_folio = (uint32_t)v;
+	}
+	if (g_o.sync_mode) {
+		if (!strcmp(g_o.sync_mode, "writethrough"))
+			fo->cache.sync_mode = FF_SYNC_WRITETHROUGH;
+		else if (!strcmp(g_o.sync_mode, "writeback"))
+			fo->cache.sync_mode = FF_SYNC_WRITEBACK;
+		else {
+			ff_err("bad value for sync_mode: '%s' (writethrough or writeback)",
+			       g_o.sync_mode);
+			return -EINVAL;
+		}
+	}
+	if (g_o.dirty_gran) {
+		if (!strcmp(g_o.dirty_gran, "block"))
+			fo->cache.dirty_gran = FF_DIRTY_BLOCK;
+		else if (!strcmp(g_o.dirty_gran, "folio"))
+			fo->cache.dirty_gran = FF_DIRTY_FOLIO;
+		else {
+			ff_err("bad value for dirty_granularity: '%s' (block or folio)",
+			       g_o.dirty_gran);
+			return -EINVAL;
+		}
+	}
+	if (g_o.errors) {
+		static const char *const names[] = {"remount-ro", "zone-ro", "zone-offline",
+						    "repair"};
+		int i;
+
+		for (i = 0; i < 4 && strcmp(g_o.errors, names[i]); i++)
+			;
+		if (i == 4) {
+			ff_err("bad value for errors: '%s' (remount-ro, zone-ro, zone-offline or repair)",
+			       g_o.errors);
+			return -EINVAL;
+		}
+		fo->errors = (enum ff_errors_mode)i;
+	}
+	{
+		uint64_t cs = fo->cache.cache_size ? fo->cache.cache_size : 256ull << 20;
+		uint64_t mf = fo->cache.max_folio ? fo->cache.max_folio : 2u << 20;
+
+		if (cs < 4 * mf) {
+			ff_err("cache_size must be at least 4 x max_folio (%llu bytes)",
+			       (unsigned long long)(4 * mf));
+			return -EINVAL;
+		}
+	}
+	fo->explicit_open = g_o.explicit_open;
+	fo->read_only = g_o.ro;
+	return 0;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts cmd = {0};
+	struct fuse_loop_config *cfg = NULL;
+	struct fuse_session *se = NULL;
+	struct ff_fs_opts fo;
+	struct stat st;
+	int pipefd[2] = {-1, -1}, ret = 1, r;
+
+	ff_log_set_level(FF_LOG_WARN);
+	if (fuse_opt_parse(&args, &g_o, opt_spec, opt_proc) == -1) {
+		fprintf(stderr, "foliofs: cannot parse the options\n");
+		return 2;
+	}
+	if (g_o.help) {
+		usage(argv[0]);
+		fuse_lowlevel_help();
+		return 0;
+	}
+	if (g_o.version) {
+		printf("foliofs 0.1.0\n");
+		fuse_lowlevel_version();
+		return 0;
+	}
+	if (fuse_parse_cmdline(&args, &cmd) != 0) {
+		fprintf(stderr, "foliofs: bad command line; see foliofs --help\n");
+		return 2;
+	}
+	if (!g_o.device || !cmd.mountpoint) {
+		fprintf(stderr, "usage: foliofs [-f] [-d] [-o OPT[,OPT...]] DEVICE MOUNTPOINT\n");
+		return 2;
+	}
+	if (build_fs_opts(&fo))
+		return 2;
+	if (stat(cmd.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "foliofs: mount point %s is not a directory\n", cmd.mountpoint);
+		return 1;
+	}
+	/* check the device before anything is mounted: errors reach the terminal */
+	if (ff_fs_check(g_o.device, g_o.ro))
+		return 1;
+	fuse_opt_add_arg(&args, "-odefault_permissions");
+	{
+		char fsname[PATH_MAX + 16];
+
+		snprintf(fsname, sizeof(fsname), "-ofsname=%s,subtype=foliofs", g_o.device);
+		fuse_opt_add_arg(&args, fsname);
+	}
+	if (!cmd.foreground) {
+		/* the parent waits for the child to be mounted and serving */
+		if (pipe(pipefd) < 0)
+			return 1;
+		r = fork();
+		if (r < 0)
+			return 1;
+		if (r > 0) {
+			char status = 1;
+
+			close(pipefd[1]);
+			if (read(pipefd[0], &status, 1) != 1)
+				status = 1;
+			_exit(status);
+		}
+		close(pipefd[0]);
+		setsid();
+	}
+	se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
+	if (!se) {
+		fprintf(stderr,
+			"foliofs: unknown or bad mount option(s) (see above); nothing was mounted\n");
+		goto out;
+	}
+	r = ff_fs_mount(g_o.device, &fo, &g_fs);
+	if (r) {
+		fprintf(stderr, "foliofs: cannot mount %s: %s\n", g_o.device, strerror(-r));
+		goto out_session;
+	}
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_fs;
+	if (fuse_session_mount(se, cmd.mountpoint) != 0) {
+		fprintf(stderr, "foliofs: cannot mount on %s\n", cmd.mountpoint);
+		goto out_signals;
+	}
+	if (!cmd.foreground) {
+		int nul = open("/dev/null", O_RDWR);
+		char ok = 0;
+
+		if (write(pipefd[1], &ok, 1) != 1)
+			goto out_unmount;
+		close(pipefd[1]);
+		if (nul >= 0) {
+			dup2(nul, 0);
+			dup2(nul, 1);
+			dup2(nul, 2);
+			if (nul > 2)
+				close(nul);
+		}
+		if (chdir("/"))
+			goto out_unmount;
+	}
+	if (cmd.singlethread) {
+		r = fuse_session_loop(se);
+	} else {
+		cfg = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(cfg, cmd.clone_fd);
+		fuse_loop_cfg_set_max_threads(cfg, cmd.max_threads ? cmd.max_threads : 16);
+		fuse_loop_cfg_set_idle_threads(cfg,
+					       cmd.max_idle_threads ? cmd.max_idle_threads : 8);
+		r = fuse_session_loop_mt(se, cfg);
+		fuse_loop_cfg_destroy(cfg);
+	}
+	ret = r < 0 ? 1 : 0;
+out_unmount:
+	fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_fs:
+	/* everything dirty goes to the device before the daemon exits */
+	r = ff_fs_unmount(g_fs);
+	if (r) {
+		ff_err("%s: writing back at unmount failed: %s", g_o.device, strerror(-r));
+		ret = 1;
+	}
+out_session:
+	fuse_session_destroy(se);
+out:
+	free(cmd.mountpoint);
+	fuse_opt_free_args(&args);
+	return ret;
+}
