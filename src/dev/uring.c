@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "internal.h"
 
 #define RING_DEPTH 64
@@ -21,12 +22,23 @@
 static pthread_key_t ring_key;
 static pthread_once_t ring_once = PTHREAD_ONCE_INIT;
 
+/*
+ * A thread's ring and the process that made it. After fork() the child's
+ * thread inherits the parent's thread-specific pointer, but a
+ * SINGLE_ISSUER ring refuses any other task (-EEXIST): the child makes its
+ * own (the daemon checks the device, then forks and mounts).
+ */
+struct thread_ring {
+	struct io_uring ring;
+	pid_t pid;
+};
+
 static void ring_free(void *p)
 {
-	struct io_uring *ring = p;
+	struct thread_ring *tr = p;
 
-	io_uring_queue_exit(ring);
-	free(ring);
+	io_uring_queue_exit(&tr->ring); /* after fork: unmaps the child's copy only */
+	free(tr);
 }
 
 static void ring_key_init(void)
@@ -36,30 +48,36 @@ static void ring_key_init(void)
 
 static struct io_uring *thread_ring(int *err)
 {
-	struct io_uring *ring;
+	struct thread_ring *tr;
 	int ret;
 
 	pthread_once(&ring_once, ring_key_init);
-	ring = pthread_getspecific(ring_key);
-	if (ring)
-		return ring;
-	ring = calloc(1, sizeof(*ring));
-	if (!ring) {
+	tr = pthread_getspecific(ring_key);
+	if (tr && tr->pid == getpid())
+		return &tr->ring;
+	if (tr) {
+		/* inherited across fork(): the parent's ring is not ours to use */
+		pthread_setspecific(ring_key, NULL);
+		ring_free(tr);
+	}
+	tr = calloc(1, sizeof(*tr));
+	if (!tr) {
 		*err = -ENOMEM;
 		return NULL;
 	}
 #ifdef IORING_SETUP_SINGLE_ISSUER
-	ret = io_uring_queue_init(RING_DEPTH, ring, IORING_SETUP_SINGLE_ISSUER);
+	ret = io_uring_queue_init(RING_DEPTH, &tr->ring, IORING_SETUP_SINGLE_ISSUER);
 	if (ret == -EINVAL)
 #endif
-		ret = io_uring_queue_init(RING_DEPTH, ring, 0);
+		ret = io_uring_queue_init(RING_DEPTH, &tr->ring, 0);
 	if (ret < 0) {
-		free(ring);
+		free(tr);
 		*err = ret;
 		return NULL;
 	}
-	pthread_setspecific(ring_key, ring);
-	return ring;
+	tr->pid = getpid();
+	pthread_setspecific(ring_key, tr);
+	return &tr->ring;
 }
 
 /* Advance an iovec array by done bytes into scratch; returns the new count. */

@@ -605,7 +605,8 @@ int main(int argc, char *argv[])
 	} else {
 		cfg = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(cfg, cmd.clone_fd);
-		fuse_loop_cfg_set_max_threads(cfg, cmd.max_threads ? cmd.max_threads : 16);
+		fuse_loop_cfg_set_max_threads(
+			cfg, cmd.max_threads && cmd.max_threads <= 100000 ? cmd.max_threads : 16);
 		fuse_loop_cfg_set_idle_threads(cfg,
 					       cmd.max_idle_threads ? cmd.max_idle_threads : 8);
 		r = fuse_session_loop_mt(se, cfg);
