@@ -55,7 +55,9 @@ struct ff_cache_ops {
 	 * sequential file); the cache writes what was mapped and asks again.
 	 * For FF_MAP_SEQ, m->file_off is the file offset at the zone's reserve
 	 * pointer: when it is below off, the cache first writes back what lies
-	 * in between, then asks again.
+	 * in between, then asks again; when it is above off, [off, file_off) is
+	 * already in the zone (immutable), and the cache skips it (whole-folio
+	 * dirtying reaches back there).
 	 */
 	int (*map_write)(void *fs_inode, uint64_t off, uint64_t len, unsigned flags,
 			 struct ff_map *m);

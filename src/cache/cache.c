@@ -425,6 +425,15 @@ static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, unsigne
 				break;
 			}
 		}
+		if (m.type == FF_MAP_SEQ && m.file_off > pos) {
+			/*
+			 * Already in the zone below its pointer (whole-folio
+			 * dirtying reaches back there): immutable and clean,
+			 * so skip it; the blocks after it are mapped again.
+			 */
+			pos = m.file_off < end ? m.file_off : end;
+			continue;
+		}
 		if (m.type == FF_MAP_HOLE) {
 			ret = -EIO;
 			break;

@@ -353,8 +353,10 @@ static int zf_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned fla
 		m->len = off - m->file_off; /* earlier buffered data goes first */
 		return 0;
 	}
-	if (m->file_off > off)
-		return -EIO; /* the zone is ahead of the cache: cannot happen */
+	if (m->file_off > off) {
+		m->len = 0; /* [off, file_off) is in the zone already: the cache skips it */
+		return 0;
+	}
 	whole = ff_round_down(atomic_load(&zi->size), zi->fs->blk);
 	m->len = whole > off ? (whole - off < len ? whole - off : len) : 0;
 	return 0;
