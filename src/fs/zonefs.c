@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include "foliofs/dev.h"
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
@@ -76,6 +77,7 @@ struct ff_fs {
 	struct zf_dir dirs[2]; /* cnv, seq */
 	_Atomic bool ro;       /* errors=remount-ro tripped, or mounted ro */
 	uint32_t file_mode, dir_mode;
+	struct timespec mount_time; /* every inode's times, as kernel zonefs sets them */
 };
 
 static const struct ff_cache_ops zf_cache_ops;
@@ -261,6 +263,7 @@ int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out
 	if (!(fs->sb.features & FF_ZONEFS_F_GID))
 		fs->sb.gid = 0;
 	atomic_store(&fs->ro, fs->o.read_only);
+	clock_gettime(CLOCK_REALTIME, &fs->mount_time);
 	ret = ff_cache_create(fs->dev, &zf_cache_ops, &fs->o.cache, &fs->cache);
 	if (ret) {
 		ff_err("%s: bad cache options (cache_size must be at least 4x max_folio, max_folio a power of two)",
@@ -424,6 +427,7 @@ static void fill_dir_stat(struct ff_fs *fs, uint64_t ino, struct stat *st)
 	st->st_uid = 0;
 	st->st_gid = 0;
 	st->st_blksize = fs->blk;
+	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
 	if (ino == ff_fs_root_ino(fs)) {
 		st->st_nlink = 2 + (fs->dirs[0].nfiles > 0) + 1;
 		st->st_size = 2;
@@ -445,6 +449,7 @@ static void fill_file_stat(struct ff_fs *fs, struct zf_inode *zi, struct stat *s
 	st->st_size = atomic_load(&zi->state) == ZF_OFFLINE ? 0 : (off_t)size;
 	st->st_blksize = fs->blk;
 	st->st_blocks = (blkcnt_t)(zi->cap >> 9);
+	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
 	if (atomic_load(&zi->state) != ZF_OK)
 		st->st_mode &= ~(mode_t)0222;
 }
@@ -731,7 +736,10 @@ int ff_fs_statfs(struct ff_fs *fs, struct statvfs *st)
 	st->f_blocks = total / fs->blk;
 	st->f_bfree = avail / fs->blk;
 	st->f_bavail = avail / fs->blk;
-	st->f_files = fs->nfiles + 3;
+	/* as the kernel: each non-empty group counts its files and itself */
+	for (int d = 0; d < 2; d++)
+		if (fs->dirs[d].nfiles)
+			st->f_files += fs->dirs[d].nfiles + 1;
 	st->f_ffree = 0;
 	st->f_namemax = 255;
 	return 0;
