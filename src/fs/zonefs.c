@@ -78,6 +78,8 @@ struct ff_fs {
 	_Atomic bool ro;       /* errors=remount-ro tripped, or mounted ro */
 	uint32_t file_mode, dir_mode;
 	struct timespec mount_time; /* every inode's times, as kernel zonefs sets them */
+	/* root, cnv/, seq/: chmod/chown as the kernel allows them (not persisted) */
+	_Atomic uint32_t dmode[3], duid[3], dgid[3];
 };
 
 static const struct ff_cache_ops zf_cache_ops;
@@ -258,6 +260,8 @@ int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out
 		ff_dev_info(fs->dev)->lblock_size < 4096 ? 4096 : ff_dev_info(fs->dev)->lblock_size;
 	fs->file_mode = (fs->sb.features & FF_ZONEFS_F_PERM) ? fs->sb.perm : 0640;
 	fs->dir_mode = 0555;
+	for (int d = 0; d < 3; d++)
+		atomic_store(&fs->dmode[d], fs->dir_mode);
 	if (!(fs->sb.features & FF_ZONEFS_F_UID))
 		fs->sb.uid = 0;
 	if (!(fs->sb.features & FF_ZONEFS_F_GID))
@@ -420,12 +424,14 @@ static const struct ff_cache_ops zf_cache_ops = {zf_map_read, zf_map_write, zf_w
 
 static void fill_dir_stat(struct ff_fs *fs, uint64_t ino, struct stat *st)
 {
+	uint64_t d = ino - fs->nr_zones;
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_mode = S_IFDIR | fs->dir_mode;
+	st->st_mode = S_IFDIR | atomic_load(&fs->dmode[d]);
 	st->st_nlink = 2;
-	st->st_uid = 0;
-	st->st_gid = 0;
+	st->st_uid = atomic_load(&fs->duid[d]);
+	st->st_gid = atomic_load(&fs->dgid[d]);
 	st->st_blksize = fs->blk;
 	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
 	if (ino == ff_fs_root_ino(fs)) {
@@ -529,10 +535,22 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 	int ret = 0;
 
 	if (!zi) {
-		/* directories: chmod/chown are refused as the kernel zonefs does */
-		if (ino == ff_fs_root_ino(fs) || ino == fs->nr_zones + 1 || ino == fs->nr_zones + 2)
-			return which & FF_SET_SIZE ? -EISDIR : -EPERM;
-		return -ENOENT;
+		uint64_t d = ino - fs->nr_zones;
+
+		if (ino < fs->nr_zones || d > 2)
+			return -ENOENT;
+		if (which & FF_SET_SIZE)
+			return -EISDIR;
+		/* as the kernel: no write permission on directories, chown allowed */
+		if ((which & FF_SET_MODE) && (st->st_mode & 0222))
+			return -EPERM;
+		if (which & FF_SET_MODE)
+			atomic_store(&fs->dmode[d], (uint32_t)(st->st_mode & 07777));
+		if (which & FF_SET_UID)
+			atomic_store(&fs->duid[d], (uint32_t)st->st_uid);
+		if (which & FF_SET_GID)
+			atomic_store(&fs->dgid[d], (uint32_t)st->st_gid);
+		return 0;
 	}
 	if (which & FF_SET_SIZE) {
 		uint64_t size = (uint64_t)st->st_size;

@@ -391,13 +391,14 @@ static void op_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
 		      struct fuse_file_info *fi)
 {
 	(void)p, (void)n, (void)m, (void)fi;
-	op_eperm_entry(req);
+	/* the kernel's answer for O_CREAT of a new name in a dir without ->create */
+	fuse_reply_err(req, EACCES);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t i, const char *n, const char *v, size_t s, int f)
 {
 	(void)i, (void)n, (void)v, (void)s, (void)f;
-	fuse_reply_err(req, EPERM);
+	fuse_reply_err(req, EOPNOTSUPP); /* as kernel zonefs, which has no xattr handlers */
 }
 
 static const struct fuse_lowlevel_ops ops = {
