@@ -14,7 +14,11 @@
  * cache holds them and writes them back through the zone queue in order;
  * with O_SYNC/O_DSYNC they go write-through and the reply means durable.
  * Sub-block rule: a sync write to a sequential file must end on a cache block
- * (4 KiB) boundary (EINVAL otherwise, nothing written); a buffered append may
+ * (4 KiB) boundary: one that does not is cut to its whole blocks, which are
+ * written durably, and gets a short count; one without a whole block gets
+ * EINVAL and nothing is written (the short count is what lets a large
+ * aligned write from an unaligned user buffer through: FUSE splits it at a
+ * page boundary of the buffer, mid-block); a buffered append may
  * end mid-block and its partial tail stays cached until it fills; fsync then
  * makes every whole block durable and returns EINVAL for the tail, which
  * cannot be made durable without changing the file.
@@ -46,6 +50,7 @@ enum zf_state { ZF_OK = 0, ZF_RDONLY, ZF_OFFLINE };
 struct zf_inode {
 	struct ff_fs *fs;
 	uint64_t ino;	 /* zone index of the first zone */
+	uint32_t idx;	 /* the file's name: its index in cnv/ or seq/ */
 	uint32_t zone;	 /* first zone */
 	uint32_t nzones; /* > 1 for aggregated conventional zones */
 	bool seq;
@@ -216,6 +221,7 @@ static int build_tree(struct ff_fs *fs)
 		atomic_store(&zi->uid, fs->sb.uid);
 		atomic_store(&zi->gid, fs->sb.gid);
 		ff_mutex_init(&zi->io_lock);
+		zi->idx = seq ? nseq : ncnv;
 		if (seq)
 			fs->dirs[1].files[nseq++] = zi;
 		else
@@ -300,8 +306,8 @@ int ff_fs_unmount(struct ff_fs *fs)
 		uint64_t size = atomic_load(&zi->size);
 
 		if (zi->seq && size % fs->blk)
-			ff_warn("seq/%llu: a partial tail block of %llu bytes cannot be written to a sequential zone and is dropped",
-				(unsigned long long)zi->ino, (unsigned long long)(size % fs->blk));
+			ff_warn("seq/%u: a partial tail block of %llu bytes cannot be written to a sequential zone and is dropped",
+				zi->idx, (unsigned long long)(size % fs->blk));
 	}
 	ret = ff_cache_destroy(fs->cache);
 	for (uint32_t i = 0; i < fs->nfiles; i++)
@@ -372,8 +378,7 @@ static void zf_io_error(struct zf_inode *zi, int err)
 {
 	struct ff_fs *fs = zi->fs;
 
-	ff_err("%s/%llu: write error (%s)", zi->seq ? "seq" : "cnv", (unsigned long long)zi->ino,
-	       strerror(-err));
+	ff_err("%s/%u: write error (%s)", zi->seq ? "seq" : "cnv", zi->idx, strerror(-err));
 	if (zi->seq) {
 		struct ff_zone z;
 
@@ -693,9 +698,25 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 			r = -EINVAL; /* appends only */
 			goto out;
 		}
-		if (sync && (off + len) % fs->blk) {
-			r = -EINVAL; /* a durable append must end on a block */
+		if ((flags & FF_CW_DIRECT) && ((off | len) % fs->blk)) {
+			r = -EINVAL; /* misaligned O_DIRECT, as the kernel */
 			goto out;
+		}
+		if (sync && (off + len) % fs->blk) {
+			/*
+			 * A durable append must end on a block: write the whole
+			 * blocks and return a short count (FUSE splits a large
+			 * write from an unaligned user buffer at a page, so the
+			 * first piece of an aligned write can end mid-block);
+			 * with no whole block in it, EINVAL and nothing written.
+			 */
+			uint64_t end = ff_round_down(off + len, fs->blk);
+
+			if (end <= off) {
+				r = -EINVAL;
+				goto out;
+			}
+			len = (size_t)(end - off);
 		}
 		atomic_store(&zi->size, off + len);
 		ff_cache_inode_set_size(zi->ci, off + len);

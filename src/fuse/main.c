@@ -608,8 +608,11 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_set_clone_fd(cfg, cmd.clone_fd);
 		fuse_loop_cfg_set_max_threads(
 			cfg, cmd.max_threads && cmd.max_threads <= 100000 ? cmd.max_threads : 16);
-		fuse_loop_cfg_set_idle_threads(cfg,
-					       cmd.max_idle_threads ? cmd.max_idle_threads : 8);
+		/* libfuse 3.14 reports an unset max_idle_threads as UINT_MAX */
+		fuse_loop_cfg_set_idle_threads(cfg, cmd.max_idle_threads &&
+								    cmd.max_idle_threads <= 100000
+							    ? cmd.max_idle_threads
+							    : 8);
 		r = fuse_session_loop_mt(se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}

@@ -11,19 +11,27 @@ import errno
 import hashlib
 import mmap
 import os
+import struct
 import sys
 
 PAT = None
 
 
+FILLER = {}
+
+
 def pattern(seed, off, n):
-    """Bytes of the pattern at file offset off: every 8-byte word holds
-    (seed, offset) so a misplaced block is caught, not just a wrong byte."""
-    start = off - off % 8
-    words = []
-    for o in range(start, off + n + 8, 8):
-        words.append(((seed << 40) ^ (o * 0x9E3779B1)).to_bytes(8, 'little'))
-    b = b''.join(words)
+    """Bytes of the pattern at file offset off: each 4 KiB block of the file
+    starts with (seed, block offset) and goes on with filler made from the
+    seed, so a misplaced or stale block is caught, not just a wrong byte."""
+    if seed not in FILLER:
+        import random
+        FILLER[seed] = random.Random(seed).randbytes(4096)
+    fill = FILLER[seed]
+    start = off - off % 4096
+    blocks = [struct.pack('<QQ', seed, o) + fill[16:]
+              for o in range(start, off + n, 4096)]
+    b = b''.join(blocks)
     return b[off - start:off - start + n]
 
 
