@@ -40,10 +40,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 #include "foliofs/dev.h"
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
 #include "foliofs/zoneq.h"
+#include "internal.h"
 
 enum zf_state { ZF_OK = 0, ZF_RDONLY, ZF_OFFLINE };
 
@@ -85,6 +87,7 @@ struct ff_fs {
 	struct timespec mount_time; /* every inode's times, as kernel zonefs sets them */
 	/* root, cnv/, seq/: chmod/chown as the kernel allows them (not persisted) */
 	_Atomic uint32_t dmode[3], duid[3], dgid[3];
+	int lock_fd; /* holds the image's flock for the mount's life (-1: a block device) */
 };
 
 static const struct ff_cache_ops zf_cache_ops;
@@ -147,6 +150,22 @@ static int read_sb(struct ff_dev *dev, const char *path, struct ff_zonefs_sb *sb
 	return ret;
 }
 
+/* Whether the first bytes of path hold the zonefs magic (a raw peek for messages only). */
+static bool raw_has_magic(const char *path)
+{
+	uint8_t b[4];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool yes;
+
+	if (fd < 0)
+		return false;
+	yes = pread(fd, b, 4, 0) == 4 &&
+	      ((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+	       (uint32_t)b[3] << 24) == FF_ZONEFS_MAGIC;
+	close(fd);
+	return yes;
+}
+
 int ff_fs_check(const char *path, bool read_only)
 {
 	struct ff_dev_opts o = {.read_only = true};
@@ -156,6 +175,13 @@ int ff_fs_check(const char *path, bool read_only)
 
 	(void)read_only;
 	ret = ff_dev_open(path, &o, &dev);
+	if (ret && ret != -ENOENT && ret != -EACCES && ret != -EISDIR && ret != -EBUSY &&
+	    !raw_has_magic(path)) {
+		/* the device layer's complaint (e.g. too small) hides the real story */
+		ff_err("%s is not a foliofs/zonefs device (no superblock); run mkfs.foliofs first",
+		       path);
+		return -EINVAL;
+	}
 	if (ret)
 		return ret;
 	ret = read_sb(dev, path, &sb);
@@ -255,9 +281,12 @@ int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out
 	if (o)
 		fs->o = *o;
 	dopt.read_only = fs->o.read_only;
-	ret = ff_dev_open(path, &dopt, &fs->dev);
+	ret = ff_fs_lock_image(path, fs->o.read_only, &fs->lock_fd);
 	if (ret)
 		goto out_free;
+	ret = ff_dev_open(path, &dopt, &fs->dev);
+	if (ret)
+		goto out_unlock;
 	ret = read_sb(fs->dev, path, &fs->sb);
 	if (ret)
 		goto out_close;
@@ -289,6 +318,9 @@ out_cache:
 	ff_cache_destroy(fs->cache);
 out_close:
 	ff_dev_close(fs->dev);
+out_unlock:
+	if (fs->lock_fd >= 0)
+		close(fs->lock_fd);
 out_free:
 	free(fs->inodes);
 	free(fs->dirs[0].files);
@@ -313,6 +345,8 @@ int ff_fs_unmount(struct ff_fs *fs)
 	for (uint32_t i = 0; i < fs->nfiles; i++)
 		ff_mutex_destroy(&fs->inodes[i].io_lock);
 	ff_dev_close(fs->dev);
+	if (fs->lock_fd >= 0)
+		close(fs->lock_fd);
 	free(fs->inodes);
 	free(fs->dirs[0].files);
 	free(fs->dirs[1].files);
