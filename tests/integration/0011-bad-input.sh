@@ -92,7 +92,9 @@ fi
 grep -qiE "in use|busy|already" "$W/out" || { cat "$W/out"; fail "second mount: unclear message"; }
 ok "second mount refused: $(head -1 "$W/out")"
 zf OK fill "$MNT/seq/0" 0 64K 3 sync
-refuse "mkfs --force of a mounted image" "in use" "$MKFS" --force --emulate-zoned --zone-size 64M "$IMG"
+"$MKFS" --force --emulate-zoned --zone-size 64M "$IMG" >"$W/out" 2>&1 && fail "mkfs --force of a mounted image: exit 0"
+grep -q "in use" "$W/out" || { cat "$W/out"; fail "mkfs --force of a mounted image: unclear message"; }
+ok "mkfs --force of a mounted image refused: $(head -1 "$W/out")"
 zf OK check "$MNT/seq/0" 0 64K 3
 umnt
 
