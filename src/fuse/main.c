@@ -72,6 +72,12 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 static void usage(const char *prog)
 {
 	printf("usage: %s [-f] [-d] [-s] [-o OPT[,OPT...]] DEVICE MOUNTPOINT\n"
+	       "       mount -t fuse.foliofs DEVICE MOUNTPOINT -o OPT[,OPT...]   (foliofs on the PATH)\n"
+	       "       fstab: DEVICE MOUNTPOINT fuse.foliofs OPT[,OPT...] 0 0\n"
+	       "Serves DEVICE (an image file or a disk formatted by mkfs.foliofs) as kernel zonefs\n"
+	       "does: MOUNTPOINT/cnv/N and MOUNTPOINT/seq/N, one file per zone. Unmount with\n"
+	       "fusermount3 -u MOUNTPOINT (or SIGTERM): dirty data is written back first.\n"
+	       "    -h, --help                  this help;  -V, --version   the version\n"
 	       "foliofs options:\n"
 	       "    -o cache_size=SIZE          page cache budget (default 256M)\n"
 	       "    -o max_folio=SIZE           largest folio (default 2M)\n"
@@ -517,11 +523,13 @@ int main(int argc, char *argv[])
 	}
 	if (g_o.help) {
 		usage(argv[0]);
+		fflush(stdout);
 		fuse_lowlevel_help();
 		return 0;
 	}
 	if (g_o.version) {
 		printf("foliofs 0.1.0\n");
+		fflush(stdout); /* before fusermount3 prints its own version */
 		fuse_lowlevel_version();
 		return 0;
 	}
