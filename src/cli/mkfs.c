@@ -18,7 +18,17 @@ static void usage(FILE *out)
 		"usage: mkfs.foliofs [-f|--force] [--zone-size SIZE] [--emulate-zoned] [--conv-zones N]\n"
 		"                    [--zone-cap SIZE] [--max-open N] [--max-active N] [-L|--label LABEL]\n"
 		"                    [--uid N] [--gid N] [--perm OCTAL] [--aggr-cnv] DEVICE\n"
-		"Formats DEVICE (an image file, a disk, or a zoned block device) with the zonefs layout.\n");
+		"Formats DEVICE (an image file, a disk, or a zoned block device) with the zonefs layout.\n"
+		"  -f, --force        format even if DEVICE holds data or a filesystem\n"
+		"  --zone-size SIZE   zone size of an image or regular disk (default 256M)\n"
+		"  --emulate-zoned    make the zones after the conventional ones sequential (emulated)\n"
+		"  --conv-zones N     conventional zones, zone 0 (the superblock) among them (default 1)\n"
+		"  --zone-cap SIZE    capacity of each emulated sequential zone (default: the zone size)\n"
+		"  --max-open N, --max-active N   emulated open/active zone limits (default none)\n"
+		"  -L, --label LABEL  the superblock's label (up to 32 bytes)\n"
+		"  --uid N, --gid N, --perm OCTAL   owner and mode of every file (default 0, 0, 640)\n"
+		"  --aggr-cnv         one file cnv/0 for all conventional zones\n"
+		"  -h, --help; -V, --version\n");
 }
 
 static int num(const char *s, unsigned long *v, int base, unsigned long max)
@@ -46,6 +56,7 @@ int main(int argc, char **argv)
 		{"perm", required_argument, NULL, 'p'},
 		{"aggr-cnv", no_argument, NULL, 'A'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	struct ff_mkfs_opts o = {.conv_zones = 1};
@@ -53,7 +64,7 @@ int main(int argc, char **argv)
 	unsigned long v;
 	int c, ret;
 
-	while ((c = getopt_long(argc, argv, "fL:h", lo, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "fL:hV", lo, NULL)) != -1) {
 		int bad = 0;
 
 		switch (c) {
@@ -110,6 +121,9 @@ int main(int argc, char **argv)
 			break;
 		case 'h':
 			usage(stdout);
+			return 0;
+		case 'V':
+			printf("mkfs.foliofs 0.1.0\n");
 			return 0;
 		default:
 			usage(stderr);

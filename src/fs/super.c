@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
 #include "foliofs/zoneq.h"
+#include "internal.h"
 
 #define OFF_MAGIC    0
 #define OFF_CRC	     4
@@ -91,6 +93,30 @@ int ff_zonefs_sb_decode(const void *blk, struct ff_zonefs_sb *sb)
 	return 0;
 }
 
+int ff_fs_lock_image(const char *path, bool shared, int *fdp)
+{
+	struct stat st;
+	int fd, err;
+
+	*fdp = -1;
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+		err = errno;
+		close(fd);
+		if (err != EWOULDBLOCK)
+			return -err;
+		ff_err("%s is in use (mounted by another foliofs, or being formatted); unmount it first",
+		       path);
+		return -EBUSY;
+	}
+	*fdp = fd;
+	return 0;
+}
+
 static bool all_zero(const uint8_t *p, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -139,7 +165,7 @@ static int probe_existing(const char *path, char *what, size_t len)
 	return found;
 }
 
-int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t slen)
+static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t slen)
 {
 	struct ff_dev_opts dopt = {0};
 	struct ff_zonefs_sb sb = o->sb;
@@ -161,6 +187,7 @@ int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, si
 		ff_err("%s is neither a block device nor an image file", path);
 		return -ENODEV;
 	}
+
 	/* what kind is it (a kernel zoned device is detected by the device layer) */
 	dopt.read_only = true;
 	dopt.zone_size = o->zone_size;
@@ -251,5 +278,18 @@ int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, si
 out:
 	free(blk);
 	ff_dev_close(dev);
+	return ret;
+}
+
+int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len)
+{
+	int lock_fd, ret;
+
+	ret = ff_fs_lock_image(path, false, &lock_fd);
+	if (ret)
+		return ret;
+	ret = mkfs_locked(path, o, summary, len);
+	if (lock_fd >= 0)
+		close(lock_fd);
 	return ret;
 }

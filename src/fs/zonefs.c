@@ -14,7 +14,11 @@
  * cache holds them and writes them back through the zone queue in order;
  * with O_SYNC/O_DSYNC they go write-through and the reply means durable.
  * Sub-block rule: a sync write to a sequential file must end on a cache block
- * (4 KiB) boundary (EINVAL otherwise, nothing written); a buffered append may
+ * (4 KiB) boundary: one that does not is cut to its whole blocks, which are
+ * written durably, and gets a short count; one without a whole block gets
+ * EINVAL and nothing is written (the short count is what lets a large
+ * aligned write from an unaligned user buffer through: FUSE splits it at a
+ * page boundary of the buffer, mid-block); a buffered append may
  * end mid-block and its partial tail stays cached until it fills; fsync then
  * makes every whole block durable and returns EINVAL for the tail, which
  * cannot be made durable without changing the file.
@@ -35,16 +39,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
 #include "foliofs/dev.h"
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
 #include "foliofs/zoneq.h"
+#include "internal.h"
 
 enum zf_state { ZF_OK = 0, ZF_RDONLY, ZF_OFFLINE };
 
 struct zf_inode {
 	struct ff_fs *fs;
 	uint64_t ino;	 /* zone index of the first zone */
+	uint32_t idx;	 /* the file's name: its index in cnv/ or seq/ */
 	uint32_t zone;	 /* first zone */
 	uint32_t nzones; /* > 1 for aggregated conventional zones */
 	bool seq;
@@ -76,6 +84,10 @@ struct ff_fs {
 	struct zf_dir dirs[2]; /* cnv, seq */
 	_Atomic bool ro;       /* errors=remount-ro tripped, or mounted ro */
 	uint32_t file_mode, dir_mode;
+	struct timespec mount_time; /* every inode's times, as kernel zonefs sets them */
+	/* root, cnv/, seq/: chmod/chown as the kernel allows them (not persisted) */
+	_Atomic uint32_t dmode[3], duid[3], dgid[3];
+	int lock_fd; /* holds the image's flock for the mount's life (-1: a block device) */
 };
 
 static const struct ff_cache_ops zf_cache_ops;
@@ -138,6 +150,22 @@ static int read_sb(struct ff_dev *dev, const char *path, struct ff_zonefs_sb *sb
 	return ret;
 }
 
+/* Whether the first bytes of path hold the zonefs magic (a raw peek for messages only). */
+static bool raw_has_magic(const char *path)
+{
+	uint8_t b[4];
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool yes;
+
+	if (fd < 0)
+		return false;
+	yes = pread(fd, b, 4, 0) == 4 &&
+	      ((uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
+	       (uint32_t)b[3] << 24) == FF_ZONEFS_MAGIC;
+	close(fd);
+	return yes;
+}
+
 int ff_fs_check(const char *path, bool read_only)
 {
 	struct ff_dev_opts o = {.read_only = true};
@@ -147,6 +175,13 @@ int ff_fs_check(const char *path, bool read_only)
 
 	(void)read_only;
 	ret = ff_dev_open(path, &o, &dev);
+	if (ret && ret != -ENOENT && ret != -EACCES && ret != -EISDIR && ret != -EBUSY &&
+	    !raw_has_magic(path)) {
+		/* the device layer's complaint (e.g. too small) hides the real story */
+		ff_err("%s is not a foliofs/zonefs device (no superblock); run mkfs.foliofs first",
+		       path);
+		return -EINVAL;
+	}
 	if (ret)
 		return ret;
 	ret = read_sb(dev, path, &sb);
@@ -212,6 +247,7 @@ static int build_tree(struct ff_fs *fs)
 		atomic_store(&zi->uid, fs->sb.uid);
 		atomic_store(&zi->gid, fs->sb.gid);
 		ff_mutex_init(&zi->io_lock);
+		zi->idx = seq ? nseq : ncnv;
 		if (seq)
 			fs->dirs[1].files[nseq++] = zi;
 		else
@@ -245,9 +281,12 @@ int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out
 	if (o)
 		fs->o = *o;
 	dopt.read_only = fs->o.read_only;
-	ret = ff_dev_open(path, &dopt, &fs->dev);
+	ret = ff_fs_lock_image(path, fs->o.read_only, &fs->lock_fd);
 	if (ret)
 		goto out_free;
+	ret = ff_dev_open(path, &dopt, &fs->dev);
+	if (ret)
+		goto out_unlock;
 	ret = read_sb(fs->dev, path, &fs->sb);
 	if (ret)
 		goto out_close;
@@ -256,11 +295,14 @@ int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out
 		ff_dev_info(fs->dev)->lblock_size < 4096 ? 4096 : ff_dev_info(fs->dev)->lblock_size;
 	fs->file_mode = (fs->sb.features & FF_ZONEFS_F_PERM) ? fs->sb.perm : 0640;
 	fs->dir_mode = 0555;
+	for (int d = 0; d < 3; d++)
+		atomic_store(&fs->dmode[d], fs->dir_mode);
 	if (!(fs->sb.features & FF_ZONEFS_F_UID))
 		fs->sb.uid = 0;
 	if (!(fs->sb.features & FF_ZONEFS_F_GID))
 		fs->sb.gid = 0;
 	atomic_store(&fs->ro, fs->o.read_only);
+	clock_gettime(CLOCK_REALTIME, &fs->mount_time);
 	ret = ff_cache_create(fs->dev, &zf_cache_ops, &fs->o.cache, &fs->cache);
 	if (ret) {
 		ff_err("%s: bad cache options (cache_size must be at least 4x max_folio, max_folio a power of two)",
@@ -276,6 +318,9 @@ out_cache:
 	ff_cache_destroy(fs->cache);
 out_close:
 	ff_dev_close(fs->dev);
+out_unlock:
+	if (fs->lock_fd >= 0)
+		close(fs->lock_fd);
 out_free:
 	free(fs->inodes);
 	free(fs->dirs[0].files);
@@ -293,13 +338,15 @@ int ff_fs_unmount(struct ff_fs *fs)
 		uint64_t size = atomic_load(&zi->size);
 
 		if (zi->seq && size % fs->blk)
-			ff_warn("seq/%llu: a partial tail block of %llu bytes cannot be written to a sequential zone and is dropped",
-				(unsigned long long)zi->ino, (unsigned long long)(size % fs->blk));
+			ff_warn("seq/%u: a partial tail block of %llu bytes cannot be written to a sequential zone and is dropped",
+				zi->idx, (unsigned long long)(size % fs->blk));
 	}
 	ret = ff_cache_destroy(fs->cache);
 	for (uint32_t i = 0; i < fs->nfiles; i++)
 		ff_mutex_destroy(&fs->inodes[i].io_lock);
 	ff_dev_close(fs->dev);
+	if (fs->lock_fd >= 0)
+		close(fs->lock_fd);
 	free(fs->inodes);
 	free(fs->dirs[0].files);
 	free(fs->dirs[1].files);
@@ -367,8 +414,7 @@ static void zf_io_error(struct zf_inode *zi, int err)
 {
 	struct ff_fs *fs = zi->fs;
 
-	ff_err("%s/%llu: write error (%s)", zi->seq ? "seq" : "cnv", (unsigned long long)zi->ino,
-	       strerror(-err));
+	ff_err("%s/%u: write error (%s)", zi->seq ? "seq" : "cnv", zi->idx, strerror(-err));
 	if (zi->seq) {
 		struct ff_zone z;
 
@@ -419,13 +465,16 @@ static const struct ff_cache_ops zf_cache_ops = {zf_map_read, zf_map_write, zf_w
 
 static void fill_dir_stat(struct ff_fs *fs, uint64_t ino, struct stat *st)
 {
+	uint64_t d = ino - fs->nr_zones;
+
 	memset(st, 0, sizeof(*st));
 	st->st_ino = ino;
-	st->st_mode = S_IFDIR | fs->dir_mode;
+	st->st_mode = S_IFDIR | atomic_load(&fs->dmode[d]);
 	st->st_nlink = 2;
-	st->st_uid = 0;
-	st->st_gid = 0;
+	st->st_uid = atomic_load(&fs->duid[d]);
+	st->st_gid = atomic_load(&fs->dgid[d]);
 	st->st_blksize = fs->blk;
+	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
 	if (ino == ff_fs_root_ino(fs)) {
 		st->st_nlink = 2 + (fs->dirs[0].nfiles > 0) + 1;
 		st->st_size = 2;
@@ -447,6 +496,7 @@ static void fill_file_stat(struct ff_fs *fs, struct zf_inode *zi, struct stat *s
 	st->st_size = atomic_load(&zi->state) == ZF_OFFLINE ? 0 : (off_t)size;
 	st->st_blksize = fs->blk;
 	st->st_blocks = (blkcnt_t)(zi->cap >> 9);
+	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
 	if (atomic_load(&zi->state) != ZF_OK)
 		st->st_mode &= ~(mode_t)0222;
 }
@@ -526,10 +576,22 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 	int ret = 0;
 
 	if (!zi) {
-		/* directories: chmod/chown are refused as the kernel zonefs does */
-		if (ino == ff_fs_root_ino(fs) || ino == fs->nr_zones + 1 || ino == fs->nr_zones + 2)
-			return which & FF_SET_SIZE ? -EISDIR : -EPERM;
-		return -ENOENT;
+		uint64_t d = ino - fs->nr_zones;
+
+		if (ino < fs->nr_zones || d > 2)
+			return -ENOENT;
+		if (which & FF_SET_SIZE)
+			return -EISDIR;
+		/* as the kernel: no write permission on directories, chown allowed */
+		if ((which & FF_SET_MODE) && (st->st_mode & 0222))
+			return -EPERM;
+		if (which & FF_SET_MODE)
+			atomic_store(&fs->dmode[d], (uint32_t)(st->st_mode & 07777));
+		if (which & FF_SET_UID)
+			atomic_store(&fs->duid[d], (uint32_t)st->st_uid);
+		if (which & FF_SET_GID)
+			atomic_store(&fs->dgid[d], (uint32_t)st->st_gid);
+		return 0;
 	}
 	if (which & FF_SET_SIZE) {
 		uint64_t size = (uint64_t)st->st_size;
@@ -668,13 +730,38 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 	if (len > zi->cap - off)
 		len = (size_t)(zi->cap - off); /* a short write up to the capacity, as the kernel */
 	if (zi->seq) {
+		if (fs->o.cache.dirty_gran == FF_DIRTY_FOLIO) {
+			/* it rewrites whole folios: a sequential zone cannot take that */
+			static atomic_flag said = ATOMIC_FLAG_INIT;
+
+			if (!atomic_flag_test_and_set(&said))
+				ff_warn("dirty_granularity=folio rewrites whole folios, which sequential zones refuse: writes to seq/ files fail with EOPNOTSUPP (use it on cnv/ files)");
+			r = -EOPNOTSUPP;
+			goto out;
+		}
 		if (off != size) {
 			r = -EINVAL; /* appends only */
 			goto out;
 		}
-		if (sync && (off + len) % fs->blk) {
-			r = -EINVAL; /* a durable append must end on a block */
+		if ((flags & FF_CW_DIRECT) && ((off | len) % fs->blk)) {
+			r = -EINVAL; /* misaligned O_DIRECT, as the kernel */
 			goto out;
+		}
+		if (sync && (off + len) % fs->blk) {
+			/*
+			 * A durable append must end on a block: write the whole
+			 * blocks and return a short count (FUSE splits a large
+			 * write from an unaligned user buffer at a page, so the
+			 * first piece of an aligned write can end mid-block);
+			 * with no whole block in it, EINVAL and nothing written.
+			 */
+			uint64_t end = ff_round_down(off + len, fs->blk);
+
+			if (end <= off) {
+				r = -EINVAL;
+				goto out;
+			}
+			len = (size_t)(end - off);
 		}
 		atomic_store(&zi->size, off + len);
 		ff_cache_inode_set_size(zi->ci, off + len);
@@ -733,7 +820,10 @@ int ff_fs_statfs(struct ff_fs *fs, struct statvfs *st)
 	st->f_blocks = total / fs->blk;
 	st->f_bfree = avail / fs->blk;
 	st->f_bavail = avail / fs->blk;
-	st->f_files = fs->nfiles + 3;
+	/* as the kernel: each non-empty group counts its files and itself */
+	for (int d = 0; d < 2; d++)
+		if (fs->dirs[d].nfiles)
+			st->f_files += fs->dirs[d].nfiles + 1;
 	st->f_ffree = 0;
 	st->f_namemax = 255;
 	return 0;

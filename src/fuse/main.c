@@ -72,6 +72,12 @@ static int opt_proc(void *data, const char *arg, int key, struct fuse_args *outa
 static void usage(const char *prog)
 {
 	printf("usage: %s [-f] [-d] [-s] [-o OPT[,OPT...]] DEVICE MOUNTPOINT\n"
+	       "       mount -t fuse.foliofs DEVICE MOUNTPOINT -o OPT[,OPT...]   (foliofs on the PATH)\n"
+	       "       fstab: DEVICE MOUNTPOINT fuse.foliofs OPT[,OPT...] 0 0\n"
+	       "Serves DEVICE (an image file or a disk formatted by mkfs.foliofs) as kernel zonefs\n"
+	       "does: MOUNTPOINT/cnv/N and MOUNTPOINT/seq/N, one file per zone. Unmount with\n"
+	       "fusermount3 -u MOUNTPOINT (or SIGTERM): dirty data is written back first.\n"
+	       "    -h, --help                  this help;  -V, --version   the version\n"
 	       "foliofs options:\n"
 	       "    -o cache_size=SIZE          page cache budget (default 256M)\n"
 	       "    -o max_folio=SIZE           largest folio (default 2M)\n"
@@ -391,13 +397,14 @@ static void op_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
 		      struct fuse_file_info *fi)
 {
 	(void)p, (void)n, (void)m, (void)fi;
-	op_eperm_entry(req);
+	/* the kernel's answer for O_CREAT of a new name in a dir without ->create */
+	fuse_reply_err(req, EACCES);
 }
 
 static void op_setxattr(fuse_req_t req, fuse_ino_t i, const char *n, const char *v, size_t s, int f)
 {
 	(void)i, (void)n, (void)v, (void)s, (void)f;
-	fuse_reply_err(req, EPERM);
+	fuse_reply_err(req, EOPNOTSUPP); /* as kernel zonefs, which has no xattr handlers */
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -516,11 +523,13 @@ int main(int argc, char *argv[])
 	}
 	if (g_o.help) {
 		usage(argv[0]);
+		fflush(stdout);
 		fuse_lowlevel_help();
 		return 0;
 	}
 	if (g_o.version) {
 		printf("foliofs 0.1.0\n");
+		fflush(stdout); /* before fusermount3 prints its own version */
 		fuse_lowlevel_version();
 		return 0;
 	}
@@ -607,8 +616,11 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_set_clone_fd(cfg, cmd.clone_fd);
 		fuse_loop_cfg_set_max_threads(
 			cfg, cmd.max_threads && cmd.max_threads <= 100000 ? cmd.max_threads : 16);
-		fuse_loop_cfg_set_idle_threads(cfg,
-					       cmd.max_idle_threads ? cmd.max_idle_threads : 8);
+		/* libfuse 3.14 reports an unset max_idle_threads as UINT_MAX */
+		fuse_loop_cfg_set_idle_threads(cfg, cmd.max_idle_threads &&
+								    cmd.max_idle_threads <= 100000
+							    ? cmd.max_idle_threads
+							    : 8);
 		r = fuse_session_loop_mt(se, cfg);
 		fuse_loop_cfg_destroy(cfg);
 	}

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The command lines: foliofs -h/--help and -V/--version exit 0 and say what
+# they should; no arguments is a usage error (exit 2); mkfs.foliofs --help,
+# -V, bad values (exit 2, nothing written), zone options without
+# --emulate-zoned, --conv-zones 0, and the summary it prints.
+. "$(dirname "$0")/lib.sh"
+
+for h in -h --help; do
+	"$FOLIOFS" $h >"$W/out" 2>&1 || fail "foliofs $h: exit $?"
+	for w in usage cache_size max_folio sync_mode dirty_granularity errors= explicit-open kernel_cache \
+		"-o ro" user.foliofs.stats fuse.foliofs; do
+		grep -q -- "$w" "$W/out" || fail "foliofs $h does not mention $w"
+	done
+	ok "foliofs $h"
+done
+for v in -V --version; do
+	expect_eq "foliofs $v" "$("$FOLIOFS" $v 2>&1 | head -1 | grep -cE '^foliofs [0-9]+\.[0-9]+')" 1
+done
+"$FOLIOFS" >"$W/out" 2>&1
+expect_eq "foliofs without arguments exits" $? 2
+grep -q usage "$W/out" || fail "no usage line"
+"$MKFS" --help >"$W/out" 2>&1 || fail "mkfs.foliofs --help"
+grep -q -- --emulate-zoned "$W/out" || fail "mkfs --help does not list --emulate-zoned"
+ok "mkfs.foliofs --help"
+expect_eq "mkfs.foliofs -V" "$("$MKFS" -V | grep -cE '^mkfs.foliofs [0-9]')" 1
+
+truncate -s 512M "$IMG"
+s=$(sha256sum <"$IMG")
+for bad in "--zone-size lots" "--zone-size 0" "--conv-zones x" "--perm 999" "--uid -1" \
+	"--label 0123456789012345678901234567890123" "--conv-zones 2" "--emulate-zoned --conv-zones 0" \
+	"--bogus" ""; do
+	"$MKFS" $bad ${bad:+"$IMG"} >"$W/out" 2>&1
+	rc=$?
+	[ $rc -eq 2 ] || { cat "$W/out"; fail "mkfs.foliofs $bad: exit $rc, want 2"; }
+	ok "mkfs.foliofs $bad: exit 2 ($(grep -v '^ ' "$W/out" | head -1))"
+done
+expect_eq "image untouched by refused mkfs" "$(sha256sum <"$IMG")" "$s"
+"$MKFS" --emulate-zoned --conv-zones 2 --zone-size 64M -L mylabel "$IMG" >"$W/out" 2>&1 || fail "mkfs"
+grep -qE "emulated-zoned device, [0-9]+ zones of 64 MiB \(2 conventional, [0-9]+ sequential" "$W/out" ||
+	fail "mkfs summary: $(cat "$W/out")"
+grep -q "label 'mylabel'" "$W/out" || fail "mkfs summary lacks the label"
+ok "mkfs summary: $(cat "$W/out")"
+echo "PASS $TNAME"
