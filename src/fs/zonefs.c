@@ -730,15 +730,6 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 	if (len > zi->cap - off)
 		len = (size_t)(zi->cap - off); /* a short write up to the capacity, as the kernel */
 	if (zi->seq) {
-		if (fs->o.cache.dirty_gran == FF_DIRTY_FOLIO) {
-			/* it rewrites whole folios: a sequential zone cannot take that */
-			static atomic_flag said = ATOMIC_FLAG_INIT;
-
-			if (!atomic_flag_test_and_set(&said))
-				ff_warn("dirty_granularity=folio rewrites whole folios, which sequential zones refuse: writes to seq/ files fail with EOPNOTSUPP (use it on cnv/ files)");
-			r = -EOPNOTSUPP;
-			goto out;
-		}
 		if (off != size) {
 			r = -EINVAL; /* appends only */
 			goto out;
