@@ -1,0 +1,31 @@
+#!/bin/sh
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The zone queue's throughput in both io_uring designs (per-thread rings and
+# one I/O thread), interleaved in one process per configuration:
+# 4 KiB and 128 KiB appends, 1 and 4 zones, 4 threads, with and without
+# RWF_DSYNC, ROUNDS rounds each; prints every run and a median summary line.
+#
+#   bench/micro/run-ring.sh BUILD_DIR [IMAGE_DIR]     (defaults: build, /var/tmp/h-micro)
+#
+# The image is written in full first (dd) so that no run pays for the image
+# file's block allocation; it is removed at the end.
+set -eu
+build=${1:-build}
+dir=${2:-/var/tmp/h-micro}
+rounds=${ROUNDS:-3}
+dev="$build/src/cli/foliofs-dev"
+img="$dir/ring.img"
+mkdir -p "$dir"
+trap 'rm -f "$img"' EXIT
+dd if=/dev/zero of="$img" bs=4M count=512 oflag=direct status=none
+"$dev" format-emulated --zone-size 256M "$img"
+echo "# $(nproc) cpus, $(uname -r), $(date -u +%FT%TZ)"
+for sync in "" --dsync; do
+	for bs in 4k 128k; do
+		if [ "$bs" = 4k ]; then mib=${MIB_4K:-32}; else mib=${MIB_128K:-512}; fi
+		for zones in 1 4; do
+			"$dev" bench --bs $bs --zones $zones --threads 4 --mib "$mib" $sync \
+				--ring both --rounds "$rounds" "$img"
+		done
+	done
+done
