@@ -70,8 +70,7 @@ static int b_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map 
 	return 0;
 }
 
-static int b_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flags,
-		       struct ff_map *m)
+static int b_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flags, struct ff_map *m)
 {
 	struct bfile *f = fs_inode;
 	uint64_t zs = (uint64_t)f->zone * ZS, whole;
@@ -114,7 +113,7 @@ struct bench {
 	struct ff_dev *dev;
 	struct ff_cache *c;
 	struct bfile f[2];
-	void *buf; /* 1 MiB, aligned */
+	void *buf; /* FOLIO bytes, aligned */
 	double secs;
 	uint64_t rng;
 };
@@ -372,9 +371,9 @@ int main(int argc, char **argv)
 	g_dev = b.dev;
 	b.f[0] = (struct bfile){.zone = 0, .seq = false, .size = ZS};
 	b.f[1] = (struct bfile){.zone = 1, .seq = true, .size = 0};
-	if (posix_memalign(&b.buf, 4096, 1 << 20))
+	if (posix_memalign(&b.buf, 4096, FOLIO))
 		die("alloc", -ENOMEM);
-	memset(b.buf, 0x5a, 1 << 20);
+	memset(b.buf, 0x5a, FOLIO);
 	printf("# cachebench: %ld cpus, io_uring %s, %d rounds, %.1f s per run, image %s\n",
 	       sysconf(_SC_NPROCESSORS_ONLN), ff_dev_uring_mode_name(ff_dev_uring_mode()), rounds,
 	       b.secs, path);

@@ -3,7 +3,8 @@
 # The zone queue's throughput in both io_uring designs (per-thread rings and
 # one I/O thread), interleaved in one process per configuration:
 # 4 KiB and 128 KiB appends, 1 and 4 zones, 4 threads, with and without
-# RWF_DSYNC, ROUNDS rounds each; prints every run and a median summary line.
+# RWF_DSYNC, ROUNDS rounds each (default 3; MIB_4K/MIB_128K MiB per run, default
+# 64/240: one 256 MiB zone must hold a run); prints every run and a median summary.
 #
 #   bench/micro/run-ring.sh BUILD_DIR [IMAGE_DIR]     (defaults: build, /var/tmp/h-micro)
 #
@@ -22,7 +23,7 @@ dd if=/dev/zero of="$img" bs=4M count=512 oflag=direct status=none
 echo "# $(nproc) cpus, $(uname -r), $(date -u +%FT%TZ)"
 for sync in "" --dsync; do
 	for bs in 4k 128k; do
-		if [ "$bs" = 4k ]; then mib=${MIB_4K:-32}; else mib=${MIB_128K:-512}; fi
+		if [ "$bs" = 4k ]; then mib=${MIB_4K:-64}; else mib=${MIB_128K:-240}; fi
 		for zones in 1 4; do
 			"$dev" bench --bs $bs --zones $zones --threads 4 --mib "$mib" $sync \
 				--ring both --rounds "$rounds" "$img"
