@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include "foliofs/dev.h"
 #include "foliofs/util.h"
 #include "foliofs/zoneq.h"
@@ -212,20 +213,34 @@ struct bench_cfg {
 	unsigned flags;
 };
 
-/* One run: reset the zones, append mib MiB from nt threads, reset. Returns MiB/s or -errno. */
+static uint64_t cpu_ns(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000ull +
+	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
+}
+
+/*
+ * One run: reset the zones, append mib MiB from nt threads, reset. Returns
+ * MiB/s or -errno; *cpu_us the process's CPU time (all its threads, the I/O
+ * thread and io_uring's workers included) per append.
+ */
 static double bench_run(struct ff_dev *dev, const struct bench_cfg *cfg, uint64_t *issued,
-			uint64_t *queued)
+			uint64_t *queued, double *cpu_us)
 {
 	struct bw w[256];
 	pthread_t th[256];
 	uint64_t per = ((uint64_t)cfg->mib << 20) / cfg->nt / cfg->bs * cfg->bs;
 	struct ff_zoneq_stats q0, q1;
-	uint64_t t0, t1;
+	uint64_t t0, t1, c0, c1;
 	int err = 0;
 
 	for (uint32_t z = cfg->first; z < cfg->first + cfg->nz; z++)
 		ff_zoneq_zone_op(dev, z, FF_ZOP_RESET);
 	ff_zoneq_stats(dev, &q0);
+	c0 = cpu_ns();
 	t0 = ff_now_ns();
 	for (uint32_t i = 0; i < cfg->nt; i++) {
 		w[i] = (struct bw){dev, cfg->first + i % cfg->nz, per, cfg->bs, cfg->flags, 0};
@@ -237,6 +252,8 @@ static double bench_run(struct ff_dev *dev, const struct bench_cfg *cfg, uint64_
 			err = w[i].err;
 	}
 	t1 = ff_now_ns();
+	c1 = cpu_ns();
+	*cpu_us = (double)(c1 - c0) / 1e3 / (double)(per * cfg->nt / cfg->bs);
 	ff_zoneq_stats(dev, &q1);
 	*issued = q1.issued - q0.issued;
 	*queued = q1.queued - q0.queued;
@@ -277,7 +294,7 @@ static int cmd_bench(int argc, char **argv)
 	struct bench_cfg cfg = {.bs = 4096, .nz = 1, .nt = 1, .mib = 64, .first = UINT32_MAX};
 	enum ff_uring_mode modes[2] = {ff_dev_uring_mode(), 0};
 	uint32_t nmodes = 1, rounds = 1;
-	double mbs[2][64];
+	double mbs[2][64], cpu[2][64];
 	struct ff_dev *dev;
 	int c, err = 0;
 
@@ -346,35 +363,44 @@ static int cmd_bench(int argc, char **argv)
 		for (uint32_t k = 0; k < nmodes && !err; k++) {
 			uint32_t m = (k + r) % nmodes; /* alternate who goes first */
 			uint64_t issued, queued;
-			double v;
+			double v, cu;
 
 			ff_dev_set_uring_mode(modes[m]);
-			v = bench_run(dev, &cfg, &issued, &queued);
+			v = bench_run(dev, &cfg, &issued, &queued, &cu);
 			if (v < 0) {
 				err = (int)v;
 				break;
 			}
 			mbs[m][r] = v;
-			printf("bench bs=%llu zones=%u threads=%u %s ring=%s round=%u: %.1f MiB/s, %.0f IOPS, %llu device writes for %llu queued\n",
+			cpu[m][r] = cu;
+			printf("bench bs=%llu zones=%u threads=%u %s ring=%s round=%u: %.1f MiB/s, %.0f IOPS, %.1f us CPU per write, %llu device writes for %llu queued\n",
 			       (unsigned long long)cfg.bs, cfg.nz, cfg.nt,
 			       cfg.flags ? "dsync" : "nosync", ff_dev_uring_mode_name(modes[m]),
-			       r + 1, v, v * (1 << 20) / (double)cfg.bs, (unsigned long long)issued,
-			       (unsigned long long)queued);
+			       r + 1, v, v * (1 << 20) / (double)cfg.bs, cu,
+			       (unsigned long long)issued, (unsigned long long)queued);
 			fflush(stdout);
 		}
 	}
 	if (!err && (rounds > 1 || nmodes > 1)) {
-		double med[2];
+		double med[2], ratio[64], lo = 1e300, hi = 0;
 
+		/* per-round ratios first: median() sorts in place */
+		for (uint32_t r = 0; r < rounds && nmodes == 2; r++) {
+			ratio[r] = mbs[1][r] / mbs[0][r];
+			lo = ratio[r] < lo ? ratio[r] : lo;
+			hi = ratio[r] > hi ? ratio[r] : hi;
+		}
 		for (uint32_t m = 0; m < nmodes; m++)
 			med[m] = median(mbs[m], rounds);
 		printf("summary bs=%llu zones=%u threads=%u %s rounds=%u:",
 		       (unsigned long long)cfg.bs, cfg.nz, cfg.nt, cfg.flags ? "dsync" : "nosync",
 		       rounds);
 		for (uint32_t m = 0; m < nmodes; m++)
-			printf(" %s %.1f MiB/s", ff_dev_uring_mode_name(modes[m]), med[m]);
+			printf(" %s %.1f MiB/s %.1f us-cpu/write", ff_dev_uring_mode_name(modes[m]),
+			       med[m], median(cpu[m], rounds));
 		if (nmodes == 2)
-			printf(" io-thread/per-thread %.2f", med[1] / med[0]);
+			printf(" io-thread/per-thread %.2f (per round: median %.2f, range %.2f-%.2f)",
+			       med[1] / med[0], median(ratio, rounds), lo, hi);
 		printf("\n");
 	}
 	ff_dev_close(dev);
