@@ -382,13 +382,13 @@ static int cmd_bench(int argc, char **argv)
 		}
 	}
 	if (!err && (rounds > 1 || nmodes > 1)) {
-		double med[2], ratio[64], lo = 1e300, hi = 0;
+		double med[2], ratio[64], rmin = 1e300, rmax = 0;
 
 		/* per-round ratios first: median() sorts in place */
 		for (uint32_t r = 0; r < rounds && nmodes == 2; r++) {
 			ratio[r] = mbs[1][r] / mbs[0][r];
-			lo = ratio[r] < lo ? ratio[r] : lo;
-			hi = ratio[r] > hi ? ratio[r] : hi;
+			rmin = ratio[r] < rmin ? ratio[r] : rmin;
+			rmax = ratio[r] > rmax ? ratio[r] : rmax;
 		}
 		for (uint32_t m = 0; m < nmodes; m++)
 			med[m] = median(mbs[m], rounds);
@@ -400,7 +400,7 @@ static int cmd_bench(int argc, char **argv)
 			       med[m], median(cpu[m], rounds));
 		if (nmodes == 2)
 			printf(" io-thread/per-thread %.2f (per round: median %.2f, range %.2f-%.2f)",
-			       med[1] / med[0], median(ratio, rounds), lo, hi);
+			       med[1] / med[0], median(ratio, rounds), rmin, rmax);
 		printf("\n");
 	}
 	ff_dev_close(dev);
