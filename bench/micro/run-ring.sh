@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # The zone queue's throughput in both io_uring designs (per-thread rings and
 # one I/O thread), interleaved in one process per configuration:
-# 4 KiB and 128 KiB appends, 1 and 4 zones, 4 threads, with and without
-# RWF_DSYNC, ROUNDS rounds each (default 3; MIB_4K/MIB_128K MiB per run, default
-# 64/240: one 256 MiB zone must hold a run); prints every run and a median summary.
+# 4 KiB and 128 KiB appends, 1 and 4 zones, with and without RWF_DSYNC.
+# Environment: ROUNDS rounds (default 3), THREADS threads (default 4),
+# MIB_4K/MIB_128K MiB per run (default 64/240: one 256 MiB zone must hold a
+# run). Prints every run and a median summary per configuration.
 #
 #   bench/micro/run-ring.sh BUILD_DIR [IMAGE_DIR]     (defaults: build, /var/tmp/h-micro)
 #
@@ -14,6 +15,7 @@ set -eu
 build=${1:-build}
 dir=${2:-/var/tmp/h-micro}
 rounds=${ROUNDS:-3}
+threads=${THREADS:-4}
 dev="$build/src/cli/foliofs-dev"
 img="$dir/ring.img"
 mkdir -p "$dir"
@@ -25,7 +27,7 @@ for sync in "" --dsync; do
 	for bs in 4k 128k; do
 		if [ "$bs" = 4k ]; then mib=${MIB_4K:-64}; else mib=${MIB_128K:-240}; fi
 		for zones in 1 4; do
-			"$dev" bench --bs $bs --zones $zones --threads 4 --mib "$mib" $sync \
+			"$dev" bench --bs $bs --zones $zones --threads "$threads" --mib "$mib" $sync \
 				--ring both --rounds "$rounds" "$img"
 		done
 	done
