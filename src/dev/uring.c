@@ -265,9 +265,11 @@ struct io_thread {
 static pthread_mutex_t iot_create_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct io_thread *_Atomic iot;
 
-/* Prepare every op of r; the caller checked there is room. */
-static void iot_prep(struct io_thread *t, struct ureq *r)
+/* Prepare every op of r; the caller checked there is room. Returns the ops prepared. */
+static unsigned iot_prep(struct io_thread *t, struct ureq *r)
 {
+	unsigned prepared = 0;
+
 	for (int i = 0; i < r->n; i++) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
 
@@ -280,7 +282,9 @@ static void iot_prep(struct io_thread *t, struct ureq *r)
 			continue;
 		}
 		prep_op(sqe, &r->ops[i]);
+		prepared++;
 	}
+	return prepared;
 }
 
 static void *iot_main(void *arg)
@@ -318,8 +322,7 @@ static void *iot_main(void *arg)
 			pend = r->next;
 			if (!pend)
 				pend_tail = NULL;
-			inflight += (unsigned)r->n;
-			iot_prep(t, r);
+			inflight += iot_prep(t, r);
 		}
 		if (!efd_armed) {
 			struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
