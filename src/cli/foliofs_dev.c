@@ -26,8 +26,8 @@ static void usage(FILE *out)
 		"       foliofs-dev bench [--bs SIZE] [--zones N] [--threads N] [--mib N] [--dsync]\n"
 		"                         [--ring per-thread|io-thread|both] [--rounds N] PATH\n"
 		"\n"
-		"bench appends through the zone queues from N threads into the first N sequential\n"
-		"zones (thread i writes zone i %% zones), resetting them before and after each run.\n"
+		"bench appends through the zone queues from --threads threads into the first --zones\n"
+		"sequential zones (thread i writes zone i %% zones), reset before and after each run.\n"
 		"--ring both runs the two io_uring designs interleaved, --rounds times each, and\n"
 		"prints the median of each and their ratio.\n");
 }
