@@ -132,6 +132,24 @@ int ff_dev_report(struct ff_dev *dev, uint32_t first, uint32_t n, struct ff_zone
 enum ff_zone_op { FF_ZOP_RESET = 1, FF_ZOP_FINISH, FF_ZOP_OPEN, FF_ZOP_CLOSE };
 int ff_dev_zone_op(struct ff_dev *dev, uint32_t zone, enum ff_zone_op op);
 
+/*
+ * How the device layer drives io_uring (DESIGN.md "Devices"), process-wide:
+ * a ring per submitting thread, or one I/O thread that owns a ring and takes
+ * the other threads' I/O by message. Every call stays synchronous either way.
+ * The default comes from the environment, FOLIOFS_URING=per-thread|io-thread,
+ * else the faster one (bench/RESULTS-micro.md). ff_dev_set_uring_mode() may be
+ * called at any time: each I/O runs in the mode current when it starts.
+ */
+enum ff_uring_mode {
+	FF_URING_PER_THREAD = 1,
+	FF_URING_IO_THREAD,
+};
+int ff_dev_set_uring_mode(enum ff_uring_mode mode);
+enum ff_uring_mode ff_dev_uring_mode(void);
+const char *ff_dev_uring_mode_name(enum ff_uring_mode mode);
+/* "per-thread" or "io-thread"; 0 or -EINVAL. */
+int ff_dev_parse_uring_mode(const char *s, enum ff_uring_mode *out);
+
 struct ff_dev_stats {
 	uint64_t reads, writes, flushes, zone_ops;
 	uint64_t bytes_read, bytes_written;

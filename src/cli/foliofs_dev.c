@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include "foliofs/dev.h"
 #include "foliofs/util.h"
 #include "foliofs/zoneq.h"
@@ -22,7 +23,13 @@ static void usage(FILE *out)
 		"       foliofs-dev info PATH\n"
 		"       foliofs-dev report PATH\n"
 		"       foliofs-dev reset|finish|open|close PATH ZONE\n"
-		"       foliofs-dev bench [--bs SIZE] [--zones N] [--threads N] [--mib N] [--dsync] PATH\n");
+		"       foliofs-dev bench [--bs SIZE] [--zones N] [--threads N] [--mib N] [--dsync]\n"
+		"                         [--ring per-thread|io-thread|both] [--rounds N] PATH\n"
+		"\n"
+		"bench appends through the zone queues from --threads threads into the first --zones\n"
+		"sequential zones (thread i writes zone i %% zones), reset before and after each run.\n"
+		"--ring both runs the two io_uring designs interleaved, --rounds times each, and\n"
+		"prints the median of each and their ratio.\n");
 }
 
 static const char *cond_name(enum ff_zone_cond c)
@@ -200,46 +207,135 @@ static void *bench_fn(void *arg)
 	return NULL;
 }
 
-/* Appends through the zone queue from several threads into several zones. */
+struct bench_cfg {
+	uint64_t bs;
+	uint32_t nz, nt, mib, first;
+	unsigned flags;
+};
+
+static uint64_t cpu_ns(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000ull +
+	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
+}
+
+/*
+ * One run: reset the zones, append mib MiB from nt threads, reset. Returns
+ * MiB/s or -errno; *cpu_us the process's CPU time (all its threads, the I/O
+ * thread and io_uring's workers included) per append.
+ */
+static double bench_run(struct ff_dev *dev, const struct bench_cfg *cfg, uint64_t *issued,
+			uint64_t *queued, double *cpu_us)
+{
+	struct bw w[256];
+	pthread_t th[256];
+	uint64_t per = ((uint64_t)cfg->mib << 20) / cfg->nt / cfg->bs * cfg->bs;
+	struct ff_zoneq_stats q0, q1;
+	uint64_t t0, t1, c0, c1;
+	int err = 0;
+
+	for (uint32_t z = cfg->first; z < cfg->first + cfg->nz; z++)
+		ff_zoneq_zone_op(dev, z, FF_ZOP_RESET);
+	ff_zoneq_stats(dev, &q0);
+	c0 = cpu_ns();
+	t0 = ff_now_ns();
+	for (uint32_t i = 0; i < cfg->nt; i++) {
+		w[i] = (struct bw){dev, cfg->first + i % cfg->nz, per, cfg->bs, cfg->flags, 0};
+		pthread_create(&th[i], NULL, bench_fn, &w[i]);
+	}
+	for (uint32_t i = 0; i < cfg->nt; i++) {
+		pthread_join(th[i], NULL);
+		if (w[i].err && !err)
+			err = w[i].err;
+	}
+	t1 = ff_now_ns();
+	c1 = cpu_ns();
+	*cpu_us = (double)(c1 - c0) / 1e3 / (double)(per * cfg->nt / cfg->bs);
+	ff_zoneq_stats(dev, &q1);
+	*issued = q1.issued - q0.issued;
+	*queued = q1.queued - q0.queued;
+	for (uint32_t z = cfg->first; z < cfg->first + cfg->nz; z++)
+		ff_zoneq_zone_op(dev, z, FF_ZOP_RESET);
+	if (err) {
+		fprintf(stderr, "foliofs-dev: bench write failed: %s\n", strerror(-err));
+		return err;
+	}
+	return (double)(per * cfg->nt) / (1 << 20) / ((double)(t1 - t0) / 1e9);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, uint32_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/*
+ * Appends through the zone queue from several threads into several zones,
+ * in one or both io_uring designs; with both, rounds alternate which goes
+ * first so that drift on a shared machine hits both alike.
+ */
 static int cmd_bench(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{"bs", required_argument, NULL, 'b'},	   {"zones", required_argument, NULL, 'z'},
 		{"threads", required_argument, NULL, 't'}, {"mib", required_argument, NULL, 'm'},
-		{"dsync", no_argument, NULL, 'd'},	   {NULL, 0, NULL, 0}};
-	uint64_t bs = 4096;
-	uint32_t nz = 1, nt = 1, mib = 64;
-	unsigned flags = 0;
+		{"dsync", no_argument, NULL, 'd'},	   {"ring", required_argument, NULL, 'r'},
+		{"rounds", required_argument, NULL, 'n'},  {NULL, 0, NULL, 0}};
+	struct bench_cfg cfg = {.bs = 4096, .nz = 1, .nt = 1, .mib = 64, .first = UINT32_MAX};
+	enum ff_uring_mode modes[2] = {ff_dev_uring_mode(), 0};
+	uint32_t nmodes = 1, rounds = 1;
+	double mbs[2][64], cpu[2][64];
 	struct ff_dev *dev;
-	struct ff_zoneq_stats qs;
-	uint64_t t0, t1, total;
 	int c, err = 0;
-	uint32_t first = UINT32_MAX;
 
 	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
 		int bad = 0;
 
 		switch (c) {
 		case 'b':
-			bad = ff_parse_size(optarg, &bs);
+			bad = ff_parse_size(optarg, &cfg.bs);
 			break;
 		case 'z':
-			bad = parse_u32(optarg, &nz);
+			bad = parse_u32(optarg, &cfg.nz);
 			break;
 		case 't':
-			bad = parse_u32(optarg, &nt);
+			bad = parse_u32(optarg, &cfg.nt);
 			break;
 		case 'm':
-			bad = parse_u32(optarg, &mib);
+			bad = parse_u32(optarg, &cfg.mib);
 			break;
 		case 'd':
-			flags = FF_IO_DSYNC;
+			cfg.flags = FF_IO_DSYNC;
+			break;
+		case 'r':
+			if (!strcmp(optarg, "both")) {
+				modes[0] = FF_URING_PER_THREAD;
+				modes[1] = FF_URING_IO_THREAD;
+				nmodes = 2;
+			} else {
+				bad = ff_dev_parse_uring_mode(optarg, &modes[0]);
+				nmodes = 1;
+			}
+			break;
+		case 'n':
+			bad = parse_u32(optarg, &rounds);
 			break;
 		default:
 			usage(stderr);
 			return 2;
 		}
-		if (bad || !nz || !nt || nt > 256 || !bs) {
+		if (bad || !cfg.nz || !cfg.nt || cfg.nt > 256 || !cfg.bs || !rounds ||
+		    rounds > 64) {
 			fprintf(stderr, "foliofs-dev: bad value '%s'\n", optarg);
 			return 2;
 		}
@@ -254,45 +350,59 @@ static int cmd_bench(int argc, char **argv)
 		struct ff_zone z;
 
 		if (ff_dev_report(dev, i, 1, &z) == 1 && z.type != FF_ZONE_CNV) {
-			first = i;
+			cfg.first = i;
 			break;
 		}
 	}
-	if (first == UINT32_MAX || first + nz > ff_dev_info(dev)->nr_zones) {
+	if (cfg.first == UINT32_MAX || cfg.first + cfg.nz > ff_dev_info(dev)->nr_zones) {
 		fprintf(stderr, "foliofs-dev: not enough sequential zones for the bench\n");
 		ff_dev_close(dev);
 		return 1;
 	}
-	for (uint32_t z = first; z < first + nz; z++)
-		ff_zoneq_zone_op(dev, z, FF_ZOP_RESET);
-	{
-		struct bw w[256];
-		pthread_t th[256];
-		uint64_t per = ((uint64_t)mib << 20) / nt / bs * bs;
+	for (uint32_t r = 0; r < rounds && !err; r++) {
+		for (uint32_t k = 0; k < nmodes && !err; k++) {
+			uint32_t m = (k + r) % nmodes; /* alternate who goes first */
+			uint64_t issued, queued;
+			double v, cu;
 
-		t0 = ff_now_ns();
-		for (uint32_t i = 0; i < nt; i++) {
-			w[i] = (struct bw){dev, first + i % nz, per, bs, flags, 0};
-			pthread_create(&th[i], NULL, bench_fn, &w[i]);
+			ff_dev_set_uring_mode(modes[m]);
+			v = bench_run(dev, &cfg, &issued, &queued, &cu);
+			if (v < 0) {
+				err = (int)v;
+				break;
+			}
+			mbs[m][r] = v;
+			cpu[m][r] = cu;
+			printf("bench bs=%llu zones=%u threads=%u %s ring=%s round=%u: %.1f MiB/s, %.0f IOPS, %.1f us CPU per write, %llu device writes for %llu queued\n",
+			       (unsigned long long)cfg.bs, cfg.nz, cfg.nt,
+			       cfg.flags ? "dsync" : "nosync", ff_dev_uring_mode_name(modes[m]),
+			       r + 1, v, v * (1 << 20) / (double)cfg.bs, cu,
+			       (unsigned long long)issued, (unsigned long long)queued);
+			fflush(stdout);
 		}
-		for (uint32_t i = 0; i < nt; i++) {
-			pthread_join(th[i], NULL);
-			if (w[i].err && !err)
-				err = w[i].err;
-		}
-		t1 = ff_now_ns();
-		total = per * nt;
 	}
-	ff_zoneq_stats(dev, &qs);
-	if (err)
-		fprintf(stderr, "foliofs-dev: bench write failed: %s\n", strerror(-err));
-	printf("bench bs=%llu zones=%u threads=%u %s: %.1f MiB/s, %.0f IOPS, %llu device writes for %llu queued\n",
-	       (unsigned long long)bs, nz, nt, flags ? "dsync" : "nosync",
-	       (double)total / (1 << 20) / ((double)(t1 - t0) / 1e9),
-	       (double)(total / bs) / ((double)(t1 - t0) / 1e9), (unsigned long long)qs.issued,
-	       (unsigned long long)qs.queued);
-	for (uint32_t z = first; z < first + nz; z++)
-		ff_zoneq_zone_op(dev, z, FF_ZOP_RESET);
+	if (!err && (rounds > 1 || nmodes > 1)) {
+		double med[2], ratio[64], rmin = 1e300, rmax = 0;
+
+		/* per-round ratios first: median() sorts in place */
+		for (uint32_t r = 0; r < rounds && nmodes == 2; r++) {
+			ratio[r] = mbs[1][r] / mbs[0][r];
+			rmin = ratio[r] < rmin ? ratio[r] : rmin;
+			rmax = ratio[r] > rmax ? ratio[r] : rmax;
+		}
+		for (uint32_t m = 0; m < nmodes; m++)
+			med[m] = median(mbs[m], rounds);
+		printf("summary bs=%llu zones=%u threads=%u %s rounds=%u:",
+		       (unsigned long long)cfg.bs, cfg.nz, cfg.nt, cfg.flags ? "dsync" : "nosync",
+		       rounds);
+		for (uint32_t m = 0; m < nmodes; m++)
+			printf(" %s %.1f MiB/s %.1f us-cpu/write", ff_dev_uring_mode_name(modes[m]),
+			       med[m], median(cpu[m], rounds));
+		if (nmodes == 2)
+			printf(" io-thread/per-thread %.2f (per round: median %.2f, range %.2f-%.2f)",
+			       med[1] / med[0], median(ratio, rounds), rmin, rmax);
+		printf("\n");
+	}
 	ff_dev_close(dev);
 	return err ? 1 : 0;
 }

@@ -1,33 +1,162 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * io_uring submission for the device layer: one ring per submitting thread.
+ * io_uring submission for the device layer, in one of two designs chosen
+ * process-wide by ff_dev_set_uring_mode() (default: env FOLIOFS_URING, else
+ * per-thread; see bench/RESULTS-micro.md for why):
  *
- * A ring belongs to one thread (STYLE.md): it is created lazily on a thread's
- * first I/O, with IORING_SETUP_SINGLE_ISSUER where the kernel has it, and
- * freed by a thread-specific-data destructor when the thread exits. All calls
- * here are synchronous: submit, then wait for every completion submitted.
- * A ring serves every fd, so one ring per thread covers any number of devices.
- * Short transfers are resubmitted for the remainder; -EINTR/-EAGAIN retried.
+ *   per-thread - every submitting thread owns a ring, created lazily on its
+ *                first I/O with IORING_SETUP_SINGLE_ISSUER where the kernel
+ *                has it and freed by a thread-specific-data destructor when the
+ *                thread exits. The submitter enters the kernel itself.
+ *   io-thread  - one I/O thread owns one ring (also SINGLE_ISSUER: it made
+ *                it). Submitters hand it a request by message (a mutex-guarded
+ *                FIFO, and an eventfd write when the thread sleeps) and sleep
+ *                on a semaphore until every operation of the request has
+ *                completed. The thread takes everything queued, prepares it,
+ *                submits it in one io_uring_enter with a read of the eventfd
+ *                always armed, and reaps completions; so concurrent
+ *                submitters' I/Os are batched into one system call.
+ *
+ * Either way every call here is synchronous: it returns once each operation
+ * it submitted has completed. That is what keeps the zone queue's ordering
+ * in both designs: the zone queue has at most one write per zone outstanding
+ * and issues the next only after this layer returned the previous one's
+ * completion, whichever ring carried it. A ring serves every fd, so one ring
+ * covers any number of devices. Short transfers are resubmitted for the
+ * remainder; -EINTR/-EAGAIN retried.
+ *
+ * fork(): a SINGLE_ISSUER ring refuses any other task (-EEXIST) and the I/O
+ * thread does not exist in a child, so both designs remember the pid that made
+ * their ring and make a new one in a child (the daemon checks the device, then
+ * forks and mounts).
+ *
+ * Locking (io-thread): io_thread.lock guards head/tail/sleeping; the rest of
+ * struct io_thread belongs to the I/O thread once it runs. A request's ops'
+ * res fields are written by the I/O thread and read by the submitter after
+ * sem_wait() on req->done (which orders them).
  */
 #include <errno.h>
 #include <liburing.h>
 #include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 #include "internal.h"
 
-#define RING_DEPTH 64
+#define RING_DEPTH 64 /* per-thread ring; also the most ops in one request */
+#define IOT_DEPTH  256
+
+/* The faster design on the measurements in bench/RESULTS-micro.md. */
+#define FF_URING_DEFAULT FF_URING_PER_THREAD
+
+enum uop_kind { UOP_READ, UOP_WRITE, UOP_FSYNC };
+
+struct ureq;
+
+/* One io_uring operation and its result. */
+struct uop {
+	enum uop_kind kind;
+	int fd;
+	const struct iovec *iov;
+	int iovcnt;
+	uint64_t off;
+	unsigned flags;	  /* FF_IO_* */
+	ssize_t res;	  /* out: cqe->res */
+	struct ureq *req; /* io-thread: the request carrying this op */
+};
+
+/* ---- the mode knob ---- */
+
+static _Atomic int uring_mode; /* 0 = not yet read from the environment */
+
+const char *ff_dev_uring_mode_name(enum ff_uring_mode mode)
+{
+	return mode == FF_URING_IO_THREAD ? "io-thread" : "per-thread";
+}
+
+int ff_dev_parse_uring_mode(const char *s, enum ff_uring_mode *out)
+{
+	if (!strcmp(s, "per-thread") || !strcmp(s, "percpu") || !strcmp(s, "ring-per-thread")) {
+		*out = FF_URING_PER_THREAD;
+		return 0;
+	}
+	if (!strcmp(s, "io-thread") || !strcmp(s, "thread")) {
+		*out = FF_URING_IO_THREAD;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int ff_dev_set_uring_mode(enum ff_uring_mode mode)
+{
+	if (mode != FF_URING_PER_THREAD && mode != FF_URING_IO_THREAD)
+		return -EINVAL;
+	atomic_store_explicit(&uring_mode, (int)mode, memory_order_relaxed);
+	return 0;
+}
+
+enum ff_uring_mode ff_dev_uring_mode(void)
+{
+	int m = atomic_load_explicit(&uring_mode, memory_order_relaxed);
+
+	if (!m) {
+		const char *env = getenv("FOLIOFS_URING");
+		enum ff_uring_mode pm = FF_URING_DEFAULT;
+		int zero = 0;
+
+		if (env && *env && ff_dev_parse_uring_mode(env, &pm))
+			ff_warn("FOLIOFS_URING=%s is not per-thread or io-thread; using %s", env,
+				ff_dev_uring_mode_name(FF_URING_DEFAULT));
+		m = (int)pm;
+		/* first reader wins; a concurrent ff_dev_set_uring_mode() wins over env */
+		if (!atomic_compare_exchange_strong_explicit(
+			    &uring_mode, &zero, m, memory_order_relaxed, memory_order_relaxed))
+			m = zero;
+	}
+	return (enum ff_uring_mode)m;
+}
+
+/* ---- common ---- */
+
+static void prep_op(struct io_uring_sqe *sqe, struct uop *op)
+{
+	switch (op->kind) {
+	case UOP_READ:
+		io_uring_prep_readv(sqe, op->fd, op->iov, (unsigned)op->iovcnt, op->off);
+		break;
+	case UOP_WRITE:
+		io_uring_prep_writev(sqe, op->fd, op->iov, (unsigned)op->iovcnt, op->off);
+		if (op->flags & FF_IO_DSYNC)
+			sqe->rw_flags = RWF_DSYNC;
+		break;
+	case UOP_FSYNC:
+		io_uring_prep_fsync(sqe, op->fd, IORING_FSYNC_DATASYNC);
+		break;
+	}
+	io_uring_sqe_set_data(sqe, op);
+}
+
+static int ring_init(struct io_uring *ring, unsigned depth)
+{
+	int ret;
+
+#ifdef IORING_SETUP_SINGLE_ISSUER
+	ret = io_uring_queue_init(depth, ring, IORING_SETUP_SINGLE_ISSUER);
+	if (ret == -EINVAL)
+#endif
+		ret = io_uring_queue_init(depth, ring, 0);
+	return ret;
+}
+
+/* ---- per-thread rings ---- */
 
 static pthread_key_t ring_key;
 static pthread_once_t ring_once = PTHREAD_ONCE_INIT;
 
-/*
- * A thread's ring and the process that made it. After fork() the child's
- * thread inherits the parent's thread-specific pointer, but a
- * SINGLE_ISSUER ring refuses any other task (-EEXIST): the child makes its
- * own (the daemon checks the device, then forks and mounts).
- */
+/* A thread's ring and the process that made it. */
 struct thread_ring {
 	struct io_uring ring;
 	pid_t pid;
@@ -65,11 +194,7 @@ static struct io_uring *thread_ring(int *err)
 		*err = -ENOMEM;
 		return NULL;
 	}
-#ifdef IORING_SETUP_SINGLE_ISSUER
-	ret = io_uring_queue_init(RING_DEPTH, &tr->ring, IORING_SETUP_SINGLE_ISSUER);
-	if (ret == -EINVAL)
-#endif
-		ret = io_uring_queue_init(RING_DEPTH, &tr->ring, 0);
+	ret = ring_init(&tr->ring, RING_DEPTH);
 	if (ret < 0) {
 		free(tr);
 		*err = ret;
@@ -79,6 +204,266 @@ static struct io_uring *thread_ring(int *err)
 	pthread_setspecific(ring_key, tr);
 	return &tr->ring;
 }
+
+/* Submit n ops on the calling thread's ring and wait for all of them. */
+static int pt_exec(struct uop *ops, int n)
+{
+	struct io_uring_cqe *cqe;
+	struct io_uring *ring;
+	unsigned want = (unsigned)n;
+	int ret = 0;
+
+	ring = thread_ring(&ret);
+	if (!ring)
+		return ret;
+	for (int i = 0; i < n; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+
+		if (!sqe)
+			return -EBUSY;
+		prep_op(sqe, &ops[i]);
+	}
+	while (want) {
+		ret = io_uring_submit_and_wait(ring, 1);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN)
+			return ret;
+		while (want && io_uring_peek_cqe(ring, &cqe) == 0) {
+			struct uop *op = io_uring_cqe_get_data(cqe);
+
+			op->res = cqe->res;
+			io_uring_cqe_seen(ring, cqe);
+			want--;
+		}
+	}
+	return 0;
+}
+
+/* ---- one I/O thread ---- */
+
+/* What a submitter hands the I/O thread: n ops, done posted when all completed. */
+struct ureq {
+	struct uop *ops;
+	int n;
+	int left; /* ops not yet completed; I/O thread only */
+	sem_t done;
+	struct ureq *next;
+};
+
+struct io_thread {
+	struct ff_mutex lock;
+	struct ureq *head, *tail; /* requests not yet taken; guarded by lock */
+	bool sleeping;		  /* the thread may block: wake it by efd; guarded by lock */
+	int efd;		  /* eventfd that wakes the thread */
+	pid_t pid;		  /* immutable: the process the thread runs in */
+	pthread_t thr;
+	sem_t started;	      /* posted once the ring exists (or failed) */
+	int start_err;	      /* ring_init() result, read after started */
+	struct io_uring ring; /* the thread's own */
+	uint64_t ebuf;	      /* eventfd read buffer; the thread's own */
+};
+
+static pthread_mutex_t iot_create_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct io_thread *_Atomic iot;
+
+/* Prepare every op of r; the caller checked there is room. Returns the ops prepared. */
+static unsigned iot_prep(struct io_thread *t, struct ureq *r)
+{
+	unsigned prepared = 0;
+
+	for (int i = 0; i < r->n; i++) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
+
+		/* cannot happen: at most IOT_DEPTH prepared between submits */
+		if (!sqe) {
+			ff_err("io-thread: submission queue full");
+			r->ops[i].res = -EBUSY;
+			if (--r->left == 0)
+				sem_post(&r->done);
+			continue;
+		}
+		prep_op(sqe, &r->ops[i]);
+		prepared++;
+	}
+	return prepared;
+}
+
+static void *iot_main(void *arg)
+{
+	struct io_thread *t = arg;
+	struct ureq *pend = NULL, *pend_tail = NULL; /* taken, not yet prepared */
+	unsigned inflight = 0;
+	bool efd_armed = false, warned = false;
+
+	t->start_err = ring_init(&t->ring, IOT_DEPTH);
+	sem_post(&t->started);
+	if (t->start_err < 0)
+		return NULL;
+	for (;;) {
+		struct io_uring_cqe *cqe;
+		unsigned head, seen = 0;
+		int ret;
+
+		ff_mutex_lock(&t->lock);
+		if (t->head) {
+			if (pend_tail)
+				pend_tail->next = t->head;
+			else
+				pend = t->head;
+			pend_tail = t->tail;
+			t->head = t->tail = NULL;
+		}
+		t->sleeping = true;
+		ff_mutex_unlock(&t->lock);
+
+		/* one slot stays for the eventfd read */
+		while (pend && inflight + (unsigned)pend->n < IOT_DEPTH) {
+			struct ureq *r = pend;
+
+			pend = r->next;
+			if (!pend)
+				pend_tail = NULL;
+			inflight += iot_prep(t, r);
+		}
+		if (!efd_armed) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&t->ring);
+
+			if (sqe) {
+				io_uring_prep_read(sqe, t->efd, &t->ebuf, sizeof(t->ebuf), 0);
+				io_uring_sqe_set_data(sqe, NULL);
+				efd_armed = true;
+			}
+		}
+		ret = io_uring_submit_and_wait(&t->ring, 1);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY && !warned) {
+			ff_err("io-thread: io_uring_enter failed: %s; retrying", strerror(-ret));
+			warned = true;
+		}
+
+		ff_mutex_lock(&t->lock);
+		t->sleeping = false; /* awake: requests queued from now are taken next round */
+		ff_mutex_unlock(&t->lock);
+
+		io_uring_for_each_cqe(&t->ring, head, cqe)
+		{
+			struct uop *op = io_uring_cqe_get_data(cqe);
+
+			seen++;
+			if (!op) {
+				efd_armed = false;
+				continue;
+			}
+			op->res = cqe->res;
+			inflight--;
+			if (--op->req->left == 0)
+				sem_post(&op->req->done);
+		}
+		io_uring_cq_advance(&t->ring, seen);
+	}
+	return NULL;
+}
+
+/* The process's I/O thread, started on first use (and again in a forked child). */
+static struct io_thread *io_thread_get(int *err)
+{
+	struct io_thread *t = atomic_load_explicit(&iot, memory_order_acquire);
+	sigset_t all, old;
+	int ret;
+
+	if (t && t->pid == getpid())
+		return t;
+	pthread_mutex_lock(&iot_create_lock);
+	t = atomic_load_explicit(&iot, memory_order_acquire);
+	if (t && t->pid == getpid())
+		goto out_unlock;
+	/* a parent's thread (after fork) is left alone: its lock may be held */
+	t = calloc(1, sizeof(*t));
+	if (!t) {
+		*err = -ENOMEM;
+		goto out_unlock;
+	}
+	ff_mutex_init(&t->lock);
+	sem_init(&t->started, 0, 0);
+	t->pid = getpid();
+	t->efd = eventfd(0, EFD_CLOEXEC);
+	if (t->efd < 0) {
+		*err = -errno;
+		goto out_free;
+	}
+	/* the I/O thread takes no signals: the daemon's handlers run elsewhere */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	ret = pthread_create(&t->thr, NULL, iot_main, t);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (ret) {
+		*err = -ret;
+		goto out_close;
+	}
+	while (sem_wait(&t->started) && errno == EINTR)
+		;
+	if (t->start_err < 0) {
+		*err = t->start_err;
+		pthread_join(t->thr, NULL);
+		goto out_close;
+	}
+	pthread_detach(t->thr);
+	atomic_store_explicit(&iot, t, memory_order_release);
+out_unlock:
+	pthread_mutex_unlock(&iot_create_lock);
+	return t;
+out_close:
+	close(t->efd);
+out_free:
+	sem_destroy(&t->started);
+	ff_mutex_destroy(&t->lock);
+	free(t);
+	t = NULL;
+	goto out_unlock;
+}
+
+/* Hand n ops to the I/O thread and wait until all have completed. May sleep. */
+static int iot_exec(struct uop *ops, int n)
+{
+	struct ureq r = {.ops = ops, .n = n, .left = n};
+	struct io_thread *t;
+	bool wake;
+	int err = 0;
+
+	t = io_thread_get(&err);
+	if (!t)
+		return err;
+	sem_init(&r.done, 0, 0);
+	for (int i = 0; i < n; i++)
+		ops[i].req = &r;
+	ff_mutex_lock(&t->lock);
+	if (t->tail)
+		t->tail->next = &r;
+	else
+		t->head = &r;
+	t->tail = &r;
+	wake = t->sleeping;
+	t->sleeping = false; /* one wake-up is enough */
+	ff_mutex_unlock(&t->lock);
+	if (wake) {
+		uint64_t one = 1;
+
+		while (write(t->efd, &one, sizeof(one)) < 0 && errno == EINTR)
+			;
+	}
+	while (sem_wait(&r.done) && errno == EINTR)
+		;
+	sem_destroy(&r.done);
+	return 0;
+}
+
+/* Run n (<= RING_DEPTH) ops in the current mode; 0, or -errno when the ring failed. */
+static int ring_exec(struct uop *ops, int n)
+{
+	if (ff_dev_uring_mode() == FF_URING_IO_THREAD)
+		return iot_exec(ops, n);
+	return pt_exec(ops, n);
+}
+
+/* ---- the calls the backends make ---- */
 
 /* Advance an iovec array by done bytes into scratch; returns the new count. */
 static int iov_advance(const struct iovec *iov, int iovcnt, size_t done, struct iovec *scratch)
@@ -98,128 +483,77 @@ static int iov_advance(const struct iovec *iov, int iovcnt, size_t done, struct 
 	return n;
 }
 
-static void prep_rw(struct io_uring_sqe *sqe, int fd, const struct iovec *iov, int iovcnt,
-		    uint64_t off, bool write, unsigned flags)
-{
-	if (write)
-		io_uring_prep_writev(sqe, fd, iov, iovcnt, off);
-	else
-		io_uring_prep_readv(sqe, fd, iov, iovcnt, off);
-	if (write && (flags & FF_IO_DSYNC))
-		sqe->rw_flags = RWF_DSYNC;
-}
-
-/* Submit what is queued and wait for want completions; fills res[user_data]. */
-static int submit_wait(struct io_uring *ring, unsigned want, ssize_t *res)
-{
-	struct io_uring_cqe *cqe;
-	int ret;
-
-	while (want) {
-		ret = io_uring_submit_and_wait(ring, 1);
-		if (ret < 0 && ret != -EINTR && ret != -EAGAIN)
-			return ret;
-		while (want && io_uring_peek_cqe(ring, &cqe) == 0) {
-			res[cqe->user_data] = cqe->res;
-			io_uring_cqe_seen(ring, cqe);
-			want--;
-		}
-	}
-	return 0;
-}
-
 ssize_t ff_uring_rw(int fd, const struct iovec *iov, int iovcnt, uint64_t off, bool write,
 		    unsigned flags)
 {
 	size_t total = iov_len_sum(iov, iovcnt), done = 0;
 	struct iovec scratch[IOV_MAX];
-	struct io_uring *ring;
-	int err = 0;
 
 	if (iovcnt <= 0 || iovcnt > IOV_MAX)
 		return -EINVAL;
-	ring = thread_ring(&err);
-	if (!ring)
-		return err;
 	while (done < total) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-		ssize_t res = 0;
-		int n = iov_advance(iov, iovcnt, done, scratch);
+		struct uop op = {.kind = write ? UOP_WRITE : UOP_READ,
+				 .fd = fd,
+				 .iov = scratch,
+				 .iovcnt = iov_advance(iov, iovcnt, done, scratch),
+				 .off = off + done,
+				 .flags = flags};
+		int err = ring_exec(&op, 1);
 
-		if (!sqe)
-			return -EBUSY;
-		prep_rw(sqe, fd, scratch, n, off + done, write, flags);
-		io_uring_sqe_set_data64(sqe, 0);
-		err = submit_wait(ring, 1, &res);
 		if (err)
 			return err;
-		if (res == -EINTR || res == -EAGAIN)
+		if (op.res == -EINTR || op.res == -EAGAIN)
 			continue;
-		if (res < 0)
-			return res;
-		if (res == 0)
+		if (op.res < 0)
+			return op.res;
+		if (op.res == 0)
 			return write ? -EIO : (ssize_t)done; /* EOF on read */
-		done += (size_t)res;
+		done += (size_t)op.res;
 	}
 	return (ssize_t)done;
 }
 
 int ff_uring_fsync(int fd)
 {
-	struct io_uring *ring;
-	ssize_t res = 0;
-	int err = 0;
-
-	ring = thread_ring(&err);
-	if (!ring)
-		return err;
 	for (;;) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+		struct uop op = {.kind = UOP_FSYNC, .fd = fd};
+		int err = ring_exec(&op, 1);
 
-		if (!sqe)
-			return -EBUSY;
-		io_uring_prep_fsync(sqe, fd, IORING_FSYNC_DATASYNC);
-		io_uring_sqe_set_data64(sqe, 0);
-		err = submit_wait(ring, 1, &res);
 		if (err)
 			return err;
-		if (res != -EINTR && res != -EAGAIN)
-			return (int)res;
+		if (op.res != -EINTR && op.res != -EAGAIN)
+			return (int)op.res;
 	}
 }
 
 int ff_uring_batch(int fd, struct ff_io *ios, int n)
 {
-	ssize_t res[RING_DEPTH];
-	struct io_uring *ring;
-	int err = 0;
+	struct uop ops[RING_DEPTH];
 
-	ring = thread_ring(&err);
-	if (!ring)
-		return err;
 	for (int base = 0; base < n; base += RING_DEPTH) {
-		int cnt = n - base < RING_DEPTH ? n - base : RING_DEPTH;
+		int cnt = n - base < RING_DEPTH ? n - base : RING_DEPTH, err;
 
 		for (int i = 0; i < cnt; i++) {
 			struct ff_io *io = &ios[base + i];
-			struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
 
-			if (!sqe)
-				return -EBUSY;
-			prep_rw(sqe, fd, io->iov, io->iovcnt, io->off, io->write, io->flags);
-			io_uring_sqe_set_data64(sqe, (uint64_t)i);
+			ops[i] = (struct uop){.kind = io->write ? UOP_WRITE : UOP_READ,
+					      .fd = fd,
+					      .iov = io->iov,
+					      .iovcnt = io->iovcnt,
+					      .off = io->off,
+					      .flags = io->flags};
 		}
-		err = submit_wait(ring, (unsigned)cnt, res);
+		err = ring_exec(ops, cnt);
 		if (err)
 			return err;
 		for (int i = 0; i < cnt; i++) {
 			struct ff_io *io = &ios[base + i];
 			size_t want = iov_len_sum(io->iov, io->iovcnt);
 
-			io->res = res[i];
+			io->res = ops[i].res;
 			/* a short or interrupted one is finished synchronously */
 			if (io->res == -EINTR || io->res == -EAGAIN ||
-			    (io->res >= 0 && (size_t)io->res < want && io->res > 0)) {
+			    (io->res > 0 && (size_t)io->res < want)) {
 				struct iovec scratch[IOV_MAX];
 				size_t done = io->res > 0 ? (size_t)io->res : 0;
 				int k = iov_advance(io->iov, io->iovcnt, done, scratch);

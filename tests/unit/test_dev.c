@@ -8,7 +8,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 #include "foliofs/dev.h"
 #include "foliofs/zoneq.h"
@@ -167,6 +169,150 @@ static void test_dev_open_refusals(void **state)
 	unlink(small);
 }
 
+/* ---- both io_uring designs (uring.c) ---- */
+
+#define MT_THREADS 4
+#define MT_ITERS   300
+#define MT_BATCH   100 /* more than one ring's worth of operations (64) */
+
+struct mt_arg {
+	struct ff_dev *dev;
+	int idx;
+	int bad; /* out: verify or I/O failures */
+};
+
+/* A thread's private zone: vectored writes with verify, and big read batches. */
+static void *mt_fn(void *p)
+{
+	struct mt_arg *a = p;
+	uint64_t base = (uint64_t)(a->idx + 1) * ZS;
+	void *w = tu_alloc(2 * BLK), *r = tu_alloc(2 * BLK), *bb = tu_alloc(MT_BATCH * BLK);
+	struct iovec bv[MT_BATCH];
+	struct ff_io ios[MT_BATCH];
+
+	for (int i = 0; i < MT_ITERS; i++) {
+		uint64_t off = base + (uint64_t)(i % 64) * 2 * BLK;
+		struct iovec wv[2] = {{w, BLK}, {(char *)w + BLK, BLK}};
+		struct iovec rv = {r, 2 * BLK};
+
+		tu_fill(w, 2 * BLK, (unsigned)(a->idx * 100000 + i));
+		if (ff_dev_write(a->dev, wv, 2, off, i % 5 ? 0 : FF_IO_DSYNC) != 2 * BLK ||
+		    ff_dev_read(a->dev, &rv, 1, off) != 2 * BLK || memcmp(w, r, 2 * BLK))
+			a->bad++;
+		if (i % 50 == 49) {
+			for (int k = 0; k < MT_BATCH; k++) {
+				bv[k] = (struct iovec){(char *)bb + k * BLK, BLK};
+				ios[k] = (struct ff_io){.iov = &bv[k],
+							.iovcnt = 1,
+							.off = base + (uint64_t)k * BLK};
+			}
+			if (ff_dev_submit_batch(a->dev, ios, MT_BATCH))
+				a->bad++;
+			for (int k = 0; k < MT_BATCH; k++)
+				if (ios[k].res != BLK)
+					a->bad++;
+		}
+	}
+	free(w);
+	free(r);
+	free(bb);
+	return NULL;
+}
+
+/*
+ * Several threads do I/O while the ring design flips under them: every I/O
+ * completes correctly in whichever design it started in.
+ */
+static void test_dev_uring_modes_concurrent(void **state)
+{
+	struct fx *f = *state;
+	enum ff_uring_mode orig = ff_dev_uring_mode();
+	struct mt_arg args[MT_THREADS];
+	pthread_t th[MT_THREADS];
+
+	for (int i = 0; i < MT_THREADS; i++) {
+		args[i] = (struct mt_arg){.dev = f->dev, .idx = i};
+		assert_int_equal(pthread_create(&th[i], NULL, mt_fn, &args[i]), 0);
+	}
+	for (int i = 0; i < 200; i++) {
+		ff_dev_set_uring_mode(i % 2 ? FF_URING_IO_THREAD : FF_URING_PER_THREAD);
+		usleep(1000);
+	}
+	for (int i = 0; i < MT_THREADS; i++) {
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(args[i].bad, 0);
+	}
+	ff_dev_set_uring_mode(orig);
+	assert_int_equal(ff_dev_set_uring_mode(0), -EINVAL);
+}
+
+static void test_dev_uring_mode_names(void **state)
+{
+	enum ff_uring_mode m;
+
+	(void)state;
+	assert_int_equal(ff_dev_parse_uring_mode("io-thread", &m), 0);
+	assert_int_equal(m, FF_URING_IO_THREAD);
+	assert_string_equal(ff_dev_uring_mode_name(m), "io-thread");
+	assert_int_equal(ff_dev_parse_uring_mode("per-thread", &m), 0);
+	assert_int_equal(m, FF_URING_PER_THREAD);
+	assert_string_equal(ff_dev_uring_mode_name(m), "per-thread");
+	assert_int_equal(ff_dev_parse_uring_mode("sqpoll", &m), -EINVAL);
+}
+
+#if defined(__SANITIZE_THREAD__)
+#define TU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TU_TSAN 1
+#endif
+#endif
+
+/*
+ * I/O in a forked child after the parent did I/O (the daemon checks the
+ * device, forks, mounts): the child cannot use the parent's SINGLE_ISSUER
+ * ring nor its I/O thread, and makes its own.
+ */
+static void test_dev_io_after_fork(void **state)
+{
+	struct fx *f = *state;
+	void *a = tu_alloc(BLK), *b = tu_alloc(BLK);
+	struct iovec wv = {a, BLK}, rv = {b, BLK};
+	int status = 0;
+	pid_t pid;
+
+#ifdef TU_TSAN
+	/* TSan refuses to start threads in the child of a multi-threaded process */
+	if (ff_dev_uring_mode() == FF_URING_IO_THREAD) {
+		free(a);
+		free(b);
+		skip();
+	}
+#endif
+	tu_fill(a, BLK, 1);
+	assert_int_equal(ff_dev_write(f->dev, &wv, 1, 0, FF_IO_DSYNC), BLK);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int ok;
+
+		tu_fill(a, BLK, 2);
+		ok = ff_dev_write(f->dev, &wv, 1, BLK, FF_IO_DSYNC) == BLK &&
+		     ff_dev_read(f->dev, &rv, 1, BLK) == BLK && !memcmp(a, b, BLK) &&
+		     ff_dev_flush(f->dev) == 0;
+		_exit(ok ? 0 : 1);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	/* the parent's ring or thread still works, and sees the child's write */
+	assert_int_equal(ff_dev_read(f->dev, &rv, 1, BLK), BLK);
+	tu_fill(a, BLK, 2); /* what the child wrote */
+	assert_memory_equal(a, b, BLK);
+	free(a);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -175,6 +321,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dev_batch_and_stats, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dev_rejects_bad_io, setup, teardown),
 		cmocka_unit_test(test_dev_open_refusals),
+		cmocka_unit_test_setup_teardown(test_dev_uring_modes_concurrent, setup, teardown),
+		cmocka_unit_test(test_dev_uring_mode_names),
+		cmocka_unit_test_setup_teardown(test_dev_io_after_fork, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -321,6 +321,7 @@ static void test_emu_corrupt_trailer_refused(void **state)
 	assert_int_equal(ff_dev_open(f->path, NULL, &d), -EUCLEAN);
 	assert_null(d);
 	/* teardown needs a device */
+	unlink(f->path);
 	assert_int_equal(tu_make_image(f->path, sizeof(f->path), "emu2", 8 * ZS), 0);
 	{
 		struct ff_dev_opts o = {.zone_size = ZS};
