@@ -38,7 +38,7 @@ for i in 0 1; do
 	printf '[reader%s]\nfilename=%s\nrw=randread\nbs=4k\nsize=8m\nio_size=8m\ndo_verify=0\nverify=0\n' \
 		$i "$MNT/seq/7" >>"$W/jobs.fio"
 done
-fio --output="$W/fio.out" "$W/jobs.fio" || { cat "$W/fio.out"; fail "fio"; }
+(cd "$W" && fio --output="$W/fio.out" "$W/jobs.fio") || { cat "$W/fio.out"; fail "fio"; }
 grep -qE 'err= *[1-9]' "$W/fio.out" && { cat "$W/fio.out"; fail "a fio job reported an error"; }
 ok "10 concurrent jobs with verify"
 for i in 0 1 2; do expect_eq "seq/$i size" "$(fsize "$MNT/seq/$i")" $((8 << 20)); done

@@ -49,8 +49,11 @@ $ZF fill "$MNT/seq/1" 0 48M 2 sync 64K >"$W/writer.out" &
 wpid=$!
 n=0
 while kill -0 $wpid 2>/dev/null; do
-	$ZF xattr "$MNT" user.foliofs.stats | grep -q '^dev_writes ' || fail "stats unreadable during writes"
-	$ZF xattr "$MNT/seq/1" user.foliofs.zone | grep -q '^wp ' || fail "zone unreadable during writes"
+	# read whole, then match (grep -q closing the pipe early would fail the reader)
+	st=$($ZF xattr "$MNT" user.foliofs.stats) && grep -q '^dev_writes ' <<<"$st" ||
+		fail "stats unreadable during writes"
+	zt=$($ZF xattr "$MNT/seq/1" user.foliofs.zone) && grep -q '^wp ' <<<"$zt" ||
+		fail "zone unreadable during writes"
 	n=$((n + 1))
 	sleep 0.05
 done

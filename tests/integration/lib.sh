@@ -120,7 +120,7 @@ stat_val() { stats | awk -v k="$1" '$1 == k { print $2 }'; }
 run_fio() {
 	local name=$1
 	shift
-	fio --name="$name" --output="$W/fio-$name.out" "$@" ||
+	(cd "$W" && fio --name="$name" --output="$W/fio-$name.out" "$@") ||
 		{ cat "$W/fio-$name.out"; fail "fio $name failed"; }
 	grep -q 'verify' "$W/fio-$name.out" && grep -qiE 'verify: bad|crc32c: verify failed' "$W/fio-$name.out" &&
 		{ cat "$W/fio-$name.out"; fail "fio $name: verify failed"; }

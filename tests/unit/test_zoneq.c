@@ -162,9 +162,14 @@ static void test_zoneq_many_threads_order(void **state)
 	free(b);
 }
 
-/* A fault hook that holds the first write to a zone until others queued behind it. */
+/*
+ * A fault hook that holds the first device write until the test releases it
+ * (once every other write is queued behind it): deterministic on a loaded
+ * machine, where sleeps were not (TSan runs saw the writes not queue up).
+ */
 static _Atomic int hook_calls;
 static _Atomic int hook_fail_at = -1;
+static _Atomic bool hook_release;
 static int slow_hook(struct ff_dev *dev, uint64_t off, size_t len)
 {
 	int n = atomic_fetch_add(&hook_calls, 1);
@@ -172,8 +177,8 @@ static int slow_hook(struct ff_dev *dev, uint64_t off, size_t len)
 	(void)dev;
 	(void)off;
 	(void)len;
-	if (n == 0)
-		usleep(50000);
+	for (int i = 0; n == 0 && !atomic_load(&hook_release) && i < 20000; i++)
+		usleep(1000); /* at most 20 s, so a broken queue fails rather than hangs */
 	return n == atomic_load(&hook_fail_at) ? -EIO : 0;
 }
 
@@ -199,15 +204,26 @@ static void *one_fn(void *arg)
 
 static void run_contended(struct fx *f, uint32_t zone, struct one *ones, int n)
 {
+	struct ff_zoneq_stats qs;
 	pthread_t th[16];
 
+	atomic_store(&hook_release, false);
 	ones[0] = (struct one){.f = f, .zone = zone, .seed = 100};
 	pthread_create(&th[0], NULL, one_fn, &ones[0]);
-	usleep(10000); /* the first is in flight (held by the hook) */
+	for (int i = 0; atomic_load(&hook_calls) == 0 && i < 20000; i++)
+		usleep(1000); /* the first is in flight, held by the hook */
+	assert_int_equal(atomic_load(&hook_calls), 1);
 	for (int i = 1; i < n; i++) {
 		ones[i] = (struct one){.f = f, .zone = zone, .seed = 100 + (unsigned)i};
 		pthread_create(&th[i], NULL, one_fn, &ones[i]);
 	}
+	for (int i = 0; i < 20000; i++) {
+		ff_zoneq_stats(f->dev, &qs);
+		if (qs.queued >= (uint64_t)n)
+			break;
+		usleep(1000);
+	}
+	atomic_store(&hook_release, true);
 	for (int i = 0; i < n; i++)
 		pthread_join(th[i], NULL);
 }
@@ -229,7 +245,7 @@ static void test_zoneq_merges_under_contention(void **state)
 	for (int i = 0; i < 8; i++)
 		assert_int_equal(ones[i].res, BLK);
 	assert_int_equal(qs.queued, 8);
-	assert_true(qs.issued < qs.queued); /* the 7 behind the first went as fewer writes */
+	assert_int_equal(qs.issued, 2); /* the 7 queued behind the first went as one write */
 	assert_int_equal(ds.writes, qs.issued);
 	assert_int_equal(ff_zoneq_wp(f->dev, 2), 2 * ZS + 8 * BLK);
 }
