@@ -14,7 +14,9 @@
  * cache holds them and writes them back through the zone queue in order;
  * with O_SYNC/O_DSYNC they go write-through and the reply means durable.
  * Sub-block rule: a sync write to a sequential file must end on a cache block
- * (4 KiB) boundary (EINVAL otherwise, nothing written); a buffered append may
+ * (4 KiB) boundary: one that ends mid-block is cut short to its whole blocks
+ * (a short write: FUSE splits large writes at the caller's page boundaries),
+ * and one shorter than that gets EINVAL, nothing written; a buffered append may
  * end mid-block and its partial tail stays cached until it fills; fsync then
  * makes every whole block durable and returns EINVAL for the tail, which
  * cannot be made durable without changing the file.
@@ -671,8 +673,19 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 			goto out;
 		}
 		if (sync && (off + len) % fs->blk) {
-			r = -EINVAL; /* a durable append must end on a block */
-			goto out;
+			uint64_t end = (off + len) / fs->blk * fs->blk;
+
+			if (end <= off) {
+				r = -EINVAL; /* a durable append must end on a block */
+				goto out;
+			}
+			/*
+			 * A short write of the whole blocks: FUSE splits a big
+			 * write at the caller's page boundaries, so a 1 MiB
+			 * append from an unaligned buffer arrives as
+			 * 1 MiB - x then x; the caller retries the rest.
+			 */
+			len = (size_t)(end - off);
 		}
 		atomic_store(&zi->size, off + len);
 		ff_cache_inode_set_size(zi->ci, off + len);
