@@ -1,8 +1,11 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Sourced by guest scripts: report helpers. Each result is one line.
-pass() { echo "VMTEST PASS $*"; }
-fail() { echo "VMTEST FAIL $*"; }
+# Each line ends with the seconds since the script started, e.g. "[12s]".
+T0=$(date +%s)
+pass() { echo "VMTEST PASS $* [$(($(date +%s) - T0))s]"; }
+fail() { echo "VMTEST FAIL $* [$(($(date +%s) - T0))s]"; }
 skip() { echo "VMTEST SKIP $*"; }
+step() { echo "step: $* [$(($(date +%s) - T0))s]"; }
 have() { command -v "$1" >/dev/null 2>&1; }
 
 # ---- foliofs helpers ----
@@ -55,4 +58,19 @@ vmbench() {
 		for (i = 59; i <= 78; i++) if ($i ~ /^99\.000000%=/) { split($i, a, "="); p99 = a[2] }
 		printf "VMBENCH %s %s iops=%d bw=%.1fMiB/s p99=%sus\n", w, s, $49, $48 / 1024, p99
 	}' "$3"
+}
+
+# sums DIR FILE...: "sha256 FILE" lines; each file is read 1 MiB at a time
+# (one FUSE request a read: sha256sum's own 32 KiB reads are ~30x the requests)
+sums() {
+	local d=$1 f
+	shift
+	for f in "$@"; do
+		echo "$(dd if="$d/$f" bs=1048576 2>/dev/null | sha256sum | cut -d' ' -f1) $f"
+	done
+}
+# sums_check DIR LISTFILE: the files of LISTFILE (from sums) have those sums
+sums_check() {
+	sums "$1" $(awk '{print $2}' "$2") >/tmp/sums_check.$$
+	diff "$2" /tmp/sums_check.$$
 }

@@ -51,12 +51,12 @@ fio_ff() { # name, then fio args (options before the first --name are global)
 		fail fio-$n
 	fi
 }
-fio_ff seq-osync-4k --name=seq-osync-4k --filename=$MNT/seq/0 $APP --rw=write --bs=4k --size=8m --sync=1
+fio_ff seq-osync-4k --name=seq-osync-4k --filename=$MNT/seq/0 $APP --rw=write --bs=4k --size=4m --sync=1
 # page-aligned buffers: FUSE (256 pages a request on 6.1) splits a 1 MiB write
 # from an unaligned buffer in two, and foliofs answers the first piece with a
 # short write of its whole blocks (fio's figures then count the pieces)
 fio_ff seq-osync-1m --name=seq-osync-1m --filename=$MNT/seq/1 $APP --rw=write --bs=1m --size=32m --sync=1 --iomem_align=4k
-fio_ff cnv-odsync-4k-rand --name=cnv-odsync-4k-rand --filename=$MNT/cnv/0 --rw=randwrite --bs=4k --size=16m --sync=dsync
+fio_ff cnv-odsync-4k-rand --name=cnv-odsync-4k-rand --filename=$MNT/cnv/0 --rw=randwrite --bs=4k --size=8m --sync=dsync
 fio_ff seq-buffered-64k-fsync --name=seq-buffered-64k-fsync --filename=$MNT/seq/2 $APP --rw=write --bs=64k --size=32m --fsync=32 --end_fsync=1
 # several writers on several zones at once (one fio job per zone file)
 multi=""
@@ -76,12 +76,14 @@ we=$(ff_stat $MNT dev_write_errors); qe=$(ff_stat $MNT zoneq_errors); ro=$(ff_st
 	fail foliofs-no-write-errors "dev_write_errors=$we zoneq_errors=$qe read_only=$ro"
 
 # sizes and checksums through foliofs
+step checksums
 : >/tmp/sizes.foliofs
 for f in cnv/0 $(for i in $(seq 0 $((nseq - 1))); do echo seq/$i; done); do
 	echo "$f $(stat -c %s $MNT/$f)" >>/tmp/sizes.foliofs
 done
-(cd $MNT && sha256sum cnv/0 seq/0 seq/1 seq/2 seq/3 seq/4 seq/5 seq/6 seq/7) >/tmp/sums.foliofs
+sums $MNT cnv/0 seq/0 seq/1 seq/2 seq/3 seq/4 seq/5 seq/6 seq/7 >/tmp/sums.foliofs
 cat /tmp/sizes.foliofs | tr '\n' ' '; echo
+step umount
 if ff_umount $MNT; then pass foliofs-umount; else fail foliofs-umount; fi
 
 # write pointers = file sizes
@@ -95,9 +97,10 @@ done
 [ -z "$bad" ] && pass foliofs-wp-equals-size || fail foliofs-wp-equals-size "$bad"
 
 # remount: same sizes, same contents
+step remount
 ff_mount $DEV $MNT || { fail foliofs-remount; exit 1; }
 : >/tmp/sizes.2
 for f in $(awk '{print $1}' /tmp/sizes.foliofs); do echo "$f $(stat -c %s $MNT/$f)" >>/tmp/sizes.2; done
-(cd $MNT && sha256sum -c /tmp/sums.foliofs >/tmp/sumcheck 2>&1) && cmp -s /tmp/sizes.foliofs /tmp/sizes.2 &&
+sums_check $MNT /tmp/sums.foliofs >/tmp/sumcheck 2>&1 && cmp -s /tmp/sizes.foliofs /tmp/sizes.2 &&
 	pass foliofs-remount-same || { cat /tmp/sumcheck; diff /tmp/sizes.foliofs /tmp/sizes.2; fail foliofs-remount-same; }
 ff_umount $MNT || fail foliofs-umount-2

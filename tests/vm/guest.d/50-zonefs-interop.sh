@@ -24,7 +24,8 @@ echo "kernel zonefs tree: $t cnv: $nc files, seq: $ns files"
 for f in $(awk '{print $1}' /tmp/sizes.foliofs); do echo "$f $(stat -c %s $K/$f 2>/dev/null)" >>/tmp/sizes.k; done
 cmp -s /tmp/sizes.foliofs /tmp/sizes.k && [ "$ns" -eq "$(grep -c '^seq/' /tmp/sizes.foliofs)" ] &&
 	pass zonefs-same-tree-sizes || { diff /tmp/sizes.foliofs /tmp/sizes.k; fail zonefs-same-tree-sizes; }
-(cd $K && sha256sum -c /tmp/sums.foliofs >/tmp/sumcheck.k 2>&1) && pass zonefs-same-contents ||
+step checksums
+sums_check $K /tmp/sums.foliofs >/tmp/sumcheck.k 2>&1 && pass zonefs-same-contents ||
 	{ cat /tmp/sumcheck.k; fail zonefs-same-contents; }
 
 # the kernel writes: async O_DIRECT appends to an empty zone file and after
@@ -38,14 +39,15 @@ fio $KF --name=kc --filename=$K/cnv/0 --rw=randwrite --bs=4k --offset=32m --size
 [ $ok = 1 ] && pass zonefs-kernel-writes || { dmesg | tail -5; fail zonefs-kernel-writes; }
 : >/tmp/sizes.k2
 for f in $(awk '{print $1}' /tmp/sizes.foliofs); do echo "$f $(stat -c %s $K/$f)" >>/tmp/sizes.k2; done
-(cd $K && sha256sum cnv/0 seq/0 seq/1 seq/7) >/tmp/sums.k2
+sums $K cnv/0 seq/0 seq/1 seq/7 >/tmp/sums.k2
 grep -E '^(seq/0|seq/7) ' /tmp/sizes.k2 | tr '\n' ' '; echo
+step umount
 umount $K || fail zonefs-umount
 
 if ff_mount $DEV $MNT; then
 	: >/tmp/sizes.f2
 	for f in $(awk '{print $1}' /tmp/sizes.foliofs); do echo "$f $(stat -c %s $MNT/$f)" >>/tmp/sizes.f2; done
-	cmp -s /tmp/sizes.k2 /tmp/sizes.f2 && (cd $MNT && sha256sum -c /tmp/sums.k2 >/tmp/sumcheck.f2 2>&1) &&
+	cmp -s /tmp/sizes.k2 /tmp/sizes.f2 && sums_check $MNT /tmp/sums.k2 >/tmp/sumcheck.f2 2>&1 &&
 		pass foliofs-reads-zonefs-writes || { diff /tmp/sizes.k2 /tmp/sizes.f2; cat /tmp/sumcheck.f2; fail foliofs-reads-zonefs-writes; }
 	# and foliofs appends after the kernel's data
 	fio --name=fa --filename=$MNT/seq/7 $APP --ioengine=psync --rw=write --bs=4k --size=1m --sync=1 \

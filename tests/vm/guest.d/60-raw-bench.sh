@@ -23,9 +23,9 @@ raw() {
 		fail raw-$n
 	fi
 }
-raw seq-osync-4k --offset=$((2 * zb)) --rw=write --bs=4k --size=$zb --io_size=8m --sync=1
+raw seq-osync-4k --offset=$((2 * zb)) --rw=write --bs=4k --size=$zb --io_size=4m --sync=1
 raw seq-osync-1m --offset=$((3 * zb)) --rw=write --bs=1m --size=$zb --io_size=32m --sync=1
-raw cnv-odsync-4k-rand --offset=$((1 * zb)) --rw=randwrite --bs=4k --size=16m --sync=dsync
+raw cnv-odsync-4k-rand --offset=$((1 * zb)) --rw=randwrite --bs=4k --size=8m --sync=dsync
 raw seq-buffered-64k-fsync --offset=$((4 * zb)) --rw=write --bs=64k --size=$zb --io_size=32m --fsync=32 --end_fsync=1
 raw seq-osync-128k-4zones --offset=$((5 * zb)) --offset_increment=$zb --numjobs=4 --rw=write --bs=128k --size=$zb --io_size=16m --sync=1
 blkzone reset $DEV

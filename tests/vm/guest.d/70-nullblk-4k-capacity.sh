@@ -44,21 +44,21 @@ we=$(ff_stat $MNT dev_write_errors); qe=$(ff_stat $MNT zoneq_errors)
 files="cnv/0 seq/0 seq/1 seq/2"
 : >/tmp/s4.sizes
 for f in $files; do echo "$f $(stat -c %s $MNT/$f)" >>/tmp/s4.sizes; done
-(cd $MNT && sha256sum $files) >/tmp/s4.sums
+sums $MNT $files >/tmp/s4.sums
 ff_umount $MNT || fail foliofs-umount-4k
 
 # the kernel's zonefs on it
 if grep -q zonefs /proc/filesystems && mkdir -p /mnt/zk && mount -t zonefs $DEV /mnt/zk; then
 	: >/tmp/s4.ksizes
 	for f in $files; do echo "$f $(stat -c %s /mnt/zk/$f)" >>/tmp/s4.ksizes; done
-	cmp -s /tmp/s4.sizes /tmp/s4.ksizes && (cd /mnt/zk && sha256sum -c /tmp/s4.sums >/dev/null) &&
+	cmp -s /tmp/s4.sizes /tmp/s4.ksizes && sums_check /mnt/zk /tmp/s4.sums &&
 		pass zonefs-4k-same || { diff /tmp/s4.sizes /tmp/s4.ksizes; fail zonefs-4k-same; }
 	fio --name=k2 --filename=/mnt/zk/seq/2 $APP --ioengine=libaio --direct=1 --iodepth=1 --rw=write \
 		--bs=64k --size=4m --verify=crc32c >/tmp/k2.out 2>&1 || { cat /tmp/k2.out; fail zonefs-4k-kernel-write; }
 	k2=$(stat -c %s /mnt/zk/seq/2)
-	(cd /mnt/zk && sha256sum seq/2) >/tmp/k2.sum
+	sums /mnt/zk seq/2 >/tmp/k2.sum
 	umount /mnt/zk
-	ff_mount $DEV $MNT && [ "$(stat -c %s $MNT/seq/2)" = "$k2" ] && (cd $MNT && sha256sum -c /tmp/k2.sum >/dev/null) &&
+	ff_mount $DEV $MNT && [ "$(stat -c %s $MNT/seq/2)" = "$k2" ] && sums_check $MNT /tmp/k2.sum &&
 		pass foliofs-4k-reads-zonefs-writes || fail foliofs-4k-reads-zonefs-writes "size $(stat -c %s $MNT/seq/2) vs $k2"
 	ff_umount $MNT || fail foliofs-umount-4k-2
 else
