@@ -35,6 +35,14 @@ else
 	[ "$(stat -c %s $MNT/seq/0)" = $cap ] && pass foliofs-4k-past-capacity ||
 		fail foliofs-4k-past-capacity "size $(stat -c %s $MNT/seq/0)"
 fi
+# the same through O_APPEND (busybox head ignores write errors: dd it is)
+if dd if=/dev/zero of=$MNT/seq/0 bs=4096 count=1 oflag=append conv=notrunc 2>/tmp/efbig; then
+	fail foliofs-4k-append-past-capacity "O_APPEND past the capacity succeeded, size $(stat -c %s $MNT/seq/0)"
+else
+	grep -i -E 'too large|error' /tmp/efbig
+	[ "$(stat -c %s $MNT/seq/0)" = $cap ] && pass foliofs-4k-append-past-capacity ||
+		fail foliofs-4k-append-past-capacity "size $(stat -c %s $MNT/seq/0)"
+fi
 fio --name=s4 --filename=$MNT/seq/1 $APP --ioengine=psync --rw=write --bs=4k --size=4m --sync=1 \
 	--verify=crc32c >/tmp/s4.out 2>&1 &&
 fio --name=c4 --filename=$MNT/cnv/0 --ioengine=psync --rw=randwrite --bs=4k --size=4m --sync=dsync \
