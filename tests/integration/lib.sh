@@ -97,7 +97,14 @@ mnt() {
 
 # umnt: unmount $MNT and wait for the daemon to finish writing back and exit.
 umnt() {
-	fusermount3 -u "$MNT" || fail "fusermount3 -u $MNT failed"
+	local i
+	# a reader that has just exited may still hold a file for a moment
+	for ((i = 0; i < 20; i++)); do
+		fusermount3 -u "$MNT" 2>"$W/umount.err" && break
+		grep -q busy "$W/umount.err" || break
+		sleep 0.2
+	done
+	mountpoint -q "$MNT" && { cat "$W/umount.err"; fail "fusermount3 -u $MNT failed"; }
 	wait_daemon_gone "$IMG" 60 || fail "the daemon for $IMG did not exit after unmount"
 }
 
