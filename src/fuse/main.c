@@ -16,11 +16,13 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
@@ -90,6 +92,50 @@ static void usage(const char *prog)
 	       "Live counters: getfattr --only-values -n user.foliofs.stats MOUNTPOINT\n"
 	       "               getfattr --only-values -n user.foliofs.zone MOUNTPOINT/seq/N\n\n",
 	       prog);
+}
+
+/* ---- a daemon's messages ---- */
+
+/*
+ * Once daemonised the terminal is gone, but warnings still matter (a write
+ * error, a partial tail dropped at unmount): stderr becomes a pipe whose
+ * lines this thread hands to syslog.
+ */
+static void *log_pump(void *arg)
+{
+	FILE *f = fdopen((int)(intptr_t)arg, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	if (!f)
+		return NULL;
+	while ((n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] == '\n')
+			line[n - 1] = 0;
+		syslog(LOG_WARNING, "%s", line);
+	}
+	free(line);
+	fclose(f);
+	return NULL;
+}
+
+/* Point stderr at syslog through log_pump. Returns whether *thr runs. */
+static bool start_log_pump(pthread_t *thr)
+{
+	int p[2];
+
+	if (pipe(p) < 0)
+		return false;
+	openlog("foliofs", LOG_PID, LOG_DAEMON);
+	if (pthread_create(thr, NULL, log_pump, (void *)(intptr_t)p[0])) {
+		close(p[0]);
+		close(p[1]);
+		return false;
+	}
+	dup2(p[1], 2);
+	close(p[1]);
+	return true;
 }
 
 /* ---- node ids ---- */
@@ -515,6 +561,8 @@ int main(int argc, char *argv[])
 	struct ff_fs_opts fo;
 	struct stat st;
 	int pipefd[2] = {-1, -1}, ret = 1, r;
+	bool log_pumping = false;
+	pthread_t log_thr;
 
 	ff_log_set_level(FF_LOG_WARN);
 	if (fuse_opt_parse(&args, &g_o, opt_spec, opt_proc) == -1) {
@@ -602,7 +650,9 @@ int main(int argc, char *argv[])
 		if (nul >= 0) {
 			dup2(nul, 0);
 			dup2(nul, 1);
-			dup2(nul, 2);
+			log_pumping = start_log_pump(&log_thr);
+			if (!log_pumping)
+				dup2(nul, 2);
 			if (nul > 2)
 				close(nul);
 		}
@@ -641,5 +691,11 @@ out_session:
 out:
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);
+	if (log_pumping) {
+		/* the last messages (unmount's) reach syslog before we exit */
+		fflush(stderr);
+		close(2);
+		pthread_join(log_thr, NULL);
+	}
 	return ret;
 }
