@@ -55,6 +55,7 @@ struct ff_fs_opts {
 	enum ff_errors_mode errors;
 	bool explicit_open;
 	bool read_only;
+	unsigned lock_wait_s; /* an image file in use: wait this long for it (0: fail at once) */
 };
 
 struct ff_mkfs_opts {

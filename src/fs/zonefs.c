@@ -281,7 +281,7 @@ int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out
 	if (o)
 		fs->o = *o;
 	dopt.read_only = fs->o.read_only;
-	ret = ff_fs_lock_image(path, fs->o.read_only, &fs->lock_fd);
+	ret = ff_fs_lock_image(path, fs->o.read_only, fs->o.lock_wait_s, &fs->lock_fd);
 	if (ret)
 		goto out_free;
 	ret = ff_dev_open(path, &dopt, &fs->dev);

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <mntent.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -136,6 +137,30 @@ static bool start_log_pump(pthread_t *thr)
 	dup2(p[1], 2);
 	close(p[1]);
 	return true;
+}
+
+/*
+ * Whether dev is the source of a foliofs mount now. If not and its image is
+ * still locked, a daemon that was just unmounted is writing back: worth
+ * waiting for rather than failing.
+ */
+static bool device_mounted(const char *dev)
+{
+	char want[PATH_MAX], got[PATH_MAX];
+	struct mntent *m;
+	bool found = false;
+	FILE *f = setmntent("/proc/self/mounts", "r");
+
+	if (!f)
+		return true;
+	if (!realpath(dev, want))
+		snprintf(want, sizeof(want), "%s", dev);
+	while (!found && (m = getmntent(f)))
+		found = !strcmp(m->mnt_type, "fuse.foliofs") &&
+			(!strcmp(m->mnt_fsname, dev) ||
+			 (realpath(m->mnt_fsname, got) && !strcmp(got, want)));
+	endmntent(f);
+	return found;
 }
 
 /* ---- node ids ---- */
@@ -547,6 +572,7 @@ static int build_fs_opts(struct ff_fs_opts *fo)
 			return -EINVAL;
 		}
 	}
+	fo->lock_wait_s = device_mounted(g_o.device) ? 0 : 30;
 	fo->explicit_open = g_o.explicit_open;
 	fo->read_only = g_o.ro;
 	return 0;
