@@ -719,6 +719,9 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 		return -EIO;
 	if (!len)
 		return 0;
+	if ((flags & FF_FS_APPEND) && !zi->seq)
+		return -EINVAL; /* as the kernel: a conventional file has no end to append at */
+	flags &= ~FF_FS_APPEND;
 	ff_mutex_lock(&zi->io_lock);
 	size = atomic_load(&zi->size);
 	if (off >= zi->cap) {

@@ -344,6 +344,8 @@ static unsigned write_flags(int flags)
 		f |= FF_CW_DSYNC;
 	if (flags & O_DIRECT)
 		f |= FF_CW_DIRECT;
+	if (flags & O_APPEND)
+		f |= FF_FS_APPEND;
 	return f;
 }
 
