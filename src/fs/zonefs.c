@@ -495,7 +495,10 @@ static void fill_file_stat(struct ff_fs *fs, struct zf_inode *zi, struct stat *s
 	st->st_blksize = fs->blk;
 	st->st_blocks = (blkcnt_t)(zi->cap >> 9);
 	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
-	if (atomic_load(&zi->state) != ZF_OK)
+	/* as the kernel: a read-only zone loses its write bits, an offline one all */
+	if (atomic_load(&zi->state) == ZF_OFFLINE)
+		st->st_mode &= ~(mode_t)0777;
+	else if (atomic_load(&zi->state) != ZF_OK)
 		st->st_mode &= ~(mode_t)0222;
 }
 

@@ -76,4 +76,14 @@ expect_eq "seq/0 full" "$(fsize "$S")" $CAP
 zf OK check "$S" 0 $((CAP - 4096)) 3
 expect_eq "seq/1 empty" "$(fsize "$S1")" 0
 umnt
+
+note "the device is the metadata: zones changed while unmounted"
+DEVTOOL=$FOLIOFS_BUILD/src/cli/foliofs-dev
+"$DEVTOOL" finish "$IMG" 3 >/dev/null || fail "foliofs-dev finish"
+"$DEVTOOL" reset "$IMG" 2 >/dev/null || fail "foliofs-dev reset"
+mnt
+expect_eq "seq/1 (zone 3) finished outside: size = capacity" "$(fsize "$S1")" $CAP
+expect_eq "seq/0 (zone 2) reset outside: size 0" "$(fsize "$S")" 0
+zf OK fill "$S" 0 64K 9 sync
+umnt
 echo "PASS $TNAME"
