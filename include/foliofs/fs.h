@@ -55,6 +55,7 @@ struct ff_fs_opts {
 	enum ff_errors_mode errors;
 	bool explicit_open;
 	bool read_only;
+	unsigned lock_wait_s; /* an image file in use: wait this long for it (0: fail at once) */
 };
 
 struct ff_mkfs_opts {
@@ -92,7 +93,8 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags);
 int ff_fs_release(struct ff_fs *fs, uint64_t ino, int flags);
 ssize_t ff_fs_read(struct ff_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off);
-/* flags: FF_CW_SYNC / FF_CW_DSYNC / FF_CW_DIRECT */
+/* flags: FF_CW_SYNC / FF_CW_DSYNC / FF_CW_DIRECT, and FF_FS_APPEND for an O_APPEND open */
+#define FF_FS_APPEND (1u << 16)
 ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off,
 		    unsigned flags);
 int ff_fs_fsync(struct ff_fs *fs, uint64_t ino, bool datasync);

@@ -98,6 +98,7 @@ struct emu_zone {
 	uint64_t wp; /* relative write pointer */
 	enum ff_zone_cond cond;
 	bool busy;	  /* a write or record write is in flight */
+	bool rec_busy;	  /* the in-flight write is a flush's record write */
 	uint64_t seq;	  /* last record sequence number used */
 	uint64_t rec_wp;  /* W of the newest record written */
 	uint32_t acc_crc; /* crc32c of [rec_wp, wp) written since */
@@ -284,6 +285,13 @@ static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *i
 			return -ENOMEM;
 	}
 	ff_mutex_lock(&e->lock);
+	/*
+	 * A flush's record write is the device's own metadata, not a second
+	 * writer: wait for it (failing here turned an fsync of one file into
+	 * EIO for a concurrent writer of another zone).
+	 */
+	while (z->busy && z->rec_busy)
+		ff_cond_wait(&e->idle, &e->lock);
 	if (z->busy || rel != z->wp || rel + len > e->t.zone_cap || z->cond == FF_ZC_FULL ||
 	    z->cond == FF_ZC_RDONLY || z->cond == FF_ZC_OFFLINE)
 		ret = -EIO;
@@ -428,6 +436,7 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 			continue;
 		}
 		claim_zone_locked(e, i);
+		z->rec_busy = true;
 		wp = z->wp;
 		if (compact)
 			make_rec_locked(e, i, wp, wp, 0, z->cond, blk);
@@ -446,6 +455,7 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 		} else if (!ret) {
 			ret = (int)r;
 		}
+		z->rec_busy = false;
 		release_zone_locked(e, i);
 		ff_mutex_unlock(&e->lock);
 	}

@@ -11,10 +11,12 @@
 
 /*
  * Lock path if it is a regular file (shared for read-only use, else
- * exclusive). Sets *fd to the descriptor holding the lock (-1 when nothing
- * was locked: not a regular file). Returns 0, -EBUSY when another mount or
- * mkfs holds it (said to the user), or -errno.
+ * exclusive), trying for up to wait_s seconds (a daemon that was just
+ * unmounted may still be writing back). Sets *fd to the descriptor holding
+ * the lock (-1 when nothing was locked: not a regular file). Returns 0,
+ * -EBUSY when another mount or mkfs holds it (said to the user), or -errno.
+ * May sleep.
  */
-int ff_fs_lock_image(const char *path, bool shared, int *fd);
+int ff_fs_lock_image(const char *path, bool shared, unsigned wait_s, int *fd);
 
 #endif

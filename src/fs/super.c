@@ -93,10 +93,11 @@ int ff_zonefs_sb_decode(const void *blk, struct ff_zonefs_sb *sb)
 	return 0;
 }
 
-int ff_fs_lock_image(const char *path, bool shared, int *fdp)
+int ff_fs_lock_image(const char *path, bool shared, unsigned wait_s, int *fdp)
 {
 	struct stat st;
 	int fd, err;
+	bool said = false;
 
 	*fdp = -1;
 	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
@@ -104,14 +105,23 @@ int ff_fs_lock_image(const char *path, bool shared, int *fdp)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	if (flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0) {
+	for (unsigned i = 0;; i++) {
+		if (!flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB))
+			break;
 		err = errno;
-		close(fd);
-		if (err != EWOULDBLOCK)
-			return -err;
-		ff_err("%s is in use (mounted by another foliofs, or being formatted); unmount it first",
-		       path);
-		return -EBUSY;
+		if (err != EWOULDBLOCK || i >= wait_s * 10) {
+			close(fd);
+			if (err != EWOULDBLOCK)
+				return -err;
+			ff_err("%s is in use (mounted by another foliofs, or being formatted); unmount it first",
+			       path);
+			return -EBUSY;
+		}
+		if (!said && wait_s)
+			ff_warn("%s: waiting up to %us for the previous foliofs to finish writing back",
+				path, wait_s);
+		said = true;
+		usleep(100000);
 	}
 	*fdp = fd;
 	return 0;
@@ -285,7 +295,7 @@ int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, si
 {
 	int lock_fd, ret;
 
-	ret = ff_fs_lock_image(path, false, &lock_fd);
+	ret = ff_fs_lock_image(path, false, 0, &lock_fd);
 	if (ret)
 		return ret;
 	ret = mkfs_locked(path, o, summary, len);

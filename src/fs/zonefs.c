@@ -281,7 +281,7 @@ int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out
 	if (o)
 		fs->o = *o;
 	dopt.read_only = fs->o.read_only;
-	ret = ff_fs_lock_image(path, fs->o.read_only, &fs->lock_fd);
+	ret = ff_fs_lock_image(path, fs->o.read_only, fs->o.lock_wait_s, &fs->lock_fd);
 	if (ret)
 		goto out_free;
 	ret = ff_dev_open(path, &dopt, &fs->dev);
@@ -497,7 +497,10 @@ static void fill_file_stat(struct ff_fs *fs, struct zf_inode *zi, struct stat *s
 	st->st_blksize = fs->blk;
 	st->st_blocks = (blkcnt_t)(zi->cap >> 9);
 	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
-	if (atomic_load(&zi->state) != ZF_OK)
+	/* as the kernel: a read-only zone loses its write bits, an offline one all */
+	if (atomic_load(&zi->state) == ZF_OFFLINE)
+		st->st_mode &= ~(mode_t)0777;
+	else if (atomic_load(&zi->state) != ZF_OK)
 		st->st_mode &= ~(mode_t)0222;
 }
 
@@ -721,6 +724,9 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 		return -EIO;
 	if (!len)
 		return 0;
+	if ((flags & FF_FS_APPEND) && !zi->seq)
+		return -EINVAL; /* as the kernel: a conventional file has no end to append at */
+	flags &= ~FF_FS_APPEND;
 	ff_mutex_lock(&zi->io_lock);
 	size = atomic_load(&zi->size);
 	if (off >= zi->cap) {

@@ -16,11 +16,14 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <mntent.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
@@ -90,6 +93,74 @@ static void usage(const char *prog)
 	       "Live counters: getfattr --only-values -n user.foliofs.stats MOUNTPOINT\n"
 	       "               getfattr --only-values -n user.foliofs.zone MOUNTPOINT/seq/N\n\n",
 	       prog);
+}
+
+/* ---- a daemon's messages ---- */
+
+/*
+ * Once daemonised the terminal is gone, but warnings still matter (a write
+ * error, a partial tail dropped at unmount): stderr becomes a pipe whose
+ * lines this thread hands to syslog.
+ */
+static void *log_pump(void *arg)
+{
+	FILE *f = fdopen((int)(intptr_t)arg, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	if (!f)
+		return NULL;
+	while ((n = getline(&line, &cap, f)) > 0) {
+		if (line[n - 1] == '\n')
+			line[n - 1] = 0;
+		syslog(LOG_WARNING, "%s", line);
+	}
+	free(line);
+	fclose(f);
+	return NULL;
+}
+
+/* Point stderr at syslog through log_pump. Returns whether *thr runs. */
+static bool start_log_pump(pthread_t *thr)
+{
+	int p[2];
+
+	if (pipe(p) < 0)
+		return false;
+	openlog("foliofs", LOG_PID, LOG_DAEMON);
+	if (pthread_create(thr, NULL, log_pump, (void *)(intptr_t)p[0])) {
+		close(p[0]);
+		close(p[1]);
+		return false;
+	}
+	dup2(p[1], 2);
+	close(p[1]);
+	return true;
+}
+
+/*
+ * Whether dev is the source of a foliofs mount now. If not and its image is
+ * still locked, a daemon that was just unmounted is writing back: worth
+ * waiting for rather than failing.
+ */
+static bool device_mounted(const char *dev)
+{
+	char want[PATH_MAX], got[PATH_MAX];
+	struct mntent *m;
+	bool found = false;
+	FILE *f = setmntent("/proc/self/mounts", "r");
+
+	if (!f)
+		return true;
+	if (!realpath(dev, want))
+		snprintf(want, sizeof(want), "%s", dev);
+	while (!found && (m = getmntent(f)))
+		found = !strcmp(m->mnt_type, "fuse.foliofs") &&
+			(!strcmp(m->mnt_fsname, dev) ||
+			 (realpath(m->mnt_fsname, got) && !strcmp(got, want)));
+	endmntent(f);
+	return found;
 }
 
 /* ---- node ids ---- */
@@ -273,6 +344,8 @@ static unsigned write_flags(int flags)
 		f |= FF_CW_DSYNC;
 	if (flags & O_DIRECT)
 		f |= FF_CW_DIRECT;
+	if (flags & O_APPEND)
+		f |= FF_FS_APPEND;
 	return f;
 }
 
@@ -501,6 +574,7 @@ static int build_fs_opts(struct ff_fs_opts *fo)
 			return -EINVAL;
 		}
 	}
+	fo->lock_wait_s = device_mounted(g_o.device) ? 0 : 30;
 	fo->explicit_open = g_o.explicit_open;
 	fo->read_only = g_o.ro;
 	return 0;
@@ -515,6 +589,8 @@ int main(int argc, char *argv[])
 	struct ff_fs_opts fo;
 	struct stat st;
 	int pipefd[2] = {-1, -1}, ret = 1, r;
+	bool log_pumping = false;
+	pthread_t log_thr;
 
 	ff_log_set_level(FF_LOG_WARN);
 	if (fuse_opt_parse(&args, &g_o, opt_spec, opt_proc) == -1) {
@@ -602,7 +678,9 @@ int main(int argc, char *argv[])
 		if (nul >= 0) {
 			dup2(nul, 0);
 			dup2(nul, 1);
-			dup2(nul, 2);
+			log_pumping = start_log_pump(&log_thr);
+			if (!log_pumping)
+				dup2(nul, 2);
 			if (nul > 2)
 				close(nul);
 		}
@@ -641,5 +719,11 @@ out_session:
 out:
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);
+	if (log_pumping) {
+		/* the last messages (unmount's) reach syslog before we exit */
+		fflush(stderr);
+		close(2);
+		pthread_join(log_thr, NULL);
+	}
 	return ret;
 }

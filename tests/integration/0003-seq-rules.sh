@@ -59,7 +59,7 @@ expect_eq "truncate to capacity finishes" "$(fsize "$S1")" $CAP
 expect_eq "zone finished" "$($ZF xattr "$S1" user.foliofs.zone | awk '$1=="cond"{print $2}')" full
 zf EFBIG pwrite "$S1" $CAP 4096 sync
 zf OK check "$S1" 0 1M 5
-expect_eq "finished zone reads zeros after the data" "$(head -c 8192 <(tail -c +$((1048576 + 1)) "$S1") | tr -d '\0' | wc -c)" 0
+expect_eq "finished zone reads zeros after the data" "$($ZF nonzero "$S1" 1M 1M)" 0
 zf OK truncate "$S1" $CAP
 zf OK ftruncate "$S1" 0
 expect_eq "ftruncate 0" "$(fsize "$S1")" 0
@@ -75,5 +75,15 @@ remount
 expect_eq "seq/0 full" "$(fsize "$S")" $CAP
 zf OK check "$S" 0 $((CAP - 4096)) 3
 expect_eq "seq/1 empty" "$(fsize "$S1")" 0
+umnt
+
+note "the device is the metadata: zones changed while unmounted"
+DEVTOOL=$FOLIOFS_BUILD/src/cli/foliofs-dev
+"$DEVTOOL" finish "$IMG" 3 >/dev/null || fail "foliofs-dev finish"
+"$DEVTOOL" reset "$IMG" 2 >/dev/null || fail "foliofs-dev reset"
+mnt
+expect_eq "seq/1 (zone 3) finished outside: size = capacity" "$(fsize "$S1")" $CAP
+expect_eq "seq/0 (zone 2) reset outside: size 0" "$(fsize "$S")" 0
+zf OK fill "$S" 0 64K 9 sync
 umnt
 echo "PASS $TNAME"

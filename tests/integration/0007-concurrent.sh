@@ -18,6 +18,7 @@ iomem_align=4k
 verify=crc32c
 verify_fatal=1
 do_verify=1
+verify_state_save=0
 unlink=0
 fallocate=none
 allow_file_create=0

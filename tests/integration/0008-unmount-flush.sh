@@ -4,6 +4,7 @@
 # fusermount3 -u, SIGTERM and SIGINT to the daemon (each unmounts, writes back
 # and exits 0). Buffered data written without any fsync - on sequential and
 # conventional files - is all there after the next mount, checksums equal.
+# A mount right after an unmount waits for the old daemon's write-back.
 . "$(dirname "$0")/lib.sh"
 
 mkimg 512M --emulate-zoned --conv-zones 2 --zone-size 64M
@@ -35,4 +36,13 @@ round() { # $1 = how to stop, $2 = seed
 round fusermount 1
 round SIGTERM 2
 round SIGINT 3
+
+note "mounting again right after fusermount3 -u waits for the write-back"
+mnt $OPTS
+zf OK fill "$MNT/seq/4" 0 48M 4 buffered 1M
+fusermount3 -u "$MNT" || fail "fusermount3 -u"
+mnt
+expect_eq "seq/4 size after an immediate remount" "$(fsize "$MNT/seq/4")" $((48 << 20))
+zf OK check "$MNT/seq/4" 0 48M 4
+umnt
 echo "PASS $TNAME"

@@ -76,8 +76,18 @@ mkimg() {
 }
 
 # mnt [foliofs args...]: mount $IMG on $MNT (daemonised, as a user would).
+# With FOLIOFS_TEST_FG=1 the daemon runs in the foreground (-f) with its
+# messages in /tmp/h-int/daemon.log, for debugging.
 mnt() {
 	MOUNTS+=("$MNT")
+	if [ "${FOLIOFS_TEST_FG:-0}" = 1 ]; then
+		"$FOLIOFS" -f "$@" "$IMG" "$MNT" >>/tmp/h-int/daemon.log 2>&1 &
+		for _ in $(seq 100); do
+			mountpoint -q "$MNT" && return 0
+			sleep 0.05
+		done
+		fail "foliofs -f $* $IMG $MNT did not mount"
+	fi
 	"$FOLIOFS" "$@" "$IMG" "$MNT" >"$W/mount.out" 2>&1 || {
 		cat "$W/mount.out"
 		fail "foliofs $* $IMG $MNT failed"
@@ -87,7 +97,14 @@ mnt() {
 
 # umnt: unmount $MNT and wait for the daemon to finish writing back and exit.
 umnt() {
-	fusermount3 -u "$MNT" || fail "fusermount3 -u $MNT failed"
+	local i
+	# a reader that has just exited may still hold a file for a moment
+	for ((i = 0; i < 20; i++)); do
+		fusermount3 -u "$MNT" 2>"$W/umount.err" && break
+		grep -q busy "$W/umount.err" || break
+		sleep 0.2
+	done
+	mountpoint -q "$MNT" && { cat "$W/umount.err"; fail "fusermount3 -u $MNT failed"; }
 	wait_daemon_gone "$IMG" 60 || fail "the daemon for $IMG did not exit after unmount"
 }
 
@@ -120,7 +137,7 @@ stat_val() { stats | awk -v k="$1" '$1 == k { print $2 }'; }
 run_fio() {
 	local name=$1
 	shift
-	(cd "$W" && fio --name="$name" --output="$W/fio-$name.out" "$@") ||
+	fio --name="$name" --output="$W/fio-$name.out" --verify_state_save=0 "$@" ||
 		{ cat "$W/fio-$name.out"; fail "fio $name failed"; }
 	grep -q 'verify' "$W/fio-$name.out" && grep -qiE 'verify: bad|crc32c: verify failed' "$W/fio-$name.out" &&
 		{ cat "$W/fio-$name.out"; fail "fio $name: verify failed"; }

@@ -128,6 +128,13 @@ def main(a):
             return str(len(os.pread(fd, num(a[3]), num(a[2]))))
         finally:
             os.close(fd)
+    if op == 'nonzero':  # PATH OFF LEN -> how many of those bytes are not zero
+        fd = os.open(a[1], os.O_RDONLY)
+        try:
+            b = os.pread(fd, num(a[3]), num(a[2]))
+        finally:
+            os.close(fd)
+        return str(len(b) - b.count(0))
     if op == 'sha':  # PATH [LEN]
         h = hashlib.sha256()
         with open(a[1], 'rb') as f:
