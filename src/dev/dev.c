@@ -69,22 +69,22 @@ static ssize_t regular_rw(struct ff_dev *dev, const struct iovec *iov, int iovcn
 			return err;
 	}
 	if (!dev->direct && write && (flags & FF_IO_DSYNC)) {
-		ssize_t r = ff_uring_rw(dev->fd, iov, iovcnt, off, true, 0);
+		ssize_t r = ff_dev_raw_rw(dev, iov, iovcnt, off, true, 0);
 
 		if (r >= 0) {
-			int e = ff_uring_fsync(dev->fd);
+			int e = ff_dev_raw_fsync(dev);
 
 			if (e)
 				return e;
 		}
 		return r;
 	}
-	return ff_uring_rw(dev->fd, iov, iovcnt, off, write, flags);
+	return ff_dev_raw_rw(dev, iov, iovcnt, off, write, flags);
 }
 
 static int regular_flush(struct ff_dev *dev)
 {
-	return ff_uring_fsync(dev->fd);
+	return ff_dev_raw_fsync(dev);
 }
 
 static int regular_report(struct ff_dev *dev, uint32_t first, uint32_t n, struct ff_zone *out)
@@ -245,12 +245,19 @@ int ff_dev_open(const char *path, const struct ff_dev_opts *opts, struct ff_dev 
 		goto out_close;
 	}
 out_zoneq:
+	dev->fault = ff_fault_open(dev);
+	if (dev->fault == (struct ff_fault *)(intptr_t)-1) {
+		dev->fault = NULL;
+		ret = -EINVAL;
+		goto out_close;
+	}
 	ret = ff_zoneq_init(dev);
 	if (ret)
 		goto out_close;
 	*out = dev;
 	return 0;
 out_close:
+	ff_fault_close(dev->fault);
 	if (dev->be)
 		dev->be->close(dev);
 	if (dev->fd >= 0)
@@ -267,6 +274,7 @@ void ff_dev_close(struct ff_dev *dev)
 		return;
 	ff_zoneq_fini(dev);
 	dev->be->close(dev);
+	ff_fault_close(dev->fault);
 	if (dev->fd >= 0)
 		close(dev->fd);
 	free(dev->path);
@@ -344,7 +352,7 @@ int ff_dev_submit_batch(struct ff_dev *dev, struct ff_io *ios, int n)
 								ios[i].off);
 		return 0;
 	}
-	ret = ff_uring_batch(dev->fd, ios, n);
+	ret = ff_dev_raw_batch(dev, ios, n);
 	for (int i = 0; i < n && !ret; i++)
 		count_io(dev, ios[i].write, ios[i].res);
 	return ret;

@@ -208,17 +208,17 @@ static ssize_t raw_write(struct ff_dev *dev, const struct iovec *iov, int iovcnt
 			return err;
 	}
 	if (!dev->direct && (flags & FF_IO_DSYNC)) {
-		ssize_t r = ff_uring_rw(dev->fd, iov, iovcnt, off, true, 0);
+		ssize_t r = ff_dev_raw_rw(dev, iov, iovcnt, off, true, 0);
 
 		if (r >= 0) {
-			int e = ff_uring_fsync(dev->fd);
+			int e = ff_dev_raw_fsync(dev);
 
 			if (e)
 				return e;
 		}
 		return r;
 	}
-	return ff_uring_rw(dev->fd, iov, iovcnt, off, true, flags);
+	return ff_dev_raw_rw(dev, iov, iovcnt, off, true, flags);
 }
 
 /* Fill a record block for zone idx. Caller holds e->lock. */
@@ -327,7 +327,7 @@ static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *i
 				 .flags = FF_IO_DSYNC},
 			};
 
-			ret = ff_uring_batch(dev->fd, ios, 2);
+			ret = ff_dev_raw_batch(dev, ios, 2);
 			res = ret ? ret : ios[0].res;
 			if (res >= 0 && ios[1].res < 0)
 				res = ios[1].res;
@@ -336,7 +336,7 @@ static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *i
 			atomic_fetch_add_explicit(&dev->st_meta_bytes, e->t.lblock,
 						  memory_order_relaxed);
 	} else {
-		res = ff_uring_rw(dev->fd, iov, iovcnt, off, true, flags);
+		res = ff_dev_raw_rw(dev, iov, iovcnt, off, true, flags);
 	}
 
 	ff_mutex_lock(&e->lock);
@@ -379,7 +379,7 @@ static ssize_t emu_rw(struct ff_dev *dev, const struct iovec *iov, int iovcnt, u
 			return -EIO; /* a sequential write may not cross its zone */
 		return seq_write(dev, first, iov, iovcnt, off, len, flags);
 	}
-	res = ff_uring_rw(dev->fd, iov, iovcnt, off, false, 0);
+	res = ff_dev_raw_rw(dev, iov, iovcnt, off, false, 0);
 	if (res < 0)
 		return res;
 	/* what lies beyond a sequential zone's write pointer reads as zeros */
@@ -451,7 +451,7 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 	}
 	free(blk);
 	if (!ret)
-		ret = ff_uring_fsync(dev->fd);
+		ret = ff_dev_raw_fsync(dev);
 	return ret;
 }
 
