@@ -546,8 +546,14 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 			if (!ret)
 				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_RESET);
 		} else {
-			/* what the user wrote goes out before the zone is finished */
+			/*
+			 * What the user wrote goes out, durably, before the zone is
+			 * finished: the finish is durable at once, and a FULL zone over
+			 * data a power cut dropped would show bytes never written.
+			 */
 			ret = ff_cache_writeback(zi->ci);
+			if (!ret)
+				ret = ff_dev_flush(fs->dev);
 			if (!ret)
 				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_FINISH);
 			if (!ret)
