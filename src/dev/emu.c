@@ -539,17 +539,19 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 		uint64_t roff = slot_off(e, idx, (unsigned)(z->seq % 2));
 
 		ff_mutex_unlock(&e->lock);
+		r = raw_write(dev, &riov, 1, roff, FF_IO_DSYNC);
 		/*
 		 * A reset zone reads as zeros again, also once a later finish puts
 		 * the pointer past what was rewritten: discard the old data, as a
 		 * real device deallocates it. The zone is busy: no write races this.
+		 * After the durable record: a crash before it must leave the zone
+		 * as it was, not holes under the old pointer.
 		 */
-		if (op == FF_ZOP_RESET &&
+		if (r >= 0 && op == FF_ZOP_RESET &&
 		    fallocate(dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
 			      (off_t)idx * (off_t)e->t.zone_size, (off_t)e->t.zone_cap) < 0)
 			ff_warn("%s: zone %u: cannot discard the data of a reset zone (%s); a later finish may expose it",
 				dev->path, idx, strerror(errno));
-		r = raw_write(dev, &riov, 1, roff, FF_IO_DSYNC);
 		ff_mutex_lock(&e->lock);
 	}
 	if (r >= 0) {
