@@ -163,7 +163,7 @@ class SeqModel:
         self.dur = 0
         self.finished = False
         self.inflight = None  # ("append", bytes) | ("reset",) | ("finish",)
-        self.lost_ok = 0  # bytes at the end of gen the crash may drop
+        self.hist = []  # the last operations, for a failure report
 
     def candidates(self):
         cur = (bytes(self.gen), self.dur, self.finished)
@@ -204,7 +204,10 @@ class SeqModel:
                 )
                 continue
             return None
-        return "; ".join(why)
+        nz = next((i for i, b in enumerate(data) if b), -1)
+        return "; ".join(why) + " [gen %d dur %d finished %s inflight %s; first nonzero byte %d; ops %s]" % (
+            len(self.gen), self.dur, self.finished, self.inflight and self.inflight[0], nz,
+            " ".join(self.hist[-8:]))
 
 
 class CnvModel:
@@ -273,11 +276,13 @@ class SeqWriter(Writer):
         room = ZS - len(m.gen)
         k = r.random()
         if m.finished or room < 16 * BLK or k < 0.04:
+            m.hist.append("reset")
             m.inflight = ("reset",)
             os.truncate(self.path, 0)
             m.gen, m.dur, m.finished, m.inflight = bytearray(), 0, False, None
             return
         if k < 0.06:
+            m.hist.append("finish@%d" % len(m.gen))
             m.inflight = ("finish",)
             os.truncate(self.path, ZS)
             m.finished, m.dur, m.inflight = True, len(m.gen), None
@@ -286,6 +291,7 @@ class SeqWriter(Writer):
         data = r.randbytes(n)
         how = r.choice(["osync", "odsync", "rwf_dsync", "buf_fsync", "buf", "buf_fdatasync"])
         m.inflight = ("append", data)
+        m.hist.append("%s@%d+%d" % (how, len(m.gen), n))
         flags = os.O_WRONLY
         if how == "osync":
             flags |= os.O_SYNC
