@@ -17,6 +17,7 @@
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -148,6 +149,19 @@ static int open_fd(struct ff_dev *dev, const char *path, const struct ff_dev_opt
 		else
 			ff_err("cannot open %s: %s", path, strerror(errno));
 		return err;
+	}
+	/*
+	 * One mount per device: a second daemon on a mounted image file would
+	 * keep its own cache and write pointers over the same zones (O_EXCL
+	 * above does this for block devices only).
+	 */
+	if (o->exclusive && flock(dev->fd, (o->read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0 &&
+	    errno == EWOULDBLOCK) {
+		ff_err("%s is in use by another foliofs process (already mounted?); unmount it first",
+		       path);
+		close(dev->fd);
+		dev->fd = -1;
+		return -EBUSY;
 	}
 	return 0;
 }
