@@ -222,6 +222,16 @@ int ff_dev_open(const char *path, const struct ff_dev_opts *opts, struct ff_dev 
 		}
 		if (ioctl(dev->fd, BLKPBSZGET, &pbs) < 0)
 			pbs = lbs;
+		{
+			int ro = 0;
+
+			/* the kernel lets a read-only device be opened for writing */
+			if (!opts->read_only && ioctl(dev->fd, BLKROGET, &ro) == 0 && ro) {
+				ff_err("%s is a read-only device; mount it with -o ro", path);
+				ret = -EROFS;
+				goto out_close;
+			}
+		}
 		raw_size = sz;
 		dev->info.lblock_size = (uint32_t)lbs;
 		dev->info.pblock_size = (uint32_t)pbs;
