@@ -29,6 +29,7 @@ FOLIOFS_CRASH_ONLY=S. Exits 0 when every iteration passed.
 """
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -378,13 +379,13 @@ def one_iteration(seed, stats):
     opts = rng.choice([None, "cache_size=16M,max_folio=256K", "max_folio=64K,cache_size=8M"])
     p = mount(fault, opts)
     try:
-        run_workload(rng, mode, p, zones, seed, stats)
+        run_workload(rng, mode, p, zones, seed, stats, fault)
     except BaseException:
         kill9(p)
         raise
 
 
-def run_workload(rng, mode, p, zones, seed, stats):
+def run_workload(rng, mode, p, zones, seed, stats, fault):
     stop = threading.Event()
     seqm = {z: SeqModel(z) for z in zones}
     cnvm = CnvModel(64) if rng.random() < 0.7 else None
@@ -417,9 +418,12 @@ def run_workload(rng, mode, p, zones, seed, stats):
         if w.err and not isinstance(w.err, OSError):
             raise Fail("driver error: %r" % w.err)
     stats["acked"] += sum(w.acked for w in ws)
+    cutinfo = None
     if mode == "cut" and os.path.exists(VLOG):
+        shutil.copy(VLOG, VLOG + ".orig")
         cut = sh([CUT, IMG, VLOG, str(seed), str(rng.choice([0, 30, 50, 70, 100]))]).stdout.split()
         d = dict(zip(cut[0::2], map(int, cut[1::2])))
+        cutinfo = d
         stats["dropped"] += d["dropped"]
         stats["logged"] += d["entries"]
     stats[mode] += 1
@@ -451,7 +455,15 @@ def run_workload(rng, mode, p, zones, seed, stats):
         if e:
             errs.append(e)
     if errs:
-        raise Fail("; ".join(errs))
+        ev = os.path.join(WORK, "fail-%d" % seed)
+        os.makedirs(ev, exist_ok=True)
+        for f in (IMG, DLOG):
+            if os.path.exists(f):
+                shutil.copy(f, ev)
+        if os.path.exists(VLOG + ".orig"):
+            shutil.copy(VLOG + ".orig", ev)
+        raise Fail("%s [mode %s, %s; cut %s; evidence in %s]" % ("; ".join(errs), mode, fault,
+                                                              cutinfo, ev))
 
 
 def main():
