@@ -155,8 +155,19 @@ static int open_fd(struct ff_dev *dev, const char *path, const struct ff_dev_opt
 	 * keep its own cache and write pointers over the same zones (O_EXCL
 	 * above does this for block devices only).
 	 */
-	if (o->exclusive && flock(dev->fd, (o->read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) < 0 &&
-	    errno == EWOULDBLOCK) {
+	for (int tries = 0; o->exclusive && tries < 40; tries++) {
+		/*
+		 * A daemon just killed releases its lock only when the kernel has
+		 * torn down its io_uring (asynchronously, after the exit): wait a
+		 * little before calling the device busy.
+		 */
+		if (!flock(dev->fd, (o->read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) ||
+		    errno != EWOULDBLOCK)
+			break;
+		if (tries < 39) {
+			usleep(50000);
+			continue;
+		}
 		ff_err("%s is in use by another foliofs process (already mounted?); unmount it first",
 		       path);
 		close(dev->fd);
