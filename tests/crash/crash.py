@@ -290,7 +290,8 @@ class SeqWriter(Writer):
             return
         n = r.randint(1, min(16, room // BLK - 1)) * BLK
         data = r.randbytes(n)
-        how = r.choice(["osync", "odsync", "rwf_dsync", "buf_fsync", "buf", "buf_fdatasync"])
+        how = r.choice(["osync", "odsync", "rwf_dsync", "buf_fsync", "buf", "buf", "buf",
+                        "buf_fdatasync"])
         m.inflight = ("append", data)
         m.hist.append("%s@%d+%d" % (how, len(m.gen), n))
         flags = os.O_WRONLY
@@ -329,7 +330,7 @@ class CnvWriter(Writer):
         b0 = r.randrange(0, 64)
         off = b0 * BLK
         data = r.randbytes(nblk * BLK)
-        how = r.choice(["osync", "odsync", "buf_fsync", "buf"])
+        how = r.choice(["osync", "odsync", "buf_fsync", "buf", "buf", "buf"])
         m.inflight = (off, data)
         flags = os.O_WRONLY
         if how == "osync":
