@@ -104,12 +104,18 @@ static void fix_crcs(uint8_t *img)
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void remove_image(void)
+{
+	unlink(g_path);
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
 	ff_log_set_level(FF_LOG_ERR);
 	make_template();
+	atexit(remove_image);
 	ff_log_set_level(getenv("FOLIOFS_FUZZ_VERBOSE") ? FF_LOG_DEBUG : (enum ff_log_level)-1);
 	return 0;
 }
