@@ -693,6 +693,9 @@ static int emu_check_trailer(const struct emu_trailer *t, uint64_t raw_size, uin
 	    t->zone_size % t->lblock || !t->zone_cap || t->zone_cap > t->zone_size ||
 	    t->zone_cap % t->lblock || t->nr_cnv > t->nr_zones ||
 	    t->meta_start < (uint64_t)t->nr_zones * t->zone_size || t->raw_size > raw_size ||
+	    /* bounds first, so that the products below cannot overflow */
+	    t->lblock > (1u << 20) || t->zone_size > raw_size || t->nr_zones > raw_size / t->zone_size ||
+	    t->meta_start > raw_size ||
 	    t->meta_start + (uint64_t)t->nr_zones * 2 * t->lblock >
 		    trailer_off(t->raw_size, 4096)) {
 		ff_err("emulated-zone trailer describes an impossible geometry: the metadata is corrupt or the device was truncated");
