@@ -240,7 +240,10 @@ class CnvModel:
                 durable = got == self.dur.get(b, bytes(BLK))
                 return "cnv block %d holds %s... (not its durable content%s)" % (
                     b, got[:8].hex(), "" if not durable else "?")
-        # untouched blocks stay zero: checked on a sample for speed
+        # blocks never written stay zero
+        for b in range(len(data) // BLK):
+            if b not in blocks and any(data[b * BLK:(b + 1) * BLK]):
+                return "cnv block %d was never written but is not zero" % b
         return None
 
 
