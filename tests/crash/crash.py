@@ -27,6 +27,7 @@ last durable content or a later write to it.
 A failure prints "FAIL seed=S" with what differed; replay with
 FOLIOFS_CRASH_ONLY=S. Exits 0 when every iteration passed.
 """
+import fcntl
 import os
 import random
 import shutil
@@ -135,6 +136,22 @@ def kill9(p):
         pass
     p.wait()
     force_unmount()
+    # The dead daemon's io_uring is torn down after its exit, and writes in
+    # flight may still land until then; its image lock goes with the ring.
+    # Wait for it, so that ff-cut is not overwritten by a late write.
+    fd = os.open(IMG, os.O_RDONLY)
+    try:
+        for _ in range(500):
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                break
+            except BlockingIOError:
+                time.sleep(0.01)
+        else:
+            raise Fail("the killed daemon's image lock was not released in 5 s")
+    finally:
+        os.close(fd)
 
 
 def zone_wps():
