@@ -429,6 +429,17 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 			continue;
 		}
 		claim_zone_locked(e, i);
+		/*
+		 * Waiting for the zone dropped the lock: another flush may have
+		 * written this record meanwhile. One more, with from == wp, would
+		 * have no checksum to check at mount, and a power cut could keep it
+		 * over data never made durable.
+		 */
+		if (!z->rec_dirty && !(compact && z->rec_wp != z->wp)) {
+			release_zone_locked(e, i);
+			ff_mutex_unlock(&e->lock);
+			continue;
+		}
 		wp = z->wp;
 		if (compact)
 			make_rec_locked(e, i, wp, wp, 0, z->cond, blk);
