@@ -301,6 +301,25 @@ static void test_fault_concurrent_flushes_one_record(void **state)
 	assert_int_equal(st.meta_bytes, 4096);
 }
 
+/* A zone reset the device fails changes nothing, as on a real device (emu.c rule). */
+static void test_fault_failed_reset_changes_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct ff_zone z;
+
+	open_with(f, "fail_count=0");
+	assert_int_equal(wr(f, 4 * ZS, 1, FF_IO_DSYNC), BLK);
+	ff_dev_close(f->dev);
+	/* the 1st raw write after this open is the reset's record: make it fail */
+	open_with(f, "fail_write=1");
+	assert_int_equal(ff_dev_zone_op(f->dev, 4, FF_ZOP_RESET), -EIO);
+	assert_int_equal(ff_dev_report(f->dev, 4, 1, &z), 1);
+	assert_int_equal(z.wp, 4 * ZS + BLK);
+	assert_blk(f, 4 * ZS, 1);
+	/* and the device still takes the next append at the old pointer */
+	assert_int_equal(wr(f, 4 * ZS + BLK, 2, FF_IO_DSYNC), BLK);
+}
+
 static void test_fault_bad_spec_refuses(void **state)
 {
 	struct fx *f = *state;
@@ -325,6 +344,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fault_cut_seq_zone_pointer, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_concurrent_flushes_one_record, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fault_failed_reset_changes_nothing, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fault_bad_spec_refuses, setup, teardown),
 	};
