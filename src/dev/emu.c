@@ -503,6 +503,8 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 {
 	struct emu_state *e = dev->emu;
 	struct emu_zone *z = &e->z[idx];
+	enum ff_zone_cond old_cond;
+	uint64_t old_wp;
 	struct iovec riov;
 	void *blk;
 	ssize_t r;
@@ -515,6 +517,8 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 		return -ENOMEM;
 	ff_mutex_lock(&e->lock);
 	claim_zone_locked(e, idx);
+	old_wp = z->wp;
+	old_cond = z->cond;
 	switch (op) {
 	case FF_ZOP_RESET:
 		z->wp = 0;
@@ -571,7 +575,10 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 		z->rec_dirty = false;
 		atomic_fetch_add_explicit(&dev->st_meta_bytes, e->t.lblock, memory_order_relaxed);
 	} else {
+		/* the command failed: the zone stays as it was */
 		ret = (int)r;
+		z->wp = old_wp;
+		set_cond_locked(e, z, old_cond);
 	}
 	release_zone_locked(e, idx);
 	ff_mutex_unlock(&e->lock);
