@@ -320,6 +320,26 @@ static void test_fault_failed_reset_changes_nothing(void **state)
 	assert_int_equal(wr(f, 4 * ZS + BLK, 2, FF_IO_DSYNC), BLK);
 }
 
+/*
+ * A zone close (or open/finish) writes a durable pointer record with nothing
+ * to checksum: the buffered data below the pointer must be durable first, or
+ * a power cut leaves the pointer over zeros.
+ */
+static void test_fault_close_record_after_volatile_data(void **state)
+{
+	struct fx *f = *state;
+	struct ff_cut_stats st;
+	struct ff_zone z;
+
+	open_with(f, "vlog=%s");
+	assert_int_equal(wr(f, 5 * ZS, 7, 0), BLK); /* volatile */
+	assert_int_equal(ff_dev_zone_op(f->dev, 5, FF_ZOP_CLOSE), 0);
+	cut(f, 0, &st);
+	assert_int_equal(ff_dev_report(f->dev, 5, 1, &z), 1);
+	if (z.wp > 5 * ZS)
+		assert_blk(f, 5 * ZS, 7);
+}
+
 static void test_fault_bad_spec_refuses(void **state)
 {
 	struct fx *f = *state;
@@ -346,6 +366,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fault_concurrent_flushes_one_record, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fault_failed_reset_changes_nothing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fault_close_record_after_volatile_data, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fault_bad_spec_refuses, setup, teardown),
 	};
