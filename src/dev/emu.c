@@ -552,9 +552,14 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 	riov = (struct iovec){.iov_base = blk, .iov_len = e->t.lblock};
 	{
 		uint64_t roff = slot_off(e, idx, (unsigned)(z->seq % 2));
+		/* data written since the last record: this one checks nothing (from == wp) */
+		bool unsynced = op != FF_ZOP_RESET && z->rec_dirty;
 
 		ff_mutex_unlock(&e->lock);
-		r = raw_write(dev, &riov, 1, roff, FF_IO_DSYNC);
+		/* so it must be durable before the record claims it */
+		r = unsynced ? ff_dev_raw_fsync(dev) : 0;
+		if (r >= 0)
+			r = raw_write(dev, &riov, 1, roff, FF_IO_DSYNC);
 		/*
 		 * A reset zone reads as zeros again, also once a later finish puts
 		 * the pointer past what was rewritten: discard the old data, as a
