@@ -397,7 +397,8 @@ def one_iteration(seed, stats):
     if mode == "cut":
         dead_after = rng.randint(1, 160)
         fault = "dead_after=%d,vlog=%s" % (dead_after, VLOG)
-    opts = rng.choice([None, "cache_size=16M,max_folio=256K", "max_folio=64K,cache_size=8M"])
+    opts = rng.choice([None, "cache_size=16M,max_folio=256K", "max_folio=64K,cache_size=8M",
+                       "explicit-open,cache_size=16M"])
     p = mount(fault, opts)
     try:
         run_workload(rng, mode, p, zones, seed, stats, fault)
