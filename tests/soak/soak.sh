@@ -63,6 +63,7 @@ job() { # round
 	echo "verify=crc32c"
 	echo "do_verify=1"
 	echo "verify_fatal=1"
+	echo "verify_state_save=0"
 	echo "group_reporting=0"
 	for z in 0 1 2 3 4 5 6 7; do
 		echo "[seq$z]"
@@ -98,6 +99,7 @@ job() { # round
 		echo "time_based=1"
 	done
 }
+cd "$T" # fio leaves its state files in the working directory
 start=$(date +%s)
 round=0
 mnt
