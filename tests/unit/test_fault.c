@@ -340,6 +340,30 @@ static void test_fault_close_record_after_volatile_data(void **state)
 		assert_blk(f, 5 * ZS, 7);
 }
 
+/*
+ * The device is closed (records compacted, from == wp) and the power goes
+ * before the closing flush completes: the data must not be lost under a
+ * kept compacted record. Seed 1 at 50% drops the data write and keeps the
+ * record write (the two entries of the log).
+ */
+static void test_fault_close_compaction_after_volatile_data(void **state)
+{
+	struct fx *f = *state;
+	struct ff_cut_stats st;
+	struct ff_zone z;
+
+	open_with(f, "vlog=%s,fail_flush=1");
+	assert_int_equal(wr(f, 6 * ZS, 9, 0), BLK); /* volatile */
+	ff_dev_close(f->dev);
+	f->dev = NULL;
+	assert_int_equal(ff_fault_apply_cut(f->path, f->log, 1, 50, &st), 0);
+	unsetenv("FOLIOFS_FAULT");
+	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
+	assert_int_equal(ff_dev_report(f->dev, 6, 1, &z), 1);
+	if (z.wp > 6 * ZS)
+		assert_blk(f, 6 * ZS, 9);
+}
+
 static void test_fault_bad_spec_refuses(void **state)
 {
 	struct fx *f = *state;
@@ -369,6 +393,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fault_close_record_after_volatile_data, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_fault_close_compaction_after_volatile_data,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_bad_spec_refuses, setup, teardown),
 	};
 
