@@ -417,6 +417,14 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 
 	if (!blk)
 		return -ENOMEM;
+	/*
+	 * A compacted record (from == wp) checks nothing at mount: the data
+	 * under it must be durable before it is written, not only after.
+	 */
+	if (compact && (ret = ff_dev_raw_fsync(dev))) {
+		free(blk);
+		return ret;
+	}
 	for (uint32_t i = e->t.nr_cnv; i < e->t.nr_zones && is_seq(e, i); i++) {
 		struct emu_zone *z = &e->z[i];
 		struct iovec riov = {.iov_base = blk, .iov_len = e->t.lblock};
