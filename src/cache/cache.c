@@ -591,20 +591,32 @@ static void finish_segs_locked(struct ff_cinode *ci, struct seg *segs, int nseg,
 	pthread_cond_broadcast(&ci->cv);
 }
 
-/* Wait until no block of [lo, hi) is under writeback. Caller holds ci->lock. */
+/*
+ * Wait until no block of [lo, hi) is under writeback. Caller holds ci->lock.
+ * Blocks, not folios: a write-through that first writes back the dirty blocks
+ * ahead of it in its zone holds its own blocks of the same folio under
+ * writeback, beyond hi, and must not wait for itself.
+ */
 static void wait_range_wb_locked(struct ff_cinode *ci, uint64_t lo, uint64_t hi)
 {
+	struct ff_cache *c = ci->c;
+
 	for (;;) {
 		struct folio *f = ff_idx_find(ci, lo);
 		bool busy = false;
 
 		if (!f)
 			f = ff_idx_ceil(ci, lo);
-		for (; f && f->off < hi; f = ff_idx_ceil(ci, f->off + f->size))
-			if (f->nr_wb) {
+		for (; f && f->off < hi; f = ff_idx_ceil(ci, f->off + f->size)) {
+			uint64_t s = lo > f->off ? lo - f->off : 0;
+			uint64_t e = hi < f->off + f->size ? hi - f->off : f->size;
+
+			if (f->nr_wb && fst_any(f, FST_WB, (uint32_t)(s >> c->blk_order),
+						(uint32_t)(ff_round_up(e, c->blk) >> c->blk_order))) {
 				busy = true;
 				break;
 			}
+		}
 		if (!busy)
 			return;
 		ff_cond_wait(&ci->cv, &ci->lock);

@@ -17,6 +17,7 @@
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -69,22 +70,22 @@ static ssize_t regular_rw(struct ff_dev *dev, const struct iovec *iov, int iovcn
 			return err;
 	}
 	if (!dev->direct && write && (flags & FF_IO_DSYNC)) {
-		ssize_t r = ff_uring_rw(dev->fd, iov, iovcnt, off, true, 0);
+		ssize_t r = ff_dev_raw_rw(dev, iov, iovcnt, off, true, 0);
 
 		if (r >= 0) {
-			int e = ff_uring_fsync(dev->fd);
+			int e = ff_dev_raw_fsync(dev);
 
 			if (e)
 				return e;
 		}
 		return r;
 	}
-	return ff_uring_rw(dev->fd, iov, iovcnt, off, write, flags);
+	return ff_dev_raw_rw(dev, iov, iovcnt, off, write, flags);
 }
 
 static int regular_flush(struct ff_dev *dev)
 {
-	return ff_uring_fsync(dev->fd);
+	return ff_dev_raw_fsync(dev);
 }
 
 static int regular_report(struct ff_dev *dev, uint32_t first, uint32_t n, struct ff_zone *out)
@@ -149,6 +150,30 @@ static int open_fd(struct ff_dev *dev, const char *path, const struct ff_dev_opt
 			ff_err("cannot open %s: %s", path, strerror(errno));
 		return err;
 	}
+	/*
+	 * One mount per device: a second daemon on a mounted image file would
+	 * keep its own cache and write pointers over the same zones (O_EXCL
+	 * above does this for block devices only).
+	 */
+	for (int tries = 0; o->exclusive && tries < 40; tries++) {
+		/*
+		 * A daemon just killed releases its lock only when the kernel has
+		 * torn down its io_uring (asynchronously, after the exit): wait a
+		 * little before calling the device busy.
+		 */
+		if (!flock(dev->fd, (o->read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) ||
+		    errno != EWOULDBLOCK)
+			break;
+		if (tries < 39) {
+			usleep(50000);
+			continue;
+		}
+		ff_err("%s is in use by another foliofs process (already mounted?); unmount it first",
+		       path);
+		close(dev->fd);
+		dev->fd = -1;
+		return -EBUSY;
+	}
 	return 0;
 }
 
@@ -208,6 +233,16 @@ int ff_dev_open(const char *path, const struct ff_dev_opts *opts, struct ff_dev 
 		}
 		if (ioctl(dev->fd, BLKPBSZGET, &pbs) < 0)
 			pbs = lbs;
+		{
+			int ro = 0;
+
+			/* the kernel lets a read-only device be opened for writing */
+			if (!opts->read_only && ioctl(dev->fd, BLKROGET, &ro) == 0 && ro) {
+				ff_err("%s is a read-only device; mount it with -o ro", path);
+				ret = -EROFS;
+				goto out_close;
+			}
+		}
 		raw_size = sz;
 		dev->info.lblock_size = (uint32_t)lbs;
 		dev->info.pblock_size = (uint32_t)pbs;
@@ -245,12 +280,19 @@ int ff_dev_open(const char *path, const struct ff_dev_opts *opts, struct ff_dev 
 		goto out_close;
 	}
 out_zoneq:
+	dev->fault = ff_fault_open(dev);
+	if (dev->fault == (struct ff_fault *)(intptr_t)-1) {
+		dev->fault = NULL;
+		ret = -EINVAL;
+		goto out_close;
+	}
 	ret = ff_zoneq_init(dev);
 	if (ret)
 		goto out_close;
 	*out = dev;
 	return 0;
 out_close:
+	ff_fault_close(dev->fault);
 	if (dev->be)
 		dev->be->close(dev);
 	if (dev->fd >= 0)
@@ -267,6 +309,7 @@ void ff_dev_close(struct ff_dev *dev)
 		return;
 	ff_zoneq_fini(dev);
 	dev->be->close(dev);
+	ff_fault_close(dev->fault);
 	if (dev->fd >= 0)
 		close(dev->fd);
 	free(dev->path);
@@ -344,7 +387,7 @@ int ff_dev_submit_batch(struct ff_dev *dev, struct ff_io *ios, int n)
 								ios[i].off);
 		return 0;
 	}
-	ret = ff_uring_batch(dev->fd, ios, n);
+	ret = ff_dev_raw_batch(dev, ios, n);
 	for (int i = 0; i < n && !ret; i++)
 		count_io(dev, ios[i].write, ios[i].res);
 	return ret;

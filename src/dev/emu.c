@@ -48,6 +48,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,17 +210,17 @@ static ssize_t raw_write(struct ff_dev *dev, const struct iovec *iov, int iovcnt
 			return err;
 	}
 	if (!dev->direct && (flags & FF_IO_DSYNC)) {
-		ssize_t r = ff_uring_rw(dev->fd, iov, iovcnt, off, true, 0);
+		ssize_t r = ff_dev_raw_rw(dev, iov, iovcnt, off, true, 0);
 
 		if (r >= 0) {
-			int e = ff_uring_fsync(dev->fd);
+			int e = ff_dev_raw_fsync(dev);
 
 			if (e)
 				return e;
 		}
 		return r;
 	}
-	return ff_uring_rw(dev->fd, iov, iovcnt, off, true, flags);
+	return ff_dev_raw_rw(dev, iov, iovcnt, off, true, flags);
 }
 
 /* Fill a record block for zone idx. Caller holds e->lock. */
@@ -335,7 +336,7 @@ static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *i
 				 .flags = FF_IO_DSYNC},
 			};
 
-			ret = ff_uring_batch(dev->fd, ios, 2);
+			ret = ff_dev_raw_batch(dev, ios, 2);
 			res = ret ? ret : ios[0].res;
 			if (res >= 0 && ios[1].res < 0)
 				res = ios[1].res;
@@ -344,7 +345,7 @@ static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *i
 			atomic_fetch_add_explicit(&dev->st_meta_bytes, e->t.lblock,
 						  memory_order_relaxed);
 	} else {
-		res = ff_uring_rw(dev->fd, iov, iovcnt, off, true, flags);
+		res = ff_dev_raw_rw(dev, iov, iovcnt, off, true, flags);
 	}
 
 	ff_mutex_lock(&e->lock);
@@ -387,7 +388,7 @@ static ssize_t emu_rw(struct ff_dev *dev, const struct iovec *iov, int iovcnt, u
 			return -EIO; /* a sequential write may not cross its zone */
 		return seq_write(dev, first, iov, iovcnt, off, len, flags);
 	}
-	res = ff_uring_rw(dev->fd, iov, iovcnt, off, false, 0);
+	res = ff_dev_raw_rw(dev, iov, iovcnt, off, false, 0);
 	if (res < 0)
 		return res;
 	/* what lies beyond a sequential zone's write pointer reads as zeros */
@@ -424,6 +425,14 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 
 	if (!blk)
 		return -ENOMEM;
+	/*
+	 * A compacted record (from == wp) checks nothing at mount: the data
+	 * under it must be durable before it is written, not only after.
+	 */
+	if (compact && (ret = ff_dev_raw_fsync(dev))) {
+		free(blk);
+		return ret;
+	}
 	for (uint32_t i = e->t.nr_cnv; i < e->t.nr_zones && is_seq(e, i); i++) {
 		struct emu_zone *z = &e->z[i];
 		struct iovec riov = {.iov_base = blk, .iov_len = e->t.lblock};
@@ -436,6 +445,17 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 			continue;
 		}
 		claim_zone_locked(e, i);
+		/*
+		 * Waiting for the zone dropped the lock: another flush may have
+		 * written this record meanwhile. One more, with from == wp, would
+		 * have no checksum to check at mount, and a power cut could keep it
+		 * over data never made durable.
+		 */
+		if (!z->rec_dirty && !(compact && z->rec_wp != z->wp)) {
+			release_zone_locked(e, i);
+			ff_mutex_unlock(&e->lock);
+			continue;
+		}
 		z->rec_busy = true;
 		wp = z->wp;
 		if (compact)
@@ -461,7 +481,7 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 	}
 	free(blk);
 	if (!ret)
-		ret = ff_uring_fsync(dev->fd);
+		ret = ff_dev_raw_fsync(dev);
 	return ret;
 }
 
@@ -501,6 +521,8 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 {
 	struct emu_state *e = dev->emu;
 	struct emu_zone *z = &e->z[idx];
+	enum ff_zone_cond old_cond;
+	uint64_t old_wp;
 	struct iovec riov;
 	void *blk;
 	ssize_t r;
@@ -513,6 +535,8 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 		return -ENOMEM;
 	ff_mutex_lock(&e->lock);
 	claim_zone_locked(e, idx);
+	old_wp = z->wp;
+	old_cond = z->cond;
 	switch (op) {
 	case FF_ZOP_RESET:
 		z->wp = 0;
@@ -546,9 +570,26 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 	riov = (struct iovec){.iov_base = blk, .iov_len = e->t.lblock};
 	{
 		uint64_t roff = slot_off(e, idx, (unsigned)(z->seq % 2));
+		/* data written since the last record: this one checks nothing (from == wp) */
+		bool unsynced = op != FF_ZOP_RESET && z->rec_dirty;
 
 		ff_mutex_unlock(&e->lock);
-		r = raw_write(dev, &riov, 1, roff, FF_IO_DSYNC);
+		/* so it must be durable before the record claims it */
+		r = unsynced ? ff_dev_raw_fsync(dev) : 0;
+		if (r >= 0)
+			r = raw_write(dev, &riov, 1, roff, FF_IO_DSYNC);
+		/*
+		 * A reset zone reads as zeros again, also once a later finish puts
+		 * the pointer past what was rewritten: discard the old data, as a
+		 * real device deallocates it. The zone is busy: no write races this.
+		 * After the durable record: a crash before it must leave the zone
+		 * as it was, not holes under the old pointer.
+		 */
+		if (r >= 0 && op == FF_ZOP_RESET &&
+		    fallocate(dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+			      (off_t)idx * (off_t)e->t.zone_size, (off_t)e->t.zone_cap) < 0)
+			ff_warn("%s: zone %u: cannot discard the data of a reset zone (%s); a later finish may expose it",
+				dev->path, idx, strerror(errno));
 		ff_mutex_lock(&e->lock);
 	}
 	if (r >= 0) {
@@ -557,7 +598,10 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 		z->rec_dirty = false;
 		atomic_fetch_add_explicit(&dev->st_meta_bytes, e->t.lblock, memory_order_relaxed);
 	} else {
+		/* the command failed: the zone stays as it was */
 		ret = (int)r;
+		z->wp = old_wp;
+		set_cond_locked(e, z, old_cond);
 	}
 	release_zone_locked(e, idx);
 	ff_mutex_unlock(&e->lock);
@@ -690,6 +734,9 @@ static int emu_check_trailer(const struct emu_trailer *t, uint64_t raw_size, uin
 	    t->zone_size % t->lblock || !t->zone_cap || t->zone_cap > t->zone_size ||
 	    t->zone_cap % t->lblock || t->nr_cnv > t->nr_zones ||
 	    t->meta_start < (uint64_t)t->nr_zones * t->zone_size || t->raw_size > raw_size ||
+	    /* bounds first, so that the products below cannot overflow */
+	    t->lblock > (1u << 20) || t->zone_size > raw_size || t->nr_zones > raw_size / t->zone_size ||
+	    t->meta_start > raw_size ||
 	    t->meta_start + (uint64_t)t->nr_zones * 2 * t->lblock >
 		    trailer_off(t->raw_size, 4096)) {
 		ff_err("emulated-zone trailer describes an impossible geometry: the metadata is corrupt or the device was truncated");

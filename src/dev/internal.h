@@ -15,6 +15,7 @@
 struct ff_dev;
 struct emu_state;
 struct ff_zoneq_state;
+struct ff_fault;
 
 /*
  * One backend per kind. Every hook returns 0/count or -errno. A backend's
@@ -39,6 +40,7 @@ struct ff_dev {
 	const struct dev_backend *be;
 	struct emu_state *emu;	   /* emulated zones, else NULL */
 	struct ff_zoneq_state *zq; /* zone queues, see zoneq.c */
+	struct ff_fault *fault;	   /* fault injection (FOLIOFS_FAULT), else NULL */
 	/* counters: relaxed atomics */
 	_Atomic uint64_t st_reads, st_writes, st_flushes, st_zone_ops;
 	_Atomic uint64_t st_bytes_read, st_bytes_written, st_read_errors, st_write_errors;
@@ -55,6 +57,17 @@ ssize_t ff_uring_rw(int fd, const struct iovec *iov, int iovcnt, uint64_t off, b
 int ff_uring_fsync(int fd);
 /* n independent I/Os on fd; each ios[i].res filled. Returns 0 or -errno (ring failure). */
 int ff_uring_batch(int fd, struct ff_io *ios, int n);
+
+/*
+ * fault.c: every raw I/O on dev->fd after open goes through these; without
+ * FOLIOFS_FAULT they are the ff_uring_* calls above.
+ */
+ssize_t ff_dev_raw_rw(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off,
+		      bool write, unsigned flags);
+int ff_dev_raw_fsync(struct ff_dev *dev);
+int ff_dev_raw_batch(struct ff_dev *dev, struct ff_io *ios, int n);
+struct ff_fault *ff_fault_open(struct ff_dev *dev); /* NULL: off; (void *)-1: bad spec */
+void ff_fault_close(struct ff_fault *f);
 
 /* emu.c */
 int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size); /* 1 = emulated, 0 = not, -errno */

@@ -35,12 +35,12 @@ static ssize_t zbd_rw(struct ff_dev *dev, const struct iovec *iov, int iovcnt, u
 		if (err)
 			return err;
 	}
-	return ff_uring_rw(dev->fd, iov, iovcnt, off, write, flags);
+	return ff_dev_raw_rw(dev, iov, iovcnt, off, write, flags);
 }
 
 static int zbd_flush(struct ff_dev *dev)
 {
-	return ff_uring_fsync(dev->fd);
+	return ff_dev_raw_fsync(dev);
 }
 
 static enum ff_zone_cond conv_cond(unsigned c)

@@ -613,8 +613,14 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 			if (!ret)
 				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_RESET);
 		} else {
-			/* what the user wrote goes out before the zone is finished */
+			/*
+			 * What the user wrote goes out, durably, before the zone is
+			 * finished: the finish is durable at once, and a FULL zone over
+			 * data a power cut dropped would show bytes never written.
+			 */
 			ret = ff_cache_writeback(zi->ci);
+			if (!ret)
+				ret = ff_dev_flush(fs->dev);
 			if (!ret)
 				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_FINISH);
 			if (!ret)
@@ -793,6 +799,19 @@ int ff_fs_fsync(struct ff_fs *fs, uint64_t ino, bool datasync)
 	ret = ff_cache_fsync(zi->ci, datasync);
 	if (ret) {
 		zf_io_error(zi, ret);
+		if (zi->seq) {
+			/* recovery, as after a failed write: the file ends at the write pointer */
+			uint64_t rp;
+
+			ff_mutex_lock(&zi->io_lock);
+			rp = ff_zoneq_wp(fs->dev, zi->zone) - zi->start;
+			if (rp < atomic_load(&zi->size)) {
+				ff_cache_truncate(zi->ci, rp);
+				atomic_store(&zi->size, rp);
+				ff_cache_inode_set_size(zi->ci, rp);
+			}
+			ff_mutex_unlock(&zi->io_lock);
+		}
 		return ret;
 	}
 	if (zi->seq && atomic_load(&zi->size) % fs->blk)

@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Unit tests of the fault-injecting device (src/dev/fault.c): the Nth write,
+ * read or flush failing, a dead device failing or dropping every later write,
+ * the range filter, and the volatile write cache model — a power cut applied
+ * from the log leaves exactly the durable writes plus the chosen subset.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include "foliofs/dev.h"
+#include "foliofs/fault.h"
+#include "testutil.h"
+
+#define ZS  (1ull << 20)
+#define BLK 4096
+
+struct fx {
+	char path[256];
+	char log[300];
+	struct ff_dev *dev;
+	void *buf, *rbuf;
+};
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	struct ff_emu_opts o = {.zone_size = ZS, .nr_cnv = 2};
+
+	f->buf = tu_alloc(4 * BLK);
+	f->rbuf = tu_alloc(4 * BLK);
+	assert_int_equal(tu_make_image(f->path, sizeof(f->path), "fault", 8 * ZS + ZS), 0);
+	assert_int_equal(ff_dev_format_emulated(f->path, &o, false), 0);
+	snprintf(f->log, sizeof(f->log), "%s.vlog", f->path);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+
+	ff_dev_close(f->dev);
+	unsetenv("FOLIOFS_FAULT");
+	unlink(f->path);
+	unlink(f->log);
+	free(f->buf);
+	free(f->rbuf);
+	free(f);
+	return 0;
+}
+
+static void open_with(struct fx *f, const char *spec)
+{
+	char env[512];
+
+	snprintf(env, sizeof(env), spec, f->log);
+	setenv("FOLIOFS_FAULT", env, 1);
+	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
+}
+
+static ssize_t wr(struct fx *f, uint64_t off, unsigned seed, unsigned flags)
+{
+	struct iovec iov = {.iov_base = f->buf, .iov_len = BLK};
+
+	tu_fill(f->buf, BLK, seed);
+	return ff_dev_write(f->dev, &iov, 1, off, flags);
+}
+
+static ssize_t rd(struct fx *f, uint64_t off)
+{
+	struct iovec iov = {.iov_base = f->rbuf, .iov_len = BLK};
+
+	return ff_dev_read(f->dev, &iov, 1, off);
+}
+
+/* The block at off holds the pattern of seed (0: zeros). */
+static void assert_blk(struct fx *f, uint64_t off, unsigned seed)
+{
+	assert_int_equal(rd(f, off), BLK);
+	if (seed)
+		tu_fill(f->buf, BLK, seed);
+	else
+		memset(f->buf, 0, BLK);
+	assert_memory_equal(f->rbuf, f->buf, BLK);
+}
+
+static void test_fault_nth_write_fails(void **state)
+{
+	struct fx *f = *state;
+
+	open_with(f, "fail_write=2");
+	assert_int_equal(wr(f, 0, 1, 0), BLK);
+	assert_int_equal(wr(f, BLK, 2, 0), -EIO);
+	assert_int_equal(wr(f, BLK, 3, 0), BLK);
+	assert_blk(f, 0, 1);
+	assert_blk(f, BLK, 3);
+}
+
+static void test_fault_range_counts_only_inside(void **state)
+{
+	struct fx *f = *state;
+
+	/* the first write to zone 2 (sequential) fails; zone 0 is never touched */
+	open_with(f, "fail_write=1,fail_count=2,range=2097152:3145728");
+	assert_int_equal(wr(f, 0, 1, 0), BLK);
+	assert_int_equal(wr(f, 2 * ZS, 2, FF_IO_DSYNC), -EIO);
+	assert_int_equal(wr(f, 2 * ZS, 2, 0), -EIO);
+	assert_int_equal(wr(f, 0, 4, 0), BLK);
+	/* the pointer did not move: the next write at the start works */
+	assert_int_equal(wr(f, 2 * ZS, 5, FF_IO_DSYNC), BLK);
+	assert_blk(f, 2 * ZS, 5);
+}
+
+static void test_fault_read_and_flush(void **state)
+{
+	struct fx *f = *state;
+
+	open_with(f, "fail_read=2,fail_flush=1");
+	assert_int_equal(wr(f, 0, 1, 0), BLK);
+	assert_int_equal(rd(f, 0), BLK);
+	assert_int_equal(rd(f, 0), -EIO);
+	assert_int_equal(rd(f, 0), BLK);
+	assert_int_equal(ff_dev_flush(f->dev), -EIO);
+	assert_int_equal(ff_dev_flush(f->dev), 0);
+}
+
+static void test_fault_dead_device_fails(void **state)
+{
+	struct fx *f = *state;
+
+	open_with(f, "dead_after=2");
+	assert_int_equal(wr(f, 0, 1, 0), BLK);
+	assert_int_equal(wr(f, BLK, 2, 0), BLK);
+	assert_int_equal(wr(f, 2 * BLK, 3, 0), -EIO);
+	assert_int_equal(wr(f, 3 * BLK, 4, FF_IO_DSYNC), -EIO);
+	assert_int_equal(ff_dev_flush(f->dev), -EIO);
+	assert_blk(f, BLK, 2); /* reads keep working */
+	assert_blk(f, 2 * BLK, 0);
+}
+
+static void test_fault_dead_device_drops(void **state)
+{
+	struct fx *f = *state;
+
+	open_with(f, "dead_after=1,dead_mode=drop");
+	assert_int_equal(wr(f, 0, 1, 0), BLK);
+	assert_int_equal(wr(f, BLK, 2, FF_IO_DSYNC), BLK); /* acknowledged, not written */
+	assert_int_equal(ff_dev_flush(f->dev), 0);
+	assert_blk(f, BLK, 0);
+}
+
+static void cut(struct fx *f, unsigned keep_pct, struct ff_cut_stats *st)
+{
+	ff_fault_kill(f->dev);
+	ff_dev_close(f->dev);
+	f->dev = NULL;
+	assert_int_equal(ff_fault_apply_cut(f->path, f->log, 42, keep_pct, st), 0);
+	unsetenv("FOLIOFS_FAULT");
+	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
+}
+
+static void write_history(struct fx *f)
+{
+	open_with(f, "vlog=%s");
+	assert_int_equal(wr(f, 0, 1, 0), BLK);		  /* A: flushed below */
+	assert_int_equal(ff_dev_flush(f->dev), 0);
+	assert_int_equal(wr(f, 0, 2, 0), BLK);		  /* B over A: volatile */
+	assert_int_equal(wr(f, BLK, 3, FF_IO_DSYNC), BLK); /* C: durable */
+	assert_int_equal(wr(f, 2 * BLK, 4, 0), BLK);	  /* D: volatile */
+	assert_int_equal(wr(f, 3 * BLK, 5, 0), BLK);	  /* E: volatile, then */
+	assert_int_equal(wr(f, 3 * BLK, 6, FF_IO_DSYNC), BLK); /* F durable over it */
+	assert_int_equal(wr(f, 4 * BLK, 7, 0), BLK);	  /* G, H: two volatile */
+	assert_int_equal(wr(f, 4 * BLK, 8, 0), BLK);
+}
+
+static void test_fault_cut_drops_all_volatile(void **state)
+{
+	struct fx *f = *state;
+	struct ff_cut_stats st;
+
+	write_history(f);
+	cut(f, 0, &st);
+	assert_int_equal(st.entries, 7);
+	assert_int_equal(st.durable, 2);
+	assert_int_equal(st.dropped, 5);
+	assert_blk(f, 0, 1);
+	assert_blk(f, BLK, 3);
+	assert_blk(f, 2 * BLK, 0);
+	assert_blk(f, 3 * BLK, 6); /* a dropped older write never undoes a durable newer one */
+	assert_blk(f, 4 * BLK, 0);
+}
+
+static void test_fault_cut_keeps_all(void **state)
+{
+	struct fx *f = *state;
+	struct ff_cut_stats st;
+
+	write_history(f);
+	cut(f, 100, &st);
+	assert_int_equal(st.dropped, 0);
+	assert_blk(f, 0, 2);
+	assert_blk(f, BLK, 3);
+	assert_blk(f, 2 * BLK, 4);
+	assert_blk(f, 3 * BLK, 6);
+	assert_blk(f, 4 * BLK, 8);
+}
+
+static void test_fault_cut_random_subset_is_possible(void **state)
+{
+	struct fx *f = *state;
+	struct ff_cut_stats st;
+	static const unsigned ok4[] = {0, 7, 8};
+
+	write_history(f);
+	cut(f, 50, &st);
+	assert_int_equal(st.kept + st.dropped + st.durable, st.entries);
+	assert_blk(f, BLK, 3);
+	assert_blk(f, 3 * BLK, 6);
+	/* block 4 holds one of: nothing, G, H */
+	assert_int_equal(rd(f, 4 * BLK), BLK);
+	bool found = false;
+	for (unsigned i = 0; i < 3; i++) {
+		if (ok4[i])
+			tu_fill(f->buf, BLK, ok4[i]);
+		else
+			memset(f->buf, 0, BLK);
+		found |= !memcmp(f->buf, f->rbuf, BLK);
+	}
+	assert_true(found);
+}
+
+static void test_fault_cut_seq_zone_pointer(void **state)
+{
+	struct fx *f = *state;
+	struct ff_cut_stats st;
+	struct ff_zone z;
+
+	/* durable appends survive; volatile appends after them roll back with their record */
+	open_with(f, "vlog=%s");
+	assert_int_equal(wr(f, 3 * ZS, 1, FF_IO_DSYNC), BLK);
+	assert_int_equal(wr(f, 3 * ZS + BLK, 2, FF_IO_DSYNC), BLK);
+	assert_int_equal(wr(f, 3 * ZS + 2 * BLK, 3, 0), BLK);
+	assert_int_equal(ff_dev_flush(f->dev), 0);
+	assert_int_equal(wr(f, 3 * ZS + 3 * BLK, 4, 0), BLK);
+	cut(f, 0, &st);
+	assert_int_equal(ff_dev_report(f->dev, 3, 1, &z), 1);
+	assert_true(z.wp >= 3 * ZS + 3 * BLK);
+	assert_blk(f, 3 * ZS, 1);
+	assert_blk(f, 3 * ZS + BLK, 2);
+	assert_blk(f, 3 * ZS + 2 * BLK, 3);
+}
+
+/* ff_dev_fault_hook (src/dev/internal.h): a record write that takes a while */
+extern int (*ff_dev_fault_hook)(struct ff_dev *dev, uint64_t off, size_t len);
+static atomic_int slow_once;
+
+static int slow_record_hook(struct ff_dev *dev, uint64_t off, size_t len)
+{
+	(void)dev;
+	(void)len;
+	if (off >= 8 * ZS && atomic_exchange(&slow_once, 0))
+		usleep(200000);
+	return 0;
+}
+
+static void *flush_thread(void *arg)
+{
+	return (void *)(intptr_t)ff_dev_flush(arg);
+}
+
+/*
+ * Two flushes at once: the second waits for the zone the first is writing
+ * the record of, and must then see that the record is written. Writing one
+ * more with from == wp (no checksum to check at mount) would let a power cut
+ * keep a pointer over data that was never made durable (crash.py found it).
+ */
+static void test_fault_concurrent_flushes_one_record(void **state)
+{
+	struct fx *f = *state;
+	struct ff_dev_stats st;
+	pthread_t th;
+	void *res;
+
+	open_with(f, "vlog=%s");
+	assert_int_equal(wr(f, 3 * ZS, 1, 0), BLK);
+	atomic_store(&slow_once, 1);
+	ff_dev_fault_hook = slow_record_hook;
+	assert_int_equal(pthread_create(&th, NULL, flush_thread, f->dev), 0);
+	usleep(50000);
+	assert_int_equal(ff_dev_flush(f->dev), 0);
+	assert_int_equal(pthread_join(th, &res), 0);
+	ff_dev_fault_hook = NULL;
+	assert_int_equal((intptr_t)res, 0);
+	ff_dev_stats(f->dev, &st);
+	assert_int_equal(st.meta_bytes, 4096);
+}
+
+/* A zone reset the device fails changes nothing, as on a real device (emu.c rule). */
+static void test_fault_failed_reset_changes_nothing(void **state)
+{
+	struct fx *f = *state;
+	struct ff_zone z;
+
+	open_with(f, "fail_count=0");
+	assert_int_equal(wr(f, 4 * ZS, 1, FF_IO_DSYNC), BLK);
+	ff_dev_close(f->dev);
+	/* the 1st raw write after this open is the reset's record: make it fail */
+	open_with(f, "fail_write=1");
+	assert_int_equal(ff_dev_zone_op(f->dev, 4, FF_ZOP_RESET), -EIO);
+	assert_int_equal(ff_dev_report(f->dev, 4, 1, &z), 1);
+	assert_int_equal(z.wp, 4 * ZS + BLK);
+	assert_blk(f, 4 * ZS, 1);
+	/* and the device still takes the next append at the old pointer */
+	assert_int_equal(wr(f, 4 * ZS + BLK, 2, FF_IO_DSYNC), BLK);
+}
+
+/*
+ * A zone close (or open/finish) writes a durable pointer record with nothing
+ * to checksum: the buffered data below the pointer must be durable first, or
+ * a power cut leaves the pointer over zeros.
+ */
+static void test_fault_close_record_after_volatile_data(void **state)
+{
+	struct fx *f = *state;
+	struct ff_cut_stats st;
+	struct ff_zone z;
+
+	open_with(f, "vlog=%s");
+	assert_int_equal(wr(f, 5 * ZS, 7, 0), BLK); /* volatile */
+	assert_int_equal(ff_dev_zone_op(f->dev, 5, FF_ZOP_CLOSE), 0);
+	cut(f, 0, &st);
+	assert_int_equal(ff_dev_report(f->dev, 5, 1, &z), 1);
+	if (z.wp > 5 * ZS)
+		assert_blk(f, 5 * ZS, 7);
+}
+
+/*
+ * The device is closed (records compacted, from == wp) and the power goes
+ * before the closing flush completes: the data must not be lost under a
+ * kept compacted record. Seed 1 at 50% drops the data write and keeps the
+ * record write (the two entries of the log).
+ */
+static void test_fault_close_compaction_after_volatile_data(void **state)
+{
+	struct fx *f = *state;
+	struct ff_cut_stats st;
+	struct ff_zone z;
+
+	open_with(f, "vlog=%s,fail_flush=1");
+	assert_int_equal(wr(f, 6 * ZS, 9, 0), BLK); /* volatile */
+	ff_dev_close(f->dev);
+	f->dev = NULL;
+	assert_int_equal(ff_fault_apply_cut(f->path, f->log, 1, 50, &st), 0);
+	unsetenv("FOLIOFS_FAULT");
+	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
+	assert_int_equal(ff_dev_report(f->dev, 6, 1, &z), 1);
+	if (z.wp > 6 * ZS)
+		assert_blk(f, 6 * ZS, 9);
+}
+
+static void test_fault_bad_spec_refuses(void **state)
+{
+	struct fx *f = *state;
+
+	setenv("FOLIOFS_FAULT", "fail_write=x", 1);
+	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), -EINVAL);
+	assert_null(f->dev);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_fault_nth_write_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_range_counts_only_inside, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fault_read_and_flush, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_dead_device_fails, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_dead_device_drops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_cut_drops_all_volatile, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_cut_keeps_all, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_cut_random_subset_is_possible, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fault_cut_seq_zone_pointer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_concurrent_flushes_one_record, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fault_failed_reset_changes_nothing, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fault_close_record_after_volatile_data, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fault_close_compaction_after_volatile_data,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_bad_spec_refuses, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
