@@ -78,7 +78,9 @@ struct ff_dev_info {
 struct ff_dev_opts {
 	uint64_t zone_size; /* regular devices only: logical zone size (0 = default) */
 	bool read_only;
-	bool exclusive; /* O_EXCL on block devices: refuse a device in use */
+	bool exclusive; /* O_EXCL on block devices, an flock on image files: one user at a time */
+	unsigned lock_wait_s; /* exclusive and in use: wait this long for it (a daemon writing back)
+			       */
 };
 
 /* Options of ff_dev_format_emulated(). */

@@ -130,6 +130,7 @@ const struct dev_backend ff_dev_regular_be = {
 
 static int open_fd(struct ff_dev *dev, const char *path, const struct ff_dev_opts *o, bool blk)
 {
+	unsigned max_tries;
 	int flags = (o->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 
 	if (blk && o->exclusive)
@@ -153,18 +154,21 @@ static int open_fd(struct ff_dev *dev, const char *path, const struct ff_dev_opt
 	/*
 	 * One mount per device: a second daemon on a mounted image file would
 	 * keep its own cache and write pointers over the same zones (O_EXCL
-	 * above does this for block devices only).
+	 * above does this for block devices only). A daemon just killed
+	 * releases its lock only when the kernel has torn down its io_uring
+	 * (asynchronously, after the exit), and one just unmounted may still be
+	 * writing back: wait a little (2 s, or the caller's lock_wait_s)
+	 * before calling the device busy.
 	 */
-	for (int tries = 0; o->exclusive && tries < 40; tries++) {
-		/*
-		 * A daemon just killed releases its lock only when the kernel has
-		 * torn down its io_uring (asynchronously, after the exit): wait a
-		 * little before calling the device busy.
-		 */
+	max_tries = o->lock_wait_s * 20 > 40 ? o->lock_wait_s * 20 : 40;
+	for (unsigned tries = 0; o->exclusive && tries < max_tries; tries++) {
 		if (!flock(dev->fd, (o->read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) ||
 		    errno != EWOULDBLOCK)
 			break;
-		if (tries < 39) {
+		if (tries == 40 && o->lock_wait_s)
+			ff_warn("%s: waiting up to %us for the previous foliofs to finish writing back",
+				path, o->lock_wait_s);
+		if (tries + 1 < max_tries) {
 			usleep(50000);
 			continue;
 		}

@@ -87,7 +87,6 @@ struct ff_fs {
 	struct timespec mount_time; /* every inode's times, as kernel zonefs sets them */
 	/* root, cnv/, seq/: chmod/chown as the kernel allows them (not persisted) */
 	_Atomic uint32_t dmode[3], duid[3], dgid[3];
-	int lock_fd; /* holds the image's flock for the mount's life (-1: a block device) */
 };
 
 static const struct ff_cache_ops zf_cache_ops;
@@ -281,12 +280,10 @@ int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out
 	if (o)
 		fs->o = *o;
 	dopt.read_only = fs->o.read_only;
-	ret = ff_fs_lock_image(path, fs->o.read_only, fs->o.lock_wait_s, &fs->lock_fd);
-	if (ret)
-		goto out_free;
+	dopt.lock_wait_s = fs->o.lock_wait_s; /* the device layer holds the one-mount lock */
 	ret = ff_dev_open(path, &dopt, &fs->dev);
 	if (ret)
-		goto out_unlock;
+		goto out_free;
 	ret = read_sb(fs->dev, path, &fs->sb);
 	if (ret)
 		goto out_close;
@@ -318,9 +315,6 @@ out_cache:
 	ff_cache_destroy(fs->cache);
 out_close:
 	ff_dev_close(fs->dev);
-out_unlock:
-	if (fs->lock_fd >= 0)
-		close(fs->lock_fd);
 out_free:
 	free(fs->inodes);
 	free(fs->dirs[0].files);
@@ -345,8 +339,6 @@ int ff_fs_unmount(struct ff_fs *fs)
 	for (uint32_t i = 0; i < fs->nfiles; i++)
 		ff_mutex_destroy(&fs->inodes[i].io_lock);
 	ff_dev_close(fs->dev);
-	if (fs->lock_fd >= 0)
-		close(fs->lock_fd);
 	free(fs->inodes);
 	free(fs->dirs[0].files);
 	free(fs->dirs[1].files);
