@@ -77,3 +77,23 @@ else
 	dmesg | tail -3
 	fail zonefs-4k-same "kernel zonefs mount failed"
 fi
+
+# the active zone limit (null_blk zone_max_active=2): a write the device
+# refuses without writing is that writer's error only (EOVERFLOW, as the
+# kernel's zonefs); errors= does not apply and the filesystem stays writable
+rmmod null_blk && insmod /lib/modules/null_blk.ko zoned=1 zone_size=64 zone_nr_conv=2 gb=1 \
+	memory_backed=1 bs=4096 zone_max_active=2 || { fail nullblk-max-active "reload"; exit 1; }
+i=0
+while [ ! -b $DEV ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+mkfs.foliofs -f $DEV >/dev/null && ff_mount $DEV $MNT || { fail foliofs-max-active "mkfs/mount"; exit 1; }
+w() { fio --name=w --filename=$MNT/seq/$1 $APP --ioengine=psync --rw=write --bs=4k --size=4k --sync=1 >/tmp/w.out 2>&1; }
+bad=""
+w 0 && w 1 || bad="$bad first-two-zones"
+if w 2; then bad="$bad third-active-zone-accepted"; else grep -m1 -o 'error=.*' /tmp/w.out; fi
+[ "$(ff_stat $MNT read_only)" = 0 ] || bad="$bad read-only"
+[ "$(stat -c %s $MNT/seq/2)" = 0 ] || bad="$bad seq/2-size-$(stat -c %s $MNT/seq/2)"
+w 0 || bad="$bad append-after-refusal"
+truncate -s $((64 << 20)) $MNT/seq/0 || bad="$bad finish-by-truncate"
+w 2 || bad="$bad third-zone-after-finish"
+[ -z "$bad" ] && pass foliofs-max-active-refusal || { tail -3 /tmp/foliofs-ff.log; fail foliofs-max-active-refusal "$bad"; }
+ff_umount $MNT || fail foliofs-umount-max-active
