@@ -706,6 +706,25 @@ ssize_t ff_fs_read(struct ff_fs *fs, uint64_t ino, void *buf, size_t len, uint64
 	return ff_cache_read(zi->ci, buf, len, off, 0);
 }
 
+/*
+ * After a failed write to a sequential file whose size was size before it:
+ * true when the zone is usable and its write pointer is still at size, i.e.
+ * the device refused the write without writing (the active zone limit:
+ * EOVERFLOW). As the kernel, errors= then does not apply: the caller gets
+ * the error and the filesystem stays as it was. Called with io_lock held.
+ */
+static bool zone_untouched(struct zf_inode *zi, uint64_t size)
+{
+	struct ff_zone z;
+
+	if (ff_zoneq_resync(zi->fs->dev, zi->zone) ||
+	    ff_dev_report(zi->fs->dev, zi->zone, 1, &z) != 1)
+		return false;
+	if (z.cond == FF_ZC_OFFLINE || z.cond == FF_ZC_RDONLY || z.cond == FF_ZC_FULL)
+		return false;
+	return z.wp - z.start == size;
+}
+
 ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off,
 		    unsigned flags)
 {
@@ -766,7 +785,11 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 		/* recovery: the zone says how far the file goes */
 		uint64_t rp;
 
-		zf_io_error(zi, (int)r);
+		if (zone_untouched(zi, size))
+			ff_err("seq file of zone %u: write refused by the device (%s); nothing written",
+			       zi->zone, strerror((int)-r));
+		else
+			zf_io_error(zi, (int)r);
 		ff_cache_truncate(zi->ci, size);
 		rp = ff_zoneq_wp(fs->dev, zi->zone) - zi->start;
 		atomic_store(&zi->size, rp < size ? rp : size);

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-# A second device: 4096-byte logical blocks and zone capacity (48 MiB) below
-# the zone size (64 MiB). foliofs: sizes stop at the capacity (EFBIG after),
+# A second device: 4096-byte logical blocks, zone capacity (48 MiB) below
+# the zone size (64 MiB), and at most 2 open zones (4 writers go beyond). foliofs: sizes stop at the capacity (EFBIG after),
 # O_SYNC appends fill a zone, zero write errors; the kernel's zonefs sees the
 # same files, sizes and contents, and foliofs reads what the kernel appends.
 . /foliofs/guest-lib.sh
@@ -8,7 +8,7 @@ have foliofs && have mkfs.foliofs && have fio || { skip nullblk-4k "foliofs or f
 [ -c /dev/fuse ] || { skip nullblk-4k "no /dev/fuse"; exit 0; }
 rmmod null_blk || { fail nullblk-4k "rmmod null_blk"; exit 1; }
 insmod /lib/modules/null_blk.ko zoned=1 zone_size=64 zone_capacity=48 zone_nr_conv=2 gb=1 \
-	memory_backed=1 bs=4096 || { fail nullblk-4k "null_blk.ko with bs=4096 zone_capacity=48"; exit 1; }
+	memory_backed=1 bs=4096 zone_max_open=2 || { fail nullblk-4k "null_blk.ko with bs=4096 zone_capacity=48"; exit 1; }
 i=0
 while [ ! -b $DEV ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
 lbs=$(cat /sys/block/nullb0/queue/logical_block_size)
@@ -47,6 +47,10 @@ fio --name=s4 --filename=$MNT/seq/1 $APP --ioengine=psync --rw=write --bs=4k --s
 	--verify=crc32c >/tmp/s4.out 2>&1 &&
 fio --name=c4 --filename=$MNT/cnv/0 --ioengine=psync --rw=randwrite --bs=4k --size=4m --sync=dsync \
 	--verify=crc32c >>/tmp/s4.out 2>&1 && pass foliofs-4k-sync-writes || { cat /tmp/s4.out; fail foliofs-4k-sync-writes; }
+multi=""
+for z in 3 4 5 6; do multi="$multi --name=m$z --filename=$MNT/seq/$z"; done
+fio $APP --ioengine=psync --rw=write --bs=64k --size=2m --sync=1 --verify=crc32c $multi >/tmp/m4.out 2>&1 &&
+	pass foliofs-4k-4-writers-max-open-2 || { cat /tmp/m4.out; fail foliofs-4k-4-writers-max-open-2; }
 we=$(ff_stat $MNT dev_write_errors); qe=$(ff_stat $MNT zoneq_errors)
 [ "$we" = 0 ] && [ "$qe" = 0 ] && pass foliofs-4k-no-write-errors || fail foliofs-4k-no-write-errors "dev $we zoneq $qe"
 files="cnv/0 seq/0 seq/1 seq/2"
@@ -73,3 +77,23 @@ else
 	dmesg | tail -3
 	fail zonefs-4k-same "kernel zonefs mount failed"
 fi
+
+# the active zone limit (null_blk zone_max_active=2): a write the device
+# refuses without writing is that writer's error only (EOVERFLOW, as the
+# kernel's zonefs); errors= does not apply and the filesystem stays writable
+rmmod null_blk && insmod /lib/modules/null_blk.ko zoned=1 zone_size=64 zone_nr_conv=2 gb=1 \
+	memory_backed=1 bs=4096 zone_max_active=2 || { fail nullblk-max-active "reload"; exit 1; }
+i=0
+while [ ! -b $DEV ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+mkfs.foliofs -f $DEV >/dev/null && ff_mount $DEV $MNT || { fail foliofs-max-active "mkfs/mount"; exit 1; }
+w() { fio --name=w --filename=$MNT/seq/$1 $APP --ioengine=psync --rw=write --bs=4k --size=4k --sync=1 >/tmp/w.out 2>&1; }
+bad=""
+w 0 && w 1 || bad="$bad first-two-zones"
+if w 2; then bad="$bad third-active-zone-accepted"; else grep -m1 -o 'error=.*' /tmp/w.out; fi
+[ "$(ff_stat $MNT read_only)" = 0 ] || bad="$bad read-only"
+[ "$(stat -c %s $MNT/seq/2)" = 0 ] || bad="$bad seq/2-size-$(stat -c %s $MNT/seq/2)"
+w 0 || bad="$bad append-after-refusal"
+truncate -s $((64 << 20)) $MNT/seq/0 || bad="$bad finish-by-truncate"
+w 2 || bad="$bad third-zone-after-finish"
+[ -z "$bad" ] && pass foliofs-max-active-refusal || { tail -3 /tmp/foliofs-ff.log; fail foliofs-max-active-refusal "$bad"; }
+ff_umount $MNT || fail foliofs-umount-max-active
