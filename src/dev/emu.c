@@ -48,7 +48,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <linux/fs.h>
 #include <stdlib.h>
 #include <string.h>
@@ -585,11 +584,14 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 		 * After the durable record: a crash before it must leave the zone
 		 * as it was, not holes under the old pointer.
 		 */
-		if (r >= 0 && op == FF_ZOP_RESET &&
-		    fallocate(dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-			      (off_t)idx * (off_t)e->t.zone_size, (off_t)e->t.zone_cap) < 0)
-			ff_warn("%s: zone %u: cannot discard the data of a reset zone (%s); a later finish may expose it",
-				dev->path, idx, strerror(errno));
+		if (r >= 0 && op == FF_ZOP_RESET) {
+			int d = ff_dev_raw_discard(dev, (uint64_t)idx * e->t.zone_size,
+						   e->t.zone_cap);
+
+			if (d)
+				ff_warn("%s: zone %u: cannot discard the data of a reset zone (%s); a later finish may expose it",
+					dev->path, idx, strerror(-d));
+		}
 		ff_mutex_lock(&e->lock);
 	}
 	if (r >= 0) {

@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -331,6 +332,25 @@ out_free:
 	free(go);
 	free(map);
 	return ret;
+}
+
+int ff_dev_raw_discard(struct ff_dev *dev, uint64_t off, uint64_t len)
+{
+	struct ff_fault *f = dev->fault;
+
+	if (f) {
+		/* a discard is a volatile write of zeros: counted, logged, dropped when dead */
+		int r = fault_write(f, dev, off, (size_t)len, 0);
+
+		if (r == FAULT_DROP)
+			return 0;
+		if (r)
+			return r;
+	}
+	if (fallocate(dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+		      (off_t)len) < 0)
+		return -errno;
+	return 0;
 }
 
 int ff_dev_raw_fsync(struct ff_dev *dev)

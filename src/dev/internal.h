@@ -65,6 +65,7 @@ int ff_uring_batch(int fd, struct ff_io *ios, int n);
 ssize_t ff_dev_raw_rw(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off,
 		      bool write, unsigned flags);
 int ff_dev_raw_fsync(struct ff_dev *dev);
+int ff_dev_raw_discard(struct ff_dev *dev, uint64_t off, uint64_t len); /* punch a hole */
 int ff_dev_raw_batch(struct ff_dev *dev, struct ff_io *ios, int n);
 struct ff_fault *ff_fault_open(struct ff_dev *dev); /* NULL: off; (void *)-1: bad spec */
 void ff_fault_close(struct ff_fault *f);
