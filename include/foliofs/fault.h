@@ -53,7 +53,7 @@ struct ff_cut_stats {
  * ends holding the newest kept or durable write to it (or what was there
  * before the log began). Returns 0 or -errno; fills *st if not NULL.
  */
-int ff_fault_apply_cut(const char *img_path, const char *log_path, uint64_t seed,
-		       unsigned keep_pct, struct ff_cut_stats *st);
+int ff_fault_apply_cut(const char *img_path, const char *log_path, uint64_t seed, unsigned keep_pct,
+		       struct ff_cut_stats *st);
 
 #endif

@@ -611,8 +611,9 @@ static void wait_range_wb_locked(struct ff_cinode *ci, uint64_t lo, uint64_t hi)
 			uint64_t s = lo > f->off ? lo - f->off : 0;
 			uint64_t e = hi < f->off + f->size ? hi - f->off : f->size;
 
-			if (f->nr_wb && fst_any(f, FST_WB, (uint32_t)(s >> c->blk_order),
-						(uint32_t)(ff_round_up(e, c->blk) >> c->blk_order))) {
+			if (f->nr_wb &&
+			    fst_any(f, FST_WB, (uint32_t)(s >> c->blk_order),
+				    (uint32_t)(ff_round_up(e, c->blk) >> c->blk_order))) {
 				busy = true;
 				break;
 			}

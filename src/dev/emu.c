@@ -737,8 +737,8 @@ static int emu_check_trailer(const struct emu_trailer *t, uint64_t raw_size, uin
 	    t->zone_cap % t->lblock || t->nr_cnv > t->nr_zones ||
 	    t->meta_start < (uint64_t)t->nr_zones * t->zone_size || t->raw_size > raw_size ||
 	    /* bounds first, so that the products below cannot overflow */
-	    t->lblock > (1u << 20) || t->zone_size > raw_size || t->nr_zones > raw_size / t->zone_size ||
-	    t->meta_start > raw_size ||
+	    t->lblock > (1u << 20) || t->zone_size > raw_size ||
+	    t->nr_zones > raw_size / t->zone_size || t->meta_start > raw_size ||
 	    t->meta_start + (uint64_t)t->nr_zones * 2 * t->lblock >
 		    trailer_off(t->raw_size, 4096)) {
 		ff_err("emulated-zone trailer describes an impossible geometry: the metadata is corrupt or the device was truncated");
@@ -883,7 +883,7 @@ int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *o, bool f
 		nr--;
 	}
 	if (nr < 2 || nr <= o->nr_cnv) {
-		ff_err("%s is too small: %llu bytes hold %u zone(s) of %llu bytes; need at least 2 and more than the %u conventional",
+		ff_err("%s is too small: %llu bytes hold %u zone(s) of %llu bytes; need at least 2 and more than the %u conventional (give a smaller --zone-size or fewer --conv-zones)",
 		       path, (unsigned long long)raw_size, nr, (unsigned long long)zs, o->nr_cnv);
 		ret = -ENOSPC;
 		goto out_close;

@@ -39,11 +39,11 @@
 #include "foliofs/fault.h"
 #include "internal.h"
 
-#define VLOG_MAGIC 0x4c564646u /* "FFVL" */
-#define VLOG_WRITE 1u
-#define VLOG_FLUSH 2u
+#define VLOG_MAGIC   0x4c564646u /* "FFVL" */
+#define VLOG_WRITE   1u
+#define VLOG_FLUSH   2u
 #define VLOG_DURABLE 1u
-#define FAULT_DROP 1 /* hook result: acknowledge the write without doing it */
+#define FAULT_DROP   1 /* hook result: acknowledge the write without doing it */
 
 struct vlog_hdr {
 	uint32_t magic;
@@ -119,8 +119,8 @@ struct ff_fault *ff_fault_open(struct ff_dev *dev)
 				ok = parse_u64(v, &f->range_lo) && parse_u64(c, &f->range_hi);
 			}
 		} else if (!strcmp(tok, "vlog")) {
-			f->vlog_fd = open(v, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC,
-					  0644);
+			f->vlog_fd =
+				open(v, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
 			ok = f->vlog_fd >= 0;
 		}
 		if (!ok) {
@@ -251,8 +251,8 @@ static int fault_write(struct ff_fault *f, struct ff_dev *dev, uint64_t off, siz
 		goto out_unlock;
 	}
 	if (in_range(f, off, len) && nth_hit(f, ++f->nwrites_range, f->fail_write)) {
-		ff_warn("fault: EIO injected on write #%" PRIu64 " off=%" PRIu64 " len=%zu", n,
-			off, len);
+		ff_warn("fault: EIO injected on write #%" PRIu64 " off=%" PRIu64 " len=%zu", n, off,
+			len);
 		ret = -EIO;
 		goto out_unlock;
 	}
@@ -347,8 +347,8 @@ int ff_dev_raw_discard(struct ff_dev *dev, uint64_t off, uint64_t len)
 		if (r)
 			return r;
 	}
-	if (fallocate(dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
-		      (off_t)len) < 0)
+	if (fallocate(dev->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) <
+	    0)
 		return -errno;
 	return 0;
 }
@@ -406,8 +406,8 @@ static uint64_t splitmix64(uint64_t *x)
 
 #define CUT_UNIT 512u
 
-int ff_fault_apply_cut(const char *img_path, const char *log_path, uint64_t seed,
-		       unsigned keep_pct, struct ff_cut_stats *st)
+int ff_fault_apply_cut(const char *img_path, const char *log_path, uint64_t seed, unsigned keep_pct,
+		       struct ff_cut_stats *st)
 {
 	struct ff_cut_stats s = {0};
 	uint8_t *buf = NULL, *decided = NULL;
@@ -460,7 +460,8 @@ int ff_fault_apply_cut(const char *img_path, const char *log_path, uint64_t seed
 				upto = h.seq;
 		} else {
 			if (nent == cap) {
-				size_t *n2 = realloc(ent, (cap = cap ? 2 * cap : 256) * sizeof(*ent));
+				size_t *n2 =
+					realloc(ent, (cap = cap ? 2 * cap : 256) * sizeof(*ent));
 
 				if (!n2) {
 					ret = -ENOMEM;

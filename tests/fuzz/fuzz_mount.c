@@ -27,10 +27,10 @@
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
 
-#define ZS    (64u << 10)
-#define NZ    6u
-#define RAW   (NZ * ZS + (64u << 10))
-#define BLK   4096u
+#define ZS  (64u << 10)
+#define NZ  6u
+#define RAW (NZ * ZS + (64u << 10))
+#define BLK 4096u
 
 static char g_path[128];
 static uint8_t *g_tmpl;
@@ -116,7 +116,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	ff_log_set_level(FF_LOG_ERR);
 	make_template();
 	atexit(remove_image);
-	ff_log_set_level(getenv("FOLIOFS_FUZZ_VERBOSE") ? FF_LOG_DEBUG : (enum ff_log_level)-1);
+	ff_log_set_level(getenv("FOLIOFS_FUZZ_VERBOSE") ? FF_LOG_DEBUG : (enum ff_log_level) - 1);
 	return 0;
 }
 

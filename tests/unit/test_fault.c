@@ -168,14 +168,14 @@ static void cut(struct fx *f, unsigned keep_pct, struct ff_cut_stats *st)
 static void write_history(struct fx *f)
 {
 	open_with(f, "vlog=%s");
-	assert_int_equal(wr(f, 0, 1, 0), BLK);		  /* A: flushed below */
+	assert_int_equal(wr(f, 0, 1, 0), BLK); /* A: flushed below */
 	assert_int_equal(ff_dev_flush(f->dev), 0);
-	assert_int_equal(wr(f, 0, 2, 0), BLK);		  /* B over A: volatile */
-	assert_int_equal(wr(f, BLK, 3, FF_IO_DSYNC), BLK); /* C: durable */
-	assert_int_equal(wr(f, 2 * BLK, 4, 0), BLK);	  /* D: volatile */
-	assert_int_equal(wr(f, 3 * BLK, 5, 0), BLK);	  /* E: volatile, then */
+	assert_int_equal(wr(f, 0, 2, 0), BLK);		       /* B over A: volatile */
+	assert_int_equal(wr(f, BLK, 3, FF_IO_DSYNC), BLK);     /* C: durable */
+	assert_int_equal(wr(f, 2 * BLK, 4, 0), BLK);	       /* D: volatile */
+	assert_int_equal(wr(f, 3 * BLK, 5, 0), BLK);	       /* E: volatile, then */
 	assert_int_equal(wr(f, 3 * BLK, 6, FF_IO_DSYNC), BLK); /* F durable over it */
-	assert_int_equal(wr(f, 4 * BLK, 7, 0), BLK);	  /* G, H: two volatile */
+	assert_int_equal(wr(f, 4 * BLK, 7, 0), BLK);	       /* G, H: two volatile */
 	assert_int_equal(wr(f, 4 * BLK, 8, 0), BLK);
 }
 
