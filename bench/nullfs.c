@@ -37,6 +37,7 @@ struct nfile {
 };
 
 static struct nfile files[NULLFS_FILES];
+static int cached; /* NULLFS_CACHED=1: open without FOPEN_DIRECT_IO (to check FUSE's behaviour) */
 
 /* node 1 is the root; file i is node i + 2 */
 static struct nfile *node_file(fuse_ino_t ino)
@@ -174,7 +175,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	fi->direct_io = 1;
+	fi->direct_io = !cached;
 	fi->keep_cache = 0;
 	fuse_reply_open(req, fi);
 }
@@ -264,6 +265,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "usage: %s [-f] [-o OPT,...] MOUNTPOINT\n", argv[0]);
 		return 2;
 	}
+	cached = getenv("NULLFS_CACHED") && atoi(getenv("NULLFS_CACHED"));
 	for (int i = 0; i < NULLFS_FILES; i++) {
 		files[i].mem = mmap(NULL, NULLFS_CAP, PROT_READ | PROT_WRITE,
 				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
