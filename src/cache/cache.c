@@ -120,11 +120,32 @@ static void ring_remove_locked(struct ff_cache *c, struct folio *f)
 	f->clk_next = f->clk_prev = NULL;
 }
 
-static void folio_free_mem(struct ff_cache *c, struct folio *f)
+/* Free f, keeping its data buffer as a spare if there is room. Caller holds c->lock. */
+static void folio_free_mem_locked(struct ff_cache *c, struct folio *f)
 {
+	ff_assert_held(&c->lock);
 	cnt_sub(&c->by_order[f->order], 1);
-	free(f->data);
+	if (c->spare_bytes + f->size <= ((uint64_t)FF_CACHE_SPARE_FOLIOS << c->max_order)) {
+		*(void **)f->data = c->spare[f->order];
+		c->spare[f->order] = f->data;
+		c->spare_bytes += f->size;
+	} else {
+		free(f->data);
+	}
 	free(f);
+}
+
+/* A spare data buffer of 2^order bytes, or NULL. Caller holds c->lock. */
+static void *spare_get_locked(struct ff_cache *c, uint8_t order)
+{
+	void *p = c->spare[order];
+
+	ff_assert_held(&c->lock);
+	if (p) {
+		c->spare[order] = *(void **)p;
+		c->spare_bytes -= 1ull << order;
+	}
+	return p;
 }
 
 /* Reclaim one clean unpinned folio. Caller holds c->lock. Returns bytes freed. */
@@ -161,7 +182,7 @@ static uint64_t reclaim_one_locked(struct ff_cache *c)
 		ff_mutex_unlock(&ci->lock);
 		size = f->size;
 		c->used -= size;
-		folio_free_mem(c, f);
+		folio_free_mem_locked(c, f);
 		cnt_add(&c->reclaims, 1);
 		return size;
 	}
@@ -270,7 +291,12 @@ static struct folio *get_folio_locked(struct ff_cinode *ci, uint64_t off, uint64
 	}
 	nblk = (uint32_t)(size >> c->blk_order);
 	f = calloc(1, sizeof(*f) + 3 * FST_WORDS(nblk) * sizeof(uint64_t));
-	if (!f || posix_memalign((void **)&f->data, 4096, size)) {
+	if (f) {
+		ff_mutex_lock(&c->lock);
+		f->data = spare_get_locked(c, order);
+		ff_mutex_unlock(&c->lock);
+	}
+	if (!f || (!f->data && posix_memalign((void **)&f->data, 4096, size))) {
 		free(f);
 		unreserve_mem(c, size);
 		return NULL;
@@ -843,8 +869,8 @@ static void drop_from_locked(struct ff_cinode *ci, uint64_t off)
 		ring_remove_locked(c, f);
 		c->used -= f->size;
 		pthread_cond_broadcast(&c->mem_cv);
+		folio_free_mem_locked(c, f);
 		ff_mutex_unlock(&c->lock);
-		folio_free_mem(c, f);
 		f = next;
 	}
 }
@@ -1244,6 +1270,14 @@ int ff_cache_destroy(struct ff_cache *c)
 
 		if (r && !ret)
 			ret = r;
+	}
+	for (uint8_t o = 0; o < 32; o++) {
+		void *p;
+
+		while ((p = c->spare[o])) {
+			c->spare[o] = *(void **)p;
+			free(p);
+		}
 	}
 	pthread_cond_destroy(&c->mem_cv);
 	pthread_cond_destroy(&c->flush_cv);

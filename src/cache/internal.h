@@ -57,6 +57,8 @@ struct ff_cinode {
 	int refs; /* flusher's hold; guarded by cache lock */
 };
 
+#define FF_CACHE_SPARE_FOLIOS 4
+
 struct ff_cache {
 	struct ff_dev *dev;
 	const struct ff_cache_ops *ops;
@@ -69,6 +71,15 @@ struct ff_cache {
 	struct folio *hand;	 /* CLOCK hand */
 	struct ff_cinode *inodes;
 	uint64_t used; /* bytes of folios allocated or reserved */
+	/*
+	 * Data buffers of freed folios kept for reuse, one list per order, linked
+	 * through their first bytes, at most FF_CACHE_SPARE_FOLIOS x max_folio
+	 * bytes in all: a reclaim followed by an allocation of the same order
+	 * (streaming through a full cache) then costs no page faults or zeroing.
+	 * Guarded by lock; not counted in used.
+	 */
+	void *spare[32];
+	uint64_t spare_bytes;
 	bool stop;
 	bool kick;
 	pthread_t flusher;

@@ -17,6 +17,38 @@ static void test_crc32c_check_value(void **state)
 	assert_int_equal(ff_crc32c(ff_crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
 }
 
+/* a bitwise reference, to check the fast paths at every length and alignment */
+static uint32_t crc32c_ref(uint32_t crc, const unsigned char *p, size_t len)
+{
+	crc = ~crc;
+	while (len--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc & 1) ? (crc >> 1) ^ 0x82f63b78u : crc >> 1;
+	}
+	return ~crc;
+}
+
+static void test_crc32c_lengths_and_alignments(void **state)
+{
+	static unsigned char buf[4096 + 16];
+	uint32_t seed = 1;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(buf); i++) {
+		seed = seed * 1103515245u + 12345u;
+		buf[i] = (unsigned char)(seed >> 16);
+	}
+	for (size_t a = 0; a < 9; a++)
+		for (size_t n = 0; n < 80; n++)
+			assert_int_equal(ff_crc32c(0x1234u, buf + a, n),
+					 crc32c_ref(0x1234u, buf + a, n));
+	assert_int_equal(ff_crc32c(0, buf + 3, 4096), crc32c_ref(0, buf + 3, 4096));
+	/* chaining across an odd split matches one call */
+	assert_int_equal(ff_crc32c(ff_crc32c(0, buf, 4093), buf + 4093, 7),
+			 ff_crc32c(0, buf, 4100));
+}
+
 static void test_crc32_le_check_value(void **state)
 {
 	(void)state;
@@ -74,6 +106,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc32c_check_value),
+		cmocka_unit_test(test_crc32c_lengths_and_alignments),
 		cmocka_unit_test(test_crc32_le_check_value),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_mutex_held),
