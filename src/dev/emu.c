@@ -181,8 +181,9 @@ static int open_zone_locked(struct emu_state *e, uint32_t idx, bool expl)
 		set_cond_locked(e, z, FF_ZC_EXP_OPEN);
 		return 0;
 	}
+	/* the kernel's errnos for zone resources: BLK_STS_ZONE_{ACTIVE,OPEN}_RESOURCE */
 	if (z->cond == FF_ZC_EMPTY && e->t.max_active && e->nr_active >= e->t.max_active)
-		return -EIO;
+		return -EOVERFLOW;
 	if (e->t.max_open && e->nr_open >= e->t.max_open) {
 		uint32_t victim = UINT32_MAX;
 
@@ -192,7 +193,7 @@ static int open_zone_locked(struct emu_state *e, uint32_t idx, bool expl)
 				break;
 			}
 		if (victim == UINT32_MAX)
-			return -EIO;
+			return -ETOOMANYREFS;
 		set_cond_locked(e, &e->z[victim], FF_ZC_CLOSED);
 	}
 	set_cond_locked(e, z, expl ? FF_ZC_EXP_OPEN : FF_ZC_IMP_OPEN);

@@ -658,8 +658,8 @@ int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags)
 		ff_mutex_lock(&zi->io_lock);
 		if (fs->o.explicit_open && zi->writers == 0) {
 			ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_OPEN);
-			if (ret == -EIO)
-				ret = -EBUSY; /* too many open zones */
+			if (ret == -ETOOMANYREFS || ret == -EOVERFLOW || ret == -EIO)
+				ret = -EBUSY; /* too many open or active zones */
 		}
 		if (!ret)
 			zi->writers++;
@@ -709,9 +709,11 @@ ssize_t ff_fs_read(struct ff_fs *fs, uint64_t ino, void *buf, size_t len, uint64
 /*
  * After a failed write to a sequential file whose size was size before it:
  * true when the zone is usable and its write pointer is still at size, i.e.
- * the device refused the write without writing (the active zone limit:
- * EOVERFLOW). As the kernel, errors= then does not apply: the caller gets
- * the error and the filesystem stays as it was. Called with io_lock held.
+ * the device refused the write without writing. Only for the zone resource
+ * errors (open or active zone limit: ETOOMANYREFS, EOVERFLOW), which are not
+ * I/O errors: the caller gets the error and errors= does not apply. Any other
+ * write error goes to errors= even with the pointer unchanged, as the
+ * kernel's zonefs_handle_io_error does for writes. Called with io_lock held.
  */
 static bool zone_untouched(struct zf_inode *zi, uint64_t size)
 {
@@ -785,7 +787,7 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 		/* recovery: the zone says how far the file goes */
 		uint64_t rp;
 
-		if (zone_untouched(zi, size))
+		if ((r == -EOVERFLOW || r == -ETOOMANYREFS) && zone_untouched(zi, size))
 			ff_err("seq file of zone %u: write refused by the device (%s); nothing written",
 			       zi->zone, strerror((int)-r));
 		else

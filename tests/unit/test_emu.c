@@ -191,8 +191,8 @@ static void test_emu_open_limits(void **state)
 	/* two explicit opens fill max_open: a third zone cannot open implicitly */
 	assert_int_equal(ff_dev_zone_op(f->dev, 1, FF_ZOP_OPEN), 0);
 	assert_int_equal(ff_dev_zone_op(f->dev, 2, FF_ZOP_OPEN), 0);
-	assert_int_equal(wr(f, 3 * ZS, BLK, 0, 1), -EIO);
-	assert_int_equal(ff_dev_zone_op(f->dev, 3, FF_ZOP_OPEN), -EIO);
+	assert_int_equal(wr(f, 3 * ZS, BLK, 0, 1), -ETOOMANYREFS);
+	assert_int_equal(ff_dev_zone_op(f->dev, 3, FF_ZOP_OPEN), -ETOOMANYREFS);
 	/* closing one (written, so CLOSED: still active) frees an open slot */
 	assert_int_equal(wr(f, 1 * ZS, BLK, 0, 1), BLK);
 	assert_int_equal(ff_dev_zone_op(f->dev, 1, FF_ZOP_CLOSE), 0);
@@ -204,7 +204,7 @@ static void test_emu_open_limits(void **state)
 	assert_int_equal(zone(f, 3).cond, FF_ZC_IMP_OPEN);
 	/* max_active (3): zones 1 and 3 active; a fourth active zone is refused */
 	assert_int_equal(wr(f, 2 * ZS, BLK, 0, 1), BLK); /* closes 1 or 3 implicitly */
-	assert_int_equal(wr(f, 4 * ZS, BLK, 0, 1), -EIO);
+	assert_int_equal(wr(f, 4 * ZS, BLK, 0, 1), -EOVERFLOW);
 	/* finishing one releases it */
 	assert_int_equal(ff_dev_zone_op(f->dev, 3, FF_ZOP_FINISH), 0);
 	assert_int_equal(wr(f, 4 * ZS, BLK, 0, 1), BLK);
