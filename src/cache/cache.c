@@ -45,6 +45,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include "foliofs/dev.h"
 #include "foliofs/zoneq.h"
@@ -120,6 +121,34 @@ static void ring_remove_locked(struct ff_cache *c, struct folio *f)
 	f->clk_next = f->clk_prev = NULL;
 }
 
+/*
+ * Folio data buffers are mmap'ed, so a freed one goes back to the system at
+ * once: from malloc, freed folios stayed in glibc's per-thread arenas, and
+ * with many writer threads the daemon's RSS grew past the cache budget by
+ * tens of MiB (the soak: 190 MiB for a 64 MiB cache). The spare buffers
+ * above spare most mmap/munmap calls. Page aligned, as O_DIRECT wants.
+ */
+#define DATA_MMAP_MIN 4096u
+
+static void *data_alloc(size_t size)
+{
+	void *p;
+
+	if (size >= DATA_MMAP_MIN) {
+		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		return p == MAP_FAILED ? NULL : p;
+	}
+	return posix_memalign(&p, 4096, size) ? NULL : p;
+}
+
+static void data_free(void *p, size_t size)
+{
+	if (size >= DATA_MMAP_MIN)
+		munmap(p, size);
+	else
+		free(p);
+}
+
 /* Free f, keeping its data buffer as a spare if there is room. Caller holds c->lock. */
 static void folio_free_mem_locked(struct ff_cache *c, struct folio *f)
 {
@@ -130,7 +159,7 @@ static void folio_free_mem_locked(struct ff_cache *c, struct folio *f)
 		c->spare[f->order] = f->data;
 		c->spare_bytes += f->size;
 	} else {
-		free(f->data);
+		data_free(f->data, f->size);
 	}
 	free(f);
 }
@@ -296,7 +325,9 @@ static struct folio *get_folio_locked(struct ff_cinode *ci, uint64_t off, uint64
 		f->data = spare_get_locked(c, order);
 		ff_mutex_unlock(&c->lock);
 	}
-	if (!f || (!f->data && posix_memalign((void **)&f->data, 4096, size))) {
+	if (f && !f->data)
+		f->data = data_alloc(size);
+	if (!f || !f->data) {
 		free(f);
 		unreserve_mem(c, size);
 		return NULL;
@@ -1276,7 +1307,7 @@ int ff_cache_destroy(struct ff_cache *c)
 
 		while ((p = c->spare[o])) {
 			c->spare[o] = *(void **)p;
-			free(p);
+			data_free(p, (size_t)1 << o);
 		}
 	}
 	pthread_cond_destroy(&c->mem_cv);

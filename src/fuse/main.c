@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
+#include <malloc.h>
 #include <mntent.h>
 #include <pthread.h>
 #include <stddef.h>
@@ -593,6 +594,16 @@ int main(int argc, char *argv[])
 	pthread_t log_thr;
 
 	ff_log_set_level(FF_LOG_WARN);
+	/*
+	 * Keep the daemon's RSS near the cache budget (the folio data itself is
+	 * mmap'ed by the cache): every FUSE worker thread would get a malloc
+	 * arena of its own, each keeping what it frees; and libfuse's workers
+	 * come and go, each freeing a 1 MiB request buffer, which raises
+	 * glibc's dynamic mmap threshold so later buffers land in arenas and
+	 * stay there. A few arenas and a fixed threshold.
+	 */
+	mallopt(M_ARENA_MAX, 4);
+	mallopt(M_MMAP_THRESHOLD, 128 << 10);
 	if (fuse_opt_parse(&args, &g_o, opt_spec, opt_proc) == -1) {
 		fprintf(stderr, "foliofs: cannot parse the options\n");
 		return 2;

@@ -15,6 +15,8 @@ static inline int tu_make_image(char *buf, size_t buflen, const char *tag, unsig
 {
 	int fd;
 
+	if (!buf || !buflen)
+		return -1; /* also tells GCC (ASan builds, -O2) buf is not NULL */
 	snprintf(buf, buflen, "/var/tmp/foliofs-test-%s-%d.img", tag, (int)getpid());
 	fd = open(buf, O_RDWR | O_CREAT | O_TRUNC, 0600);
 	if (fd < 0)
