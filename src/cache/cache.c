@@ -126,27 +126,19 @@ static void ring_remove_locked(struct ff_cache *c, struct folio *f)
  * once: from malloc, freed folios stayed in glibc's per-thread arenas, and
  * with many writer threads the daemon's RSS grew past the cache budget by
  * tens of MiB (the soak: 190 MiB for a 64 MiB cache). The spare buffers
- * above spare most mmap/munmap calls. Page aligned, as O_DIRECT wants.
+ * above spare most mmap/munmap calls. Page aligned, as O_DIRECT wants;
+ * every folio is at least one cache block (4 KiB or more), a page multiple.
  */
-#define DATA_MMAP_MIN 4096u
-
 static void *data_alloc(size_t size)
 {
-	void *p;
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	if (size >= DATA_MMAP_MIN) {
-		p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		return p == MAP_FAILED ? NULL : p;
-	}
-	return posix_memalign(&p, 4096, size) ? NULL : p;
+	return p == MAP_FAILED ? NULL : p;
 }
 
 static void data_free(void *p, size_t size)
 {
-	if (size >= DATA_MMAP_MIN)
-		munmap(p, size);
-	else
-		free(p);
+	munmap(p, size);
 }
 
 /* Free f, keeping its data buffer as a spare if there is room. Caller holds c->lock. */

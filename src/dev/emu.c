@@ -416,6 +416,16 @@ static ssize_t emu_rw(struct ff_dev *dev, const struct iovec *iov, int iovcnt, u
 	return res;
 }
 
+/*
+ * Whether a flush must write zone z's record: written since its last one,
+ * or (compact) its record does not sit at the pointer. Caller holds e->lock.
+ */
+static bool rec_needed_locked(struct emu_state *e, const struct emu_zone *z, bool compact)
+{
+	ff_assert_held(&e->lock);
+	return z->rec_dirty || (compact && z->rec_wp != z->wp);
+}
+
 /* Write the record of every zone written since its last one, then fsync. */
 static int emu_flush_records(struct ff_dev *dev, bool compact)
 {
@@ -440,7 +450,7 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 		ssize_t r;
 
 		ff_mutex_lock(&e->lock);
-		if (!z->rec_dirty && !(compact && z->rec_wp != z->wp)) {
+		if (!rec_needed_locked(e, z, compact)) {
 			ff_mutex_unlock(&e->lock);
 			continue;
 		}
@@ -451,7 +461,7 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 		 * have no checksum to check at mount, and a power cut could keep it
 		 * over data never made durable.
 		 */
-		if (!z->rec_dirty && !(compact && z->rec_wp != z->wp)) {
+		if (!rec_needed_locked(e, z, compact)) {
 			release_zone_locked(e, i);
 			ff_mutex_unlock(&e->lock);
 			continue;
