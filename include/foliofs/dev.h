@@ -110,6 +110,13 @@ const char *ff_dev_kind_name(enum ff_dev_kind kind);
  * when the path already holds emulation metadata unless force is set.
  */
 int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *opts, bool force);
+/*
+ * Hold a regular image file's one-user lock (the one an exclusive
+ * ff_dev_open takes) without opening it as a device, as mkfs does while it
+ * formats: *fd holds it (-1 for a block device, which O_EXCL guards).
+ * Fails at once with -EBUSY (said to the user) when it is in use.
+ */
+int ff_dev_lock_image(const char *path, int *fd);
 
 /* Synchronous vectored I/O. Buffers and offsets must be lblock aligned. */
 ssize_t ff_dev_read(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off);

@@ -128,9 +128,56 @@ const struct dev_backend ff_dev_regular_be = {
 
 /* ---- open / close ---- */
 
+/*
+ * One mount per device: a second daemon on a mounted image file would keep
+ * its own cache and write pointers over the same zones (O_EXCL does this for
+ * block devices only), and mkfs must not format an image in use. Lock fd
+ * (shared or exclusive), trying every 50 ms for wait_ms: a daemon just
+ * killed releases its lock only when the kernel has torn down its io_uring
+ * (asynchronously, after the exit), and one just unmounted may still be
+ * writing back. Returns 0, -EBUSY (said to the user) or -errno. May sleep.
+ */
+static int flock_wait(int fd, const char *path, bool shared, unsigned wait_ms)
+{
+	for (unsigned waited = 0;; waited += 50) {
+		if (!flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB))
+			return 0;
+		if (errno != EWOULDBLOCK)
+			return -errno;
+		if (waited >= wait_ms)
+			break;
+		if (waited == 2000)
+			ff_warn("%s: waiting up to %us for the previous foliofs to finish writing back",
+				path, wait_ms / 1000);
+		usleep(50000);
+	}
+	ff_err("%s is in use by another foliofs (mounted, or being formatted); unmount it first",
+	       path);
+	return -EBUSY;
+}
+
+int ff_dev_lock_image(const char *path, int *fdp)
+{
+	struct stat st;
+	int fd, ret;
+
+	*fdp = -1;
+	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = flock_wait(fd, path, false, 0);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
+	*fdp = fd;
+	return 0;
+}
+
 static int open_fd(struct ff_dev *dev, const char *path, const struct ff_dev_opts *o, bool blk)
 {
-	unsigned max_tries;
 	int flags = (o->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
 
 	if (blk && o->exclusive)
@@ -151,29 +198,10 @@ static int open_fd(struct ff_dev *dev, const char *path, const struct ff_dev_opt
 			ff_err("cannot open %s: %s", path, strerror(errno));
 		return err;
 	}
-	/*
-	 * One mount per device: a second daemon on a mounted image file would
-	 * keep its own cache and write pointers over the same zones (O_EXCL
-	 * above does this for block devices only). A daemon just killed
-	 * releases its lock only when the kernel has torn down its io_uring
-	 * (asynchronously, after the exit), and one just unmounted may still be
-	 * writing back: wait a little (2 s, or the caller's lock_wait_s)
-	 * before calling the device busy.
-	 */
-	max_tries = o->lock_wait_s * 20 > 40 ? o->lock_wait_s * 20 : 40;
-	for (unsigned tries = 0; o->exclusive && tries < max_tries; tries++) {
-		if (!flock(dev->fd, (o->read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) ||
-		    errno != EWOULDBLOCK)
-			break;
-		if (tries == 40 && o->lock_wait_s)
-			ff_warn("%s: waiting up to %us for the previous foliofs to finish writing back",
-				path, o->lock_wait_s);
-		if (tries + 1 < max_tries) {
-			usleep(50000);
-			continue;
-		}
-		ff_err("%s is in use by another foliofs process (already mounted?); unmount it first",
-		       path);
+	/* 2 s at least (a killed daemon's lock), or the caller's lock_wait_s */
+	if (o->exclusive &&
+	    flock_wait(dev->fd, path, o->read_only,
+		       o->lock_wait_s > 2 ? o->lock_wait_s * 1000 : 2000) == -EBUSY) {
 		close(dev->fd);
 		dev->fd = -1;
 		return -EBUSY;

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,7 +18,6 @@
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
 #include "foliofs/zoneq.h"
-#include "internal.h"
 
 #define OFF_MAGIC    0
 #define OFF_CRC	     4
@@ -90,40 +88,6 @@ int ff_zonefs_sb_decode(const void *blk, struct ff_zonefs_sb *sb)
 		return -EOPNOTSUPP;
 	if ((sb->features & FF_ZONEFS_F_PERM) && (sb->perm & ~07777u))
 		return -EUCLEAN;
-	return 0;
-}
-
-int ff_fs_lock_image(const char *path, bool shared, unsigned wait_s, int *fdp)
-{
-	struct stat st;
-	int fd, err;
-	bool said = false;
-
-	*fdp = -1;
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
-		return 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	for (unsigned i = 0;; i++) {
-		if (!flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB))
-			break;
-		err = errno;
-		if (err != EWOULDBLOCK || i >= wait_s * 10) {
-			close(fd);
-			if (err != EWOULDBLOCK)
-				return -err;
-			ff_err("%s is in use (mounted by another foliofs, or being formatted); unmount it first",
-			       path);
-			return -EBUSY;
-		}
-		if (!said && wait_s)
-			ff_warn("%s: waiting up to %us for the previous foliofs to finish writing back",
-				path, wait_s);
-		said = true;
-		usleep(100000);
-	}
-	*fdp = fd;
 	return 0;
 }
 
@@ -295,7 +259,7 @@ int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, si
 {
 	int lock_fd, ret;
 
-	ret = ff_fs_lock_image(path, false, 0, &lock_fd);
+	ret = ff_dev_lock_image(path, &lock_fd);
 	if (ret)
 		return ret;
 	ret = mkfs_locked(path, o, summary, len);

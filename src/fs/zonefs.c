@@ -45,7 +45,6 @@
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
 #include "foliofs/zoneq.h"
-#include "internal.h"
 
 enum zf_state { ZF_OK = 0, ZF_RDONLY, ZF_OFFLINE };
 
