@@ -411,13 +411,10 @@ static void zf_io_error(struct zf_inode *zi, int err)
 
 		if (ff_zoneq_resync(fs->dev, zi->zone) == 0 &&
 		    ff_dev_report(fs->dev, zi->zone, 1, &z) == 1) {
-			uint64_t wp = z.cond == FF_ZC_FULL ? z.cap : z.wp - z.start;
-
 			if (z.cond == FF_ZC_OFFLINE)
 				atomic_store(&zi->state, ZF_OFFLINE);
 			else if (z.cond == FF_ZC_RDONLY)
 				atomic_store(&zi->state, ZF_RDONLY);
-			(void)wp;
 		}
 	}
 	switch (fs->o.errors) {
@@ -726,6 +723,22 @@ static bool zone_untouched(struct zf_inode *zi, uint64_t size)
 	return z.wp - z.start == size;
 }
 
+/*
+ * Recovery after a failed write or fsync of a sequential file, as the
+ * kernel's: the file ends at the zone's write pointer, or at limit if that
+ * is lower; the cache drops what lies beyond. Called with io_lock held.
+ */
+static void zf_end_at_wp_locked(struct zf_inode *zi, uint64_t limit)
+{
+	uint64_t rp = ff_zoneq_wp(zi->fs->dev, zi->zone) - zi->start;
+	uint64_t end = rp < limit ? rp : limit;
+
+	ff_assert_held(&zi->io_lock);
+	ff_cache_truncate(zi->ci, end);
+	atomic_store(&zi->size, end);
+	ff_cache_inode_set_size(zi->ci, end);
+}
+
 ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off,
 		    unsigned flags)
 {
@@ -783,18 +796,12 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 	}
 	r = ff_cache_write(zi->ci, buf, len, off, flags);
 	if (r < 0 && zi->seq) {
-		/* recovery: the zone says how far the file goes */
-		uint64_t rp;
-
 		if ((r == -EOVERFLOW || r == -ETOOMANYREFS) && zone_untouched(zi, size))
 			ff_err("seq file of zone %u: write refused by the device (%s); nothing written",
 			       zi->zone, strerror((int)-r));
 		else
 			zf_io_error(zi, (int)r);
-		ff_cache_truncate(zi->ci, size);
-		rp = ff_zoneq_wp(fs->dev, zi->zone) - zi->start;
-		atomic_store(&zi->size, rp < size ? rp : size);
-		ff_cache_inode_set_size(zi->ci, atomic_load(&zi->size));
+		zf_end_at_wp_locked(zi, size); /* the zone says how far the file goes */
 	} else if (r < 0 && sync) {
 		zf_io_error(zi, (int)r);
 	} else if (r >= 0 && (size_t)r < len && zi->seq) {
@@ -816,16 +823,9 @@ int ff_fs_fsync(struct ff_fs *fs, uint64_t ino, bool datasync)
 	if (ret) {
 		zf_io_error(zi, ret);
 		if (zi->seq) {
-			/* recovery, as after a failed write: the file ends at the write pointer */
-			uint64_t rp;
-
 			ff_mutex_lock(&zi->io_lock);
-			rp = ff_zoneq_wp(fs->dev, zi->zone) - zi->start;
-			if (rp < atomic_load(&zi->size)) {
-				ff_cache_truncate(zi->ci, rp);
-				atomic_store(&zi->size, rp);
-				ff_cache_inode_set_size(zi->ci, rp);
-			}
+			if (ff_zoneq_wp(fs->dev, zi->zone) - zi->start < atomic_load(&zi->size))
+				zf_end_at_wp_locked(zi, atomic_load(&zi->size));
 			ff_mutex_unlock(&zi->io_lock);
 		}
 		return ret;
