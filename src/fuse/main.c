@@ -510,6 +510,17 @@ static const struct fuse_lowlevel_ops ops = {
 
 /* ---- options into fs options ---- */
 
+/* The index of val in names[n], or -1 after saying what opt accepts. */
+static int pick_name(const char *opt, const char *val, const char *const names[], int n,
+		     const char *accepted)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(val, names[i]))
+			return i;
+	ff_err("bad value for %s: '%s' (%s)", opt, val, accepted);
+	return -1;
+}
+
 static int build_fs_opts(struct ff_fs_opts *fo)
 {
 	memset(fo, 0, sizeof(*fo));
@@ -530,40 +541,31 @@ static int build_fs_opts(struct ff_fs_opts *fo)
 		fo->cache.max_folio = (uint32_t)v;
 	}
 	if (g_o.sync_mode) {
-		if (!strcmp(g_o.sync_mode, "writethrough"))
-			fo->cache.sync_mode = FF_SYNC_WRITETHROUGH;
-		else if (!strcmp(g_o.sync_mode, "writeback"))
-			fo->cache.sync_mode = FF_SYNC_WRITEBACK;
-		else {
-			ff_err("bad value for sync_mode: '%s' (writethrough or writeback)",
-			       g_o.sync_mode);
+		static const char *const names[] = {"writethrough", "writeback"};
+		int i = pick_name("sync_mode", g_o.sync_mode, names, 2,
+				  "writethrough or writeback");
+
+		if (i < 0)
 			return -EINVAL;
-		}
+		fo->cache.sync_mode = (enum ff_sync_mode)i; /* in enum ff_sync_mode's order */
 	}
 	if (g_o.dirty_gran) {
-		if (!strcmp(g_o.dirty_gran, "block"))
-			fo->cache.dirty_gran = FF_DIRTY_BLOCK;
-		else if (!strcmp(g_o.dirty_gran, "folio"))
-			fo->cache.dirty_gran = FF_DIRTY_FOLIO;
-		else {
-			ff_err("bad value for dirty_granularity: '%s' (block or folio)",
-			       g_o.dirty_gran);
+		static const char *const names[] = {"block", "folio"};
+		int i = pick_name("dirty_granularity", g_o.dirty_gran, names, 2, "block or folio");
+
+		if (i < 0)
 			return -EINVAL;
-		}
+		fo->cache.dirty_gran = (enum ff_dirty_gran)i; /* in enum ff_dirty_gran's order */
 	}
 	if (g_o.errors) {
 		static const char *const names[] = {"remount-ro", "zone-ro", "zone-offline",
 						    "repair"};
-		int i;
+		int i = pick_name("errors", g_o.errors, names, 4,
+				  "remount-ro, zone-ro, zone-offline or repair");
 
-		for (i = 0; i < 4 && strcmp(g_o.errors, names[i]); i++)
-			;
-		if (i == 4) {
-			ff_err("bad value for errors: '%s' (remount-ro, zone-ro, zone-offline or repair)",
-			       g_o.errors);
+		if (i < 0)
 			return -EINVAL;
-		}
-		fo->errors = (enum ff_errors_mode)i;
+		fo->errors = (enum ff_errors_mode)i; /* in enum ff_errors_mode's order */
 	}
 	{
 		uint64_t cs = fo->cache.cache_size ? fo->cache.cache_size : 256ull << 20;
