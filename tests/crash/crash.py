@@ -309,6 +309,16 @@ class Writer(threading.Thread):
             self.err = e
 
 
+def open_for_write(path, how):
+    """Open path for writing with the O_SYNC/O_DSYNC of the write flavour how."""
+    flags = os.O_WRONLY
+    if how == "osync":
+        flags |= os.O_SYNC
+    elif how == "odsync":
+        flags |= os.O_DSYNC
+    return os.open(path, flags)
+
+
 class SeqWriter(Writer):
     def one(self):
         m, r = self.m, self.rng
@@ -333,12 +343,7 @@ class SeqWriter(Writer):
                         "buf_fdatasync"])
         m.inflight = ("append", data)
         m.hist.append("%s@%d+%d" % (how, len(m.gen), n))
-        flags = os.O_WRONLY
-        if how == "osync":
-            flags |= os.O_SYNC
-        elif how == "odsync":
-            flags |= os.O_DSYNC
-        fd = os.open(self.path, flags)
+        fd = open_for_write(self.path, how)
         try:
             off = len(m.gen)
             if how == "rwf_dsync":
@@ -373,12 +378,7 @@ class CnvWriter(Writer):
         m.inflight = (off, data)
         for i in range(nblk):
             m.ever.setdefault(b0 + i, set()).add(data[i * BLK:(i + 1) * BLK])
-        flags = os.O_WRONLY
-        if how == "osync":
-            flags |= os.O_SYNC
-        elif how == "odsync":
-            flags |= os.O_DSYNC
-        fd = os.open(self.path, flags)
+        fd = open_for_write(self.path, how)
         try:
             if os.pwrite(fd, data, off) != len(data):
                 raise Fail("short write")
