@@ -24,23 +24,22 @@ fd = os.open(s0, os.O_WRONLY | os.O_SYNC)
 assert os.pwrite(fd, aligned(data[:zs - 8192]), 0) == zs - 8192
 # crossing the capacity: short write up to it
 assert os.pwrite(fd, aligned(data[zs - 8192:] + b"y" * 8192), zs - 8192) == 8192
-for how in ("sync", "buffered"):
+os.close(fd)
+def refused_past(path, off, flags, what):
+    fd = os.open(path, os.O_WRONLY | flags)
     try:
-        os.pwrite(fd, b"z" * 4096, zs)
-        raise SystemExit("write past a full zone did not fail")
+        os.pwrite(fd, b"z" * 4096, off)
+        raise SystemExit("write past %s did not fail" % what)
     except OSError as e:
         assert e.errno in (errno.EFBIG, errno.ENOSPC), e
-os.close(fd)
+    finally:
+        os.close(fd)
+refused_past(s0, zs, os.O_SYNC, "a full zone (O_SYNC)")
+refused_past(s0, zs, 0, "a full zone (buffered)")
 assert os.stat(s0).st_size == zs
 assert open(s0, "rb").read() == data
 csz = os.stat(c0).st_size
-fd = os.open(c0, os.O_WRONLY)
-try:
-    os.pwrite(fd, b"q" * 4096, csz)
-    raise SystemExit("write past a conventional file's size did not fail")
-except OSError as e:
-    assert e.errno in (errno.EFBIG, errno.ENOSPC), e
-os.close(fd)
+refused_past(c0, csz, 0, "a conventional file's size")
 assert os.stat(c0).st_size == csz
 # still writable elsewhere
 fd = os.open(mnt + "/seq/1", os.O_WRONLY | os.O_SYNC)
