@@ -189,6 +189,18 @@ struct wa_row {
 	unsigned big_folios;
 };
 
+/* A WA row from the device counters around nwrites 4 KiB writes taking ns. */
+static void fill_row(struct wa_row *r, const struct ff_dev_stats *s0, const struct ff_dev_stats *s1,
+		     int nwrites, uint64_t ns)
+{
+	r->user_bytes = (uint64_t)nwrites * BLK;
+	r->dev_bytes = s1->bytes_written - s0->bytes_written + s1->meta_bytes - s0->meta_bytes;
+	r->dev_writes = s1->writes - s0->writes;
+	r->flushes = s1->flushes - s0->flushes;
+	r->wa = (double)r->dev_bytes / (double)r->user_bytes;
+	r->iops = nwrites / ((double)ns / 1e9);
+}
+
 static void run_wa(struct bench *b, const struct ff_cache_opts *o, int nwrites, struct wa_row *r)
 {
 	struct ff_dev_stats s0, s1;
@@ -214,12 +226,7 @@ static void run_wa(struct bench *b, const struct ff_cache_opts *o, int nwrites, 
 	t1 = ff_now_ns();
 	ff_dev_stats(b->dev, &s1);
 	cache_close(b);
-	r->user_bytes = (uint64_t)nwrites * BLK;
-	r->dev_bytes = s1.bytes_written - s0.bytes_written + s1.meta_bytes - s0.meta_bytes;
-	r->dev_writes = s1.writes - s0.writes;
-	r->flushes = s1.flushes - s0.flushes;
-	r->wa = (double)r->dev_bytes / (double)r->user_bytes;
-	r->iops = nwrites / ((double)(t1 - t0) / 1e9);
+	fill_row(r, &s0, &s1, nwrites, t1 - t0);
 }
 
 /*
@@ -245,8 +252,7 @@ static int run_wa_seq(struct bench *b, const struct ff_cache_opts *o, int nwrite
 		ff_cache_inode_set_size(sf->ci, off + BLK);
 		n = ff_cache_write(sf->ci, b->buf, BLK, off, FF_CW_DSYNC);
 		if (n != BLK) {
-			/* dirty_gran=folio rewrites the folio from its start: refused below the wp
-			 */
+			/* a failed write: leave the zone empty for the next mode */
 			ff_cache_destroy(b->c);
 			b->c = NULL;
 			zone_reset(b, sf->zone);
@@ -257,12 +263,7 @@ static int run_wa_seq(struct bench *b, const struct ff_cache_opts *o, int nwrite
 	ff_dev_stats(b->dev, &s1);
 	cache_close(b);
 	r->big_folios = 0;
-	r->user_bytes = (uint64_t)nwrites * BLK;
-	r->dev_bytes = s1.bytes_written - s0.bytes_written + s1.meta_bytes - s0.meta_bytes;
-	r->dev_writes = s1.writes - s0.writes;
-	r->flushes = s1.flushes - s0.flushes;
-	r->wa = (double)r->dev_bytes / (double)r->user_bytes;
-	r->iops = nwrites / ((double)(t1 - t0) / 1e9);
+	fill_row(r, &s0, &s1, nwrites, t1 - t0);
 	return 0;
 }
 
