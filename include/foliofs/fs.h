@@ -90,7 +90,12 @@ int ff_fs_readdir(struct ff_fs *fs, uint64_t dir, uint64_t idx, char *name, size
 #define FF_SET_GID  (1u << 2)
 #define FF_SET_SIZE (1u << 3)
 int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigned which);
-int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags);
+/*
+ * Open for flags (O_ACCMODE, O_TRUNC); *open_flags gets FF_OPEN_* hints for
+ * the FUSE layer (may be NULL).
+ */
+#define FF_OPEN_NO_SHARED_WRITE_MMAP (1u << 0) /* refuse writable MAP_SHARED (sequential files) */
+int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags, unsigned *open_flags);
 int ff_fs_release(struct ff_fs *fs, uint64_t ino, int flags);
 ssize_t ff_fs_read(struct ff_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off);
 /* flags: FF_CW_SYNC / FF_CW_DSYNC / FF_CW_DIRECT, and FF_FS_APPEND for an O_APPEND open */
@@ -98,6 +103,13 @@ ssize_t ff_fs_read(struct ff_fs *fs, uint64_t ino, void *buf, size_t len, uint64
 ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off,
 		    unsigned flags);
 int ff_fs_fsync(struct ff_fs *fs, uint64_t ino, bool datasync);
+/*
+ * At close (FUSE_FLUSH): write back what the file has dirty and make it
+ * durable, so that what was written before the last close is on the device
+ * when umount returns. Unlike fsync, a partial tail block that the format
+ * cannot write yet is not an error. Returns 0 or the write-back's -errno.
+ */
+int ff_fs_flush(struct ff_fs *fs, uint64_t ino);
 int ff_fs_statfs(struct ff_fs *fs, struct statvfs *st);
 /* Text for user.foliofs.stats (root) and user.foliofs.zone (a file). Returns length. */
 int ff_fs_stats_text(struct ff_fs *fs, char *buf, size_t len);

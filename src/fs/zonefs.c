@@ -631,12 +631,14 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 	return 0;
 }
 
-int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags)
+int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags, unsigned *open_flags)
 {
 	struct zf_inode *zi = file_of(fs, ino);
 	bool wr = (flags & O_ACCMODE) != O_RDONLY;
 	int ret = 0;
 
+	if (open_flags)
+		*open_flags = zi && zi->seq ? FF_OPEN_NO_SHARED_WRITE_MMAP : 0;
 	if (!zi)
 		return ff_fs_getattr(fs, ino, &(struct stat){0}) ? -ENOENT : -EISDIR;
 	if (atomic_load(&zi->state) == ZF_OFFLINE)
@@ -833,6 +835,19 @@ int ff_fs_fsync(struct ff_fs *fs, uint64_t ino, bool datasync)
 	if (zi->seq && atomic_load(&zi->size) % fs->blk)
 		return -EINVAL; /* the partial tail block stays cached: see the file comment */
 	return 0;
+}
+
+int ff_fs_flush(struct ff_fs *fs, uint64_t ino)
+{
+	struct zf_inode *zi = file_of(fs, ino);
+	int ret;
+
+	if (!zi)
+		return 0;
+	ret = ff_cache_writeback(zi->ci);
+	if (!ret)
+		ret = ff_dev_flush(fs->dev);
+	return ret;
 }
 
 int ff_fs_statfs(struct ff_fs *fs, struct statvfs *st)

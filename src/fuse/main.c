@@ -289,7 +289,8 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	int ret = ff_fs_open(g_fs, to_ino(ino), fi->flags);
+	unsigned of = 0;
+	int ret = ff_fs_open(g_fs, to_ino(ino), fi->flags, &of);
 
 	if (ret) {
 		fuse_reply_err(req, -ret);
