@@ -308,11 +308,20 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	fuse_reply_err(req, 0);
 }
 
+/*
+ * FUSE_FLUSH: sent on every close(2) of the file, and close waits for the
+ * reply. A file opened for writing is written back and the device flushed
+ * here, so that when the last close has returned (and umount needs every
+ * file closed) what was written is on the device: a non-fuseblk unmount
+ * returns without waiting for the daemon. The write-back's error is close's.
+ */
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	(void)ino;
-	(void)fi;
-	fuse_reply_err(req, 0);
+	int ret = 0;
+
+	if (((int)fi->fh & O_ACCMODE) != O_RDONLY)
+		ret = ff_fs_flush(g_fs, to_ino(ino));
+	fuse_reply_err(req, -ret);
 }
 
 static _Thread_local char *io_buf;
@@ -354,9 +363,15 @@ static unsigned write_flags(int flags)
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
-	/* the open's flags and this call's (RWF_DSYNC arrives as O_DSYNC) */
-	ssize_t r = ff_fs_write(g_fs, to_ino(ino), buf, size, (uint64_t)off,
-				write_flags(fi->flags | (int)fi->fh));
+	/*
+	 * The open's flags and this call's (RWF_DSYNC arrives as O_DSYNC). A
+	 * write from the kernel's page cache (-o kernel_cache: a shared mmap
+	 * written back) goes write-through: the kernel sends it when the
+	 * mapping is unmapped or synced, after the file's last FLUSH, and
+	 * nothing later would make it durable before umount returns.
+	 */
+	int flags = fi->flags | (int)fi->fh | (fi->writepage ? O_DSYNC : 0);
+	ssize_t r = ff_fs_write(g_fs, to_ino(ino), buf, size, (uint64_t)off, write_flags(flags));
 
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
