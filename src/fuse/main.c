@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>
 #include <limits.h>
 #include <malloc.h>
 #include <mntent.h>
@@ -24,12 +25,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <syslog.h>
 #include <unistd.h>
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
 
-#define MAX_IO (1u << 20)
+#define MAX_IO	(1u << 20)
+#define PAGE_SZ 4096u
+/* the kernel's limit on a request's pages without /proc/sys/fs/fuse/max_pages_limit */
+#define DEFAULT_MAX_PAGES 256u
 
 struct opts {
 	char *cache_size, *max_folio, *sync_mode, *dirty_gran, *errors;
@@ -181,12 +186,76 @@ static double attr_timeout(const struct stat *st)
 	return S_ISDIR(st->st_mode) ? 3600.0 : 0.0; /* sizes move with every append */
 }
 
+/* ---- the size of a WRITE request ---- */
+
+/*
+ * The kernel splits a direct write into requests of at most max_write bytes
+ * and at most max_pages pages of the user's buffer. A buffer that does not
+ * start on a page needs one page more than its length in pages, so with
+ * max_write = max_pages pages every request of a write from such a buffer
+ * but the last is cut at a page of the buffer, not of the file: a sync
+ * append of whole blocks then arrives as requests ending mid-block, which
+ * the zonefs format must cut short. With max_write one page less than
+ * max_pages, a request is always max_write bytes, block-aligned in the file.
+ *
+ * libfuse 3.14 offers no way to set max_pages: it derives it from max_write
+ * in the INIT reply, one page short of what is needed. So the INIT reply is
+ * sent through fuse_session_custom_io's writev, which raises max_pages by
+ * one in it; every other message passes unchanged.
+ */
+static unsigned g_max_pages = DEFAULT_MAX_PAGES; /* set before the session starts */
+static _Thread_local bool init_reply_next;
+
+/* The kernel's max_pages_limit (sysctl), capped at DEFAULT_MAX_PAGES. */
+static unsigned read_max_pages_limit(void)
+{
+	FILE *f = fopen("/proc/sys/fs/fuse/max_pages_limit", "r");
+	unsigned v = DEFAULT_MAX_PAGES;
+
+	if (f) {
+		if (fscanf(f, "%u", &v) != 1 || v < 2)
+			v = DEFAULT_MAX_PAGES;
+		fclose(f);
+	}
+	return v < DEFAULT_MAX_PAGES ? v : DEFAULT_MAX_PAGES;
+}
+
+static ssize_t conn_writev(int fd, struct iovec *iov, int count, void *ud)
+{
+	struct fuse_init_out out;
+	struct iovec v[2];
+
+	(void)ud;
+	if (!init_reply_next)
+		return writev(fd, iov, count);
+	init_reply_next = false;
+	/* an error reply (EPROTO) has no body; an old protocol's has no max_pages */
+	if (count != 2 || iov[1].iov_len < offsetof(struct fuse_init_out, map_alignment) ||
+	    iov[1].iov_len > sizeof(out))
+		return writev(fd, iov, count);
+	memcpy(&out, iov[1].iov_base, iov[1].iov_len);
+	if (out.max_pages && out.max_write == (g_max_pages - 1) * PAGE_SZ)
+		out.max_pages = (uint16_t)g_max_pages;
+	v[0] = iov[0];
+	v[1] = (struct iovec){.iov_base = &out, .iov_len = iov[1].iov_len};
+	return writev(fd, v, 2);
+}
+
+static ssize_t conn_read(int fd, void *buf, size_t len, void *ud)
+{
+	(void)ud;
+	return read(fd, buf, len);
+}
+
+static const struct fuse_custom_io conn_io = {.writev = conn_writev, .read = conn_read};
+
 /* ---- ops ---- */
 
 static void op_init(void *ud, struct fuse_conn_info *conn)
 {
 	(void)ud;
-	conn->max_write = MAX_IO;
+	conn->max_write = (g_max_pages - 1) * PAGE_SZ;
+	init_reply_next = true; /* libfuse sends the reply from this thread, next */
 	conn->max_readahead = MAX_IO;
 	/* writeback_cache would strip the sync intent from WRITE (DESIGN.md) */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
@@ -693,10 +762,13 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_fs;
+	g_max_pages = read_max_pages_limit();
 	if (fuse_session_mount(se, cmd.mountpoint) != 0) {
 		fprintf(stderr, "foliofs: cannot mount on %s\n", cmd.mountpoint);
 		goto out_signals;
 	}
+	if (fuse_session_custom_io(se, &conn_io, fuse_session_fd(se)) != 0)
+		goto out_unmount;
 	if (!cmd.foreground) {
 		int nul = open("/dev/null", O_RDWR);
 		char ok = 0;
