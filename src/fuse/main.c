@@ -366,7 +366,15 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)(unsigned)fi->flags;
-	fi->direct_io = !g_o.kernel_cache;
+	/*
+	 * Under kernel_cache a file that cannot take a writable shared mapping
+	 * (a sequential file: the kernel would write its pages back out of
+	 * order) is opened for writing with direct_io, and the kernel answers
+	 * a MAP_SHARED mmap of it with ENODEV. Read-only opens keep the page
+	 * cache, and with it read-only shared mappings.
+	 */
+	fi->direct_io = !g_o.kernel_cache || ((of & FF_OPEN_NO_SHARED_WRITE_MMAP) &&
+					      (fi->flags & O_ACCMODE) != O_RDONLY);
 	fi->keep_cache = !!g_o.kernel_cache;
 	fuse_reply_open(req, fi);
 }

@@ -86,6 +86,31 @@ def do_write(path, off, n, seed, spec, bs):
         os.close(fd)
 
 
+def mmap_write_unmap(path, off, n, seed):
+    """Write through a shared mapping of a file already closed, then munmap
+    with no msync. Python's mmap keeps a dup of the fd (its close would send
+    FUSE_FLUSH), so this maps with libc directly."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    fd = os.open(path, os.O_RDWR)
+    try:
+        p = libc.mmap(None, off + n, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, 0)
+        if p == ctypes.c_void_p(-1).value:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+    finally:
+        os.close(fd)
+    ctypes.memmove(p + off, pattern(seed, off, n), n)
+    if libc.munmap(p, off + n):
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e))
+    return 'OK'
+
+
 def main(a):
     op = a[0]
     if op == 'pwrite':  # PATH OFF LEN [FLAGS] [SEED] -> bytes written
@@ -213,21 +238,27 @@ def main(a):
         return 'OK'
     if op == 'listxattr':
         return ','.join(os.listxattr(a[1]))
-    if op == 'mmap':  # PATH OFF LEN SEED [write]: read (and write) through a mapping
+    if op == 'mmap':  # PATH OFF LEN SEED [write|write-unmap]: read (and write) through a mapping
+        # write: msync before munmap; write-unmap: close the file first, then
+        # write and munmap with no msync (the kernel writes the pages back then)
         path, off, n, seed = a[1], num(a[2]), num(a[3]), int(a[4])
-        wr = len(a) > 5 and a[5] == 'write'
+        mode = a[5] if len(a) > 5 else ''
+        if mode == 'write-unmap':
+            return mmap_write_unmap(path, off, n, seed)
+        wr = mode == 'write'
         fd = os.open(path, os.O_RDWR if wr else os.O_RDONLY)
         try:
             m = mmap.mmap(fd, off + n, mmap.MAP_SHARED,
                           mmap.PROT_READ | (mmap.PROT_WRITE if wr else 0))
-            if wr:
-                m[off:off + n] = pattern(seed, off, n)
-                m.flush()
-            elif m[off:off + n] != pattern(seed, off, n):
-                return 'MISMATCH'
-            m.close()
         finally:
             os.close(fd)
+        if wr:
+            m[off:off + n] = pattern(seed, off, n)
+            if mode == 'write':
+                m.flush()
+        elif m[off:off + n] != pattern(seed, off, n):
+            return 'MISMATCH'
+        m.close()
         return 'OK'
     raise SystemExit('zf.py: unknown op ' + op)
 
