@@ -401,17 +401,35 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fuse_reply_err(req, -ret);
 }
 
-static _Thread_local char *io_buf;
+/*
+ * Each worker's read buffer, made on its first READ. libfuse starts and ends
+ * workers as load comes and goes, so the buffer belongs to the thread: the
+ * key's destructor frees it when the worker exits.
+ */
+static pthread_key_t io_buf_key;
+
+static void free_io_buf(void *buf)
+{
+	free(buf);
+}
 
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
+	char *io_buf = pthread_getspecific(io_buf_key);
 	ssize_t r;
 
 	(void)fi;
-	if (!io_buf && posix_memalign((void **)&io_buf, 4096, MAX_IO)) {
-		fuse_reply_err(req, ENOMEM);
-		return;
+	if (!io_buf) {
+		if (posix_memalign((void **)&io_buf, 4096, MAX_IO)) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		if (pthread_setspecific(io_buf_key, io_buf)) {
+			free(io_buf);
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
 	}
 	if (size > MAX_IO)
 		size = MAX_IO;
@@ -714,6 +732,10 @@ int main(int argc, char *argv[])
 		fflush(stdout); /* before fusermount3 prints its own version */
 		fuse_lowlevel_version();
 		return 0;
+	}
+	if (pthread_key_create(&io_buf_key, free_io_buf)) {
+		fprintf(stderr, "foliofs: out of memory\n");
+		return 1;
 	}
 	if (fuse_parse_cmdline(&args, &cmd) != 0) {
 		fprintf(stderr, "foliofs: bad command line; see foliofs --help\n");
