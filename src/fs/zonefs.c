@@ -814,6 +814,21 @@ out:
 	return r;
 }
 
+/*
+ * A write-back that fsync or close waited for failed: apply errors= and, on
+ * a sequential file, end the file at the zone's write pointer again.
+ */
+static void writeback_failed(struct ff_fs *fs, struct zf_inode *zi, int err)
+{
+	zf_io_error(zi, err);
+	if (zi->seq) {
+		ff_mutex_lock(&zi->io_lock);
+		if (ff_zoneq_wp(fs->dev, zi->zone) - zi->start < atomic_load(&zi->size))
+			zf_end_at_wp_locked(zi, atomic_load(&zi->size));
+		ff_mutex_unlock(&zi->io_lock);
+	}
+}
+
 int ff_fs_fsync(struct ff_fs *fs, uint64_t ino, bool datasync)
 {
 	struct zf_inode *zi = file_of(fs, ino);
@@ -823,13 +838,7 @@ int ff_fs_fsync(struct ff_fs *fs, uint64_t ino, bool datasync)
 		return ff_dev_flush(fs->dev);
 	ret = ff_cache_fsync(zi->ci, datasync);
 	if (ret) {
-		zf_io_error(zi, ret);
-		if (zi->seq) {
-			ff_mutex_lock(&zi->io_lock);
-			if (ff_zoneq_wp(fs->dev, zi->zone) - zi->start < atomic_load(&zi->size))
-				zf_end_at_wp_locked(zi, atomic_load(&zi->size));
-			ff_mutex_unlock(&zi->io_lock);
-		}
+		writeback_failed(fs, zi, ret);
 		return ret;
 	}
 	if (zi->seq && atomic_load(&zi->size) % fs->blk)
@@ -844,9 +853,10 @@ int ff_fs_flush(struct ff_fs *fs, uint64_t ino)
 
 	if (!zi)
 		return 0;
-	ret = ff_cache_writeback(zi->ci);
-	if (!ret)
-		ret = ff_dev_flush(fs->dev);
+	/* fsync's write-back, flush and error (reported once, here) */
+	ret = ff_cache_fsync(zi->ci, true);
+	if (ret)
+		writeback_failed(fs, zi, ret);
 	return ret;
 }
 

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 # Injected EIO on device writes (FOLIOFS_FAULT, src/dev/fault.c), in each
 # errors= mode: an O_SYNC appender gets EIO; a buffered appender's fsync gets
-# EIO; the file size is resynced to the zone's write pointer; what was made
+# EIO, and so does its close(2) when it did not fsync; the file size is resynced to the zone's write pointer; what was made
 # durable before is intact after a remount; the daemon keeps serving; then
 # the errors= mode decides what else is refused (kernel zonefs semantics:
 # remount-ro: every write EROFS; zone-ro: that zone EROFS, others writable;
@@ -13,7 +13,7 @@ ZS=$((4 << 20))
 Z1=$(((2 + 1) * ZS)) # seq/1 is device zone 3 (zones 0-1 conventional)
 injected=0
 for mode in remount-ro zone-ro zone-offline repair; do
-	for kind in osync buffered; do
+	for kind in osync buffered close; do
 		rm -f "$IMG"
 		mkimg 2 $ZS 6
 		# the 2nd data write to seq/1 fails (the 1st makes 16 KiB durable)
@@ -35,6 +35,15 @@ if kind == "osync":
     except OSError as e:
         assert e.errno == errno.EIO, e
     os.close(fd)
+elif kind == "close":
+    # close writes the file back (FUSE_FLUSH): its error is close's
+    fd = os.open(s1, os.O_WRONLY)
+    assert os.pwrite(fd, bad, 16384) == 8192   # cached
+    try:
+        os.close(fd)
+        raise SystemExit("close of a file whose write-back failed did not fail")
+    except OSError as e:
+        assert e.errno == errno.EIO, e
 else:
     fd = os.open(s1, os.O_WRONLY)
     assert os.pwrite(fd, bad, 16384) == 8192   # cached
@@ -45,7 +54,10 @@ else:
         assert e.errno == errno.EIO, e
     os.close(fd)
 st = os.getxattr(mnt, "user.foliofs.stats").decode()
-assert "dev_write_errors 1" in st or "zoneq_errors" in st, st
+val = dict(l.split()[:2] for l in st.splitlines() if len(l.split()) >= 2)
+# the one injected failure: one failed device write, one failed zone-queue write
+assert val.get("dev_write_errors") == "1", st
+assert val.get("zoneq_errors") == "1", st
 # the size is the write pointer again: the failed bytes are not in the file
 if mode != "zone-offline":
     assert os.stat(s1).st_size == 16384, os.stat(s1).st_size
@@ -97,4 +109,5 @@ PY
 		echo "errors=$mode $kind: ok"
 	done
 done
+[ "$injected" -eq 12 ] || fail "the fault was injected in $injected of the 12 runs"
 echo "ok ($injected faults injected)"
