@@ -6,7 +6,8 @@
 # Checks that they move as they should: write-through bytes grow by exactly
 # what O_SYNC, O_DSYNC and per-call RWF_DSYNC appends wrote (the sync intent
 # reached the daemon each time), write amplification of aligned sync appends
-# is ~1, and counters can be read while a writer is running.
+# is ~1, and while an O_SYNC writer holds seq/1 open the counters and the
+# zone's write pointer follow each of its appends (in lockstep).
 . "$(dirname "$0")/lib.sh"
 
 mkimg 320M --emulate-zoned --conv-zones 2 --zone-size 64M
@@ -44,21 +45,33 @@ expect_eq "zone size" "$(zv size)" $((3 << 20))
 expect_eq "zone cond" "$(zv cond)" imp-open
 expect_eq "cnv zone type" "$($ZF xattr "$MNT/cnv/0" user.foliofs.zone | awk '$1 == "type" { print $2 }')" cnv
 
-note "read while a writer runs"
-$ZF fill "$MNT/seq/1" 0 48M 2 sync 64K >"$W/writer.out" &
-wpid=$!
-n=0
-while kill -0 $wpid 2>/dev/null; do
+note "read while a writer runs: in lockstep with an O_SYNC writer holding seq/1 open"
+WRITER='import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_SYNC)
+for i in range(8):
+    assert os.write(fd, os.urandom(1 << 20)) == 1 << 20
+    print(i + 1, flush=True)
+    sys.stdin.readline()
+os.close(fd)
+print("done", flush=True)'
+coproc WR { python3 -c "$WRITER" "$MNT/seq/1"; }
+# bash drops WR and WR_PID when the writer exits: keep copies
+wpid=$WR_PID
+exec {rfd}<&"${WR[0]}" {wfd}>&"${WR[1]}"
+dw=$(stat_val dev_writes)
+for i in 1 2 3 4 5 6 7 8; do
+	read -r -t 60 step <&"$rfd" || fail "the writer stopped before step $i"
+	expect_eq "writer step" "$step" "$i"
 	st=$($ZF xattr "$MNT" user.foliofs.stats)
-	case $st in *dev_writes*) ;; *) fail "stats unreadable during writes: $st" ;; esac
-	st=$($ZF xattr "$MNT/seq/1" user.foliofs.zone)
-	case $st in *wp*) ;; *) fail "zone unreadable during writes: $st" ;; esac
-	n=$((n + 1))
-	sleep 0.05
+	d=$(echo "$st" | awk '$1 == "dev_writes" { print $2 }')
+	[ -n "$d" ] && [ "$d" -gt "$dw" ] || fail "dev_writes did not grow at step $i: $st"
+	dw=$d
+	Z=$($ZF xattr "$MNT/seq/1" user.foliofs.zone)
+	expect_eq "seq/1 wp with the writer at step $i" "$(zv wp)" $((i << 20))
+	echo >&"$wfd"
 done
-wait $wpid
-expect_eq "writer" "$(cat "$W/writer.out")" OK
-[ $n -ge 2 ] || note "the writer finished before the counters were read twice ($n)"
-ok "counters read $n times during the writer"
+read -r -t 60 step <&"$rfd"
+expect_eq "writer" "$step" done
+wait "$wpid" || fail "the writer failed"
 umnt
 echo "PASS $TNAME"
