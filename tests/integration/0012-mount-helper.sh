@@ -4,9 +4,11 @@
 # it: `mount.fuse3 foliofs#IMG MNT -o ...` with the build dir on PATH; `mount
 # -t fuse "PATH/foliofs#IMG"` and an fstab-style line (mount -T with a temp
 # fstab) with foliofs options mixed with mount's own (rw, dev, suid, noauto,
-# ro); `mount -t fuse.foliofs IMG MNT` when foliofs is installed on the
-# standard PATH (mount(8) resets PATH for helpers, so a build dir cannot
-# serve it); umount(8) unmounts and the data is written back.
+# ro); `mount -t fuse.foliofs IMG MNT` and a fuse.foliofs fstab line with
+# this build installed (meson install --destdir) on mount(8)'s standard PATH
+# in a private mount namespace (mount(8) gives helpers a fixed PATH, so a
+# build dir cannot serve them); umount(8) unmounts and the data is written
+# back.
 . "$(dirname "$0")/lib.sh"
 need mount.fuse3 mount umount
 
@@ -40,15 +42,30 @@ zf OK check "$MNT/seq/0" 0 2M 1
 zf EROFS pwrite "$MNT/seq/0" 2M 4096 sync
 umnt
 
+note "the installed binaries: mount -t fuse.foliofs and a fuse.foliofs fstab line"
+in_installed_ns
+ns_mounted() { # $1 = what: mounted in the namespace, as fuse.foliofs, by the installed daemon
+	local line pid
+	"${NS[@]}" mountpoint -q "$MNT" || fail "$1: not mounted"
+	line=$(grep -E "^[^ ]+ $MNT fuse\.foliofs " "/proc/$NSPID/mounts") ||
+		fail "$1: not a fuse.foliofs mount: $(grep " $MNT " "/proc/$NSPID/mounts")"
+	pid=$(daemon_pids "$IMG")
+	expect_eq "$1: the daemon runs" "$(readlink "/proc/$pid/exe")" /usr/local/sbin/foliofs
+	ok "$1: mounted ($(echo "$line" | cut -d' ' -f3,4))"
+}
+ns_umount() { # $1 = what
+	"${NS[@]}" umount "$MNT" || fail "$1: umount"
+	wait_daemon_gone "$IMG" 60 || fail "$1: daemon did not exit after umount"
+}
+"${NS[@]}" mount -t fuse.foliofs "$IMG" "$MNT" -o cache_size=64M || fail "mount -t fuse.foliofs"
+ns_mounted "mount -t fuse.foliofs"
+"${NS[@]}" $ZF fill "$MNT/seq/0" 2M 1M 1 sync >"$W/zf.out"
+expect_eq "a write through it" "$(cat "$W/zf.out")" OK
+ns_umount "mount -t fuse.foliofs"
 printf '%s %s fuse.foliofs noauto,cache_size=32M 0 0\n' "$IMG" "$MNT" >"$W/fstab2"
-if env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin sh -c 'command -v foliofs' >/dev/null; then
-	mount -t fuse.foliofs "$IMG" "$MNT" -o cache_size=64M || fail "mount -t fuse.foliofs"
-	check_mounted "mount -t fuse.foliofs" rw
-	umnt
-	mount -T "$W/fstab2" "$MNT" || fail "mount -T (fuse.foliofs line)"
-	check_mounted "fstab fuse.foliofs line" rw
-	umnt
-else
-	note "foliofs is not installed on the standard PATH: mount -t fuse.foliofs and a 'fuse.foliofs' fstab line not tried (mount(8) runs helpers with PATH reset)"
-fi
+"${NS[@]}" mount -T "$W/fstab2" "$MNT" || fail "mount -T (fuse.foliofs line)"
+ns_mounted "fstab fuse.foliofs line"
+"${NS[@]}" $ZF check "$MNT/seq/0" 0 3M 1 >"$W/zf.out"
+expect_eq "the data through it" "$(cat "$W/zf.out")" OK
+ns_umount "fstab fuse.foliofs line"
 echo "PASS $TNAME"

@@ -16,7 +16,6 @@ CUT=$FOLIOFS_BUILD/tests/crash/ff-cut
 [ -x "$CUT" ] || skip "build $CUT first"
 
 mkimg 1G --emulate-zoned --conv-zones 2 --zone-size 128M
-NS=()
 
 # power_cut PID: kill -9 the daemon, wait for its ring to go (the image lock
 # goes with it), then drop every write that was not durable.
@@ -65,31 +64,8 @@ round fusermount3 1 "$FOLIOFS" -o cache_size=512M "$IMG" "$MNT"
 round umount 2 "$FOLIOFS" -o cache_size=512M "$IMG" "$MNT"
 
 note "the installed binaries, from an fstab line with type fuse.foliofs"
-need meson unshare nsenter mount umount
-meson install -C "$FOLIOFS_BUILD" --no-rebuild --quiet --destdir "$W/inst" >"$W/install.out" 2>&1 ||
-	{ cat "$W/install.out"; fail "meson install --destdir"; }
-BIN=$(dirname "$(find "$W/inst" -type f -name foliofs -perm -u+x | head -1)")
-[ -x "$BIN/foliofs" ] || fail "meson install put no foliofs under $W/inst"
-# mount(8) runs mount.fuse3 with a standard PATH that starts with
-# /usr/local/sbin: the installed bin directory goes there, in a mount
-# namespace of this test's own.
-unshare -m --propagation private sleep infinity &
-NSPID=$!
-nsgone() {
-	nsenter -t "$NSPID" -m umount "$MNT" 2>/dev/null
-	kill "$NSPID" 2>/dev/null
-	cleanup
-}
-trap nsgone EXIT
-for ((i = 0; i < 50; i++)); do
-	[ "$(readlink /proc/$NSPID/ns/mnt)" != "$(readlink /proc/self/ns/mnt)" ] && break
-	sleep 0.1
-done
-NS=(nsenter -t "$NSPID" -m)
-"${NS[@]}" mount --bind "$BIN" /usr/local/sbin || fail "bind $BIN on /usr/local/sbin"
-expect_eq "mount(8)'s PATH finds the installed foliofs" \
-	"$("${NS[@]}" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin sh -c 'command -v foliofs')" \
-	/usr/local/sbin/foliofs
+need mount umount
+in_installed_ns
 printf '%s %s fuse.foliofs noauto,cache_size=512M 0 0\n' "$IMG" "$MNT" >"$W/fstab"
 round installed 3 mount -T "$W/fstab" "$MNT"
 echo "PASS $TNAME"

@@ -147,3 +147,30 @@ run_fio() {
 # Flags fio needs on a sequential zone file (no layout, no unlink, append).
 FIO_SEQ="--create_on_open=0 --allow_file_create=0 --file_append=1 --unlink=0 --fallocate=none"
 FIO_CNV="--allow_file_create=0 --unlink=0 --fallocate=none"
+
+# in_installed_ns: install this build (meson install --destdir $W/inst) and
+# start a private mount namespace where its bin directory is bound on
+# /usr/local/sbin, the first directory of the standard PATH that mount(8)
+# gives helpers. Sets NS=(nsenter ...) to run a command in it; the EXIT trap
+# unmounts $MNT there and ends the namespace.
+NS=()
+in_installed_ns() {
+	local bin i
+	need meson unshare nsenter
+	meson install -C "$FOLIOFS_BUILD" --no-rebuild --quiet --destdir "$W/inst" >"$W/install.out" 2>&1 ||
+		{ cat "$W/install.out"; fail "meson install --destdir"; }
+	bin=$(dirname "$(find "$W/inst" -type f -name foliofs -perm -u+x | head -1)")
+	[ -x "$bin/foliofs" ] || fail "meson install put no foliofs under $W/inst"
+	unshare -m --propagation private sleep infinity &
+	NSPID=$!
+	trap 'nsenter -t "$NSPID" -m umount "$MNT" 2>/dev/null; kill "$NSPID" 2>/dev/null; cleanup' EXIT
+	for ((i = 0; i < 100; i++)); do
+		[ "$(readlink "/proc/$NSPID/ns/mnt")" != "$(readlink /proc/self/ns/mnt)" ] && break
+		sleep 0.05
+	done
+	NS=(nsenter -t "$NSPID" -m)
+	"${NS[@]}" mount --bind "$bin" /usr/local/sbin || fail "bind $bin on /usr/local/sbin"
+	expect_eq "mount(8)'s standard PATH finds the installed foliofs" \
+		"$("${NS[@]}" env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin sh -c 'command -v foliofs')" \
+		/usr/local/sbin/foliofs
+}
