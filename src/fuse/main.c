@@ -7,9 +7,12 @@
  * per-call flags (O_SYNC, O_DSYNC, RWF_DSYNC arriving as fi->flags) into the
  * cache's write flags.
  *
- * Files are opened with FOPEN_DIRECT_IO (unless -o kernel_cache) so foliofs's
- * cache is the only cache and the reply to an O_SYNC write means durable.
- * FSYNC is always answered (never ENOSYS: the kernel would stop sending it).
+ * Files are opened with FOPEN_DIRECT_IO (unless -o kernel_cache, and then
+ * still for sequential files opened for writing) so foliofs's cache is the
+ * only cache and the reply to an O_SYNC write means durable. FSYNC is always
+ * answered (never ENOSYS: the kernel would stop sending it). FLUSH (every
+ * close) writes a file opened for writing back to the device, which is what
+ * makes an unmount durable: the kernel does not wait for the daemon there.
  */
 #define FUSE_USE_VERSION 314
 #include <errno.h>
