@@ -54,11 +54,11 @@ for i in range(8):
     sys.stdin.readline()
 os.close(fd)
 print("done", flush=True)'
+dw=$(stat_val dev_writes)
 coproc WR { python3 -c "$WRITER" "$MNT/seq/1"; }
 # bash drops WR and WR_PID when the writer exits: keep copies
 wpid=$WR_PID
 exec {rfd}<&"${WR[0]}" {wfd}>&"${WR[1]}"
-dw=$(stat_val dev_writes)
 for i in 1 2 3 4 5 6 7 8; do
 	read -r -t 60 step <&"$rfd" || fail "the writer stopped before step $i"
 	expect_eq "writer step" "$step" "$i"
