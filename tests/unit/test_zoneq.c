@@ -322,6 +322,45 @@ static void test_zoneq_full_zone_and_ops(void **state)
 	free(b);
 }
 
+/*
+ * Invariant 1 in the device layer: the public write refuses a sequential
+ * zone, even at its write pointer, before any I/O; a batch likewise. Only
+ * the zone queue reaches the zone.
+ */
+static void test_zoneq_dev_write_refuses_seq(void **state)
+{
+	struct fx *f = *state;
+	void *b = tu_alloc(2 * BLK);
+	struct iovec iov = {.iov_base = b, .iov_len = BLK};
+	struct iovec iov2 = {.iov_base = b, .iov_len = 2 * BLK};
+	struct ff_dev_stats before, after;
+	struct ff_io ios[2] = {
+		{.iov = &iov, .iovcnt = 1, .off = 2 * ZS, .write = true},
+		{.iov = &iov, .iovcnt = 1, .off = BLK, .write = true},
+	};
+	struct ff_zone z;
+
+	memset(b, 0x5a, 2 * BLK);
+	ff_dev_stats(f->dev, &before);
+	assert_int_equal(ff_dev_write(f->dev, &iov, 1, 2 * ZS, 0), -EINVAL);
+	assert_int_equal(ff_dev_write(f->dev, &iov, 1, 2 * ZS, FF_IO_DSYNC), -EINVAL);
+	/* a range from conventional zone 0 into sequential zone 1 */
+	assert_int_equal(ff_dev_write(f->dev, &iov2, 1, ZS - BLK, 0), -EINVAL);
+	assert_int_equal(ff_dev_submit_batch(f->dev, ios, 2), 0);
+	assert_int_equal(ios[0].res, -EINVAL);
+	assert_int_equal(ios[1].res, BLK); /* conventional: in place */
+	ff_dev_stats(f->dev, &after);
+	assert_int_equal(after.writes, before.writes + 1);
+	assert_int_equal(after.write_errors, before.write_errors);
+	assert_int_equal(ff_dev_report(f->dev, 2, 1, &z), 1);
+	assert_int_equal(z.wp, 2 * ZS);
+	assert_int_equal(z.cond, FF_ZC_EMPTY);
+	/* the zone queue does reach it */
+	assert_int_equal(ff_zoneq_write_at(f->dev, 2, &iov, 1, 2 * ZS, 0), BLK);
+	assert_int_equal(ff_zoneq_wp(f->dev, 2), 2 * ZS + BLK);
+	free(b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +370,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_zoneq_error_fails_dependants, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zoneq_write_at_wrong_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zoneq_full_zone_and_ops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zoneq_dev_write_refuses_seq, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
