@@ -15,6 +15,11 @@
 #include "foliofs/dev.h"
 #include "foliofs/zoneq.h"
 #include "testutil.h"
+#include <fcntl.h>
+#include <liburing.h>
+#include <stdatomic.h>
+#include <unistd.h>
+#include "../../src/dev/internal.h" /* ff_uring_rw: the ring edge under test */
 
 #define ZS   (4ull << 20)
 #define SIZE (8 * ZS)
@@ -313,6 +318,66 @@ static void test_dev_io_after_fork(void **state)
 	free(b);
 }
 
+/*
+ * -Wl,--wrap=io_uring_submit_and_wait (tests/unit/meson.build): on the
+ * armed thread, call 0 only submits (the op is then in flight) and call 1
+ * fails as a broken ring would.
+ */
+int __real_io_uring_submit_and_wait(struct io_uring *ring, unsigned wait_nr);
+int __wrap_io_uring_submit_and_wait(struct io_uring *ring, unsigned wait_nr);
+static _Thread_local int submit_armed, submit_calls;
+
+int __wrap_io_uring_submit_and_wait(struct io_uring *ring, unsigned wait_nr)
+{
+	if (submit_armed) {
+		int n = submit_calls++;
+
+		if (n == 0)
+			return io_uring_submit(ring);
+		if (n == 1)
+			return -EBADFD;
+	}
+	return __real_io_uring_submit_and_wait(ring, wait_nr);
+}
+
+/*
+ * When the ring fails with an op in flight (a read of an empty pipe), the
+ * call must not return before that op is finished: it points into the
+ * caller's stack. Then the pipe hits EOF: a read left in flight would
+ * complete now, and the thread's next I/O would take its completion for its
+ * own (and return 0 bytes).
+ */
+static void test_dev_ring_failure_reaps_in_flight(void **state)
+{
+	struct fx *f = *state;
+	enum ff_uring_mode mode = ff_dev_uring_mode();
+	void *b = tu_alloc(BLK), *want = tu_alloc(BLK);
+	struct iovec iov = {.iov_base = b, .iov_len = BLK};
+	int p[2], fd;
+	ssize_t r;
+
+	assert_int_equal(ff_dev_set_uring_mode(FF_URING_PER_THREAD), 0);
+	fd = open(f->path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	tu_fill(want, BLK, 77);
+	assert_int_equal(pwrite(fd, want, BLK, 0), BLK);
+	assert_int_equal(pipe(p), 0);
+	submit_armed = 1;
+	submit_calls = 0;
+	r = ff_uring_rw(p[0], &iov, 1, 0, false, 0);
+	submit_armed = 0;
+	assert_int_equal(submit_calls, 2);
+	assert_true(r < 0);
+	close(p[1]);
+	assert_int_equal(ff_uring_rw(fd, &iov, 1, 0, false, 0), BLK);
+	assert_memory_equal(b, want, BLK);
+	close(p[0]);
+	close(fd);
+	ff_dev_set_uring_mode(mode);
+	free(b);
+	free(want);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +389,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dev_uring_modes_concurrent, setup, teardown),
 		cmocka_unit_test(test_dev_uring_mode_names),
 		cmocka_unit_test_setup_teardown(test_dev_io_after_fork, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dev_ring_failure_reaps_in_flight, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
