@@ -118,14 +118,18 @@ const char *ff_dev_kind_name(enum ff_dev_kind kind);
 
 /*
  * Lay emulated zones over a regular file or block device. Refuses (-EEXIST)
- * when the path already holds emulation metadata unless force is set.
+ * when the path already holds emulation metadata unless force is set. The
+ * caller holds the device's one-user lock (ff_dev_lock_image()) meanwhile.
  */
 int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *opts, bool force);
 /*
- * Hold a regular image file's one-user lock (the one an exclusive
- * ff_dev_open takes) without opening it as a device, as mkfs does while it
- * formats: *fd holds it (-1 for a block device, which O_EXCL guards).
- * Fails at once with -EBUSY (said to the user) when it is in use.
+ * Hold a device's one-user lock without opening it as a device, as mkfs and
+ * foliofs-dev do while they write: *fd holds it until closed. For an image
+ * file it is the flock an exclusive ff_dev_open() takes; for a block device
+ * an O_EXCL open (the kernel's claim, which a mount or an exclusive
+ * ff_dev_open() also takes; non-exclusive opens by the holder still work).
+ * Fails at once with -EBUSY (said to the user) when it is in use; *fd is -1
+ * when the path is neither (the open that follows reports it).
  */
 int ff_dev_lock_image(const char *path, int *fd);
 

@@ -162,8 +162,23 @@ int ff_dev_lock_image(const char *path, int *fdp)
 	int fd, ret;
 
 	*fdp = -1;
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+	if (stat(path, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)))
+		return 0; /* the open that follows says what is wrong */
+	if (S_ISBLK(st.st_mode)) {
+		/* the kernel's claim: fails while mounted or held by another O_EXCL open */
+		fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+		if (fd < 0) {
+			ret = -errno;
+			if (ret == -EBUSY)
+				ff_err("%s is in use (mounted, or opened by another foliofs or tool); unmount it first",
+				       path);
+			else
+				ff_err("cannot open %s: %s", path, strerror(-ret));
+			return ret;
+		}
+		*fdp = fd;
 		return 0;
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;

@@ -924,7 +924,8 @@ int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *o, bool f
 		ff_err("%s is neither a block device nor a regular file", path);
 		return -ENODEV;
 	}
-	fd = open(path, O_RDWR | O_CLOEXEC | (S_ISBLK(st.st_mode) ? O_EXCL : 0));
+	/* not O_EXCL: the caller holds the one-user lock (ff_dev_lock_image), an O_EXCL fd */
+	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
 		ff_err("cannot open %s for writing: %s", path, strerror(errno));

@@ -16,6 +16,8 @@
 #include "foliofs/zoneq.h"
 #include "testutil.h"
 #include <fcntl.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
 #include <liburing.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -378,6 +380,73 @@ static void test_dev_ring_failure_reaps_in_flight(void **state)
 	free(want);
 }
 
+/* Attach path to a free loop device: its fd (name in buf), or -1 (no loop devices here). */
+static int loop_attach(const char *path, char *buf, size_t len)
+{
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC), n, lfd = -1, bfd;
+
+	if (ctl < 0)
+		return -1;
+	n = ioctl(ctl, LOOP_CTL_GET_FREE);
+	close(ctl);
+	if (n < 0)
+		return -1;
+	snprintf(buf, len, "/dev/loop%d", n);
+	bfd = open(path, O_RDWR | O_CLOEXEC);
+	if (bfd >= 0)
+		lfd = open(buf, O_RDWR | O_CLOEXEC);
+	if (lfd >= 0 && ioctl(lfd, LOOP_SET_FD, bfd) < 0) {
+		close(lfd);
+		lfd = -1;
+	}
+	if (bfd >= 0)
+		close(bfd);
+	return lfd;
+}
+
+/*
+ * The one-user lock on a block device (what mkfs holds while it formats) is
+ * the kernel's O_EXCL claim: a second locker, an exclusive open (a mount)
+ * and any O_EXCL opener are refused while it is held; the holder's own
+ * non-exclusive opens still work.
+ */
+static int loop_fd = -1;
+
+static int teardown_loop(void **state)
+{
+	if (loop_fd >= 0) {
+		ioctl(loop_fd, LOOP_CLR_FD, 0);
+		close(loop_fd);
+		loop_fd = -1;
+	}
+	return teardown(state);
+}
+
+static void test_dev_lock_image_block_device(void **state)
+{
+	struct fx *f = *state;
+	struct ff_dev_opts ex = {.exclusive = true, .zone_size = ZS}, plain = {.zone_size = ZS};
+	struct ff_dev *d2;
+	char loop[64];
+	int fd = -1, fd2 = -1, probe;
+
+	loop_fd = loop_attach(f->path, loop, sizeof(loop));
+	if (loop_fd < 0)
+		skip();
+	assert_int_equal(ff_dev_lock_image(loop, &fd), 0);
+	assert_true(fd >= 0);
+	probe = open(loop, O_RDONLY | O_EXCL | O_CLOEXEC);
+	assert_true(probe < 0 && errno == EBUSY);
+	assert_int_equal(ff_dev_lock_image(loop, &fd2), -EBUSY);
+	assert_int_equal(fd2, -1);
+	assert_int_equal(ff_dev_open(loop, &ex, &d2), -EBUSY);
+	assert_int_equal(ff_dev_open(loop, &plain, &d2), 0);
+	ff_dev_close(d2);
+	close(fd);
+	assert_int_equal(ff_dev_lock_image(loop, &fd), 0);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -391,6 +460,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dev_io_after_fork, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_dev_ring_failure_reaps_in_flight, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_dev_lock_image_block_device, setup,
+						teardown_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
