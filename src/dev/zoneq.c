@@ -244,7 +244,7 @@ static void lead_locked(struct ff_dev *dev, uint32_t zone, struct zq_zone *z)
 	if (res >= 0 && (size_t)res != bytes)
 		res = -EIO;
 	if (res >= 0 && (flags & FF_IO_DSYNC)) {
-		/* the flush above (if any) made the data below durable, this write itself */
+		/* durable below (flushed above if it was not), and this write by itself */
 		if (!volatile_below_locked(dev, z))
 			z->dur_end = first->off + bytes;
 	} else if (res >= 0) {
