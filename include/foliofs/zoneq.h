@@ -45,7 +45,10 @@ uint64_t ff_zoneq_wp(struct ff_dev *dev, uint32_t zone);
 uint64_t ff_zoneq_durable_end(struct ff_dev *dev, uint32_t zone);
 /* Wait until nothing is queued or in flight on the zone. */
 int ff_zoneq_drain(struct ff_dev *dev, uint32_t zone);
-/* Drain, then reset/finish/open/close the zone and resync the pointer. */
+/*
+ * Drain, then reset/finish/open/close the zone and resync the pointer. A
+ * finish over data no flush covers flushes the device first.
+ */
 int ff_zoneq_zone_op(struct ff_dev *dev, uint32_t zone, int op);
 /* Report the zone and set the reserve pointer to the device's. */
 int ff_zoneq_resync(struct ff_dev *dev, uint32_t zone);

@@ -403,14 +403,23 @@ int ff_zoneq_drain(struct ff_dev *dev, uint32_t zone)
 int ff_zoneq_zone_op(struct ff_dev *dev, uint32_t zone, int op)
 {
 	struct zq_zone *z;
+	bool flush;
 	int ret, ret2;
 
 	if (zone >= dev->zq->nr)
 		return -EINVAL;
 	z = begin_op(dev, zone);
+	/*
+	 * A finish makes the whole zone reachable (FULL: its size is the
+	 * capacity): data below that no flush covers is flushed first, as for
+	 * a durable write.
+	 */
+	flush = op == FF_ZOP_FINISH && z->seq && volatile_below_locked(dev, z);
 	/* the op itself runs without the lock; z->op keeps writers out */
 	ff_mutex_unlock(&z->lock);
-	ret = ff_dev_zone_op(dev, zone, (enum ff_zone_op)op);
+	ret = flush ? ff_dev_flush(dev) : 0;
+	if (!ret)
+		ret = ff_dev_zone_op(dev, zone, (enum ff_zone_op)op);
 	ff_mutex_lock(&z->lock);
 	ret2 = z->seq ? resync(dev, zone, z) : 0;
 	end_op(z);

@@ -437,6 +437,26 @@ static void test_fault_dsync_stream_never_flushes(void **state)
 	assert_int_equal(ff_zoneq_durable_end(f->dev, 6), 6 * ZS + BLK);
 }
 
+/* A finish makes the zone reachable to its capacity: a flush first, as for a durable write. */
+static void test_fault_finish_flushes_volatile_data(void **state)
+{
+	struct fx *f = *state;
+	struct ff_dev_stats a, b;
+
+	open_with(f, "vlog=%s");
+	assert_int_equal(wr(f, 5 * ZS, 1, FF_IO_DSYNC), BLK);
+	ff_dev_stats(f->dev, &a);
+	assert_int_equal(ff_zoneq_zone_op(f->dev, 5, FF_ZOP_FINISH), 0);
+	ff_dev_stats(f->dev, &b);
+	assert_int_equal(b.flushes, a.flushes); /* nothing volatile below */
+	assert_int_equal(wr(f, 6 * ZS, 2, 0), BLK);
+	assert_int_equal(ff_zoneq_durable_end(f->dev, 6), 6 * ZS);
+	assert_int_equal(ff_zoneq_zone_op(f->dev, 6, FF_ZOP_FINISH), 0);
+	ff_dev_stats(f->dev, &a);
+	assert_int_equal(a.flushes, b.flushes + 1);
+	assert_int_equal(ff_zoneq_durable_end(f->dev, 6), 6 * ZS + BLK);
+}
+
 /*
  * The emulation keeps its own rule below the zone queue: a durable write's
  * record (which checks only that write) never goes out over non-durable
@@ -547,6 +567,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fault_dsync_stream_never_flushes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fault_emu_record_covers_durable_only, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fault_finish_flushes_volatile_data, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fault_record_chain_only_on_durable_records,
 						setup, teardown),
