@@ -14,9 +14,19 @@
  * success and -errno on failure. All functions are thread-safe; I/O goes
  * through io_uring. Only this layer includes liburing or libzbd.
  *
- * Writes to a sequential zone must go through the zone queue (zoneq.h):
- * ff_dev_write() to a sequential zone is the raw primitive the zone queue
- * uses, and fails with -EIO unless it is exactly at the write pointer.
+ * Writes to a sequential zone go through the zone queue (zoneq.h) and
+ * nowhere else: ff_dev_write() and ff_dev_submit_batch() refuse with -EINVAL,
+ * before any I/O, a write whose range touches a sequential zone. The raw
+ * write the zone queue issues is private to src/dev.
+ *
+ * Durability order (REQ_PREFLUSH|REQ_FUA): FF_IO_DSYNC makes a write durable
+ * on completion, and only that write. FF_IO_PREFLUSH first makes every write
+ * completed before it durable (a device flush, skipped when nothing written
+ * since the last flush is waiting for one): a durable record that makes
+ * earlier data reachable carries both. The zone queue adds the flush by
+ * itself to a FF_IO_DSYNC write on a sequential zone that has non-durable
+ * data below it, so the zone's pointer never becomes durable over data that
+ * is not.
  */
 #ifndef FOLIOFS_DEV_H
 #define FOLIOFS_DEV_H
@@ -98,7 +108,8 @@ struct ff_emu_opts {
 #define FF_DEV_DEFAULT_ZONE_SIZE (256ull << 20)
 
 /* I/O flags */
-#define FF_IO_DSYNC (1u << 0) /* durable on completion: RWF_DSYNC / FUA */
+#define FF_IO_DSYNC    (1u << 0) /* durable on completion: RWF_DSYNC / FUA */
+#define FF_IO_PREFLUSH (1u << 1) /* earlier completed writes made durable first */
 
 int ff_dev_open(const char *path, const struct ff_dev_opts *opts, struct ff_dev **out);
 void ff_dev_close(struct ff_dev *dev);
@@ -107,22 +118,33 @@ const char *ff_dev_kind_name(enum ff_dev_kind kind);
 
 /*
  * Lay emulated zones over a regular file or block device. Refuses (-EEXIST)
- * when the path already holds emulation metadata unless force is set.
+ * when the path already holds emulation metadata unless force is set. The
+ * caller holds the device's one-user lock (ff_dev_lock_image()) meanwhile.
  */
 int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *opts, bool force);
 /*
- * Hold a regular image file's one-user lock (the one an exclusive
- * ff_dev_open takes) without opening it as a device, as mkfs does while it
- * formats: *fd holds it (-1 for a block device, which O_EXCL guards).
- * Fails at once with -EBUSY (said to the user) when it is in use.
+ * Hold a device's one-user lock without opening it as a device, as mkfs and
+ * foliofs-dev do while they write: *fd holds it until closed. For an image
+ * file it is the flock an exclusive ff_dev_open() takes; for a block device
+ * an O_EXCL open (the kernel's claim, which a mount or an exclusive
+ * ff_dev_open() also takes; non-exclusive opens by the holder still work).
+ * Fails at once with -EBUSY (said to the user) when it is in use; *fd is -1
+ * when the path is neither (the open that follows reports it).
  */
 int ff_dev_lock_image(const char *path, int *fd);
 
-/* Synchronous vectored I/O. Buffers and offsets must be lblock aligned. */
+/*
+ * Synchronous vectored I/O. Buffers and offsets must be lblock aligned.
+ * ff_dev_write() writes conventional space only (-EINVAL on a range touching
+ * a sequential zone: use ff_zoneq_write_at/append).
+ */
 ssize_t ff_dev_read(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off);
 ssize_t ff_dev_write(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off,
 		     unsigned flags);
-/* A batch of independent I/Os submitted together and all waited for. */
+/*
+ * A batch of independent I/Os submitted together and all waited for; the
+ * writes obey ff_dev_write()'s rules (a sequential zone gets -EINVAL).
+ */
 struct ff_io {
 	const struct iovec *iov;
 	int iovcnt;
@@ -132,7 +154,10 @@ struct ff_io {
 	ssize_t res; /* out: bytes or -errno */
 };
 int ff_dev_submit_batch(struct ff_dev *dev, struct ff_io *ios, int n);
-/* Make every completed write durable (device cache flush). */
+/*
+ * Make every completed write durable (device cache flush; on an emulated
+ * device also the pointer records of the zones written since their last).
+ */
 int ff_dev_flush(struct ff_dev *dev);
 
 /* Zones. */

@@ -12,7 +12,7 @@
  *   fail_write=N     the Nth raw write (counted inside range=, if given) fails
  *                    with EIO; fail_count=K makes it K consecutive ones
  *   fail_read=N      the same for reads
- *   fail_flush=N     the Nth flush fails with EIO
+ *   fail_flush=N     the Nth flush fails with EIO (fail_count=K: K of them)
  *   range=A:B        only raw I/O overlapping bytes [A, B) counts for fail_*
  *   vlog=PATH        volatile write cache: each write not made durable by
  *                    FF_IO_DSYNC is logged to PATH with the bytes it

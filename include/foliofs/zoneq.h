@@ -8,6 +8,12 @@
  * the pointer resynced, and every queued write that depended on the failed
  * one fails with the error.
  *
+ * Durability order: a FF_IO_DSYNC write to a zone holding data that no
+ * completed flush covers is preceded by a device flush (REQ_PREFLUSH|FUA), so
+ * a durable pointer or record never covers non-durable data; FF_IO_PREFLUSH
+ * asks for the flush explicitly (see dev.h). Appends that are all FF_IO_DSYNC
+ * never flush.
+ *
  * Conventional zones bypass the queue: these calls on a conventional zone
  * write in place at the given offset (write_at) or fail -EINVAL (append).
  * Blocking calls; safe from any number of threads.
@@ -32,9 +38,17 @@ ssize_t ff_zoneq_write_at(struct ff_dev *dev, uint32_t zone, const struct iovec 
 			  uint64_t off, unsigned flags);
 /* The reserve pointer: the device write pointer plus what is queued. */
 uint64_t ff_zoneq_wp(struct ff_dev *dev, uint32_t zone);
+/*
+ * How far the zone's data is known durable (absolute offset; the zone start
+ * of a conventional zone): below it every completed write is durable.
+ */
+uint64_t ff_zoneq_durable_end(struct ff_dev *dev, uint32_t zone);
 /* Wait until nothing is queued or in flight on the zone. */
 int ff_zoneq_drain(struct ff_dev *dev, uint32_t zone);
-/* Drain, then reset/finish/open/close the zone and resync the pointer. */
+/*
+ * Drain, then reset/finish/open/close the zone and resync the pointer. A
+ * finish over data no flush covers flushes the device first.
+ */
 int ff_zoneq_zone_op(struct ff_dev *dev, uint32_t zone, int op);
 /* Report the zone and set the reserve pointer to the device's. */
 int ff_zoneq_resync(struct ff_dev *dev, uint32_t zone);

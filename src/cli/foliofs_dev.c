@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 #include "foliofs/dev.h"
 #include "foliofs/util.h"
 #include "foliofs/zoneq.h"
@@ -64,7 +65,7 @@ static int cmd_format(int argc, char **argv)
 					   {NULL, 0, NULL, 0}};
 	struct ff_emu_opts o = {.nr_cnv = 1};
 	bool force = false;
-	int c, ret;
+	int c, ret, lock_fd = -1;
 
 	while ((c = getopt_long(argc, argv, "f", lo, NULL)) != -1) {
 		int bad = 0;
@@ -101,7 +102,13 @@ static int cmd_format(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	ret = ff_dev_format_emulated(argv[optind], &o, force);
+	/* one writer per device: not while it is mounted or another tool writes it */
+	ret = ff_dev_lock_image(argv[optind], &lock_fd);
+	if (!ret) {
+		ret = ff_dev_format_emulated(argv[optind], &o, force);
+		if (lock_fd >= 0)
+			close(lock_fd);
+	}
 	if (ret) {
 		fprintf(stderr, "foliofs-dev: formatting %s failed: %s\n", argv[optind],
 			strerror(-ret));
@@ -110,9 +117,15 @@ static int cmd_format(int argc, char **argv)
 	return 0;
 }
 
-static int open_dev(const char *path, struct ff_dev **dev)
+/*
+ * Open for a command: one that writes (zone ops, bench) takes the one-user
+ * lock and is refused while the device is mounted or in use; info/report
+ * only read (read-only: not even the emulation's records are written back).
+ */
+static int open_dev(const char *path, bool write, struct ff_dev **dev)
 {
-	int ret = ff_dev_open(path, NULL, dev);
+	struct ff_dev_opts o = {.exclusive = write, .read_only = !write};
+	int ret = ff_dev_open(path, &o, dev);
 
 	if (ret)
 		fprintf(stderr, "foliofs-dev: cannot open %s: %s\n", path, strerror(-ret));
@@ -124,7 +137,7 @@ static int cmd_info(const char *path, bool report)
 	struct ff_dev *dev;
 	const struct ff_dev_info *di;
 
-	if (open_dev(path, &dev))
+	if (open_dev(path, false, &dev))
 		return 1;
 	di = ff_dev_info(dev);
 	printf("device %s: %s, %llu bytes, %u zones of %llu bytes (%u conventional), logical block %u, physical block %u, write granularity %u, max open %u, max active %u%s\n",
@@ -165,7 +178,7 @@ static int cmd_zone_op(const char *op, const char *path, const char *zs)
 		fprintf(stderr, "foliofs-dev: bad zone number '%s'\n", zs);
 		return 2;
 	}
-	if (open_dev(path, &dev))
+	if (open_dev(path, true, &dev))
 		return 1;
 	ret = ff_zoneq_zone_op(dev, zone, o);
 	if (ret)
@@ -344,7 +357,7 @@ static int cmd_bench(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	if (open_dev(argv[optind], &dev))
+	if (open_dev(argv[optind], true, &dev))
 		return 1;
 	for (uint32_t i = 0; i < ff_dev_info(dev)->nr_zones; i++) {
 		struct ff_zone z;

@@ -162,8 +162,23 @@ int ff_dev_lock_image(const char *path, int *fdp)
 	int fd, ret;
 
 	*fdp = -1;
-	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+	if (stat(path, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)))
+		return 0; /* the open that follows says what is wrong */
+	if (S_ISBLK(st.st_mode)) {
+		/* the kernel's claim: fails while mounted or held by another O_EXCL open */
+		fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+		if (fd < 0) {
+			ret = -errno;
+			if (ret == -EBUSY)
+				ff_err("%s is in use (mounted, or opened by another foliofs or tool); unmount it first",
+				       path);
+			else
+				ff_err("cannot open %s: %s", path, strerror(-ret));
+			return ret;
+		}
+		*fdp = fd;
 		return 0;
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -379,8 +394,34 @@ ssize_t ff_dev_read(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uin
 	return res;
 }
 
-ssize_t ff_dev_write(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off,
-		     unsigned flags)
+uint64_t ff_dev_flush_gen_next(struct ff_dev *dev)
+{
+	return atomic_load(&dev->flush_started) + 1;
+}
+
+bool ff_dev_gen_durable(struct ff_dev *dev, uint64_t gen)
+{
+	return atomic_load(&dev->flush_done) >= gen;
+}
+
+/* A write without FF_IO_DSYNC completed: it is durable only after a later flush. */
+static void note_volatile(struct ff_dev *dev)
+{
+	uint64_t gen = ff_dev_flush_gen_next(dev), cur = atomic_load(&dev->volatile_gen);
+
+	while (cur < gen && !atomic_compare_exchange_weak(&dev->volatile_gen, &cur, gen))
+		;
+}
+
+int ff_dev_preflush(struct ff_dev *dev)
+{
+	if (ff_dev_gen_durable(dev, atomic_load(&dev->volatile_gen)))
+		return 0;
+	return ff_dev_flush(dev);
+}
+
+ssize_t ff_dev_issue_write(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off,
+			   unsigned flags)
 {
 	size_t len = iov_len_sum(iov, iovcnt);
 	ssize_t res;
@@ -388,15 +429,29 @@ ssize_t ff_dev_write(struct ff_dev *dev, const struct iovec *iov, int iovcnt, ui
 	if (dev->info.read_only)
 		return -EROFS;
 	res = check_io(dev, iov, iovcnt, off, len);
+	if (!res && (flags & FF_IO_PREFLUSH))
+		res = ff_dev_preflush(dev);
 	if (!res)
-		res = dev->be->rw(dev, iov, iovcnt, off, true, flags);
+		res = dev->be->rw(dev, iov, iovcnt, off, true, flags & FF_IO_DSYNC);
 	count_io(dev, true, res);
+	if (res > 0 && !(flags & FF_IO_DSYNC))
+		note_volatile(dev);
 	return res;
+}
+
+ssize_t ff_dev_write(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off,
+		     unsigned flags)
+{
+	/* invariant 1: a sequential zone is written through its queue only */
+	if (ff_zoneq_touches_seq(dev, off, iov_len_sum(iov, iovcnt)))
+		return -EINVAL;
+	return ff_dev_issue_write(dev, iov, iovcnt, off, flags);
 }
 
 int ff_dev_submit_batch(struct ff_dev *dev, struct ff_io *ios, int n)
 {
 	bool direct_batch = dev->be == &ff_dev_regular_be && dev->direct && !ff_dev_fault_hook;
+	bool preflush = false;
 	int ret = 0;
 
 	if (direct_batch) {
@@ -408,10 +463,11 @@ int ff_dev_submit_batch(struct ff_dev *dev, struct ff_io *ios, int n)
 				ios[i].res = -EROFS;
 			if (ios[i].res)
 				direct_batch = false;
+			preflush |= ios[i].write && (ios[i].flags & FF_IO_PREFLUSH);
 		}
 	}
 	if (!direct_batch) {
-		/* zones need their checks one I/O at a time */
+		/* one I/O at a time for the zone checks: ff_dev_write refuses sequential zones */
 		for (int i = 0; i < n; i++)
 			ios[i].res = ios[i].write ? ff_dev_write(dev, ios[i].iov, ios[i].iovcnt,
 								 ios[i].off, ios[i].flags)
@@ -419,18 +475,32 @@ int ff_dev_submit_batch(struct ff_dev *dev, struct ff_io *ios, int n)
 								ios[i].off);
 		return 0;
 	}
+	/* a regular device has no sequential zone: the whole batch may go at once */
+	if (preflush && (ret = ff_dev_preflush(dev))) {
+		for (int i = 0; i < n; i++)
+			ios[i].res = ret;
+		return 0;
+	}
 	ret = ff_dev_raw_batch(dev, ios, n);
-	for (int i = 0; i < n && !ret; i++)
+	for (int i = 0; i < n && !ret; i++) {
 		count_io(dev, ios[i].write, ios[i].res);
+		if (ios[i].write && ios[i].res > 0 && !(ios[i].flags & FF_IO_DSYNC))
+			note_volatile(dev);
+	}
 	return ret;
 }
 
 int ff_dev_flush(struct ff_dev *dev)
 {
+	uint64_t gen = atomic_fetch_add(&dev->flush_started, 1) + 1, cur;
 	int ret = dev->be->flush(dev);
 
-	if (!ret)
+	if (!ret) {
 		atomic_fetch_add_explicit(&dev->st_flushes, 1, memory_order_relaxed);
+		cur = atomic_load(&dev->flush_done);
+		while (cur < gen && !atomic_compare_exchange_weak(&dev->flush_done, &cur, gen))
+			;
+	}
 	return ret;
 }
 

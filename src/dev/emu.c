@@ -40,6 +40,16 @@
  * real device after a power cut. Non-durable writes cost no metadata I/O.
  * Model assumed: a single device write is atomic (kept whole or dropped).
  *
+ * So a record's F must never stand above data that is not durable: the data
+ * below F is not checked at mount. Each zone knows the fsync generation that
+ * makes its data durable (nd_gen, from a write without FF_IO_DSYNC) and the
+ * one that makes the data below its newest record's W durable (rec_need_gen).
+ * A durable write whose zone holds non-durable data, and a flush record
+ * chained onto a record whose data is not yet durable (a flush whose device
+ * flush failed, or has not completed while another flush runs), first
+ * fsync. The zone queue above already flushes before such a durable write,
+ * so this costs nothing on its path; it keeps the emulation right by itself.
+ *
  * Locking: emu->lock guards every field of struct emu_zone and the open and
  * active counts. No device I/O happens under it: a write marks its zone busy
  * (a second write to a busy zone fails as a device would, the pointer not
@@ -97,12 +107,14 @@ struct emu_rec {
 struct emu_zone {
 	uint64_t wp; /* relative write pointer */
 	enum ff_zone_cond cond;
-	bool busy;	  /* a write or record write is in flight */
-	bool rec_busy;	  /* the in-flight write is a flush's record write */
-	uint64_t seq;	  /* last record sequence number used */
-	uint64_t rec_wp;  /* W of the newest record written */
-	uint32_t acc_crc; /* crc32c of [rec_wp, wp) written since */
-	bool rec_dirty;	  /* wp moved since the newest record */
+	bool busy;	       /* a write or record write is in flight */
+	bool rec_busy;	       /* the in-flight write is a flush's record write */
+	uint64_t seq;	       /* last record sequence number used */
+	uint64_t rec_wp;       /* W of the newest record written */
+	uint32_t acc_crc;      /* crc32c of [rec_wp, wp) written since */
+	bool rec_dirty;	       /* wp moved since the newest record */
+	uint64_t nd_gen;       /* fsync generation that makes the zone's data durable, 0 = it is */
+	uint64_t rec_need_gen; /* fsync generation that makes the data below rec_wp durable */
 };
 
 struct emu_state {
@@ -112,6 +124,8 @@ struct emu_state {
 	struct emu_zone *z;   /* guarded by lock */
 	uint32_t nr_open;     /* IMP_OPEN + EXP_OPEN, guarded by lock */
 	uint32_t nr_active;   /* open + CLOSED, guarded by lock */
+	/* fsyncs started and the newest that succeeded, as in emu_fsync(); guarded by lock */
+	uint64_t fs_started, fs_done;
 };
 
 static uint64_t trailer_off(uint64_t raw_size, uint32_t lb)
@@ -266,13 +280,43 @@ static void release_zone_locked(struct emu_state *e, uint32_t idx)
 	pthread_cond_broadcast(&e->idle);
 }
 
+/* Whether the fsync generation gen (0: none needed) has completed. Caller holds e->lock. */
+static bool gen_done_locked(struct emu_state *e, uint64_t gen)
+{
+	ff_assert_held(&e->lock);
+	return gen <= e->fs_done;
+}
+
+/*
+ * A device fsync that advances the generations: every write completed
+ * before it started is durable once it succeeded. Takes e->lock; may sleep.
+ */
+static int emu_fsync(struct ff_dev *dev)
+{
+	struct emu_state *e = dev->emu;
+	uint64_t gen;
+	int ret;
+
+	ff_mutex_lock(&e->lock);
+	gen = ++e->fs_started;
+	ff_mutex_unlock(&e->lock);
+	ret = ff_dev_raw_fsync(dev);
+	if (!ret) {
+		ff_mutex_lock(&e->lock);
+		if (e->fs_done < gen)
+			e->fs_done = gen;
+		ff_mutex_unlock(&e->lock);
+	}
+	return ret;
+}
+
 static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *iov, int iovcnt,
 			 uint64_t off, size_t len, unsigned flags)
 {
 	struct emu_state *e = dev->emu;
 	struct emu_zone *z = &e->z[idx];
 	uint64_t rel = off - (uint64_t)idx * e->t.zone_size;
-	bool dsync = flags & FF_IO_DSYNC;
+	bool dsync = flags & FF_IO_DSYNC, preflush = false;
 	struct iovec riov;
 	uint64_t rec_off = 0;
 	uint32_t crc;
@@ -306,11 +350,15 @@ static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *i
 	z->busy = true;
 	/* a durable write's record checks its own blocks; others extend the running crc */
 	crc = dsync ? 0 : z->acc_crc;
+	/* its record's F is this write's start: what lies below must be durable first */
+	preflush = dsync && !gen_done_locked(e, z->nd_gen);
 	ff_mutex_unlock(&e->lock);
 
 	for (int i = 0; i < iovcnt; i++)
 		crc = ff_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
 	if (ff_dev_fault_hook && (ret = ff_dev_fault_hook(dev, off, len))) {
+		res = ret;
+	} else if (preflush && (ret = emu_fsync(dev))) {
 		res = ret;
 	} else if (dsync) {
 		ff_mutex_lock(&e->lock);
@@ -357,9 +405,12 @@ static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *i
 			z->rec_wp = z->wp;
 			z->acc_crc = 0;
 			z->rec_dirty = false;
+			z->nd_gen = 0;
+			z->rec_need_gen = 0;
 		} else {
 			z->acc_crc = crc;
 			z->rec_dirty = true;
+			z->nd_gen = e->fs_started + 1;
 		}
 		if (z->wp == e->t.zone_cap)
 			set_cond_locked(e, z, FF_ZC_FULL);
@@ -439,14 +490,14 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 	 * A compacted record (from == wp) checks nothing at mount: the data
 	 * under it must be durable before it is written, not only after.
 	 */
-	if (compact && (ret = ff_dev_raw_fsync(dev))) {
+	if (compact && (ret = emu_fsync(dev))) {
 		free(blk);
 		return ret;
 	}
 	for (uint32_t i = e->t.nr_cnv; i < e->t.nr_zones && is_seq(e, i); i++) {
 		struct emu_zone *z = &e->z[i];
 		struct iovec riov = {.iov_base = blk, .iov_len = e->t.lblock};
-		uint64_t wp, roff;
+		uint64_t wp, roff, need;
 		ssize_t r;
 
 		ff_mutex_lock(&e->lock);
@@ -467,7 +518,24 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 			continue;
 		}
 		z->rec_busy = true;
+		/* this record's F is the last one's W: the data below must be durable */
+		if (!compact && !gen_done_locked(e, z->rec_need_gen)) {
+			int r2;
+
+			ff_mutex_unlock(&e->lock);
+			r2 = emu_fsync(dev);
+			ff_mutex_lock(&e->lock);
+			if (r2) {
+				if (!ret)
+					ret = r2;
+				z->rec_busy = false;
+				release_zone_locked(e, i);
+				ff_mutex_unlock(&e->lock);
+				continue;
+			}
+		}
 		wp = z->wp;
+		need = z->nd_gen;
 		if (compact)
 			make_rec_locked(e, i, wp, wp, 0, z->cond, blk);
 		else
@@ -480,6 +548,8 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 			z->rec_wp = wp;
 			z->acc_crc = 0;
 			z->rec_dirty = false;
+			/* compacted: the fsync above made everything below wp durable */
+			z->rec_need_gen = compact ? 0 : need;
 			atomic_fetch_add_explicit(&dev->st_meta_bytes, e->t.lblock,
 						  memory_order_relaxed);
 		} else if (!ret) {
@@ -491,7 +561,7 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 	}
 	free(blk);
 	if (!ret)
-		ret = ff_dev_raw_fsync(dev);
+		ret = emu_fsync(dev);
 	return ret;
 }
 
@@ -534,6 +604,7 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 	enum ff_zone_cond old_cond;
 	uint64_t old_wp;
 	struct iovec riov;
+	bool unsynced;
 	void *blk;
 	ssize_t r;
 	int ret = 0;
@@ -578,14 +649,14 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 	}
 	make_rec_locked(e, idx, z->wp, z->wp, 0, z->cond, blk);
 	riov = (struct iovec){.iov_base = blk, .iov_len = e->t.lblock};
+	/* data not yet durable below the pointer: this record checks nothing (from == wp) */
+	unsynced = op != FF_ZOP_RESET && !gen_done_locked(e, z->nd_gen);
 	{
 		uint64_t roff = slot_off(e, idx, (unsigned)(z->seq % 2));
-		/* data written since the last record: this one checks nothing (from == wp) */
-		bool unsynced = op != FF_ZOP_RESET && z->rec_dirty;
 
 		ff_mutex_unlock(&e->lock);
 		/* so it must be durable before the record claims it */
-		r = unsynced ? ff_dev_raw_fsync(dev) : 0;
+		r = unsynced ? emu_fsync(dev) : 0;
 		if (r >= 0)
 			r = raw_write(dev, &riov, 1, roff, FF_IO_DSYNC);
 		/*
@@ -609,6 +680,10 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 		z->rec_wp = z->wp;
 		z->acc_crc = 0;
 		z->rec_dirty = false;
+		if (op == FF_ZOP_RESET || unsynced) {
+			z->nd_gen = 0;
+			z->rec_need_gen = 0;
+		}
 		atomic_fetch_add_explicit(&dev->st_meta_bytes, e->t.lblock, memory_order_relaxed);
 	} else {
 		/* the command failed: the zone stays as it was */
@@ -849,7 +924,8 @@ int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *o, bool f
 		ff_err("%s is neither a block device nor a regular file", path);
 		return -ENODEV;
 	}
-	fd = open(path, O_RDWR | O_CLOEXEC | (S_ISBLK(st.st_mode) ? O_EXCL : 0));
+	/* not O_EXCL: the caller holds the one-user lock (ff_dev_lock_image), an O_EXCL fd */
+	fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0) {
 		ret = -errno;
 		ff_err("cannot open %s for writing: %s", path, strerror(errno));

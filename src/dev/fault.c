@@ -364,7 +364,7 @@ int ff_dev_raw_fsync(struct ff_dev *dev)
 	ff_mutex_lock(&f->lock);
 	if (f->dead)
 		ret = f->drop ? FAULT_DROP : -EIO;
-	else if (++f->nflushes == f->fail_flush) {
+	else if (nth_hit(f, ++f->nflushes, f->fail_flush)) {
 		ff_warn("fault: EIO injected on flush #%" PRIu64, f->nflushes);
 		ret = -EIO;
 	}

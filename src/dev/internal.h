@@ -45,11 +45,35 @@ struct ff_dev {
 	_Atomic uint64_t st_reads, st_writes, st_flushes, st_zone_ops;
 	_Atomic uint64_t st_bytes_read, st_bytes_written, st_read_errors, st_write_errors;
 	_Atomic uint64_t st_meta_bytes; /* emulation metadata written (not user data) */
+	/*
+	 * Flush generations (seq_cst atomics), the device's REQ_PREFLUSH
+	 * bookkeeping: ff_dev_flush() number g sets flush_started to g before it
+	 * flushes and raises flush_done to g when it succeeded. A write that
+	 * completed while flush_started was s is durable once flush_done >= s + 1
+	 * (ff_dev_flush_gen_next() at completion). volatile_gen is the highest
+	 * such generation of any non-durable write on the device.
+	 */
+	_Atomic uint64_t flush_started, flush_done, volatile_gen;
 };
 
 extern const struct dev_backend ff_dev_regular_be;
 extern const struct dev_backend ff_dev_emu_be;
 extern const struct dev_backend ff_dev_zbd_be;
+
+/*
+ * dev.c: the write every public path ends in, without the check that keeps
+ * sequential zones out of ff_dev_write(); the zone queue alone calls it for
+ * a sequential zone. Honours FF_IO_PREFLUSH, counts, and notes a non-durable
+ * write's generation.
+ */
+ssize_t ff_dev_issue_write(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uint64_t off,
+			   unsigned flags);
+/* The flush generation that makes a write completed now durable. */
+uint64_t ff_dev_flush_gen_next(struct ff_dev *dev);
+/* Whether every write noted with generation gen is durable (0: nothing to cover). */
+bool ff_dev_gen_durable(struct ff_dev *dev, uint64_t gen);
+/* Flush the device if a non-durable write may not be durable yet (REQ_PREFLUSH). */
+int ff_dev_preflush(struct ff_dev *dev);
 
 /* uring.c: synchronous I/O on the calling thread's ring. */
 ssize_t ff_uring_rw(int fd, const struct iovec *iov, int iovcnt, uint64_t off, bool write,
@@ -81,6 +105,8 @@ int ff_zbd_open(struct ff_dev *dev, const char *path, const struct ff_dev_opts *
 /* zoneq.c */
 int ff_zoneq_init(struct ff_dev *dev);
 void ff_zoneq_fini(struct ff_dev *dev);
+/* Whether [off, off + len) touches a sequential zone; false before ff_zoneq_init(). */
+bool ff_zoneq_touches_seq(const struct ff_dev *dev, uint64_t off, uint64_t len);
 
 static inline size_t iov_len_sum(const struct iovec *iov, int iovcnt)
 {

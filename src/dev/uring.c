@@ -194,7 +194,8 @@ static struct io_uring *thread_ring(int *err)
 		*err = -ENOMEM;
 		return NULL;
 	}
-	ret = ring_init(&tr->ring, RING_DEPTH);
+	/* room for RING_DEPTH ops and pt_abort()'s cancel */
+	ret = ring_init(&tr->ring, 2 * RING_DEPTH);
 	if (ret < 0) {
 		free(tr);
 		*err = ret;
@@ -205,35 +206,99 @@ static struct io_uring *thread_ring(int *err)
 	return &tr->ring;
 }
 
-/* Submit n ops on the calling thread's ring and wait for all of them. */
-static int pt_exec(struct uop *ops, int n)
+/* Drop the calling thread's ring: the next I/O on this thread makes a new one. */
+static void thread_ring_drop(void)
+{
+	struct thread_ring *tr = pthread_getspecific(ring_key);
+
+	pthread_setspecific(ring_key, NULL);
+	if (tr)
+		ring_free(tr);
+}
+
+/* Reap the completions ready; returns how many were ops' (not a cancel's). */
+static unsigned reap(struct io_uring *ring)
 {
 	struct io_uring_cqe *cqe;
+	unsigned got = 0;
+
+	while (io_uring_peek_cqe(ring, &cqe) == 0) {
+		struct uop *op = io_uring_cqe_get_data(cqe);
+
+		if (op) {
+			op->res = cqe->res;
+			got++;
+		}
+		io_uring_cqe_seen(ring, cqe);
+	}
+	return got;
+}
+
+/*
+ * The ring refused to submit or wait: ops it took still point into the
+ * caller's stack and buffers. Cancel them (an async cancel of any request,
+ * which also submits the ops never taken, and they are cancelled in turn)
+ * and reap every completion owed before returning; then drop the ring, so
+ * that nothing left in it is ever submitted later. left = ops not reaped.
+ */
+static void pt_abort(struct io_uring *ring, unsigned left)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+	unsigned untaken;
+
+	if (sqe) {
+		io_uring_prep_cancel(sqe, NULL, IORING_ASYNC_CANCEL_ANY);
+		io_uring_sqe_set_data(sqe, NULL);
+		(void)io_uring_submit(ring);
+	}
+	/*
+	 * Ops the kernel never took owe no completion (the ring is dropped
+	 * below, so they never will be). The cancel is last in the queue: if
+	 * anything is left untaken, it is among them.
+	 */
+	untaken = io_uring_sq_ready(ring);
+	if (sqe && untaken)
+		untaken--;
+	left = untaken < left ? left - untaken : 0;
+	while (left) {
+		struct io_uring_cqe *cqe;
+		int ret = io_uring_wait_cqe(ring, &cqe);
+
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN)
+			usleep(1000); /* completions still arrive in the mapped ring */
+		left -= reap(ring);
+	}
+	thread_ring_drop();
+}
+
+/*
+ * Submit n (<= RING_DEPTH) ops on the calling thread's ring and wait for all
+ * of them; 0, or -errno when the ring failed (every op then completed or was
+ * cancelled before this returns: they point into the caller's stack).
+ */
+static int pt_exec(struct uop *ops, int n)
+{
 	struct io_uring *ring;
-	unsigned want = (unsigned)n;
+	unsigned left = (unsigned)n;
 	int ret = 0;
 
 	ring = thread_ring(&ret);
 	if (!ring)
 		return ret;
-	for (int i = 0; i < n; i++) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
-
-		if (!sqe)
-			return -EBUSY;
-		prep_op(sqe, &ops[i]);
+	/* cannot happen: every call leaves the ring empty */
+	if (io_uring_sq_space_left(ring) < (unsigned)n + 1) {
+		ff_err("io_uring: submission queue not empty between calls");
+		return -EIO;
 	}
-	while (want) {
+	for (int i = 0; i < n; i++)
+		prep_op(io_uring_get_sqe(ring), &ops[i]);
+	while (left) {
 		ret = io_uring_submit_and_wait(ring, 1);
-		if (ret < 0 && ret != -EINTR && ret != -EAGAIN)
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+			pt_abort(ring, left - reap(ring));
 			return ret;
-		while (want && io_uring_peek_cqe(ring, &cqe) == 0) {
-			struct uop *op = io_uring_cqe_get_data(cqe);
-
-			op->res = cqe->res;
-			io_uring_cqe_seen(ring, cqe);
-			want--;
 		}
+		left -= reap(ring);
 	}
 	return 0;
 }

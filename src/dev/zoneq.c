@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * The per-zone submission queue: the only path to a sequential zone.
+ * The per-zone submission queue: the only path to a sequential zone
+ * (ff_dev_write() refuses one; this file alone calls ff_dev_issue_write()
+ * there).
  *
  * States of a sequential zone's queue (all under zq_zone.lock):
  *   idle     - nothing queued, no write in flight;
  *   issuing  - one thread (the leader) has one device write in flight, built
  *              from one or more queued requests; others queue behind it;
  *   op       - a zone operation or a resync runs; new writes wait before they
- *              reserve a position.
+ *              reserve a position. Once an operation waits for the queue to
+ *              empty (op_waiters), new writes wait too, so a steady stream of
+ *              writers cannot starve it.
  * A request reserves its position (the reserve pointer rp, advanced by its
  * length) when it is queued, so positions follow queue order, exactly like
  * zone append. When the leader's write completes it completes every request
@@ -18,14 +22,25 @@
  * more), submitting threads do their own I/O on their own rings, and merging
  * grows with contention. No thread of its own is needed.
  *
+ * Durability order. Each zone knows how far its data is durable (dur_end)
+ * and, for the newest write made without FF_IO_DSYNC, the flush generation
+ * that covers it (nd_gen, see ff_dev_flush_gen_next()). A durable write at
+ * the pointer makes everything below it reachable (the device's pointer, an
+ * emulated zone's record), so a FF_IO_DSYNC write issued while the zone holds
+ * data no completed flush covers is preceded by ff_dev_flush(): PREFLUSH|FUA.
+ * A stream of FF_IO_DSYNC appends leaves nothing uncovered and never flushes.
+ * FF_IO_PREFLUSH from the caller flushes whatever the device holds volatile.
+ *
  * On a failed write: the carried requests fail with the error, and so does
  * every request queued behind them (their positions depended on it); then the
  * zone is reported and rp set to the device's write pointer. Writes queued
  * after that start from the resynced pointer.
  *
  * Invariants: rp >= device write pointer; rp - device wp = bytes queued or in
- * flight; requests in the FIFO have strictly increasing contiguous offsets.
- * Lock order: zq_zone.lock is a leaf; it is never held across device I/O.
+ * flight; requests in the FIFO have strictly increasing contiguous offsets;
+ * dur_end <= device write pointer.
+ * Lock order: zq_zone.lock is a leaf; it is never held across device I/O or a
+ * zone report (op or issuing keeps writers and other ops out meanwhile).
  */
 #include <errno.h>
 #include <limits.h>
@@ -56,7 +71,12 @@ struct zq_zone {
 	uint64_t rp;		    /* reserve pointer; guarded by lock */
 	bool issuing;		    /* a leader has a write in flight; guarded by lock */
 	bool op;		    /* a zone op/resync runs; guarded by lock */
+	unsigned op_waiters;	    /* ops waiting for the queue to empty; guarded by lock */
 	struct zq_req *head, *tail; /* FIFO of queued requests; guarded by lock */
+	uint64_t dur_end;	    /* data below is durable; guarded by lock */
+	uint64_t nd_gen;	    /* flush generation covering [dur_end, nd_end), 0 = none;
+				     * guarded by lock */
+	uint64_t nd_end;	    /* end of the newest non-durable write; guarded by lock */
 };
 
 struct ff_zoneq_state {
@@ -101,6 +121,10 @@ int ff_zoneq_init(struct ff_dev *dev)
 		z->start = zones[i].start;
 		z->cap_end = zones[i].start + zones[i].cap;
 		z->rp = z->seq ? zones[i].wp : z->start;
+		if (z->seq && zones[i].cond == FF_ZC_FULL)
+			z->rp = z->cap_end;
+		/* what the device shows at open is what survived: durable */
+		z->dur_end = z->rp;
 	}
 	free(zones);
 	dev->zq = q;
@@ -122,17 +146,58 @@ void ff_zoneq_fini(struct ff_dev *dev)
 	dev->zq = NULL;
 }
 
-/* Report the zone and move rp to the device's pointer. Caller holds z->lock, queue empty. */
-static int resync_locked(struct ff_dev *dev, uint32_t zone, struct zq_zone *z)
+bool ff_zoneq_touches_seq(const struct ff_dev *dev, uint64_t off, uint64_t len)
+{
+	const struct ff_zoneq_state *q = dev->zq;
+	uint64_t zs = dev->info.zone_size;
+
+	if (!q || !len)
+		return false;
+	for (uint64_t zi = off / zs; zi <= (off + len - 1) / zs && zi < q->nr; zi++)
+		if (q->z[zi].seq)
+			return true;
+	return false;
+}
+
+/*
+ * Fold a flush that completed since into dur_end. Caller holds z->lock.
+ * Returns whether the zone holds data that no completed flush covers.
+ */
+static bool volatile_below_locked(struct ff_dev *dev, struct zq_zone *z)
+{
+	ff_assert_held(&z->lock);
+	if (z->nd_gen && ff_dev_gen_durable(dev, z->nd_gen)) {
+		if (z->nd_end > z->dur_end)
+			z->dur_end = z->nd_end;
+		z->nd_gen = 0;
+	}
+	return z->nd_gen != 0;
+}
+
+/*
+ * Report the zone and move rp to the device's pointer. Caller holds z->lock,
+ * has set z->op or z->issuing (writers and ops stay out), and the queue is
+ * empty; the lock is dropped for the report and retaken. May sleep.
+ */
+static int resync(struct ff_dev *dev, uint32_t zone, struct zq_zone *z)
 {
 	struct ff_zone rep;
 	int ret;
 
 	ff_assert_held(&z->lock);
+	ff_mutex_unlock(&z->lock);
 	ret = ff_dev_report(dev, zone, 1, &rep);
+	ff_mutex_lock(&z->lock);
 	if (ret < 0)
 		return ret;
 	z->rp = rep.cond == FF_ZC_FULL ? rep.start + rep.cap : rep.wp;
+	if (rep.cond == FF_ZC_EMPTY) {
+		/* reset: nothing left to flush */
+		z->nd_gen = 0;
+		z->nd_end = z->rp;
+	}
+	if (z->dur_end > z->rp || rep.cond == FF_ZC_EMPTY)
+		z->dur_end = z->rp;
 	stat_add(&dev->zq->resyncs, 1);
 	return 0;
 }
@@ -148,7 +213,8 @@ static void lead_locked(struct ff_dev *dev, uint32_t zone, struct zq_zone *z)
 	unsigned flags = 0;
 	size_t bytes = 0;
 	int cnt = 0, nreq = 0;
-	ssize_t res;
+	bool flush;
+	ssize_t res = 0;
 
 	ff_assert_held(&z->lock);
 	for (r = first; r; r = r->next) {
@@ -162,15 +228,29 @@ static void lead_locked(struct ff_dev *dev, uint32_t zone, struct zq_zone *z)
 		last = r;
 		nreq++;
 	}
+	/* durable over data that is not: flush that data first (PREFLUSH|FUA) */
+	flush = (flags & FF_IO_DSYNC) && volatile_below_locked(dev, z);
 	ff_mutex_unlock(&z->lock);
 
-	res = ff_dev_write(dev, iov, cnt, first->off, flags & FF_IO_DSYNC);
-	stat_add(&dev->zq->issued, 1);
-	stat_add(&dev->zq->merged, (uint64_t)(nreq - 1));
+	if (flush || (flags & FF_IO_PREFLUSH))
+		res = flush ? ff_dev_flush(dev) : ff_dev_preflush(dev);
+	if (!res) {
+		res = ff_dev_issue_write(dev, iov, cnt, first->off, flags & FF_IO_DSYNC);
+		stat_add(&dev->zq->issued, 1);
+		stat_add(&dev->zq->merged, (uint64_t)(nreq - 1));
+	}
 
 	ff_mutex_lock(&z->lock);
 	if (res >= 0 && (size_t)res != bytes)
 		res = -EIO;
+	if (res >= 0 && (flags & FF_IO_DSYNC)) {
+		/* durable below (flushed above if it was not), and this write by itself */
+		if (!volatile_below_locked(dev, z))
+			z->dur_end = first->off + bytes;
+	} else if (res >= 0) {
+		z->nd_gen = ff_dev_flush_gen_next(dev);
+		z->nd_end = first->off + bytes;
+	}
 	z->head = last->next;
 	if (!z->head)
 		z->tail = NULL;
@@ -188,9 +268,12 @@ static void lead_locked(struct ff_dev *dev, uint32_t zone, struct zq_zone *z)
 			r->done = true;
 		}
 		z->head = z->tail = NULL;
-		if (resync_locked(dev, zone, z))
+		/* new writes wait (z->op) until rp is the device's pointer again */
+		z->op = true;
+		if (resync(dev, zone, z))
 			ff_err("%s: zone %u: cannot re-read the write pointer after a write error",
 			       dev->path, zone);
+		z->op = false;
 	}
 	if (z->head)
 		z->head->lead = true;
@@ -222,10 +305,11 @@ static ssize_t queue_write(struct ff_dev *dev, uint32_t zone, const struct iovec
 			return -EINVAL;
 		if (off_out)
 			*off_out = off;
-		return ff_dev_write(dev, iov, iovcnt, off, flags);
+		return ff_dev_issue_write(dev, iov, iovcnt, off, flags);
 	}
 	ff_mutex_lock(&z->lock);
-	while (z->op)
+	/* behind a waiting op too: a stream of writers would starve it */
+	while (z->op || z->op_waiters)
 		ff_cond_wait(&z->cv, &z->lock);
 	if (want_off && *want_off != z->rp) {
 		ff_mutex_unlock(&z->lock);
@@ -292,8 +376,10 @@ static struct zq_zone *begin_op(struct ff_dev *dev, uint32_t zone)
 	struct zq_zone *z = &dev->zq->z[zone];
 
 	ff_mutex_lock(&z->lock);
+	z->op_waiters++;
 	while (z->op || z->issuing || z->head)
 		ff_cond_wait(&z->cv, &z->lock);
+	z->op_waiters--;
 	z->op = true;
 	return z;
 }
@@ -317,16 +403,25 @@ int ff_zoneq_drain(struct ff_dev *dev, uint32_t zone)
 int ff_zoneq_zone_op(struct ff_dev *dev, uint32_t zone, int op)
 {
 	struct zq_zone *z;
+	bool flush;
 	int ret, ret2;
 
 	if (zone >= dev->zq->nr)
 		return -EINVAL;
 	z = begin_op(dev, zone);
+	/*
+	 * A finish makes the whole zone reachable (FULL: its size is the
+	 * capacity): data below that no flush covers is flushed first, as for
+	 * a durable write.
+	 */
+	flush = op == FF_ZOP_FINISH && z->seq && volatile_below_locked(dev, z);
 	/* the op itself runs without the lock; z->op keeps writers out */
 	ff_mutex_unlock(&z->lock);
-	ret = ff_dev_zone_op(dev, zone, (enum ff_zone_op)op);
+	ret = flush ? ff_dev_flush(dev) : 0;
+	if (!ret)
+		ret = ff_dev_zone_op(dev, zone, (enum ff_zone_op)op);
 	ff_mutex_lock(&z->lock);
-	ret2 = z->seq ? resync_locked(dev, zone, z) : 0;
+	ret2 = z->seq ? resync(dev, zone, z) : 0;
 	end_op(z);
 	return ret ? ret : ret2;
 }
@@ -339,9 +434,26 @@ int ff_zoneq_resync(struct ff_dev *dev, uint32_t zone)
 	if (zone >= dev->zq->nr)
 		return -EINVAL;
 	z = begin_op(dev, zone);
-	ret = z->seq ? resync_locked(dev, zone, z) : 0;
+	ret = z->seq ? resync(dev, zone, z) : 0;
 	end_op(z);
 	return ret;
+}
+
+uint64_t ff_zoneq_durable_end(struct ff_dev *dev, uint32_t zone)
+{
+	struct zq_zone *z;
+	uint64_t end;
+
+	if (zone >= dev->zq->nr)
+		return 0;
+	z = &dev->zq->z[zone];
+	if (!z->seq)
+		return z->start;
+	ff_mutex_lock(&z->lock);
+	volatile_below_locked(dev, z);
+	end = z->dur_end;
+	ff_mutex_unlock(&z->lock);
+	return end;
 }
 
 void ff_zoneq_stats(const struct ff_dev *dev, struct ff_zoneq_stats *out)

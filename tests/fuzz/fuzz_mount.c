@@ -26,6 +26,7 @@
 #include "foliofs/dev.h"
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
+#include "foliofs/zoneq.h"
 
 #define ZS  (64u << 10)
 #define NZ  6u
@@ -62,10 +63,10 @@ static void make_template(void)
 			abort();
 		memset(b, 0x5a, 2 * BLK);
 		struct iovec iov = {.iov_base = b, .iov_len = 2 * BLK};
-		(void)ff_dev_write(dev, &iov, 1, 2 * ZS, FF_IO_DSYNC);
-		(void)ff_dev_write(dev, &iov, 1, 3 * ZS, 0);
+		(void)ff_zoneq_write_at(dev, 2, &iov, 1, 2 * ZS, FF_IO_DSYNC);
+		(void)ff_zoneq_write_at(dev, 3, &iov, 1, 3 * ZS, 0);
 		(void)ff_dev_flush(dev);
-		(void)ff_dev_write(dev, &iov, 1, 3 * ZS + 2 * BLK, 0);
+		(void)ff_zoneq_write_at(dev, 3, &iov, 1, 3 * ZS + 2 * BLK, 0);
 		ff_dev_close(dev);
 		free(b);
 	}

@@ -15,6 +15,13 @@
 #include "foliofs/dev.h"
 #include "foliofs/zoneq.h"
 #include "testutil.h"
+#include <fcntl.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
+#include <liburing.h>
+#include <stdatomic.h>
+#include <unistd.h>
+#include "../../src/dev/internal.h" /* ff_uring_rw: the ring edge under test */
 
 #define ZS   (4ull << 20)
 #define SIZE (8 * ZS)
@@ -313,6 +320,133 @@ static void test_dev_io_after_fork(void **state)
 	free(b);
 }
 
+/*
+ * -Wl,--wrap=io_uring_submit_and_wait (tests/unit/meson.build): on the
+ * armed thread, call 0 only submits (the op is then in flight) and call 1
+ * fails as a broken ring would.
+ */
+int __real_io_uring_submit_and_wait(struct io_uring *ring, unsigned wait_nr);
+int __wrap_io_uring_submit_and_wait(struct io_uring *ring, unsigned wait_nr);
+static _Thread_local int submit_armed, submit_calls;
+
+int __wrap_io_uring_submit_and_wait(struct io_uring *ring, unsigned wait_nr)
+{
+	if (submit_armed) {
+		int n = submit_calls++;
+
+		if (n == 0)
+			return io_uring_submit(ring);
+		if (n == 1)
+			return -EBADFD;
+	}
+	return __real_io_uring_submit_and_wait(ring, wait_nr);
+}
+
+/*
+ * When the ring fails with an op in flight (a read of an empty pipe), the
+ * call must not return before that op is finished: it points into the
+ * caller's stack. Then the pipe hits EOF: a read left in flight would
+ * complete now, and the thread's next I/O would take its completion for its
+ * own (and return 0 bytes).
+ */
+static void test_dev_ring_failure_reaps_in_flight(void **state)
+{
+	struct fx *f = *state;
+	enum ff_uring_mode mode = ff_dev_uring_mode();
+	void *b = tu_alloc(BLK), *want = tu_alloc(BLK);
+	struct iovec iov = {.iov_base = b, .iov_len = BLK};
+	int p[2], fd;
+	ssize_t r;
+
+	assert_int_equal(ff_dev_set_uring_mode(FF_URING_PER_THREAD), 0);
+	fd = open(f->path, O_RDWR | O_CLOEXEC);
+	assert_true(fd >= 0);
+	tu_fill(want, BLK, 77);
+	assert_int_equal(pwrite(fd, want, BLK, 0), BLK);
+	assert_int_equal(pipe(p), 0);
+	submit_armed = 1;
+	submit_calls = 0;
+	r = ff_uring_rw(p[0], &iov, 1, 0, false, 0);
+	submit_armed = 0;
+	assert_int_equal(submit_calls, 2);
+	assert_true(r < 0);
+	close(p[1]);
+	assert_int_equal(ff_uring_rw(fd, &iov, 1, 0, false, 0), BLK);
+	assert_memory_equal(b, want, BLK);
+	close(p[0]);
+	close(fd);
+	ff_dev_set_uring_mode(mode);
+	free(b);
+	free(want);
+}
+
+/* Attach path to a free loop device: its fd (name in buf), or -1 (no loop devices here). */
+static int loop_attach(const char *path, char *buf, size_t len)
+{
+	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC), n, lfd = -1, bfd;
+
+	if (ctl < 0)
+		return -1;
+	n = ioctl(ctl, LOOP_CTL_GET_FREE);
+	close(ctl);
+	if (n < 0)
+		return -1;
+	snprintf(buf, len, "/dev/loop%d", n);
+	bfd = open(path, O_RDWR | O_CLOEXEC);
+	if (bfd >= 0)
+		lfd = open(buf, O_RDWR | O_CLOEXEC);
+	if (lfd >= 0 && ioctl(lfd, LOOP_SET_FD, bfd) < 0) {
+		close(lfd);
+		lfd = -1;
+	}
+	if (bfd >= 0)
+		close(bfd);
+	return lfd;
+}
+
+/*
+ * The one-user lock on a block device (what mkfs holds while it formats) is
+ * the kernel's O_EXCL claim: a second locker, an exclusive open (a mount)
+ * and any O_EXCL opener are refused while it is held; the holder's own
+ * non-exclusive opens still work.
+ */
+static int loop_fd = -1;
+
+static int teardown_loop(void **state)
+{
+	if (loop_fd >= 0) {
+		ioctl(loop_fd, LOOP_CLR_FD, 0);
+		close(loop_fd);
+		loop_fd = -1;
+	}
+	return teardown(state);
+}
+
+static void test_dev_lock_image_block_device(void **state)
+{
+	struct fx *f = *state;
+	struct ff_dev_opts ex = {.exclusive = true, .zone_size = ZS}, plain = {.zone_size = ZS};
+	struct ff_dev *d2;
+	char loop[64];
+	int fd = -1, fd2 = -1, probe;
+
+	loop_fd = loop_attach(f->path, loop, sizeof(loop));
+	if (loop_fd < 0)
+		skip();
+	assert_int_equal(ff_dev_lock_image(loop, &fd), 0);
+	assert_true(fd >= 0);
+	probe = open(loop, O_RDONLY | O_EXCL | O_CLOEXEC);
+	assert_true(probe < 0 && errno == EBUSY);
+	assert_int_equal(ff_dev_lock_image(loop, &fd2), -EBUSY);
+	assert_int_equal(fd2, -1);
+	assert_int_equal(ff_dev_open(loop, &ex, &d2), -EBUSY);
+	assert_int_equal(ff_dev_open(loop, &plain, &d2), 0);
+	ff_dev_close(d2);
+	close(fd);
+	assert_int_equal(ff_dev_lock_image(loop, &fd), 0);
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -324,6 +458,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dev_uring_modes_concurrent, setup, teardown),
 		cmocka_unit_test(test_dev_uring_mode_names),
 		cmocka_unit_test_setup_teardown(test_dev_io_after_fork, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_dev_ring_failure_reaps_in_flight, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_dev_lock_image_block_device, setup,
+						teardown_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

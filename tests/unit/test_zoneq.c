@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -322,6 +323,184 @@ static void test_zoneq_full_zone_and_ops(void **state)
 	free(b);
 }
 
+/*
+ * Invariant 1 in the device layer: the public write refuses a sequential
+ * zone, even at its write pointer, before any I/O; a batch likewise. Only
+ * the zone queue reaches the zone.
+ */
+static void test_zoneq_dev_write_refuses_seq(void **state)
+{
+	struct fx *f = *state;
+	void *b = tu_alloc(2 * BLK);
+	struct iovec iov = {.iov_base = b, .iov_len = BLK};
+	struct iovec iov2 = {.iov_base = b, .iov_len = 2 * BLK};
+	struct ff_dev_stats before, after;
+	struct ff_io ios[2] = {
+		{.iov = &iov, .iovcnt = 1, .off = 2 * ZS, .write = true},
+		{.iov = &iov, .iovcnt = 1, .off = BLK, .write = true},
+	};
+	struct ff_zone z;
+
+	memset(b, 0x5a, 2 * BLK);
+	ff_dev_stats(f->dev, &before);
+	assert_int_equal(ff_dev_write(f->dev, &iov, 1, 2 * ZS, 0), -EINVAL);
+	assert_int_equal(ff_dev_write(f->dev, &iov, 1, 2 * ZS, FF_IO_DSYNC), -EINVAL);
+	/* a range from conventional zone 0 into sequential zone 1 */
+	assert_int_equal(ff_dev_write(f->dev, &iov2, 1, ZS - BLK, 0), -EINVAL);
+	assert_int_equal(ff_dev_submit_batch(f->dev, ios, 2), 0);
+	assert_int_equal(ios[0].res, -EINVAL);
+	assert_int_equal(ios[1].res, BLK); /* conventional: in place */
+	ff_dev_stats(f->dev, &after);
+	assert_int_equal(after.writes, before.writes + 1);
+	assert_int_equal(after.write_errors, before.write_errors);
+	assert_int_equal(ff_dev_report(f->dev, 2, 1, &z), 1);
+	assert_int_equal(z.wp, 2 * ZS);
+	assert_int_equal(z.cond, FF_ZC_EMPTY);
+	/* the zone queue does reach it */
+	assert_int_equal(ff_zoneq_write_at(f->dev, 2, &iov, 1, 2 * ZS, 0), BLK);
+	assert_int_equal(ff_zoneq_wp(f->dev, 2), 2 * ZS + BLK);
+	free(b);
+}
+
+/*
+ * -Wl,--wrap (tests/unit/meson.build) at the edges zoneq.c calls: each
+ * thread counts the mutexes it holds; a REPORT ZONES (ff_dev_report) issued
+ * while the calling thread holds one is counted; and a thread given a role
+ * says when it goes to sleep on a condition variable.
+ */
+void __real_ff_mutex_lock(struct ff_mutex *mu);
+bool __real_ff_mutex_trylock(struct ff_mutex *mu);
+void __real_ff_mutex_unlock(struct ff_mutex *mu);
+void __real_ff_cond_wait(pthread_cond_t *cv, struct ff_mutex *mu);
+int __real_ff_dev_report(struct ff_dev *dev, uint32_t first, uint32_t n, struct ff_zone *out);
+void __wrap_ff_mutex_lock(struct ff_mutex *mu);
+bool __wrap_ff_mutex_trylock(struct ff_mutex *mu);
+void __wrap_ff_mutex_unlock(struct ff_mutex *mu);
+void __wrap_ff_cond_wait(pthread_cond_t *cv, struct ff_mutex *mu);
+int __wrap_ff_dev_report(struct ff_dev *dev, uint32_t first, uint32_t n, struct ff_zone *out);
+
+static _Thread_local int locks_held;
+static _Thread_local int role; /* 0 none, else index into sleeping[] */
+static _Atomic int reports, reports_locked;
+static _Atomic bool sleeping[3];
+
+void __wrap_ff_mutex_lock(struct ff_mutex *mu)
+{
+	__real_ff_mutex_lock(mu);
+	locks_held++;
+}
+
+bool __wrap_ff_mutex_trylock(struct ff_mutex *mu)
+{
+	bool got = __real_ff_mutex_trylock(mu);
+
+	locks_held += got;
+	return got;
+}
+
+void __wrap_ff_mutex_unlock(struct ff_mutex *mu)
+{
+	locks_held--;
+	__real_ff_mutex_unlock(mu);
+}
+
+void __wrap_ff_cond_wait(pthread_cond_t *cv, struct ff_mutex *mu)
+{
+	if (role)
+		atomic_store(&sleeping[role], true);
+	__real_ff_cond_wait(cv, mu);
+}
+
+int __wrap_ff_dev_report(struct ff_dev *dev, uint32_t first, uint32_t n, struct ff_zone *out)
+{
+	atomic_fetch_add(&reports, 1);
+	if (locks_held)
+		atomic_fetch_add(&reports_locked, 1);
+	return __real_ff_dev_report(dev, first, n, out);
+}
+
+/* REPORT ZONES may sleep on the device: never under a zone lock. */
+static void test_zoneq_report_without_zone_lock(void **state)
+{
+	struct fx *f = *state;
+	struct one ones[3];
+
+	atomic_store(&reports, 0);
+	atomic_store(&reports_locked, 0);
+	assert_int_equal(ff_zoneq_resync(f->dev, 2), 0);
+	assert_int_equal(ff_zoneq_zone_op(f->dev, 2, FF_ZOP_FINISH), 0);
+	assert_int_equal(ff_zoneq_zone_op(f->dev, 2, FF_ZOP_RESET), 0);
+	/* and the resync after a failed write */
+	atomic_store(&hook_calls, 0);
+	atomic_store(&hook_fail_at, 0);
+	ff_dev_fault_hook = slow_hook;
+	run_contended(f, 3, ones, 3);
+	ff_dev_fault_hook = NULL;
+	assert_int_equal(ones[0].res, -EIO);
+	assert_int_equal(atomic_load(&reports), 4);
+	assert_int_equal(atomic_load(&reports_locked), 0);
+}
+
+static void wait_sleeping(int r)
+{
+	while (!atomic_load(&sleeping[r]))
+		sched_yield();
+}
+
+static void *op_fn(void *arg)
+{
+	struct fx *f = arg;
+
+	role = 1;
+	return (void *)(intptr_t)ff_zoneq_zone_op(f->dev, 2, FF_ZOP_RESET);
+}
+
+static void *late_writer_fn(void *arg)
+{
+	role = 2;
+	return one_fn(arg);
+}
+
+/*
+ * A zone op waiting for the queue to empty is not overtaken by writers that
+ * come after it: with a write in flight, a reset waiting, and then one more
+ * append, the append lands after the reset, at the zone start. (A writer
+ * joining the queue behind the in-flight write would keep the op waiting as
+ * long as writers keep coming.)
+ */
+static void test_zoneq_op_not_starved_by_writers(void **state)
+{
+	struct fx *f = *state;
+	struct one first = {.f = f, .zone = 2, .seed = 1}, late = {.f = f, .zone = 2, .seed = 2};
+	pthread_t t1, top, t2;
+	void *opres;
+
+	atomic_store(&hook_calls, 0);
+	atomic_store(&hook_fail_at, -1);
+	atomic_store(&hook_release, false);
+	atomic_store(&sleeping[1], false);
+	atomic_store(&sleeping[2], false);
+	ff_dev_fault_hook = slow_hook;
+	assert_int_equal(pthread_create(&t1, NULL, one_fn, &first), 0);
+	while (atomic_load(&hook_calls) == 0)
+		sched_yield(); /* the first append is in flight, held by the hook */
+	assert_int_equal(pthread_create(&top, NULL, op_fn, f), 0);
+	wait_sleeping(1); /* the reset waits for the queue */
+	assert_int_equal(pthread_create(&t2, NULL, late_writer_fn, &late), 0);
+	wait_sleeping(2); /* the late append waits too, behind or in the queue */
+	atomic_store(&hook_release, true);
+	pthread_join(t1, NULL);
+	pthread_join(top, &opres);
+	pthread_join(t2, NULL);
+	ff_dev_fault_hook = NULL;
+	assert_int_equal(first.res, BLK);
+	assert_int_equal(first.off, 2 * ZS);
+	assert_int_equal((intptr_t)opres, 0);
+	assert_int_equal(late.res, BLK);
+	assert_int_equal(late.off, 2 * ZS);
+	assert_int_equal(ff_zoneq_wp(f->dev, 2), 2 * ZS + BLK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -331,6 +510,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_zoneq_error_fails_dependants, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zoneq_write_at_wrong_offset, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zoneq_full_zone_and_ops, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zoneq_dev_write_refuses_seq, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zoneq_report_without_zone_lock, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_zoneq_op_not_starved_by_writers, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
