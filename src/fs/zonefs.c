@@ -199,8 +199,9 @@ int ff_fs_check(const char *path, bool read_only)
  * and zonefs_inode_update_mode see it. An offline zone can be neither read
  * nor written: size 0, mode 000. A read-only zone has no valid write pointer
  * (null_blk reports all ones), so the file's size cannot be known at mount:
- * size 0 and mode 000 as well, and no writes. Called while the tree is built,
- * before any other thread sees zi.
+ * the kernel gives it size 0 and mode 000 and refuses reads (EPERM) as for
+ * an offline zone, which is the state it gets here. Called while the tree is
+ * built, before any other thread sees zi.
  */
 static void mount_condition(struct zf_inode *zi, const struct ff_zone *z)
 {
@@ -209,10 +210,7 @@ static void mount_condition(struct zf_inode *zi, const struct ff_zone *z)
 	ff_warn("%s/%u: zone %u is %s: the file is empty and cannot be accessed",
 		zi->seq ? "seq" : "cnv", zi->idx, zi->zone,
 		z->cond == FF_ZC_OFFLINE ? "offline" : "read-only");
-	if (z->cond == FF_ZC_OFFLINE || atomic_load(&zi->state) == ZF_OFFLINE)
-		atomic_store(&zi->state, ZF_OFFLINE);
-	else
-		atomic_store(&zi->state, ZF_RDONLY);
+	atomic_store(&zi->state, ZF_OFFLINE);
 	atomic_store(&zi->size, 0);
 	atomic_store(&zi->mode, atomic_load(&zi->mode) & ~0777u);
 }
@@ -623,6 +621,8 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 			atomic_store(&fs->dgid[d], (uint32_t)st->st_gid);
 		return 0;
 	}
+	if (atomic_load(&zi->state) != ZF_OK)
+		return -EPERM; /* as the kernel: a read-only or offline zone's file is immutable */
 	if (which & FF_SET_SIZE) {
 		uint64_t size = (uint64_t)st->st_size;
 
@@ -630,8 +630,6 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 			return -EROFS;
 		if (!zi->seq)
 			return -EPERM; /* conventional files have a fixed size */
-		if (atomic_load(&zi->state) != ZF_OK)
-			return -EROFS;
 		if (size != 0 && size != zi->cap)
 			return -EPERM;
 		ff_mutex_lock(&zi->io_lock);
@@ -680,10 +678,15 @@ int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags, unsigned *open_flags)
 		*open_flags = zi && zi->seq ? FF_OPEN_NO_SHARED_WRITE_MMAP : 0;
 	if (!zi)
 		return ff_fs_getattr(fs, ino, &(struct stat){0}) ? -ENOENT : -EISDIR;
-	if (atomic_load(&zi->state) == ZF_OFFLINE)
-		return -EIO;
-	if (wr && (atomic_load(&fs->ro) || atomic_load(&zi->state) == ZF_RDONLY))
+	/*
+	 * As the kernel: a read-only mount refuses a write open (EROFS), and the
+	 * file of a read-only or offline zone is immutable (EPERM); an offline
+	 * one opens for reading, and its reads fail.
+	 */
+	if (wr && atomic_load(&fs->ro))
 		return -EROFS;
+	if (wr && atomic_load(&zi->state) != ZF_OK)
+		return -EPERM;
 	if ((flags & O_TRUNC) && wr) {
 		struct stat st = {.st_size = 0};
 
@@ -749,7 +752,7 @@ ssize_t ff_fs_read(struct ff_fs *fs, uint64_t ino, void *buf, size_t len, uint64
 	if (!zi)
 		return -EISDIR;
 	if (atomic_load(&zi->state) == ZF_OFFLINE)
-		return -EIO;
+		return -EPERM; /* as the kernel: an offline zone's file is immutable, mode 000 */
 	size = atomic_load(&zi->size);
 	if (off >= size)
 		return 0;
@@ -814,10 +817,10 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 
 	if (!zi)
 		return -EISDIR;
-	if (atomic_load(&fs->ro) || atomic_load(&zi->state) == ZF_RDONLY)
+	if (atomic_load(&zi->state) != ZF_OK)
+		return -EPERM; /* as the kernel: immutable (read-only or offline zone) */
+	if (atomic_load(&fs->ro))
 		return -EROFS;
-	if (atomic_load(&zi->state) == ZF_OFFLINE)
-		return -EIO;
 	if (!len)
 		return 0;
 	if ((flags & FF_FS_APPEND) && !zi->seq)
