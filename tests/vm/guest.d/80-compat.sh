@@ -35,6 +35,7 @@ EOF
 # exactly as KNOWN documents; FAIL with both answers otherwise.
 compare() {
 	if cmp -s "$2" "$3"; then
+		echo "both: $(tr '\n' ';' <"$2")"
 		pass "compat-$1"
 	elif grep -qxF "$1|$(tr '\n' ';' <"$3")" $KNOWN; then
 		pass "compat-$1 (documented difference: $(tr '\n' ';' <"$3"))"
@@ -45,14 +46,16 @@ compare() {
 	fi
 }
 
-# a second null_blk device through configfs: 4 KiB blocks, 2 conventional +
-# 14 sequential 64 MiB zones, at most 3 open and 3 active zones
+# a second null_blk device through configfs: 4 KiB blocks, 4 conventional +
+# 12 sequential 64 MiB zones (so aggr_cnv has 3 zones to join), at most 3 open
+# and 3 active zones; seq/k is zone NCONV + k
+NCONV=4
 NB=/sys/kernel/config/nullb
 D1=
 mk_nullb() { # NAME: prints the device path
 	local d=$NB/$1
 	mkdir $d || return 1
-	echo 1 >$d/zoned; echo 64 >$d/zone_size; echo 2 >$d/zone_nr_conv; echo 1024 >$d/size
+	echo 1 >$d/zoned; echo 64 >$d/zone_size; echo $NCONV >$d/zone_nr_conv; echo 1024 >$d/size
 	echo 1 >$d/memory_backed; echo 4096 >$d/blocksize
 	echo 3 >$d/zone_max_open; echo 3 >$d/zone_max_active
 	echo 1 >$d/power || return 1
@@ -81,20 +84,20 @@ fumount() { ff_umount "$1" >/dev/null 2>&1; }
 # ---- 1. superblock features, both ways ----
 look() { # DIR: the tree and the owner, mode and size of a few files
 	echo "cnv $(ls $1/cnv 2>/dev/null | wc -l) seq $(ls $1/seq | wc -l)"
-	for f in cnv/0 cnv/1 seq/0 seq/13; do
+	for f in cnv/0 cnv/1 cnv/2 seq/0 seq/11; do
 		[ -e $1/$f ] && echo "$f $(stat -c '%a %u %g %s' $1/$f)"
 	done
 }
 one_feature() { # NAME HOW(mkfs|indep) MKFS-ARGS...
 	local name=$1 how=$2
 	shift 2
-	mkfs.foliofs --force "$@" $DEV >/tmp/mkfs.out 2>&1 || { cat /tmp/mkfs.out; fail "compat-sb-$how-$name mkfs"; return; }
+	mkfs.foliofs --force "$@" $D1 >/tmp/mkfs.out 2>&1 || { cat /tmp/mkfs.out; fail "compat-sb-$how-$name mkfs"; return; }
 	if [ $how = indep ]; then
-		dd if=/foliofs/sb/$name.blk of=$DEV bs=4096 count=1 conv=notrunc,fsync 2>/dev/null ||
+		dd if=/foliofs/sb/$name.blk of=$D1 bs=4096 count=1 conv=notrunc,fsync 2>/dev/null ||
 			{ fail "compat-sb-$how-$name dd"; return; }
 	fi
-	if kmount $DEV $K; then look $K >/tmp/k.out; umount $K; else echo "mount failed" >/tmp/k.out; fi
-	if fmount $DEV $F; then look $F >/tmp/f.out; fumount $F; else echo "mount failed" >/tmp/f.out; fi
+	if kmount $D1 $K; then look $K >/tmp/k.out; umount $K; else echo "mount failed" >/tmp/k.out; fi
+	if fmount $D1 $F; then look $F >/tmp/f.out; fumount $F; else echo "mount failed" >/tmp/f.out; fi
 	compare "sb-$how-$name" /tmp/k.out /tmp/f.out
 }
 step "superblock features"
@@ -121,23 +124,24 @@ ro_look() { # DIR: size, mode, and what a read and a write open say, for seq/2 s
 		echo "$f $(stat -c '%a %s' $1/$f) read:${r:-ok} write:${w:-ok}"
 	done
 }
+Z2=$((NCONV + 2)) Z3=$((NCONV + 3)) # the zones of seq/2 and seq/3
 if [ -e $NB/nullb9/zone_readonly ]; then
 	step "read-only/offline zones at mount"
 	mkfs.foliofs --force $D1 >/dev/null 2>&1
-	# write 64 KiB into seq/2 and seq/3 (zones 4 and 5) first
-	fio --name=w --filename=$D1 --offset=$((4 * ZB)) --size=64k --bs=64k --rw=write --direct=1 >/dev/null 2>&1
-	fio --name=w --filename=$D1 --offset=$((5 * ZB)) --size=64k --bs=64k --rw=write --direct=1 >/dev/null 2>&1
-	zone_cond readonly 4
-	zone_cond offline 5
-	blkzone report -o $((4 * ZSECT)) -c 2 $D1 | sed 's/^/blkzone: /'
+	# write 64 KiB into seq/2 and seq/3 first
+	fio --name=w --filename=$D1 --offset=$((Z2 * ZB)) --size=64k --bs=64k --rw=write --direct=1 >/dev/null 2>&1
+	fio --name=w --filename=$D1 --offset=$((Z3 * ZB)) --size=64k --bs=64k --rw=write --direct=1 >/dev/null 2>&1
+	zone_cond readonly $Z2
+	zone_cond offline $Z3
+	blkzone report -o $((Z2 * ZSECT)) -c 2 $D1 | sed 's/^/blkzone: /'
 	if kmount $D1 $K; then ro_look $K >/tmp/k.out; umount $K; else echo "mount failed" >/tmp/k.out; fi
 	if fmount $D1 $F; then ro_look $F >/tmp/f.out; fumount $F && echo "umount clean" >>/tmp/f.out ||
 		echo "umount failed" >>/tmp/f.out; else echo "mount failed" >/tmp/f.out; fi
 	echo "umount clean" >>/tmp/k.out
 	grep -q "partial tail" /tmp/foliofs-fz.log && echo "warns: partial tail" >>/tmp/f.out
 	compare ro-offline-at-mount /tmp/k.out /tmp/f.out
-	zone_cond readonly 4
-	zone_cond offline 5
+	zone_cond readonly $Z2
+	zone_cond offline $Z3
 	step "read-only/offline zones at I/O time"
 	mkfs.foliofs --force $D1 >/dev/null 2>&1
 	io_case() { # DIR: seq/2 and seq/3 written, then made read-only/offline, then used
@@ -145,8 +149,8 @@ if [ -e $NB/nullb9/zone_readonly ]; then
 			--create_on_open=0 --allow_file_create=0 --file_append=1 --unlink=0 >/dev/null 2>&1
 		fio --name=w --filename=$1/seq/3 --size=64k --bs=64k --rw=write --direct=1 --sync=1 --ioengine=libaio \
 			--create_on_open=0 --allow_file_create=0 --file_append=1 --unlink=0 >/dev/null 2>&1
-		zone_cond readonly 4
-		zone_cond offline 5
+		zone_cond readonly $Z2
+		zone_cond offline $Z3
 		# a write to each meets the new condition
 		for f in seq/2 seq/3; do
 			fio --name=e --filename=$1/$f --size=4k --bs=4k --rw=write --direct=1 --sync=1 --ioengine=libaio \
@@ -154,8 +158,8 @@ if [ -e $NB/nullb9/zone_readonly ]; then
 				echo "$f write ok" || echo "$f write failed"
 		done
 		ro_look $1
-		zone_cond readonly 4
-		zone_cond offline 5
+		zone_cond readonly $Z2
+		zone_cond offline $Z3
 	}
 	if kmount $D1 $K -o errors=repair; then io_case $K >/tmp/k.out; umount $K; fi
 	mkfs.foliofs --force $D1 >/dev/null 2>&1
@@ -195,7 +199,7 @@ eo_case() { # SYSTEM DIR
 	counters $1 $2
 	try_open 6 $2/seq/3 # a fourth file: past the open limit (3)
 	exec 6>&- 2>/dev/null
-	echo "conds $(blkzone report -c 6 $D1 2>/dev/null | grep -o 'zcond: *[0-9]*([a-z]*)' | tail -4 | tr -d ' ' | tr '\n' ' ')"
+	echo "conds $(blkzone report -c $((NCONV + 4)) $D1 2>/dev/null | grep -o 'zcond: *[0-9]*([a-z]*)' | tail -4 | tr -d ' ' | tr '\n' ' ')"
 	exec 3>&- 4>&- 5>&-
 	counters $1 $2
 }
@@ -211,7 +215,7 @@ err_case() { # DIR
 	fio --name=a --filename=$1/seq/3 --size=128k --bs=64k --rw=write --direct=1 --sync=1 --ioengine=libaio \
 		--create_on_open=0 --allow_file_create=0 --file_append=1 --unlink=0 >/dev/null 2>&1
 	# 64 KiB written to the zone directly, at its write pointer
-	fio --name=b --filename=$D1 --offset=$((5 * ZB + 131072)) --size=64k --bs=64k --rw=write \
+	fio --name=b --filename=$D1 --offset=$((Z3 * ZB + 131072)) --size=64k --bs=64k --rw=write \
 		--direct=1 >/dev/null 2>&1
 	fio --name=c --filename=$1/seq/3 --size=4k --bs=4k --rw=write --direct=1 --sync=1 --ioengine=libaio \
 		--create_on_open=0 --allow_file_create=0 --file_append=1 --unlink=0 >/dev/null 2>&1 &&
