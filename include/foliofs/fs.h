@@ -22,7 +22,7 @@ struct ff_fs;
 /* The kernel's struct zonefs_super: 4096 bytes, little-endian, at offset 0. */
 #define FF_ZONEFS_MAGIC	    0x5a4f4653u
 #define FF_ZONEFS_SB_SIZE   4096u
-#define FF_ZONEFS_LABEL_LEN 32
+#define FF_ZONEFS_LABEL_LEN 64
 #define FF_ZONEFS_UUID_SIZE 16
 #define FF_ZONEFS_F_AGGRCNV (1ull << 0)
 #define FF_ZONEFS_F_UID	    (1ull << 1)
@@ -32,6 +32,7 @@ struct ff_fs;
 	(FF_ZONEFS_F_AGGRCNV | FF_ZONEFS_F_UID | FF_ZONEFS_F_GID | FF_ZONEFS_F_PERM)
 
 struct ff_zonefs_sb {
+	/* on disk: 64 bytes, NUL-padded, with no NUL when all 64 are used */
 	char label[FF_ZONEFS_LABEL_LEN + 1];
 	uint8_t uuid[FF_ZONEFS_UUID_SIZE];
 	uint64_t features;
@@ -40,7 +41,10 @@ struct ff_zonefs_sb {
 
 /* Encode sb into a 4096-byte block with its crc; decode and check one. */
 void ff_zonefs_sb_encode(const struct ff_zonefs_sb *sb, void *blk);
-/* Returns 0, -EINVAL (not zonefs: bad magic), -EBADMSG (crc), -EOPNOTSUPP (features), -EUCLEAN. */
+/*
+ * Returns 0, -EINVAL (not zonefs: bad magic), -EBADMSG (crc), -EOPNOTSUPP
+ * (features), -EUCLEAN (perm out of range, or the reserved bytes not zero).
+ */
 int ff_zonefs_sb_decode(const void *blk, struct ff_zonefs_sb *sb);
 
 enum ff_errors_mode {

@@ -25,7 +25,7 @@ static void usage(FILE *out)
 		"  --conv-zones N     conventional zones, zone 0 (the superblock) among them (default 1)\n"
 		"  --zone-cap SIZE    capacity of each emulated sequential zone (default: the zone size)\n"
 		"  --max-open N, --max-active N   emulated open/active zone limits (default none)\n"
-		"  -L, --label LABEL  the superblock's label (up to 32 bytes)\n"
+		"  -L, --label LABEL  the superblock's label (up to 64 bytes)\n"
 		"  --uid N, --gid N, --perm OCTAL   owner and mode of every file (default 0, 0, 640)\n"
 		"  --aggr-cnv         one file cnv/0 for all conventional zones\n"
 		"  -h, --help; -V, --version\n");

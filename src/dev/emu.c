@@ -15,8 +15,10 @@
  * capacity, and the zone must not be FULL/RDONLY/OFFLINE; a write may not
  * cross from a conventional zone into a sequential one. Conditions follow
  * ZBC/ZNS: a write implicitly opens an EMPTY or CLOSED zone; open makes it
- * EXP_OPEN; close makes it CLOSED (EMPTY if nothing written); finish makes it
- * FULL; reset makes it EMPTY. max_open counts IMP_OPEN+EXP_OPEN, max_active
+ * EXP_OPEN (a FULL zone cannot be opened: -EIO); close makes an open zone
+ * CLOSED (EMPTY if nothing written; closing a FULL or EMPTY zone is -EIO);
+ * finish makes it FULL (an EMPTY zone needs an active slot); reset makes it
+ * EMPTY. max_open counts IMP_OPEN+EXP_OPEN, max_active
  * counts open+CLOSED; an implicit open past max_open first closes another
  * implicitly open zone, and fails if all are explicitly open. Reads below
  * the write pointer return the data; reads beyond it return zeros (as ZNS).
@@ -624,17 +626,30 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 		set_cond_locked(e, z, FF_ZC_EMPTY);
 		break;
 	case FF_ZOP_FINISH:
+		/* an empty zone passes through the active state: the limit applies */
+		if (z->cond == FF_ZC_EMPTY && e->t.max_active && e->nr_active >= e->t.max_active) {
+			ret = -EOVERFLOW;
+			break;
+		}
 		if (z->cond != FF_ZC_FULL) {
 			z->wp = e->t.zone_cap;
 			set_cond_locked(e, z, FF_ZC_FULL);
 		}
 		break;
 	case FF_ZOP_OPEN:
-		if (z->cond == FF_ZC_FULL)
+		/* ZNS "Zone Is Full", null_blk BLK_STS_IOERR: a full zone cannot open */
+		if (z->cond == FF_ZC_FULL) {
+			ret = -EIO;
 			break;
+		}
 		ret = open_zone_locked(e, idx, true);
 		break;
 	case FF_ZOP_CLOSE:
+		/* ZNS and null_blk refuse to close a full or an empty zone */
+		if (z->cond == FF_ZC_FULL || z->cond == FF_ZC_EMPTY) {
+			ret = -EIO;
+			break;
+		}
 		if (cond_open(z->cond))
 			set_cond_locked(e, z, z->wp ? FF_ZC_CLOSED : FF_ZC_EMPTY);
 		break;

@@ -2,8 +2,10 @@
 /*
  * The zonefs superblock (the kernel's struct zonefs_super, as mkzonefs writes
  * it), its checks, and mkfs. Layout, little-endian, 4096 bytes at offset 0 of
- * zone 0: magic 0x5a4f4653, crc32, label[32], uuid[16], features (le64), uid,
- * gid, perm (le32), reserved to 4096. The crc is the kernel's:
+ * zone 0 (fs/zonefs/zonefs.h): magic 0x5a4f4653 at 0, crc32 at 4, label[64]
+ * at 8, uuid[16] at 72, features (le64) at 88, uid at 96, gid at 100, perm
+ * at 104 (le32), then 3988 reserved bytes that must be zero (the kernel
+ * refuses to mount otherwise). The crc is the kernel's:
  * crc32_le(~0, block with s_crc = 0, 4096), no final inversion.
  */
 #include <errno.h>
@@ -22,11 +24,12 @@
 #define OFF_MAGIC    0
 #define OFF_CRC	     4
 #define OFF_LABEL    8
-#define OFF_UUID     40
-#define OFF_FEATURES 56
-#define OFF_UID	     64
-#define OFF_GID	     68
-#define OFF_PERM     72
+#define OFF_UUID     72
+#define OFF_FEATURES 88
+#define OFF_UID	     96
+#define OFF_GID	     100
+#define OFF_PERM     104
+#define OFF_RESERVED 108
 
 static void put_le32(uint8_t *p, uint32_t v)
 {
@@ -48,6 +51,14 @@ static uint32_t get_le32(const uint8_t *p)
 static uint64_t get_le64(const uint8_t *p)
 {
 	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
 }
 
 void ff_zonefs_sb_encode(const struct ff_zonefs_sb *sb, void *blk)
@@ -86,17 +97,11 @@ int ff_zonefs_sb_decode(const void *blk, struct ff_zonefs_sb *sb)
 	sb->perm = get_le32(copy + OFF_PERM);
 	if (sb->features & ~FF_ZONEFS_F_DEFINED)
 		return -EOPNOTSUPP;
+	if (!all_zero(copy + OFF_RESERVED, FF_ZONEFS_SB_SIZE - OFF_RESERVED))
+		return -EUCLEAN; /* as the kernel: "Reserved area is being used" */
 	if ((sb->features & FF_ZONEFS_F_PERM) && (sb->perm & ~07777u))
 		return -EUCLEAN;
 	return 0;
-}
-
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
 }
 
 /* What is on the raw path: 0 nothing, else a short description in what. */

@@ -82,6 +82,11 @@ struct ff_fs {
 	uint32_t nfiles;
 	struct zf_dir dirs[2]; /* cnv, seq */
 	_Atomic bool ro;       /* errors=remount-ro tripped, or mounted ro */
+	/*
+	 * Sequential files open for writing (zf_inode.writers > 0): the kernel's
+	 * nr_wro_seq_files. Changed under the file's io_lock; the sum is an atomic.
+	 */
+	_Atomic uint32_t nr_wro;
 	uint32_t file_mode, dir_mode;
 	struct timespec mount_time; /* every inode's times, as kernel zonefs sets them */
 	/* root, cnv/, seq/: chmod/chown as the kernel allows them (not persisted) */
@@ -189,6 +194,27 @@ int ff_fs_check(const char *path, bool read_only)
 
 /* ---- mount ---- */
 
+/*
+ * A zone's condition at mount, as the kernel's zonefs_check_zone_condition
+ * and zonefs_inode_update_mode see it. An offline zone can be neither read
+ * nor written: size 0, mode 000. A read-only zone has no valid write pointer
+ * (null_blk reports all ones), so the file's size cannot be known at mount:
+ * the kernel gives it size 0 and mode 000 and refuses reads (EPERM) as for
+ * an offline zone, which is the state it gets here. Called while the tree is
+ * built, before any other thread sees zi.
+ */
+static void mount_condition(struct zf_inode *zi, const struct ff_zone *z)
+{
+	if (z->cond != FF_ZC_OFFLINE && z->cond != FF_ZC_RDONLY)
+		return;
+	ff_warn("%s/%u: zone %u is %s: the file is empty and cannot be accessed",
+		zi->seq ? "seq" : "cnv", zi->idx, zi->zone,
+		z->cond == FF_ZC_OFFLINE ? "offline" : "read-only");
+	atomic_store(&zi->state, ZF_OFFLINE);
+	atomic_store(&zi->size, 0);
+	atomic_store(&zi->mode, atomic_load(&zi->mode) & ~0777u);
+}
+
 static int build_tree(struct ff_fs *fs)
 {
 	const struct ff_dev_info *di = ff_dev_info(fs->dev);
@@ -221,7 +247,10 @@ static int build_tree(struct ff_fs *fs)
 			if (zi->zone + zi->nzones == i) {
 				zi->nzones++;
 				zi->cap += zones[i].cap;
-				atomic_store(&zi->size, zi->cap);
+				if (atomic_load(&zi->state) == ZF_OK)
+					atomic_store(&zi->size, zi->cap);
+				/* as the kernel: one bad zone makes the whole file so */
+				mount_condition(zi, &zones[i]);
 			}
 			continue;
 		}
@@ -237,15 +266,12 @@ static int build_tree(struct ff_fs *fs)
 			     seq ? (zones[i].cond == FF_ZC_FULL ? zones[i].cap
 								: zones[i].wp - zones[i].start)
 				 : zones[i].cap);
-		if (zones[i].cond == FF_ZC_OFFLINE)
-			atomic_store(&zi->state, ZF_OFFLINE);
-		else if (zones[i].cond == FF_ZC_RDONLY)
-			atomic_store(&zi->state, ZF_RDONLY);
 		atomic_store(&zi->mode, fs->file_mode);
 		atomic_store(&zi->uid, fs->sb.uid);
 		atomic_store(&zi->gid, fs->sb.gid);
 		ff_mutex_init(&zi->io_lock);
 		zi->idx = seq ? nseq : ncnv;
+		mount_condition(zi, &zones[i]);
 		if (seq)
 			fs->dirs[1].files[nseq++] = zi;
 		else
@@ -330,7 +356,13 @@ int ff_fs_unmount(struct ff_fs *fs)
 		struct zf_inode *zi = &fs->inodes[i];
 		uint64_t size = atomic_load(&zi->size);
 
-		if (zi->seq && size % fs->blk)
+		/*
+		 * Only a tail the device does not hold is lost: not one that is
+		 * below the write pointer (written in 512-byte sectors by the
+		 * kernel's zonefs), nor a file whose zone is read-only/offline.
+		 */
+		if (zi->seq && size % fs->blk && atomic_load(&zi->state) == ZF_OK &&
+		    ff_zoneq_wp(fs->dev, zi->zone) - zi->start < size)
 			ff_warn("seq/%u: a partial tail block of %llu bytes cannot be written to a sequential zone and is dropped",
 				zi->idx, (unsigned long long)(size % fs->blk));
 	}
@@ -417,13 +449,18 @@ static void zf_io_error(struct zf_inode *zi, int err)
 				atomic_store(&zi->state, ZF_RDONLY);
 		}
 	}
+	/*
+	 * As the kernel's zonefs_io_error_cb: what the device reports wins; the
+	 * policy can make a zone read-only or offline, never less than that.
+	 */
 	switch (fs->o.errors) {
 	case FF_ERRORS_REMOUNT_RO:
 		if (!atomic_exchange(&fs->ro, true))
 			ff_err("errors=remount-ro: the filesystem is now read-only");
 		break;
 	case FF_ERRORS_ZONE_RO:
-		atomic_store(&zi->state, ZF_RDONLY);
+		if (atomic_load(&zi->state) != ZF_OFFLINE)
+			atomic_store(&zi->state, ZF_RDONLY);
 		break;
 	case FF_ERRORS_ZONE_OFFLINE:
 		atomic_store(&zi->state, ZF_OFFLINE);
@@ -584,6 +621,8 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 			atomic_store(&fs->dgid[d], (uint32_t)st->st_gid);
 		return 0;
 	}
+	if (atomic_load(&zi->state) != ZF_OK)
+		return -EPERM; /* as the kernel: a read-only or offline zone's file is immutable */
 	if (which & FF_SET_SIZE) {
 		uint64_t size = (uint64_t)st->st_size;
 
@@ -591,8 +630,6 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 			return -EROFS;
 		if (!zi->seq)
 			return -EPERM; /* conventional files have a fixed size */
-		if (atomic_load(&zi->state) != ZF_OK)
-			return -EROFS;
 		if (size != 0 && size != zi->cap)
 			return -EPERM;
 		ff_mutex_lock(&zi->io_lock);
@@ -641,10 +678,15 @@ int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags, unsigned *open_flags)
 		*open_flags = zi && zi->seq ? FF_OPEN_NO_SHARED_WRITE_MMAP : 0;
 	if (!zi)
 		return ff_fs_getattr(fs, ino, &(struct stat){0}) ? -ENOENT : -EISDIR;
-	if (atomic_load(&zi->state) == ZF_OFFLINE)
-		return -EIO;
-	if (wr && (atomic_load(&fs->ro) || atomic_load(&zi->state) == ZF_RDONLY))
+	/*
+	 * As the kernel: a read-only mount refuses a write open (EROFS), and the
+	 * file of a read-only or offline zone is immutable (EPERM); an offline
+	 * one opens for reading, and its reads fail.
+	 */
+	if (wr && atomic_load(&fs->ro))
 		return -EROFS;
+	if (wr && atomic_load(&zi->state) != ZF_OK)
+		return -EPERM;
 	if ((flags & O_TRUNC) && wr) {
 		struct stat st = {.st_size = 0};
 
@@ -654,10 +696,20 @@ int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags, unsigned *open_flags)
 	}
 	if (wr && zi->seq) {
 		ff_mutex_lock(&zi->io_lock);
-		if (fs->o.explicit_open && zi->writers == 0) {
-			ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_OPEN);
+		if (zi->writers == 0) {
+			/* the kernel's zonefs_seq_file_write_open */
+			uint32_t wro = atomic_fetch_add(&fs->nr_wro, 1) + 1;
+			uint32_t max_wro = ff_dev_info(fs->dev)->max_open;
+
+			if (fs->o.explicit_open && max_wro && wro > max_wro)
+				ret = -EBUSY;
+			/* a full zone is not opened: the device would refuse it */
+			else if (fs->o.explicit_open && atomic_load(&zi->size) < zi->cap)
+				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_OPEN);
 			if (ret == -ETOOMANYREFS || ret == -EOVERFLOW || ret == -EIO)
 				ret = -EBUSY; /* too many open or active zones */
+			if (ret)
+				atomic_fetch_sub(&fs->nr_wro, 1);
 		}
 		if (!ret)
 			zi->writers++;
@@ -673,7 +725,11 @@ int ff_fs_release(struct ff_fs *fs, uint64_t ino, int flags)
 	if (!zi || (flags & O_ACCMODE) == O_RDONLY || !zi->seq)
 		return 0;
 	ff_mutex_lock(&zi->io_lock);
-	if (zi->writers > 0 && --zi->writers == 0 && fs->o.explicit_open) {
+	if (zi->writers == 0)
+		goto out_unlock;
+	if (--zi->writers == 0)
+		atomic_fetch_sub(&fs->nr_wro, 1);
+	if (zi->writers == 0 && fs->o.explicit_open) {
 		struct ff_zone z;
 
 		if (ff_dev_report(fs->dev, zi->zone, 1, &z) == 1 && z.cond == FF_ZC_EXP_OPEN) {
@@ -681,6 +737,7 @@ int ff_fs_release(struct ff_fs *fs, uint64_t ino, int flags)
 			ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_CLOSE);
 		}
 	}
+out_unlock:
 	ff_mutex_unlock(&zi->io_lock);
 	return 0;
 }
@@ -695,7 +752,7 @@ ssize_t ff_fs_read(struct ff_fs *fs, uint64_t ino, void *buf, size_t len, uint64
 	if (!zi)
 		return -EISDIR;
 	if (atomic_load(&zi->state) == ZF_OFFLINE)
-		return -EIO;
+		return -EPERM; /* as the kernel: an offline zone's file is immutable, mode 000 */
 	size = atomic_load(&zi->size);
 	if (off >= size)
 		return 0;
@@ -726,16 +783,25 @@ static bool zone_untouched(struct zf_inode *zi, uint64_t size)
 }
 
 /*
- * Recovery after a failed write or fsync of a sequential file, as the
- * kernel's: the file ends at the zone's write pointer, or at limit if that
- * is lower; the cache drops what lies beyond. Called with io_lock held.
+ * Recovery after a failed write or fsync of a sequential file whose size was
+ * isize, as the kernel's zonefs_io_error_cb sets it: the file of an offline
+ * zone is empty; with errors=repair the file ends at the zone's write
+ * pointer, also when the failed write left data beyond isize; otherwise at
+ * the write pointer or isize, whichever is lower (nothing the writer was told
+ * failed becomes visible). The cache drops what lies beyond. Called with
+ * io_lock held.
  */
-static void zf_end_at_wp_locked(struct zf_inode *zi, uint64_t limit)
+static void zf_end_at_wp_locked(struct zf_inode *zi, uint64_t isize)
 {
 	uint64_t rp = ff_zoneq_wp(zi->fs->dev, zi->zone) - zi->start;
-	uint64_t end = rp < limit ? rp : limit;
+	uint64_t end = rp < isize ? rp : isize;
 
 	ff_assert_held(&zi->io_lock);
+	if (atomic_load(&zi->state) == ZF_OFFLINE)
+		end = 0;
+	else if (zi->fs->o.errors == FF_ERRORS_REPAIR && atomic_load(&zi->state) == ZF_OK &&
+		 rp <= zi->cap)
+		end = rp;
 	ff_cache_truncate(zi->ci, end);
 	atomic_store(&zi->size, end);
 	ff_cache_inode_set_size(zi->ci, end);
@@ -751,10 +817,10 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 
 	if (!zi)
 		return -EISDIR;
-	if (atomic_load(&fs->ro) || atomic_load(&zi->state) == ZF_RDONLY)
+	if (atomic_load(&zi->state) != ZF_OK)
+		return -EPERM; /* as the kernel: immutable (read-only or offline zone) */
+	if (atomic_load(&fs->ro))
 		return -EROFS;
-	if (atomic_load(&zi->state) == ZF_OFFLINE)
-		return -EIO;
 	if (!len)
 		return 0;
 	if ((flags & FF_FS_APPEND) && !zi->seq)
@@ -883,14 +949,51 @@ int ff_fs_statfs(struct ff_fs *fs, struct statvfs *st)
 			st->f_files += fs->dirs[d].nfiles + 1;
 	st->f_ffree = 0;
 	st->f_namemax = 255;
+	if (atomic_load(&fs->ro))
+		st->f_flag |= ST_RDONLY; /* errors=remount-ro tripped, or mounted read-only */
 	return 0;
+}
+
+/*
+ * The kernel's nr_active_seq_files: sequential files whose zone is active,
+ * i.e. partly written (0 < size < capacity) or explicitly open; files of
+ * read-only or offline zones are not. -errno if the zones cannot be reported.
+ */
+static long nr_active_seq_files(struct ff_fs *fs)
+{
+	struct ff_zone *zones = calloc(fs->nr_zones, sizeof(*zones));
+	long n = 0;
+	int ret;
+
+	if (!zones)
+		return -ENOMEM;
+	ret = ff_dev_report(fs->dev, 0, fs->nr_zones, zones);
+	if (ret < 0) {
+		n = ret;
+		goto out;
+	}
+	for (uint32_t i = 0; i < fs->nfiles; i++) {
+		struct zf_inode *zi = &fs->inodes[i];
+		uint64_t size = atomic_load(&zi->size);
+
+		if (!zi->seq || atomic_load(&zi->state) != ZF_OK)
+			continue;
+		if ((size > 0 && size < zi->cap) ||
+		    ((int)zi->zone < ret && zones[zi->zone].cond == FF_ZC_EXP_OPEN))
+			n++;
+	}
+out:
+	free(zones);
+	return n;
 }
 
 int ff_fs_stats_text(struct ff_fs *fs, char *buf, size_t len)
 {
+	const struct ff_dev_info *di = ff_dev_info(fs->dev);
 	struct ff_dev_stats d;
 	struct ff_zoneq_stats q;
 	struct ff_cache_stats c;
+	long nr_active = nr_active_seq_files(fs);
 	double wa;
 
 	ff_dev_stats(fs->dev, &d);
@@ -909,7 +1012,9 @@ int ff_fs_stats_text(struct ff_fs *fs, char *buf, size_t len)
 		"cache_writethrough_bytes %llu\ncache_writeback_bytes %llu\n"
 		"cache_read_bytes %llu\ncache_dirty_bytes %llu\ncache_writeback_inflight %llu\n"
 		"cache_cached_bytes %llu\ncache_reclaims %llu\ncache_throttle_waits %llu\n"
-		"write_amplification %.4f\nread_only %d\n",
+		"write_amplification %.4f\nread_only %d\n"
+		"max_wro_seq_files %u\nnr_wro_seq_files %u\n"
+		"max_active_seq_files %u\nnr_active_seq_files %ld\n",
 		(unsigned long long)d.reads, (unsigned long long)d.writes,
 		(unsigned long long)d.flushes, (unsigned long long)d.zone_ops,
 		(unsigned long long)d.bytes_read, (unsigned long long)d.bytes_written,
@@ -923,7 +1028,8 @@ int ff_fs_stats_text(struct ff_fs *fs, char *buf, size_t len)
 		(unsigned long long)c.wb_bytes, (unsigned long long)c.read_bytes,
 		(unsigned long long)c.dirty_bytes, (unsigned long long)c.writeback_bytes,
 		(unsigned long long)c.cached_bytes, (unsigned long long)c.reclaims,
-		(unsigned long long)c.throttle_waits, wa, (int)atomic_load(&fs->ro));
+		(unsigned long long)c.throttle_waits, wa, (int)atomic_load(&fs->ro), di->max_open,
+		(unsigned)atomic_load(&fs->nr_wro), di->max_active, nr_active);
 }
 
 int ff_fs_zone_text(struct ff_fs *fs, uint64_t ino, char *buf, size_t len)

@@ -52,7 +52,7 @@ python3 - "$W/img.feat" <<'PY'
 import struct, sys, zlib
 with open(sys.argv[1], 'r+b') as f:
     b = bytearray(f.read(4096))
-    b[56:64] = struct.pack('<Q', 1 << 20)  # an unknown feature bit
+    b[88:96] = struct.pack('<Q', 1 << 20)  # an unknown feature bit (s_features is at 88)
     b[4:8] = b'\0\0\0\0'
     crc = zlib.crc32(bytes(b)) ^ 0xffffffff  # the kernel's crc32_le(~0, ...), no final xor
     b[4:8] = struct.pack('<I', crc)

@@ -28,7 +28,7 @@ expect_eq "mkfs.foliofs -V" "$("$MKFS" -V | grep -cE '^mkfs.foliofs [0-9]')" 1
 truncate -s 512M "$IMG"
 s=$(sha256sum <"$IMG")
 for bad in "--zone-size lots" "--zone-size 0" "--conv-zones x" "--perm 999" "--uid -1" \
-	"--label 0123456789012345678901234567890123" "--conv-zones 2" "--emulate-zoned --conv-zones 0" \
+	"--label 0123456789012345678901234567890123456789012345678901234567890123x" "--conv-zones 2" "--emulate-zoned --conv-zones 0" \
 	"--bogus" ""; do
 	"$MKFS" $bad ${bad:+"$IMG"} >"$W/out" 2>&1
 	rc=$?

@@ -46,8 +46,8 @@ with open(img, "r+b") as f:
         f.seek(10); b = f.read(1); f.seek(10); f.write(bytes([b[0] ^ 0xff]))
     elif what == "sb-features":      # an unknown feature bit, crc recomputed
         f.seek(0); sb = bytearray(f.read(4096))
-        feat = struct.unpack_from("<Q", sb, 56)[0] | (1 << 40)
-        struct.pack_into("<Q", sb, 56, feat)
+        feat = struct.unpack_from("<Q", sb, 88)[0] | (1 << 40)
+        struct.pack_into("<Q", sb, 88, feat)
         struct.pack_into("<I", sb, 4, 0)
         struct.pack_into("<I", sb, 4, zlib.crc32(bytes(sb)) ^ 0xffffffff)
         f.seek(0); f.write(sb)
