@@ -22,11 +22,25 @@
 #define NZ  8
 #define CNV 2 /* zones 0, 1 conventional */
 
+/*
+ * A test filesystem. A file of zone z owns it (zonefs-like: the file offset
+ * is the zone offset), or, with shared, appends into zone z alongside other
+ * shared files and keeps an extent map from write_done's landed offsets (the
+ * general format's way: many files in one open zone).
+ */
+#define MAX_EXT 4096
+struct ext {
+	uint64_t file_off, dev_off, len;
+};
+
 struct tfile {
 	uint32_t zone;
-	bool seq;
+	bool seq, shared;
 	_Atomic uint64_t size; /* bytes written by the user (seq: the file size) */
-	_Atomic int done_calls, sync_done_calls;
+	_Atomic int done_calls, sync_done_calls, commit_calls;
+	pthread_mutex_t ext_lock; /* guards ext, next */
+	struct ext ext[MAX_EXT];
+	int next;
 	struct ff_cinode *ci;
 };
 
@@ -34,16 +48,56 @@ struct fx {
 	char path[256];
 	struct ff_dev *dev;
 	struct ff_cache *c;
-	struct tfile f[NZ];
+	struct tfile f[NZ + 2]; /* NZ: shared files in zone SHZ */
 };
 
+#define SHZ (NZ - 1) /* the zone the shared files append to */
+#define SHA NZ	     /* the shared files' indexes in fx.f */
+#define SHB (NZ + 1)
+
 static struct fx *g;
+
+/* _Atomic hooks a test sets to stall map_read; NULL when unused */
+static void (*_Atomic map_read_hook)(struct tfile *t);
+
+static int ext_map_read(struct tfile *t, uint64_t off, uint64_t len, struct ff_map *m)
+{
+	uint64_t next_start = UINT64_MAX;
+
+	m->file_off = off;
+	m->zone = t->zone;
+	pthread_mutex_lock(&t->ext_lock);
+	for (int i = t->next - 1; i >= 0; i--) {
+		struct ext *e = &t->ext[i];
+
+		if (e->file_off <= off && off < e->file_off + e->len) {
+			m->type = FF_MAP_INPLACE;
+			m->dev_off = e->dev_off + (off - e->file_off);
+			m->len =
+				e->file_off + e->len - off < len ? e->file_off + e->len - off : len;
+			pthread_mutex_unlock(&t->ext_lock);
+			return 0;
+		}
+		if (e->file_off > off && e->file_off < next_start)
+			next_start = e->file_off;
+	}
+	pthread_mutex_unlock(&t->ext_lock);
+	m->type = FF_MAP_HOLE;
+	m->len = next_start - off < len ? next_start - off : len;
+	return 0;
+}
 
 static int t_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map *m)
 {
 	struct tfile *t = fs_inode;
-	uint64_t zs = (uint64_t)t->zone * ZS, wp = t->seq ? ff_zoneq_wp(g->dev, t->zone) - zs : ZS;
+	uint64_t zs = (uint64_t)t->zone * ZS, wp;
+	void (*hook)(struct tfile *) = atomic_load(&map_read_hook);
 
+	if (hook)
+		hook(t);
+	if (t->shared)
+		return ext_map_read(t, off, len, m);
+	wp = t->seq ? ff_zoneq_wp(g->dev, t->zone) - zs : ZS;
 	m->file_off = off;
 	m->zone = t->zone;
 	if (off >= wp) {
@@ -57,57 +111,84 @@ static int t_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map 
 	return 0;
 }
 
+/* zonefs-like placement (zonefs.c's zf_map_write), or an append for a shared file */
 static int t_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flags, struct ff_map *m)
 {
 	struct tfile *t = fs_inode;
-	uint64_t zs = (uint64_t)t->zone * ZS;
+	uint64_t zs = (uint64_t)t->zone * ZS, rp;
 
-	(void)flags;
 	m->zone = t->zone;
+	m->file_off = off;
+	m->dev_off = zs + off;
 	if (!t->seq) {
 		m->type = FF_MAP_INPLACE;
-		m->file_off = off;
-		m->dev_off = zs + off;
 		m->len = len;
 		return 0;
 	}
-	m->type = FF_MAP_SEQ;
-	m->dev_off = ff_zoneq_wp(g->dev, t->zone);
-	m->file_off = m->dev_off - zs;
-	if (m->file_off < off) {
-		m->len = off - m->file_off;
+	if (t->shared) {
+		m->type = FF_MAP_APPEND;
+		m->len = (flags & FF_MAPW_TAIL) ? len - BLK : len;
 		return 0;
 	}
-	if (m->file_off > off) {
-		m->len = 0; /* [off, file_off) is already in the zone: the cache skips it */
-		return 0;
-	}
-	{
-		uint64_t whole = ff_round_down(t->size, BLK);
+	rp = ff_zoneq_wp(g->dev, t->zone) - zs;
+	if (rp < off) {
+		int ret = ff_cache_writeback_range(t->ci, rp, off, flags & FF_MAPW_SYNC);
 
-		m->len = whole > off ? (whole - off < len ? whole - off : len) : 0;
+		if (ret)
+			return ret;
+		rp = ff_zoneq_wp(g->dev, t->zone) - zs;
+		if (rp != off)
+			return -EIO;
 	}
+	if (rp > off) {
+		m->type = FF_MAP_STORED;
+		m->len = rp - off < len ? rp - off : len;
+		return 0;
+	}
+	m->type = FF_MAP_APPEND;
+	m->len = (flags & FF_MAPW_TAIL) ? len - BLK : len;
 	return 0;
 }
 
-static int t_write_done(void *fs_inode, const struct ff_map *m, ssize_t result, unsigned flags)
+static int t_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed_at, ssize_t result,
+			unsigned flags)
 {
 	struct tfile *t = fs_inode;
 
-	(void)m;
-	(void)result;
 	atomic_fetch_add(&t->done_calls, 1);
 	if (flags & FF_MAPW_SYNC)
 		atomic_fetch_add(&t->sync_done_calls, 1);
+	if (result < 0)
+		return 0;
+	if (t->shared) {
+		pthread_mutex_lock(&t->ext_lock);
+		if (t->next == MAX_EXT) {
+			pthread_mutex_unlock(&t->ext_lock);
+			return -ENOSPC;
+		}
+		t->ext[t->next++] = (struct ext){m->file_off, landed_at, m->len};
+		pthread_mutex_unlock(&t->ext_lock);
+	} else if (m->type == FF_MAP_APPEND && landed_at != (uint64_t)t->zone * ZS + m->file_off) {
+		return -EIO;
+	}
 	return 0;
 }
 
-static const struct ff_cache_ops tops = {t_map_read, t_map_write, t_write_done};
+static int t_commit(void *fs_inode, bool datasync)
+{
+	struct tfile *t = fs_inode;
+
+	(void)datasync;
+	atomic_fetch_add(&t->commit_calls, 1);
+	return 0;
+}
+
+static const struct ff_cache_ops tops = {t_map_read, t_map_write, t_write_done, t_commit};
 
 static void open_cache(struct fx *f, const struct ff_cache_opts *o)
 {
 	assert_int_equal(ff_cache_create(f->dev, &tops, o, &f->c), 0);
-	for (uint32_t i = 0; i < NZ; i++) {
+	for (uint32_t i = 0; i < NZ + 2; i++) {
 		f->f[i].ci = ff_cache_inode_new(f->c, &f->f[i]);
 		assert_non_null(f->f[i].ci);
 	}
@@ -121,8 +202,12 @@ static int setup_opts(void **state, const struct ff_cache_opts *o)
 	assert_int_equal(tu_make_image(f->path, sizeof(f->path), "cache", NZ * ZS + (1 << 20)), 0);
 	assert_int_equal(ff_dev_format_emulated(f->path, &eo, false), 0);
 	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
-	for (uint32_t i = 0; i < NZ; i++)
-		f->f[i] = (struct tfile){.zone = i, .seq = i >= CNV};
+	for (uint32_t i = 0; i < NZ + 2; i++) {
+		f->f[i].zone = i < NZ ? i : SHZ;
+		f->f[i].seq = i >= CNV;
+		f->f[i].shared = i >= NZ;
+		pthread_mutex_init(&f->f[i].ext_lock, NULL);
+	}
 	g = f;
 	open_cache(f, o);
 	*state = f;
@@ -251,8 +336,10 @@ static void test_cache_matrix(void **state)
 
 			(void)zones;
 			if (f->f[sz].size) {
+				ff_cache_invalidate_begin(f->f[sz].ci);
 				assert_int_equal(ff_cache_truncate(f->f[sz].ci, 0), 0);
 				assert_int_equal(ff_zoneq_zone_op(f->dev, sz, FF_ZOP_RESET), 0);
+				ff_cache_invalidate_end(f->f[sz].ci);
 				f->f[sz].size = 0;
 			}
 			run_matrix(f, cz, modes[m], a == 0);
@@ -327,7 +414,10 @@ static void test_cache_folio_mode_seq_append(void **state)
 		assert_int_equal(b.bytes_written - a.bytes_written, 64 << 10);
 	}
 	assert_int_equal(ff_zoneq_wp(f->dev, t->zone) - (uint64_t)t->zone * ZS, 256 << 10);
+	ff_cache_invalidate_begin(t->ci);
 	assert_int_equal(ff_cache_truncate(t->ci, 0), 0);
+	ff_cache_inode_set_size(t->ci, 256 << 10);
+	ff_cache_invalidate_end(t->ci);
 	assert_int_equal(ff_cache_read(t->ci, rd, 256 << 10, 0, 0), 256 << 10);
 	assert_memory_equal(rd, buf, 256 << 10);
 	free(buf);
