@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * The large-folio page cache.
+ * The large-folio page cache, and its contract with the filesystem.
  *
  * Folios. A folio holds 2^order bytes of one file, aligned in the file to its
  * size, from one logical block up to max_folio. Its size follows the access:
  * a miss or write at the end of the previous access (sequential) ramps the
  * order up one step per folio, like readahead, up to max_folio; a random one
- * gets the smallest folio that covers it. Each folio has three per-block
- * bitmaps, uptodate, dirty and writeback (the kernel's iomap_folio_state).
+ * gets the smallest folio that covers it. Each folio has per-block bitmaps:
+ * uptodate, dirty, writeback (the kernel's iomap_folio_state), and joined (a
+ * block that was dirty when a write-through took it).
  *
  * Writes. A buffered write copies in and sets the blocks dirty; a background
  * flusher writes dirty blocks back per inode in offset order, contiguous
@@ -17,28 +18,78 @@
  * sets the touched blocks writeback (never dirty; touched blocks that were
  * dirty join the same write), asks the filesystem where they go (map_write),
  * submits exactly those blocks durably (FF_IO_DSYNC), waits, calls write_done
- * and clears writeback. For a sequential zone whose reserve pointer is behind
- * the write (buffered data not yet written), that data is written back first
- * through the same zone queue, durably, so zone order holds.
+ * and clears writeback. An O_DIRECT write (FF_CW_DIRECT) takes the same path
+ * without FUA: acknowledged once on the device, its error to the writer.
  * sync_mode=writeback makes a sync write dirty its blocks, then write back
  * and flush (what the kernel does); dirty_gran=folio makes every write dirty
  * (and write through) its whole folio (the kernel before per-block dirty).
  *
+ * THE CONTRACT (struct ff_cache_ops; the kernel's iomap is the model).
+ *
+ *   Who calls what. The filesystem calls ff_cache_read/write/fsync/
+ *   writeback/truncate for file data, holding whatever serialises its own
+ *   writers (zonefs: io_lock); the flusher and reclaim call nothing of it
+ *   but map_write/write_done. The cache calls map_read, map_write,
+ *   write_done and commit with no cache lock held (only the invalidate lock
+ *   shared, on the read path); a callback may sleep, do I/O and call
+ *   ff_cache_writeback_range on any inode, never the read or write paths.
+ *
+ *   Size after data. ff_cache_write moves the cache's size (ci->isize) only
+ *   after the bytes are copied into the folio, under ci->lock (iomap_write_
+ *   end); the filesystem publishes its own size after ff_cache_write returns.
+ *   So a reader that clamps to the published size finds the bytes, and
+ *   writeback, which takes its size snapshot under ci->lock together with the
+ *   dirty blocks, never sees a block as whole before it is. What to write
+ *   comes from the per-block state and that snapshot alone: a last block
+ *   reaching past the snapshot is a partial tail, and map_write is told so
+ *   (FF_MAPW_TAIL); a format that cannot rewrite blocks leaves it dirty.
+ *
+ *   Where, and in which order: the filesystem's. map_write answers for the
+ *   blocks [off, off+len): in place (dev_off), an append to a zone (the zone
+ *   queue reserves the position at queue time, as zone append does), already
+ *   stored (the cache marks them clean), or nothing yet. write_done gets the
+ *   offset the bytes landed at, as the zone queue reported it, and records
+ *   the extent; for FF_MAPW_SYNC it commits before returning. Several files
+ *   may append into one open zone. A format's order rules (zonefs: a file's
+ *   earlier data first, blocks below the pointer are stored) live in its
+ *   map_write, which may write back an earlier range through
+ *   ff_cache_writeback_range first; the cache knows no on-disk format.
+ *
+ *   Pins and the invalidate lock. Blocks under writeback stay in their folio
+ *   (writeback bit) and are copied into only after it clears. A read holds
+ *   the inode's invalidate lock shared from before it looks a folio up until
+ *   its device reads are done (so map_read's answer holds for the read);
+ *   writes hold it shared too, for their read-modify-write fills. A reset,
+ *   finish, truncate or (later) move of data holds it exclusive around both
+ *   the cache truncate and the device operation, so no reader caches data of
+ *   the old generation. A folio's pins keep it in memory; the last unpin
+ *   wakes a truncate waiting to drop it.
+ *
+ *   Commit. ff_cache_fsync = write back the inode's dirty blocks and wait for
+ *   every writeback on it (any thread's), then ops->commit(inode, datasync)
+ *   (the filesystem's group commit point), then the device flush.
+ *
+ *   Errors. A failed write-through returns the error to its writer and drops
+ *   its own blocks' uptodate state (later reads go to the device); blocks
+ *   that had joined it are other writers' acknowledged data: they go back to
+ *   dirty and the error is left on the inode for the next fsync. A failed
+ *   background writeback keeps the blocks dirty (the data is not lost),
+ *   records the error on the inode and stops the flusher retrying that inode;
+ *   the next fsync retries and returns the error once. A non-zero write_done
+ *   fails the write like a device error.
+ *
  * Memory. Folios are allocated against cache_size: memory is reserved before
  * a folio is allocated, by reclaiming clean, unpinned folios with CLOCK; when
- * none is clean the flusher is kicked and the reserver waits. Only in-flight
- * I/O can push the cache past its budget (a reservation waits, never skips).
+ * none is clean the flusher is kicked and the reserver waits, unless it
+ * holds pinned folios itself (a write-through building a batch): it then
+ * submits what it holds first, since pins are what nobody can reclaim. Only
+ * in-flight I/O can push the cache past its budget.
  *
- * Errors. A failed write-through returns the error to its writer and drops
- * the blocks' uptodate state so later reads go to the device. A failed
- * background writeback keeps the blocks dirty (the data is not lost), records
- * the error on the inode and stops the flusher retrying that inode; the next
- * fsync retries and returns the error once.
- *
- * Locking. ci->lock guards an inode's index and every state bit and counter
- * of its folios; c->lock guards the CLOCK ring, the inode list and memory
- * accounting. Order: ci->lock, then c->lock; the reclaimer, holding c->lock,
- * only try-locks an inode. No lock is held across device I/O or calls into
+ * Locking. Order: the filesystem's locks, then ci->inval, then ci->lock, then
+ * c->lock; the reclaimer, holding c->lock, only try-locks an inode. ci->lock
+ * guards an inode's index, its size and every state bit and counter of its
+ * folios; c->lock guards the CLOCK ring, the inode list and memory
+ * accounting. No ci->lock or c->lock is held across device I/O or calls into
  * the filesystem: a folio being filled has f->filling set, blocks being
  * written have their writeback bit, and waiters sleep on ci->cv.
  */

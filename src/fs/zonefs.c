@@ -23,15 +23,21 @@
  * makes every whole block durable and returns EINVAL for the tail, which
  * cannot be made durable without changing the file.
  *
- * The cache asks where data lives through map_read/map_write/write_done:
- * conventional files map in place; sequential files map at the zone's
- * reserve pointer, only whole blocks below the size.
+ * The cache asks where data lives through map_read/map_write/write_done
+ * (the contract: src/cache/cache.c's essay): conventional files map in
+ * place; sequential files append to their zone, in file order, which is this
+ * format's rule and lives in zf_map_write (earlier data first, what is below
+ * the pointer is stored, a partial tail block waits). A file's size moves
+ * after ff_cache_write returns (size after data); resets, finishes and the
+ * recovery truncate hold the cache's invalidate lock exclusive.
  *
  * Locking: zf_inode.io_lock serialises writes, truncates and opens for write
- * on one file (the kernel's i_rwsem); it is held across cache calls. The
- * size and state fields are atomics, read by the cache's map callbacks from
- * any thread without io_lock (a callback never takes it: the writer holding
- * it may be the caller). fs->lock guards the read-only flag of errors=.
+ * on one file (the kernel's i_rwsem); it is held across cache calls, and
+ * taken before the cache's invalidate lock. The size and state fields are
+ * atomics, read by the cache's map callbacks from any thread without io_lock
+ * (a callback never takes it: the writer holding it may be the caller).
+ * size_cv, with io_lock, is broadcast when the size moves. fs->ro is the
+ * read-only flag of errors=.
  */
 #include <errno.h>
 #include <fcntl.h>
