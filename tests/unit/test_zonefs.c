@@ -70,7 +70,7 @@ static int setup_repair(void **state)
 
 static int setup_tiny(void **state)
 {
-	struct ff_fs_opts o = {.cache = {.cache_size = 1 << 20, .max_folio = 256 << 10}};
+	struct ff_fs_opts o = {.cache = {.cache_size = 256 << 10, .max_folio = 64 << 10}};
 
 	return setup_opts(state, &o);
 }
@@ -416,9 +416,13 @@ static void *app_fn(void *arg)
 	uint64_t pos = 0;
 
 	tu_fill(buf, 1 << 20, (unsigned)a->id);
-	for (unsigned i = 0; i < 200 && !a->err; i++) {
-		size_t n = (1 + (i * 37u + (unsigned)a->id * 11u) % 9) * BLK;
-		ssize_t r = ff_fs_write(a->z->fs, a->ino, buf, n, pos, FF_CW_DSYNC);
+	for (unsigned i = 0; !a->err; i++) {
+		size_t n = (1 + (i * 37u + (unsigned)a->id * 11u) % 64) * BLK;
+		ssize_t r;
+
+		if (pos + n > ZS)
+			break; /* the zone is full */
+		r = ff_fs_write(a->z->fs, a->ino, buf, n, pos, FF_CW_DSYNC);
 
 		if (r != (ssize_t)n)
 			a->err = r < 0 ? (int)r : -EIO;
