@@ -181,7 +181,7 @@ int ff_cache_fsync(struct ff_cinode *ci, bool datasync);
 int ff_cache_writeback(struct ff_cinode *ci);
 /*
  * Write back the dirty blocks of [lo, hi) and wait for all writeback there.
- * flags FF_CW_DSYNC: durable. For the filesystem's map_write (a format's
+ * flags FF_CW_SYNC or FF_CW_DSYNC: durable. For the filesystem's map_write (a format's
  * "earlier data first" rule); no cache lock is held during callbacks.
  */
 int ff_cache_writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsigned flags);

@@ -997,7 +997,9 @@ static bool inval_held(struct ff_cinode *ci)
 
 int ff_cache_truncate(struct ff_cinode *ci, uint64_t off)
 {
-	if (!inval_held(ci))
+	static _Atomic bool told;
+
+	if (!inval_held(ci) && !atomic_exchange_explicit(&told, true, memory_order_relaxed))
 		ff_err("cache: truncate without the invalidate lock: a reader may cache old data");
 	ff_mutex_lock(&ci->lock);
 	drop_from_locked(ci, off);
@@ -1363,8 +1365,7 @@ int ff_cache_writeback(struct ff_cinode *ci)
 
 int ff_cache_writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsigned flags)
 {
-	return writeback_range(ci, lo, hi,
-			       flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_MAPW_SYNC) ? FF_IO_DSYNC : 0);
+	return writeback_range(ci, lo, hi, flags & (FF_CW_SYNC | FF_CW_DSYNC) ? FF_IO_DSYNC : 0);
 }
 
 int ff_cache_inode_error(struct ff_cinode *ci)

@@ -252,7 +252,6 @@ static int build_tree(struct ff_fs *fs)
 		atomic_store(&zi->uid, fs->sb.uid);
 		atomic_store(&zi->gid, fs->sb.gid);
 		ff_mutex_init(&zi->io_lock);
-		pthread_cond_init(&zi->size_cv, NULL);
 		zi->idx = seq ? nseq : ncnv;
 		if (seq)
 			fs->dirs[1].files[nseq++] = zi;
@@ -316,6 +315,8 @@ int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out
 	ret = build_tree(fs);
 	if (ret)
 		goto out_cache;
+	for (uint32_t i = 0; i < fs->nfiles; i++)
+		pthread_cond_init(&fs->inodes[i].size_cv, NULL);
 	*out = fs;
 	return 0;
 out_cache:

@@ -132,7 +132,8 @@ static int t_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flag
 	}
 	rp = ff_zoneq_wp(g->dev, t->zone) - zs;
 	if (rp < off) {
-		int ret = ff_cache_writeback_range(t->ci, rp, off, flags & FF_MAPW_SYNC);
+		int ret = ff_cache_writeback_range(t->ci, rp, off,
+						   flags & FF_MAPW_SYNC ? FF_CW_DSYNC : 0);
 
 		if (ret)
 			return ret;
