@@ -543,8 +543,9 @@ static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, uint64_
 		if (ret)
 			break;
 		n = m.len < end - pos ? m.len : end - pos;
-		if (n % c->blk || (m.type != FF_MAP_INPLACE && m.type != FF_MAP_APPEND &&
-				   m.type != FF_MAP_STORED)) {
+		if (n % c->blk || m.file_off != pos ||
+		    (m.type != FF_MAP_INPLACE && m.type != FF_MAP_APPEND &&
+		     m.type != FF_MAP_STORED)) {
 			ff_err("cache: map_write answered type %d, %llu bytes at %llu: not a block write",
 			       (int)m.type, (unsigned long long)m.len, (unsigned long long)pos);
 			ret = -EIO;
