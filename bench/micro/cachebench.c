@@ -4,7 +4,8 @@
  * throughput. A tiny in-process filesystem (the model is
  * tests/unit/test_cache.c) implements struct ff_cache_ops over an
  * emulated-zoned image: file 0 is conventional zone 0 (mapped in place),
- * file 1 is sequential zone 1 (mapped at the zone queue's reserve pointer).
+ * file 1 is sequential zone 1 (appended through the zone queue in file
+ * order, as zonefs maps it).
  * Raw runs use conventional zone 0 and sequential zone 2.
  *
  * It measures, printing tables:

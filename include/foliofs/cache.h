@@ -44,8 +44,10 @@ enum ff_map_type {
 /*
  * One mapping. map_read and map_write always map from the offset asked:
  * file_off is that offset, len the bytes mapped from it (may be less than
- * asked). dev_off is where file_off lives (INPLACE, and STORED/HOLE-free
- * reads); for FF_MAP_APPEND it is unused by the cache.
+ * asked). dev_off is where file_off lives: the cache reads from it
+ * (map_read's INPLACE) and writes at it (map_write's INPLACE); it is unused
+ * for FF_MAP_APPEND (write_done gets where the bytes landed), STORED and
+ * HOLE.
  */
 struct ff_map {
 	enum ff_map_type type;

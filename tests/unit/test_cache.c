@@ -2,7 +2,8 @@
 /*
  * Unit tests of the cache over a real emulated zoned image and a tiny test
  * filesystem (one file per zone: conventional zones map in place, sequential
- * zones at the zone queue's reserve pointer, whole blocks below the size).
+ * zones appended through the zone queue in file order, as zonefs does, and
+ * files sharing one zone with extent maps).
  */
 #include <errno.h>
 #include <pthread.h>
