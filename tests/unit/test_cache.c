@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <cmocka.h>
 #include "foliofs/cache.h"
 #include "foliofs/dev.h"
@@ -224,6 +225,14 @@ static int setup(void **state)
 static int setup_small(void **state)
 {
 	struct ff_cache_opts o = {.cache_size = 2 << 20, .max_folio = 256 << 10};
+
+	return setup_opts(state, &o);
+}
+
+/* 4 x max_folio, the smallest cache allowed */
+static int setup_tiny(void **state)
+{
+	struct ff_cache_opts o = {.cache_size = 1 << 20, .max_folio = 256 << 10};
 
 	return setup_opts(state, &o);
 }
@@ -881,6 +890,75 @@ static void test_cache_direct_write_is_written_through(void **state)
 	free(got);
 }
 
+/* ---- memory: no wait while holding pins ---- */
+
+#define PW 8 /* writers: together their first folios fill the whole budget */
+
+static pthread_barrier_t pw_barrier;
+static _Atomic int pw_calls;
+
+/* The first map_read of each writer (its head block) waits for all the writers. */
+static void pw_hook(struct tfile *t)
+{
+	(void)t;
+	if (atomic_fetch_add(&pw_calls, 1) < PW)
+		pthread_barrier_wait(&pw_barrier);
+}
+
+struct pw {
+	struct fx *f;
+	int id;
+	ssize_t res;
+};
+
+static void *pw_fn(void *arg)
+{
+	struct pw *w = arg;
+	uint32_t half = 128 << 10; /* max_folio / 2 */
+	uint64_t off = (uint64_t)(w->id / CNV) * (1 << 20) + half + 100;
+	uint8_t *buf = tu_alloc(half);
+
+	tu_fill(buf, half, (unsigned)w->id);
+	/* a half-folio folio, then a block-sized one: the second needs memory */
+	w->res = ff_cache_write(w->f->f[w->id % CNV].ci, buf, half, off, FF_CW_DSYNC);
+	free(buf);
+	return NULL;
+}
+
+/*
+ * Sync writers in a cache of 4 x max_folio whose first folios, pinned, fill
+ * the whole budget before any asks for its second: one that waited for
+ * memory while holding its pins would wait for the others' pins, and they
+ * for its. Each submits what it holds instead. A hang fails at the bound.
+ */
+static void test_cache_write_through_no_wait_holding_pins(void **state)
+{
+	struct fx *f = *state;
+	struct pw w[PW];
+	pthread_t th[PW];
+	struct timespec ts;
+
+	pthread_barrier_init(&pw_barrier, NULL, PW);
+	atomic_store(&pw_calls, 0);
+	atomic_store(&map_read_hook, pw_hook);
+	for (int i = 0; i < PW; i++) {
+		w[i] = (struct pw){f, i, 0};
+		pthread_create(&th[i], NULL, pw_fn, &w[i]);
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 60; /* a bound on a hang, not a wait for an event */
+	for (int i = 0; i < PW; i++) {
+		if (pthread_timedjoin_np(th[i], NULL, &ts)) {
+			/* deadlocked: no teardown can run; fail the program */
+			fprintf(stderr, "writer %d still waiting after 60 s: deadlock\n", i);
+			abort();
+		}
+		assert_int_equal(w[i].res, 128 << 10);
+	}
+	atomic_store(&map_read_hook, NULL);
+	pthread_barrier_destroy(&pw_barrier);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -906,6 +984,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cache_readers_vs_resets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_direct_write_is_written_through, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_cache_write_through_no_wait_holding_pins,
+						setup_tiny, teardown),
 	};
 	if (getenv("FOLIOFS_TEST_FILTER")) /* one test by name, for a bisect */
 		cmocka_set_test_filter(getenv("FOLIOFS_TEST_FILTER"));
