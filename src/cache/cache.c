@@ -1202,7 +1202,7 @@ static void extend_size_locked(struct ff_cinode *ci, uint64_t end)
 }
 
 /*
- * Write-through: copy in, mark writeback, submit, wait. io_flags
+ * Write-through: copy in, mark writeback, submit, wait, batch by batch. io_flags
  * FF_IO_DSYNC for a durable write (mapw_flags FF_MAPW_SYNC), 0 for an
  * O_DIRECT one (on the device, no FUA). A batch is at most a quarter of the
  * cache and is submitted early when memory is short: its pins cannot be
@@ -1274,7 +1274,12 @@ static ssize_t write_through(struct ff_cinode *ci, const void *buf, size_t len, 
 		ff_mutex_unlock(&ci->lock);
 	}
 	cnt_add(&c->copied_in, done);
-	if (ret)
+	/*
+	 * An error after earlier batches were written returns their count: a
+	 * short write, as POSIX has it (they are durable, and on a sequential
+	 * zone they are there whatever the reply says).
+	 */
+	if (ret && !done)
 		return ret;
 	cnt_add(&c->user_written, done);
 	return (ssize_t)done;
