@@ -157,6 +157,8 @@ int ff_cache_inode_free(struct ff_cinode *ci);
  * after data): the filesystem publishes its own size only after
  * ff_cache_write returns. The cache's size bounds read folios, folio-
  * granular dirtying, and says which block is a partial tail (FF_MAPW_TAIL).
+ * Until it is first set the size is unknown and no block is a tail: a
+ * filesystem that cannot rewrite blocks sets it when it opens the inode.
  */
 void ff_cache_inode_set_size(struct ff_cinode *ci, uint64_t size);
 
