@@ -572,8 +572,11 @@ static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, uint64_
 			cnt++;
 			p = e;
 		}
-		if (m.type == FF_MAP_APPEND) {
+		if (m.type == FF_MAP_APPEND && m.dev_off == FF_MAP_ANYWHERE) {
 			res = ff_zoneq_append(c->dev, m.zone, iov, cnt, io_flags, &landed);
+		} else if (m.type == FF_MAP_APPEND) {
+			landed = m.dev_off;
+			res = ff_zoneq_write_at(c->dev, m.zone, iov, cnt, m.dev_off, io_flags);
 		} else {
 			landed = m.dev_off;
 			res = ff_dev_write(c->dev, iov, cnt, m.dev_off, io_flags);

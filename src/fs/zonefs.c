@@ -426,7 +426,7 @@ static int zf_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned fla
 		return 0;
 	}
 	m->type = FF_MAP_APPEND;
-	m->dev_off = zi->start + off;
+	m->dev_off = zi->start + off; /* only there: the zone queue refuses it elsewhere */
 	m->len = (flags & FF_MAPW_TAIL) ? len - zi->fs->blk : len;
 	return 0;
 }

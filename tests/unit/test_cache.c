@@ -129,6 +129,7 @@ static int t_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flag
 	}
 	if (t->shared) {
 		m->type = FF_MAP_APPEND;
+		m->dev_off = FF_MAP_ANYWHERE;
 		m->len = (flags & FF_MAPW_TAIL) ? len - BLK : len;
 		return 0;
 	}
