@@ -46,8 +46,9 @@
  *
  *   Where, and in which order: the filesystem's. map_write answers for the
  *   blocks [off, off+len): in place (dev_off), an append to a zone (the zone
- *   queue reserves the position at queue time, as zone append does), already
- *   stored (the cache marks them clean), or nothing yet. write_done gets the
+ *   queue reserves the position at queue time, as zone append does; wherever
+ *   the pointer is, or only at dev_off, refused elsewhere), already stored
+ *   (the cache marks them clean), or nothing yet. write_done gets the
  *   offset the bytes landed at, as the zone queue reported it, and records
  *   the extent; for FF_MAPW_SYNC it commits before returning. Several files
  *   may append into one open zone. A format's order rules (zonefs: a file's
