@@ -45,15 +45,20 @@ enum ff_map_type {
  * One mapping. map_read and map_write always map from the offset asked:
  * file_off is that offset, len the bytes mapped from it (may be less than
  * asked). dev_off is where file_off lives: the cache reads from it
- * (map_read's INPLACE) and writes at it (map_write's INPLACE); it is unused
- * for FF_MAP_APPEND (write_done gets where the bytes landed), STORED and
- * HOLE.
+ * (map_read's INPLACE) and writes at it (map_write's INPLACE). For
+ * FF_MAP_APPEND it is FF_MAP_ANYWHERE (the bytes go wherever the zone's
+ * pointer is, and write_done learns where), or the offset the zone's pointer
+ * must be at: the zone queue then refuses the write (-EINVAL, nothing
+ * written) if it is elsewhere, for a format whose file offsets are zone
+ * offsets. Unused for STORED and HOLE.
  */
+#define FF_MAP_ANYWHERE UINT64_MAX
+
 struct ff_map {
 	enum ff_map_type type;
 	uint64_t file_off; /* start of the mapping in the file */
 	uint64_t len;	   /* bytes mapped from file_off (may be less than asked) */
-	uint64_t dev_off;  /* device offset of file_off (INPLACE and reads) */
+	uint64_t dev_off;  /* device offset of file_off (INPLACE, reads; APPEND: see above) */
 	uint32_t zone;	   /* device zone holding dev_off, or the zone to append to */
 };
 
@@ -84,9 +89,10 @@ struct ff_cache_ops {
 	 * last block holds data only up to the cache's size (a partial tail):
 	 * a format that cannot rewrite a block leaves it unmapped. The answer:
 	 *  - FF_MAP_INPLACE: write at dev_off (no reservation needed);
-	 *  - FF_MAP_APPEND: append len bytes to m->zone through the zone queue;
-	 *    the reservation is the zone queue's (position taken at queue
-	 *    time), and write_done gets where the bytes landed;
+	 *  - FF_MAP_APPEND: append len bytes to m->zone through the zone queue,
+	 *    at FF_MAP_ANYWHERE or only at dev_off; the reservation is the zone
+	 *    queue's (position taken at queue time), and write_done gets where
+	 *    the bytes landed;
 	 *  - FF_MAP_STORED: len bytes are on the device already; the cache
 	 *    marks them clean and asks again for the rest;
 	 *  - m->len == 0: nothing can be written now (a partial tail); the
@@ -157,6 +163,8 @@ int ff_cache_inode_free(struct ff_cinode *ci);
  * after data): the filesystem publishes its own size only after
  * ff_cache_write returns. The cache's size bounds read folios, folio-
  * granular dirtying, and says which block is a partial tail (FF_MAPW_TAIL).
+ * Until it is first set the size is unknown and no block is a tail: a
+ * filesystem that cannot rewrite blocks sets it when it opens the inode.
  */
 void ff_cache_inode_set_size(struct ff_cinode *ci, uint64_t size);
 

@@ -46,8 +46,9 @@
  *
  *   Where, and in which order: the filesystem's. map_write answers for the
  *   blocks [off, off+len): in place (dev_off), an append to a zone (the zone
- *   queue reserves the position at queue time, as zone append does), already
- *   stored (the cache marks them clean), or nothing yet. write_done gets the
+ *   queue reserves the position at queue time, as zone append does; wherever
+ *   the pointer is, or only at dev_off, refused elsewhere), already stored
+ *   (the cache marks them clean), or nothing yet. write_done gets the
  *   offset the bytes landed at, as the zone queue reported it, and records
  *   the extent; for FF_MAPW_SYNC it commits before returning. Several files
  *   may append into one open zone. A format's order rules (zonefs: a file's
@@ -572,8 +573,11 @@ static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, uint64_
 			cnt++;
 			p = e;
 		}
-		if (m.type == FF_MAP_APPEND) {
+		if (m.type == FF_MAP_APPEND && m.dev_off == FF_MAP_ANYWHERE) {
 			res = ff_zoneq_append(c->dev, m.zone, iov, cnt, io_flags, &landed);
+		} else if (m.type == FF_MAP_APPEND) {
+			landed = m.dev_off;
+			res = ff_zoneq_write_at(c->dev, m.zone, iov, cnt, m.dev_off, io_flags);
 		} else {
 			landed = m.dev_off;
 			res = ff_dev_write(c->dev, iov, cnt, m.dev_off, io_flags);
@@ -1202,7 +1206,7 @@ static void extend_size_locked(struct ff_cinode *ci, uint64_t end)
 }
 
 /*
- * Write-through: copy in, mark writeback, submit, wait. io_flags
+ * Write-through: copy in, mark writeback, submit, wait, batch by batch. io_flags
  * FF_IO_DSYNC for a durable write (mapw_flags FF_MAPW_SYNC), 0 for an
  * O_DIRECT one (on the device, no FUA). A batch is at most a quarter of the
  * cache and is submitted early when memory is short: its pins cannot be
@@ -1274,7 +1278,12 @@ static ssize_t write_through(struct ff_cinode *ci, const void *buf, size_t len, 
 		ff_mutex_unlock(&ci->lock);
 	}
 	cnt_add(&c->copied_in, done);
-	if (ret)
+	/*
+	 * An error after earlier batches were written returns their count: a
+	 * short write, as POSIX has it (they are durable, and on a sequential
+	 * zone they are there whatever the reply says).
+	 */
+	if (ret && !done)
 		return ret;
 	cnt_add(&c->user_written, done);
 	return (ssize_t)done;

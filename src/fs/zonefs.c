@@ -458,7 +458,7 @@ static int zf_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned fla
 		return 0;
 	}
 	m->type = FF_MAP_APPEND;
-	m->dev_off = zi->start + off;
+	m->dev_off = zi->start + off; /* only there: the zone queue refuses it elsewhere */
 	m->len = (flags & FF_MAPW_TAIL) ? len - zi->fs->blk : len;
 	return 0;
 }
@@ -976,7 +976,18 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 		}
 	}
 	r = ff_cache_write(zi->ci, buf, len, off, flags);
-	if (r < 0 && zi->seq) {
+	if (r >= 0 && (size_t)r < len && (sync || (flags & FF_CW_DIRECT))) {
+		/*
+		 * A write-through comes back short only when an error stopped
+		 * it after earlier batches were written: the error policy
+		 * applies, and a sequential file ends at its zone's pointer, so
+		 * that what landed is the file's and the next append goes after
+		 * it.
+		 */
+		zf_io_error(zi, -EIO);
+		if (zi->seq)
+			zf_end_at_wp_locked(zi, UINT64_MAX);
+	} else if (r < 0 && zi->seq) {
 		if ((r == -EOVERFLOW || r == -ETOOMANYREFS) && zone_untouched(zi, size))
 			ff_err("seq file of zone %u: write refused by the device (%s); nothing written",
 			       zi->zone, strerror((int)-r));

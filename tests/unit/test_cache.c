@@ -129,6 +129,7 @@ static int t_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flag
 	}
 	if (t->shared) {
 		m->type = FF_MAP_APPEND;
+		m->dev_off = FF_MAP_ANYWHERE;
 		m->len = (flags & FF_MAPW_TAIL) ? len - BLK : len;
 		return 0;
 	}
@@ -192,8 +193,17 @@ static void open_cache(struct fx *f, const struct ff_cache_opts *o)
 {
 	assert_int_equal(ff_cache_create(f->dev, &tops, o, &f->c), 0);
 	for (uint32_t i = 0; i < NZ + 2; i++) {
-		f->f[i].ci = ff_cache_inode_new(f->c, &f->f[i]);
-		assert_non_null(f->f[i].ci);
+		struct tfile *t = &f->f[i];
+
+		t->ci = ff_cache_inode_new(f->c, t);
+		assert_non_null(t->ci);
+		/*
+		 * A zonefs-like file's size is its zone's pointer, as zonefs
+		 * tells its cache at mount; the cache moves it from there.
+		 */
+		if (t->seq && !t->shared)
+			ff_cache_inode_set_size(t->ci, ff_zoneq_wp(f->dev, t->zone) -
+							       (uint64_t)t->zone * ZS);
 	}
 }
 

@@ -75,6 +75,14 @@ static int setup_tiny(void **state)
 	return setup_opts(state, &o);
 }
 
+static int setup_tiny_repair(void **state)
+{
+	struct ff_fs_opts o = {.cache = {.cache_size = 256 << 10, .max_folio = 64 << 10},
+			       .errors = FF_ERRORS_REPAIR};
+
+	return setup_opts(state, &o);
+}
+
 static int teardown(void **state)
 {
 	struct zfx *z = *state;
@@ -395,6 +403,52 @@ static void test_zonefs_failed_write_through_keeps_joined_blocks(void **state)
 	free(got);
 }
 
+/* Fails the device write numbered fail_at (from 1) after arming, once. */
+static _Atomic int write_calls, fail_at;
+static int fail_nth_hook(struct ff_dev *dev, uint64_t off, size_t len)
+{
+	(void)dev;
+	(void)off;
+	(void)len;
+	return atomic_fetch_add(&write_calls, 1) + 1 == atomic_load(&fail_at) ? -EIO : 0;
+}
+
+/*
+ * A sync write larger than a write-through batch (a quarter of a tiny cache)
+ * fails in its third batch: the reply is the short count of what was
+ * written, the file ends at the zone's pointer, and the next append goes
+ * after it. An error reply with the file left shorter than the zone would
+ * have the next append skip the old bytes as already stored, and read them
+ * back after a remount in place of the new ones.
+ */
+static void test_zonefs_failed_batch_gives_short_count(void **state)
+{
+	struct zfx *z = *state;
+	uint64_t ino = ino_of(z, "seq", "0"), size;
+	uint8_t *a = tu_alloc(1 << 20), *b = tu_alloc(1 << 20), *want = tu_alloc(2 << 20);
+	ssize_t r;
+
+	tu_fill(a, 1 << 20, 31);
+	tu_fill(b, 1 << 20, 32);
+	atomic_store(&write_calls, 0);
+	atomic_store(&fail_at, 3);
+	ff_dev_fault_hook = fail_nth_hook;
+	r = ff_fs_write(z->fs, ino, a, 1 << 20, 0, FF_CW_DSYNC);
+	assert_true(r > 0 && r < (1 << 20) && r % BLK == 0);
+	size = size_of(z, ino);
+	assert_true(size >= (uint64_t)r && size < (1 << 20));
+	memcpy(want, a, size);
+	memcpy(want + size, b, 1 << 20);
+	assert_int_equal(ff_fs_write(z->fs, ino, b, 1 << 20, size, FF_CW_DSYNC), 1 << 20);
+	check_content(z, ino, want, size + (1 << 20));
+	remount(z);
+	assert_int_equal(size_of(z, ino), size + (1 << 20));
+	check_content(z, ino, want, size + (1 << 20));
+	free(a);
+	free(b);
+	free(want);
+}
+
 /* ---- memory ---- */
 
 #define APPENDERS 8
@@ -479,6 +533,8 @@ int main(void)
 			teardown),
 		cmocka_unit_test_setup_teardown(test_zonefs_tiny_cache_sync_appenders, setup_tiny,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_zonefs_failed_batch_gives_short_count,
+						setup_tiny_repair, teardown),
 	};
 	if (getenv("FOLIOFS_TEST_FILTER")) /* one test by name, for a bisect */
 		cmocka_set_test_filter(getenv("FOLIOFS_TEST_FILTER"));
