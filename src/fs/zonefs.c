@@ -40,6 +40,7 @@
  * read-only flag of errors=.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,11 +52,12 @@
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
 #include "foliofs/zoneq.h"
+#include "internal.h"
 
 enum zf_state { ZF_OK = 0, ZF_RDONLY, ZF_OFFLINE };
 
 struct zf_inode {
-	struct ff_fs *fs;
+	struct zf_fs *fs;
 	uint64_t ino;	 /* zone index of the first zone */
 	uint32_t idx;	 /* the file's name: its index in cnv/ or seq/ */
 	uint32_t zone;	 /* first zone */
@@ -79,7 +81,8 @@ struct zf_dir {
 	struct zf_inode **files;
 };
 
-struct ff_fs {
+struct zf_fs {
+	struct ff_fs base; /* first: what fs.c routes through */
 	struct ff_dev *dev;
 	struct ff_cache *cache;
 	struct ff_fs_opts o;
@@ -102,7 +105,7 @@ struct ff_fs {
 
 static const struct ff_cache_ops zf_cache_ops;
 
-static struct zf_inode *file_of(struct ff_fs *fs, uint64_t ino)
+static struct zf_inode *file_of(struct zf_fs *fs, uint64_t ino)
 {
 	for (int d = 0; d < 2; d++)
 		for (uint32_t i = 0; i < fs->dirs[d].nfiles; i++)
@@ -111,9 +114,20 @@ static struct zf_inode *file_of(struct ff_fs *fs, uint64_t ino)
 	return NULL;
 }
 
-uint64_t ff_fs_root_ino(const struct ff_fs *fs)
+/* The zonefs structure around what fs.c holds (base is its first member). */
+static struct zf_fs *zf_of(struct ff_fs *gfs)
+{
+	return (struct zf_fs *)((char *)gfs - offsetof(struct zf_fs, base));
+}
+
+static uint64_t zf_root(const struct zf_fs *fs)
 {
 	return fs->nr_zones;
+}
+
+static uint64_t zf_root_ino(const struct ff_fs *gfs)
+{
+	return zf_root((const struct zf_fs *)gfs);
 }
 
 static int check_sb_msg(const char *path, int ret)
@@ -176,7 +190,7 @@ static bool raw_has_magic(const char *path)
 	return yes;
 }
 
-int ff_fs_check(const char *path, bool read_only)
+static int zf_check(const char *path, bool read_only)
 {
 	struct ff_dev_opts o = {.read_only = true};
 	struct ff_zonefs_sb sb;
@@ -222,7 +236,7 @@ static void mount_condition(struct zf_inode *zi, const struct ff_zone *z)
 	atomic_store(&zi->mode, atomic_load(&zi->mode) & ~0777u);
 }
 
-static int build_tree(struct ff_fs *fs)
+static int build_tree(struct zf_fs *fs)
 {
 	const struct ff_dev_info *di = ff_dev_info(fs->dev);
 	struct ff_zone *zones = calloc(di->nr_zones, sizeof(*zones));
@@ -301,14 +315,15 @@ out:
 	return ret;
 }
 
-int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out)
+static int zf_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out)
 {
-	struct ff_fs *fs = calloc(1, sizeof(*fs));
+	struct zf_fs *fs = calloc(1, sizeof(*fs));
 	struct ff_dev_opts dopt = {.exclusive = true};
 	int ret;
 
 	if (!fs)
 		return -ENOMEM;
+	fs->base.fmt = &ff_fmt_zonefs;
 	if (o)
 		fs->o = *o;
 	dopt.read_only = fs->o.read_only;
@@ -343,7 +358,7 @@ int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out
 		goto out_cache;
 	for (uint32_t i = 0; i < fs->nfiles; i++)
 		pthread_cond_init(&fs->inodes[i].size_cv, NULL);
-	*out = fs;
+	*out = &fs->base;
 	return 0;
 out_cache:
 	ff_cache_destroy(fs->cache);
@@ -357,8 +372,9 @@ out_free:
 	return ret;
 }
 
-int ff_fs_unmount(struct ff_fs *fs)
+static int zf_unmount(struct ff_fs *gfs)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	int ret = 0;
 
 	for (uint32_t i = 0; i < fs->nfiles; i++) {
@@ -466,7 +482,7 @@ static int zf_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned fla
 /* After a failed write: the kernel's recovery, and the errors= policy. */
 static void zf_io_error(struct zf_inode *zi, int err)
 {
-	struct ff_fs *fs = zi->fs;
+	struct zf_fs *fs = zi->fs;
 
 	ff_err("%s/%u: write error (%s)", zi->seq ? "seq" : "cnv", zi->idx, strerror(-err));
 	if (zi->seq) {
@@ -534,7 +550,7 @@ static const struct ff_cache_ops zf_cache_ops = {zf_map_read, zf_map_write, zf_w
 
 /* ---- namespace ---- */
 
-static void fill_dir_stat(struct ff_fs *fs, uint64_t ino, struct stat *st)
+static void fill_dir_stat(struct zf_fs *fs, uint64_t ino, struct stat *st)
 {
 	uint64_t d = ino - fs->nr_zones;
 
@@ -546,7 +562,7 @@ static void fill_dir_stat(struct ff_fs *fs, uint64_t ino, struct stat *st)
 	st->st_gid = atomic_load(&fs->dgid[d]);
 	st->st_blksize = fs->blk;
 	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
-	if (ino == ff_fs_root_ino(fs)) {
+	if (ino == zf_root(fs)) {
 		st->st_nlink = 2 + (fs->dirs[0].nfiles > 0) + 1;
 		st->st_size = 2;
 	} else {
@@ -554,7 +570,7 @@ static void fill_dir_stat(struct ff_fs *fs, uint64_t ino, struct stat *st)
 	}
 }
 
-static void fill_file_stat(struct ff_fs *fs, struct zf_inode *zi, struct stat *st)
+static void fill_file_stat(struct zf_fs *fs, struct zf_inode *zi, struct stat *st)
 {
 	uint64_t size = atomic_load(&zi->size);
 
@@ -575,11 +591,12 @@ static void fill_file_stat(struct ff_fs *fs, struct zf_inode *zi, struct stat *s
 		st->st_mode &= ~(mode_t)0222;
 }
 
-int ff_fs_getattr(struct ff_fs *fs, uint64_t ino, struct stat *st)
+static int zf_getattr(struct ff_fs *gfs, uint64_t ino, struct stat *st)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi;
 
-	if (ino == ff_fs_root_ino(fs) || ino == fs->nr_zones + 1 || ino == fs->nr_zones + 2) {
+	if (ino == zf_root(fs) || ino == fs->nr_zones + 1 || ino == fs->nr_zones + 2) {
 		if (ino == fs->nr_zones + 1 && !fs->dirs[0].nfiles)
 			return -ENOENT;
 		fill_dir_stat(fs, ino, st);
@@ -592,10 +609,11 @@ int ff_fs_getattr(struct ff_fs *fs, uint64_t ino, struct stat *st)
 	return 0;
 }
 
-int ff_fs_readdir(struct ff_fs *fs, uint64_t dir, uint64_t idx, char *name, size_t namelen,
-		  struct stat *st)
+/* The idx-th entry of a directory (no . and ..): -ENOENT past the end. */
+static int dir_entry(struct zf_fs *fs, uint64_t dir, uint64_t idx, char *name, size_t namelen,
+		     struct stat *st)
 {
-	if (dir == ff_fs_root_ino(fs)) {
+	if (dir == zf_root(fs)) {
 		uint64_t k = 0;
 
 		for (int d = 0; d < 2; d++) {
@@ -621,14 +639,26 @@ int ff_fs_readdir(struct ff_fs *fs, uint64_t dir, uint64_t idx, char *name, size
 	return file_of(fs, dir) ? -ENOTDIR : -ENOENT;
 }
 
-int ff_fs_lookup(struct ff_fs *fs, uint64_t dir, const char *name, struct stat *st)
+/* The tree never changes: an entry's cookie is its index plus one. */
+static int zf_readdir(struct ff_fs *gfs, uint64_t dir, uint64_t cookie, char *name, size_t namelen,
+		      struct stat *st, uint64_t *next)
 {
+	int ret = dir_entry(zf_of(gfs), dir, cookie, name, namelen, st);
+
+	if (!ret)
+		*next = cookie + 1;
+	return ret;
+}
+
+static int zf_lookup(struct ff_fs *gfs, uint64_t dir, const char *name, struct stat *st)
+{
+	struct zf_fs *fs = zf_of(gfs);
 	char buf[32], *end;
 	unsigned long long idx;
 	int ret;
 
-	if (dir == ff_fs_root_ino(fs)) {
-		for (uint64_t i = 0; ff_fs_readdir(fs, dir, i, buf, sizeof(buf), st) == 0; i++)
+	if (dir == zf_root(fs)) {
+		for (uint64_t i = 0; dir_entry(fs, dir, i, buf, sizeof(buf), st) == 0; i++)
 			if (!strcmp(buf, name))
 				return 0;
 		return -ENOENT;
@@ -640,12 +670,13 @@ int ff_fs_lookup(struct ff_fs *fs, uint64_t dir, const char *name, struct stat *
 	idx = strtoull(name, &end, 10);
 	if (*end || errno)
 		return -ENOENT;
-	ret = ff_fs_readdir(fs, dir, idx, buf, sizeof(buf), st);
+	ret = dir_entry(fs, dir, idx, buf, sizeof(buf), st);
 	return ret == -ENOTDIR ? ret : ret ? -ENOENT : 0;
 }
 
-int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigned which)
+static int zf_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, unsigned which)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
 	int ret = 0;
 
@@ -727,8 +758,9 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 	return 0;
 }
 
-int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags, unsigned *open_flags)
+static int zf_open(struct ff_fs *gfs, uint64_t ino, int flags, unsigned *open_flags)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
 	bool wr = (flags & O_ACCMODE) != O_RDONLY;
 	int ret = 0;
@@ -736,7 +768,7 @@ int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags, unsigned *open_flags)
 	if (open_flags)
 		*open_flags = zi && zi->seq ? FF_OPEN_NO_SHARED_WRITE_MMAP : 0;
 	if (!zi)
-		return ff_fs_getattr(fs, ino, &(struct stat){0}) ? -ENOENT : -EISDIR;
+		return zf_getattr(&fs->base, ino, &(struct stat){0}) ? -ENOENT : -EISDIR;
 	/*
 	 * As the kernel: a read-only mount refuses a write open (EROFS), and the
 	 * file of a read-only or offline zone is immutable (EPERM); an offline
@@ -749,7 +781,7 @@ int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags, unsigned *open_flags)
 	if ((flags & O_TRUNC) && wr) {
 		struct stat st = {.st_size = 0};
 
-		ret = ff_fs_setattr(fs, ino, &st, FF_SET_SIZE);
+		ret = zf_setattr(&fs->base, ino, &st, FF_SET_SIZE);
 		if (ret)
 			return ret;
 	}
@@ -777,8 +809,9 @@ int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags, unsigned *open_flags)
 	return ret;
 }
 
-int ff_fs_release(struct ff_fs *fs, uint64_t ino, int flags)
+static int zf_release(struct ff_fs *gfs, uint64_t ino, int flags)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
 
 	if (!zi || (flags & O_ACCMODE) == O_RDONLY || !zi->seq)
@@ -803,8 +836,9 @@ out_unlock:
 
 /* ---- data ---- */
 
-ssize_t ff_fs_read(struct ff_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off)
+static ssize_t zf_read(struct ff_fs *gfs, uint64_t ino, void *buf, size_t len, uint64_t off)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
 	uint64_t size;
 
@@ -909,9 +943,10 @@ static uint64_t wait_size_locked(struct zf_inode *zi, uint64_t off)
  * until then. A failed append leaves nothing: the file ends where it was (or
  * at the zone's pointer, if lower).
  */
-ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off,
-		    unsigned flags)
+static ssize_t zf_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t len, uint64_t off,
+			unsigned flags)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
 	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC);
 	uint64_t size;
@@ -1009,7 +1044,7 @@ out:
  * A write-back that fsync or close waited for failed: apply errors= and, on
  * a sequential file, end the file at the zone's write pointer again.
  */
-static void writeback_failed(struct ff_fs *fs, struct zf_inode *zi, int err)
+static void writeback_failed(struct zf_fs *fs, struct zf_inode *zi, int err)
 {
 	zf_io_error(zi, err);
 	if (zi->seq) {
@@ -1020,8 +1055,9 @@ static void writeback_failed(struct ff_fs *fs, struct zf_inode *zi, int err)
 	}
 }
 
-int ff_fs_fsync(struct ff_fs *fs, uint64_t ino, bool datasync)
+static int zf_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
 	int ret;
 
@@ -1037,8 +1073,9 @@ int ff_fs_fsync(struct ff_fs *fs, uint64_t ino, bool datasync)
 	return 0;
 }
 
-int ff_fs_flush(struct ff_fs *fs, uint64_t ino)
+static int zf_flush(struct ff_fs *gfs, uint64_t ino)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
 	int ret;
 
@@ -1051,8 +1088,9 @@ int ff_fs_flush(struct ff_fs *fs, uint64_t ino)
 	return ret;
 }
 
-int ff_fs_statfs(struct ff_fs *fs, struct statvfs *st)
+static int zf_statfs(struct ff_fs *gfs, struct statvfs *st)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	uint64_t total = 0, avail = 0;
 
 	for (uint32_t i = 0; i < fs->nfiles; i++) {
@@ -1084,7 +1122,7 @@ int ff_fs_statfs(struct ff_fs *fs, struct statvfs *st)
  * i.e. partly written (0 < size < capacity) or explicitly open; files of
  * read-only or offline zones are not. -errno if the zones cannot be reported.
  */
-static long nr_active_seq_files(struct ff_fs *fs)
+static long nr_active_seq_files(struct zf_fs *fs)
 {
 	struct ff_zone *zones = calloc(fs->nr_zones, sizeof(*zones));
 	long n = 0;
@@ -1112,8 +1150,9 @@ out:
 	return n;
 }
 
-int ff_fs_stats_text(struct ff_fs *fs, char *buf, size_t len)
+static int zf_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	const struct ff_dev_info *di = ff_dev_info(fs->dev);
 	struct ff_dev_stats d;
 	struct ff_zoneq_stats q;
@@ -1157,8 +1196,9 @@ int ff_fs_stats_text(struct ff_fs *fs, char *buf, size_t len)
 		(unsigned)atomic_load(&fs->nr_wro), di->max_active, nr_active);
 }
 
-int ff_fs_zone_text(struct ff_fs *fs, uint64_t ino, char *buf, size_t len)
+static int zf_zone_text(struct ff_fs *gfs, uint64_t ino, char *buf, size_t len)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	static const char *const cn[] = {"not-wp", "empty", "imp-open", "exp-open",
 					 "closed", "full",  "rdonly",	"offline"};
 	struct zf_inode *zi = file_of(fs, ino);
@@ -1179,3 +1219,43 @@ int ff_fs_zone_text(struct ff_fs *fs, uint64_t ino, char *buf, size_t len)
 			cn[z.cond < 8 ? z.cond : 0], (unsigned long long)atomic_load(&zi->size),
 			(unsigned long long)(ff_zoneq_wp(fs->dev, zi->zone) - zi->start));
 }
+
+/* A directory's entries never change: the device flush is all there is to make durable. */
+static int zf_fsyncdir(struct ff_fs *gfs, uint64_t ino, bool datasync)
+{
+	(void)ino;
+	(void)datasync;
+	return ff_dev_flush(zf_of(gfs)->dev);
+}
+
+static bool zf_probe(const void *blk0)
+{
+	struct ff_zonefs_sb sb;
+
+	return ff_zonefs_sb_decode(blk0, &sb) == 0;
+}
+
+const struct ff_fs_fmt ff_fmt_zonefs = {
+	.name = "zonefs",
+	.id = FF_FMT_ZONEFS,
+	.probe = zf_probe,
+	.mkfs = ff_zonefs_mkfs,
+	.check = zf_check,
+	.mount = zf_mount,
+	.unmount = zf_unmount,
+	.root_ino = zf_root_ino,
+	.lookup = zf_lookup,
+	.getattr = zf_getattr,
+	.readdir = zf_readdir,
+	.setattr = zf_setattr,
+	.open = zf_open,
+	.release = zf_release,
+	.read = zf_read,
+	.write = zf_write,
+	.fsync = zf_fsync,
+	.fsyncdir = zf_fsyncdir,
+	.flush = zf_flush,
+	.statfs = zf_statfs,
+	.stats_text = zf_stats_text,
+	.zone_text = zf_zone_text,
+};
