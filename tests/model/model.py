@@ -1,0 +1,967 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Concurrent model checker for foliofs (issue 10, "How it is proven").
+
+In the spirit of fsx/fsstress, but multi-threaded, and with the expected
+content of every file kept in a model. It runs against the real daemon on a
+FUSE mount of an emulated-zoned image mounted with a tiny cache
+(cache_size=8M,max_folio=2M), two conventional files (cnv/0, cnv/1) and five
+sequential ones (seq/0..4) on 4 MiB zones.
+
+One iteration (one seed) formats an image and runs phases. In a phase:
+  - writer threads pick a file, take its lock (the kernel serialises writes to
+    one FUSE file, so a write and its model update are one step), and write
+    through one of several fds of that file: buffered, O_SYNC, O_DSYNC,
+    RWF_DSYNC (pwritev) or O_DIRECT (page-aligned mmap buffers, with or without
+    O_DSYNC). Sequential files get appends at their size (zonefs rules: sync
+    appends end on a 4 KiB block, O_DIRECT appends are aligned, buffered
+    appends any length), resets (truncate 0) and finishes (truncate to the
+    capacity; the rest reads zeros). Conventional files get overwrites of any
+    length and alignment (O_DIRECT too);
+  - fsync threads call fsync/fdatasync on their own fds while writes run;
+  - reader threads read ranges through their own fds (buffered and O_DIRECT)
+    and check every byte against the model: a byte below a size acknowledged
+    before the read began reads exactly; a byte a write touched during the
+    read may hold the old or the new value, never anything else.
+A phase ends with one of:
+  clean: quiesce, unmount (umount or fusermount3 -u), wait for the daemon,
+         check the zone write pointers, remount, and every acknowledged byte
+         must be there exactly; and when umount returned, the image must
+         already hold it (DESIGN.md invariant 4);
+  kill:  kill -9 of the daemon mid-workload;
+  cut:   a power cut: the daemon ran with FOLIOFS_FAULT=vlog=... (sometimes
+         dead_after=N too), kill -9, then ff-cut drops a random subset of
+         the writes the device had not made durable.
+After kill and cut: remount, and every sync-acknowledged and every fsync'd
+byte must be there; no byte that was never written may appear; each
+sequential file's size equals its zone's write pointer. A kill -9 without a
+power cut also keeps what O_DIRECT appends acknowledged (an O_DIRECT write
+completes on the device, as in the kernel). The model then adopts what was
+found and the next phase goes on from there.
+
+  FOLIOFS_MODEL_SECONDS  time budget (default 180); long mode: e.g. 14400
+  FOLIOFS_MODEL_SEED     first seed (default: from the time; printed)
+  FOLIOFS_MODEL_ONLY     replay one seed (thread timing makes replays differ)
+  FOLIOFS_MODEL_DIR      work dir (default /tmp/h-model/model)
+  FOLIOFS_BUILD          build dir (default ./build)
+A failure prints "FAIL seed=S phase=P: what" and keeps the image, the daemon
+log, the volatile-write log and the model's operation history in
+$FOLIOFS_MODEL_DIR/fail-S/. Exit 0 when nothing failed, 1 otherwise, 77 when
+/dev/fuse is unusable.
+"""
+import collections
+import errno
+import mmap
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WORK = os.environ.get("FOLIOFS_MODEL_DIR", "/tmp/h-model/model")
+os.environ["FOLIOFS_CRASH_DIR"] = WORK  # crash.py's helpers use its paths
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "crash"))
+import crash  # noqa: E402  (mount, kill -9, zone report: one implementation)
+
+BLK = 4096
+ZS = 4 << 20
+NCNV = 3  # zone 0 (the superblock), cnv/0, cnv/1
+NSEQ = 5
+OPTS = "cache_size=8M,max_folio=2M"
+HANG_S = int(os.environ.get("FOLIOFS_MODEL_HANG_S", "60"))
+IMG, MNT, VLOG, DLOG = crash.IMG, crash.MNT, crash.VLOG, crash.DLOG
+
+
+class Fail(Exception):
+    """A failure that ends the iteration: the model no longer knows the files."""
+
+
+class Stats:
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.c = collections.Counter()
+
+    def add(self, k, n=1):
+        with self.lock:
+            self.c[k] += n
+
+
+STATS = Stats()
+
+
+def aligned_buf(data):
+    """A page-aligned buffer holding data (for O_DIRECT)."""
+    m = mmap.mmap(-1, max(BLK, (len(data) + BLK - 1) // BLK * BLK))
+    m[: len(data)] = data
+    return m
+
+
+def first_diff(a, b):
+    n = min(len(a), len(b))
+    lo = 0
+    while lo < n:  # by blocks first: files are megabytes
+        hi = min(n, lo + BLK)
+        if a[lo:hi] != b[lo:hi]:
+            return next(i for i in range(lo, hi) if a[i] != b[i])
+        lo = hi
+    return n if len(a) != len(b) else -1
+
+
+def show(data, at):
+    return bytes(data[at:at + 8]).hex() or "(end)"
+
+
+# ---- the model of one file ----
+
+
+class File:
+    """What the application was told about one file. wlock is held around a
+    write (or truncate) and its model update; mlock, briefly, around every
+    read or change of the fields below, so readers and fsyncs snapshot them
+    while a write is in flight. evlog lists the recent changes (appends,
+    writes, resets, finishes) numbered by evno, for readers whose read
+    overlapped them."""
+
+    def __init__(self, name, path, zone):
+        self.name = name
+        self.path = path
+        self.zone = zone
+        self.wlock = threading.Lock()
+        self.mlock = threading.Lock()
+        self.evno = 0  # guarded by mlock
+        self.evlog = collections.deque(maxlen=2048)  # (no, kind, off, data); mlock
+        self.inflight = None  # the change under way, an evlog entry; mlock
+        self.hist = collections.deque(maxlen=60)  # the last operations, for reports
+        self.fds = {}  # flavour -> fd, opened per phase, used under wlock
+        self.broken = False  # an op failed (the crash): no more ops; wlock
+        self.drop_tail = 0  # a partial tail left for the unmount to drop
+
+    def begin(self, kind, off=0, data=b""):
+        with self.mlock:
+            self.evno += 1
+            self.inflight = (self.evno, kind, off, data)
+            self.evlog.append(self.inflight)
+
+    def window(self, no0, was_inflight):
+        """The changes that overlapped a read that began at evno no0."""
+        with self.mlock:
+            evs = [e for e in self.evlog if e[0] > no0 or (was_inflight and e[0] == no0)]
+            return evs, self.inflight
+
+
+class SeqFile(File):
+    seq = True
+
+    def __init__(self, idx):
+        super().__init__("seq/%d" % idx, os.path.join(MNT, "seq", str(idx)), NCNV + idx)
+        self.gen = bytearray()  # the bytes appended since the last reset; mlock
+        self.genid = 0
+        self.dur = 0  # length acknowledged durable (sync append, fsync, finish)
+        self.dio = 0  # length acknowledged by a sync or O_DIRECT append
+        self.finished = False
+
+    def size(self):
+        return ZS if self.finished else len(self.gen)
+
+    def view(self):
+        return bytes(self.gen) + (bytes(ZS - len(self.gen)) if self.finished else b"")
+
+    def expected_clean(self):
+        return self.view()
+
+    def adopt(self, data):
+        """After a crash, the file is what the checked remount found."""
+        self.finished = len(data) == ZS
+        self.gen = bytearray(data)  # a finished zone's zeros become part of it
+        self.genid += 1
+        self.dur = self.dio = len(self.gen)
+        self.inflight = None
+
+    def candidates(self):
+        c = [(bytes(self.gen), self.dur, self.dio, self.finished)]
+        if self.inflight:
+            k = self.inflight[1]
+            if k == "w":
+                c.append((bytes(self.gen) + self.inflight[3], self.dur, self.dio, self.finished))
+            elif k == "reset":
+                c.append((b"", 0, 0, False))
+            elif k == "finish":
+                c.append((bytes(self.gen), len(self.gen), len(self.gen), True))
+        return c
+
+    def check_crash(self, size, wp, data, killed_only):
+        """None if (size, data) is a state the file may be in after the crash."""
+        if size != wp:
+            return "size %d != zone write pointer %d" % (size, wp)
+        why = []
+        for gen, dur, dio, fin in self.candidates():
+            if fin and size == ZS:
+                if data[: len(gen)] == gen and not any(data[len(gen):]):
+                    return None
+                at = first_diff(data[: len(gen)], gen)
+                why.append("finished zone: byte %d is %s, want %s" % (
+                    at if at >= 0 else len(gen), show(data, at if at >= 0 else len(gen)),
+                    show(gen, at) if at >= 0 else "zeros"))
+                continue
+            if size < dur:
+                why.append("size %d < %d bytes acknowledged durable" % (size, dur))
+                continue
+            if killed_only and size < dio:
+                why.append("size %d < %d bytes acknowledged by sync/O_DIRECT appends "
+                           "(kill -9, no power cut)" % (size, dio))
+                continue
+            if size > len(gen):
+                why.append("size %d > %d bytes ever appended" % (size, len(gen)))
+                continue
+            at = first_diff(data, gen[:size])
+            if at >= 0:
+                zeros = not any(data[at:at + 8])
+                why.append("byte %d of %d (%d durable) is %s, want %s%s" % (
+                    at, size, dur, show(data, at), show(gen, at),
+                    " (zeros: bytes never written)" if zeros else ""))
+                continue
+            return None
+        return "; ".join(why)
+
+
+class CnvFile(File):
+    seq = False
+
+    def __init__(self, idx):
+        super().__init__("cnv/%d" % idx, os.path.join(MNT, "cnv", str(idx)), 1 + idx)
+        self.acked = bytearray(ZS)  # content after every acknowledged write; mlock
+        self.durimg = bytearray(ZS)  # what must survive a crash, per byte; mlock
+        self.base = 0  # evno whose writes durimg holds in full (the last fsync)
+        self.dur_after = []  # (evno, off, data) of sync writes after base; mlock
+        self.pending = []  # (evno, off, data) of writes after base not durable; mlock
+
+    def size(self):
+        return ZS
+
+    def view(self):
+        return bytes(self.acked)
+
+    def expected_clean(self):
+        return bytes(self.acked)
+
+    def adopt(self, data):
+        self.acked = bytearray(data)
+        self.durimg = bytearray(data)
+        self.base = self.evno
+        self.dur_after, self.pending = [], []
+        self.inflight = None
+
+    def fsynced(self, snap, no0):
+        """Every write acknowledged before the fsync began (evno <= no0, whose
+        content is snap) is durable. Caller holds mlock."""
+        if no0 < self.base:
+            return
+        self.durimg = bytearray(snap)
+        self.base = no0
+        self.dur_after = [d for d in self.dur_after if d[0] > no0]
+        for no, off, d in self.dur_after:
+            self.durimg[off:off + len(d)] = d
+        self.pending = [p for p in self.pending if p[0] > no0]
+
+    def check_crash(self, data):
+        """None if every byte holds its durable content or that of a later
+        write (acknowledged or in flight at the crash)."""
+        later = list(self.pending)
+        if self.inflight and self.inflight[1] == "w":
+            later.append((self.inflight[0], self.inflight[2], self.inflight[3]))
+        for b0 in range(0, ZS, BLK):
+            got = data[b0:b0 + BLK]
+            if got == self.durimg[b0:b0 + BLK] or got == self.acked[b0:b0 + BLK]:
+                continue
+            for i in range(b0, b0 + BLK):
+                if data[i] == self.durimg[i]:
+                    continue
+                dseq = max([self.base] + [no for no, off, d in self.dur_after
+                                          if off <= i < off + len(d)])
+                ok = any(no > dseq and off <= i < off + len(d) and d[i - off] == data[i]
+                         for no, off, d in later)
+                if not ok:
+                    return ("byte %d is %02x; durable %02x, acknowledged %02x, and no write "
+                            "after the last durable one wrote it%s" % (
+                                i, data[i], self.durimg[i], self.acked[i],
+                                " (zeros)" if data[i] == 0 else ""))
+        return None
+
+
+# ---- the workload threads ----
+
+
+class Phase:
+    def __init__(self, it, files, expect_eio):
+        self.it = it
+        self.files = files
+        self.stop = threading.Event()
+        self.killed = threading.Event()  # the daemon is being killed: errors are the crash
+        self.expect_eio = expect_eio  # dead_after: the device dies mid-phase
+        self.dead = threading.Event()  # it did: end the phase
+        self.threads = []
+        # fsync pacing: from back to back (little volatile data at a cut) to rare
+        self.fsync_pause = it.rng.choice([0, 0.001, 0.02, 0.2])
+
+
+def soft(it, what, kind=None):
+    it.soft_fail(what, kind)
+
+
+class Worker(threading.Thread):
+    def __init__(self, phase, rng, role):
+        super().__init__(daemon=True)
+        self.ph = phase
+        self.rng = random.Random(rng.getrandbits(64))
+        self.role = role
+        self.err = None
+        self.myfds = {}  # this thread's own fds: name (fsync), name!r, name!d (reads)
+
+    def run(self):
+        try:
+            while not self.ph.stop.is_set():
+                getattr(self, self.role)()
+        except OSError as e:
+            if self.ph.killed.is_set():
+                return  # the crash: the op in flight stays in flight
+            if self.ph.expect_eio and e.errno in (errno.EIO, errno.EROFS):
+                self.ph.dead.set()
+                return
+            self.err = e
+            self.ph.it.hard_fail("%s thread: unexpected error %s" % (self.role, e))
+            self.ph.stop.set()
+        except Fail as e:
+            self.err = e
+            self.ph.it.hard_fail(str(e))
+            self.ph.stop.set()
+        except Exception as e:  # noqa: BLE001 - a checker bug must show
+            self.err = e
+            import traceback
+            traceback.print_exc()
+            self.ph.it.hard_fail("checker error in %s: %r" % (self.role, e))
+            self.ph.stop.set()
+
+    # -- writers --
+
+    def writer(self):
+        f = self.rng.choice(self.ph.files)
+        with f.wlock:
+            if self.ph.stop.is_set() or f.broken:
+                return
+            try:
+                if f.seq:
+                    self.seq_op(f)
+                else:
+                    self.cnv_op(f)
+            except OSError:
+                f.broken = True  # its op stays in flight in the model: no more on this file
+                raise
+
+    def length(self, room):
+        r = self.rng
+        k = r.random()
+        if k < 0.2:
+            n = r.randint(1, 100)
+        elif k < 0.55:
+            n = r.randint(1, 2 * BLK)
+        elif k < 0.93:
+            n = r.randint(1, 64 << 10)
+        else:
+            n = r.randint(64 << 10, 1 << 20)
+        return max(1, min(n, room))
+
+    def do_write(self, f, how, off, data):
+        """Write data at off through f's fd of flavour how; returns the count."""
+        if how == "rwf_dsync":
+            return os.pwritev(f.fds["buf"], [data], off, os.RWF_DSYNC)
+        if how in ("odirect", "odirect_dsync"):
+            m = aligned_buf(data)
+            try:
+                return os.pwrite(f.fds[how], memoryview(m)[: len(data)], off)
+            finally:
+                m.close()
+        return os.pwrite(f.fds[how], data, off)
+
+    def seq_op(self, f):
+        r, size = self.rng, f.size()
+        room = ZS - size
+        k = r.random()
+        if f.finished or room < BLK or k < 0.03:
+            self.truncate(f, 0)
+            return
+        if k < 0.05:
+            self.truncate(f, ZS)
+            return
+        how = r.choices(["buf", "osync", "odsync", "rwf_dsync", "odirect", "odirect_dsync"],
+                        [40, 13, 13, 13, 12, 6])[0]
+        mis = size % BLK
+        if how.startswith("odirect") and mis:
+            how = "buf"
+        if how == "buf":
+            n = self.length(room)
+        else:
+            # sync appends end on a block; O_DIRECT ones start on one as well
+            nblk = min((room + mis) // BLK, max(1, self.length(1 << 20) // BLK))
+            n = nblk * BLK - mis
+        data = r.randbytes(n)
+        f.hist.append("%s@%d+%d" % (how, size, n))
+        f.begin("w", size, data)
+        w = self.do_write(f, how, size, data)
+        STATS.add("seq-append-" + how)
+        if w != n:
+            soft(self.ph.it, "%s: short count %d of a %d-byte %s append at %d" % (
+                f.name, w, n, how, size), "short-seq-" + how)
+            data = data[:w]
+        with f.mlock:
+            f.gen += data
+            if how != "buf":
+                f.dio = len(f.gen)
+            if how not in ("buf", "odirect"):
+                f.dur = len(f.gen)
+            f.inflight = None
+        f.hist.append("ok")
+
+    def truncate(self, f, to):
+        kind = "reset" if to == 0 else "finish"
+        f.hist.append("%s@%d" % (kind, len(f.gen)))
+        f.begin(kind, len(f.gen))
+        if self.rng.random() < 0.5:
+            os.ftruncate(f.fds["buf"], to)
+        else:
+            os.truncate(f.path, to)
+        STATS.add("seq-" + kind)
+        with f.mlock:
+            if to == 0:
+                f.gen, f.finished = bytearray(), False
+                f.genid += 1
+                f.dur = f.dio = 0
+            else:
+                f.finished = True
+                f.dur = f.dio = len(f.gen)  # a finish is durable, with what it ends
+            f.inflight = None
+        f.hist.append("ok")
+
+    def cnv_op(self, f):
+        r = self.rng
+        how = r.choices(["buf", "osync", "odsync", "rwf_dsync", "odirect", "odirect_dsync"],
+                        [40, 13, 13, 13, 12, 6])[0]
+        n = self.length(ZS)
+        off = r.randrange(0, ZS - n + 1)
+        if r.random() < 0.5 or (how.startswith("odirect") and r.random() < 0.5):
+            off -= off % BLK
+            n = max(BLK, n - n % BLK)
+        data = r.randbytes(n)
+        f.hist.append("%s@%d+%d" % (how, off, n))
+        f.begin("w", off, data)
+        w = self.do_write(f, how, off, data)
+        STATS.add("cnv-write-" + how)
+        if w != n:
+            soft(self.ph.it, "%s: short count %d of a %d-byte %s write at %d" % (
+                f.name, w, n, how, off), "short-cnv-" + how)
+            data = data[:w]
+        with f.mlock:
+            no = f.inflight[0]
+            f.acked[off:off + len(data)] = data
+            if how in ("buf", "odirect"):
+                f.pending.append((no, off, data))
+            else:
+                f.durimg[off:off + len(data)] = data
+                f.dur_after.append((no, off, data))
+            f.inflight = None
+        f.hist.append("ok")
+
+    # -- fsync from other threads and fds --
+
+    def fsyncer(self):
+        f = self.rng.choice(self.ph.files)
+        ds = self.rng.random() < 0.5
+        fd = self.myfds[f.name]
+        with f.mlock:
+            no0, infl0 = f.evno, f.inflight is not None
+            if f.seq:
+                snap = (f.genid, len(f.gen), len(f.gen) % BLK != 0)
+            else:
+                snap = bytes(f.acked)
+                if infl0:
+                    no0 -= 1  # the write in flight is not covered
+        try:
+            (os.fdatasync if ds else os.fsync)(fd)
+            err = 0
+        except OSError as e:
+            if not (f.seq and e.errno == errno.EINVAL):
+                raise
+            err = e.errno
+        STATS.add(("fdatasync" if ds else "fsync") + ("-einval" if err else ""))
+        if self.ph.fsync_pause:
+            self.ph.stop.wait(self.rng.uniform(0, 2 * self.ph.fsync_pause))
+        with f.mlock:
+            if not f.seq:
+                f.fsynced(snap, no0)
+                return
+            genid, n, partial = snap
+            if err:
+                # EINVAL is only for a partial tail block; the whole blocks
+                # below it are durable (README, sub-block rule)
+                maybe = partial or infl0 or f.evno != no0 or f.inflight is not None
+                if not maybe:
+                    raise Fail("%s: fsync returned EINVAL with no partial tail (size %d, no "
+                               "write during the call)" % (f.name, n))
+                n -= n % BLK
+            if genid == f.genid and not f.finished:
+                f.dur = max(f.dur, n)
+
+    # -- readers checking the model while writes run --
+
+    def reader(self):
+        f = self.rng.choice(self.ph.files)
+        direct = self.rng.random() < 0.25
+        with f.mlock:
+            no0, infl0 = f.evno, f.inflight is not None
+            size0 = f.size()
+            if size0 == 0:
+                return
+            off = self.rng.randrange(0, size0)
+            n = self.length(256 << 10)
+            if direct:
+                off -= off % BLK
+                n = (n + BLK - 1) // BLK * BLK
+            view0 = f.view()[off:off + n]
+        if direct:
+            m = mmap.mmap(-1, n)
+            try:
+                got = bytes(m[: os.preadv(self.myfds[f.name + "!d"], [m], off)])
+            finally:
+                m.close()
+        else:
+            got = os.pread(self.myfds[f.name + "!r"], n, off)
+        STATS.add("read-direct" if direct else "read")
+        STATS.add("bytes-verified", len(got))
+        evs, infl1 = f.window(no0, infl0)
+        if not evs:
+            if got != view0:
+                at = first_diff(got, view0)
+                self.read_fail(f, off, n, got, view0, at, "no write ran during the read")
+            return
+        if f.seq and all(e[1] == "w" for e in evs):
+            # appends only: what was below the size stays; beyond it, appended bytes
+            if got[: len(view0)] != view0 or len(got) < len(view0):
+                at = first_diff(got[: len(view0)], view0)
+                self.read_fail(f, off, n, got, view0, at, "appends only ran during the read")
+                return
+            with f.mlock:
+                final = bytes(f.gen)
+                if f.inflight and f.inflight[1] == "w":
+                    final += f.inflight[3]
+            ext = final[off + len(view0):off + len(got)]
+            if got[len(view0):] != ext:
+                at = len(view0) + max(0, first_diff(got[len(view0):], ext))
+                self.read_fail(f, off, n, got, final[off:], at,
+                               "beyond the size at the start: not the appended bytes")
+            return
+        # writes, resets or finishes overlapped the read: each byte holds the
+        # value before the read or one those changes wrote
+        if len(got) > n:
+            self.read_fail(f, off, n, got, view0, n, "read more than asked")
+            return
+        for i in range(len(got)):
+            p = off + i
+            if i < len(view0) and got[i] == view0[i]:
+                continue
+            if any(e[1] == "w" and e[2] <= p < e[2] + len(e[3]) and e[3][p - e[2]] == got[i]
+                   for e in evs):
+                continue
+            if got[i] == 0 and any(e[1] == "finish" and p >= e[2] for e in evs):
+                continue
+            self.read_fail(f, off, n, got, view0, i, "overlapping %s" % ",".join(
+                sorted(set(e[1] for e in evs))))
+            return
+
+    def read_fail(self, f, off, n, got, want, at, why):
+        STATS.add("read-failures")
+        soft(self.ph.it, "%s: read of %d at %d returned %d bytes; byte %d (file offset %d) "
+             "is %s, want %s%s (%s) [ops %s]" % (
+                 f.name, n, off, len(got), at, off + at, show(got, at), show(want, at),
+                 " (zeros)" if at < len(got) and not any(got[at:at + 8]) else "", why,
+                 " ".join(list(f.hist)[-8:])), "read:%s:%s" % (f.seq, why))
+
+
+# ---- one iteration: an image, several phases ----
+
+
+class Iteration:
+    """One seed: a fresh image, then phases, each begun by a mount (on the
+    fault device when it ends in a power cut) and ended by a clean unmount, a
+    kill -9 or a power cut, each checked against the model."""
+
+    def __init__(self, seed, deadline):
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.deadline = deadline
+        self.files = [CnvFile(i) for i in range(NCNV - 1)] + [SeqFile(i) for i in range(NSEQ)]
+        self.lock = threading.Lock()
+        self.fails = []  # (kind, first report)
+        self.kinds = {}  # kind -> how many more of it
+        self.hard = None
+        self.phase_no = 0
+        self.p = None
+        self.expect = None  # after a clean unmount: what the next mount must show
+
+    def soft_fail(self, what, kind=None):
+        """A failure after which the model still knows the files: recorded,
+        the first of each kind in full, and the iteration goes on."""
+        kind = kind or what
+        with self.lock:
+            if kind in self.kinds:
+                self.kinds[kind] += 1
+                return
+            self.kinds[kind] = 0
+            self.fails.append((kind, "phase %d: %s" % (self.phase_no, what)))
+
+    def fail_lines(self):
+        out = [self.hard] if self.hard else []
+        for kind, what in self.fails:
+            n = self.kinds[kind]
+            out.append(what + (" (and %d more like it)" % n if n else ""))
+        return out
+
+    def hard_fail(self, what):
+        with self.lock:
+            if self.hard is None:
+                self.hard = "phase %d: %s" % (self.phase_no, what)
+
+    def run(self):
+        crash.force_unmount()
+        os.makedirs(MNT, exist_ok=True)
+        for p in (IMG, VLOG, VLOG + ".orig", DLOG):
+            if os.path.exists(p):
+                os.unlink(p)
+        with open(IMG, "wb") as f:
+            f.truncate((NCNV + NSEQ) * ZS + (1 << 20))
+        crash.sh([crash.MKFS, "--emulate-zoned", "--conv-zones", str(NCNV), "--zone-size",
+                  str(ZS), IMG])
+        nphases = self.rng.randint(4, 10)
+        try:
+            for i in range(nphases):
+                self.phase_no = i
+                self.one_phase()
+                if self.hard or time.monotonic() > self.deadline:
+                    break
+            if not self.hard and self.expect is not None:
+                self.mount(None)
+                self.unmount_clean(crash_check=True)
+        except Fail as e:
+            self.hard_fail(str(e))
+        finally:
+            if self.p:
+                crash.kill9(self.p)
+                self.p = None
+            crash.force_unmount()
+        return self.phase_no + 1
+
+    def mount(self, fault):
+        if os.path.exists(VLOG):
+            os.unlink(VLOG)
+        self.p = crash.mount(fault, OPTS)
+        if self.expect is not None:
+            self.check_clean()
+
+    def check_clean(self):
+        """After a clean unmount and this mount: every acknowledged byte, exactly."""
+        expect, how = self.expect
+        self.expect = None
+        got = self.read_all()
+        bad = []
+        for f in self.files:
+            e, g = expect[f.name], got[f.name]
+            at = first_diff(g, e)
+            if at >= 0:
+                bad.append("%s: %d bytes, want %d; byte %d is %s, want %s%s [ops %s]" % (
+                    f.name, len(g), len(e), at, show(g, at), show(e, at),
+                    " (zeros)" if at < len(g) and not any(g[at:at + 8]) else "",
+                    " ".join(list(f.hist)[-6:])))
+        STATS.add("bytes-verified", sum(len(g) for g in got.values()))
+        if bad:
+            STATS.add("failed-remount-checks")
+            raise Fail("after a clean unmount (%s) and remount: %s" % (how, "; ".join(bad)))
+
+    def open_fds(self, f):
+        fl = {"buf": os.O_RDWR, "osync": os.O_WRONLY | os.O_SYNC,
+              "odsync": os.O_WRONLY | os.O_DSYNC, "odirect": os.O_WRONLY | os.O_DIRECT,
+              "odirect_dsync": os.O_WRONLY | os.O_DIRECT | os.O_DSYNC}
+        f.fds = {k: os.open(f.path, v) for k, v in fl.items()}
+
+    @staticmethod
+    def close_fds(fds):
+        for fd in fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        fds.clear()
+
+    def one_phase(self):
+        r = self.rng
+        end = r.choices(["clean", "kill", "cut"], [4, 3, 4])[0]
+        fault = None
+        if end == "cut":
+            fault = "vlog=%s" % VLOG
+            if r.random() < 0.4:
+                fault += ",dead_after=%d" % r.randint(20, 3000)
+        self.mount(fault)
+        ph = Phase(self, self.files, fault and "dead_after" in fault)
+        for f in self.files:
+            f.broken = False
+            self.open_fds(f)
+        for role in ["writer"] * 3 + ["fsyncer"] * 2 + ["reader"] * 2:
+            w = Worker(ph, r, role)
+            for f in self.files:
+                w.myfds[f.name] = os.open(f.path, os.O_WRONLY)
+                w.myfds[f.name + "!r"] = os.open(f.path, os.O_RDONLY)
+                w.myfds[f.name + "!d"] = os.open(f.path, os.O_RDONLY | os.O_DIRECT)
+            ph.threads.append(w)
+        dur = r.uniform(1.0, 6.0)
+        print("model: seed %d phase %d: %.1f s, then %s%s" % (
+            self.seed, self.phase_no, dur, end, " (%s)" % fault if fault else ""), flush=True)
+        for w in ph.threads:
+            w.start()
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < dur and not ph.stop.is_set() and not ph.dead.is_set():
+            time.sleep(0.01)
+        if end == "clean":
+            ph.stop.set()
+            self.join(ph)
+            if not self.hard:
+                self.fill_tails()
+            for f in self.files:
+                self.close_fds(f.fds)
+            if not self.hard:
+                self.unmount_clean()
+            return
+        # kill -9, the workload running
+        ph.killed.set()
+        ph.stop.set()
+        crash.kill9(self.p)
+        self.p = None
+        self.join(ph)
+        for f in self.files:
+            self.close_fds(f.fds)
+        if self.hard:
+            return
+        cut = None
+        if fault and os.path.exists(VLOG):
+            shutil.copy(VLOG, VLOG + ".orig")
+            keep = r.choice([0, 0, 30, 70, 100])
+            out = crash.sh([crash.CUT, IMG, VLOG, str(self.seed * 100 + self.phase_no),
+                            str(keep)]).stdout.split()
+            cut = dict(zip(out[0::2], out[1::2]))
+            cut["keep%"] = keep
+            STATS.add("cut-writes-dropped", int(cut.get("dropped", 0)))
+        STATS.add("crash-" + ("cut" if fault else "kill"))
+        self.check_after_crash(killed_only=not fault, cut=cut)
+
+    def join(self, ph):
+        t0 = time.monotonic()
+        for w in ph.threads:
+            w.join(max(0.1, HANG_S - (time.monotonic() - t0)))
+            if w.is_alive():
+                if self.p:
+                    crash.hang_report(self.p)
+                raise Fail("%s thread hung for %d s (daemon log: %s)" % (
+                    w.role, HANG_S, crash.tail_log(4)))
+            self.close_fds(w.myfds)
+
+    def fill_tails(self):
+        """Before a clean unmount: most seq files get their partial tail block
+        filled (every acknowledged byte must then come back); the others keep
+        it and it is dropped at the unmount, as the README says."""
+        for f in self.files:
+            f.drop_tail = 0
+            if not f.seq or f.finished or len(f.gen) % BLK == 0:
+                continue
+            if self.rng.random() < 0.7:
+                n = BLK - len(f.gen) % BLK
+                data = self.rng.randbytes(n)
+                f.hist.append("fill@%d+%d" % (len(f.gen), n))
+                w = os.pwrite(f.fds["buf"], data, len(f.gen))
+                if w != n:
+                    raise Fail("%s: short buffered append %d of %d" % (f.name, w, n))
+                f.gen += data
+            else:
+                f.drop_tail = len(f.gen) % BLK
+                f.hist.append("unmount-drops-tail-%d" % f.drop_tail)
+                STATS.add("unmount-with-partial-tail")
+
+    def raw_image(self):
+        out = {}
+        with open(IMG, "rb") as img:
+            for f in self.files:
+                img.seek(f.zone * ZS)
+                out[f.name] = img.read(ZS)
+        return out
+
+    def unmount_clean(self, crash_check=False):
+        """Clean unmount: when umount returns the image holds every
+        acknowledged byte; the daemon exits 0; the zone pointers are the
+        sizes. The next mount checks the content (self.expect)."""
+        how = self.rng.choice([["umount", MNT], ["fusermount3", "-u", MNT]])
+        crash.sh(how)
+        raw = self.raw_image()
+        try:
+            rc = self.p.wait(timeout=HANG_S)
+        except subprocess.TimeoutExpired:
+            crash.hang_report(self.p)
+            raise Fail("daemon did not exit %d s after %s" % (HANG_S, " ".join(how)))
+        self.p = None
+        if rc != 0:
+            self.soft_fail("daemon exited %d after %s: %s" % (rc, how[0], crash.tail_log(3)),
+                           "daemon-exit")
+        if crash_check:
+            return
+        STATS.add("clean-remounts")
+        expect = {}
+        early = []
+        for f in self.files:
+            e = f.expected_clean()
+            if f.seq and f.drop_tail:
+                with f.mlock:
+                    f.gen = f.gen[: len(f.gen) - f.drop_tail]
+                    f.dur, f.dio = min(f.dur, len(f.gen)), min(f.dio, len(f.gen))
+                f.drop_tail = 0
+                e = f.expected_clean()
+            expect[f.name] = e
+            # a finished zone's rest reads zeros whatever the image holds there
+            n = len(f.gen) if f.seq else len(e)
+            at = first_diff(raw[f.name][:n], e[:n])
+            if at >= 0:
+                early.append("%s byte %d" % (f.name, at))
+        wps = crash.zone_wps()
+        for f in self.files:
+            if f.seq and wps[f.zone] != len(expect[f.name]):
+                raise Fail("%s: after a clean unmount the zone write pointer is %d, the file "
+                           "was %d bytes [ops %s]" % (f.name, wps[f.zone], len(expect[f.name]),
+                                                     " ".join(list(f.hist)[-6:])))
+        if early:
+            self.soft_fail("%s returned before the write-back: the image lacked %s then (the "
+                           "daemon wrote it later)" % (how[0], ", ".join(early[:4])),
+                           "umount-early")
+        self.expect = (expect, how[0])
+
+    def read_all(self):
+        got = {}
+        for f in self.files:
+            with open(f.path, "rb") as fh:
+                got[f.name] = fh.read()
+            if os.stat(f.path).st_size != len(got[f.name]):
+                raise Fail("%s: stat size %d, read %d bytes" % (
+                    f.name, os.stat(f.path).st_size, len(got[f.name])))
+        return got
+
+    def check_after_crash(self, killed_only, cut):
+        """Remount after kill -9 or a power cut, read every file, unmount, and
+        check each against what the crash may have left; the model then
+        adopts what was found."""
+        self.p = crash.mount(None, OPTS)
+        got = self.read_all()
+        crash.sh(["umount", MNT])
+        try:
+            rc = self.p.wait(timeout=HANG_S)
+        except subprocess.TimeoutExpired:
+            crash.hang_report(self.p)
+            raise Fail("daemon did not exit %d s after umount" % HANG_S)
+        self.p = None
+        if rc != 0:
+            self.soft_fail("daemon exited %d after umount: %s" % (rc, crash.tail_log(3)),
+                           "daemon-exit")
+        wps = crash.zone_wps()
+        errs = []
+        for f in self.files:
+            g = got[f.name]
+            if f.seq:
+                e = f.check_crash(len(g), wps[f.zone], g, killed_only)
+            else:
+                e = f.check_crash(g)
+            if e:
+                errs.append("%s: %s [ops %s]" % (f.name, e, " ".join(list(f.hist)[-10:])))
+        STATS.add("bytes-verified", sum(len(g) for g in got.values()))
+        if errs:
+            STATS.add("failed-crash-checks")
+            raise Fail("after %s: %s%s" % ("kill -9" if killed_only else "a power cut",
+                                          "; ".join(errs), " (cut %s)" % cut if cut else ""))
+        for f in self.files:
+            with f.mlock:
+                f.adopt(got[f.name])
+            f.hist.append("crash-adopted")
+
+    def keep_evidence(self):
+        ev = os.path.join(WORK, "fail-%d" % self.seed)
+        os.makedirs(ev, exist_ok=True)
+        for p in (IMG, DLOG, VLOG + ".orig"):
+            if os.path.exists(p):
+                shutil.copy(p, ev)
+        with open(os.path.join(ev, "model.txt"), "w") as out:
+            out.write("seed %d phase %d\n" % (self.seed, self.phase_no))
+            for what in self.fail_lines():
+                out.write("FAIL %s\n" % what)
+            for f in self.files:
+                out.write("%s: %s\n" % (f.name, " ".join(f.hist)))
+        return ev
+
+
+def fuse_usable():
+    try:
+        os.close(os.open("/dev/fuse", os.O_RDWR))
+        return True
+    except OSError:
+        return False
+
+
+def main():
+    for exe in (crash.MKFS, crash.DAEMON, crash.DEVTOOL, crash.CUT):
+        if not os.access(exe, os.X_OK):
+            print("model: %s not built" % exe)
+            return 1
+    if not fuse_usable():
+        print("model: /dev/fuse is unusable; skipped")
+        return 77
+    os.makedirs(WORK, exist_ok=True)
+    secs = float(os.environ.get("FOLIOFS_MODEL_SECONDS", "180"))
+    only = os.environ.get("FOLIOFS_MODEL_ONLY")
+    seed = int(only) if only else int(os.environ.get("FOLIOFS_MODEL_SEED",
+                                                     str(int(time.time()) % 1000000 * 1000)))
+    print("model: first seed %d, %.0f s; replay one with FOLIOFS_MODEL_ONLY=SEED" % (seed, secs),
+          flush=True)
+    t0 = time.monotonic()
+    failed = []
+    iters = phases = 0
+    while True:
+        it = Iteration(seed, t0 + secs)
+        phases += it.run()
+        iters += 1
+        if it.hard or it.fails:
+            ev = it.keep_evidence()
+            for what in it.fail_lines():
+                print("FAIL seed=%d %s" % (seed, what), flush=True)
+            print("  evidence: %s; replay: FOLIOFS_MODEL_ONLY=%d %s" % (ev, seed, sys.argv[0]),
+                  flush=True)
+            failed.append(seed)
+        if only or time.monotonic() - t0 >= secs:
+            break
+        seed += 1
+    c = STATS.c
+    kinds = sorted(k for k in c if k.startswith(("seq-", "cnv-", "fsync", "fdatasync", "read")))
+    print("model: %d iterations, %d phases, %.0f s" % (iters, phases, time.monotonic() - t0))
+    print("model: operations: %s" % ", ".join("%s %d" % (k, c[k]) for k in kinds))
+    print("model: crash points %d (%d power cuts, %d kill -9), %d volatile writes dropped; "
+          "%d clean remounts (%d with a partial tail); %.1f MiB verified" % (
+              c["crash-cut"] + c["crash-kill"], c["crash-cut"], c["crash-kill"],
+              c["cut-writes-dropped"], c["clean-remounts"], c["unmount-with-partial-tail"],
+              c["bytes-verified"] / (1 << 20)))
+    print("model: %d failed%s" % (len(failed), (" (seeds %s)" % failed) if failed else ""))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
