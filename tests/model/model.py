@@ -90,6 +90,7 @@ class Stats:
 
 
 STATS = Stats()
+FIRST = {}  # failure kind -> the first seed that showed it
 
 
 def aligned_buf(data):
@@ -303,12 +304,32 @@ class Phase:
         self.expect_eio = expect_eio  # dead_after: the device dies mid-phase
         self.dead = threading.Event()  # it did: end the phase
         self.threads = []
+        # what the threads saw on a device that was to die: reported only
+        # when it did not die (a write error shrinks a file to its pointer)
+        self.deferred = []
         # fsync pacing: from back to back (little volatile data at a cut) to rare
         self.fsync_pause = it.rng.choice([0, 0.001, 0.02, 0.2])
 
 
 def soft(it, what, kind=None):
     it.soft_fail(what, kind)
+
+
+def kinds_of(what):
+    """The classes of bug a hard failure's message shows, for the summary."""
+    k = []
+    pre = "clean remount" if "clean unmount" in what else \
+        "kill -9" if "after kill -9" in what else "power cut" if "power cut" in what else "run"
+    for pat, name in (("finished zone", "a finished zone lost appended bytes"),
+                      ("acknowledged by sync/O_DIRECT", "O_DIRECT-acknowledged bytes lost"),
+                      ("acknowledged durable", "durable bytes lost (size)"),
+                      ("(zeros", "zeros where written bytes were"),
+                      ("never written", "bytes never written"),
+                      ("write pointer", "size differs from the write pointer"),
+                      ("hung", "hang"), ("unexpected error", "unexpected error")):
+        if pat in what:
+            k.append("%s: %s" % (pre, name))
+    return k or ["%s: %s" % (pre, what[:60])]
 
 
 class Worker(threading.Thread):
@@ -369,8 +390,10 @@ class Worker(threading.Thread):
             n = r.randint(1, 2 * BLK)
         elif k < 0.93:
             n = r.randint(1, 64 << 10)
-        else:
+        elif k < 0.97:
             n = r.randint(64 << 10, 1 << 20)
+        else:
+            n = (1 << 20) + r.choice([0, 0, BLK, r.randint(1, 1 << 20)])  # FUSE splits these
         return max(1, min(n, room))
 
     def do_write(self, f, how, off, data):
@@ -404,7 +427,7 @@ class Worker(threading.Thread):
             n = self.length(room)
         else:
             # sync appends end on a block; O_DIRECT ones start on one as well
-            nblk = min((room + mis) // BLK, max(1, self.length(1 << 20) // BLK))
+            nblk = min((room + mis) // BLK, max(1, self.length(2 << 20) // BLK))
             n = nblk * BLK - mis
         data = r.randbytes(n)
         f.hist.append("%s@%d+%d" % (how, size, n))
@@ -585,7 +608,10 @@ class Worker(threading.Thread):
              "is %s, want %s%s (%s) [ops %s]" % (
                  f.name, n, off, len(got), at, off + at, show(got, at), show(want, at),
                  " (zeros)" if at < len(got) and not any(got[at:at + 8]) else "", why,
-                 " ".join(list(f.hist)[-8:])), "read:%s:%s" % (f.seq, why))
+                 " ".join(list(f.hist)[-8:])),
+             "read of a %s file: %s (%s)" % (
+                 "seq" if f.seq else "cnv",
+                 "zeros" if at < len(got) and not any(got[at:at + 8]) else "wrong bytes", why))
 
 
 # ---- one iteration: an image, several phases ----
@@ -608,11 +634,18 @@ class Iteration:
         self.phase_no = 0
         self.p = None
         self.expect = None  # after a clean unmount: what the next mount must show
+        self.phase = None  # the phase running, while its threads run
 
     def soft_fail(self, what, kind=None):
         """A failure after which the model still knows the files: recorded,
         the first of each kind in full, and the iteration goes on."""
         kind = kind or what
+        ph = self.phase
+        if ph is not None and ph.expect_eio:
+            with self.lock:
+                ph.deferred.append((what, kind))
+            return
+        self.tally(kind)
         with self.lock:
             if kind in self.kinds:
                 self.kinds[kind] += 1
@@ -631,6 +664,13 @@ class Iteration:
         with self.lock:
             if self.hard is None:
                 self.hard = "phase %d: %s" % (self.phase_no, what)
+                for k in kinds_of(what):
+                    self.tally(k)
+
+    def tally(self, kind):
+        STATS.add("kind:" + kind)
+        with STATS.lock:
+            FIRST.setdefault(kind, self.seed)
 
     def run(self):
         crash.force_unmount()
@@ -711,7 +751,9 @@ class Iteration:
             if r.random() < 0.4:
                 fault += ",dead_after=%d" % r.randint(20, 3000)
         self.mount(fault)
-        ph = Phase(self, self.files, fault and "dead_after" in fault)
+        ph = Phase(self, self.files, bool(fault and "dead_after" in fault))
+        self.phase = ph
+        logpos = os.path.getsize(DLOG)
         for f in self.files:
             f.broken = False
             self.open_fds(f)
@@ -730,6 +772,22 @@ class Iteration:
         t0 = time.monotonic()
         while time.monotonic() - t0 < dur and not ph.stop.is_set() and not ph.dead.is_set():
             time.sleep(0.01)
+        try:
+            self.phase_end(ph, end, fault, logpos)
+        finally:
+            self.phase = None
+            if ph.deferred and not self.device_died(logpos):
+                for what, kind in ph.deferred:
+                    self.soft_fail(what, kind)
+
+    @staticmethod
+    def device_died(logpos):
+        with open(DLOG, errors="replace") as f:
+            f.seek(logpos)
+            return "fault:" in f.read()
+
+    def phase_end(self, ph, end, fault, logpos):
+        r = self.rng
         if end == "clean":
             ph.stop.set()
             self.join(ph)
@@ -959,6 +1017,8 @@ def main():
               c["crash-cut"] + c["crash-kill"], c["crash-cut"], c["crash-kill"],
               c["cut-writes-dropped"], c["clean-remounts"], c["unmount-with-partial-tail"],
               c["bytes-verified"] / (1 << 20)))
+    for k in sorted(k for k in c if k.startswith("kind:")):
+        print("model: failure %s: %d times, first seed %d" % (k[5:], c[k], FIRST[k[5:]]))
     print("model: %d failed%s" % (len(failed), (" (seeds %s)" % failed) if failed else ""))
     return 1 if failed else 0
 
