@@ -79,6 +79,10 @@ class Fail(Exception):
     """A failure that ends the iteration: the model no longer knows the files."""
 
 
+class SelfTestMissed(Exception):
+    """FOLIOFS_MODEL_SELFTEST: a byte corrupted on the image went unnoticed."""
+
+
 class Stats:
     def __init__(self):
         self.lock = threading.Lock()
@@ -222,7 +226,7 @@ class SeqFile(File):
                 zeros = not any(data[at:at + 8])
                 why.append("byte %d of %d (%d durable) is %s, want %s%s" % (
                     at, size, dur, show(data, at), show(gen, at),
-                    " (zeros: bytes never written)" if zeros else ""))
+                    " (zeros)" if zeros else " (bytes never appended there)"))
                 continue
             return None
         return "; ".join(why)
@@ -288,7 +292,7 @@ class CnvFile(File):
                     return ("byte %d is %02x; durable %02x, acknowledged %02x, and no write "
                             "after the last durable one wrote it%s" % (
                                 i, data[i], self.durimg[i], self.acked[i],
-                                " (zeros)" if data[i] == 0 else ""))
+                                " (zeros)" if data[i] == 0 else " (bytes never written there)"))
         return None
 
 
@@ -296,7 +300,7 @@ class CnvFile(File):
 
 
 class Phase:
-    def __init__(self, it, files, expect_eio):
+    def __init__(self, it, files, expect_eio, cut):
         self.it = it
         self.files = files
         self.stop = threading.Event()
@@ -307,8 +311,9 @@ class Phase:
         # what the threads saw on a device that was to die: reported only
         # when it did not die (a write error shrinks a file to its pointer)
         self.deferred = []
-        # fsync pacing: from back to back (little volatile data at a cut) to rare
-        self.fsync_pause = it.rng.choice([0, 0.001, 0.02, 0.2])
+        # fsync pacing: from back to back to rare; rarer before a power cut,
+        # where each flush empties the device's volatile cache
+        self.fsync_pause = it.rng.choice([0.05, 0.3, 1.0, 3.0] if cut else [0, 0.001, 0.02, 0.2])
 
 
 def soft(it, what, kind=None):
@@ -324,7 +329,8 @@ def kinds_of(what):
                       ("acknowledged by sync/O_DIRECT", "O_DIRECT-acknowledged bytes lost"),
                       ("acknowledged durable", "durable bytes lost (size)"),
                       ("(zeros", "zeros where written bytes were"),
-                      ("never written", "bytes never written"),
+                      ("never written", "bytes never written there"),
+                      ("never appended", "bytes never appended there"),
                       ("write pointer", "size differs from the write pointer"),
                       ("hung", "hang"), ("unexpected error", "unexpected error")):
         if pat in what:
@@ -400,6 +406,8 @@ class Worker(threading.Thread):
         """Write data at off through f's fd of flavour how; returns the count."""
         if how == "rwf_dsync":
             return os.pwritev(f.fds["buf"], [data], off, os.RWF_DSYNC)
+        if how == "append":
+            return os.write(f.fds[how], data)  # O_APPEND: at the size, wherever off is
         if how in ("odirect", "odirect_dsync"):
             m = aligned_buf(data)
             try:
@@ -418,12 +426,15 @@ class Worker(threading.Thread):
         if k < 0.05:
             self.truncate(f, ZS)
             return
-        how = r.choices(["buf", "osync", "odsync", "rwf_dsync", "odirect", "odirect_dsync"],
-                        [40, 13, 13, 13, 12, 6])[0]
+        if k < 0.07:
+            self.refuse_seq(f)
+            return
+        how = r.choices(["buf", "append", "osync", "odsync", "rwf_dsync", "odirect",
+                         "odirect_dsync"], [34, 6, 13, 13, 13, 12, 6])[0]
         mis = size % BLK
         if how.startswith("odirect") and mis:
             how = "buf"
-        if how == "buf":
+        if how in ("buf", "append"):
             n = self.length(room)
         else:
             # sync appends end on a block; O_DIRECT ones start on one as well
@@ -440,12 +451,65 @@ class Worker(threading.Thread):
             data = data[:w]
         with f.mlock:
             f.gen += data
-            if how != "buf":
+            if how not in ("buf", "append"):
                 f.dio = len(f.gen)
-            if how not in ("buf", "odirect"):
+            if how not in ("buf", "append", "odirect"):
                 f.dur = len(f.gen)
             f.inflight = None
         f.hist.append("ok")
+
+    def refused(self, f, what, want, op):
+        """op() must fail with errno want and change nothing."""
+        f.hist.append("refuse-" + what)
+        try:
+            op()
+        except OSError as e:
+            if e.errno != want:
+                raise Fail("%s: %s failed with %s, want %s" % (
+                    f.name, what, errno.errorcode.get(e.errno), errno.errorcode[want]))
+            STATS.add("refused-" + what)
+            return
+        raise Fail("%s: %s succeeded, want %s [ops %s]" % (
+            f.name, what, errno.errorcode[want], " ".join(list(f.hist)[-6:])))
+
+    def refuse_seq(self, f):
+        """The zonefs rules, while everything else runs: a write not at the
+        size EINVAL, at the capacity EFBIG, misaligned O_DIRECT EINVAL, a
+        truncate to neither 0 nor the capacity EPERM."""
+        r, size = self.rng, f.size()
+        k = r.randrange(4)
+        if k == 0:
+            off = r.randrange(0, size) if size and r.random() < 0.7 else \
+                r.randrange(size + 1, ZS)
+            how = r.choice(["buf", "osync", "rwf_dsync"])
+            self.refused(f, "write-%s-not-at-size" % how, errno.EINVAL,
+                         lambda: self.do_write(f, how, off, r.randbytes(r.randint(1, 3 * BLK))))
+        elif k == 1:
+            self.refused(f, "write-at-capacity", errno.EFBIG,
+                         lambda: self.do_write(f, r.choice(["buf", "osync"]), ZS, b"x" * BLK))
+        elif k == 2:
+            n = r.randint(1, 3 * BLK) if size % BLK else r.randint(1, BLK - 1) + BLK * r.randrange(2)
+            self.refused(f, "misaligned-odirect", errno.EINVAL,
+                         lambda: self.do_write(f, "odirect", size, r.randbytes(n)))
+        else:
+            to = r.choice([r.randrange(1, ZS), size or BLK])
+            self.refused(f, "truncate-to-%s" % ("size" if to == size else "other"), errno.EPERM,
+                         lambda: os.ftruncate(f.fds["buf"], to))
+
+    def refuse_cnv(self, f):
+        """A conventional file: truncate EPERM, a write at the capacity EFBIG,
+        O_APPEND EINVAL."""
+        r = self.rng
+        k = r.randrange(3)
+        if k == 0:
+            to = r.choice([0, ZS, r.randrange(1, ZS)])
+            self.refused(f, "truncate-cnv", errno.EPERM, lambda: os.ftruncate(f.fds["buf"], to))
+        elif k == 1:
+            self.refused(f, "write-at-capacity", errno.EFBIG,
+                         lambda: self.do_write(f, r.choice(["buf", "odsync"]), ZS, b"y" * 100))
+        else:
+            self.refused(f, "append-cnv", errno.EINVAL,
+                         lambda: self.do_write(f, "append", 0, b"z" * r.randint(1, BLK)))
 
     def truncate(self, f, to):
         kind = "reset" if to == 0 else "finish"
@@ -469,6 +533,9 @@ class Worker(threading.Thread):
 
     def cnv_op(self, f):
         r = self.rng
+        if r.random() < 0.02:
+            self.refuse_cnv(f)
+            return
         how = r.choices(["buf", "osync", "odsync", "rwf_dsync", "odirect", "odirect_dsync"],
                         [40, 13, 13, 13, 12, 6])[0]
         n = self.length(ZS)
@@ -635,6 +702,8 @@ class Iteration:
         self.p = None
         self.expect = None  # after a clean unmount: what the next mount must show
         self.phase = None  # the phase running, while its threads run
+        self.selftest = bool(os.environ.get("FOLIOFS_MODEL_SELFTEST"))
+        self.corrupted = None  # (file name, offset) the self-test changed on the image
 
     def soft_fail(self, what, kind=None):
         """A failure after which the model still knows the files: recorded,
@@ -693,6 +762,11 @@ class Iteration:
                 self.mount(None)
                 self.unmount_clean(crash_check=True)
         except Fail as e:
+            if self.corrupted and self.corrupted[0] + ":" in str(e):
+                STATS.add("selftest-detected")
+            else:
+                self.hard_fail(str(e))
+        except SelfTestMissed as e:
             self.hard_fail(str(e))
         finally:
             if self.p:
@@ -726,9 +800,41 @@ class Iteration:
         if bad:
             STATS.add("failed-remount-checks")
             raise Fail("after a clean unmount (%s) and remount: %s" % (how, "; ".join(bad)))
+        self.selftest_missed()
+
+    def selftest_missed(self):
+        if self.corrupted:
+            raise SelfTestMissed("self-test: byte %d of %s was changed on the image and the "
+                                 "check did not notice" % (self.corrupted[1], self.corrupted[0]))
+
+    def corrupt(self, clean):
+        """The self-test: change one byte that the next check must find
+        (acknowledged after a clean unmount, durable after a crash)."""
+        r = self.rng
+        for _ in range(200):
+            f = r.choice(self.files)
+            if f.seq:
+                n = len(f.gen) if clean else f.dur
+                if n == 0 or (f.inflight and f.inflight[1] == "reset"):
+                    continue
+                b = r.randrange(n)
+                allowed = {f.gen[b]}
+            else:
+                b = r.randrange(ZS)
+                allowed = {f.acked[b]} if clean else {f.durimg[b]} | {
+                    d[b - off] for no, off, d in f.pending + ([f.inflight[0:1] + f.inflight[2:]]
+                                                             if f.inflight else [])
+                    if off <= b < off + len(d)}
+            v = next(x for x in range(256) if x not in allowed)
+            with open(IMG, "r+b") as img:
+                img.seek(f.zone * ZS + b)
+                img.write(bytes([v]))
+            self.corrupted = (f.name, b)
+            return
 
     def open_fds(self, f):
-        fl = {"buf": os.O_RDWR, "osync": os.O_WRONLY | os.O_SYNC,
+        fl = {"buf": os.O_RDWR, "append": os.O_WRONLY | os.O_APPEND,
+              "osync": os.O_WRONLY | os.O_SYNC,
               "odsync": os.O_WRONLY | os.O_DSYNC, "odirect": os.O_WRONLY | os.O_DIRECT,
               "odirect_dsync": os.O_WRONLY | os.O_DIRECT | os.O_DSYNC}
         f.fds = {k: os.open(f.path, v) for k, v in fl.items()}
@@ -751,7 +857,7 @@ class Iteration:
             if r.random() < 0.4:
                 fault += ",dead_after=%d" % r.randint(20, 3000)
         self.mount(fault)
-        ph = Phase(self, self.files, bool(fault and "dead_after" in fault))
+        ph = Phase(self, self.files, bool(fault and "dead_after" in fault), end == "cut")
         self.phase = ph
         logpos = os.path.getsize(DLOG)
         for f in self.files:
@@ -817,6 +923,9 @@ class Iteration:
             cut = dict(zip(out[0::2], out[1::2]))
             cut["keep%"] = keep
             STATS.add("cut-writes-dropped", int(cut.get("dropped", 0)))
+            print("model: seed %d phase %d: power cut: %s" % (
+                self.seed, self.phase_no, " ".join("%s %s" % kv for kv in cut.items())),
+                flush=True)
         STATS.add("crash-" + ("cut" if fault else "kill"))
         self.check_after_crash(killed_only=not fault, cut=cut)
 
@@ -901,6 +1010,8 @@ class Iteration:
                 raise Fail("%s: after a clean unmount the zone write pointer is %d, the file "
                            "was %d bytes [ops %s]" % (f.name, wps[f.zone], len(expect[f.name]),
                                                      " ".join(list(f.hist)[-6:])))
+        if self.selftest:
+            self.corrupt(clean=True)
         if early:
             self.soft_fail("%s returned before the write-back: the image lacked %s then (the "
                            "daemon wrote it later)" % (how[0], ", ".join(early[:4])),
@@ -921,6 +1032,8 @@ class Iteration:
         """Remount after kill -9 or a power cut, read every file, unmount, and
         check each against what the crash may have left; the model then
         adopts what was found."""
+        if self.selftest:
+            self.corrupt(clean=False)
         self.p = crash.mount(None, OPTS)
         got = self.read_all()
         crash.sh(["umount", MNT])
@@ -948,6 +1061,7 @@ class Iteration:
             STATS.add("failed-crash-checks")
             raise Fail("after %s: %s%s" % ("kill -9" if killed_only else "a power cut",
                                           "; ".join(errs), " (cut %s)" % cut if cut else ""))
+        self.selftest_missed()
         for f in self.files:
             with f.mlock:
                 f.adopt(got[f.name])
@@ -1019,6 +1133,8 @@ def main():
               c["bytes-verified"] / (1 << 20)))
     for k in sorted(k for k in c if k.startswith("kind:")):
         print("model: failure %s: %d times, first seed %d" % (k[5:], c[k], FIRST[k[5:]]))
+    if c["selftest-detected"]:
+        print("model: self-test: %d changed bytes found" % c["selftest-detected"])
     print("model: %d failed%s" % (len(failed), (" (seeds %s)" % failed) if failed else ""))
     return 1 if failed else 0
 
