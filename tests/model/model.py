@@ -115,6 +115,29 @@ def first_diff(a, b):
     return n if len(a) != len(b) else -1
 
 
+def zeros_at(data, at, foff=0):
+    """' (zeros ...)' describing the run of zeros at data[at] (file offset
+    foff + at), or '' if data[at] is not zero: a block's tail and whole
+    blocks point at different bugs."""
+    if at < 0 or at >= len(data) or data[at]:
+        return ""
+    end = at
+    while end < len(data) and not any(data[end:end + 64]):
+        end += 64
+    while end < len(data) and data[end] == 0:
+        end += 1
+    while end > at and end > len(data):
+        end -= 1
+    a, e = foff + at, foff + min(end, len(data))
+    if a % BLK and e - a < BLK and e % BLK == 0:
+        shape = "the last %d bytes of a block" % (e - a)
+    elif a % BLK == 0 and e % BLK == 0:
+        shape = "%d whole blocks" % ((e - a) // BLK)
+    else:
+        shape = "%d bytes" % (e - a)
+    return " (zeros: %s, to offset %d)" % (shape, e)
+
+
 def show(data, at):
     return bytes(data[at:at + 8]).hex() or "(end)"
 
@@ -226,7 +249,7 @@ class SeqFile(File):
                 zeros = not any(data[at:at + 8])
                 why.append("byte %d of %d (%d durable) is %s, want %s%s" % (
                     at, size, dur, show(data, at), show(gen, at),
-                    " (zeros)" if zeros else " (bytes never appended there)"))
+                    zeros_at(data, at) if zeros else " (bytes never appended there)"))
                 continue
             return None
         return "; ".join(why)
@@ -314,6 +337,11 @@ class Phase:
         # fsync pacing: from back to back to rare; rarer before a power cut,
         # where each flush empties the device's volatile cache
         self.fsync_pause = it.rng.choice([0.05, 0.3, 1.0, 3.0] if cut else [0, 0.001, 0.02, 0.2])
+        # the share of sync writes: each one flushes the device, so a phase
+        # that ends in a cut is often mostly buffered
+        s = it.rng.choice([1, 0.1, 0.02] if cut else [1, 1, 0.1])
+        self.seq_mix = [34, 6, 13 * s, 13 * s, 13 * s, 12, 6 * s]
+        self.cnv_mix = [40, 13 * s, 13 * s, 13 * s, 12, 6 * s]
 
 
 def soft(it, what, kind=None):
@@ -328,7 +356,10 @@ def kinds_of(what):
     for pat, name in (("finished zone", "a finished zone lost appended bytes"),
                       ("acknowledged by sync/O_DIRECT", "O_DIRECT-acknowledged bytes lost"),
                       ("acknowledged durable", "durable bytes lost (size)"),
-                      ("(zeros", "zeros where written bytes were"),
+                      ("of a block", "zeros in the tail of a block"),
+                      ("whole blocks", "zeros in whole blocks"),
+                      (" bytes, to offset", "zeros in a run of bytes"),
+                      ("(zeros)", "zeros in a conventional file"),
                       ("never written", "bytes never written there"),
                       ("never appended", "bytes never appended there"),
                       ("write pointer", "size differs from the write pointer"),
@@ -430,7 +461,7 @@ class Worker(threading.Thread):
             self.refuse_seq(f)
             return
         how = r.choices(["buf", "append", "osync", "odsync", "rwf_dsync", "odirect",
-                         "odirect_dsync"], [34, 6, 13, 13, 13, 12, 6])[0]
+                         "odirect_dsync"], self.ph.seq_mix)[0]
         mis = size % BLK
         if how.startswith("odirect") and mis:
             how = "buf"
@@ -537,7 +568,7 @@ class Worker(threading.Thread):
             self.refuse_cnv(f)
             return
         how = r.choices(["buf", "osync", "odsync", "rwf_dsync", "odirect", "odirect_dsync"],
-                        [40, 13, 13, 13, 12, 6])[0]
+                        self.ph.cnv_mix)[0]
         n = self.length(ZS)
         off = r.randrange(0, ZS - n + 1)
         if r.random() < 0.5 or (how.startswith("odirect") and r.random() < 0.5):
@@ -674,7 +705,7 @@ class Worker(threading.Thread):
         soft(self.ph.it, "%s: read of %d at %d returned %d bytes; byte %d (file offset %d) "
              "is %s, want %s%s (%s) [ops %s]" % (
                  f.name, n, off, len(got), at, off + at, show(got, at), show(want, at),
-                 " (zeros)" if at < len(got) and not any(got[at:at + 8]) else "", why,
+                 zeros_at(got, at, off), why,
                  " ".join(list(f.hist)[-8:])),
              "read of a %s file: %s (%s)" % (
                  "seq" if f.seq else "cnv",
@@ -794,7 +825,7 @@ class Iteration:
             if at >= 0:
                 bad.append("%s: %d bytes, want %d; byte %d is %s, want %s%s [ops %s]" % (
                     f.name, len(g), len(e), at, show(g, at), show(e, at),
-                    " (zeros)" if at < len(g) and not any(g[at:at + 8]) else "",
+                    zeros_at(g, at),
                     " ".join(list(f.hist)[-6:])))
         STATS.add("bytes-verified", sum(len(g) for g in got.values()))
         if bad:
