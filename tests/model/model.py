@@ -115,20 +115,21 @@ def first_diff(a, b):
     return n if len(a) != len(b) else -1
 
 
-def zeros_at(data, at, foff=0):
+def zeros_at(data, at, foff=0, upto=None):
     """' (zeros ...)' describing the run of zeros at data[at] (file offset
-    foff + at), or '' if data[at] is not zero: a block's tail and whole
-    blocks point at different bugs."""
-    if at < 0 or at >= len(data) or data[at]:
+    foff + at) up to data[upto] (where the written bytes end), or '' if
+    data[at] is not zero: a block's tail and whole blocks point at different
+    bugs."""
+    upto = len(data) if upto is None else min(upto, len(data))
+    if at < 0 or at >= upto or data[at]:
         return ""
     end = at
-    while end < len(data) and not any(data[end:end + 64]):
+    while end < upto and not any(data[end:end + 64]):
         end += 64
-    while end < len(data) and data[end] == 0:
+    end = min(end, upto)
+    while end < upto and data[end] == 0:
         end += 1
-    while end > at and end > len(data):
-        end -= 1
-    a, e = foff + at, foff + min(end, len(data))
+    a, e = foff + at, foff + end
     if a % BLK and e - a < BLK and e % BLK == 0:
         shape = "the last %d bytes of a block" % (e - a)
     elif a % BLK == 0 and e % BLK == 0:
@@ -166,6 +167,14 @@ class File:
         self.fds = {}  # flavour -> fd, opened per phase, used under wlock
         self.broken = False  # an op failed (the crash): no more ops; wlock
         self.drop_tail = 0  # a partial tail left for the unmount to drop
+        self.ghosts = collections.deque(maxlen=16)  # (off, bytes) a short count left out
+
+    def ghost_note(self, at, v):
+        """Whether byte at holding v is from the unacknowledged rest of a short write."""
+        for off, rest in self.ghosts:
+            if off <= at < off + len(rest) and rest[at - off] == v:
+                return "; it is the byte a short write at %d did not acknowledge" % off
+        return ""
 
     def begin(self, kind, off=0, data=b""):
         with self.mlock:
@@ -249,7 +258,8 @@ class SeqFile(File):
                 zeros = not any(data[at:at + 8])
                 why.append("byte %d of %d (%d durable) is %s, want %s%s" % (
                     at, size, dur, show(data, at), show(gen, at),
-                    zeros_at(data, at) if zeros else " (bytes never appended there)"))
+                    zeros_at(data, at, 0, len(gen)) if zeros else
+                    " (bytes never appended there%s)" % self.ghost_note(at, data[at])))
                 continue
             return None
         return "; ".join(why)
@@ -315,7 +325,8 @@ class CnvFile(File):
                     return ("byte %d is %02x; durable %02x, acknowledged %02x, and no write "
                             "after the last durable one wrote it%s" % (
                                 i, data[i], self.durimg[i], self.acked[i],
-                                " (zeros)" if data[i] == 0 else " (bytes never written there)"))
+                                " (zeros)" if data[i] == 0 else
+                                " (bytes never written there%s)" % self.ghost_note(i, data[i])))
         return None
 
 
@@ -479,6 +490,7 @@ class Worker(threading.Thread):
         if w != n:
             soft(self.ph.it, "%s: short count %d of a %d-byte %s append at %d" % (
                 f.name, w, n, how, size), "short-seq-" + how)
+            f.ghosts.append((size + w, data[w:]))
             data = data[:w]
         with f.mlock:
             f.gen += data
@@ -582,6 +594,7 @@ class Worker(threading.Thread):
         if w != n:
             soft(self.ph.it, "%s: short count %d of a %d-byte %s write at %d" % (
                 f.name, w, n, how, off), "short-cnv-" + how)
+            f.ghosts.append((off + w, data[w:]))
             data = data[:w]
         with f.mlock:
             no = f.inflight[0]
@@ -825,7 +838,7 @@ class Iteration:
             if at >= 0:
                 bad.append("%s: %d bytes, want %d; byte %d is %s, want %s%s [ops %s]" % (
                     f.name, len(g), len(e), at, show(g, at), show(e, at),
-                    zeros_at(g, at),
+                    zeros_at(g, at, 0, len(f.gen) if f.seq else len(e)),
                     " ".join(list(f.hist)[-6:])))
         STATS.add("bytes-verified", sum(len(g) for g in got.values()))
         if bad:
