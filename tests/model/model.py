@@ -43,6 +43,11 @@ found and the next phase goes on from there.
   FOLIOFS_MODEL_SEED     first seed (default: from the time; printed)
   FOLIOFS_MODEL_ONLY     replay one seed (thread timing makes replays differ)
   FOLIOFS_MODEL_DIR      work dir (default /tmp/h-model/model)
+  FOLIOFS_MODEL_ENDS     phase ends to pick from (default clean,kill,cut)
+  FOLIOFS_MODEL_FILES    all (default), cnv or seq: the files that get operations
+  FOLIOFS_MODEL_OPTS     mount options (default cache_size=8M,max_folio=2M)
+  FOLIOFS_MODEL_SELFTEST change one checked byte on the image before each check:
+                         the check must find it
   FOLIOFS_BUILD          build dir (default ./build)
 A failure prints "FAIL seed=S phase=P: what" and keeps the image, the daemon
 log, the volatile-write log and the model's operation history in
@@ -70,7 +75,9 @@ BLK = 4096
 ZS = 4 << 20
 NCNV = 3  # zone 0 (the superblock), cnv/0, cnv/1
 NSEQ = 5
-OPTS = "cache_size=8M,max_folio=2M"
+OPTS = os.environ.get("FOLIOFS_MODEL_OPTS", "cache_size=8M,max_folio=2M")
+ENDS = os.environ.get("FOLIOFS_MODEL_ENDS", "clean,kill,cut").split(",")
+FILES = os.environ.get("FOLIOFS_MODEL_FILES", "all")  # all, cnv or seq: which get operations
 HANG_S = int(os.environ.get("FOLIOFS_MODEL_HANG_S", "60"))
 IMG, MNT, VLOG, DLOG = crash.IMG, crash.MNT, crash.VLOG, crash.DLOG
 
@@ -894,14 +901,15 @@ class Iteration:
 
     def one_phase(self):
         r = self.rng
-        end = r.choices(["clean", "kill", "cut"], [4, 3, 4])[0]
+        end = r.choices(["clean", "kill", "cut"], [4 * ("clean" in ENDS), 3 * ("kill" in ENDS),
+                                                   4 * ("cut" in ENDS)])[0]
         fault = None
         if end == "cut":
             fault = "vlog=%s" % VLOG
             if r.random() < 0.4:
                 fault += ",dead_after=%d" % r.randint(20, 3000)
         self.mount(fault)
-        ph = Phase(self, self.files, bool(fault and "dead_after" in fault), end == "cut")
+        ph = Phase(self, [f for f in self.files if FILES in ("all", f.name[:3])], bool(fault and "dead_after" in fault), end == "cut")
         self.phase = ph
         logpos = os.path.getsize(DLOG)
         for f in self.files:
