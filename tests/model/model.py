@@ -865,8 +865,9 @@ class Iteration:
             e, g = expect[f.name], got[f.name]
             at = first_diff(g, e)
             if at >= 0:
-                bad.append("%s: %d bytes, want %d; byte %d is %s, want %s%s [ops %s]" % (
-                    f.name, len(g), len(e), at, show(g, at), show(e, at),
+                bad.append("%s: %s%d bytes, want %d; byte %d is %s, want %s%s [ops %s]" % (
+                    f.name, "finished zone: " if f.seq and f.finished else "", len(g), len(e),
+                    at, show(g, at), show(e, at),
                     zeros_at(g, at, 0, len(f.gen) if f.seq else len(e)),
                     " ".join(list(f.hist)[-6:])))
         STATS.add("bytes-verified", sum(len(g) for g in got.values()))
