@@ -263,6 +263,9 @@ class SeqFile(File):
                     at if at >= 0 else len(gen), show(data, at if at >= 0 else len(gen)),
                     show(gen, at) if at >= 0 else "zeros"))
                 continue
+            if fin:
+                why.append("a finished zone (the finish was acknowledged) has size %d" % size)
+                continue
             if size < dur:
                 why.append("size %d < %d bytes acknowledged durable" % (size, dur))
                 continue
@@ -636,6 +639,10 @@ class Worker(threading.Thread):
     # -- fsync from other threads and fds --
 
     def fsyncer(self):
+        if self.ph.fsync_pause:
+            self.ph.stop.wait(self.rng.uniform(0, 2 * self.ph.fsync_pause))
+            if self.ph.stop.is_set():
+                return
         f = self.rng.choice(self.ph.files)
         ds = self.rng.random() < 0.5
         fd = self.myfds[f.name]
@@ -655,8 +662,6 @@ class Worker(threading.Thread):
                 raise
             err = e.errno
         STATS.add(("fdatasync" if ds else "fsync") + ("-einval" if err else ""))
-        if self.ph.fsync_pause:
-            self.ph.stop.wait(self.rng.uniform(0, 2 * self.ph.fsync_pause))
         with f.mlock:
             if not f.seq:
                 f.fsynced(snap, no0)
