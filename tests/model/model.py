@@ -55,13 +55,16 @@ $FOLIOFS_MODEL_DIR/fail-S/. Exit 0 when nothing failed, 1 otherwise, 77 when
 /dev/fuse is unusable.
 """
 import collections
+import ctypes
 import errno
 import gc
 import mmap
 import os
+import platform
 import random
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -104,6 +107,52 @@ class Stats:
 
 STATS = Stats()
 FIRST = {}  # failure kind -> the first seed that showed it
+
+
+# ---- Linux AIO, with no library: fio's libaio path, stdlib only ----
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.syscall.restype = ctypes.c_long
+# io_setup, io_destroy, io_getevents, io_submit
+_NR = {"x86_64": (206, 207, 208, 209), "aarch64": (0, 1, 4, 2)}.get(platform.machine())
+
+
+class Aio:
+    """One Linux AIO context (the path fio's libaio engine takes): an O_DIRECT
+    write submitted asynchronously, which FUSE may split into requests that
+    run in parallel."""
+
+    def __init__(self):
+        self.ctx = ctypes.c_ulong(0)
+        if _libc.syscall(ctypes.c_long(_NR[0]), ctypes.c_long(8), ctypes.byref(self.ctx)) < 0:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+
+    def close(self):
+        _libc.syscall(ctypes.c_long(_NR[1]), self.ctx)
+
+    def pwrite(self, fd, m, n, off):
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(m))
+        cb = ctypes.create_string_buffer(
+            struct.pack("<QIiHhIQQqQII", 0, 0, 0, 1, 0, fd, addr, n, off, 0, 0, 0), 64)
+        ptr = (ctypes.c_void_p * 1)(ctypes.addressof(cb))
+        if _libc.syscall(ctypes.c_long(_NR[3]), self.ctx, ctypes.c_long(1), ptr) != 1:
+            e = ctypes.get_errno()
+            raise OSError(e, os.strerror(e))
+        ev = ctypes.create_string_buffer(32)
+        while True:
+            r = _libc.syscall(ctypes.c_long(_NR[2]), self.ctx, ctypes.c_long(1), ctypes.c_long(1),
+                              ev, None)
+            if r == 1:
+                break
+            e = ctypes.get_errno()
+            if r < 0 and e == errno.EINTR:
+                continue
+            raise OSError(e, os.strerror(e))
+        res = struct.unpack("<QQqq", ev.raw)[2]
+        if res < 0:
+            raise OSError(-res, os.strerror(-res))
+        return res
 
 
 def aligned_buf(data):
@@ -377,8 +426,8 @@ class Phase:
         # the share of sync writes: each one flushes the device, so a phase
         # that ends in a cut is often mostly buffered
         s = it.rng.choice([1, 0.1, 0.02] if cut else [1, 1, 0.1])
-        self.seq_mix = [34, 6, 13 * s, 13 * s, 13 * s, 12, 6 * s]
-        self.cnv_mix = [40, 13 * s, 13 * s, 13 * s, 12, 6 * s]
+        self.seq_mix = [34, 6, 13 * s, 13 * s, 13 * s, 12, 6 * s, 2]
+        self.cnv_mix = [40, 13 * s, 13 * s, 13 * s, 12, 6 * s, 3]
 
 
 def soft(it, what, kind=None):
@@ -390,7 +439,8 @@ def kinds_of(what):
     k = []
     pre = "clean remount" if "clean unmount" in what else \
         "kill -9" if "after kill -9" in what else "power cut" if "power cut" in what else "run"
-    for pat, name in (("finished zone", "a finished zone lost appended bytes"),
+    for pat, name in (("async O_DIRECT", "an async O_DIRECT write failed"),
+                      ("finished zone", "a finished zone lost appended bytes"),
                       ("acknowledged by sync/O_DIRECT", "O_DIRECT-acknowledged bytes lost"),
                       ("acknowledged durable", "durable bytes lost (size)"),
                       ("of a block", "zeros in the tail of a block"),
@@ -414,8 +464,16 @@ class Worker(threading.Thread):
         self.role = role
         self.err = None
         self.myfds = {}  # this thread's own fds: name (fsync), name!r, name!d (reads)
+        self.aio = None  # this thread's AIO context, made at its first async write
 
     def run(self):
+        try:
+            self.loop()
+        finally:
+            if self.aio:
+                self.aio.close()
+
+    def loop(self):
         try:
             while not self.ph.stop.is_set():
                 getattr(self, self.role)()
@@ -476,6 +534,8 @@ class Worker(threading.Thread):
             return os.pwritev(f.fds["buf"], [data], off, os.RWF_DSYNC)
         if how == "append":
             return os.write(f.fds[how], data)  # O_APPEND: at the size, wherever off is
+        if how == "aio":
+            return self.aio_write(f, off, data)
         if how in ("odirect", "odirect_dsync"):
             m = aligned_buf(data)
             try:
@@ -483,6 +543,29 @@ class Worker(threading.Thread):
             finally:
                 m.close()
         return os.pwrite(f.fds[how], data, off)
+
+    def aio_write(self, f, off, data):
+        """An asynchronous O_DIRECT write, waited for. FUSE splits one over
+        1 MiB into requests its workers handle in any order; the write must
+        still succeed whole (or fail and leave nothing behind)."""
+        if self.aio is None:
+            try:
+                self.aio = Aio() if _NR else False
+            except OSError:
+                self.aio = False  # no AIO here (aio-max-nr): a plain O_DIRECT write
+        m = aligned_buf(data)
+        try:
+            if not self.aio:
+                return os.pwrite(f.fds["odirect"], memoryview(m)[: len(data)], off)
+            return self.aio.pwrite(f.fds["odirect"], m, len(data), off)
+        except OSError as e:
+            if self.ph.killed.is_set() or self.ph.expect_eio:
+                raise
+            raise Fail("%s: an async O_DIRECT write of %d bytes at %d failed: %s (size now %d) "
+                       "[ops %s]" % (f.name, len(data), off, e, os.fstat(f.fds["buf"]).st_size,
+                                     " ".join(list(f.hist)[-6:])))
+        finally:
+            m.close()
 
     def seq_op(self, f):
         r, size = self.rng, f.size()
@@ -498,15 +581,17 @@ class Worker(threading.Thread):
             self.refuse_seq(f)
             return
         how = r.choices(["buf", "append", "osync", "odsync", "rwf_dsync", "odirect",
-                         "odirect_dsync"], self.ph.seq_mix)[0]
+                         "odirect_dsync", "aio"], self.ph.seq_mix)[0]
         mis = size % BLK
-        if how.startswith("odirect") and mis:
+        if how in ("odirect", "odirect_dsync", "aio") and mis:
             how = "buf"
         if how in ("buf", "append"):
             n = self.length(room)
         else:
             # sync appends end on a block; O_DIRECT ones start on one as well
             nblk = min((room + mis) // BLK, max(1, self.length(2 << 20) // BLK))
+            if how == "aio" and r.random() < 0.5:
+                nblk = min((room + mis) // BLK, r.randint(257, 768))  # split by FUSE
             n = nblk * BLK - mis
         data = r.randbytes(n)
         f.hist.append("%s@%d+%d" % (how, size, n))
@@ -522,7 +607,7 @@ class Worker(threading.Thread):
             f.gen += data
             if how not in ("buf", "append"):
                 f.dio = len(f.gen)
-            if how not in ("buf", "append", "odirect"):
+            if how not in ("buf", "append", "odirect", "aio"):
                 f.dur = len(f.gen)
             f.inflight = None
         f.hist.append("ok")
@@ -608,11 +693,13 @@ class Worker(threading.Thread):
         if r.random() < 0.02:
             self.refuse_cnv(f)
             return
-        how = r.choices(["buf", "osync", "odsync", "rwf_dsync", "odirect", "odirect_dsync"],
+        how = r.choices(["buf", "osync", "odsync", "rwf_dsync", "odirect", "odirect_dsync", "aio"],
                         self.ph.cnv_mix)[0]
         n = self.length(ZS)
+        if how == "aio" and r.random() < 0.5:
+            n = r.randint(257, 768) * BLK  # split by FUSE
         off = r.randrange(0, ZS - n + 1)
-        if r.random() < 0.5 or (how.startswith("odirect") and r.random() < 0.5):
+        if how == "aio" or r.random() < 0.5 or (how.startswith("odirect") and r.random() < 0.5):
             off -= off % BLK
             n = max(BLK, n - n % BLK)
         data = r.randbytes(n)
@@ -628,7 +715,7 @@ class Worker(threading.Thread):
         with f.mlock:
             no = f.inflight[0]
             f.acked[off:off + len(data)] = data
-            if how in ("buf", "odirect"):
+            if how in ("buf", "odirect", "aio"):
                 f.pending.append((no, off, data))
             else:
                 f.durimg[off:off + len(data)] = data
