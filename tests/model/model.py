@@ -450,7 +450,8 @@ def kinds_of(what):
                       ("never written", "bytes never written there"),
                       ("never appended", "bytes never appended there"),
                       ("write pointer", "size differs from the write pointer"),
-                      ("hung", "hang"), ("unexpected error", "unexpected error")):
+                      ("hung", "hang"), ("unexpected error", "unexpected error"),
+                      ("the daemon died", "the daemon died")):
         if pat in what:
             k.append("%s: %s" % (pre, name))
     return k or ["%s: %s" % (pre, what[:60])]
@@ -483,6 +484,8 @@ class Worker(threading.Thread):
             if self.ph.expect_eio and e.errno in (errno.EIO, errno.EROFS):
                 self.ph.dead.set()
                 return
+            if e.errno in (errno.ECONNABORTED, errno.ENOTCONN) and self.daemon_gone():
+                return  # the main thread reports the daemon's death
             self.err = e
             self.ph.it.hard_fail("%s thread: unexpected error %s" % (self.role, e))
             self.ph.stop.set()
@@ -496,6 +499,14 @@ class Worker(threading.Thread):
             traceback.print_exc()
             self.ph.it.hard_fail("checker error in %s: %r" % (self.role, e))
             self.ph.stop.set()
+
+    def daemon_gone(self):
+        p = self.ph.it.p
+        for _ in range(200):
+            if p is None or p.poll() is not None:
+                return True
+            time.sleep(0.01)
+        return False
 
     # -- writers --
 
@@ -1044,8 +1055,12 @@ class Iteration:
             w.start()
         t0 = time.monotonic()
         while time.monotonic() - t0 < dur and not ph.stop.is_set() and not ph.dead.is_set():
+            if self.p.poll() is not None:
+                break
             time.sleep(0.01)
         try:
+            if self.p.poll() is not None:
+                self.daemon_died(ph)
             self.phase_end(ph, end, fault, logpos)
         finally:
             self.phase = None
@@ -1053,6 +1068,20 @@ class Iteration:
             if ph.deferred and not self.device_died(logpos):
                 for what, kind in ph.deferred:
                     self.soft_fail(what, kind)
+
+    def daemon_died(self, ph):
+        """The daemon exited with the workload running: a crash of its own."""
+        rc = self.p.returncode
+        ph.killed.set()  # the threads' errors are this death's
+        ph.stop.set()
+        self.p = None
+        crash.force_unmount()
+        self.join(ph)
+        for f in self.files:
+            self.close_fds(f.fds)
+        raise Fail("the daemon died during the workload (%s): %s" % (
+            "killed by signal %d" % -rc if rc < 0 else "exit status %d" % rc,
+            crash.tail_log(4)))
 
     @staticmethod
     def device_died(logpos):
