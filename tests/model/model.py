@@ -656,7 +656,8 @@ class Worker(threading.Thread):
             self.refused(f, "write-at-capacity", errno.EFBIG,
                          lambda: self.do_write(f, r.choice(["buf", "osync"]), ZS, b"x" * BLK))
         elif k == 2:
-            n = r.randint(1, 3 * BLK) if size % BLK else r.randint(1, BLK - 1) + BLK * r.randrange(2)
+            n = r.randint(1, 3 * BLK) if size % BLK else \
+                r.randint(1, BLK - 1) + BLK * r.randrange(2)
             self.refused(f, "misaligned-odirect", errno.EINVAL,
                          lambda: self.do_write(f, "odirect", size, r.randbytes(n)))
         else:
@@ -1035,7 +1036,8 @@ class Iteration:
             if r.random() < 0.4:
                 fault += ",dead_after=%d" % r.randint(20, 3000)
         self.mount(fault)
-        ph = Phase(self, [f for f in self.files if FILES in ("all", f.name[:3])], bool(fault and "dead_after" in fault), end == "cut")
+        ph = Phase(self, [f for f in self.files if FILES in ("all", f.name[:3])],
+                   bool(fault and "dead_after" in fault), end == "cut")
         self.phase = ph
         logpos = os.path.getsize(DLOG)
         for f in self.files:
