@@ -487,7 +487,8 @@ class Worker(threading.Thread):
             if e.errno in (errno.ECONNABORTED, errno.ENOTCONN) and self.daemon_gone():
                 return  # the main thread reports the daemon's death
             self.err = e
-            self.ph.it.hard_fail("%s thread: unexpected error %s" % (self.role, e))
+            self.ph.it.hard_fail("%s thread: unexpected error %s%s" % (
+                self.role, e, " in %s" % e.model_op if hasattr(e, "model_op") else ""))
             self.ph.stop.set()
         except Fail as e:
             self.err = e
@@ -520,8 +521,9 @@ class Worker(threading.Thread):
                     self.seq_op(f)
                 else:
                     self.cnv_op(f)
-            except OSError:
+            except OSError as e:
                 f.broken = True  # its op stays in flight in the model: no more on this file
+                e.model_op = "%s %s" % (f.name, f.hist[-1] if f.hist else "")
                 raise
 
     def length(self, room):
@@ -570,7 +572,8 @@ class Worker(threading.Thread):
                 return os.pwrite(f.fds["odirect"], memoryview(m)[: len(data)], off)
             return self.aio.pwrite(f.fds["odirect"], m, len(data), off)
         except OSError as e:
-            if self.ph.killed.is_set() or self.ph.expect_eio:
+            if self.ph.killed.is_set() or (
+                    self.ph.expect_eio and e.errno in (errno.EIO, errno.EROFS)):
                 raise
             raise Fail("%s: an async O_DIRECT write of %d bytes at %d failed: %s (size now %d) "
                        "[ops %s]" % (f.name, len(data), off, e, os.fstat(f.fds["buf"]).st_size,
