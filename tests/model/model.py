@@ -11,13 +11,14 @@ sequential ones (seq/0..4) on 4 MiB zones.
 One iteration (one seed) formats an image and runs phases. In a phase:
   - writer threads pick a file, take its lock (the kernel serialises writes to
     one FUSE file, so a write and its model update are one step), and write
-    through one of several fds of that file: buffered, O_SYNC, O_DSYNC,
-    RWF_DSYNC (pwritev) or O_DIRECT (page-aligned mmap buffers, with or without
-    O_DSYNC). Sequential files get appends at their size (zonefs rules: sync
+    through one of several fds of that file: buffered, O_APPEND, O_SYNC,
+    O_DSYNC, RWF_DSYNC (pwritev), O_DIRECT (page-aligned mmap buffers, with or
+    without O_DSYNC) or asynchronous O_DIRECT (Linux AIO). Sequential files get appends at their size (zonefs rules: sync
     appends end on a 4 KiB block, O_DIRECT appends are aligned, buffered
     appends any length), resets (truncate 0) and finishes (truncate to the
     capacity; the rest reads zeros). Conventional files get overwrites of any
-    length and alignment (O_DIRECT too);
+    length and alignment (O_DIRECT too). Now and then an operation the zonefs
+    rules refuse must fail with the kernel's errno and change nothing;
   - fsync threads call fsync/fdatasync on their own fds while writes run;
   - reader threads read ranges through their own fds (buffered and O_DIRECT)
     and check every byte against the model: a byte below a size acknowledged
@@ -49,7 +50,7 @@ found and the next phase goes on from there.
   FOLIOFS_MODEL_SELFTEST change one checked byte on the image before each check:
                          the check must find it
   FOLIOFS_BUILD          build dir (default ./build)
-A failure prints "FAIL seed=S phase=P: what" and keeps the image, the daemon
+A failure prints "FAIL seed=S phase P: what" and keeps the image, the daemon
 log, the volatile-write log and the model's operation history in
 $FOLIOFS_MODEL_DIR/fail-S/. Exit 0 when nothing failed, 1 otherwise, 77 when
 /dev/fuse is unusable.
