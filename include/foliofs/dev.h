@@ -110,6 +110,12 @@ struct ff_emu_opts {
 /* I/O flags */
 #define FF_IO_DSYNC    (1u << 0) /* durable on completion: RWF_DSYNC / FUA */
 #define FF_IO_PREFLUSH (1u << 1) /* earlier completed writes made durable first */
+/*
+ * On the device when it completes, as an O_DIRECT write: it survives the
+ * process (not a power cut). A device whose zone state lives in this process
+ * (the emulation's write pointers) writes that state with it, durably.
+ */
+#define FF_IO_STABLE (1u << 2)
 
 int ff_dev_open(const char *path, const struct ff_dev_opts *opts, struct ff_dev **out);
 void ff_dev_close(struct ff_dev *dev);
