@@ -9,7 +9,8 @@
 # /usr/local/sbin in a private mount namespace (lib.sh in_installed_ns).
 # With FOLIOFS_INSTALLED=1 (scripts/test's install stage, after meson
 # install or apt-get install of the .deb) the machine's installed binaries
-# are tested as they are, found on mount(8)'s standard PATH.
+# are tested as they are, found on mount(8)'s standard PATH (in
+# FOLIOFS_EXPECT_DIR, when given).
 . "$(dirname "$0")/lib.sh"
 need mount umount fsck mkfs man
 STDPATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -24,6 +25,7 @@ else
 fi
 run() { "${RUN[@]}" "$@"; }
 want=$(run sh -c 'command -v foliofs') || fail "no foliofs on the standard PATH"
+[ -z "${FOLIOFS_EXPECT_DIR:-}" ] || expect_eq "the foliofs on the standard PATH" "$want" "$FOLIOFS_EXPECT_DIR/foliofs"
 for p in mkfs.foliofs fsck.foliofs fsck.fuse.foliofs mkfs.fuse.foliofs; do
 	[ "$(run sh -c "command -v $p")" = "$(dirname "$want")/$p" ] ||
 		fail "$p is not installed next to $want"
