@@ -189,6 +189,60 @@ static double ratio(double a, double b)
 	return b > 0 ? a / b : 0;
 }
 
+/* The counters print_text shows by name; any other (a newer format's) goes on a line of its own. */
+static const char *const shown[] = {
+	"cache_hits",
+	"cache_misses",
+	"cache_cached_bytes",
+	"cache_dirty_bytes",
+	"cache_writeback_inflight",
+	"cache_user_bytes_written",
+	"dev_bytes_written",
+	"dev_meta_bytes",
+	"write_amplification",
+	"cache_writethrough_bytes",
+	"cache_writeback_bytes",
+	"cache_throttle_waits",
+	"cache_reclaims",
+	"dev_bytes_read",
+	"dev_reads",
+	"dev_writes",
+	"dev_flushes",
+	"dev_zone_ops",
+	"dev_read_errors",
+	"dev_write_errors",
+	"zoneq_queued",
+	"zoneq_issued",
+	"zoneq_merged",
+	"zoneq_errors",
+	"zoneq_resyncs",
+	"max_wro_seq_files",
+	"max_active_seq_files",
+	"nr_wro_seq_files",
+	"nr_active_seq_files",
+	"read_only",
+	"cache_bytes_copied_in",
+	"cache_bytes_copied_out",
+	"cache_read_bytes",
+};
+
+static void print_others(const struct sample *s)
+{
+	int n = 0;
+
+	for (int i = 0; i < s->n; i++) {
+		size_t k = 0;
+
+		while (k < sizeof(shown) / sizeof(shown[0]) && strcmp(shown[k], s->key[i]))
+			k++;
+		if (k < sizeof(shown) / sizeof(shown[0]))
+			continue;
+		printf("%s%s %.17g", n++ ? ", " : "  other      ", s->key[i], s->val[i]);
+	}
+	if (n)
+		printf("\n");
+}
+
 static void print_text(const char *mnt, const struct sample *s, const struct zones *z)
 {
 	char a[32], b[32], c[32], d[32];
@@ -232,6 +286,7 @@ static void print_text(const char *mnt, const struct sample *s, const struct zon
 		printf("             [%s]%s  (. empty, o open, c closed, F full, R read-only, X offline)\n",
 		       z->map, d);
 	}
+	print_others(s);
 }
 
 static void print_json(const struct sample *s, const struct zones *z)
