@@ -23,15 +23,21 @@
  * makes every whole block durable and returns EINVAL for the tail, which
  * cannot be made durable without changing the file.
  *
- * The cache asks where data lives through map_read/map_write/write_done:
- * conventional files map in place; sequential files map at the zone's
- * reserve pointer, only whole blocks below the size.
+ * The cache asks where data lives through map_read/map_write/write_done
+ * (the contract: src/cache/cache.c's essay): conventional files map in
+ * place; sequential files append to their zone, in file order, which is this
+ * format's rule and lives in zf_map_write (earlier data first, what is below
+ * the pointer is stored, a partial tail block waits). A file's size moves
+ * after ff_cache_write returns (size after data); resets, finishes and the
+ * recovery truncate hold the cache's invalidate lock exclusive.
  *
  * Locking: zf_inode.io_lock serialises writes, truncates and opens for write
- * on one file (the kernel's i_rwsem); it is held across cache calls. The
- * size and state fields are atomics, read by the cache's map callbacks from
- * any thread without io_lock (a callback never takes it: the writer holding
- * it may be the caller). fs->lock guards the read-only flag of errors=.
+ * on one file (the kernel's i_rwsem); it is held across cache calls, and
+ * taken before the cache's invalidate lock. The size and state fields are
+ * atomics, read by the cache's map callbacks from any thread without io_lock
+ * (a callback never takes it: the writer holding it may be the caller).
+ * size_cv, with io_lock, is broadcast when the size moves. fs->ro is the
+ * read-only flag of errors=.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -61,7 +67,8 @@ struct zf_inode {
 	_Atomic int state;		 /* enum zf_state */
 	_Atomic uint32_t mode, uid, gid; /* chmod/chown, not persisted */
 	struct ff_mutex io_lock;
-	int writers; /* opens for write; guarded by io_lock */
+	pthread_cond_t size_cv; /* size moved (with io_lock): out-of-order appends wait */
+	int writers;		/* opens for write; guarded by io_lock */
 	struct ff_cinode *ci;
 };
 
@@ -334,6 +341,8 @@ int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out
 	ret = build_tree(fs);
 	if (ret)
 		goto out_cache;
+	for (uint32_t i = 0; i < fs->nfiles; i++)
+		pthread_cond_init(&fs->inodes[i].size_cv, NULL);
 	*out = fs;
 	return 0;
 out_cache:
@@ -367,8 +376,10 @@ int ff_fs_unmount(struct ff_fs *fs)
 				zi->idx, (unsigned long long)(size % fs->blk));
 	}
 	ret = ff_cache_destroy(fs->cache);
-	for (uint32_t i = 0; i < fs->nfiles; i++)
+	for (uint32_t i = 0; i < fs->nfiles; i++) {
 		ff_mutex_destroy(&fs->inodes[i].io_lock);
+		pthread_cond_destroy(&fs->inodes[i].size_cv);
+	}
 	ff_dev_close(fs->dev);
 	free(fs->inodes);
 	free(fs->dirs[0].files);
@@ -397,38 +408,58 @@ static int zf_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map
 	return 0;
 }
 
+/*
+ * Where the blocks [off, off+len) go. Conventional: in place. Sequential:
+ * appended to the zone, whose pointer is the file's size, so this file's
+ * data reaches the zone in file order, and that order is this format's rule,
+ * not the cache's: buffered data below off that is not in the zone yet goes
+ * first (written back here, durably for a sync write), and what is already
+ * below the pointer (whole-folio dirtying reaches back there) is reported
+ * stored. A partial tail block (FF_MAPW_TAIL) is never written: a zone
+ * cannot rewrite it when it fills. Called by the cache, without its locks,
+ * from any thread, with or without io_lock held by a writer: never takes it.
+ */
 static int zf_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flags,
 			struct ff_map *m)
 {
 	struct zf_inode *zi = fs_inode;
-	uint64_t rp, whole;
+	struct ff_dev *dev = zi->fs->dev;
+	uint64_t rp;
+	int ret;
 
-	(void)flags;
 	if (off + len > zi->cap || off + len < off)
 		return -EFBIG;
+	m->file_off = off;
 	if (!zi->seq) {
 		m->type = FF_MAP_INPLACE;
-		m->file_off = off;
 		m->dev_off = zi->start + off;
 		m->len = len;
-		m->zone = ff_dev_zone_of(zi->fs->dev, m->dev_off);
+		m->zone = ff_dev_zone_of(dev, m->dev_off);
 		return 0;
 	}
-	rp = ff_zoneq_wp(zi->fs->dev, zi->zone);
-	m->type = FF_MAP_SEQ;
 	m->zone = zi->zone;
-	m->dev_off = rp;
-	m->file_off = rp - zi->start;
-	if (m->file_off < off) {
-		m->len = off - m->file_off; /* earlier buffered data goes first */
+	rp = ff_zoneq_wp(dev, zi->zone) - zi->start;
+	if (rp < off) {
+		ret = ff_cache_writeback_range(zi->ci, rp, off,
+					       flags & FF_MAPW_SYNC ? FF_CW_DSYNC : 0);
+		if (ret)
+			return ret;
+		rp = ff_zoneq_wp(dev, zi->zone) - zi->start;
+		if (rp != off) {
+			ff_err("seq/%u: zone pointer at file offset %llu after writing back below %llu",
+			       zi->idx, (unsigned long long)rp, (unsigned long long)off);
+			return -EIO;
+		}
+	}
+	if (rp > off) {
+		m->type = FF_MAP_STORED;
+		m->dev_off = zi->start + off;
+		m->len = rp - off < len ? rp - off : len;
 		return 0;
 	}
-	if (m->file_off > off) {
-		m->len = 0; /* [off, file_off) is in the zone already: the cache skips it */
-		return 0;
-	}
-	whole = ff_round_down(atomic_load(&zi->size), zi->fs->blk);
-	m->len = whole > off ? (whole - off < len ? whole - off : len) : 0;
+	m->type = FF_MAP_APPEND;
+	m->dev_off = zi->start + off; /* only there: the zone queue refuses it elsewhere */
+	m->len = (flags & FF_MAPW_TAIL) ? len - zi->fs->blk : len;
 	return 0;
 }
 
@@ -470,21 +501,36 @@ static void zf_io_error(struct zf_inode *zi, int err)
 	}
 }
 
-static int zf_write_done(void *fs_inode, const struct ff_map *m, ssize_t result, unsigned flags)
+/*
+ * The device is the metadata: nothing to record or commit. An append must
+ * have landed where the file's size said (this file is the zone's only
+ * writer): anywhere else is a broken pointer, reported as an I/O error. A
+ * failed write is handled by its writer (ff_fs_write) or the next fsync.
+ */
+static int zf_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed_at, ssize_t result,
+			 unsigned flags)
 {
-	(void)m;
-	(void)flags;
-	/* the device is the metadata: nothing to commit; a failure is handled by the writer */
-	if (result < 0) {
-		struct zf_inode *zi = fs_inode;
+	struct zf_inode *zi = fs_inode;
 
-		if (zi->fs->o.errors != FF_ERRORS_REPAIR || zi->seq)
-			return 0;
-	}
+	(void)flags;
+	if (result < 0 || m->type != FF_MAP_APPEND || landed_at == zi->start + m->file_off)
+		return 0;
+	ff_err("seq/%u: %llu bytes for file offset %llu landed at zone offset %llu", zi->idx,
+	       (unsigned long long)m->len, (unsigned long long)m->file_off,
+	       (unsigned long long)(landed_at - zi->start));
+	return -EIO;
+}
+
+/* fsync's commit point: the zone's pointer is the only metadata, made durable by the flush. */
+static int zf_commit(void *fs_inode, bool datasync)
+{
+	(void)fs_inode;
+	(void)datasync;
 	return 0;
 }
 
-static const struct ff_cache_ops zf_cache_ops = {zf_map_read, zf_map_write, zf_write_done};
+static const struct ff_cache_ops zf_cache_ops = {zf_map_read, zf_map_write, zf_write_done,
+						 zf_commit};
 
 /* ---- namespace ---- */
 
@@ -633,16 +679,25 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 		if (size != 0 && size != zi->cap)
 			return -EPERM;
 		ff_mutex_lock(&zi->io_lock);
+		/* readers wait: none may cache what the reset or finish changes */
+		ff_cache_invalidate_begin(zi->ci);
 		if (size == 0) {
 			ret = ff_cache_truncate(zi->ci, 0);
 			if (!ret)
 				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_RESET);
 		} else {
+			uint64_t cur = atomic_load(&zi->size);
+
 			/*
 			 * What the user wrote goes out, durably, before the zone is
 			 * finished: the finish is durable at once, and a FULL zone over
-			 * data a power cut dropped would show bytes never written.
+			 * data a power cut dropped would show bytes never written. A
+			 * partial tail block goes too, padded with the zeros a
+			 * finished zone reads past its data: the cache's size moves
+			 * to the block's end so the block is written whole.
 			 */
+			if (cur % fs->blk)
+				ff_cache_inode_set_size(zi->ci, ff_round_up(cur, fs->blk));
 			ret = ff_cache_writeback(zi->ci);
 			if (!ret)
 				ret = ff_dev_flush(fs->dev);
@@ -650,11 +705,15 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_FINISH);
 			if (!ret)
 				ret = ff_cache_truncate(zi->ci, size);
+			else
+				ff_cache_inode_set_size(zi->ci, cur);
 		}
 		if (!ret) {
 			atomic_store(&zi->size, size);
 			ff_cache_inode_set_size(zi->ci, size);
+			pthread_cond_broadcast(&zi->size_cv);
 		}
+		ff_cache_invalidate_end(zi->ci);
 		ff_mutex_unlock(&zi->io_lock);
 		if (ret)
 			return ret;
@@ -802,11 +861,54 @@ static void zf_end_at_wp_locked(struct zf_inode *zi, uint64_t isize)
 	else if (zi->fs->o.errors == FF_ERRORS_REPAIR && atomic_load(&zi->state) == ZF_OK &&
 		 rp <= zi->cap)
 		end = rp;
+	ff_cache_invalidate_begin(zi->ci);
 	ff_cache_truncate(zi->ci, end);
 	atomic_store(&zi->size, end);
 	ff_cache_inode_set_size(zi->ci, end);
+	ff_cache_invalidate_end(zi->ci);
+	pthread_cond_broadcast(&zi->size_cv);
 }
 
+/* How long an append beyond the size waits for the writes before it (a split async write). */
+#define ZF_APPEND_WAIT_MS 2000
+
+/*
+ * Wait, with io_lock held (released while waiting), until the file's size
+ * reaches off or the deadline passes. Returns the size.
+ */
+static uint64_t wait_size_locked(struct zf_inode *zi, uint64_t off)
+{
+	struct timespec ts;
+	uint64_t size;
+
+	ff_assert_held(&zi->io_lock);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ZF_APPEND_WAIT_MS / 1000;
+	ts.tv_nsec += (ZF_APPEND_WAIT_MS % 1000) * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	while ((size = atomic_load(&zi->size)) < off) {
+		int r;
+
+		atomic_store_explicit(&zi->io_lock.owner, (pthread_t)0, memory_order_relaxed);
+		r = pthread_cond_timedwait(&zi->size_cv, &zi->io_lock.m, &ts);
+		atomic_store_explicit(&zi->io_lock.owner, pthread_self(), memory_order_relaxed);
+		if (r == ETIMEDOUT)
+			return atomic_load(&zi->size);
+	}
+	return size;
+}
+
+/*
+ * Write. Sequential files take appends at the size only. An append beyond
+ * the size waits (ZF_APPEND_WAIT_MS) for the writes before it: FUSE splits
+ * an async O_DIRECT write into 1 MiB requests that worker threads run out of
+ * order. The size moves after ff_cache_write returns, once the bytes are in
+ * the cache (size after data), so neither a reader nor the cache's writeback
+ * ever sees a size ahead of its bytes; io_lock keeps the next append waiting
+ * until then. A failed append leaves nothing: the file ends where it was (or
+ * at the zone's pointer, if lower).
+ */
 ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off,
 		    unsigned flags)
 {
@@ -832,9 +934,22 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 		r = -EFBIG;
 		goto out;
 	}
-	if (len > zi->cap - off)
-		len = (size_t)(zi->cap - off); /* a short write up to the capacity, as the kernel */
+	if (len > zi->cap - off) {
+		/*
+		 * The kernel's short write up to the capacity, except for
+		 * O_DIRECT: FUSE's async direct I/O turns any short count into
+		 * EIO although the bytes were written, so a direct write
+		 * crossing the capacity writes nothing and gets EFBIG.
+		 */
+		if (flags & FF_CW_DIRECT) {
+			r = -EFBIG;
+			goto out;
+		}
+		len = (size_t)(zi->cap - off);
+	}
 	if (zi->seq) {
+		if (off > size)
+			size = wait_size_locked(zi, off);
 		if (off != size) {
 			r = -EINVAL; /* appends only */
 			goto out;
@@ -859,21 +974,31 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 			}
 			len = (size_t)(end - off);
 		}
-		atomic_store(&zi->size, off + len);
-		ff_cache_inode_set_size(zi->ci, off + len);
 	}
 	r = ff_cache_write(zi->ci, buf, len, off, flags);
-	if (r < 0 && zi->seq) {
+	if (r >= 0 && (size_t)r < len && (sync || (flags & FF_CW_DIRECT))) {
+		/*
+		 * A write-through comes back short only when an error stopped
+		 * it after earlier batches were written: the error policy
+		 * applies, and a sequential file ends at its zone's pointer, so
+		 * that what landed is the file's and the next append goes after
+		 * it.
+		 */
+		zf_io_error(zi, -EIO);
+		if (zi->seq)
+			zf_end_at_wp_locked(zi, UINT64_MAX);
+	} else if (r < 0 && zi->seq) {
 		if ((r == -EOVERFLOW || r == -ETOOMANYREFS) && zone_untouched(zi, size))
 			ff_err("seq file of zone %u: write refused by the device (%s); nothing written",
 			       zi->zone, strerror((int)-r));
 		else
 			zf_io_error(zi, (int)r);
 		zf_end_at_wp_locked(zi, size); /* the zone says how far the file goes */
-	} else if (r < 0 && sync) {
+	} else if (r < 0 && (sync || (flags & FF_CW_DIRECT))) {
 		zf_io_error(zi, (int)r);
-	} else if (r >= 0 && (size_t)r < len && zi->seq) {
+	} else if (r > 0 && zi->seq) {
 		atomic_store(&zi->size, off + (uint64_t)r);
+		pthread_cond_broadcast(&zi->size_cv);
 	}
 out:
 	ff_mutex_unlock(&zi->io_lock);
