@@ -190,6 +190,20 @@ const char *ff_dev_uring_mode_name(enum ff_uring_mode mode);
 /* "per-thread" or "io-thread"; 0 or -EINVAL. */
 int ff_dev_parse_uring_mode(const char *s, enum ff_uring_mode *out);
 
+/*
+ * fsck: check an emulated device's pointer records without writing. Each
+ * record slot of a sequential zone must be either never written (all zero)
+ * or a whole valid record of that zone (magic, zone, checksum, F <= W <=
+ * capacity, the rest of the block zero). report() is called for each slot
+ * that is neither. *rolled_back (may be NULL) counts the zones whose newest
+ * record's data was incomplete, so that the open rolled their pointer back
+ * (the normal state after a power cut). Returns the number of bad slots, 0
+ * on a device that is not emulated, or -errno.
+ */
+typedef void (*ff_dev_check_cb)(void *arg, uint32_t zone, unsigned slot, const char *what);
+int ff_dev_check_records(struct ff_dev *dev, ff_dev_check_cb report, void *arg,
+			 uint32_t *rolled_back);
+
 struct ff_dev_stats {
 	uint64_t reads, writes, flushes, zone_ops;
 	uint64_t bytes_read, bytes_written;

@@ -1242,6 +1242,7 @@ const struct ff_fs_fmt ff_fmt_zonefs = {
 	.probe = zf_probe,
 	.mkfs = ff_zonefs_mkfs,
 	.check = zf_check,
+	.fsck = ff_zonefs_fsck,
 	.mount = zf_mount,
 	.unmount = zf_unmount,
 	.root_ino = zf_root_ino,
