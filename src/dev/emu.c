@@ -668,10 +668,25 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 	unsynced = op != FF_ZOP_RESET && !gen_done_locked(e, z->nd_gen);
 	{
 		uint64_t roff = slot_off(e, idx, (unsigned)(z->seq % 2));
+		bool exposes =
+			op == FF_ZOP_FINISH && old_cond != FF_ZC_FULL && old_wp < e->t.zone_cap;
 
 		ff_mutex_unlock(&e->lock);
+		r = 0;
+		/*
+		 * A finish makes [old_wp, cap) readable, and a real device reads
+		 * it as zeros. The reset's discard is no guarantee of that here: a
+		 * power cut may have undone it after its record was durable. So
+		 * the range is discarded again, and made durable with the rest.
+		 */
+		if (exposes) {
+			r = ff_dev_raw_discard(dev, (uint64_t)idx * e->t.zone_size + old_wp,
+					       e->t.zone_cap - old_wp);
+			unsynced = true;
+		}
 		/* so it must be durable before the record claims it */
-		r = unsynced ? emu_fsync(dev) : 0;
+		if (r >= 0 && unsynced)
+			r = emu_fsync(dev);
 		if (r >= 0)
 			r = raw_write(dev, &riov, 1, roff, FF_IO_DSYNC);
 		/*
