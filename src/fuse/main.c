@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
+#include "internal.h"
 
 #define MAX_IO	(1u << 20)
 #define PAGE_SZ 4096u
@@ -41,7 +42,7 @@
 
 struct opts {
 	char *cache_size, *max_folio, *sync_mode, *dirty_gran, *errors;
-	int explicit_open, kernel_cache, ro, help, version;
+	int explicit_open, kernel_cache, direct_io, ro, help, version;
 	char *device;
 };
 
@@ -60,6 +61,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("errors=%s", errors),
 	OPT("explicit-open", explicit_open),
 	OPT("kernel_cache", kernel_cache),
+	OPT("direct_io", direct_io),
 	OPT("ro", ro),
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
 	OPT("-h", help),
@@ -99,7 +101,10 @@ static void usage(const char *prog)
 	       "    -o dirty_granularity=block|folio     dirty tracking (default block)\n"
 	       "    -o errors=remount-ro|zone-ro|zone-offline|repair   on write errors (default remount-ro)\n"
 	       "    -o explicit-open            open zones explicitly while files are open for writing\n"
-	       "    -o kernel_cache             keep the kernel page cache (shared mmap of cnv files)\n"
+	       "    -o kernel_cache             the kernel page cache for sync opens too (shared mmap of\n"
+	       "                                cnv files opened O_SYNC)\n"
+	       "    -o direct_io                no kernel page cache: every read a FUSE request (the\n"
+	       "                                default with -s)\n"
 	       "    -o ro                       read-only\n"
 	       "Live counters: getfattr --only-values -n user.foliofs.stats MOUNTPOINT\n"
 	       "               getfattr --only-values -n user.foliofs.zone MOUNTPOINT/seq/N\n\n",
@@ -264,6 +269,16 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 	conn->max_readahead = MAX_IO;
 	/* writeback_cache would strip the sync intent from WRITE (DESIGN.md) */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	if (ff_kcache_on()) {
+		/*
+		 * The daemon invalidates what changed (kcache.c): no GETATTR
+		 * before every cached read, and no dropping of every page when
+		 * an append moves the size.
+		 */
+		conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+		if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA)
+			conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
+	}
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
 }
@@ -312,6 +327,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		which |= FF_SET_SIZE;
 	ret = ff_fs_setattr(g_fs, to_ino(ino), attr, which);
+	if (which & FF_SET_SIZE) /* a truncate, zone reset or finish */
+		ff_kcache_changed(ino, 0, 0);
 	if (!ret)
 		ret = ff_fs_getattr(g_fs, to_ino(ino), &st);
 	if (ret)
@@ -361,9 +378,15 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	free(buf);
 }
 
+/* fi->fh: the open's flags, and how the kernel serves the open */
+#define FH_FLAGS  0xffffffffull
+#define FH_DIRECT (1ull << 32) /* FOPEN_DIRECT_IO: writes bypass the kernel page cache */
+#define FH_KCACHE (1ull << 33) /* counted by ff_kcache_open */
+
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	unsigned of = 0;
+	bool keep = false, cached;
 	int ret = ff_fs_open(g_fs, to_ino(ino), fi->flags, &of);
 
 	if (ret) {
@@ -372,21 +395,31 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(unsigned)fi->flags;
 	/*
-	 * Under kernel_cache a file that cannot take a writable shared mapping
-	 * (a sequential file: the kernel would write its pages back out of
-	 * order) is opened for writing with direct_io, and the kernel answers
-	 * a MAP_SHARED mmap of it with ENODEV. Read-only opens keep the page
-	 * cache, and with it read-only shared mappings.
+	 * The kernel page cache serves an open unless it is sync or direct (so
+	 * the reply to its write means durable, in one round trip; -o
+	 * kernel_cache lets it serve those too, and the kernel then sends
+	 * FSYNC after each sync write), or it could take a writable shared
+	 * mapping of a file that cannot have one (a sequential file: the
+	 * kernel would write its pages back out of order). Such an open is
+	 * direct_io, and the kernel answers a MAP_SHARED mmap of it with
+	 * ENODEV; read-only opens keep read-only shared mappings.
 	 */
-	fi->direct_io = !g_o.kernel_cache || ((of & FF_OPEN_NO_SHARED_WRITE_MMAP) &&
-					      (fi->flags & O_ACCMODE) != O_RDONLY);
-	fi->keep_cache = !!g_o.kernel_cache;
+	cached = ff_kcache_on() &&
+		 (g_o.kernel_cache || !(fi->flags & (O_SYNC | O_DSYNC | O_DIRECT))) &&
+		 !((of & FF_OPEN_NO_SHARED_WRITE_MMAP) && (fi->flags & O_ACCMODE) != O_RDONLY);
+	if (cached && ff_kcache_open(ino, &keep))
+		cached = false;
+	fi->direct_io = !cached;
+	fi->keep_cache = keep;
+	fi->fh |= cached ? FH_KCACHE : FH_DIRECT;
 	fuse_reply_open(req, fi);
 }
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	ff_fs_release(g_fs, to_ino(ino), (int)fi->fh);
+	if (fi->fh & FH_KCACHE)
+		ff_kcache_release(ino);
+	ff_fs_release(g_fs, to_ino(ino), (int)(fi->fh & FH_FLAGS));
 	fuse_reply_err(req, 0);
 }
 
@@ -401,7 +434,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	int ret = 0;
 
-	if (((int)fi->fh & O_ACCMODE) != O_RDONLY)
+	if (((int)(fi->fh & FH_FLAGS) & O_ACCMODE) != O_RDONLY)
 		ret = ff_fs_flush(g_fs, to_ino(ino));
 	fuse_reply_err(req, -ret);
 }
@@ -470,9 +503,16 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	 * mapping is unmapped or synced, after the file's last FLUSH, and
 	 * nothing later would make it durable before umount returns.
 	 */
-	int flags = fi->flags | (int)fi->fh | (fi->writepage ? O_DSYNC : 0);
+	int flags = fi->flags | (int)(fi->fh & FH_FLAGS) | (fi->writepage ? O_DSYNC : 0);
 	ssize_t r = ff_fs_write(g_fs, to_ino(ino), buf, size, (uint64_t)off, write_flags(flags));
 
+	/*
+	 * A direct_io write did not pass through the kernel page cache, which
+	 * may hold these bytes for other opens. A failed write may have moved
+	 * the size back to the write pointer: everything goes.
+	 */
+	if (fi->fh & FH_DIRECT)
+		ff_kcache_changed(ino, r < 0 ? 0 : (uint64_t)off, r < 0 ? 0 : size);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else
@@ -804,6 +844,8 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_session_custom_io(se, &conn_io, fuse_session_fd(se)) != 0)
 		goto out_unmount;
+	/* kcache.c's invalidation may wait on a READ that only another worker can serve */
+	ff_kcache_start(se, !cmd.singlethread && !g_o.direct_io);
 	if (!cmd.foreground) {
 		int nul = open("/dev/null", O_RDWR);
 		char ok = 0;
