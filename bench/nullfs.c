@@ -2,9 +2,9 @@
 /*
  * nullfs: the FUSE ceiling for bench/run. A minimal lowlevel FUSE filesystem
  * that keeps its data in memory and does no I/O, mounted with the same FUSE
- * settings as foliofs (the kernel page cache for opens without
- * O_SYNC/O_DSYNC/O_DIRECT and FOPEN_DIRECT_IO for the others, or for every
- * open with -o direct_io; max_write 1020 KiB with max_pages 256, async DIO, no
+ * settings as foliofs (the kernel page cache for read-only opens without
+ * O_DIRECT and FOPEN_DIRECT_IO for the others, or for every open with
+ * -o direct_io; max_write 1020 KiB with max_pages 256, async DIO, no
  * writeback cache, no auto_inval_data, the multithreaded loop with the same
  * thread limits). Whatever foliofs measures above this is foliofs's own cost.
  * Unlike foliofs it sends no invalidations: nothing changes its files behind
@@ -232,7 +232,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	fi->direct_io = direct_all || (fi->flags & (O_SYNC | O_DSYNC | O_DIRECT));
+	fi->direct_io = direct_all || (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_DIRECT);
 	fi->keep_cache = !fi->direct_io;
 	fuse_reply_open(req, fi);
 }

@@ -13,8 +13,8 @@
 struct fuse_session;
 
 /*
- * Let the kernel page cache serve opens without O_SYNC/O_DSYNC/O_DIRECT
- * (on), or keep every open direct_io (off). Call once, before the session
+ * Let the kernel page cache serve some opens (on; main.c's op_open says
+ * which), or keep every open direct_io (off). Call once, before the session
  * runs; se receives the invalidations.
  */
 void ff_kcache_start(struct fuse_session *se, bool on);

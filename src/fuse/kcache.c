@@ -1,11 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * The kernel page cache in front of foliofs's cache. An open without
- * O_SYNC/O_DSYNC/O_DIRECT is served by the kernel page cache (no
- * FOPEN_DIRECT_IO), so a hot read costs no FUSE round trip; a sync or direct
- * open keeps FOPEN_DIRECT_IO, so its write stays one round trip whose reply
- * means durable. foliofs's cache stays the authority: the kernel page cache
- * only ever holds bytes it read from the daemon or wrote through it.
+ * The kernel page cache in front of foliofs's cache. A read-only open
+ * without O_DIRECT (and with -o kernel_cache a writable one) is served by the
+ * kernel page cache (no FOPEN_DIRECT_IO), so a hot read costs no FUSE round
+ * trip; other opens keep FOPEN_DIRECT_IO, so a sync write stays one round
+ * trip whose reply means durable (main.c's op_open decides). foliofs's cache
+ * stays the authority: the kernel page cache only ever holds bytes it read
+ * from the daemon or wrote through it.
  *
  * Bytes that change without passing through the kernel page cache (a write
  * on a direct_io open, a truncate, a zone reset or finish, a failed write

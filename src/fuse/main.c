@@ -101,8 +101,8 @@ static void usage(const char *prog)
 	       "    -o dirty_granularity=block|folio     dirty tracking (default block)\n"
 	       "    -o errors=remount-ro|zone-ro|zone-offline|repair   on write errors (default remount-ro)\n"
 	       "    -o explicit-open            open zones explicitly while files are open for writing\n"
-	       "    -o kernel_cache             the kernel page cache for sync opens too (shared mmap of\n"
-	       "                                cnv files opened O_SYNC)\n"
+	       "    -o kernel_cache             the kernel page cache for writable opens too (shared\n"
+	       "                                mmap of cnv files)\n"
 	       "    -o direct_io                no kernel page cache: every read a FUSE request (the\n"
 	       "                                default with -s)\n"
 	       "    -o ro                       read-only\n"
@@ -395,18 +395,24 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(unsigned)fi->flags;
 	/*
-	 * The kernel page cache serves an open unless it is sync or direct (so
-	 * the reply to its write means durable, in one round trip; -o
-	 * kernel_cache lets it serve those too, and the kernel then sends
-	 * FSYNC after each sync write), or it could take a writable shared
-	 * mapping of a file that cannot have one (a sequential file: the
-	 * kernel would write its pages back out of order). Such an open is
-	 * direct_io, and the kernel answers a MAP_SHARED mmap of it with
-	 * ENODEV; read-only opens keep read-only shared mappings.
+	 * The kernel page cache serves read-only opens without O_DIRECT, so a
+	 * hot read costs no round trip. Writable opens stay direct_io: a
+	 * sync write's reply means durable in one round trip, and a buffered
+	 * write through the kernel page cache (without writeback_cache, still
+	 * one WRITE per write(2)) measured slower than a direct one (bench/
+	 * NOTES.md). -o kernel_cache lets the page cache serve writable opens
+	 * too (the kernel then sends FSYNC after each sync write), except
+	 * those of a file that cannot take a writable shared mapping (a
+	 * sequential file: the kernel would write its pages back out of
+	 * order): the kernel answers a MAP_SHARED mmap of a direct_io open
+	 * with ENODEV, while read-only opens keep read-only shared mappings.
 	 */
-	cached = ff_kcache_on() &&
-		 (g_o.kernel_cache || !(fi->flags & (O_SYNC | O_DSYNC | O_DIRECT))) &&
-		 !((of & FF_OPEN_NO_SHARED_WRITE_MMAP) && (fi->flags & O_ACCMODE) != O_RDONLY);
+	if (g_o.kernel_cache)
+		cached = !((of & FF_OPEN_NO_SHARED_WRITE_MMAP) &&
+			   (fi->flags & O_ACCMODE) != O_RDONLY);
+	else
+		cached = (fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_DIRECT);
+	cached = cached && ff_kcache_on();
 	if (cached && ff_kcache_open(ino, &keep))
 		cached = false;
 	fi->direct_io = !cached;
