@@ -514,11 +514,13 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 
 	/*
 	 * A direct_io write did not pass through the kernel page cache, which
-	 * may hold these bytes for other opens. A failed write may have moved
-	 * the size back to the write pointer: everything goes.
+	 * may hold these bytes for other opens. A failed write (either kind)
+	 * may have moved the size back to the write pointer: everything goes.
 	 */
-	if (fi->fh & FH_DIRECT)
-		ff_kcache_changed(ino, r < 0 ? 0 : (uint64_t)off, r < 0 ? 0 : size);
+	if (r < 0)
+		ff_kcache_changed(ino, 0, 0);
+	else if (fi->fh & FH_DIRECT)
+		ff_kcache_changed(ino, (uint64_t)off, size);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else
@@ -672,6 +674,13 @@ static const struct fuse_lowlevel_ops ops = {
 
 /* ---- options into fs options ---- */
 
+/* ff_fs_opts.changed: the filesystem changed bytes on its own (kcache.c drops them) */
+static void fs_changed(void *arg, uint64_t ino, uint64_t off, uint64_t len)
+{
+	(void)arg;
+	ff_kcache_changed(to_node(ino), off, len);
+}
+
 /* The index of val in names[n], or -1 after saying what opt accepts. */
 static int pick_name(const char *opt, const char *val, const char *const names[], int n,
 		     const char *accepted)
@@ -742,6 +751,7 @@ static int build_fs_opts(struct ff_fs_opts *fo)
 	fo->lock_wait_s = device_mounted(g_o.device) ? 0 : 30;
 	fo->explicit_open = g_o.explicit_open;
 	fo->read_only = g_o.ro;
+	fo->changed = fs_changed;
 	return 0;
 }
 
