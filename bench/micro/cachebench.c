@@ -4,7 +4,8 @@
  * throughput. A tiny in-process filesystem (the model is
  * tests/unit/test_cache.c) implements struct ff_cache_ops over an
  * emulated-zoned image: file 0 is conventional zone 0 (mapped in place),
- * file 1 is sequential zone 1 (mapped at the zone queue's reserve pointer).
+ * file 1 is sequential zone 1 (appended through the zone queue in file
+ * order, as zonefs maps it).
  * Raw runs use conventional zone 0 and sequential zone 2.
  *
  * It measures, printing tables:
@@ -72,50 +73,53 @@ static int b_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map 
 	return 0;
 }
 
+/* zonefs-like: in place, or appended at the zone's pointer in file order; see zonefs.c */
 static int b_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flags, struct ff_map *m)
 {
 	struct bfile *f = fs_inode;
-	uint64_t zs = (uint64_t)f->zone * ZS, whole;
+	uint64_t zs = (uint64_t)f->zone * ZS, rp;
 
-	(void)flags;
 	m->zone = f->zone;
+	m->file_off = off;
+	m->dev_off = zs + off;
 	if (!f->seq) {
 		m->type = FF_MAP_INPLACE;
-		m->file_off = off;
-		m->dev_off = zs + off;
 		m->len = len;
 		return 0;
 	}
-	m->type = FF_MAP_SEQ;
-	m->dev_off = ff_zoneq_wp(g_dev, f->zone);
-	m->file_off = m->dev_off - zs;
-	if (m->file_off < off) {
-		m->len = off - m->file_off;
+	rp = ff_zoneq_wp(g_dev, f->zone) - zs;
+	if (rp < off) {
+		int ret = ff_cache_writeback_range(f->ci, rp, off,
+						   flags & FF_MAPW_SYNC ? FF_CW_DSYNC : 0);
+
+		if (ret)
+			return ret;
+		rp = ff_zoneq_wp(g_dev, f->zone) - zs;
+		if (rp != off)
+			return -EIO;
+	}
+	if (rp > off) {
+		m->type = FF_MAP_STORED;
+		m->len = rp - off < len ? rp - off : len;
 		return 0;
 	}
-	if (m->file_off > off) {
-		if (getenv("CACHEBENCH_DEBUG"))
-			fprintf(stderr,
-				"map_write: off %llu len %llu below the write pointer %llu\n",
-				(unsigned long long)off, (unsigned long long)len,
-				(unsigned long long)m->file_off);
-		return -EIO; /* a sequential file cannot be rewritten */
-	}
-	whole = ff_round_down(atomic_load(&f->size), BLK);
-	m->len = whole > off ? (whole - off < len ? whole - off : len) : 0;
+	m->type = FF_MAP_APPEND;
+	m->len = (flags & FF_MAPW_TAIL) ? len - BLK : len;
 	return 0;
 }
 
-static int b_write_done(void *fs_inode, const struct ff_map *m, ssize_t result, unsigned flags)
+static int b_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed_at, ssize_t result,
+			unsigned flags)
 {
 	(void)fs_inode;
 	(void)m;
+	(void)landed_at;
 	(void)result;
 	(void)flags;
 	return 0; /* no metadata: zonefs-like, the device is the metadata */
 }
 
-static const struct ff_cache_ops bops = {b_map_read, b_map_write, b_write_done};
+static const struct ff_cache_ops bops = {b_map_read, b_map_write, b_write_done, NULL};
 
 enum test_kind {
 	T_READ_CACHE, /* hit in file 0's cached READ_SPAN */
@@ -281,10 +285,12 @@ static void seq_rewind(struct bench *b, enum test_kind k)
 	struct bfile *sf = &b->f[1];
 
 	if (k == T_WT_SEQ) {
-		zone_reset(b, sf->zone);
+		ff_cache_invalidate_begin(sf->ci);
 		ff_cache_truncate(sf->ci, 0);
+		zone_reset(b, sf->zone);
 		atomic_store(&sf->size, 0);
 		ff_cache_inode_set_size(sf->ci, 0);
+		ff_cache_invalidate_end(sf->ci);
 	} else if (k == T_RAW_SEQ) {
 		zone_reset(b, 2);
 	}

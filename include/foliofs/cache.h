@@ -9,10 +9,19 @@
  *
  * Write modes:
  *   - buffered: copy in, set blocks dirty, written back later in offset order;
- *   - write-through (FF_CW_SYNC/FF_CW_DSYNC): copy in, mark the touched blocks
- *     writeback (never dirty), map_write, submit exactly those blocks (plus
- *     already-dirty blocks that must go first on a sequential zone), wait,
- *     write_done, reply. The reply means durable.
+ *   - write-through (FF_CW_SYNC/FF_CW_DSYNC, and FF_CW_DIRECT without FUA):
+ *     copy in, mark the touched blocks writeback (never dirty; dirty ones
+ *     join), map_write, submit exactly those blocks, wait, write_done,
+ *     reply. The reply means durable (on the device, for FF_CW_DIRECT).
+ *
+ * The contract with the filesystem, in short (cache.c's essay in full):
+ * size after data (the cache moves its size after the copy, the filesystem
+ * publishes its own after ff_cache_write returns); map_write answers where
+ * (in place, append to a zone, already stored, not yet) and owns the
+ * format's order rules; write_done gets the offset the bytes landed at;
+ * reads hold the invalidate lock shared across map_read and the device read,
+ * resets and truncates hold it exclusive; fsync = writeback, commit, flush;
+ * errors reach the writer (write-through) or the next fsync.
  */
 #ifndef FOLIOFS_CACHE_H
 #define FOLIOFS_CACHE_H
@@ -28,41 +37,87 @@ struct ff_cinode;
 enum ff_map_type {
 	FF_MAP_HOLE = 1, /* reads as zeros, no device I/O */
 	FF_MAP_INPLACE,	 /* bytes live at dev_off; overwrite in place */
-	FF_MAP_SEQ,	 /* sequential zone: bytes go at dev_off == zone's reserve pointer */
+	FF_MAP_APPEND,	 /* append to sequential zone m->zone; write_done learns where it landed */
+	FF_MAP_STORED,	 /* already on the device (e.g. below a zone's pointer): nothing to write */
 };
+
+/*
+ * One mapping. map_read and map_write always map from the offset asked:
+ * file_off is that offset, len the bytes mapped from it (may be less than
+ * asked). dev_off is where file_off lives: the cache reads from it
+ * (map_read's INPLACE) and writes at it (map_write's INPLACE). For
+ * FF_MAP_APPEND it is FF_MAP_ANYWHERE (the bytes go wherever the zone's
+ * pointer is, and write_done learns where), or the offset the zone's pointer
+ * must be at: the zone queue then refuses the write (-EINVAL, nothing
+ * written) if it is elsewhere, for a format whose file offsets are zone
+ * offsets. Unused for STORED and HOLE.
+ */
+#define FF_MAP_ANYWHERE UINT64_MAX
 
 struct ff_map {
 	enum ff_map_type type;
 	uint64_t file_off; /* start of the mapping in the file */
 	uint64_t len;	   /* bytes mapped from file_off (may be less than asked) */
-	uint64_t dev_off;  /* device offset of file_off (not for holes) */
-	uint32_t zone;	   /* device zone holding dev_off */
+	uint64_t dev_off;  /* device offset of file_off (INPLACE, reads; APPEND: see above) */
+	uint32_t zone;	   /* device zone holding dev_off, or the zone to append to */
 };
 
-/* map_write flags */
-#define FF_MAPW_SYNC (1u << 0) /* write-through: write_done must commit durably */
+/* map_write and write_done flags */
+#define FF_MAPW_SYNC (1u << 0) /* durable write: write_done must commit before returning */
+#define FF_MAPW_TAIL (1u << 1) /* the range's last block is the file's partial tail block */
 
 /*
- * The filesystem's side. fs_inode is the pointer given to ff_cache_inode_new.
- * Each returns 0 or -errno; called without cache locks held, may sleep.
+ * The filesystem's side: the write-path contract (the cache's design essay
+ * in src/cache/cache.c says it in full). fs_inode is the pointer given to
+ * ff_cache_inode_new. Each returns 0 or -errno; each is called with no cache
+ * lock held and may sleep, and may call back into the cache's writeback
+ * (ff_cache_writeback_range) but never into its read or write paths.
  */
 struct ff_cache_ops {
-	/* Map [off, off+len): fill *m for the extent or hole that starts at off. */
+	/*
+	 * Map [off, off+len) for reading. The cache holds the inode's
+	 * invalidate lock shared from this call until its device read is
+	 * done: a reset, finish, truncate or move of the data holds it
+	 * exclusive (ff_cache_invalidate_begin), so what this returns stays
+	 * valid for the read.
+	 */
 	int (*map_read)(void *fs_inode, uint64_t off, uint64_t len, struct ff_map *m);
 	/*
-	 * Where the bytes [off, off+len) go. May map fewer bytes than asked
-	 * (m->len, 0 when nothing can be written yet: a partial tail block of a
-	 * sequential file); the cache writes what was mapped and asks again.
-	 * For FF_MAP_SEQ, m->file_off is the file offset at the zone's reserve
-	 * pointer: when it is below off, the cache first writes back what lies
-	 * in between, then asks again; when it is above off, [off, file_off) is
-	 * already in the zone (immutable), and the cache skips it (whole-folio
-	 * dirtying reaches back there).
+	 * Where the blocks [off, off+len) go; off and len are block multiples.
+	 * The cache decides what to write from its own per-block state; the
+	 * filesystem decides where, and in which order. FF_MAPW_TAIL says the
+	 * last block holds data only up to the cache's size (a partial tail):
+	 * a format that cannot rewrite a block leaves it unmapped. The answer:
+	 *  - FF_MAP_INPLACE: write at dev_off (no reservation needed);
+	 *  - FF_MAP_APPEND: append len bytes to m->zone through the zone queue,
+	 *    at FF_MAP_ANYWHERE or only at dev_off; the reservation is the zone
+	 *    queue's (position taken at queue time), and write_done gets where
+	 *    the bytes landed;
+	 *  - FF_MAP_STORED: len bytes are on the device already; the cache
+	 *    marks them clean and asks again for the rest;
+	 *  - m->len == 0: nothing can be written now (a partial tail); the
+	 *    cache leaves the blocks dirty.
+	 * Ordering rules of a format (a sequential file's earlier data first)
+	 * are the filesystem's: it may write back [x, off) first through
+	 * ff_cache_writeback_range before answering.
 	 */
 	int (*map_write)(void *fs_inode, uint64_t off, uint64_t len, unsigned flags,
 			 struct ff_map *m);
-	/* After the write of m completed with result (bytes or -errno). */
-	int (*write_done)(void *fs_inode, const struct ff_map *m, ssize_t result, unsigned flags);
+	/*
+	 * After the write of m (file_off, len as written) completed with
+	 * result (bytes or -errno); landed_at is the device offset where the
+	 * bytes landed (for FF_MAP_APPEND, as the zone queue reported it).
+	 * The filesystem records the extent; with FF_MAPW_SYNC it commits it
+	 * durably before returning. A non-zero return fails the write.
+	 */
+	int (*write_done)(void *fs_inode, const struct ff_map *m, uint64_t landed_at,
+			  ssize_t result, unsigned flags);
+	/*
+	 * fsync's commit point, between writeback and the device flush: the
+	 * filesystem makes the metadata that finds the inode's written data
+	 * durable-ready (group commit). May be NULL (nothing to commit).
+	 */
+	int (*commit)(void *fs_inode, bool datasync);
 };
 
 enum ff_sync_mode {
@@ -84,9 +139,14 @@ struct ff_cache_opts {
 };
 
 /* ff_cache_write / ff_cache_read flags */
-#define FF_CW_SYNC   (1u << 0) /* O_SYNC or RWF_SYNC */
-#define FF_CW_DSYNC  (1u << 1) /* O_DSYNC or RWF_DSYNC */
-#define FF_CW_DIRECT (1u << 2) /* O_DIRECT from the application (a hint only) */
+#define FF_CW_SYNC  (1u << 0) /* O_SYNC or RWF_SYNC */
+#define FF_CW_DSYNC (1u << 1) /* O_DSYNC or RWF_DSYNC */
+/*
+ * O_DIRECT from the application: the write completes on the device (write-
+ * through without FUA, the device's error to the writer), as the kernel
+ * completes an O_DIRECT write; the cache still does the alignment.
+ */
+#define FF_CW_DIRECT (1u << 2)
 
 int ff_cache_create(struct ff_dev *dev, const struct ff_cache_ops *ops,
 		    const struct ff_cache_opts *opts, struct ff_cache **out);
@@ -98,21 +158,56 @@ struct ff_cinode *ff_cache_inode_new(struct ff_cache *c, void *fs_inode);
 int ff_cache_inode_free(struct ff_cinode *ci);
 
 /*
- * Tell the cache the file's size: folio-granular dirtying and read folios do
- * not reach past it. The filesystem calls it at open and on size changes.
+ * Set the cache's size of the file (at open, truncate, reset, recovery).
+ * A write moves the size itself, after its bytes are in the cache (size
+ * after data): the filesystem publishes its own size only after
+ * ff_cache_write returns. The cache's size bounds read folios, folio-
+ * granular dirtying, and says which block is a partial tail (FF_MAPW_TAIL).
+ * Until it is first set the size is unknown and no block is a tail: a
+ * filesystem that cannot rewrite blocks sets it when it opens the inode.
  */
 void ff_cache_inode_set_size(struct ff_cinode *ci, uint64_t size);
 
-/* Read [off, off+len); the caller clamps to the file size. Returns bytes or -errno. */
+/*
+ * Read [off, off+len); the caller clamps to the file size. Takes the
+ * invalidate lock shared. Returns bytes or -errno.
+ */
 ssize_t ff_cache_read(struct ff_cinode *ci, void *buf, size_t len, uint64_t off, unsigned flags);
-/* Write; with FF_CW_SYNC/DSYNC returns only once durable. Returns bytes or -errno. */
+/*
+ * Write. With FF_CW_SYNC/DSYNC it returns once durable, with FF_CW_DIRECT
+ * once on the device; the size moves past the bytes once they are copied
+ * in. Takes the invalidate lock shared. Returns bytes or -errno.
+ */
 ssize_t ff_cache_write(struct ff_cinode *ci, const void *buf, size_t len, uint64_t off,
 		       unsigned flags);
-/* Write back dirty blocks, wait for all writeback (any thread's), flush the device. */
+/*
+ * fsync: write back the inode's dirty blocks, wait for every writeback on it
+ * (any thread's), ops->commit, then flush the device. Returns the first
+ * error, including one left by a failed background write or a failed write-
+ * through that other writers' buffered blocks had joined.
+ */
 int ff_cache_fsync(struct ff_cinode *ci, bool datasync);
 /* Start writeback of every dirty block of the inode and wait for it. */
 int ff_cache_writeback(struct ff_cinode *ci);
-/* Drop cached data at and beyond off (after a truncate or zone reset). */
+/*
+ * Write back the dirty blocks of [lo, hi) and wait for all writeback there.
+ * flags FF_CW_SYNC or FF_CW_DSYNC: durable. For the filesystem's map_write (a format's
+ * "earlier data first" rule); no cache lock is held during callbacks.
+ */
+int ff_cache_writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsigned flags);
+/*
+ * The invalidate lock, exclusive: reads of the device through map_read wait,
+ * and no read is in flight. Held across a truncate and the reset, finish or
+ * move it goes with, so no reader caches data of the old generation. Not
+ * with the same inode's read or write calls in the same thread.
+ */
+void ff_cache_invalidate_begin(struct ff_cinode *ci);
+void ff_cache_invalidate_end(struct ff_cinode *ci);
+/*
+ * Drop cached data at and beyond off (after a truncate or zone reset), dirty
+ * or not, and set the cache's size to off. The caller holds the invalidate
+ * lock (ff_cache_invalidate_begin).
+ */
 int ff_cache_truncate(struct ff_cinode *ci, uint64_t off);
 /* Write back every inode and flush the device. */
 int ff_cache_sync_all(struct ff_cache *c);

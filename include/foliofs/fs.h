@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * fs: the filesystem layer's interface. The zonefs format (DESIGN.md): the
- * kernel zonefs superblock and tree — cnv/ and seq/, one file per zone, named
- * by index — over the cache and device layers, with buffered and O_SYNC
- * writes accepted on sequential files. Inode numbers are kernel zonefs's:
- * a file is its zone's index, the root is nr_zones, cnv/ nr_zones+1, seq/
- * nr_zones+2. Every call returns 0/count or -errno.
+ * fs: the filesystem layer's interface, over every on-disk format. A device
+ * holds one format, chosen at mkfs time and detected at mount (src/fs/fs.c):
+ *   - zonefs: the kernel zonefs superblock and tree — cnv/ and seq/, one file
+ *     per zone, named by index — with buffered and O_SYNC writes accepted on
+ *     sequential files. Inode numbers are kernel zonefs's: a file is its
+ *     zone's index, the root is nr_zones, cnv/ nr_zones+1, seq/ nr_zones+2.
+ *     It has no namespace operations: they answer as the kernel's zonefs
+ *     (EPERM, EACCES for O_CREAT of a new name, EOPNOTSUPP for xattrs).
+ *   - posix: a general namespace on zones (issue 11, docs/).
+ * Every call returns 0/count or -errno.
  */
 #ifndef FOLIOFS_FS_H
 #define FOLIOFS_FS_H
@@ -72,7 +76,14 @@ struct ff_fs_opts {
 	void *changed_arg;
 };
 
+/* On-disk formats */
+enum ff_fs_format {
+	FF_FMT_ZONEFS = 1, /* the kernel's zonefs layout */
+	FF_FMT_POSIX,	   /* the general namespace */
+};
+
 struct ff_mkfs_opts {
+	enum ff_fs_format format; /* 0: the default format */
 	bool force;
 	bool emulate_zoned;
 	uint64_t zone_size; /* regular / emulated (0 = 256 MiB) */
@@ -93,16 +104,35 @@ int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out
 int ff_fs_unmount(struct ff_fs *fs);
 
 uint64_t ff_fs_root_ino(const struct ff_fs *fs);
+/* Which format is mounted. */
+enum ff_fs_format ff_fs_format(const struct ff_fs *fs);
+/*
+ * Every call that returns an entry (lookup, create, mknod, mkdir, symlink,
+ * link) counts one FUSE lookup of the inode; ff_fs_forget drops nlookup of
+ * them. An inode whose link count is 0 lives until its lookups are forgotten
+ * and its last open is released; a crash reclaims it at the next mount.
+ */
 int ff_fs_lookup(struct ff_fs *fs, uint64_t dir, const char *name, struct stat *st);
+void ff_fs_forget(struct ff_fs *fs, uint64_t ino, uint64_t nlookup);
 int ff_fs_getattr(struct ff_fs *fs, uint64_t ino, struct stat *st);
-/* The idx-th entry of a directory (no . and ..): -ENOENT past the end. */
-int ff_fs_readdir(struct ff_fs *fs, uint64_t dir, uint64_t idx, char *name, size_t namelen,
-		  struct stat *st);
+/*
+ * The entry of a directory after cookie (0: the first; no . and ..), and in
+ * *next the cookie that resumes after it. A cookie stays valid while the
+ * directory changes: an entry present for the whole listing is returned
+ * once. -ENOENT past the end.
+ */
+int ff_fs_readdir(struct ff_fs *fs, uint64_t dir, uint64_t cookie, char *name, size_t namelen,
+		  struct stat *st, uint64_t *next);
 /* chmod/chown (not persisted, as in zonefs); truncate when FF_SET_SIZE. */
-#define FF_SET_MODE (1u << 0)
-#define FF_SET_UID  (1u << 1)
-#define FF_SET_GID  (1u << 2)
-#define FF_SET_SIZE (1u << 3)
+#define FF_SET_MODE	 (1u << 0)
+#define FF_SET_UID	 (1u << 1)
+#define FF_SET_GID	 (1u << 2)
+#define FF_SET_SIZE	 (1u << 3)
+#define FF_SET_ATIME	 (1u << 4) /* st_atim */
+#define FF_SET_MTIME	 (1u << 5) /* st_mtim */
+#define FF_SET_ATIME_NOW (1u << 6)
+#define FF_SET_MTIME_NOW (1u << 7)
+#define FF_SET_CTIME	 (1u << 8) /* st_ctim */
 int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigned which);
 /*
  * Open for flags (O_ACCMODE, O_TRUNC); *open_flags gets FF_OPEN_* hints for
@@ -117,6 +147,8 @@ ssize_t ff_fs_read(struct ff_fs *fs, uint64_t ino, void *buf, size_t len, uint64
 ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off,
 		    unsigned flags);
 int ff_fs_fsync(struct ff_fs *fs, uint64_t ino, bool datasync);
+/* fsync of a directory: its entries are durable when it returns. */
+int ff_fs_fsyncdir(struct ff_fs *fs, uint64_t ino, bool datasync);
 /*
  * At close (FUSE_FLUSH): write back what the file has dirty and make it
  * durable, so that what was written before the last close is on the device
@@ -128,5 +160,42 @@ int ff_fs_statfs(struct ff_fs *fs, struct statvfs *st);
 /* Text for user.foliofs.stats (root) and user.foliofs.zone (a file). Returns length. */
 int ff_fs_stats_text(struct ff_fs *fs, char *buf, size_t len);
 int ff_fs_zone_text(struct ff_fs *fs, uint64_t ino, char *buf, size_t len);
+
+/* ---- the namespace (the posix format) ---- */
+
+/* Who asks: the FUSE request's fsuid/fsgid, for the owner of what it makes. */
+struct ff_cred {
+	uint32_t uid, gid;
+};
+/* mknod of S_IFREG, S_IFIFO, S_IFSOCK, S_IFCHR, S_IFBLK */
+int ff_fs_mknod(struct ff_fs *fs, uint64_t dir, const char *name, mode_t mode, dev_t rdev,
+		const struct ff_cred *cr, struct stat *st);
+int ff_fs_mkdir(struct ff_fs *fs, uint64_t dir, const char *name, mode_t mode,
+		const struct ff_cred *cr, struct stat *st);
+int ff_fs_symlink(struct ff_fs *fs, uint64_t dir, const char *name, const char *target,
+		  const struct ff_cred *cr, struct stat *st);
+/* The target's length; not NUL-terminated. */
+ssize_t ff_fs_readlink(struct ff_fs *fs, uint64_t ino, char *buf, size_t len);
+int ff_fs_link(struct ff_fs *fs, uint64_t ino, uint64_t newdir, const char *newname,
+	       struct stat *st);
+int ff_fs_unlink(struct ff_fs *fs, uint64_t dir, const char *name);
+int ff_fs_rmdir(struct ff_fs *fs, uint64_t dir, const char *name);
+#define FF_RENAME_NOREPLACE (1u << 0) /* RENAME_NOREPLACE */
+#define FF_RENAME_EXCHANGE  (1u << 1) /* RENAME_EXCHANGE */
+int ff_fs_rename(struct ff_fs *fs, uint64_t dir, const char *name, uint64_t newdir,
+		 const char *newname, unsigned flags);
+/* Create a regular file and open it (flags as ff_fs_open). */
+int ff_fs_create(struct ff_fs *fs, uint64_t dir, const char *name, mode_t mode, int flags,
+		 const struct ff_cred *cr, struct stat *st, unsigned *open_flags);
+/* flags: XATTR_CREATE / XATTR_REPLACE. get and list return the size, or -ERANGE. */
+int ff_fs_setxattr(struct ff_fs *fs, uint64_t ino, const char *name, const void *value, size_t size,
+		   int flags);
+ssize_t ff_fs_getxattr(struct ff_fs *fs, uint64_t ino, const char *name, void *buf, size_t size);
+ssize_t ff_fs_listxattr(struct ff_fs *fs, uint64_t ino, char *buf, size_t size);
+int ff_fs_removexattr(struct ff_fs *fs, uint64_t ino, const char *name);
+/* fallocate(2) modes: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE */
+int ff_fs_fallocate(struct ff_fs *fs, uint64_t ino, int mode, uint64_t off, uint64_t len);
+/* SEEK_DATA / SEEK_HOLE: the offset found, or -ENXIO */
+int64_t ff_fs_lseek(struct ff_fs *fs, uint64_t ino, int64_t off, int whence);
 
 #endif

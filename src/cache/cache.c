@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * The large-folio page cache.
+ * The large-folio page cache, and its contract with the filesystem.
  *
  * Folios. A folio holds 2^order bytes of one file, aligned in the file to its
  * size, from one logical block up to max_folio. Its size follows the access:
  * a miss or write at the end of the previous access (sequential) ramps the
  * order up one step per folio, like readahead, up to max_folio; a random one
- * gets the smallest folio that covers it. Each folio has three per-block
- * bitmaps, uptodate, dirty and writeback (the kernel's iomap_folio_state).
+ * gets the smallest folio that covers it. Each folio has per-block bitmaps:
+ * uptodate, dirty, writeback (the kernel's iomap_folio_state), and joined (a
+ * block that was dirty when a write-through took it).
  *
  * Writes. A buffered write copies in and sets the blocks dirty; a background
  * flusher writes dirty blocks back per inode in offset order, contiguous
@@ -17,28 +18,79 @@
  * sets the touched blocks writeback (never dirty; touched blocks that were
  * dirty join the same write), asks the filesystem where they go (map_write),
  * submits exactly those blocks durably (FF_IO_DSYNC), waits, calls write_done
- * and clears writeback. For a sequential zone whose reserve pointer is behind
- * the write (buffered data not yet written), that data is written back first
- * through the same zone queue, durably, so zone order holds.
+ * and clears writeback. An O_DIRECT write (FF_CW_DIRECT) takes the same path
+ * without FUA: acknowledged once on the device, its error to the writer.
  * sync_mode=writeback makes a sync write dirty its blocks, then write back
  * and flush (what the kernel does); dirty_gran=folio makes every write dirty
  * (and write through) its whole folio (the kernel before per-block dirty).
  *
+ * THE CONTRACT (struct ff_cache_ops; the kernel's iomap is the model).
+ *
+ *   Who calls what. The filesystem calls ff_cache_read/write/fsync/
+ *   writeback/truncate for file data, holding whatever serialises its own
+ *   writers (zonefs: io_lock); the flusher and reclaim call nothing of it
+ *   but map_write/write_done. The cache calls map_read, map_write,
+ *   write_done and commit with no cache lock held (only the invalidate lock
+ *   shared, on the read path); a callback may sleep, do I/O and call
+ *   ff_cache_writeback_range on any inode, never the read or write paths.
+ *
+ *   Size after data. ff_cache_write moves the cache's size (ci->isize) only
+ *   after the bytes are copied into the folio, under ci->lock (iomap_write_
+ *   end); the filesystem publishes its own size after ff_cache_write returns.
+ *   So a reader that clamps to the published size finds the bytes, and
+ *   writeback, which takes its size snapshot under ci->lock together with the
+ *   dirty blocks, never sees a block as whole before it is. What to write
+ *   comes from the per-block state and that snapshot alone: a last block
+ *   reaching past the snapshot is a partial tail, and map_write is told so
+ *   (FF_MAPW_TAIL); a format that cannot rewrite blocks leaves it dirty.
+ *
+ *   Where, and in which order: the filesystem's. map_write answers for the
+ *   blocks [off, off+len): in place (dev_off), an append to a zone (the zone
+ *   queue reserves the position at queue time, as zone append does; wherever
+ *   the pointer is, or only at dev_off, refused elsewhere), already stored
+ *   (the cache marks them clean), or nothing yet. write_done gets the
+ *   offset the bytes landed at, as the zone queue reported it, and records
+ *   the extent; for FF_MAPW_SYNC it commits before returning. Several files
+ *   may append into one open zone. A format's order rules (zonefs: a file's
+ *   earlier data first, blocks below the pointer are stored) live in its
+ *   map_write, which may write back an earlier range through
+ *   ff_cache_writeback_range first; the cache knows no on-disk format.
+ *
+ *   Pins and the invalidate lock. Blocks under writeback stay in their folio
+ *   (writeback bit) and are copied into only after it clears. A read holds
+ *   the inode's invalidate lock shared from before it looks a folio up until
+ *   its device reads are done (so map_read's answer holds for the read);
+ *   writes hold it shared too, for their read-modify-write fills. A reset,
+ *   finish, truncate or (later) move of data holds it exclusive around both
+ *   the cache truncate and the device operation, so no reader caches data of
+ *   the old generation. A folio's pins keep it in memory; the last unpin
+ *   wakes a truncate waiting to drop it.
+ *
+ *   Commit. ff_cache_fsync = write back the inode's dirty blocks and wait for
+ *   every writeback on it (any thread's), then ops->commit(inode, datasync)
+ *   (the filesystem's group commit point), then the device flush.
+ *
+ *   Errors. A failed write-through returns the error to its writer and drops
+ *   its own blocks' uptodate state (later reads go to the device); blocks
+ *   that had joined it are other writers' acknowledged data: they go back to
+ *   dirty and the error is left on the inode for the next fsync. A failed
+ *   background writeback keeps the blocks dirty (the data is not lost),
+ *   records the error on the inode and stops the flusher retrying that inode;
+ *   the next fsync retries and returns the error once. A non-zero write_done
+ *   fails the write like a device error.
+ *
  * Memory. Folios are allocated against cache_size: memory is reserved before
  * a folio is allocated, by reclaiming clean, unpinned folios with CLOCK; when
- * none is clean the flusher is kicked and the reserver waits. Only in-flight
- * I/O can push the cache past its budget (a reservation waits, never skips).
+ * none is clean the flusher is kicked and the reserver waits, unless it
+ * holds pinned folios itself (a write-through building a batch): it then
+ * submits what it holds first, since pins are what nobody can reclaim. Only
+ * in-flight I/O can push the cache past its budget.
  *
- * Errors. A failed write-through returns the error to its writer and drops
- * the blocks' uptodate state so later reads go to the device. A failed
- * background writeback keeps the blocks dirty (the data is not lost), records
- * the error on the inode and stops the flusher retrying that inode; the next
- * fsync retries and returns the error once.
- *
- * Locking. ci->lock guards an inode's index and every state bit and counter
- * of its folios; c->lock guards the CLOCK ring, the inode list and memory
- * accounting. Order: ci->lock, then c->lock; the reclaimer, holding c->lock,
- * only try-locks an inode. No lock is held across device I/O or calls into
+ * Locking. Order: the filesystem's locks, then ci->inval, then ci->lock, then
+ * c->lock; the reclaimer, holding c->lock, only try-locks an inode. ci->lock
+ * guards an inode's index, its size and every state bit and counter of its
+ * folios; c->lock guards the CLOCK ring, the inode list and memory
+ * accounting. No ci->lock or c->lock is held across device I/O or calls into
  * the filesystem: a folio being filled has f->filling set, blocks being
  * written have their writeback bit, and waiters sleep on ci->cv.
  */
@@ -210,20 +262,34 @@ static uint64_t reclaim_one_locked(struct ff_cache *c)
 	return 0;
 }
 
-/* Reserve bytes of the budget, reclaiming or waiting. No inode lock held. */
-static void reserve_mem(struct ff_cache *c, uint64_t bytes)
+/*
+ * Reserve bytes of the budget, reclaiming or waiting. No inode lock held.
+ * With nowait (the caller holds pinned folios, which nothing can reclaim
+ * until it submits them), returns false instead of waiting: a caller that
+ * waited while holding pins could wait for the pins of others who wait for
+ * its own, with every byte of the budget pinned. Returns true when reserved.
+ */
+static bool reserve_mem(struct ff_cache *c, uint64_t bytes, bool nowait)
 {
+	bool ok = true;
+
 	ff_mutex_lock(&c->lock);
 	while (c->used + bytes > c->o.cache_size && c->used) {
 		if (reclaim_one_locked(c))
 			continue;
 		c->kick = true;
 		pthread_cond_signal(&c->flush_cv);
+		if (nowait) {
+			ok = false;
+			goto out_unlock;
+		}
 		cnt_add(&c->throttle_waits, 1);
 		timed_wait(&c->mem_cv, &c->lock, 20);
 	}
 	c->used += bytes;
+out_unlock:
 	ff_mutex_unlock(&c->lock);
+	return ok;
 }
 
 static void unreserve_mem(struct ff_cache *c, uint64_t bytes)
@@ -281,9 +347,11 @@ static uint8_t want_order_locked(struct ff_cinode *ci, uint64_t off, uint64_t le
 
 /*
  * The folio covering off, created if absent, pinned. Called with ci->lock
- * held; may drop and retake it (to reserve memory). Returns NULL on ENOMEM.
+ * held; may drop and retake it (to reserve memory). Returns NULL with *err
+ * -ENOMEM, or -EAGAIN when nowait and the budget is full (see reserve_mem).
  */
-static struct folio *get_folio_locked(struct ff_cinode *ci, uint64_t off, uint64_t len)
+static struct folio *get_folio_locked(struct ff_cinode *ci, uint64_t off, uint64_t len, bool nowait,
+				      int *err)
 {
 	struct ff_cache *c = ci->c;
 	struct folio *f;
@@ -302,7 +370,11 @@ static struct folio *get_folio_locked(struct ff_cinode *ci, uint64_t off, uint64
 		order = want_order_locked(ci, off, len);
 		size = 1ull << order;
 		ff_mutex_unlock(&ci->lock);
-		reserve_mem(c, size);
+		if (!reserve_mem(c, size, nowait)) {
+			ff_mutex_lock(&ci->lock);
+			*err = -EAGAIN;
+			return NULL;
+		}
 		ff_mutex_lock(&ci->lock);
 		if (!range_free_locked(ci, ff_round_down(off, size), size)) {
 			unreserve_mem(c, size);
@@ -311,7 +383,7 @@ static struct folio *get_folio_locked(struct ff_cinode *ci, uint64_t off, uint64
 		break;
 	}
 	nblk = (uint32_t)(size >> c->blk_order);
-	f = calloc(1, sizeof(*f) + 3 * FST_WORDS(nblk) * sizeof(uint64_t));
+	f = calloc(1, sizeof(*f) + FST_NR * FST_WORDS(nblk) * sizeof(uint64_t));
 	if (f) {
 		ff_mutex_lock(&c->lock);
 		f->data = spare_get_locked(c, order);
@@ -322,6 +394,7 @@ static struct folio *get_folio_locked(struct ff_cinode *ci, uint64_t off, uint64
 	if (!f || !f->data) {
 		free(f);
 		unreserve_mem(c, size);
+		*err = -ENOMEM;
 		return NULL;
 	}
 	f->off = ff_round_down(off, size);
@@ -338,15 +411,21 @@ static struct folio *get_folio_locked(struct ff_cinode *ci, uint64_t off, uint64
 	return f;
 }
 
+/* Drop a pin; at 0, wake a truncate waiting to drop the folio. Caller holds ci->lock. */
 static void unpin_locked(struct ff_cinode *ci, struct folio *f)
 {
 	ff_assert_held(&ci->lock);
-	f->pins--;
+	if (--f->pins == 0)
+		pthread_cond_broadcast(&ci->cv);
 }
 
 /* ---- filling from the device ---- */
 
-/* Read blocks [b0, b1) of f from where the filesystem says they live. No lock held. */
+/*
+ * Read blocks [b0, b1) of f from where the filesystem says they live. No
+ * lock held but the invalidate lock, shared (by the read or write call), so
+ * what map_read answers stays valid until the device read is done.
+ */
 static int read_blocks(struct ff_cinode *ci, struct folio *f, uint32_t b0, uint32_t b1)
 {
 	struct ff_cache *c = ci->c;
@@ -434,17 +513,22 @@ static int writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsig
 
 /*
  * Write the blocks of segs (contiguous in the file, all marked writeback by
- * the caller) where map_write says. No lock held. *stopped is set when the
- * filesystem mapped nothing (a partial tail of a sequential file): the blocks
- * from *done on were not written. Returns 0 or the first error; *done = bytes
- * written from the start of the first segment.
+ * the caller) where map_write says. isize is the cache's size when the
+ * blocks were taken (under ci->lock, so every byte below it was copied in):
+ * a last block reaching past it is a partial tail, and map_write is told so
+ * (FF_MAPW_TAIL). No lock held. *stopped is set when the filesystem mapped
+ * nothing (a partial tail it cannot write yet): the blocks from *done on were
+ * not written. Returns 0 or the first error; *done = bytes written (or found
+ * stored) from the start of the first segment.
  */
-static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, unsigned mapw_flags,
-		       unsigned io_flags, bool through, uint64_t *done, bool *stopped)
+static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, uint64_t isize,
+		       unsigned mapw_flags, unsigned io_flags, bool through, uint64_t *done,
+		       bool *stopped)
 {
 	struct ff_cache *c = ci->c;
 	uint64_t start = segs[0].f->off + ((uint64_t)segs[0].b0 << c->blk_order);
 	uint64_t end = segs[nseg - 1].f->off + ((uint64_t)segs[nseg - 1].b1 << c->blk_order);
+	unsigned fl = mapw_flags | (end > isize ? FF_MAPW_TAIL : 0);
 	uint64_t pos = start;
 	int ret = 0;
 
@@ -452,46 +536,30 @@ static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, unsigne
 	while (pos < end) {
 		struct ff_map m = {0};
 		struct iovec iov[MAX_SEGS];
+		uint64_t n, p, landed = 0;
 		int cnt = 0;
-		uint64_t n, p;
 		ssize_t res;
 
-		ret = c->ops->map_write(ci->fs_inode, pos, end - pos, mapw_flags, &m);
+		ret = c->ops->map_write(ci->fs_inode, pos, end - pos, fl, &m);
 		if (ret)
 			break;
-		if (m.type == FF_MAP_SEQ && m.file_off < pos) {
-			/* buffered data ahead of us in the zone goes first, in order */
-			ret = writeback_range(ci, m.file_off, pos, io_flags);
-			if (ret)
-				break;
-			ret = c->ops->map_write(ci->fs_inode, pos, end - pos, mapw_flags, &m);
-			if (ret)
-				break;
-			if (m.type == FF_MAP_SEQ && m.file_off != pos) {
-				ff_err("cache: zone pointer at file offset %llu, expected %llu",
-				       (unsigned long long)m.file_off, (unsigned long long)pos);
-				ret = -EIO;
-				break;
-			}
-		}
-		if (m.type == FF_MAP_SEQ && m.file_off > pos) {
-			/*
-			 * Already in the zone below its pointer (whole-folio
-			 * dirtying reaches back there): immutable and clean,
-			 * so skip it; the blocks after it are mapped again.
-			 */
-			pos = m.file_off < end ? m.file_off : end;
-			continue;
-		}
-		if (m.type == FF_MAP_HOLE) {
+		n = m.len < end - pos ? m.len : end - pos;
+		if (n % c->blk || m.file_off != pos ||
+		    (m.type != FF_MAP_INPLACE && m.type != FF_MAP_APPEND &&
+		     m.type != FF_MAP_STORED)) {
+			ff_err("cache: map_write answered type %d, %llu bytes at %llu: not a block write",
+			       (int)m.type, (unsigned long long)m.len, (unsigned long long)pos);
 			ret = -EIO;
 			break;
 		}
-		if (!m.len) {
+		if (!n) {
 			*stopped = true;
 			break;
 		}
-		n = m.len < end - pos ? m.len : end - pos;
+		if (m.type == FF_MAP_STORED) {
+			pos += n; /* on the device already: these blocks are clean */
+			continue;
+		}
 		p = pos;
 		for (int i = 0; i < nseg && p < pos + n; i++) {
 			uint64_t e = segs[i].f->off + ((uint64_t)segs[i].b1 << c->blk_order);
@@ -505,24 +573,20 @@ static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, unsigne
 			cnt++;
 			p = e;
 		}
-		{
-			uint64_t doff = m.dev_off + (pos - m.file_off);
-
-			if (m.type == FF_MAP_SEQ)
-				res = ff_zoneq_write_at(c->dev, m.zone, iov, cnt, doff, io_flags);
-			else
-				res = ff_dev_write(c->dev, iov, cnt, doff, io_flags);
+		if (m.type == FF_MAP_APPEND && m.dev_off == FF_MAP_ANYWHERE) {
+			res = ff_zoneq_append(c->dev, m.zone, iov, cnt, io_flags, &landed);
+		} else if (m.type == FF_MAP_APPEND) {
+			landed = m.dev_off;
+			res = ff_zoneq_write_at(c->dev, m.zone, iov, cnt, m.dev_off, io_flags);
+		} else {
+			landed = m.dev_off;
+			res = ff_dev_write(c->dev, iov, cnt, m.dev_off, io_flags);
 		}
 		if (res >= 0 && (uint64_t)res != n)
 			res = -EIO;
-		{
-			struct ff_map dm = m;
-
-			dm.dev_off = m.dev_off + (pos - m.file_off);
-			dm.file_off = pos;
-			dm.len = n;
-			ret = c->ops->write_done(ci->fs_inode, &dm, res, mapw_flags);
-		}
+		m.file_off = pos;
+		m.len = n;
+		ret = c->ops->write_done(ci->fs_inode, &m, landed, res, fl);
 		if (res < 0) {
 			ret = (int)res;
 			break;
@@ -604,11 +668,15 @@ static int collect_dirty_locked(struct ff_cinode *ci, uint64_t *pos, uint64_t hi
 
 /*
  * Finish a submission: clear writeback of segs, unpin. Blocks below done
- * bytes are clean; the rest go back to dirty (not written) — and with err,
- * for write-through (redirty false) they lose uptodate instead.
+ * bytes are clean. The rest were not written: writeback (redirty) makes them
+ * dirty again, the data is not lost. A write-through (!redirty) drops their
+ * uptodate state, its writer gets the error, except for blocks that were
+ * dirty when it took them (joined): those hold other writers' acknowledged
+ * data and go back to dirty, and an I/O error (ioerr) is left on the inode
+ * for the next fsync. Caller holds ci->lock.
  */
 static void finish_segs_locked(struct ff_cinode *ci, struct seg *segs, int nseg, uint64_t done,
-			       bool redirty)
+			       bool redirty, int ioerr)
 {
 	struct ff_cache *c = ci->c;
 	uint64_t left = done >> c->blk_order;
@@ -618,16 +686,21 @@ static void finish_segs_locked(struct ff_cinode *ci, struct seg *segs, int nseg,
 		struct folio *f = segs[i].f;
 
 		for (uint32_t k = segs[i].b0; k < segs[i].b1; k++) {
+			bool joined = fst_test(f, FST_JOINED, k);
+
 			fst_clear(f, FST_WB, k);
+			fst_clear(f, FST_JOINED, k);
 			if (left) {
 				left--;
 				continue;
 			}
-			if (redirty) {
+			if (redirty || joined) {
 				fst_set(f, FST_DIRTY, k);
 				f->nr_dirty++;
 				ci->nr_dirty++;
 				cnt_add(&c->dirty_bytes, c->blk);
+				if (joined && ioerr && !ci->error)
+					ci->error = ioerr;
 			} else {
 				fst_clear(f, FST_UPTODATE, k);
 			}
@@ -675,7 +748,10 @@ static void wait_range_wb_locked(struct ff_cinode *ci, uint64_t lo, uint64_t hi)
 
 /*
  * Write back every dirty block of [lo, hi) in offset order and wait for all
- * writeback in the range (any thread's). No lock held. Returns the first error.
+ * writeback in the range (any thread's). What to write comes from the
+ * per-block dirty state and the size snapshot taken with it, never from a
+ * size the filesystem published. No lock held; may be re-entered from the
+ * filesystem's map_write for an earlier range. Returns the first error.
  */
 static int writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsigned io_flags)
 {
@@ -685,17 +761,17 @@ static int writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsig
 
 	ff_mutex_lock(&ci->lock);
 	while (pos < hi) {
-		uint64_t done = 0;
+		uint64_t done = 0, isize = ci->isize;
 		bool stopped;
 		int n = collect_dirty_locked(ci, &pos, hi, segs), err;
 
 		if (!n)
 			break;
 		ff_mutex_unlock(&ci->lock);
-		err = submit_segs(ci, segs, n, io_flags & FF_IO_DSYNC ? FF_MAPW_SYNC : 0, io_flags,
-				  false, &done, &stopped);
+		err = submit_segs(ci, segs, n, isize, io_flags & FF_IO_DSYNC ? FF_MAPW_SYNC : 0,
+				  io_flags, false, &done, &stopped);
 		ff_mutex_lock(&ci->lock);
-		finish_segs_locked(ci, segs, n, done, true);
+		finish_segs_locked(ci, segs, n, done, true, 0);
 		if (err) {
 			if (!ci->error)
 				ci->error = err;
@@ -831,6 +907,14 @@ struct ff_cinode *ff_cache_inode_new(struct ff_cache *c, void *fs_inode)
 		return NULL;
 	ci->c = c;
 	ci->fs_inode = fs_inode;
+	{
+		pthread_rwlockattr_t ra;
+
+		pthread_rwlockattr_init(&ra);
+		pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+		pthread_rwlock_init(&ci->inval, &ra);
+		pthread_rwlockattr_destroy(&ra);
+	}
 	ff_mutex_init(&ci->lock);
 	pthread_cond_init(&ci->cv, NULL);
 	ci->isize = UINT64_MAX;
@@ -898,10 +982,33 @@ static void drop_from_locked(struct ff_cinode *ci, uint64_t off)
 	}
 }
 
+void ff_cache_invalidate_begin(struct ff_cinode *ci)
+{
+	pthread_rwlock_wrlock(&ci->inval);
+	atomic_store_explicit(&ci->inval_owner, pthread_self(), memory_order_relaxed);
+}
+
+void ff_cache_invalidate_end(struct ff_cinode *ci)
+{
+	atomic_store_explicit(&ci->inval_owner, (pthread_t)0, memory_order_relaxed);
+	pthread_rwlock_unlock(&ci->inval);
+}
+
+static bool inval_held(struct ff_cinode *ci)
+{
+	return pthread_equal(atomic_load_explicit(&ci->inval_owner, memory_order_relaxed),
+			     pthread_self());
+}
+
 int ff_cache_truncate(struct ff_cinode *ci, uint64_t off)
 {
+	static _Atomic bool told;
+
+	if (!inval_held(ci) && !atomic_exchange_explicit(&told, true, memory_order_relaxed))
+		ff_err("cache: truncate without the invalidate lock: a reader may cache old data");
 	ff_mutex_lock(&ci->lock);
 	drop_from_locked(ci, off);
+	ci->isize = off;
 	ff_mutex_unlock(&ci->lock);
 	return 0;
 }
@@ -911,12 +1018,14 @@ int ff_cache_inode_free(struct ff_cinode *ci)
 	struct ff_cache *c = ci->c;
 	int ret = writeback_range(ci, 0, UINT64_MAX, 0);
 
+	ff_cache_invalidate_begin(ci);
 	ff_mutex_lock(&ci->lock);
 	if (ci->nr_dirty)
 		ff_warn("cache: %llu dirty block(s) could not be written back and are dropped",
 			(unsigned long long)ci->nr_dirty);
 	drop_from_locked(ci, 0);
 	ff_mutex_unlock(&ci->lock);
+	ff_cache_invalidate_end(ci);
 	ff_mutex_lock(&c->lock);
 	while (ci->refs)
 		ff_cond_wait(&c->mem_cv, &c->lock);
@@ -931,6 +1040,7 @@ int ff_cache_inode_free(struct ff_cinode *ci)
 		ret = ci->error;
 	pthread_cond_destroy(&ci->cv);
 	ff_mutex_destroy(&ci->lock);
+	pthread_rwlock_destroy(&ci->inval);
 	free(ci);
 	return ret;
 }
@@ -944,6 +1054,7 @@ ssize_t ff_cache_read(struct ff_cinode *ci, void *buf, size_t len, uint64_t off,
 	int ret = 0;
 
 	(void)flags;
+	pthread_rwlock_rdlock(&ci->inval);
 	ff_mutex_lock(&ci->lock);
 	while (done < len) {
 		uint64_t pos = off + done;
@@ -955,11 +1066,9 @@ ssize_t ff_cache_read(struct ff_cinode *ci, void *buf, size_t len, uint64_t off,
 		if (!f) {
 			/* readahead: a sequential miss reads the rest of the request in one folio
 			 */
-			f = get_folio_locked(ci, pos, len - done);
-			if (!f) {
-				ret = -ENOMEM;
+			f = get_folio_locked(ci, pos, len - done, false, &ret);
+			if (!f)
 				break;
-			}
 		} else {
 			f->pins++;
 		}
@@ -995,6 +1104,7 @@ ssize_t ff_cache_read(struct ff_cinode *ci, void *buf, size_t len, uint64_t off,
 	}
 	ci->last_end = off + done;
 	ff_mutex_unlock(&ci->lock);
+	pthread_rwlock_unlock(&ci->inval);
 	cnt_add(&c->copied_out, done);
 	return done ? (ssize_t)done : ret;
 }
@@ -1064,13 +1174,17 @@ static void set_dirty_locked(struct ff_cinode *ci, struct folio *f, uint32_t b0,
 	}
 }
 
-/* Blocks [b0, b1) of f go writeback for a write-through; dirty ones join. */
+/*
+ * Blocks [b0, b1) of f go writeback for a write-through; dirty ones join
+ * (marked joined: if the write fails, they are another writer's data).
+ */
 static void set_wb_locked(struct ff_cinode *ci, struct folio *f, uint32_t b0, uint32_t b1)
 {
 	struct ff_cache *c = ci->c;
 
 	for (uint32_t k = b0; k < b1; k++) {
 		if (fst_test(f, FST_DIRTY, k)) {
+			fst_set(f, FST_JOINED, k);
 			fst_clear(f, FST_DIRTY, k);
 			f->nr_dirty--;
 			ci->nr_dirty--;
@@ -1083,7 +1197,23 @@ static void set_wb_locked(struct ff_cinode *ci, struct folio *f, uint32_t b0, ui
 	cnt_add(&c->wb_inflight, (uint64_t)(b1 - b0) << c->blk_order);
 }
 
-static ssize_t write_through(struct ff_cinode *ci, const void *buf, size_t len, uint64_t off)
+/* The cache's size moves past a copy, never before it (iomap_write_end). Caller holds ci->lock. */
+static void extend_size_locked(struct ff_cinode *ci, uint64_t end)
+{
+	ff_assert_held(&ci->lock);
+	if (ci->isize != UINT64_MAX && end > ci->isize)
+		ci->isize = end;
+}
+
+/*
+ * Write-through: copy in, mark writeback, submit, wait, batch by batch. io_flags
+ * FF_IO_DSYNC for a durable write (mapw_flags FF_MAPW_SYNC), 0 for an
+ * O_DIRECT one (on the device, no FUA). A batch is at most a quarter of the
+ * cache and is submitted early when memory is short: its pins cannot be
+ * reclaimed, so it does not wait for memory while holding them.
+ */
+static ssize_t write_through(struct ff_cinode *ci, const void *buf, size_t len, uint64_t off,
+			     unsigned io_flags, unsigned mapw_flags)
 {
 	struct ff_cache *c = ci->c;
 	struct seg segs[MAX_SEGS];
@@ -1091,21 +1221,23 @@ static ssize_t write_through(struct ff_cinode *ci, const void *buf, size_t len, 
 	int ret = 0;
 
 	while (done < len && !ret) {
-		uint64_t seg_bytes = 0, wdone = 0;
+		uint64_t seg_bytes = 0, wdone = 0, isize;
 		size_t chunk_start = done;
 		bool stopped = false;
-		int n = 0;
+		int n = 0, ioerr;
 
 		ff_mutex_lock(&ci->lock);
 		while (done < len && n < MAX_SEGS && seg_bytes < c->o.cache_size / 4) {
 			uint64_t pos = off + done;
-			struct folio *f = get_folio_locked(ci, pos, len - done);
+			int err = 0;
+			struct folio *f = get_folio_locked(ci, pos, len - done, n > 0, &err);
 			uint32_t b0, b1;
 			size_t k;
 
 			if (!f) {
-				ret = -ENOMEM;
-				break;
+				if (err != -EAGAIN)
+					ret = err;
+				break; /* -EAGAIN: submit what is pinned, then go on */
 			}
 			k = f->off + f->size - pos;
 			if (k > len - done)
@@ -1126,28 +1258,32 @@ static ssize_t write_through(struct ff_cinode *ci, const void *buf, size_t len, 
 			segs[n++] = (struct seg){f, b0, b1};
 			seg_bytes += f->size;
 			done += k;
+			extend_size_locked(ci, pos + k);
 		}
 		ci->last_end = off + done;
+		isize = ci->isize;
 		ff_mutex_unlock(&ci->lock);
 		if (!n)
 			break;
-		{
-			int err = submit_segs(ci, segs, n, FF_MAPW_SYNC, FF_IO_DSYNC, true, &wdone,
-					      &stopped);
-
-			if (!err && stopped)
-				err = -EINVAL; /* a sync write must end where the fs can map it */
-			if (err && !ret)
-				ret = err;
-		}
+		ioerr = submit_segs(ci, segs, n, isize, mapw_flags, io_flags, true, &wdone,
+				    &stopped);
+		if (ioerr && !ret)
+			ret = ioerr;
+		if (!ret && stopped)
+			ret = -EINVAL; /* a sync write must end where the fs can map it */
 		ff_mutex_lock(&ci->lock);
-		finish_segs_locked(ci, segs, n, wdone, false);
+		finish_segs_locked(ci, segs, n, wdone, false, ioerr);
 		if (ret)
 			done = chunk_start;
 		ff_mutex_unlock(&ci->lock);
 	}
 	cnt_add(&c->copied_in, done);
-	if (ret)
+	/*
+	 * An error after earlier batches were written returns their count: a
+	 * short write, as POSIX has it (they are durable, and on a sequential
+	 * zone they are there whatever the reply says).
+	 */
+	if (ret && !done)
 		return ret;
 	cnt_add(&c->user_written, done);
 	return (ssize_t)done;
@@ -1162,20 +1298,20 @@ static ssize_t write_buffered(struct ff_cinode *ci, const void *buf, size_t len,
 	ff_mutex_lock(&ci->lock);
 	while (done < len) {
 		uint64_t pos = off + done;
-		struct folio *f = get_folio_locked(ci, pos, len - done);
+		struct folio *f = get_folio_locked(ci, pos, len - done, false, &ret);
 		uint32_t b0, b1;
 		size_t k;
 
-		if (!f) {
-			ret = -ENOMEM;
+		if (!f)
 			break;
-		}
 		k = f->off + f->size - pos;
 		if (k > len - done)
 			k = len - done;
 		ret = copy_in_locked(ci, f, (const char *)buf + done, pos, k, &b0, &b1);
-		if (!ret)
+		if (!ret) {
 			set_dirty_locked(ci, f, b0, b1);
+			extend_size_locked(ci, pos + k);
+		}
 		unpin_locked(ci, f);
 		if (ret)
 			break;
@@ -1198,24 +1334,36 @@ ssize_t ff_cache_write(struct ff_cinode *ci, const void *buf, size_t len, uint64
 {
 	struct ff_cache *c = ci->c;
 	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC);
+	bool direct = flags & FF_CW_DIRECT;
 	ssize_t r;
-	int ret;
+	int ret = 0;
 
 	if (!len)
 		return 0;
-	if (!sync)
-		return write_buffered(ci, buf, len, off);
-	if (c->o.sync_mode == FF_SYNC_WRITETHROUGH)
-		return write_through(ci, buf, len, off);
+	pthread_rwlock_rdlock(&ci->inval);
+	if (!sync && !direct) {
+		r = write_buffered(ci, buf, len, off);
+		goto out_unlock;
+	}
+	if (c->o.sync_mode == FF_SYNC_WRITETHROUGH) {
+		/* O_DIRECT alone: on the device when acknowledged, without FUA */
+		r = write_through(ci, buf, len, off, sync ? FF_IO_DSYNC : 0,
+				  sync ? FF_MAPW_SYNC : 0);
+		goto out_unlock;
+	}
 	/* sync_mode=writeback: dirty, then write back the folios touched, then flush */
 	r = write_buffered(ci, buf, len, off);
 	if (r < 0)
-		return r;
+		goto out_unlock;
 	ret = writeback_range(ci, ff_round_down(off, c->o.max_folio),
 			      ff_round_up(off + len, c->o.max_folio), 0);
-	if (!ret)
+	if (!ret && sync)
 		ret = ff_dev_flush(c->dev);
-	return ret ? ret : r;
+	if (ret)
+		r = ret;
+out_unlock:
+	pthread_rwlock_unlock(&ci->inval);
+	return r;
 }
 
 /* ---- public: sync ---- */
@@ -1223,6 +1371,11 @@ ssize_t ff_cache_write(struct ff_cinode *ci, const void *buf, size_t len, uint64
 int ff_cache_writeback(struct ff_cinode *ci)
 {
 	return writeback_range(ci, 0, UINT64_MAX, 0);
+}
+
+int ff_cache_writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsigned flags)
+{
+	return writeback_range(ci, lo, hi, flags & (FF_CW_SYNC | FF_CW_DSYNC) ? FF_IO_DSYNC : 0);
 }
 
 int ff_cache_inode_error(struct ff_cinode *ci)
@@ -1239,13 +1392,15 @@ int ff_cache_inode_error(struct ff_cinode *ci)
 
 int ff_cache_fsync(struct ff_cinode *ci, bool datasync)
 {
-	int ret, err, fl;
+	struct ff_cache *c = ci->c;
+	int ret, err, cm = 0, fl;
 
-	(void)datasync; /* metadata commits ride on write_done; the flush covers both */
 	ret = writeback_range(ci, 0, UINT64_MAX, 0);
 	err = ff_cache_inode_error(ci);
-	fl = ff_dev_flush(ci->c->dev);
-	return err ? err : ret ? ret : fl;
+	if (c->ops->commit)
+		cm = c->ops->commit(ci->fs_inode, datasync);
+	fl = ff_dev_flush(c->dev);
+	return err ? err : ret ? ret : cm ? cm : fl;
 }
 
 int ff_cache_sync_all(struct ff_cache *c)

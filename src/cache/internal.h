@@ -22,7 +22,7 @@ struct folio {
 	uint32_t nblk;	   /* blocks */
 	uint8_t order;	   /* log2(size) */
 	bool filling;	   /* a read from the device fills it: wait on ci->cv */
-	int pins;	   /* users outside the inode lock */
+	int pins;	   /* users outside the inode lock; ci->cv is broadcast at 0 */
 	uint32_t nr_dirty; /* dirty blocks */
 	uint32_t nr_wb;	   /* writeback blocks */
 	uint8_t *data;	   /* aligned for O_DIRECT */
@@ -33,25 +33,37 @@ struct folio {
 	/* the cache's CLOCK ring; guarded by cache lock */
 	struct folio *clk_prev, *clk_next;
 	_Atomic bool referenced;
-	/* bitmaps: uptodate, dirty, writeback, FST_WORDS(nblk) words each */
+	/*
+	 * bitmaps: uptodate, dirty, writeback, joined (a block that was dirty
+	 * when a write-through took it: another writer's acknowledged data),
+	 * FST_WORDS(nblk) words each
+	 */
 	uint64_t st[];
 };
 
 struct ff_cinode {
 	struct ff_cache *c;
 	void *fs_inode;
+	/*
+	 * The invalidate lock (the kernel's invalidate_lock): shared by reads
+	 * and writes of the cache (across map_read and the device read),
+	 * exclusive for a truncate with the reset, finish or move it goes
+	 * with. Writer-preferring, so a stream of readers cannot starve a
+	 * reset. Taken before lock.
+	 */
+	pthread_rwlock_t inval;
+	_Atomic(pthread_t) inval_owner; /* the exclusive holder, for assertions */
 	struct ff_mutex lock; /* guards the index, every folio's state, the fields below */
 	pthread_cond_t cv;    /* folio state changed (filling, writeback done) */
 	struct folio *root;   /* treap by off */
 	uint64_t nr_folios;
 	uint64_t nr_dirty; /* dirty blocks in the inode */
 	uint64_t nr_wb;	   /* writeback blocks in the inode */
-	uint64_t isize;	   /* the file size as last told */
+	uint64_t isize;	   /* the cache's file size: moved by writes after the copy, or set */
 	uint64_t last_end; /* end of the last read or write: sequential detection */
 	uint8_t seq_order; /* folio order ramp for sequential access */
 	int error;	   /* first failed background writeback, for fsync */
 	bool wb_failed;	   /* skip in the background flusher until fsync */
-	bool writing_back; /* one writeback pass at a time */
 	/* cache's inode list; guarded by cache lock */
 	struct ff_cinode *prev, *next;
 	int refs; /* flusher's hold; guarded by cache lock */
@@ -95,8 +107,8 @@ struct folio *ff_idx_ceil(struct ff_cinode *ci, uint64_t off); /* first with sta
 void ff_idx_insert(struct ff_cinode *ci, struct folio *f);
 void ff_idx_remove(struct ff_cinode *ci, struct folio *f);
 
-/* bitmaps: blocks [b, e) of the bitmap with index which (0 uptodate, 1 dirty, 2 wb) */
-enum { FST_UPTODATE = 0, FST_DIRTY = 1, FST_WB = 2 };
+/* bitmaps: blocks [b, e) of the bitmap with index which */
+enum { FST_UPTODATE = 0, FST_DIRTY = 1, FST_WB = 2, FST_JOINED = 3, FST_NR = 4 };
 static inline uint64_t *fst_map(struct folio *f, int which)
 {
 	return f->st + (size_t)which * FST_WORDS(f->nblk);

@@ -20,6 +20,7 @@
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
 #include "foliofs/zoneq.h"
+#include "internal.h"
 
 #define OFF_MAGIC    0
 #define OFF_CRC	     4
@@ -260,7 +261,7 @@ out:
 	return ret;
 }
 
-int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len)
+int ff_zonefs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len)
 {
 	int lock_fd, ret;
 

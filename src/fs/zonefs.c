@@ -23,17 +23,24 @@
  * makes every whole block durable and returns EINVAL for the tail, which
  * cannot be made durable without changing the file.
  *
- * The cache asks where data lives through map_read/map_write/write_done:
- * conventional files map in place; sequential files map at the zone's
- * reserve pointer, only whole blocks below the size.
+ * The cache asks where data lives through map_read/map_write/write_done
+ * (the contract: src/cache/cache.c's essay): conventional files map in
+ * place; sequential files append to their zone, in file order, which is this
+ * format's rule and lives in zf_map_write (earlier data first, what is below
+ * the pointer is stored, a partial tail block waits). A file's size moves
+ * after ff_cache_write returns (size after data); resets, finishes and the
+ * recovery truncate hold the cache's invalidate lock exclusive.
  *
  * Locking: zf_inode.io_lock serialises writes, truncates and opens for write
- * on one file (the kernel's i_rwsem); it is held across cache calls. The
- * size and state fields are atomics, read by the cache's map callbacks from
- * any thread without io_lock (a callback never takes it: the writer holding
- * it may be the caller). fs->lock guards the read-only flag of errors=.
+ * on one file (the kernel's i_rwsem); it is held across cache calls, and
+ * taken before the cache's invalidate lock. The size and state fields are
+ * atomics, read by the cache's map callbacks from any thread without io_lock
+ * (a callback never takes it: the writer holding it may be the caller).
+ * size_cv, with io_lock, is broadcast when the size moves. fs->ro is the
+ * read-only flag of errors=.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,11 +52,12 @@
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
 #include "foliofs/zoneq.h"
+#include "internal.h"
 
 enum zf_state { ZF_OK = 0, ZF_RDONLY, ZF_OFFLINE };
 
 struct zf_inode {
-	struct ff_fs *fs;
+	struct zf_fs *fs;
 	uint64_t ino;	 /* zone index of the first zone */
 	uint32_t idx;	 /* the file's name: its index in cnv/ or seq/ */
 	uint32_t zone;	 /* first zone */
@@ -61,7 +69,8 @@ struct zf_inode {
 	_Atomic int state;		 /* enum zf_state */
 	_Atomic uint32_t mode, uid, gid; /* chmod/chown, not persisted */
 	struct ff_mutex io_lock;
-	int writers; /* opens for write; guarded by io_lock */
+	pthread_cond_t size_cv; /* size moved (with io_lock): out-of-order appends wait */
+	int writers;		/* opens for write; guarded by io_lock */
 	struct ff_cinode *ci;
 };
 
@@ -72,7 +81,8 @@ struct zf_dir {
 	struct zf_inode **files;
 };
 
-struct ff_fs {
+struct zf_fs {
+	struct ff_fs base; /* first: what fs.c routes through */
 	struct ff_dev *dev;
 	struct ff_cache *cache;
 	struct ff_fs_opts o;
@@ -95,7 +105,7 @@ struct ff_fs {
 
 static const struct ff_cache_ops zf_cache_ops;
 
-static struct zf_inode *file_of(struct ff_fs *fs, uint64_t ino)
+static struct zf_inode *file_of(struct zf_fs *fs, uint64_t ino)
 {
 	for (int d = 0; d < 2; d++)
 		for (uint32_t i = 0; i < fs->dirs[d].nfiles; i++)
@@ -104,9 +114,20 @@ static struct zf_inode *file_of(struct ff_fs *fs, uint64_t ino)
 	return NULL;
 }
 
-uint64_t ff_fs_root_ino(const struct ff_fs *fs)
+/* The zonefs structure around what fs.c holds (base is its first member). */
+static struct zf_fs *zf_of(struct ff_fs *gfs)
+{
+	return (struct zf_fs *)((char *)gfs - offsetof(struct zf_fs, base));
+}
+
+static uint64_t zf_root(const struct zf_fs *fs)
 {
 	return fs->nr_zones;
+}
+
+static uint64_t zf_root_ino(const struct ff_fs *gfs)
+{
+	return zf_root((const struct zf_fs *)gfs);
 }
 
 static int check_sb_msg(const char *path, int ret)
@@ -169,7 +190,7 @@ static bool raw_has_magic(const char *path)
 	return yes;
 }
 
-int ff_fs_check(const char *path, bool read_only)
+static int zf_check(const char *path, bool read_only)
 {
 	struct ff_dev_opts o = {.read_only = true};
 	struct ff_zonefs_sb sb;
@@ -215,7 +236,7 @@ static void mount_condition(struct zf_inode *zi, const struct ff_zone *z)
 	atomic_store(&zi->mode, atomic_load(&zi->mode) & ~0777u);
 }
 
-static int build_tree(struct ff_fs *fs)
+static int build_tree(struct zf_fs *fs)
 {
 	const struct ff_dev_info *di = ff_dev_info(fs->dev);
 	struct ff_zone *zones = calloc(di->nr_zones, sizeof(*zones));
@@ -294,14 +315,15 @@ out:
 	return ret;
 }
 
-int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out)
+static int zf_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out)
 {
-	struct ff_fs *fs = calloc(1, sizeof(*fs));
+	struct zf_fs *fs = calloc(1, sizeof(*fs));
 	struct ff_dev_opts dopt = {.exclusive = true};
 	int ret;
 
 	if (!fs)
 		return -ENOMEM;
+	fs->base.fmt = &ff_fmt_zonefs;
 	if (o)
 		fs->o = *o;
 	dopt.read_only = fs->o.read_only;
@@ -334,7 +356,9 @@ int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out
 	ret = build_tree(fs);
 	if (ret)
 		goto out_cache;
-	*out = fs;
+	for (uint32_t i = 0; i < fs->nfiles; i++)
+		pthread_cond_init(&fs->inodes[i].size_cv, NULL);
+	*out = &fs->base;
 	return 0;
 out_cache:
 	ff_cache_destroy(fs->cache);
@@ -348,8 +372,9 @@ out_free:
 	return ret;
 }
 
-int ff_fs_unmount(struct ff_fs *fs)
+static int zf_unmount(struct ff_fs *gfs)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	int ret = 0;
 
 	for (uint32_t i = 0; i < fs->nfiles; i++) {
@@ -367,8 +392,10 @@ int ff_fs_unmount(struct ff_fs *fs)
 				zi->idx, (unsigned long long)(size % fs->blk));
 	}
 	ret = ff_cache_destroy(fs->cache);
-	for (uint32_t i = 0; i < fs->nfiles; i++)
+	for (uint32_t i = 0; i < fs->nfiles; i++) {
 		ff_mutex_destroy(&fs->inodes[i].io_lock);
+		pthread_cond_destroy(&fs->inodes[i].size_cv);
+	}
 	ff_dev_close(fs->dev);
 	free(fs->inodes);
 	free(fs->dirs[0].files);
@@ -397,45 +424,65 @@ static int zf_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map
 	return 0;
 }
 
+/*
+ * Where the blocks [off, off+len) go. Conventional: in place. Sequential:
+ * appended to the zone, whose pointer is the file's size, so this file's
+ * data reaches the zone in file order, and that order is this format's rule,
+ * not the cache's: buffered data below off that is not in the zone yet goes
+ * first (written back here, durably for a sync write), and what is already
+ * below the pointer (whole-folio dirtying reaches back there) is reported
+ * stored. A partial tail block (FF_MAPW_TAIL) is never written: a zone
+ * cannot rewrite it when it fills. Called by the cache, without its locks,
+ * from any thread, with or without io_lock held by a writer: never takes it.
+ */
 static int zf_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flags,
 			struct ff_map *m)
 {
 	struct zf_inode *zi = fs_inode;
-	uint64_t rp, whole;
+	struct ff_dev *dev = zi->fs->dev;
+	uint64_t rp;
+	int ret;
 
-	(void)flags;
 	if (off + len > zi->cap || off + len < off)
 		return -EFBIG;
+	m->file_off = off;
 	if (!zi->seq) {
 		m->type = FF_MAP_INPLACE;
-		m->file_off = off;
 		m->dev_off = zi->start + off;
 		m->len = len;
-		m->zone = ff_dev_zone_of(zi->fs->dev, m->dev_off);
+		m->zone = ff_dev_zone_of(dev, m->dev_off);
 		return 0;
 	}
-	rp = ff_zoneq_wp(zi->fs->dev, zi->zone);
-	m->type = FF_MAP_SEQ;
 	m->zone = zi->zone;
-	m->dev_off = rp;
-	m->file_off = rp - zi->start;
-	if (m->file_off < off) {
-		m->len = off - m->file_off; /* earlier buffered data goes first */
+	rp = ff_zoneq_wp(dev, zi->zone) - zi->start;
+	if (rp < off) {
+		ret = ff_cache_writeback_range(zi->ci, rp, off,
+					       flags & FF_MAPW_SYNC ? FF_CW_DSYNC : 0);
+		if (ret)
+			return ret;
+		rp = ff_zoneq_wp(dev, zi->zone) - zi->start;
+		if (rp != off) {
+			ff_err("seq/%u: zone pointer at file offset %llu after writing back below %llu",
+			       zi->idx, (unsigned long long)rp, (unsigned long long)off);
+			return -EIO;
+		}
+	}
+	if (rp > off) {
+		m->type = FF_MAP_STORED;
+		m->dev_off = zi->start + off;
+		m->len = rp - off < len ? rp - off : len;
 		return 0;
 	}
-	if (m->file_off > off) {
-		m->len = 0; /* [off, file_off) is in the zone already: the cache skips it */
-		return 0;
-	}
-	whole = ff_round_down(atomic_load(&zi->size), zi->fs->blk);
-	m->len = whole > off ? (whole - off < len ? whole - off : len) : 0;
+	m->type = FF_MAP_APPEND;
+	m->dev_off = zi->start + off; /* only there: the zone queue refuses it elsewhere */
+	m->len = (flags & FF_MAPW_TAIL) ? len - zi->fs->blk : len;
 	return 0;
 }
 
 /* After a failed write: the kernel's recovery, and the errors= policy. */
 static void zf_io_error(struct zf_inode *zi, int err)
 {
-	struct ff_fs *fs = zi->fs;
+	struct zf_fs *fs = zi->fs;
 
 	ff_err("%s/%u: write error (%s)", zi->seq ? "seq" : "cnv", zi->idx, strerror(-err));
 	if (zi->seq) {
@@ -470,25 +517,40 @@ static void zf_io_error(struct zf_inode *zi, int err)
 	}
 }
 
-static int zf_write_done(void *fs_inode, const struct ff_map *m, ssize_t result, unsigned flags)
+/*
+ * The device is the metadata: nothing to record or commit. An append must
+ * have landed where the file's size said (this file is the zone's only
+ * writer): anywhere else is a broken pointer, reported as an I/O error. A
+ * failed write is handled by its writer (ff_fs_write) or the next fsync.
+ */
+static int zf_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed_at, ssize_t result,
+			 unsigned flags)
 {
-	(void)m;
-	(void)flags;
-	/* the device is the metadata: nothing to commit; a failure is handled by the writer */
-	if (result < 0) {
-		struct zf_inode *zi = fs_inode;
+	struct zf_inode *zi = fs_inode;
 
-		if (zi->fs->o.errors != FF_ERRORS_REPAIR || zi->seq)
-			return 0;
-	}
+	(void)flags;
+	if (result < 0 || m->type != FF_MAP_APPEND || landed_at == zi->start + m->file_off)
+		return 0;
+	ff_err("seq/%u: %llu bytes for file offset %llu landed at zone offset %llu", zi->idx,
+	       (unsigned long long)m->len, (unsigned long long)m->file_off,
+	       (unsigned long long)(landed_at - zi->start));
+	return -EIO;
+}
+
+/* fsync's commit point: the zone's pointer is the only metadata, made durable by the flush. */
+static int zf_commit(void *fs_inode, bool datasync)
+{
+	(void)fs_inode;
+	(void)datasync;
 	return 0;
 }
 
-static const struct ff_cache_ops zf_cache_ops = {zf_map_read, zf_map_write, zf_write_done};
+static const struct ff_cache_ops zf_cache_ops = {zf_map_read, zf_map_write, zf_write_done,
+						 zf_commit};
 
 /* ---- namespace ---- */
 
-static void fill_dir_stat(struct ff_fs *fs, uint64_t ino, struct stat *st)
+static void fill_dir_stat(struct zf_fs *fs, uint64_t ino, struct stat *st)
 {
 	uint64_t d = ino - fs->nr_zones;
 
@@ -500,7 +562,7 @@ static void fill_dir_stat(struct ff_fs *fs, uint64_t ino, struct stat *st)
 	st->st_gid = atomic_load(&fs->dgid[d]);
 	st->st_blksize = fs->blk;
 	st->st_atim = st->st_mtim = st->st_ctim = fs->mount_time;
-	if (ino == ff_fs_root_ino(fs)) {
+	if (ino == zf_root(fs)) {
 		st->st_nlink = 2 + (fs->dirs[0].nfiles > 0) + 1;
 		st->st_size = 2;
 	} else {
@@ -508,7 +570,7 @@ static void fill_dir_stat(struct ff_fs *fs, uint64_t ino, struct stat *st)
 	}
 }
 
-static void fill_file_stat(struct ff_fs *fs, struct zf_inode *zi, struct stat *st)
+static void fill_file_stat(struct zf_fs *fs, struct zf_inode *zi, struct stat *st)
 {
 	uint64_t size = atomic_load(&zi->size);
 
@@ -529,11 +591,12 @@ static void fill_file_stat(struct ff_fs *fs, struct zf_inode *zi, struct stat *s
 		st->st_mode &= ~(mode_t)0222;
 }
 
-int ff_fs_getattr(struct ff_fs *fs, uint64_t ino, struct stat *st)
+static int zf_getattr(struct ff_fs *gfs, uint64_t ino, struct stat *st)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi;
 
-	if (ino == ff_fs_root_ino(fs) || ino == fs->nr_zones + 1 || ino == fs->nr_zones + 2) {
+	if (ino == zf_root(fs) || ino == fs->nr_zones + 1 || ino == fs->nr_zones + 2) {
 		if (ino == fs->nr_zones + 1 && !fs->dirs[0].nfiles)
 			return -ENOENT;
 		fill_dir_stat(fs, ino, st);
@@ -546,10 +609,11 @@ int ff_fs_getattr(struct ff_fs *fs, uint64_t ino, struct stat *st)
 	return 0;
 }
 
-int ff_fs_readdir(struct ff_fs *fs, uint64_t dir, uint64_t idx, char *name, size_t namelen,
-		  struct stat *st)
+/* The idx-th entry of a directory (no . and ..): -ENOENT past the end. */
+static int dir_entry(struct zf_fs *fs, uint64_t dir, uint64_t idx, char *name, size_t namelen,
+		     struct stat *st)
 {
-	if (dir == ff_fs_root_ino(fs)) {
+	if (dir == zf_root(fs)) {
 		uint64_t k = 0;
 
 		for (int d = 0; d < 2; d++) {
@@ -575,14 +639,26 @@ int ff_fs_readdir(struct ff_fs *fs, uint64_t dir, uint64_t idx, char *name, size
 	return file_of(fs, dir) ? -ENOTDIR : -ENOENT;
 }
 
-int ff_fs_lookup(struct ff_fs *fs, uint64_t dir, const char *name, struct stat *st)
+/* The tree never changes: an entry's cookie is its index plus one. */
+static int zf_readdir(struct ff_fs *gfs, uint64_t dir, uint64_t cookie, char *name, size_t namelen,
+		      struct stat *st, uint64_t *next)
 {
+	int ret = dir_entry(zf_of(gfs), dir, cookie, name, namelen, st);
+
+	if (!ret)
+		*next = cookie + 1;
+	return ret;
+}
+
+static int zf_lookup(struct ff_fs *gfs, uint64_t dir, const char *name, struct stat *st)
+{
+	struct zf_fs *fs = zf_of(gfs);
 	char buf[32], *end;
 	unsigned long long idx;
 	int ret;
 
-	if (dir == ff_fs_root_ino(fs)) {
-		for (uint64_t i = 0; ff_fs_readdir(fs, dir, i, buf, sizeof(buf), st) == 0; i++)
+	if (dir == zf_root(fs)) {
+		for (uint64_t i = 0; dir_entry(fs, dir, i, buf, sizeof(buf), st) == 0; i++)
 			if (!strcmp(buf, name))
 				return 0;
 		return -ENOENT;
@@ -594,12 +670,13 @@ int ff_fs_lookup(struct ff_fs *fs, uint64_t dir, const char *name, struct stat *
 	idx = strtoull(name, &end, 10);
 	if (*end || errno)
 		return -ENOENT;
-	ret = ff_fs_readdir(fs, dir, idx, buf, sizeof(buf), st);
+	ret = dir_entry(fs, dir, idx, buf, sizeof(buf), st);
 	return ret == -ENOTDIR ? ret : ret ? -ENOENT : 0;
 }
 
-int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigned which)
+static int zf_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, unsigned which)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
 	int ret = 0;
 
@@ -633,16 +710,25 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 		if (size != 0 && size != zi->cap)
 			return -EPERM;
 		ff_mutex_lock(&zi->io_lock);
+		/* readers wait: none may cache what the reset or finish changes */
+		ff_cache_invalidate_begin(zi->ci);
 		if (size == 0) {
 			ret = ff_cache_truncate(zi->ci, 0);
 			if (!ret)
 				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_RESET);
 		} else {
+			uint64_t cur = atomic_load(&zi->size);
+
 			/*
 			 * What the user wrote goes out, durably, before the zone is
 			 * finished: the finish is durable at once, and a FULL zone over
-			 * data a power cut dropped would show bytes never written.
+			 * data a power cut dropped would show bytes never written. A
+			 * partial tail block goes too, padded with the zeros a
+			 * finished zone reads past its data: the cache's size moves
+			 * to the block's end so the block is written whole.
 			 */
+			if (cur % fs->blk)
+				ff_cache_inode_set_size(zi->ci, ff_round_up(cur, fs->blk));
 			ret = ff_cache_writeback(zi->ci);
 			if (!ret)
 				ret = ff_dev_flush(fs->dev);
@@ -650,11 +736,15 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_FINISH);
 			if (!ret)
 				ret = ff_cache_truncate(zi->ci, size);
+			else
+				ff_cache_inode_set_size(zi->ci, cur);
 		}
 		if (!ret) {
 			atomic_store(&zi->size, size);
 			ff_cache_inode_set_size(zi->ci, size);
+			pthread_cond_broadcast(&zi->size_cv);
 		}
+		ff_cache_invalidate_end(zi->ci);
 		ff_mutex_unlock(&zi->io_lock);
 		if (ret)
 			return ret;
@@ -668,8 +758,9 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
 	return 0;
 }
 
-int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags, unsigned *open_flags)
+static int zf_open(struct ff_fs *gfs, uint64_t ino, int flags, unsigned *open_flags)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
 	bool wr = (flags & O_ACCMODE) != O_RDONLY;
 	int ret = 0;
@@ -677,7 +768,7 @@ int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags, unsigned *open_flags)
 	if (open_flags)
 		*open_flags = zi && zi->seq ? FF_OPEN_NO_SHARED_WRITE_MMAP : 0;
 	if (!zi)
-		return ff_fs_getattr(fs, ino, &(struct stat){0}) ? -ENOENT : -EISDIR;
+		return zf_getattr(&fs->base, ino, &(struct stat){0}) ? -ENOENT : -EISDIR;
 	/*
 	 * As the kernel: a read-only mount refuses a write open (EROFS), and the
 	 * file of a read-only or offline zone is immutable (EPERM); an offline
@@ -690,7 +781,7 @@ int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags, unsigned *open_flags)
 	if ((flags & O_TRUNC) && wr) {
 		struct stat st = {.st_size = 0};
 
-		ret = ff_fs_setattr(fs, ino, &st, FF_SET_SIZE);
+		ret = zf_setattr(&fs->base, ino, &st, FF_SET_SIZE);
 		if (ret)
 			return ret;
 	}
@@ -718,8 +809,9 @@ int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags, unsigned *open_flags)
 	return ret;
 }
 
-int ff_fs_release(struct ff_fs *fs, uint64_t ino, int flags)
+static int zf_release(struct ff_fs *gfs, uint64_t ino, int flags)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
 
 	if (!zi || (flags & O_ACCMODE) == O_RDONLY || !zi->seq)
@@ -744,8 +836,9 @@ out_unlock:
 
 /* ---- data ---- */
 
-ssize_t ff_fs_read(struct ff_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off)
+static ssize_t zf_read(struct ff_fs *gfs, uint64_t ino, void *buf, size_t len, uint64_t off)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
 	uint64_t size;
 
@@ -802,14 +895,58 @@ static void zf_end_at_wp_locked(struct zf_inode *zi, uint64_t isize)
 	else if (zi->fs->o.errors == FF_ERRORS_REPAIR && atomic_load(&zi->state) == ZF_OK &&
 		 rp <= zi->cap)
 		end = rp;
+	ff_cache_invalidate_begin(zi->ci);
 	ff_cache_truncate(zi->ci, end);
 	atomic_store(&zi->size, end);
 	ff_cache_inode_set_size(zi->ci, end);
+	ff_cache_invalidate_end(zi->ci);
+	pthread_cond_broadcast(&zi->size_cv);
 }
 
-ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len, uint64_t off,
-		    unsigned flags)
+/* How long an append beyond the size waits for the writes before it (a split async write). */
+#define ZF_APPEND_WAIT_MS 2000
+
+/*
+ * Wait, with io_lock held (released while waiting), until the file's size
+ * reaches off or the deadline passes. Returns the size.
+ */
+static uint64_t wait_size_locked(struct zf_inode *zi, uint64_t off)
 {
+	struct timespec ts;
+	uint64_t size;
+
+	ff_assert_held(&zi->io_lock);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ZF_APPEND_WAIT_MS / 1000;
+	ts.tv_nsec += (ZF_APPEND_WAIT_MS % 1000) * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	while ((size = atomic_load(&zi->size)) < off) {
+		int r;
+
+		atomic_store_explicit(&zi->io_lock.owner, (pthread_t)0, memory_order_relaxed);
+		r = pthread_cond_timedwait(&zi->size_cv, &zi->io_lock.m, &ts);
+		atomic_store_explicit(&zi->io_lock.owner, pthread_self(), memory_order_relaxed);
+		if (r == ETIMEDOUT)
+			return atomic_load(&zi->size);
+	}
+	return size;
+}
+
+/*
+ * Write. Sequential files take appends at the size only. An append beyond
+ * the size waits (ZF_APPEND_WAIT_MS) for the writes before it: FUSE splits
+ * an async O_DIRECT write into 1 MiB requests that worker threads run out of
+ * order. The size moves after ff_cache_write returns, once the bytes are in
+ * the cache (size after data), so neither a reader nor the cache's writeback
+ * ever sees a size ahead of its bytes; io_lock keeps the next append waiting
+ * until then. A failed append leaves nothing: the file ends where it was (or
+ * at the zone's pointer, if lower).
+ */
+static ssize_t zf_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t len, uint64_t off,
+			unsigned flags)
+{
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
 	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC);
 	uint64_t size;
@@ -832,9 +969,22 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 		r = -EFBIG;
 		goto out;
 	}
-	if (len > zi->cap - off)
-		len = (size_t)(zi->cap - off); /* a short write up to the capacity, as the kernel */
+	if (len > zi->cap - off) {
+		/*
+		 * The kernel's short write up to the capacity, except for
+		 * O_DIRECT: FUSE's async direct I/O turns any short count into
+		 * EIO although the bytes were written, so a direct write
+		 * crossing the capacity writes nothing and gets EFBIG.
+		 */
+		if (flags & FF_CW_DIRECT) {
+			r = -EFBIG;
+			goto out;
+		}
+		len = (size_t)(zi->cap - off);
+	}
 	if (zi->seq) {
+		if (off > size)
+			size = wait_size_locked(zi, off);
 		if (off != size) {
 			r = -EINVAL; /* appends only */
 			goto out;
@@ -859,21 +1009,31 @@ ssize_t ff_fs_write(struct ff_fs *fs, uint64_t ino, const void *buf, size_t len,
 			}
 			len = (size_t)(end - off);
 		}
-		atomic_store(&zi->size, off + len);
-		ff_cache_inode_set_size(zi->ci, off + len);
 	}
 	r = ff_cache_write(zi->ci, buf, len, off, flags);
-	if (r < 0 && zi->seq) {
+	if (r >= 0 && (size_t)r < len && (sync || (flags & FF_CW_DIRECT))) {
+		/*
+		 * A write-through comes back short only when an error stopped
+		 * it after earlier batches were written: the error policy
+		 * applies, and a sequential file ends at its zone's pointer, so
+		 * that what landed is the file's and the next append goes after
+		 * it.
+		 */
+		zf_io_error(zi, -EIO);
+		if (zi->seq)
+			zf_end_at_wp_locked(zi, UINT64_MAX);
+	} else if (r < 0 && zi->seq) {
 		if ((r == -EOVERFLOW || r == -ETOOMANYREFS) && zone_untouched(zi, size))
 			ff_err("seq file of zone %u: write refused by the device (%s); nothing written",
 			       zi->zone, strerror((int)-r));
 		else
 			zf_io_error(zi, (int)r);
 		zf_end_at_wp_locked(zi, size); /* the zone says how far the file goes */
-	} else if (r < 0 && sync) {
+	} else if (r < 0 && (sync || (flags & FF_CW_DIRECT))) {
 		zf_io_error(zi, (int)r);
-	} else if (r >= 0 && (size_t)r < len && zi->seq) {
+	} else if (r > 0 && zi->seq) {
 		atomic_store(&zi->size, off + (uint64_t)r);
+		pthread_cond_broadcast(&zi->size_cv);
 	}
 out:
 	ff_mutex_unlock(&zi->io_lock);
@@ -884,7 +1044,7 @@ out:
  * A write-back that fsync or close waited for failed: apply errors= and, on
  * a sequential file, end the file at the zone's write pointer again.
  */
-static void writeback_failed(struct ff_fs *fs, struct zf_inode *zi, int err)
+static void writeback_failed(struct zf_fs *fs, struct zf_inode *zi, int err)
 {
 	zf_io_error(zi, err);
 	if (zi->seq) {
@@ -895,8 +1055,9 @@ static void writeback_failed(struct ff_fs *fs, struct zf_inode *zi, int err)
 	}
 }
 
-int ff_fs_fsync(struct ff_fs *fs, uint64_t ino, bool datasync)
+static int zf_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
 	int ret;
 
@@ -912,8 +1073,9 @@ int ff_fs_fsync(struct ff_fs *fs, uint64_t ino, bool datasync)
 	return 0;
 }
 
-int ff_fs_flush(struct ff_fs *fs, uint64_t ino)
+static int zf_flush(struct ff_fs *gfs, uint64_t ino)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
 	int ret;
 
@@ -926,8 +1088,9 @@ int ff_fs_flush(struct ff_fs *fs, uint64_t ino)
 	return ret;
 }
 
-int ff_fs_statfs(struct ff_fs *fs, struct statvfs *st)
+static int zf_statfs(struct ff_fs *gfs, struct statvfs *st)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	uint64_t total = 0, avail = 0;
 
 	for (uint32_t i = 0; i < fs->nfiles; i++) {
@@ -959,7 +1122,7 @@ int ff_fs_statfs(struct ff_fs *fs, struct statvfs *st)
  * i.e. partly written (0 < size < capacity) or explicitly open; files of
  * read-only or offline zones are not. -errno if the zones cannot be reported.
  */
-static long nr_active_seq_files(struct ff_fs *fs)
+static long nr_active_seq_files(struct zf_fs *fs)
 {
 	struct ff_zone *zones = calloc(fs->nr_zones, sizeof(*zones));
 	long n = 0;
@@ -987,8 +1150,9 @@ out:
 	return n;
 }
 
-int ff_fs_stats_text(struct ff_fs *fs, char *buf, size_t len)
+static int zf_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	const struct ff_dev_info *di = ff_dev_info(fs->dev);
 	struct ff_dev_stats d;
 	struct ff_zoneq_stats q;
@@ -1032,8 +1196,9 @@ int ff_fs_stats_text(struct ff_fs *fs, char *buf, size_t len)
 		(unsigned)atomic_load(&fs->nr_wro), di->max_active, nr_active);
 }
 
-int ff_fs_zone_text(struct ff_fs *fs, uint64_t ino, char *buf, size_t len)
+static int zf_zone_text(struct ff_fs *gfs, uint64_t ino, char *buf, size_t len)
 {
+	struct zf_fs *fs = zf_of(gfs);
 	static const char *const cn[] = {"not-wp", "empty", "imp-open", "exp-open",
 					 "closed", "full",  "rdonly",	"offline"};
 	struct zf_inode *zi = file_of(fs, ino);
@@ -1054,3 +1219,43 @@ int ff_fs_zone_text(struct ff_fs *fs, uint64_t ino, char *buf, size_t len)
 			cn[z.cond < 8 ? z.cond : 0], (unsigned long long)atomic_load(&zi->size),
 			(unsigned long long)(ff_zoneq_wp(fs->dev, zi->zone) - zi->start));
 }
+
+/* A directory's entries never change: the device flush is all there is to make durable. */
+static int zf_fsyncdir(struct ff_fs *gfs, uint64_t ino, bool datasync)
+{
+	(void)ino;
+	(void)datasync;
+	return ff_dev_flush(zf_of(gfs)->dev);
+}
+
+static bool zf_probe(const void *blk0)
+{
+	struct ff_zonefs_sb sb;
+
+	return ff_zonefs_sb_decode(blk0, &sb) == 0;
+}
+
+const struct ff_fs_fmt ff_fmt_zonefs = {
+	.name = "zonefs",
+	.id = FF_FMT_ZONEFS,
+	.probe = zf_probe,
+	.mkfs = ff_zonefs_mkfs,
+	.check = zf_check,
+	.mount = zf_mount,
+	.unmount = zf_unmount,
+	.root_ino = zf_root_ino,
+	.lookup = zf_lookup,
+	.getattr = zf_getattr,
+	.readdir = zf_readdir,
+	.setattr = zf_setattr,
+	.open = zf_open,
+	.release = zf_release,
+	.read = zf_read,
+	.write = zf_write,
+	.fsync = zf_fsync,
+	.fsyncdir = zf_fsyncdir,
+	.flush = zf_flush,
+	.statfs = zf_statfs,
+	.stats_text = zf_stats_text,
+	.zone_text = zf_zone_text,
+};

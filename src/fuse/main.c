@@ -340,40 +340,46 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		       struct fuse_file_info *fi)
 {
-	char *buf = calloc(1, size), name[64];
-	size_t pos = 0;
+	char *buf = calloc(1, size), name[256];
+	size_t pos = 0, n;
 	struct stat st;
+	uint64_t cookie, next;
 
+	/*
+	 * Offsets: 1 after ".", 2 after "..", then 2 + the filesystem's cookie
+	 * after each entry, so a listing resumes where it stopped even while
+	 * the directory changes.
+	 */
 	(void)fi;
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	for (off_t i = off;; i++) {
-		size_t n;
-		int ret;
+	for (off_t i = off; i < 2; i++) {
+		memset(&st, 0, sizeof(st));
+		st.st_ino = to_ino(ino);
+		st.st_mode = S_IFDIR;
+		n = fuse_add_direntry(req, buf + pos, size - pos, i == 0 ? "." : "..", &st, i + 1);
+		if (n > size - pos)
+			goto out;
+		pos += n;
+	}
+	for (cookie = off > 2 ? (uint64_t)off - 2 : 0;; cookie = next) {
+		int ret = ff_fs_readdir(g_fs, to_ino(ino), cookie, name, sizeof(name), &st, &next);
 
-		if (i == 0 || i == 1) {
-			memset(&st, 0, sizeof(st));
-			st.st_ino = to_ino(ino);
-			st.st_mode = S_IFDIR;
-			snprintf(name, sizeof(name), "%s", i == 0 ? "." : "..");
-		} else {
-			ret = ff_fs_readdir(g_fs, to_ino(ino), (uint64_t)(i - 2), name,
-					    sizeof(name), &st);
-			if (ret == -ENOENT)
-				break;
-			if (ret) {
-				free(buf);
-				fuse_reply_err(req, -ret);
-				return;
-			}
+		if (ret == -ENOENT)
+			break;
+		if (ret) {
+			free(buf);
+			fuse_reply_err(req, -ret);
+			return;
 		}
-		n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, i + 1);
+		n = fuse_add_direntry(req, buf + pos, size - pos, name, &st, (off_t)(next + 2));
 		if (n > size - pos)
 			break;
 		pos += n;
 	}
+out:
 	fuse_reply_buf(req, buf, pos);
 	free(buf);
 }
@@ -536,8 +542,7 @@ static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	(void)fi;
-	(void)ino;
-	fuse_reply_err(req, -ff_fs_fsync(g_fs, ff_fs_root_ino(g_fs), datasync));
+	fuse_reply_err(req, -ff_fs_fsyncdir(g_fs, to_ino(ino), datasync));
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino)

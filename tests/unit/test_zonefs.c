@@ -1,0 +1,542 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Unit tests of the zonefs format's data path through its public interface
+ * (ff_fs_*), over a real emulated zoned image: size after data under
+ * concurrent writeback and readers, finishing a zone with a partial tail,
+ * O_DIRECT completion and its capacity rule, split async direct writes out of
+ * order, a failed write-through that other writers' blocks joined, and sync
+ * appenders in a tiny cache.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+#include <cmocka.h>
+#include "foliofs/dev.h"
+#include "foliofs/fs.h"
+#include "testutil.h"
+#include "../../src/dev/internal.h"
+
+#define ZS  (8ull << 20)
+#define NZ  12
+#define BLK 4096u
+
+struct zfx {
+	char path[256];
+	struct ff_fs_opts o;
+	struct ff_fs *fs;
+};
+
+static void do_mount(struct zfx *z)
+{
+	assert_int_equal(ff_fs_mount(z->path, &z->o, &z->fs), 0);
+}
+
+static int setup_opts(void **state, const struct ff_fs_opts *o)
+{
+	struct zfx *z = calloc(1, sizeof(*z));
+	struct ff_mkfs_opts mo = {.force = true,
+				  .emulate_zoned = true,
+				  .zone_size = ZS,
+				  .conv_zones = 2,
+				  .zone_opts = true};
+	char summary[512];
+
+	assert_non_null(z);
+	assert_int_equal(tu_make_image(z->path, sizeof(z->path), "zonefs", NZ * ZS + (1 << 20)), 0);
+	assert_int_equal(ff_fs_mkfs(z->path, &mo, summary, sizeof(summary)), 0);
+	if (o)
+		z->o = *o;
+	do_mount(z);
+	*state = z;
+	return 0;
+}
+
+static int setup(void **state)
+{
+	return setup_opts(state, NULL);
+}
+
+static int setup_repair(void **state)
+{
+	struct ff_fs_opts o = {.errors = FF_ERRORS_REPAIR};
+
+	return setup_opts(state, &o);
+}
+
+static int setup_tiny(void **state)
+{
+	struct ff_fs_opts o = {.cache = {.cache_size = 256 << 10, .max_folio = 64 << 10}};
+
+	return setup_opts(state, &o);
+}
+
+static int setup_tiny_repair(void **state)
+{
+	struct ff_fs_opts o = {.cache = {.cache_size = 256 << 10, .max_folio = 64 << 10},
+			       .errors = FF_ERRORS_REPAIR};
+
+	return setup_opts(state, &o);
+}
+
+static int teardown(void **state)
+{
+	struct zfx *z = *state;
+
+	if (z->fs)
+		assert_int_equal(ff_fs_unmount(z->fs), 0);
+	ff_dev_fault_hook = NULL; /* after the flusher stopped: it reads the hook */
+	unlink(z->path);
+	free(z);
+	return 0;
+}
+
+static void remount(struct zfx *z)
+{
+	assert_int_equal(ff_fs_unmount(z->fs), 0);
+	z->fs = NULL;
+	do_mount(z);
+}
+
+/* The inode of dir/name ("seq", "0"). */
+static uint64_t ino_of(struct zfx *z, const char *dir, const char *name)
+{
+	struct stat st;
+
+	assert_int_equal(ff_fs_lookup(z->fs, ff_fs_root_ino(z->fs), dir, &st), 0);
+	assert_int_equal(ff_fs_lookup(z->fs, (uint64_t)st.st_ino, name, &st), 0);
+	return (uint64_t)st.st_ino;
+}
+
+static uint64_t size_of(struct zfx *z, uint64_t ino)
+{
+	struct stat st;
+
+	assert_int_equal(ff_fs_getattr(z->fs, ino, &st), 0);
+	return (uint64_t)st.st_size;
+}
+
+/* Read [0, len) of ino and compare with want. */
+static void check_content(struct zfx *z, uint64_t ino, const uint8_t *want, size_t len)
+{
+	uint8_t *got = tu_alloc(len);
+
+	assert_int_equal(ff_fs_read(z->fs, ino, got, len, 0), (ssize_t)len);
+	assert_memory_equal(got, want, len);
+	free(got);
+}
+
+/* ---- size after data ---- */
+
+#define SAD_TOTAL (6u << 20)
+#define SAD_FILES 3
+
+struct sad {
+	struct zfx *z;
+	uint64_t ino;
+	const uint8_t *src;
+	_Atomic bool stop;
+	int err;
+};
+
+static void *sad_fsync_fn(void *arg)
+{
+	struct sad *s = arg;
+
+	while (!atomic_load(&s->stop)) {
+		int r = ff_fs_fsync(s->z->fs, s->ino, true);
+
+		if (r && r != -EINVAL) /* EINVAL: a partial tail stays cached */
+			s->err = r;
+	}
+	return NULL;
+}
+
+static void *sad_reader_fn(void *arg)
+{
+	struct sad *s = arg;
+	uint8_t *got = tu_alloc(64 << 10);
+
+	while (!atomic_load(&s->stop) && !s->err) {
+		uint64_t size = size_of(s->z, s->ino),
+			 from = size > (64 << 10) ? size - (64 << 10) : 0;
+		ssize_t n = ff_fs_read(s->z->fs, s->ino, got, (size_t)(size - from), from);
+
+		/* every byte below the size a reader saw is the writer's */
+		if (n != (ssize_t)(size - from) || memcmp(got, s->src + from, (size_t)n))
+			s->err = -EILSEQ;
+	}
+	free(got);
+	return NULL;
+}
+
+static void *sad_writer_fn(void *arg)
+{
+	struct sad *s = arg;
+	uint64_t pos = 0;
+	unsigned i = 0;
+
+	while (pos < SAD_TOTAL && !s->err) {
+		size_t n = 1 + (i++ * 7919u) % 3000;
+		ssize_t r;
+
+		if (n > SAD_TOTAL - pos)
+			n = SAD_TOTAL - pos;
+		r = ff_fs_write(s->z->fs, s->ino, s->src + pos, n, pos, 0);
+		if (r != (ssize_t)n)
+			s->err = r < 0 ? (int)r : -EIO;
+		pos += n;
+	}
+	atomic_store(&s->stop, true);
+	return NULL;
+}
+
+/*
+ * Buffered appends of odd lengths to several files while other threads
+ * fsync and read them: every acknowledged byte reads back, while running and
+ * after a remount. The size must never run ahead of the cached bytes, or
+ * writeback writes a tail block half-filled and skips the rest of it as
+ * below the pointer.
+ */
+static void test_zonefs_size_after_data(void **state)
+{
+	struct zfx *z = *state;
+	struct sad s[SAD_FILES];
+	uint8_t *src = tu_alloc(SAD_TOTAL);
+	pthread_t th[SAD_FILES][3];
+
+	tu_fill(src, SAD_TOTAL, 42);
+	for (int f = 0; f < SAD_FILES; f++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "%d", f);
+		s[f] = (struct sad){.z = z, .ino = ino_of(z, "seq", name), .src = src};
+		pthread_create(&th[f][0], NULL, sad_writer_fn, &s[f]);
+		pthread_create(&th[f][1], NULL, sad_fsync_fn, &s[f]);
+		pthread_create(&th[f][2], NULL, sad_reader_fn, &s[f]);
+	}
+	for (int f = 0; f < SAD_FILES; f++)
+		for (int t = 0; t < 3; t++)
+			pthread_join(th[f][t], NULL);
+	for (int f = 0; f < SAD_FILES; f++) {
+		assert_int_equal(s[f].err, 0);
+		assert_int_equal(ff_fs_fsync(z->fs, s[f].ino, false), 0);
+	}
+	remount(z);
+	for (int f = 0; f < SAD_FILES; f++) {
+		assert_int_equal(size_of(z, s[f].ino), SAD_TOTAL);
+		check_content(z, s[f].ino, src, SAD_TOTAL);
+	}
+	free(src);
+}
+
+/* ---- finish ---- */
+
+/* Truncate to the capacity finishes the zone: a buffered partial tail goes out first, padded. */
+static void test_zonefs_finish_writes_partial_tail(void **state)
+{
+	struct zfx *z = *state;
+	uint64_t ino = ino_of(z, "seq", "1");
+	uint8_t *src = tu_alloc(3 * BLK), *want = tu_alloc(3 * BLK);
+	struct stat st = {.st_size = (off_t)ZS};
+
+	tu_fill(src, 3 * BLK, 7);
+	memcpy(want, src, 2 * BLK + 1000);
+	assert_int_equal(ff_fs_write(z->fs, ino, src, 2 * BLK + 1000, 0, 0), 2 * BLK + 1000);
+	assert_int_equal(ff_fs_setattr(z->fs, ino, &st, FF_SET_SIZE), 0);
+	assert_int_equal(size_of(z, ino), ZS);
+	check_content(z, ino, want, 3 * BLK);
+	remount(z);
+	assert_int_equal(size_of(z, ino), ZS);
+	check_content(z, ino, want, 3 * BLK); /* the data, then zeros */
+	free(src);
+	free(want);
+}
+
+/* ---- O_DIRECT ---- */
+
+static _Atomic int fail_writes;
+static int fail_hook(struct ff_dev *dev, uint64_t off, size_t len)
+{
+	(void)dev;
+	(void)off;
+	(void)len;
+	return atomic_load(&fail_writes) ? -EIO : 0;
+}
+
+/* An O_DIRECT write completes on the device: the device's error reaches the writer. */
+static void test_zonefs_direct_write_reaches_device(void **state)
+{
+	struct zfx *z = *state;
+	uint64_t cnv = ino_of(z, "cnv", "0"), seq = ino_of(z, "seq", "2");
+	uint8_t *buf = tu_alloc(64 << 10);
+
+	tu_fill(buf, 64 << 10, 3);
+	ff_dev_fault_hook = fail_hook;
+	atomic_store(&fail_writes, 1);
+	assert_int_equal(ff_fs_write(z->fs, cnv, buf, 64 << 10, 0, FF_CW_DIRECT), -EIO);
+	assert_int_equal(ff_fs_write(z->fs, seq, buf, 64 << 10, 0, FF_CW_DIRECT), -EIO);
+	assert_int_equal(size_of(z, seq), 0); /* a failed append leaves nothing */
+	atomic_store(&fail_writes, 0);
+	assert_int_equal(ff_fs_write(z->fs, seq, buf, 64 << 10, 0, FF_CW_DIRECT), 64 << 10);
+	remount(z);
+	check_content(z, seq, buf, 64 << 10);
+	free(buf);
+}
+
+struct dio {
+	struct zfx *z;
+	uint64_t ino, off;
+	const uint8_t *buf;
+	size_t len;
+	ssize_t res;
+};
+
+static void *dio_fn(void *arg)
+{
+	struct dio *d = arg;
+
+	d->res = ff_fs_write(d->z->fs, d->ino, d->buf, d->len, d->off, FF_CW_DIRECT);
+	return NULL;
+}
+
+/*
+ * FUSE splits an async O_DIRECT write of 2 MiB into two 1 MiB requests that
+ * may run in either order: the second waits for the first.
+ */
+static void test_zonefs_split_direct_write_out_of_order(void **state)
+{
+	struct zfx *z = *state;
+	uint64_t ino = ino_of(z, "seq", "3");
+	uint8_t *src = tu_alloc(2 << 20);
+	struct dio d;
+	pthread_t th;
+	ssize_t r;
+
+	tu_fill(src, 2 << 20, 11);
+	/* the first half from another thread, most likely after the second half arrived */
+	d = (struct dio){z, ino, 0, src, 1 << 20, 0};
+	pthread_create(&th, NULL, dio_fn, &d);
+	r = ff_fs_write(z->fs, ino, src + (1 << 20), 1 << 20, 1 << 20, FF_CW_DIRECT);
+	pthread_join(th, NULL);
+	assert_int_equal(r, 1 << 20);
+	assert_int_equal(d.res, 1 << 20);
+	assert_int_equal(size_of(z, ino), 2 << 20);
+	/* with no predecessor coming, the wait is bounded, and nothing is written */
+	assert_int_equal(ff_fs_write(z->fs, ino, src, BLK, 3 << 20, FF_CW_DIRECT), -EINVAL);
+	assert_int_equal(size_of(z, ino), 2 << 20);
+	remount(z);
+	check_content(z, ino, src, 2 << 20);
+	free(src);
+}
+
+/*
+ * A direct write crossing the capacity writes nothing and gets EFBIG (FUSE's
+ * async direct I/O would turn a short count into EIO for written data); any
+ * other write gets the kernel's short count.
+ */
+static void test_zonefs_direct_write_crossing_capacity(void **state)
+{
+	struct zfx *z = *state;
+	uint64_t ino = ino_of(z, "seq", "4");
+	uint8_t *buf = tu_alloc(1 << 20);
+	uint64_t pos = 0;
+
+	tu_fill(buf, 1 << 20, 5);
+	while (pos < ZS - (1 << 20)) {
+		assert_int_equal(ff_fs_write(z->fs, ino, buf, 1 << 20, pos, FF_CW_DSYNC), 1 << 20);
+		pos += 1 << 20;
+	}
+	assert_int_equal(ff_fs_write(z->fs, ino, buf, 1 << 20, pos, 0), 1 << 20);
+	pos += 1 << 20;
+	assert_int_equal(size_of(z, ino), ZS);
+	/* full: any write is EFBIG */
+	assert_int_equal(ff_fs_write(z->fs, ino, buf, BLK, pos, FF_CW_DIRECT), -EFBIG);
+	/* one block short of the capacity, on a fresh zone */
+	ino = ino_of(z, "seq", "5");
+	pos = 0;
+	while (pos < ZS - BLK) {
+		size_t n = ZS - BLK - pos < (1 << 20) ? (size_t)(ZS - BLK - pos) : 1 << 20;
+
+		assert_int_equal(ff_fs_write(z->fs, ino, buf, n, pos, FF_CW_DSYNC), (ssize_t)n);
+		pos += n;
+	}
+	assert_int_equal(ff_fs_write(z->fs, ino, buf, 2 * BLK, pos, FF_CW_DIRECT | FF_CW_DSYNC),
+			 -EFBIG);
+	assert_int_equal(size_of(z, ino), ZS - BLK);
+	assert_int_equal(ff_fs_write(z->fs, ino, buf, 2 * BLK, pos, FF_CW_DSYNC), BLK);
+	assert_int_equal(size_of(z, ino), ZS);
+	free(buf);
+}
+
+/* ---- errors ---- */
+
+/*
+ * A write-through that fails takes with it the dirty blocks of other writers
+ * it joined: they stay dirty (their data is kept) and the next fsync reports
+ * the error.
+ */
+static void test_zonefs_failed_write_through_keeps_joined_blocks(void **state)
+{
+	struct zfx *z = *state;
+	uint64_t ino = ino_of(z, "cnv", "0");
+	uint8_t *a = tu_alloc(BLK), *b = tu_alloc(BLK), *got = tu_alloc(BLK);
+
+	tu_fill(a, BLK, 1);
+	tu_fill(b, BLK, 2);
+	assert_int_equal(ff_fs_write(z->fs, ino, a, BLK, 0, 0), BLK); /* buffered, acknowledged */
+	ff_dev_fault_hook = fail_hook;
+	atomic_store(&fail_writes, 1);
+	assert_int_equal(ff_fs_write(z->fs, ino, b, BLK, BLK / 2, FF_CW_DSYNC), -EIO);
+	atomic_store(&fail_writes, 0);
+	assert_int_equal(ff_fs_fsync(z->fs, ino, false), -EIO); /* the joined blocks' error */
+	assert_int_equal(ff_fs_fsync(z->fs, ino, false), 0);
+	remount(z);
+	assert_int_equal(ff_fs_read(z->fs, ino, got, BLK / 2, 0), BLK / 2);
+	assert_memory_equal(got, a, BLK / 2);
+	free(a);
+	free(b);
+	free(got);
+}
+
+/* Fails the device write numbered fail_at (from 1) after arming, once. */
+static _Atomic int write_calls, fail_at;
+static int fail_nth_hook(struct ff_dev *dev, uint64_t off, size_t len)
+{
+	(void)dev;
+	(void)off;
+	(void)len;
+	return atomic_fetch_add(&write_calls, 1) + 1 == atomic_load(&fail_at) ? -EIO : 0;
+}
+
+/*
+ * A sync write larger than a write-through batch (a quarter of a tiny cache)
+ * fails in its third batch: the reply is the short count of what was
+ * written, the file ends at the zone's pointer, and the next append goes
+ * after it. An error reply with the file left shorter than the zone would
+ * have the next append skip the old bytes as already stored, and read them
+ * back after a remount in place of the new ones.
+ */
+static void test_zonefs_failed_batch_gives_short_count(void **state)
+{
+	struct zfx *z = *state;
+	uint64_t ino = ino_of(z, "seq", "0"), size;
+	uint8_t *a = tu_alloc(1 << 20), *b = tu_alloc(1 << 20), *want = tu_alloc(2 << 20);
+	ssize_t r;
+
+	tu_fill(a, 1 << 20, 31);
+	tu_fill(b, 1 << 20, 32);
+	atomic_store(&write_calls, 0);
+	atomic_store(&fail_at, 3);
+	ff_dev_fault_hook = fail_nth_hook;
+	r = ff_fs_write(z->fs, ino, a, 1 << 20, 0, FF_CW_DSYNC);
+	assert_true(r > 0 && r < (1 << 20) && r % BLK == 0);
+	size = size_of(z, ino);
+	assert_true(size >= (uint64_t)r && size < (1 << 20));
+	memcpy(want, a, size);
+	memcpy(want + size, b, 1 << 20);
+	assert_int_equal(ff_fs_write(z->fs, ino, b, 1 << 20, size, FF_CW_DSYNC), 1 << 20);
+	check_content(z, ino, want, size + (1 << 20));
+	remount(z);
+	assert_int_equal(size_of(z, ino), size + (1 << 20));
+	check_content(z, ino, want, size + (1 << 20));
+	free(a);
+	free(b);
+	free(want);
+}
+
+/* ---- memory ---- */
+
+#define APPENDERS 8
+
+struct app {
+	struct zfx *z;
+	uint64_t ino;
+	int id;
+	int err;
+	_Atomic bool done;
+};
+
+static void *app_fn(void *arg)
+{
+	struct app *a = arg;
+	uint8_t *buf = tu_alloc(1 << 20);
+	uint64_t pos = 0;
+
+	tu_fill(buf, 1 << 20, (unsigned)a->id);
+	for (unsigned i = 0; !a->err; i++) {
+		size_t n = (1 + (i * 37u + (unsigned)a->id * 11u) % 64) * BLK;
+		ssize_t r;
+
+		if (pos + n > ZS)
+			break; /* the zone is full */
+		r = ff_fs_write(a->z->fs, a->ino, buf, n, pos, FF_CW_DSYNC);
+
+		if (r != (ssize_t)n)
+			a->err = r < 0 ? (int)r : -EIO;
+		pos += n;
+	}
+	free(buf);
+	atomic_store(&a->done, true);
+	return NULL;
+}
+
+/*
+ * Sync appenders in a cache of 4 x max_folio: a writer holding pinned folios
+ * must not wait for memory that only the others' pins hold.
+ */
+static void test_zonefs_tiny_cache_sync_appenders(void **state)
+{
+	struct zfx *z = *state;
+	struct app a[APPENDERS];
+	pthread_t th[APPENDERS];
+	char name[8];
+
+	for (int i = 0; i < APPENDERS; i++) {
+		snprintf(name, sizeof(name), "%d", i);
+		a[i] = (struct app){.z = z, .ino = ino_of(z, "seq", name), .id = i};
+		pthread_create(&th[i], NULL, app_fn, &a[i]);
+	}
+	for (int i = 0; i < APPENDERS; i++) {
+		struct timespec ts;
+
+		/* a bound on a hang, not a wait for an event: a deadlock fails here */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 120;
+		if (pthread_timedjoin_np(th[i], NULL, &ts)) {
+			/* deadlocked: no teardown can run; fail the program */
+			fprintf(stderr, "appender %d still waiting after 120 s: deadlock\n", i);
+			abort();
+		}
+		assert_int_equal(a[i].err, 0);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_zonefs_size_after_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zonefs_finish_writes_partial_tail, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_zonefs_direct_write_reaches_device,
+						setup_repair, teardown),
+		cmocka_unit_test_setup_teardown(test_zonefs_split_direct_write_out_of_order, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_zonefs_direct_write_crossing_capacity, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_zonefs_failed_write_through_keeps_joined_blocks, setup_repair,
+			teardown),
+		cmocka_unit_test_setup_teardown(test_zonefs_tiny_cache_sync_appenders, setup_tiny,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_zonefs_failed_batch_gives_short_count,
+						setup_tiny_repair, teardown),
+	};
+	if (getenv("FOLIOFS_TEST_FILTER")) /* one test by name, for a bisect */
+		cmocka_set_test_filter(getenv("FOLIOFS_TEST_FILTER"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
