@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
  * The kernel page cache in front of foliofs's cache. A read-only open
- * without O_DIRECT (and with -o kernel_cache a writable one) is served by the
- * kernel page cache (no FOPEN_DIRECT_IO), so a hot read costs no FUSE round
- * trip; other opens keep FOPEN_DIRECT_IO, so a sync write stays one round
- * trip whose reply means durable (main.c's op_open decides). foliofs's cache
+ * without O_DIRECT of a conventional file (and with -o kernel_cache more) is
+ * served by the kernel page cache (no FOPEN_DIRECT_IO), so a hot read costs
+ * no FUSE round trip; other opens keep FOPEN_DIRECT_IO, so a sync write stays
+ * one round trip whose reply means durable (main.c's op_open decides). foliofs's cache
  * stays the authority: the kernel page cache only ever holds bytes it read
  * from the daemon or wrote through it.
  *
