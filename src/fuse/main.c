@@ -473,9 +473,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	char *io_buf = pthread_getspecific(io_buf_key);
-	ssize_t r;
+	ssize_t r = 0;
+	size_t got;
 
-	(void)fi;
 	if (!io_buf) {
 		if (posix_memalign((void **)&io_buf, 4096, MAX_IO)) {
 			fuse_reply_err(req, ENOMEM);
@@ -489,11 +489,24 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (size > MAX_IO)
 		size = MAX_IO;
-	r = ff_fs_read(g_fs, to_ino(ino), io_buf, size, (uint64_t)off);
-	if (r < 0)
+	/*
+	 * A short count is not always the end of the file: the cache stops
+	 * at a folio it cannot get (memory pressure), so the rest is asked
+	 * again until the end (0) or an error. The kernel page cache takes a
+	 * short READ for the end of the file and shrinks its size to it, so
+	 * for a page-cache open an error after some bytes fails the whole
+	 * READ (the kernel then reads the page it needs on its own); a
+	 * direct_io open gets the bytes read, a short read.
+	 */
+	for (got = 0; got < size; got += (size_t)r) {
+		r = ff_fs_read(g_fs, to_ino(ino), io_buf + got, size - got, (uint64_t)off + got);
+		if (r <= 0)
+			break;
+	}
+	if (r < 0 && (!got || (fi->fh & FH_KCACHE)))
 		fuse_reply_err(req, (int)-r);
 	else
-		fuse_reply_buf(req, io_buf, (size_t)r);
+		fuse_reply_buf(req, io_buf, got);
 }
 
 static unsigned write_flags(int flags)
