@@ -7,9 +7,11 @@
  * per-call flags (O_SYNC, O_DSYNC, RWF_DSYNC arriving as fi->flags) into the
  * cache's write flags.
  *
- * Files are opened with FOPEN_DIRECT_IO (unless -o kernel_cache, and then
- * still for sequential files opened for writing) so foliofs's cache is the
- * only cache and the reply to an O_SYNC write means durable. FSYNC is always
+ * Writable opens are FOPEN_DIRECT_IO, so the reply to an O_SYNC write means
+ * durable; read-only opens of conventional files are served by the kernel
+ * page cache, kept coherent by kcache.c's invalidations (-o kernel_cache
+ * widens that to every open but a sequential file's writable ones, -o
+ * direct_io and -s narrow it to none). FSYNC is always
  * answered (never ENOSYS: the kernel would stop sending it). FLUSH (every
  * close) writes a file opened for writing back to the device, which is what
  * makes an unmount durable: the kernel does not wait for the daemon there.
