@@ -72,6 +72,7 @@ struct ff_fs_fmt {
 };
 
 extern const struct ff_fs_fmt ff_fmt_zonefs;
+extern const struct ff_fs_fmt ff_fmt_posix;
 
 /* super.c: the zonefs format's mkfs */
 int ff_zonefs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len);
