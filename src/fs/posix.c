@@ -250,7 +250,8 @@ struct px_inode {
 	struct px_xattr *xattrs;
 	uint64_t nlookup, nopen; /* runtime only */
 	uint64_t last_rseq;	 /* newest queued record that concerns it */
-	bool attr_dirty;	 /* times or size changed by writes, not logged yet */
+	uint64_t meta_rseq; /* newest INODE or DIRENT_ADD record: a sync write needs it durable */
+	bool attr_dirty;    /* times or size changed by writes, not logged yet */
 	bool freed;
 	struct ff_cinode *ci;	 /* regular files; immutable while the inode lives */
 	struct ff_mutex io_lock; /* serialises writers and truncates; above ns */
@@ -1174,6 +1175,8 @@ static int op_commit_locked(struct px_fs *fs, struct px_buf *b, uint64_t *seq_ou
 
 			if (i)
 				i->last_rseq = seq;
+			if (i && (get16(h) == PX_R_INODE || get16(h) == PX_R_DIRENT_ADD))
+				i->meta_rseq = seq;
 		}
 		seq++;
 		pos += ff_round_up(PX_REC_HDR + len, 8);
@@ -1585,8 +1588,8 @@ static int px_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned fla
 			return 0;
 		}
 	}
-	if (sync && i->last_rseq > atomic_load(&fs->committed))
-		need = i->last_rseq;
+	if (sync && i->meta_rseq > atomic_load(&fs->committed))
+		need = i->meta_rseq;
 	ff_mutex_unlock(&fs->ns);
 	if (need) {
 		ret = log_commit(fs, need);
@@ -3525,22 +3528,6 @@ out:
 	return ret;
 }
 
-/* Whether [off, off+len) of i is mapped exactly at dev. Caller holds ns. */
-static bool mapped_at_locked(struct px_inode *i, uint64_t off, uint64_t len, uint64_t dev)
-{
-	uint64_t pos = off;
-
-	while (pos < off + len) {
-		bool in;
-		size_t k = ext_find(i, pos, &in);
-
-		if (!in || i->ext[k].dev + (pos - i->ext[k].off) != dev + (pos - off))
-			return false;
-		pos = i->ext[k].off + i->ext[k].len;
-	}
-	return true;
-}
-
 /*
  * Roll forward an open data zone from its committed cursor: apply each valid
  * header of the zone's epoch (docs/posix-format.md section 4). Sets the
@@ -3594,14 +3581,7 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean)
 		size = get64(hb + PX_DH_SIZE);
 		ff_mutex_lock(&fs->ns);
 		i = iget_locked(fs, ino);
-		if (!data_ok) {
-			/* overwritten in place since: fine if the log maps it here */
-			bool skip = i && mapped_at_locked(i, off, len, pos + PX_BLK);
-
-			ff_mutex_unlock(&fs->ns);
-			if (!skip)
-				break;
-		} else {
+		if (data_ok) {
 			if (i && i->ci && dseq > i->dseq_floor) {
 				ret = ext_set_newer_locked(fs, i, off, len, pos + PX_BLK, dseq);
 				if (size > i->disk_size)
@@ -3611,10 +3591,17 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean)
 			}
 			if (dseq >= fs->next_dseq)
 				fs->next_dseq = dseq + 1;
-			ff_mutex_unlock(&fs->ns);
-			if (ret)
-				goto out;
 		}
+		/*
+		 * A data crc that does not match is a block overwritten in place
+		 * since (the log maps it) or a torn write, the last of its zone's
+		 * epoch (one write in flight per zone; a mount bumps the epoch of
+		 * a conventional zone): either way the header is skipped, not
+		 * applied, and the chain goes on.
+		 */
+		ff_mutex_unlock(&fs->ns);
+		if (ret)
+			goto out;
 		pos += PX_BLK + len;
 	}
 	zo->wp = pos;
