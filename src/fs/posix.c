@@ -2340,8 +2340,8 @@ static struct px_inode *file_get(struct px_fs *fs, uint64_t ino, int *err)
 
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
-	ff_mutex_unlock(&fs->ns);
 	*err = !i ? -ENOENT : S_ISDIR(i->mode) ? -EISDIR : !S_ISREG(i->mode) ? -EINVAL : 0;
+	ff_mutex_unlock(&fs->ns);
 	return *err ? NULL : i;
 }
 
@@ -2414,14 +2414,13 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 		return -EROFS;
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
+	ret = !i ? -ENOENT : i->dir ? -EISDIR : !S_ISREG(i->mode) ? -EINVAL : 0;
 	ff_mutex_unlock(&fs->ns);
 	if (!i)
 		return -ENOENT;
 	if (which & FF_SET_SIZE) {
-		if (i->dir)
-			return -EISDIR;
-		if (!S_ISREG(i->mode))
-			return -EINVAL;
+		if (ret)
+			return ret;
 		if (st->st_size < 0)
 			return -EINVAL;
 		ff_mutex_lock(&i->io_lock);
@@ -2466,14 +2465,18 @@ static int px_open(struct ff_fs *gfs, uint64_t ino, int flags, unsigned *open_fl
 		*open_flags = 0;
 	if (fs->ro && (flags & O_ACCMODE) != O_RDONLY)
 		return -EROFS;
+	bool reg = false;
+
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
-	if (i)
+	if (i) {
 		i->nopen++;
+		reg = S_ISREG(i->mode);
+	}
 	ff_mutex_unlock(&fs->ns);
 	if (!i)
 		return -ENOENT;
-	if ((flags & O_TRUNC) && S_ISREG(i->mode) && (flags & O_ACCMODE) != O_RDONLY) {
+	if ((flags & O_TRUNC) && reg && (flags & O_ACCMODE) != O_RDONLY) {
 		ff_mutex_lock(&i->io_lock);
 		if (i->size)
 			ret = truncate_locked(fs, i, 0);
