@@ -771,10 +771,31 @@ static void inode_free_mem(struct px_inode *i)
 	free(i);
 }
 
-/* Free what inode_remove_locked set aside. No lock held. */
+static int log_commit_all(struct px_fs *fs);
+
+/* Queued records past this are committed by the operation that queued them. */
+#define PX_PEND_MAX (1u << 20)
+
+/*
+ * After an operation, with no lock held: free what inode_remove_locked set
+ * aside, and commit the log when many records wait (nobody may fsync).
+ */
+static void log_maybe_commit(struct px_fs *fs)
+{
+	bool big;
+
+	ff_mutex_lock(&fs->log);
+	big = fs->pend.len > PX_PEND_MAX && !fs->ro;
+	ff_mutex_unlock(&fs->log);
+	if (big)
+		(void)log_commit_all(fs);
+}
+
 static void reap(struct px_fs *fs)
 {
 	struct px_inode *list;
+
+	log_maybe_commit(fs);
 
 	ff_mutex_lock(&fs->ns);
 	list = fs->dead;
@@ -1706,6 +1727,7 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	ff_mutex_unlock(&s->mu);
 	free(b.p);
 	atomic_fetch_add(&fs->st_hdr_writes, 1);
+	log_maybe_commit(fs);
 	return ret;
 }
 
@@ -1986,6 +2008,7 @@ static int make_node(struct px_fs *fs, uint64_t dir, const char *name, mode_t mo
 out:
 	ff_mutex_unlock(&fs->ns);
 	free(b.p);
+	reap(fs);
 	return ret;
 }
 
@@ -2110,6 +2133,7 @@ static int px_link(struct ff_fs *gfs, uint64_t ino, uint64_t newdir, const char 
 out:
 	ff_mutex_unlock(&fs->ns);
 	free(b.p);
+	reap(fs);
 	return ret;
 }
 
@@ -2452,6 +2476,7 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 	ret = op_commit_locked(fs, &b, &seq);
 	ff_mutex_unlock(&fs->ns);
 	free(b.p);
+	reap(fs);
 	return ret;
 }
 
@@ -2680,6 +2705,7 @@ static int px_setxattr(struct ff_fs *gfs, uint64_t ino, const char *name, const 
 out:
 	ff_mutex_unlock(&fs->ns);
 	free(b.p);
+	reap(fs);
 	return ret;
 }
 
@@ -2780,6 +2806,7 @@ static int px_removexattr(struct ff_fs *gfs, uint64_t ino, const char *name)
 out:
 	ff_mutex_unlock(&fs->ns);
 	free(b.p);
+	reap(fs);
 	return ret;
 }
 

@@ -53,7 +53,7 @@ static void remount(struct px *p)
 	do_mount_path(p, p->path);
 }
 
-static int setup_any(void **state, bool emu, const struct ff_fs_opts *o)
+static int setup_mk(void **state, bool emu, const struct ff_fs_opts *o, uint32_t conv, uint64_t cap)
 {
 	struct px *p = calloc(1, sizeof(*p));
 	struct ff_mkfs_opts mo = {
@@ -64,7 +64,8 @@ static int setup_any(void **state, bool emu, const struct ff_fs_opts *o)
 	p->emu = emu;
 	if (emu) {
 		mo.emulate_zoned = true;
-		mo.conv_zones = 2;
+		mo.conv_zones = conv;
+		mo.zone_cap = cap;
 		mo.max_open = 4;
 		mo.max_active = 6;
 	}
@@ -77,6 +78,24 @@ static int setup_any(void **state, bool emu, const struct ff_fs_opts *o)
 	do_mount_path(p, p->path);
 	*state = p;
 	return 0;
+}
+
+static int setup_any(void **state, bool emu, const struct ff_fs_opts *o)
+{
+	return setup_mk(state, emu, o, 2, 0);
+}
+
+/* Every zone sequential (zone 0 too), capacity below the zone size. */
+static int setup_emu_seq_cap(void **state)
+{
+	return setup_mk(state, true, NULL, 0, ZS - (1 << 20) - 12288);
+}
+
+static int setup_emu_seq_cap_tiny(void **state)
+{
+	struct ff_fs_opts o = {.cache = {.cache_size = 256 << 10, .max_folio = 64 << 10}};
+
+	return setup_mk(state, true, &o, 0, ZS - (1 << 20) - 12288);
 }
 
 static int setup_emu(void **state)
@@ -767,9 +786,10 @@ static void test_posix_statfs(void **state)
 	free(buf);
 }
 
-#define T2(fn)                                                    \
-	cmocka_unit_test_setup_teardown(fn, setup_emu, teardown), \
-		cmocka_unit_test_setup_teardown(fn, setup_reg, teardown)
+#define T2(fn)                                                            \
+	cmocka_unit_test_setup_teardown(fn, setup_emu, teardown),         \
+		cmocka_unit_test_setup_teardown(fn, setup_reg, teardown), \
+		cmocka_unit_test_setup_teardown(fn, setup_emu_seq_cap, teardown)
 
 int main(void)
 {
@@ -783,6 +803,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_posix_mt_shared_zones, setup_emu_tiny,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_posix_mt_shared_zones, setup_reg_tiny,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_posix_mt_shared_zones, setup_emu_seq_cap_tiny,
 						teardown),
 		T2(test_posix_truncate_falloc_seek),
 		T2(test_posix_big_dir_cookies),
