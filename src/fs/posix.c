@@ -1275,6 +1275,12 @@ static int checkpoint(struct px_fs *fs)
 	size_t at;
 	int ret;
 
+	/*
+	 * Finish the old zone first (its data stays readable): the new one
+	 * then never needs an open or active zone more than the log had.
+	 */
+	if (old != z && fs->zones[old].seq && ff_zoneq_wp(fs->dev, old) != fs->zones[old].start)
+		(void)ff_zoneq_zone_op(fs->dev, old, FF_ZOP_FINISH);
 	if (zo->seq) {
 		ret = ff_zoneq_zone_op(fs->dev, z, FF_ZOP_RESET);
 		if (ret)
@@ -1371,9 +1377,6 @@ static int checkpoint(struct px_fs *fs)
 	if (atomic_load(&fs->committed) < seq - 1)
 		atomic_store(&fs->committed, seq - 1);
 	ff_mutex_unlock(&fs->log);
-	/* the old zone holds nothing needed now: give back its active resource */
-	if (old != z && fs->zones[old].seq)
-		(void)ff_zoneq_zone_op(fs->dev, old, FF_ZOP_FINISH);
 out:
 	free(b.p);
 	return ret;
@@ -3348,6 +3351,9 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 	}
 	if (!ret)
 		ret = ff_dev_flush(dev);
+	/* a sequential zone 0 holds nothing more: it must not count as active */
+	if (!ret && fs->zones[0].seq)
+		ret = ff_zoneq_zone_op(dev, 0, FF_ZOP_FINISH);
 	if (ret) {
 		ff_err("%s: writing the superblock failed: %s", path, strerror(-ret));
 		goto out_setup;

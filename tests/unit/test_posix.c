@@ -53,7 +53,8 @@ static void remount(struct px *p)
 	do_mount_path(p, p->path);
 }
 
-static int setup_mk(void **state, bool emu, const struct ff_fs_opts *o, uint32_t conv, uint64_t cap)
+static int setup_mk(void **state, bool emu, const struct ff_fs_opts *o, uint32_t conv, uint64_t cap,
+		    uint32_t max_open, uint32_t max_active)
 {
 	struct px *p = calloc(1, sizeof(*p));
 	struct ff_mkfs_opts mo = {
@@ -66,8 +67,8 @@ static int setup_mk(void **state, bool emu, const struct ff_fs_opts *o, uint32_t
 		mo.emulate_zoned = true;
 		mo.conv_zones = conv;
 		mo.zone_cap = cap;
-		mo.max_open = 4;
-		mo.max_active = 6;
+		mo.max_open = max_open;
+		mo.max_active = max_active;
 	}
 	assert_int_equal(tu_make_image(p->path, sizeof(p->path), emu ? "posix-emu" : "posix-reg",
 				       NZ * ZS + (1 << 20)),
@@ -82,20 +83,23 @@ static int setup_mk(void **state, bool emu, const struct ff_fs_opts *o, uint32_t
 
 static int setup_any(void **state, bool emu, const struct ff_fs_opts *o)
 {
-	return setup_mk(state, emu, o, 2, 0);
+	return setup_mk(state, emu, o, 2, 0, 4, 6);
 }
 
-/* Every zone sequential (zone 0 too), capacity below the zone size. */
+/*
+ * Every zone sequential (zone 0 too), capacity below the zone size, and two
+ * open and active zones at most: the log's and one data zone.
+ */
 static int setup_emu_seq_cap(void **state)
 {
-	return setup_mk(state, true, NULL, 0, ZS - (1 << 20) - 12288);
+	return setup_mk(state, true, NULL, 0, ZS - (1 << 20) - 12288, 2, 2);
 }
 
 static int setup_emu_seq_cap_tiny(void **state)
 {
 	struct ff_fs_opts o = {.cache = {.cache_size = 256 << 10, .max_folio = 64 << 10}};
 
-	return setup_mk(state, true, &o, 0, ZS - (1 << 20) - 12288);
+	return setup_mk(state, true, &o, 0, ZS - (1 << 20) - 12288, 3, 3);
 }
 
 static int setup_emu(void **state)
