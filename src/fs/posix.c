@@ -252,6 +252,7 @@ struct px_inode {
 	uint64_t last_rseq;	 /* newest queued record that concerns it */
 	uint64_t meta_rseq; /* newest INODE or DIRENT_ADD record: a sync write needs it durable */
 	bool attr_dirty;    /* times or size changed by writes, not logged yet */
+	bool written;	    /* written since the last close's flush */
 	bool freed;
 	struct ff_cinode *ci;	 /* regular files; immutable while the inode lives */
 	struct ff_mutex io_lock; /* serialises writers and truncates; above ns */
@@ -2608,6 +2609,7 @@ out_wsize:
 			i->size = off + (uint64_t)r;
 		i->mtime = i->ctime = now_ts();
 		i->attr_dirty = true;
+		i->written = true;
 	}
 	i->wsize = 0;
 	ff_mutex_unlock(&fs->ns);
@@ -2648,11 +2650,17 @@ static int px_flush(struct ff_fs *gfs, uint64_t ino)
 {
 	struct px_fs *fs = px_of(gfs);
 	struct px_inode *i;
+	bool written = false;
 
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
+	if (i) {
+		written = i->written;
+		i->written = false;
+	}
 	ff_mutex_unlock(&fs->ns);
-	if (!i || !i->ci || fs->ro)
+	/* a close after writes: what was written is on the device when umount returns */
+	if (!i || !i->ci || fs->ro || !written)
 		return 0;
 	return ff_cache_fsync(i->ci, true);
 }

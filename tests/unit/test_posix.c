@@ -407,6 +407,42 @@ static void test_posix_subblock_sync(void **state)
 	unlink(copy);
 }
 
+/* create, write 4 KiB, fsync, close: a data write and a log write per file */
+static void test_posix_small_file_writes(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(BLK);
+	uint64_t w0 = 0, b0 = 0, l0 = 0, h0 = 0, w, b;
+	char nm[32];
+	enum { N = 20 };
+
+	tu_fill(buf, BLK, 5);
+	/* the first ones open the data zones (one per slot, up to 4) */
+	for (int k = 0; k < N + 4; k++) {
+		uint64_t f;
+
+		if (k == 4) {
+			l0 = stat_of(p, "log_writes");
+			h0 = stat_of(p, "data_header_writes");
+			w0 = stat_of(p, "dev_writes");
+			b0 = stat_of(p, "dev_bytes_written");
+		}
+		snprintf(nm, sizeof(nm), "small%d", k);
+		f = mkfile(p, p->root, nm);
+		assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 0, 0), BLK);
+		assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+		assert_int_equal(ff_fs_flush(p->fs, f), 0);
+		assert_int_equal(ff_fs_release(p->fs, f, O_RDWR), 0);
+	}
+	w = stat_of(p, "dev_writes") - w0;
+	b = stat_of(p, "dev_bytes_written") - b0;
+	print_message("small files: %.2f writes (%.2f log, %.2f data), %.1f KiB per file\n",
+		      (double)w / N, (double)(stat_of(p, "log_writes") - l0) / N,
+		      (double)(stat_of(p, "data_header_writes") - h0) / N, (double)b / N / 1024);
+	assert_true(w <= 2 * N);
+	free(buf);
+}
+
 /* ---- concurrency ---- */
 
 struct gc_arg {
@@ -970,6 +1006,7 @@ int main(void)
 		T2(test_posix_sync_append_one_write),
 		T2(test_posix_inplace_dsync_overwrite),
 		T2(test_posix_subblock_sync),
+		T2(test_posix_small_file_writes),
 		T2(test_posix_group_commit),
 		cmocka_unit_test_setup_teardown(test_posix_mt_shared_zones, setup_emu_tiny,
 						teardown),
