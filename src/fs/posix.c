@@ -259,6 +259,7 @@ struct px_inode {
 	struct px_inode *dead_next;
 };
 
+/* A zone. start, cap, seq are immutable after mount; the rest is guarded by fs->ns. */
 struct px_zone {
 	uint64_t start, cap;
 	bool seq;
@@ -273,11 +274,12 @@ struct px_zone {
 
 struct px_slot {
 	struct ff_mutex mu; /* held from map_write to write_done of one write */
-	uint32_t zone;	    /* UINT32_MAX: none; guarded by fs->ns */
-	uint64_t dseq;	    /* the write in flight (mu held) */
+	uint32_t zone;	    /* UINT32_MAX: none; written with mu and ns held, read with either */
+	uint64_t dseq;	    /* the write in flight; guarded by mu */
 };
 
 struct px_fs {
+	/* immutable after mount */
 	struct ff_fs base;
 	struct ff_fs_opts o;
 	struct ff_dev *dev;
@@ -286,15 +288,16 @@ struct px_fs {
 	uint32_t nr_zones, meta_first, meta_count;
 	uint64_t zone_size;
 	bool ro;
+	int nslots;
 
+	/* guarded by ns: */
 	struct ff_mutex ns;
-	struct px_inode **itab; /* guarded by ns */
+	struct px_inode **itab;
 	size_t icap, icount;
 	uint64_t next_ino, next_dseq;
 	struct px_zone *zones;
-	struct px_inode *dead; /* freed inodes whose cache inode is freed after ns is dropped */
-	int nslots;
-	struct px_slot slots[PX_MAX_SLOTS];
+	struct px_inode *dead;		    /* removed inodes whose cache inode reap() frees */
+	struct px_slot slots[PX_MAX_SLOTS]; /* each with its own mu (see struct px_slot) */
 
 	struct ff_mutex log; /* guards the fields down to leader */
 	pthread_cond_t log_cv;
@@ -339,6 +342,8 @@ static struct px_inode *iget_locked(struct px_fs *fs, uint64_t ino)
 {
 	struct px_inode *i;
 
+	ff_assert_held(&fs->ns);
+
 	if (!fs->icap)
 		return NULL;
 	for (i = fs->itab[ino & (fs->icap - 1)]; i; i = i->hnext)
@@ -349,6 +354,8 @@ static struct px_inode *iget_locked(struct px_fs *fs, uint64_t ino)
 
 static int itab_insert_locked(struct px_fs *fs, struct px_inode *i)
 {
+
+	ff_assert_held(&fs->ns);
 	if (fs->icount + 1 > fs->icap) {
 		size_t cap = fs->icap ? fs->icap * 2 : 1024;
 		struct px_inode **t = calloc(cap, sizeof(*t));
@@ -377,6 +384,8 @@ static int itab_insert_locked(struct px_fs *fs, struct px_inode *i)
 static void itab_remove_locked(struct px_fs *fs, struct px_inode *i)
 {
 	struct px_inode **pp = &fs->itab[i->ino & (fs->icap - 1)];
+
+	ff_assert_held(&fs->ns);
 
 	for (; *pp; pp = &(*pp)->hnext) {
 		if (*pp == i) {
@@ -1811,8 +1820,10 @@ static int check_name(const char *name, size_t *n)
 /* The directory dir, alive. Caller holds ns. */
 static int dir_get_locked(struct px_fs *fs, uint64_t dir, struct px_inode **out)
 {
-	struct px_inode *d = iget_locked(fs, dir);
+	struct px_inode *d;
 
+	ff_assert_held(&fs->ns);
+	d = iget_locked(fs, dir);
 	if (!d)
 		return -ENOENT;
 	if (!d->dir)
@@ -1829,6 +1840,7 @@ static void maybe_free_locked(struct px_fs *fs, struct px_inode *i)
 	struct px_buf b = {0};
 	uint64_t seq;
 
+	ff_assert_held(&fs->ns);
 	if (i->freed || i->nlink || i->nlookup || i->nopen || i->ino == PX_ROOT_INO || fs->ro)
 		return;
 	rec_ifree(&b, i->ino);
@@ -2827,6 +2839,8 @@ out:
 static uint64_t free_blocks_locked(struct px_fs *fs)
 {
 	uint64_t n = 0;
+
+	ff_assert_held(&fs->ns);
 
 	for (uint32_t k = 0; k < fs->nr_zones; k++) {
 		struct px_zone *z = &fs->zones[k];
