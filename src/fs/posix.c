@@ -3858,7 +3858,15 @@ static int px_unmount(struct ff_fs *gfs)
 
 	reap(fs);
 	ret = ff_cache_destroy(fs->cache);
-	if (!fs->ro) {
+	ff_mutex_lock(&fs->log);
+	r = fs->log_err;
+	ff_mutex_unlock(&fs->log);
+	if (r) {
+		/* the log stopped at a write error: nothing more is written, as XFS shuts down */
+		ff_err("posix: unmounting after a metadata write error; what was not committed before it is lost");
+		if (!ret)
+			ret = r;
+	} else if (!fs->ro) {
 		/* everything is written back: the sizes are on the device */
 		ff_mutex_lock(&fs->ns);
 		for (size_t h = 0; h < fs->icap; h++)

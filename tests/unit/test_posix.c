@@ -443,6 +443,69 @@ static void test_posix_small_file_writes(void **state)
 	free(buf);
 }
 
+/* A data write the device fails: the writer gets EIO, the next write works, nothing breaks. */
+static void test_posix_data_write_error(void **state)
+{
+	struct px *p = *state;
+	uint8_t *a = tu_alloc(2 * BLK), *b = tu_alloc(2 * BLK), *rd = tu_alloc(2 * BLK);
+	char env[200];
+	struct stat st;
+	uint64_t f;
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	/* the first raw write to the data zones (zone 4 on) fails */
+	snprintf(env, sizeof(env), "fail_write=1,range=%llu:%llu", 4 * ZS,
+		 (unsigned long long)NZ * ZS);
+	setenv("FOLIOFS_FAULT", env, 1);
+	do_mount_path(p, p->path);
+	unsetenv("FOLIOFS_FAULT");
+	f = mkfile(p, p->root, "e");
+	tu_fill(a, 2 * BLK, 1);
+	tu_fill(b, 2 * BLK, 2);
+	assert_int_equal(ff_fs_write(p->fs, f, a, 2 * BLK, 0, FF_CW_DSYNC), -EIO);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(ff_fs_write(p->fs, f, b, 2 * BLK, 0, FF_CW_DSYNC), 2 * BLK);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 2 * BLK, 0), 2 * BLK);
+	assert_memory_equal(rd, b, 2 * BLK);
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 2 * BLK, 0), 2 * BLK);
+	assert_memory_equal(rd, b, 2 * BLK);
+	free(a);
+	free(b);
+	free(rd);
+}
+
+/*
+ * A log write the device fails: that fsync and every later commit fail (the
+ * log stops, as XFS shuts down), the unmount reports it, and the image mounts
+ * with what was committed before.
+ */
+static void test_posix_log_write_error(void **state)
+{
+	struct px *p = *state;
+	char env[200];
+	struct stat st;
+	uint64_t f;
+	int ret;
+
+	assert_int_equal(ff_fs_mknod(p->fs, p->root, "before", S_IFREG | 0644, 0, &cr, &st), 0);
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	/* the mount's checkpoint is the first write to the metadata zones; the second fails */
+	snprintf(env, sizeof(env), "fail_write=2,range=%llu:%llu", ZS, 4 * ZS);
+	setenv("FOLIOFS_FAULT", env, 1);
+	ret = ff_fs_mount(p->path, &p->o, &p->fs);
+	unsetenv("FOLIOFS_FAULT");
+	assert_int_equal(ret, 0);
+	f = mkfile(p, p->root, "after");
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), -EIO);
+	assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), -EIO);
+	assert_int_equal(ff_fs_unmount(p->fs), -EIO);
+	do_mount_path(p, p->path);
+	assert_int_equal(ff_fs_lookup(p->fs, p->root, "before", &st), 0);
+	assert_int_equal(ff_fs_lookup(p->fs, p->root, "after", &st), -ENOENT);
+}
+
 /* ---- concurrency ---- */
 
 struct gc_arg {
@@ -1007,6 +1070,9 @@ int main(void)
 		T2(test_posix_inplace_dsync_overwrite),
 		T2(test_posix_subblock_sync),
 		T2(test_posix_small_file_writes),
+		T2(test_posix_data_write_error),
+		cmocka_unit_test_setup_teardown(test_posix_log_write_error, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_posix_log_write_error, setup_reg, teardown),
 		T2(test_posix_group_commit),
 		cmocka_unit_test_setup_teardown(test_posix_mt_shared_zones, setup_emu_tiny,
 						teardown),
