@@ -1334,9 +1334,13 @@ static int checkpoint(struct px_fs *fs)
 						rec_dirent_add(&b, i->ino, e->ino, e->cookie,
 							       e->name, e->nlen);
 				}
-			for (size_t k = 0; k < i->next; k++)
+			for (size_t k = 0; k < i->next; k++) {
+				/* known from a header only: committed with this checkpoint */
+				if (!i->ext[k].rseq)
+					i->ext[k].rseq = first;
 				rec_extent(&b, i->ino, i->ext[k].off, i->ext[k].len, i->ext[k].dev,
 					   i->ext[k].dseq, 0);
+			}
 			for (struct px_xattr *x = i->xattrs; x; x = x->next)
 				rec_xattr_set(&b, i->ino, x->name, x->val, x->vlen);
 		}
@@ -1357,7 +1361,6 @@ static int checkpoint(struct px_fs *fs)
 	fs->next_seq = seq;
 	free(fs->pend.p);
 	memset(&fs->pend, 0, sizeof(fs->pend));
-	/* rseq of extents restored by this checkpoint: all committed once it is */
 	ff_mutex_unlock(&fs->log);
 	ff_mutex_unlock(&fs->ns);
 	if (b.err) {
@@ -1536,10 +1539,23 @@ static int slot_zone(struct px_fs *fs, struct px_slot *s)
 	return ret;
 }
 
+/*
+ * A slot for a write of inode ino, its mu held: a free one that has a zone
+ * (no zone to open), else any free one, else wait for ino's own.
+ */
 static struct px_slot *slot_get(struct px_fs *fs, uint64_t ino)
 {
 	int first = (int)(ino % (uint64_t)fs->nslots);
 
+	for (int k = 0; k < fs->nslots; k++) {
+		struct px_slot *s = &fs->slots[(first + k) % fs->nslots];
+
+		if (ff_mutex_trylock(&s->mu)) {
+			if (s->zone != UINT32_MAX)
+				return s;
+			ff_mutex_unlock(&s->mu);
+		}
+	}
 	for (int k = 0; k < fs->nslots; k++) {
 		struct px_slot *s = &fs->slots[(first + k) % fs->nslots];
 
