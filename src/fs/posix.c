@@ -254,7 +254,7 @@ struct px_inode {
 	bool attr_dirty;    /* times or size changed by writes, not logged yet */
 	bool written;	    /* written since the last close's flush */
 	bool freed;
-	struct ff_cinode *ci;	 /* regular files; immutable while the inode lives */
+	struct ff_cinode *ci; /* regular files, made at first use (ci_ensure_locked), then kept */
 	struct ff_mutex io_lock; /* serialises writers and truncates; above ns */
 	struct px_inode *dead_next;
 };
@@ -724,20 +724,12 @@ static struct px_inode *inode_new_locked(struct px_fs *fs, uint64_t ino, uint32_
 		i->dir->next_cookie = 1;
 		i->dir->parent = ino;
 	}
-	if (S_ISREG(mode)) {
-		i->ci = ff_cache_inode_new(fs->cache, i);
-		if (!i->ci)
-			goto fail;
-		ff_cache_inode_set_size(i->ci, 0);
-	}
 	if (itab_insert_locked(fs, i))
 		goto fail;
 	if (ino >= fs->next_ino)
 		fs->next_ino = ino + 1;
 	return i;
 fail:
-	if (i->ci)
-		ff_cache_inode_free(i->ci);
 	free(i->dir);
 	ff_mutex_destroy(&i->io_lock);
 	free(i);
@@ -2390,6 +2382,23 @@ out:
 
 /* ---- data ---- */
 
+/*
+ * The cache inode of a regular file, made at its first use: a directory of a
+ * million files never read costs no cache inodes. Once made it stays until the
+ * inode is removed, so a thread that saw it set under ns may use it unlocked.
+ */
+static int ci_ensure_locked(struct px_fs *fs, struct px_inode *i)
+{
+	ff_assert_held(&fs->ns);
+	if (i->ci)
+		return 0;
+	i->ci = ff_cache_inode_new(fs->cache, i);
+	if (!i->ci)
+		return -ENOMEM;
+	ff_cache_inode_set_size(i->ci, i->size);
+	return 0;
+}
+
 static struct px_inode *file_get(struct px_fs *fs, uint64_t ino, int *err)
 {
 	struct px_inode *i;
@@ -2397,6 +2406,8 @@ static struct px_inode *file_get(struct px_fs *fs, uint64_t ino, int *err)
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
 	*err = !i ? -ENOENT : S_ISDIR(i->mode) ? -EISDIR : !S_ISREG(i->mode) ? -EINVAL : 0;
+	if (!*err)
+		*err = ci_ensure_locked(fs, i);
 	ff_mutex_unlock(&fs->ns);
 	return *err ? NULL : i;
 }
@@ -2471,6 +2482,8 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
 	ret = !i ? -ENOENT : i->dir ? -EISDIR : !S_ISREG(i->mode) ? -EINVAL : 0;
+	if (!ret && (which & FF_SET_SIZE))
+		ret = ci_ensure_locked(fs, i);
 	ff_mutex_unlock(&fs->ns);
 	if (!i)
 		return -ENOENT;
@@ -2529,11 +2542,13 @@ static int px_open(struct ff_fs *gfs, uint64_t ino, int flags, unsigned *open_fl
 	if (i) {
 		i->nopen++;
 		reg = S_ISREG(i->mode);
+		if (reg && (flags & O_TRUNC))
+			ret = ci_ensure_locked(fs, i);
 	}
 	ff_mutex_unlock(&fs->ns);
 	if (!i)
 		return -ENOENT;
-	if ((flags & O_TRUNC) && reg && (flags & O_ACCMODE) != O_RDONLY) {
+	if (!ret && (flags & O_TRUNC) && reg && (flags & O_ACCMODE) != O_RDONLY) {
 		ff_mutex_lock(&i->io_lock);
 		if (i->size)
 			ret = truncate_locked(fs, i, 0);
@@ -2652,13 +2667,25 @@ static int px_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
 	struct px_inode *i;
 	int ret;
 
+	struct ff_cinode *ci = NULL;
+	bool reg = false;
+
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
+	if (i) {
+		ci = i->ci;
+		reg = S_ISREG(i->mode);
+	}
 	ff_mutex_unlock(&fs->ns);
 	if (!i)
 		return -ENOENT;
-	if (i->ci)
-		return ff_cache_fsync(i->ci, datasync);
+	if (ci)
+		return ff_cache_fsync(ci, datasync);
+	if (reg) {
+		/* never read or written here: its records, then the flush */
+		ret = px_commit(i, datasync);
+		return ret ? ret : ff_dev_flush(fs->dev);
+	}
 	ret = log_commit_all(fs);
 	return ret ? ret : ff_dev_flush(fs->dev);
 }
@@ -2678,6 +2705,7 @@ static int px_flush(struct ff_fs *gfs, uint64_t ino)
 {
 	struct px_fs *fs = px_of(gfs);
 	struct px_inode *i;
+	struct ff_cinode *ci = NULL;
 	bool written = false;
 
 	ff_mutex_lock(&fs->ns);
@@ -2685,12 +2713,13 @@ static int px_flush(struct ff_fs *gfs, uint64_t ino)
 	if (i) {
 		written = i->written;
 		i->written = false;
+		ci = i->ci;
 	}
 	ff_mutex_unlock(&fs->ns);
 	/* a close after writes: what was written is on the device when umount returns */
-	if (!i || !i->ci || fs->ro || !written)
+	if (!ci || fs->ro || !written)
 		return 0;
-	return ff_cache_fsync(i->ci, true);
+	return ff_cache_fsync(ci, true);
 }
 
 /* ---- xattrs ---- */
@@ -3656,7 +3685,7 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean)
 		ff_mutex_lock(&fs->ns);
 		i = iget_locked(fs, ino);
 		if (data_ok) {
-			if (i && i->ci && dseq > i->dseq_floor) {
+			if (i && S_ISREG(i->mode) && dseq > i->dseq_floor) {
 				ret = ext_set_newer_locked(fs, i, off, len, pos + PX_BLK, dseq);
 				if (size > i->disk_size)
 					i->disk_size = size;
