@@ -2728,8 +2728,10 @@ static int xattr_name_ok(const char *name)
 {
 	size_t n = strlen(name);
 
+	/* POSIX ACLs are kept as the kernel hands them over (FUSE_POSIX_ACL) */
 	if (strncmp(name, "user.", 5) && strncmp(name, "trusted.", 8) &&
-	    strncmp(name, "security.", 9))
+	    strncmp(name, "security.", 9) && strcmp(name, "system.posix_acl_access") &&
+	    strcmp(name, "system.posix_acl_default"))
 		return -EOPNOTSUPP;
 	if (n > PX_XNAME_MAX)
 		return -ERANGE;

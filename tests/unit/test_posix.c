@@ -253,6 +253,9 @@ static void test_posix_namespace(void **state)
 	assert_int_equal(ff_fs_setxattr(p->fs, f, "user.b", "v", 1, XATTR_REPLACE), -ENODATA);
 	assert_int_equal(ff_fs_setxattr(p->fs, f, "trusted.t", "tt", 2, 0), 0);
 	assert_int_equal(ff_fs_setxattr(p->fs, f, "bogus.t", "tt", 2, 0), -EOPNOTSUPP);
+	assert_int_equal(ff_fs_setxattr(p->fs, f, "system.other", "tt", 2, 0), -EOPNOTSUPP);
+	assert_int_equal(ff_fs_setxattr(p->fs, d, "system.posix_acl_default", "acl", 3, 0), 0);
+	assert_int_equal(ff_fs_getxattr(p->fs, d, "system.posix_acl_default", buf, 3), 3);
 	assert_int_equal(ff_fs_getxattr(p->fs, f, "user.a", NULL, 0), 2);
 	assert_int_equal(ff_fs_getxattr(p->fs, f, "user.a", buf, 1), -ERANGE);
 	assert_int_equal(ff_fs_getxattr(p->fs, f, "user.zz", buf, 10), -ENODATA);
