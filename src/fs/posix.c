@@ -12,7 +12,7 @@
  * memory holds cannot drift apart.
  *
  * Log. Records are queued in memory under the namespace lock in the order of
- * the changes and get their sequence numbers there. ff commits are group
+ * the changes and get their sequence numbers there. Commits are group
  * commits: a committer that needs seq S waits until a leader's write covers
  * it, or becomes the leader and writes every queued record in one
  * PREFLUSH+FUA write. When the metadata zone is full the leader writes a
@@ -24,7 +24,12 @@
  * next group commit. A slot's mutex is held from map_write to write_done, so
  * a zone has one data write in flight and headers form a chain a mount can
  * roll forward. Overwrites of committed extents in conventional space are in
- * place.
+ * place. A regular file's cache inode is made at its first data access.
+ *
+ * Mount: the newest metadata zone with a whole checkpoint, its log replayed
+ * to the first bad record, the open data zones rolled forward from their
+ * committed cursors, orphans (nlink 0) freed, then a fresh checkpoint in the
+ * next metadata zone, so the log never continues after a torn tail.
  *
  * Locks, in order: an inode's io_lock (its writers, truncates), a slot's mu,
  * fs->ns (inodes, dirs, extents, xattrs, zone table, counters), fs->log
