@@ -266,8 +266,20 @@ static void test_posix_namespace(void **state)
 	     ck = next)
 		n++;
 	assert_int_equal(n, 0 + 3);
+	/* nanosecond times, set and kept */
+	memset(&st, 0, sizeof(st));
+	st.st_mtim.tv_sec = 1700000000;
+	st.st_mtim.tv_nsec = 123456789;
+	st.st_atim.tv_sec = 1600000000;
+	st.st_atim.tv_nsec = 987654321;
+	assert_int_equal(ff_fs_setattr(p->fs, c, &st, FF_SET_MTIME | FF_SET_ATIME), 0);
 	remount(p);
 	/* all of it after a remount */
+	assert_int_equal(ff_fs_getattr(p->fs, c, &st), 0);
+	assert_int_equal(st.st_mtim.tv_sec, 1700000000);
+	assert_int_equal(st.st_mtim.tv_nsec, 123456789);
+	assert_int_equal(st.st_atim.tv_nsec, 987654321);
+	assert_true(st.st_ctim.tv_sec > 1700000000);
 	assert_int_equal(lookup(p, d, "f"), f);
 	assert_int_equal(ff_fs_read(p->fs, f, buf, sizeof(buf), 0), 5);
 	assert_memory_equal(buf, "hello", 5);
