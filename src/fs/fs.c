@@ -17,7 +17,7 @@
 #include "foliofs/util.h"
 #include "internal.h"
 
-static const struct ff_fs_fmt *const formats[] = {&ff_fmt_zonefs};
+static const struct ff_fs_fmt *const formats[] = {&ff_fmt_zonefs, &ff_fmt_posix};
 
 /* The default format of mkfs. */
 #define DEFAULT_FORMAT FF_FMT_ZONEFS
@@ -75,7 +75,13 @@ int ff_fs_check(const char *path, bool read_only)
 
 int ff_fs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 {
-	return detect(path)->fsck(path, flags, r);
+	const struct ff_fs_fmt *f = detect(path);
+
+	if (!f->fsck) {
+		ff_err("%s: fsck.foliofs cannot check the %s format yet", path, f->name);
+		return -EOPNOTSUPP;
+	}
+	return f->fsck(path, flags, r);
 }
 
 int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out)
