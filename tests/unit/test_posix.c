@@ -25,6 +25,7 @@
 #include "foliofs/fault.h"
 #include "foliofs/fs.h"
 #include "testutil.h"
+#include "../../src/dev/internal.h"
 
 #define ZS  (8ull << 20)
 #define NZ  24
@@ -531,26 +532,29 @@ static void test_posix_data_write_error(void **state)
  * log stops, as XFS shuts down), the unmount reports it, and the image mounts
  * with what was committed before.
  */
+static int fail_meta_writes(struct ff_dev *dev, uint64_t off, size_t len)
+{
+	(void)dev;
+	(void)len;
+	return off >= ZS && off < 4 * ZS ? -EIO : 0;
+}
+
 static void test_posix_log_write_error(void **state)
 {
 	struct px *p = *state;
-	char env[200];
 	struct stat st;
 	uint64_t f;
-	int ret;
 
 	assert_int_equal(ff_fs_mknod(p->fs, p->root, "before", S_IFREG | 0644, 0, &cr, &st), 0);
-	assert_int_equal(ff_fs_unmount(p->fs), 0);
-	/* the mount's checkpoint is the first write to the metadata zones; the second fails */
-	snprintf(env, sizeof(env), "fail_write=2,range=%llu:%llu", ZS, 4 * ZS);
-	setenv("FOLIOFS_FAULT", env, 1);
-	ret = ff_fs_mount(p->path, &p->o, &p->fs);
-	unsetenv("FOLIOFS_FAULT");
-	assert_int_equal(ret, 0);
+	remount(p);
+	/* from now on the device fails every write to the metadata zones */
+	ff_dev_fault_hook = fail_meta_writes;
 	f = mkfile(p, p->root, "after");
 	assert_int_equal(ff_fs_fsync(p->fs, f, false), -EIO);
 	assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), -EIO);
 	assert_int_equal(ff_fs_unmount(p->fs), -EIO);
+	p->fs = NULL;
+	ff_dev_fault_hook = NULL;
 	do_mount_path(p, p->path);
 	assert_int_equal(ff_fs_lookup(p->fs, p->root, "before", &st), 0);
 	assert_int_equal(ff_fs_lookup(p->fs, p->root, "after", &st), -ENOENT);
