@@ -290,6 +290,13 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 		 * file_remove_privs, sending the new mode), as for ext4.
 		 */
 		conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+		/*
+		 * POSIX ACLs: the kernel checks them and keeps the mode in
+		 * step (setfacl, chmod); the format stores them as the xattrs
+		 * system.posix_acl_access and _default.
+		 */
+		if (conn->capable & FUSE_CAP_POSIX_ACL)
+			conn->want |= FUSE_CAP_POSIX_ACL;
 	} else {
 		/* the zonefs tree lists little, and as it always has */
 		conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
@@ -508,6 +515,26 @@ static unsigned write_flags(int flags)
 	return f;
 }
 
+/*
+ * A write or fallocate by one who may not keep them clears setuid, and
+ * setgid with group execute (the kernel's file_remove_privs and
+ * should_remove_suid, which a direct_io write never reaches). Root (the
+ * holder of CAP_FSETID, as far as a request tells) keeps them.
+ */
+static void remove_privs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct stat st;
+
+	if (!ns_format() || fuse_req_ctx(req)->uid == 0 || ff_fs_getattr(g_fs, to_ino(ino), &st))
+		return;
+	if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		st.st_mode &= ~(mode_t)S_ISGID;
+	else if (!(st.st_mode & S_ISUID))
+		return;
+	st.st_mode &= ~(mode_t)S_ISUID;
+	ff_fs_setattr(g_fs, to_ino(ino), &st, FF_SET_MODE);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
@@ -519,7 +546,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	 * nothing later would make it durable before umount returns.
 	 */
 	int flags = fi->flags | (int)fi->fh | (fi->writepage ? O_DSYNC : 0);
-	ssize_t r = ff_fs_write(g_fs, to_ino(ino), buf, size, (uint64_t)off, write_flags(flags));
+	ssize_t r;
+
+	if (!fi->writepage)
+		remove_privs(req, ino);
+	r = ff_fs_write(g_fs, to_ino(ino), buf, size, (uint64_t)off, write_flags(flags));
 
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
@@ -569,6 +600,9 @@ static void ns_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		return;
 	}
 	n = ff_fs_getxattr(g_fs, to_ino(ino), name, buf, size);
+	/* the kernel asks for ACLs on its own: a format without them has none, not an error */
+	if (n == -EOPNOTSUPP && !strncmp(name, "system.posix_acl_", 17))
+		n = -ENODATA;
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (size == 0)
@@ -782,6 +816,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, of
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
+	remove_privs(req, ino);
 	fuse_reply_err(req,
 		       -ff_fs_fallocate(g_fs, to_ino(ino), mode, (uint64_t)off, (uint64_t)len));
 }
@@ -1100,11 +1135,13 @@ int main(int argc, char *argv[])
 	}
 	/*
 	 * A namespace is for every user, as a kernel filesystem's is: mounted
-	 * by root, others may use it too (default_permissions checks them).
-	 * Only root may ask that without user_allow_other in /etc/fuse.conf.
+	 * by root, others may use it too (default_permissions checks them),
+	 * and its device nodes and setuid files work (FUSE's default is nodev,
+	 * nosuid). Only root may ask that without user_allow_other in
+	 * /etc/fuse.conf; -o nodev,nosuid after it still wins.
 	 */
 	if (ns_format() && geteuid() == 0)
-		fuse_opt_add_arg(&args, "-oallow_other");
+		fuse_opt_add_arg(&args, "-oallow_other,dev,suid");
 	se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
 	if (!se) {
 		fprintf(stderr,

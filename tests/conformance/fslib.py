@@ -21,6 +21,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 BUILD = os.environ.get("FOLIOFS_BUILD", os.path.join(ROOT, "build"))
 FOLIOFS = os.path.join(BUILD, "src/fuse/foliofs")
 MKFS = os.path.join(BUILD, "src/cli/mkfs.foliofs")
+# the FUSE layer over an in-memory filesystem (tests/conformance/memfs.c)
+MEMFS = os.path.join(BUILD, "tests/conformance/foliofs-memfs")
 # how mkfs.foliofs is asked for the posix format
 POSIX_MKFS_ARGS = os.environ.get("FOLIOFS_POSIX_MKFS_ARGS", "--format posix").split()
 SKIP = 77
@@ -101,6 +103,8 @@ class Mount:
     def mkfs(self):
         with open(self.img, "wb") as f:
             f.truncate(self.size)
+        if self.kind == "memfs":
+            return
         if self.kind == "ext4":
             r = run(["mkfs.ext4", "-q", "-F", "-O", "^has_journal", self.img])
         elif self.kind == "xfs":
@@ -117,8 +121,8 @@ class Mount:
                 raise RuntimeError(f"mount {self.kind}: {r.stdout.strip()}")
             return
         log = open(os.path.join(self.work, "foliofs.log"), "a")
-        self.proc = subprocess.Popen([FOLIOFS, "-f", self.img, self.path], stdout=log,
-                                     stderr=log)
+        exe = MEMFS if self.kind == "memfs" else FOLIOFS
+        self.proc = subprocess.Popen([exe, "-f", self.img, self.path], stdout=log, stderr=log)
         for _ in range(200):
             if os.path.ismount(self.path):
                 return
