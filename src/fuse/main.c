@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
+#include "acl.h"
 
 #define MAX_IO	(1u << 20)
 #define PAGE_SZ 4096u
@@ -297,6 +298,9 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 		 */
 		if (conn->capable & FUSE_CAP_POSIX_ACL)
 			conn->want |= FUSE_CAP_POSIX_ACL;
+		/* the umask is applied here, and only where no default ACL applies instead */
+		if (conn->capable & FUSE_CAP_DONT_MASK)
+			conn->want |= FUSE_CAP_DONT_MASK;
 	} else {
 		/* the zonefs tree lists little, and as it always has */
 		conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
@@ -354,6 +358,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (to_set & FUSE_SET_ATTR_CTIME)
 		which |= FF_SET_CTIME;
 	ret = ff_fs_setattr(g_fs, to_ino(ino), attr, which);
+	if (!ret && (which & FF_SET_MODE) && ns_format())
+		ret = ff_acl_chmod(g_fs, to_ino(ino), attr->st_mode);
 	if (!ret)
 		ret = ff_fs_getattr(g_fs, to_ino(ino), &st);
 	if (ret)
@@ -713,20 +719,49 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 	fuse_reply_none(req);
 }
 
+/*
+ * The mode a new node is made with: the kernel leaves the umask to us
+ * (FUSE_CAP_DONT_MASK), which a default ACL of the directory replaces.
+ */
+static mode_t create_mode(fuse_req_t req, fuse_ino_t parent, mode_t mode)
+{
+	return ff_acl_create_mode(g_fs, to_ino(parent), mode, fuse_req_ctx(req)->umask);
+}
+
+/* After a node was made: what the directory's default ACL gives it, and *st anew. */
+static void inherit_acl(fuse_ino_t parent, struct stat *st)
+{
+	int ret = ff_acl_inherit(g_fs, to_ino(parent), (uint64_t)st->st_ino, st->st_mode);
+
+	if (!ret)
+		ret = ff_fs_getattr(g_fs, (uint64_t)st->st_ino, st);
+	/* the node is made and counted: failing now would leak its lookup */
+	if (ret)
+		ff_err("inheriting a default ACL for inode %llu: %s",
+		       (unsigned long long)st->st_ino, strerror(-ret));
+}
+
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	struct ff_cred cr = req_cred(req);
 	struct stat st;
+	int ret = ff_fs_mknod(g_fs, to_ino(parent), name, create_mode(req, parent, mode), rdev, &cr,
+			      &st);
 
-	reply_entry(req, ff_fs_mknod(g_fs, to_ino(parent), name, mode, rdev, &cr, &st), &st);
+	if (!ret)
+		inherit_acl(parent, &st);
+	reply_entry(req, ret, &st);
 }
 
 static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	struct ff_cred cr = req_cred(req);
 	struct stat st;
+	int ret = ff_fs_mkdir(g_fs, to_ino(parent), name, create_mode(req, parent, mode), &cr, &st);
 
-	reply_entry(req, ff_fs_mkdir(g_fs, to_ino(parent), name, mode, &cr, &st), &st);
+	if (!ret)
+		inherit_acl(parent, &st);
+	reply_entry(req, ret, &st);
 }
 
 static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
@@ -791,12 +826,14 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	struct fuse_entry_param e = {0};
 	struct ff_cred cr = req_cred(req);
 	unsigned of = 0;
-	int ret = ff_fs_create(g_fs, to_ino(parent), name, mode, fi->flags, &cr, &e.attr, &of);
+	int ret = ff_fs_create(g_fs, to_ino(parent), name, create_mode(req, parent, mode),
+			       fi->flags, &cr, &e.attr, &of);
 
 	if (ret) {
 		fuse_reply_err(req, -ret);
 		return;
 	}
+	inherit_acl(parent, &e.attr);
 	e.ino = to_node((uint64_t)e.attr.st_ino);
 	e.attr_timeout = attr_timeout(&e.attr);
 	e.entry_timeout = entry_timeout();
@@ -925,7 +962,10 @@ out_reply:
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	fuse_reply_err(req, -ff_fs_setxattr(g_fs, to_ino(ino), name, value, size, flags));
+	if (ns_format())
+		fuse_reply_err(req, -ff_acl_set(g_fs, to_ino(ino), name, value, size, flags));
+	else
+		fuse_reply_err(req, -ff_fs_setxattr(g_fs, to_ino(ino), name, value, size, flags));
 }
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)

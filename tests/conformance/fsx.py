@@ -405,7 +405,7 @@ def first_diff(got, want):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fs", default="foliofs", choices=["foliofs", "ext4", "xfs"])
+    ap.add_argument("--fs", default="foliofs", choices=["foliofs", "memfs", "ext4", "xfs"])
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--ops", type=int, default=0, help="stop after N calls")
     ap.add_argument("--seconds", type=float, default=100, help="stop after T s (no --ops)")
@@ -422,6 +422,9 @@ def main():
         if not ok:
             kind, skip_why = "ext4", why
             a.seconds = min(a.seconds, 20)
+    if kind == "memfs" and not os.access(fslib.MEMFS, os.X_OK):
+        print(f"SKIP: no {fslib.MEMFS}")
+        return fslib.SKIP
     m = fslib.Mount(kind, work)
     rc = 0
     print(f"fsx: {kind}, seed {seed} (replay: fsx.py --fs {kind} --seed {seed} --ops N)")
@@ -445,7 +448,12 @@ def main():
             os.close(fd)
         f.fds = []
         f.check_all()
+        if kind in ("foliofs", "memfs"):
+            m.umount()  # its exit status counts (memfs: the lookup counts added up)
         print(f"fsx: {f.count} calls, {remounts} remounts, seed {seed}: the model held")
+    except RuntimeError as e:
+        print(f"FAIL fsx: {kind}, seed {seed}: {e}")
+        rc = 1
     except Mismatch as e:
         print(f"FAIL fsx: {kind}, seed {seed}, call {f.count}: {e}")
         print("  the calls before it:\n    " + "\n    ".join(f.log[-25:]))

@@ -410,6 +410,50 @@ def c_xattr(t):
     t.do("get the ACL after chmod", os.getxattr, p("f"), "system.posix_acl_access")
 
 
+def acl(*entries):
+    """A system.posix_acl_* value: entries of (tag, perm, id)."""
+    tags = {"u": 2, "U": 1, "g": 8, "G": 4, "m": 0x10, "o": 0x20}
+    b = (2).to_bytes(4, "little")
+    for tag, perm, ident in entries:
+        b += (tags[tag].to_bytes(2, "little") + perm.to_bytes(2, "little") +
+              (ident if ident is not None else 0xffffffff).to_bytes(4, "little"))
+    return b
+
+
+def c_acl(t):
+    """POSIX ACLs: the mode kept in step, chmod, default ACLs inherited instead of the umask."""
+    p = t.p
+    os.mkdir(p("d"))
+    write_file(p("f"), b"")
+    full = acl(("U", 7, None), ("u", 5, UA), ("G", 5, None), ("m", 7, None), ("o", 1, None))
+    t.do("set a default ACL on d", os.setxattr, p("d"), "system.posix_acl_default", full,
+         watch=["d"])
+    t.do("set a default ACL on a file", os.setxattr, p("f"), "system.posix_acl_default", full)
+    t.do("a bad ACL", os.setxattr, p("f"), "system.posix_acl_access", b"\x02\0\0\0\x01")
+    t.do("an ACL equal to a mode", os.setxattr, p("f"), "system.posix_acl_access",
+         acl(("U", 6, None), ("G", 0, None), ("o", 4, None)), watch=["f"])
+    t.do("it is not stored", os.getxattr, p("f"), "system.posix_acl_access")
+    os.umask(0o077)
+    t.do("create in d under umask 077", write_file, p("d/f"), b"", 0o666, watch=["d/f"])
+    t.do("its ACL", os.getxattr, p("d/f"), "system.posix_acl_access")
+    t.do("mkdir in d", os.mkdir, p("d/e"), 0o777, watch=["d/e"])
+    t.do("its default ACL", os.getxattr, p("d/e"), "system.posix_acl_default")
+    t.do("its access ACL", os.getxattr, p("d/e"), "system.posix_acl_access")
+    t.do("mknod a fifo in d", os.mkfifo, p("d/p"), 0o640, watch=["d/p"])
+    t.do("create outside d under umask 077", write_file, p("g"), b"", 0o666, watch=["g"])
+    os.umask(0o022)
+    t.do("chmod d/f", os.chmod, p("d/f"), 0o604, watch=["d/f"])
+    t.do("its ACL after chmod", os.getxattr, p("d/f"), "system.posix_acl_access")
+    t.do("user 1101 reads d/f through the ACL", lambda: fslib.as_user(
+        UA, GA, [GA], lambda: [str(os.access(p("d/f"), os.R_OK))]))
+    t.do("user 1102 does not", lambda: fslib.as_user(
+        UB, GB, [GB], lambda: [str(os.access(p("d/f"), os.R_OK))]))
+    t.do("remove the access ACL", os.removexattr, p("d/f"), "system.posix_acl_access",
+         watch=["d/f"])
+    t.do("remove the default ACL", os.removexattr, p("d"), "system.posix_acl_default")
+    t.do("list d/e", lambda: sorted(os.listxattr(p("d/e"))))
+
+
 def perm_calls(root, who):
     """The calls of c_perms made as an unprivileged user: a transcript of its own."""
     t = T(root)
@@ -635,6 +679,7 @@ def c_remount(t, mount):
 MEMFS_SKIPS = ("seek", "remount")
 
 CASES = ["types", "rename", "open_unlinked", "truncate", "fallocate", "seek", "times", "xattr",
+         "acl",
          "perms", "bigdir", "readdir_stable", "statfs", "inodes", "remount"]
 
 
