@@ -147,6 +147,12 @@ struct ff_cache_opts {
  * completes an O_DIRECT write; the cache still does the alignment.
  */
 #define FF_CW_DIRECT (1u << 2)
+/*
+ * ff_cache_read: end the read at the cache's size, taken under the
+ * invalidate lock: a read never spans a truncate or reset, so it returns
+ * what the file held before it or after it, never a mix.
+ */
+#define FF_CR_EOF (1u << 3)
 
 int ff_cache_create(struct ff_dev *dev, const struct ff_cache_ops *ops,
 		    const struct ff_cache_opts *opts, struct ff_cache **out);

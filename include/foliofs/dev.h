@@ -110,6 +110,12 @@ struct ff_emu_opts {
 /* I/O flags */
 #define FF_IO_DSYNC    (1u << 0) /* durable on completion: RWF_DSYNC / FUA */
 #define FF_IO_PREFLUSH (1u << 1) /* earlier completed writes made durable first */
+/*
+ * On the device when it completes, as an O_DIRECT write: it survives the
+ * process (not a power cut). A device whose zone state lives in this process
+ * (the emulation's write pointers) writes that state with it, durably.
+ */
+#define FF_IO_STABLE (1u << 2)
 
 int ff_dev_open(const char *path, const struct ff_dev_opts *opts, struct ff_dev **out);
 void ff_dev_close(struct ff_dev *dev);
@@ -183,6 +189,20 @@ enum ff_uring_mode ff_dev_uring_mode(void);
 const char *ff_dev_uring_mode_name(enum ff_uring_mode mode);
 /* "per-thread" or "io-thread"; 0 or -EINVAL. */
 int ff_dev_parse_uring_mode(const char *s, enum ff_uring_mode *out);
+
+/*
+ * fsck: check an emulated device's pointer records without writing. Each
+ * record slot of a sequential zone must be either never written (all zero)
+ * or a whole valid record of that zone (magic, zone, checksum, F <= W <=
+ * capacity, the rest of the block zero). report() is called for each slot
+ * that is neither. *rolled_back (may be NULL) counts the zones whose newest
+ * record's data was incomplete, so that the open rolled their pointer back
+ * (the normal state after a power cut). Returns the number of bad slots, 0
+ * on a device that is not emulated, or -errno.
+ */
+typedef void (*ff_dev_check_cb)(void *arg, uint32_t zone, unsigned slot, const char *what);
+int ff_dev_check_records(struct ff_dev *dev, ff_dev_check_cb report, void *arg,
+			 uint32_t *rolled_back);
 
 struct ff_dev_stats {
 	uint64_t reads, writes, flushes, zone_ops;

@@ -89,6 +89,35 @@ int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, si
 /* Open and check a device without mounting it (nothing is written). */
 int ff_fs_check(const char *path, bool read_only);
 
+/*
+ * fsck: check a whole device without mounting it and without writing to it
+ * (the zonefs format has nothing a repair could restore that the mount does
+ * not already: FF_FSCK_REPAIR and FF_FSCK_PREEN are accepted and change
+ * nothing). Holds the device's one-user lock meanwhile: a mounted device is
+ * -EBUSY. Each problem goes to r->problem and counts in r->problems; notes
+ * (a state the mount handles, such as a pointer rolled back after a power
+ * cut) go to r->note. r->progress, when set, is called as zones are checked.
+ * Returns 0 when the check ran (r->problems says what it found) or -errno
+ * when it could not run (the device cannot be opened or is in use).
+ */
+#define FF_FSCK_READ_ONLY (1u << 0) /* -n */
+#define FF_FSCK_REPAIR	  (1u << 1) /* -y */
+#define FF_FSCK_PREEN	  (1u << 2) /* -p / -a */
+#define FF_FSCK_FORCE	  (1u << 3) /* -f */
+struct ff_fsck_report {
+	void (*problem)(void *arg, const char *msg);		    /* may be NULL */
+	void (*note)(void *arg, const char *msg);		    /* may be NULL */
+	void (*progress)(void *arg, uint64_t done, uint64_t total); /* may be NULL */
+	void *arg;
+	/* out */
+	const char *format; /* "zonefs" once the superblock was read */
+	char label[FF_ZONEFS_LABEL_LEN + 1];
+	uint32_t nr_zones, nr_cnv_zones;
+	uint32_t problems, notes, repaired;
+	uint32_t zones_empty, zones_open, zones_closed, zones_full, zones_bad;
+	uint64_t bytes_used; /* written bytes of sequential zones */
+};
+int ff_fs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r);
 int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out);
 /* Writes everything back, closes. Returns the first error. */
 int ff_fs_unmount(struct ff_fs *fs);

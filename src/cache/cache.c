@@ -1053,9 +1053,11 @@ ssize_t ff_cache_read(struct ff_cinode *ci, void *buf, size_t len, uint64_t off,
 	size_t done = 0;
 	int ret = 0;
 
-	(void)flags;
 	pthread_rwlock_rdlock(&ci->inval);
 	ff_mutex_lock(&ci->lock);
+	if ((flags & FF_CR_EOF) && ci->isize != UINT64_MAX)
+		len = off >= ci->isize ? 0
+				       : (size_t)(len < ci->isize - off ? len : ci->isize - off);
 	while (done < len) {
 		uint64_t pos = off + done;
 		struct folio *f = ff_idx_find(ci, pos);
@@ -1347,7 +1349,7 @@ ssize_t ff_cache_write(struct ff_cinode *ci, const void *buf, size_t len, uint64
 	}
 	if (c->o.sync_mode == FF_SYNC_WRITETHROUGH) {
 		/* O_DIRECT alone: on the device when acknowledged, without FUA */
-		r = write_through(ci, buf, len, off, sync ? FF_IO_DSYNC : 0,
+		r = write_through(ci, buf, len, off, sync ? FF_IO_DSYNC : FF_IO_STABLE,
 				  sync ? FF_MAPW_SYNC : 0);
 		goto out_unlock;
 	}

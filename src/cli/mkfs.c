@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
 
@@ -148,6 +149,12 @@ int main(int argc, char **argv)
 		fprintf(stderr,
 			"mkfs.foliofs: --conv-zones must be at least 1: zone 0 holds the superblock\n");
 		return 2;
+	}
+	/* progress on a terminal only: scripts get the summary line alone */
+	if (isatty(STDOUT_FILENO)) {
+		printf("mkfs.foliofs: laying out zones, resetting sequential zones and writing the superblock on %s...\n",
+		       argv[optind]);
+		fflush(stdout);
 	}
 	ret = ff_fs_mkfs(argv[optind], &o, summary, sizeof(summary));
 	if (ret) {

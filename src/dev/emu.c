@@ -919,6 +919,76 @@ out_err:
 	return ret;
 }
 
+/* ---- fsck: the records, read-only ---- */
+
+static bool blk_zero_from(const uint8_t *p, size_t from, size_t n)
+{
+	for (size_t i = from; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+int ff_dev_check_records(struct ff_dev *dev, ff_dev_check_cb report, void *arg,
+			 uint32_t *rolled_back)
+{
+	struct emu_state *e = dev->emu;
+	uint8_t *blk = NULL;
+	int bad = 0, ret = 0;
+
+	if (rolled_back)
+		*rolled_back = 0;
+	if (!e)
+		return 0;
+	if (posix_memalign((void **)&blk, 4096, e->t.lblock))
+		return -ENOMEM;
+	for (uint32_t i = e->t.nr_cnv; i < e->t.nr_zones; i++) {
+		struct emu_rec r, newest = {0};
+		bool have = false;
+
+		for (unsigned s = 0; s < 2; s++) {
+			const char *what = NULL;
+
+			ret = read_block(dev->fd, blk, e->t.lblock, slot_off(e, i, s));
+			if (ret)
+				goto out;
+			memcpy(&r, blk, sizeof(r));
+			if (blk_zero_from(blk, 0, e->t.lblock))
+				continue; /* never written */
+			if (r.magic != EMU_REC_MAGIC)
+				what = "not a pointer record (bad magic)";
+			else if (r.crc != rec_crc(&r))
+				what = "pointer record checksum mismatch";
+			else if (r.zone != i)
+				what = "pointer record of another zone";
+			else if (r.from > r.wp || r.wp > e->t.zone_cap)
+				what = "pointer record beyond the zone capacity";
+			else if (!blk_zero_from(blk, sizeof(r), e->t.lblock))
+				what = "pointer record block has data after the record";
+			if (what) {
+				bad++;
+				if (report)
+					report(arg, i, s, what);
+				continue;
+			}
+			if (!have || r.seq > newest.seq)
+				newest = r;
+			have = true;
+		}
+		if (have && rolled_back) {
+			uint64_t wp;
+
+			ff_mutex_lock(&e->lock);
+			wp = e->z[i].wp;
+			ff_mutex_unlock(&e->lock);
+			*rolled_back += wp != newest.wp;
+		}
+	}
+out:
+	free(blk);
+	return ret ? ret : bad;
+}
+
 /* ---- format ---- */
 
 int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *o, bool force)

@@ -228,6 +228,12 @@ static void lead_locked(struct ff_dev *dev, uint32_t zone, struct zq_zone *z)
 		last = r;
 		nreq++;
 	}
+	/*
+	 * An emulated zone's pointer lives in this process until its record is
+	 * written: a write that must survive the process carries it durably.
+	 */
+	if ((flags & FF_IO_STABLE) && dev->emu)
+		flags |= FF_IO_DSYNC;
 	/* durable over data that is not: flush that data first (PREFLUSH|FUA) */
 	flush = (flags & FF_IO_DSYNC) && volatile_below_locked(dev, z);
 	ff_mutex_unlock(&z->lock);

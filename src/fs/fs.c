@@ -73,6 +73,11 @@ int ff_fs_check(const char *path, bool read_only)
 	return detect(path)->check(path, read_only);
 }
 
+int ff_fs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
+{
+	return detect(path)->fsck(path, flags, r);
+}
+
 int ff_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out)
 {
 	return detect(path)->mount(path, o, out);

@@ -25,6 +25,8 @@ struct ff_fs_fmt {
 	bool (*probe)(const void *blk0);
 	int (*mkfs)(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len);
 	int (*check)(const char *path, bool read_only);
+	/* fsck.foliofs's check of a device this format recognised (fs.h ff_fs_fsck) */
+	int (*fsck)(const char *path, unsigned flags, struct ff_fsck_report *r);
 	int (*mount)(const char *path, const struct ff_fs_opts *o, struct ff_fs **out);
 	int (*unmount)(struct ff_fs *fs);
 	uint64_t (*root_ino)(const struct ff_fs *fs);
@@ -73,7 +75,8 @@ struct ff_fs_fmt {
 
 extern const struct ff_fs_fmt ff_fmt_zonefs;
 
-/* super.c: the zonefs format's mkfs */
+/* super.c: the zonefs format's mkfs; zonefs_fsck.c: its fsck */
 int ff_zonefs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len);
+int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r);
 
 #endif

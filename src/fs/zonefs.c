@@ -840,18 +840,19 @@ static ssize_t zf_read(struct ff_fs *gfs, uint64_t ino, void *buf, size_t len, u
 {
 	struct zf_fs *fs = zf_of(gfs);
 	struct zf_inode *zi = file_of(fs, ino);
-	uint64_t size;
 
 	if (!zi)
 		return -EISDIR;
 	if (atomic_load(&zi->state) == ZF_OFFLINE)
 		return -EPERM; /* as the kernel: an offline zone's file is immutable, mode 000 */
-	size = atomic_load(&zi->size);
-	if (off >= size)
+	/*
+	 * The cache ends the read at its own size, under the invalidate lock
+	 * that a reset or finish holds exclusive: a size read here could
+	 * already be stale.
+	 */
+	if (off >= zi->cap)
 		return 0;
-	if (len > size - off)
-		len = (size_t)(size - off);
-	return ff_cache_read(zi->ci, buf, len, off, 0);
+	return ff_cache_read(zi->ci, buf, len, off, FF_CR_EOF);
 }
 
 /*
@@ -1241,6 +1242,7 @@ const struct ff_fs_fmt ff_fmt_zonefs = {
 	.probe = zf_probe,
 	.mkfs = ff_zonefs_mkfs,
 	.check = zf_check,
+	.fsck = ff_zonefs_fsck,
 	.mount = zf_mount,
 	.unmount = zf_unmount,
 	.root_ino = zf_root_ino,

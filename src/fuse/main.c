@@ -34,6 +34,7 @@
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
 #include "acl.h"
+#include "stat.h"
 
 #define MAX_IO	(1u << 20)
 #define PAGE_SZ 4096u
@@ -1094,6 +1095,8 @@ int main(int argc, char *argv[])
 	bool log_pumping = false;
 	pthread_t log_thr;
 
+	if (argc > 1 && !strcmp(argv[1], "stat"))
+		return ff_stat_main(argc - 1, argv + 1);
 	ff_log_set_level(FF_LOG_WARN);
 	/*
 	 * Keep the daemon's RSS near the cache budget (the folio data itself is

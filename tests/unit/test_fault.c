@@ -530,6 +530,35 @@ static void test_fault_record_chain_only_on_durable_records(void **state)
 	unlink(log);
 }
 
+/*
+ * kill -9 of the process that holds an emulated device keeps what the image
+ * file was given, not what the process meant to write later: an O_DIRECT
+ * write (FF_IO_STABLE) is acknowledged on the device, so the pointer that
+ * says it is there must be on the image when it completes. A plain write is
+ * the counter-check: its pointer may be lost with the process.
+ */
+static void test_fault_stable_write_survives_kill(void **state)
+{
+	struct fx *f = *state;
+	struct ff_zone z;
+
+	open_with(f, "vlog=%s");
+	assert_int_equal(wr(f, 5 * ZS, 1, 0), BLK);
+	assert_int_equal(wr(f, 5 * ZS + BLK, 2, FF_IO_STABLE), BLK);
+	assert_int_equal(wr(f, 6 * ZS, 3, 0), BLK);
+	ff_fault_kill(f->dev); /* the process dies: nothing more reaches the image */
+	ff_dev_close(f->dev);
+	f->dev = NULL;
+	unsetenv("FOLIOFS_FAULT");
+	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
+	assert_int_equal(ff_dev_report(f->dev, 5, 1, &z), 1);
+	assert_int_equal(z.wp, 5 * ZS + 2 * BLK);
+	assert_blk(f, 5 * ZS, 1);
+	assert_blk(f, 5 * ZS + BLK, 2);
+	assert_int_equal(ff_dev_report(f->dev, 6, 1, &z), 1);
+	assert_int_equal(z.wp, 6 * ZS);
+}
+
 static void test_fault_bad_spec_refuses(void **state)
 {
 	struct fx *f = *state;
@@ -561,6 +590,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fault_close_compaction_after_volatile_data,
 						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fault_stable_write_survives_kill, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_fault_bad_spec_refuses, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_dsync_after_volatile_flushes_first,
 						setup, teardown),

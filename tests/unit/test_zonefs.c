@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 #include <cmocka.h>
 #include "foliofs/dev.h"
@@ -232,6 +233,85 @@ static void test_zonefs_size_after_data(void **state)
 		check_content(z, s[f].ino, src, SAD_TOTAL);
 	}
 	free(src);
+}
+
+/* ---- reads racing resets ---- */
+
+struct rvr {
+	struct zfx *z;
+	uint64_t ino;
+	_Atomic bool stop;
+	_Atomic uint64_t reads, bad;
+};
+
+/* Every byte a writer puts in the file is non-zero: zeros read back were never written. */
+static void *rvr_writer_fn(void *arg)
+{
+	struct rvr *r = arg;
+	uint8_t *buf = tu_alloc(128 << 10);
+	struct stat st = {.st_size = 0};
+
+	for (unsigned gen = 0; !atomic_load(&r->stop); gen++) {
+		uint64_t size = 0;
+
+		memset(buf, 1 + (int)(gen % 250), 128 << 10);
+		for (int i = 0; i < 4; i++) {
+			size_t len = 4096u * (1 + (gen + (unsigned)i) % 16) + (i == 3 ? 100 : 0);
+			ssize_t w = ff_fs_write(r->z->fs, r->ino, buf, len, size,
+						i == 1 ? FF_CW_SYNC : 0);
+
+			if (w != (ssize_t)len)
+				break;
+			size += len;
+		}
+		if (ff_fs_setattr(r->z->fs, r->ino, &st, FF_SET_SIZE))
+			break;
+	}
+	free(buf);
+	return NULL;
+}
+
+static void *rvr_reader_fn(void *arg)
+{
+	struct rvr *r = arg;
+	uint8_t *buf = tu_alloc(256 << 10);
+
+	while (!atomic_load(&r->stop)) {
+		ssize_t n = ff_fs_read(r->z->fs, r->ino, buf, 256 << 10, 0);
+
+		atomic_fetch_add(&r->reads, 1);
+		for (ssize_t i = 0; i < n; i++) {
+			if (!buf[i]) {
+				atomic_fetch_add(&r->bad, 1);
+				break;
+			}
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+/*
+ * A read racing a reset returns what the file held before it or after it,
+ * never zeros below a size that the reset has already taken away.
+ */
+static void test_zonefs_reads_racing_resets(void **state)
+{
+	struct zfx *z = *state;
+	struct rvr r = {.z = z, .ino = ino_of(z, "seq", "1")};
+	pthread_t w, rd[2];
+	struct timespec ts = {.tv_sec = 1, .tv_nsec = 500000000};
+
+	pthread_create(&w, NULL, rvr_writer_fn, &r);
+	for (int i = 0; i < 2; i++)
+		pthread_create(&rd[i], NULL, rvr_reader_fn, &r);
+	nanosleep(&ts, NULL); /* how long the race runs, not a wait for an event */
+	atomic_store(&r.stop, true);
+	pthread_join(w, NULL);
+	for (int i = 0; i < 2; i++)
+		pthread_join(rd[i], NULL);
+	assert_true(atomic_load(&r.reads) > 0);
+	assert_int_equal(atomic_load(&r.bad), 0);
 }
 
 /* ---- finish ---- */
@@ -520,6 +600,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_zonefs_size_after_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zonefs_reads_racing_resets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zonefs_finish_writes_partial_tail, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_zonefs_direct_write_reaches_device,

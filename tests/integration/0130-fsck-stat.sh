@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# fsck.foliofs's exit codes (e2fsck's): 0 on a freshly formatted image and on
+# one written through a mount; 4 on a superblock with a bad checksum, bad
+# magic or a used reserved area, and on a bad emulation pointer record or
+# trailer, with the image byte for byte unchanged by -n (and by -y: nothing
+# in the format is repaired); 8 on a mounted image and a missing one; 16 on
+# a usage error. Progress stays off when stdout is not a terminal. And
+# `foliofs stat`: --json parsed by python with the counters a write through
+# the mount must move, the text form, and --watch --count.
+. "$(dirname "$0")/lib.sh"
+FSCK=$FOLIOFS_BUILD/src/cli/fsck.foliofs
+[ -x "$FSCK" ] || fail "no $FSCK"
+
+fsck_rc() { # $1 = expected exit, rest = args
+	local want=$1 rc
+	shift
+	"$FSCK" "$@" >"$W/fsck.out" 2>&1
+	rc=$?
+	[ $rc -eq "$want" ] || { cat "$W/fsck.out"; fail "fsck.foliofs $*: exit $rc, want $want"; }
+	ok "fsck.foliofs $*: exit $want ($(tail -1 "$W/fsck.out"))"
+}
+# poke OFFSET HEXBYTES: overwrite bytes of the image in place
+poke() {
+	python3 -c 'import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(int(sys.argv[2])); f.write(bytes.fromhex(sys.argv[3]))' "$IMG" "$1" "$2"
+}
+# the byte offset of zone $1's record slot $2 (from the emulation trailer)
+slot_off() {
+	python3 -c 'import os, struct, sys
+f = open(sys.argv[1], "rb"); size = os.path.getsize(sys.argv[1])
+f.seek((size // 4096) * 4096 - 4096); t = f.read(64)
+lb = struct.unpack_from("<I", t, 12)[0]; meta = struct.unpack_from("<Q", t, 56)[0]
+print(meta + (int(sys.argv[2]) * 2 + int(sys.argv[3])) * lb)' "$IMG" "$1" "$2"
+}
+unchanged_by() { # $1 = expected exit, rest = args: the image must not change
+	local s
+	s=$(sha256sum <"$IMG")
+	fsck_rc "$@"
+	expect_eq "image unchanged by fsck.foliofs ${*:2}" "$(sha256sum <"$IMG")" "$s"
+}
+
+mkimg 320M --emulate-zoned --conv-zones 2 --zone-size 64M -L fscklabel
+fsck_rc 0 "$IMG"
+fsck_rc 0 -n -f "$IMG"
+fsck_rc 0 -p "$IMG"
+"$FSCK" -nv "$IMG" | grep -q "label 'fscklabel'" || fail "fsck -v does not show the label"
+grep -q checking "$W/fsck.out" && fail "progress printed although stdout is not a terminal"
+ok "no progress off a terminal"
+fsck_rc 16 "$IMG" extra
+fsck_rc 16 -n -y "$IMG"
+fsck_rc 16 --bogus "$IMG"
+fsck_rc 8 "$W/missing"
+
+note "written through a mount, then unmounted"
+mnt
+zf OK fill "$MNT/seq/0" 0 3M 1 sync
+zf OK fill "$MNT/seq/1" 0 1M 2 buffered
+
+note "foliofs stat"
+"$FOLIOFS" stat --json "$MNT" >"$W/stat.json" || fail "foliofs stat --json"
+python3 - "$W/stat.json" <<'EOF' || fail "foliofs stat --json is not what it should be"
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["cache_user_bytes_written"] >= 4 << 20, s
+assert s["dev_bytes_written"] >= 3 << 20, s
+assert 0 <= s["cache_hit_rate"] <= 1, s
+assert s["zones"]["total"] == 2, s["zones"]
+assert s["zones"]["open"] + s["zones"]["closed"] == 2, s["zones"]
+assert "write_amplification" in s and "cache_dirty_bytes" in s
+EOF
+ok "foliofs stat --json parses and counts the writes"
+"$FOLIOFS" stat "$MNT" >"$W/stat.txt" || fail "foliofs stat"
+for w in "hit rate" "dirty" "write amplification" "writeback in flight" "2 sequential"; do
+	grep -q "$w" "$W/stat.txt" || { cat "$W/stat.txt"; fail "foliofs stat does not show '$w'"; }
+done
+ok "foliofs stat text"
+"$FOLIOFS" stat --watch 0.2 --count 2 --json "$MNT" >"$W/watch.json" || fail "stat --watch"
+python3 -c 'import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 2 and all("dev_write_bytes_per_s" in r for r in rows), rows' "$W/watch.json" ||
+	fail "stat --watch --json"
+ok "foliofs stat --watch 0.2 --count 2 --json: two rows of rates"
+"$FOLIOFS" stat "$W" >/dev/null 2>&1
+expect_eq "foliofs stat on a directory that is not a mount exits" $? 1
+"$FOLIOFS" stat >/dev/null 2>&1
+expect_eq "foliofs stat without a mountpoint exits" $? 2
+
+fsck_rc 8 -n "$IMG"
+umnt
+fsck_rc 0 -n "$IMG"
+cp "$IMG" "$W/img.good"
+restore() { cp "$W/img.good" "$IMG"; }
+
+note "corrupt superblocks"
+poke 8 58 # a label byte: the crc no longer matches
+unchanged_by 4 -n "$IMG"
+grep -q "checksum" "$W/fsck.out" || fail "fsck does not say checksum"
+unchanged_by 4 -y "$IMG"
+restore
+poke 0 00000000 # no magic
+unchanged_by 4 -n "$IMG"
+restore
+poke 200 01 # the reserved area (crc left wrong too: either is reported)
+unchanged_by 4 -n "$IMG"
+restore
+fsck_rc 0 -n "$IMG"
+
+note "bad emulation records"
+off=$(slot_off 2 0)
+off1=$(slot_off 2 1)
+python3 -c 'import sys
+f = open(sys.argv[1], "rb"); f.seek(int(sys.argv[2])); a = f.read(4096); f.seek(int(sys.argv[3])); b = f.read(4096)
+sys.exit(0 if any(a) or any(b) else 1)' "$IMG" "$off" "$off1" || fail "zone 2 has no pointer record after a sync write"
+# slot 0's write pointer: a record's checksum fails, or an empty slot is no longer zero
+poke $((off + 16)) ff
+unchanged_by 4 -n "$IMG"
+grep -q "zone 2: emulation record" "$W/fsck.out" || fail "fsck does not name the zone"
+restore
+poke "$(slot_off 3 1)" deadbeef # garbage in a never-written slot
+unchanged_by 4 -n "$IMG"
+restore
+size=$(fsize "$IMG")
+poke $(((size / 4096) * 4096 - 4096 + 20)) 01 # the trailer's geometry: its crc fails
+unchanged_by 4 -n "$IMG"
+restore
+fsck_rc 0 -n "$IMG"
+echo "PASS $TNAME"
