@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 struct ff_dev;
 struct ff_cache;
@@ -60,6 +61,16 @@ struct ff_map {
 	uint64_t len;	   /* bytes mapped from file_off (may be less than asked) */
 	uint64_t dev_off;  /* device offset of file_off (INPLACE, reads; APPEND: see above) */
 	uint32_t zone;	   /* device zone holding dev_off, or the zone to append to */
+	/*
+	 * map_write only (0 for every other use): hdr_len > 0 asks for a
+	 * header of hdr_len bytes (a block multiple) written in the same I/O
+	 * just before the data: ops->seal fills it, and it lands at
+	 * dev_off - hdr_len (INPLACE, pinned APPEND) or at the zone's pointer
+	 * (APPEND anywhere; landed_at is still where the data landed).
+	 * io_flags are added to the write's own (FF_IO_PREFLUSH).
+	 */
+	uint32_t hdr_len;
+	unsigned io_flags;
 };
 
 /* map_write and write_done flags */
@@ -118,6 +129,15 @@ struct ff_cache_ops {
 	 * durable-ready (group commit). May be NULL (nothing to commit).
 	 */
 	int (*commit)(void *fs_inode, bool datasync);
+	/*
+	 * For a map_write answer with hdr_len > 0, just before submission:
+	 * fill hdr (hdr_len bytes, zeroed) for the data in iov (m->file_off,
+	 * m->len as they will be written), e.g. with the data's checksum. A
+	 * non-zero return fails the write (write_done is still called with
+	 * it). May be NULL when the filesystem never asks for a header.
+	 */
+	int (*seal)(void *fs_inode, const struct ff_map *m, const struct iovec *iov, int iovcnt,
+		    void *hdr);
 };
 
 enum ff_sync_mode {

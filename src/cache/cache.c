@@ -535,16 +535,19 @@ static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, uint64_
 	*stopped = false;
 	while (pos < end) {
 		struct ff_map m = {0};
-		struct iovec iov[MAX_SEGS];
-		uint64_t n, p, landed = 0;
+		struct iovec iovs[MAX_SEGS + 1], *iov = iovs + 1;
+		uint64_t n, p, landed = 0, hlen;
 		int cnt = 0;
 		ssize_t res;
+		void *hdr = NULL;
 
 		ret = c->ops->map_write(ci->fs_inode, pos, end - pos, fl, &m);
 		if (ret)
 			break;
 		n = m.len < end - pos ? m.len : end - pos;
-		if (n % c->blk || m.file_off != pos ||
+		hlen = m.hdr_len;
+		if (n % c->blk || m.file_off != pos || hlen % c->blk ||
+		    (hlen && (m.type == FF_MAP_STORED || !c->ops->seal)) ||
 		    (m.type != FF_MAP_INPLACE && m.type != FF_MAP_APPEND &&
 		     m.type != FF_MAP_STORED)) {
 			ff_err("cache: map_write answered type %d, %llu bytes at %llu: not a block write",
@@ -573,19 +576,42 @@ static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, uint64_
 			cnt++;
 			p = e;
 		}
-		if (m.type == FF_MAP_APPEND && m.dev_off == FF_MAP_ANYWHERE) {
-			res = ff_zoneq_append(c->dev, m.zone, iov, cnt, io_flags, &landed);
-		} else if (m.type == FF_MAP_APPEND) {
-			landed = m.dev_off;
-			res = ff_zoneq_write_at(c->dev, m.zone, iov, cnt, m.dev_off, io_flags);
-		} else {
-			landed = m.dev_off;
-			res = ff_dev_write(c->dev, iov, cnt, m.dev_off, io_flags);
-		}
-		if (res >= 0 && (uint64_t)res != n)
-			res = -EIO;
 		m.file_off = pos;
 		m.len = n;
+		if (hlen) {
+			/* the header rides in the same write, before the data */
+			res = posix_memalign(&hdr, c->blk, hlen) ? -ENOMEM : 0;
+			if (!res) {
+				memset(hdr, 0, hlen);
+				res = c->ops->seal(ci->fs_inode, &m, iov, cnt, hdr);
+			}
+			if (res) {
+				(void)c->ops->write_done(ci->fs_inode, &m, 0, res, fl);
+				free(hdr);
+				ret = (int)res;
+				break;
+			}
+			iov = iovs;
+			iov[0].iov_base = hdr;
+			iov[0].iov_len = hlen;
+			cnt++;
+		}
+		if (m.type == FF_MAP_APPEND && m.dev_off == FF_MAP_ANYWHERE) {
+			res = ff_zoneq_append(c->dev, m.zone, iov, cnt, io_flags | m.io_flags,
+					      &landed);
+			landed += hlen;
+		} else if (m.type == FF_MAP_APPEND) {
+			landed = m.dev_off;
+			res = ff_zoneq_write_at(c->dev, m.zone, iov, cnt, m.dev_off - hlen,
+						io_flags | m.io_flags);
+		} else {
+			landed = m.dev_off;
+			res = ff_dev_write(c->dev, iov, cnt, m.dev_off - hlen,
+					   io_flags | m.io_flags);
+		}
+		free(hdr);
+		if (res >= 0)
+			res = (uint64_t)res == n + hlen ? (ssize_t)n : -EIO;
 		ret = c->ops->write_done(ci->fs_inode, &m, landed, res, fl);
 		if (res < 0) {
 			ret = (int)res;

@@ -18,7 +18,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: mkfs.foliofs [-f|--force] [--zone-size SIZE] [--emulate-zoned] [--conv-zones N]\n"
 		"                    [--zone-cap SIZE] [--max-open N] [--max-active N] [-L|--label LABEL]\n"
-		"                    [--uid N] [--gid N] [--perm OCTAL] [--aggr-cnv] DEVICE\n"
+		"                    [--uid N] [--gid N] [--perm OCTAL] [--aggr-cnv]\n"
+		"                    [--format posix|zonefs] DEVICE\n"
 		"Formats DEVICE (an image file, a disk, or a zoned block device) with the zonefs layout.\n"
 		"  -f, --force        format even if DEVICE holds data or a filesystem\n"
 		"  --zone-size SIZE   zone size of an image or regular disk (default 256M)\n"
@@ -29,6 +30,7 @@ static void usage(FILE *out)
 		"  -L, --label LABEL  the superblock's label (up to 64 bytes)\n"
 		"  --uid N, --gid N, --perm OCTAL   owner and mode of every file (default 0, 0, 640)\n"
 		"  --aggr-cnv         one file cnv/0 for all conventional zones\n"
+		"  --format F         posix (a general filesystem) or zonefs (the kernel zonefs layout)\n"
 		"  -h, --help; -V, --version\n");
 }
 
@@ -56,6 +58,7 @@ int main(int argc, char **argv)
 		{"gid", required_argument, NULL, 'g'},
 		{"perm", required_argument, NULL, 'p'},
 		{"aggr-cnv", no_argument, NULL, 'A'},
+		{"format", required_argument, NULL, 'F'},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
@@ -119,6 +122,12 @@ int main(int argc, char **argv)
 			break;
 		case 'A':
 			o.sb.features |= FF_ZONEFS_F_AGGRCNV;
+			break;
+		case 'F':
+			o.format = !strcmp(optarg, "posix")    ? FF_FMT_POSIX
+				   : !strcmp(optarg, "zonefs") ? FF_FMT_ZONEFS
+							       : 0;
+			bad = !o.format;
 			break;
 		case 'h':
 			usage(stdout);

@@ -17,7 +17,7 @@
 #include "foliofs/util.h"
 #include "internal.h"
 
-static const struct ff_fs_fmt *const formats[] = {&ff_fmt_zonefs};
+static const struct ff_fs_fmt *const formats[] = {&ff_fmt_zonefs, &ff_fmt_posix};
 
 /* The default format of mkfs. */
 #define DEFAULT_FORMAT FF_FMT_ZONEFS

@@ -74,6 +74,7 @@ struct ff_fs_fmt {
 };
 
 extern const struct ff_fs_fmt ff_fmt_zonefs;
+extern const struct ff_fs_fmt ff_fmt_posix;
 
 /* super.c: the zonefs format's mkfs; zonefs_fsck.c: its fsck */
 int ff_zonefs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len);

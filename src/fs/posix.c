@@ -1,0 +1,3886 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * The posix format (issue 11; docs/posix-format.md is the on-disk layout): a
+ * general namespace on zoned and regular devices over the cache and device
+ * layers.
+ *
+ * State. Everything lives in memory: inodes in a hash table by number,
+ * directories as a name hash plus an array in cookie order, extents per inode
+ * in an array sorted by file offset, xattrs in a list, the zone table. Every
+ * change is made by building its log records and applying them to memory with
+ * the same function replay uses (apply_rec), so what the log says and what
+ * memory holds cannot drift apart.
+ *
+ * Log. Records are queued in memory under the namespace lock in the order of
+ * the changes and get their sequence numbers there. ff commits are group
+ * commits: a committer that needs seq S waits until a leader's write covers
+ * it, or becomes the leader and writes every queued record in one
+ * PREFLUSH+FUA write. When the metadata zone is full the leader writes a
+ * checkpoint (the whole state) into the next metadata zone instead.
+ *
+ * Data. Appends and out-of-place writes go to one of a few open data zones
+ * (slots) with a header block in the same I/O (the cache's seal hook), so a
+ * sync write is one write; its EXTENT record is queued and committed with the
+ * next group commit. A slot's mutex is held from map_write to write_done, so
+ * a zone has one data write in flight and headers form a chain a mount can
+ * roll forward. Overwrites of committed extents in conventional space are in
+ * place.
+ *
+ * Locks, in order: an inode's io_lock (its writers, truncates), a slot's mu,
+ * fs->ns (inodes, dirs, extents, xattrs, zone table, counters), fs->log
+ * (queued records, sequence numbers). A thread holding ns never waits for a
+ * commit; the commit leader holds no lock during its I/O (the leader flag
+ * keeps others out) and takes ns then log only to snapshot a checkpoint.
+ */
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/falloc.h>
+#include "foliofs/dev.h"
+#include "foliofs/util.h"
+#include "foliofs/zoneq.h"
+#include "internal.h"
+#include "posix.h"
+
+#define PX_MAX_SLOTS 4
+#define PX_MAX_WRITE (4ull << 20)
+
+/* ---- little-endian buffers ---- */
+
+struct px_buf {
+	uint8_t *p;
+	size_t len, cap;
+	int err;
+};
+
+static void buf_need(struct px_buf *b, size_t n)
+{
+	if (b->err || b->len + n <= b->cap)
+		return;
+	size_t cap = b->cap ? b->cap : 4096;
+	while (cap < b->len + n)
+		cap *= 2;
+	uint8_t *p = realloc(b->p, cap);
+	if (!p) {
+		b->err = -ENOMEM;
+		return;
+	}
+	b->p = p;
+	b->cap = cap;
+}
+
+static void put_bytes(struct px_buf *b, const void *v, size_t n)
+{
+	buf_need(b, n);
+	if (b->err)
+		return;
+	if (n)
+		memcpy(b->p + b->len, v, n);
+	b->len += n;
+}
+
+static void put16(struct px_buf *b, uint16_t v)
+{
+	v = htole16(v);
+	put_bytes(b, &v, 2);
+}
+
+static void put32(struct px_buf *b, uint32_t v)
+{
+	v = htole32(v);
+	put_bytes(b, &v, 4);
+}
+
+static void put64(struct px_buf *b, uint64_t v)
+{
+	v = htole64(v);
+	put_bytes(b, &v, 8);
+}
+
+static void put_ts(struct px_buf *b, const struct timespec *t)
+{
+	put64(b, (uint64_t)t->tv_sec);
+	put32(b, (uint32_t)t->tv_nsec);
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+	uint16_t v;
+	memcpy(&v, p, 2);
+	return le16toh(v);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	uint32_t v;
+	memcpy(&v, p, 4);
+	return le32toh(v);
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v;
+	memcpy(&v, p, 8);
+	return le64toh(v);
+}
+
+static void set32(uint8_t *p, uint32_t v)
+{
+	v = htole32(v);
+	memcpy(p, &v, 4);
+}
+
+static void set64(uint8_t *p, uint64_t v)
+{
+	v = htole64(v);
+	memcpy(p, &v, 8);
+}
+
+/* A reader over a record's payload: running past the end sets bad. */
+struct px_rd {
+	const uint8_t *p;
+	size_t len, pos;
+	bool bad;
+};
+
+static const uint8_t *rd_take(struct px_rd *r, size_t n)
+{
+	if (r->bad || r->len - r->pos < n) {
+		r->bad = true;
+		return NULL;
+	}
+	r->pos += n;
+	return r->p + r->pos - n;
+}
+
+static uint16_t rd16(struct px_rd *r)
+{
+	const uint8_t *p = rd_take(r, 2);
+	return p ? get16(p) : 0;
+}
+
+static uint32_t rd32(struct px_rd *r)
+{
+	const uint8_t *p = rd_take(r, 4);
+	return p ? get32(p) : 0;
+}
+
+static uint64_t rd64(struct px_rd *r)
+{
+	const uint8_t *p = rd_take(r, 8);
+	return p ? get64(p) : 0;
+}
+
+static struct timespec rd_ts(struct px_rd *r)
+{
+	struct timespec t;
+
+	t.tv_sec = (time_t)rd64(r);
+	t.tv_nsec = rd32(r);
+	if (t.tv_nsec >= 1000000000L)
+		r->bad = true;
+	return t;
+}
+
+/* ---- in-memory structures ---- */
+
+struct px_ext {
+	uint64_t off, len; /* file range, block multiples */
+	uint64_t dev;	   /* device offset of off */
+	uint64_t dseq;	   /* data sequence number of the write that put it there */
+	uint64_t rseq;	   /* log seq of its EXTENT record (0: restored from a checkpoint/replay) */
+};
+
+struct px_xattr {
+	struct px_xattr *next;
+	char *name;
+	void *val;
+	uint32_t vlen;
+};
+
+struct px_dent {
+	struct px_dent *hnext;
+	char *name;
+	uint16_t nlen;
+	uint32_t hash;
+	uint64_t ino, cookie;
+	bool dead;
+};
+
+struct px_dir {
+	struct px_dent **ents; /* in cookie order; dead ones until compaction */
+	size_t n, cap, ndead, nlive;
+	struct px_dent **ht; /* name hash, chained */
+	size_t hcap;
+	uint64_t next_cookie;
+	uint64_t parent;
+};
+
+struct px_fs;
+
+/*
+ * An inode. Every field but the ones marked otherwise is guarded by fs->ns.
+ */
+struct px_inode {
+	struct px_inode *hnext;
+	struct px_fs *fs; /* immutable */
+	uint64_t ino;	  /* immutable */
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size;	    /* what readers see */
+	uint64_t disk_size; /* the size the log or a header says: data below it is written */
+	uint64_t wsize;	    /* a sync write in progress ends here (headers carry it) */
+	uint64_t rdev;
+	uint64_t dseq_floor;
+	struct timespec atime, mtime, ctime, btime;
+	char *target; /* symlink */
+	uint32_t tlen;
+	struct px_dir *dir;
+	struct px_ext *ext;
+	size_t next, ecap;
+	struct px_xattr *xattrs;
+	uint64_t nlookup, nopen; /* runtime only */
+	uint64_t last_rseq;	 /* newest queued record that concerns it */
+	uint64_t meta_rseq; /* newest INODE or DIRENT_ADD record: a sync write needs it durable */
+	bool attr_dirty;    /* times or size changed by writes, not logged yet */
+	bool freed;
+	struct ff_cinode *ci;	 /* regular files; immutable while the inode lives */
+	struct ff_mutex io_lock; /* serialises writers and truncates; above ns */
+	struct px_inode *dead_next;
+};
+
+struct px_zone {
+	uint64_t start, cap;
+	bool seq;
+	uint32_t state;
+	uint64_t epoch;
+	uint64_t cursor; /* committed cursor: roll-forward starts here (absolute) */
+	uint64_t wp;	 /* next data write (absolute) */
+	uint64_t valid;	 /* valid data blocks */
+	int inflight;	 /* data writes mapped, not done */
+	int slot;	 /* -1: not an open slot */
+};
+
+struct px_slot {
+	struct ff_mutex mu; /* held from map_write to write_done of one write */
+	uint32_t zone;	    /* UINT32_MAX: none; guarded by fs->ns */
+	uint64_t dseq;	    /* the write in flight (mu held) */
+};
+
+struct px_fs {
+	struct ff_fs base;
+	struct ff_fs_opts o;
+	struct ff_dev *dev;
+	struct ff_cache *cache;
+	uint8_t uuid[16];
+	uint32_t nr_zones, meta_first, meta_count;
+	uint64_t zone_size;
+	bool ro;
+
+	struct ff_mutex ns;
+	struct px_inode **itab; /* guarded by ns */
+	size_t icap, icount;
+	uint64_t next_ino, next_dseq;
+	struct px_zone *zones;
+	struct px_inode *dead; /* freed inodes whose cache inode is freed after ns is dropped */
+	int nslots;
+	struct px_slot slots[PX_MAX_SLOTS];
+
+	struct ff_mutex log; /* guards the fields down to leader */
+	pthread_cond_t log_cv;
+	struct px_buf pend;
+	uint64_t next_seq;
+	_Atomic uint64_t committed;
+	bool leader;
+	int log_err;
+	uint32_t log_idx; /* meta zone in use: meta_first + log_idx (leader only) */
+	uint64_t log_off; /* absolute, block aligned (leader only) */
+	uint64_t gen;	  /* its generation (leader only) */
+
+	_Atomic uint64_t st_log_writes, st_log_bytes, st_ckpts, st_hdr_writes, st_inplace,
+		st_commits;
+};
+
+static struct px_fs *px_of(struct ff_fs *gfs)
+{
+	return (struct px_fs *)gfs;
+}
+
+static struct timespec now_ts(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return t;
+}
+
+static uint32_t name_hash(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)s[i]) * 16777619u;
+	return h;
+}
+
+/* ---- inode table ---- */
+
+static struct px_inode *iget_locked(struct px_fs *fs, uint64_t ino)
+{
+	struct px_inode *i;
+
+	if (!fs->icap)
+		return NULL;
+	for (i = fs->itab[ino & (fs->icap - 1)]; i; i = i->hnext)
+		if (i->ino == ino)
+			return i;
+	return NULL;
+}
+
+static int itab_insert_locked(struct px_fs *fs, struct px_inode *i)
+{
+	if (fs->icount + 1 > fs->icap) {
+		size_t cap = fs->icap ? fs->icap * 2 : 1024;
+		struct px_inode **t = calloc(cap, sizeof(*t));
+
+		if (!t)
+			return -ENOMEM;
+		for (size_t k = 0; k < fs->icap; k++) {
+			struct px_inode *x = fs->itab[k], *nx;
+
+			for (; x; x = nx) {
+				nx = x->hnext;
+				x->hnext = t[x->ino & (cap - 1)];
+				t[x->ino & (cap - 1)] = x;
+			}
+		}
+		free(fs->itab);
+		fs->itab = t;
+		fs->icap = cap;
+	}
+	i->hnext = fs->itab[i->ino & (fs->icap - 1)];
+	fs->itab[i->ino & (fs->icap - 1)] = i;
+	fs->icount++;
+	return 0;
+}
+
+static void itab_remove_locked(struct px_fs *fs, struct px_inode *i)
+{
+	struct px_inode **pp = &fs->itab[i->ino & (fs->icap - 1)];
+
+	for (; *pp; pp = &(*pp)->hnext) {
+		if (*pp == i) {
+			*pp = i->hnext;
+			fs->icount--;
+			return;
+		}
+	}
+}
+
+/* ---- directories ---- */
+
+static struct px_dent *dir_find(struct px_dir *d, const char *name, size_t n)
+{
+	uint32_t h = name_hash(name, n);
+
+	if (!d->hcap)
+		return NULL;
+	for (struct px_dent *e = d->ht[h & (d->hcap - 1)]; e; e = e->hnext)
+		if (e->hash == h && e->nlen == n && !memcmp(e->name, name, n))
+			return e;
+	return NULL;
+}
+
+static int dir_add(struct px_dir *d, const char *name, size_t n, uint64_t ino, uint64_t cookie)
+{
+	struct px_dent *e;
+
+	if (d->nlive + 1 > d->hcap) {
+		size_t cap = d->hcap ? d->hcap * 2 : 16;
+		struct px_dent **t = calloc(cap, sizeof(*t));
+
+		if (!t)
+			return -ENOMEM;
+		for (size_t k = 0; k < d->hcap; k++) {
+			struct px_dent *x = d->ht[k], *nx;
+
+			for (; x; x = nx) {
+				nx = x->hnext;
+				x->hnext = t[x->hash & (cap - 1)];
+				t[x->hash & (cap - 1)] = x;
+			}
+		}
+		free(d->ht);
+		d->ht = t;
+		d->hcap = cap;
+	}
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 16;
+		struct px_dent **a = realloc(d->ents, cap * sizeof(*a));
+
+		if (!a)
+			return -ENOMEM;
+		d->ents = a;
+		d->cap = cap;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->name = malloc(n + 1))) {
+		free(e);
+		return -ENOMEM;
+	}
+	memcpy(e->name, name, n);
+	e->name[n] = 0;
+	e->nlen = (uint16_t)n;
+	e->hash = name_hash(name, n);
+	e->ino = ino;
+	e->cookie = cookie;
+	e->hnext = d->ht[e->hash & (d->hcap - 1)];
+	d->ht[e->hash & (d->hcap - 1)] = e;
+	/* cookies grow; a replayed checkpoint may list them in any order */
+	size_t at = d->n;
+	while (at > 0 && d->ents[at - 1]->cookie > cookie)
+		at--;
+	memmove(d->ents + at + 1, d->ents + at, (d->n - at) * sizeof(*d->ents));
+	d->ents[at] = e;
+	d->n++;
+	d->nlive++;
+	if (cookie >= d->next_cookie)
+		d->next_cookie = cookie + 1;
+	return 0;
+}
+
+static void dir_compact(struct px_dir *d)
+{
+	size_t k = 0;
+
+	for (size_t j = 0; j < d->n; j++) {
+		if (d->ents[j]->dead) {
+			free(d->ents[j]->name);
+			free(d->ents[j]);
+		} else {
+			d->ents[k++] = d->ents[j];
+		}
+	}
+	d->n = k;
+	d->ndead = 0;
+}
+
+static void dir_del(struct px_dir *d, struct px_dent *e)
+{
+	struct px_dent **pp = &d->ht[e->hash & (d->hcap - 1)];
+
+	for (; *pp; pp = &(*pp)->hnext) {
+		if (*pp == e) {
+			*pp = e->hnext;
+			break;
+		}
+	}
+	e->dead = true;
+	d->ndead++;
+	d->nlive--;
+	if (d->ndead > 64 && d->ndead > d->n / 2)
+		dir_compact(d);
+}
+
+/* The first live entry with a cookie greater than cookie, or NULL. */
+static struct px_dent *dir_after(struct px_dir *d, uint64_t cookie)
+{
+	size_t lo = 0, hi = d->n;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (d->ents[mid]->cookie <= cookie)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < d->n; lo++)
+		if (!d->ents[lo]->dead)
+			return d->ents[lo];
+	return NULL;
+}
+
+static void dir_free(struct px_dir *d)
+{
+	if (!d)
+		return;
+	for (size_t j = 0; j < d->n; j++) {
+		free(d->ents[j]->name);
+		free(d->ents[j]);
+	}
+	free(d->ents);
+	free(d->ht);
+	free(d);
+}
+
+/* ---- extents ---- */
+
+static uint32_t zone_of(struct px_fs *fs, uint64_t dev)
+{
+	return (uint32_t)(dev / fs->zone_size);
+}
+
+static void valid_add_locked(struct px_fs *fs, uint64_t dev, uint64_t len, bool add)
+{
+	uint32_t z = zone_of(fs, dev);
+	uint64_t nb = len / PX_BLK;
+
+	if (z >= fs->nr_zones)
+		return;
+	if (add)
+		fs->zones[z].valid += nb;
+	else
+		fs->zones[z].valid -= nb < fs->zones[z].valid ? nb : fs->zones[z].valid;
+}
+
+static int ext_reserve(struct px_inode *i, size_t more)
+{
+	if (i->next + more <= i->ecap)
+		return 0;
+	size_t cap = i->ecap ? i->ecap * 2 : 4;
+	while (cap < i->next + more)
+		cap *= 2;
+	struct px_ext *e = realloc(i->ext, cap * sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	i->ext = e;
+	i->ecap = cap;
+	return 0;
+}
+
+/*
+ * Map [off, off+len) to dev (PX_NO_DEV: unmap), replacing whatever was there;
+ * the zones' valid-block counters follow. Caller holds ns.
+ */
+static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len,
+			  uint64_t dev, uint64_t dseq, uint64_t rseq)
+{
+	uint64_t end = off + len;
+	size_t k = 0, first;
+	int ret;
+
+	ff_assert_held(&fs->ns);
+	if (!len)
+		return 0;
+	ret = ext_reserve(i, 2);
+	if (ret)
+		return ret;
+	/* first extent ending after off */
+	{
+		size_t lo = 0, hi = i->next;
+
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+
+			if (i->ext[mid].off + i->ext[mid].len <= off)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		k = lo;
+	}
+	first = k;
+	/* split the extent straddling off */
+	if (k < i->next && i->ext[k].off < off) {
+		struct px_ext *e = &i->ext[k];
+		struct px_ext right = *e;
+
+		right.dev += off - e->off;
+		right.len -= off - e->off;
+		right.off = off;
+		e->len = off - e->off;
+		memmove(&i->ext[k + 2], &i->ext[k + 1], (i->next - k - 1) * sizeof(*e));
+		i->ext[k + 1] = right;
+		i->next++;
+		k++;
+		first = k;
+	}
+	/* drop what lies wholly inside, trim the one straddling end */
+	size_t j = k;
+	while (j < i->next && i->ext[j].off < end) {
+		struct px_ext *e = &i->ext[j];
+
+		if (e->off + e->len <= end) {
+			valid_add_locked(fs, e->dev, e->len, false);
+			j++;
+			continue;
+		}
+		valid_add_locked(fs, e->dev, end - e->off, false);
+		e->dev += end - e->off;
+		e->len -= end - e->off;
+		e->off = end;
+		break;
+	}
+	memmove(&i->ext[first], &i->ext[j], (i->next - j) * sizeof(*i->ext));
+	i->next -= j - first;
+	if (dev == PX_NO_DEV)
+		return 0;
+	/* insert, merging with a neighbour contiguous in the file and on the device */
+	if (first > 0) {
+		struct px_ext *p = &i->ext[first - 1];
+
+		if (p->off + p->len == off && p->dev + p->len == dev &&
+		    zone_of(fs, p->dev) == zone_of(fs, dev)) {
+			p->len += len;
+			p->dseq = p->dseq > dseq ? p->dseq : dseq;
+			p->rseq = p->rseq > rseq ? p->rseq : rseq;
+			valid_add_locked(fs, dev, len, true);
+			return 0;
+		}
+	}
+	memmove(&i->ext[first + 1], &i->ext[first], (i->next - first) * sizeof(*i->ext));
+	i->ext[first] = (struct px_ext){off, len, dev, dseq, rseq};
+	i->next++;
+	valid_add_locked(fs, dev, len, true);
+	return 0;
+}
+
+/* The extent holding off, or the index of the first after it (*hole). Caller holds ns. */
+static size_t ext_find(struct px_inode *i, uint64_t off, bool *inside)
+{
+	size_t lo = 0, hi = i->next;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (i->ext[mid].off + i->ext[mid].len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*inside = lo < i->next && i->ext[lo].off <= off;
+	return lo;
+}
+
+/*
+ * Roll-forward: map [off, off+len) to dev only where what is mapped now is
+ * older (dseq) or nothing. Caller holds ns.
+ */
+static int ext_set_newer_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len,
+				uint64_t dev, uint64_t dseq)
+{
+	uint64_t pos = off, end = off + len;
+	int ret = 0;
+
+	while (pos < end && !ret) {
+		bool in;
+		size_t k = ext_find(i, pos, &in);
+		uint64_t stop;
+
+		if (in) {
+			stop = i->ext[k].off + i->ext[k].len;
+			if (stop > end)
+				stop = end;
+			if (i->ext[k].dseq < dseq)
+				ret = ext_set_locked(fs, i, pos, stop - pos, dev + (pos - off),
+						     dseq, 0);
+		} else {
+			stop = k < i->next ? i->ext[k].off : end;
+			if (stop > end)
+				stop = end;
+			ret = ext_set_locked(fs, i, pos, stop - pos, dev + (pos - off), dseq, 0);
+		}
+		pos = stop;
+	}
+	return ret;
+}
+
+/* ---- inodes ---- */
+
+static struct px_inode *inode_new_locked(struct px_fs *fs, uint64_t ino, uint32_t mode)
+{
+	struct px_inode *i = calloc(1, sizeof(*i));
+
+	if (!i)
+		return NULL;
+	i->fs = fs;
+	i->ino = ino;
+	i->mode = mode;
+	ff_mutex_init(&i->io_lock);
+	if (S_ISDIR(mode)) {
+		i->dir = calloc(1, sizeof(*i->dir));
+		if (!i->dir)
+			goto fail;
+		i->dir->next_cookie = 1;
+		i->dir->parent = ino;
+	}
+	if (S_ISREG(mode)) {
+		i->ci = ff_cache_inode_new(fs->cache, i);
+		if (!i->ci)
+			goto fail;
+		ff_cache_inode_set_size(i->ci, 0);
+	}
+	if (itab_insert_locked(fs, i))
+		goto fail;
+	if (ino >= fs->next_ino)
+		fs->next_ino = ino + 1;
+	return i;
+fail:
+	if (i->ci)
+		ff_cache_inode_free(i->ci);
+	free(i->dir);
+	ff_mutex_destroy(&i->io_lock);
+	free(i);
+	return NULL;
+}
+
+static void xattrs_free(struct px_xattr *x)
+{
+	while (x) {
+		struct px_xattr *n = x->next;
+
+		free(x->name);
+		free(x->val);
+		free(x);
+		x = n;
+	}
+}
+
+/*
+ * Remove an inode: its extents stop counting, it leaves the table and goes on
+ * fs->dead; its cache inode and memory are freed by reap() once ns is dropped.
+ */
+static void inode_remove_locked(struct px_fs *fs, struct px_inode *i)
+{
+	for (size_t k = 0; k < i->next; k++)
+		valid_add_locked(fs, i->ext[k].dev, i->ext[k].len, false);
+	i->next = 0;
+	itab_remove_locked(fs, i);
+	i->freed = true;
+	i->dead_next = fs->dead;
+	fs->dead = i;
+}
+
+static void inode_free_mem(struct px_inode *i)
+{
+	dir_free(i->dir);
+	free(i->ext);
+	free(i->target);
+	xattrs_free(i->xattrs);
+	ff_mutex_destroy(&i->io_lock);
+	free(i);
+}
+
+/* Free what inode_remove_locked set aside. No lock held. */
+static void reap(struct px_fs *fs)
+{
+	struct px_inode *list;
+
+	ff_mutex_lock(&fs->ns);
+	list = fs->dead;
+	fs->dead = NULL;
+	ff_mutex_unlock(&fs->ns);
+	while (list) {
+		struct px_inode *n = list->dead_next;
+
+		if (list->ci) {
+			ff_cache_invalidate_begin(list->ci);
+			ff_cache_truncate(list->ci, 0);
+			ff_cache_invalidate_end(list->ci);
+			ff_cache_inode_free(list->ci);
+		}
+		inode_free_mem(list);
+		list = n;
+	}
+}
+
+static struct px_xattr *xattr_find(struct px_inode *i, const char *name, struct px_xattr ***pp)
+{
+	struct px_xattr **p = &i->xattrs;
+
+	for (; *p; p = &(*p)->next) {
+		if (!strcmp((*p)->name, name)) {
+			if (pp)
+				*pp = p;
+			return *p;
+		}
+	}
+	return NULL;
+}
+
+/* ---- records ---- */
+
+#define PX_INODE_TRUNC 1u /* INODE flags: the size is cut here (extents beyond dropped) */
+
+static size_t rec_begin(struct px_buf *b, uint16_t type)
+{
+	size_t at = b->len;
+	uint8_t z[PX_REC_HDR] = {0};
+
+	put_bytes(b, z, sizeof(z));
+	if (!b->err)
+		b->p[at] = (uint8_t)type, b->p[at + 1] = (uint8_t)(type >> 8);
+	return at;
+}
+
+static void rec_end(struct px_buf *b, size_t at)
+{
+	static const uint8_t z[8];
+
+	if (b->err)
+		return;
+	set32(b->p + at + 4, (uint32_t)(b->len - at - PX_REC_HDR));
+	put_bytes(b, z, (8 - b->len % 8) % 8);
+}
+
+static void rec_inode(struct px_buf *b, const struct px_inode *i, uint64_t size, uint32_t flags)
+{
+	size_t at = rec_begin(b, PX_R_INODE);
+
+	put64(b, i->ino);
+	put32(b, i->mode);
+	put32(b, i->uid);
+	put32(b, i->gid);
+	put32(b, i->nlink);
+	put32(b, flags);
+	put32(b, 0);
+	put64(b, size);
+	put64(b, i->rdev);
+	put64(b, i->dseq_floor);
+	put_ts(b, &i->atime);
+	put_ts(b, &i->mtime);
+	put_ts(b, &i->ctime);
+	put_ts(b, &i->btime);
+	put32(b, i->tlen);
+	put_bytes(b, i->target, i->tlen);
+	rec_end(b, at);
+}
+
+static void rec_dirent_add(struct px_buf *b, uint64_t dir, uint64_t ino, uint64_t cookie,
+			   const char *name, size_t n)
+{
+	size_t at = rec_begin(b, PX_R_DIRENT_ADD);
+
+	put64(b, dir);
+	put64(b, ino);
+	put64(b, cookie);
+	put16(b, (uint16_t)n);
+	put_bytes(b, name, n);
+	rec_end(b, at);
+}
+
+static void rec_dirent_del(struct px_buf *b, uint64_t dir, const char *name, size_t n)
+{
+	size_t at = rec_begin(b, PX_R_DIRENT_DEL);
+
+	put64(b, dir);
+	put16(b, (uint16_t)n);
+	put_bytes(b, name, n);
+	rec_end(b, at);
+}
+
+static void rec_extent(struct px_buf *b, uint64_t ino, uint64_t off, uint64_t len, uint64_t dev,
+		       uint64_t dseq, uint64_t size)
+{
+	size_t at = rec_begin(b, PX_R_EXTENT);
+
+	put64(b, ino);
+	put64(b, off);
+	put64(b, len);
+	put64(b, dev);
+	put64(b, dseq);
+	put64(b, size);
+	rec_end(b, at);
+}
+
+static void rec_xattr_set(struct px_buf *b, uint64_t ino, const char *name, const void *val,
+			  uint32_t vlen)
+{
+	size_t at = rec_begin(b, PX_R_XATTR_SET);
+	size_t n = strlen(name);
+
+	put64(b, ino);
+	put16(b, (uint16_t)n);
+	put32(b, vlen);
+	put_bytes(b, name, n);
+	put_bytes(b, val, vlen);
+	rec_end(b, at);
+}
+
+static void rec_xattr_del(struct px_buf *b, uint64_t ino, const char *name)
+{
+	size_t at = rec_begin(b, PX_R_XATTR_DEL);
+	size_t n = strlen(name);
+
+	put64(b, ino);
+	put16(b, (uint16_t)n);
+	put_bytes(b, name, n);
+	rec_end(b, at);
+}
+
+static void rec_ifree(struct px_buf *b, uint64_t ino)
+{
+	size_t at = rec_begin(b, PX_R_IFREE);
+
+	put64(b, ino);
+	rec_end(b, at);
+}
+
+static void rec_zone(struct px_buf *b, uint32_t z, const struct px_zone *zo, uint64_t cursor)
+{
+	size_t at = rec_begin(b, PX_R_ZONE);
+
+	put32(b, z);
+	put32(b, zo->state);
+	put64(b, zo->epoch);
+	put64(b, cursor);
+	put64(b, zo->valid);
+	rec_end(b, at);
+}
+
+/*
+ * Apply one record to memory: the only place state changes, live and at
+ * replay. *ino_out gets the inode the record concerns (0: none). Caller holds
+ * ns. Returns 0, -ENOMEM, or -EUCLEAN for a record that does not fit the
+ * state (a corrupt log).
+ */
+static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t len, uint64_t seq,
+		     uint64_t *ino_out)
+{
+	struct px_rd r = {p, len, 0, false};
+	struct px_inode *i, *d;
+	int ret = 0;
+
+	ff_assert_held(&fs->ns);
+	*ino_out = 0;
+	switch (type) {
+	case PX_R_CP_BEGIN: {
+		rd64(&r);
+		uint64_t ni = rd64(&r), nd = rd64(&r);
+
+		if (ni > fs->next_ino)
+			fs->next_ino = ni;
+		if (nd > fs->next_dseq)
+			fs->next_dseq = nd;
+		break;
+	}
+	case PX_R_CP_END:
+		break;
+	case PX_R_INODE: {
+		uint64_t ino = rd64(&r);
+		uint32_t mode = rd32(&r), uid = rd32(&r), gid = rd32(&r), nlink = rd32(&r);
+		uint32_t flags = rd32(&r);
+		rd32(&r);
+		uint64_t size = rd64(&r), rdev = rd64(&r), floor = rd64(&r);
+		struct timespec at = rd_ts(&r), mt = rd_ts(&r), ct = rd_ts(&r), bt = rd_ts(&r);
+		uint32_t tlen = rd32(&r);
+		const uint8_t *t = rd_take(&r, tlen);
+
+		if (r.bad || !ino || tlen > PX_SYMLINK_MAX)
+			return -EUCLEAN;
+		i = iget_locked(fs, ino);
+		if (i && (i->mode & S_IFMT) != (mode & S_IFMT))
+			return -EUCLEAN;
+		if (!i && !(i = inode_new_locked(fs, ino, mode)))
+			return -ENOMEM;
+		if (tlen && !i->target) {
+			i->target = malloc(tlen);
+			if (!i->target)
+				return -ENOMEM;
+			memcpy(i->target, t, tlen);
+			i->tlen = tlen;
+		}
+		i->mode = mode;
+		i->uid = uid;
+		i->gid = gid;
+		i->nlink = nlink;
+		i->rdev = rdev;
+		i->dseq_floor = floor;
+		i->atime = at;
+		i->mtime = mt;
+		i->ctime = ct;
+		i->btime = bt;
+		if (flags & PX_INODE_TRUNC) {
+			ret = ext_set_locked(fs, i, ff_round_up(size, PX_BLK), UINT64_MAX / 2,
+					     PX_NO_DEV, 0, 0);
+			i->size = i->disk_size = size;
+		} else {
+			i->disk_size = size;
+			if (size > i->size)
+				i->size = size;
+		}
+		*ino_out = ino;
+		break;
+	}
+	case PX_R_DIRENT_ADD: {
+		uint64_t dir = rd64(&r), ino = rd64(&r), cookie = rd64(&r);
+		uint16_t n = rd16(&r);
+		const char *name = (const char *)rd_take(&r, n);
+
+		if (r.bad || !n || n > PX_NAME_MAX || !(d = iget_locked(fs, dir)) || !d->dir ||
+		    dir_find(d->dir, name, n))
+			return -EUCLEAN;
+		ret = dir_add(d->dir, name, n, ino, cookie);
+		i = iget_locked(fs, ino);
+		if (i && i->dir)
+			i->dir->parent = dir;
+		*ino_out = ino;
+		break;
+	}
+	case PX_R_DIRENT_DEL: {
+		uint64_t dir = rd64(&r);
+		uint16_t n = rd16(&r);
+		const char *name = (const char *)rd_take(&r, n);
+		struct px_dent *e;
+
+		if (r.bad || !(d = iget_locked(fs, dir)) || !d->dir ||
+		    !(e = dir_find(d->dir, name, n)))
+			return -EUCLEAN;
+		dir_del(d->dir, e);
+		break;
+	}
+	case PX_R_EXTENT: {
+		uint64_t ino = rd64(&r), off = rd64(&r), elen = rd64(&r), dev = rd64(&r);
+		uint64_t dseq = rd64(&r), size = rd64(&r);
+
+		if (r.bad || !(i = iget_locked(fs, ino)) || off % PX_BLK || elen % PX_BLK ||
+		    (dev != PX_NO_DEV && (dev % PX_BLK || zone_of(fs, dev) >= fs->nr_zones)))
+			return -EUCLEAN;
+		ret = ext_set_locked(fs, i, off, elen, dev, dseq, seq);
+		if (size > i->disk_size)
+			i->disk_size = size;
+		if (size > i->size)
+			i->size = size;
+		if (dseq >= fs->next_dseq)
+			fs->next_dseq = dseq + 1;
+		*ino_out = ino;
+		break;
+	}
+	case PX_R_XATTR_SET: {
+		uint64_t ino = rd64(&r);
+		uint16_t n = rd16(&r);
+		uint32_t vlen = rd32(&r);
+		const uint8_t *name = rd_take(&r, n), *val = rd_take(&r, vlen);
+		struct px_xattr *x;
+		char nm[PX_XNAME_MAX + 1];
+		void *v;
+
+		if (r.bad || !n || n > PX_XNAME_MAX || vlen > PX_XVAL_MAX ||
+		    !(i = iget_locked(fs, ino)))
+			return -EUCLEAN;
+		memcpy(nm, name, n);
+		nm[n] = 0;
+		v = malloc(vlen ? vlen : 1);
+		if (!v)
+			return -ENOMEM;
+		memcpy(v, val, vlen);
+		x = xattr_find(i, nm, NULL);
+		if (!x) {
+			x = calloc(1, sizeof(*x));
+			if (!x || !(x->name = strdup(nm))) {
+				free(x);
+				free(v);
+				return -ENOMEM;
+			}
+			x->next = i->xattrs;
+			i->xattrs = x;
+		}
+		free(x->val);
+		x->val = v;
+		x->vlen = vlen;
+		*ino_out = ino;
+		break;
+	}
+	case PX_R_XATTR_DEL: {
+		uint64_t ino = rd64(&r);
+		uint16_t n = rd16(&r);
+		const uint8_t *name = rd_take(&r, n);
+		struct px_xattr *x, **pp;
+		char nm[PX_XNAME_MAX + 1];
+
+		if (r.bad || !n || n > PX_XNAME_MAX || !(i = iget_locked(fs, ino)))
+			return -EUCLEAN;
+		memcpy(nm, name, n);
+		nm[n] = 0;
+		x = xattr_find(i, nm, &pp);
+		if (!x)
+			return -EUCLEAN;
+		*pp = x->next;
+		x->next = NULL;
+		xattrs_free(x);
+		*ino_out = ino;
+		break;
+	}
+	case PX_R_IFREE: {
+		uint64_t ino = rd64(&r);
+
+		if (r.bad || !(i = iget_locked(fs, ino)) || ino == PX_ROOT_INO)
+			return -EUCLEAN;
+		inode_remove_locked(fs, i);
+		break;
+	}
+	case PX_R_ZONE: {
+		uint32_t z = rd32(&r), st = rd32(&r);
+		uint64_t epoch = rd64(&r), cursor = rd64(&r);
+
+		rd64(&r);
+		if (r.bad || z >= fs->nr_zones || st > PX_Z_SUPER || cursor < fs->zones[z].start ||
+		    cursor > fs->zones[z].start + fs->zones[z].cap)
+			return -EUCLEAN;
+		fs->zones[z].state = st;
+		fs->zones[z].epoch = epoch;
+		fs->zones[z].cursor = cursor;
+		fs->zones[z].wp = cursor;
+		break;
+	}
+	default:
+		return -EUCLEAN;
+	}
+	if (r.bad)
+		return -EUCLEAN;
+	return ret;
+}
+
+/*
+ * Apply an operation's records (built in b) to memory and queue them for the
+ * log as one group (CONT on all but the last). Caller holds ns. Returns the
+ * seq of the last record, or -errno (as a negative value cast) — *seq_out gets it.
+ */
+static int op_commit_locked(struct px_fs *fs, struct px_buf *b, uint64_t *seq_out)
+{
+	size_t pos = 0;
+	uint64_t seq;
+	int ret = 0;
+
+	ff_assert_held(&fs->ns);
+	if (b->err)
+		return b->err;
+	ff_mutex_lock(&fs->log);
+	seq = fs->next_seq;
+	ff_mutex_unlock(&fs->log);
+	/* apply first: a failure (memory) leaves nothing queued */
+	while (pos < b->len) {
+		uint8_t *h = b->p + pos;
+		uint32_t len = get32(h + 4);
+		uint64_t ino;
+
+		ret = apply_rec(fs, get16(h), h + PX_REC_HDR, len, seq, &ino);
+		if (ret) {
+			ff_err("posix: applying record type %u failed: %s", get16(h),
+			       strerror(-ret));
+			return ret;
+		}
+		if (ino) {
+			struct px_inode *i = iget_locked(fs, ino);
+
+			if (i)
+				i->last_rseq = seq;
+			if (i && (get16(h) == PX_R_INODE || get16(h) == PX_R_DIRENT_ADD))
+				i->meta_rseq = seq;
+		}
+		seq++;
+		pos += ff_round_up(PX_REC_HDR + len, 8);
+	}
+	ff_mutex_lock(&fs->log);
+	pos = 0;
+	while (pos < b->len) {
+		uint8_t *h = b->p + pos;
+		uint32_t len = get32(h + 4);
+		size_t rl = ff_round_up(PX_REC_HDR + len, 8);
+
+		h[2] = pos + rl < b->len ? PX_REC_CONT : 0;
+		h[3] = 0;
+		set64(h + 8, fs->next_seq++);
+		set32(h + 16, 0);
+		set32(h + 16, ff_crc32c(0, h, PX_REC_HDR + len));
+		pos += rl;
+	}
+	put_bytes(&fs->pend, b->p, b->len);
+	ret = fs->pend.err;
+	*seq_out = fs->next_seq - 1;
+	ff_mutex_unlock(&fs->log);
+	return ret;
+}
+
+/* ---- the log: group commit, checkpoints ---- */
+
+static int write_meta(struct px_fs *fs, uint32_t z, const struct px_buf *b, uint64_t off)
+{
+	size_t n = ff_round_up(b->len, PX_BLK);
+	void *blk = NULL;
+	ssize_t r;
+
+	if (posix_memalign(&blk, PX_BLK, n))
+		return -ENOMEM;
+	memcpy(blk, b->p, b->len);
+	memset((uint8_t *)blk + b->len, 0, n - b->len);
+	struct iovec iov = {blk, n};
+	r = ff_zoneq_write_at(fs->dev, z, &iov, 1, off, FF_IO_DSYNC | FF_IO_PREFLUSH);
+	free(blk);
+	atomic_fetch_add(&fs->st_log_writes, 1);
+	atomic_fetch_add(&fs->st_log_bytes, n);
+	return r == (ssize_t)n ? 0 : r < 0 ? (int)r : -EIO;
+}
+
+/* Give the records of the checkpoint buffer b from byte from on their seqs and crcs. */
+static void seal_records(struct px_buf *b, size_t from, uint64_t *seq)
+{
+	size_t pos = from;
+
+	while (pos < b->len) {
+		uint8_t *h = b->p + pos;
+		uint32_t len = get32(h + 4);
+
+		h[2] = h[3] = 0;
+		set64(h + 8, (*seq)++);
+		set32(h + 16, 0);
+		set32(h + 16, ff_crc32c(0, h, PX_REC_HDR + len));
+		pos += ff_round_up(PX_REC_HDR + len, 8);
+	}
+}
+
+/*
+ * Write a checkpoint of the whole state into the next metadata zone and make
+ * it the log's zone. Called by the commit leader (or mount/unmount, alone)
+ * with no lock held. Queued records are covered by the snapshot and dropped.
+ */
+static int checkpoint(struct px_fs *fs)
+{
+	uint32_t idx = (fs->log_idx + 1) % fs->meta_count, z = fs->meta_first + idx;
+	uint32_t old = fs->meta_first + fs->log_idx;
+	struct px_zone *zo = &fs->zones[z];
+	struct px_buf b = {0};
+	uint64_t first, seq, nrec = 0, gen;
+	size_t at;
+	int ret;
+
+	if (zo->seq) {
+		ret = ff_zoneq_zone_op(fs->dev, z, FF_ZOP_RESET);
+		if (ret)
+			return ret;
+	}
+	buf_need(&b, PX_BLK);
+	if (b.err)
+		return b.err;
+	memset(b.p, 0, PX_BLK);
+	b.len = PX_BLK;
+	ff_mutex_lock(&fs->ns);
+	ff_mutex_lock(&fs->log);
+	first = seq = fs->next_seq;
+	gen = fs->gen + 1;
+	at = rec_begin(&b, PX_R_CP_BEGIN);
+	put64(&b, gen);
+	put64(&b, fs->next_ino);
+	put64(&b, fs->next_dseq);
+	put32(&b, fs->nr_zones);
+	put32(&b, 0);
+	rec_end(&b, at);
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		struct px_zone *d = &fs->zones[k];
+
+		if (d->state == PX_Z_META || d->state == PX_Z_SUPER)
+			continue;
+		if (!d->inflight)
+			d->cursor = d->wp;
+		rec_zone(&b, k, d, d->cursor);
+	}
+	for (size_t h = 0; h < fs->icap; h++)
+		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext)
+			rec_inode(&b, i, i->disk_size, 0);
+	for (size_t h = 0; h < fs->icap; h++) {
+		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext) {
+			if (i->dir)
+				for (size_t k = 0; k < i->dir->n; k++) {
+					struct px_dent *e = i->dir->ents[k];
+
+					if (!e->dead)
+						rec_dirent_add(&b, i->ino, e->ino, e->cookie,
+							       e->name, e->nlen);
+				}
+			for (size_t k = 0; k < i->next; k++)
+				rec_extent(&b, i->ino, i->ext[k].off, i->ext[k].len, i->ext[k].dev,
+					   i->ext[k].dseq, 0);
+			for (struct px_xattr *x = i->xattrs; x; x = x->next)
+				rec_xattr_set(&b, i->ino, x->name, x->val, x->vlen);
+		}
+	}
+	{
+		/* count what CP_END closes: every record so far plus itself */
+		size_t pos = PX_BLK;
+
+		while (pos < b.len) {
+			nrec++;
+			pos += ff_round_up(PX_REC_HDR + get32(b.p + pos + 4), 8);
+		}
+	}
+	at = rec_begin(&b, PX_R_CP_END);
+	put64(&b, nrec + 1);
+	rec_end(&b, at);
+	seal_records(&b, PX_BLK, &seq);
+	fs->next_seq = seq;
+	free(fs->pend.p);
+	memset(&fs->pend, 0, sizeof(fs->pend));
+	/* rseq of extents restored by this checkpoint: all committed once it is */
+	ff_mutex_unlock(&fs->log);
+	ff_mutex_unlock(&fs->ns);
+	if (b.err) {
+		ret = b.err;
+		goto out;
+	}
+	memcpy(b.p, PX_MZ_MAGIC, 8);
+	set32(b.p + PX_MZ_VERSION, PX_VERSION);
+	set64(b.p + PX_MZ_GEN, gen);
+	set64(b.p + PX_MZ_FIRST_SEQ, first);
+	memcpy(b.p + PX_MZ_UUID, fs->uuid, 16);
+	set32(b.p + PX_MZ_CRC, ff_crc32c(0, b.p, PX_BLK));
+	if (ff_round_up(b.len, PX_BLK) > zo->cap) {
+		ff_err("posix: the checkpoint (%zu bytes) does not fit a metadata zone (%llu bytes)",
+		       b.len, (unsigned long long)zo->cap);
+		ret = -ENOSPC;
+		goto out;
+	}
+	ret = write_meta(fs, z, &b, zo->start);
+	if (ret)
+		goto out;
+	atomic_fetch_add(&fs->st_ckpts, 1);
+	fs->log_idx = idx;
+	fs->log_off = zo->start + ff_round_up(b.len, PX_BLK);
+	fs->gen = gen;
+	ff_mutex_lock(&fs->log);
+	if (atomic_load(&fs->committed) < seq - 1)
+		atomic_store(&fs->committed, seq - 1);
+	ff_mutex_unlock(&fs->log);
+	/* the old zone holds nothing needed now: give back its active resource */
+	if (old != z && fs->zones[old].seq)
+		(void)ff_zoneq_zone_op(fs->dev, old, FF_ZOP_FINISH);
+out:
+	free(b.p);
+	return ret;
+}
+
+/* The leader's write of the records in b (a checkpoint instead when the zone is full). */
+static int log_write(struct px_fs *fs, struct px_buf *b)
+{
+	uint32_t z = fs->meta_first + fs->log_idx;
+	size_t n = ff_round_up(b->len, PX_BLK);
+	int ret;
+
+	if (!b->len)
+		return 0;
+	if (fs->log_off + n > fs->zones[z].start + fs->zones[z].cap)
+		return checkpoint(fs);
+	ret = write_meta(fs, z, b, fs->log_off);
+	if (!ret)
+		fs->log_off += n;
+	return ret;
+}
+
+/*
+ * Make every record up to seq durable: group commit. No lock held; never
+ * called with ns held. Returns 0 or the log's error (sticky: the log is
+ * unusable after a failed write).
+ */
+static int log_commit(struct px_fs *fs, uint64_t seq)
+{
+	int ret;
+
+	if (atomic_load(&fs->committed) >= seq)
+		return 0;
+	ff_mutex_lock(&fs->log);
+	atomic_fetch_add(&fs->st_commits, 1);
+	while (atomic_load(&fs->committed) < seq && !fs->log_err) {
+		struct px_buf b;
+		uint64_t last;
+
+		if (fs->leader) {
+			ff_cond_wait(&fs->log_cv, &fs->log);
+			continue;
+		}
+		fs->leader = true;
+		b = fs->pend;
+		memset(&fs->pend, 0, sizeof(fs->pend));
+		last = fs->next_seq - 1;
+		ff_mutex_unlock(&fs->log);
+		ret = log_write(fs, &b);
+		free(b.p);
+		ff_mutex_lock(&fs->log);
+		if (ret) {
+			ff_err("posix: writing the metadata log failed: %s", strerror(-ret));
+			fs->log_err = ret;
+		} else if (atomic_load(&fs->committed) < last) {
+			atomic_store(&fs->committed, last);
+		}
+		fs->leader = false;
+		pthread_cond_broadcast(&fs->log_cv);
+	}
+	ret = fs->log_err;
+	ff_mutex_unlock(&fs->log);
+	return ret;
+}
+
+static int log_commit_all(struct px_fs *fs)
+{
+	uint64_t s;
+
+	ff_mutex_lock(&fs->log);
+	s = fs->next_seq - 1;
+	ff_mutex_unlock(&fs->log);
+	return log_commit(fs, s);
+}
+
+/* ---- data zones: slots ---- */
+
+static bool data_zone(const struct px_zone *z)
+{
+	return z->state != PX_Z_META && z->state != PX_Z_SUPER;
+}
+
+/*
+ * Give slot s a zone with room for a header and one block. Caller holds s->mu
+ * (not ns). A new zone gets a new epoch, logged and committed before any
+ * header is written in it; a sequential zone is reset after that commit.
+ */
+static int slot_zone(struct px_fs *fs, struct px_slot *s)
+{
+	uint32_t old = UINT32_MAX, z = UINT32_MAX;
+	struct px_buf b = {0};
+	uint64_t seq = 0;
+	int ret = 0;
+
+	ff_assert_held(&s->mu);
+	ff_mutex_lock(&fs->ns);
+	if (s->zone != UINT32_MAX) {
+		struct px_zone *zo = &fs->zones[s->zone];
+
+		if (zo->start + zo->cap - zo->wp >= 2 * PX_BLK) {
+			ff_mutex_unlock(&fs->ns);
+			return 0;
+		}
+		old = s->zone;
+		zo->slot = -1;
+		s->zone = UINT32_MAX;
+		{
+			struct px_zone tmp = *zo;
+
+			tmp.state = PX_Z_FULL;
+			rec_zone(&b, old, &tmp, zo->cursor);
+		}
+	}
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		struct px_zone *zo = &fs->zones[k];
+
+		if (!data_zone(zo) || zo->slot >= 0 || zo->inflight)
+			continue;
+		if (zo->state == PX_Z_FREE || (zo->state == PX_Z_FULL && !zo->valid)) {
+			struct px_zone tmp = *zo;
+
+			tmp.state = PX_Z_OPEN;
+			tmp.epoch = zo->epoch + 1;
+			rec_zone(&b, k, &tmp, zo->start);
+			z = k;
+			break;
+		}
+	}
+	if (b.len) {
+		ret = op_commit_locked(fs, &b, &seq);
+		if (!ret && z != UINT32_MAX) {
+			fs->zones[z].slot = (int)(s - fs->slots);
+			s->zone = z;
+		}
+	}
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	if (ret)
+		return ret;
+	if (old != UINT32_MAX && fs->zones[old].seq)
+		(void)ff_zoneq_zone_op(fs->dev, old, FF_ZOP_FINISH);
+	if (z == UINT32_MAX)
+		return -ENOSPC;
+	ret = log_commit(fs, seq);
+	if (!ret && fs->zones[z].seq && ff_zoneq_wp(fs->dev, z) != fs->zones[z].start)
+		ret = ff_zoneq_zone_op(fs->dev, z, FF_ZOP_RESET);
+	return ret;
+}
+
+static struct px_slot *slot_get(struct px_fs *fs, uint64_t ino)
+{
+	int first = (int)(ino % (uint64_t)fs->nslots);
+
+	for (int k = 0; k < fs->nslots; k++) {
+		struct px_slot *s = &fs->slots[(first + k) % fs->nslots];
+
+		if (ff_mutex_trylock(&s->mu))
+			return s;
+	}
+	ff_mutex_lock(&fs->slots[first].mu);
+	return &fs->slots[first];
+}
+
+/* ---- the cache's view ---- */
+
+static int px_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map *m)
+{
+	struct px_inode *i = fs_inode;
+	struct px_fs *fs = i->fs;
+	bool in;
+	size_t k;
+
+	ff_mutex_lock(&fs->ns);
+	k = ext_find(i, off, &in);
+	m->file_off = off;
+	if (in) {
+		struct px_ext *e = &i->ext[k];
+
+		m->type = FF_MAP_INPLACE;
+		m->dev_off = e->dev + (off - e->off);
+		m->len = e->off + e->len - off < len ? e->off + e->len - off : len;
+		m->zone = zone_of(fs, m->dev_off);
+	} else {
+		m->type = FF_MAP_HOLE;
+		m->len = k < i->next && i->ext[k].off - off < len ? i->ext[k].off - off : len;
+	}
+	ff_mutex_unlock(&fs->ns);
+	return 0;
+}
+
+/*
+ * Where [off, off+len) goes: in place when the blocks are mapped by a
+ * committed extent in conventional space (and a sync write does not move
+ * the size), else a header + data append in a slot's zone. For the append
+ * the slot's mutex stays held until write_done. A sync write of a file whose
+ * records (its name) are not durable commits the log first.
+ */
+static int px_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flags,
+			struct ff_map *m)
+{
+	struct px_inode *i = fs_inode;
+	struct px_fs *fs = i->fs;
+	bool sync = flags & FF_MAPW_SYNC, in;
+	uint64_t need = 0;
+	struct px_slot *s;
+	struct px_zone *zo;
+	size_t k;
+	int ret;
+
+	if (fs->ro)
+		return -EROFS;
+	m->file_off = off;
+	ff_mutex_lock(&fs->ns);
+	if (i->freed) {
+		ff_mutex_unlock(&fs->ns);
+		m->type = FF_MAP_STORED; /* a removed file's data goes nowhere */
+		m->len = len;
+		return 0;
+	}
+	k = ext_find(i, off, &in);
+	if (in) {
+		struct px_ext *e = &i->ext[k];
+		uint32_t z = zone_of(fs, e->dev);
+
+		if (!fs->zones[z].seq && e->rseq && e->rseq <= atomic_load(&fs->committed) &&
+		    !(sync && i->wsize > i->disk_size)) {
+			m->type = FF_MAP_INPLACE;
+			m->dev_off = e->dev + (off - e->off);
+			m->len = e->off + e->len - off < len ? e->off + e->len - off : len;
+			m->zone = z;
+			ff_mutex_unlock(&fs->ns);
+			atomic_fetch_add(&fs->st_inplace, 1);
+			return 0;
+		}
+	}
+	if (sync && i->meta_rseq > atomic_load(&fs->committed))
+		need = i->meta_rseq;
+	ff_mutex_unlock(&fs->ns);
+	if (need) {
+		ret = log_commit(fs, need);
+		if (ret)
+			return ret;
+	}
+	s = slot_get(fs, i->ino);
+	ret = slot_zone(fs, s);
+	if (ret) {
+		ff_mutex_unlock(&s->mu);
+		return ret;
+	}
+	ff_mutex_lock(&fs->ns);
+	zo = &fs->zones[s->zone];
+	{
+		uint64_t room = ff_round_down(zo->start + zo->cap - zo->wp - PX_BLK, PX_BLK);
+		uint64_t n = len < room ? len : room;
+
+		if (n > PX_MAX_WRITE)
+			n = PX_MAX_WRITE;
+		m->len = n;
+	}
+	m->type = zo->seq ? FF_MAP_APPEND : FF_MAP_INPLACE;
+	m->zone = s->zone;
+	m->dev_off = zo->wp + PX_BLK;
+	m->hdr_len = PX_BLK;
+	/* the chain of headers must not have a hole below a durable one */
+	m->io_flags = sync && !zo->seq ? FF_IO_PREFLUSH : 0;
+	zo->wp += PX_BLK + m->len;
+	zo->inflight++;
+	ff_mutex_unlock(&fs->ns);
+	return 0; /* s->mu held until write_done */
+}
+
+static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *iov, int iovcnt,
+		   void *hdr)
+{
+	struct px_inode *i = fs_inode;
+	struct px_fs *fs = i->fs;
+	struct px_zone *zo = &fs->zones[m->zone];
+	uint8_t *h = hdr;
+	uint64_t end = m->file_off + m->len, lim, size, dseq, epoch;
+	uint32_t crc = 0;
+
+	ff_mutex_lock(&fs->ns);
+	dseq = fs->next_dseq++;
+	lim = i->size > i->wsize ? i->size : i->wsize;
+	size = end < lim ? end : lim;
+	if (size < i->disk_size)
+		size = i->disk_size;
+	epoch = zo->epoch;
+	fs->slots[zo->slot].dseq = dseq;
+	ff_mutex_unlock(&fs->ns);
+	for (int k = 0; k < iovcnt; k++)
+		crc = ff_crc32c(crc, iov[k].iov_base, iov[k].iov_len);
+	memcpy(h, PX_DH_MAGIC, 8);
+	set32(h + PX_DH_VERSION, PX_VERSION);
+	set64(h + PX_DH_EPOCH, epoch);
+	set64(h + PX_DH_DSEQ, dseq);
+	set64(h + PX_DH_INO, i->ino);
+	set64(h + PX_DH_FILE_OFF, m->file_off);
+	set64(h + PX_DH_LEN, m->len);
+	set64(h + PX_DH_SIZE, size);
+	set32(h + PX_DH_DATA_CRC, crc);
+	set32(h + PX_DH_CRC, ff_crc32c(0, h, PX_BLK));
+	return 0;
+}
+
+static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed_at, ssize_t result,
+			 unsigned flags)
+{
+	struct px_inode *i = fs_inode;
+	struct px_fs *fs = i->fs;
+	struct px_zone *zo;
+	struct px_slot *s;
+	struct px_buf b = {0};
+	uint64_t seq, dseq, lim, size;
+	int ret = 0;
+
+	(void)flags;
+	if (!m->hdr_len)
+		return 0; /* in place: the extent is there already */
+	zo = &fs->zones[m->zone];
+	s = &fs->slots[zo->slot];
+	if (result < 0) {
+		if (zo->seq) {
+			(void)ff_zoneq_resync(fs->dev, m->zone);
+			ff_mutex_lock(&fs->ns);
+			zo->inflight--;
+			zo->wp = zo->start + zo->cap; /* the chain may be broken: no more in it */
+		} else {
+			ff_mutex_lock(&fs->ns);
+			zo->inflight--;
+			zo->wp -= PX_BLK + m->len;
+		}
+		ff_mutex_unlock(&fs->ns);
+		ff_mutex_unlock(&s->mu);
+		return 0;
+	}
+	ff_mutex_lock(&fs->ns);
+	zo->inflight--;
+	dseq = s->dseq;
+	if (!i->freed) {
+		uint64_t end = m->file_off + m->len;
+
+		lim = i->size > i->wsize ? i->size : i->wsize;
+		size = end < lim ? end : lim;
+		if (size < i->disk_size)
+			size = i->disk_size;
+		rec_extent(&b, i->ino, m->file_off, m->len, landed_at, dseq, size);
+		ret = op_commit_locked(fs, &b, &seq);
+	}
+	ff_mutex_unlock(&fs->ns);
+	ff_mutex_unlock(&s->mu);
+	free(b.p);
+	atomic_fetch_add(&fs->st_hdr_writes, 1);
+	return ret;
+}
+
+/* fsync's commit point: the size and times, then every record about the inode. */
+static int px_commit(void *fs_inode, bool datasync)
+{
+	struct px_inode *i = fs_inode;
+	struct px_fs *fs = i->fs;
+	struct px_buf b = {0};
+	uint64_t seq, target;
+	int ret = 0;
+
+	if (fs->ro)
+		return 0;
+	ff_mutex_lock(&fs->ns);
+	if (!i->freed && (i->disk_size != i->size || (!datasync && i->attr_dirty))) {
+		rec_inode(&b, i, i->size, 0);
+		ret = op_commit_locked(fs, &b, &seq);
+		i->attr_dirty = false;
+	}
+	target = i->last_rseq;
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	if (ret)
+		return ret;
+	return log_commit(fs, target);
+}
+
+static const struct ff_cache_ops px_cache_ops = {
+	.map_read = px_map_read,
+	.map_write = px_map_write,
+	.write_done = px_write_done,
+	.commit = px_commit,
+	.seal = px_seal,
+};
+
+/* ---- attributes ---- */
+
+static uint64_t blocks_of(const struct px_inode *i)
+{
+	uint64_t n = 0;
+
+	for (size_t k = 0; k < i->next; k++)
+		n += i->ext[k].len;
+	return n / 512;
+}
+
+static void fill_stat(const struct px_inode *i, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = i->ino;
+	st->st_mode = i->mode;
+	st->st_nlink = i->nlink;
+	st->st_uid = i->uid;
+	st->st_gid = i->gid;
+	st->st_rdev = (dev_t)i->rdev;
+	st->st_size = i->dir ? PX_BLK : (off_t)i->size;
+	st->st_blksize = PX_BLK;
+	st->st_blocks = i->dir ? PX_BLK / 512 : (blkcnt_t)blocks_of(i);
+	st->st_atim = i->atime;
+	st->st_mtim = i->mtime;
+	st->st_ctim = i->ctime;
+}
+
+static int check_name(const char *name, size_t *n)
+{
+	*n = strlen(name);
+	if (!*n)
+		return -ENOENT;
+	if (*n > PX_NAME_MAX)
+		return -ENAMETOOLONG;
+	if (!strcmp(name, ".") || !strcmp(name, ".."))
+		return -EINVAL;
+	return 0;
+}
+
+/* The directory dir, alive. Caller holds ns. */
+static int dir_get_locked(struct px_fs *fs, uint64_t dir, struct px_inode **out)
+{
+	struct px_inode *d = iget_locked(fs, dir);
+
+	if (!d)
+		return -ENOENT;
+	if (!d->dir)
+		return -ENOTDIR;
+	if (!d->nlink)
+		return -ENOENT;
+	*out = d;
+	return 0;
+}
+
+/* Queue IFREE for an inode nobody names, looks up or has open. Caller holds ns. */
+static void maybe_free_locked(struct px_fs *fs, struct px_inode *i)
+{
+	struct px_buf b = {0};
+	uint64_t seq;
+
+	if (i->freed || i->nlink || i->nlookup || i->nopen || i->ino == PX_ROOT_INO || fs->ro)
+		return;
+	rec_ifree(&b, i->ino);
+	(void)op_commit_locked(fs, &b, &seq);
+	free(b.p);
+}
+
+static uint64_t px_root_ino(const struct ff_fs *gfs)
+{
+	(void)gfs;
+	return PX_ROOT_INO;
+}
+
+static int px_lookup(struct ff_fs *gfs, uint64_t dir, const char *name, struct stat *st)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *d, *i;
+	struct px_dent *e;
+	size_t n;
+	int ret = check_name(name, &n);
+
+	if (ret == -EINVAL)
+		ret = -ENOENT;
+	if (ret)
+		return ret;
+	ff_mutex_lock(&fs->ns);
+	ret = dir_get_locked(fs, dir, &d);
+	if (ret)
+		goto out;
+	e = dir_find(d->dir, name, n);
+	i = e ? iget_locked(fs, e->ino) : NULL;
+	if (!i) {
+		ret = -ENOENT;
+		goto out;
+	}
+	i->nlookup++;
+	fill_stat(i, st);
+out:
+	ff_mutex_unlock(&fs->ns);
+	return ret;
+}
+
+static void px_forget(struct ff_fs *gfs, uint64_t ino, uint64_t nlookup)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i;
+
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	if (i) {
+		i->nlookup -= nlookup < i->nlookup ? nlookup : i->nlookup;
+		maybe_free_locked(fs, i);
+	}
+	ff_mutex_unlock(&fs->ns);
+	reap(fs);
+}
+
+static int px_getattr(struct ff_fs *gfs, uint64_t ino, struct stat *st)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i;
+	int ret = 0;
+
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	if (i)
+		fill_stat(i, st);
+	else
+		ret = -ENOENT;
+	ff_mutex_unlock(&fs->ns);
+	return ret;
+}
+
+static int px_readdir(struct ff_fs *gfs, uint64_t dir, uint64_t cookie, char *name, size_t namelen,
+		      struct stat *st, uint64_t *next)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *d, *i;
+	struct px_dent *e;
+	int ret;
+
+	ff_mutex_lock(&fs->ns);
+	d = iget_locked(fs, dir);
+	if (!d || !d->dir) {
+		ret = d ? -ENOTDIR : -ENOENT;
+		goto out;
+	}
+	e = dir_after(d->dir, cookie);
+	if (!e) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (namelen < (size_t)e->nlen + 1) {
+		ret = -ENAMETOOLONG;
+		goto out;
+	}
+	memcpy(name, e->name, e->nlen + 1);
+	i = iget_locked(fs, e->ino);
+	if (i) {
+		fill_stat(i, st);
+	} else {
+		memset(st, 0, sizeof(*st));
+		st->st_ino = e->ino;
+	}
+	*next = e->cookie;
+	ret = 0;
+out:
+	ff_mutex_unlock(&fs->ns);
+	return ret;
+}
+
+/*
+ * Make a node (any type) named name in dir: its INODE, the entry, the
+ * parent's times (and link count for a directory) in one group. Owner from
+ * cr; the group and a directory's setgid bit from a setgid parent.
+ */
+static int make_node(struct px_fs *fs, uint64_t dir, const char *name, mode_t mode, dev_t rdev,
+		     const char *target, const struct ff_cred *cr, bool open, struct stat *st)
+{
+	struct px_inode *d, *i, tmp, td;
+	struct px_buf b = {0};
+	struct timespec now = now_ts();
+	uint64_t ino, seq;
+	size_t n;
+	int ret;
+
+	if (fs->ro)
+		return -EROFS;
+	ret = check_name(name, &n);
+	if (ret == -EINVAL || ret == -ENOENT)
+		ret = -EEXIST;
+	if (ret)
+		return ret;
+	if (target && strlen(target) > PX_SYMLINK_MAX)
+		return -ENAMETOOLONG;
+	ff_mutex_lock(&fs->ns);
+	ret = dir_get_locked(fs, dir, &d);
+	if (ret)
+		goto out;
+	if (dir_find(d->dir, name, n)) {
+		ret = -EEXIST;
+		goto out;
+	}
+	ino = fs->next_ino;
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.ino = ino;
+	tmp.mode = mode;
+	tmp.uid = cr ? cr->uid : 0;
+	tmp.gid = cr ? cr->gid : 0;
+	if (d->mode & S_ISGID) {
+		tmp.gid = d->gid;
+		if (S_ISDIR(mode))
+			tmp.mode |= S_ISGID;
+	}
+	tmp.nlink = S_ISDIR(mode) ? 2 : 1;
+	tmp.rdev = (S_ISCHR(mode) || S_ISBLK(mode)) ? (uint64_t)rdev : 0;
+	tmp.atime = tmp.mtime = tmp.ctime = tmp.btime = now;
+	if (target) {
+		tmp.target = (char *)target;
+		tmp.tlen = (uint32_t)strlen(target);
+	}
+	rec_inode(&b, &tmp, tmp.tlen, 0);
+	rec_dirent_add(&b, dir, ino, d->dir->next_cookie, name, n);
+	td = *d;
+	td.mtime = td.ctime = now;
+	if (S_ISDIR(mode))
+		td.nlink++;
+	rec_inode(&b, &td, d->disk_size, 0);
+	ret = op_commit_locked(fs, &b, &seq);
+	if (ret)
+		goto out;
+	i = iget_locked(fs, ino);
+	if (!i) {
+		ret = -EIO;
+		goto out;
+	}
+	i->nlookup++;
+	if (open)
+		i->nopen++;
+	fill_stat(i, st);
+out:
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	return ret;
+}
+
+static int px_mknod(struct ff_fs *gfs, uint64_t dir, const char *name, mode_t mode, dev_t rdev,
+		    const struct ff_cred *cr, struct stat *st)
+{
+	switch (mode & S_IFMT) {
+	case 0:
+		mode |= S_IFREG;
+		break;
+	case S_IFREG:
+	case S_IFIFO:
+	case S_IFSOCK:
+	case S_IFCHR:
+	case S_IFBLK:
+		break;
+	default:
+		return -EINVAL;
+	}
+	return make_node(px_of(gfs), dir, name, mode, rdev, NULL, cr, false, st);
+}
+
+static int px_mkdir(struct ff_fs *gfs, uint64_t dir, const char *name, mode_t mode,
+		    const struct ff_cred *cr, struct stat *st)
+{
+	return make_node(px_of(gfs), dir, name, S_IFDIR | (mode & 07777), 0, NULL, cr, false, st);
+}
+
+static int px_symlink(struct ff_fs *gfs, uint64_t dir, const char *name, const char *target,
+		      const struct ff_cred *cr, struct stat *st)
+{
+	if (!*target)
+		return -ENOENT;
+	return make_node(px_of(gfs), dir, name, S_IFLNK | 0777, 0, target, cr, false, st);
+}
+
+static int px_create(struct ff_fs *gfs, uint64_t dir, const char *name, mode_t mode, int flags,
+		     const struct ff_cred *cr, struct stat *st, unsigned *open_flags)
+{
+	(void)flags;
+	if (open_flags)
+		*open_flags = 0;
+	return make_node(px_of(gfs), dir, name, S_IFREG | (mode & 07777), 0, NULL, cr, true, st);
+}
+
+static ssize_t px_readlink(struct ff_fs *gfs, uint64_t ino, char *buf, size_t len)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i;
+	ssize_t ret;
+
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	if (!i)
+		ret = -ENOENT;
+	else if (!S_ISLNK(i->mode))
+		ret = -EINVAL;
+	else {
+		ret = i->tlen < len ? i->tlen : (ssize_t)len;
+		memcpy(buf, i->target, (size_t)ret);
+	}
+	ff_mutex_unlock(&fs->ns);
+	return ret;
+}
+
+static int px_link(struct ff_fs *gfs, uint64_t ino, uint64_t newdir, const char *newname,
+		   struct stat *st)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *d, *i, ti, td;
+	struct px_buf b = {0};
+	struct timespec now = now_ts();
+	uint64_t seq;
+	size_t n;
+	int ret;
+
+	if (fs->ro)
+		return -EROFS;
+	ret = check_name(newname, &n);
+	if (ret == -EINVAL || ret == -ENOENT)
+		ret = -EEXIST;
+	if (ret)
+		return ret;
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	if (!i) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (i->dir) {
+		ret = -EPERM;
+		goto out;
+	}
+	if (!i->nlink) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (i->nlink >= PX_LINK_MAX) {
+		ret = -EMLINK;
+		goto out;
+	}
+	ret = dir_get_locked(fs, newdir, &d);
+	if (ret)
+		goto out;
+	if (dir_find(d->dir, newname, n)) {
+		ret = -EEXIST;
+		goto out;
+	}
+	ti = *i;
+	ti.nlink++;
+	ti.ctime = now;
+	rec_inode(&b, &ti, i->disk_size, 0);
+	rec_dirent_add(&b, newdir, ino, d->dir->next_cookie, newname, n);
+	td = *d;
+	td.mtime = td.ctime = now;
+	rec_inode(&b, &td, d->disk_size, 0);
+	ret = op_commit_locked(fs, &b, &seq);
+	if (ret)
+		goto out;
+	i->nlookup++;
+	fill_stat(i, st);
+out:
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	return ret;
+}
+
+static int remove_entry(struct px_fs *fs, uint64_t dir, const char *name, bool isdir)
+{
+	struct px_inode *d, *i, ti, td;
+	struct px_buf b = {0};
+	struct timespec now = now_ts();
+	struct px_dent *e;
+	uint64_t seq;
+	size_t n;
+	int ret;
+
+	if (fs->ro)
+		return -EROFS;
+	ret = check_name(name, &n);
+	if (ret == -EINVAL)
+		ret = isdir ? (!strcmp(name, ".") ? -EINVAL : -ENOTEMPTY) : -EISDIR;
+	if (ret)
+		return ret;
+	ff_mutex_lock(&fs->ns);
+	ret = dir_get_locked(fs, dir, &d);
+	if (ret)
+		goto out;
+	e = dir_find(d->dir, name, n);
+	i = e ? iget_locked(fs, e->ino) : NULL;
+	if (!i) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (isdir && !i->dir) {
+		ret = -ENOTDIR;
+		goto out;
+	}
+	if (!isdir && i->dir) {
+		ret = -EISDIR;
+		goto out;
+	}
+	if (isdir && i->dir->nlive) {
+		ret = -ENOTEMPTY;
+		goto out;
+	}
+	rec_dirent_del(&b, dir, name, n);
+	ti = *i;
+	ti.nlink = isdir ? 0 : i->nlink - 1;
+	ti.ctime = now;
+	rec_inode(&b, &ti, i->disk_size, 0);
+	td = *d;
+	td.mtime = td.ctime = now;
+	if (isdir)
+		td.nlink--;
+	rec_inode(&b, &td, d->disk_size, 0);
+	ret = op_commit_locked(fs, &b, &seq);
+	if (!ret)
+		maybe_free_locked(fs, i);
+out:
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	reap(fs);
+	return ret;
+}
+
+static int px_unlink(struct ff_fs *gfs, uint64_t dir, const char *name)
+{
+	return remove_entry(px_of(gfs), dir, name, false);
+}
+
+static int px_rmdir(struct ff_fs *gfs, uint64_t dir, const char *name)
+{
+	return remove_entry(px_of(gfs), dir, name, true);
+}
+
+/* Whether directory a is anc or lies below it. Caller holds ns. */
+static bool is_below_locked(struct px_fs *fs, uint64_t a, uint64_t anc)
+{
+	for (int depth = 0; depth < 4096; depth++) {
+		struct px_inode *x;
+
+		if (a == anc)
+			return true;
+		if (a == PX_ROOT_INO)
+			return false;
+		x = iget_locked(fs, a);
+		if (!x || !x->dir)
+			return false;
+		a = x->dir->parent;
+	}
+	return true;
+}
+
+static int px_rename(struct ff_fs *gfs, uint64_t dir, const char *name, uint64_t newdir,
+		     const char *newname, unsigned flags)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *d1, *d2, *i1, *i2 = NULL, t;
+	struct px_dent *e1, *e2;
+	struct px_buf b = {0};
+	struct timespec now = now_ts();
+	uint64_t seq, c1, c2;
+	int dl1 = 0, dl2 = 0;
+	size_t n1, n2;
+	int ret;
+
+	if (fs->ro)
+		return -EROFS;
+	if ((flags & ~(FF_RENAME_NOREPLACE | FF_RENAME_EXCHANGE)) ||
+	    (flags & FF_RENAME_NOREPLACE && flags & FF_RENAME_EXCHANGE))
+		return -EINVAL;
+	ret = check_name(name, &n1);
+	if (!ret)
+		ret = check_name(newname, &n2);
+	if (ret == -EINVAL)
+		ret = -EBUSY;
+	if (ret)
+		return ret;
+	ff_mutex_lock(&fs->ns);
+	ret = dir_get_locked(fs, dir, &d1);
+	if (!ret)
+		ret = dir_get_locked(fs, newdir, &d2);
+	if (ret)
+		goto out;
+	e1 = dir_find(d1->dir, name, n1);
+	i1 = e1 ? iget_locked(fs, e1->ino) : NULL;
+	if (!i1) {
+		ret = -ENOENT;
+		goto out;
+	}
+	e2 = dir_find(d2->dir, newname, n2);
+	if (e2)
+		i2 = iget_locked(fs, e2->ino);
+	if (e2 && !i2) {
+		ret = -EIO;
+		goto out;
+	}
+	if ((flags & FF_RENAME_NOREPLACE) && i2) {
+		ret = -EEXIST;
+		goto out;
+	}
+	if ((flags & FF_RENAME_EXCHANGE) && !i2) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if (i2 == i1) {
+		ret = 0; /* two names of one inode: nothing to do, as POSIX says */
+		goto out;
+	}
+	if (i1->dir && d2 != d1 && is_below_locked(fs, newdir, i1->ino)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if ((flags & FF_RENAME_EXCHANGE) && i2->dir && d2 != d1 &&
+	    is_below_locked(fs, dir, i2->ino)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	if (i2 && !(flags & FF_RENAME_EXCHANGE)) {
+		if (i1->dir && !i2->dir) {
+			ret = -ENOTDIR;
+			goto out;
+		}
+		if (!i1->dir && i2->dir) {
+			ret = -EISDIR;
+			goto out;
+		}
+		if (i2->dir && i2->dir->nlive) {
+			ret = -ENOTEMPTY;
+			goto out;
+		}
+	}
+	c1 = d1->dir->next_cookie;
+	c2 = d2 == d1 ? c1 + 1 : d2->dir->next_cookie;
+	rec_dirent_del(&b, dir, name, n1);
+	if (i2)
+		rec_dirent_del(&b, newdir, newname, n2);
+	if (flags & FF_RENAME_EXCHANGE) {
+		rec_dirent_add(&b, dir, i2->ino, c1, name, n1);
+		rec_dirent_add(&b, newdir, i1->ino, c2, newname, n2);
+		if (d1 != d2) {
+			if (i1->dir)
+				dl1--, dl2++;
+			if (i2->dir)
+				dl2--, dl1++;
+		}
+		t = *i2;
+		t.ctime = now;
+		rec_inode(&b, &t, i2->disk_size, 0);
+	} else {
+		if (i2) {
+			t = *i2;
+			t.nlink = i2->dir ? 0 : i2->nlink - 1;
+			t.ctime = now;
+			rec_inode(&b, &t, i2->disk_size, 0);
+			if (i2->dir)
+				dl2--;
+		}
+		rec_dirent_add(&b, newdir, i1->ino, c2, newname, n2);
+		if (i1->dir && d1 != d2)
+			dl1--, dl2++;
+	}
+	t = *i1;
+	t.ctime = now;
+	rec_inode(&b, &t, i1->disk_size, 0);
+	t = *d1;
+	t.mtime = t.ctime = now;
+	t.nlink = (uint32_t)((int)t.nlink + dl1 + (d1 == d2 ? dl2 : 0));
+	rec_inode(&b, &t, d1->disk_size, 0);
+	if (d2 != d1) {
+		t = *d2;
+		t.mtime = t.ctime = now;
+		t.nlink = (uint32_t)((int)t.nlink + dl2);
+		rec_inode(&b, &t, d2->disk_size, 0);
+	}
+	ret = op_commit_locked(fs, &b, &seq);
+	if (!ret && i2 && !(flags & FF_RENAME_EXCHANGE))
+		maybe_free_locked(fs, i2);
+out:
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	reap(fs);
+	return ret;
+}
+
+/* ---- data ---- */
+
+static struct px_inode *file_get(struct px_fs *fs, uint64_t ino, int *err)
+{
+	struct px_inode *i;
+
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	ff_mutex_unlock(&fs->ns);
+	*err = !i ? -ENOENT : S_ISDIR(i->mode) ? -EISDIR : !S_ISREG(i->mode) ? -EINVAL : 0;
+	return *err ? NULL : i;
+}
+
+/*
+ * Before the size grows from s: the bytes of s's block beyond s may hold what
+ * a truncate cut off; write zeros over them in the cache. io_lock held.
+ */
+static int zero_tail(struct px_inode *i, uint64_t s)
+{
+	static const uint8_t zeros[PX_BLK];
+	struct px_fs *fs = i->fs;
+	bool in;
+	ssize_t r;
+
+	if (!(s % PX_BLK))
+		return 0;
+	ff_mutex_lock(&fs->ns);
+	ext_find(i, ff_round_down(s, PX_BLK), &in);
+	ff_mutex_unlock(&fs->ns);
+	if (!in)
+		return 0;
+	r = ff_cache_write(i->ci, zeros, PX_BLK - s % PX_BLK, s, 0);
+	ff_cache_inode_set_size(i->ci, s);
+	return r < 0 ? (int)r : 0;
+}
+
+/* Set the size to size (truncate either way). io_lock held. */
+static int truncate_locked(struct px_fs *fs, struct px_inode *i, uint64_t size)
+{
+	struct px_buf b = {0};
+	struct px_inode t;
+	uint64_t old, seq;
+	int ret = 0;
+
+	ff_assert_held(&i->io_lock);
+	ff_mutex_lock(&fs->ns);
+	old = i->size;
+	ff_mutex_unlock(&fs->ns);
+	if (size < old) {
+		ff_cache_invalidate_begin(i->ci);
+		ff_cache_truncate(i->ci, size);
+		ff_cache_invalidate_end(i->ci);
+	} else if (size > old) {
+		ret = zero_tail(i, old);
+		if (ret)
+			return ret;
+	}
+	ff_mutex_lock(&fs->ns);
+	t = *i;
+	t.dseq_floor = fs->next_dseq;
+	t.mtime = t.ctime = now_ts();
+	rec_inode(&b, &t, size, PX_INODE_TRUNC);
+	ret = op_commit_locked(fs, &b, &seq);
+	ff_mutex_unlock(&fs->ns);
+	ff_cache_inode_set_size(i->ci, size);
+	free(b.p);
+	return ret;
+}
+
+static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, unsigned which)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i, t;
+	struct px_buf b = {0};
+	struct timespec now = now_ts();
+	uint64_t seq;
+	int ret = 0;
+
+	if (fs->ro)
+		return -EROFS;
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	ff_mutex_unlock(&fs->ns);
+	if (!i)
+		return -ENOENT;
+	if (which & FF_SET_SIZE) {
+		if (i->dir)
+			return -EISDIR;
+		if (!S_ISREG(i->mode))
+			return -EINVAL;
+		if (st->st_size < 0)
+			return -EINVAL;
+		ff_mutex_lock(&i->io_lock);
+		ret = truncate_locked(fs, i, (uint64_t)st->st_size);
+		ff_mutex_unlock(&i->io_lock);
+		if (ret)
+			return ret;
+	}
+	if (!(which & ~FF_SET_SIZE))
+		return 0;
+	ff_mutex_lock(&fs->ns);
+	t = *i;
+	if (which & FF_SET_MODE)
+		t.mode = (i->mode & S_IFMT) | (st->st_mode & 07777);
+	if (which & FF_SET_UID)
+		t.uid = st->st_uid;
+	if (which & FF_SET_GID)
+		t.gid = st->st_gid;
+	if (which & FF_SET_ATIME)
+		t.atime = st->st_atim;
+	if (which & FF_SET_ATIME_NOW)
+		t.atime = now;
+	if (which & FF_SET_MTIME)
+		t.mtime = st->st_mtim;
+	if (which & FF_SET_MTIME_NOW)
+		t.mtime = now;
+	t.ctime = (which & FF_SET_CTIME) ? st->st_ctim : now;
+	rec_inode(&b, &t, i->disk_size, 0);
+	ret = op_commit_locked(fs, &b, &seq);
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	return ret;
+}
+
+static int px_open(struct ff_fs *gfs, uint64_t ino, int flags, unsigned *open_flags)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i;
+	int ret = 0;
+
+	if (open_flags)
+		*open_flags = 0;
+	if (fs->ro && (flags & O_ACCMODE) != O_RDONLY)
+		return -EROFS;
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	if (i)
+		i->nopen++;
+	ff_mutex_unlock(&fs->ns);
+	if (!i)
+		return -ENOENT;
+	if ((flags & O_TRUNC) && S_ISREG(i->mode) && (flags & O_ACCMODE) != O_RDONLY) {
+		ff_mutex_lock(&i->io_lock);
+		if (i->size)
+			ret = truncate_locked(fs, i, 0);
+		ff_mutex_unlock(&i->io_lock);
+	}
+	return ret;
+}
+
+static int px_release(struct ff_fs *gfs, uint64_t ino, int flags)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i;
+
+	(void)flags;
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	if (i) {
+		if (i->nopen)
+			i->nopen--;
+		maybe_free_locked(fs, i);
+	}
+	ff_mutex_unlock(&fs->ns);
+	reap(fs);
+	return 0;
+}
+
+static ssize_t px_read(struct ff_fs *gfs, uint64_t ino, void *buf, size_t len, uint64_t off)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i;
+	uint64_t size;
+	int err;
+
+	i = file_get(fs, ino, &err);
+	if (!i)
+		return err;
+	ff_mutex_lock(&fs->ns);
+	size = i->size;
+	/* relatime: atime moves when older than mtime/ctime or a day old; logged with the next
+	 * INODE */
+	if (!fs->ro) {
+		struct timespec now = now_ts();
+
+		if (i->atime.tv_sec < i->mtime.tv_sec ||
+		    (i->atime.tv_sec == i->mtime.tv_sec && i->atime.tv_nsec <= i->mtime.tv_nsec) ||
+		    i->atime.tv_sec < i->ctime.tv_sec || now.tv_sec - i->atime.tv_sec > 86400) {
+			i->atime = now;
+			i->attr_dirty = true;
+		}
+	}
+	ff_mutex_unlock(&fs->ns);
+	if (off >= size)
+		return 0;
+	if (len > size - off)
+		len = (size_t)(size - off);
+	return ff_cache_read(i->ci, buf, len, off, 0);
+}
+
+#define PX_MAX_FILE (1ull << 60)
+
+static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t len, uint64_t off,
+			unsigned flags)
+{
+	struct px_fs *fs = px_of(gfs);
+	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC);
+	struct px_inode *i;
+	uint64_t size;
+	ssize_t r;
+	int err;
+
+	if (fs->ro)
+		return -EROFS;
+	i = file_get(fs, ino, &err);
+	if (!i)
+		return err;
+	if (!len)
+		return 0;
+	ff_mutex_lock(&i->io_lock);
+	ff_mutex_lock(&fs->ns);
+	size = i->size;
+	if (flags & FF_FS_APPEND)
+		off = size;
+	if (off >= PX_MAX_FILE || len > PX_MAX_FILE - off) {
+		ff_mutex_unlock(&fs->ns);
+		r = -EFBIG;
+		goto out;
+	}
+	if (sync)
+		i->wsize = off + len > size ? off + len : size;
+	ff_mutex_unlock(&fs->ns);
+	if (off > size) {
+		r = zero_tail(i, size);
+		if (r)
+			goto out_wsize;
+	}
+	r = ff_cache_write(i->ci, buf, len, off, flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT));
+out_wsize:
+	ff_mutex_lock(&fs->ns);
+	if (r > 0) {
+		if (off + (uint64_t)r > i->size)
+			i->size = off + (uint64_t)r;
+		i->mtime = i->ctime = now_ts();
+		i->attr_dirty = true;
+	}
+	i->wsize = 0;
+	ff_mutex_unlock(&fs->ns);
+out:
+	ff_mutex_unlock(&i->io_lock);
+	return r;
+}
+
+static int px_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i;
+	int ret;
+
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	ff_mutex_unlock(&fs->ns);
+	if (!i)
+		return -ENOENT;
+	if (i->ci)
+		return ff_cache_fsync(i->ci, datasync);
+	ret = log_commit_all(fs);
+	return ret ? ret : ff_dev_flush(fs->dev);
+}
+
+static int px_fsyncdir(struct ff_fs *gfs, uint64_t ino, bool datasync)
+{
+	struct px_fs *fs = px_of(gfs);
+	int ret;
+
+	(void)ino;
+	(void)datasync;
+	ret = log_commit_all(fs);
+	return ret ? ret : ff_dev_flush(fs->dev);
+}
+
+static int px_flush(struct ff_fs *gfs, uint64_t ino)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i;
+
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	ff_mutex_unlock(&fs->ns);
+	if (!i || !i->ci || fs->ro)
+		return 0;
+	return ff_cache_fsync(i->ci, true);
+}
+
+/* ---- xattrs ---- */
+
+static int xattr_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (strncmp(name, "user.", 5) && strncmp(name, "trusted.", 8) &&
+	    strncmp(name, "security.", 9))
+		return -EOPNOTSUPP;
+	if (n > PX_XNAME_MAX)
+		return -ERANGE;
+	return 0;
+}
+
+static int px_setxattr(struct ff_fs *gfs, uint64_t ino, const char *name, const void *value,
+		       size_t size, int flags)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i, t;
+	struct px_buf b = {0};
+	uint64_t seq;
+	int ret = xattr_name_ok(name);
+
+	if (ret)
+		return ret;
+	if (size > PX_XVAL_MAX)
+		return -E2BIG;
+	if (fs->ro)
+		return -EROFS;
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	if (!i) {
+		ret = -ENOENT;
+		goto out;
+	}
+	if ((flags & XATTR_CREATE) && xattr_find(i, name, NULL)) {
+		ret = -EEXIST;
+		goto out;
+	}
+	if ((flags & XATTR_REPLACE) && !xattr_find(i, name, NULL)) {
+		ret = -ENODATA;
+		goto out;
+	}
+	rec_xattr_set(&b, ino, name, value, (uint32_t)size);
+	t = *i;
+	t.ctime = now_ts();
+	rec_inode(&b, &t, i->disk_size, 0);
+	ret = op_commit_locked(fs, &b, &seq);
+out:
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	return ret;
+}
+
+static ssize_t px_getxattr(struct ff_fs *gfs, uint64_t ino, const char *name, void *buf,
+			   size_t size)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i;
+	struct px_xattr *x;
+	ssize_t ret = xattr_name_ok(name);
+
+	if (ret == -ERANGE)
+		return -ENODATA;
+	if (ret)
+		return ret;
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	x = i ? xattr_find(i, name, NULL) : NULL;
+	if (!i)
+		ret = -ENOENT;
+	else if (!x)
+		ret = -ENODATA;
+	else if (!size)
+		ret = x->vlen;
+	else if (size < x->vlen)
+		ret = -ERANGE;
+	else {
+		memcpy(buf, x->val, x->vlen);
+		ret = x->vlen;
+	}
+	ff_mutex_unlock(&fs->ns);
+	return ret;
+}
+
+static ssize_t px_listxattr(struct ff_fs *gfs, uint64_t ino, char *buf, size_t size)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i;
+	size_t need = 0;
+	ssize_t ret;
+
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	if (!i) {
+		ret = -ENOENT;
+		goto out;
+	}
+	for (struct px_xattr *x = i->xattrs; x; x = x->next)
+		need += strlen(x->name) + 1;
+	if (!size) {
+		ret = (ssize_t)need;
+		goto out;
+	}
+	if (size < need) {
+		ret = -ERANGE;
+		goto out;
+	}
+	need = 0;
+	for (struct px_xattr *x = i->xattrs; x; x = x->next) {
+		size_t n = strlen(x->name) + 1;
+
+		memcpy(buf + need, x->name, n);
+		need += n;
+	}
+	ret = (ssize_t)need;
+out:
+	ff_mutex_unlock(&fs->ns);
+	return ret;
+}
+
+static int px_removexattr(struct ff_fs *gfs, uint64_t ino, const char *name)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i, t;
+	struct px_buf b = {0};
+	uint64_t seq;
+	int ret = xattr_name_ok(name);
+
+	if (ret == -ERANGE)
+		return -ENODATA;
+	if (ret)
+		return ret;
+	if (fs->ro)
+		return -EROFS;
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	if (!i)
+		ret = -ENOENT;
+	else if (!xattr_find(i, name, NULL))
+		ret = -ENODATA;
+	if (ret)
+		goto out;
+	rec_xattr_del(&b, ino, name);
+	t = *i;
+	t.ctime = now_ts();
+	rec_inode(&b, &t, i->disk_size, 0);
+	ret = op_commit_locked(fs, &b, &seq);
+out:
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	return ret;
+}
+
+/* ---- fallocate, lseek, statfs, stats ---- */
+
+/* Blocks that can still be written. Caller holds ns. */
+static uint64_t free_blocks_locked(struct px_fs *fs)
+{
+	uint64_t n = 0;
+
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		struct px_zone *z = &fs->zones[k];
+
+		if (!data_zone(z))
+			continue;
+		if (z->state == PX_Z_FREE || (z->state == PX_Z_FULL && !z->valid && z->slot < 0))
+			n += z->cap / PX_BLK - 1; /* one header at least */
+		else if (z->state == PX_Z_OPEN && z->start + z->cap - z->wp >= 2 * PX_BLK)
+			n += (z->start + z->cap - z->wp) / PX_BLK - 1;
+	}
+	return n;
+}
+
+static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off, uint64_t len)
+{
+	static const uint8_t zeros[PX_BLK];
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i;
+	struct px_buf b = {0};
+	uint64_t size, end, lo, hi, seq;
+	int ret = 0, err;
+
+	if (fs->ro)
+		return -EROFS;
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
+		return -EOPNOTSUPP;
+	if (!len || off + len < off || off + len > PX_MAX_FILE)
+		return len ? -EFBIG : -EINVAL;
+	i = file_get(fs, ino, &err);
+	if (!i)
+		return err == -EINVAL ? -ENODEV : err;
+	ff_mutex_lock(&i->io_lock);
+	ff_mutex_lock(&fs->ns);
+	size = i->size;
+	ff_mutex_unlock(&fs->ns);
+	if (!(mode & FALLOC_FL_PUNCH_HOLE)) {
+		uint64_t need = 0;
+		bool in;
+
+		/* the blocks not mapped yet must fit (space is not reserved: see docs) */
+		ff_mutex_lock(&fs->ns);
+		for (uint64_t p = ff_round_down(off, PX_BLK); p < off + len; p += PX_BLK) {
+			size_t k = ext_find(i, p, &in);
+
+			if (in) {
+				p = i->ext[k].off + i->ext[k].len - PX_BLK;
+				continue;
+			}
+			need++;
+			if (need > free_blocks_locked(fs))
+				break;
+		}
+		if (need > free_blocks_locked(fs))
+			ret = -ENOSPC;
+		ff_mutex_unlock(&fs->ns);
+		if (!ret && !(mode & FALLOC_FL_KEEP_SIZE) && off + len > size)
+			ret = truncate_locked(fs, i, off + len);
+		goto out;
+	}
+	if (off >= size)
+		goto out;
+	end = off + len < size ? off + len : size;
+	lo = ff_round_up(off, PX_BLK);
+	hi = ff_round_down(end, PX_BLK);
+	ret = ff_cache_writeback(i->ci);
+	if (ret)
+		goto out;
+	if (lo < hi) {
+		struct px_inode t;
+
+		ff_cache_invalidate_begin(i->ci);
+		ff_cache_truncate(i->ci, lo);
+		ff_cache_inode_set_size(i->ci, size);
+		ff_cache_invalidate_end(i->ci);
+		ff_mutex_lock(&fs->ns);
+		rec_extent(&b, ino, lo, hi - lo, PX_NO_DEV, 0, 0);
+		t = *i;
+		t.dseq_floor = fs->next_dseq;
+		t.mtime = t.ctime = now_ts();
+		rec_inode(&b, &t, i->disk_size, 0);
+		ret = op_commit_locked(fs, &b, &seq);
+		ff_mutex_unlock(&fs->ns);
+		if (ret)
+			goto out;
+	}
+	if (off < lo) {
+		ssize_t r = ff_cache_write(i->ci, zeros, (lo < end ? lo : end) - off, off, 0);
+
+		ret = r < 0 ? (int)r : 0;
+	}
+	if (!ret && hi < end && hi >= lo) {
+		ssize_t r = ff_cache_write(i->ci, zeros, end - hi, hi, 0);
+
+		ret = r < 0 ? (int)r : 0;
+	}
+out:
+	ff_mutex_unlock(&i->io_lock);
+	free(b.p);
+	return ret;
+}
+
+static int64_t px_lseek(struct ff_fs *gfs, uint64_t ino, int64_t off, int whence)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i;
+	int64_t ret;
+	uint64_t size, pos = (uint64_t)off;
+	bool in;
+	size_t k;
+	int err;
+
+	if (whence != SEEK_DATA && whence != SEEK_HOLE)
+		return -EINVAL;
+	if (off < 0)
+		return -ENXIO;
+	i = file_get(fs, ino, &err);
+	if (!i)
+		return err;
+	err = ff_cache_writeback(i->ci); /* what is only cached is data too */
+	if (err)
+		return err;
+	ff_mutex_lock(&fs->ns);
+	size = i->size;
+	if (pos >= size) {
+		ret = -ENXIO;
+		goto out;
+	}
+	if (whence == SEEK_DATA) {
+		k = ext_find(i, pos, &in);
+		if (in)
+			ret = (int64_t)pos;
+		else if (k < i->next && i->ext[k].off < size)
+			ret = (int64_t)i->ext[k].off;
+		else
+			ret = -ENXIO;
+		goto out;
+	}
+	for (;;) {
+		k = ext_find(i, pos, &in);
+		if (!in)
+			break;
+		pos = i->ext[k].off + i->ext[k].len;
+	}
+	ret = (int64_t)(pos < size ? pos : size);
+out:
+	ff_mutex_unlock(&fs->ns);
+	return ret;
+}
+
+static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
+{
+	struct px_fs *fs = px_of(gfs);
+	uint64_t total = 0;
+
+	memset(st, 0, sizeof(*st));
+	ff_mutex_lock(&fs->ns);
+	for (uint32_t k = 0; k < fs->nr_zones; k++)
+		if (data_zone(&fs->zones[k]))
+			total += fs->zones[k].cap / PX_BLK;
+	st->f_bfree = st->f_bavail = free_blocks_locked(fs);
+	st->f_files = 1ull << 32;
+	st->f_ffree = st->f_favail = st->f_files - fs->icount;
+	ff_mutex_unlock(&fs->ns);
+	st->f_bsize = st->f_frsize = PX_BLK;
+	st->f_blocks = total;
+	st->f_namemax = PX_NAME_MAX;
+	return 0;
+}
+
+static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
+{
+	struct px_fs *fs = px_of(gfs);
+	uint32_t nfree = 0, nopen = 0, nfull = 0;
+	int n;
+
+	ff_mutex_lock(&fs->ns);
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		uint32_t s = fs->zones[k].state;
+
+		nfree += s == PX_Z_FREE;
+		nopen += s == PX_Z_OPEN;
+		nfull += s == PX_Z_FULL;
+	}
+	n = snprintf(buf, len,
+		     "format posix\ninodes %zu\nzones_free %u\nzones_open %u\nzones_full %u\n"
+		     "log_writes %llu\nlog_bytes %llu\nlog_commit_calls %llu\ncheckpoints %llu\n"
+		     "data_header_writes %llu\ninplace_writes %llu\n",
+		     fs->icount, nfree, nopen, nfull,
+		     (unsigned long long)atomic_load(&fs->st_log_writes),
+		     (unsigned long long)atomic_load(&fs->st_log_bytes),
+		     (unsigned long long)atomic_load(&fs->st_commits),
+		     (unsigned long long)atomic_load(&fs->st_ckpts),
+		     (unsigned long long)atomic_load(&fs->st_hdr_writes),
+		     (unsigned long long)atomic_load(&fs->st_inplace));
+	ff_mutex_unlock(&fs->ns);
+	if (n >= 0 && (size_t)n < len) {
+		struct ff_dev_stats ds;
+
+		ff_dev_stats(fs->dev, &ds);
+		n += snprintf(buf + n, len - (size_t)n,
+			      "dev_writes %llu\ndev_bytes_written %llu\ndev_flushes %llu\n",
+			      (unsigned long long)ds.writes, (unsigned long long)ds.bytes_written,
+			      (unsigned long long)ds.flushes);
+	}
+	return n < 0 ? -EIO : (size_t)n >= len ? (int)len - 1 : n;
+}
+
+static int px_zone_text(struct ff_fs *gfs, uint64_t ino, char *buf, size_t len)
+{
+	struct px_fs *fs = px_of(gfs);
+	struct px_inode *i;
+	size_t n = 0;
+
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	if (!i) {
+		ff_mutex_unlock(&fs->ns);
+		return -ENOENT;
+	}
+	n += (size_t)snprintf(buf, len, "extents %zu\n", i->next);
+	for (size_t k = 0; k < i->next && k < 16 && n < len; k++)
+		n += (size_t)snprintf(
+			buf + n, len - n, "%llu+%llu @zone %u\n", (unsigned long long)i->ext[k].off,
+			(unsigned long long)i->ext[k].len, zone_of(fs, i->ext[k].dev));
+	ff_mutex_unlock(&fs->ns);
+	return n >= len ? (int)len - 1 : (int)n;
+}
+
+/* ---- superblock, setup, mkfs ---- */
+
+static void sb_encode(uint8_t *blk, const struct px_fs *fs, uint64_t dev_size, uint32_t nr_cnv,
+		      uint32_t copy)
+{
+	memset(blk, 0, PX_BLK);
+	memcpy(blk, PX_SB_MAGIC, 8);
+	set32(blk + PX_SB_VERSION, PX_VERSION);
+	memcpy(blk + PX_SB_UUID, fs->uuid, 16);
+	set32(blk + PX_SB_BLKSZ, PX_BLK);
+	set32(blk + PX_SB_NR_ZONES, fs->nr_zones);
+	set64(blk + PX_SB_ZONE_SIZE, fs->zone_size);
+	set64(blk + PX_SB_DEV_SIZE, dev_size);
+	set32(blk + PX_SB_META_FIRST, fs->meta_first);
+	set32(blk + PX_SB_META_COUNT, fs->meta_count);
+	set64(blk + PX_SB_FEATURES, 0);
+	set32(blk + PX_SB_NR_CNV, nr_cnv);
+	set32(blk + PX_SB_COPY, copy);
+	set32(blk + PX_SB_CRC, ff_crc32c(0, blk, PX_BLK));
+}
+
+/* 0, or -EINVAL (not this format), -EBADMSG (crc), -EOPNOTSUPP (version, features). */
+static int sb_check(const uint8_t *blk)
+{
+	uint8_t tmp[PX_BLK];
+
+	if (memcmp(blk, PX_SB_MAGIC, 8))
+		return -EINVAL;
+	memcpy(tmp, blk, PX_BLK);
+	set32(tmp + PX_SB_CRC, 0);
+	if (ff_crc32c(0, tmp, PX_BLK) != get32(blk + PX_SB_CRC))
+		return -EBADMSG;
+	if (get32(blk + PX_SB_VERSION) != PX_VERSION || get64(blk + PX_SB_FEATURES) ||
+	    get32(blk + PX_SB_BLKSZ) != PX_BLK)
+		return -EOPNOTSUPP;
+	return 0;
+}
+
+static bool px_probe(const void *blk0)
+{
+	return !memcmp(blk0, PX_SB_MAGIC, 8) &&
+	       get32((const uint8_t *)blk0 + PX_SB_VERSION) == PX_VERSION;
+}
+
+/* The zone table and slots from the device. fs->dev, meta_first/count set. */
+static int fs_setup(struct px_fs *fs)
+{
+	const struct ff_dev_info *di = ff_dev_info(fs->dev);
+	struct ff_zone *zr;
+	uint32_t lim;
+	int ret = 0;
+
+	fs->nr_zones = di->nr_zones;
+	fs->zone_size = di->zone_size;
+	fs->zones = calloc(fs->nr_zones, sizeof(*fs->zones));
+	zr = calloc(fs->nr_zones, sizeof(*zr));
+	if (!fs->zones || !zr) {
+		free(zr);
+		return -ENOMEM;
+	}
+	if (ff_dev_report(fs->dev, 0, fs->nr_zones, zr) != (int)fs->nr_zones) {
+		ret = -EIO;
+		goto out;
+	}
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		struct px_zone *z = &fs->zones[k];
+
+		z->start = zr[k].start;
+		z->cap = ff_round_down(zr[k].cap, PX_BLK);
+		z->seq = zr[k].type != FF_ZONE_CNV;
+		z->slot = -1;
+		z->wp = z->cursor = z->start;
+		z->state = k == 0 ? PX_Z_SUPER
+			   : (k >= fs->meta_first && k < fs->meta_first + fs->meta_count)
+				   ? PX_Z_META
+				   : PX_Z_FREE;
+	}
+	lim = di->max_open;
+	if (di->max_active && (!lim || di->max_active < lim))
+		lim = di->max_active;
+	fs->nslots = PX_MAX_SLOTS;
+	if (lim && (int)lim - 1 < fs->nslots)
+		fs->nslots = lim > 1 ? (int)lim - 1 : 1;
+	for (int s = 0; s < fs->nslots; s++) {
+		ff_mutex_init(&fs->slots[s].mu);
+		fs->slots[s].zone = UINT32_MAX;
+	}
+	ff_mutex_init(&fs->ns);
+	ff_mutex_init(&fs->log);
+	pthread_cond_init(&fs->log_cv, NULL);
+	fs->next_ino = PX_ROOT_INO + 1;
+	fs->next_dseq = 1;
+	fs->next_seq = 1;
+out:
+	free(zr);
+	return ret;
+}
+
+/* Drop every inode (no cache inode is touched: reap or the cache's destroy does that). */
+static void state_clear(struct px_fs *fs)
+{
+	for (size_t h = 0; h < fs->icap; h++) {
+		struct px_inode *i = fs->itab[h], *n;
+
+		for (; i; i = n) {
+			n = i->hnext;
+			i->hnext = NULL;
+			i->freed = true;
+			i->dead_next = fs->dead;
+			fs->dead = i;
+		}
+	}
+	free(fs->itab);
+	fs->itab = NULL;
+	fs->icap = fs->icount = 0;
+}
+
+static void fs_teardown(struct px_fs *fs)
+{
+	state_clear(fs);
+	while (fs->dead) {
+		struct px_inode *n = fs->dead->dead_next;
+
+		inode_free_mem(fs->dead);
+		fs->dead = n;
+	}
+	for (int s = 0; s < fs->nslots; s++)
+		ff_mutex_destroy(&fs->slots[s].mu);
+	ff_mutex_destroy(&fs->ns);
+	ff_mutex_destroy(&fs->log);
+	pthread_cond_destroy(&fs->log_cv);
+	free(fs->pend.p);
+	free(fs->zones);
+}
+
+static uint64_t default_zone_size(uint64_t size)
+{
+	uint64_t zs = 1ull << 20;
+
+	if (size >= (16ull << 30))
+		return FF_DEV_DEFAULT_ZONE_SIZE;
+	while (zs * 2 <= size / 16)
+		zs *= 2;
+	return zs;
+}
+
+static bool all_zero(const uint8_t *p, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		if (p[k])
+			return false;
+	return true;
+}
+
+static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t slen)
+{
+	struct ff_dev_opts dopt = {.read_only = true, .zone_size = o->zone_size};
+	struct px_fs *fs = calloc(1, sizeof(*fs));
+	const struct ff_dev_info *di;
+	struct px_buf b = {0};
+	struct px_inode root;
+	struct ff_dev *dev = NULL;
+	uint8_t *blk = NULL;
+	bool zoned = false;
+	uint64_t dev_size = 0, seq;
+	struct stat st;
+	int ret;
+
+	if (!fs)
+		return -ENOMEM;
+	if (stat(path, &st) < 0) {
+		ret = -errno;
+		ff_err("cannot open %s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+		ff_err("%s is neither a block device nor an image file", path);
+		ret = -ENODEV;
+		goto out;
+	}
+	if (posix_memalign((void **)&blk, PX_BLK, 2 * PX_BLK)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	{
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+		if (fd >= 0) {
+			ssize_t n = pread(fd, blk, PX_BLK, 0);
+
+			if (n > 0 && !all_zero(blk, (size_t)n) && !o->force) {
+				ff_err("%s already holds data in its first block (a filesystem?); nothing was written. Use --force to format it anyway",
+				       path);
+				close(fd);
+				ret = -EEXIST;
+				goto out;
+			}
+			close(fd);
+		}
+	}
+	ret = ff_dev_open(path, &dopt, &dev);
+	if (!ret) {
+		zoned = ff_dev_info(dev)->kind == FF_DEV_ZONED;
+		dev_size = ff_dev_info(dev)->size;
+		ff_dev_close(dev);
+		dev = NULL;
+	} else {
+		dev_size = S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0;
+	}
+	if (zoned && (o->emulate_zoned || o->zone_opts)) {
+		ff_err("%s is a zoned block device: its zones are the device's own; drop the zone options",
+		       path);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (!zoned) {
+		struct ff_emu_opts eo = {
+			.zone_size = o->zone_size ? o->zone_size : default_zone_size(dev_size),
+			.zone_cap = o->zone_cap,
+			.nr_cnv = o->emulate_zoned ? o->conv_zones : 0,
+			.max_open = o->max_open,
+			.max_active = o->max_active,
+			.conventional_only = !o->emulate_zoned,
+		};
+
+		ret = ff_dev_format_emulated(path, &eo, true);
+		if (ret)
+			goto out;
+	}
+	ret = ff_dev_open(path, NULL, &dev);
+	if (ret)
+		goto out;
+	di = ff_dev_info(dev);
+	fs->dev = dev;
+	fs->meta_first = PX_META_FIRST;
+	fs->meta_count = PX_META_COUNT;
+	if (di->nr_zones < PX_META_FIRST + PX_META_COUNT + 1) {
+		ff_err("%s: %u zones: the posix format needs at least %u (superblock, %u metadata zones, data); use a smaller --zone-size",
+		       path, di->nr_zones, PX_META_FIRST + PX_META_COUNT + 1, PX_META_COUNT);
+		ret = -ENOSPC;
+		goto out;
+	}
+	ret = fs_setup(fs);
+	if (ret)
+		goto out;
+	for (uint32_t k = 0; k < di->nr_zones; k++) {
+		struct ff_zone z;
+
+		if (ff_dev_report(dev, k, 1, &z) == 1 && z.type != FF_ZONE_CNV &&
+		    z.cond != FF_ZC_EMPTY) {
+			ret = ff_zoneq_zone_op(dev, k, FF_ZOP_RESET);
+			if (ret) {
+				ff_err("%s: resetting zone %u failed: %s", path, k, strerror(-ret));
+				goto out_setup;
+			}
+		}
+	}
+	if (getrandom(fs->uuid, sizeof(fs->uuid), 0) != sizeof(fs->uuid)) {
+		ret = -EIO;
+		goto out_setup;
+	}
+	fs->uuid[6] = (uint8_t)((fs->uuid[6] & 0x0f) | 0x40);
+	fs->uuid[8] = (uint8_t)((fs->uuid[8] & 0x3f) | 0x80);
+	/* conventional metadata zones: no old header may look current */
+	for (uint32_t k = fs->meta_first; k < fs->meta_first + fs->meta_count; k++) {
+		if (!fs->zones[k].seq) {
+			struct iovec iov = {blk, PX_BLK};
+
+			memset(blk, 0, PX_BLK);
+			if (ff_dev_write(dev, &iov, 1, fs->zones[k].start, 0) != PX_BLK) {
+				ret = -EIO;
+				goto out_setup;
+			}
+		}
+	}
+	/* the root directory, then the first checkpoint (generation 1) */
+	memset(&root, 0, sizeof(root));
+	root.ino = PX_ROOT_INO;
+	root.mode = S_IFDIR | 0755;
+	root.nlink = 2;
+	root.atime = root.mtime = root.ctime = root.btime = now_ts();
+	ff_mutex_lock(&fs->ns);
+	rec_inode(&b, &root, 0, 0);
+	ret = op_commit_locked(fs, &b, &seq);
+	ff_mutex_unlock(&fs->ns);
+	if (ret)
+		goto out_setup;
+	fs->log_idx = fs->meta_count - 1;
+	ret = checkpoint(fs);
+	if (ret)
+		goto out_setup;
+	sb_encode(blk, fs, di->size, di->nr_cnv_zones, 0);
+	sb_encode(blk + PX_BLK, fs, di->size, di->nr_cnv_zones, 1);
+	{
+		struct iovec iov = {blk, 2 * PX_BLK};
+		ssize_t r = ff_zoneq_write_at(dev, 0, &iov, 1, 0, FF_IO_DSYNC);
+
+		ret = r == 2 * PX_BLK ? 0 : r < 0 ? (int)r : -EIO;
+	}
+	if (!ret)
+		ret = ff_dev_flush(dev);
+	if (ret) {
+		ff_err("%s: writing the superblock failed: %s", path, strerror(-ret));
+		goto out_setup;
+	}
+	if (summary)
+		snprintf(
+			summary, slen,
+			"%s: posix format on a %s device, %u zones of %llu MiB (%u conventional), superblock in zone 0, metadata zones %u-%u, %u data zones, %d open data zones at a time",
+			path, ff_dev_kind_name(di->kind), di->nr_zones,
+			(unsigned long long)(di->zone_size >> 20), di->nr_cnv_zones, fs->meta_first,
+			fs->meta_first + fs->meta_count - 1, di->nr_zones - 1 - fs->meta_count,
+			fs->nslots);
+out_setup:
+	fs_teardown(fs);
+out:
+	free(b.p);
+	free(blk);
+	if (dev)
+		ff_dev_close(dev);
+	free(fs);
+	return ret;
+}
+
+static int px_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len)
+{
+	int lock_fd, ret;
+
+	ret = ff_dev_lock_image(path, &lock_fd);
+	if (ret)
+		return ret;
+	ret = mkfs_locked(path, o, summary, len);
+	if (lock_fd >= 0)
+		close(lock_fd);
+	return ret;
+}
+
+/* ---- mount: checkpoint + log replay, roll-forward ---- */
+
+/* A metadata zone's bytes, read on demand. */
+struct mz_reader {
+	struct px_fs *fs;
+	uint64_t start, end; /* absolute */
+	uint8_t *buf;	     /* bytes [start, start+have) */
+	uint64_t have;
+};
+
+/* Make [start, upto) readable. false when beyond the zone's data or on an error. */
+static bool mz_ensure(struct mz_reader *r, uint64_t upto)
+{
+	if (upto > r->end)
+		return false;
+	while (r->start + r->have < upto) {
+		uint64_t n = 1ull << 20, off = r->start + r->have;
+		uint8_t *nb;
+
+		if (off + n > r->end)
+			n = r->end - off;
+		nb = realloc(r->buf, r->have + n);
+		if (!nb)
+			return false;
+		r->buf = nb;
+		{
+			void *tmp = NULL;
+			struct iovec iov;
+			ssize_t got;
+
+			if (posix_memalign(&tmp, PX_BLK, n))
+				return false;
+			iov.iov_base = tmp;
+			iov.iov_len = n;
+			got = ff_dev_read(r->fs->dev, &iov, 1, off);
+			if (got == (ssize_t)n)
+				memcpy(r->buf + r->have, tmp, n);
+			free(tmp);
+			if (got != (ssize_t)n)
+				return false;
+		}
+		r->have += n;
+	}
+	return true;
+}
+
+struct mz_head {
+	uint64_t gen, first_seq;
+};
+
+static int mz_header(struct px_fs *fs, uint32_t z, struct mz_head *h)
+{
+	struct mz_reader r = {fs, fs->zones[z].start, 0, NULL, 0};
+	uint8_t tmp[PX_BLK];
+	int ret = -EINVAL;
+
+	r.end = fs->zones[z].start + fs->zones[z].cap;
+	if (fs->zones[z].seq)
+		r.end = ff_zoneq_wp(fs->dev, z);
+	if (!mz_ensure(&r, r.start + PX_BLK))
+		goto out;
+	memcpy(tmp, r.buf, PX_BLK);
+	set32(tmp + PX_MZ_CRC, 0);
+	if (memcmp(r.buf, PX_MZ_MAGIC, 8) || get32(r.buf + PX_MZ_VERSION) != PX_VERSION ||
+	    ff_crc32c(0, tmp, PX_BLK) != get32(r.buf + PX_MZ_CRC) ||
+	    memcmp(r.buf + PX_MZ_UUID, fs->uuid, 16))
+		goto out;
+	h->gen = get64(r.buf + PX_MZ_GEN);
+	h->first_seq = get64(r.buf + PX_MZ_FIRST_SEQ);
+	ret = 0;
+out:
+	free(r.buf);
+	return ret;
+}
+
+/*
+ * Load the checkpoint of metadata zone idx and replay the log after it.
+ * Returns 0 (the state is loaded, the log position set), -EAGAIN (no complete
+ * checkpoint there: try an older zone), or -errno.
+ */
+static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *h)
+{
+	uint32_t z = fs->meta_first + idx;
+	struct mz_reader r = {fs, fs->zones[z].start, 0, NULL, 0};
+	uint64_t pos, expect = h->first_seq, good_end;
+	size_t *grp = NULL, ngrp = 0, cgrp = 0;
+	bool cp_done = false;
+	int ret = 0;
+
+	r.end = fs->zones[z].seq ? ff_zoneq_wp(fs->dev, z) : fs->zones[z].start + fs->zones[z].cap;
+	pos = good_end = r.start + PX_BLK;
+	for (;;) {
+		uint8_t *rh;
+		uint16_t type, flags;
+		uint32_t len, crc;
+		uint8_t hdr[PX_REC_HDR];
+
+		if (!mz_ensure(&r, pos + PX_REC_HDR))
+			break;
+		rh = r.buf + (pos - r.start);
+		type = get16(rh);
+		if (type == PX_R_PAD) {
+			if (pos % PX_BLK == 0)
+				break;
+			pos = ff_round_up(pos, PX_BLK);
+			continue;
+		}
+		len = get32(rh + 4);
+		if (len > (64u << 20) || !mz_ensure(&r, pos + PX_REC_HDR + len))
+			break;
+		rh = r.buf + (pos - r.start);
+		flags = get16(rh + 2);
+		memcpy(hdr, rh, PX_REC_HDR);
+		set32(hdr + 16, 0);
+		crc = ff_crc32c(ff_crc32c(0, hdr, PX_REC_HDR), rh + PX_REC_HDR, len);
+		if (crc != get32(rh + 16) || get64(rh + 8) != expect)
+			break;
+		if (expect == h->first_seq && type != PX_R_CP_BEGIN)
+			break;
+		if (ngrp == cgrp) {
+			size_t *g = realloc(grp, (cgrp ? cgrp * 2 : 16) * sizeof(*g));
+
+			if (!g) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			grp = g;
+			cgrp = cgrp ? cgrp * 2 : 16;
+		}
+		grp[ngrp++] = pos;
+		pos += ff_round_up(PX_REC_HDR + len, 8);
+		expect++;
+		if (flags & PX_REC_CONT)
+			continue;
+		/* a whole operation: apply it */
+		ff_mutex_lock(&fs->ns);
+		for (size_t k = 0; k < ngrp && !ret; k++) {
+			uint8_t *q = r.buf + (grp[k] - r.start);
+			uint64_t ino;
+
+			ret = apply_rec(fs, get16(q), q + PX_REC_HDR, get32(q + 4), get64(q + 8),
+					&ino);
+			if (get16(q) == PX_R_CP_END)
+				cp_done = true;
+		}
+		ff_mutex_unlock(&fs->ns);
+		if (ret) {
+			ff_err("posix: metadata zone %u: record seq %llu does not fit the state (%s)",
+			       z, (unsigned long long)(expect - 1), strerror(-ret));
+			goto out;
+		}
+		ngrp = 0;
+		good_end = pos;
+	}
+	if (!cp_done) {
+		ret = -EAGAIN;
+		goto out;
+	}
+	fs->log_idx = idx;
+	fs->log_off = ff_round_up(good_end, PX_BLK);
+	fs->gen = h->gen;
+	/* the next record follows the last whole operation */
+	{
+		uint64_t last = expect - 1 - ngrp;
+
+		fs->next_seq = last + 1;
+		atomic_store(&fs->committed, last);
+	}
+out:
+	free(grp);
+	free(r.buf);
+	return ret;
+}
+
+/*
+ * Roll forward an open data zone from its committed cursor: apply each valid
+ * header of the zone's epoch (docs/posix-format.md section 4). Sets the
+ * zone's write position after the last valid one; *clean says whether that
+ * is where the device's pointer is (sequential zones).
+ */
+static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean)
+{
+	struct px_zone *zo = &fs->zones[z];
+	uint64_t pos = zo->cursor, limit = zo->seq ? ff_zoneq_wp(fs->dev, z) : zo->start + zo->cap;
+	uint8_t *hb = NULL, *data = NULL;
+	size_t dcap = 0;
+	int ret = 0;
+
+	if (posix_memalign((void **)&hb, PX_BLK, PX_BLK))
+		return -ENOMEM;
+	while (pos + PX_BLK <= limit) {
+		struct iovec iov = {hb, PX_BLK};
+		uint8_t tmp[PX_BLK];
+		uint64_t len, ino, off, dseq, size;
+		struct px_inode *i;
+		bool data_ok;
+
+		if (ff_dev_read(fs->dev, &iov, 1, pos) != PX_BLK)
+			break;
+		memcpy(tmp, hb, PX_BLK);
+		set32(tmp + PX_DH_CRC, 0);
+		len = get64(hb + PX_DH_LEN);
+		if (memcmp(hb, PX_DH_MAGIC, 8) || get32(hb + PX_DH_VERSION) != PX_VERSION ||
+		    ff_crc32c(0, tmp, PX_BLK) != get32(hb + PX_DH_CRC) ||
+		    get64(hb + PX_DH_EPOCH) != zo->epoch || !len || len % PX_BLK || len > zo->cap ||
+		    pos + PX_BLK + len > limit)
+			break;
+		if (len > dcap) {
+			free(data);
+			data = NULL;
+			if (posix_memalign((void **)&data, PX_BLK, len)) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			dcap = len;
+		}
+		iov.iov_base = data;
+		iov.iov_len = len;
+		if (ff_dev_read(fs->dev, &iov, 1, pos + PX_BLK) != (ssize_t)len)
+			break;
+		data_ok = ff_crc32c(0, data, len) == get32(hb + PX_DH_DATA_CRC);
+		ino = get64(hb + PX_DH_INO);
+		off = get64(hb + PX_DH_FILE_OFF);
+		dseq = get64(hb + PX_DH_DSEQ);
+		size = get64(hb + PX_DH_SIZE);
+		ff_mutex_lock(&fs->ns);
+		i = iget_locked(fs, ino);
+		if (data_ok) {
+			if (i && i->ci && dseq > i->dseq_floor) {
+				ret = ext_set_newer_locked(fs, i, off, len, pos + PX_BLK, dseq);
+				if (size > i->disk_size)
+					i->disk_size = size;
+				if (size > i->size)
+					i->size = size;
+			}
+			if (dseq >= fs->next_dseq)
+				fs->next_dseq = dseq + 1;
+		}
+		/*
+		 * A data crc that does not match is a block overwritten in place
+		 * since (the log maps it) or a torn write, the last of its zone's
+		 * epoch (one write in flight per zone; a mount bumps the epoch of
+		 * a conventional zone): either way the header is skipped, not
+		 * applied, and the chain goes on.
+		 */
+		ff_mutex_unlock(&fs->ns);
+		if (ret)
+			goto out;
+		pos += PX_BLK + len;
+	}
+	zo->wp = pos;
+	*clean = !zo->seq || pos == limit;
+out:
+	free(hb);
+	free(data);
+	return ret;
+}
+
+static int read_sb(struct px_fs *fs, const char *path)
+{
+	uint8_t *blk = NULL;
+	int ret = -EINVAL;
+
+	if (posix_memalign((void **)&blk, PX_BLK, 2 * PX_BLK))
+		return -ENOMEM;
+	{
+		struct iovec iov = {blk, 2 * PX_BLK};
+
+		if (ff_dev_read(fs->dev, &iov, 1, 0) != 2 * PX_BLK) {
+			ret = -EIO;
+			goto out;
+		}
+	}
+	for (int c = 0; c < 2; c++) {
+		uint8_t *s = blk + c * PX_BLK;
+		const struct ff_dev_info *di = ff_dev_info(fs->dev);
+
+		ret = sb_check(s);
+		if (ret)
+			continue;
+		if (get32(s + PX_SB_NR_ZONES) != di->nr_zones ||
+		    get64(s + PX_SB_ZONE_SIZE) != di->zone_size ||
+		    get32(s + PX_SB_META_COUNT) < 3 || get32(s + PX_SB_META_FIRST) < 1 ||
+		    get32(s + PX_SB_META_FIRST) + get32(s + PX_SB_META_COUNT) >= di->nr_zones) {
+			ff_err("%s: the superblock's geometry does not match the device", path);
+			ret = -EUCLEAN;
+			continue;
+		}
+		memcpy(fs->uuid, s + PX_SB_UUID, 16);
+		fs->meta_first = get32(s + PX_SB_META_FIRST);
+		fs->meta_count = get32(s + PX_SB_META_COUNT);
+		if (c)
+			ff_warn("%s: the first superblock is damaged; using the second", path);
+		break;
+	}
+	if (ret)
+		ff_err("%s: no valid posix superblock (%s); run mkfs.foliofs", path,
+		       strerror(-ret));
+out:
+	free(blk);
+	return ret;
+}
+
+static int px_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out)
+{
+	struct px_fs *fs = calloc(1, sizeof(*fs));
+	struct ff_dev_opts dopt = {.exclusive = true};
+	struct mz_head heads[16];
+	uint32_t order[16], nh = 0;
+	int ret;
+
+	if (!fs)
+		return -ENOMEM;
+	fs->base.fmt = &ff_fmt_posix;
+	if (o)
+		fs->o = *o;
+	fs->ro = fs->o.read_only;
+	dopt.read_only = fs->o.read_only;
+	dopt.lock_wait_s = fs->o.lock_wait_s;
+	ret = ff_dev_open(path, &dopt, &fs->dev);
+	if (ret)
+		goto out_free;
+	ret = read_sb(fs, path);
+	if (ret)
+		goto out_close;
+	if (fs->meta_count > 16) {
+		ret = -EUCLEAN;
+		goto out_close;
+	}
+	ret = fs_setup(fs);
+	if (ret)
+		goto out_close;
+	ret = ff_cache_create(fs->dev, &px_cache_ops, &fs->o.cache, &fs->cache);
+	if (ret) {
+		ff_err("%s: bad cache options (cache_size must be at least 4x max_folio, max_folio a power of two)",
+		       path);
+		goto out_setup;
+	}
+	/* the newest metadata zone with a whole checkpoint */
+	for (uint32_t k = 0; k < fs->meta_count; k++) {
+		if (mz_header(fs, fs->meta_first + k, &heads[k]) == 0) {
+			uint32_t at = nh++;
+
+			while (at > 0 && heads[order[at - 1]].gen < heads[k].gen) {
+				order[at] = order[at - 1];
+				at--;
+			}
+			order[at] = k;
+		}
+	}
+	ret = -EUCLEAN;
+	for (uint32_t c = 0; c < nh && ret; c++) {
+		ret = load_meta(fs, order[c], &heads[order[c]]);
+		if (ret) {
+			ff_mutex_lock(&fs->ns);
+			state_clear(fs);
+			for (uint32_t k = 0; k < fs->nr_zones; k++) {
+				struct px_zone *z = &fs->zones[k];
+
+				if (data_zone(z)) {
+					z->state = PX_Z_FREE;
+					z->epoch = z->valid = 0;
+					z->wp = z->cursor = z->start;
+				}
+			}
+			fs->next_ino = PX_ROOT_INO + 1;
+			fs->next_dseq = 1;
+			ff_mutex_unlock(&fs->ns);
+			reap(fs);
+		}
+	}
+	if (ret) {
+		ff_err("%s: no metadata zone holds a complete checkpoint: the filesystem is damaged",
+		       path);
+		ret = -EUCLEAN;
+		goto out_cache;
+	}
+	/* data written after the log: roll forward; then the open zones get slots */
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		struct px_zone *z = &fs->zones[k];
+		bool clean = true;
+		int s;
+
+		if (z->state != PX_Z_OPEN)
+			continue;
+		ret = roll_forward(fs, k, &clean);
+		if (ret)
+			goto out_cache;
+		for (s = 0; s < fs->nslots && fs->slots[s].zone != UINT32_MAX; s++)
+			;
+		if (fs->ro)
+			continue;
+		if (!clean || s == fs->nslots) {
+			z->state = PX_Z_FULL;
+			if (z->seq)
+				(void)ff_zoneq_zone_op(fs->dev, k, FF_ZOP_FINISH);
+			continue;
+		}
+		if (!z->seq)
+			z->epoch++; /* what lies beyond the chain's end is never read as a header */
+		z->slot = s;
+		fs->slots[s].zone = k;
+	}
+	/* orphans: unlinked while open when the filesystem stopped */
+	ff_mutex_lock(&fs->ns);
+	for (size_t h = 0; h < fs->icap; h++) {
+		struct px_inode *i = fs->itab[h], *n;
+
+		for (; i; i = n) {
+			n = i->hnext;
+			if (!i->nlink && i->ino != PX_ROOT_INO && !fs->ro)
+				inode_remove_locked(fs, i);
+		}
+	}
+	for (size_t h = 0; h < fs->icap; h++)
+		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext)
+			if (i->ci)
+				ff_cache_inode_set_size(i->ci, i->size);
+	ff_mutex_unlock(&fs->ns);
+	reap(fs);
+	if (!fs->ro) {
+		ret = checkpoint(fs);
+		if (ret)
+			goto out_cache;
+	}
+	*out = &fs->base;
+	return 0;
+out_cache:
+	ff_cache_destroy(fs->cache);
+	fs->cache = NULL;
+out_setup:
+	fs_teardown(fs);
+out_close:
+	ff_dev_close(fs->dev);
+out_free:
+	free(fs);
+	return ret;
+}
+
+static int px_unmount(struct ff_fs *gfs)
+{
+	struct px_fs *fs = px_of(gfs);
+	int ret, r;
+
+	reap(fs);
+	ret = ff_cache_destroy(fs->cache);
+	if (!fs->ro) {
+		/* everything is written back: the sizes are on the device */
+		ff_mutex_lock(&fs->ns);
+		for (size_t h = 0; h < fs->icap; h++)
+			for (struct px_inode *i = fs->itab[h]; i; i = i->hnext)
+				if (i->disk_size < i->size)
+					i->disk_size = i->size;
+		ff_mutex_unlock(&fs->ns);
+		r = checkpoint(fs);
+		if (r && !ret)
+			ret = r;
+		r = ff_dev_flush(fs->dev);
+		if (r && !ret)
+			ret = r;
+	}
+	/* the cache is gone: its inodes with it */
+	ff_mutex_lock(&fs->ns);
+	for (size_t h = 0; h < fs->icap; h++)
+		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext)
+			i->ci = NULL;
+	ff_mutex_unlock(&fs->ns);
+	fs_teardown(fs);
+	ff_dev_close(fs->dev);
+	free(fs);
+	return ret;
+}
+
+static int px_check(const char *path, bool read_only)
+{
+	struct px_fs *fs = calloc(1, sizeof(*fs));
+	struct ff_dev_opts dopt = {.read_only = read_only};
+	int ret;
+
+	if (!fs)
+		return -ENOMEM;
+	ret = ff_dev_open(path, &dopt, &fs->dev);
+	if (!ret) {
+		ret = read_sb(fs, path);
+		ff_dev_close(fs->dev);
+	}
+	free(fs);
+	return ret;
+}
+
+const struct ff_fs_fmt ff_fmt_posix = {
+	.name = "posix",
+	.id = FF_FMT_POSIX,
+	.probe = px_probe,
+	.mkfs = px_mkfs,
+	.check = px_check,
+	.mount = px_mount,
+	.unmount = px_unmount,
+	.root_ino = px_root_ino,
+	.lookup = px_lookup,
+	.forget = px_forget,
+	.getattr = px_getattr,
+	.readdir = px_readdir,
+	.setattr = px_setattr,
+	.open = px_open,
+	.release = px_release,
+	.read = px_read,
+	.write = px_write,
+	.fsync = px_fsync,
+	.fsyncdir = px_fsyncdir,
+	.flush = px_flush,
+	.statfs = px_statfs,
+	.stats_text = px_stats_text,
+	.zone_text = px_zone_text,
+	.mknod = px_mknod,
+	.mkdir = px_mkdir,
+	.symlink = px_symlink,
+	.readlink = px_readlink,
+	.link = px_link,
+	.unlink = px_unlink,
+	.rmdir = px_rmdir,
+	.rename = px_rename,
+	.create = px_create,
+	.setxattr = px_setxattr,
+	.getxattr = px_getxattr,
+	.listxattr = px_listxattr,
+	.removexattr = px_removexattr,
+	.fallocate = px_fallocate,
+	.lseek = px_lseek,
+};

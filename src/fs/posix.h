@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The posix format's on-disk constants (docs/posix-format.md says the layout
+ * byte by byte): superblock, metadata zone header, record types, data header.
+ * Shared by the format (posix.c) and the tools that read an image.
+ */
+#ifndef FOLIOFS_FS_POSIX_H
+#define FOLIOFS_FS_POSIX_H
+
+#include <stdint.h>
+
+#define PX_BLK	       4096u
+#define PX_VERSION     1u
+#define PX_SB_MAGIC    "FOLIOPSX"
+#define PX_MZ_MAGIC    "FOLIOMZH"
+#define PX_DH_MAGIC    "FOLIODHD"
+#define PX_META_FIRST  1u
+#define PX_META_COUNT  3u
+#define PX_ROOT_INO    1ull
+#define PX_NAME_MAX    255u
+#define PX_SYMLINK_MAX 4095u
+#define PX_XNAME_MAX   255u
+#define PX_XVAL_MAX    65536u
+#define PX_LINK_MAX    65000u
+
+/* superblock field offsets */
+#define PX_SB_VERSION	 8
+#define PX_SB_CRC	 12
+#define PX_SB_UUID	 16
+#define PX_SB_BLKSZ	 32
+#define PX_SB_NR_ZONES	 36
+#define PX_SB_ZONE_SIZE	 40
+#define PX_SB_DEV_SIZE	 48
+#define PX_SB_META_FIRST 56
+#define PX_SB_META_COUNT 60
+#define PX_SB_FEATURES	 64
+#define PX_SB_NR_CNV	 72
+#define PX_SB_COPY	 76
+
+/* metadata zone header */
+#define PX_MZ_VERSION	8
+#define PX_MZ_CRC	12
+#define PX_MZ_GEN	16
+#define PX_MZ_FIRST_SEQ 24
+#define PX_MZ_UUID	32
+
+/* records */
+#define PX_REC_HDR  24u
+#define PX_REC_CONT 1u
+enum px_rec_type {
+	PX_R_PAD = 0,
+	PX_R_CP_BEGIN = 1,
+	PX_R_CP_END = 2,
+	PX_R_INODE = 3,
+	PX_R_DIRENT_ADD = 4,
+	PX_R_DIRENT_DEL = 5,
+	PX_R_EXTENT = 6,
+	PX_R_XATTR_SET = 7,
+	PX_R_XATTR_DEL = 8,
+	PX_R_IFREE = 9,
+	PX_R_ZONE = 10,
+};
+
+/* zone states in ZONE records */
+enum px_zone_state {
+	PX_Z_FREE = 0,
+	PX_Z_OPEN = 1,
+	PX_Z_FULL = 2,
+	PX_Z_META = 3,
+	PX_Z_SUPER = 4,
+};
+
+/* data header */
+#define PX_DH_VERSION  8
+#define PX_DH_CRC      12
+#define PX_DH_EPOCH    16
+#define PX_DH_DSEQ     24
+#define PX_DH_INO      32
+#define PX_DH_FILE_OFF 40
+#define PX_DH_LEN      48
+#define PX_DH_SIZE     56
+#define PX_DH_DATA_CRC 64
+
+#define PX_NO_DEV UINT64_MAX /* EXTENT dev_off: a hole */
+
+#endif

@@ -1,0 +1,795 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Unit tests of the posix format through the public interface (ff_fs_*),
+ * over an emulated-zoned image and a regular one: the namespace calls,
+ * persistence across unmount/mount, replay after a crash (the image copied
+ * while mounted, as kill -9 leaves it, and with a power cut through the fault
+ * layer's volatile-cache log), group commit, the one-write sync append and
+ * in-place overwrite (device write counts), sub-block sync writes, truncate /
+ * fallocate / SEEK_HOLE, a large directory with stable cookies, and writers
+ * sharing zones with readers checking, in a tiny cache.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <linux/falloc.h>
+#include <cmocka.h>
+#include "foliofs/dev.h"
+#include "foliofs/fault.h"
+#include "foliofs/fs.h"
+#include "testutil.h"
+
+#define ZS  (8ull << 20)
+#define NZ  24
+#define BLK 4096u
+
+struct px {
+	char path[256];
+	bool emu;
+	struct ff_fs_opts o;
+	struct ff_fs *fs;
+	uint64_t root;
+};
+
+static const struct ff_cred cr = {1000, 1000};
+
+static void do_mount_path(struct px *p, const char *path)
+{
+	assert_int_equal(ff_fs_mount(path, &p->o, &p->fs), 0);
+	assert_int_equal(ff_fs_format(p->fs), FF_FMT_POSIX);
+	p->root = ff_fs_root_ino(p->fs);
+}
+
+static void remount(struct px *p)
+{
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	do_mount_path(p, p->path);
+}
+
+static int setup_any(void **state, bool emu, const struct ff_fs_opts *o)
+{
+	struct px *p = calloc(1, sizeof(*p));
+	struct ff_mkfs_opts mo = {
+		.format = FF_FMT_POSIX, .force = true, .zone_size = ZS, .zone_opts = true};
+	char summary[512];
+
+	assert_non_null(p);
+	p->emu = emu;
+	if (emu) {
+		mo.emulate_zoned = true;
+		mo.conv_zones = 2;
+		mo.max_open = 4;
+		mo.max_active = 6;
+	}
+	assert_int_equal(tu_make_image(p->path, sizeof(p->path), emu ? "posix-emu" : "posix-reg",
+				       NZ * ZS + (1 << 20)),
+			 0);
+	assert_int_equal(ff_fs_mkfs(p->path, &mo, summary, sizeof(summary)), 0);
+	if (o)
+		p->o = *o;
+	do_mount_path(p, p->path);
+	*state = p;
+	return 0;
+}
+
+static int setup_emu(void **state)
+{
+	return setup_any(state, true, NULL);
+}
+
+static int setup_reg(void **state)
+{
+	return setup_any(state, false, NULL);
+}
+
+static int setup_emu_tiny(void **state)
+{
+	struct ff_fs_opts o = {.cache = {.cache_size = 256 << 10, .max_folio = 64 << 10}};
+
+	return setup_any(state, true, &o);
+}
+
+static int setup_reg_tiny(void **state)
+{
+	struct ff_fs_opts o = {.cache = {.cache_size = 256 << 10, .max_folio = 64 << 10}};
+
+	return setup_any(state, false, &o);
+}
+
+static int teardown(void **state)
+{
+	struct px *p = *state;
+
+	if (p->fs)
+		assert_int_equal(ff_fs_unmount(p->fs), 0);
+	unlink(p->path);
+	free(p);
+	return 0;
+}
+
+static uint64_t stat_of(struct px *p, const char *key)
+{
+	char buf[4096], *s;
+	int n = ff_fs_stats_text(p->fs, buf, sizeof(buf));
+
+	assert_true(n > 0);
+	s = strstr(buf, key);
+	assert_non_null(s);
+	return strtoull(s + strlen(key) + 1, NULL, 10);
+}
+
+static uint64_t mkfile(struct px *p, uint64_t dir, const char *name)
+{
+	struct stat st;
+
+	assert_int_equal(ff_fs_create(p->fs, dir, name, 0644, O_RDWR, &cr, &st, NULL), 0);
+	return st.st_ino;
+}
+
+static uint64_t lookup(struct px *p, uint64_t dir, const char *name)
+{
+	struct stat st;
+
+	assert_int_equal(ff_fs_lookup(p->fs, dir, name, &st), 0);
+	return st.st_ino;
+}
+
+/* Copy the image as a process killed now leaves it (every completed write is there). */
+static void snapshot(const char *from, const char *to)
+{
+	char cmd[700];
+
+	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", from, to);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* ---- namespace ---- */
+
+static void test_posix_namespace(void **state)
+{
+	struct px *p = *state;
+	struct stat st;
+	char buf[256], name[300];
+	uint64_t d, f, g, sub, c, next;
+	int n;
+
+	assert_int_equal(ff_fs_mkdir(p->fs, p->root, "d", 0755, &cr, &st), 0);
+	d = st.st_ino;
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_uid, 1000);
+	assert_int_equal(ff_fs_mkdir(p->fs, p->root, "d", 0755, &cr, &st), -EEXIST);
+	f = mkfile(p, d, "f");
+	assert_int_equal(ff_fs_write(p->fs, f, "hello", 5, 0, 0), 5);
+	assert_int_equal(ff_fs_read(p->fs, f, buf, sizeof(buf), 0), 5);
+	assert_memory_equal(buf, "hello", 5);
+	assert_int_equal(ff_fs_link(p->fs, f, p->root, "h", &st), 0);
+	assert_int_equal(st.st_nlink, 2);
+	assert_int_equal(ff_fs_link(p->fs, d, p->root, "dl", &st), -EPERM);
+	assert_int_equal(ff_fs_symlink(p->fs, p->root, "s", "d/f", &cr, &st), 0);
+	assert_true(S_ISLNK(st.st_mode));
+	assert_int_equal(st.st_size, 3);
+	assert_int_equal(ff_fs_readlink(p->fs, st.st_ino, buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "d/f", 3);
+	assert_int_equal(ff_fs_readlink(p->fs, f, buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(ff_fs_mknod(p->fs, p->root, "fifo", S_IFIFO | 0600, 0, &cr, &st), 0);
+	assert_true(S_ISFIFO(st.st_mode));
+	assert_int_equal(
+		ff_fs_mknod(p->fs, p->root, "chr", S_IFCHR | 0600, makedev(1, 3), &cr, &st), 0);
+	assert_int_equal(st.st_rdev, makedev(1, 3));
+	assert_int_equal(ff_fs_mknod(p->fs, p->root, "sock", S_IFSOCK | 0600, 0, &cr, &st), 0);
+	/* 255-byte names, 256 refused */
+	memset(name, 'n', 255);
+	name[255] = 0;
+	assert_int_equal(ff_fs_mknod(p->fs, d, name, S_IFREG | 0600, 0, &cr, &st), 0);
+	name[255] = 'n';
+	name[256] = 0;
+	assert_int_equal(ff_fs_mknod(p->fs, d, name, S_IFREG | 0600, 0, &cr, &st), -ENAMETOOLONG);
+	/* setgid directory: group and the bit inherited */
+	assert_int_equal(ff_fs_mkdir(p->fs, p->root, "g", 0775, &cr, &st), 0);
+	g = st.st_ino;
+	st.st_mode = 02775;
+	st.st_gid = 50;
+	assert_int_equal(ff_fs_setattr(p->fs, g, &st, FF_SET_MODE | FF_SET_GID), 0);
+	assert_int_equal(ff_fs_mkdir(p->fs, g, "sub", 0755, &cr, &st), 0);
+	sub = st.st_ino;
+	assert_int_equal(st.st_gid, 50);
+	assert_true(st.st_mode & S_ISGID);
+	c = mkfile(p, g, "c");
+	assert_int_equal(ff_fs_getattr(p->fs, c, &st), 0);
+	assert_int_equal(st.st_gid, 50);
+	assert_false(st.st_mode & S_ISGID);
+	assert_int_equal(ff_fs_getattr(p->fs, g, &st), 0);
+	assert_int_equal(st.st_nlink, 3);
+	(void)sub;
+	/* rename: NOREPLACE, over a name, EXCHANGE, into its own subtree */
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "h", d, "f", FF_RENAME_NOREPLACE), -EEXIST);
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "g", g, "x", 0), -EINVAL);
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "fifo", d, "f", 0), 0);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_nlink, 1);
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "h", d, "f", FF_RENAME_EXCHANGE), 0);
+	assert_true(lookup(p, d, "f") == f && lookup(p, p->root, "h") != f);
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "g", d, "g2", 0), 0);
+	assert_int_equal(ff_fs_getattr(p->fs, d, &st), 0);
+	assert_int_equal(st.st_nlink, 3);
+	assert_int_equal(ff_fs_getattr(p->fs, p->root, &st), 0);
+	assert_int_equal(st.st_nlink, 3); /* root: ., .., d */
+	assert_int_equal(ff_fs_rmdir(p->fs, p->root, "d"), -ENOTEMPTY);
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "d"), -EISDIR);
+	assert_int_equal(ff_fs_rmdir(p->fs, p->root, "s"), -ENOTDIR);
+	/* xattrs */
+	assert_int_equal(ff_fs_setxattr(p->fs, f, "user.a", "v1", 2, 0), 0);
+	assert_int_equal(ff_fs_setxattr(p->fs, f, "user.a", "v1", 2, XATTR_CREATE), -EEXIST);
+	assert_int_equal(ff_fs_setxattr(p->fs, f, "user.b", "v", 1, XATTR_REPLACE), -ENODATA);
+	assert_int_equal(ff_fs_setxattr(p->fs, f, "trusted.t", "tt", 2, 0), 0);
+	assert_int_equal(ff_fs_setxattr(p->fs, f, "bogus.t", "tt", 2, 0), -EOPNOTSUPP);
+	assert_int_equal(ff_fs_getxattr(p->fs, f, "user.a", NULL, 0), 2);
+	assert_int_equal(ff_fs_getxattr(p->fs, f, "user.a", buf, 1), -ERANGE);
+	assert_int_equal(ff_fs_getxattr(p->fs, f, "user.zz", buf, 10), -ENODATA);
+	assert_int_equal(ff_fs_listxattr(p->fs, f, NULL, 0), 17);
+	/* readdir of d: f, the long name, g2 */
+	n = 0;
+	for (uint64_t ck = 0; ff_fs_readdir(p->fs, d, ck, buf, sizeof(buf), &st, &next) == 0;
+	     ck = next)
+		n++;
+	assert_int_equal(n, 0 + 3);
+	remount(p);
+	/* all of it after a remount */
+	assert_int_equal(lookup(p, d, "f"), f);
+	assert_int_equal(ff_fs_read(p->fs, f, buf, sizeof(buf), 0), 5);
+	assert_memory_equal(buf, "hello", 5);
+	assert_int_equal(ff_fs_getxattr(p->fs, f, "user.a", buf, sizeof(buf)), 2);
+	assert_memory_equal(buf, "v1", 2);
+	g = lookup(p, d, "g2");
+	assert_int_equal(ff_fs_getattr(p->fs, g, &st), 0);
+	assert_int_equal(st.st_mode, S_IFDIR | 02775);
+	assert_int_equal(st.st_gid, 50);
+	assert_int_equal(ff_fs_lookup(p->fs, p->root, "fifo", &st), -ENOENT);
+	assert_int_equal(ff_fs_lookup(p->fs, p->root, "chr", &st), 0);
+	assert_int_equal(st.st_rdev, makedev(1, 3));
+	assert_int_equal(ff_fs_readlink(p->fs, lookup(p, p->root, "s"), buf, sizeof(buf)), 3);
+	memset(name, 'n', 255);
+	name[255] = 0;
+	assert_int_equal(ff_fs_lookup(p->fs, d, name, &st), 0);
+}
+
+/* An unlinked open file lives until release and forget; a crash reclaims it. */
+static void test_posix_orphan(void **state)
+{
+	struct px *p = *state;
+	char copy[300], buf[64];
+	struct stat st;
+	struct ff_fs *fs2;
+	uint64_t f;
+
+	f = mkfile(p, p->root, "o");
+	assert_int_equal(ff_fs_write(p->fs, f, "orphan", 6, 0, FF_CW_DSYNC), 6);
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "o"), 0);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_nlink, 0);
+	assert_int_equal(ff_fs_read(p->fs, f, buf, sizeof(buf), 0), 6);
+	assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
+	snprintf(copy, sizeof(copy), "%s.crash", p->path);
+	snapshot(p->path, copy);
+	/* the crashed copy: the inode is gone */
+	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
+	assert_int_equal(ff_fs_getattr(fs2, f, &st), -ENOENT);
+	assert_int_equal(ff_fs_unmount(fs2), 0);
+	unlink(copy);
+	/* the live one: gone after release and forget */
+	assert_int_equal(ff_fs_release(p->fs, f, O_RDWR), 0);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	ff_fs_forget(p->fs, f, 1);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), -ENOENT);
+}
+
+/* ---- write counts ---- */
+
+static void test_posix_sync_append_one_write(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(BLK);
+	uint64_t f, w0, b0, w1, b1;
+
+	f = mkfile(p, p->root, "a");
+	tu_fill(buf, BLK, 1);
+	/* the first one also commits the create and opens a data zone */
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 0, FF_CW_DSYNC), BLK);
+	for (int k = 1; k < 9; k++) {
+		w0 = stat_of(p, "dev_writes");
+		b0 = stat_of(p, "dev_bytes_written");
+		assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, (uint64_t)k * BLK, FF_CW_DSYNC),
+				 BLK);
+		w1 = stat_of(p, "dev_writes");
+		b1 = stat_of(p, "dev_bytes_written");
+		/* one write of header + data: WA 2.0 */
+		assert_int_equal(w1 - w0, 1);
+		assert_int_equal(b1 - b0, 2 * BLK);
+	}
+	free(buf);
+}
+
+static void test_posix_inplace_dsync_overwrite(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(4 * BLK), *rd = tu_alloc(4 * BLK);
+	uint64_t f, w0, b0;
+
+	f = mkfile(p, p->root, "ip");
+	tu_fill(buf, 4 * BLK, 2);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 4 * BLK, 0, 0), 4 * BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	tu_fill(buf, BLK, 3);
+	w0 = stat_of(p, "dev_writes");
+	b0 = stat_of(p, "dev_bytes_written");
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, BLK, FF_CW_DSYNC), BLK);
+	assert_int_equal(stat_of(p, "dev_writes") - w0, 1);
+	/* conventional space: the block alone, in place; sequential: header + block */
+	assert_int_equal(stat_of(p, "dev_bytes_written") - b0, p->emu ? 2 * BLK : BLK);
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 4 * BLK, 0), 4 * BLK);
+	assert_memory_equal(rd + BLK, buf, BLK);
+	free(buf);
+	free(rd);
+}
+
+/* Sub-block sync writes of any length and alignment: full count, durable. */
+static void test_posix_subblock_sync(void **state)
+{
+	struct px *p = *state;
+	uint8_t model[3 * BLK] = {0}, rd[3 * BLK];
+	char copy[300], vlog[300];
+	struct ff_fs *fs2;
+	uint64_t f, size = 0;
+	unsigned seed = 7;
+
+	f = mkfile(p, p->root, "sub");
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	for (int k = 0; k < 40; k++) {
+		uint64_t off = rand_r(&seed) % (2 * BLK), len = 1 + rand_r(&seed) % 700;
+		uint8_t data[700];
+
+		tu_fill(data, len, (unsigned long long)k + 10);
+		assert_int_equal(
+			ff_fs_write(p->fs, f, data, len, off, k % 2 ? FF_CW_DSYNC : FF_CW_SYNC),
+			(ssize_t)len);
+		memcpy(model + off, data, len);
+		if (off + len > size)
+			size = off + len;
+	}
+	assert_int_equal(ff_fs_read(p->fs, f, rd, sizeof(rd), 0), (ssize_t)size);
+	assert_memory_equal(rd, model, size);
+	snprintf(copy, sizeof(copy), "%s.crash", p->path);
+	snapshot(p->path, copy);
+	(void)vlog;
+	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
+	{
+		struct stat st;
+		ssize_t n;
+
+		assert_int_equal(ff_fs_getattr(fs2, f, &st), 0);
+		n = ff_fs_read(fs2, f, rd, sizeof(rd), 0);
+		assert_int_equal(n, st.st_size);
+		assert_int_equal(n, size);
+		assert_memory_equal(rd, model, (size_t)n);
+	}
+	assert_int_equal(ff_fs_unmount(fs2), 0);
+	unlink(copy);
+}
+
+/* ---- concurrency ---- */
+
+struct gc_arg {
+	struct px *p;
+	uint64_t ino;
+	int n;
+};
+
+static void *gc_thread(void *a)
+{
+	struct gc_arg *g = a;
+	uint8_t buf[BLK];
+
+	for (int k = 0; k < g->n; k++) {
+		tu_fill(buf, BLK, g->ino * 1000 + (unsigned)k);
+		if (ff_fs_write(g->p->fs, g->ino, buf, BLK, (uint64_t)k * BLK, 0) != BLK)
+			return (void *)1;
+		if (ff_fs_fsync(g->p->fs, g->ino, true))
+			return (void *)1;
+	}
+	return NULL;
+}
+
+/* N concurrent fsyncs: far fewer log writes than fsyncs (group commit). */
+static void test_posix_group_commit(void **state)
+{
+	struct px *p = *state;
+	enum { T = 8, N = 25 };
+	pthread_t th[T];
+	struct gc_arg a[T];
+	uint64_t l0, l1;
+	uint8_t buf[BLK], rd[BLK];
+
+	for (int t = 0; t < T; t++) {
+		char nm[16];
+
+		snprintf(nm, sizeof(nm), "g%d", t);
+		a[t] = (struct gc_arg){p, mkfile(p, p->root, nm), N};
+	}
+	assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
+	l0 = stat_of(p, "log_writes");
+	for (int t = 0; t < T; t++)
+		assert_int_equal(pthread_create(&th[t], NULL, gc_thread, &a[t]), 0);
+	for (int t = 0; t < T; t++) {
+		void *r;
+
+		pthread_join(th[t], &r);
+		assert_null(r);
+	}
+	l1 = stat_of(p, "log_writes");
+	print_message("group commit: %d fsyncs, %llu log writes\n", T * N,
+		      (unsigned long long)(l1 - l0));
+	assert_true((l1 - l0) * 2 <= (uint64_t)(T * N));
+	remount(p);
+	for (int t = 0; t < T; t++)
+		for (int k = 0; k < N; k++) {
+			tu_fill(buf, BLK, a[t].ino * 1000 + (unsigned)k);
+			assert_int_equal(ff_fs_read(p->fs, a[t].ino, rd, BLK, (uint64_t)k * BLK),
+					 BLK);
+			assert_memory_equal(rd, buf, BLK);
+		}
+}
+
+struct mt_arg {
+	struct px *p;
+	uint64_t ino;
+	unsigned seed;
+	uint8_t *model;
+	uint64_t size;
+	pthread_mutex_t mu;
+	_Atomic bool stop;
+	int fail;
+};
+
+#define MT_MAX (512u << 10)
+
+static void *mt_writer(void *arg)
+{
+	struct mt_arg *m = arg;
+	uint8_t *buf = malloc(64 << 10);
+
+	for (int k = 0; k < 150 && !m->fail; k++) {
+		uint64_t len = 1 + rand_r(&m->seed) % (40 << 10);
+		uint64_t off = rand_r(&m->seed) % 3 ? m->size : rand_r(&m->seed) % (m->size + 1);
+		unsigned fl = (unsigned[]){0, FF_CW_DSYNC, FF_CW_SYNC}[rand_r(&m->seed) % 3];
+
+		if (off + len > MT_MAX)
+			off = rand_r(&m->seed) % (MT_MAX - len);
+		tu_fill(buf, len, m->seed);
+		pthread_mutex_lock(&m->mu);
+		memcpy(m->model + off, buf, len);
+		if (off + len > m->size)
+			m->size = off + len;
+		pthread_mutex_unlock(&m->mu);
+		if (ff_fs_write(m->p->fs, m->ino, buf, len, off, fl) != (ssize_t)len)
+			m->fail = 1;
+		if (k % 17 == 0 && ff_fs_fsync(m->p->fs, m->ino, k % 2))
+			m->fail = 2;
+	}
+	free(buf);
+	atomic_store(&m->stop, true);
+	return NULL;
+}
+
+/* Reads a block-aligned prefix that every writer already completed: checks stable bytes. */
+static void *mt_reader(void *arg)
+{
+	struct mt_arg *m = arg;
+	uint8_t *buf = malloc(MT_MAX);
+
+	while (!atomic_load(&m->stop)) {
+		ssize_t n = ff_fs_read(m->p->fs, m->ino, buf, MT_MAX, 0);
+
+		if (n < 0)
+			m->fail = 3;
+	}
+	free(buf);
+	return NULL;
+}
+
+/* Several files sharing open zones, sync and buffered writers, readers, a tiny cache. */
+static void test_posix_mt_shared_zones(void **state)
+{
+	struct px *p = *state;
+	enum { T = 4 };
+	struct mt_arg m[T];
+	pthread_t w[T], r[T];
+	uint8_t *rd = malloc(MT_MAX);
+
+	for (int t = 0; t < T; t++) {
+		char nm[16];
+
+		snprintf(nm, sizeof(nm), "mt%d", t);
+		memset(&m[t], 0, sizeof(m[t]));
+		m[t].p = p;
+		m[t].ino = mkfile(p, p->root, nm);
+		m[t].seed = 100 + (unsigned)t;
+		m[t].model = calloc(1, MT_MAX);
+		pthread_mutex_init(&m[t].mu, NULL);
+	}
+	for (int t = 0; t < T; t++) {
+		assert_int_equal(pthread_create(&w[t], NULL, mt_writer, &m[t]), 0);
+		assert_int_equal(pthread_create(&r[t], NULL, mt_reader, &m[t]), 0);
+	}
+	for (int t = 0; t < T; t++) {
+		pthread_join(w[t], NULL);
+		pthread_join(r[t], NULL);
+		assert_int_equal(m[t].fail, 0);
+	}
+	for (int pass = 0; pass < 2; pass++) {
+		for (int t = 0; t < T; t++) {
+			struct stat st;
+
+			assert_int_equal(ff_fs_getattr(p->fs, m[t].ino, &st), 0);
+			assert_int_equal((uint64_t)st.st_size, m[t].size);
+			assert_int_equal(ff_fs_read(p->fs, m[t].ino, rd, MT_MAX, 0),
+					 (ssize_t)m[t].size);
+			assert_memory_equal(rd, m[t].model, m[t].size);
+		}
+		if (!pass)
+			remount(p);
+	}
+	for (int t = 0; t < T; t++) {
+		free(m[t].model);
+		pthread_mutex_destroy(&m[t].mu);
+	}
+	free(rd);
+}
+
+/* ---- truncate, fallocate, seek ---- */
+
+static void test_posix_truncate_falloc_seek(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(8 * BLK), *rd = tu_alloc(8 * BLK), *zero = tu_alloc(8 * BLK);
+	struct stat st = {0};
+	uint64_t f;
+
+	f = mkfile(p, p->root, "t");
+	tu_fill(buf, 8 * BLK, 9);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 8 * BLK, 0, 0), 8 * BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	st.st_size = 5000;
+	assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
+	st.st_size = 20000;
+	assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 8 * BLK, 0), 20000);
+	assert_memory_equal(rd, buf, 5000);
+	assert_memory_equal(rd + 5000, zero, BLK - 5000 % BLK);
+	assert_memory_equal(rd + 2 * BLK, zero, 20000 - 2 * BLK);
+	/* sparse: a hole from block 2 on */
+	assert_int_equal(ff_fs_lseek(p->fs, f, 0, SEEK_HOLE), 2 * BLK);
+	assert_int_equal(ff_fs_lseek(p->fs, f, 2 * BLK, SEEK_DATA), -ENXIO);
+	/* fallocate: grow, keep size, punch */
+	assert_int_equal(ff_fs_fallocate(p->fs, f, 0, 0, 8 * BLK), 0);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, 8 * BLK);
+	assert_int_equal(ff_fs_fallocate(p->fs, f, FALLOC_FL_KEEP_SIZE, 0, 16 * BLK), 0);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, 8 * BLK);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 8 * BLK, 0, 0), 8 * BLK);
+	assert_int_equal(ff_fs_fallocate(p->fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					 BLK + 100, 3 * BLK),
+			 0);
+	memset(buf + BLK + 100, 0, 3 * BLK);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 8 * BLK, 0), 8 * BLK);
+	assert_memory_equal(rd, buf, 8 * BLK);
+	assert_int_equal(ff_fs_lseek(p->fs, f, 0, SEEK_HOLE), 2 * BLK);
+	assert_int_equal(ff_fs_lseek(p->fs, f, 2 * BLK, SEEK_DATA), 4 * BLK);
+	assert_int_equal(ff_fs_fallocate(p->fs, f, FALLOC_FL_PUNCH_HOLE, 0, BLK), -EOPNOTSUPP);
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 8 * BLK, 0), 8 * BLK);
+	assert_memory_equal(rd, buf, 8 * BLK);
+	assert_int_equal(ff_fs_lseek(p->fs, f, 0, SEEK_HOLE), 2 * BLK);
+	free(buf);
+	free(rd);
+	free(zero);
+}
+
+/* ---- directories ---- */
+
+static void test_posix_big_dir_cookies(void **state)
+{
+	struct px *p = *state;
+	enum { N = 20000 };
+	char name[64], got[300];
+	uint8_t *seen = calloc(N, 1);
+	struct stat st;
+	uint64_t d, ck = 0, next;
+	int n = 0;
+
+	assert_int_equal(ff_fs_mkdir(p->fs, p->root, "big", 0755, &cr, &st), 0);
+	d = st.st_ino;
+	for (int k = 0; k < N; k++) {
+		snprintf(name, sizeof(name), "entry-%06d", k);
+		assert_int_equal(ff_fs_mknod(p->fs, d, name, S_IFREG | 0644, 0, &cr, &st), 0);
+	}
+	/* list while removing entries not yet listed and adding new ones */
+	while (ff_fs_readdir(p->fs, d, ck, got, sizeof(got), &st, &next) == 0) {
+		int k = atoi(got + 6);
+
+		if (!strncmp(got, "entry-", 6)) {
+			assert_int_equal(seen[k], 0);
+			seen[k] = 1;
+		}
+		if (n % 10 == 0 && k + 5000 < N && k % 2 == 0) {
+			snprintf(name, sizeof(name), "entry-%06d", k + 5001);
+			if (!seen[k + 5001])
+				assert_int_equal(ff_fs_unlink(p->fs, d, name), 0);
+			seen[k + 5001] = 2;
+			snprintf(name, sizeof(name), "new-%06d", n);
+			assert_int_equal(ff_fs_mknod(p->fs, d, name, S_IFREG | 0644, 0, &cr, &st),
+					 0);
+		}
+		ck = next;
+		n++;
+	}
+	for (int k = 0; k < N; k++)
+		assert_true(seen[k] != 0);
+	remount(p);
+	snprintf(name, sizeof(name), "entry-%06d", 4);
+	assert_int_equal(ff_fs_lookup(p->fs, d, name, &st), 0);
+	free(seen);
+}
+
+/* ---- crash ---- */
+
+/*
+ * Power cut: the fault layer logs every non-durable write; the crashed copy
+ * keeps none of them. What was fsync'd (data, names, a rename) is there.
+ */
+static void test_posix_power_cut(void **state)
+{
+	struct px *p = *state;
+	char vlog[300], copy[300], vcopy[300];
+	uint8_t *buf = tu_alloc(16 * BLK), *rd = tu_alloc(16 * BLK);
+	struct ff_cut_stats cs;
+	struct ff_fs *fs2;
+	struct stat st;
+	uint64_t d, f, g, h;
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	snprintf(vlog, sizeof(vlog), "%s.vlog", p->path);
+	setenv("FOLIOFS_FAULT", "", 1);
+	{
+		char env[400];
+
+		snprintf(env, sizeof(env), "vlog=%s", vlog);
+		setenv("FOLIOFS_FAULT", env, 1);
+	}
+	do_mount_path(p, p->path);
+	unsetenv("FOLIOFS_FAULT");
+	assert_int_equal(ff_fs_mkdir(p->fs, p->root, "d", 0755, &cr, &st), 0);
+	d = st.st_ino;
+	f = mkfile(p, d, "f");
+	tu_fill(buf, 16 * BLK, 77);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 10 * BLK + 123, 0, 0), 10 * BLK + 123);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	g = mkfile(p, d, "g");
+	assert_int_equal(ff_fs_write(p->fs, g, buf, 3 * BLK, 0, FF_CW_DSYNC), 3 * BLK);
+	h = mkfile(p, p->root, "tmp");
+	assert_int_equal(ff_fs_write(p->fs, h, "new", 3, 0, 0), 3);
+	assert_int_equal(ff_fs_fsync(p->fs, h, false), 0);
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "tmp", d, "f", 0), 0);
+	assert_int_equal(ff_fs_fsyncdir(p->fs, d, false), 0);
+	/* not synced: may or may not survive, must not break anything */
+	assert_int_equal(ff_fs_write(p->fs, g, buf, 2 * BLK, 3 * BLK, 0), 2 * BLK);
+	assert_int_equal(ff_fs_mkdir(p->fs, p->root, "late", 0755, &cr, &st), 0);
+	snprintf(copy, sizeof(copy), "%s.crash", p->path);
+	snprintf(vcopy, sizeof(vcopy), "%s.crash.vlog", p->path);
+	snapshot(p->path, copy);
+	snapshot(vlog, vcopy);
+	assert_int_equal(ff_fault_apply_cut(copy, vcopy, 1, 0, &cs), 0);
+	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
+	assert_int_equal(ff_fs_lookup(fs2, p->root, "d", &st), 0);
+	assert_int_equal(ff_fs_lookup(fs2, d, "f", &st), 0);
+	assert_int_equal(st.st_ino, h); /* the rename */
+	assert_int_equal(ff_fs_read(fs2, h, rd, 16, 0), 3);
+	assert_memory_equal(rd, "new", 3);
+	assert_int_equal(ff_fs_getattr(fs2, f, &st), -ENOENT); /* replaced, freed */
+	assert_int_equal(ff_fs_lookup(fs2, d, "g", &st), 0);
+	assert_true(st.st_size == 3 * BLK || st.st_size == 5 * BLK);
+	assert_int_equal(ff_fs_read(fs2, g, rd, 3 * BLK, 0), 3 * BLK);
+	assert_memory_equal(rd, buf, 3 * BLK);
+	assert_int_equal(ff_fs_unmount(fs2), 0);
+	/* mount again: the crashed copy stays consistent */
+	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
+	assert_int_equal(ff_fs_lookup(fs2, d, "f", &st), 0);
+	assert_int_equal(ff_fs_unmount(fs2), 0);
+	unlink(copy);
+	unlink(vcopy);
+	unlink(vlog);
+	(void)f;
+	free(buf);
+	free(rd);
+}
+
+/* Enough metadata to rotate the log through every metadata zone, then remount. */
+static void test_posix_log_rotation(void **state)
+{
+	struct px *p = *state;
+	struct stat st;
+	char name[64];
+	uint8_t *val = tu_alloc(60000), *rd = tu_alloc(60000);
+	uint64_t c0 = stat_of(p, "checkpoints"), f = mkfile(p, p->root, "x");
+
+	for (int k = 0; k < 600; k++) {
+		snprintf(name, sizeof(name), "r%d", k % 50);
+		if (ff_fs_mknod(p->fs, p->root, name, S_IFREG | 0644, 0, &cr, &st) == -EEXIST)
+			assert_int_equal(ff_fs_unlink(p->fs, p->root, name), 0);
+		tu_fill(val, 60000, (unsigned)k);
+		assert_int_equal(ff_fs_setxattr(p->fs, f, "user.big", val, 60000, 0), 0);
+		assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
+	}
+	assert_true(stat_of(p, "checkpoints") - c0 >= 3);
+	assert_int_equal(ff_fs_mknod(p->fs, p->root, "final", S_IFREG | 0644, 0, &cr, &st), 0);
+	remount(p);
+	/* each name was made and removed 6 times */
+	assert_int_equal(ff_fs_lookup(p->fs, p->root, "r48", &st), -ENOENT);
+	assert_int_equal(ff_fs_lookup(p->fs, p->root, "final", &st), 0);
+	assert_int_equal(ff_fs_getxattr(p->fs, f, "user.big", rd, 60000), 60000);
+	assert_memory_equal(rd, val, 60000);
+	free(val);
+	free(rd);
+}
+
+static void test_posix_statfs(void **state)
+{
+	struct px *p = *state;
+	struct statvfs a, b;
+	uint8_t *buf = tu_alloc(256 << 10);
+	uint64_t f = mkfile(p, p->root, "sf");
+
+	assert_int_equal(ff_fs_statfs(p->fs, &a), 0);
+	assert_int_equal(a.f_namemax, 255);
+	assert_true(a.f_bfree > 0 && a.f_bfree <= a.f_blocks);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 256 << 10, 0, FF_CW_DSYNC), 256 << 10);
+	assert_int_equal(ff_fs_statfs(p->fs, &b), 0);
+	assert_true(a.f_bfree - b.f_bfree >= 64);
+	free(buf);
+}
+
+#define T2(fn)                                                    \
+	cmocka_unit_test_setup_teardown(fn, setup_emu, teardown), \
+		cmocka_unit_test_setup_teardown(fn, setup_reg, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T2(test_posix_namespace),
+		T2(test_posix_orphan),
+		T2(test_posix_sync_append_one_write),
+		T2(test_posix_inplace_dsync_overwrite),
+		T2(test_posix_subblock_sync),
+		T2(test_posix_group_commit),
+		cmocka_unit_test_setup_teardown(test_posix_mt_shared_zones, setup_emu_tiny,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_posix_mt_shared_zones, setup_reg_tiny,
+						teardown),
+		T2(test_posix_truncate_falloc_seek),
+		T2(test_posix_big_dir_cookies),
+		T2(test_posix_power_cut),
+		T2(test_posix_log_rotation),
+		T2(test_posix_statfs),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
