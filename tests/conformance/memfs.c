@@ -543,10 +543,24 @@ int ff_fs_statfs(struct ff_fs *fs, struct statvfs *st)
 	return 0;
 }
 
+/* How many lookups the kernel holds, of how many inodes, and how many of those have no name. */
 int ff_fs_stats_text(struct ff_fs *fs, char *buf, size_t len)
 {
+	uint64_t held = 0, inos = 0, orphans = 0;
+
 	(void)fs;
-	return snprintf(buf, len, "memfs 1\n");
+	pthread_mutex_lock(&mu);
+	for (uint64_t n = ROOT_INO + 1; n < next_ino; n++) {
+		if (inodes[n] && inodes[n]->nlookup) {
+			held += inodes[n]->nlookup;
+			inos++;
+			orphans += inodes[n]->st.st_nlink == 0;
+		}
+	}
+	pthread_mutex_unlock(&mu);
+	return snprintf(
+		buf, len, "lookups_held %llu\ninodes_looked_up %llu\norphans_looked_up %llu\n",
+		(unsigned long long)held, (unsigned long long)inos, (unsigned long long)orphans);
 }
 
 int ff_fs_zone_text(struct ff_fs *fs, uint64_t ino, char *buf, size_t len)
