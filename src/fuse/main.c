@@ -2,10 +2,14 @@
 /*
  * foliofs: the FUSE daemon. Decodes lowlevel FUSE requests, calls the
  * filesystem layer, replies. No policy lives here: option parsing for the
- * mount, the mapping of FUSE node ids to zonefs inode numbers (the root is
- * node 1; any other inode i is node i + 2), and the translation of open and
- * per-call flags (O_SYNC, O_DSYNC, RWF_DSYNC arriving as fi->flags) into the
- * cache's write flags.
+ * mount, the mapping of FUSE node ids to the format's inode numbers (the
+ * root is node 1; any other inode i is node i + 2), the translation of open
+ * and per-call flags (O_SYNC, O_DSYNC, RWF_DSYNC arriving as fi->flags) into
+ * the cache's write flags, and the FUSE side of a namespace: the lookup
+ * counts the kernel holds (every reply with an entry takes one, FORGET gives
+ * them back), the caller's ids for what it makes, and what the kernel
+ * leaves to a daemon that ext4 leaves to the VFS (the umask, setuid
+ * clearing on direct writes, ACLs: acl.c).
  *
  * Files are opened with FOPEN_DIRECT_IO (unless -o kernel_cache, and then
  * still for sequential files opened for writing) so foliofs's cache is the
@@ -88,8 +92,10 @@ static void usage(const char *prog)
 	printf("usage: %s [-f] [-d] [-s] [-o OPT[,OPT...]] DEVICE MOUNTPOINT\n"
 	       "       mount -t fuse.foliofs DEVICE MOUNTPOINT -o OPT[,OPT...]   (foliofs on the PATH)\n"
 	       "       fstab: DEVICE MOUNTPOINT fuse.foliofs OPT[,OPT...] 0 0\n"
-	       "Serves DEVICE (an image file or a disk formatted by mkfs.foliofs) as kernel zonefs\n"
-	       "does: MOUNTPOINT/cnv/N and MOUNTPOINT/seq/N, one file per zone. close(2) of a\n"
+	       "Serves DEVICE (an image file or a disk formatted by mkfs.foliofs). The posix format\n"
+	       "is a general filesystem (mounted by root: for every user, allow_other,dev,suid,\n"
+	       "with the kernel's permission checks and POSIX ACLs); the zonefs format is served as\n"
+	       "kernel zonefs does: MOUNTPOINT/cnv/N and MOUNTPOINT/seq/N, one file per zone. close(2) of a\n"
 	       "file opened for writing writes it back to the device (and returns its error),\n"
 	       "so when umount MOUNTPOINT or fusermount3 -u MOUNTPOINT returns the data is on\n"
 	       "the device. SIGTERM also unmounts and writes back.\n"
