@@ -122,7 +122,10 @@ class Mount:
             return
         log = open(os.path.join(self.work, "foliofs.log"), "a")
         exe = MEMFS if self.kind == "memfs" else FOLIOFS
-        self.proc = subprocess.Popen([exe, "-f", self.img, self.path], stdout=log, stderr=log)
+        # e.g. "-o cache_size=8M,max_folio=2M" to put the cache under pressure
+        opts = os.environ.get("FOLIOFS_MOUNT_OPTS", "").split()
+        self.proc = subprocess.Popen([exe, "-f", *opts, self.img, self.path], stdout=log,
+                                     stderr=log)
         for _ in range(200):
             if os.path.ismount(self.path):
                 return
@@ -173,7 +176,7 @@ def posix_format_available(work):
         return False, f"build {BUILD} first"
     img = os.path.join(work, "probe.img")
     with open(img, "wb") as f:
-        f.truncate(64 << 20)
+        f.truncate(512 << 20)  # as large as the test images (sparse)
     r = run([MKFS, *POSIX_MKFS_ARGS, img])
     os.unlink(img)
     if r.returncode:

@@ -203,21 +203,26 @@ class Fsx:
         self.check_stat(src)
         self.check_stat(dst)
 
-    def rename_err(self, src, dst):
+    def rename_err(self, src, dst, flags=0):
+        """do_renameat2's order of checks, then vfs_rename's."""
         m = self.m
         si, di = m.get(src), m.get(dst)
         # both parents are resolved before the source's own name is looked up
         e = m.lookup_err(src) or m.lookup_err(dst) or (errno.ENOENT if si is None else 0)
         if e:
             return e
+        if (flags & fslib.RENAME_NOREPLACE) and di is not None:
+            return errno.EEXIST
+        if (flags & fslib.RENAME_EXCHANGE) and di is None:
+            return errno.ENOENT
         if src == dst:
             return 0
         # the VFS's checks against its rename lock's trap come before the types'
         if (dst + "/").startswith(src + "/"):
             return errno.EINVAL
         if (src + "/").startswith(dst + "/"):
-            return errno.ENOTEMPTY
-        if si is di:
+            return errno.EINVAL if flags & fslib.RENAME_EXCHANGE else errno.ENOTEMPTY
+        if si is di or flags & fslib.RENAME_EXCHANGE:
             return 0
         if di is not None:
             if si.kind == "d" and di.kind != "d":
@@ -248,6 +253,42 @@ class Fsx:
             if si.kind == "d":
                 m.names[m.parent(src)].nlink -= 1
                 m.names[m.parent(dst)].nlink += 1
+        for x in (src, dst, self.m.parent(src), self.m.parent(dst)):
+            self.check_stat(x)
+
+    def op_rename2(self):
+        """renameat2 with RENAME_NOREPLACE or RENAME_EXCHANGE."""
+        flags = self.rng.choice([fslib.RENAME_NOREPLACE, fslib.RENAME_EXCHANGE])
+        kind = "d" if self.rng.random() < 0.2 else None
+        src, dst = rand_path(self.rng, self.m, kind), rand_path(self.rng, self.m, None)
+        e = self.rename_err(src, dst, flags)
+        name = "NOREPLACE" if flags == fslib.RENAME_NOREPLACE else "EXCHANGE"
+        self.call(f"renameat2 {src} {dst} {name}",
+                  lambda: fslib.renameat2(self.p(src), self.p(dst), flags), e)
+        m = self.m
+        si, di = m.get(src), m.get(dst)
+        if not e and si is not di and flags == fslib.RENAME_NOREPLACE:
+            moved = {n: i for n, i in m.names.items() if n == src or n.startswith(src + "/")}
+            for n in moved:
+                del m.names[n]
+            for n, i in moved.items():
+                m.names[dst + n[len(src):]] = i
+            if si.kind == "d":
+                m.names[m.parent(src)].nlink -= 1
+                m.names[m.parent(dst)].nlink += 1
+        elif not e and si is not di:
+            ms = {n: i for n, i in m.names.items() if n == src or n.startswith(src + "/")}
+            md = {n: i for n, i in m.names.items() if n == dst or n.startswith(dst + "/")}
+            for n in list(ms) + list(md):
+                del m.names[n]
+            for n, i in ms.items():
+                m.names[dst + n[len(src):]] = i
+            for n, i in md.items():
+                m.names[src + n[len(dst):]] = i
+            ps, pd = m.parent(src), m.parent(dst)
+            if ps != pd and (si.kind == "d") != (di.kind == "d"):
+                m.names[ps].nlink += -1 if si.kind == "d" else 1
+                m.names[pd].nlink += 1 if si.kind == "d" else -1
         for x in (src, dst, self.m.parent(src), self.m.parent(dst)):
             self.check_stat(x)
 
@@ -361,7 +402,7 @@ class Fsx:
         fd, i, path = self.rng.choice(self.fds)
         self.call(f"fdatasync fd of {path}", lambda: os.fdatasync(fd), 0)
 
-    OPS = [("create", 8), ("mkdir", 3), ("rmdir", 3), ("unlink", 6), ("link", 4), ("rename", 8),
+    OPS = [("create", 8), ("mkdir", 3), ("rmdir", 3), ("unlink", 6), ("link", 4), ("rename", 8), ("rename2", 4),
            ("truncate", 6), ("write", 14), ("read", 8), ("fsync", 3), ("open", 4), ("close", 3),
            ("fdwrite", 6), ("fdread", 4), ("fdfsync", 2)]
 
