@@ -165,23 +165,37 @@ int ff_acl_set(struct ff_fs *fs, uint64_t ino, const char *name, const void *val
 					   : -EACCES;
 	}
 	perm = acl_mode(value, size, &extended);
-	ret = ff_fs_setxattr(fs, ino, name, value, size, flags);
-	if (ret)
-		return ret;
-	ret = set_perm_bits(fs, ino, perm);
-	/* an ACL that says no more than the mode is the mode */
-	if (!ret && !extended)
+	/* an ACL that says no more than the mode is the mode, and not stored */
+	if (extended) {
+		ret = ff_fs_setxattr(fs, ino, name, value, size, flags);
+		if (ret)
+			return ret;
+	} else {
 		ret = ff_fs_removexattr(fs, ino, name);
-	return ret;
+		if (ret && ret != -ENODATA)
+			return ret;
+	}
+	return set_perm_bits(fs, ino, perm);
 }
 
-/* Read an ACL of ino into a malloc'ed buffer: its length, 0 when it has none, or -errno. */
+/*
+ * Read an ACL of ino into a malloc'ed buffer: its length, 0 when it has none
+ * (or the format keeps no ACLs), or -errno. Most nodes have none: one call
+ * asks the size first.
+ */
 static ssize_t acl_get(struct ff_fs *fs, uint64_t ino, const char *name, unsigned char **out)
 {
-	unsigned char *v = malloc(ACL_MAX_SIZE);
-	ssize_t n;
+	unsigned char *v;
+	ssize_t n = ff_fs_getxattr(fs, ino, name, NULL, 0);
 
 	*out = NULL;
+	if (n == -ENODATA || n == -EOPNOTSUPP || n == 0)
+		return 0;
+	if (n < 0)
+		return n;
+	if (n > ACL_MAX_SIZE)
+		return 0;
+	v = malloc(ACL_MAX_SIZE);
 	if (!v)
 		return -ENOMEM;
 	n = ff_fs_getxattr(fs, ino, name, v, ACL_MAX_SIZE);

@@ -732,13 +732,19 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
  */
 static mode_t create_mode(fuse_req_t req, fuse_ino_t parent, mode_t mode)
 {
+	if (!ns_format())
+		return mode; /* the kernel applied the umask */
 	return ff_acl_create_mode(g_fs, to_ino(parent), mode, fuse_req_ctx(req)->umask);
 }
 
 /* After a node was made: what the directory's default ACL gives it, and *st anew. */
 static void inherit_acl(fuse_ino_t parent, struct stat *st)
 {
-	int ret = ff_acl_inherit(g_fs, to_ino(parent), (uint64_t)st->st_ino, st->st_mode);
+	int ret;
+
+	if (!ns_format())
+		return;
+	ret = ff_acl_inherit(g_fs, to_ino(parent), (uint64_t)st->st_ino, st->st_mode);
 
 	if (!ret)
 		ret = ff_fs_getattr(g_fs, (uint64_t)st->st_ino, st);
