@@ -25,6 +25,7 @@ import stat
 import sys
 import time
 
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fslib  # noqa: E402
 from fslib import ename  # noqa: E402
