@@ -45,7 +45,10 @@ class Inode:
 
     def __init__(self, kind):
         Inode.n += 1
-        self.id, self.kind, self.data, self.nlink = Inode.n, kind, bytearray(), 1 if kind == "f" else 2
+        self.id, self.kind, self.data = Inode.n, kind, bytearray()
+        self.nlink = 2 if kind == "d" else 1
+        self.target = None  # a symlink's (never resolving: the tree has no /nonexistent)
+        self.xattrs = {}
 
 
 class Model:
@@ -69,7 +72,7 @@ class Model:
         parts = path.split("/")[:-1]
         for k in range(1, len(parts) + 1):  # resolved from the root down, as namei does
             i = self.names.get("/".join(parts[:k]))
-            if i is None:
+            if i is None or i.kind == "l":  # a symlink's target never exists
                 return errno.ENOENT
             if i.kind != "d":
                 return errno.ENOTDIR
@@ -120,7 +123,7 @@ class Fsx:
             raise Mismatch(f"lstat {path}: {ename(e.errno)}, model has {i and i.kind}")
         if i is None:
             raise Mismatch(f"lstat {path}: exists, the model has no such name")
-        kind = "d" if stat.S_ISDIR(s.st_mode) else "f"
+        kind = "d" if stat.S_ISDIR(s.st_mode) else "l" if stat.S_ISLNK(s.st_mode) else "f"
         if kind != i.kind:
             raise Mismatch(f"lstat {path}: a {kind}, the model has a {i.kind}")
         if kind == "f" and s.st_size != len(i.data):
@@ -146,6 +149,13 @@ class Fsx:
                     d = f.read()
                 if d != i.data:
                     raise Mismatch(f"content of {n}: {first_diff(d, i.data)}")
+            if i.kind == "l" and os.readlink(self.p(n)) != i.target:
+                raise Mismatch(f"readlink {n}: {os.readlink(self.p(n))!r}, model {i.target!r}")
+            if i.kind != "l":
+                got = {k: os.getxattr(self.p(n), k) for k in os.listxattr(self.p(n))
+                       if k.startswith("user.")}
+                if got != i.xattrs:
+                    raise Mismatch(f"xattrs of {n}: {sorted(got)}, model {sorted(i.xattrs)}")
 
     # ---- the calls ----
 
@@ -243,7 +253,7 @@ class Fsx:
         if not e and m.get(src) is not m.get(dst):
             si, di = m.get(src), m.get(dst)
             if di is not None:
-                di.nlink -= 1 if di.kind == "f" else 2
+                di.nlink -= 2 if di.kind == "d" else 1
                 if di.kind == "d":
                     m.names[m.parent(dst)].nlink -= 1
             moved = {n: i for n, i in m.names.items() if n == src or n.startswith(src + "/")}
@@ -294,9 +304,65 @@ class Fsx:
             self.check_stat(x)
 
     def file_err(self, path, write):
+        """Opening path (following a symlink, whose target never exists)."""
         i = self.m.get(path)
-        return (self.m.lookup_err(path) or (errno.ENOENT if i is None else 0) or
+        return (self.m.lookup_err(path) or (errno.ENOENT if i is None or i.kind == "l" else 0) or
                 (errno.EISDIR if i.kind == "d" and write else 0))
+
+    def op_symlink(self):
+        path = rand_path(self.rng, self.m, "f")
+        target = f"/nonexistent/{self.rng.randrange(1 << 20)}" + "t" * self.rng.choice([0, 200])
+        e = self.m.lookup_err(path) or (errno.EEXIST if self.m.get(path) else 0)
+        self.call(f"symlink {path}", lambda: os.symlink(target, self.p(path)), e)
+        if not e:
+            i = self.m.names[path] = Inode("l")
+            i.target = target
+        self.check_stat(path)
+
+    def op_readlink(self):
+        path = rand_path(self.rng, self.m, "f")
+        i = self.m.get(path)
+        e = (self.m.lookup_err(path) or (errno.ENOENT if i is None else 0) or
+             (errno.EINVAL if i.kind != "l" else 0))
+        t = self.call(f"readlink {path}", lambda: os.readlink(self.p(path)), e)
+        if not e and t != i.target:
+            raise Mismatch(f"readlink {path}: {t!r}, model {i.target!r}")
+
+    def op_xattr(self):
+        path = rand_path(self.rng, self.m)
+        name = f"user.k{self.rng.randrange(3)}"
+        e = self.file_err(path, False)
+        i = self.m.get(path)
+        what = self.rng.choice(["set", "set", "get", "remove"])
+        if what == "set":
+            v = self.rng.randbytes(self.rng.choice([0, 5, 300]))
+            self.call(f"setxattr {path} {name} {len(v)}",
+                      lambda: os.setxattr(self.p(path), name, v), e)
+            if not e:
+                i.xattrs[name] = v
+        elif what == "get":
+            e = e or (errno.ENODATA if name not in i.xattrs else 0)
+            v = self.call(f"getxattr {path} {name}", lambda: os.getxattr(self.p(path), name), e)
+            if not e and v != i.xattrs[name]:
+                raise Mismatch(f"getxattr {path} {name}: {v!r}, model {i.xattrs[name]!r}")
+        else:
+            e = e or (errno.ENODATA if name not in i.xattrs else 0)
+            self.call(f"removexattr {path} {name}", lambda: os.removexattr(self.p(path), name), e)
+            if not e:
+                del i.xattrs[name]
+
+    def op_punch(self):
+        """fallocate(PUNCH_HOLE|KEEP_SIZE) through an open descriptor."""
+        if not self.fds:
+            return self.op_open()
+        fd, i, path = self.rng.choice(self.fds)
+        off = self.rng.randrange(MAX_SIZE)
+        n = self.rng.choice([1, 4096, self.rng.randrange(1, 70000)])
+        self.call(f"punch fd of {path} {off}+{n}", lambda: fslib.fallocate(
+            fd, fslib.FALLOC_FL_PUNCH_HOLE | fslib.FALLOC_FL_KEEP_SIZE, off, n), 0)
+        end = min(off + n, len(i.data))
+        if off < end:
+            i.data[off:end] = bytes(end - off)
 
     def op_truncate(self):
         path = rand_path(self.rng, self.m, "f")
@@ -405,7 +471,8 @@ class Fsx:
 
     OPS = [("create", 8), ("mkdir", 3), ("rmdir", 3), ("unlink", 6), ("link", 4), ("rename", 8), ("rename2", 4),
            ("truncate", 6), ("write", 14), ("read", 8), ("fsync", 3), ("open", 4), ("close", 3),
-           ("fdwrite", 6), ("fdread", 4), ("fdfsync", 2)]
+           ("fdwrite", 6), ("fdread", 4), ("fdfsync", 2), ("symlink", 3), ("readlink", 2),
+           ("xattr", 5), ("punch", 3)]
 
     def step(self):
         names, weights = zip(*self.OPS)
