@@ -2,9 +2,13 @@
 /*
  * nullfs: the FUSE ceiling for bench/run. A minimal lowlevel FUSE filesystem
  * that keeps its data in memory and does no I/O, mounted with the same FUSE
- * settings as foliofs (FOPEN_DIRECT_IO on every open, max_write 1 MiB,
- * async DIO, no writeback cache, the multithreaded loop with the same thread
- * limits). Whatever foliofs measures above this is foliofs's own cost.
+ * settings as foliofs (the kernel page cache for read-only opens without
+ * O_DIRECT and FOPEN_DIRECT_IO for the others, or for every open with
+ * -o direct_io; max_write 1020 KiB with max_pages 256, async DIO, no
+ * writeback cache, no auto_inval_data, the multithreaded loop with the same
+ * thread limits). Whatever foliofs measures above this is foliofs's own cost.
+ * Unlike foliofs it sends no invalidations: nothing changes its files behind
+ * the kernel's back but direct_io writes, which the kernel sees.
  *
  * The root holds NULLFS_FILES files named "0".."7" so that the multi-writer
  * workload (one file per writer, as on foliofs's seq/ zones) can run; each is
@@ -16,7 +20,11 @@
  */
 #define FUSE_USE_VERSION 314
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_lowlevel.h>
+#include <linux/fuse.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,11 +32,14 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #define NULLFS_FILES 8
 #define NULLFS_CAP   (4ull << 30)
 #define MAX_IO	     (1u << 20)
+#define PAGE_SZ	     4096u
+#define MAX_PAGES    256u
 
 struct nfile {
 	char *mem;
@@ -37,7 +48,47 @@ struct nfile {
 };
 
 static struct nfile files[NULLFS_FILES];
-static int cached; /* NULLFS_CACHED=1: open without FOPEN_DIRECT_IO (to check FUSE's behaviour) */
+static int direct_all; /* -o direct_io: FOPEN_DIRECT_IO on every open */
+
+static const struct fuse_opt opt_spec[] = {
+	{"direct_io", 0, 1},
+	FUSE_OPT_END,
+};
+
+/*
+ * foliofs's request size (src/fuse/main.c): max_write one page short of
+ * max_pages, and max_pages raised to MAX_PAGES in the INIT reply, which
+ * libfuse 3.14 derives from max_write.
+ */
+static _Thread_local bool init_reply_next;
+
+static ssize_t conn_writev(int fd, struct iovec *iov, int count, void *ud)
+{
+	struct fuse_init_out out;
+	struct iovec v[2];
+
+	(void)ud;
+	if (!init_reply_next)
+		return writev(fd, iov, count);
+	init_reply_next = false;
+	if (count != 2 || iov[1].iov_len < offsetof(struct fuse_init_out, map_alignment) ||
+	    iov[1].iov_len > sizeof(out))
+		return writev(fd, iov, count);
+	memcpy(&out, iov[1].iov_base, iov[1].iov_len);
+	if (out.max_pages && out.max_write == (MAX_PAGES - 1) * PAGE_SZ)
+		out.max_pages = (uint16_t)MAX_PAGES;
+	v[0] = iov[0];
+	v[1] = (struct iovec){.iov_base = &out, .iov_len = iov[1].iov_len};
+	return writev(fd, v, 2);
+}
+
+static ssize_t conn_read(int fd, void *buf, size_t len, void *ud)
+{
+	(void)ud;
+	return read(fd, buf, len);
+}
+
+static const struct fuse_custom_io conn_io = {.writev = conn_writev, .read = conn_read};
 
 /* node 1 is the root; file i is node i + 2 */
 static struct nfile *node_file(fuse_ino_t ino)
@@ -68,9 +119,15 @@ static void fill_attr(fuse_ino_t ino, struct stat *st)
 static void op_init(void *ud, struct fuse_conn_info *conn)
 {
 	(void)ud;
-	conn->max_write = MAX_IO;
+	conn->max_write = (MAX_PAGES - 1) * PAGE_SZ;
+	init_reply_next = true; /* libfuse sends the reply from this thread, next */
 	conn->max_readahead = MAX_IO;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	if (!direct_all) {
+		conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+		if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA)
+			conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
+	}
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
 }
@@ -175,8 +232,8 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fuse_reply_err(req, EISDIR);
 		return;
 	}
-	fi->direct_io = !cached;
-	fi->keep_cache = 0;
+	fi->direct_io = direct_all || (fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_DIRECT);
+	fi->keep_cache = !fi->direct_io;
 	fuse_reply_open(req, fi);
 }
 
@@ -265,7 +322,8 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "usage: %s [-f] [-o OPT,...] MOUNTPOINT\n", argv[0]);
 		return 2;
 	}
-	cached = getenv("NULLFS_CACHED") && atoi(getenv("NULLFS_CACHED"));
+	if (fuse_opt_parse(&args, &direct_all, opt_spec, NULL) == -1)
+		return 2;
 	for (int i = 0; i < NULLFS_FILES; i++) {
 		files[i].mem = mmap(NULL, NULLFS_CAP, PROT_READ | PROT_WRITE,
 				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -284,6 +342,8 @@ int main(int argc, char *argv[])
 		goto out_destroy;
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)
 		goto out_signals;
+	if (fuse_session_custom_io(se, &conn_io, fuse_session_fd(se)) != 0)
+		goto out_unmount;
 	if (fuse_daemonize(cmd.foreground) != 0)
 		goto out_unmount;
 	/* the same loop settings as foliofs (src/fuse/main.c) */

@@ -64,6 +64,16 @@ struct ff_fs_opts {
 	bool explicit_open;
 	bool read_only;
 	unsigned lock_wait_s; /* an image file in use: wait this long for it (0: fail at once) */
+	/*
+	 * Bytes [off, off + len) of inode ino changed (len 0: to the end; the
+	 * size may have changed too) other than by the ff_fs_write or
+	 * ff_fs_setattr call that is running: a size moved back to the write
+	 * pointer after a background write error, a GC move. For the FUSE
+	 * layer to drop what the kernel caches. NULL: nobody to tell. Called
+	 * with no filesystem lock held; it may wait for a read to finish.
+	 */
+	void (*changed)(void *arg, uint64_t ino, uint64_t off, uint64_t len);
+	void *changed_arg;
 };
 
 /* On-disk formats */

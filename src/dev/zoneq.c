@@ -318,7 +318,12 @@ static ssize_t queue_write(struct ff_dev *dev, uint32_t zone, const struct iovec
 	while (z->op || z->op_waiters)
 		ff_cond_wait(&z->cv, &z->lock);
 	if (want_off && *want_off != z->rp) {
+		uint64_t rp = z->rp;
+
 		ff_mutex_unlock(&z->lock);
+		/* the caller's order broke: nothing is written, and it is said */
+		ff_err("%s: zone %u: a write at %llu refused: the zone's pointer is at %llu",
+		       dev->path, zone, (unsigned long long)*want_off, (unsigned long long)rp);
 		return -EINVAL;
 	}
 	if (z->rp + req.len > z->cap_end) {

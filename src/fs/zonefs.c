@@ -1047,13 +1047,20 @@ out:
  */
 static void writeback_failed(struct zf_fs *fs, struct zf_inode *zi, int err)
 {
+	bool moved = false;
+
 	zf_io_error(zi, err);
 	if (zi->seq) {
 		ff_mutex_lock(&zi->io_lock);
-		if (ff_zoneq_wp(fs->dev, zi->zone) - zi->start < atomic_load(&zi->size))
+		if (ff_zoneq_wp(fs->dev, zi->zone) - zi->start < atomic_load(&zi->size)) {
 			zf_end_at_wp_locked(zi, atomic_load(&zi->size));
+			moved = true;
+		}
 		ff_mutex_unlock(&zi->io_lock);
 	}
+	/* the size moved back behind the writer's call: what the kernel caches goes */
+	if (moved && fs->o.changed)
+		fs->o.changed(fs->o.changed_arg, zi->ino, 0, 0);
 }
 
 static int zf_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)

@@ -11,9 +11,11 @@
  * leaves to a daemon that ext4 leaves to the VFS (the umask, setuid
  * clearing on direct writes, ACLs: acl.c).
  *
- * Files are opened with FOPEN_DIRECT_IO (unless -o kernel_cache, and then
- * still for sequential files opened for writing) so foliofs's cache is the
- * only cache and the reply to an O_SYNC write means durable. FSYNC is always
+ * Writable opens are FOPEN_DIRECT_IO, so the reply to an O_SYNC write means
+ * durable; read-only opens of conventional files are served by the kernel
+ * page cache, kept coherent by kcache.c's invalidations (-o kernel_cache
+ * widens that to every open but a sequential file's writable ones, -o
+ * direct_io and -s narrow it to none). FSYNC is always
  * answered (never ENOSYS: the kernel would stop sending it). FLUSH (every
  * close) writes a file opened for writing back to the device, which is what
  * makes an unmount durable: the kernel does not wait for the daemon there.
@@ -39,6 +41,7 @@
 #include "foliofs/util.h"
 #include "acl.h"
 #include "stat.h"
+#include "internal.h"
 
 #define MAX_IO	(1u << 20)
 #define PAGE_SZ 4096u
@@ -47,7 +50,7 @@
 
 struct opts {
 	char *cache_size, *max_folio, *sync_mode, *dirty_gran, *errors;
-	int explicit_open, kernel_cache, ro, help, version;
+	int explicit_open, kernel_cache, direct_io, ro, help, version;
 	char *device;
 };
 
@@ -66,6 +69,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("errors=%s", errors),
 	OPT("explicit-open", explicit_open),
 	OPT("kernel_cache", kernel_cache),
+	OPT("direct_io", direct_io),
 	OPT("ro", ro),
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
 	OPT("-h", help),
@@ -107,7 +111,10 @@ static void usage(const char *prog)
 	       "    -o dirty_granularity=block|folio     dirty tracking (default block)\n"
 	       "    -o errors=remount-ro|zone-ro|zone-offline|repair   on write errors (default remount-ro)\n"
 	       "    -o explicit-open            open zones explicitly while files are open for writing\n"
-	       "    -o kernel_cache             keep the kernel page cache (shared mmap of cnv files)\n"
+	       "    -o kernel_cache             the kernel page cache for writable opens too (shared\n"
+	       "                                mmap of cnv files)\n"
+	       "    -o direct_io                no kernel page cache: every read a FUSE request (the\n"
+	       "                                default with -s)\n"
 	       "    -o ro                       read-only\n"
 	       "Live counters: getfattr --only-values -n user.foliofs.stats MOUNTPOINT\n"
 	       "               getfattr --only-values -n user.foliofs.zone MOUNTPOINT/seq/N\n\n",
@@ -291,6 +298,16 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 	conn->max_readahead = MAX_IO;
 	/* writeback_cache would strip the sync intent from WRITE (DESIGN.md) */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+	if (ff_kcache_on()) {
+		/*
+		 * The daemon invalidates what changed (kcache.c): no GETATTR
+		 * before every cached read, and no dropping of every page when
+		 * an append moves the size.
+		 */
+		conn->want &= ~FUSE_CAP_AUTO_INVAL_DATA;
+		if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA)
+			conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
+	}
 	if (ns_format()) {
 		/*
 		 * The kernel clears setuid and setgid on chown, truncate and
@@ -299,9 +316,10 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 		 */
 		conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 		/*
-		 * POSIX ACLs: the kernel checks them and keeps the mode in
-		 * step (setfacl, chmod); the format stores them as the xattrs
-		 * system.posix_acl_access and _default.
+		 * POSIX ACLs: the kernel checks them; acl.c keeps the mode
+		 * and the ACLs in step (setfacl, chmod, inheritance), and the
+		 * format stores them as the xattrs system.posix_acl_access
+		 * and _default.
 		 */
 		if (conn->capable & FUSE_CAP_POSIX_ACL)
 			conn->want |= FUSE_CAP_POSIX_ACL;
@@ -367,6 +385,8 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	ret = ff_fs_setattr(g_fs, to_ino(ino), attr, which);
 	if (!ret && (which & FF_SET_MODE) && ns_format())
 		ret = ff_acl_chmod(g_fs, to_ino(ino), attr->st_mode);
+	if (which & FF_SET_SIZE) /* a truncate, zone reset or finish */
+		ff_kcache_changed(ino, 0, 0);
 	if (!ret)
 		ret = ff_fs_getattr(g_fs, to_ino(ino), &st);
 	if (ret)
@@ -422,21 +442,47 @@ out:
 	free(buf);
 }
 
+/* fi->fh: the open's flags, and how the kernel serves the open */
+#define FH_FLAGS  0xffffffffull
+#define FH_DIRECT (1ull << 32) /* FOPEN_DIRECT_IO: writes bypass the kernel page cache */
+#define FH_KCACHE (1ull << 33) /* counted by ff_kcache_open */
+
 /* How the kernel serves an open of node ino (OPEN and CREATE alike): fi's fh and modes. */
 static void open_mode(fuse_ino_t ino, struct fuse_file_info *fi, unsigned of)
 {
-	(void)ino;
+	bool keep = false, cached;
+
 	fi->fh = (uint64_t)(unsigned)fi->flags;
 	/*
-	 * Under kernel_cache a file that cannot take a writable shared mapping
-	 * (a sequential file: the kernel would write its pages back out of
-	 * order) is opened for writing with direct_io, and the kernel answers
-	 * a MAP_SHARED mmap of it with ENODEV. Read-only opens keep the page
-	 * cache, and with it read-only shared mappings.
+	 * The kernel page cache serves read-only opens without O_DIRECT of
+	 * conventional files, so a hot read costs no round trip. Not those
+	 * of sequential files (the files that refuse a writable shared
+	 * mapping): FUSE's cached read path takes no lock against a truncate,
+	 * so a read racing a zone reset can fill pages from the emptied zone
+	 * while the kernel still has the old size, and return zeros in place
+	 * of data that was there (the model checker found it); a direct_io
+	 * read is pinned against the reset in the daemon. Writable opens stay
+	 * direct_io: a sync write's reply means durable in one round trip,
+	 * and a buffered write through the kernel page cache (without
+	 * writeback_cache, still one WRITE per write(2)) measured slower than
+	 * a direct one (bench/NOTES.md). -o kernel_cache lets the page cache
+	 * serve every open but a sequential file's writable ones (the kernel
+	 * would write its pages back out of order): the kernel answers a
+	 * MAP_SHARED mmap of a direct_io open with ENODEV, while read-only
+	 * opens keep read-only shared mappings.
 	 */
-	fi->direct_io = !g_o.kernel_cache || ((of & FF_OPEN_NO_SHARED_WRITE_MMAP) &&
-					      (fi->flags & O_ACCMODE) != O_RDONLY);
-	fi->keep_cache = !!g_o.kernel_cache;
+	if (g_o.kernel_cache)
+		cached = !((of & FF_OPEN_NO_SHARED_WRITE_MMAP) &&
+			   (fi->flags & O_ACCMODE) != O_RDONLY);
+	else
+		cached = (fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_DIRECT) &&
+			 !(of & FF_OPEN_NO_SHARED_WRITE_MMAP);
+	cached = cached && ff_kcache_on();
+	if (cached && ff_kcache_open(ino, &keep))
+		cached = false;
+	fi->direct_io = !cached;
+	fi->keep_cache = keep;
+	fi->fh |= cached ? FH_KCACHE : FH_DIRECT;
 }
 
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -454,7 +500,9 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	ff_fs_release(g_fs, to_ino(ino), (int)fi->fh);
+	if (fi->fh & FH_KCACHE)
+		ff_kcache_release(ino);
+	ff_fs_release(g_fs, to_ino(ino), (int)(fi->fh & FH_FLAGS));
 	fuse_reply_err(req, 0);
 }
 
@@ -469,7 +517,7 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	int ret = 0;
 
-	if (((int)fi->fh & O_ACCMODE) != O_RDONLY)
+	if (((int)(fi->fh & FH_FLAGS) & O_ACCMODE) != O_RDONLY)
 		ret = ff_fs_flush(g_fs, to_ino(ino));
 	fuse_reply_err(req, -ret);
 }
@@ -490,9 +538,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		    struct fuse_file_info *fi)
 {
 	char *io_buf = pthread_getspecific(io_buf_key);
-	ssize_t r;
+	ssize_t r = 0;
+	size_t got;
 
-	(void)fi;
 	if (!io_buf) {
 		if (posix_memalign((void **)&io_buf, 4096, MAX_IO)) {
 			fuse_reply_err(req, ENOMEM);
@@ -506,11 +554,24 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	}
 	if (size > MAX_IO)
 		size = MAX_IO;
-	r = ff_fs_read(g_fs, to_ino(ino), io_buf, size, (uint64_t)off);
-	if (r < 0)
+	/*
+	 * A short count is not always the end of the file: the cache stops
+	 * at a folio it cannot get (memory pressure), so the rest is asked
+	 * again until the end (0) or an error. The kernel page cache takes a
+	 * short READ for the end of the file and shrinks its size to it, so
+	 * for a page-cache open an error after some bytes fails the whole
+	 * READ (the kernel then reads the page it needs on its own); a
+	 * direct_io open gets the bytes read, a short read.
+	 */
+	for (got = 0; got < size; got += (size_t)r) {
+		r = ff_fs_read(g_fs, to_ino(ino), io_buf + got, size - got, (uint64_t)off + got);
+		if (r <= 0)
+			break;
+	}
+	if (r < 0 && (!got || (fi->fh & FH_KCACHE)))
 		fuse_reply_err(req, (int)-r);
 	else
-		fuse_reply_buf(req, io_buf, (size_t)r);
+		fuse_reply_buf(req, io_buf, got);
 }
 
 static unsigned write_flags(int flags)
@@ -558,13 +619,22 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	 * mapping is unmapped or synced, after the file's last FLUSH, and
 	 * nothing later would make it durable before umount returns.
 	 */
-	int flags = fi->flags | (int)fi->fh | (fi->writepage ? O_DSYNC : 0);
+	int flags = fi->flags | (int)(fi->fh & FH_FLAGS) | (fi->writepage ? O_DSYNC : 0);
 	ssize_t r;
 
 	if (!fi->writepage)
 		remove_privs(req, ino);
 	r = ff_fs_write(g_fs, to_ino(ino), buf, size, (uint64_t)off, write_flags(flags));
 
+	/*
+	 * A direct_io write did not pass through the kernel page cache, which
+	 * may hold these bytes for other opens. A failed write (either kind)
+	 * may have moved the size back to the write pointer: everything goes.
+	 */
+	if (r < 0)
+		ff_kcache_changed(ino, 0, 0);
+	else if (fi->fh & FH_DIRECT)
+		ff_kcache_changed(ino, (uint64_t)off, size);
 	if (r < 0)
 		fuse_reply_err(req, (int)-r);
 	else
@@ -853,7 +923,9 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	open_mode(e.ino, fi, of);
 	/* the kernel never saw the open nor the entry: undo both */
 	if (fuse_reply_create(req, &e, fi)) {
-		ff_fs_release(g_fs, (uint64_t)e.attr.st_ino, (int)(fi->fh & 0xffffffffu));
+		if (fi->fh & FH_KCACHE)
+			ff_kcache_release(e.ino);
+		ff_fs_release(g_fs, (uint64_t)e.attr.st_ino, (int)(fi->fh & FH_FLAGS));
 		ff_fs_forget(g_fs, (uint64_t)e.attr.st_ino, 1);
 	}
 }
@@ -1022,6 +1094,13 @@ static const struct fuse_lowlevel_ops ops = {
 
 /* ---- options into fs options ---- */
 
+/* ff_fs_opts.changed: the filesystem changed bytes on its own (kcache.c drops them) */
+static void fs_changed(void *arg, uint64_t ino, uint64_t off, uint64_t len)
+{
+	(void)arg;
+	ff_kcache_changed(to_node(ino), off, len);
+}
+
 /* The index of val in names[n], or -1 after saying what opt accepts. */
 static int pick_name(const char *opt, const char *val, const char *const names[], int n,
 		     const char *accepted)
@@ -1092,6 +1171,7 @@ static int build_fs_opts(struct ff_fs_opts *fo)
 	fo->lock_wait_s = device_mounted(g_o.device) ? 0 : 30;
 	fo->explicit_open = g_o.explicit_open;
 	fo->read_only = g_o.ro;
+	fo->changed = fs_changed;
 	return 0;
 }
 
@@ -1212,6 +1292,8 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_session_custom_io(se, &conn_io, fuse_session_fd(se)) != 0)
 		goto out_unmount;
+	/* kcache.c's invalidation may wait on a READ that only another worker can serve */
+	ff_kcache_start(se, !cmd.singlethread && !g_o.direct_io);
 	if (!cmd.foreground) {
 		int nul = open("/dev/null", O_RDWR);
 		char ok = 0;

@@ -630,9 +630,10 @@ class Worker(threading.Thread):
         f.begin("w", size, data)
         w = self.do_write(f, how, size, data)
         STATS.add("seq-append-" + how)
-        if w != n and not split_tail_short(how, size, n, w):
-            soft(self.ph.it, "%s: short count %d of a %d-byte %s append at %d" % (
-                f.name, w, n, how, size), "short-seq-" + how)
+        if w != n:
+            if not split_tail_short(how, size, n, w):
+                soft(self.ph.it, "%s: short count %d of a %d-byte %s append at %d" % (
+                    f.name, w, n, how, size), "short-seq-" + how)
             f.ghosts.append((size + w, data[w:]))
             data = data[:w]
         with f.mlock:
