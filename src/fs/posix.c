@@ -252,12 +252,14 @@ struct px_inode {
 	uint64_t last_rseq;	 /* newest queued record that concerns it */
 	uint64_t meta_rseq; /* newest INODE or DIRENT_ADD record: a sync write needs it durable */
 	bool attr_dirty;    /* times or size changed by writes, not logged yet */
+	bool written;	    /* written since the last close's flush */
 	bool freed;
 	struct ff_cinode *ci;	 /* regular files; immutable while the inode lives */
 	struct ff_mutex io_lock; /* serialises writers and truncates; above ns */
 	struct px_inode *dead_next;
 };
 
+/* A zone. start, cap, seq are immutable after mount; the rest is guarded by fs->ns. */
 struct px_zone {
 	uint64_t start, cap;
 	bool seq;
@@ -272,11 +274,12 @@ struct px_zone {
 
 struct px_slot {
 	struct ff_mutex mu; /* held from map_write to write_done of one write */
-	uint32_t zone;	    /* UINT32_MAX: none; guarded by fs->ns */
-	uint64_t dseq;	    /* the write in flight (mu held) */
+	uint32_t zone;	    /* UINT32_MAX: none; written with mu and ns held, read with either */
+	uint64_t dseq;	    /* the write in flight; guarded by mu */
 };
 
 struct px_fs {
+	/* immutable after mount */
 	struct ff_fs base;
 	struct ff_fs_opts o;
 	struct ff_dev *dev;
@@ -285,15 +288,16 @@ struct px_fs {
 	uint32_t nr_zones, meta_first, meta_count;
 	uint64_t zone_size;
 	bool ro;
+	int nslots;
 
+	/* guarded by ns: */
 	struct ff_mutex ns;
-	struct px_inode **itab; /* guarded by ns */
+	struct px_inode **itab;
 	size_t icap, icount;
 	uint64_t next_ino, next_dseq;
 	struct px_zone *zones;
-	struct px_inode *dead; /* freed inodes whose cache inode is freed after ns is dropped */
-	int nslots;
-	struct px_slot slots[PX_MAX_SLOTS];
+	struct px_inode *dead;		    /* removed inodes whose cache inode reap() frees */
+	struct px_slot slots[PX_MAX_SLOTS]; /* each with its own mu (see struct px_slot) */
 
 	struct ff_mutex log; /* guards the fields down to leader */
 	pthread_cond_t log_cv;
@@ -338,6 +342,8 @@ static struct px_inode *iget_locked(struct px_fs *fs, uint64_t ino)
 {
 	struct px_inode *i;
 
+	ff_assert_held(&fs->ns);
+
 	if (!fs->icap)
 		return NULL;
 	for (i = fs->itab[ino & (fs->icap - 1)]; i; i = i->hnext)
@@ -348,6 +354,8 @@ static struct px_inode *iget_locked(struct px_fs *fs, uint64_t ino)
 
 static int itab_insert_locked(struct px_fs *fs, struct px_inode *i)
 {
+
+	ff_assert_held(&fs->ns);
 	if (fs->icount + 1 > fs->icap) {
 		size_t cap = fs->icap ? fs->icap * 2 : 1024;
 		struct px_inode **t = calloc(cap, sizeof(*t));
@@ -376,6 +384,8 @@ static int itab_insert_locked(struct px_fs *fs, struct px_inode *i)
 static void itab_remove_locked(struct px_fs *fs, struct px_inode *i)
 {
 	struct px_inode **pp = &fs->itab[i->ino & (fs->icap - 1)];
+
+	ff_assert_held(&fs->ns);
 
 	for (; *pp; pp = &(*pp)->hnext) {
 		if (*pp == i) {
@@ -771,10 +781,31 @@ static void inode_free_mem(struct px_inode *i)
 	free(i);
 }
 
-/* Free what inode_remove_locked set aside. No lock held. */
+static int log_commit_all(struct px_fs *fs);
+
+/* Queued records past this are committed by the operation that queued them. */
+#define PX_PEND_MAX (1u << 20)
+
+/*
+ * After an operation, with no lock held: free what inode_remove_locked set
+ * aside, and commit the log when many records wait (nobody may fsync).
+ */
+static void log_maybe_commit(struct px_fs *fs)
+{
+	bool big;
+
+	ff_mutex_lock(&fs->log);
+	big = fs->pend.len > PX_PEND_MAX && !fs->ro;
+	ff_mutex_unlock(&fs->log);
+	if (big)
+		(void)log_commit_all(fs);
+}
+
 static void reap(struct px_fs *fs)
 {
 	struct px_inode *list;
+
+	log_maybe_commit(fs);
 
 	ff_mutex_lock(&fs->ns);
 	list = fs->dead;
@@ -1254,6 +1285,12 @@ static int checkpoint(struct px_fs *fs)
 	size_t at;
 	int ret;
 
+	/*
+	 * Finish the old zone first (its data stays readable): the new one
+	 * then never needs an open or active zone more than the log had.
+	 */
+	if (old != z && fs->zones[old].seq && ff_zoneq_wp(fs->dev, old) != fs->zones[old].start)
+		(void)ff_zoneq_zone_op(fs->dev, old, FF_ZOP_FINISH);
 	if (zo->seq) {
 		ret = ff_zoneq_zone_op(fs->dev, z, FF_ZOP_RESET);
 		if (ret)
@@ -1297,9 +1334,13 @@ static int checkpoint(struct px_fs *fs)
 						rec_dirent_add(&b, i->ino, e->ino, e->cookie,
 							       e->name, e->nlen);
 				}
-			for (size_t k = 0; k < i->next; k++)
+			for (size_t k = 0; k < i->next; k++) {
+				/* known from a header only: committed with this checkpoint */
+				if (!i->ext[k].rseq)
+					i->ext[k].rseq = first;
 				rec_extent(&b, i->ino, i->ext[k].off, i->ext[k].len, i->ext[k].dev,
 					   i->ext[k].dseq, 0);
+			}
 			for (struct px_xattr *x = i->xattrs; x; x = x->next)
 				rec_xattr_set(&b, i->ino, x->name, x->val, x->vlen);
 		}
@@ -1320,7 +1361,6 @@ static int checkpoint(struct px_fs *fs)
 	fs->next_seq = seq;
 	free(fs->pend.p);
 	memset(&fs->pend, 0, sizeof(fs->pend));
-	/* rseq of extents restored by this checkpoint: all committed once it is */
 	ff_mutex_unlock(&fs->log);
 	ff_mutex_unlock(&fs->ns);
 	if (b.err) {
@@ -1350,9 +1390,6 @@ static int checkpoint(struct px_fs *fs)
 	if (atomic_load(&fs->committed) < seq - 1)
 		atomic_store(&fs->committed, seq - 1);
 	ff_mutex_unlock(&fs->log);
-	/* the old zone holds nothing needed now: give back its active resource */
-	if (old != z && fs->zones[old].seq)
-		(void)ff_zoneq_zone_op(fs->dev, old, FF_ZOP_FINISH);
 out:
 	free(b.p);
 	return ret;
@@ -1502,10 +1539,23 @@ static int slot_zone(struct px_fs *fs, struct px_slot *s)
 	return ret;
 }
 
+/*
+ * A slot for a write of inode ino, its mu held: a free one that has a zone
+ * (no zone to open), else any free one, else wait for ino's own.
+ */
 static struct px_slot *slot_get(struct px_fs *fs, uint64_t ino)
 {
 	int first = (int)(ino % (uint64_t)fs->nslots);
 
+	for (int k = 0; k < fs->nslots; k++) {
+		struct px_slot *s = &fs->slots[(first + k) % fs->nslots];
+
+		if (ff_mutex_trylock(&s->mu)) {
+			if (s->zone != UINT32_MAX)
+				return s;
+			ff_mutex_unlock(&s->mu);
+		}
+	}
 	for (int k = 0; k < fs->nslots; k++) {
 		struct px_slot *s = &fs->slots[(first + k) % fs->nslots];
 
@@ -1706,6 +1756,7 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	ff_mutex_unlock(&s->mu);
 	free(b.p);
 	atomic_fetch_add(&fs->st_hdr_writes, 1);
+	log_maybe_commit(fs);
 	return ret;
 }
 
@@ -1785,8 +1836,10 @@ static int check_name(const char *name, size_t *n)
 /* The directory dir, alive. Caller holds ns. */
 static int dir_get_locked(struct px_fs *fs, uint64_t dir, struct px_inode **out)
 {
-	struct px_inode *d = iget_locked(fs, dir);
+	struct px_inode *d;
 
+	ff_assert_held(&fs->ns);
+	d = iget_locked(fs, dir);
 	if (!d)
 		return -ENOENT;
 	if (!d->dir)
@@ -1803,6 +1856,7 @@ static void maybe_free_locked(struct px_fs *fs, struct px_inode *i)
 	struct px_buf b = {0};
 	uint64_t seq;
 
+	ff_assert_held(&fs->ns);
 	if (i->freed || i->nlink || i->nlookup || i->nopen || i->ino == PX_ROOT_INO || fs->ro)
 		return;
 	rec_ifree(&b, i->ino);
@@ -1986,6 +2040,7 @@ static int make_node(struct px_fs *fs, uint64_t dir, const char *name, mode_t mo
 out:
 	ff_mutex_unlock(&fs->ns);
 	free(b.p);
+	reap(fs);
 	return ret;
 }
 
@@ -2110,6 +2165,7 @@ static int px_link(struct ff_fs *gfs, uint64_t ino, uint64_t newdir, const char 
 out:
 	ff_mutex_unlock(&fs->ns);
 	free(b.p);
+	reap(fs);
 	return ret;
 }
 
@@ -2340,8 +2396,8 @@ static struct px_inode *file_get(struct px_fs *fs, uint64_t ino, int *err)
 
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
-	ff_mutex_unlock(&fs->ns);
 	*err = !i ? -ENOENT : S_ISDIR(i->mode) ? -EISDIR : !S_ISREG(i->mode) ? -EINVAL : 0;
+	ff_mutex_unlock(&fs->ns);
 	return *err ? NULL : i;
 }
 
@@ -2414,14 +2470,13 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 		return -EROFS;
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
+	ret = !i ? -ENOENT : i->dir ? -EISDIR : !S_ISREG(i->mode) ? -EINVAL : 0;
 	ff_mutex_unlock(&fs->ns);
 	if (!i)
 		return -ENOENT;
 	if (which & FF_SET_SIZE) {
-		if (i->dir)
-			return -EISDIR;
-		if (!S_ISREG(i->mode))
-			return -EINVAL;
+		if (ret)
+			return ret;
 		if (st->st_size < 0)
 			return -EINVAL;
 		ff_mutex_lock(&i->io_lock);
@@ -2453,6 +2508,7 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 	ret = op_commit_locked(fs, &b, &seq);
 	ff_mutex_unlock(&fs->ns);
 	free(b.p);
+	reap(fs);
 	return ret;
 }
 
@@ -2466,14 +2522,18 @@ static int px_open(struct ff_fs *gfs, uint64_t ino, int flags, unsigned *open_fl
 		*open_flags = 0;
 	if (fs->ro && (flags & O_ACCMODE) != O_RDONLY)
 		return -EROFS;
+	bool reg = false;
+
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
-	if (i)
+	if (i) {
 		i->nopen++;
+		reg = S_ISREG(i->mode);
+	}
 	ff_mutex_unlock(&fs->ns);
 	if (!i)
 		return -ENOENT;
-	if ((flags & O_TRUNC) && S_ISREG(i->mode) && (flags & O_ACCMODE) != O_RDONLY) {
+	if ((flags & O_TRUNC) && reg && (flags & O_ACCMODE) != O_RDONLY) {
 		ff_mutex_lock(&i->io_lock);
 		if (i->size)
 			ret = truncate_locked(fs, i, 0);
@@ -2577,6 +2637,7 @@ out_wsize:
 			i->size = off + (uint64_t)r;
 		i->mtime = i->ctime = now_ts();
 		i->attr_dirty = true;
+		i->written = true;
 	}
 	i->wsize = 0;
 	ff_mutex_unlock(&fs->ns);
@@ -2617,11 +2678,17 @@ static int px_flush(struct ff_fs *gfs, uint64_t ino)
 {
 	struct px_fs *fs = px_of(gfs);
 	struct px_inode *i;
+	bool written = false;
 
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
+	if (i) {
+		written = i->written;
+		i->written = false;
+	}
 	ff_mutex_unlock(&fs->ns);
-	if (!i || !i->ci || fs->ro)
+	/* a close after writes: what was written is on the device when umount returns */
+	if (!i || !i->ci || fs->ro || !written)
 		return 0;
 	return ff_cache_fsync(i->ci, true);
 }
@@ -2677,6 +2744,7 @@ static int px_setxattr(struct ff_fs *gfs, uint64_t ino, const char *name, const 
 out:
 	ff_mutex_unlock(&fs->ns);
 	free(b.p);
+	reap(fs);
 	return ret;
 }
 
@@ -2777,6 +2845,7 @@ static int px_removexattr(struct ff_fs *gfs, uint64_t ino, const char *name)
 out:
 	ff_mutex_unlock(&fs->ns);
 	free(b.p);
+	reap(fs);
 	return ret;
 }
 
@@ -2786,6 +2855,8 @@ out:
 static uint64_t free_blocks_locked(struct px_fs *fs)
 {
 	uint64_t n = 0;
+
+	ff_assert_held(&fs->ns);
 
 	for (uint32_t k = 0; k < fs->nr_zones; k++) {
 		struct px_zone *z = &fs->zones[k];
@@ -3318,6 +3389,9 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 	}
 	if (!ret)
 		ret = ff_dev_flush(dev);
+	/* a sequential zone 0 holds nothing more: it must not count as active */
+	if (!ret && fs->zones[0].seq)
+		ret = ff_zoneq_zone_op(dev, 0, FF_ZOP_FINISH);
 	if (ret) {
 		ff_err("%s: writing the superblock failed: %s", path, strerror(-ret));
 		goto out_setup;
@@ -3800,7 +3874,15 @@ static int px_unmount(struct ff_fs *gfs)
 
 	reap(fs);
 	ret = ff_cache_destroy(fs->cache);
-	if (!fs->ro) {
+	ff_mutex_lock(&fs->log);
+	r = fs->log_err;
+	ff_mutex_unlock(&fs->log);
+	if (r) {
+		/* the log stopped at a write error: nothing more is written, as XFS shuts down */
+		ff_err("posix: unmounting after a metadata write error; what was not committed before it is lost");
+		if (!ret)
+			ret = r;
+	} else if (!fs->ro) {
 		/* everything is written back: the sizes are on the device */
 		ff_mutex_lock(&fs->ns);
 		for (size_t h = 0; h < fs->icap; h++)
