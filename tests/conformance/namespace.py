@@ -695,10 +695,10 @@ CASES = ["types", "rename", "open_unlinked", "truncate", "fallocate", "seek", "t
 
 def run_case(name, mount, big):
     root = os.path.join(mount.path, name)
-    os.mkdir(root)
     t = T(root)
     os.umask(0o022)
     try:
+        os.mkdir(root)
         if name == "bigdir":
             c_bigdir(t, big)
         elif name in ("inodes", "remount"):
