@@ -2,10 +2,14 @@
 /*
  * foliofs: the FUSE daemon. Decodes lowlevel FUSE requests, calls the
  * filesystem layer, replies. No policy lives here: option parsing for the
- * mount, the mapping of FUSE node ids to zonefs inode numbers (the root is
- * node 1; any other inode i is node i + 2), and the translation of open and
- * per-call flags (O_SYNC, O_DSYNC, RWF_DSYNC arriving as fi->flags) into the
- * cache's write flags.
+ * mount, the mapping of FUSE node ids to the format's inode numbers (the
+ * root is node 1; any other inode i is node i + 2), the translation of open
+ * and per-call flags (O_SYNC, O_DSYNC, RWF_DSYNC arriving as fi->flags) into
+ * the cache's write flags, and the FUSE side of a namespace: the lookup
+ * counts the kernel holds (every reply with an entry takes one, FORGET gives
+ * them back), the caller's ids for what it makes, and what the kernel
+ * leaves to a daemon that ext4 leaves to the VFS (the umask, setuid
+ * clearing on direct writes, ACLs: acl.c).
  *
  * Writable opens are FOPEN_DIRECT_IO, so the reply to an O_SYNC write means
  * durable; read-only opens of conventional files are served by the kernel
@@ -35,6 +39,7 @@
 #include <unistd.h>
 #include "foliofs/fs.h"
 #include "foliofs/util.h"
+#include "acl.h"
 #include "stat.h"
 #include "internal.h"
 
@@ -91,8 +96,10 @@ static void usage(const char *prog)
 	printf("usage: %s [-f] [-d] [-s] [-o OPT[,OPT...]] DEVICE MOUNTPOINT\n"
 	       "       mount -t fuse.foliofs DEVICE MOUNTPOINT -o OPT[,OPT...]   (foliofs on the PATH)\n"
 	       "       fstab: DEVICE MOUNTPOINT fuse.foliofs OPT[,OPT...] 0 0\n"
-	       "Serves DEVICE (an image file or a disk formatted by mkfs.foliofs) as kernel zonefs\n"
-	       "does: MOUNTPOINT/cnv/N and MOUNTPOINT/seq/N, one file per zone. close(2) of a\n"
+	       "Serves DEVICE (an image file or a disk formatted by mkfs.foliofs). The posix format\n"
+	       "is a general filesystem (mounted by root: for every user, allow_other,dev,suid,\n"
+	       "with the kernel's permission checks and POSIX ACLs); the zonefs format is served as\n"
+	       "kernel zonefs does: MOUNTPOINT/cnv/N and MOUNTPOINT/seq/N, one file per zone. close(2) of a\n"
 	       "file opened for writing writes it back to the device (and returns its error),\n"
 	       "so when umount MOUNTPOINT or fusermount3 -u MOUNTPOINT returns the data is on\n"
 	       "the device. SIGTERM also unmounts and writes back.\n"
@@ -194,9 +201,28 @@ static fuse_ino_t to_node(uint64_t ino)
 	return ino == ff_fs_root_ino(g_fs) ? FUSE_ROOT_ID : ino + 2;
 }
 
+/*
+ * How long the kernel may keep what a reply says. The zonefs format's tree
+ * never changes and its sizes move with every append: names and directories
+ * for an hour, files not at all. A namespace changes, but only through this
+ * mount, and the kernel drops what a call of its own changes (the entries of
+ * an unlink or rename, the attributes of a write, link or setattr): a second.
+ */
+static bool ns_format(void)
+{
+	return ff_fs_format(g_fs) != FF_FMT_ZONEFS;
+}
+
 static double attr_timeout(const struct stat *st)
 {
+	if (ns_format())
+		return 1.0;
 	return S_ISDIR(st->st_mode) ? 3600.0 : 0.0; /* sizes move with every append */
+}
+
+static double entry_timeout(void)
+{
+	return ns_format() ? 1.0 : 3600.0;
 }
 
 /* ---- the size of a WRITE request ---- */
@@ -282,23 +308,39 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 		if (conn->capable & FUSE_CAP_EXPLICIT_INVAL_DATA)
 			conn->want |= FUSE_CAP_EXPLICIT_INVAL_DATA;
 	}
+	if (ns_format()) {
+		/*
+		 * The kernel clears setuid and setgid on chown, truncate and
+		 * write by one who may not keep them (setattr_prepare and
+		 * file_remove_privs, sending the new mode), as for ext4.
+		 */
+		conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+		/*
+		 * POSIX ACLs: the kernel checks them; acl.c keeps the mode
+		 * and the ACLs in step (setfacl, chmod, inheritance), and the
+		 * format stores them as the xattrs system.posix_acl_access
+		 * and _default.
+		 */
+		if (conn->capable & FUSE_CAP_POSIX_ACL)
+			conn->want |= FUSE_CAP_POSIX_ACL;
+		/* the umask is applied here, and only where no default ACL applies instead */
+		if (conn->capable & FUSE_CAP_DONT_MASK)
+			conn->want |= FUSE_CAP_DONT_MASK;
+	} else {
+		/* the zonefs tree lists little, and as it always has */
+		conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
+	}
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
 }
 
+static void reply_entry(fuse_req_t req, int ret, const struct stat *st);
+
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	struct fuse_entry_param e = {0};
-	int ret = ff_fs_lookup(g_fs, to_ino(parent), name, &e.attr);
+	struct stat st;
 
-	if (ret) {
-		fuse_reply_err(req, -ret);
-		return;
-	}
-	e.ino = to_node((uint64_t)e.attr.st_ino);
-	e.attr_timeout = attr_timeout(&e.attr);
-	e.entry_timeout = 3600.0; /* names never change */
-	fuse_reply_entry(req, &e);
+	reply_entry(req, ff_fs_lookup(g_fs, to_ino(parent), name, &st), &st);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -329,7 +371,20 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		which |= FF_SET_GID;
 	if (to_set & FUSE_SET_ATTR_SIZE)
 		which |= FF_SET_SIZE;
+	/* utimensat's UTIME_NOW arrives as ATIME|ATIME_NOW: the _NOW alone says it */
+	if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+		which |= FF_SET_ATIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_ATIME)
+		which |= FF_SET_ATIME;
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+		which |= FF_SET_MTIME_NOW;
+	else if (to_set & FUSE_SET_ATTR_MTIME)
+		which |= FF_SET_MTIME;
+	if (to_set & FUSE_SET_ATTR_CTIME)
+		which |= FF_SET_CTIME;
 	ret = ff_fs_setattr(g_fs, to_ino(ino), attr, which);
+	if (!ret && (which & FF_SET_MODE) && ns_format())
+		ret = ff_acl_chmod(g_fs, to_ino(ino), attr->st_mode);
 	if (which & FF_SET_SIZE) /* a truncate, zone reset or finish */
 		ff_kcache_changed(ino, 0, 0);
 	if (!ret)
@@ -392,16 +447,11 @@ out:
 #define FH_DIRECT (1ull << 32) /* FOPEN_DIRECT_IO: writes bypass the kernel page cache */
 #define FH_KCACHE (1ull << 33) /* counted by ff_kcache_open */
 
-static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* How the kernel serves an open of node ino (OPEN and CREATE alike): fi's fh and modes. */
+static void open_mode(fuse_ino_t ino, struct fuse_file_info *fi, unsigned of)
 {
-	unsigned of = 0;
 	bool keep = false, cached;
-	int ret = ff_fs_open(g_fs, to_ino(ino), fi->flags, &of);
 
-	if (ret) {
-		fuse_reply_err(req, -ret);
-		return;
-	}
 	fi->fh = (uint64_t)(unsigned)fi->flags;
 	/*
 	 * The kernel page cache serves read-only opens without O_DIRECT of
@@ -433,6 +483,18 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->direct_io = !cached;
 	fi->keep_cache = keep;
 	fi->fh |= cached ? FH_KCACHE : FH_DIRECT;
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	unsigned of = 0;
+	int ret = ff_fs_open(g_fs, to_ino(ino), fi->flags, &of);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	open_mode(ino, fi, of);
 	fuse_reply_open(req, fi);
 }
 
@@ -527,6 +589,26 @@ static unsigned write_flags(int flags)
 	return f;
 }
 
+/*
+ * A write or fallocate by one who may not keep them clears setuid, and
+ * setgid with group execute (the kernel's file_remove_privs and
+ * should_remove_suid, which a direct_io write never reaches). Root (the
+ * holder of CAP_FSETID, as far as a request tells) keeps them.
+ */
+static void remove_privs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct stat st;
+
+	if (!ns_format() || fuse_req_ctx(req)->uid == 0 || ff_fs_getattr(g_fs, to_ino(ino), &st))
+		return;
+	if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		st.st_mode &= ~(mode_t)S_ISGID;
+	else if (!(st.st_mode & S_ISUID))
+		return;
+	st.st_mode &= ~(mode_t)S_ISUID;
+	ff_fs_setattr(g_fs, to_ino(ino), &st, FF_SET_MODE);
+}
+
 static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
@@ -538,7 +620,11 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	 * nothing later would make it durable before umount returns.
 	 */
 	int flags = fi->flags | (int)(fi->fh & FH_FLAGS) | (fi->writepage ? O_DSYNC : 0);
-	ssize_t r = ff_fs_write(g_fs, to_ino(ino), buf, size, (uint64_t)off, write_flags(flags));
+	ssize_t r;
+
+	if (!fi->writepage)
+		remove_privs(req, ino);
+	r = ff_fs_write(g_fs, to_ino(ino), buf, size, (uint64_t)off, write_flags(flags));
 
 	/*
 	 * A direct_io write did not pass through the kernel page cache, which
@@ -586,6 +672,35 @@ static void reply_text(fuse_req_t req, const char *text, int len, size_t size)
 		fuse_reply_buf(req, text, (size_t)len);
 }
 
+/* A namespace format's own xattrs (up to XATTR_SIZE_MAX, the VFS's limit). */
+static void ns_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	ssize_t n;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	n = ff_fs_getxattr(g_fs, to_ino(ino), name, buf, size);
+	/* the kernel asks for ACLs on its own: a format without them has none, not an error */
+	if (n == -EOPNOTSUPP && !strncmp(name, "system.posix_acl_", 17))
+		n = -ENODATA;
+	if (n < 0)
+		fuse_reply_err(req, (int)-n);
+	else if (size == 0)
+		fuse_reply_xattr(req, (size_t)n);
+	else
+		fuse_reply_buf(req, buf, (size_t)n);
+	free(buf);
+}
+
+/*
+ * user.foliofs.stats (the root) and user.foliofs.zone (a file) are made up
+ * on every read, in every format. The zonefs format has no other xattrs; a
+ * namespace format stores them, and does not list the made-up ones, so that
+ * listxattr answers as ext4 or XFS would.
+ */
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	char text[4096];
@@ -597,6 +712,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		len = ff_fs_zone_text(g_fs, to_ino(ino), text, sizeof(text));
 	else
 		len = -ENODATA;
+	if (len < 0 && ns_format()) {
+		ns_getxattr(req, ino, name, size);
+		return;
+	}
 	if (len < 0)
 		fuse_reply_err(req, -len);
 	else
@@ -608,7 +727,23 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	struct stat st;
 	static const char root[] = "user.foliofs.stats", file[] = "user.foliofs.zone";
 
-	if (ino == FUSE_ROOT_ID)
+	if (ns_format()) {
+		char *buf = size ? malloc(size) : NULL;
+		ssize_t n;
+
+		if (size && !buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		n = ff_fs_listxattr(g_fs, to_ino(ino), buf, size);
+		if (n < 0)
+			fuse_reply_err(req, (int)-n);
+		else if (size == 0)
+			fuse_reply_xattr(req, (size_t)n);
+		else
+			fuse_reply_buf(req, buf, (size_t)n);
+		free(buf);
+	} else if (ino == FUSE_ROOT_ID)
 		reply_text(req, root, sizeof(root), size);
 	else if (!ff_fs_getattr(g_fs, to_ino(ino), &st) && S_ISREG(st.st_mode))
 		reply_text(req, file, sizeof(file), size);
@@ -616,60 +751,311 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		reply_text(req, "", 0, size);
 }
 
-static void op_eperm_entry(fuse_req_t req)
+/* ---- the namespace ---- */
+
+/* Who asks, for the owner of what a call makes. */
+static struct ff_cred req_cred(fuse_req_t req)
 {
-	fuse_reply_err(req, EPERM);
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+
+	return (struct ff_cred){.uid = (uint32_t)c->uid, .gid = (uint32_t)c->gid};
 }
 
-static void op_mknod(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m, dev_t d)
+/*
+ * Reply to a call that returned an entry (ret 0, *st filled): the filesystem
+ * counted one lookup of it, which the kernel now holds. If the reply cannot
+ * be sent (the request was interrupted), the kernel never learnt of it and
+ * the count is dropped here.
+ */
+static void reply_entry(fuse_req_t req, int ret, const struct stat *st)
 {
-	(void)p, (void)n, (void)m, (void)d;
-	op_eperm_entry(req);
+	struct fuse_entry_param e = {0};
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	e.attr = *st;
+	e.ino = to_node((uint64_t)st->st_ino);
+	e.attr_timeout = attr_timeout(st);
+	e.entry_timeout = entry_timeout();
+	if (fuse_reply_entry(req, &e))
+		ff_fs_forget(g_fs, (uint64_t)st->st_ino, 1);
 }
 
-static void op_mkdir(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m)
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
 {
-	(void)p, (void)n, (void)m;
-	op_eperm_entry(req);
+	ff_fs_forget(g_fs, to_ino(ino), nlookup);
+	fuse_reply_none(req);
 }
 
-static void op_unlink(fuse_req_t req, fuse_ino_t p, const char *n)
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
 {
-	(void)p, (void)n;
-	op_eperm_entry(req);
+	for (size_t i = 0; i < count; i++)
+		ff_fs_forget(g_fs, to_ino(forgets[i].ino), forgets[i].nlookup);
+	fuse_reply_none(req);
 }
 
-static void op_symlink(fuse_req_t req, const char *l, fuse_ino_t p, const char *n)
+/*
+ * The mode a new node is made with: the kernel leaves the umask to us
+ * (FUSE_CAP_DONT_MASK), which a default ACL of the directory replaces.
+ */
+static mode_t create_mode(fuse_req_t req, fuse_ino_t parent, mode_t mode)
 {
-	(void)l, (void)p, (void)n;
-	op_eperm_entry(req);
+	if (!ns_format())
+		return mode; /* the kernel applied the umask */
+	return ff_acl_create_mode(g_fs, to_ino(parent), mode, fuse_req_ctx(req)->umask);
 }
 
-static void op_rename(fuse_req_t req, fuse_ino_t p, const char *n, fuse_ino_t np, const char *nn,
-		      unsigned int f)
+/* After a node was made: what the directory's default ACL gives it, and *st anew. */
+static void inherit_acl(fuse_ino_t parent, struct stat *st)
 {
-	(void)p, (void)n, (void)np, (void)nn, (void)f;
-	op_eperm_entry(req);
+	int ret;
+
+	if (!ns_format())
+		return;
+	ret = ff_acl_inherit(g_fs, to_ino(parent), (uint64_t)st->st_ino, st->st_mode);
+
+	if (!ret)
+		ret = ff_fs_getattr(g_fs, (uint64_t)st->st_ino, st);
+	/* the node is made and counted: failing now would leak its lookup */
+	if (ret)
+		ff_err("inheriting a default ACL for inode %llu: %s",
+		       (unsigned long long)st->st_ino, strerror(-ret));
 }
 
-static void op_link(fuse_req_t req, fuse_ino_t i, fuse_ino_t p, const char *n)
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
-	(void)i, (void)p, (void)n;
-	op_eperm_entry(req);
+	struct ff_cred cr = req_cred(req);
+	struct stat st;
+	int ret = ff_fs_mknod(g_fs, to_ino(parent), name, create_mode(req, parent, mode), rdev, &cr,
+			      &st);
+
+	if (!ret)
+		inherit_acl(parent, &st);
+	reply_entry(req, ret, &st);
 }
 
-static void op_create(fuse_req_t req, fuse_ino_t p, const char *n, mode_t m,
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct ff_cred cr = req_cred(req);
+	struct stat st;
+	int ret = ff_fs_mkdir(g_fs, to_ino(parent), name, create_mode(req, parent, mode), &cr, &st);
+
+	if (!ret)
+		inherit_acl(parent, &st);
+	reply_entry(req, ret, &st);
+}
+
+static void op_symlink(fuse_req_t req, const char *target, fuse_ino_t parent, const char *name)
+{
+	struct ff_cred cr = req_cred(req);
+	struct stat st;
+
+	reply_entry(req, ff_fs_symlink(g_fs, to_ino(parent), name, target, &cr, &st), &st);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	struct stat st;
+
+	reply_entry(req, ff_fs_link(g_fs, to_ino(ino), to_ino(newparent), newname, &st), &st);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	char buf[PATH_MAX + 1];
+	ssize_t n = ff_fs_readlink(g_fs, to_ino(ino), buf, sizeof(buf) - 1);
+
+	if (n < 0) {
+		fuse_reply_err(req, (int)-n);
+		return;
+	}
+	buf[n] = 0;
+	fuse_reply_readlink(req, buf);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -ff_fs_unlink(g_fs, to_ino(parent), name));
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, -ff_fs_rmdir(g_fs, to_ino(parent), name));
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	unsigned f = 0;
+
+	/* RENAME_WHITEOUT (overlayfs's) and anything newer: not supported, as ext4 without it */
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	if (flags & RENAME_NOREPLACE)
+		f |= FF_RENAME_NOREPLACE;
+	if (flags & RENAME_EXCHANGE)
+		f |= FF_RENAME_EXCHANGE;
+	fuse_reply_err(req,
+		       -ff_fs_rename(g_fs, to_ino(parent), name, to_ino(newparent), newname, f));
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		      struct fuse_file_info *fi)
 {
-	(void)p, (void)n, (void)m, (void)fi;
-	/* the kernel's answer for O_CREAT of a new name in a dir without ->create */
-	fuse_reply_err(req, EACCES);
+	struct fuse_entry_param e = {0};
+	struct ff_cred cr = req_cred(req);
+	unsigned of = 0;
+	int ret = ff_fs_create(g_fs, to_ino(parent), name, create_mode(req, parent, mode),
+			       fi->flags, &cr, &e.attr, &of);
+
+	if (ret) {
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	inherit_acl(parent, &e.attr);
+	e.ino = to_node((uint64_t)e.attr.st_ino);
+	e.attr_timeout = attr_timeout(&e.attr);
+	e.entry_timeout = entry_timeout();
+	open_mode(e.ino, fi, of);
+	/* the kernel never saw the open nor the entry: undo both */
+	if (fuse_reply_create(req, &e, fi)) {
+		if (fi->fh & FH_KCACHE)
+			ff_kcache_release(e.ino);
+		ff_fs_release(g_fs, (uint64_t)e.attr.st_ino, (int)(fi->fh & FH_FLAGS));
+		ff_fs_forget(g_fs, (uint64_t)e.attr.st_ino, 1);
+	}
 }
 
-static void op_setxattr(fuse_req_t req, fuse_ino_t i, const char *n, const char *v, size_t s, int f)
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t off, off_t len,
+			 struct fuse_file_info *fi)
 {
-	(void)i, (void)n, (void)v, (void)s, (void)f;
-	fuse_reply_err(req, EOPNOTSUPP); /* as kernel zonefs, which has no xattr handlers */
+	(void)fi;
+	if (off < 0 || len <= 0) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	remove_privs(req, ino);
+	fuse_reply_err(req,
+		       -ff_fs_fallocate(g_fs, to_ino(ino), mode, (uint64_t)off, (uint64_t)len));
+}
+
+/* Only SEEK_DATA and SEEK_HOLE reach here: the kernel answers the others itself. */
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+		     struct fuse_file_info *fi)
+{
+	int64_t r;
+
+	(void)fi;
+	if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+		fuse_reply_err(req, EINVAL);
+		return;
+	}
+	r = ff_fs_lseek(g_fs, to_ino(ino), (int64_t)off, whence);
+	if (r < 0)
+		fuse_reply_err(req, (int)-r);
+	else
+		fuse_reply_lseek(req, (off_t)r);
+}
+
+/*
+ * READDIRPLUS: READDIR's entries and offsets (op_readdir), each with its
+ * attributes and a node id, which the kernel counts as a lookup. So each
+ * entry but . and .. (which carry node id 0: no count, as the kernel skips
+ * them) is looked up again by name, which takes the count; an entry that
+ * does not fit is forgotten again, and so is every entry of a reply that
+ * could not be sent. An entry gone between the two calls is left out.
+ */
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+			   struct fuse_file_info *fi)
+{
+	char *buf = calloc(1, size), name[256];
+	uint64_t *taken = NULL, cookie, next;
+	size_t pos = 0, n, ntaken = 0, cap = 0;
+	struct fuse_entry_param e;
+	struct stat st;
+	int ret = 0;
+
+	(void)fi;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (off_t i = off; i < 2; i++) {
+		memset(&e, 0, sizeof(e));
+		e.attr.st_ino = to_ino(ino);
+		e.attr.st_mode = S_IFDIR;
+		n = fuse_add_direntry_plus(req, buf + pos, size - pos, i == 0 ? "." : "..", &e,
+					   i + 1);
+		if (n > size - pos)
+			goto out_reply;
+		pos += n;
+	}
+	for (cookie = off > 2 ? (uint64_t)off - 2 : 0;; cookie = next) {
+		ret = ff_fs_readdir(g_fs, to_ino(ino), cookie, name, sizeof(name), &st, &next);
+		if (ret == -ENOENT) {
+			ret = 0;
+			break;
+		}
+		if (ret)
+			goto out_reply;
+		memset(&e, 0, sizeof(e));
+		ret = ff_fs_lookup(g_fs, to_ino(ino), name, &e.attr);
+		if (ret == -ENOENT) {
+			ret = 0;
+			continue;
+		}
+		if (ret)
+			goto out_reply;
+		if (ntaken == cap) {
+			uint64_t *t = realloc(taken, (cap ? cap * 2 : 32) * sizeof(*t));
+
+			if (!t) {
+				ff_fs_forget(g_fs, (uint64_t)e.attr.st_ino, 1);
+				ret = -ENOMEM;
+				goto out_reply;
+			}
+			taken = t;
+			cap = cap ? cap * 2 : 32;
+		}
+		e.ino = to_node((uint64_t)e.attr.st_ino);
+		e.attr_timeout = attr_timeout(&e.attr);
+		e.entry_timeout = entry_timeout();
+		n = fuse_add_direntry_plus(req, buf + pos, size - pos, name, &e, (off_t)(next + 2));
+		if (n > size - pos) {
+			ff_fs_forget(g_fs, (uint64_t)e.attr.st_ino, 1);
+			break;
+		}
+		taken[ntaken++] = (uint64_t)e.attr.st_ino;
+		pos += n;
+	}
+out_reply:
+	/* an error after some entries: return those, the error comes again on the next call */
+	if (ret && pos == 0) {
+		fuse_reply_err(req, -ret);
+	} else if (fuse_reply_buf(req, buf, pos)) {
+		for (size_t i = 0; i < ntaken; i++)
+			ff_fs_forget(g_fs, taken[i], 1);
+	}
+	free(taken);
+	free(buf);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+			size_t size, int flags)
+{
+	if (ns_format())
+		fuse_reply_err(req, -ff_acl_set(g_fs, to_ino(ino), name, value, size, flags));
+	else
+		fuse_reply_err(req, -ff_fs_setxattr(g_fs, to_ino(ino), name, value, size, flags));
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	fuse_reply_err(req, -ff_fs_removexattr(g_fs, to_ino(ino), name));
 }
 
 static const struct fuse_lowlevel_ops ops = {
@@ -689,14 +1075,21 @@ static const struct fuse_lowlevel_ops ops = {
 	.getxattr = op_getxattr,
 	.listxattr = op_listxattr,
 	.setxattr = op_setxattr,
+	.removexattr = op_removexattr,
+	.forget = op_forget,
+	.forget_multi = op_forget_multi,
+	.readlink = op_readlink,
 	.mknod = op_mknod,
 	.mkdir = op_mkdir,
 	.unlink = op_unlink,
-	.rmdir = op_unlink,
+	.rmdir = op_rmdir,
 	.symlink = op_symlink,
 	.rename = op_rename,
 	.link = op_link,
 	.create = op_create,
+	.fallocate = op_fallocate,
+	.lseek = op_lseek,
+	.readdirplus = op_readdirplus,
 };
 
 /* ---- options into fs options ---- */
@@ -844,6 +1237,7 @@ int main(int argc, char *argv[])
 	/* check the device before anything is mounted: errors reach the terminal */
 	if (ff_fs_check(g_o.device, g_o.ro))
 		return 1;
+	/* the kernel's permission checks, the setgid and sticky rules among them */
 	fuse_opt_add_arg(&args, "-odefault_permissions");
 	{
 		char fsname[PATH_MAX + 16];
@@ -869,19 +1263,28 @@ int main(int argc, char *argv[])
 		close(pipefd[0]);
 		setsid();
 	}
+	r = ff_fs_mount(g_o.device, &fo, &g_fs);
+	if (r) {
+		fprintf(stderr, "foliofs: cannot mount %s: %s\n", g_o.device, strerror(-r));
+		goto out;
+	}
+	/*
+	 * A namespace is for every user, as a kernel filesystem's is: mounted
+	 * by root, others may use it too (default_permissions checks them),
+	 * and its device nodes and setuid files work (FUSE's default is nodev,
+	 * nosuid). Only root may ask that without user_allow_other in
+	 * /etc/fuse.conf; -o nodev,nosuid after it still wins.
+	 */
+	if (ns_format() && geteuid() == 0)
+		fuse_opt_add_arg(&args, "-oallow_other,dev,suid");
 	se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
 	if (!se) {
 		fprintf(stderr,
 			"foliofs: unknown or bad mount option(s) (see above); nothing was mounted\n");
-		goto out;
-	}
-	r = ff_fs_mount(g_o.device, &fo, &g_fs);
-	if (r) {
-		fprintf(stderr, "foliofs: cannot mount %s: %s\n", g_o.device, strerror(-r));
-		goto out_session;
+		goto out_fs;
 	}
 	if (fuse_set_signal_handlers(se) != 0)
-		goto out_fs;
+		goto out_session;
 	g_max_pages = read_max_pages_limit();
 	if (fuse_session_mount(se, cmd.mountpoint) != 0) {
 		fprintf(stderr, "foliofs: cannot mount on %s\n", cmd.mountpoint);
@@ -930,6 +1333,8 @@ out_unmount:
 	fuse_session_unmount(se);
 out_signals:
 	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
 out_fs:
 	/* everything dirty goes to the device before the daemon exits */
 	r = ff_fs_unmount(g_fs);
@@ -937,8 +1342,6 @@ out_fs:
 		ff_err("%s: writing back at unmount failed: %s", g_o.device, strerror(-r));
 		ret = 1;
 	}
-out_session:
-	fuse_session_destroy(se);
 out:
 	free(cmd.mountpoint);
 	fuse_opt_free_args(&args);
