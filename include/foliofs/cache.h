@@ -213,6 +213,8 @@ ssize_t ff_cache_write(struct ff_cinode *ci, const void *buf, size_t len, uint64
  * through that other writers' buffered blocks had joined.
  */
 int ff_cache_fsync(struct ff_cinode *ci, bool datasync);
+/* Dirty blocks of the inode now (a snapshot). */
+uint64_t ff_cache_inode_dirty(struct ff_cinode *ci);
 /* Start writeback of every dirty block of the inode and wait for it. */
 int ff_cache_writeback(struct ff_cinode *ci);
 /*

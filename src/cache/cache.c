@@ -1406,6 +1406,16 @@ int ff_cache_writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, uns
 	return writeback_range(ci, lo, hi, flags & (FF_CW_SYNC | FF_CW_DSYNC) ? FF_IO_DSYNC : 0);
 }
 
+uint64_t ff_cache_inode_dirty(struct ff_cinode *ci)
+{
+	uint64_t n;
+
+	ff_mutex_lock(&ci->lock);
+	n = ci->nr_dirty;
+	ff_mutex_unlock(&ci->lock);
+	return n;
+}
+
 int ff_cache_inode_error(struct ff_cinode *ci)
 {
 	int err;

@@ -729,7 +729,23 @@ static int zf_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 			 */
 			if (cur % fs->blk)
 				ff_cache_inode_set_size(zi->ci, ff_round_up(cur, fs->blk));
+			/*
+			 * A writeback the flusher began before the size moved may
+			 * have left the tail dirty (a partial block then), and
+			 * it must not reach the zone after the finish: write back
+			 * until nothing is dirty. No writer runs (io_lock), so a
+			 * second pass ends it.
+			 */
 			ret = ff_cache_writeback(zi->ci);
+			for (int pass = 0; !ret && ff_cache_inode_dirty(zi->ci); pass++) {
+				if (pass == 3) {
+					ff_err("seq/%u: dirty blocks remain after write-back; the zone is not finished",
+					       zi->idx);
+					ret = -EIO;
+					break;
+				}
+				ret = ff_cache_writeback(zi->ci);
+			}
 			if (!ret)
 				ret = ff_dev_flush(fs->dev);
 			if (!ret)
