@@ -2740,6 +2740,13 @@ static int xattr_name_ok(const char *name)
 		return -EOPNOTSUPP;
 	if (n > PX_XNAME_MAX)
 		return -ERANGE;
+	/* the VFS refuses a name that is only a namespace prefix */
+	if (name[n - 1] == '.')
+		for (const char *const *pre =
+			     (const char *const[]){"user.", "trusted.", "security.", NULL};
+		     *pre; pre++)
+			if (!strcmp(name, *pre))
+				return -EINVAL;
 	return 0;
 }
 
@@ -2907,6 +2914,29 @@ static uint64_t free_blocks_locked(struct px_fs *fs)
 	return n;
 }
 
+/*
+ * Blocks that hold no live data: every data zone's room less one header and
+ * its valid blocks. A removed file's blocks count at once, also in a zone that
+ * still holds other data, where only garbage collection (issue 12) can make
+ * them writable again; free_blocks_locked() is what can be written now.
+ * Caller holds ns.
+ */
+static uint64_t unused_blocks_locked(struct px_fs *fs)
+{
+	uint64_t n = 0;
+
+	ff_assert_held(&fs->ns);
+
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		struct px_zone *z = &fs->zones[k];
+		uint64_t room = z->cap / PX_BLK - 1;
+
+		if (data_zone(z))
+			n += room - (z->valid < room ? z->valid : room);
+	}
+	return n;
+}
+
 static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off, uint64_t len)
 {
 	static const uint8_t zeros[PX_BLK];
@@ -3055,7 +3085,10 @@ static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 	for (uint32_t k = 0; k < fs->nr_zones; k++)
 		if (data_zone(&fs->zones[k]))
 			total += fs->zones[k].cap / PX_BLK;
-	st->f_bfree = st->f_bavail = free_blocks_locked(fs);
+	st->f_bfree = unused_blocks_locked(fs);
+	st->f_bavail = free_blocks_locked(fs);
+	if (st->f_bavail > st->f_bfree)
+		st->f_bavail = st->f_bfree;
 	st->f_files = 1ull << 32;
 	st->f_ffree = st->f_favail = st->f_files - fs->icount;
 	ff_mutex_unlock(&fs->ns);

@@ -255,6 +255,12 @@ static void test_posix_namespace(void **state)
 	assert_int_equal(ff_fs_setxattr(p->fs, f, "trusted.t", "tt", 2, 0), 0);
 	assert_int_equal(ff_fs_setxattr(p->fs, f, "bogus.t", "tt", 2, 0), -EOPNOTSUPP);
 	assert_int_equal(ff_fs_setxattr(p->fs, f, "system.other", "tt", 2, 0), -EOPNOTSUPP);
+	/* an empty name after the namespace prefix is invalid, as the VFS says */
+	assert_int_equal(ff_fs_setxattr(p->fs, f, "user.", "v", 1, 0), -EINVAL);
+	assert_int_equal(ff_fs_setxattr(p->fs, f, "trusted.", "v", 1, 0), -EINVAL);
+	assert_int_equal(ff_fs_setxattr(p->fs, f, "security.", "v", 1, 0), -EINVAL);
+	assert_int_equal(ff_fs_getxattr(p->fs, f, "user.", buf, sizeof(buf)), -EINVAL);
+	assert_int_equal(ff_fs_removexattr(p->fs, f, "user."), -EINVAL);
 	assert_int_equal(ff_fs_setxattr(p->fs, d, "system.posix_acl_default", "acl", 3, 0), 0);
 	assert_int_equal(ff_fs_getxattr(p->fs, d, "system.posix_acl_default", buf, 3), 3);
 	assert_int_equal(ff_fs_getxattr(p->fs, f, "user.a", NULL, 0), 2);
@@ -1144,6 +1150,42 @@ static void test_posix_statfs(void **state)
 	free(buf);
 }
 
+/*
+ * Blocks of a removed file count as free at once, even in a zone that still
+ * holds another file's data; f_bavail (what can be written now, without
+ * garbage collection) stays at most f_bfree.
+ */
+static void test_posix_statfs_unlink(void **state)
+{
+	struct px *p = *state;
+	struct statvfs a, b, c;
+	uint8_t *buf = tu_alloc(1 << 20);
+	uint64_t keep = mkfile(p, p->root, "keep"), f;
+
+	assert_int_equal(ff_fs_write(p->fs, keep, buf, 8192, 0, FF_CW_DSYNC), 8192);
+	assert_int_equal(ff_fs_statfs(p->fs, &a), 0);
+	f = mkfile(p, p->root, "gone");
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(
+			ff_fs_write(p->fs, f, buf, 1 << 20, (uint64_t)k << 20, FF_CW_DSYNC),
+			1 << 20);
+	assert_int_equal(ff_fs_write(p->fs, keep, buf, 8192, 8192, FF_CW_DSYNC), 8192);
+	assert_int_equal(ff_fs_statfs(p->fs, &b), 0);
+	assert_true(a.f_bfree - b.f_bfree >= 3 * 256);
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "gone"), 0);
+	assert_int_equal(ff_fs_release(p->fs, f, O_RDWR), 0);
+	ff_fs_forget(p->fs, f, 1);
+	assert_int_equal(ff_fs_statfs(p->fs, &c), 0);
+	/* back but for keep's two new blocks */
+	assert_true(c.f_bfree + 2 >= a.f_bfree);
+	assert_true(c.f_bavail <= c.f_bfree);
+	/* and the same after a remount */
+	remount(p);
+	assert_int_equal(ff_fs_statfs(p->fs, &c), 0);
+	assert_true(c.f_bfree + 2 >= a.f_bfree);
+	free(buf);
+}
+
 #define T2(fn)                                                            \
 	cmocka_unit_test_setup_teardown(fn, setup_emu, teardown),         \
 		cmocka_unit_test_setup_teardown(fn, setup_reg, teardown), \
@@ -1176,6 +1218,7 @@ int main(void)
 		T2(test_posix_power_cut_writers),
 		T2(test_posix_log_rotation),
 		T2(test_posix_statfs),
+		T2(test_posix_statfs_unlink),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
