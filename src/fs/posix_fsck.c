@@ -267,6 +267,21 @@ static void check_chain(struct fk *k, uint32_t z, const struct mzone *m)
 		     z, (unsigned long long)expect);
 }
 
+/* check_chain over metadata zone meta_first + j, read whole for it */
+static void chain_zone(struct fk *k, struct px_fs *fs, uint32_t j, struct mzone *m)
+{
+	uint32_t z = fs->meta_first + j;
+
+	m->buf = read_range(fs->dev, fs->zones[z].start, m->len);
+	if (!m->buf) {
+		problem(k, false, "metadata zone %u: read error", z);
+		return;
+	}
+	check_chain(k, z, m);
+	free(m->buf);
+	m->buf = NULL;
+}
+
 static void check_meta(struct fk *k, struct px_fs *fs)
 {
 	struct mzone m[16] = {0};
@@ -279,7 +294,8 @@ static void check_meta(struct fk *k, struct px_fs *fs)
 		uint8_t tmp[PX_BLK];
 
 		m[j].len = end > zo->start ? end - zo->start : 0;
-		m[j].buf = m[j].len ? read_range(fs->dev, zo->start, m[j].len) : NULL;
+		/* the header now; a whole zone only when its chain is checked */
+		m[j].buf = m[j].len ? read_range(fs->dev, zo->start, PX_BLK) : NULL;
 		if (m[j].len && !m[j].buf) {
 			problem(k, false, "metadata zone %u: read error", z);
 			continue;
@@ -310,15 +326,17 @@ static void check_meta(struct fk *k, struct px_fs *fs)
 				problem(k, false, "metadata zones %u and %u: same generation %llu",
 					fs->meta_first + a, fs->meta_first + b,
 					(unsigned long long)m[a].gen);
+	for (uint32_t j = 0; j < 16; j++) {
+		free(m[j].buf);
+		m[j].buf = NULL;
+	}
 	if (newest == UINT32_MAX)
 		problem(k, false, "no valid metadata zone header");
 	else if (newest != fs->log_idx)
 		/* the mount fell back to an older checkpoint: check_chain says why */
-		check_chain(k, fs->meta_first + newest, &m[newest]);
+		chain_zone(k, fs, newest, &m[newest]);
 	if (fs->log_idx < 16 && m[fs->log_idx].valid)
-		check_chain(k, fs->meta_first + fs->log_idx, &m[fs->log_idx]);
-	for (uint32_t j = 0; j < 16; j++)
-		free(m[j].buf);
+		chain_zone(k, fs, fs->log_idx, &m[fs->log_idx]);
 }
 
 /* ---- pass 3: the state ---- */
