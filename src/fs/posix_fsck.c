@@ -208,11 +208,33 @@ static bool rec_ok(const struct mzone *m, uint64_t off, uint64_t *seq, uint64_t 
 }
 
 /*
- * Walk the record chain of the zone the mount uses: it must start with a
- * whole checkpoint, and where it ends no valid record of a later seq may
- * follow (a torn tail is followed by nothing, or by an older use's records).
+ * Whether a valid CP_END at or after from is followed by the next record:
+ * the checkpoint was made durable (the flush that ends it) and the log went on.
  */
-static void check_chain(struct fk *k, uint32_t z, const struct mzone *m)
+static bool log_after_cp(const struct mzone *m, uint64_t from)
+{
+	uint64_t seq, next, s2, n2;
+
+	for (uint64_t at = ff_round_up(from, 8); at + PX_REC_HDR + 8 <= m->len; at += 8) {
+		if (le16(m->buf + at) != PX_R_CP_END || le32(m->buf + at + 4) != 8 ||
+		    !rec_ok(m, at, &seq, &next))
+			continue;
+		if (next + PX_REC_HDR <= m->len && !le16(m->buf + next))
+			next = ff_round_up(next, PX_BLK);
+		return rec_ok(m, next, &s2, &n2) && s2 == seq + 1;
+	}
+	return false;
+}
+
+/*
+ * Walk the record chain of a metadata zone: it must start with a whole
+ * checkpoint, and where it ends no valid record of a later seq may follow (a
+ * torn tail is followed by nothing, or by an older use's records). fallback:
+ * the zone has the newest header but the mount used an older one; a crash
+ * while its checkpoint was written (before the flush that ends it) leaves
+ * any subset of it, which is a problem only when the log went on after it.
+ */
+static void check_chain(struct fk *k, uint32_t z, const struct mzone *m, bool fallback)
 {
 	uint64_t pos = PX_BLK, expect = m->first_seq, seq, next, nrec = 0;
 	bool begun = false, ended = false;
@@ -233,6 +255,12 @@ static void check_chain(struct fk *k, uint32_t z, const struct mzone *m)
 		nrec++;
 		expect++;
 		pos = next;
+	}
+	if (fallback && !log_after_cp(m, pos)) {
+		note(k,
+		     "metadata zone %u: a checkpoint interrupted by a crash; the mount uses the one before",
+		     z);
+		return;
 	}
 	if (!ended)
 		problem(k, false, "metadata zone %u: no whole checkpoint (chain ends at seq %llu)",
@@ -268,7 +296,7 @@ static void check_chain(struct fk *k, uint32_t z, const struct mzone *m)
 }
 
 /* check_chain over metadata zone meta_first + j, read whole for it */
-static void chain_zone(struct fk *k, struct px_fs *fs, uint32_t j, struct mzone *m)
+static void chain_zone(struct fk *k, struct px_fs *fs, uint32_t j, struct mzone *m, bool fallback)
 {
 	uint32_t z = fs->meta_first + j;
 
@@ -277,7 +305,7 @@ static void chain_zone(struct fk *k, struct px_fs *fs, uint32_t j, struct mzone 
 		problem(k, false, "metadata zone %u: read error", z);
 		return;
 	}
-	check_chain(k, z, m);
+	check_chain(k, z, m, fallback);
 	free(m->buf);
 	m->buf = NULL;
 }
@@ -334,9 +362,9 @@ static void check_meta(struct fk *k, struct px_fs *fs)
 		problem(k, false, "no valid metadata zone header");
 	else if (newest != fs->log_idx)
 		/* the mount fell back to an older checkpoint: check_chain says why */
-		chain_zone(k, fs, newest, &m[newest]);
+		chain_zone(k, fs, newest, &m[newest], true);
 	if (fs->log_idx < 16 && m[fs->log_idx].valid)
-		chain_zone(k, fs, fs->log_idx, &m[fs->log_idx]);
+		chain_zone(k, fs, fs->log_idx, &m[fs->log_idx], false);
 }
 
 /* ---- pass 3: the state ---- */

@@ -1333,6 +1333,17 @@ static void test_posix_fsck_corrupt(void **state)
 	patch_byte(p->path, PX_BLK + 100);
 	assert_int_equal(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL), 0);
 	/*
+	 * the unmount's checkpoint, which nothing follows, damaged: as a crash
+	 * while it was written leaves it, and the mount uses the older one
+	 */
+	{
+		uint64_t at = newest_meta_zone(p->path) + PX_BLK + 200;
+
+		patch_byte(p->path, at);
+		assert_int_equal(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL), 0);
+		patch_byte(p->path, at);
+	}
+	/*
 	 * A record inside the newest checkpoint, which log writes follow (on an
 	 * emulated sequential zone a damaged last write reads as one that never
 	 * became durable, which the mount rightly ignores): the mount falls back
