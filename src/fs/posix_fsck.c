@@ -291,7 +291,8 @@ static void check_chain(struct fk *k, uint32_t z, const struct mzone *m, bool fa
 		}
 	}
 	if (pos + PX_REC_HDR <= m->len && le16(m->buf + pos))
-		note(k, "metadata zone %u: the log ends at a torn record (seq %llu): not committed",
+		note(k,
+		     "metadata zone %u: the log ends before seq %llu (what follows is a torn write or an older use's records)",
 		     z, (unsigned long long)expect);
 }
 

@@ -175,6 +175,9 @@ static void snapshot(const char *from, const char *to)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* fsck of an unmounted image (section "fsck" below): its problem count */
+static uint32_t fsck_run(const char *path, unsigned flags, uint32_t *repaired);
+
 /* ---- namespace ---- */
 
 static void test_posix_namespace(void **state)
@@ -931,6 +934,7 @@ static void test_posix_power_cut(void **state)
 	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
 	assert_int_equal(ff_fs_lookup(fs2, d, "f", &st), 0);
 	assert_int_equal(ff_fs_unmount(fs2), 0);
+	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
 	unlink(copy);
 	unlink(vcopy);
 	unlink(vlog);
@@ -1089,6 +1093,7 @@ static void test_posix_power_cut_writers(void **state)
 		pthread_rwlock_unlock(&gate);
 		assert_int_equal(ff_fault_apply_cut(copy, vcopy, c + 1, 0, NULL), 0);
 		pc_check(p, copy, a, e, T);
+		assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
 	}
 	atomic_store(&stop, true);
 	for (int t = 0; t < T; t++) {
@@ -1131,6 +1136,9 @@ static void test_posix_log_rotation(void **state)
 	assert_int_equal(ff_fs_lookup(p->fs, p->root, "final", &st), 0);
 	assert_int_equal(ff_fs_getxattr(p->fs, f, "user.big", rd, 60000), 60000);
 	assert_memory_equal(rd, val, 60000);
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	assert_int_equal(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL), 0);
 	free(val);
 	free(rd);
 }
