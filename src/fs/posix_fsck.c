@@ -14,7 +14,9 @@
  *    or blank.
  * 3. The rebuilt state: extents (block aligned, sorted and disjoint in each
  *    file, within one data zone, below its written part, disjoint across
- *    files), each zone's valid-block count against its extents, link counts,
+ *    files), each zone's valid-block count against its extents (and the
+ *    checkpoint's ZONE records' counts when nothing was written after it),
+ *    link counts,
  *    the directory tree (every entry names an inode, every directory has one
  *    name and its parent, everything is reachable from the root) and orphans
  *    (nlink 0: a crash while a removed file was open).
@@ -46,6 +48,9 @@ struct fk {
 	struct ff_fsck_report *r;
 	uint32_t fixable; /* orphans and wrong valid counts */
 	uint32_t other;	  /* everything else */
+	/* valid-block counts of the ZONE records of a checkpoint no log follows, or NULL */
+	uint64_t *cp_valid;
+	uint32_t nr_zones;
 };
 
 __attribute__((format(printf, 3, 4))) static void problem(struct fk *k, bool fixable,
@@ -236,7 +241,7 @@ static bool log_after_cp(const struct mzone *m, uint64_t from)
  */
 static void check_chain(struct fk *k, uint32_t z, const struct mzone *m, bool fallback)
 {
-	uint64_t pos = PX_BLK, expect = m->first_seq, seq, next, nrec = 0;
+	uint64_t pos = PX_BLK, expect = m->first_seq, seq, next, nrec = 0, after = 0;
 	bool begun = false, ended = false;
 
 	while (pos + PX_REC_HDR <= m->len) {
@@ -250,6 +255,12 @@ static void check_chain(struct fk *k, uint32_t z, const struct mzone *m, bool fa
 			break;
 		if (le16(m->buf + pos) == PX_R_CP_BEGIN)
 			begun = nrec == 0;
+		if (ended)
+			after++;
+		if (le16(m->buf + pos) == PX_R_ZONE && !ended && k->cp_valid &&
+		    le32(m->buf + pos + 4) >= 32 && le32(m->buf + pos + PX_REC_HDR) < k->nr_zones)
+			k->cp_valid[le32(m->buf + pos + PX_REC_HDR)] =
+				le64(m->buf + pos + PX_REC_HDR + 24);
 		if (le16(m->buf + pos) == PX_R_CP_END && begun)
 			ended = true;
 		nrec++;
@@ -265,6 +276,11 @@ static void check_chain(struct fk *k, uint32_t z, const struct mzone *m, bool fa
 	if (!ended)
 		problem(k, false, "metadata zone %u: no whole checkpoint (chain ends at seq %llu)",
 			z, (unsigned long long)expect);
+	if (k->cp_valid && (!ended || after)) {
+		/* log records changed the counts since: nothing to compare */
+		free(k->cp_valid);
+		k->cp_valid = NULL;
+	}
 	/* a valid record of a later seq after the end: something in between is damaged */
 	for (uint64_t at = pos; at + PX_REC_HDR <= m->len;
 	     at = at == pos ? ff_round_up(pos + 1, PX_BLK) : at + PX_BLK) {
@@ -364,8 +380,13 @@ static void check_meta(struct fk *k, struct px_fs *fs)
 	else if (newest != fs->log_idx)
 		/* the mount fell back to an older checkpoint: check_chain says why */
 		chain_zone(k, fs, newest, &m[newest], true);
-	if (fs->log_idx < 16 && m[fs->log_idx].valid)
+	if (fs->log_idx < 16 && m[fs->log_idx].valid) {
+		k->nr_zones = fs->nr_zones;
+		k->cp_valid = malloc(fs->nr_zones * sizeof(*k->cp_valid));
+		for (uint32_t z = 0; k->cp_valid && z < fs->nr_zones; z++)
+			k->cp_valid[z] = UINT64_MAX;
 		chain_zone(k, fs, fs->log_idx, &m[fs->log_idx], false);
+	}
 }
 
 /* ---- pass 3: the state ---- */
@@ -599,6 +620,12 @@ static void check_space_locked(struct fk *k, struct px_fs *fs)
 		problem(k, false, "out of memory");
 		return;
 	}
+	/* data rolled forward past a committed cursor moved counts the checkpoint predates */
+	for (uint32_t z = 0; k->cp_valid && z < fs->nr_zones; z++)
+		if (fs->zones[z].state == PX_Z_OPEN && fs->zones[z].wp != fs->zones[z].cursor) {
+			free(k->cp_valid);
+			k->cp_valid = NULL;
+		}
 	check_extents(k, fs, valid, &all, &nall, &call);
 	qsort(all, nall, sizeof(*all), dext_cmp);
 	for (size_t e = 1; e < nall; e++)
@@ -624,6 +651,11 @@ static void check_space_locked(struct fk *k, struct px_fs *fs)
 				"zone %u: %llu valid blocks counted, its extents hold %llu%s", z,
 				(unsigned long long)zo->valid, (unsigned long long)valid[z],
 				zo->valid > valid[z] ? " (leaked space)" : "");
+		else if (k->cp_valid && k->cp_valid[z] != UINT64_MAX && k->cp_valid[z] != valid[z])
+			problem(k, true,
+				"zone %u: the checkpoint says %llu valid blocks, its extents hold %llu%s",
+				z, (unsigned long long)k->cp_valid[z], (unsigned long long)valid[z],
+				k->cp_valid[z] > valid[z] ? " (leaked space)" : "");
 	}
 	free(valid);
 }
@@ -648,6 +680,8 @@ static int check_mounted(const char *path, struct fk *k)
 	check_space_locked(k, fs);
 	check_names_locked(k, fs);
 	ff_mutex_unlock(&fs->ns);
+	free(k->cp_valid);
+	k->cp_valid = NULL;
 	return ff_fmt_posix.unmount(gfs);
 }
 
