@@ -5,7 +5,9 @@
 # magic or a used reserved area, and on a bad emulation pointer record or
 # trailer, with the image byte for byte unchanged by -n (and by -y: nothing
 # in the format is repaired); 8 on a mounted image and a missing one; 16 on
-# a usage error. Progress stays off when stdout is not a terminal. And
+# a usage error. Progress stays off when stdout is not a terminal. The posix
+# format: 0 clean (written through a mount, and with -y), 8 while mounted, 4
+# on a damaged superblock copy with the image unchanged by -n. And
 # `foliofs stat`: --json parsed by python with the counters a write through
 # the mount must move, the text form, and --watch --count.
 . "$(dirname "$0")/lib.sh"
@@ -124,6 +126,28 @@ restore
 size=$(fsize "$IMG")
 poke $(((size / 4096) * 4096 - 4096 + 20)) 01 # the trailer's geometry: its crc fails
 unchanged_by 4 -n "$IMG"
+restore
+fsck_rc 0 -n "$IMG"
+
+note "the posix format"
+mkimg 256M --format posix --zone-size 16M
+fsck_rc 0 -n "$IMG"
+mnt
+mkdir -p "$MNT/d/e"
+head -c 3M /dev/urandom >"$MNT/d/f"
+ln "$MNT/d/f" "$MNT/h"
+ln -s f "$MNT/d/s"
+head -c 1M /dev/urandom >"$MNT/gone"
+rm "$MNT/gone"
+sync
+fsck_rc 8 -n "$IMG"
+umnt
+fsck_rc 0 -n "$IMG"
+fsck_rc 0 -y "$IMG"
+cp "$IMG" "$W/img.good"
+poke $((4096 + 100)) 58 # the second superblock copy: its crc no longer matches
+unchanged_by 4 -n "$IMG"
+grep -q "superblock copy 1: bad crc" "$W/fsck.out" || fail "fsck does not name the superblock copy"
 restore
 fsck_rc 0 -n "$IMG"
 echo "PASS $TNAME"

@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * The posix format's in-memory state, shared by the format (posix.c) and its
+ * fsck (posix_fsck.c), which mounts an image read-only and checks the state
+ * the mount rebuilt: inodes, directories, extents, xattrs, the zone table.
+ * Nothing else includes this.
+ */
+#ifndef FOLIOFS_FS_POSIX_INT_H
+#define FOLIOFS_FS_POSIX_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+#include "foliofs/cache.h"
+#include "foliofs/dev.h"
+#include "foliofs/util.h"
+#include "internal.h"
+#include "posix.h"
+
+#define PX_MAX_SLOTS 4
+
+/* A record batch being built (little-endian). */
+struct px_buf {
+	uint8_t *p;
+	size_t len, cap;
+	int err;
+};
+
+struct px_ext {
+	uint64_t off, len; /* file range, block multiples */
+	uint64_t dev;	   /* device offset of off */
+	uint64_t dseq;	   /* data sequence number of the write that put it there */
+	uint64_t rseq;	   /* log seq of its EXTENT record (0: restored from a checkpoint/replay) */
+};
+
+struct px_xattr {
+	struct px_xattr *next;
+	char *name;
+	void *val;
+	uint32_t vlen;
+};
+
+struct px_dent {
+	struct px_dent *hnext;
+	char *name;
+	uint16_t nlen;
+	uint32_t hash;
+	uint64_t ino, cookie;
+	bool dead;
+};
+
+struct px_dir {
+	struct px_dent **ents; /* in cookie order; dead ones until compaction */
+	size_t n, cap, ndead, nlive;
+	struct px_dent **ht; /* name hash, chained */
+	size_t hcap;
+	uint64_t next_cookie;
+	uint64_t parent;
+};
+
+struct px_fs;
+
+/*
+ * An inode. Every field but the ones marked otherwise is guarded by fs->ns.
+ */
+struct px_inode {
+	struct px_inode *hnext;
+	struct px_fs *fs; /* immutable */
+	uint64_t ino;	  /* immutable */
+	uint32_t mode, uid, gid, nlink;
+	uint64_t size;	    /* what readers see */
+	uint64_t disk_size; /* the size the log or a header says: data below it is written */
+	uint64_t wsize;	    /* a sync write in progress ends here (headers carry it) */
+	uint64_t rdev;
+	uint64_t dseq_floor;
+	struct timespec atime, mtime, ctime, btime;
+	char *target; /* symlink */
+	uint32_t tlen;
+	struct px_dir *dir;
+	struct px_ext *ext;
+	size_t next, ecap;
+	struct px_xattr *xattrs;
+	uint64_t nlookup, nopen; /* runtime only */
+	uint64_t last_rseq;	 /* newest queued record that concerns it */
+	uint64_t meta_rseq; /* newest INODE or DIRENT_ADD record: a sync write needs it durable */
+	bool attr_dirty;    /* times or size changed by writes, not logged yet */
+	bool written;	    /* written since the last close's flush */
+	bool freed;
+	struct ff_cinode *ci; /* regular files, made at first use (ci_ensure_locked), then kept */
+	struct ff_mutex io_lock; /* serialises writers and truncates; above ns */
+	struct px_inode *dead_next;
+};
+
+/* A zone. start, cap, seq are immutable after mount; the rest is guarded by fs->ns. */
+struct px_zone {
+	uint64_t start, cap;
+	bool seq;
+	uint32_t state;
+	uint64_t epoch;
+	uint64_t cursor; /* committed cursor: roll-forward starts here (absolute) */
+	uint64_t wp;	 /* next data write (absolute) */
+	uint64_t valid;	 /* valid data blocks */
+	int inflight;	 /* data writes mapped, not done */
+	int slot;	 /* -1: not an open slot */
+};
+
+struct px_slot {
+	struct ff_mutex mu; /* held from map_write to write_done of one write */
+	uint32_t zone;	    /* UINT32_MAX: none; written with mu and ns held, read with either */
+	uint64_t dseq;	    /* the write in flight; guarded by mu */
+};
+
+struct px_fs {
+	/* immutable after mount */
+	struct ff_fs base;
+	struct ff_fs_opts o;
+	struct ff_dev *dev;
+	struct ff_cache *cache;
+	uint8_t uuid[16];
+	uint32_t nr_zones, meta_first, meta_count;
+	uint64_t zone_size;
+	bool ro;
+	int nslots;
+
+	/* guarded by ns: */
+	struct ff_mutex ns;
+	struct px_inode **itab;
+	size_t icap, icount;
+	uint64_t next_ino, next_dseq;
+	struct px_zone *zones;
+	struct px_inode *dead;		    /* removed inodes whose cache inode reap() frees */
+	struct px_slot slots[PX_MAX_SLOTS]; /* each with its own mu (see struct px_slot) */
+
+	struct ff_mutex log; /* guards the fields down to leader */
+	pthread_cond_t log_cv;
+	struct px_buf pend;
+	uint64_t next_seq;
+	_Atomic uint64_t committed;
+	bool leader;
+	int log_err;
+	uint32_t log_idx; /* meta zone in use: meta_first + log_idx (leader only) */
+	uint64_t log_off; /* absolute, block aligned (leader only) */
+	uint64_t gen;	  /* its generation (leader only) */
+
+	_Atomic uint64_t st_log_writes, st_log_bytes, st_ckpts, st_hdr_writes, st_inplace,
+		st_commits;
+};
+
+/* posix_fsck.c: the format table's fsck (fs.h ff_fs_fsck) */
+int ff_posix_fsck(const char *path, unsigned flags, struct ff_fsck_report *r);
+
+#endif
