@@ -61,7 +61,7 @@ ABSENT = 0  # no inode has number 0
 MAXSZ = 96 << 10  # files stay small: a crash point is cheap
 # the raw write after which the device dies: the mount itself writes a few
 # (its checkpoint), a workload a few hundred
-DEAD_MAX = int(os.environ.get("FOLIOFS_PCRASH_DEAD_MAX", "400"))
+DEAD_MAX = int(os.environ.get("FOLIOFS_PCRASH_DEAD_MAX", "150"))
 
 # crash.py's helpers read these module globals
 C.WORK = WORK
