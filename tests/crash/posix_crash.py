@@ -471,7 +471,7 @@ def check(m, tree):
         if p in ("lost+found",):
             continue
         if ino not in m.ever.get(p, ()) and not (p in m.creating and ino not in m.files
-                                                  and size == 0):
+                                                  and (isdir or size == 0)):
             errs.append("%s holds inode %d, which was never there (there: %s)" % (
                 p, ino, sorted(m.ever.get(p, ()))))
             continue
@@ -536,7 +536,7 @@ def one_iteration(seed, stats):
             pass  # the device died during the setup: nothing is durable
         stop = threading.Event()
         ws = [Worker(rng, i, m, rng.randint(10, 60), stop) for i in range(nthr)]
-        kill_at = rng.uniform(0.0, 0.5) if mode == "kill" else None
+        kill_at = rng.uniform(0.0, 0.15) if mode == "kill" else None
         t0 = time.monotonic()
         for w in ws:
             w.start()
