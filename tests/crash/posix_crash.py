@@ -502,7 +502,7 @@ def one_iteration(seed, stats):
     fault = None
     if mode == "cut":
         fault = "dead_after=%d,vlog=%s" % (rng.randint(1, DEAD_MAX), C.VLOG)
-    opts = rng.choice([None, "cache_size=8M", "cache_size=16M,max_folio=64K"])
+    opts = rng.choice([None, "cache_size=8M", "cache_size=16M,max_folio=64K", "cache_size=1M,max_folio=64K", "sync_mode=writeback,cache_size=8M", "dirty_granularity=folio,max_folio=64K"])
     m = Model()
     nthr = rng.randint(2, 4)
     ws = []
