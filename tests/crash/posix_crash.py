@@ -497,7 +497,9 @@ def one_iteration(seed, stats):
         f.truncate(NZONES * ZS)
     args = [C.MKFS, "--format", "posix", "--zone-size", str(ZS)]
     if zoned:
-        args += ["--emulate-zoned", "--conv-zones", "1"]
+        # metadata zones sequential, or conventional (zones 1-3) before
+        # sequential data zones
+        args += ["--emulate-zoned", "--conv-zones", str(rng.choice([1, 4]))]
     C.sh(args + [C.IMG])
     fault = None
     if mode == "cut":
