@@ -34,7 +34,9 @@ stable and never reuses them).
 
   FOLIOFS_PCRASH_ITERS  iterations (default 200; long mode e.g. 5000)
   FOLIOFS_PCRASH_SEED   first seed (default: from the time; printed)
-  FOLIOFS_PCRASH_ONLY   replay a single seed
+  FOLIOFS_PCRASH_ONLY   replay a single seed (without it, the fixed crash
+                        points of SCENARIOS run first: the smallest
+                        sequences the random driver failed on, kill -9)
   FOLIOFS_BUILD         build dir (default ./build)
   FOLIOFS_CRASH_DIR     work dir (default /tmp/h-pcrash/crash)
 A failure prints "FAIL seed=S" with what differed, keeps the image and logs
@@ -619,6 +621,92 @@ def one_iteration(seed, stats):
             "; ".join(errs[:6]), mode, "zoned" if zoned else "regular", fault, opts, cutinfo, ev))
 
 
+# ---- fixed crash points: the smallest sequences the random driver failed on ----
+
+
+def sc_trunc_then_dsync(fd):
+    """A sync write right after a truncate: its data header must count."""
+    os.ftruncate(fd, 48)
+    os.pwritev(fd, [b"S" * 16384], 16, os.RWF_DSYNC)
+    return 16400, {(16, 16400): b"S"}
+
+
+def sc_writeback_dsync_extend(fd):
+    """sync_mode=writeback: an RWF_DSYNC write that extends the file inside
+    a block already written in place (conventional space)."""
+    g = os.open("/proc/self/fd/%d" % fd, os.O_WRONLY | os.O_SYNC)
+    try:
+        os.pwrite(g, b"A" * 16, 0)
+    finally:
+        os.close(g)
+    os.pwritev(fd, [b"B" * 64], 16, os.RWF_DSYNC)
+    return 80, {(0, 16): b"A", (16, 80): b"B"}
+
+
+def sc_grow_after_partial_truncate(fd):
+    """Truncate into a block, fsync, grow the file, then a sync write
+    elsewhere: the bytes cut off by the truncate must read as zeros."""
+    os.pwrite(fd, b"A" * 16384, 0)
+    os.fsync(fd)
+    os.ftruncate(fd, 2712)
+    os.fsync(fd)
+    os.ftruncate(fd, 27896)
+    os.pwritev(fd, [b"B" * 256], 14392, os.RWF_DSYNC)
+    return 27896, {(0, 2712): b"A", (2712, 14392): b"\0", (14392, 14648): b"B",
+                   (14648, 27896): b"\0"}
+
+
+SCENARIOS = [  # (name, mkfs args, mount options, function)
+    ("trunc-then-dsync", [], None, sc_trunc_then_dsync),
+    ("trunc-then-dsync-zoned", ["--emulate-zoned"], None, sc_trunc_then_dsync),
+    ("writeback-dsync-extend", [], "sync_mode=writeback", sc_writeback_dsync_extend),
+    ("grow-after-partial-truncate", [], None, sc_grow_after_partial_truncate),
+    ("grow-after-partial-truncate-zoned", ["--emulate-zoned"], None,
+     sc_grow_after_partial_truncate),
+]
+
+
+def one_scenario(name, mkfs, opts, fn):
+    """Run fn on a fresh file, kill -9 the daemon, remount: the file holds
+    exactly the size and the bytes fn says are durable."""
+    C.force_unmount()
+    for f in (C.IMG, C.VLOG, C.DLOG):
+        if os.path.exists(f):
+            os.unlink(f)
+    with open(C.IMG, "wb") as f:
+        f.truncate(NZONES * ZS)
+    C.sh([C.MKFS, "--format", "posix", "--zone-size", str(ZS), "-f"] + mkfs + [C.IMG])
+    p = C.mount(None, opts)
+    fd = None
+    try:
+        fd = os.open(os.path.join(C.MNT, "f"), os.O_CREAT | os.O_RDWR, 0o644)
+        os.fsync(fd)
+        dfd = os.open(C.MNT, os.O_RDONLY | os.O_DIRECTORY)
+        os.fsync(dfd)
+        os.close(dfd)
+        size, want = fn(fd)
+    finally:
+        # killed with the file open: its close would write it back
+        C.kill9(p)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    p = C.mount()
+    try:
+        with open(os.path.join(C.MNT, "f"), "rb") as f:
+            data = f.read()
+    finally:
+        C.unmount(p)
+    if len(data) != size:
+        raise Fail("%s: size %d after kill -9, %d acknowledged durable" % (name, len(data), size))
+    for (a, b), ch in sorted(want.items()):
+        bad = next((i for i in range(a, b) if data[i:i + 1] != ch), None)
+        if bad is not None:
+            raise Fail("%s: byte %d is %r, durable %r" % (name, bad, data[bad:bad + 1], ch))
+
+
 def main():
     for exe in (C.MKFS, C.DAEMON, C.CUT, FSCK):
         if not os.access(exe, os.X_OK):
@@ -638,6 +726,14 @@ def main():
     fails = []
     t0 = time.monotonic()
     try:
+        for sc in SCENARIOS if not only else []:
+            stats["kill"] += 1
+            try:
+                one_scenario(*sc)
+            except Fail as e:
+                fails.append(sc[0])
+                print("FAIL scenario %s" % e, flush=True)
+                print("  daemon log: %s" % C.tail_log(6), flush=True)
         for i, s in enumerate(seeds):
             try:
                 one_iteration(s, stats)
@@ -659,7 +755,7 @@ def main():
               stats["cut"] + stats["kill"], stats["cut"], stats["died"] - stats["in_mount"],
               stats["in_mount"], stats["kill"], stats["acked"],
               stats["logged"], stats["dropped"], stats["fsck_skipped"], len(fails),
-              (" (seeds %s)" % fails) if fails else "", time.monotonic() - t0))
+              (" (%s)" % fails) if fails else "", time.monotonic() - t0))
     return 1 if fails else 0
 
 
