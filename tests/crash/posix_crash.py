@@ -52,6 +52,7 @@ import sys
 import threading
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crash as C  # noqa: E402  (the mount, kill and cut helpers)
 
