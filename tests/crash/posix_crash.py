@@ -1,0 +1,764 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Crash-consistency driver for foliofs's posix format (issue 11).
+
+Each iteration, from one seed: format a small posix image (a regular image,
+or an emulated-zoned one), mount it with the real daemon, run several
+threads of mixed namespace and data operations (create, buffered / O_SYNC /
+O_DSYNC writes at 8-byte granularity, fsync, fdatasync, rename over existing
+names and across directories, link, unlink of closed and open files,
+mkdir / rmdir, truncate both ways, fsync of directories), then crash, with
+crash.py's two kinds of crash point:
+  cut:  FOLIOFS_FAULT="dead_after=N,vlog=LOG" (the device dies after its Nth
+        raw write), kill -9, then ff-cut keeps a random subset of the writes
+        the device had not made durable;
+  kill: plain kill -9 at a random moment.
+Then remount and check, with XFS's rules:
+  - the mount succeeds, and `fsck.foliofs -n` exits 0 (a format it cannot
+    check yet, exit 8, is counted and reported, not failed);
+  - a name made durable (fsync of its file, or of its directory) holds the
+    inode it held then, or one a later operation on that name put there;
+    a name a directory fsync saw absent stays absent unless later created;
+    so a rename over a durable name leaves the old or the new inode there,
+    never neither;
+  - every name holds an inode that name held at some time;
+  - a fsync'd file's size is at least its fsync'd size (unless a later
+    truncate lowered it) and at most the largest size it ever had; every
+    word of a fsync'd or sync-written range holds its durable content or a
+    later write's (or zero after a later truncate);
+  - every nonzero 8-byte word of every file is a word written to that inode
+    at that offset (each written word is unique: inode tag, write number,
+    word index), so no file holds bytes it was never given.
+Inode numbers identify files across the remount (the format keeps them
+stable and never reuses them).
+
+  FOLIOFS_PCRASH_ITERS  iterations (default 200; long mode e.g. 5000)
+  FOLIOFS_PCRASH_SEED   first seed (default: from the time; printed)
+  FOLIOFS_PCRASH_ONLY   replay a single seed (without it, the fixed crash
+                        points of SCENARIOS run first: the smallest
+                        sequences the random driver failed on, kill -9)
+  FOLIOFS_BUILD         build dir (default ./build)
+  FOLIOFS_CRASH_DIR     work dir (default /tmp/h-pcrash/crash)
+A failure prints "FAIL seed=S" with what differed, keeps the image and logs
+in $FOLIOFS_CRASH_DIR/fail-S/; replay with FOLIOFS_PCRASH_ONLY=S (thread
+timing makes some replays differ). Exits 0 when every iteration passed.
+"""
+import os
+import random
+import shutil
+import stat
+import struct
+import sys
+import threading
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import crash as C  # noqa: E402  (the mount, kill and cut helpers)
+
+WORK = os.environ.get("FOLIOFS_CRASH_DIR", "/tmp/h-pcrash/crash")
+FSCK = os.path.join(C.BUILD, "src/cli/fsck.foliofs")
+ZS = 2 << 20
+NZONES = 16
+ABSENT = 0  # no inode has number 0
+MAXSZ = 96 << 10  # files stay small: a crash point is cheap
+# the raw write after which the device dies: the mount itself writes a few
+# (its checkpoint), a workload a few hundred
+DEAD_MAX = int(os.environ.get("FOLIOFS_PCRASH_DEAD_MAX", "150"))
+
+# crash.py's helpers read these module globals
+C.WORK = WORK
+C.IMG = os.path.join(WORK, "img")
+C.MNT = os.path.join(WORK, "mnt")
+C.VLOG = os.path.join(WORK, "vlog")
+C.DLOG = os.path.join(WORK, "daemon.log")
+Fail = C.Fail
+
+
+def word(fid, wseq, idx):
+    """The unique 8 bytes a write puts at word idx of a file (never zero)."""
+    return struct.pack("<HHI", fid, wseq & 0xFFFF, idx)
+
+
+class FileM:
+    """One inode: its current content (as acknowledged), the content a crash
+    must keep (per word: None = unconstrained, else the allowed values), the
+    durable size floor, every word ever written at each index."""
+
+    def __init__(self, ino, fid, isdir=False):
+        self.ino = ino
+        self.fid = fid
+        self.isdir = isdir
+        self.cur = bytearray()
+        self.wseq = 0
+        self.dur = {}  # word index -> set of allowed 8-byte values
+        self.size_lo = None  # durable size floor
+        self.size_hi = 0  # the largest size it ever had (or may have had)
+        self.ever = {}  # word index -> set of values ever written there
+        self.names = set()  # current paths
+        self.hist = []
+
+    # before an operation: what it may leave behind if it is in flight
+    def may_write(self, off, data):
+        self.size_hi = max(self.size_hi, off + len(data))
+        for i in range(len(data) // 8):
+            w = data[i * 8:i * 8 + 8]
+            self.ever.setdefault(off // 8 + i, set()).add(w)
+            if off // 8 + i in self.dur:
+                self.dur[off // 8 + i].add(w)
+        # a gap between the old size and off reads as zeros
+        for i in range(len(self.cur) // 8, off // 8):
+            if i in self.dur:
+                self.dur[i].add(bytes(8))
+
+    def may_truncate(self, size):
+        self.size_hi = max(self.size_hi, size)
+        if self.size_lo is not None:
+            self.size_lo = min(self.size_lo, size)
+        for i, s in self.dur.items():
+            if i >= size // 8:
+                s.add(bytes(8))
+
+    # after it was acknowledged
+    def did_write(self, off, data):
+        if len(self.cur) < off:
+            self.cur += bytes(off - len(self.cur))
+        self.cur[off:off + len(data)] = data
+
+    def did_truncate(self, size):
+        if size < len(self.cur):
+            del self.cur[size:]
+        else:
+            self.cur += bytes(size - len(self.cur))
+
+    def durable_range(self, off, n):
+        for i in range(off // 8, (off + n) // 8):
+            self.dur[i] = {bytes(self.cur[i * 8:i * 8 + 8])}
+
+    def durable_all(self):
+        self.durable_range(0, len(self.cur))
+        # words beyond the size must not come back (they read as zeros if
+        # the file grows again, and are beyond the size otherwise)
+        for i in list(self.dur):
+            if i >= len(self.cur) // 8:
+                self.dur[i] = {bytes(8)}
+        self.size_lo = len(self.cur)
+
+    def sync_written(self, off, n):
+        self.durable_range(off, n)
+        self.size_lo = max(self.size_lo or 0, off + n)
+
+    def check(self, size, data):
+        if self.size_lo is not None and size < self.size_lo:
+            return "size %d < durable size %d" % (size, self.size_lo)
+        if size > self.size_hi:
+            return "size %d > largest size it ever had %d" % (size, self.size_hi)
+        for i in range(len(data) // 8):
+            w = data[i * 8:i * 8 + 8]
+            if w != bytes(8) and w not in self.ever.get(i, ()):
+                fid, ws, idx = struct.unpack("<HHI", w)
+                return "word %d (byte %d) holds %s (fid %d write %d word %d), never written there" % (
+                    i, i * 8, w.hex(), fid, ws, idx)
+            a = self.dur.get(i)
+            if a is not None and w not in a:
+                return "word %d (byte %d of %d) holds %s, not its durable content %s" % (
+                    i, i * 8, size, w.hex(), "/".join(x.hex() for x in a))
+        return None
+
+
+class Model:
+    """The namespace: per path the inode now there, what a crash must leave
+    there (None = unconstrained, else a set of inode numbers, ABSENT = 0)
+    and every inode ever there."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.at = {}  # path -> ino (current)
+        self.dur = {}  # path -> set
+        self.ever = {}  # path -> set of inos
+        self.files = {}  # ino -> FileM
+        self.children = {}  # dir path -> set of names ever in it
+        self.creating = set()  # paths of creates whose inode is not known yet
+        self.nfid = 0
+
+    def new_fid(self):
+        with self.lock:
+            self.nfid += 1
+            return self.nfid
+
+    def may_bind(self, path, ino):
+        """Before an op that may leave ino (or ABSENT) at path."""
+        with self.lock:
+            if path in self.dur:
+                self.dur[path].add(ino)
+            if ino != ABSENT:
+                self.ever.setdefault(path, set()).add(ino)
+            d, n = os.path.split(path)
+            self.children.setdefault(d, set()).add(n)
+
+    def did_bind(self, path, ino):
+        with self.lock:
+            old = self.at.pop(path, None)
+            if old and old in self.files:
+                self.files[old].names.discard(path)
+            if ino != ABSENT:
+                self.at[path] = ino
+                self.files[ino].names.add(path)
+
+    def durable_name(self, path):
+        with self.lock:
+            self.dur[path] = {self.at.get(path, ABSENT)}
+
+    def durable_dir(self, d):
+        for n in list(self.children.get(d, ())):
+            self.durable_name(os.path.join(d, n))
+
+
+def rel(p):
+    return os.path.relpath(p, C.MNT)
+
+
+class Worker(threading.Thread):
+    """One thread: its own two directories (renames across them), its files
+    and leaf subdirectories."""
+
+    def __init__(self, rng, idx, m, nops, stop):
+        super().__init__(daemon=True)
+        self.r = random.Random(rng.getrandbits(64))
+        self.idx = idx
+        self.m = m
+        self.nops = nops
+        self.stop = stop
+        self.dirs = ["t%da" % idx, "t%db" % idx]
+        self.fds = {}  # ino -> fd kept open (also across its unlink)
+        self.acked = 0
+        self.err = None
+        self.log = []
+
+    def run(self):
+        try:
+            for _ in range(self.nops):
+                if self.stop.is_set():
+                    break
+                self.one()
+                self.acked += 1
+        except OSError as e:
+            self.err = e  # the crash: this op stays in flight
+        except Exception as e:  # noqa: BLE001 - a driver bug must show
+            self.err = e
+
+    def path(self, name=None):
+        d = self.r.choice(self.dirs)
+        return "%s/%s" % (d, name or "f%d" % self.r.randrange(6))
+
+    def files_here(self):
+        with self.m.lock:
+            return [(p, i) for p, i in self.m.at.items()
+                    if p.split("/")[0] in self.dirs and not self.m.files[i].isdir]
+
+    def a(self, p):
+        return os.path.join(C.MNT, p)
+
+    def one(self):
+        r, m = self.r, self.m
+        k = r.random()
+        fl = self.files_here()
+        if not fl or k < 0.12:
+            return self.create()
+        p, ino = r.choice(fl)
+        f = m.files[ino]
+        if k < 0.50:
+            return self.write(p, f)
+        if k < 0.58:
+            return self.fsync(p, f, r.random() < 0.5)
+        if k < 0.64:
+            return self.truncate(p, f)
+        if k < 0.74:
+            return self.rename(p, f)
+        if k < 0.78:
+            return self.link(p, f)
+        if k < 0.86:
+            return self.unlink(p, f)
+        if k < 0.93:
+            return self.dirop()
+        return self.fsync_dir(r.choice(self.dirs))
+
+    def create(self):
+        p = self.path()
+        if p in self.m.at:
+            return self.unlink(p, self.m.files[self.m.at[p]])
+        self.log.append("create %s" % p)
+        # the inode number is known only after the create: until then, an
+        # unknown empty inode at p is allowed
+        self.m.may_bind(p, ABSENT)
+        self.m.creating.add(p)
+        fd = os.open(self.a(p), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+        ino = os.fstat(fd).st_ino
+        with self.m.lock:
+            if ino in self.m.files:
+                raise Fail("inode number %d reused for %s" % (ino, p))
+            self.m.files[ino] = FileM(ino, self.m.nfid + 1)
+            self.m.nfid += 1
+        self.m.may_bind(p, ino)
+        self.m.did_bind(p, ino)
+        if self.r.random() < 0.5:
+            self.fds[ino] = fd
+        else:
+            os.close(fd)
+
+    def write(self, p, f):
+        r = self.r
+        size = len(f.cur)
+        if r.random() < 0.5 or size == 0:
+            off = size  # append
+        else:
+            off = r.randrange(0, size // 8 + 1) * 8
+        n = r.choice([1, 1, 2, 8, 64, 512, 1024]) * 8 * r.randint(1, 4)
+        n = max(8, min(n, MAXSZ - off))
+        if off >= MAXSZ:
+            return self.truncate(p, f)
+        f.wseq += 1
+        data = b"".join(word(f.fid, f.wseq, off // 8 + i) for i in range(n // 8))
+        how = r.choice(["buf", "buf", "osync", "odsync", "rwf_dsync"])
+        f.hist.append("%s@%d+%d" % (how, off, n))
+        self.log.append("write %s ino %d %s@%d+%d" % (p, f.ino, how, off, n))
+        flags = os.O_WRONLY | (os.O_SYNC if how == "osync" else os.O_DSYNC if how == "odsync" else 0)
+        fd = self.fds.get(f.ino) if how in ("buf", "rwf_dsync") else None
+        own = fd is None
+        if own:
+            fd = os.open(self.a(p), flags)
+        try:
+            f.may_write(off, data)
+            if how == "rwf_dsync":
+                w = os.pwritev(fd, [data], off, os.RWF_DSYNC)
+            else:
+                w = os.pwrite(fd, data, off)
+            if w != n:
+                raise Fail("short write %d of %d to %s" % (w, n, p))
+            f.did_write(off, data)
+            if how != "buf":
+                f.sync_written(off, n)
+        finally:
+            if own:
+                os.close(fd)
+
+    def fsync(self, p, f, data_only):
+        self.log.append("%s %s ino %d" % ("fdatasync" if data_only else "fsync", p, f.ino))
+        f.hist.append("fdatasync" if data_only else "fsync")
+        fd = self.fds.get(f.ino)
+        own = fd is None
+        if own:
+            fd = os.open(self.a(p), os.O_RDONLY)
+        try:
+            (os.fdatasync if data_only else os.fsync)(fd)
+            f.durable_all()
+            if not data_only:
+                for q in list(f.names):
+                    self.m.durable_name(q)
+        finally:
+            if own:
+                os.close(fd)
+
+    def truncate(self, p, f):
+        size = self.r.randrange(0, MAXSZ // 8) * 8 if self.r.random() < 0.3 else \
+            self.r.randrange(0, len(f.cur) // 8 + 1) * 8
+        self.log.append("truncate %s ino %d %d" % (p, f.ino, size))
+        f.hist.append("trunc%d" % size)
+        f.may_truncate(size)
+        os.truncate(self.a(p), size)
+        f.did_truncate(size)
+
+    def rename(self, p, f):
+        q = self.path()
+        if q == p:
+            return
+        m = self.m
+        tgt = m.at.get(q)
+        if tgt and m.files[tgt].isdir:
+            return
+        self.log.append("rename %s -> %s (ino %d over %s)" % (p, q, f.ino, tgt))
+        if tgt == f.ino:
+            # two links of one inode: POSIX says rename does nothing
+            os.rename(self.a(p), self.a(q))
+            return
+        m.may_bind(p, ABSENT)
+        m.may_bind(q, f.ino)
+        os.rename(self.a(p), self.a(q))
+        m.did_bind(p, ABSENT)
+        m.did_bind(q, f.ino)
+
+    def link(self, p, f):
+        q = self.path()
+        if q in self.m.at:
+            return
+        self.log.append("link %s -> %s (ino %d)" % (p, q, f.ino))
+        self.m.may_bind(q, f.ino)
+        os.link(self.a(p), self.a(q))
+        self.m.did_bind(q, f.ino)
+
+    def unlink(self, p, f):
+        self.log.append("unlink %s (ino %d%s)" % (p, f.ino, ", open" if f.ino in self.fds else ""))
+        self.m.may_bind(p, ABSENT)
+        os.unlink(self.a(p))
+        self.m.did_bind(p, ABSENT)
+        if not f.names and f.ino in self.fds and self.r.random() < 0.5:
+            os.close(self.fds.pop(f.ino))
+
+    def dirop(self):
+        m = self.m
+        p = self.path("s%d" % self.r.randrange(2))
+        ino = m.at.get(p)
+        if ino is None:
+            self.log.append("mkdir %s" % p)
+            m.may_bind(p, ABSENT)
+            m.creating.add(p)
+            os.mkdir(self.a(p))
+            ino = os.stat(self.a(p)).st_ino
+            with m.lock:
+                if ino in m.files:
+                    raise Fail("inode number %d reused for %s" % (ino, p))
+                m.files[ino] = FileM(ino, 0, isdir=True)
+            m.may_bind(p, ino)
+            m.did_bind(p, ino)
+        else:
+            self.log.append("rmdir %s (ino %d)" % (p, ino))
+            m.may_bind(p, ABSENT)
+            os.rmdir(self.a(p))
+            m.did_bind(p, ABSENT)
+
+    def fsync_dir(self, d):
+        self.log.append("fsync dir %s" % d)
+        fd = os.open(self.a(d), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+            self.m.durable_dir(d)
+        finally:
+            os.close(fd)
+
+    def close_all(self):
+        for fd in self.fds.values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds.clear()
+
+
+def walk():
+    """{path: (ino, isdir, size, data)} of the mounted tree."""
+    out = {}
+    for d, dns, fns in os.walk(C.MNT):
+        for n in dns + fns:
+            a = os.path.join(d, n)
+            st = os.lstat(a)
+            isdir = stat.S_ISDIR(st.st_mode)
+            data = b""
+            if not isdir:
+                with open(a, "rb") as f:
+                    data = f.read()
+                if len(data) != st.st_size:
+                    raise Fail("%s: read %d bytes of a %d-byte file" % (rel(a), len(data), st.st_size))
+            out[rel(a)] = (st.st_ino, isdir, st.st_size, data)
+    return out
+
+
+def check(m, tree):
+    errs = []
+    for p, a in sorted(m.dur.items()):
+        got = tree.get(p, (ABSENT,))[0]
+        if got not in a and not (p in m.creating and got not in m.files):
+            errs.append("%s holds inode %s, durable: %s" % (
+                p, got or "none", "/".join(str(x) if x else "none" for x in sorted(a))))
+    seen = {}
+    for p, (ino, isdir, size, data) in sorted(tree.items()):
+        if p in ("lost+found",):
+            continue
+        if ino not in m.ever.get(p, ()) and not (p in m.creating and ino not in m.files
+                                                  and (isdir or size == 0)):
+            errs.append("%s holds inode %d, which was never there (there: %s)" % (
+                p, ino, sorted(m.ever.get(p, ()))))
+            continue
+        if isdir or ino in seen or ino not in m.files:
+            continue
+        seen[ino] = p
+        e = m.files[ino].check(size, data)
+        if e:
+            errs.append("%s (ino %d): %s [ops %s]" % (p, ino, e, " ".join(m.files[ino].hist[-10:])))
+    # a fsync'd file whose names are constrained must be found
+    return errs
+
+
+def one_iteration(seed, stats):
+    rng = random.Random(seed)
+    mode = "kill" if rng.random() < 0.2 else "cut"
+    C.force_unmount()
+    for f in (C.IMG, C.VLOG, C.DLOG, C.VLOG + ".orig"):
+        if os.path.exists(f):
+            os.unlink(f)
+    zoned = rng.random() < 0.5
+    with open(C.IMG, "wb") as f:
+        f.truncate(NZONES * ZS)
+    args = [C.MKFS, "--format", "posix", "--zone-size", str(ZS)]
+    if zoned:
+        # metadata zones sequential, or conventional (zones 1-3) before
+        # sequential data zones
+        args += ["--emulate-zoned", "--conv-zones", str(rng.choice([1, 4]))]
+    C.sh(args + [C.IMG])
+    fault = None
+    if mode == "cut":
+        fault = "dead_after=%d,vlog=%s" % (rng.randint(1, DEAD_MAX), C.VLOG)
+    opts = rng.choice([None, "cache_size=8M", "cache_size=16M,max_folio=64K", "cache_size=1M,max_folio=64K", "sync_mode=writeback,cache_size=8M", "dirty_granularity=folio,max_folio=64K"])
+    m = Model()
+    nthr = rng.randint(2, 4)
+    ws = []
+    try:
+        p = C.mount(fault, opts)
+    except Fail:
+        # the device died under the mount's own writes: a crash point too
+        if mode != "cut" or "device dead" not in C.tail_log(20):
+            raise
+        stats["in_mount"] += 1
+        p = None
+    try:
+        if p is None:
+            raise EOFError
+        # the threads' directories, made durable before the workload
+        try:
+            for i in range(nthr):
+                for d in ("t%da" % i, "t%db" % i):
+                    os.mkdir(os.path.join(C.MNT, d))
+                    ino = os.stat(os.path.join(C.MNT, d)).st_ino
+                    m.files[ino] = FileM(ino, 0, isdir=True)
+                    m.may_bind(d, ino)
+                    m.did_bind(d, ino)
+            fd = os.open(C.MNT, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            m.durable_dir("")
+        except OSError:
+            pass  # the device died during the setup: nothing is durable
+        stop = threading.Event()
+        ws = [Worker(rng, i, m, rng.randint(10, 60), stop) for i in range(nthr)]
+        kill_at = rng.uniform(0.0, 0.15) if mode == "kill" else None
+        t0 = time.monotonic()
+        for w in ws:
+            w.start()
+        while any(w.is_alive() for w in ws):
+            if kill_at is not None and time.monotonic() - t0 >= kill_at:
+                break
+            if mode == "cut" and any(w.err for w in ws):
+                break
+            if time.monotonic() - t0 > C.HANG_S:
+                C.hang_report(p)
+                raise Fail("workload hung for %d s: %s" % (C.HANG_S, C.tail_log()))
+            time.sleep(0.002)
+        stop.set()
+        if mode == "cut":
+            for w in ws:
+                w.join(5)
+    except EOFError:
+        pass
+    finally:
+        if p is not None:
+            died = p.poll()
+            C.kill9(p)
+            if died is not None and died < 0:
+                raise Fail("the daemon died by itself (signal %d) before the kill: %s" % (
+                    -died, C.tail_log()))
+    if "device dead" in C.tail_log(1000):
+        stats["died"] += 1
+    for w in ws:
+        w.join(10)
+        if w.is_alive():
+            raise Fail("a worker is stuck after kill -9")
+        if w.err and not isinstance(w.err, OSError):
+            raise Fail("driver error: %r" % w.err)
+        w.close_all()
+    stats["acked"] += sum(w.acked for w in ws)
+    cutinfo = None
+    if mode == "cut" and os.path.exists(C.VLOG):
+        shutil.copy(C.VLOG, C.VLOG + ".orig")
+        cut = C.sh([C.CUT, C.IMG, C.VLOG, str(seed), str(rng.choice([0, 30, 50, 70, 100]))]).stdout.split()
+        cutinfo = dict(zip(cut[0::2], map(int, cut[1::2])))
+        stats["dropped"] += cutinfo["dropped"]
+        stats["logged"] += cutinfo["entries"]
+    stats[mode] += 1
+    errs = []
+    try:
+        p = C.mount()
+    except Fail as e:
+        errs.append("remount failed: %s" % e)
+        p = None
+    if p:
+        try:
+            tree = walk()
+        except (OSError, Fail) as e:
+            errs.append("reading the tree: %s" % e)
+            tree = None
+        finally:
+            try:
+                C.unmount(p)
+            except Fail as e:
+                errs.append(str(e))
+        if tree is not None:
+            errs += check(m, tree)
+        r = C.sh([FSCK, "-n", C.IMG], check=False)
+        if r.returncode == 8 and "cannot check" in r.stdout:
+            stats["fsck_skipped"] += 1
+        elif r.returncode != 0:
+            errs.append("fsck -n exited %d: %s" % (r.returncode, " | ".join(r.stdout.splitlines()[-6:])))
+    if errs:
+        ev = os.path.join(WORK, "fail-%d" % seed)
+        os.makedirs(ev, exist_ok=True)
+        for f in (C.IMG, C.DLOG, C.VLOG + ".orig"):
+            if os.path.exists(f):
+                shutil.copy(f, ev)
+        with open(os.path.join(ev, "ops.txt"), "w") as f:
+            for w in ws:
+                f.write("thread %d (err %r):\n  %s\n" % (w.idx, w.err, "\n  ".join(w.log)))
+        raise Fail("%s [mode %s, %s, %s, opts %s; cut %s; evidence in %s]" % (
+            "; ".join(errs[:6]), mode, "zoned" if zoned else "regular", fault, opts, cutinfo, ev))
+
+
+# ---- fixed crash points: the smallest sequences the random driver failed on ----
+
+
+def sc_trunc_then_dsync(fd):
+    """A sync write right after a truncate: its data header must count."""
+    os.ftruncate(fd, 48)
+    os.pwritev(fd, [b"S" * 16384], 16, os.RWF_DSYNC)
+    return 16400, {(16, 16400): b"S"}
+
+
+def sc_writeback_dsync_extend(fd):
+    """sync_mode=writeback: an RWF_DSYNC write that extends the file inside
+    a block already written in place (conventional space)."""
+    g = os.open("/proc/self/fd/%d" % fd, os.O_WRONLY | os.O_SYNC)
+    try:
+        os.pwrite(g, b"A" * 16, 0)
+    finally:
+        os.close(g)
+    os.pwritev(fd, [b"B" * 64], 16, os.RWF_DSYNC)
+    return 80, {(0, 16): b"A", (16, 80): b"B"}
+
+
+def sc_grow_after_partial_truncate(fd):
+    """Truncate into a block, fsync, grow the file, then a sync write
+    elsewhere: the bytes cut off by the truncate must read as zeros."""
+    os.pwrite(fd, b"A" * 16384, 0)
+    os.fsync(fd)
+    os.ftruncate(fd, 2712)
+    os.fsync(fd)
+    os.ftruncate(fd, 27896)
+    os.pwritev(fd, [b"B" * 256], 14392, os.RWF_DSYNC)
+    return 27896, {(0, 2712): b"A", (2712, 14392): b"\0", (14392, 14648): b"B",
+                   (14648, 27896): b"\0"}
+
+
+SCENARIOS = [  # (name, mkfs args, mount options, function)
+    ("trunc-then-dsync", [], None, sc_trunc_then_dsync),
+    ("trunc-then-dsync-zoned", ["--emulate-zoned"], None, sc_trunc_then_dsync),
+    ("writeback-dsync-extend", [], "sync_mode=writeback", sc_writeback_dsync_extend),
+    ("grow-after-partial-truncate", [], None, sc_grow_after_partial_truncate),
+    ("grow-after-partial-truncate-zoned", ["--emulate-zoned"], None,
+     sc_grow_after_partial_truncate),
+]
+
+
+def one_scenario(name, mkfs, opts, fn):
+    """Run fn on a fresh file, kill -9 the daemon, remount: the file holds
+    exactly the size and the bytes fn says are durable."""
+    C.force_unmount()
+    for f in (C.IMG, C.VLOG, C.DLOG):
+        if os.path.exists(f):
+            os.unlink(f)
+    with open(C.IMG, "wb") as f:
+        f.truncate(NZONES * ZS)
+    C.sh([C.MKFS, "--format", "posix", "--zone-size", str(ZS), "-f"] + mkfs + [C.IMG])
+    p = C.mount(None, opts)
+    fd = None
+    try:
+        fd = os.open(os.path.join(C.MNT, "f"), os.O_CREAT | os.O_RDWR, 0o644)
+        os.fsync(fd)
+        dfd = os.open(C.MNT, os.O_RDONLY | os.O_DIRECTORY)
+        os.fsync(dfd)
+        os.close(dfd)
+        size, want = fn(fd)
+    finally:
+        # killed with the file open: its close would write it back
+        C.kill9(p)
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    p = C.mount()
+    try:
+        with open(os.path.join(C.MNT, "f"), "rb") as f:
+            data = f.read()
+    finally:
+        C.unmount(p)
+    if len(data) != size:
+        raise Fail("%s: size %d after kill -9, %d acknowledged durable" % (name, len(data), size))
+    for (a, b), ch in sorted(want.items()):
+        bad = next((i for i in range(a, b) if data[i:i + 1] != ch), None)
+        if bad is not None:
+            raise Fail("%s: byte %d is %r, durable %r" % (name, bad, data[bad:bad + 1], ch))
+
+
+def main():
+    for exe in (C.MKFS, C.DAEMON, C.CUT, FSCK):
+        if not os.access(exe, os.X_OK):
+            print("pcrash: %s not built" % exe)
+            return 1
+    os.makedirs(C.MNT, exist_ok=True)
+    only = os.environ.get("FOLIOFS_PCRASH_ONLY")
+    if only:
+        seeds = [int(only)]
+    else:
+        first = int(os.environ.get("FOLIOFS_PCRASH_SEED", str(int(time.time()) % 1000000 * 1000)))
+        n = int(os.environ.get("FOLIOFS_PCRASH_ITERS", "200"))
+        seeds = range(first, first + n)
+        print("pcrash: %d iterations, seeds %d..%d" % (n, first, first + n - 1), flush=True)
+    stats = dict(cut=0, kill=0, acked=0, dropped=0, fsck_skipped=0, in_mount=0, died=0,
+                 logged=0)
+    fails = []
+    t0 = time.monotonic()
+    try:
+        for sc in SCENARIOS if not only else []:
+            stats["kill"] += 1
+            try:
+                one_scenario(*sc)
+            except Fail as e:
+                fails.append(sc[0])
+                print("FAIL scenario %s" % e, flush=True)
+                print("  daemon log: %s" % C.tail_log(6), flush=True)
+        for i, s in enumerate(seeds):
+            try:
+                one_iteration(s, stats)
+            except Fail as e:
+                fails.append(s)
+                print("FAIL seed=%d: %s" % (s, e), flush=True)
+                print("  replay: FOLIOFS_PCRASH_ONLY=%d %s" % (s, sys.argv[0]), flush=True)
+                print("  daemon log: %s" % C.tail_log(12), flush=True)
+                if os.environ.get("FOLIOFS_CRASH_KEEP"):
+                    return 1
+            if (i + 1) % 25 == 0:
+                print("pcrash: %d done, %d failed, %.0f s" % (i + 1, len(fails),
+                      time.monotonic() - t0), flush=True)
+    finally:
+        C.force_unmount()
+    print("pcrash: %d crash points (%d power cuts: %d in the workload, %d in the mount; "
+          "%d kill -9), %d ops acknowledged, "
+          "%d volatile writes logged, %d dropped, fsck skipped %d; %d failed%s; %.0f s" % (
+              stats["cut"] + stats["kill"], stats["cut"], stats["died"] - stats["in_mount"],
+              stats["in_mount"], stats["kill"], stats["acked"],
+              stats["logged"], stats["dropped"], stats["fsck_skipped"], len(fails),
+              (" (%s)" % fails) if fails else "", time.monotonic() - t0))
+    return 1 if fails else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
