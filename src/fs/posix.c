@@ -2293,7 +2293,13 @@ static struct px_inode *file_get(struct px_fs *fs, uint64_t ino, int *err)
  * Before the size grows from s: the bytes of s's block beyond s may hold what
  * a truncate cut off; write zeros over them in the cache. io_lock held.
  */
-static int zero_tail(struct px_inode *i, uint64_t s)
+/*
+ * Zero the block bytes past s before the file grows past them. wflags
+ * FF_CW_DSYNC when the record that moves the size may be durable before any
+ * later write-back (a truncate, a sync write): the block's old bytes on the
+ * device would otherwise come back after a crash.
+ */
+static int zero_tail(struct px_inode *i, uint64_t s, unsigned wflags)
 {
 	static const uint8_t zeros[PX_BLK];
 	struct px_fs *fs = i->fs;
@@ -2307,7 +2313,7 @@ static int zero_tail(struct px_inode *i, uint64_t s)
 	ff_mutex_unlock(&fs->ns);
 	if (!in)
 		return 0;
-	r = ff_cache_write(i->ci, zeros, PX_BLK - s % PX_BLK, s, 0);
+	r = ff_cache_write(i->ci, zeros, PX_BLK - s % PX_BLK, s, wflags);
 	ff_cache_inode_set_size(i->ci, s);
 	return r < 0 ? (int)r : 0;
 }
@@ -2329,13 +2335,13 @@ static int truncate_locked(struct px_fs *fs, struct px_inode *i, uint64_t size)
 		ff_cache_truncate(i->ci, size);
 		ff_cache_invalidate_end(i->ci);
 	} else if (size > old) {
-		ret = zero_tail(i, old);
+		ret = zero_tail(i, old, FF_CW_DSYNC);
 		if (ret)
 			return ret;
 	}
 	ff_mutex_lock(&fs->ns);
 	t = *i;
-	t.dseq_floor = fs->next_dseq;
+	t.dseq_floor = fs->next_dseq - 1; /* headers written before this record */
 	t.mtime = t.ctime = now_ts();
 	rec_inode(&b, &t, size, PX_INODE_TRUNC);
 	ret = op_commit_locked(fs, &b, &seq);
@@ -2517,7 +2523,7 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 		i->wsize = off + len > size ? off + len : size;
 	ff_mutex_unlock(&fs->ns);
 	if (off > size) {
-		r = zero_tail(i, size);
+		r = zero_tail(i, size, flags & (FF_CW_SYNC | FF_CW_DSYNC));
 		if (r)
 			goto out_wsize;
 	}
@@ -2533,6 +2539,17 @@ out_wsize:
 	}
 	i->wsize = 0;
 	ff_mutex_unlock(&fs->ns);
+	/*
+	 * sync_mode=writeback wrote the data back without write_done's commit
+	 * of a durable write: the size it moved is committed here, as fsync
+	 * would.
+	 */
+	if (r > 0 && sync && fs->o.cache.sync_mode == FF_SYNC_WRITEBACK) {
+		int c = px_commit(i, !(flags & FF_CW_SYNC));
+
+		if (c)
+			r = c;
+	}
 out:
 	ff_mutex_unlock(&i->io_lock);
 	return r;
@@ -2875,7 +2892,7 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 		ff_mutex_lock(&fs->ns);
 		rec_extent(&b, ino, lo, hi - lo, PX_NO_DEV, 0, 0);
 		t = *i;
-		t.dseq_floor = fs->next_dseq;
+		t.dseq_floor = fs->next_dseq - 1; /* headers written before this record */
 		t.mtime = t.ctime = now_ts();
 		rec_inode(&b, &t, i->disk_size, 0);
 		ret = op_commit_locked(fs, &b, &seq);
