@@ -11,11 +11,13 @@
  * leaves to a daemon that ext4 leaves to the VFS (the umask, setuid
  * clearing on direct writes, ACLs: acl.c).
  *
- * Writable opens are FOPEN_DIRECT_IO, so the reply to an O_SYNC write means
- * durable; read-only opens of conventional files are served by the kernel
- * page cache, kept coherent by kcache.c's invalidations (-o kernel_cache
- * widens that to every open but a sequential file's writable ones, -o
- * direct_io and -s narrow it to none). FSYNC is always
+ * Opens are FOPEN_DIRECT_IO by default, so foliofs's cache is the only one
+ * and the reply to an O_SYNC write means durable. -o kernel_cache lets the
+ * kernel page cache serve every open but a sequential file's writable ones,
+ * kept coherent by kcache.c's invalidations. It is not the default: a READ
+ * answered short under memory pressure makes the kernel shrink its size of
+ * the file, and FUSE's cached reads take no lock against a truncate (the
+ * model checker found both). FSYNC is always
  * answered (never ENOSYS: the kernel would stop sending it). FLUSH (every
  * close) writes a file opened for writing back to the device, which is what
  * makes an unmount durable: the kernel does not wait for the daemon there.
@@ -111,10 +113,10 @@ static void usage(const char *prog)
 	       "    -o dirty_granularity=block|folio     dirty tracking (default block)\n"
 	       "    -o errors=remount-ro|zone-ro|zone-offline|repair   on write errors (default remount-ro)\n"
 	       "    -o explicit-open            open zones explicitly while files are open for writing\n"
-	       "    -o kernel_cache             the kernel page cache for writable opens too (shared\n"
-	       "                                mmap of cnv files)\n"
+	       "    -o kernel_cache             the kernel page cache for every open but a sequential\n"
+	       "                                file's writable ones (hot reads, shared mmap of cnv files)\n"
 	       "    -o direct_io                no kernel page cache: every read a FUSE request (the\n"
-	       "                                default with -s)\n"
+	       "                                default)\n"
 	       "    -o ro                       read-only\n"
 	       "Live counters: getfattr --only-values -n user.foliofs.stats MOUNTPOINT\n"
 	       "               getfattr --only-values -n user.foliofs.zone MOUNTPOINT/seq/N\n\n",
@@ -1293,7 +1295,7 @@ int main(int argc, char *argv[])
 	if (fuse_session_custom_io(se, &conn_io, fuse_session_fd(se)) != 0)
 		goto out_unmount;
 	/* kcache.c's invalidation may wait on a READ that only another worker can serve */
-	ff_kcache_start(se, !cmd.singlethread && !g_o.direct_io);
+	ff_kcache_start(se, !cmd.singlethread && g_o.kernel_cache && !g_o.direct_io);
 	if (!cmd.foreground) {
 		int nul = open("/dev/null", O_RDWR);
 		char ok = 0;
