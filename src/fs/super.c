@@ -132,7 +132,12 @@ static int probe_existing(const char *path, char *what, size_t len)
 	free(buf);
 	if (!found) {
 		struct ff_dev *dev;
-		struct ff_dev_opts o = {.read_only = true};
+		/*
+		 * Only whether emulated zones are laid over it: a small zone size
+		 * keeps a small regular image from being refused (and said to be
+		 * too small) at the default one.
+		 */
+		struct ff_dev_opts o = {.read_only = true, .zone_size = 4096};
 
 		if (ff_dev_open(path, &o, &dev) == 0) {
 			if (ff_dev_info(dev)->kind == FF_DEV_EMULATED) {
