@@ -627,7 +627,8 @@ static void check_space_locked(struct fk *k, struct px_fs *fs)
 			k->cp_valid = NULL;
 		}
 	check_extents(k, fs, valid, &all, &nall, &call);
-	qsort(all, nall, sizeof(*all), dext_cmp);
+	if (nall) /* no extents: all may be NULL, which qsort must not get */
+		qsort(all, nall, sizeof(*all), dext_cmp);
 	for (size_t e = 1; e < nall; e++)
 		if (all[e - 1].dev + all[e - 1].len > all[e].dev)
 			problem(k, false, "inodes %llu and %llu share device blocks at %llu",
