@@ -74,6 +74,16 @@ struct ff_fs_opts {
 	 */
 	void (*changed)(void *arg, uint64_t ino, uint64_t off, uint64_t len);
 	void *changed_arg;
+	/*
+	 * The whole filesystem became read-only on its own (errors=remount-ro
+	 * after a write error): every later write is refused with EROFS. For the
+	 * FUSE layer to make the mount itself read-only, so that programs see
+	 * ST_RDONLY in statvfs and the kernel refuses writes as it does for a
+	 * kernel filesystem. Called once, from the thread that met the error,
+	 * possibly inside a request: it must not wait for another request.
+	 * Gets changed_arg. NULL: nobody to tell.
+	 */
+	void (*went_read_only)(void *arg);
 };
 
 /* On-disk formats */

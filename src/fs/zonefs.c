@@ -502,8 +502,11 @@ static void zf_io_error(struct zf_inode *zi, int err)
 	 */
 	switch (fs->o.errors) {
 	case FF_ERRORS_REMOUNT_RO:
-		if (!atomic_exchange(&fs->ro, true))
+		if (!atomic_exchange(&fs->ro, true)) {
 			ff_err("errors=remount-ro: the filesystem is now read-only");
+			if (fs->o.went_read_only)
+				fs->o.went_read_only(fs->o.changed_arg);
+		}
 		break;
 	case FF_ERRORS_ZONE_RO:
 		if (atomic_load(&zi->state) != ZF_OFFLINE)

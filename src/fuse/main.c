@@ -35,7 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/uio.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -58,6 +60,10 @@ struct opts {
 
 static struct ff_fs *g_fs;
 static struct opts g_o;
+/* set before the session loop starts, then immutable; outlives the session for remount_ro */
+static char g_mountpoint[PATH_MAX];
+/* the session loop has returned: remount_ro stops retrying */
+static atomic_bool g_unmounting;
 
 #define OPT(t, p)                              \
 	{                                      \
@@ -1103,6 +1109,54 @@ static void fs_changed(void *arg, uint64_t ino, uint64_t off, uint64_t len)
 	ff_kcache_changed(to_node(ino), off, len);
 }
 
+/*
+ * The filesystem went read-only (errors=remount-ro). FUSE's statfs reply has
+ * no flags, so ST_RDONLY only reaches programs from the mount's own flags:
+ * remount this mount point read-only, keeping its other per-mount flags (a
+ * bind remount replaces them all). statvfs of the mount point is a FUSE
+ * request, so this runs in a thread of its own and never inside the request
+ * that met the error. The kernel refuses the remount while a file is open
+ * for writing, so it happens when the last such file is closed; until then,
+ * and without the privilege (a user mount), the filesystem refuses every
+ * write with EROFS itself and only the flag is missing.
+ */
+static void *remount_ro(void *arg)
+{
+	static const unsigned long keep[] = {ST_NOSUID,	 ST_NODEV,	ST_NOEXEC,
+					     ST_NOATIME, ST_NODIRATIME, ST_RELATIME};
+	static const unsigned long as[] = {MS_NOSUID,  MS_NODEV,      MS_NOEXEC,
+					   MS_NOATIME, MS_NODIRATIME, MS_RELATIME};
+	unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY;
+	struct statvfs sv;
+
+	(void)arg;
+	if (statvfs(g_mountpoint, &sv) == 0)
+		for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
+			if (sv.f_flag & keep[k])
+				flags |= as[k];
+	/* EBUSY: a file is open for writing; the kernel waits for none, so retry */
+	while (mount(NULL, g_mountpoint, NULL, flags, NULL) != 0) {
+		if (errno != EBUSY || atomic_load(&g_unmounting)) {
+			ff_err("cannot remount %s read-only (%s): writes still fail with EROFS",
+			       g_mountpoint, strerror(errno));
+			break;
+		}
+		usleep(100 * 1000);
+	}
+	return NULL;
+}
+
+/* ff_fs_opts.went_read_only */
+static void fs_went_read_only(void *arg)
+{
+	pthread_t t;
+
+	(void)arg;
+	if (!g_mountpoint[0] || pthread_create(&t, NULL, remount_ro, NULL) != 0)
+		return;
+	pthread_detach(t);
+}
+
 /* The index of val in names[n], or -1 after saying what opt accepts. */
 static int pick_name(const char *opt, const char *val, const char *const names[], int n,
 		     const char *accepted)
@@ -1174,6 +1228,7 @@ static int build_fs_opts(struct ff_fs_opts *fo)
 	fo->explicit_open = g_o.explicit_open;
 	fo->read_only = g_o.ro;
 	fo->changed = fs_changed;
+	fo->went_read_only = fs_went_read_only;
 	return 0;
 }
 
@@ -1292,6 +1347,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "foliofs: cannot mount on %s\n", cmd.mountpoint);
 		goto out_signals;
 	}
+	snprintf(g_mountpoint, sizeof(g_mountpoint), "%s", cmd.mountpoint);
 	if (fuse_session_custom_io(se, &conn_io, fuse_session_fd(se)) != 0)
 		goto out_unmount;
 	/* kcache.c's invalidation may wait on a READ that only another worker can serve */
@@ -1331,6 +1387,7 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_destroy(cfg);
 	}
 	ret = r < 0 ? 1 : 0;
+	atomic_store(&g_unmounting, true);
 out_unmount:
 	fuse_session_unmount(se);
 out_signals:
