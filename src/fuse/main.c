@@ -253,6 +253,20 @@ static double entry_timeout(void)
 static unsigned g_max_pages = DEFAULT_MAX_PAGES; /* set before the session starts */
 static _Thread_local bool init_reply_next;
 
+/*
+ * Shared mappings of direct-I/O files. The kernel refuses MAP_SHARED on a
+ * file opened with FOPEN_DIRECT_IO unless the daemon sets this INIT flag
+ * (Linux 6.6 and later; libfuse 3.14 does not know it). With it, the
+ * mapping's pages live in the kernel's page cache, are written back as
+ * ordinary WRITE requests, and a direct write or read by another fd writes
+ * back and drops the pages it covers first, so the mapping and the daemon
+ * stay coherent. Only the posix format asks for it: it writes any block
+ * anywhere. A zonefs sequential file could not take the kernel's write-back
+ * out of order, so there the mapping stays refused (ENODEV).
+ */
+#define FF_FUSE_DIRECT_IO_ALLOW_MMAP (1ull << 36)
+static uint32_t g_kernel_flags2; /* the kernel's INIT flags2; set by the INIT request */
+
 /* The kernel's max_pages_limit (sysctl), capped at DEFAULT_MAX_PAGES. */
 static unsigned read_max_pages_limit(void)
 {
@@ -283,6 +297,9 @@ static ssize_t conn_writev(int fd, struct iovec *iov, int count, void *ud)
 	memcpy(&out, iov[1].iov_base, iov[1].iov_len);
 	if (out.max_pages && out.max_write == (g_max_pages - 1) * PAGE_SZ)
 		out.max_pages = (uint16_t)g_max_pages;
+	if (ns_format() && (out.flags & FUSE_INIT_EXT) &&
+	    (g_kernel_flags2 & (uint32_t)(FF_FUSE_DIRECT_IO_ALLOW_MMAP >> 32)))
+		out.flags2 |= (uint32_t)(FF_FUSE_DIRECT_IO_ALLOW_MMAP >> 32);
 	v[0] = iov[0];
 	v[1] = (struct iovec){.iov_base = &out, .iov_len = iov[1].iov_len};
 	return writev(fd, v, 2);
@@ -290,8 +307,18 @@ static ssize_t conn_writev(int fd, struct iovec *iov, int count, void *ud)
 
 static ssize_t conn_read(int fd, void *buf, size_t len, void *ud)
 {
+	ssize_t n = read(fd, buf, len);
+	const struct fuse_in_header *h = buf;
+
 	(void)ud;
-	return read(fd, buf, len);
+	if (n >= (ssize_t)(sizeof(*h) + offsetof(struct fuse_init_in, unused)) &&
+	    h->opcode == FUSE_INIT) {
+		const struct fuse_init_in *in = (const void *)(h + 1);
+
+		if (in->flags & FUSE_INIT_EXT)
+			g_kernel_flags2 = in->flags2;
+	}
+	return n;
 }
 
 static const struct fuse_custom_io conn_io = {.writev = conn_writev, .read = conn_read};
