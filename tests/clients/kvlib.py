@@ -234,3 +234,28 @@ def machine_lines():
         ("distro", first(". /etc/os-release; echo $PRETTY_NAME")),
         ("foliofs", first("git -C %s describe --always --dirty" % top)),
     ]
+
+
+def bench_systems(loop, mnt, log):
+    """The systems a client benchmark compares, all on the one loop device
+    (each formats it in turn): XFS and ext4 with mkfs defaults, and foliofs's
+    posix format with mount defaults."""
+    return [Kernel("xfs", loop, mnt), Kernel("ext4", loop, mnt), Foliofs(loop, mnt, log)]
+
+
+def bench_setup(name, size):
+    """A loop device over BENCH_IMGDIR/NAME.img (default /var/tmp/h-kv-bench) and
+    a mountpoint under BENCH_MNTDIR (default /tmp/h-kv-bench); returns
+    (loop, mnt, daemon log, image path)."""
+    imgdir = os.environ.get("BENCH_IMGDIR", "/var/tmp/h-kv-bench")
+    mnt = os.path.join(os.environ.get("BENCH_MNTDIR", "/tmp/h-kv-bench"), name)
+    os.makedirs(imgdir, exist_ok=True)
+    os.makedirs(mnt, exist_ok=True)
+    if os.path.ismount(mnt):
+        raise Fail("%s is mounted already (a previous run?): umount it first" % mnt)
+    img = os.path.join(imgdir, name + ".img")
+    return loop_attach(img, size), mnt, os.path.join(imgdir, name + "-daemon.log"), img
+
+
+def ratio(a, b):
+    return "%.2f" % (a / b) if a and b else "-"
