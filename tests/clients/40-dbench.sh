@@ -21,8 +21,10 @@ T1=12 T2=8
 if [ "${FOLIOFS_CLIENTS_LONG:-0}" != 0 ]; then T1=120 T2=60; fi
 
 [ "$(id -u)" -eq 0 ] || { echo "SKIP: mounts need root"; exit 77; }
-command -v dbench >/dev/null && [ -r $LOADFILE ] ||
-	{ echo "SKIP: dbench not installed (scripts/install-deps)"; exit 77; }
+if ! command -v dbench >/dev/null || [ ! -r $LOADFILE ]; then
+	echo "SKIP: dbench not installed (scripts/install-deps)"
+	exit 77
+fi
 for b in "$FOLIOFS" "$MKFS" "$FSCK"; do
 	[ -x "$b" ] || { echo "SKIP: $b missing: build first"; exit 77; }
 done

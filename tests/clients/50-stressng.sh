@@ -70,7 +70,7 @@ mountpoint -q "$MNT" || fail "foliofs did not mount in 10 s"
 # group NAME STRESSOR... [-- extra stress-ng options]: the stressors run
 # together, N instances each, for T seconds.
 group() {
-	local name=$1 args=() s
+	local name=$1 args=()
 	shift
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do
 		args+=("--$1" "$N")

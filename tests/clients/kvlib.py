@@ -82,15 +82,18 @@ class Foliofs:
 
     kind = "foliofs"
 
-    def __init__(self, dev, mnt, log, size=None):
-        self.dev, self.mnt, self.log, self.size = dev, mnt, log, size
+    def __init__(self, dev, mnt, log, size=None, force=False):
+        """size: make DEV a new image file of this size at mkfs; force: mkfs
+        over another filesystem (the benchmarks' shared loop device)."""
+        self.dev, self.mnt, self.log, self.size, self.force = dev, mnt, log, size, force
         self.proc = None
 
     def mkfs(self, extra=()):
         if self.size is not None:
             with open(self.dev, "wb") as f:
                 f.truncate(self.size)
-        run([MKFS, "--format", "posix", *extra, self.dev], check=True)
+        force = ["--force"] if self.force else []
+        run([MKFS, "--format", "posix", *force, *extra, self.dev], check=True)
 
     def mount(self, opts=None, fault=None):
         env = dict(os.environ)
@@ -240,7 +243,8 @@ def bench_systems(loop, mnt, log):
     """The systems a client benchmark compares, all on the one loop device
     (each formats it in turn): XFS and ext4 with mkfs defaults, and foliofs's
     posix format with mount defaults."""
-    return [Kernel("xfs", loop, mnt), Kernel("ext4", loop, mnt), Foliofs(loop, mnt, log)]
+    return [Kernel("xfs", loop, mnt), Kernel("ext4", loop, mnt),
+            Foliofs(loop, mnt, log, force=True)]
 
 
 def bench_setup(name, size):
