@@ -58,7 +58,9 @@ rm -rf "$WORK"
 mkdir -p "$MNT"
 truncate -s 2G "$IMG"
 "$MKFS" --format posix "$IMG" >"$WORK/mkfs.out" 2>&1 || fail "mkfs: $(cat "$WORK/mkfs.out")"
-"$FOLIOFS" -f "$IMG" "$MNT" >"$WORK/daemon.log" 2>&1 &
+# FOLIOFS_MOUNT_OPTS (as the conformance tests read it), e.g. "-o cache_size=8M"
+# shellcheck disable=SC2086
+"$FOLIOFS" -f ${FOLIOFS_MOUNT_OPTS:-} "$IMG" "$MNT" >"$WORK/daemon.log" 2>&1 &
 pid=$!
 for _ in $(seq 500); do
 	mountpoint -q "$MNT" && break
