@@ -10,7 +10,8 @@
    fillseq wrote; then umount, fsck.foliofs -n, remount, and the keys must
    all be found again and `ldb checkconsistency` pass.
 2. Crash: fillseq --sync=1 (keys 0, 1, 2, ... in order; db_bench reports
-   every 25 acknowledged Puts on stderr), then at a random point:
+   every 25 acknowledged Puts on stderr) on a regular or (by the seed) an
+   emulated-zoned image, then at a random point:
      kill:  kill -9 of the daemon;
      cut:   the daemon runs under FOLIOFS_FAULT=vlog= (a volatile write cache
             model), kill -9, then ff-cut undoes a random subset of the writes
@@ -149,15 +150,16 @@ def keys_of(db):
 
 
 def crash(work, mode, seed):
-    rng = random.Random(seed)
+    rng = random.Random(seed * 2 + (mode == "cut"))
     fs = K.Foliofs(os.path.join(work, "img"), os.path.join(work, "mnt"),
                    os.path.join(work, "daemon.log"), IMG_SIZE)
     vlog = os.path.join(work, "vlog")
     db = os.path.join(fs.mnt, "db")
     at = rng.randint(NUM // 10, NUM * 7 // 10)  # acknowledged Puts before the crash
+    zoned = rng.random() < 0.5
     acked = 0
     try:
-        fs.mkfs()
+        fs.mkfs(["--emulate-zoned", "--conv-zones", "1"] if zoned else [])
         fs.mount(fault=("vlog=" + vlog) if mode == "cut" else None)
         cmd = [DB_BENCH, "--db=" + db, "--benchmarks=fillseq", "--num=%d" % NUM, "--sync=1",
                "--stats_interval=25", *DB_OPTS]
@@ -193,8 +195,9 @@ def crash(work, mode, seed):
             raise K.Fail("ldb checkconsistency did not say OK after the %s" % mode)
         fs.umount()
         fs.fsck()
-        print("  %s seed %d: %d Puts acknowledged, %d keys recovered%s" % (
-            mode, seed, acked, len(keys), ", cut %s" % cut if cut else ""))
+        print("  %s seed %d (%s): %d Puts acknowledged, %d keys recovered%s" % (
+            mode, seed, "emulated zoned" if zoned else "regular", acked, len(keys),
+            ", cut %s" % cut if cut else ""))
     finally:
         fs.close()
 
