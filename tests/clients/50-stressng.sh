@@ -57,7 +57,9 @@ mountpoint -q "$MNT" && umount -l "$MNT"
 rm -rf "$WORK"
 mkdir -p "$MNT"
 truncate -s 2G "$IMG"
-"$MKFS" --format posix "$IMG" >"$WORK/mkfs.out" 2>&1 || fail "mkfs: $(cat "$WORK/mkfs.out")"
+# FOLIOFS_CLIENTS_MKFS_ARGS: more mkfs options, e.g. "--emulate-zoned --conv-zones 1"
+# shellcheck disable=SC2086
+"$MKFS" --format posix ${FOLIOFS_CLIENTS_MKFS_ARGS:-} "$IMG" >"$WORK/mkfs.out" 2>&1 || fail "mkfs: $(cat "$WORK/mkfs.out")"
 # FOLIOFS_MOUNT_OPTS (as the conformance tests read it), e.g. "-o cache_size=8M"
 # shellcheck disable=SC2086
 "$FOLIOFS" -f ${FOLIOFS_MOUNT_OPTS:-} "$IMG" "$MNT" >"$WORK/daemon.log" 2>&1 &
