@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# stress-ng's filesystem stressors on foliofs's posix format (--temp-path on
+# the mount, --verify where a stressor has it), in three groups that each run
+# concurrently: data (hdd, seek with hole punching, fallocate, fpunch, file
+# mmap with msync, sync-file, iomix, readahead, aio), namespace (dentry, dir,
+# dirdeep, dirmany, rename, link, symlink, mknod, getdent, filename, open,
+# touch) and attributes and locks (chmod, chown, access, utime, fstat, xattr,
+# chattr, inode-flags, fcntl, lockf, flock, locka, lockofd, lease, copy-file,
+# fsize, file-ioctl, inotify, dnotify). Fails on a non-zero exit, a failed,
+# skipped or untrustworthy stressor, an error line, an unclean unmount, or
+# fsck.foliofs -n finding anything afterwards.
+#
+# Left out, and why:
+#   fiemap   FUSE passes no FS_IOC_FIEMAP to the daemon; stress-ng skips it.
+#   io       calls sync() and syncfs() on every mount of the machine, so it
+#            waits on other filesystems (a wedged one hangs it in D state);
+#            the data group's sync-file and hdd's fdatasync cover foliofs's sync.
+#   handle   works on /proc, not on --temp-path.
+#   fanotify, bind-mount, binderfs, procfs, verity: not about this filesystem
+#            (fanotify marks mounts, verity needs fs-verity, which FUSE lacks).
+# Shared mmap runs on the default mount (no -o kernel_cache): a direct_io
+# open with the kernel's FUSE_DIRECT_IO_ALLOW_MMAP.
+# CI: 5 s per group; FOLIOFS_CLIENTS_LONG=1: 60 s per group, 2 of each.
+# Exit 0 pass, 77 skip (stress-ng missing, not root, not built), 1 fail.
+set -u
+BUILD=${FOLIOFS_BUILD:-$(cd "$(dirname "$0")/../.." && pwd)/build}
+FOLIOFS=$BUILD/src/fuse/foliofs
+MKFS=$BUILD/src/cli/mkfs.foliofs
+FSCK=$BUILD/src/cli/fsck.foliofs
+WORK=${FOLIOFS_CLIENTS_DIR:-/tmp/h-kv}/stressng
+MNT=$WORK/mnt
+IMG=$WORK/img
+T=5 N=1
+if [ "${FOLIOFS_CLIENTS_LONG:-0}" != 0 ]; then T=60 N=2; fi
+
+[ "$(id -u)" -eq 0 ] || { echo "SKIP: mounts need root"; exit 77; }
+command -v stress-ng >/dev/null || { echo "SKIP: stress-ng not installed (scripts/install-deps)"; exit 77; }
+for b in "$FOLIOFS" "$MKFS" "$FSCK"; do
+	[ -x "$b" ] || { echo "SKIP: $b missing: build first"; exit 77; }
+done
+
+pid=
+cleanup() {
+	if [ -n "$pid" ]; then
+		umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
+		wait "$pid" 2>/dev/null
+	fi
+}
+trap cleanup EXIT
+fail() {
+	echo "FAIL: $* (evidence in $WORK)"
+	exit 1
+}
+
+mountpoint -q "$MNT" && umount -l "$MNT"
+rm -rf "$WORK"
+mkdir -p "$MNT"
+truncate -s 2G "$IMG"
+# FOLIOFS_CLIENTS_MKFS_ARGS: more mkfs options, e.g. "--emulate-zoned --conv-zones 1"
+# shellcheck disable=SC2086
+"$MKFS" --format posix ${FOLIOFS_CLIENTS_MKFS_ARGS:-} "$IMG" >"$WORK/mkfs.out" 2>&1 || fail "mkfs: $(cat "$WORK/mkfs.out")"
+# FOLIOFS_MOUNT_OPTS (as the conformance tests read it), e.g. "-o cache_size=8M"
+# shellcheck disable=SC2086
+"$FOLIOFS" -f ${FOLIOFS_MOUNT_OPTS:-} "$IMG" "$MNT" >"$WORK/daemon.log" 2>&1 &
+pid=$!
+for _ in $(seq 500); do
+	mountpoint -q "$MNT" && break
+	kill -0 $pid 2>/dev/null || fail "foliofs did not mount: $(tail -5 "$WORK/daemon.log")"
+	sleep 0.02
+done
+mountpoint -q "$MNT" || fail "foliofs did not mount in 10 s"
+
+# group NAME STRESSOR... [-- extra stress-ng options]: the stressors run
+# together, N instances each, for T seconds.
+group() {
+	local name=$1 args=()
+	shift
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		args+=("--$1" "$N")
+		shift
+	done
+	[ $# -gt 0 ] && shift
+	mkdir -p "$MNT/$name"
+	local out=$WORK/$name.out
+	# the kill is a backstop for a hang: stress-ng stops its stressors at --timeout
+	timeout -s KILL $((T * 4 + 120)) stress-ng "${args[@]}" "$@" --temp-path "$MNT/$name" \
+		--timeout "${T}s" --verify --metrics-brief >"$out" 2>&1
+	local rc=$?
+	[ $rc -eq 0 ] || fail "stress-ng $name exited $rc: $(grep -iE 'fail|error' "$out" | head -5)"
+	local bad
+	bad=$(grep -iE 'fail|error|skipping|untrustworthy|abort|unexpected' "$out")
+	[ -z "$bad" ] || fail "stress-ng $name reported: $(echo "$bad" | head -5)"
+	grep -q 'successful run completed' "$out" || fail "stress-ng $name did not complete: $(tail -3 "$out")"
+	rmdir "$MNT/$name" || fail "stress-ng $name left files behind (or rmdir failed)"
+	echo "  $name: $(grep -c 'metrc.*[0-9] *$' "$out") lines of metrics, ok"
+}
+
+echo "50-stressng: three groups of ${T} s, $N instance(s) each"
+group data hdd seek fallocate fpunch mmap sync-file iomix readahead aio aiol -- \
+	--hdd-opts wr-rnd,rd-rnd,fdatasync --seek-punch --mmap-file
+group namespace dentry dir dirdeep dirmany rename link symlink mknod getdent filename open touch
+group attrs chmod chown access utime fstat xattr chattr inode-flags fcntl lockf flock locka lockofd \
+	lease copy-file fsize file-ioctl inotify dnotify
+
+umount "$MNT" || fail "umount failed"
+wait $pid
+rc=$?
+pid=
+[ $rc -eq 0 ] || fail "foliofs exited $rc after umount: $(tail -5 "$WORK/daemon.log")"
+"$FSCK" -n "$IMG" >"$WORK/fsck.out" 2>&1 || fail "fsck.foliofs -n exited $?: $(tail -8 "$WORK/fsck.out")"
+echo PASS
