@@ -33,6 +33,7 @@ import lib  # noqa: E402
 PGBIN = os.environ.get("FOLIOFS_PGBIN", "/usr/lib/postgresql/15/bin")
 SCALE = 10 if lib.LONG else 2
 SECS = 60 if lib.LONG else 10
+ROUND = 10**9  # crash round k inserts ids k * ROUND + 1, + 2, ...
 CRASH_AFTER = (5, 30) if lib.LONG else (2, 5)  # seconds of load before a crash
 
 
@@ -177,12 +178,20 @@ def crash_round(fs, srv, rng, crash, first, seed):
     return ids.done, info
 
 
-def check(srv, want, what):
+def check(srv, rounds, what):
+    """rounds: (first id, ids recorded) of each crash round so far."""
     got = set(int(x) for x in srv.sql("SELECT id FROM ids").split())
+    want = [i for _, done in rounds for i in done]
     missing = sorted(set(want) - got)
     if missing:
         raise lib.Fail("%s: %d of %d committed ids missing after recovery (first %s)" % (
             what, len(missing), len(want), missing[:5]))
+    for first, done in rounds:
+        # beyond the last recorded id, only the one in flight at the crash
+        top = (max(done) if done else first - 1) + 1
+        extra = sorted(i for i in got if top < i < first + ROUND)
+        if extra:
+            raise lib.Fail("%s: ids never committed are there: %s" % (what, extra[:5]))
     r = pg("pg_amcheck", "-h", srv.sock, "--heapallindexed", "postgres",
            check=False)
     if r.strip() or "error" in r.lower():
@@ -217,8 +226,8 @@ def run(work):
         lib.log("pgbench -c 4 -j 2 -T %d: %.0f tps" % (SECS, pgbench_tps(out)))
         srv.sql("CREATE TABLE ids (id bigint PRIMARY KEY); CREATE EXTENSION amcheck")
 
-        want = []
-        for crash in ("kill", "cut"):
+        rounds = []
+        for k, crash in enumerate(("kill", "cut")):
             if crash == "cut":
                 # the next mount runs the fault device's volatile-cache model
                 srv.stop()
@@ -226,9 +235,9 @@ def run(work):
                 fs.fsck()
                 fs.mount(fault="")
                 srv.start()
-            done, info = crash_round(fs, srv, rng, crash, len(want) + 1, seed)
-            want += done
-            n = check(srv, want, crash)
+            done, info = crash_round(fs, srv, rng, crash, k * ROUND + 1, seed)
+            rounds.append((k * ROUND + 1, done))
+            n = check(srv, rounds, crash)
             lib.log("ok %s: %d ids committed in the run, %d rows after recovery%s" % (
                 crash, len(done), n, info))
         srv.stop()
