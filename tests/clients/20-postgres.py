@@ -8,7 +8,9 @@ after its INSERT (autocommit: its commit) returned:
   kill:  kill -9 of every postgres process, then of the foliofs daemon;
   cut:   a power cut: the daemon runs with the fault device's volatile-cache
          model, kill -9 of the daemon and of postgres, then ff-cut undoes a
-         random share of the writes the device had not made durable.
+         random share of the writes the device had not made durable;
+  dead:  the same, but the device first dies at a random raw write within
+         the run (postgres meets EIO), then kill -9 and ff-cut.
 After each: remount, the server starts (crash recovery), every recorded id
 is there, pg_amcheck finds the tables and indexes intact, and after a clean
 stop and umount `fsck.foliofs -n` is clean.
@@ -55,6 +57,7 @@ def pg_popen(*args, **kw):
 
 class Server:
     def __init__(self, work, data):
+        self.postmaster = None
         self.data, self.sock = data, os.path.join(work, "sock")
         self.log = os.path.join(work, "postgres.log")
         self.pids = []
@@ -65,6 +68,7 @@ class Server:
             os.chown(p, pw.pw_uid, pw.pw_gid)
 
     def start(self):
+        self.postmaster = None
         opts = "-k %s -c listen_addresses= -c fsync=on -c synchronous_commit=on" % self.sock
         r = pg("pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "300", "-o", opts,
                "start", check=False)
@@ -79,6 +83,8 @@ class Server:
 
     def kill9(self):
         """kill -9 of the postmaster and every process it started."""
+        if self.postmaster is None:
+            return  # not started, or killed already
         kids = []
         for d in os.listdir("/proc"):
             if d.isdigit():
@@ -96,6 +102,7 @@ class Server:
         # until they are reaped, a restart takes the old postmaster for a live one
         for _ in range(3000):
             if not any(os.path.exists("/proc/%d" % p) for p in [self.postmaster] + kids):
+                self.postmaster = None
                 return
             time.sleep(0.01)
         raise lib.Fail("postgres processes %s still there 30 s after kill -9" % (
@@ -147,35 +154,65 @@ def pgbench_tps(out):
     raise lib.Fail("pgbench printed no tps: %s" % out[-300:])
 
 
-def crash_round(fs, srv, rng, crash, first, seed):
-    """Load, crash, remount, restart, check. Returns the ids recorded."""
-    bench = pg_popen("pgbench", "-h", srv.sock, "-c", "2", "-j", "1", "-T", "600", "postgres",
-                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    ids = IdClient(srv, first)
-    ids.start()
-    time.sleep(rng.uniform(*CRASH_AFTER))
-    if not ids.is_alive() or bench.poll() is not None:
-        raise lib.Fail("%s: the load died before the crash: %s" % (crash, srv.tail()))
+def dev_writes(fs):
+    """The mount's raw device writes so far (its statistics attribute)."""
+    for line in os.getxattr(fs.mnt, "user.foliofs.stats").decode().splitlines():
+        k, _, v = line.partition(" ")
+        if k == "dev_writes":
+            return int(v)
+    raise lib.Fail("no dev_writes in user.foliofs.stats")
+
+
+def crash_round(fs, srv, rng, crash, first, seed, up):
+    """Load, crash, remount, restart. Returns the ids recorded and a note.
+    up: whether the server is running (a device that died in its start: no)."""
+    bench = ids = None
+    est = {}
+    if up:
+        w0, t0 = dev_writes(fs), time.monotonic()
+        bench = pg_popen("pgbench", "-h", srv.sock, "-c", "2", "-j", "1", "-T", "600",
+                         "postgres", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        ids = IdClient(srv, first)
+        ids.start()
+        until = time.monotonic() + rng.uniform(*CRASH_AFTER)
+        if crash == "dead":  # the device dies by itself: wait for it
+            until += CRASH_AFTER[1] * 2
+        while time.monotonic() < until:
+            if crash == "dead" and fs.device_died():
+                time.sleep(1)  # postgres meets the errors
+                break
+            if crash != "dead" and (not ids.is_alive() or bench.poll() is not None):
+                raise lib.Fail("%s: the load died before the crash: %s" % (crash, srv.tail()))
+            time.sleep(0.05)
+        if crash == "kill":
+            est["rate"] = (dev_writes(fs) - w0) / (time.monotonic() - t0)
+    # a dead round whose device outlived the run is a plain power cut
+    died = crash == "dead" and fs.device_died()
     if crash == "kill":
         srv.kill9()
         fs.kill9()
     else:  # the power goes: the device first
         fs.kill9()
         srv.kill9()
-    bench.kill()
-    bench.wait()
-    ids.join(60)
-    if ids.is_alive():
-        raise lib.Fail("%s: the id client is stuck after the crash" % crash)
+    if up:
+        bench.kill()
+        bench.wait()
+        ids.join(60)
+        if ids.is_alive():
+            raise lib.Fail("%s: the id client is stuck after the crash" % crash)
     info = ""
-    if crash == "cut":
+    if crash != "kill":
         keep = rng.choice([0, 30, 50, 70, 100])
         st = fs.cut(seed, keep)
-        info = "; power cut: %d of %d logged writes undone (keep %d%%)" % (
+        info = "; power cut%s: %d of %d logged writes undone (keep %d%%)" % (
+            (" (the device died at its write %d)" if died else
+             " (the device outlived the run: dead_after=%d)") % fs.dead_after
+            if crash == "dead" else "",
             st["dropped"], st["entries"], keep)
     fs.mount()
     srv.start()
-    return ids.done, info
+    est["start"] = dev_writes(fs)
+    return (ids.done if ids else []), info, est
 
 
 def check(srv, rounds, what):
@@ -227,15 +264,30 @@ def run(work):
         srv.sql("CREATE TABLE ids (id bigint PRIMARY KEY); CREATE EXTENSION amcheck")
 
         rounds = []
-        for k, crash in enumerate(("kill", "cut")):
-            if crash == "cut":
-                # the next mount runs the fault device's volatile-cache model
+        est = {}
+        for k, crash in enumerate(("kill", "cut", "dead")):
+            up = True
+            if crash != "kill":
+                # the next mount runs the fault device's volatile-cache model;
+                # "dead": the device also dies at a raw write within the load
+                # (from the kill round's writes at a start and per second)
                 srv.stop()
                 fs.umount()
                 fs.fsck()
-                fs.mount(fault="")
-                srv.start()
-            done, info = crash_round(fs, srv, rng, crash, k * ROUND + 1, seed)
+                fault = ""
+                if crash == "dead":
+                    fs.dead_after = est["start"] + rng.randint(
+                        1, int(est["rate"] * CRASH_AFTER[1]) + 1)
+                    fault = "dead_after=%d" % fs.dead_after
+                fs.mount(fault=fault)
+                try:
+                    srv.start()
+                except lib.Fail:
+                    if not fs.device_died():
+                        raise
+                    up = False  # the device died in the server's start
+            done, info, e = crash_round(fs, srv, rng, crash, k * ROUND + 1, seed, up)
+            est.update(e)
             rounds.append((k * ROUND + 1, done))
             n = check(srv, rounds, crash)
             lib.log("ok %s: %d ids committed in the run, %d rows after recovery%s" % (

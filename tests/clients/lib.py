@@ -101,6 +101,7 @@ class Fs:
         env = None
         if fault is not None:
             env = ",".join(x for x in (fault, "vlog=%s" % self.vlog) if x)
+        self.log_off = os.path.getsize(self.dlog) if os.path.exists(self.dlog) else 0
         self.proc = C.mount(env, o)
         # the FUSE connection's number, to abort it if the daemon cannot die
         self.conn = os.minor(os.stat(self.mnt).st_dev)
@@ -119,8 +120,11 @@ class Fs:
             pass  # the connection is gone already
 
     def device_died(self):
-        """Whether the fault device's dead_after was reached (its log says so)."""
-        return "device dead" in self.tail(100000)
+        """Whether the fault device's dead_after was reached in this mount
+        (the daemon's log since the mount says so)."""
+        with open(self.dlog, "rb") as f:
+            f.seek(self.log_off)
+            return b"fault: device dead" in f.read()
 
     def kill9(self):
         """kill -9 of the daemon; the mount is gone when this returns."""
