@@ -662,6 +662,22 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	r = ff_fs_write(g_fs, to_ino(ino), buf, size, (uint64_t)off, write_flags(flags));
 
 	/*
+	 * A write-back of the kernel's own pages keeps its folio under
+	 * writeback until this reply, and an invalidation of the node waits
+	 * for that writeback: it goes after the reply, or this worker waits
+	 * for itself. On success there is nothing to invalidate: the bytes
+	 * came from the kernel page cache.
+	 */
+	if (fi->writepage) {
+		if (r < 0)
+			fuse_reply_err(req, (int)-r);
+		else
+			fuse_reply_write(req, (size_t)r);
+		if (r < 0)
+			ff_kcache_changed(ino, 0, 0);
+		return;
+	}
+	/*
 	 * A direct_io write did not pass through the kernel page cache, which
 	 * may hold these bytes for other opens. A failed write (either kind)
 	 * may have moved the size back to the write pointer: everything goes.
