@@ -425,6 +425,39 @@ static void test_posix_inplace_after_rollforward(void **state)
 	free(rd);
 }
 
+/*
+ * Sync overwrites of blocks durable by their data headers alone (EXTENT
+ * records not committed yet, as after fio's layout of a new file): on
+ * conventional space the first commits the log, the rest are in place.
+ */
+static void test_posix_sync_overwrite_uncommitted(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(4 * BLK), *rd = tu_alloc(4 * BLK);
+	uint64_t f, w0, b0;
+
+	f = mkfile(p, p->root, "uc");
+	tu_fill(buf, 4 * BLK, 4);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 4 * BLK, 0, FF_CW_DSYNC), 4 * BLK);
+	tu_fill(buf + BLK, BLK, 5);
+	assert_int_equal(ff_fs_write(p->fs, f, buf + BLK, BLK, BLK, FF_CW_DSYNC), BLK);
+	for (int k = 0; k < 8; k++) {
+		uint64_t off = (uint64_t)(k % 4) * BLK;
+
+		tu_fill(buf + off, BLK, 10 + k);
+		w0 = stat_of(p, "dev_writes");
+		b0 = stat_of(p, "dev_bytes_written");
+		assert_int_equal(ff_fs_write(p->fs, f, buf + off, BLK, off, FF_CW_DSYNC), BLK);
+		assert_int_equal(stat_of(p, "dev_writes") - w0, 1);
+		assert_int_equal(stat_of(p, "dev_bytes_written") - b0, p->emu ? 2 * BLK : BLK);
+	}
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 4 * BLK, 0), 4 * BLK);
+	assert_memory_equal(rd, buf, 4 * BLK);
+	free(buf);
+	free(rd);
+}
+
 /* Sub-block sync writes of any length and alignment: full count, durable. */
 static void test_posix_subblock_sync(void **state)
 {
@@ -1499,6 +1532,7 @@ int main(void)
 		T2(test_posix_sync_append_one_write),
 		T2(test_posix_inplace_dsync_overwrite),
 		T2(test_posix_inplace_after_rollforward),
+		T2(test_posix_sync_overwrite_uncommitted),
 		T2(test_posix_subblock_sync),
 		T2(test_posix_small_file_writes),
 		T2(test_posix_data_write_error),
