@@ -1628,7 +1628,7 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	zo->inflight--;
 	dseq = s->dseq;
 	if (!i->freed) {
-		uint64_t end = m->file_off + m->len;
+		uint64_t end = m->file_off + m->len, need = i->last_rseq;
 
 		lim = i->size > i->wsize ? i->size : i->wsize;
 		size = end < lim ? end : lim;
@@ -1636,6 +1636,12 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 			size = i->disk_size;
 		rec_extent(&b, i->ino, m->file_off, m->len, landed_at, dseq, size);
 		ret = op_commit_locked(fs, &b, &seq);
+		/*
+		 * The header written with the data says what this record says, and
+		 * a mount rolls it forward: fsync need not commit it (a sync write
+		 * never did), the device flush after the commit is enough.
+		 */
+		i->last_rseq = need;
 	}
 	ff_mutex_unlock(&fs->ns);
 	ff_mutex_unlock(&s->mu);

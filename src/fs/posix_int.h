@@ -83,7 +83,8 @@ struct px_inode {
 	size_t next, ecap;
 	struct px_xattr *xattrs;
 	uint64_t nlookup, nopen; /* runtime only */
-	uint64_t last_rseq;	 /* newest queued record that concerns it */
+	/* newest queued record about it that fsync commits (not the EXTENT of a data header) */
+	uint64_t last_rseq;
 	uint64_t meta_rseq; /* newest INODE or DIRENT_ADD record: a sync write needs it durable */
 	bool attr_dirty;    /* times or size changed by writes, not logged yet */
 	bool written;	    /* written since the last close's flush */
