@@ -2584,19 +2584,31 @@ static int px_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
 	int ret;
 
 	struct ff_cinode *ci = NULL;
-	bool reg = false;
+	bool reg = false, written = false;
 
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
 	if (i) {
 		ci = i->ci;
 		reg = S_ISREG(i->mode);
+		/* what this fsync makes durable, the close after it need not flush again */
+		if (ci) {
+			written = i->written;
+			i->written = false;
+		}
 	}
 	ff_mutex_unlock(&fs->ns);
 	if (!i)
 		return -ENOENT;
-	if (ci)
-		return ff_cache_fsync(ci, datasync);
+	if (ci) {
+		ret = ff_cache_fsync(ci, datasync);
+		if (ret && written) {
+			ff_mutex_lock(&fs->ns);
+			i->written = true;
+			ff_mutex_unlock(&fs->ns);
+		}
+		return ret;
+	}
 	if (reg) {
 		/* never read or written here: its records, then the flush */
 		ret = px_commit(i, datasync);

@@ -501,6 +501,33 @@ static void test_posix_fdatasync_no_log_write(void **state)
 	free(rd);
 }
 
+/* The close after an fsync, with no write between, flushes nothing again; after a write it does. */
+static void test_posix_close_after_fsync(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(2 * BLK), *rd = tu_alloc(2 * BLK);
+	uint64_t f, fl, w;
+
+	f = mkfile(p, p->root, "cl");
+	tu_fill(buf, 2 * BLK, 30);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 0, 0), BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	fl = stat_of(p, "dev_flushes");
+	w = stat_of(p, "dev_writes");
+	assert_int_equal(ff_fs_flush(p->fs, f), 0);
+	assert_int_equal(stat_of(p, "dev_flushes") - fl, 0);
+	assert_int_equal(stat_of(p, "dev_writes") - w, 0);
+	assert_int_equal(ff_fs_write(p->fs, f, buf + BLK, BLK, BLK, 0), BLK);
+	fl = stat_of(p, "dev_flushes");
+	assert_int_equal(ff_fs_flush(p->fs, f), 0);
+	assert_true(stat_of(p, "dev_flushes") - fl >= 1);
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 2 * BLK, 0), 2 * BLK);
+	assert_memory_equal(rd, buf, 2 * BLK);
+	free(buf);
+	free(rd);
+}
+
 /* Sub-block sync writes of any length and alignment: full count, durable. */
 static void test_posix_subblock_sync(void **state)
 {
@@ -1577,6 +1604,7 @@ int main(void)
 		T2(test_posix_inplace_after_rollforward),
 		T2(test_posix_sync_overwrite_uncommitted),
 		T2(test_posix_fdatasync_no_log_write),
+		T2(test_posix_close_after_fsync),
 		T2(test_posix_subblock_sync),
 		T2(test_posix_small_file_writes),
 		T2(test_posix_data_write_error),
