@@ -1468,14 +1468,21 @@ static int px_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map
  * the size), else a header + data append in a slot's zone. For the append
  * the slot's mutex stays held until write_done. A sync write of a file whose
  * records (its name) are not durable commits the log first.
+ *
+ * A sync overwrite of conventional blocks whose extent is not committed yet
+ * (durable by its data header alone: roll-forward checks the data's crc, so
+ * it must not be overwritten in place) commits the log up to that extent and
+ * then writes in place: one group commit, after which every later overwrite
+ * is one write of its blocks, where out of place each would cost a header
+ * and leave a new uncommitted extent behind.
  */
 static int px_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flags,
 			struct ff_map *m)
 {
 	struct px_inode *i = fs_inode;
 	struct px_fs *fs = i->fs;
-	bool sync = flags & FF_MAPW_SYNC, in;
-	uint64_t need = 0;
+	bool sync = flags & FF_MAPW_SYNC, in, retried = false;
+	uint64_t need;
 	struct px_slot *s;
 	struct px_zone *zo;
 	size_t k;
@@ -1484,6 +1491,8 @@ static int px_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned fla
 	if (fs->ro)
 		return -EROFS;
 	m->file_off = off;
+again:
+	need = 0;
 	ff_mutex_lock(&fs->ns);
 	if (i->freed) {
 		ff_mutex_unlock(&fs->ns);
@@ -1495,9 +1504,9 @@ static int px_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned fla
 	if (in) {
 		struct px_ext *e = &i->ext[k];
 		uint32_t z = zone_of(fs, e->dev);
+		bool inplace = !fs->zones[z].seq && e->rseq && !(sync && i->wsize > i->disk_size);
 
-		if (!fs->zones[z].seq && e->rseq && e->rseq <= atomic_load(&fs->committed) &&
-		    !(sync && i->wsize > i->disk_size)) {
+		if (inplace && e->rseq <= atomic_load(&fs->committed)) {
 			m->type = FF_MAP_INPLACE;
 			m->dev_off = e->dev + (off - e->off);
 			m->len = e->off + e->len - off < len ? e->off + e->len - off : len;
@@ -1506,14 +1515,21 @@ static int px_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned fla
 			atomic_fetch_add(&fs->st_inplace, 1);
 			return 0;
 		}
+		if (inplace && sync && !retried)
+			need = e->rseq;
 	}
-	if (sync && i->meta_rseq > atomic_load(&fs->committed))
+	if (sync && i->meta_rseq > atomic_load(&fs->committed) && i->meta_rseq > need)
 		need = i->meta_rseq;
 	ff_mutex_unlock(&fs->ns);
 	if (need) {
 		ret = log_commit(fs, need);
 		if (ret)
 			return ret;
+		if (!retried) {
+			/* look again: committed now, unless writeback moved it meanwhile */
+			retried = true;
+			goto again;
+		}
 	}
 	s = slot_get(fs, i->ino);
 	ret = slot_zone(fs, s);
@@ -1612,7 +1628,7 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	zo->inflight--;
 	dseq = s->dseq;
 	if (!i->freed) {
-		uint64_t end = m->file_off + m->len;
+		uint64_t end = m->file_off + m->len, need = i->last_rseq;
 
 		lim = i->size > i->wsize ? i->size : i->wsize;
 		size = end < lim ? end : lim;
@@ -1620,6 +1636,12 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 			size = i->disk_size;
 		rec_extent(&b, i->ino, m->file_off, m->len, landed_at, dseq, size);
 		ret = op_commit_locked(fs, &b, &seq);
+		/*
+		 * The header written with the data says what this record says, and
+		 * a mount rolls it forward: fsync need not commit it (a sync write
+		 * never did), the device flush after the commit is enough.
+		 */
+		i->last_rseq = need;
 	}
 	ff_mutex_unlock(&fs->ns);
 	ff_mutex_unlock(&s->mu);
@@ -2562,19 +2584,31 @@ static int px_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
 	int ret;
 
 	struct ff_cinode *ci = NULL;
-	bool reg = false;
+	bool reg = false, written = false;
 
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
 	if (i) {
 		ci = i->ci;
 		reg = S_ISREG(i->mode);
+		/* what this fsync makes durable, the close after it need not flush again */
+		if (ci) {
+			written = i->written;
+			i->written = false;
+		}
 	}
 	ff_mutex_unlock(&fs->ns);
 	if (!i)
 		return -ENOENT;
-	if (ci)
-		return ff_cache_fsync(ci, datasync);
+	if (ci) {
+		ret = ff_cache_fsync(ci, datasync);
+		if (ret && written) {
+			ff_mutex_lock(&fs->ns);
+			i->written = true;
+			ff_mutex_unlock(&fs->ns);
+		}
+		return ret;
+	}
 	if (reg) {
 		/* never read or written here: its records, then the flush */
 		ret = px_commit(i, datasync);

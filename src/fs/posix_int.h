@@ -83,10 +83,11 @@ struct px_inode {
 	size_t next, ecap;
 	struct px_xattr *xattrs;
 	uint64_t nlookup, nopen; /* runtime only */
-	uint64_t last_rseq;	 /* newest queued record that concerns it */
+	/* newest queued record about it that fsync commits (not the EXTENT of a data header) */
+	uint64_t last_rseq;
 	uint64_t meta_rseq; /* newest INODE or DIRENT_ADD record: a sync write needs it durable */
 	bool attr_dirty;    /* times or size changed by writes, not logged yet */
-	bool written;	    /* written since the last close's flush */
+	bool written;	    /* written since the last close's flush or fsync */
 	bool freed;
 	struct ff_cinode *ci; /* regular files, made at first use (ci_ensure_locked), then kept */
 	struct ff_mutex io_lock; /* serialises writers and truncates; above ns */

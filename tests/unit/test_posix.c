@@ -425,6 +425,109 @@ static void test_posix_inplace_after_rollforward(void **state)
 	free(rd);
 }
 
+/*
+ * Sync overwrites of blocks durable by their data headers alone (EXTENT
+ * records not committed yet, as after fio's layout of a new file): on
+ * conventional space the first commits the log, the rest are in place.
+ */
+static void test_posix_sync_overwrite_uncommitted(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(4 * BLK), *rd = tu_alloc(4 * BLK);
+	uint64_t f, w0, b0;
+
+	f = mkfile(p, p->root, "uc");
+	tu_fill(buf, 4 * BLK, 4);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 4 * BLK, 0, FF_CW_DSYNC), 4 * BLK);
+	tu_fill(buf + BLK, BLK, 5);
+	assert_int_equal(ff_fs_write(p->fs, f, buf + BLK, BLK, BLK, FF_CW_DSYNC), BLK);
+	for (int k = 0; k < 8; k++) {
+		uint64_t off = (uint64_t)(k % 4) * BLK;
+
+		tu_fill(buf + off, BLK, 10 + k);
+		w0 = stat_of(p, "dev_writes");
+		b0 = stat_of(p, "dev_bytes_written");
+		assert_int_equal(ff_fs_write(p->fs, f, buf + off, BLK, off, FF_CW_DSYNC), BLK);
+		assert_int_equal(stat_of(p, "dev_writes") - w0, 1);
+		assert_int_equal(stat_of(p, "dev_bytes_written") - b0, p->emu ? 2 * BLK : BLK);
+	}
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 4 * BLK, 0), 4 * BLK);
+	assert_memory_equal(rd, buf, 4 * BLK);
+	free(buf);
+	free(rd);
+}
+
+/*
+ * fdatasync of writes into holes inside the size: the data goes out of place
+ * with its header, and a crash finds it by roll-forward, so fdatasync writes
+ * no log, only flushes the device; the data survives a kill right after.
+ */
+static void test_posix_fdatasync_no_log_write(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(8 * BLK), *rd = tu_alloc(8 * BLK);
+	char copy[300];
+	struct ff_fs *live = p->fs;
+	struct stat st = {.st_size = 8 * BLK};
+	uint64_t f, l0;
+
+	f = mkfile(p, p->root, "ds");
+	assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	memset(buf, 0, 8 * BLK);
+	/* the first write opens a data zone: that is logged */
+	tu_fill(buf, BLK, 19);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 0, 0), BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
+	for (int k = 0; k < 4; k++) {
+		uint64_t off = (uint64_t)(2 * k + 1) * BLK;
+
+		tu_fill(buf + off, BLK, 20 + k);
+		l0 = stat_of(p, "log_writes");
+		assert_int_equal(ff_fs_write(p->fs, f, buf + off, BLK, off, 0), BLK);
+		assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
+		assert_int_equal(stat_of(p, "log_writes") - l0, 0);
+	}
+	snprintf(copy, sizeof(copy), "%s.crash", p->path);
+	snapshot(p->path, copy);
+	assert_int_equal(ff_fs_mount(copy, &p->o, &p->fs), 0);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 8 * BLK, 0), 8 * BLK);
+	assert_memory_equal(rd, buf, 8 * BLK);
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = live;
+	unlink(copy);
+	free(buf);
+	free(rd);
+}
+
+/* The close after an fsync, with no write between, flushes nothing again; after a write it does. */
+static void test_posix_close_after_fsync(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(2 * BLK), *rd = tu_alloc(2 * BLK);
+	uint64_t f, fl, w;
+
+	f = mkfile(p, p->root, "cl");
+	tu_fill(buf, 2 * BLK, 30);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 0, 0), BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	fl = stat_of(p, "dev_flushes");
+	w = stat_of(p, "dev_writes");
+	assert_int_equal(ff_fs_flush(p->fs, f), 0);
+	assert_int_equal(stat_of(p, "dev_flushes") - fl, 0);
+	assert_int_equal(stat_of(p, "dev_writes") - w, 0);
+	assert_int_equal(ff_fs_write(p->fs, f, buf + BLK, BLK, BLK, 0), BLK);
+	fl = stat_of(p, "dev_flushes");
+	assert_int_equal(ff_fs_flush(p->fs, f), 0);
+	assert_true(stat_of(p, "dev_flushes") - fl >= 1);
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 2 * BLK, 0), 2 * BLK);
+	assert_memory_equal(rd, buf, 2 * BLK);
+	free(buf);
+	free(rd);
+}
+
 /* Sub-block sync writes of any length and alignment: full count, durable. */
 static void test_posix_subblock_sync(void **state)
 {
@@ -1499,6 +1602,9 @@ int main(void)
 		T2(test_posix_sync_append_one_write),
 		T2(test_posix_inplace_dsync_overwrite),
 		T2(test_posix_inplace_after_rollforward),
+		T2(test_posix_sync_overwrite_uncommitted),
+		T2(test_posix_fdatasync_no_log_write),
+		T2(test_posix_close_after_fsync),
 		T2(test_posix_subblock_sync),
 		T2(test_posix_small_file_writes),
 		T2(test_posix_data_write_error),
