@@ -3015,12 +3015,16 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 	ff_mutex_unlock(&fs->ns);
 	if (n >= 0 && (size_t)n < len) {
 		struct ff_dev_stats ds;
+		struct ff_zoneq_stats qs;
 
 		ff_dev_stats(fs->dev, &ds);
+		ff_zoneq_stats(fs->dev, &qs);
 		n += snprintf(buf + n, len - (size_t)n,
-			      "dev_writes %llu\ndev_bytes_written %llu\ndev_flushes %llu\n",
+			      "dev_writes %llu\ndev_bytes_written %llu\ndev_flushes %llu\n"
+			      "dev_read_errors %llu\ndev_write_errors %llu\nzoneq_errors %llu\n",
 			      (unsigned long long)ds.writes, (unsigned long long)ds.bytes_written,
-			      (unsigned long long)ds.flushes);
+			      (unsigned long long)ds.flushes, (unsigned long long)ds.read_errors,
+			      (unsigned long long)ds.write_errors, (unsigned long long)qs.errors);
 	}
 	return n < 0 ? -EIO : (size_t)n >= len ? (int)len - 1 : n;
 }
