@@ -238,6 +238,8 @@ static bool log_after_cp(const struct mzone *m, uint64_t from)
  * the zone has the newest header but the mount used an older one; a crash
  * while its checkpoint was written (before the flush that ends it) leaves
  * any subset of it, which is a problem only when the log went on after it.
+ * A fallback past a chain that holds its whole checkpoint is damage: the
+ * mount refused a record whose crc is valid (apply_rec: it does not fit).
  */
 static void check_chain(struct fk *k, uint32_t z, const struct mzone *m, bool fallback)
 {
@@ -266,6 +268,13 @@ static void check_chain(struct fk *k, uint32_t z, const struct mzone *m, bool fa
 		nrec++;
 		expect++;
 		pos = next;
+	}
+	if (fallback && ended) {
+		/* a whole chain with its checkpoint, yet the mount did not use it */
+		problem(k, false,
+			"metadata zone %u: its checkpoint and log are whole but a record in them does not fit the state; the mount uses the older zone's and loses what was committed here",
+			z);
+		return;
 	}
 	if (fallback && !log_after_cp(m, pos)) {
 		note(k,

@@ -1380,11 +1380,13 @@ static void test_posix_fsck_corrupt(void **state)
 
 /*
  * A damaged record of the log after the checkpoint, that other records
- * follow: the mount would drop the committed operations after it.
+ * follow: the mount would drop the committed operations after it, and fsck
+ * -n reports it. unfit: the damage keeps the record's crc valid (its type is
+ * one no record has), so the chain is whole but the mount cannot apply it and
+ * uses the older zone's checkpoint, which loses committed operations too.
  */
-static void test_posix_fsck_corrupt_log(void **state)
+static void corrupt_log(struct px *p, bool unfit)
 {
-	struct px *p = *state;
 	char copy[300], ref[300];
 	uint64_t mz, pos = PX_BLK, recs[4096], nrec = 0, cp_end = 0;
 	uint8_t *buf = tu_alloc(ZS);
@@ -1420,13 +1422,46 @@ static void test_posix_fsck_corrupt_log(void **state)
 	free(buf);
 	/* the log holds the tree's operations after the checkpoint */
 	assert_true(cp_end && nrec > cp_end + 4);
-	/* a payload byte of a record in the middle of the log */
-	patch_byte(copy, mz + recs[(cp_end + nrec) / 2] + PX_REC_HDR + 1);
+	if (unfit) {
+		uint64_t at = mz + recs[(cp_end + nrec) / 2];
+		uint8_t h[PX_REC_HDR], *r;
+		uint32_t len, crc;
+
+		fd = open(copy, O_RDWR);
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, h, sizeof(h), (off_t)at), (ssize_t)sizeof(h));
+		memcpy(&len, h + 4, 4);
+		r = tu_alloc(PX_REC_HDR + len);
+		assert_int_equal(pread(fd, r, PX_REC_HDR + len, (off_t)at),
+				 (ssize_t)(PX_REC_HDR + len));
+		r[0] = 200; /* no such type */
+		r[1] = 0;
+		memset(r + 16, 0, 4);
+		crc = ff_crc32c(0, r, PX_REC_HDR + len);
+		memcpy(r + 16, &crc, 4);
+		assert_int_equal(pwrite(fd, r, PX_REC_HDR + len, (off_t)at),
+				 (ssize_t)(PX_REC_HDR + len));
+		close(fd);
+		free(r);
+	} else {
+		/* a payload byte of a record in the middle of the log */
+		patch_byte(copy, mz + recs[(cp_end + nrec) / 2] + PX_REC_HDR + 1);
+	}
 	snapshot(copy, ref);
 	assert_true(fsck_run(copy, FF_FSCK_READ_ONLY, NULL) >= 1);
 	same_bytes(copy, ref);
 	unlink(copy);
 	unlink(ref);
+}
+
+static void test_posix_fsck_corrupt_log(void **state)
+{
+	corrupt_log(*state, false);
+}
+
+static void test_posix_fsck_unfit_record(void **state)
+{
+	corrupt_log(*state, true);
 }
 
 /* An orphan left by a crash is found by -n and repaired by -y. */
@@ -1522,6 +1557,7 @@ int main(void)
 		T2(test_posix_fsck_clean),
 		T2(test_posix_fsck_corrupt),
 		T2(test_posix_fsck_corrupt_log),
+		T2(test_posix_fsck_unfit_record),
 		T2(test_posix_fsck_orphan),
 		T2(test_posix_fsck_leak),
 	};
