@@ -651,6 +651,7 @@ static void inode_free_mem(struct px_inode *i)
 }
 
 static int log_commit_all(struct px_fs *fs);
+static bool data_zone(const struct px_zone *z);
 
 /* Queued records past this are committed by the operation that queued them. */
 #define PX_PEND_MAX (1u << 20)
@@ -1024,8 +1025,14 @@ static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t l
 		uint64_t epoch = rd64(&r), cursor = rd64(&r);
 
 		rd64(&r);
-		if (r.bad || z >= fs->nr_zones || st > PX_Z_SUPER || cursor < fs->zones[z].start ||
-		    cursor > fs->zones[z].start + fs->zones[z].cap)
+		/*
+		 * Only data zones have ZONE records, and never the roles the
+		 * geometry gives (superblock, metadata): a record that made a
+		 * metadata zone an open data zone would have data written over
+		 * the log.
+		 */
+		if (r.bad || z >= fs->nr_zones || st >= PX_Z_META || !data_zone(&fs->zones[z]) ||
+		    cursor < fs->zones[z].start || cursor > fs->zones[z].start + fs->zones[z].cap)
 			return -EUCLEAN;
 		fs->zones[z].state = st;
 		fs->zones[z].epoch = epoch;

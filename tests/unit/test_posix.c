@@ -1381,11 +1381,17 @@ static void test_posix_fsck_corrupt(void **state)
 /*
  * A damaged record of the log after the checkpoint, that other records
  * follow: the mount would drop the committed operations after it, and fsck
- * -n reports it. unfit: the damage keeps the record's crc valid (its type is
- * one no record has), so the chain is whole but the mount cannot apply it and
- * uses the older zone's checkpoint, which loses committed operations too.
+ * -n reports it. The other kinds of damage keep the record's crc valid, so
+ * the chain is whole but the mount must not apply the record: it uses the
+ * older zone's checkpoint, which loses committed operations too.
  */
-static void corrupt_log(struct px *p, bool unfit)
+enum log_damage {
+	DAMAGE_BYTE,	  /* a payload byte: the crc no longer matches */
+	DAMAGE_TYPE,	  /* a type no record has */
+	DAMAGE_META_ZONE, /* a ZONE record that makes a metadata zone an open data zone */
+};
+
+static void corrupt_log(struct px *p, enum log_damage how)
 {
 	char copy[300], ref[300];
 	uint64_t mz, pos = PX_BLK, recs[4096], nrec = 0, cp_end = 0;
@@ -1422,20 +1428,44 @@ static void corrupt_log(struct px *p, bool unfit)
 	free(buf);
 	/* the log holds the tree's operations after the checkpoint */
 	assert_true(cp_end && nrec > cp_end + 4);
-	if (unfit) {
-		uint64_t at = mz + recs[(cp_end + nrec) / 2];
+	if (how != DAMAGE_BYTE) {
+		uint64_t at = mz + recs[(cp_end + nrec) / 2], z = PX_META_FIRST;
 		uint8_t h[PX_REC_HDR], *r;
 		uint32_t len, crc;
+		size_t k;
 
 		fd = open(copy, O_RDWR);
 		assert_true(fd >= 0);
 		assert_int_equal(pread(fd, h, sizeof(h), (off_t)at), (ssize_t)sizeof(h));
 		memcpy(&len, h + 4, 4);
+		if (how == DAMAGE_META_ZONE) {
+			/* a record long enough for a ZONE payload (extra bytes are ignored) */
+			for (k = (cp_end + nrec) / 2; k < nrec; k++) {
+				at = mz + recs[k];
+				assert_int_equal(pread(fd, h, sizeof(h), (off_t)at),
+						 (ssize_t)sizeof(h));
+				memcpy(&len, h + 4, 4);
+				if (len >= 32)
+					break;
+			}
+			assert_true(k < nrec);
+		}
 		r = tu_alloc(PX_REC_HDR + len);
 		assert_int_equal(pread(fd, r, PX_REC_HDR + len, (off_t)at),
 				 (ssize_t)(PX_REC_HDR + len));
-		r[0] = 200; /* no such type */
+		r[0] = how == DAMAGE_TYPE ? 200 : PX_R_ZONE; /* 200: no such type */
 		r[1] = 0;
+		if (how == DAMAGE_META_ZONE) {
+			uint32_t zz = (uint32_t)z, st = PX_Z_OPEN;
+			uint64_t epoch = 99, cursor = z * ZS + PX_BLK, valid = 0;
+
+			memset(r + PX_REC_HDR, 0, len);
+			memcpy(r + PX_REC_HDR, &zz, 4);
+			memcpy(r + PX_REC_HDR + 4, &st, 4);
+			memcpy(r + PX_REC_HDR + 8, &epoch, 8);
+			memcpy(r + PX_REC_HDR + 16, &cursor, 8);
+			memcpy(r + PX_REC_HDR + 24, &valid, 8);
+		}
 		memset(r + 16, 0, 4);
 		crc = ff_crc32c(0, r, PX_REC_HDR + len);
 		memcpy(r + 16, &crc, 4);
@@ -1456,12 +1486,17 @@ static void corrupt_log(struct px *p, bool unfit)
 
 static void test_posix_fsck_corrupt_log(void **state)
 {
-	corrupt_log(*state, false);
+	corrupt_log(*state, DAMAGE_BYTE);
 }
 
 static void test_posix_fsck_unfit_record(void **state)
 {
-	corrupt_log(*state, true);
+	corrupt_log(*state, DAMAGE_TYPE);
+}
+
+static void test_posix_fsck_meta_zone_record(void **state)
+{
+	corrupt_log(*state, DAMAGE_META_ZONE);
 }
 
 /* An orphan left by a crash is found by -n and repaired by -y. */
@@ -1558,6 +1593,7 @@ int main(void)
 		T2(test_posix_fsck_corrupt),
 		T2(test_posix_fsck_corrupt_log),
 		T2(test_posix_fsck_unfit_record),
+		T2(test_posix_fsck_meta_zone_record),
 		T2(test_posix_fsck_orphan),
 		T2(test_posix_fsck_leak),
 	};
