@@ -3680,7 +3680,8 @@ static int read_sb(struct px_fs *fs, const char *path)
 		if (get32(s + PX_SB_NR_ZONES) != di->nr_zones ||
 		    get64(s + PX_SB_ZONE_SIZE) != di->zone_size ||
 		    get32(s + PX_SB_META_COUNT) < 3 || get32(s + PX_SB_META_FIRST) < 1 ||
-		    get32(s + PX_SB_META_FIRST) + get32(s + PX_SB_META_COUNT) >= di->nr_zones) {
+		    (uint64_t)get32(s + PX_SB_META_FIRST) + get32(s + PX_SB_META_COUNT) >=
+			    di->nr_zones) {
 			ff_err("%s: the superblock's geometry does not match the device", path);
 			ret = -EUCLEAN;
 			continue;

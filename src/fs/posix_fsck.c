@@ -147,7 +147,8 @@ static bool sb_valid(struct fk *k, const uint8_t *b, uint32_t copy)
 	}
 	if (le32(b + PX_SB_BLKSZ) != PX_BLK || le64(b + PX_SB_FEATURES) ||
 	    le32(b + PX_SB_META_COUNT) < 3 || le32(b + PX_SB_META_FIRST) < 1 ||
-	    le32(b + PX_SB_META_FIRST) + le32(b + PX_SB_META_COUNT) > le32(b + PX_SB_NR_ZONES)) {
+	    (uint64_t)le32(b + PX_SB_META_FIRST) + le32(b + PX_SB_META_COUNT) >
+		    le32(b + PX_SB_NR_ZONES)) {
 		problem(k, false, "superblock copy %u: bad geometry or features", copy);
 		ok = false;
 	}
