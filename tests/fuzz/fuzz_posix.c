@@ -25,7 +25,9 @@
  * then a list of operations, each one byte `op` then its arguments:
  *   op % 4 == 0  raw patch: u8 region, u16 offset, u8 n, n bytes. Regions:
  *                superblock 0, superblock 1, the current zone header, the
- *                record area, the first data zone that was written;
+ *                record area, the first data zone that was written, the last
+ *                header in it and its data (after the committed cursor: the
+ *                one roll-forward applies);
  *   op % 4 == 1  replace the payload of record (u8 k % records) with u8 n
  *                bytes (type = op >> 4 when non-zero);
  *   op % 4 == 2  insert a record before record (u8 k % (records + 1)): type
@@ -66,6 +68,7 @@ struct tmpl {
 	struct rec recs[MAXR]; /* its records (pointing into img) */
 	uint32_t nrec;
 	size_t data_lo, data_hi; /* the first written data zone's written part */
+	size_t data_last;	 /* its last header: roll-forward reads it */
 };
 
 static char g_path[128];
@@ -210,8 +213,10 @@ static void parse_template(struct tmpl *t)
 			t->data_lo = (size_t)z * ZS;
 			t->data_hi = t->data_lo;
 			while (t->data_hi + PX_BLK <= (size_t)(z + 1) * ZS &&
-			       !memcmp(t->img + t->data_hi, PX_DH_MAGIC, 8))
+			       !memcmp(t->img + t->data_hi, PX_DH_MAGIC, 8)) {
+				t->data_last = t->data_hi;
 				t->data_hi += PX_BLK + get64(t->img + t->data_hi + PX_DH_LEN);
+			}
 			break;
 		}
 	}
@@ -326,7 +331,7 @@ static void write_log(const struct tmpl *t, uint8_t *img, const struct rec *recs
 
 static void region(const struct tmpl *t, unsigned sel, size_t *lo, size_t *hi)
 {
-	switch (sel % 5) {
+	switch (sel % 6) {
 	case 0:
 		*lo = 0, *hi = PX_BLK;
 		break;
@@ -339,8 +344,11 @@ static void region(const struct tmpl *t, unsigned sel, size_t *lo, size_t *hi)
 	case 3:
 		*lo = (size_t)t->cur_zone * ZS + PX_BLK, *hi = (size_t)(t->cur_zone + 1) * ZS;
 		break;
-	default:
+	case 4:
 		*lo = t->data_lo, *hi = t->data_hi;
+		break;
+	default:
+		*lo = t->data_last, *hi = t->data_hi;
 		break;
 	}
 }
