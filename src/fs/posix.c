@@ -3602,8 +3602,9 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean)
 		if (memcmp(hb, PX_DH_MAGIC, 8) || get32(hb + PX_DH_VERSION) != PX_VERSION ||
 		    ff_crc32c(0, tmp, PX_BLK) != get32(hb + PX_DH_CRC) ||
 		    get64(hb + PX_DH_EPOCH) != zo->epoch || !len || len % PX_BLK || len > zo->cap ||
-		    pos + PX_BLK + len > limit)
-			break;
+		    pos + PX_BLK + len > limit || get64(hb + PX_DH_FILE_OFF) % PX_BLK ||
+		    get64(hb + PX_DH_FILE_OFF) > UINT64_MAX - len)
+			break; /* an invalid header (file ranges are whole blocks) ends the chain */
 		if (len > dcap) {
 			free(data);
 			data = NULL;
