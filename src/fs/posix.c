@@ -651,6 +651,7 @@ static void inode_free_mem(struct px_inode *i)
 }
 
 static int log_commit_all(struct px_fs *fs);
+static bool data_zone(const struct px_zone *z);
 
 /* Queued records past this are committed by the operation that queued them. */
 #define PX_PEND_MAX (1u << 20)
@@ -1024,8 +1025,14 @@ static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t l
 		uint64_t epoch = rd64(&r), cursor = rd64(&r);
 
 		rd64(&r);
-		if (r.bad || z >= fs->nr_zones || st > PX_Z_SUPER || cursor < fs->zones[z].start ||
-		    cursor > fs->zones[z].start + fs->zones[z].cap)
+		/*
+		 * Only data zones have ZONE records, and never the roles the
+		 * geometry gives (superblock, metadata): a record that made a
+		 * metadata zone an open data zone would have data written over
+		 * the log.
+		 */
+		if (r.bad || z >= fs->nr_zones || st >= PX_Z_META || !data_zone(&fs->zones[z]) ||
+		    cursor < fs->zones[z].start || cursor > fs->zones[z].start + fs->zones[z].cap)
 			return -EUCLEAN;
 		fs->zones[z].state = st;
 		fs->zones[z].epoch = epoch;
@@ -3049,12 +3056,16 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 	ff_mutex_unlock(&fs->ns);
 	if (n >= 0 && (size_t)n < len) {
 		struct ff_dev_stats ds;
+		struct ff_zoneq_stats qs;
 
 		ff_dev_stats(fs->dev, &ds);
+		ff_zoneq_stats(fs->dev, &qs);
 		n += snprintf(buf + n, len - (size_t)n,
-			      "dev_writes %llu\ndev_bytes_written %llu\ndev_flushes %llu\n",
+			      "dev_writes %llu\ndev_bytes_written %llu\ndev_flushes %llu\n"
+			      "dev_read_errors %llu\ndev_write_errors %llu\nzoneq_errors %llu\n",
 			      (unsigned long long)ds.writes, (unsigned long long)ds.bytes_written,
-			      (unsigned long long)ds.flushes);
+			      (unsigned long long)ds.flushes, (unsigned long long)ds.read_errors,
+			      (unsigned long long)ds.write_errors, (unsigned long long)qs.errors);
 	}
 	return n < 0 ? -EIO : (size_t)n >= len ? (int)len - 1 : n;
 }
@@ -3625,8 +3636,9 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean)
 		if (memcmp(hb, PX_DH_MAGIC, 8) || get32(hb + PX_DH_VERSION) != PX_VERSION ||
 		    ff_crc32c(0, tmp, PX_BLK) != get32(hb + PX_DH_CRC) ||
 		    get64(hb + PX_DH_EPOCH) != zo->epoch || !len || len % PX_BLK || len > zo->cap ||
-		    pos + PX_BLK + len > limit)
-			break;
+		    pos + PX_BLK + len > limit || get64(hb + PX_DH_FILE_OFF) % PX_BLK ||
+		    get64(hb + PX_DH_FILE_OFF) > UINT64_MAX - len)
+			break; /* an invalid header (file ranges are whole blocks) ends the chain */
 		if (len > dcap) {
 			free(data);
 			data = NULL;
@@ -3703,7 +3715,8 @@ static int read_sb(struct px_fs *fs, const char *path)
 		if (get32(s + PX_SB_NR_ZONES) != di->nr_zones ||
 		    get64(s + PX_SB_ZONE_SIZE) != di->zone_size ||
 		    get32(s + PX_SB_META_COUNT) < 3 || get32(s + PX_SB_META_FIRST) < 1 ||
-		    get32(s + PX_SB_META_FIRST) + get32(s + PX_SB_META_COUNT) >= di->nr_zones) {
+		    (uint64_t)get32(s + PX_SB_META_FIRST) + get32(s + PX_SB_META_COUNT) >=
+			    di->nr_zones) {
 			ff_err("%s: the superblock's geometry does not match the device", path);
 			ret = -EUCLEAN;
 			continue;

@@ -147,7 +147,8 @@ static bool sb_valid(struct fk *k, const uint8_t *b, uint32_t copy)
 	}
 	if (le32(b + PX_SB_BLKSZ) != PX_BLK || le64(b + PX_SB_FEATURES) ||
 	    le32(b + PX_SB_META_COUNT) < 3 || le32(b + PX_SB_META_FIRST) < 1 ||
-	    le32(b + PX_SB_META_FIRST) + le32(b + PX_SB_META_COUNT) > le32(b + PX_SB_NR_ZONES)) {
+	    (uint64_t)le32(b + PX_SB_META_FIRST) + le32(b + PX_SB_META_COUNT) >
+		    le32(b + PX_SB_NR_ZONES)) {
 		problem(k, false, "superblock copy %u: bad geometry or features", copy);
 		ok = false;
 	}
@@ -238,6 +239,8 @@ static bool log_after_cp(const struct mzone *m, uint64_t from)
  * the zone has the newest header but the mount used an older one; a crash
  * while its checkpoint was written (before the flush that ends it) leaves
  * any subset of it, which is a problem only when the log went on after it.
+ * A fallback past a chain that holds its whole checkpoint is damage: the
+ * mount refused a record whose crc is valid (apply_rec: it does not fit).
  */
 static void check_chain(struct fk *k, uint32_t z, const struct mzone *m, bool fallback)
 {
@@ -266,6 +269,13 @@ static void check_chain(struct fk *k, uint32_t z, const struct mzone *m, bool fa
 		nrec++;
 		expect++;
 		pos = next;
+	}
+	if (fallback && ended) {
+		/* a whole chain with its checkpoint, yet the mount did not use it */
+		problem(k, false,
+			"metadata zone %u: its checkpoint and log are whole but a record in them does not fit the state; the mount uses the older zone's and loses what was committed here",
+			z);
+		return;
 	}
 	if (fallback && !log_after_cp(m, pos)) {
 		note(k,

@@ -72,6 +72,13 @@ struct zf_inode {
 	pthread_cond_t size_cv; /* size moved (with io_lock): out-of-order appends wait */
 	int writers;		/* opens for write; guarded by io_lock */
 	struct ff_cinode *ci;
+	/*
+	 * 1 + the file offset of the first write-back append that failed since
+	 * the last recovery (0: none): the file's durable end when fsync or
+	 * close meets the error. Atomic: set by write_done, taken by
+	 * writeback_failed.
+	 */
+	_Atomic uint64_t wb_failed;
 };
 
 struct zf_dir {
@@ -532,6 +539,13 @@ static int zf_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	struct zf_inode *zi = fs_inode;
 
 	(void)flags;
+	if (result < 0 && m->type == FF_MAP_APPEND) {
+		uint64_t was = atomic_load(&zi->wb_failed);
+
+		while ((!was || m->file_off + 1 < was) &&
+		       !atomic_compare_exchange_weak(&zi->wb_failed, &was, m->file_off + 1))
+			;
+	}
 	if (result < 0 || m->type != FF_MAP_APPEND || landed_at == zi->start + m->file_off)
 		return 0;
 	ff_err("seq/%u: %llu bytes for file offset %llu landed at zone offset %llu", zi->idx,
@@ -917,6 +931,7 @@ static void zf_end_at_wp_locked(struct zf_inode *zi, uint64_t isize)
 		end = rp;
 	ff_cache_invalidate_begin(zi->ci);
 	ff_cache_truncate(zi->ci, end);
+	atomic_store(&zi->wb_failed, 0); /* recovered: a later failure starts afresh */
 	atomic_store(&zi->size, end);
 	ff_cache_inode_set_size(zi->ci, end);
 	ff_cache_invalidate_end(zi->ci);
@@ -1062,18 +1077,27 @@ out:
 
 /*
  * A write-back that fsync or close waited for failed: apply errors= and, on
- * a sequential file, end the file at the zone's write pointer again.
+ * a sequential file, end the file as after a failed write: at the zone's
+ * write pointer or where the failed append began (what was durable before
+ * it), as zf_end_at_wp_locked decides per errors= mode. Not at the size the
+ * buffered writes gave it: their bytes never reached the device.
  */
 static void writeback_failed(struct zf_fs *fs, struct zf_inode *zi, int err)
 {
+	uint64_t failed = atomic_exchange(&zi->wb_failed, 0);
 	bool moved = false;
 
 	zf_io_error(zi, err);
 	if (zi->seq) {
+		uint64_t size, isize;
+
 		ff_mutex_lock(&zi->io_lock);
-		if (ff_zoneq_wp(fs->dev, zi->zone) - zi->start < atomic_load(&zi->size)) {
-			zf_end_at_wp_locked(zi, atomic_load(&zi->size));
-			moved = true;
+		size = isize = atomic_load(&zi->size);
+		if (failed && failed - 1 < isize)
+			isize = failed - 1;
+		if (ff_zoneq_wp(fs->dev, zi->zone) - zi->start != size || isize != size) {
+			zf_end_at_wp_locked(zi, isize);
+			moved = atomic_load(&zi->size) != size;
 		}
 		ff_mutex_unlock(&zi->io_lock);
 	}

@@ -422,6 +422,43 @@ static void test_compat_errors_remount_ro_keeps_size(void **state)
 	error_past_size(*state, FF_ERRORS_REMOUNT_RO, BLK);
 }
 
+/*
+ * The same after a buffered append whose write-back fails at fsync, the zone
+ * having been written behind the file's back (its pointer 2 blocks past the
+ * file's durable end): errors=repair ends the file at the write pointer,
+ * errors=remount-ro at the size that was on the device before the failed
+ * write-back, not at the size the buffered write gave it (the kernel's answer
+ * in tests/vm/guest.d/85-errors-matrix.sh).
+ */
+static void writeback_error_past_size(struct fx *f, enum ff_errors_mode mode, off_t want)
+{
+	char env[96];
+	struct stat st;
+
+	assert_int_equal(fmt(f, 0, 0, 0), 0);
+	snprintf(env, sizeof(env), "fail_write=2,range=%llu:%llu",
+		 (unsigned long long)(SEQ(0) * ZS), (unsigned long long)((SEQ(0) + 1) * ZS));
+	setenv("FOLIOFS_FAULT", env, 1);
+	assert_int_equal(mnt(f, mode, false), 0);
+	append_sync(f, SEQ(0), 0, BLK);
+	assert_int_equal(ff_fs_write(f->fs, SEQ(0), f->buf, BLK, BLK, 0), (ssize_t)BLK);
+	g_wp_add[SEQ(0)] = 2 * BLK;
+	assert_true(ff_fs_fsync(f->fs, SEQ(0), false) < 0);
+	assert_int_equal(ff_fs_getattr(f->fs, SEQ(0), &st), 0);
+	assert_int_equal(st.st_size, want);
+	g_wp_add[SEQ(0)] = 0;
+}
+
+static void test_compat_errors_repair_writeback_size_is_wp(void **state)
+{
+	writeback_error_past_size(*state, FF_ERRORS_REPAIR, 3 * BLK);
+}
+
+static void test_compat_errors_remount_ro_writeback_keeps_size(void **state)
+{
+	writeback_error_past_size(*state, FF_ERRORS_REMOUNT_RO, BLK);
+}
+
 /* statfs says ST_RDONLY once the whole mount is read-only (errors=remount-ro) */
 static void test_compat_statfs_rdonly(void **state)
 {
@@ -460,6 +497,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_compat_errors_remount_ro_keeps_size, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_compat_errors_repair_writeback_size_is_wp,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compat_errors_remount_ro_writeback_keeps_size,
+						setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1483,11 +1483,19 @@ static void test_posix_fsck_corrupt(void **state)
 
 /*
  * A damaged record of the log after the checkpoint, that other records
- * follow: the mount would drop the committed operations after it.
+ * follow: the mount would drop the committed operations after it, and fsck
+ * -n reports it. The other kinds of damage keep the record's crc valid, so
+ * the chain is whole but the mount must not apply the record: it uses the
+ * older zone's checkpoint, which loses committed operations too.
  */
-static void test_posix_fsck_corrupt_log(void **state)
+enum log_damage {
+	DAMAGE_BYTE,	  /* a payload byte: the crc no longer matches */
+	DAMAGE_TYPE,	  /* a type no record has */
+	DAMAGE_META_ZONE, /* a ZONE record that makes a metadata zone an open data zone */
+};
+
+static void corrupt_log(struct px *p, enum log_damage how)
 {
-	struct px *p = *state;
 	char copy[300], ref[300];
 	uint64_t mz, pos = PX_BLK, recs[4096], nrec = 0, cp_end = 0;
 	uint8_t *buf = tu_alloc(ZS);
@@ -1523,13 +1531,129 @@ static void test_posix_fsck_corrupt_log(void **state)
 	free(buf);
 	/* the log holds the tree's operations after the checkpoint */
 	assert_true(cp_end && nrec > cp_end + 4);
-	/* a payload byte of a record in the middle of the log */
-	patch_byte(copy, mz + recs[(cp_end + nrec) / 2] + PX_REC_HDR + 1);
+	if (how != DAMAGE_BYTE) {
+		uint64_t at = mz + recs[(cp_end + nrec) / 2], z = PX_META_FIRST;
+		uint8_t h[PX_REC_HDR], *r;
+		uint32_t len, crc;
+		size_t k;
+
+		fd = open(copy, O_RDWR);
+		assert_true(fd >= 0);
+		assert_int_equal(pread(fd, h, sizeof(h), (off_t)at), (ssize_t)sizeof(h));
+		memcpy(&len, h + 4, 4);
+		if (how == DAMAGE_META_ZONE) {
+			/* a record long enough for a ZONE payload (extra bytes are ignored) */
+			for (k = (cp_end + nrec) / 2; k < nrec; k++) {
+				at = mz + recs[k];
+				assert_int_equal(pread(fd, h, sizeof(h), (off_t)at),
+						 (ssize_t)sizeof(h));
+				memcpy(&len, h + 4, 4);
+				if (len >= 32)
+					break;
+			}
+			assert_true(k < nrec);
+		}
+		r = tu_alloc(PX_REC_HDR + len);
+		assert_int_equal(pread(fd, r, PX_REC_HDR + len, (off_t)at),
+				 (ssize_t)(PX_REC_HDR + len));
+		r[0] = how == DAMAGE_TYPE ? 200 : PX_R_ZONE; /* 200: no such type */
+		r[1] = 0;
+		if (how == DAMAGE_META_ZONE) {
+			uint32_t zz = (uint32_t)z, st = PX_Z_OPEN;
+			uint64_t epoch = 99, cursor = z * ZS + PX_BLK, valid = 0;
+
+			memset(r + PX_REC_HDR, 0, len);
+			memcpy(r + PX_REC_HDR, &zz, 4);
+			memcpy(r + PX_REC_HDR + 4, &st, 4);
+			memcpy(r + PX_REC_HDR + 8, &epoch, 8);
+			memcpy(r + PX_REC_HDR + 16, &cursor, 8);
+			memcpy(r + PX_REC_HDR + 24, &valid, 8);
+		}
+		memset(r + 16, 0, 4);
+		crc = ff_crc32c(0, r, PX_REC_HDR + len);
+		memcpy(r + 16, &crc, 4);
+		assert_int_equal(pwrite(fd, r, PX_REC_HDR + len, (off_t)at),
+				 (ssize_t)(PX_REC_HDR + len));
+		close(fd);
+		free(r);
+	} else {
+		/* a payload byte of a record in the middle of the log */
+		patch_byte(copy, mz + recs[(cp_end + nrec) / 2] + PX_REC_HDR + 1);
+	}
 	snapshot(copy, ref);
 	assert_true(fsck_run(copy, FF_FSCK_READ_ONLY, NULL) >= 1);
 	same_bytes(copy, ref);
 	unlink(copy);
 	unlink(ref);
+}
+
+static void test_posix_fsck_corrupt_log(void **state)
+{
+	corrupt_log(*state, DAMAGE_BYTE);
+}
+
+static void test_posix_fsck_unfit_record(void **state)
+{
+	corrupt_log(*state, DAMAGE_TYPE);
+}
+
+static void test_posix_fsck_meta_zone_record(void **state)
+{
+	corrupt_log(*state, DAMAGE_META_ZONE);
+}
+
+/*
+ * A data header with a valid crc whose file offset is not block aligned
+ * (a damaged or forged image) ends the roll-forward chain, as any invalid
+ * header does: the mount maps nothing from it (misaligned extents would
+ * follow), and fsck -n finds the image clean (the uncommitted append it
+ * carried is lost, as after a torn write). Regular images only: on an
+ * emulated sequential zone the emulation rolls the pointer back over bytes
+ * changed under it.
+ */
+static void test_posix_rollforward_unaligned_header(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(BLK), *h = tu_alloc(BLK);
+	uint64_t f, at = 0, dseq = 0, off, v;
+	char copy[300];
+	struct stat st;
+	uint32_t crc;
+	int fd;
+
+	f = mkfile(p, p->root, "ua");
+	tu_fill(buf, BLK, 3);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	/* a sync append: its header is rolled forward, its EXTENT record not committed */
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 2 * BLK, FF_CW_DSYNC), BLK);
+	snprintf(copy, sizeof(copy), "%s.ua", p->path);
+	snapshot(p->path, copy);
+	fd = open(copy, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(fstat(fd, &st), 0);
+	/* the newest header of this file */
+	for (off = 0; off + BLK <= (uint64_t)st.st_size; off += BLK) {
+		assert_int_equal(pread(fd, h, BLK, (off_t)off), BLK);
+		memcpy(&v, h + PX_DH_INO, 8);
+		if (!memcmp(h, PX_DH_MAGIC, 8) && v == f) {
+			memcpy(&v, h + PX_DH_DSEQ, 8);
+			if (v > dseq)
+				dseq = v, at = off;
+		}
+	}
+	assert_true(dseq > 0);
+	assert_int_equal(pread(fd, h, BLK, (off_t)at), BLK);
+	v = 2 * BLK + 100;
+	memcpy(h + PX_DH_FILE_OFF, &v, 8);
+	memset(h + PX_DH_CRC, 0, 4);
+	crc = ff_crc32c(0, h, BLK);
+	memcpy(h + PX_DH_CRC, &crc, 4);
+	assert_int_equal(pwrite(fd, h, BLK, (off_t)at), BLK);
+	close(fd);
+	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
+	unlink(copy);
+	free(buf);
+	free(h);
 }
 
 /* An orphan left by a crash is found by -n and repaired by -y. */
@@ -1628,6 +1752,10 @@ int main(void)
 		T2(test_posix_fsck_clean),
 		T2(test_posix_fsck_corrupt),
 		T2(test_posix_fsck_corrupt_log),
+		T2(test_posix_fsck_unfit_record),
+		T2(test_posix_fsck_meta_zone_record),
+		cmocka_unit_test_setup_teardown(test_posix_rollforward_unaligned_header, setup_reg,
+						teardown),
 		T2(test_posix_fsck_orphan),
 		T2(test_posix_fsck_leak),
 	};
