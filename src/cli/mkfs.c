@@ -2,7 +2,13 @@
 /*
  * mkfs.foliofs: format a regular file or device (all conventional zones, or
  * emulated sequential zones after N conventional ones), or a kernel zoned
- * block device, with the kernel zonefs superblock.
+ * block device, with the posix format (the default: a general filesystem) or
+ * the kernel zonefs layout (--format zonefs). The options that only the
+ * zonefs superblock can hold (label, uid, gid, perm, aggr_cnv) are refused
+ * with any other format rather than implying zonefs: a user who adds -L to
+ * the default command line wants a general filesystem with a label, and a
+ * zonefs layout in its place would be a filesystem where nothing can be
+ * created.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -20,17 +26,22 @@ static void usage(FILE *out)
 		"                    [--zone-cap SIZE] [--max-open N] [--max-active N] [-L|--label LABEL]\n"
 		"                    [--uid N] [--gid N] [--perm OCTAL] [--aggr-cnv]\n"
 		"                    [--format posix|zonefs] DEVICE\n"
-		"Formats DEVICE (an image file, a disk, or a zoned block device) with the zonefs layout.\n"
+		"Formats DEVICE (an image file, a disk, or a zoned block device). The default format,\n"
+		"posix, is a general filesystem (directories, rename, links, xattrs) on any of them;\n"
+		"--format zonefs makes the kernel zonefs layout instead (one file per zone, cnv/ and seq/).\n"
 		"  -f, --force        format even if DEVICE holds data or a filesystem\n"
-		"  --zone-size SIZE   zone size of an image or regular disk (default 256M)\n"
+		"  --zone-size SIZE   zone size of an image or regular disk (default 256M; posix on a\n"
+		"                     device under 16G: the largest power of two up to a 16th of it)\n"
 		"  --emulate-zoned    make the zones after the conventional ones sequential (emulated)\n"
 		"  --conv-zones N     conventional zones, zone 0 (the superblock) among them (default 1)\n"
 		"  --zone-cap SIZE    capacity of each emulated sequential zone (default: the zone size)\n"
 		"  --max-open N, --max-active N   emulated open/active zone limits (default none)\n"
+		"  --format F         posix (the default: a general filesystem) or zonefs (the kernel\n"
+		"                     zonefs layout, for programs written for kernel zonefs)\n"
+		"zonefs format only (refused with the posix format):\n"
 		"  -L, --label LABEL  the superblock's label (up to 64 bytes)\n"
 		"  --uid N, --gid N, --perm OCTAL   owner and mode of every file (default 0, 0, 640)\n"
 		"  --aggr-cnv         one file cnv/0 for all conventional zones\n"
-		"  --format F         posix (a general filesystem) or zonefs (the kernel zonefs layout)\n"
 		"  -h, --help; -V, --version\n");
 }
 
@@ -64,6 +75,7 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct ff_mkfs_opts o = {.conv_zones = 1};
+	const char *zonefs_opt = NULL; /* the first zonefs-only option given */
 	char summary[512];
 	unsigned long v;
 	int c, ret;
@@ -102,25 +114,30 @@ int main(int argc, char **argv)
 			o.zone_opts = true;
 			break;
 		case 'L':
+			zonefs_opt = zonefs_opt ? zonefs_opt : "--label";
 			bad = strlen(optarg) > FF_ZONEFS_LABEL_LEN;
 			snprintf(o.sb.label, sizeof(o.sb.label), "%s", optarg);
 			break;
 		case 'u':
+			zonefs_opt = zonefs_opt ? zonefs_opt : "--uid";
 			bad = num(optarg, &v, 10, UINT32_MAX);
 			o.sb.uid = (uint32_t)v;
 			o.sb.features |= FF_ZONEFS_F_UID;
 			break;
 		case 'g':
+			zonefs_opt = zonefs_opt ? zonefs_opt : "--gid";
 			bad = num(optarg, &v, 10, UINT32_MAX);
 			o.sb.gid = (uint32_t)v;
 			o.sb.features |= FF_ZONEFS_F_GID;
 			break;
 		case 'p':
+			zonefs_opt = zonefs_opt ? zonefs_opt : "--perm";
 			bad = num(optarg, &v, 8, 0777);
 			o.sb.perm = (uint32_t)v;
 			o.sb.features |= FF_ZONEFS_F_PERM;
 			break;
 		case 'A':
+			zonefs_opt = zonefs_opt ? zonefs_opt : "--aggr-cnv";
 			o.sb.features |= FF_ZONEFS_F_AGGRCNV;
 			break;
 		case 'F':
@@ -147,6 +164,13 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc - 1) {
 		usage(stderr);
+		return 2;
+	}
+	if (zonefs_opt && o.format != FF_FMT_ZONEFS) {
+		fprintf(stderr,
+			"mkfs.foliofs: %s is an option of the zonefs format only; the %s format has none. Add --format zonefs for the kernel zonefs layout, or drop %s\n",
+			zonefs_opt, o.format == FF_FMT_POSIX ? "posix" : "default (posix)",
+			zonefs_opt);
 		return 2;
 	}
 	if ((o.conv_zones != 1 || o.zone_cap || o.max_open || o.max_active) && !o.emulate_zoned) {

@@ -20,7 +20,7 @@
 static const struct ff_fs_fmt *const formats[] = {&ff_fmt_zonefs, &ff_fmt_posix};
 
 /* The default format of mkfs. */
-#define DEFAULT_FORMAT FF_FMT_ZONEFS
+#define DEFAULT_FORMAT FF_FMT_POSIX
 
 static const struct ff_fs_fmt *fmt_by_id(enum ff_fs_format id)
 {

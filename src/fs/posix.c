@@ -3291,7 +3291,12 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 			close(fd);
 		}
 	}
-	ret = ff_dev_open(path, &dopt, &dev);
+	/*
+	 * Only a block device can be a kernel zoned device: an image file is not
+	 * opened here, where a small one would be said to be too small for the
+	 * default zone size on a mkfs that then succeeds.
+	 */
+	ret = S_ISBLK(st.st_mode) ? ff_dev_open(path, &dopt, &dev) : -ENODEV;
 	if (!ret) {
 		zoned = ff_dev_info(dev)->kind == FF_DEV_ZONED;
 		dev_size = ff_dev_info(dev)->size;

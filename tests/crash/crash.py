@@ -412,7 +412,7 @@ def one_iteration(seed, stats):
             os.unlink(f)
     with open(IMG, "wb") as f:
         f.truncate((NCNV + NSEQ) * ZS + (1 << 20))
-    sh([MKFS, "--emulate-zoned", "--conv-zones", str(NCNV), "--zone-size", str(ZS), IMG])
+    sh([MKFS, "--format", "zonefs", "--emulate-zoned", "--conv-zones", str(NCNV), "--zone-size", str(ZS), IMG])
     nseq = rng.randint(1, 4)
     zones = rng.sample(range(NSEQ), nseq)
     fault = None

@@ -39,7 +39,8 @@ static size_t g_size;
 
 static void make_template(void)
 {
-	struct ff_mkfs_opts o = {.force = true,
+	struct ff_mkfs_opts o = {.format = FF_FMT_ZONEFS,
+				 .force = true,
 				 .emulate_zoned = true,
 				 .zone_size = ZS,
 				 .conv_zones = 2,

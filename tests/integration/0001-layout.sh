@@ -8,7 +8,7 @@
 # one cnv/0 for all conventional zones; statfs counts as the kernel does.
 . "$(dirname "$0")/lib.sh"
 
-mkimg 512M --emulate-zoned --conv-zones 3 --zone-size 64M  # 7 zones (the emulation keeps a tail)
+mkimg 512M --format zonefs --emulate-zoned --conv-zones 3 --zone-size 64M  # 7 zones (the emulation keeps a tail)
 before=$(date +%s)
 mnt
 expect_eq "root entries" "$(ls "$MNT" | tr '\n' ' ')" "cnv seq "
@@ -45,7 +45,7 @@ expect_eq "statfs free after 1M" "$(stat -f -c %f "$MNT")" $((4 * 64 * 256 - 256
 umnt
 
 note "mkfs --uid --gid --perm --aggr-cnv"
-mkimg 512M --emulate-zoned --conv-zones 3 --zone-size 64M --uid 1234 --gid 567 --perm 604 --aggr-cnv
+mkimg 512M --format zonefs --emulate-zoned --conv-zones 3 --zone-size 64M --uid 1234 --gid 567 --perm 604 --aggr-cnv
 mnt
 expect_eq "aggregated cnv entries" "$(ls "$MNT/cnv" | tr '\n' ' ')" "0 "
 expect_eq "aggregated cnv/0" "$(stat -c '%a %u %g %s %i' "$MNT/cnv/0")" "604 1234 567 134217728 1"
@@ -54,7 +54,7 @@ expect_eq "dirs stay root 0555" "$(stat -c '%a %u %g' "$MNT/seq")" "555 0 0"
 umnt
 
 note "one conventional zone (the superblock's): no cnv/"
-mkimg 256M --emulate-zoned --conv-zones 1 --zone-size 64M
+mkimg 256M --format zonefs --emulate-zoned --conv-zones 1 --zone-size 64M
 mnt
 expect_eq "root entries" "$(ls "$MNT" | tr '\n' ' ')" "seq "
 expect_eq "root nlink" "$(stat -c %h "$MNT")" 3
@@ -62,7 +62,7 @@ expect_eq "cnv lookup" "$($ZF read "$MNT/cnv" 0 1)" ENOENT
 umnt
 
 note "no --emulate-zoned: every zone conventional"
-mkimg 256M --zone-size 64M
+mkimg 256M --format zonefs --zone-size 64M
 mnt
 expect_eq "cnv entries (3 zones, zone 0 hidden)" "$(ls "$MNT/cnv" | tr "\n" " ")" "0 1 "
 expect_eq "seq entries" "$(ls "$MNT/seq" | wc -l)" 0

@@ -9,7 +9,7 @@
 # ENODATA, setxattr refused.
 . "$(dirname "$0")/lib.sh"
 
-mkimg 320M --emulate-zoned --conv-zones 2 --zone-size 64M
+mkimg 320M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 mnt
 tree0=$(ls -lR "$MNT")
 zf EACCES open "$MNT/seq/new" wronly,creat

@@ -8,7 +8,7 @@
 # read-only opens cannot write (EBADF); reads stop at the write pointer.
 . "$(dirname "$0")/lib.sh"
 
-mkimg 320M --emulate-zoned --conv-zones 2 --zone-size 64M
+mkimg 320M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 CAP=$((64 << 20))
 mnt
 S=$MNT/seq/0

@@ -7,7 +7,7 @@
 # remount. O_APPEND writes EINVAL (as the kernel: no end to append at).
 . "$(dirname "$0")/lib.sh"
 
-mkimg 320M --emulate-zoned --conv-zones 3 --zone-size 64M
+mkimg 320M --format zonefs --emulate-zoned --conv-zones 3 --zone-size 64M
 CAP=$((64 << 20))
 mnt
 C=$MNT/cnv/0

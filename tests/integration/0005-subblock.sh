@@ -11,7 +11,7 @@
 # requests of it stay block-aligned: see max_write in src/fuse/main.c).
 . "$(dirname "$0")/lib.sh"
 
-mkimg 320M --emulate-zoned --conv-zones 2 --zone-size 64M
+mkimg 320M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 "$FOLIOFS" -f -o max_folio=64K "$IMG" "$MNT" >"$W/mount.out" 2>&1 &
 FG=$!
 for i in $(seq 50); do mountpoint -q "$MNT" && break; sleep 0.1; done

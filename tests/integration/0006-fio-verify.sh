@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 need fio
 
-mkimg 1200M --emulate-zoned --conv-zones 4 --zone-size 64M
+mkimg 1200M --format zonefs --emulate-zoned --conv-zones 4 --zone-size 64M
 mnt
 # page-aligned buffers: FUSE splits a write at the user buffer's pages, and a
 # mid-block piece of a sync append comes back short, which fio 3.33 mishandles

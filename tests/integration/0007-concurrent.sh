@@ -8,7 +8,7 @@
 . "$(dirname "$0")/lib.sh"
 need fio
 
-mkimg 1G --emulate-zoned --conv-zones 3 --zone-size 64M
+mkimg 1G --format zonefs --emulate-zoned --conv-zones 3 --zone-size 64M
 mnt
 zf OK fill "$MNT/seq/7" 0 8M 41 sync 1M
 cat >"$W/jobs.fio" <<JOBS

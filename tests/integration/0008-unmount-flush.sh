@@ -7,7 +7,7 @@
 # A mount right after an unmount waits for the old daemon's write-back.
 . "$(dirname "$0")/lib.sh"
 
-mkimg 512M --emulate-zoned --conv-zones 2 --zone-size 64M
+mkimg 512M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 # a large cache and no early flushing, so the data is still dirty at unmount
 OPTS="-o cache_size=512M"
 round() { # $1 = how to stop, $2 = seed

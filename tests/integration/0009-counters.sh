@@ -10,7 +10,7 @@
 # zone's write pointer follow each of its appends (in lockstep).
 . "$(dirname "$0")/lib.sh"
 
-mkimg 320M --emulate-zoned --conv-zones 2 --zone-size 64M
+mkimg 320M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 mnt
 for k in dev_writes dev_bytes_written zoneq_queued cache_writethrough_bytes cache_writeback_bytes \
 	cache_dirty_bytes write_amplification read_only; do

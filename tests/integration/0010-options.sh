@@ -10,7 +10,7 @@
 . "$(dirname "$0")/lib.sh"
 need fio
 
-mkimg 512M --emulate-zoned --conv-zones 2 --zone-size 64M
+mkimg 512M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 V="--verify=crc32c --verify_fatal=1 --do_verify=1 --ioengine=psync --iomem_align=4k"
 
 note "cache_size=4M,max_folio=256K: a 32 MiB working set through a 4 MiB cache"

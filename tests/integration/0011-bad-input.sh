@@ -37,10 +37,10 @@ refuse "random bytes" "mkfs.foliofs|not a foliofs|superblock" "$FOLIOFS" "$W/img
 expect_eq "random image unchanged" "$(shaof "$W/img.rand")" "$s"
 
 truncate -s 1M "$W/img.small"
-refuse "mkfs of a too small image" "small|size|zone" "$MKFS" --emulate-zoned --zone-size 64M "$W/img.small"
+refuse "mkfs of a too small image" "small|size|zone" "$MKFS" --format zonefs --emulate-zoned --zone-size 64M "$W/img.small"
 refuse "mount of a too small image" "small|mkfs.foliofs|not a foliofs" "$FOLIOFS" "$W/img.small" "$MNT"
 
-mkimg 256M --emulate-zoned --conv-zones 2 --zone-size 64M
+mkimg 256M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 cp --sparse=always "$IMG" "$W/img.crc"
 printf '\xff' | dd of="$W/img.crc" bs=1 seek=100 conv=notrunc status=none
 s=$(shaof "$W/img.crc")
@@ -92,7 +92,7 @@ fi
 grep -qiE "in use|busy|already" "$W/out" || { cat "$W/out"; fail "second mount: unclear message"; }
 ok "second mount refused: $(head -1 "$W/out")"
 zf OK fill "$MNT/seq/0" 0 64K 3 sync
-"$MKFS" --force --emulate-zoned --zone-size 64M "$IMG" >"$W/out" 2>&1 && fail "mkfs --force of a mounted image: exit 0"
+"$MKFS" --format zonefs --force --emulate-zoned --zone-size 64M "$IMG" >"$W/out" 2>&1 && fail "mkfs --force of a mounted image: exit 0"
 grep -q "in use" "$W/out" || { cat "$W/out"; fail "mkfs --force of a mounted image: unclear message"; }
 ok "mkfs --force of a mounted image refused: $(head -1 "$W/out")"
 zf OK check "$MNT/seq/0" 0 64K 3
@@ -100,19 +100,19 @@ umnt
 
 note "mkfs over existing data needs --force"
 s=$(shaof "$IMG")
-refuse "mkfs over a foliofs image" "force" "$MKFS" --emulate-zoned --zone-size 64M "$IMG"
+refuse "mkfs over a foliofs image" "force" "$MKFS" --format zonefs --emulate-zoned --zone-size 64M "$IMG"
 expect_eq "foliofs image unchanged" "$(shaof "$IMG")" "$s"
 if command -v mkfs.ext4 >/dev/null; then
 	truncate -s 64M "$W/img.ext4"
 	mkfs.ext4 -q -F "$W/img.ext4" || fail "mkfs.ext4"
 	s=$(shaof "$W/img.ext4")
-	refuse "mkfs over ext4" "force" "$MKFS" --zone-size 16M "$W/img.ext4"
+	refuse "mkfs over ext4" "force" "$MKFS" --format zonefs --zone-size 16M "$W/img.ext4"
 	expect_eq "ext4 image unchanged" "$(shaof "$W/img.ext4")" "$s"
 fi
 s=$(shaof "$W/img.rand")
-refuse "mkfs over random data" "force" "$MKFS" --zone-size 16M "$W/img.rand"
+refuse "mkfs over random data" "force" "$MKFS" --format zonefs --zone-size 16M "$W/img.rand"
 expect_eq "random image unchanged by mkfs" "$(shaof "$W/img.rand")" "$s"
-"$MKFS" --force --emulate-zoned --conv-zones 2 --zone-size 64M "$IMG" >/dev/null || fail "mkfs --force"
+"$MKFS" --format zonefs --force --emulate-zoned --conv-zones 2 --zone-size 64M "$IMG" >/dev/null || fail "mkfs --force"
 mnt
 expect_eq "reformatted: seq/0 empty" "$(fsize "$MNT/seq/0")" 0
 umnt

@@ -12,7 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 need mount.fuse3 mount umount
 
-mkimg 320M --emulate-zoned --conv-zones 2 --zone-size 64M
+mkimg 320M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 export PATH=$(dirname "$FOLIOFS"):$PATH
 check_mounted() { # $1 = what, $2 = option expected in /proc/mounts
 	mountpoint -q "$MNT" || fail "$1: not mounted"

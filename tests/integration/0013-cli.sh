@@ -36,7 +36,7 @@ for bad in "--zone-size lots" "--zone-size 0" "--conv-zones x" "--perm 999" "--u
 	ok "mkfs.foliofs $bad: exit 2 ($(grep -v '^ ' "$W/out" | head -1))"
 done
 expect_eq "image untouched by refused mkfs" "$(sha256sum <"$IMG")" "$s"
-"$MKFS" --emulate-zoned --conv-zones 2 --zone-size 64M -L mylabel "$IMG" >"$W/out" 2>&1 || fail "mkfs"
+"$MKFS" --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M -L mylabel "$IMG" >"$W/out" 2>&1 || fail "mkfs"
 grep -qE "emulated-zoned device, [0-9]+ zones of 64 MiB \(2 conventional, [0-9]+ sequential" "$W/out" ||
 	fail "mkfs summary: $(cat "$W/out")"
 grep -q "label 'mylabel'" "$W/out" || fail "mkfs summary lacks the label"

@@ -8,7 +8,7 @@
 # conventional file in a loop; nothing may fail and the data must verify.
 . "$(dirname "$0")/lib.sh"
 
-mkimg 512M --emulate-zoned --conv-zones 2 --zone-size 64M
+mkimg 512M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 mnt -o cache_size=8M
 python3 - "$MNT/cnv/0" "$W/stop" <<'PY' &
 import os, sys

@@ -7,7 +7,7 @@
 # zones) and all of it verifies.
 . "$(dirname "$0")/lib.sh"
 
-mkimg 512M --emulate-zoned --conv-zones 2 --zone-size 64M --max-open 2
+mkimg 512M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M --max-open 2
 mnt -o explicit-open
 exec 5>>"$MNT/seq/0" 6>>"$MNT/seq/1"
 zf EBUSY open "$MNT/seq/2" wronly

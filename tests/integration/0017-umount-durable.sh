@@ -15,7 +15,7 @@ need flock
 CUT=$FOLIOFS_BUILD/tests/crash/ff-cut
 [ -x "$CUT" ] || skip "build $CUT first"
 
-mkimg 1G --emulate-zoned --conv-zones 2 --zone-size 128M
+mkimg 1G --format zonefs --emulate-zoned --conv-zones 2 --zone-size 128M
 
 # power_cut PID: kill -9 the daemon, wait for its ring to go (the image lock
 # goes with it), then drop every write that was not durable.

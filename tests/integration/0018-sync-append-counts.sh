@@ -9,7 +9,7 @@
 . "$(dirname "$0")/lib.sh"
 need fio
 
-mkimg 640M --emulate-zoned --conv-zones 2 --zone-size 64M
+mkimg 640M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 mnt
 python3 - "$MNT" <<'PY' || fail "unaligned sync appends"
 import mmap, os, sys

@@ -14,7 +14,7 @@ need fio flock
 CUT=$FOLIOFS_BUILD/tests/crash/ff-cut
 [ -x "$CUT" ] || skip "build $CUT first"
 
-mkimg 320M --emulate-zoned --conv-zones 2 --zone-size 64M
+mkimg 320M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 FOLIOFS_FAULT="vlog=$W/vlog" mnt -o kernel_cache
 zf OK fill "$MNT/seq/0" 0 256K 5 sync
 zf ENODEV mmap "$MNT/seq/0" 0 256K 5 write

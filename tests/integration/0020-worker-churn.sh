@@ -8,7 +8,7 @@
 # be about 1 GiB).
 . "$(dirname "$0")/lib.sh"
 
-mkimg 320M --emulate-zoned --conv-zones 2 --zone-size 64M
+mkimg 320M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 mnt -o max_idle_threads=1
 zf OK fill "$MNT/cnv/0" 0 8M 1 buffered
 pid=$(daemon_pids "$IMG")

@@ -73,7 +73,7 @@ expect_refused "not a zonefs device" "not a foliofs|not.*zonefs|mkfs" "$DAEMON" 
 # does not say it is unformatted: reported)
 head -c $((6 * ZS + 1048576)) /dev/urandom >"$IMG"
 expect_refused "not a zonefs device (small)" "not a foliofs|not.*zonefs|mkfs|too small" "$DAEMON" "$IMG" "$MNT"
-expect_refused "mkfs over random data" "force|contains|holds|exist" "$MKFS" --emulate-zoned \
+expect_refused "mkfs over random data" "force|contains|holds|exist" "$MKFS" --format zonefs --emulate-zoned \
 	--conv-zones 2 --zone-size $ZS "$IMG"
 # 2. truncated image
 fresh
@@ -94,13 +94,13 @@ expect_refused "unknown feature bits" "feature" "$DAEMON" "$IMG" "$MNT"
 # 6. device too small
 rm -f "$IMG"
 truncate -s 1M "$IMG"
-expect_refused "mkfs on a too small device" "small" "$MKFS" --emulate-zoned --conv-zones 2 \
+expect_refused "mkfs on a too small device" "small" "$MKFS" --format zonefs --emulate-zoned --conv-zones 2 \
 	--zone-size $ZS "$IMG"
 expect_refused "mount of a too small device" "small|not a foliofs" "$DAEMON" "$IMG" "$MNT"
 # 7. mkfs over an existing foliofs without --force
 fresh
 expect_refused "mkfs over a foliofs without --force" "force|contains|holds|exist|already" \
-	"$MKFS" --emulate-zoned --conv-zones 2 --zone-size $ZS "$IMG"
+	"$MKFS" --format zonefs --emulate-zoned --conv-zones 2 --zone-size $ZS "$IMG"
 # 8. unknown and bad options
 expect_refused "unknown mount option" "unknown|bad|invalid|option" "$DAEMON" -o no_such_option=1 \
 	"$IMG" "$MNT"

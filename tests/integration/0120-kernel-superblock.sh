@@ -15,7 +15,7 @@ ZS=$((4 << 20))
 L64=0123456789abcdef0123456789ABCDEF0123456789abcdef0123456789ABCDEF
 
 # 1. mkfs.foliofs -> the kernel's layout
-mkimg 64M --emulate-zoned --conv-zones 3 --zone-size 4M --aggr-cnv --uid 1000 --gid 2000 \
+mkimg 64M --format zonefs --emulate-zoned --conv-zones 3 --zone-size 4M --aggr-cnv --uid 1000 --gid 2000 \
 	--perm 600 --label "$L64"
 dump=$($SB dump "$IMG")
 for kv in "crc_ok 1" "features 0xf" "uid 1000" "gid 2000" "perm 600" "label $L64" \
@@ -23,13 +23,13 @@ for kv in "crc_ok 1" "features 0xf" "uid 1000" "gid 2000" "perm 600" "label $L64
 	echo "$dump" | grep -qxF "$kv" || { echo "$dump"; fail "mkfs.foliofs superblock: no '$kv'"; }
 done
 ok "mkfs.foliofs --aggr-cnv --uid 1000 --gid 2000 --perm 600 --label <64 bytes>: kernel layout"
-"$MKFS" --force --label "${L64}x" "$IMG" >/dev/null 2>&1 && fail "mkfs took a 65-byte label"
+"$MKFS" --format zonefs --force --label "${L64}x" "$IMG" >/dev/null 2>&1 && fail "mkfs took a 65-byte label"
 ok "a 65-byte label is refused"
 for f in uid gid perm; do
 	case $f in uid) a="--uid 7" want="features 0x2" ;; gid) a="--gid 8" want="features 0x4" ;;
 	perm) a="--perm 604" want="features 0x8" ;; esac
 	# shellcheck disable=SC2086
-	mkimg 64M --emulate-zoned --conv-zones 3 --zone-size 4M $a
+	mkimg 64M --format zonefs --emulate-zoned --conv-zones 3 --zone-size 4M $a
 	# the whole dump first: grep -q closing the pipe early would break the writer
 	d=$($SB dump "$IMG") || fail "zonefs_sb.py dump failed"
 	grep -qxF "$want" <<<"$d" || fail "mkfs $a: want $want"
@@ -69,7 +69,7 @@ grep -qi feature "$W/feat.out" || { cat "$W/feat.out"; fail "no word about the f
 ok "an unknown feature bit (written by the other implementation) is refused"
 
 # 3. explicit-open of a full file, and the kernel's counters
-mkimg 64M --emulate-zoned --conv-zones 2 --zone-size 4M --max-open 2 --max-active 2
+mkimg 64M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 4M --max-open 2 --max-active 2
 mnt -o explicit-open
 zf OK truncate "$MNT/seq/0" $ZS # finish: FULL
 python3 - "$MNT" <<'PY' || fail "explicit-open"

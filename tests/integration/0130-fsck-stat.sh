@@ -43,7 +43,7 @@ unchanged_by() { # $1 = expected exit, rest = args: the image must not change
 	expect_eq "image unchanged by fsck.foliofs ${*:2}" "$(sha256sum <"$IMG")" "$s"
 }
 
-mkimg 320M --emulate-zoned --conv-zones 2 --zone-size 64M -L fscklabel
+mkimg 320M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M -L fscklabel
 fsck_rc 0 "$IMG"
 fsck_rc 0 -n -f "$IMG"
 fsck_rc 0 -p "$IMG"

@@ -33,7 +33,7 @@ done
 ok "installed: foliofs, mkfs.foliofs, fsck.foliofs, fsck.fuse.foliofs, mkfs.fuse.foliofs in $(dirname "$want")"
 
 truncate -s 320M "$IMG"
-run mkfs -t fuse.foliofs --emulate-zoned --conv-zones 2 --zone-size 64M -L inst "$IMG" >"$W/mkfs.out" 2>&1 ||
+run mkfs -t fuse.foliofs --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M -L inst "$IMG" >"$W/mkfs.out" 2>&1 ||
 	{ cat "$W/mkfs.out"; fail "mkfs -t fuse.foliofs"; }
 ok "mkfs -t fuse.foliofs"
 

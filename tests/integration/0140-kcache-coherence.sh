@@ -13,7 +13,7 @@
 # (one cache, foliofs's): every read reaches the daemon.
 . "$(dirname "$0")/lib.sh"
 
-mkimg 320M --emulate-zoned --conv-zones 2 --zone-size 64M
+mkimg 320M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 mnt
 zf OK fill "$MNT/cnv/0" 0 4M 1 buffered
 zf OK fill "$MNT/seq/0" 0 1M 2 sync

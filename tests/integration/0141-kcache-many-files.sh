@@ -60,7 +60,7 @@ for i in range(n):
 print("ok - new readers of %d %s files saw the changes made while none was open" % (n, kind))
 EOF
 
-mkimg 320M --emulate-zoned --conv-zones 152 --zone-size 1M
+mkimg 320M --format zonefs --emulate-zoned --conv-zones 152 --zone-size 1M
 mnt
 python3 "$W/many.py" "$MNT" cnv || fail "many cnv files"
 note "-o kernel_cache: sequential files too"

@@ -25,7 +25,7 @@ fail() { echo "FAIL: $*"; [ -f "$T/daemon.log" ] && tail -5 "$T/daemon.log"; exi
 # mkimg NCNV ZONE_SIZE NZONES_TOTAL
 mkimg() {
 	truncate -s $(($3 * $2 + 1048576)) "$IMG"
-	"$MKFS" --emulate-zoned --conv-zones "$1" --zone-size "$2" "$IMG" >/dev/null 2>&1 ||
+	"$MKFS" --format zonefs --emulate-zoned --conv-zones "$1" --zone-size "$2" "$IMG" >/dev/null 2>&1 ||
 		fail "mkfs"
 }
 # mnt [opts]: foreground daemon in the background; waits for the mount

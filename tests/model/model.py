@@ -953,7 +953,7 @@ class Iteration:
                 os.unlink(p)
         with open(IMG, "wb") as f:
             f.truncate((NCNV + NSEQ) * ZS + (1 << 20))
-        crash.sh([crash.MKFS, "--emulate-zoned", "--conv-zones", str(NCNV), "--zone-size",
+        crash.sh([crash.MKFS, "--format", "zonefs", "--emulate-zoned", "--conv-zones", str(NCNV), "--zone-size",
                   str(ZS), IMG])
         nphases = self.rng.randint(4, 10)
         try:

@@ -37,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "soak: FAIL: $*"; tail -5 "$T/daemon.log"; exit 1; }
 truncate -s $((11 * ZS + (1 << 20))) "$IMG"
-"$MKFS" --emulate-zoned --conv-zones 3 --zone-size $ZS "$IMG" >/dev/null 2>&1 || fail mkfs
+"$MKFS" --format zonefs --emulate-zoned --conv-zones 3 --zone-size $ZS "$IMG" >/dev/null 2>&1 || fail mkfs
 maxrss=0
 mnt() {
 	"$DAEMON" -f -o "cache_size=${CACHE_MB}M" "$IMG" "$MNT" >>"$T/daemon.log" 2>&1 &

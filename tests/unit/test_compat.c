@@ -184,7 +184,8 @@ struct fx {
 
 static int fmt(struct fx *f, uint32_t max_open, uint32_t max_active, uint64_t features)
 {
-	struct ff_mkfs_opts o = {.force = true,
+	struct ff_mkfs_opts o = {.format = FF_FMT_ZONEFS,
+				 .force = true,
 				 .emulate_zoned = true,
 				 .zone_size = ZS,
 				 .conv_zones = 2,

@@ -48,8 +48,11 @@ static void on_note(void *arg, const char *msg)
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct ff_mkfs_opts o = {
-		.force = true, .emulate_zoned = true, .zone_size = ZS, .conv_zones = 2};
+	struct ff_mkfs_opts o = {.format = FF_FMT_ZONEFS,
+				 .force = true,
+				 .emulate_zoned = true,
+				 .zone_size = ZS,
+				 .conv_zones = 2};
 
 	ff_log_set_level(FF_LOG_ERR);
 	f->buf = tu_alloc(4 * BLK);

@@ -40,7 +40,8 @@ static void do_mount(struct zfx *z)
 static int setup_opts(void **state, const struct ff_fs_opts *o)
 {
 	struct zfx *z = calloc(1, sizeof(*z));
-	struct ff_mkfs_opts mo = {.force = true,
+	struct ff_mkfs_opts mo = {.format = FF_FMT_ZONEFS,
+				  .force = true,
 				  .emulate_zoned = true,
 				  .zone_size = ZS,
 				  .conv_zones = 2,

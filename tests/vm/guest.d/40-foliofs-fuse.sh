@@ -18,7 +18,7 @@ nconv=$(blkzone report $DEV | grep -c CONVENTIONAL)
 nseq=$((nz - nconv))
 echo "device: $nz zones ($nconv conventional), zone $zbytes bytes, lbs $(cat /sys/block/nullb0/queue/logical_block_size)"
 
-if mkfs.foliofs -f $DEV; then pass mkfs-zoned; else fail mkfs-zoned; exit 1; fi
+if mkfs.foliofs --format zonefs -f $DEV; then pass mkfs-zoned; else fail mkfs-zoned; exit 1; fi
 ff_mount $DEV $MNT || { fail foliofs-mount; exit 1; }
 pass foliofs-mount
 

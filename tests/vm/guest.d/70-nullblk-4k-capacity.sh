@@ -18,7 +18,7 @@ cap=$((48 << 20))
 nseq=$(($(cat /sys/block/nullb0/queue/nr_zones) - 2))
 APP="--create_on_open=0 --allow_file_create=0 --file_append=1 --unlink=0"
 
-mkfs.foliofs -f $DEV && pass mkfs-4k-cap || { fail mkfs-4k-cap; exit 1; }
+mkfs.foliofs --format zonefs -f $DEV && pass mkfs-4k-cap || { fail mkfs-4k-cap; exit 1; }
 ff_mount $DEV $MNT || { fail foliofs-mount-4k-cap; exit 1; }
 getfattr --only-values -n user.foliofs.zone $MNT/seq/0 | tr '\n' ' '; echo
 c=$(getfattr --only-values -n user.foliofs.zone $MNT/seq/0 | awk '$1 == "capacity" {print $2}')
@@ -85,7 +85,7 @@ rmmod null_blk && insmod /lib/modules/null_blk.ko zoned=1 zone_size=64 zone_nr_c
 	memory_backed=1 bs=4096 zone_max_active=2 || { fail nullblk-max-active "reload"; exit 1; }
 i=0
 while [ ! -b $DEV ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
-mkfs.foliofs -f $DEV >/dev/null && ff_mount $DEV $MNT || { fail foliofs-max-active "mkfs/mount"; exit 1; }
+mkfs.foliofs --format zonefs -f $DEV >/dev/null && ff_mount $DEV $MNT || { fail foliofs-max-active "mkfs/mount"; exit 1; }
 w() { fio --name=w --filename=$MNT/seq/$1 $APP --ioengine=psync --rw=write --bs=4k --size=4k --sync=1 >/tmp/w.out 2>&1; }
 bad=""
 w 0 && w 1 || bad="$bad first-two-zones"

@@ -97,7 +97,7 @@ look() { # DIR: the tree and the owner, mode and size of a few files
 one_feature() { # NAME HOW(mkfs|indep) MKFS-ARGS...
 	local name=$1 how=$2
 	shift 2
-	mkfs.foliofs --force "$@" $D1 >/tmp/mkfs.out 2>&1 || { cat /tmp/mkfs.out; fail "compat-sb-$how-$name mkfs"; return; }
+	mkfs.foliofs --format zonefs --force "$@" $D1 >/tmp/mkfs.out 2>&1 || { cat /tmp/mkfs.out; fail "compat-sb-$how-$name mkfs"; return; }
 	if [ $how = indep ]; then
 		dd if=/foliofs/sb/$name.blk of=$D1 bs=4096 count=1 conv=notrunc,fsync 2>/dev/null ||
 			{ fail "compat-sb-$how-$name dd"; return; }
@@ -133,7 +133,7 @@ ro_look() { # DIR: size, mode, and what a read and a write open say, for seq/2 s
 Z2=$((NCONV + 2)) Z3=$((NCONV + 3)) # the zones of seq/2 and seq/3
 if [ -e $NB/nullb9/zone_readonly ]; then
 	step "read-only/offline zones at mount"
-	mkfs.foliofs --force $D1 >/dev/null 2>&1
+	mkfs.foliofs --format zonefs --force $D1 >/dev/null 2>&1
 	# write 64 KiB into seq/2 and seq/3 first
 	fio --name=w --filename=$D1 --offset=$((Z2 * ZB)) --size=64k --bs=64k --rw=write --direct=1 >/dev/null 2>&1
 	fio --name=w --filename=$D1 --offset=$((Z3 * ZB)) --size=64k --bs=64k --rw=write --direct=1 >/dev/null 2>&1
@@ -149,7 +149,7 @@ if [ -e $NB/nullb9/zone_readonly ]; then
 	zone_cond readonly $Z2
 	zone_cond offline $Z3
 	step "read-only/offline zones at I/O time"
-	mkfs.foliofs --force $D1 >/dev/null 2>&1
+	mkfs.foliofs --format zonefs --force $D1 >/dev/null 2>&1
 	io_case() { # DIR: seq/2 and seq/3 written, then made read-only/offline, then used
 		fio --name=w --filename=$1/seq/2 --size=64k --bs=64k --rw=write --direct=1 --sync=1 --ioengine=libaio \
 			--create_on_open=0 --allow_file_create=0 --file_append=1 --unlink=0 >/dev/null 2>&1
@@ -168,7 +168,7 @@ if [ -e $NB/nullb9/zone_readonly ]; then
 		zone_cond offline $Z3
 	}
 	if kmount $D1 $K -o errors=repair; then io_case $K >/tmp/k.out; umount $K; fi
-	mkfs.foliofs --force $D1 >/dev/null 2>&1
+	mkfs.foliofs --format zonefs --force $D1 >/dev/null 2>&1
 	if fmount $D1 $F -o errors=repair; then io_case $F >/tmp/f.out; fumount $F; fi
 	compare ro-offline-at-io /tmp/k.out /tmp/f.out
 else
@@ -210,9 +210,9 @@ eo_case() { # SYSTEM DIR
 	counters $1 $2
 }
 step "explicit-open"
-mkfs.foliofs --force $D1 >/dev/null 2>&1
+mkfs.foliofs --format zonefs --force $D1 >/dev/null 2>&1
 if kmount $D1 $K -o explicit-open; then eo_case k $K >/tmp/k.out; umount $K; else echo "mount failed" >/tmp/k.out; fi
-mkfs.foliofs --force $D1 >/dev/null 2>&1
+mkfs.foliofs --format zonefs --force $D1 >/dev/null 2>&1
 if fmount $D1 $F -o explicit-open; then eo_case f $F >/tmp/f.out; fumount $F; else echo "mount failed" >/tmp/f.out; fi
 compare explicit-open /tmp/k.out /tmp/f.out
 
@@ -231,9 +231,9 @@ al_case() { # DIR
 	w4k $1/seq/3
 }
 step "active limit"
-mkfs.foliofs --force $D1 >/dev/null 2>&1
+mkfs.foliofs --format zonefs --force $D1 >/dev/null 2>&1
 if kmount $D1 $K; then al_case $K >/tmp/k.out; umount $K; else echo "mount failed" >/tmp/k.out; fi
-mkfs.foliofs --force $D1 >/dev/null 2>&1
+mkfs.foliofs --format zonefs --force $D1 >/dev/null 2>&1
 if fmount $D1 $F; then al_case $F >/tmp/f.out; fumount $F; else echo "mount failed" >/tmp/f.out; fi
 compare active-limit /tmp/k.out /tmp/f.out
 
@@ -257,9 +257,9 @@ err_case() { # DIR
 }
 for m in remount-ro zone-ro zone-offline repair; do
 	step "errors=$m"
-	mkfs.foliofs --force $D1 >/dev/null 2>&1
+	mkfs.foliofs --format zonefs --force $D1 >/dev/null 2>&1
 	if kmount $D1 $K -o errors=$m; then err_case $K >/tmp/k.out; umount $K; else echo "mount failed" >/tmp/k.out; fi
-	mkfs.foliofs --force $D1 >/dev/null 2>&1
+	mkfs.foliofs --format zonefs --force $D1 >/dev/null 2>&1
 	if fmount $D1 $F -o errors=$m; then err_case $F >/tmp/f.out; fumount $F; else echo "mount failed" >/tmp/f.out; fi
 	compare errors-$m /tmp/k.out /tmp/f.out
 done
