@@ -778,20 +778,24 @@ static bool rec_valid(const struct emu_rec *r, uint32_t idx, uint64_t cap)
 	       r->from <= r->wp && r->wp <= cap;
 }
 
-/* Rebuild zone idx from its two record slots. */
-static int load_zone(struct ff_dev *dev, uint32_t idx, void *blk)
+/*
+ * Rebuild zone idx from its two record slots, slots[0] and slots[1] (each
+ * one logical block as read from the device; NULL for a slot known to be
+ * unwritten, in a hole of the record area).
+ */
+static int load_zone(struct ff_dev *dev, uint32_t idx, const uint8_t *const slots[2])
 {
 	struct emu_state *e = dev->emu;
 	struct emu_zone *z = &e->z[idx];
 	struct emu_rec recs[2];
 	bool ok[2];
-	int best = -1, ret;
+	int best = -1;
 
 	for (unsigned s = 0; s < 2; s++) {
-		ret = read_block(dev->fd, blk, e->t.lblock, slot_off(e, idx, s));
-		if (ret)
-			return ret;
-		memcpy(&recs[s], blk, sizeof(recs[s]));
+		ok[s] = false;
+		if (!slots[s])
+			continue;
+		memcpy(&recs[s], slots[s], sizeof(recs[s]));
 		ok[s] = rec_valid(&recs[s], idx, e->t.zone_cap);
 		if (ok[s] && (best < 0 || recs[s].seq > recs[best].seq))
 			best = (int)s;
@@ -842,6 +846,75 @@ static int load_zone(struct ff_dev *dev, uint32_t idx, void *blk)
 		}
 	}
 	return 0;
+}
+
+/*
+ * Zones whose record slots are read by one device read at open: 4 MiB of
+ * slots at 4 KiB blocks.
+ */
+#define EMU_LOAD_ZONES 512u
+
+/*
+ * Rebuild every sequential zone from the record area. The slots are read in
+ * large batches, not two reads per zone, and a run of the area that the
+ * device reports as a hole (SEEK_DATA on a sparse image: zones never written
+ * since mkfs, which leaves the area a hole) is not read at all: mount time
+ * follows the zones written, not the zones there are. A block device
+ * reports everything as data and is read in batches.
+ */
+static int load_zones(struct ff_dev *dev)
+{
+	struct emu_state *e = dev->emu;
+	size_t slot_pair = 2 * (size_t)e->t.lblock;
+	uint8_t *buf = NULL;
+	uint32_t i = e->t.nr_cnv;
+	int ret = 0;
+
+	if (posix_memalign((void **)&buf, 4096, EMU_LOAD_ZONES * slot_pair))
+		return -ENOMEM;
+	/* a zone whose slots lie in a hole has no record: empty */
+	for (uint32_t k = e->t.nr_cnv; k < e->t.nr_zones; k++)
+		e->z[k].cond = FF_ZC_EMPTY;
+	while (i < e->t.nr_zones) {
+		uint64_t off = slot_off(e, i, 0);
+		off_t d = lseek(dev->fd, (off_t)off, SEEK_DATA);
+		uint32_t n;
+		ssize_t r;
+
+		if (d < 0 && errno == ENXIO)
+			break; /* a hole up to the end: every zone left is empty */
+		if (d > (off_t)off) {
+			uint64_t skip = ((uint64_t)d - off) / slot_pair;
+
+			if (skip) {
+				i = skip >= e->t.nr_zones - i ? e->t.nr_zones : i + (uint32_t)skip;
+				continue;
+			}
+		}
+		n = e->t.nr_zones - i < EMU_LOAD_ZONES ? e->t.nr_zones - i : EMU_LOAD_ZONES;
+		{
+			struct iovec iov = {.iov_base = buf, .iov_len = n * slot_pair};
+
+			r = ff_uring_rw(dev->fd, &iov, 1, off, false, 0);
+		}
+		if (r != (ssize_t)(n * slot_pair)) {
+			ret = r < 0 ? (int)r : -EIO;
+			goto out;
+		}
+		for (uint32_t k = 0; k < n; k++) {
+			const uint8_t *slots[2] = {buf + k * slot_pair,
+						   buf + k * slot_pair + e->t.lblock};
+
+			ret = load_zone(dev, i + k, slots);
+			if (ret)
+				goto out;
+			e->nr_active += cond_active(e->z[i + k].cond);
+		}
+		i += n;
+	}
+out:
+	free(buf);
+	return ret;
 }
 
 static int emu_check_trailer(const struct emu_trailer *t, uint64_t raw_size, uint32_t dev_lb)
@@ -950,20 +1023,12 @@ int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size)
 	dev->info.max_open = t.max_open;
 	dev->info.max_active = t.max_active;
 	free(blk);
-	if (posix_memalign(&blk, 4096, t.lblock)) {
-		ret = -ENOMEM;
+	blk = NULL;
+	ret = load_zones(dev);
+	if (ret)
 		goto out_err;
-	}
-	for (uint32_t i = t.nr_cnv; i < t.nr_zones; i++) {
-		ret = load_zone(dev, i, blk);
-		if (ret)
-			goto out_err;
-		e->nr_active += cond_active(e->z[i].cond);
-	}
-	free(blk);
 	return 1;
 out_err:
-	free(blk);
 	dev->info.read_only = true; /* nothing to write back at this close */
 	emu_close(dev);
 	dev->be = NULL;
@@ -1041,6 +1106,28 @@ out:
 }
 
 /* ---- format ---- */
+
+/*
+ * Clear the record area [start, end) without writing it: a hole punched in
+ * an image file (which load_zones then skips unread), or the block device's
+ * own zeroing (BLKZEROOUT: write-zeroes, a discard that reads back zeros,
+ * or the kernel's own write of zeros). Returns start if the caller must
+ * write the zeros itself, end when done.
+ */
+static uint64_t zero_records_fast(int fd, bool blkdev, uint64_t start, uint64_t end)
+{
+	if (end <= start)
+		return end;
+	if (blkdev) {
+		uint64_t range[2] = {start, end - start};
+
+		return ioctl(fd, BLKZEROOUT, range) == 0 ? end : start;
+	}
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)start,
+		      (off_t)(end - start)) == 0)
+		return end;
+	return start;
+}
 
 int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *o, bool force)
 {
@@ -1156,7 +1243,9 @@ int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *o, bool f
 	}
 	t.crc = trailer_crc(&t);
 	memset(zero, 0, 1 << 20);
-	for (uint64_t off = t.meta_start; off < trailer_off(raw_size, 4096);) {
+	for (uint64_t off = zero_records_fast(fd, S_ISBLK(st.st_mode), t.meta_start,
+					      trailer_off(raw_size, 4096));
+	     off < trailer_off(raw_size, 4096);) {
 		uint64_t n = trailer_off(raw_size, 4096) - off;
 		struct iovec iov = {.iov_base = zero, .iov_len = n < (1 << 20) ? n : (1 << 20)};
 		ssize_t r = ff_uring_rw(fd, &iov, 1, off, true, 0);
