@@ -1081,9 +1081,15 @@ static void writeback_failed(struct zf_fs *fs, struct zf_inode *zi, int err)
 		}
 		ff_mutex_unlock(&zi->io_lock);
 	}
-	/* the size moved back behind the writer's call: what the kernel caches goes */
-	if (moved && fs->o.changed)
-		fs->o.changed(fs->o.changed_arg, zi->ino, 0, 0);
+	/*
+	 * The size moved back, or errors= changed the file's mode, behind the
+	 * writer's call: what the kernel caches (pages, attributes) goes. Only
+	 * bytes past the write pointer changed, so with the size unmoved no
+	 * page is dropped.
+	 */
+	if (fs->o.changed)
+		fs->o.changed(fs->o.changed_arg, zi->ino, moved ? 0 : atomic_load(&zi->size),
+			      moved ? 0 : 1);
 }
 
 static int zf_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
