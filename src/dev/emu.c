@@ -125,6 +125,8 @@ struct emu_zone {
 	bool rec_dirty;	       /* wp moved since the newest record */
 	uint64_t nd_gen;       /* fsync generation that makes the zone's data durable, 0 = it is */
 	uint64_t rec_need_gen; /* fsync generation that makes the data below rec_wp durable */
+	bool listed;	       /* on emu_state.dl, at dl_pos */
+	uint32_t dl_pos;       /* see listed */
 };
 
 struct emu_state {
@@ -135,6 +137,14 @@ struct emu_state {
 	struct emu_zone *z;   /* guarded by lock */
 	uint32_t nr_open;     /* IMP_OPEN + EXP_OPEN, guarded by lock */
 	uint32_t nr_active;   /* open + CLOSED, guarded by lock */
+	/*
+	 * The zones with rec_dirty set (emu_zone.listed, dl_pos), in no
+	 * order: a flush looks at these, not at every zone of the device. A
+	 * zone leaves when its record is written, not when a flush takes it,
+	 * so a flush running beside another still sees, and waits for, a
+	 * record the other is writing. nr_zones entries; guarded by lock.
+	 */
+	uint32_t *dl, ndl;
 	/* fsyncs started and the newest that succeeded, as in emu_fsync(); guarded by lock */
 	uint64_t fs_started, fs_done;
 };
@@ -178,6 +188,36 @@ static bool cond_open(enum ff_zone_cond c)
 static bool cond_active(enum ff_zone_cond c)
 {
 	return cond_open(c) || c == FF_ZC_CLOSED;
+}
+
+/* Zone idx's pointer moved past its newest record: a flush writes one. Caller holds e->lock. */
+static void rec_dirty_locked(struct emu_state *e, uint32_t idx)
+{
+	struct emu_zone *z = &e->z[idx];
+
+	ff_assert_held(&e->lock);
+	z->rec_dirty = true;
+	if (!z->listed) {
+		z->listed = true;
+		z->dl_pos = e->ndl;
+		e->dl[e->ndl++] = idx;
+	}
+}
+
+/* Zone idx's newest record holds its pointer. Caller holds e->lock. */
+static void rec_clean_locked(struct emu_state *e, uint32_t idx)
+{
+	struct emu_zone *z = &e->z[idx];
+
+	ff_assert_held(&e->lock);
+	z->rec_dirty = false;
+	if (z->listed) {
+		uint32_t last = e->dl[--e->ndl];
+
+		e->dl[z->dl_pos] = last;
+		e->z[last].dl_pos = z->dl_pos;
+		z->listed = false;
+	}
 }
 
 /* Change a zone's condition keeping the open/active counts. Caller holds e->lock. */
@@ -415,12 +455,12 @@ static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *i
 		if (dsync) {
 			z->rec_wp = z->wp;
 			z->acc_crc = 0;
-			z->rec_dirty = false;
+			rec_clean_locked(e, idx);
 			z->nd_gen = 0;
 			z->rec_need_gen = 0;
 		} else {
 			z->acc_crc = crc;
-			z->rec_dirty = true;
+			rec_dirty_locked(e, idx);
 			z->nd_gen = e->fs_started + 1;
 		}
 		if (z->wp == e->t.zone_cap)
@@ -488,24 +528,39 @@ static bool rec_needed_locked(struct emu_state *e, const struct emu_zone *z, boo
 	return z->rec_dirty || (compact && z->rec_wp != z->wp);
 }
 
-/* Write the record of every zone written since its last one, then fsync. */
+/*
+ * Write the record of every zone written since its last one, then fsync.
+ * A flush takes the zones on the dirty list; a compacting one (at close)
+ * looks at every zone.
+ */
 static int emu_flush_records(struct ff_dev *dev, bool compact)
 {
 	struct emu_state *e = dev->emu;
 	void *blk = blk_alloc(e);
+	uint32_t *todo = NULL, ntodo = 0;
 	int ret = 0;
 
-	if (!blk)
+	if (!blk || !(todo = malloc(((size_t)e->t.nr_zones + 1) * sizeof(*todo)))) {
+		free(blk);
 		return -ENOMEM;
+	}
+	ff_mutex_lock(&e->lock);
+	if (compact) {
+		for (uint32_t i = e->t.nr_cnv; i < e->t.nr_zones && is_seq(e, i); i++)
+			todo[ntodo++] = i;
+	} else {
+		memcpy(todo, e->dl, (size_t)e->ndl * sizeof(*todo));
+		ntodo = e->ndl;
+	}
+	ff_mutex_unlock(&e->lock);
 	/*
 	 * A compacted record (from == wp) checks nothing at mount: the data
 	 * under it must be durable before it is written, not only after.
 	 */
-	if (compact && (ret = emu_fsync(dev))) {
-		free(blk);
-		return ret;
-	}
-	for (uint32_t i = e->t.nr_cnv; i < e->t.nr_zones && is_seq(e, i); i++) {
+	if (compact && (ret = emu_fsync(dev)))
+		goto out_free;
+	for (uint32_t k = 0; k < ntodo; k++) {
+		uint32_t i = todo[k];
 		struct emu_zone *z = &e->z[i];
 		struct iovec riov = {.iov_base = blk, .iov_len = e->rec_len};
 		uint64_t wp, roff, need;
@@ -558,7 +613,7 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 		if (r >= 0) {
 			z->rec_wp = wp;
 			z->acc_crc = 0;
-			z->rec_dirty = false;
+			rec_clean_locked(e, i);
 			/* compacted: the fsync above made everything below wp durable */
 			z->rec_need_gen = compact ? 0 : need;
 			atomic_fetch_add_explicit(&dev->st_meta_bytes, e->rec_len,
@@ -570,9 +625,11 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 		release_zone_locked(e, i);
 		ff_mutex_unlock(&e->lock);
 	}
-	free(blk);
 	if (!ret)
 		ret = emu_fsync(dev);
+out_free:
+	free(todo);
+	free(blk);
 	return ret;
 }
 
@@ -718,7 +775,7 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 	if (r >= 0) {
 		z->rec_wp = z->wp;
 		z->acc_crc = 0;
-		z->rec_dirty = false;
+		rec_clean_locked(e, idx);
 		if (op == FF_ZOP_RESET || unsynced) {
 			z->nd_gen = 0;
 			z->rec_need_gen = 0;
@@ -748,6 +805,7 @@ static void emu_close(struct ff_dev *dev)
 	pthread_cond_destroy(&e->idle);
 	ff_mutex_destroy(&e->lock);
 	free(e->z);
+	free(e->dl);
 	free(e);
 	dev->emu = NULL;
 }
@@ -1007,7 +1065,10 @@ int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size)
 		return 1;
 	}
 	e = calloc(1, sizeof(*e));
-	if (!e || !(e->z = calloc(t.nr_zones, sizeof(*e->z)))) {
+	if (!e || !(e->z = calloc(t.nr_zones, sizeof(*e->z))) ||
+	    !(e->dl = calloc(t.nr_zones, sizeof(*e->dl)))) {
+		if (e)
+			free(e->z);
 		free(e);
 		free(blk);
 		return -ENOMEM;
