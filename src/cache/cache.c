@@ -898,6 +898,7 @@ static void *flusher_main(void *arg)
 	ff_mutex_lock(&c->lock);
 	while (!c->stop) {
 		struct ff_cinode *ci;
+		uint64_t visited;
 
 		if (!c->kick && cnt_get(&c->dirty_bytes) <= dirty_bg(c)) {
 			timed_wait(&c->flush_cv, &c->lock, 1000);
@@ -913,9 +914,11 @@ static void *flusher_main(void *arg)
 		 * or a partial tail that waits) goes back to the tail, for the
 		 * next pass.
 		 */
+		visited = 0;
 		for (uint64_t n = c->nr_dirty_inodes; n && !c->stop && (ci = c->dirty_head); n--) {
 			bool skip;
 
+			visited++;
 			dirty_del_locked(c, ci);
 			cnt_add(&c->flusher_visits, 1);
 			ci->refs++;
@@ -932,6 +935,13 @@ static void *flusher_main(void *arg)
 			ci->refs--;
 			pthread_cond_broadcast(&c->mem_cv);
 		}
+		/*
+		 * Dirty data on no listed inode (a failed write-back waits for
+		 * fsync) is nothing the flusher can write: sleep until kicked
+		 * rather than spin with the cache lock.
+		 */
+		if (!visited && !c->stop)
+			timed_wait(&c->flush_cv, &c->lock, 1000);
 	}
 	ff_mutex_unlock(&c->lock);
 	return NULL;
