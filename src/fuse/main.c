@@ -227,6 +227,7 @@ static fuse_ino_t to_node(uint64_t ino)
 #define FF_ZONEFS_FILE_ATTR_S 60.0
 
 static struct fuse_session *g_se; /* set before the session runs */
+static bool g_selinux;		  /* the host runs SELinux; set before the session runs */
 
 /*
  * Requests that listing and stat cost, counted for user.foliofs.stats (how
@@ -732,6 +733,15 @@ static void ns_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	/* the kernel asks for ACLs on its own: a format without them has none, not an error */
 	if (n == -EOPNOTSUPP && !strncmp(name, "system.posix_acl_", 17))
 		n = -ENODATA;
+	/*
+	 * No SELinux label on a host without SELinux: EOPNOTSUPP, "this file
+	 * system has no labels" to libselinux, which is what GNU ls (getfilecon)
+	 * needs to stop asking for every file of the mount: ENODATA cost one
+	 * round trip per file of an ls -l. A label set anyway is still
+	 * returned.
+	 */
+	if (n == -ENODATA && !g_selinux && !strcmp(name, "security.selinux"))
+		n = -EOPNOTSUPP;
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (size == 0)
@@ -1367,6 +1377,7 @@ int main(int argc, char *argv[])
 	/* kcache.c's invalidation may wait on a READ that only another worker can serve */
 	ff_kcache_start(se, !cmd.singlethread && g_o.kernel_cache && !g_o.direct_io);
 	g_se = se;
+	g_selinux = access("/sys/fs/selinux/enforce", F_OK) == 0;
 	if (!cmd.foreground) {
 		int nul = open("/dev/null", O_RDWR);
 		char ok = 0;
