@@ -251,6 +251,7 @@ struct ff_cache_stats {
 	uint64_t user_bytes_written;
 	uint64_t dirty_bytes, writeback_bytes, cached_bytes;
 	uint64_t reclaims, throttle_waits;
+	uint64_t flusher_visits; /* inodes the background flusher looked at */
 	uint64_t folios_by_order[32];
 };
 void ff_cache_stats(struct ff_cache *c, struct ff_cache_stats *out);

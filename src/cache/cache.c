@@ -89,10 +89,15 @@
  * Locking. Order: the filesystem's locks, then ci->inval, then ci->lock, then
  * c->lock; the reclaimer, holding c->lock, only try-locks an inode. ci->lock
  * guards an inode's index, its size and every state bit and counter of its
- * folios; c->lock guards the CLOCK ring, the inode list and memory
- * accounting. No ci->lock or c->lock is held across device I/O or calls into
- * the filesystem: a folio being filled has f->filling set, blocks being
- * written have their writeback bit, and waiters sleep on ci->cv.
+ * folios; c->lock guards the CLOCK ring, the inode list, the dirty list and
+ * memory accounting. No ci->lock or c->lock is held across device I/O or
+ * calls into the filesystem: a folio being filled has f->filling set, blocks
+ * being written have their writeback bit, and waiters sleep on ci->cv.
+ *
+ * Scale. Neither the flusher nor reclaim walks every inode or folio: an
+ * inode whose dirty count leaves 0 joins the dirty list, and a flusher pass
+ * visits the inodes on it; the CLOCK hand goes on from where it stopped and
+ * the ring's length is counted, not walked.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -148,6 +153,7 @@ static void timed_wait(pthread_cond_t *cv, struct ff_mutex *mu, long ms)
 static void ring_insert_locked(struct ff_cache *c, struct folio *f)
 {
 	ff_assert_held(&c->lock);
+	c->nr_ring++;
 	if (!c->hand) {
 		f->clk_next = f->clk_prev = f;
 		c->hand = f;
@@ -162,6 +168,7 @@ static void ring_insert_locked(struct ff_cache *c, struct folio *f)
 static void ring_remove_locked(struct ff_cache *c, struct folio *f)
 {
 	ff_assert_held(&c->lock);
+	c->nr_ring--;
 	if (f->clk_next == f) {
 		c->hand = NULL;
 	} else {
@@ -221,20 +228,76 @@ static void *spare_get_locked(struct ff_cache *c, uint8_t order)
 	return p;
 }
 
-/* Reclaim one clean unpinned folio. Caller holds c->lock. Returns bytes freed. */
+/* ---- the flusher's dirty list ---- */
+
+/* Put ci at the tail of the dirty list, if not on it. Caller holds c->lock. */
+static void dirty_add_locked(struct ff_cache *c, struct ff_cinode *ci)
+{
+	ff_assert_held(&c->lock);
+	if (ci->on_dirty)
+		return;
+	ci->on_dirty = true;
+	ci->dnext = NULL;
+	ci->dprev = c->dirty_tail;
+	if (c->dirty_tail)
+		c->dirty_tail->dnext = ci;
+	else
+		c->dirty_head = ci;
+	c->dirty_tail = ci;
+	c->nr_dirty_inodes++;
+}
+
+/* Take ci off the dirty list, if on it. Caller holds c->lock. */
+static void dirty_del_locked(struct ff_cache *c, struct ff_cinode *ci)
+{
+	ff_assert_held(&c->lock);
+	if (!ci->on_dirty)
+		return;
+	if (ci->dprev)
+		ci->dprev->dnext = ci->dnext;
+	else
+		c->dirty_head = ci->dnext;
+	if (ci->dnext)
+		ci->dnext->dprev = ci->dprev;
+	else
+		c->dirty_tail = ci->dprev;
+	ci->dprev = ci->dnext = NULL;
+	ci->on_dirty = false;
+	c->nr_dirty_inodes--;
+}
+
+/*
+ * ci may have dirty blocks the flusher should see: on the dirty list unless
+ * it has none or a failed write-back keeps it off until fsync. Caller holds
+ * ci->lock (not c->lock, which this takes: the order is ci->lock, then
+ * c->lock). Called when nr_dirty leaves 0, when the flusher is done with
+ * ci, and when fsync clears wb_failed.
+ */
+static void dirty_note_locked(struct ff_cinode *ci)
+{
+	struct ff_cache *c = ci->c;
+
+	ff_assert_held(&ci->lock);
+	if (!ci->nr_dirty || ci->wb_failed)
+		return;
+	ff_mutex_lock(&c->lock);
+	dirty_add_locked(c, ci);
+	ff_mutex_unlock(&c->lock);
+}
+
+/*
+ * Reclaim one clean unpinned folio. Caller holds c->lock. Returns bytes freed.
+ * The hand goes on from where the last call stopped, so each folio is passed
+ * over at most twice (once to clear its reference bit) between two visits:
+ * O(1) amortized per folio reclaimed while clean folios exist, at most two
+ * turns of the ring when none is.
+ */
 static uint64_t reclaim_one_locked(struct ff_cache *c)
 {
-	struct folio *f = c->hand;
-	uint64_t scanned = 0, limit;
+	uint64_t scanned = 0, limit = 2 * c->nr_ring;
+	struct folio *f;
 
 	ff_assert_held(&c->lock);
-	if (!f)
-		return 0;
-	/* two passes over the ring: the first clears reference bits */
-	limit = 0;
-	for (struct folio *g = f->clk_next; g != f; g = g->clk_next)
-		limit++;
-	limit = 2 * (limit + 1);
 	for (; scanned < limit && c->hand; scanned++) {
 		struct ff_cinode *ci;
 		uint32_t size;
@@ -705,7 +768,7 @@ static void finish_segs_locked(struct ff_cinode *ci, struct seg *segs, int nseg,
 			       bool redirty, int ioerr)
 {
 	struct ff_cache *c = ci->c;
-	uint64_t left = done >> c->blk_order;
+	uint64_t left = done >> c->blk_order, was_dirty = ci->nr_dirty;
 
 	ff_assert_held(&ci->lock);
 	for (int i = 0; i < nseg; i++) {
@@ -736,6 +799,8 @@ static void finish_segs_locked(struct ff_cinode *ci, struct seg *segs, int nseg,
 		cnt_sub(&c->wb_inflight, (uint64_t)(segs[i].b1 - segs[i].b0) << c->blk_order);
 		unpin_locked(ci, f);
 	}
+	if (!was_dirty)
+		dirty_note_locked(ci);
 	pthread_cond_broadcast(&ci->cv);
 }
 
@@ -833,6 +898,7 @@ static void *flusher_main(void *arg)
 	ff_mutex_lock(&c->lock);
 	while (!c->stop) {
 		struct ff_cinode *ci;
+		uint64_t visited;
 
 		if (!c->kick && cnt_get(&c->dirty_bytes) <= dirty_bg(c)) {
 			timed_wait(&c->flush_cv, &c->lock, 1000);
@@ -842,9 +908,19 @@ static void *flusher_main(void *arg)
 				continue;
 		}
 		c->kick = false;
-		for (ci = c->inodes; ci && !c->stop; ci = ci->next) {
+		/*
+		 * One pass: the inodes on the dirty list now, oldest first, not
+		 * every inode. One still dirty afterwards (redirtied meanwhile,
+		 * or a partial tail that waits) goes back to the tail, for the
+		 * next pass.
+		 */
+		visited = 0;
+		for (uint64_t n = c->nr_dirty_inodes; n && !c->stop && (ci = c->dirty_head); n--) {
 			bool skip;
 
+			visited++;
+			dirty_del_locked(c, ci);
+			cnt_add(&c->flusher_visits, 1);
 			ci->refs++;
 			ff_mutex_unlock(&c->lock);
 			ff_mutex_lock(&ci->lock);
@@ -852,10 +928,20 @@ static void *flusher_main(void *arg)
 			ff_mutex_unlock(&ci->lock);
 			if (!skip)
 				writeback_range(ci, 0, UINT64_MAX, 0);
+			ff_mutex_lock(&ci->lock);
+			dirty_note_locked(ci);
+			ff_mutex_unlock(&ci->lock);
 			ff_mutex_lock(&c->lock);
 			ci->refs--;
 			pthread_cond_broadcast(&c->mem_cv);
 		}
+		/*
+		 * Dirty data on no listed inode (a failed write-back waits for
+		 * fsync) is nothing the flusher can write: sleep until kicked
+		 * rather than spin with the cache lock.
+		 */
+		if (!visited && !c->stop)
+			timed_wait(&c->flush_cv, &c->lock, 1000);
 	}
 	ff_mutex_unlock(&c->lock);
 	return NULL;
@@ -1055,6 +1141,7 @@ int ff_cache_inode_free(struct ff_cinode *ci)
 	ff_mutex_lock(&c->lock);
 	while (ci->refs)
 		ff_cond_wait(&c->mem_cv, &c->lock);
+	dirty_del_locked(c, ci);
 	if (ci->prev)
 		ci->prev->next = ci->next;
 	else
@@ -1191,6 +1278,7 @@ static int copy_in_locked(struct ff_cinode *ci, struct folio *f, const void *src
 static void set_dirty_locked(struct ff_cinode *ci, struct folio *f, uint32_t b0, uint32_t b1)
 {
 	struct ff_cache *c = ci->c;
+	uint64_t was_dirty = ci->nr_dirty;
 
 	for (uint32_t k = b0; k < b1; k++) {
 		if (fst_test(f, FST_DIRTY, k))
@@ -1200,6 +1288,8 @@ static void set_dirty_locked(struct ff_cinode *ci, struct folio *f, uint32_t b0,
 		ci->nr_dirty++;
 		cnt_add(&c->dirty_bytes, c->blk);
 	}
+	if (!was_dirty)
+		dirty_note_locked(ci);
 }
 
 /*
@@ -1424,6 +1514,7 @@ int ff_cache_inode_error(struct ff_cinode *ci)
 	err = ci->error;
 	ci->error = 0;
 	ci->wb_failed = false;
+	dirty_note_locked(ci);
 	ff_mutex_unlock(&ci->lock);
 	return err;
 }
@@ -1517,6 +1608,7 @@ void ff_cache_stats(struct ff_cache *c, struct ff_cache_stats *out)
 	out->writeback_bytes = cnt_get(&c->wb_inflight);
 	out->reclaims = cnt_get(&c->reclaims);
 	out->throttle_waits = cnt_get(&c->throttle_waits);
+	out->flusher_visits = cnt_get(&c->flusher_visits);
 	for (int i = 0; i < 32; i++) {
 		out->folios_by_order[i] = cnt_get(&c->by_order[i]);
 		out->cached_bytes += out->folios_by_order[i] << i;

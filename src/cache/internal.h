@@ -67,6 +67,13 @@ struct ff_cinode {
 	/* cache's inode list; guarded by cache lock */
 	struct ff_cinode *prev, *next;
 	int refs; /* flusher's hold; guarded by cache lock */
+	/*
+	 * The flusher's dirty list, guarded by the cache lock: an inode with
+	 * dirty blocks (nr_dirty > 0) and no failed write-back is on it, or is
+	 * in the flusher's hands, which puts it back if blocks are still dirty.
+	 */
+	struct ff_cinode *dprev, *dnext;
+	bool on_dirty;
 };
 
 #define FF_CACHE_SPARE_FOLIOS 4
@@ -81,8 +88,12 @@ struct ff_cache {
 	pthread_cond_t mem_cv;	 /* memory freed or dirty data written */
 	pthread_cond_t flush_cv; /* wake the flusher */
 	struct folio *hand;	 /* CLOCK hand */
+	uint64_t nr_ring;	 /* folios on the CLOCK ring; guarded by lock */
 	struct ff_cinode *inodes;
-	uint64_t used; /* bytes of folios allocated or reserved */
+	/* inodes with dirty blocks, oldest first (ff_cinode.on_dirty); guarded by lock */
+	struct ff_cinode *dirty_head, *dirty_tail;
+	uint64_t nr_dirty_inodes; /* on that list; guarded by lock */
+	uint64_t used;		  /* bytes of folios allocated or reserved */
 	/*
 	 * Data buffers of freed folios kept for reuse, one list per order, linked
 	 * through their first bytes, at most FF_CACHE_SPARE_FOLIOS x max_folio
@@ -98,6 +109,7 @@ struct ff_cache {
 	/* counters */
 	_Atomic uint64_t hits, misses, copied_in, copied_out, wt_bytes, wb_bytes, read_bytes;
 	_Atomic uint64_t user_written, dirty_bytes, wb_inflight, reclaims, throttle_waits;
+	_Atomic uint64_t flusher_visits;
 	_Atomic uint64_t by_order[32];
 };
 

@@ -125,6 +125,8 @@ struct emu_zone {
 	bool rec_dirty;	       /* wp moved since the newest record */
 	uint64_t nd_gen;       /* fsync generation that makes the zone's data durable, 0 = it is */
 	uint64_t rec_need_gen; /* fsync generation that makes the data below rec_wp durable */
+	bool listed;	       /* on emu_state.dl, at dl_pos */
+	uint32_t dl_pos;       /* see listed */
 };
 
 struct emu_state {
@@ -135,6 +137,14 @@ struct emu_state {
 	struct emu_zone *z;   /* guarded by lock */
 	uint32_t nr_open;     /* IMP_OPEN + EXP_OPEN, guarded by lock */
 	uint32_t nr_active;   /* open + CLOSED, guarded by lock */
+	/*
+	 * The zones with rec_dirty set (emu_zone.listed, dl_pos), in no
+	 * order: a flush looks at these, not at every zone of the device. A
+	 * zone leaves when its record is written, not when a flush takes it,
+	 * so a flush running beside another still sees, and waits for, a
+	 * record the other is writing. nr_zones entries; guarded by lock.
+	 */
+	uint32_t *dl, ndl;
 	/* fsyncs started and the newest that succeeded, as in emu_fsync(); guarded by lock */
 	uint64_t fs_started, fs_done;
 };
@@ -178,6 +188,36 @@ static bool cond_open(enum ff_zone_cond c)
 static bool cond_active(enum ff_zone_cond c)
 {
 	return cond_open(c) || c == FF_ZC_CLOSED;
+}
+
+/* Zone idx's pointer moved past its newest record: a flush writes one. Caller holds e->lock. */
+static void rec_dirty_locked(struct emu_state *e, uint32_t idx)
+{
+	struct emu_zone *z = &e->z[idx];
+
+	ff_assert_held(&e->lock);
+	z->rec_dirty = true;
+	if (!z->listed) {
+		z->listed = true;
+		z->dl_pos = e->ndl;
+		e->dl[e->ndl++] = idx;
+	}
+}
+
+/* Zone idx's newest record holds its pointer. Caller holds e->lock. */
+static void rec_clean_locked(struct emu_state *e, uint32_t idx)
+{
+	struct emu_zone *z = &e->z[idx];
+
+	ff_assert_held(&e->lock);
+	z->rec_dirty = false;
+	if (z->listed) {
+		uint32_t last = e->dl[--e->ndl];
+
+		e->dl[z->dl_pos] = last;
+		e->z[last].dl_pos = z->dl_pos;
+		z->listed = false;
+	}
 }
 
 /* Change a zone's condition keeping the open/active counts. Caller holds e->lock. */
@@ -415,12 +455,12 @@ static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *i
 		if (dsync) {
 			z->rec_wp = z->wp;
 			z->acc_crc = 0;
-			z->rec_dirty = false;
+			rec_clean_locked(e, idx);
 			z->nd_gen = 0;
 			z->rec_need_gen = 0;
 		} else {
 			z->acc_crc = crc;
-			z->rec_dirty = true;
+			rec_dirty_locked(e, idx);
 			z->nd_gen = e->fs_started + 1;
 		}
 		if (z->wp == e->t.zone_cap)
@@ -488,24 +528,39 @@ static bool rec_needed_locked(struct emu_state *e, const struct emu_zone *z, boo
 	return z->rec_dirty || (compact && z->rec_wp != z->wp);
 }
 
-/* Write the record of every zone written since its last one, then fsync. */
+/*
+ * Write the record of every zone written since its last one, then fsync.
+ * A flush takes the zones on the dirty list; a compacting one (at close)
+ * looks at every zone.
+ */
 static int emu_flush_records(struct ff_dev *dev, bool compact)
 {
 	struct emu_state *e = dev->emu;
 	void *blk = blk_alloc(e);
+	uint32_t *todo = NULL, ntodo = 0;
 	int ret = 0;
 
-	if (!blk)
+	if (!blk || !(todo = malloc(((size_t)e->t.nr_zones + 1) * sizeof(*todo)))) {
+		free(blk);
 		return -ENOMEM;
+	}
+	ff_mutex_lock(&e->lock);
+	if (compact) {
+		for (uint32_t i = e->t.nr_cnv; i < e->t.nr_zones && is_seq(e, i); i++)
+			todo[ntodo++] = i;
+	} else {
+		memcpy(todo, e->dl, (size_t)e->ndl * sizeof(*todo));
+		ntodo = e->ndl;
+	}
+	ff_mutex_unlock(&e->lock);
 	/*
 	 * A compacted record (from == wp) checks nothing at mount: the data
 	 * under it must be durable before it is written, not only after.
 	 */
-	if (compact && (ret = emu_fsync(dev))) {
-		free(blk);
-		return ret;
-	}
-	for (uint32_t i = e->t.nr_cnv; i < e->t.nr_zones && is_seq(e, i); i++) {
+	if (compact && (ret = emu_fsync(dev)))
+		goto out_free;
+	for (uint32_t k = 0; k < ntodo; k++) {
+		uint32_t i = todo[k];
 		struct emu_zone *z = &e->z[i];
 		struct iovec riov = {.iov_base = blk, .iov_len = e->rec_len};
 		uint64_t wp, roff, need;
@@ -558,7 +613,7 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 		if (r >= 0) {
 			z->rec_wp = wp;
 			z->acc_crc = 0;
-			z->rec_dirty = false;
+			rec_clean_locked(e, i);
 			/* compacted: the fsync above made everything below wp durable */
 			z->rec_need_gen = compact ? 0 : need;
 			atomic_fetch_add_explicit(&dev->st_meta_bytes, e->rec_len,
@@ -570,9 +625,11 @@ static int emu_flush_records(struct ff_dev *dev, bool compact)
 		release_zone_locked(e, i);
 		ff_mutex_unlock(&e->lock);
 	}
-	free(blk);
 	if (!ret)
 		ret = emu_fsync(dev);
+out_free:
+	free(todo);
+	free(blk);
 	return ret;
 }
 
@@ -718,7 +775,7 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 	if (r >= 0) {
 		z->rec_wp = z->wp;
 		z->acc_crc = 0;
-		z->rec_dirty = false;
+		rec_clean_locked(e, idx);
 		if (op == FF_ZOP_RESET || unsynced) {
 			z->nd_gen = 0;
 			z->rec_need_gen = 0;
@@ -748,6 +805,7 @@ static void emu_close(struct ff_dev *dev)
 	pthread_cond_destroy(&e->idle);
 	ff_mutex_destroy(&e->lock);
 	free(e->z);
+	free(e->dl);
 	free(e);
 	dev->emu = NULL;
 }
@@ -778,20 +836,24 @@ static bool rec_valid(const struct emu_rec *r, uint32_t idx, uint64_t cap)
 	       r->from <= r->wp && r->wp <= cap;
 }
 
-/* Rebuild zone idx from its two record slots. */
-static int load_zone(struct ff_dev *dev, uint32_t idx, void *blk)
+/*
+ * Rebuild zone idx from its two record slots, slots[0] and slots[1] (each
+ * one logical block as read from the device; NULL for a slot known to be
+ * unwritten, in a hole of the record area).
+ */
+static int load_zone(struct ff_dev *dev, uint32_t idx, const uint8_t *const slots[2])
 {
 	struct emu_state *e = dev->emu;
 	struct emu_zone *z = &e->z[idx];
 	struct emu_rec recs[2];
 	bool ok[2];
-	int best = -1, ret;
+	int best = -1;
 
 	for (unsigned s = 0; s < 2; s++) {
-		ret = read_block(dev->fd, blk, e->t.lblock, slot_off(e, idx, s));
-		if (ret)
-			return ret;
-		memcpy(&recs[s], blk, sizeof(recs[s]));
+		ok[s] = false;
+		if (!slots[s])
+			continue;
+		memcpy(&recs[s], slots[s], sizeof(recs[s]));
 		ok[s] = rec_valid(&recs[s], idx, e->t.zone_cap);
 		if (ok[s] && (best < 0 || recs[s].seq > recs[best].seq))
 			best = (int)s;
@@ -842,6 +904,75 @@ static int load_zone(struct ff_dev *dev, uint32_t idx, void *blk)
 		}
 	}
 	return 0;
+}
+
+/*
+ * Zones whose record slots are read by one device read at open: 4 MiB of
+ * slots at 4 KiB blocks.
+ */
+#define EMU_LOAD_ZONES 512u
+
+/*
+ * Rebuild every sequential zone from the record area. The slots are read in
+ * large batches, not two reads per zone, and a run of the area that the
+ * device reports as a hole (SEEK_DATA on a sparse image: zones never written
+ * since mkfs, which leaves the area a hole) is not read at all: mount time
+ * follows the zones written, not the zones there are. A block device
+ * reports everything as data and is read in batches.
+ */
+static int load_zones(struct ff_dev *dev)
+{
+	struct emu_state *e = dev->emu;
+	size_t slot_pair = 2 * (size_t)e->t.lblock;
+	uint8_t *buf = NULL;
+	uint32_t i = e->t.nr_cnv;
+	int ret = 0;
+
+	if (posix_memalign((void **)&buf, 4096, EMU_LOAD_ZONES * slot_pair))
+		return -ENOMEM;
+	/* a zone whose slots lie in a hole has no record: empty */
+	for (uint32_t k = e->t.nr_cnv; k < e->t.nr_zones; k++)
+		e->z[k].cond = FF_ZC_EMPTY;
+	while (i < e->t.nr_zones) {
+		uint64_t off = slot_off(e, i, 0);
+		off_t d = lseek(dev->fd, (off_t)off, SEEK_DATA);
+		uint32_t n;
+		ssize_t r;
+
+		if (d < 0 && errno == ENXIO)
+			break; /* a hole up to the end: every zone left is empty */
+		if (d > (off_t)off) {
+			uint64_t skip = ((uint64_t)d - off) / slot_pair;
+
+			if (skip) {
+				i = skip >= e->t.nr_zones - i ? e->t.nr_zones : i + (uint32_t)skip;
+				continue;
+			}
+		}
+		n = e->t.nr_zones - i < EMU_LOAD_ZONES ? e->t.nr_zones - i : EMU_LOAD_ZONES;
+		{
+			struct iovec iov = {.iov_base = buf, .iov_len = n * slot_pair};
+
+			r = ff_uring_rw(dev->fd, &iov, 1, off, false, 0);
+		}
+		if (r != (ssize_t)(n * slot_pair)) {
+			ret = r < 0 ? (int)r : -EIO;
+			goto out;
+		}
+		for (uint32_t k = 0; k < n; k++) {
+			const uint8_t *slots[2] = {buf + k * slot_pair,
+						   buf + k * slot_pair + e->t.lblock};
+
+			ret = load_zone(dev, i + k, slots);
+			if (ret)
+				goto out;
+			e->nr_active += cond_active(e->z[i + k].cond);
+		}
+		i += n;
+	}
+out:
+	free(buf);
+	return ret;
 }
 
 static int emu_check_trailer(const struct emu_trailer *t, uint64_t raw_size, uint32_t dev_lb)
@@ -934,7 +1065,10 @@ int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size)
 		return 1;
 	}
 	e = calloc(1, sizeof(*e));
-	if (!e || !(e->z = calloc(t.nr_zones, sizeof(*e->z)))) {
+	if (!e || !(e->z = calloc(t.nr_zones, sizeof(*e->z))) ||
+	    !(e->dl = calloc(t.nr_zones, sizeof(*e->dl)))) {
+		if (e)
+			free(e->z);
 		free(e);
 		free(blk);
 		return -ENOMEM;
@@ -950,20 +1084,12 @@ int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size)
 	dev->info.max_open = t.max_open;
 	dev->info.max_active = t.max_active;
 	free(blk);
-	if (posix_memalign(&blk, 4096, t.lblock)) {
-		ret = -ENOMEM;
+	blk = NULL;
+	ret = load_zones(dev);
+	if (ret)
 		goto out_err;
-	}
-	for (uint32_t i = t.nr_cnv; i < t.nr_zones; i++) {
-		ret = load_zone(dev, i, blk);
-		if (ret)
-			goto out_err;
-		e->nr_active += cond_active(e->z[i].cond);
-	}
-	free(blk);
 	return 1;
 out_err:
-	free(blk);
 	dev->info.read_only = true; /* nothing to write back at this close */
 	emu_close(dev);
 	dev->be = NULL;
@@ -1041,6 +1167,28 @@ out:
 }
 
 /* ---- format ---- */
+
+/*
+ * Clear the record area [start, end) without writing it: a hole punched in
+ * an image file (which load_zones then skips unread), or the block device's
+ * own zeroing (BLKZEROOUT: write-zeroes, a discard that reads back zeros,
+ * or the kernel's own write of zeros). Returns start if the caller must
+ * write the zeros itself, end when done.
+ */
+static uint64_t zero_records_fast(int fd, bool blkdev, uint64_t start, uint64_t end)
+{
+	if (end <= start)
+		return end;
+	if (blkdev) {
+		uint64_t range[2] = {start, end - start};
+
+		return ioctl(fd, BLKZEROOUT, range) == 0 ? end : start;
+	}
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)start,
+		      (off_t)(end - start)) == 0)
+		return end;
+	return start;
+}
 
 int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *o, bool force)
 {
@@ -1156,7 +1304,9 @@ int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *o, bool f
 	}
 	t.crc = trailer_crc(&t);
 	memset(zero, 0, 1 << 20);
-	for (uint64_t off = t.meta_start; off < trailer_off(raw_size, 4096);) {
+	for (uint64_t off = zero_records_fast(fd, S_ISBLK(st.st_mode), t.meta_start,
+					      trailer_off(raw_size, 4096));
+	     off < trailer_off(raw_size, 4096);) {
 		uint64_t n = trailer_off(raw_size, 4096) - off;
 		struct iovec iov = {.iov_base = zero, .iov_len = n < (1 << 20) ? n : (1 << 20)};
 		ssize_t r = ff_uring_rw(fd, &iov, 1, off, true, 0);

@@ -135,10 +135,18 @@ static int probe_existing(const char *path, char *what, size_t len)
 		/*
 		 * Only whether emulated zones are laid over it: a small zone size
 		 * keeps a small regular image from being refused (and said to be
-		 * too small) at the default one.
+		 * too small) at the default one, and one growing with the size
+		 * keeps the zones of a large one few (the device layer keeps
+		 * state per zone).
 		 */
 		struct ff_dev_opts o = {.read_only = true, .zone_size = 4096};
+		int sfd = open(path, O_RDONLY | O_CLOEXEC);
+		off_t size = sfd >= 0 ? lseek(sfd, 0, SEEK_END) : 0;
 
+		if (sfd >= 0)
+			close(sfd);
+		while (size > 0 && (uint64_t)size / o.zone_size > 65536)
+			o.zone_size *= 2;
 		if (ff_dev_open(path, &o, &dev) == 0) {
 			if (ff_dev_info(dev)->kind == FF_DEV_EMULATED) {
 				snprintf(what, len, "emulated zones (foliofs-dev format)");

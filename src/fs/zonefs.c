@@ -97,6 +97,12 @@ struct zf_fs {
 	uint32_t nr_zones, blk;
 	struct zf_inode *inodes; /* one per file */
 	uint32_t nfiles;
+	/*
+	 * The file whose inode number (its first zone) is the index, NULL for
+	 * zone 0 and the zones an aggregated cnv/0 extends: a getattr, open or
+	 * read finds its file in O(1). Set at mount, immutable after.
+	 */
+	struct zf_inode **by_ino;
 	struct zf_dir dirs[2]; /* cnv, seq */
 	_Atomic bool ro;       /* errors=remount-ro tripped, or mounted ro */
 	/*
@@ -112,13 +118,10 @@ struct zf_fs {
 
 static const struct ff_cache_ops zf_cache_ops;
 
+/* The file of inode number ino, or NULL (a directory's or no inode). O(1). */
 static struct zf_inode *file_of(struct zf_fs *fs, uint64_t ino)
 {
-	for (int d = 0; d < 2; d++)
-		for (uint32_t i = 0; i < fs->dirs[d].nfiles; i++)
-			if (fs->dirs[d].files[i]->ino == ino)
-				return fs->dirs[d].files[i];
-	return NULL;
+	return ino < fs->nr_zones ? fs->by_ino[ino] : NULL;
 }
 
 /* The zonefs structure around what fs.c holds (base is its first member). */
@@ -258,7 +261,8 @@ static int build_tree(struct zf_fs *fs)
 	fs->inodes = calloc(di->nr_zones, sizeof(*fs->inodes));
 	fs->dirs[0].files = calloc(di->nr_zones, sizeof(void *));
 	fs->dirs[1].files = calloc(di->nr_zones, sizeof(void *));
-	if (!fs->inodes || !fs->dirs[0].files || !fs->dirs[1].files) {
+	fs->by_ino = calloc(di->nr_zones, sizeof(void *));
+	if (!fs->inodes || !fs->dirs[0].files || !fs->dirs[1].files || !fs->by_ino) {
 		ret = -ENOMEM;
 		goto out;
 	}
@@ -299,6 +303,7 @@ static int build_tree(struct zf_fs *fs)
 		atomic_store(&zi->gid, fs->sb.gid);
 		ff_mutex_init(&zi->io_lock);
 		zi->idx = seq ? nseq : ncnv;
+		fs->by_ino[i] = zi;
 		mount_condition(zi, &zones[i]);
 		if (seq)
 			fs->dirs[1].files[nseq++] = zi;
@@ -375,6 +380,7 @@ out_free:
 	free(fs->inodes);
 	free(fs->dirs[0].files);
 	free(fs->dirs[1].files);
+	free(fs->by_ino);
 	free(fs);
 	return ret;
 }
@@ -407,6 +413,7 @@ static int zf_unmount(struct ff_fs *gfs)
 	free(fs->inodes);
 	free(fs->dirs[0].files);
 	free(fs->dirs[1].files);
+	free(fs->by_ino);
 	free(fs);
 	return ret;
 }
@@ -1101,9 +1108,15 @@ static void writeback_failed(struct zf_fs *fs, struct zf_inode *zi, int err)
 		}
 		ff_mutex_unlock(&zi->io_lock);
 	}
-	/* the size moved back behind the writer's call: what the kernel caches goes */
-	if (moved && fs->o.changed)
-		fs->o.changed(fs->o.changed_arg, zi->ino, 0, 0);
+	/*
+	 * The size moved back, or errors= changed the file's mode, behind the
+	 * writer's call: what the kernel caches (pages, attributes) goes. Only
+	 * bytes past the write pointer changed, so with the size unmoved no
+	 * page is dropped.
+	 */
+	if (fs->o.changed)
+		fs->o.changed(fs->o.changed_arg, zi->ino, moved ? 0 : atomic_load(&zi->size),
+			      moved ? 0 : 1);
 }
 
 static int zf_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)

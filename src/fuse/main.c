@@ -31,6 +31,7 @@
 #include <malloc.h>
 #include <mntent.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,12 +211,55 @@ static fuse_ino_t to_node(uint64_t ino)
 }
 
 /*
- * How long the kernel may keep what a reply says. The zonefs format's tree
- * never changes and its sizes move with every append: names and directories
- * for an hour, files not at all. A namespace changes, but only through this
- * mount, and the kernel drops what a call of its own changes (the entries of
- * an unlink or rename, the attributes of a write, link or setattr): a second.
+ * How long the kernel may keep what a reply says. A namespace changes, but
+ * only through this mount, and the kernel drops what a call of its own
+ * changes (the entries of an unlink or rename, the attributes of a write,
+ * link or setattr): a second.
+ *
+ * The zonefs format's tree never changes: names and directories for an
+ * hour. A file's attributes are cached too (FF_ZONEFS_FILE_ATTR_S), so that
+ * ls -l of 61,434 files costs a READDIRPLUS per few dozen files, not a
+ * GETATTR per file. That is correct because every change reaches the
+ * kernel: a size moved by a write or truncate through this mount is dropped
+ * by the kernel itself (fuse_write_update_attr invalidates the attributes
+ * after every WRITE, successful or not, and a SETATTR or O_TRUNC open takes
+ * the reply's); a size or mode the daemon changes on its own (a background
+ * write-back that failed and moved the size back to the write pointer, a
+ * zone made read-only or offline) comes through ff_fs_opts.changed, and
+ * fs_changed invalidates the attributes with
+ * fuse_lowlevel_notify_inval_inode. The timeout bounds what an unforeseen
+ * change could leave stale; it is not what makes a write visible.
  */
+#define FF_ZONEFS_FILE_ATTR_S 60.0
+
+static struct fuse_session *g_se; /* set before the session runs */
+static bool g_selinux;		  /* the host runs SELinux; set before the session runs */
+
+/*
+ * Requests that listing and stat cost, counted for user.foliofs.stats (how
+ * many round trips an ls -l takes is what makes it fast or slow). Relaxed
+ * atomics: counters only.
+ */
+enum { NR_LOOKUP, NR_GETATTR, NR_GETXATTR, NR_READDIR, NR_READDIRPLUS, NR_COUNTED };
+static const char *const nr_names[NR_COUNTED] = {"fuse_lookup", "fuse_getattr", "fuse_getxattr",
+						 "fuse_readdir", "fuse_readdirplus"};
+static _Atomic uint64_t g_nr[NR_COUNTED];
+
+static void count_req(int which)
+{
+	atomic_fetch_add_explicit(&g_nr[which], 1, memory_order_relaxed);
+}
+
+/* Append the request counters to a stats text of len bytes; returns the new length. */
+static int req_stats_text(char *buf, size_t size, int len)
+{
+	for (int i = 0; i < NR_COUNTED && len >= 0 && (size_t)len < size; i++)
+		len += snprintf(
+			buf + len, size - (size_t)len, "%s %llu\n", nr_names[i],
+			(unsigned long long)atomic_load_explicit(&g_nr[i], memory_order_relaxed));
+	return len >= 0 && (size_t)len < size ? len : -ERANGE;
+}
+
 static bool ns_format(void)
 {
 	return ff_fs_format(g_fs) != FF_FMT_ZONEFS;
@@ -225,7 +269,7 @@ static double attr_timeout(const struct stat *st)
 {
 	if (ns_format())
 		return 1.0;
-	return S_ISDIR(st->st_mode) ? 3600.0 : 0.0; /* sizes move with every append */
+	return S_ISDIR(st->st_mode) ? 3600.0 : FF_ZONEFS_FILE_ATTR_S;
 }
 
 static double entry_timeout(void)
@@ -361,9 +405,6 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 		/* the umask is applied here, and only where no default ACL applies instead */
 		if (conn->capable & FUSE_CAP_DONT_MASK)
 			conn->want |= FUSE_CAP_DONT_MASK;
-	} else {
-		/* the zonefs tree lists little, and as it always has */
-		conn->want &= ~(FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO);
 	}
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
@@ -375,15 +416,18 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct stat st;
 
+	count_req(NR_LOOKUP);
 	reply_entry(req, ff_fs_lookup(g_fs, to_ino(parent), name, &st), &st);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct stat st;
-	int ret = ff_fs_getattr(g_fs, to_ino(ino), &st);
+	int ret;
 
 	(void)fi;
+	count_req(NR_GETATTR);
+	ret = ff_fs_getattr(g_fs, to_ino(ino), &st);
 	if (ret)
 		fuse_reply_err(req, -ret);
 	else
@@ -438,6 +482,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	struct stat st;
 	uint64_t cookie, next;
 
+	count_req(NR_READDIR);
 	/*
 	 * Offsets: 1 after ".", 2 after "..", then 2 + the filesystem's cookie
 	 * after each entry, so a listing resumes where it stopped even while
@@ -737,6 +782,15 @@ static void ns_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	/* the kernel asks for ACLs on its own: a format without them has none, not an error */
 	if (n == -EOPNOTSUPP && !strncmp(name, "system.posix_acl_", 17))
 		n = -ENODATA;
+	/*
+	 * No SELinux label on a host without SELinux: EOPNOTSUPP, "this file
+	 * system has no labels" to libselinux, which is what GNU ls (getfilecon)
+	 * needs to stop asking for every file of the mount: ENODATA cost one
+	 * round trip per file of an ls -l. A label set anyway is still
+	 * returned.
+	 */
+	if (n == -ENODATA && !g_selinux && !strcmp(name, "security.selinux"))
+		n = -EOPNOTSUPP;
 	if (n < 0)
 		fuse_reply_err(req, (int)-n);
 	else if (size == 0)
@@ -757,12 +811,24 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	char text[4096];
 	int len;
 
-	if (ino == FUSE_ROOT_ID && !strcmp(name, "user.foliofs.stats"))
+	count_req(NR_GETXATTR);
+	if (ino == FUSE_ROOT_ID && !strcmp(name, "user.foliofs.stats")) {
 		len = ff_fs_stats_text(g_fs, text, sizeof(text));
-	else if (!strcmp(name, "user.foliofs.zone"))
+		if (len >= 0)
+			len = req_stats_text(text, sizeof(text), len);
+	} else if (!strcmp(name, "user.foliofs.zone"))
 		len = ff_fs_zone_text(g_fs, to_ino(ino), text, sizeof(text));
 	else
-		len = -ENODATA;
+		len = !ns_format() && (!strncmp(name, "security.", 9) ||
+				       !strncmp(name, "system.", 7))
+			      ? -EOPNOTSUPP
+			      : -ENODATA;
+	/*
+	 * The zonefs format has no security label nor ACL namespace (kernel
+	 * zonefs has no xattrs at all): EOPNOTSUPP, which also tells ls -l
+	 * (getfilecon, file_has_acl) to stop asking for every file of the
+	 * device, where ENODATA costs two round trips per file.
+	 */
 	if (len < 0 && ns_format()) {
 		ns_getxattr(req, ino, name, size);
 		return;
@@ -1031,6 +1097,7 @@ static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t of
 	int ret = 0;
 
 	(void)fi;
+	count_req(NR_READDIRPLUS);
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -1145,11 +1212,24 @@ static const struct fuse_lowlevel_ops ops = {
 
 /* ---- options into fs options ---- */
 
-/* ff_fs_opts.changed: the filesystem changed bytes on its own (kcache.c drops them) */
+/*
+ * ff_fs_opts.changed: the filesystem changed bytes, a size or a mode on its
+ * own. kcache.c drops the bytes from the kernel page cache; the attributes
+ * are dropped here, for every format (see attr_timeout).
+ */
 static void fs_changed(void *arg, uint64_t ino, uint64_t off, uint64_t len)
 {
+	int ret;
+
 	(void)arg;
 	ff_kcache_changed(to_node(ino), off, len);
+	if (!g_se)
+		return;
+	ret = fuse_lowlevel_notify_inval_inode(g_se, to_node(ino), -1, 0);
+	/* ENOENT: the kernel holds no inode, so no attributes, for it */
+	if (ret && ret != -ENOENT)
+		ff_warn("invalidating the kernel's attributes of inode %llu failed: %d",
+			(unsigned long long)ino, ret);
 }
 
 /*
@@ -1395,6 +1475,8 @@ int main(int argc, char *argv[])
 		goto out_unmount;
 	/* kcache.c's invalidation may wait on a READ that only another worker can serve */
 	ff_kcache_start(se, !cmd.singlethread && g_o.kernel_cache && !g_o.direct_io);
+	g_se = se;
+	g_selinux = access("/sys/fs/selinux/enforce", F_OK) == 0;
 	if (!cmd.foreground) {
 		int nul = open("/dev/null", O_RDWR);
 		char ok = 0;

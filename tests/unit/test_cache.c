@@ -969,10 +969,48 @@ static void test_cache_write_through_no_wait_holding_pins(void **state)
 	pthread_barrier_destroy(&pw_barrier);
 }
 
+/*
+ * The background flusher visits the inodes that have dirty blocks, not
+ * every inode: with 2,000 clean inodes beside it, one dirty file is written
+ * back by passes that look at a handful of inodes.
+ */
+static void test_cache_flusher_visits_only_dirty_inodes(void **state)
+{
+	struct fx *f = *state;
+	enum { NCLEAN = 2000 };
+	struct ff_cinode **clean = calloc(NCLEAN, sizeof(*clean));
+	uint8_t *buf = tu_alloc(BLK);
+	struct ff_cache_stats st;
+
+	for (int i = 0; i < NCLEAN; i++) {
+		clean[i] = ff_cache_inode_new(f->c, &f->f[0]); /* never read nor written */
+		assert_non_null(clean[i]);
+	}
+	tu_fill(buf, BLK, 3);
+	assert_int_equal(twrite(f, 0, buf, BLK, 0, 0), BLK);
+	/* the flusher takes old dirty data within a second or so; wait for it (bounded) */
+	for (int i = 0; i < 3000; i++) {
+		ff_cache_stats(f->c, &st);
+		if (!st.dirty_bytes && !st.writeback_bytes)
+			break;
+		usleep(10000);
+	}
+	assert_int_equal(st.dirty_bytes, 0);
+	assert_true(st.flusher_visits >= 1);
+	assert_true(st.flusher_visits <= 4);
+	check_file(f, 0, buf, BLK);
+	for (int i = 0; i < NCLEAN; i++)
+		assert_int_equal(ff_cache_inode_free(clean[i]), 0);
+	free(clean);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_cache_matrix, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_flusher_visits_only_dirty_inodes, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_cache_sync_write_submits_only_touched, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cache_folio_mode_writes_whole_folio,

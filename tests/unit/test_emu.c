@@ -373,6 +373,63 @@ static void test_emu_corrupt_trailer_refused(void **state)
 	assert_int_equal(ff_dev_info(f->dev)->nr_zones, 8);
 }
 
+/*
+ * Many zones, more than one batch of the open's record read: the format
+ * writes no per-zone record (the record area of a fresh image is a hole,
+ * the image allocates only its trailer), every zone of a fresh image is
+ * empty, and pointers written in zones far apart, with unwritten record
+ * slots between them, come back at reopen.
+ */
+static void test_emu_many_zones_format_and_reload(void **state)
+{
+	struct fx *f = *state;
+	const uint64_t zs = 64 << 10;
+	const uint32_t nr = 1200;
+	struct ff_emu_opts o = {.zone_size = zs, .nr_cnv = 1};
+	const uint32_t hit[] = {3, 700, nr - 1};
+	struct stat st;
+
+	ff_dev_close(f->dev);
+	f->dev = NULL;
+	unlink(f->path);
+	assert_int_equal(tu_make_image(f->path, sizeof(f->path), "emu-many",
+				       nr * zs + (uint64_t)nr * 2 * BLK + 2 * BLK),
+			 0);
+	assert_int_equal(ff_dev_format_emulated(f->path, &o, false), 0);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_true((uint64_t)st.st_blocks * 512 <= 2 * BLK);
+	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
+	assert_int_equal(ff_dev_info(f->dev)->nr_zones, nr);
+	for (uint32_t i = 1; i < nr; i++) {
+		struct ff_zone z = zone(f, i);
+
+		assert_int_equal(z.cond, FF_ZC_EMPTY);
+		assert_int_equal(z.wp, z.start);
+	}
+	for (unsigned k = 0; k < 3; k++)
+		assert_int_equal(wr(f, hit[k] * zs, (k + 1) * BLK, k == 1 ? FF_IO_DSYNC : 0, k),
+				 (ssize_t)(k + 1) * BLK);
+	assert_int_equal(ff_dev_zone_op(f->dev, 900, FF_ZOP_FINISH), 0);
+	ff_dev_close(f->dev);
+	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
+	for (uint32_t i = 1; i < nr; i++) {
+		struct ff_zone z = zone(f, i);
+		unsigned k;
+
+		for (k = 0; k < 3 && hit[k] != i; k++)
+			;
+		if (k < 3) {
+			assert_int_equal(z.cond, FF_ZC_CLOSED);
+			assert_int_equal(z.wp, z.start + (k + 1) * BLK);
+		} else if (i == 900) {
+			assert_int_equal(z.cond, FF_ZC_FULL);
+		} else {
+			assert_int_equal(z.cond, FF_ZC_EMPTY);
+			assert_int_equal(z.wp, z.start);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -390,6 +447,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_emu_flush_persists_buffered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emu_format_refuses_existing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emu_corrupt_trailer_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_emu_many_zones_format_and_reload, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
