@@ -165,6 +165,13 @@ int ff_dev_submit_batch(struct ff_dev *dev, struct ff_io *ios, int n);
  * device also the pointer records of the zones written since their last).
  */
 int ff_dev_flush(struct ff_dev *dev);
+/*
+ * What fsync needs: ff_dev_flush() unless every write completed so far is
+ * durable already (each was written with FF_IO_DSYNC, or a flush that
+ * started after it completed has finished, and no emulated zone's pointer
+ * record is pending). Writes still in flight are not covered.
+ */
+int ff_dev_sync(struct ff_dev *dev);
 
 /* Zones. */
 uint32_t ff_dev_zone_of(const struct ff_dev *dev, uint64_t off);

@@ -68,7 +68,10 @@
  *
  *   Commit. ff_cache_fsync = write back the inode's dirty blocks and wait for
  *   every writeback on it (any thread's), then ops->commit(inode, datasync)
- *   (the filesystem's group commit point), then the device flush.
+ *   (the filesystem's group commit point), then the device flush, which
+ *   ff_dev_sync skips when every completed write is durable already (all
+ *   written FUA, or a later flush finished): an fsync after O_SYNC writes,
+ *   or a close with nothing written, costs the device nothing.
  *
  *   Errors. A failed write-through returns the error to its writer and drops
  *   its own blocks' uptodate state (later reads go to the device); blocks
@@ -1528,7 +1531,7 @@ int ff_cache_fsync(struct ff_cinode *ci, bool datasync)
 	err = ff_cache_inode_error(ci);
 	if (c->ops->commit)
 		cm = c->ops->commit(ci->fs_inode, datasync);
-	fl = ff_dev_flush(c->dev);
+	fl = ff_dev_sync(c->dev);
 	return err ? err : ret ? ret : cm ? cm : fl;
 }
 

@@ -504,6 +504,14 @@ int ff_dev_flush(struct ff_dev *dev)
 	return ret;
 }
 
+int ff_dev_sync(struct ff_dev *dev)
+{
+	if (ff_dev_gen_durable(dev, atomic_load(&dev->volatile_gen)) &&
+	    (!dev->emu || !ff_emu_records_pending(dev)))
+		return 0;
+	return ff_dev_flush(dev);
+}
+
 uint32_t ff_dev_zone_of(const struct ff_dev *dev, uint64_t off)
 {
 	return (uint32_t)(off / dev->info.zone_size);

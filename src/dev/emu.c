@@ -204,6 +204,17 @@ static void rec_dirty_locked(struct emu_state *e, uint32_t idx)
 	}
 }
 
+bool ff_emu_records_pending(struct ff_dev *dev)
+{
+	struct emu_state *e = dev->emu;
+	bool pending;
+
+	ff_mutex_lock(&e->lock);
+	pending = e->ndl > 0;
+	ff_mutex_unlock(&e->lock);
+	return pending;
+}
+
 /* Zone idx's newest record holds its pointer. Caller holds e->lock. */
 static void rec_clean_locked(struct emu_state *e, uint32_t idx)
 {

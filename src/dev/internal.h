@@ -96,6 +96,8 @@ void ff_fault_close(struct ff_fault *f);
 
 /* emu.c */
 int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size); /* 1 = emulated, 0 = not, -errno */
+/* Some zone was written since its newest pointer record (a flush writes one). */
+bool ff_emu_records_pending(struct ff_dev *dev);
 /* A test hook: when set, called before every raw device write; a non-zero return fails it. */
 extern int (*ff_dev_fault_hook)(struct ff_dev *dev, uint64_t off, size_t len);
 

@@ -2619,10 +2619,10 @@ static int px_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
 	if (reg) {
 		/* never read or written here: its records, then the flush */
 		ret = px_commit(i, datasync);
-		return ret ? ret : ff_dev_flush(fs->dev);
+		return ret ? ret : ff_dev_sync(fs->dev);
 	}
 	ret = log_commit_all(fs);
-	return ret ? ret : ff_dev_flush(fs->dev);
+	return ret ? ret : ff_dev_sync(fs->dev);
 }
 
 static int px_fsyncdir(struct ff_fs *gfs, uint64_t ino, bool datasync)
@@ -2633,7 +2633,7 @@ static int px_fsyncdir(struct ff_fs *gfs, uint64_t ino, bool datasync)
 	(void)ino;
 	(void)datasync;
 	ret = log_commit_all(fs);
-	return ret ? ret : ff_dev_flush(fs->dev);
+	return ret ? ret : ff_dev_sync(fs->dev);
 }
 
 static int px_flush(struct ff_fs *gfs, uint64_t ino)

@@ -1126,7 +1126,7 @@ static int zf_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
 	int ret;
 
 	if (!zi)
-		return ff_dev_flush(fs->dev);
+		return ff_dev_sync(fs->dev);
 	ret = ff_cache_fsync(zi->ci, datasync);
 	if (ret) {
 		writeback_failed(fs, zi, ret);
@@ -1289,7 +1289,7 @@ static int zf_fsyncdir(struct ff_fs *gfs, uint64_t ino, bool datasync)
 {
 	(void)ino;
 	(void)datasync;
-	return ff_dev_flush(zf_of(gfs)->dev);
+	return ff_dev_sync(zf_of(gfs)->dev);
 }
 
 static bool zf_probe(const void *blk0)

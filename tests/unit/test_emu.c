@@ -272,6 +272,48 @@ static void test_emu_durable_write_survives_crash(void **state)
 }
 
 /*
+ * ff_dev_sync (what fsync calls) flushes only when a completed write is not
+ * durable yet, and never twice for the same writes; what it skips survives
+ * a crash all the same.
+ */
+static void test_emu_sync_flushes_only_when_needed(void **state)
+{
+	struct fx *f = *state;
+	struct ff_dev *crashed;
+	struct ff_dev_stats st;
+	uint64_t n;
+
+	ff_dev_stats(f->dev, &st);
+	n = st.flushes;
+	assert_int_equal(ff_dev_sync(f->dev), 0);
+	ff_dev_stats(f->dev, &st);
+	assert_int_equal(st.flushes, n); /* nothing written */
+	/* volatile writes to a conventional and a sequential zone: one flush */
+	assert_int_equal(wr(f, ZS, BLK, 0, 31), BLK);
+	assert_int_equal(wr(f, 9 * ZS, BLK, 0, 32), BLK);
+	assert_int_equal(ff_dev_sync(f->dev), 0);
+	ff_dev_stats(f->dev, &st);
+	assert_int_equal(st.flushes, n + 1);
+	assert_int_equal(ff_dev_sync(f->dev), 0);
+	ff_dev_stats(f->dev, &st);
+	assert_int_equal(st.flushes, n + 1); /* nothing new */
+	/* durable writes need no flush */
+	assert_int_equal(wr(f, ZS + BLK, BLK, FF_IO_DSYNC, 33), BLK);
+	assert_int_equal(ff_dev_sync(f->dev), 0);
+	ff_dev_stats(f->dev, &st);
+	assert_int_equal(st.flushes, n + 1);
+	/* a durable append, synced: its pointer survives a crash */
+	assert_int_equal(wr(f, 9 * ZS + BLK, BLK, FF_IO_DSYNC, 34), BLK);
+	assert_int_equal(ff_dev_sync(f->dev), 0);
+	crashed = f->dev;
+	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
+	assert_true(zone(f, 9).wp >= 9 * ZS + 2 * BLK);
+	ff_dev_close(f->dev);
+	ff_dev_close(crashed);
+	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
+}
+
+/*
  * On a raw device that takes 512 B writes, a durable append's pointer record
  * is one 512 B sector, not a 4 KiB block: a 4 KiB sync append writes 4.5 KiB.
  * The record still brings the pointer back after a crash.
@@ -441,6 +483,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_emu_open_limits, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emu_persist_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emu_durable_write_survives_crash, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_emu_sync_flushes_only_when_needed, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_emu_record_is_a_sector, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emu_record_rollback, setup, teardown),

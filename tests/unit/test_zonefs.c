@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <cmocka.h>
@@ -369,6 +370,50 @@ static void test_zonefs_direct_write_reaches_device(void **state)
 	free(buf);
 }
 
+static uint64_t dev_flushes(struct zfx *z)
+{
+	char text[8192];
+	const char *p;
+
+	assert_true(ff_fs_stats_text(z->fs, text, sizeof(text)) > 0);
+	p = strstr(text, "dev_flushes ");
+	assert_non_null(p);
+	return strtoull(p + strlen("dev_flushes "), NULL, 10);
+}
+
+/*
+ * fsync and the close-time flush cost the device a cache flush only when
+ * something written is not durable yet: a close with nothing written, or an
+ * fsync after O_SYNC writes, flushes nothing; a buffered write's fsync does.
+ */
+static void test_zonefs_flush_only_when_needed(void **state)
+{
+	struct zfx *z = *state;
+	uint64_t seq = ino_of(z, "seq", "1"), cnv = ino_of(z, "cnv", "0"), n;
+	uint8_t *buf = tu_alloc(64 << 10);
+	unsigned of = 0;
+
+	tu_fill(buf, 64 << 10, 9);
+	assert_int_equal(ff_fs_open(z->fs, seq, O_WRONLY, &of), 0);
+	n = dev_flushes(z);
+	assert_int_equal(ff_fs_flush(z->fs, seq), 0);
+	assert_int_equal(ff_fs_fsync(z->fs, cnv, false), 0);
+	assert_int_equal(dev_flushes(z), n);
+	assert_int_equal(ff_fs_write(z->fs, seq, buf, 16 << 10, 0, FF_CW_SYNC), 16 << 10);
+	n = dev_flushes(z);
+	assert_int_equal(ff_fs_fsync(z->fs, seq, true), 0);
+	assert_int_equal(dev_flushes(z), n);
+	assert_int_equal(ff_fs_write(z->fs, seq, buf + (16 << 10), 16 << 10, 16 << 10, 0),
+			 16 << 10);
+	assert_int_equal(ff_fs_flush(z->fs, seq), 0);
+	assert_true(dev_flushes(z) > n);
+	assert_int_equal(ff_fs_release(z->fs, seq, O_WRONLY), 0);
+	remount(z);
+	assert_int_equal(size_of(z, seq), 32 << 10);
+	check_content(z, seq, buf, 32 << 10);
+	free(buf);
+}
+
 struct dio {
 	struct zfx *z;
 	uint64_t ino, off;
@@ -603,6 +648,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_zonefs_size_after_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zonefs_reads_racing_resets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_zonefs_finish_writes_partial_tail, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_zonefs_flush_only_when_needed, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_zonefs_direct_write_reaches_device,
 						setup_repair, teardown),
