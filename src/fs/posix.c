@@ -3164,7 +3164,7 @@ static uint64_t zone_room_blk(const struct px_zone *zo)
 
 /*
  * The blocks freeing zone zo gains once its live blocks are moved (their
- * headers counted: one per extent, and per megabyte), or 0 when that is less than
+ * headers counted), or 0 when that is less than
  * an eighth of the zone: moving more costs a write amplification above 8,
  * and near a full device a collector that takes such victims only churns.
  * statfs counts the same gain as available. Caller holds ns.
@@ -3172,7 +3172,8 @@ static uint64_t zone_room_blk(const struct px_zone *zo)
 static uint64_t gc_gain_locked(struct px_fs *fs, const struct px_zone *zo)
 {
 	uint64_t room = zone_room_blk(zo);
-	uint64_t cost = zo->valid + zo->next + zo->valid / (PX_GC_CHUNK / PX_BLK) + 1;
+	/* one header per extent, less what 64 KiB runs merge (a guess: four a run) */
+	uint64_t cost = zo->valid + zo->next / 4 + zo->valid / (PX_GC_CHUNK / PX_BLK) + 1;
 
 	if (!data_zone(zo) || zo->state != PX_Z_FULL || zo->slot >= 0 || !zo->valid ||
 	    cost + room / 8 > room)
@@ -3330,6 +3331,81 @@ static int gc_repoint_locked(struct px_fs *fs, struct px_inode *i, uint64_t off,
 	return ret;
 }
 
+/* A piece of a GC run: file range [off, off+len) read from dev. */
+struct gc_piece {
+	uint64_t off, len, dev;
+};
+
+#define PX_GC_PIECES 64
+#define PX_GC_WINDOW (64ull << 10)
+
+/*
+ * The run of blocks one GC write moves, for the victim's extent k of i from
+ * file offset off: that piece, and the extents contiguous with it in the file
+ * within its 64 KiB window, so that scattered small overwrites cost one
+ * header per window rather than per block (and the file gets less
+ * fragmented). A neighbour on conventional space outside the victim is left
+ * (an in-place overwrite of it may be in flight); everywhere else a
+ * neighbour's blocks cannot change under the collector, which holds io_lock
+ * and re-points only what still maps the blocks read. *dseq gets the oldest
+ * data sequence number of the run: the header never wins a roll-forward over
+ * anything written after any of its pieces. Caller holds ns. Returns the
+ * pieces in pc, in file order, at most PX_GC_CHUNK bytes in all.
+ */
+static int gc_run_locked(struct px_fs *fs, struct px_inode *i, size_t k, uint64_t off, uint32_t z,
+			 struct gc_piece *pc, uint64_t *dseq)
+{
+	uint64_t ws = ff_round_down(off, PX_GC_WINDOW), total, end;
+	struct px_ext *e = &i->ext[k];
+	size_t lo = k, hi = k;
+	int np = 0;
+
+	ff_assert_held(&fs->ns);
+#define GC_OK(x) (zone_of(fs, (x)->dev) == z || fs->zones[zone_of(fs, (x)->dev)].seq)
+	/* backwards within the window */
+	while (lo > 0 && i->ext[lo - 1].off + i->ext[lo - 1].len == i->ext[lo].off &&
+	       i->ext[lo].off > ws && GC_OK(&i->ext[lo - 1]))
+		lo--;
+	total = 0;
+	for (size_t j = lo; j <= hi; j++) {
+		struct px_ext *x = &i->ext[j];
+		uint64_t a = j == k ? off : x->off > ws ? x->off : ws;
+		uint64_t b = x->off + x->len;
+
+		if (j == k && b - a > PX_GC_CHUNK - total)
+			b = a + (PX_GC_CHUNK - total);
+		pc[np++] = (struct gc_piece){a, b - a, x->dev + (a - x->off)};
+		total += b - a;
+		if (x->dseq < *dseq)
+			*dseq = x->dseq;
+	}
+	(void)e;
+	/* forwards within the window of the run's end */
+	end = pc[np - 1].off + pc[np - 1].len;
+	{
+		uint64_t we = ff_round_up(end, PX_GC_WINDOW);
+
+		while (hi + 1 < i->next && np < PX_GC_PIECES && total < PX_GC_CHUNK &&
+		       i->ext[hi].off + i->ext[hi].len == end && end == i->ext[hi + 1].off &&
+		       end < we && GC_OK(&i->ext[hi + 1])) {
+			struct px_ext *x = &i->ext[++hi];
+			uint64_t b = x->off + x->len;
+
+			if (b > we)
+				b = we;
+			if (b - x->off > PX_GC_CHUNK - total)
+				b = x->off + (PX_GC_CHUNK - total);
+			pc[np++] = (struct gc_piece){x->off, b - x->off, x->dev};
+			total += b - x->off;
+			end = b;
+			if (x->dseq < *dseq)
+				*dseq = x->dseq;
+		}
+	}
+#undef GC_OK
+	return np;
+}
+
 /*
  * Move every live block of inode ino out of victim zone z. Returns 0 (done,
  * or the inode is gone), -EBUSY (its io_lock is held: try later) or -errno.
@@ -3354,46 +3430,56 @@ static int gc_move_inode(struct px_fs *fs, uint32_t z, uint64_t ino, void *buf)
 		return -EBUSY;
 	}
 	for (;;) {
-		uint64_t off = 0, len = 0, dev = 0, dseq = 0, landed = 0;
-		struct iovec iov;
+		struct gc_piece pc[PX_GC_PIECES];
+		uint64_t run_off = 0, run_len = 0, dseq = UINT64_MAX, landed = 0;
+		int np = 0;
 		ssize_t r;
 
 		ff_mutex_lock(&fs->ns);
 		for (size_t k = 0; !i->freed && k < i->next; k++) {
 			struct px_ext *e = &i->ext[k];
+			uint64_t off;
 
 			if (e->off + e->len <= pos || zone_of(fs, e->dev) != z)
 				continue;
 			off = e->off > pos ? e->off : pos;
-			dev = e->dev + (off - e->off);
-			len = e->off + e->len - off;
-			dseq = e->dseq;
+			np = gc_run_locked(fs, i, k, off, z, pc, &dseq);
 			break;
 		}
 		ff_mutex_unlock(&fs->ns);
-		if (!len)
+		if (!np)
 			break;
-		if (len > PX_GC_CHUNK)
-			len = PX_GC_CHUNK;
-		iov.iov_base = buf;
-		iov.iov_len = len;
-		r = ff_dev_read(fs->dev, &iov, 1, dev);
-		if (r != (ssize_t)len) {
-			ret = r < 0 ? (int)r : -EIO;
-			break;
+		run_off = pc[0].off;
+		for (int k = 0; k < np && !ret; k++) {
+			struct iovec iov = {(uint8_t *)buf + run_len, pc[k].len};
+
+			r = ff_dev_read(fs->dev, &iov, 1, pc[k].dev);
+			if (r != (ssize_t)pc[k].len)
+				ret = r < 0 ? (int)r : -EIO;
+			run_len += pc[k].len;
 		}
-		r = gc_write(fs, i, off, len, dseq, buf, &landed);
+		if (ret)
+			break;
+		r = gc_write(fs, i, run_off, run_len, dseq, buf, &landed);
 		if (r < 0) {
 			ret = (int)r;
 			break;
 		}
 		ff_mutex_lock(&fs->ns);
-		ret = gc_repoint_locked(fs, i, off, (uint64_t)r, dev, landed);
+		for (int k = 0; k < np && !ret && pc[k].off < run_off + (uint64_t)r; k++) {
+			uint64_t n = pc[k].len;
+
+			if (pc[k].off + n > run_off + (uint64_t)r)
+				n = run_off + (uint64_t)r - pc[k].off;
+			ret = gc_repoint_locked(fs, i, pc[k].off, n, pc[k].dev,
+						landed + (pc[k].off - run_off));
+		}
 		ff_mutex_unlock(&fs->ns);
 		if (ret)
 			break;
 		atomic_fetch_add(&fs->st_gc_bytes, (uint64_t)r);
-		pos = off + (uint64_t)r;
+		if (run_off + (uint64_t)r > pos)
+			pos = run_off + (uint64_t)r;
 	}
 	/* a read that mapped the victim before the re-point is done after this */
 	ff_cache_invalidate_begin(i->ci);
