@@ -3162,24 +3162,54 @@ static uint64_t zone_room_blk(const struct px_zone *zo)
 	return zo->cap / PX_BLK - 1;
 }
 
+static uint64_t gc_cost(const struct px_zone *zo);
+
+/* A victim must gain at least 1/PX_GC_MIN_GAIN of a zone: the move's write amplification stays below it. */
+#define PX_GC_MIN_GAIN 32
+
 /*
  * The blocks freeing zone zo gains once its live blocks are moved (their
  * headers counted), or 0 when that is less than
- * an eighth of the zone: moving more costs a write amplification above 8,
- * and near a full device a collector that takes such victims only churns.
+ * 1/PX_GC_MIN_GAIN of the zone: near a full device a collector that takes
+ * such victims only churns.
  * statfs counts the same gain as available. Caller holds ns.
  */
 static uint64_t gc_gain_locked(struct px_fs *fs, const struct px_zone *zo)
 {
 	uint64_t room = zone_room_blk(zo);
-	/* one header per extent, less what 64 KiB runs merge (a guess: four a run) */
-	uint64_t cost = zo->valid + zo->next / 4 + zo->valid / (PX_GC_CHUNK / PX_BLK) + 1;
+	uint64_t cost = gc_cost(zo);
 
 	if (!data_zone(zo) || zo->state != PX_Z_FULL || zo->slot >= 0 || !zo->valid ||
-	    cost + room / 8 > room)
+	    cost + room / PX_GC_MIN_GAIN > room)
 		return 0;
 	(void)fs;
 	return room - cost;
+}
+
+/*
+ * What moving zo's live blocks writes at most: the blocks, and a header for
+ * each extent (runs only merge them) and each megabyte.
+ */
+static uint64_t gc_cost(const struct px_zone *zo)
+{
+	return zo->valid + zo->next + zo->valid / (PX_GC_CHUNK / PX_BLK) + 1;
+}
+
+/* Blocks the collector can write now: free zones (the reserve too) and open rooms. */
+static uint64_t gc_room_locked(struct px_fs *fs)
+{
+	uint64_t n = 0;
+
+	ff_assert_held(&fs->ns);
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		struct px_zone *zo = &fs->zones[k];
+
+		if (zone_free_locked(fs, zo))
+			n += zone_room_blk(zo);
+		else if (data_zone(zo) && zo->slot >= 0 && zo->start + zo->cap - zo->wp >= 2 * PX_BLK)
+			n += (zo->start + zo->cap - zo->wp) / PX_BLK - 1;
+	}
+	return n;
 }
 
 /* The best victim by cost-benefit, or UINT32_MAX. Caller holds ns. */
@@ -3187,6 +3217,7 @@ static uint32_t gc_pick_locked(struct px_fs *fs)
 {
 	uint32_t best = UINT32_MAX;
 	double best_score = -1;
+	uint64_t can = gc_room_locked(fs);
 
 	ff_assert_held(&fs->ns);
 	for (uint32_t k = 0; k < fs->nr_zones; k++) {
@@ -3194,7 +3225,8 @@ static uint32_t gc_pick_locked(struct px_fs *fs)
 		uint64_t room = zone_room_blk(zo);
 		double u, age, score;
 
-		if (zo->inflight || zo->victim || !gc_gain_locked(fs, zo))
+		/* never start a victim whose moves may not fit: it would eat the reserve */
+		if (zo->inflight || zo->victim || !gc_gain_locked(fs, zo) || gc_cost(zo) > can)
 			continue;
 		u = (double)zo->valid / (double)room;
 		age = (double)(fs->next_dseq - (zo->mtime < fs->next_dseq ? zo->mtime : 0)) + 1;
@@ -3341,13 +3373,12 @@ struct gc_piece {
 
 /*
  * The run of blocks one GC write moves, for the victim's extent k of i from
- * file offset off: that piece, and the extents contiguous with it in the file
- * within its 64 KiB window, so that scattered small overwrites cost one
- * header per window rather than per block (and the file gets less
- * fragmented). A neighbour on conventional space outside the victim is left
- * (an in-place overwrite of it may be in flight); everywhere else a
- * neighbour's blocks cannot change under the collector, which holds io_lock
- * and re-points only what still maps the blocks read. *dseq gets the oldest
+ * file offset off: that piece, and the victim's other extents contiguous with
+ * it in the file within its 64 KiB window, so that blocks of one file that
+ * scattered small writes left in the victim cost one header per window
+ * rather than per block. Neighbours in other zones are left: moving them
+ * would spend free space now (and on conventional space an in-place
+ * overwrite of one may be in flight). *dseq gets the oldest
  * data sequence number of the run: the header never wins a roll-forward over
  * anything written after any of its pieces. Caller holds ns. Returns the
  * pieces in pc, in file order, at most PX_GC_CHUNK bytes in all.
@@ -3361,7 +3392,7 @@ static int gc_run_locked(struct px_fs *fs, struct px_inode *i, size_t k, uint64_
 	int np = 0;
 
 	ff_assert_held(&fs->ns);
-#define GC_OK(x) (zone_of(fs, (x)->dev) == z || fs->zones[zone_of(fs, (x)->dev)].seq)
+#define GC_OK(x) (zone_of(fs, (x)->dev) == z)
 	/* backwards within the window */
 	while (lo > 0 && i->ext[lo - 1].off + i->ext[lo - 1].len == i->ext[lo].off &&
 	       i->ext[lo].off > ws && GC_OK(&i->ext[lo - 1]))
