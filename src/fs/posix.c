@@ -435,10 +435,13 @@ static void valid_add_locked(struct px_fs *fs, uint64_t dev, uint64_t len, bool 
 
 	if (z >= fs->nr_zones)
 		return;
-	if (add)
+	if (add) {
 		fs->zones[z].valid += nb;
-	else
+	} else {
 		fs->zones[z].valid -= nb < fs->zones[z].valid ? nb : fs->zones[z].valid;
+		/* blocks dying in it: its data is not cold (its age for GC restarts) */
+		fs->zones[z].mtime = fs->next_dseq;
+	}
 }
 
 static int ext_reserve(struct px_inode *i, size_t more)
@@ -3162,7 +3165,7 @@ static uint64_t zone_room_blk(const struct px_zone *zo)
 	return zo->cap / PX_BLK - 1;
 }
 
-static uint64_t gc_cost(const struct px_zone *zo);
+static uint64_t gc_cost(const struct px_fs *fs, const struct px_zone *zo);
 
 /* A victim must gain at least 1/PX_GC_MIN_GAIN of a zone: the move's write amplification stays below it. */
 #define PX_GC_MIN_GAIN 32
@@ -3177,12 +3180,11 @@ static uint64_t gc_cost(const struct px_zone *zo);
 static uint64_t gc_gain_locked(struct px_fs *fs, const struct px_zone *zo)
 {
 	uint64_t room = zone_room_blk(zo);
-	uint64_t cost = gc_cost(zo);
+	uint64_t cost = gc_cost(fs, zo);
 
 	if (!data_zone(zo) || zo->state != PX_Z_FULL || zo->slot >= 0 || !zo->valid ||
 	    cost + room / PX_GC_MIN_GAIN > room)
 		return 0;
-	(void)fs;
 	return room - cost;
 }
 
@@ -3190,8 +3192,10 @@ static uint64_t gc_gain_locked(struct px_fs *fs, const struct px_zone *zo)
  * What moving zo's live blocks writes at most: the blocks, and a header for
  * each extent (runs only merge them) and each megabyte.
  */
-static uint64_t gc_cost(const struct px_zone *zo)
+static uint64_t gc_cost(const struct px_fs *fs, const struct px_zone *zo)
 {
+	if (fs->gc_slot)
+		return zo->valid + 1;
 	return zo->valid + zo->next + zo->valid / (PX_GC_CHUNK / PX_BLK) + 1;
 }
 
@@ -3212,12 +3216,18 @@ static uint64_t gc_room_locked(struct px_fs *fs)
 	return n;
 }
 
-/* The best victim by cost-benefit, or UINT32_MAX. Caller holds ns. */
+/*
+ * The best victim, or UINT32_MAX: by cost-benefit in the background, greedy
+ * (fewest live blocks) once free zones are down to the reserve and one more.
+ * Caller holds ns.
+ */
 static uint32_t gc_pick_locked(struct px_fs *fs)
 {
 	uint32_t best = UINT32_MAX;
 	double best_score = -1;
 	uint64_t can = gc_room_locked(fs);
+	/* writers wait: the cheapest victim now (greedy), as F2FS's foreground GC */
+	bool greedy = free_zones_locked(fs) <= fs->gc_reserve + 1;
 
 	ff_assert_held(&fs->ns);
 	for (uint32_t k = 0; k < fs->nr_zones; k++) {
@@ -3226,11 +3236,11 @@ static uint32_t gc_pick_locked(struct px_fs *fs)
 		double u, age, score;
 
 		/* never start a victim whose moves may not fit: it would eat the reserve */
-		if (zo->inflight || zo->victim || !gc_gain_locked(fs, zo) || gc_cost(zo) > can)
+		if (zo->inflight || zo->victim || !gc_gain_locked(fs, zo) || gc_cost(fs, zo) > can)
 			continue;
 		u = (double)zo->valid / (double)room;
 		age = (double)(fs->next_dseq - (zo->mtime < fs->next_dseq ? zo->mtime : 0)) + 1;
-		score = (1 - u) * age / (1 + u);
+		score = greedy ? 1 - u : (1 - u) * age / (1 + u);
 		if (score > best_score) {
 			best_score = score;
 			best = k;
@@ -3252,10 +3262,76 @@ static void gc_unpin(struct px_fs *fs, struct px_inode *i)
  * io_lock and a pin. Returns the bytes written (maybe fewer than len: the
  * zone filled) with *landed their device offset, or -errno.
  */
+/*
+ * gc_write into the collector's own zone: the data alone, no header, then a
+ * ZONE record moving the zone's committed cursor past it, queued before the
+ * EXTENT records that re-point to it. Nothing but the collector writes in
+ * that zone, so a mount never rolls forward there past the cursor: a copy is
+ * reachable only once its records are committed (log writes flush the
+ * device first), and until then the victim still holds the blocks.
+ */
+static ssize_t gc_write_own(struct px_fs *fs, uint64_t len, void *buf, uint64_t *landed)
+{
+	struct px_slot *s = &fs->slots[fs->nslots];
+	struct px_buf b = {0};
+	struct px_zone *zo;
+	uint64_t n, at, seq;
+	uint32_t z;
+	ssize_t r;
+	int ret;
+
+	ff_mutex_lock(&s->mu);
+	ret = slot_zone(fs, s);
+	if (ret)
+		goto out_unlock;
+	ff_mutex_lock(&fs->ns);
+	z = s->zone;
+	zo = &fs->zones[z];
+	n = zo->start + zo->cap - zo->wp;
+	if (n > len)
+		n = len;
+	at = zo->wp;
+	zo->wp += n;
+	zo->inflight++;
+	ff_mutex_unlock(&fs->ns);
+	{
+		struct iovec iov = {buf, n};
+
+		if (zo->seq)
+			r = ff_zoneq_write_at(fs->dev, z, &iov, 1, at, 0);
+		else
+			r = ff_dev_write(fs->dev, &iov, 1, at, 0);
+	}
+	if (r >= 0 && (uint64_t)r != n)
+		r = -EIO;
+	if (r < 0 && zo->seq)
+		(void)ff_zoneq_resync(fs->dev, z);
+	ff_mutex_lock(&fs->ns);
+	zo->inflight--;
+	if (r < 0) {
+		if (zo->seq)
+			zo->wp = zo->start + zo->cap;
+		else
+			zo->wp -= n;
+		ret = (int)r;
+	} else {
+		struct px_zone tmp = *zo;
+
+		rec_zone(&b, z, &tmp, at + n);
+		ret = op_commit_locked(fs, &b, &seq);
+	}
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	*landed = at;
+out_unlock:
+	ff_mutex_unlock(&s->mu);
+	return ret ? ret : (ssize_t)n;
+}
+
 static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len,
 			uint64_t dseq, void *buf, uint64_t *landed)
 {
-	struct px_slot *s = slot_get(fs, i->ino);
+	struct px_slot *s;
 	struct px_zone *zo;
 	uint64_t n, at, size, epoch;
 	uint32_t z;
@@ -3263,6 +3339,9 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint
 	ssize_t r;
 	int ret;
 
+	if (fs->gc_slot)
+		return gc_write_own(fs, len, buf, landed);
+	s = slot_get(fs, i->ino);
 	ret = slot_zone(fs, s);
 	if (ret)
 		goto out_unlock;
@@ -3906,10 +3985,15 @@ static int fs_setup(struct px_fs *fs)
 	lim = di->max_open;
 	if (di->max_active && (!lim || di->max_active < lim))
 		lim = di->max_active;
+	/*
+	 * The log's zone, the writers' slots and, when the limits leave room
+	 * for it, the collector's own zone.
+	 */
 	fs->nslots = PX_MAX_SLOTS;
-	if (lim && (int)lim - 1 < fs->nslots)
-		fs->nslots = lim > 1 ? (int)lim - 1 : 1;
-	for (int s = 0; s < fs->nslots; s++) {
+	fs->gc_slot = !lim || lim >= 3;
+	if (lim && (int)lim - 1 - fs->gc_slot < fs->nslots)
+		fs->nslots = lim > 1 ? (int)lim - 1 - fs->gc_slot : 1;
+	for (int s = 0; s < fs->nslots + fs->gc_slot; s++) {
 		ff_mutex_init(&fs->slots[s].mu);
 		fs->slots[s].zone = UINT32_MAX;
 	}
@@ -3963,7 +4047,7 @@ static void fs_teardown(struct px_fs *fs)
 		inode_free_mem(fs->dead);
 		fs->dead = n;
 	}
-	for (int s = 0; s < fs->nslots; s++)
+	for (int s = 0; s < fs->nslots + fs->gc_slot; s++)
 		ff_mutex_destroy(&fs->slots[s].mu);
 	ff_mutex_destroy(&fs->ns);
 	ff_mutex_destroy(&fs->log);

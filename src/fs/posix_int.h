@@ -108,7 +108,7 @@ struct px_zone {
 	int inplace;	 /* in-place overwrites mapped, not done */
 	int slot;	 /* -1: not an open slot */
 	bool victim;	 /* being emptied by garbage collection: no in-place write, not opened */
-	uint64_t mtime;	 /* newest data sequence number written into it (its age, for GC) */
+	uint64_t mtime;	 /* data sequence clock when it last changed (its age, for GC) */
 };
 
 struct px_slot {
@@ -128,6 +128,7 @@ struct px_fs {
 	uint64_t zone_size;
 	bool ro;
 	int nslots;
+	bool gc_slot; /* GC writes into a zone of its own, without data headers */
 
 	/* guarded by ns: */
 	struct ff_mutex ns;
@@ -136,7 +137,8 @@ struct px_fs {
 	uint64_t next_ino, next_dseq;
 	struct px_zone *zones;
 	struct px_inode *dead;		    /* removed inodes whose cache inode reap() frees */
-	struct px_slot slots[PX_MAX_SLOTS]; /* each with its own mu (see struct px_slot) */
+	/* each with its own mu (see struct px_slot); slots[nslots] is GC's when gc_slot */
+	struct px_slot slots[PX_MAX_SLOTS + 1];
 
 	struct ff_mutex log; /* guards the fields down to leader */
 	pthread_cond_t log_cv;
