@@ -3167,7 +3167,8 @@ static uint64_t zone_room_blk(const struct px_zone *zo)
 
 static uint64_t gc_cost(const struct px_fs *fs, const struct px_zone *zo);
 
-/* A victim must gain at least 1/PX_GC_MIN_GAIN of a zone: the move's write amplification stays below it. */
+/* A victim must gain at least 1/PX_GC_MIN_GAIN of a zone: the move's write amplification stays
+ * below it. */
 #define PX_GC_MIN_GAIN 32
 
 /*
@@ -3210,7 +3211,8 @@ static uint64_t gc_room_locked(struct px_fs *fs)
 
 		if (zone_free_locked(fs, zo))
 			n += zone_room_blk(zo);
-		else if (data_zone(zo) && zo->slot >= 0 && zo->start + zo->cap - zo->wp >= 2 * PX_BLK)
+		else if (data_zone(zo) && zo->slot >= 0 &&
+			 zo->start + zo->cap - zo->wp >= 2 * PX_BLK)
 			n += (zo->start + zo->cap - zo->wp) / PX_BLK - 1;
 	}
 	return n;

@@ -136,7 +136,7 @@ struct px_fs {
 	size_t icap, icount;
 	uint64_t next_ino, next_dseq;
 	struct px_zone *zones;
-	struct px_inode *dead;		    /* removed inodes whose cache inode reap() frees */
+	struct px_inode *dead; /* removed inodes whose cache inode reap() frees */
 	/* each with its own mu (see struct px_slot); slots[nslots] is GC's when gc_slot */
 	struct px_slot slots[PX_MAX_SLOTS + 1];
 

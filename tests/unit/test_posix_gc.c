@@ -8,8 +8,10 @@
  * while live data is a fraction of it, every file verifies against a model
  * after each phase and after a remount, fsck -n is clean, and writers running
  * in several threads with fsync and truncates lose nothing while the
- * collector moves their blocks. {emulated sequential, regular} x {buffered,
- * O_DSYNC}, and an emulated device with two open and active zones.
+ * collector moves their blocks; and the metadata log's rotation under a long
+ * metadata churn. {emulated sequential, regular} x {buffered, O_DSYNC}; emulated
+ * devices with three open and active zones (GC in a zone of its own, a tiny
+ * cache) and with two (GC's copies through the writers' slot, with headers).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -80,6 +82,12 @@ static int setup_emu(void **state)
 static int setup_emu_lim(void **state)
 {
 	return setup_mk(state, true, 3, 3, true);
+}
+
+/* two open and active zones: the log's and one writers' slot, none for GC's own (headers) */
+static int setup_emu_lim2(void **state)
+{
+	return setup_mk(state, true, 2, 2, false);
 }
 
 static int setup_reg(void **state)
@@ -521,6 +529,48 @@ static void test_gc_concurrent(void **state)
 	free(got);
 }
 
+/* ---- the metadata log's own cleaning ---- */
+
+/*
+ * Metadata churn (create, setxattr, unlink, each made durable by a directory
+ * fsync) until the log has gone round its zones several times: each rotation
+ * checkpoints into the next metadata zone and resets it, so the churn never
+ * runs out of log space; the kept files and fsck survive a remount.
+ */
+static void test_gc_meta_churn(void **state)
+{
+	struct gx *p = *state;
+	uint64_t keep[8], ck0 = stat_of(p, "checkpoints");
+	char name[32];
+
+	for (int k = 0; k < 8; k++) {
+		snprintf(name, sizeof(name), "keep%d", k);
+		keep[k] = mkfile(p, name);
+		assert_int_equal(ff_fs_write(p->fs, keep[k], name, strlen(name), 0, 0),
+				 (ssize_t)strlen(name));
+	}
+	for (int n = 0; stat_of(p, "checkpoints") < ck0 + 10; n++) {
+		uint64_t ino;
+
+		assert_true(n < 200000);
+		snprintf(name, sizeof(name), "churn%d", n);
+		ino = mkfile(p, name);
+		assert_int_equal(ff_fs_setxattr(p->fs, ino, "user.k", name, strlen(name), 0), 0);
+		assert_int_equal(ff_fs_unlink(p->fs, p->root, name), 0);
+		assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
+	}
+	fsck_clean(p);
+	for (int k = 0; k < 8; k++) {
+		char got[32];
+
+		snprintf(name, sizeof(name), "keep%d", k);
+		assert_int_equal(ff_fs_read(p->fs, keep[k], got, sizeof(got), 0),
+				 (ssize_t)strlen(name));
+		assert_memory_equal(got, name, strlen(name));
+	}
+	check_valid(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -529,10 +579,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc_overwrite, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_overwrite, setup_reg, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_overwrite, setup_emu_lim, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_overwrite, setup_emu_lim2, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_fill_delete, setup_emu_lim2, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_fill_delete, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_fill_delete, setup_reg, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_concurrent, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_concurrent, setup_emu_lim, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_meta_churn, setup_emu, teardown),
 	};
 
 	if (getenv("FOLIOFS_TEST_FILTER"))
