@@ -273,7 +273,7 @@ static uint64_t rnd(uint64_t *s)
 
 /*
  * Live data about a quarter of the device; random overwrites (buffered and
- * O_DSYNC) totalling eight times the device: without garbage collection the
+ * O_DSYNC) totalling four times the device: without garbage collection the
  * device is full after one pass.
  */
 static void test_gc_overwrite(void **state)
@@ -293,7 +293,7 @@ static void test_gc_overwrite(void **state)
 		assert_int_equal(ff_fs_write(p->fs, m.ino[f], m.data[f], m.size[f], 0, 0),
 				 (ssize_t)m.size[f]);
 	}
-	while (written < 8 * NZ * ZS) {
+	while (written < 4 * NZ * ZS) {
 		int f = (int)(rnd(&seed) % NFILES);
 		uint64_t len = ((rnd(&seed) % 16) + 1) * BLK;
 		uint64_t off = ff_round_down(rnd(&seed) % m.size[f], BLK);
@@ -452,7 +452,7 @@ static void *writer(void *arg)
 	uint64_t seed = 77 + (uint64_t)w->id, done = 0;
 	uint8_t *chunk = malloc(32 << 10);
 
-	while (done < 3 * NZ * ZS / NTHR && !w->err) {
+	while (done < 2 * NZ * ZS / NTHR && !w->err) {
 		uint64_t len = ((rnd(&seed) % 8) + 1) * BLK;
 		uint64_t off = ff_round_down(rnd(&seed) % w->size, BLK);
 		unsigned fl = rnd(&seed) % 3 ? 0 : FF_CW_DSYNC;
