@@ -272,7 +272,7 @@ static uint64_t rnd(uint64_t *s)
 }
 
 /*
- * Live data about a quarter of the device; random overwrites (buffered and
+ * Live data about a third of the device; random overwrites (buffered and
  * O_DSYNC) totalling four times the device: without garbage collection the
  * device is full after one pass.
  */
