@@ -38,6 +38,8 @@
  * keeps others out) and takes ns then log only to snapshot a checkpoint.
  */
 #include <endian.h>
+#include <pthread.h>
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -417,6 +419,15 @@ static uint32_t zone_of(struct px_fs *fs, uint64_t dev)
 	return (uint32_t)(dev / fs->zone_size);
 }
 
+/* One extent more (n 1) or fewer (n -1) in the zone holding dev. Caller holds ns. */
+static void next_add_locked(struct px_fs *fs, uint64_t dev, int n)
+{
+	uint32_t z = zone_of(fs, dev);
+
+	if (z < fs->nr_zones)
+		fs->zones[z].next += (uint64_t)(int64_t)n;
+}
+
 static void valid_add_locked(struct px_fs *fs, uint64_t dev, uint64_t len, bool add)
 {
 	uint32_t z = zone_of(fs, dev);
@@ -424,10 +435,13 @@ static void valid_add_locked(struct px_fs *fs, uint64_t dev, uint64_t len, bool 
 
 	if (z >= fs->nr_zones)
 		return;
-	if (add)
+	if (add) {
 		fs->zones[z].valid += nb;
-	else
+	} else {
 		fs->zones[z].valid -= nb < fs->zones[z].valid ? nb : fs->zones[z].valid;
+		/* blocks dying in it: its data is not cold (its age for GC restarts) */
+		fs->zones[z].mtime = fs->next_dseq;
+	}
 }
 
 static int ext_reserve(struct px_inode *i, size_t more)
@@ -486,6 +500,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 		right.len -= off - e->off;
 		right.off = off;
 		e->len = off - e->off;
+		next_add_locked(fs, e->dev, 1);
 		memmove(&i->ext[k + 2], &i->ext[k + 1], (i->next - k - 1) * sizeof(*e));
 		i->ext[k + 1] = right;
 		i->next++;
@@ -499,6 +514,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 
 		if (e->off + e->len <= end) {
 			valid_add_locked(fs, e->dev, e->len, false);
+			next_add_locked(fs, e->dev, -1);
 			j++;
 			continue;
 		}
@@ -529,6 +545,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 	i->ext[first] = (struct px_ext){off, len, dev, dseq, rseq};
 	i->next++;
 	valid_add_locked(fs, dev, len, true);
+	next_add_locked(fs, dev, 1);
 	return 0;
 }
 
@@ -631,8 +648,10 @@ static void xattrs_free(struct px_xattr *x)
  */
 static void inode_remove_locked(struct px_fs *fs, struct px_inode *i)
 {
-	for (size_t k = 0; k < i->next; k++)
+	for (size_t k = 0; k < i->next; k++) {
 		valid_add_locked(fs, i->ext[k].dev, i->ext[k].len, false);
+		next_add_locked(fs, i->ext[k].dev, -1);
+	}
 	i->next = 0;
 	itab_remove_locked(fs, i);
 	i->freed = true;
@@ -680,6 +699,18 @@ static void reap(struct px_fs *fs)
 	ff_mutex_lock(&fs->ns);
 	list = fs->dead;
 	fs->dead = NULL;
+	/* an inode garbage collection works on stays until it lets go (gc_unpin) */
+	for (struct px_inode **pp = &list; *pp;) {
+		struct px_inode *i = *pp;
+
+		if (i->gc_pins) {
+			*pp = i->dead_next;
+			i->dead_next = fs->dead;
+			fs->dead = i;
+		} else {
+			pp = &i->dead_next;
+		}
+	}
 	ff_mutex_unlock(&fs->ns);
 	while (list) {
 		struct px_inode *n = list->dead_next;
@@ -1348,19 +1379,106 @@ static bool data_zone(const struct px_zone *z)
 	return z->state != PX_Z_META && z->state != PX_Z_SUPER;
 }
 
+/* Set in the garbage collector's thread: its writes may open the reserved zones. */
+static _Thread_local bool px_in_gc;
+
+/* A data zone that can be opened for writing. Caller holds ns. */
+static bool zone_free_locked(struct px_fs *fs, const struct px_zone *zo)
+{
+	ff_assert_held(&fs->ns);
+	return data_zone(zo) && zo->slot < 0 && !zo->inflight && !zo->victim &&
+	       (zo->state == PX_Z_FREE || (zo->state == PX_Z_FULL && !zo->valid));
+}
+
+static uint32_t free_zones_locked(struct px_fs *fs)
+{
+	uint32_t n = 0;
+
+	for (uint32_t k = 0; k < fs->nr_zones; k++)
+		n += zone_free_locked(fs, &fs->zones[k]);
+	return n;
+}
+
+/* Ask the GC thread for a round. Caller may hold ns or a slot's mu (gc_mu is a leaf). */
+static void gc_kick(struct px_fs *fs, uint64_t *round)
+{
+	ff_mutex_lock(&fs->gc_mu);
+	fs->gc_req = true;
+	pthread_cond_signal(&fs->gc_cv);
+	if (round)
+		*round = fs->gc_rounds;
+	ff_mutex_unlock(&fs->gc_mu);
+}
+
+/*
+ * Wait for the GC round after round to end (or the thread to stop). No lock
+ * held. Returns the zones that round freed.
+ */
+static int gc_wait_round(struct px_fs *fs, uint64_t round)
+{
+	int freed;
+
+	atomic_fetch_add(&fs->st_gc_waits, 1);
+	ff_mutex_lock(&fs->gc_mu);
+	while (fs->gc_on && fs->gc_rounds == round)
+		ff_cond_wait(&fs->gc_done_cv, &fs->gc_mu);
+	freed = !fs->gc_on || fs->gc_none ? -1 : (int)fs->gc_freed;
+	ff_mutex_unlock(&fs->gc_mu);
+	return freed;
+}
+
+/*
+ * Before a write takes its inode's io_lock: when free zones are down to the
+ * reserve and one more, wait for GC rounds until there are more, or the
+ * collector finds nothing to reclaim. Waiting here, holding nothing, keeps
+ * writers from waiting inside slot_zone with an io_lock the collector would
+ * need.
+ */
+static void gc_throttle(struct px_fs *fs)
+{
+	for (int tries = 0; tries < 8 && atomic_load(&fs->gc_on); tries++) {
+		uint32_t nfree;
+		uint64_t round;
+
+		ff_mutex_lock(&fs->ns);
+		nfree = free_zones_locked(fs);
+		ff_mutex_unlock(&fs->ns);
+		if (nfree > fs->gc_reserve + 1)
+			return;
+		gc_kick(fs, &round);
+		if (gc_wait_round(fs, round) < 0)
+			return;
+	}
+}
+
 /*
  * Give slot s a zone with room for a header and one block. Caller holds s->mu
  * (not ns). A new zone gets a new epoch, logged and committed before any
  * header is written in it; a sequential zone is reset after that commit.
+ *
+ * Space. The last gc_reserve free zones are opened only by the garbage
+ * collector (px_in_gc), so that it can always move a victim's live blocks
+ * out. Anyone else who finds no more than that waits for a GC round, with
+ * s->mu dropped (the collector may need a slot) but possibly holding its
+ * inode's io_lock or folios under writeback, which the collector never waits
+ * for (it skips an inode whose io_lock it cannot take). A round that freed
+ * nothing lets the writer into the reserve; ENOSPC only when no zone at all
+ * is free and the collector found nothing to reclaim.
  */
 static int slot_zone(struct px_fs *fs, struct px_slot *s)
 {
-	uint32_t old = UINT32_MAX, z = UINT32_MAX;
-	struct px_buf b = {0};
-	uint64_t seq = 0;
-	int ret = 0;
+	uint32_t old, z;
+	struct px_buf b;
+	uint64_t seq, round;
+	uint32_t floor = px_in_gc ? 0 : fs->gc_reserve;
+	int ret, idle = 0;
 
 	ff_assert_held(&s->mu);
+again:
+	old = z = UINT32_MAX;
+	memset(&b, 0, sizeof(b));
+	seq = 0;
+	ret = 0;
 	ff_mutex_lock(&fs->ns);
 	if (s->zone != UINT32_MAX) {
 		struct px_zone *zo = &fs->zones[s->zone];
@@ -1379,12 +1497,41 @@ static int slot_zone(struct px_fs *fs, struct px_slot *s)
 			rec_zone(&b, old, &tmp, zo->cursor);
 		}
 	}
+	{
+		uint32_t nfree = free_zones_locked(fs);
+
+		if (nfree <= fs->gc_low && atomic_load(&fs->gc_on))
+			gc_kick(fs, NULL);
+		if (floor && atomic_load(&fs->gc_on) && nfree <= floor) {
+			/* wait for the collector: the zone given up is logged first */
+			if (b.len)
+				ret = op_commit_locked(fs, &b, &seq);
+			gc_kick(fs, &round);
+			ff_mutex_unlock(&fs->ns);
+			free(b.p);
+			if (ret)
+				return ret;
+			if (old != UINT32_MAX && fs->zones[old].seq)
+				(void)ff_zoneq_zone_op(fs->dev, old, FF_ZOP_FINISH);
+			ff_mutex_unlock(&s->mu);
+			ret = gc_wait_round(fs, round);
+			ff_mutex_lock(&s->mu);
+			/*
+			 * Nothing to reclaim: live data and the reserve fill the
+			 * device. Rounds that free nothing (their victims busy,
+			 * maybe with this writer's own io_lock) end the wait too.
+			 */
+			if (ret < 0 || (!ret && ++idle >= 6))
+				return -ENOSPC;
+			if (ret > 0)
+				idle = 0;
+			goto again;
+		}
+	}
 	for (uint32_t k = 0; k < fs->nr_zones; k++) {
 		struct px_zone *zo = &fs->zones[k];
 
-		if (!data_zone(zo) || zo->slot >= 0 || zo->inflight)
-			continue;
-		if (zo->state == PX_Z_FREE || (zo->state == PX_Z_FULL && !zo->valid)) {
+		if (zone_free_locked(fs, zo)) {
 			struct px_zone tmp = *zo;
 
 			tmp.state = PX_Z_OPEN;
@@ -1511,9 +1658,11 @@ again:
 	if (in) {
 		struct px_ext *e = &i->ext[k];
 		uint32_t z = zone_of(fs, e->dev);
-		bool inplace = !fs->zones[z].seq && e->rseq && !(sync && i->wsize > i->disk_size);
+		bool inplace = !fs->zones[z].seq && !fs->zones[z].victim && e->rseq &&
+			       !(sync && i->wsize > i->disk_size);
 
 		if (inplace && e->rseq <= atomic_load(&fs->committed)) {
+			fs->zones[z].inplace++; /* until write_done: a GC move waits for it */
 			m->type = FF_MAP_INPLACE;
 			m->dev_off = e->dev + (off - e->off);
 			m->len = e->off + e->len - off < len ? e->off + e->len - off : len;
@@ -1612,8 +1761,13 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	int ret = 0;
 
 	(void)flags;
-	if (!m->hdr_len)
-		return 0; /* in place: the extent is there already */
+	if (!m->hdr_len) {
+		/* in place: the extent is there already */
+		ff_mutex_lock(&fs->ns);
+		fs->zones[m->zone].inplace--;
+		ff_mutex_unlock(&fs->ns);
+		return 0;
+	}
 	zo = &fs->zones[m->zone];
 	s = &fs->slots[zo->slot];
 	if (result < 0) {
@@ -1634,6 +1788,8 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	ff_mutex_lock(&fs->ns);
 	zo->inflight--;
 	dseq = s->dseq;
+	if (dseq > zo->mtime)
+		zo->mtime = dseq;
 	if (!i->freed) {
 		uint64_t end = m->file_off + m->len, need = i->last_rseq;
 
@@ -2538,6 +2694,7 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 		return err;
 	if (!len)
 		return 0;
+	gc_throttle(fs);
 	ff_mutex_lock(&i->io_lock);
 	ff_mutex_lock(&fs->ns);
 	size = i->size;
@@ -3005,6 +3162,687 @@ out:
 	return ret;
 }
 
+/* ---- garbage collection ---- */
+
+/*
+ * Garbage collection makes the dead blocks of FULL data zones writable again:
+ * a victim's live blocks are copied to an open zone, its extents re-pointed
+ * through the log, and once that is durable the victim is freed (reset on a
+ * sequential zone) for a new epoch.
+ *
+ * Victims. Cost-benefit as in LFS and F2FS: among FULL zones that hold dead
+ * blocks, the one with the highest (1 - u) * age / (1 + u), u its live
+ * fraction and age how long since data was last written into it (the data
+ * sequence counter is the clock). A zone whose live blocks and their headers
+ * would fill what freeing it gains is never chosen.
+ *
+ * Moves. Per inode with blocks in the victim, holding its io_lock (writers
+ * and truncates of the file wait; the collector only try-locks it, since a
+ * writer may hold it while waiting for a round) and a pin (gc_pins: the inode
+ * and its cache inode outlive an unlink meanwhile): the blocks are read from
+ * the victim and written at a slot's zone with a data header, through the
+ * zone queue like any write. The victim is marked first, so that no new
+ * in-place overwrite lands in it, and the in-place writes already mapped
+ * there are waited for: what is read is the newest data of each block. The
+ * read goes to the device, not through the cache, so that the collector
+ * never waits for cache memory, which a flusher waiting for free zones would
+ * hold. The header keeps the moved extent's data sequence number, so a
+ * mount's roll-forward never prefers the copy to anything written later. The
+ * extent is re-pointed only where it still maps the blocks read (a write,
+ * truncate or punch since wins), with an EXTENT record. Then the inode's
+ * invalidate lock is taken and dropped: a read that mapped the victim before
+ * the re-point has finished before the victim can be reset.
+ *
+ * Freeing. When the victim holds no live block: the device is flushed and
+ * the log committed (the copies and their records are durable), then a ZONE
+ * record makes the victim FREE and, committed, a sequential victim is reset.
+ * A crash before that commit leaves the victim as it was, its extents intact.
+ */
+
+#define PX_GC_CHUNK (1ull << 20)
+
+/* Blocks a zone can hold: its room less the one header a single write needs. */
+static uint64_t zone_room_blk(const struct px_zone *zo)
+{
+	return zo->cap / PX_BLK - 1;
+}
+
+static uint64_t gc_cost(const struct px_fs *fs, const struct px_zone *zo);
+
+/* A victim must gain at least 1/PX_GC_MIN_GAIN of a zone: the move's write amplification stays
+ * below it. */
+#define PX_GC_MIN_GAIN 32
+
+/*
+ * The blocks freeing zone zo gains once its live blocks are moved (their
+ * headers counted), or 0 when that is less than
+ * 1/PX_GC_MIN_GAIN of the zone: near a full device a collector that takes
+ * such victims only churns.
+ * statfs counts the same gain as available. Caller holds ns.
+ */
+static uint64_t gc_gain_locked(struct px_fs *fs, const struct px_zone *zo)
+{
+	uint64_t room = zone_room_blk(zo);
+	uint64_t cost = gc_cost(fs, zo);
+
+	if (!data_zone(zo) || zo->state != PX_Z_FULL || zo->slot >= 0 || !zo->valid ||
+	    cost + room / PX_GC_MIN_GAIN > room)
+		return 0;
+	return room - cost;
+}
+
+/*
+ * What moving zo's live blocks writes at most: the blocks, and a header for
+ * each extent (runs only merge them) and each megabyte.
+ */
+static uint64_t gc_cost(const struct px_fs *fs, const struct px_zone *zo)
+{
+	if (fs->gc_slot)
+		return zo->valid + 1;
+	return zo->valid + zo->next + zo->valid / (PX_GC_CHUNK / PX_BLK) + 1;
+}
+
+/* Blocks the collector can write now: free zones (the reserve too) and open rooms. */
+static uint64_t gc_room_locked(struct px_fs *fs)
+{
+	uint64_t n = 0;
+
+	ff_assert_held(&fs->ns);
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		struct px_zone *zo = &fs->zones[k];
+
+		if (zone_free_locked(fs, zo))
+			n += zone_room_blk(zo);
+		else if (data_zone(zo) && zo->slot >= 0 &&
+			 zo->start + zo->cap - zo->wp >= 2 * PX_BLK)
+			n += (zo->start + zo->cap - zo->wp) / PX_BLK - 1;
+	}
+	return n;
+}
+
+/*
+ * The best victim, or UINT32_MAX: by cost-benefit in the background, greedy
+ * (fewest live blocks) once free zones are down to the reserve and one more.
+ * Caller holds ns.
+ */
+static uint32_t gc_pick_locked(struct px_fs *fs)
+{
+	uint32_t best = UINT32_MAX;
+	double best_score = -1;
+	uint64_t can = gc_room_locked(fs);
+	/* writers wait: the cheapest victim now (greedy), as F2FS's foreground GC */
+	bool greedy = free_zones_locked(fs) <= fs->gc_reserve + 1;
+
+	ff_assert_held(&fs->ns);
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		struct px_zone *zo = &fs->zones[k];
+		uint64_t room = zone_room_blk(zo);
+		double u, age, score;
+
+		/* never start a victim whose moves may not fit: it would eat the reserve */
+		if (zo->inflight || zo->victim || !gc_gain_locked(fs, zo) || gc_cost(fs, zo) > can)
+			continue;
+		u = (double)zo->valid / (double)room;
+		age = (double)(fs->next_dseq - (zo->mtime < fs->next_dseq ? zo->mtime : 0)) + 1;
+		score = greedy ? 1 - u : (1 - u) * age / (1 + u);
+		if (score > best_score) {
+			best_score = score;
+			best = k;
+		}
+	}
+	return best;
+}
+
+static void gc_unpin(struct px_fs *fs, struct px_inode *i)
+{
+	ff_mutex_lock(&fs->ns);
+	i->gc_pins--;
+	ff_mutex_unlock(&fs->ns);
+}
+
+/*
+ * Write len bytes of inode i at file offset off (data in buf, read from the
+ * victim) at a slot's zone with a header carrying dseq. Caller holds i's
+ * io_lock and a pin. Returns the bytes written (maybe fewer than len: the
+ * zone filled) with *landed their device offset, or -errno.
+ */
+/*
+ * gc_write into the collector's own zone: the data alone, no header, then a
+ * ZONE record moving the zone's committed cursor past it, queued before the
+ * EXTENT records that re-point to it. Nothing but the collector writes in
+ * that zone, so a mount never rolls forward there past the cursor: a copy is
+ * reachable only once its records are committed (log writes flush the
+ * device first), and until then the victim still holds the blocks.
+ */
+static ssize_t gc_write_own(struct px_fs *fs, uint64_t len, void *buf, uint64_t *landed)
+{
+	struct px_slot *s = &fs->slots[fs->nslots];
+	struct px_buf b = {0};
+	struct px_zone *zo;
+	uint64_t n, at, seq;
+	uint32_t z;
+	ssize_t r;
+	int ret;
+
+	ff_mutex_lock(&s->mu);
+	ret = slot_zone(fs, s);
+	if (ret)
+		goto out_unlock;
+	ff_mutex_lock(&fs->ns);
+	z = s->zone;
+	zo = &fs->zones[z];
+	n = zo->start + zo->cap - zo->wp;
+	if (n > len)
+		n = len;
+	at = zo->wp;
+	zo->wp += n;
+	zo->inflight++;
+	ff_mutex_unlock(&fs->ns);
+	{
+		struct iovec iov = {buf, n};
+
+		if (zo->seq)
+			r = ff_zoneq_write_at(fs->dev, z, &iov, 1, at, 0);
+		else
+			r = ff_dev_write(fs->dev, &iov, 1, at, 0);
+	}
+	if (r >= 0 && (uint64_t)r != n)
+		r = -EIO;
+	if (r < 0 && zo->seq)
+		(void)ff_zoneq_resync(fs->dev, z);
+	ff_mutex_lock(&fs->ns);
+	zo->inflight--;
+	if (r < 0) {
+		if (zo->seq)
+			zo->wp = zo->start + zo->cap;
+		else
+			zo->wp -= n;
+		ret = (int)r;
+	} else {
+		struct px_zone tmp = *zo;
+
+		rec_zone(&b, z, &tmp, at + n);
+		ret = op_commit_locked(fs, &b, &seq);
+	}
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	*landed = at;
+out_unlock:
+	ff_mutex_unlock(&s->mu);
+	return ret ? ret : (ssize_t)n;
+}
+
+static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len,
+			uint64_t dseq, void *buf, uint64_t *landed)
+{
+	struct px_slot *s;
+	struct px_zone *zo;
+	uint64_t n, at, size, epoch;
+	uint32_t z;
+	uint8_t *h = NULL;
+	ssize_t r;
+	int ret;
+
+	if (fs->gc_slot)
+		return gc_write_own(fs, len, buf, landed);
+	s = slot_get(fs, i->ino);
+	ret = slot_zone(fs, s);
+	if (ret)
+		goto out_unlock;
+	if (posix_memalign((void **)&h, PX_BLK, PX_BLK)) {
+		ret = -ENOMEM;
+		goto out_unlock;
+	}
+	ff_mutex_lock(&fs->ns);
+	z = s->zone;
+	zo = &fs->zones[z];
+	n = ff_round_down(zo->start + zo->cap - zo->wp - PX_BLK, PX_BLK);
+	if (n > len)
+		n = len;
+	at = zo->wp;
+	zo->wp += PX_BLK + n;
+	zo->inflight++;
+	epoch = zo->epoch;
+	size = off + n < i->disk_size ? off + n : i->disk_size;
+	ff_mutex_unlock(&fs->ns);
+
+	memset(h, 0, PX_BLK);
+	memcpy(h, PX_DH_MAGIC, 8);
+	set32(h + PX_DH_VERSION, PX_VERSION);
+	set64(h + PX_DH_EPOCH, epoch);
+	set64(h + PX_DH_DSEQ, dseq);
+	set64(h + PX_DH_INO, i->ino);
+	set64(h + PX_DH_FILE_OFF, off);
+	set64(h + PX_DH_LEN, n);
+	set64(h + PX_DH_SIZE, size);
+	set32(h + PX_DH_DATA_CRC, ff_crc32c(0, buf, n));
+	set32(h + PX_DH_CRC, ff_crc32c(0, h, PX_BLK));
+	{
+		struct iovec iov[2] = {{h, PX_BLK}, {buf, n}};
+
+		if (zo->seq)
+			r = ff_zoneq_write_at(fs->dev, z, iov, 2, at, 0);
+		else
+			r = ff_dev_write(fs->dev, iov, 2, at, 0);
+	}
+	if (r >= 0 && (uint64_t)r != PX_BLK + n)
+		r = -EIO;
+	if (r < 0 && zo->seq)
+		(void)ff_zoneq_resync(fs->dev, z);
+	ff_mutex_lock(&fs->ns);
+	zo->inflight--;
+	if (r < 0) {
+		/* as a failed data write: the zone's chain may be broken, no more in it */
+		if (zo->seq)
+			zo->wp = zo->start + zo->cap;
+		else
+			zo->wp -= PX_BLK + n;
+		ret = (int)r;
+	} else if (dseq > zo->mtime) {
+		zo->mtime = dseq;
+	}
+	ff_mutex_unlock(&fs->ns);
+	*landed = at + PX_BLK;
+	atomic_fetch_add(&fs->st_hdr_writes, 1);
+out_unlock:
+	ff_mutex_unlock(&s->mu);
+	free(h);
+	return ret ? ret : (ssize_t)n;
+}
+
+/*
+ * Re-point [off, off+len) of i from old to new where it still maps old (a
+ * write, truncate or punch since the read wins). Caller holds ns.
+ */
+static int gc_repoint_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len,
+			     uint64_t old, uint64_t new)
+{
+	struct px_buf b = {0};
+	uint64_t pos = off, end = off + len, seq;
+	int ret = 0;
+
+	ff_assert_held(&fs->ns);
+	while (pos < end && !i->freed) {
+		bool in;
+		size_t k = ext_find(i, pos, &in);
+		struct px_ext *e;
+		uint64_t stop;
+
+		if (!in) {
+			if (k >= i->next)
+				break;
+			pos = i->ext[k].off;
+			continue;
+		}
+		e = &i->ext[k];
+		stop = e->off + e->len < end ? e->off + e->len : end;
+		if (e->dev + (pos - e->off) == old + (pos - off))
+			rec_extent(&b, i->ino, pos, stop - pos, new + (pos - off), e->dseq, 0);
+		pos = stop;
+	}
+	if (b.len)
+		ret = op_commit_locked(fs, &b, &seq);
+	free(b.p);
+	return ret;
+}
+
+/* A piece of a GC run: file range [off, off+len) read from dev. */
+struct gc_piece {
+	uint64_t off, len, dev;
+};
+
+#define PX_GC_PIECES 64
+#define PX_GC_WINDOW (64ull << 10)
+
+/*
+ * The run of blocks one GC write moves, for the victim's extent k of i from
+ * file offset off: that piece, and the victim's other extents contiguous with
+ * it in the file within its 64 KiB window, so that blocks of one file that
+ * scattered small writes left in the victim cost one header per window
+ * rather than per block. Neighbours in other zones are left: moving them
+ * would spend free space now (and on conventional space an in-place
+ * overwrite of one may be in flight). *dseq gets the oldest
+ * data sequence number of the run: the header never wins a roll-forward over
+ * anything written after any of its pieces. Caller holds ns. Returns the
+ * pieces in pc, in file order, at most PX_GC_CHUNK bytes in all.
+ */
+static int gc_run_locked(struct px_fs *fs, struct px_inode *i, size_t k, uint64_t off, uint32_t z,
+			 struct gc_piece *pc, uint64_t *dseq)
+{
+	uint64_t ws = ff_round_down(off, PX_GC_WINDOW), total, end;
+	struct px_ext *e = &i->ext[k];
+	size_t lo = k, hi = k;
+	int np = 0;
+
+	ff_assert_held(&fs->ns);
+#define GC_OK(x) (zone_of(fs, (x)->dev) == z)
+	/* backwards within the window */
+	while (lo > 0 && i->ext[lo - 1].off + i->ext[lo - 1].len == i->ext[lo].off &&
+	       i->ext[lo].off > ws && GC_OK(&i->ext[lo - 1]))
+		lo--;
+	total = 0;
+	for (size_t j = lo; j <= hi; j++) {
+		struct px_ext *x = &i->ext[j];
+		uint64_t a = j == k ? off : x->off > ws ? x->off : ws;
+		uint64_t b = x->off + x->len;
+
+		if (j == k && b - a > PX_GC_CHUNK - total)
+			b = a + (PX_GC_CHUNK - total);
+		pc[np++] = (struct gc_piece){a, b - a, x->dev + (a - x->off)};
+		total += b - a;
+		if (x->dseq < *dseq)
+			*dseq = x->dseq;
+	}
+	(void)e;
+	/* forwards within the window of the run's end */
+	end = pc[np - 1].off + pc[np - 1].len;
+	{
+		uint64_t we = ff_round_up(end, PX_GC_WINDOW);
+
+		while (hi + 1 < i->next && np < PX_GC_PIECES && total < PX_GC_CHUNK &&
+		       i->ext[hi].off + i->ext[hi].len == end && end == i->ext[hi + 1].off &&
+		       end < we && GC_OK(&i->ext[hi + 1])) {
+			struct px_ext *x = &i->ext[++hi];
+			uint64_t b = x->off + x->len;
+
+			if (b > we)
+				b = we;
+			if (b - x->off > PX_GC_CHUNK - total)
+				b = x->off + (PX_GC_CHUNK - total);
+			pc[np++] = (struct gc_piece){x->off, b - x->off, x->dev};
+			total += b - x->off;
+			end = b;
+			if (x->dseq < *dseq)
+				*dseq = x->dseq;
+		}
+	}
+#undef GC_OK
+	return np;
+}
+
+/*
+ * Move every live block of inode ino out of victim zone z. Returns 0 (done,
+ * or the inode is gone), -EBUSY (its io_lock is held: try later) or -errno.
+ * No lock held.
+ */
+static int gc_move_inode(struct px_fs *fs, uint32_t z, uint64_t ino, void *buf)
+{
+	struct px_inode *i;
+	uint64_t pos = 0;
+	int ret = 0;
+
+	ff_mutex_lock(&fs->ns);
+	i = iget_locked(fs, ino);
+	if (!i || !S_ISREG(i->mode) || ci_ensure_locked(fs, i)) {
+		ff_mutex_unlock(&fs->ns);
+		return 0;
+	}
+	i->gc_pins++;
+	ff_mutex_unlock(&fs->ns);
+	if (!ff_mutex_trylock(&i->io_lock)) {
+		gc_unpin(fs, i);
+		return -EBUSY;
+	}
+	for (;;) {
+		struct gc_piece pc[PX_GC_PIECES];
+		uint64_t run_off = 0, run_len = 0, dseq = UINT64_MAX, landed = 0;
+		int np = 0;
+		ssize_t r;
+
+		ff_mutex_lock(&fs->ns);
+		for (size_t k = 0; !i->freed && k < i->next; k++) {
+			struct px_ext *e = &i->ext[k];
+			uint64_t off;
+
+			if (e->off + e->len <= pos || zone_of(fs, e->dev) != z)
+				continue;
+			off = e->off > pos ? e->off : pos;
+			np = gc_run_locked(fs, i, k, off, z, pc, &dseq);
+			break;
+		}
+		ff_mutex_unlock(&fs->ns);
+		if (!np)
+			break;
+		run_off = pc[0].off;
+		for (int k = 0; k < np && !ret; k++) {
+			struct iovec iov = {(uint8_t *)buf + run_len, pc[k].len};
+
+			r = ff_dev_read(fs->dev, &iov, 1, pc[k].dev);
+			if (r != (ssize_t)pc[k].len)
+				ret = r < 0 ? (int)r : -EIO;
+			run_len += pc[k].len;
+		}
+		if (ret)
+			break;
+		r = gc_write(fs, i, run_off, run_len, dseq, buf, &landed);
+		if (r < 0) {
+			ret = (int)r;
+			break;
+		}
+		ff_mutex_lock(&fs->ns);
+		for (int k = 0; k < np && !ret && pc[k].off < run_off + (uint64_t)r; k++) {
+			uint64_t n = pc[k].len;
+
+			if (pc[k].off + n > run_off + (uint64_t)r)
+				n = run_off + (uint64_t)r - pc[k].off;
+			ret = gc_repoint_locked(fs, i, pc[k].off, n, pc[k].dev,
+						landed + (pc[k].off - run_off));
+		}
+		ff_mutex_unlock(&fs->ns);
+		if (ret)
+			break;
+		atomic_fetch_add(&fs->st_gc_bytes, (uint64_t)r);
+		if (run_off + (uint64_t)r > pos)
+			pos = run_off + (uint64_t)r;
+	}
+	/* a read that mapped the victim before the re-point is done after this */
+	ff_cache_invalidate_begin(i->ci);
+	ff_cache_invalidate_end(i->ci);
+	ff_mutex_unlock(&i->io_lock);
+	gc_unpin(fs, i);
+	return ret;
+}
+
+/*
+ * Empty zone z and free it. No lock held; the caller set zo->victim and
+ * clears it. Returns
+ * 1 when the zone was freed, 0 when live blocks stay (an inode was busy), or
+ * -errno.
+ */
+static int gc_zone(struct px_fs *fs, uint32_t z)
+{
+	struct px_zone *zo = &fs->zones[z];
+	uint64_t *inos = NULL, seq;
+	size_t n = 0, cap = 0;
+	struct px_buf b = {0};
+	void *buf = NULL;
+	int ret = 0;
+	bool busy = false;
+
+	if (posix_memalign(&buf, PX_BLK, PX_GC_CHUNK))
+		return -ENOMEM;
+	ff_mutex_lock(&fs->ns);
+	/* in-place overwrites mapped before the mark land first: the copy reads them */
+	while (zo->inplace) {
+		ff_mutex_unlock(&fs->ns);
+		sched_yield();
+		ff_mutex_lock(&fs->ns);
+	}
+	for (size_t h = 0; h < fs->icap && !ret; h++) {
+		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext) {
+			bool has = false;
+
+			for (size_t k = 0; k < i->next && !has; k++)
+				has = zone_of(fs, i->ext[k].dev) == z;
+			if (!has)
+				continue;
+			if (n == cap) {
+				uint64_t *t = realloc(inos, (cap ? cap * 2 : 64) * sizeof(*t));
+
+				if (!t) {
+					ret = -ENOMEM;
+					break;
+				}
+				inos = t;
+				cap = cap ? cap * 2 : 64;
+			}
+			inos[n++] = i->ino;
+		}
+	}
+	ff_mutex_unlock(&fs->ns);
+	for (size_t k = 0; k < n && !ret; k++) {
+		ret = gc_move_inode(fs, z, inos[k], buf);
+		if (ret == -EBUSY) {
+			busy = true;
+			ret = 0;
+		}
+	}
+	reap(fs);
+	ff_mutex_lock(&fs->ns);
+	if (!ret && (busy || zo->valid))
+		ret = 0;
+	else if (!ret)
+		ret = 1;
+	ff_mutex_unlock(&fs->ns);
+	if (ret == 1) {
+		/* the copies and their EXTENT records are durable before the victim goes */
+		int r = ff_dev_flush(fs->dev);
+
+		if (!r)
+			r = log_commit_all(fs);
+		ff_mutex_lock(&fs->ns);
+		if (!r) {
+			struct px_zone tmp = *zo;
+
+			tmp.state = PX_Z_FREE;
+			rec_zone(&b, z, &tmp, zo->start);
+			r = op_commit_locked(fs, &b, &seq);
+		}
+		ff_mutex_unlock(&fs->ns);
+		if (!r)
+			r = log_commit(fs, seq);
+		if (!r && zo->seq)
+			r = ff_zoneq_zone_op(fs->dev, z, FF_ZOP_RESET);
+		if (r)
+			ret = r;
+		else
+			atomic_fetch_add(&fs->st_gc_zones, 1);
+	}
+	free(b.p);
+	free(inos);
+	free(buf);
+	return ret;
+}
+
+/*
+ * One round: pick a victim and empty it. Returns the zones freed (0 or 1),
+ * or 0 with *none set when there is no victim worth it.
+ */
+static uint32_t gc_round(struct px_fs *fs, bool *none)
+{
+	uint32_t tried[4];
+	int n = 0, r = 0;
+
+	*none = true;
+	while (n < 4) {
+		uint32_t z;
+
+		ff_mutex_lock(&fs->ns);
+		/* a victim left busy stays marked until the round ends: the next best */
+		z = gc_pick_locked(fs);
+		if (z != UINT32_MAX)
+			fs->zones[z].victim = true;
+		ff_mutex_unlock(&fs->ns);
+		if (z == UINT32_MAX)
+			break;
+		*none = false;
+		tried[n++] = z;
+		r = gc_zone(fs, z);
+		if (r < 0) {
+			/* no room to move to: as if there were nothing to reclaim */
+			*none = true;
+			if (r != -ENOSPC)
+				ff_err("posix: garbage collection of zone %u failed: %s", z,
+				       strerror(-r));
+			break;
+		}
+		if (r == 1)
+			break;
+	}
+	ff_mutex_lock(&fs->ns);
+	for (int k = 0; k < n; k++)
+		fs->zones[tried[k]].victim = false;
+	ff_mutex_unlock(&fs->ns);
+	return r == 1;
+}
+
+/*
+ * The GC thread: asleep until a writer finds free zones at or below gc_low
+ * (or none for it), then rounds while free zones stay at or below gc_low + 1
+ * and victims are found; each round's end wakes throttled writers.
+ */
+static void *gc_main(void *arg)
+{
+	struct px_fs *fs = arg;
+
+	px_in_gc = true;
+	ff_mutex_lock(&fs->gc_mu);
+	while (!fs->gc_stop) {
+		uint32_t freed, nfree;
+		bool none;
+
+		if (!fs->gc_req) {
+			ff_cond_wait(&fs->gc_cv, &fs->gc_mu);
+			continue;
+		}
+		fs->gc_req = false;
+		ff_mutex_unlock(&fs->gc_mu);
+		freed = gc_round(fs, &none);
+		ff_mutex_lock(&fs->ns);
+		nfree = free_zones_locked(fs);
+		ff_mutex_unlock(&fs->ns);
+		ff_mutex_lock(&fs->gc_mu);
+		fs->gc_rounds++;
+		fs->gc_freed = freed;
+		fs->gc_none = none;
+		pthread_cond_broadcast(&fs->gc_done_cv);
+		if (freed && nfree <= fs->gc_low + 1)
+			fs->gc_req = true;
+	}
+	ff_mutex_unlock(&fs->gc_mu);
+	return NULL;
+}
+
+static int gc_start(struct px_fs *fs)
+{
+	int ret;
+
+	fs->gc_stop = false;
+	ret = -pthread_create(&fs->gc_thread, NULL, gc_main, fs);
+	if (ret)
+		return ret;
+	ff_mutex_lock(&fs->gc_mu);
+	fs->gc_on = true;
+	ff_mutex_unlock(&fs->gc_mu);
+	return 0;
+}
+
+/* Stop the GC thread; writers waiting for it go on (into the reserve). */
+static void gc_stop(struct px_fs *fs)
+{
+	ff_mutex_lock(&fs->gc_mu);
+	if (!fs->gc_on) {
+		ff_mutex_unlock(&fs->gc_mu);
+		return;
+	}
+	fs->gc_on = false;
+	fs->gc_stop = true;
+	pthread_cond_broadcast(&fs->gc_cv);
+	pthread_cond_broadcast(&fs->gc_done_cv);
+	ff_mutex_unlock(&fs->gc_mu);
+	pthread_join(fs->gc_thread, NULL);
+}
+
 static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 {
 	struct px_fs *fs = px_of(gfs);
@@ -3015,10 +3853,30 @@ static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 	for (uint32_t k = 0; k < fs->nr_zones; k++)
 		if (data_zone(&fs->zones[k]))
 			total += fs->zones[k].cap / PX_BLK;
-	st->f_bfree = unused_blocks_locked(fs);
-	st->f_bavail = free_blocks_locked(fs);
-	if (st->f_bavail > st->f_bfree)
-		st->f_bavail = st->f_bfree;
+	{
+		/*
+		 * Free: what holds no live data, less the zones only garbage
+		 * collection may open. Available: the same less what cannot be
+		 * reclaimed (dead blocks in zones GC never takes as victims).
+		 */
+		uint64_t unused = unused_blocks_locked(fs), avail = free_blocks_locked(fs);
+		uint64_t resv = 0, ok = 0;
+
+		for (uint32_t k = 0, r = 0; k < fs->nr_zones; k++) {
+			struct px_zone *zo = &fs->zones[k];
+
+			if (r < fs->gc_reserve && zone_free_locked(fs, zo)) {
+				resv += zone_room_blk(zo);
+				r++;
+			}
+			ok += gc_gain_locked(fs, zo);
+		}
+		avail += ok;
+		st->f_bfree = unused > resv ? unused - resv : 0;
+		st->f_bavail = avail > resv ? avail - resv : 0;
+		if (st->f_bavail > st->f_bfree)
+			st->f_bavail = st->f_bfree;
+	}
 	st->f_files = 1ull << 32;
 	st->f_ffree = st->f_favail = st->f_files - fs->icount;
 	ff_mutex_unlock(&fs->ns);
@@ -3045,14 +3903,18 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 	n = snprintf(buf, len,
 		     "format posix\ninodes %zu\nzones_free %u\nzones_open %u\nzones_full %u\n"
 		     "log_writes %llu\nlog_bytes %llu\nlog_commit_calls %llu\ncheckpoints %llu\n"
-		     "data_header_writes %llu\ninplace_writes %llu\n",
+		     "data_header_writes %llu\ninplace_writes %llu\ngc_zones_freed %llu\n"
+		     "gc_bytes_moved %llu\ngc_writer_waits %llu\n",
 		     fs->icount, nfree, nopen, nfull,
 		     (unsigned long long)atomic_load(&fs->st_log_writes),
 		     (unsigned long long)atomic_load(&fs->st_log_bytes),
 		     (unsigned long long)atomic_load(&fs->st_commits),
 		     (unsigned long long)atomic_load(&fs->st_ckpts),
 		     (unsigned long long)atomic_load(&fs->st_hdr_writes),
-		     (unsigned long long)atomic_load(&fs->st_inplace));
+		     (unsigned long long)atomic_load(&fs->st_inplace),
+		     (unsigned long long)atomic_load(&fs->st_gc_zones),
+		     (unsigned long long)atomic_load(&fs->st_gc_bytes),
+		     (unsigned long long)atomic_load(&fs->st_gc_waits));
 	ff_mutex_unlock(&fs->ns);
 	if (n >= 0 && (size_t)n < len) {
 		struct ff_dev_stats ds;
@@ -3171,16 +4033,32 @@ static int fs_setup(struct px_fs *fs)
 	lim = di->max_open;
 	if (di->max_active && (!lim || di->max_active < lim))
 		lim = di->max_active;
+	/*
+	 * The log's zone, the writers' slots and, when the limits leave room
+	 * for it, the collector's own zone.
+	 */
 	fs->nslots = PX_MAX_SLOTS;
-	if (lim && (int)lim - 1 < fs->nslots)
-		fs->nslots = lim > 1 ? (int)lim - 1 : 1;
-	for (int s = 0; s < fs->nslots; s++) {
+	fs->gc_slot = !lim || lim >= 3;
+	if (lim && (int)lim - 1 - fs->gc_slot < fs->nslots)
+		fs->nslots = lim > 1 ? (int)lim - 1 - fs->gc_slot : 1;
+	for (int s = 0; s < fs->nslots + fs->gc_slot; s++) {
 		ff_mutex_init(&fs->slots[s].mu);
 		fs->slots[s].zone = UINT32_MAX;
 	}
 	ff_mutex_init(&fs->ns);
 	ff_mutex_init(&fs->log);
 	pthread_cond_init(&fs->log_cv, NULL);
+	ff_mutex_init(&fs->gc_mu);
+	pthread_cond_init(&fs->gc_cv, NULL);
+	pthread_cond_init(&fs->gc_done_cv, NULL);
+	{
+		uint32_t ndata =
+			fs->nr_zones > fs->meta_count + 1 ? fs->nr_zones - fs->meta_count - 1 : 0;
+
+		/* GC moves one victim at a time: its live blocks fit one zone and a bit */
+		fs->gc_reserve = ndata >= 8 ? 2 : ndata >= 4 ? 1 : 0;
+		fs->gc_low = fs->gc_reserve + 1 + ndata / 32;
+	}
 	fs->next_ino = PX_ROOT_INO + 1;
 	fs->next_dseq = 1;
 	fs->next_seq = 1;
@@ -3217,11 +4095,14 @@ static void fs_teardown(struct px_fs *fs)
 		inode_free_mem(fs->dead);
 		fs->dead = n;
 	}
-	for (int s = 0; s < fs->nslots; s++)
+	for (int s = 0; s < fs->nslots + fs->gc_slot; s++)
 		ff_mutex_destroy(&fs->slots[s].mu);
 	ff_mutex_destroy(&fs->ns);
 	ff_mutex_destroy(&fs->log);
 	pthread_cond_destroy(&fs->log_cv);
+	ff_mutex_destroy(&fs->gc_mu);
+	pthread_cond_destroy(&fs->gc_cv);
+	pthread_cond_destroy(&fs->gc_done_cv);
 	free(fs->pend.p);
 	free(fs->zones);
 }
@@ -3809,7 +4690,7 @@ static int px_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs *
 
 				if (data_zone(z)) {
 					z->state = PX_Z_FREE;
-					z->epoch = z->valid = 0;
+					z->epoch = z->valid = z->next = 0;
 					z->wp = z->cursor = z->start;
 				}
 			}
@@ -3870,6 +4751,8 @@ static int px_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs *
 	reap(fs);
 	if (!fs->ro) {
 		ret = checkpoint(fs);
+		if (!ret)
+			ret = gc_start(fs);
 		if (ret)
 			goto out_cache;
 	}
@@ -3892,6 +4775,7 @@ static int px_unmount(struct ff_fs *gfs)
 	struct px_fs *fs = px_of(gfs);
 	int ret, r;
 
+	gc_stop(fs);
 	reap(fs);
 	ret = ff_cache_destroy(fs->cache);
 	ff_mutex_lock(&fs->log);

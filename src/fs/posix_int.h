@@ -91,6 +91,7 @@ struct px_inode {
 	bool freed;
 	struct ff_cinode *ci; /* regular files, made at first use (ci_ensure_locked), then kept */
 	struct ff_mutex io_lock; /* serialises writers and truncates; above ns */
+	uint32_t gc_pins;	 /* garbage collection works on it: reap() keeps it */
 	struct px_inode *dead_next;
 };
 
@@ -103,8 +104,12 @@ struct px_zone {
 	uint64_t cursor; /* committed cursor: roll-forward starts here (absolute) */
 	uint64_t wp;	 /* next data write (absolute) */
 	uint64_t valid;	 /* valid data blocks */
+	uint64_t next;	 /* extents in it (a move writes a header for each) */
 	int inflight;	 /* data writes mapped, not done */
+	int inplace;	 /* in-place overwrites mapped, not done */
 	int slot;	 /* -1: not an open slot */
+	bool victim;	 /* being emptied by garbage collection: no in-place write, not opened */
+	uint64_t mtime;	 /* data sequence clock when it last changed (its age, for GC) */
 };
 
 struct px_slot {
@@ -124,6 +129,7 @@ struct px_fs {
 	uint64_t zone_size;
 	bool ro;
 	int nslots;
+	bool gc_slot; /* GC writes into a zone of its own, without data headers */
 
 	/* guarded by ns: */
 	struct ff_mutex ns;
@@ -131,8 +137,9 @@ struct px_fs {
 	size_t icap, icount;
 	uint64_t next_ino, next_dseq;
 	struct px_zone *zones;
-	struct px_inode *dead;		    /* removed inodes whose cache inode reap() frees */
-	struct px_slot slots[PX_MAX_SLOTS]; /* each with its own mu (see struct px_slot) */
+	struct px_inode *dead; /* removed inodes whose cache inode reap() frees */
+	/* each with its own mu (see struct px_slot); slots[nslots] is GC's when gc_slot */
+	struct px_slot slots[PX_MAX_SLOTS + 1];
 
 	struct ff_mutex log; /* guards the fields down to leader */
 	pthread_cond_t log_cv;
@@ -145,8 +152,26 @@ struct px_fs {
 	uint64_t log_off; /* absolute, block aligned (leader only) */
 	uint64_t gen;	  /* its generation (leader only) */
 
+	/*
+	 * Garbage collection (posix.c, section "garbage collection"). gc_reserve
+	 * and gc_low are immutable after mount; the rest is guarded by gc_mu, a
+	 * leaf lock (taken with ns or a slot's mu held, never the other way).
+	 */
+	uint32_t gc_reserve; /* free data zones only GC may open */
+	uint32_t gc_low;     /* the GC thread runs while free zones are at most this */
+	struct ff_mutex gc_mu;
+	pthread_cond_t gc_cv;	   /* wakes the GC thread */
+	pthread_cond_t gc_done_cv; /* a GC round ended: throttled writers retry */
+	pthread_t gc_thread;
+	_Atomic bool gc_on; /* the thread runs (read-write mount); read without gc_mu */
+	bool gc_stop;	    /* unmount: the thread ends */
+	bool gc_req;	    /* someone needs free zones */
+	uint64_t gc_rounds; /* rounds ended */
+	uint32_t gc_freed;  /* zones freed by the last round */
+	bool gc_none;	    /* the last round found nothing it could reclaim */
+
 	_Atomic uint64_t st_log_writes, st_log_bytes, st_ckpts, st_hdr_writes, st_inplace,
-		st_commits;
+		st_commits, st_gc_zones, st_gc_bytes, st_gc_waits;
 };
 
 /* posix_fsck.c: the format table's fsck (fs.h ff_fs_fsck) */

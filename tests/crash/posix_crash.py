@@ -32,6 +32,12 @@ Then remount and check, with XFS's rules:
 Inode numbers identify files across the remount (the format keeps them
 stable and never reuses them).
 
+  FOLIOFS_PCRASH_GC     garbage-collection crash points: a fraction (0..1,
+                        default 0.2) of the iterations format a tiny device
+                        (1 MiB zones, 8 data zones), fill most of it with a
+                        fsync'd ballast file and keep overwriting it with
+                        O_DSYNC writes beside the workload, so the collector
+                        moves blocks and resets victims at the crash point
   FOLIOFS_PCRASH_ITERS  iterations (default 200; long mode e.g. 5000)
   FOLIOFS_PCRASH_SEED   first seed (default: from the time; printed)
   FOLIOFS_PCRASH_ONLY   replay a single seed (without it, the fixed crash
@@ -212,6 +218,61 @@ class Model:
     def durable_dir(self, d):
         for n in list(self.children.get(d, ())):
             self.durable_name(os.path.join(d, n))
+
+
+GC_FRACTION = float(os.environ.get("FOLIOFS_PCRASH_GC", "0.2"))
+GC_ZS = 1 << 20
+GC_NZONES = 12  # zone 0, 3 metadata zones, 8 data zones
+GC_BALLAST = 3 << 20
+
+
+class GcChurn(threading.Thread):
+    """Overwrites the ballast file with O_DSYNC writes: dead blocks in full
+    zones, so the collector runs (moves, victim resets) during the crash."""
+
+    def __init__(self, rng, m, f, nops, stop):
+        super().__init__(daemon=True)
+        self.r = random.Random(rng.getrandbits(64))
+        self.m, self.f, self.nops, self.stop = m, f, nops, stop
+        self.idx = -1
+        self.acked = 0
+        self.err = None
+        self.log = []
+
+    def run(self):
+        f = self.f
+        try:
+            fd = os.open(os.path.join(C.MNT, "ballast"), os.O_WRONLY | os.O_DSYNC)
+        except OSError as e:
+            self.err = e
+            return
+        try:
+            for _ in range(self.nops):
+                if self.stop.is_set():
+                    break
+                n = self.r.choice([4096, 16384, 65536])
+                off = self.r.randrange(0, (GC_BALLAST - n) // 4096 + 1) * 4096
+                f.wseq += 1
+                data = b"".join(word(f.fid, f.wseq, off // 8 + i) for i in range(n // 8))
+                self.log.append("churn odsync@%d+%d" % (off, n))
+                f.may_write(off, data)
+                if os.pwrite(fd, data, off) != n:
+                    raise Fail("short churn write")
+                f.did_write(off, data)
+                f.sync_written(off, n)
+                self.acked += 1
+        except OSError as e:
+            self.err = e
+        except Exception as e:  # noqa: BLE001 - a driver bug must show
+            self.err = e
+        finally:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def close_all(self):
+        pass
 
 
 def rel(p):
@@ -495,10 +556,12 @@ def one_iteration(seed, stats):
     for f in (C.IMG, C.VLOG, C.DLOG, C.VLOG + ".orig"):
         if os.path.exists(f):
             os.unlink(f)
-    zoned = rng.random() < 0.5
+    gc = rng.random() < GC_FRACTION
+    zoned = gc or rng.random() < 0.5
+    zs, nz = (GC_ZS, GC_NZONES) if gc else (ZS, NZONES)
     with open(C.IMG, "wb") as f:
-        f.truncate(NZONES * ZS)
-    args = [C.MKFS, "--format", "posix", "--zone-size", str(ZS)]
+        f.truncate(nz * zs)
+    args = [C.MKFS, "--format", "posix", "--zone-size", str(zs)]
     if zoned:
         # metadata zones sequential, or conventional (zones 1-3) before
         # sequential data zones
@@ -506,11 +569,14 @@ def one_iteration(seed, stats):
     C.sh(args + [C.IMG])
     fault = None
     if mode == "cut":
-        fault = "dead_after=%d,vlog=%s" % (rng.randint(1, DEAD_MAX), C.VLOG)
+        # a GC iteration writes its ballast first: the crash comes after it
+        lo, hi = (40, 40 + 4 * DEAD_MAX) if gc else (1, DEAD_MAX)
+        fault = "dead_after=%d,vlog=%s" % (rng.randint(lo, hi), C.VLOG)
     opts = rng.choice([None, "cache_size=8M", "cache_size=16M,max_folio=64K", "cache_size=1M,max_folio=64K", "sync_mode=writeback,cache_size=8M", "dirty_granularity=folio,max_folio=64K"])
     m = Model()
     nthr = rng.randint(2, 4)
     ws = []
+    ballast = None
     try:
         p = C.mount(fault, opts)
     except Fail:
@@ -537,10 +603,29 @@ def one_iteration(seed, stats):
             finally:
                 os.close(fd)
             m.durable_dir("")
+            if gc:
+                bf = m.new_fid()
+                fd = os.open(os.path.join(C.MNT, "ballast"), os.O_CREAT | os.O_RDWR, 0o644)
+                ino = os.fstat(fd).st_ino
+                m.files[ino] = ballast = FileM(ino, bf)
+                m.may_bind("ballast", ino)
+                m.did_bind("ballast", ino)
+                try:
+                    data = b"".join(word(bf, 0, i) for i in range(GC_BALLAST // 8))
+                    ballast.may_write(0, data)
+                    os.pwrite(fd, data, 0)
+                    ballast.did_write(0, data)
+                    os.fsync(fd)
+                    ballast.durable_all()
+                    m.durable_name("ballast")
+                finally:
+                    os.close(fd)
         except OSError:
             pass  # the device died during the setup: nothing is durable
         stop = threading.Event()
         ws = [Worker(rng, i, m, rng.randint(10, 60), stop) for i in range(nthr)]
+        if gc and ballast is not None and ballast.size_lo:
+            ws.append(GcChurn(rng, m, ballast, rng.randint(100, 400), stop))
         kill_at = rng.uniform(0.0, 0.15) if mode == "kill" else None
         t0 = time.monotonic()
         for w in ws:
@@ -558,6 +643,14 @@ def one_iteration(seed, stats):
         if mode == "cut":
             for w in ws:
                 w.join(5)
+        if gc:
+            # did the collector run before the crash? (counted, not required)
+            try:
+                st = os.getxattr(C.MNT, "user.foliofs.stats").decode()
+                moved = int(st.split("gc_bytes_moved ")[1].split()[0])
+                stats["gc_moved"] += moved > 0
+            except (OSError, IndexError, ValueError):
+                pass
     except EOFError:
         pass
     finally:
@@ -618,8 +711,11 @@ def one_iteration(seed, stats):
         with open(os.path.join(ev, "ops.txt"), "w") as f:
             for w in ws:
                 f.write("thread %d (err %r):\n  %s\n" % (w.idx, w.err, "\n  ".join(w.log)))
-        raise Fail("%s [mode %s, %s, %s, opts %s; cut %s; evidence in %s]" % (
-            "; ".join(errs[:6]), mode, "zoned" if zoned else "regular", fault, opts, cutinfo, ev))
+        raise Fail("%s [mode %s, %s%s, %s, opts %s; cut %s; evidence in %s]" % (
+            "; ".join(errs[:6]), mode, "zoned" if zoned else "regular", ", gc" if gc else "",
+            fault, opts, cutinfo, ev))
+    if gc:
+        stats["gc"] += 1
 
 
 # ---- fixed crash points: the smallest sequences the random driver failed on ----
@@ -723,7 +819,7 @@ def main():
         seeds = range(first, first + n)
         print("pcrash: %d iterations, seeds %d..%d" % (n, first, first + n - 1), flush=True)
     stats = dict(cut=0, kill=0, acked=0, dropped=0, fsck_skipped=0, in_mount=0, died=0,
-                 logged=0)
+                 logged=0, gc=0, gc_moved=0)
     fails = []
     t0 = time.monotonic()
     try:
@@ -751,10 +847,10 @@ def main():
     finally:
         C.force_unmount()
     print("pcrash: %d crash points (%d power cuts: %d in the workload, %d in the mount; "
-          "%d kill -9), %d ops acknowledged, "
+          "%d kill -9; %d on a tiny device, GC moving blocks in %d), %d ops acknowledged, "
           "%d volatile writes logged, %d dropped, fsck skipped %d; %d failed%s; %.0f s" % (
               stats["cut"] + stats["kill"], stats["cut"], stats["died"] - stats["in_mount"],
-              stats["in_mount"], stats["kill"], stats["acked"],
+              stats["in_mount"], stats["kill"], stats["gc"], stats["gc_moved"], stats["acked"],
               stats["logged"], stats["dropped"], stats["fsck_skipped"], len(fails),
               (" (%s)" % fails) if fails else "", time.monotonic() - t0))
     return 1 if fails else 0

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-or-later
+# Garbage collection through the mount (issue 12): an emulated zoned posix
+# image of 64 zones of 4 MiB with 4 open and 4 active zones at most is filled
+# to ENOSPC with files of mixed sizes (4 KiB to 1 MiB, O_DSYNC and buffered +
+# fsync), half of them are deleted, and it is filled again, three times.
+# ENOSPC may come only once statfs says less than two zones are available, no
+# call fails with EOVERFLOW (or anything but ENOSPC), every surviving file
+# verifies after each round and after a remount, the collector freed zones,
+# and fsck.foliofs -n is clean after the unmount.
+. "$(dirname "$0")/lib.sh"
+FSCK=$FOLIOFS_BUILD/src/cli/fsck.foliofs
+
+mkimg 260M --format posix --emulate-zoned --conv-zones 1 --zone-size 4M --max-open 4 --max-active 4
+mnt
+python3 - "$MNT" "$W/files.json" <<'PY' || fail "fill/delete rounds failed"
+import errno, hashlib, json, os, random, sys
+mnt, state = sys.argv[1], sys.argv[2]
+ZONE = 4 << 20
+rng = random.Random(150)
+live = {}  # name -> (seed, size)
+
+def content(seed, size):
+    r = random.Random(seed)
+    return r.randbytes(size)
+
+n = 0
+for rnd in range(3):
+    enospc = False
+    while not enospc:
+        size = rng.choice([4096, 12345, 65536, 200000, 1 << 20, rng.randint(1, 1 << 20)])
+        name = "f%05d" % n
+        n += 1
+        seed = rng.randrange(1 << 30)
+        data = content(seed, size)
+        sv = os.statvfs(mnt)
+        avail = sv.f_bavail * sv.f_frsize
+        sync = rng.random() < 0.5
+        path = os.path.join(mnt, name)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | (os.O_DSYNC if sync else 0), 0o644)
+            try:
+                off = 0
+                while off < size:
+                    off += os.write(fd, data[off:off + (256 << 10)])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            if e.errno != errno.ENOSPC:
+                print("FAIL: %s (%d bytes): %s" % (name, size, e))
+                sys.exit(1)
+            if avail >= 2 * ZONE:
+                print("FAIL: ENOSPC on %s with %d bytes (%.1f zones) available" % (name, avail, avail / ZONE))
+                sys.exit(1)
+            os.unlink(path)
+            enospc = True
+            print("# round %d: ENOSPC with %.2f zones available, %d files, %.1f MiB live" % (
+                rnd, avail / ZONE, len(live), sum(s for _, s in live.values()) / 2**20))
+            continue
+        live[name] = (seed, size)
+    for name in sorted(live):
+        seed, size = live[name]
+        with open(os.path.join(mnt, name), "rb") as f:
+            if f.read() != content(seed, size):
+                print("FAIL: %s does not verify after round %d" % (name, rnd))
+                sys.exit(1)
+    for name in sorted(live)[rnd % 2::2]:
+        os.unlink(os.path.join(mnt, name))
+        del live[name]
+json.dump(live, open(state, "w"))
+PY
+ok "3 rounds of fill to ENOSPC / delete half: ENOSPC only below 2 zones available"
+freed=$(stat_val gc_zones_freed)
+[ "${freed:-0}" -gt 0 ] || fail "the collector freed no zone (gc_zones_freed '${freed:-}')"
+ok "the collector freed $freed zones, moved $(stat_val gc_bytes_moved) bytes"
+remount
+python3 - "$MNT" "$W/files.json" <<'PY' || fail "files do not verify after the remount"
+import json, os, random, sys
+mnt, live = sys.argv[1], json.load(open(sys.argv[2]))
+for name, (seed, size) in live.items():
+    with open(os.path.join(mnt, name), "rb") as f:
+        if f.read() != random.Random(seed).randbytes(size):
+            print("FAIL: %s" % name)
+            sys.exit(1)
+PY
+ok "every surviving file verifies after a remount"
+umnt
+"$FSCK" -n "$IMG" >"$W/fsck.out" 2>&1 || { cat "$W/fsck.out"; fail "fsck.foliofs -n after the rounds"; }
+ok "fsck.foliofs -n clean"

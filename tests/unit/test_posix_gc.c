@@ -1,0 +1,594 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Unit tests of the posix format's space management (issue 12): per-zone
+ * valid-block counts against the extents through every operation that drops
+ * or moves blocks (overwrite, truncate, punch, unlink, rename over, remount,
+ * a crash copy), and garbage collection on small devices of 1 MiB zones:
+ * overwrites and deletes many times the device's size must never see ENOSPC
+ * while live data is a fraction of it, every file verifies against a model
+ * after each phase and after a remount, fsck -n is clean, and writers running
+ * in several threads with fsync and truncates lose nothing while the
+ * collector moves their blocks; and the metadata log's rotation under a long
+ * metadata churn. {emulated sequential, regular} x {buffered, O_DSYNC}; emulated
+ * devices with three open and active zones (GC in a zone of its own, a tiny
+ * cache) and with two (GC's copies through the writers' slot, with headers).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/falloc.h>
+#include <cmocka.h>
+#include "foliofs/dev.h"
+#include "foliofs/fs.h"
+#include "testutil.h"
+#include "../../src/fs/posix.h"
+#include "../../src/fs/posix_int.h"
+
+#define ZS  (1ull << 20)
+#define NZ  32
+#define BLK 4096u
+
+struct gx {
+	bool emu;
+	char path[256];
+	struct ff_fs_opts o;
+	struct ff_fs *fs;
+	uint64_t root;
+};
+
+static const struct ff_cred cr = {1000, 1000};
+
+static void do_mount(struct gx *p)
+{
+	assert_int_equal(ff_fs_mount(p->path, &p->o, &p->fs), 0);
+	p->root = ff_fs_root_ino(p->fs);
+}
+
+static int setup_mk(void **state, bool emu, uint32_t max_open, uint32_t max_active, bool tiny)
+{
+	struct gx *p = calloc(1, sizeof(*p));
+	struct ff_mkfs_opts mo = {
+		.format = FF_FMT_POSIX, .force = true, .zone_size = ZS, .zone_opts = true};
+	char summary[512];
+
+	assert_non_null(p);
+	p->emu = emu;
+	if (emu) {
+		mo.emulate_zoned = true;
+		mo.conv_zones = 1;
+		mo.max_open = max_open;
+		mo.max_active = max_active;
+	}
+	assert_int_equal(tu_make_image(p->path, sizeof(p->path), emu ? "gc-emu" : "gc-reg",
+				       NZ * ZS + (1 << 20)),
+			 0);
+	assert_int_equal(ff_fs_mkfs(p->path, &mo, summary, sizeof(summary)), 0);
+	if (tiny)
+		p->o.cache = (struct ff_cache_opts){.cache_size = 256 << 10, .max_folio = 64 << 10};
+	do_mount(p);
+	*state = p;
+	return 0;
+}
+
+static int setup_emu(void **state)
+{
+	return setup_mk(state, true, 0, 0, false);
+}
+
+static int setup_emu_lim(void **state)
+{
+	return setup_mk(state, true, 3, 3, true);
+}
+
+/* two open and active zones: the log's and one writers' slot, none for GC's own (headers) */
+static int setup_emu_lim2(void **state)
+{
+	return setup_mk(state, true, 2, 2, false);
+}
+
+static int setup_reg(void **state)
+{
+	return setup_mk(state, false, 0, 0, false);
+}
+
+static int teardown(void **state)
+{
+	struct gx *p = *state;
+
+	if (p->fs)
+		assert_int_equal(ff_fs_unmount(p->fs), 0);
+	unlink(p->path);
+	free(p);
+	return 0;
+}
+
+static uint64_t stat_of(struct gx *p, const char *key)
+{
+	char buf[4096], *s;
+	int n = ff_fs_stats_text(p->fs, buf, sizeof(buf));
+
+	assert_true(n > 0);
+	s = strstr(buf, key);
+	assert_non_null(s);
+	return strtoull(s + strlen(key) + 1, NULL, 10);
+}
+
+static uint64_t mkfile(struct gx *p, const char *name)
+{
+	struct stat st;
+
+	/* closed and forgotten at once: an unlink then frees it, as fsck expects */
+	assert_int_equal(ff_fs_create(p->fs, p->root, name, 0644, O_RDWR, &cr, &st, NULL), 0);
+	assert_int_equal(ff_fs_release(p->fs, st.st_ino, O_RDWR), 0);
+	ff_fs_forget(p->fs, st.st_ino, 1);
+	return st.st_ino;
+}
+
+/* Every data zone's valid-block count equals the blocks its extents hold. */
+static void check_valid(struct gx *p)
+{
+	struct px_fs *fs = (struct px_fs *)p->fs;
+	uint64_t *v = calloc(fs->nr_zones, sizeof(*v)), *x = calloc(fs->nr_zones, sizeof(*x));
+
+	assert_non_null(v);
+	assert_non_null(x);
+	ff_mutex_lock(&fs->ns);
+	for (size_t h = 0; h < fs->icap; h++)
+		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext)
+			for (size_t k = 0; k < i->next; k++) {
+				v[i->ext[k].dev / fs->zone_size] += i->ext[k].len / BLK;
+				x[i->ext[k].dev / fs->zone_size]++;
+			}
+	for (uint32_t z = 0; z < fs->nr_zones; z++) {
+		assert_int_equal(fs->zones[z].next, x[z]);
+		if (fs->zones[z].valid != v[z])
+			print_message("zone %u: valid %llu, extents %llu\n", z,
+				      (unsigned long long)fs->zones[z].valid,
+				      (unsigned long long)v[z]);
+		assert_int_equal(fs->zones[z].valid, v[z]);
+	}
+	ff_mutex_unlock(&fs->ns);
+	free(v);
+	free(x);
+}
+
+static void fsck_problem(void *arg, const char *msg)
+{
+	(void)arg;
+	print_message("fsck: %s\n", msg);
+}
+
+static void fsck_clean(struct gx *p)
+{
+	struct ff_fsck_report r = {.problem = fsck_problem};
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	assert_int_equal(ff_fs_fsck(p->path, FF_FSCK_READ_ONLY, &r), 0);
+	assert_int_equal(r.problems, 0);
+	do_mount(p);
+}
+
+/* ---- accounting ---- */
+
+static void test_gc_valid_counts(void **state)
+{
+	struct gx *p = *state;
+	uint8_t *buf = tu_alloc(256 << 10);
+	struct stat st = {0};
+	uint64_t a, b, c;
+	char copy[300];
+
+	tu_fill(buf, 256 << 10, 1);
+	a = mkfile(p, "a");
+	b = mkfile(p, "b");
+	c = mkfile(p, "c");
+	assert_int_equal(ff_fs_write(p->fs, a, buf, 256 << 10, 0, 0), 256 << 10);
+	assert_int_equal(ff_fs_write(p->fs, b, buf, 128 << 10, 0, FF_CW_DSYNC), 128 << 10);
+	assert_int_equal(ff_fs_write(p->fs, c, buf, 64 << 10, 0, 0), 64 << 10);
+	assert_int_equal(ff_fs_fsync(p->fs, a, false), 0);
+	check_valid(p);
+	/* overwrite, buffered and sync */
+	assert_int_equal(ff_fs_write(p->fs, a, buf, 8192, 4096, 0), 8192);
+	assert_int_equal(ff_fs_write(p->fs, b, buf, 4096, 65536, FF_CW_DSYNC), 4096);
+	assert_int_equal(ff_fs_fsync(p->fs, a, false), 0);
+	check_valid(p);
+	/* truncate down and up, punch */
+	st.st_size = 100000;
+	assert_int_equal(ff_fs_setattr(p->fs, a, &st, FF_SET_SIZE), 0);
+	check_valid(p);
+	st.st_size = 300000;
+	assert_int_equal(ff_fs_setattr(p->fs, a, &st, FF_SET_SIZE), 0);
+	assert_int_equal(
+		ff_fs_fallocate(p->fs, b, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 8192, 16384),
+		0);
+	check_valid(p);
+	/* rename over, unlink */
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "c", p->root, "b", 0), 0);
+	check_valid(p);
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "a"), 0);
+	check_valid(p);
+	/* a crash copy (what kill -9 leaves) and a remount rebuild the same counts */
+	snprintf(copy, sizeof(copy), "%s.crash", p->path);
+	{
+		char cmd[700];
+
+		snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", p->path, copy);
+		assert_int_equal(system(cmd), 0);
+	}
+	{
+		struct ff_fs *fs2;
+		struct gx q = *p;
+
+		assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
+		q.fs = fs2;
+		check_valid(&q);
+		assert_int_equal(ff_fs_unmount(fs2), 0);
+	}
+	unlink(copy);
+	fsck_clean(p);
+	check_valid(p);
+	free(buf);
+}
+
+/* ---- garbage collection ---- */
+
+#define NFILES 12
+#define FSIZE  (2u << 20)
+
+struct model {
+	uint8_t *data[NFILES];
+	uint64_t ino[NFILES];
+	uint64_t size[NFILES];
+};
+
+static void verify(struct gx *p, struct model *m)
+{
+	uint8_t *got = tu_alloc(FSIZE);
+
+	for (int f = 0; f < NFILES; f++) {
+		struct stat st;
+
+		if (!m->ino[f])
+			continue;
+		assert_int_equal(ff_fs_getattr(p->fs, m->ino[f], &st), 0);
+		assert_int_equal((uint64_t)st.st_size, m->size[f]);
+		assert_int_equal(ff_fs_read(p->fs, m->ino[f], got, FSIZE, 0), (ssize_t)m->size[f]);
+		assert_memory_equal(got, m->data[f], m->size[f]);
+	}
+	free(got);
+}
+
+static uint64_t rnd(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/*
+ * Live data about a third of the device; random overwrites (buffered and
+ * O_DSYNC) totalling four times the device: without garbage collection the
+ * device is full after one pass.
+ */
+static void test_gc_overwrite(void **state)
+{
+	struct gx *p = *state;
+	struct model m = {0};
+	uint64_t seed = 0x9e3779b97f4a7c15ull, written = 0;
+	uint8_t *chunk = tu_alloc(64 << 10);
+	char name[32];
+
+	for (int f = 0; f < NFILES; f++) {
+		snprintf(name, sizeof(name), "f%d", f);
+		m.ino[f] = mkfile(p, name);
+		m.data[f] = tu_alloc(FSIZE);
+		m.size[f] = f % 3 ? FSIZE / 2 : FSIZE / 4;
+		tu_fill(m.data[f], m.size[f], (unsigned long long)f + 10);
+		assert_int_equal(ff_fs_write(p->fs, m.ino[f], m.data[f], m.size[f], 0, 0),
+				 (ssize_t)m.size[f]);
+	}
+	while (written < 4 * NZ * ZS) {
+		int f = (int)(rnd(&seed) % NFILES);
+		uint64_t len = ((rnd(&seed) % 16) + 1) * BLK;
+		uint64_t off = ff_round_down(rnd(&seed) % m.size[f], BLK);
+		unsigned fl = rnd(&seed) % 4 ? 0 : FF_CW_DSYNC;
+		ssize_t r;
+
+		if (off + len > m.size[f])
+			len = m.size[f] - off;
+		tu_fill(chunk, len, rnd(&seed));
+		r = ff_fs_write(p->fs, m.ino[f], chunk, len, off, fl);
+		if (r != (ssize_t)len)
+			print_message("write of %llu at %llu: %zd after %llu bytes\n",
+				      (unsigned long long)len, (unsigned long long)off, r,
+				      (unsigned long long)written);
+		assert_int_equal(r, (ssize_t)len);
+		memcpy(m.data[f] + off, chunk, len);
+		written += len;
+		if (rnd(&seed) % 64 == 0)
+			assert_int_equal(ff_fs_fsync(p->fs, m.ino[f], false), 0);
+	}
+	for (int f = 0; f < NFILES; f++)
+		assert_int_equal(ff_fs_fsync(p->fs, m.ino[f], false), 0);
+	/* on conventional space overwrites are in place: no garbage */
+	if (p->emu)
+		assert_true(stat_of(p, "gc_zones_freed") > 0);
+	verify(p, &m);
+	check_valid(p);
+	fsck_clean(p);
+	verify(p, &m);
+	check_valid(p);
+	for (int f = 0; f < NFILES; f++)
+		free(m.data[f]);
+	free(chunk);
+}
+
+/*
+ * Fill with files of mixed sizes until ENOSPC, delete every other one, fill
+ * again, three times: no ENOSPC while statfs says two zones or more are
+ * available, and what is left verifies.
+ */
+static void test_gc_fill_delete(void **state)
+{
+	struct gx *p = *state;
+	enum { MAXF = 2048 };
+	uint64_t *ino = calloc(MAXF, sizeof(*ino)), *len = calloc(MAXF, sizeof(*len));
+	uint8_t *buf = tu_alloc(256 << 10), *got = tu_alloc(256 << 10);
+	uint64_t seed = 12345;
+	int n = 0;
+	char name[32];
+
+	assert_non_null(ino);
+	assert_non_null(len);
+	for (int round = 0; round < 3; round++) {
+		for (;;) {
+			struct statvfs sv;
+			uint64_t l = (rnd(&seed) % 3 == 0) ? (rnd(&seed) % (256 << 10)) + 1
+							   : (rnd(&seed) % 16384) + 1;
+			ssize_t r;
+			int slot = -1;
+
+			for (int k = 0; k < n; k++)
+				if (!ino[k]) {
+					slot = k;
+					break;
+				}
+			if (slot < 0) {
+				assert_true(n < MAXF);
+				slot = n++;
+			}
+			assert_int_equal(ff_fs_statfs(p->fs, &sv), 0);
+			snprintf(name, sizeof(name), "r%d-%d", round, slot);
+			ino[slot] = mkfile(p, name);
+			tu_fill(buf, l, (unsigned long long)ino[slot]);
+			r = ff_fs_write(p->fs, ino[slot], buf, l, 0, slot % 2 ? FF_CW_DSYNC : 0);
+			if (r >= 0 && (uint64_t)r == l) {
+				int e = ff_fs_fsync(p->fs, ino[slot], false);
+
+				if (e)
+					r = e;
+			}
+			if (r < 0) {
+				struct statvfs sv2;
+
+				assert_int_equal(r, -ENOSPC);
+				assert_int_equal(ff_fs_statfs(p->fs, &sv2), 0);
+				if (sv.f_bavail * BLK >= 2 * ZS) {
+					char sb[4096];
+
+					ff_fs_stats_text(p->fs, sb, sizeof(sb));
+					print_message(
+						"ENOSPC (file %d, %llu bytes) with %llu blocks available\n%s",
+						slot, (unsigned long long)l,
+						(unsigned long long)sv.f_bavail, sb);
+				}
+				assert_true(sv.f_bavail * BLK < 2 * ZS);
+				assert_int_equal(ff_fs_unlink(p->fs, p->root, name), 0);
+				ino[slot] = 0;
+				break;
+			}
+			assert_int_equal(r, (ssize_t)l);
+			len[slot] = l;
+		}
+		/* delete every other file, verify the rest */
+		for (int k = 0; k < n; k++) {
+			if (!ino[k])
+				continue;
+			if (k % 2 == round % 2) {
+				char nm[32];
+				int rr = -1;
+
+				for (int rd = 0; rd <= round && rr; rd++) {
+					snprintf(nm, sizeof(nm), "r%d-%d", rd, k);
+					rr = ff_fs_unlink(p->fs, p->root, nm);
+				}
+				assert_int_equal(rr, 0);
+				ino[k] = 0;
+				continue;
+			}
+			tu_fill(buf, len[k], (unsigned long long)ino[k]);
+			assert_int_equal(ff_fs_read(p->fs, ino[k], got, len[k], 0),
+					 (ssize_t)len[k]);
+			assert_memory_equal(got, buf, len[k]);
+		}
+		check_valid(p);
+	}
+	fsck_clean(p);
+	for (int k = 0; k < n; k++) {
+		if (!ino[k])
+			continue;
+		tu_fill(buf, len[k], (unsigned long long)ino[k]);
+		assert_int_equal(ff_fs_read(p->fs, ino[k], got, len[k], 0), (ssize_t)len[k]);
+		assert_memory_equal(got, buf, len[k]);
+	}
+	free(ino);
+	free(len);
+	free(buf);
+	free(got);
+}
+
+/* ---- concurrent writers while the collector moves their blocks ---- */
+
+#define NTHR 3
+
+struct wctx {
+	struct gx *p;
+	uint64_t ino;
+	uint8_t *model;
+	uint64_t size;
+	int id;
+	int err;
+};
+
+static void *writer(void *arg)
+{
+	struct wctx *w = arg;
+	uint64_t seed = 77 + (uint64_t)w->id, done = 0;
+	uint8_t *chunk = malloc(32 << 10);
+
+	while (done < 2 * NZ * ZS / NTHR && !w->err) {
+		uint64_t len = ((rnd(&seed) % 8) + 1) * BLK;
+		uint64_t off = ff_round_down(rnd(&seed) % w->size, BLK);
+		unsigned fl = rnd(&seed) % 3 ? 0 : FF_CW_DSYNC;
+		ssize_t r;
+
+		if (off + len > w->size)
+			len = w->size - off;
+		tu_fill(chunk, len, rnd(&seed));
+		r = ff_fs_write(w->p->fs, w->ino, chunk, len, off, fl);
+		if (r != (ssize_t)len) {
+			w->err = r < 0 ? (int)r : -EIO;
+			break;
+		}
+		memcpy(w->model + off, chunk, len);
+		done += len;
+		if (rnd(&seed) % 50 == 0) {
+			/* truncate the tail away and write it back */
+			struct stat st = {.st_size = (off_t)(w->size / 2)};
+
+			if (ff_fs_setattr(w->p->fs, w->ino, &st, FF_SET_SIZE)) {
+				w->err = -EIO;
+				break;
+			}
+			r = ff_fs_write(w->p->fs, w->ino, w->model + w->size / 2, w->size / 2,
+					w->size / 2, 0);
+			if (r != (ssize_t)(w->size / 2)) {
+				w->err = r < 0 ? (int)r : -EIO;
+				break;
+			}
+		}
+		if (rnd(&seed) % 40 == 0 && ff_fs_fsync(w->p->fs, w->ino, false))
+			w->err = -EIO;
+	}
+	free(chunk);
+	return NULL;
+}
+
+static void test_gc_concurrent(void **state)
+{
+	struct gx *p = *state;
+	struct wctx w[NTHR];
+	pthread_t t[NTHR];
+	uint8_t *got = tu_alloc(2 << 20);
+	char name[32];
+
+	for (int k = 0; k < NTHR; k++) {
+		w[k] = (struct wctx){.p = p, .id = k, .size = 1536u << 10};
+		snprintf(name, sizeof(name), "w%d", k);
+		w[k].ino = mkfile(p, name);
+		w[k].model = tu_alloc(w[k].size);
+		tu_fill(w[k].model, w[k].size, (unsigned long long)k + 100);
+		assert_int_equal(ff_fs_write(p->fs, w[k].ino, w[k].model, w[k].size, 0, 0),
+				 (ssize_t)w[k].size);
+	}
+	for (int k = 0; k < NTHR; k++)
+		assert_int_equal(pthread_create(&t[k], NULL, writer, &w[k]), 0);
+	for (int k = 0; k < NTHR; k++)
+		pthread_join(t[k], NULL);
+	for (int k = 0; k < NTHR; k++) {
+		assert_int_equal(w[k].err, 0);
+		assert_int_equal(ff_fs_read(p->fs, w[k].ino, got, w[k].size, 0),
+				 (ssize_t)w[k].size);
+		assert_memory_equal(got, w[k].model, w[k].size);
+	}
+	assert_true(stat_of(p, "gc_zones_freed") > 0);
+	check_valid(p);
+	fsck_clean(p);
+	for (int k = 0; k < NTHR; k++) {
+		assert_int_equal(ff_fs_read(p->fs, w[k].ino, got, w[k].size, 0),
+				 (ssize_t)w[k].size);
+		assert_memory_equal(got, w[k].model, w[k].size);
+		free(w[k].model);
+	}
+	free(got);
+}
+
+/* ---- the metadata log's own cleaning ---- */
+
+/*
+ * Metadata churn (create, setxattr, unlink, each made durable by a directory
+ * fsync) until the log has gone round its zones several times: each rotation
+ * checkpoints into the next metadata zone and resets it, so the churn never
+ * runs out of log space; the kept files and fsck survive a remount.
+ */
+static void test_gc_meta_churn(void **state)
+{
+	struct gx *p = *state;
+	uint64_t keep[8], ck0 = stat_of(p, "checkpoints");
+	char name[32];
+
+	for (int k = 0; k < 8; k++) {
+		snprintf(name, sizeof(name), "keep%d", k);
+		keep[k] = mkfile(p, name);
+		assert_int_equal(ff_fs_write(p->fs, keep[k], name, strlen(name), 0, 0),
+				 (ssize_t)strlen(name));
+	}
+	for (int n = 0; stat_of(p, "checkpoints") < ck0 + 10; n++) {
+		uint64_t ino;
+
+		assert_true(n < 200000);
+		snprintf(name, sizeof(name), "churn%d", n);
+		ino = mkfile(p, name);
+		assert_int_equal(ff_fs_setxattr(p->fs, ino, "user.k", name, strlen(name), 0), 0);
+		assert_int_equal(ff_fs_unlink(p->fs, p->root, name), 0);
+		assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
+	}
+	fsck_clean(p);
+	for (int k = 0; k < 8; k++) {
+		char got[32];
+
+		snprintf(name, sizeof(name), "keep%d", k);
+		assert_int_equal(ff_fs_read(p->fs, keep[k], got, sizeof(got), 0),
+				 (ssize_t)strlen(name));
+		assert_memory_equal(got, name, strlen(name));
+	}
+	check_valid(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_gc_valid_counts, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_valid_counts, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_overwrite, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_overwrite, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_overwrite, setup_emu_lim, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_overwrite, setup_emu_lim2, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_fill_delete, setup_emu_lim2, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_fill_delete, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_fill_delete, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_concurrent, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_concurrent, setup_emu_lim, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_meta_churn, setup_emu, teardown),
+	};
+
+	if (getenv("FOLIOFS_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("FOLIOFS_TEST_FILTER"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
