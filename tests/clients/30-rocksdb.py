@@ -36,7 +36,7 @@ import time
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import kvlib as K  # noqa: E402
+import lib as K  # noqa: E402
 
 NUM = 20000 if K.LONG else 3000
 CRASHES = 5 if K.LONG else 1
@@ -82,8 +82,7 @@ def ldb(db, *args):
 
 
 def workload(work):
-    fs = K.Foliofs(os.path.join(work, "img"), os.path.join(work, "mnt"),
-                   os.path.join(work, "daemon.log"), IMG_SIZE)
+    fs = K.Fs(work, IMG_SIZE)
     db = os.path.join(fs.mnt, "db")
     try:
         fs.mkfs()
@@ -119,8 +118,7 @@ def io_modes(work):
     for opts, flags in ((None, ["--use_direct_reads=1",
                                 "--use_direct_io_for_flush_and_compaction=1"]),
                         (None, ["--mmap_read=1", "--mmap_write=1"])):
-        fs = K.Foliofs(os.path.join(work, "img"), os.path.join(work, "mnt"),
-                       os.path.join(work, "daemon.log"), IMG_SIZE)
+        fs = K.Fs(work, IMG_SIZE)
         db = os.path.join(fs.mnt, "db")
         try:
             fs.mkfs()
@@ -151,16 +149,14 @@ def keys_of(db):
 
 def crash(work, mode, seed):
     rng = random.Random(seed * 2 + (mode == "cut"))
-    fs = K.Foliofs(os.path.join(work, "img"), os.path.join(work, "mnt"),
-                   os.path.join(work, "daemon.log"), IMG_SIZE)
-    vlog = os.path.join(work, "vlog")
+    fs = K.Fs(work, IMG_SIZE)
     db = os.path.join(fs.mnt, "db")
     at = rng.randint(NUM // 10, NUM * 7 // 10)  # acknowledged Puts before the crash
     zoned = rng.random() < 0.5
     acked = 0
     try:
         fs.mkfs(["--emulate-zoned", "--conv-zones", "1"] if zoned else [])
-        fs.mount(fault=("vlog=" + vlog) if mode == "cut" else None)
+        fs.mount(fault="" if mode == "cut" else None)
         cmd = [DB_BENCH, "--db=" + db, "--benchmarks=fillseq", "--num=%d" % NUM, "--sync=1",
                "--stats_interval=25", *DB_OPTS]
         bench = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -181,7 +177,7 @@ def crash(work, mode, seed):
         fs.kill9()
         bench.stderr.close()
         bench.wait()
-        cut = K.power_cut(fs.dev, vlog, seed, rng.choice([0, 50, 100])) if mode == "cut" else {}
+        cut = fs.cut(seed, rng.choice([0, 50, 100])) if mode == "cut" else {}
         fs.mount()
         keys = keys_of(db)
         if keys != list(range(len(keys))):
@@ -202,10 +198,7 @@ def crash(work, mode, seed):
         fs.close()
 
 
-def main():
-    global DB_BENCH, LDB
-    DB_BENCH, LDB = K.need(["db_bench", "rocksdb_db_bench"], ["ldb", "rocksdb_ldb"])
-    work = K.workdir("rocksdb")
+def run(work):
     seed = int(os.environ.get("FOLIOFS_CLIENTS_SEED", "0")) or int(time.time()) % 100000
     print("30-rocksdb: --num %d, %d crash(es) of each kind, seed %d" % (NUM, CRASHES, seed))
     try:
@@ -215,11 +208,9 @@ def main():
             for mode in ("kill", "cut"):
                 crash(work, mode, seed + i)
     except (K.Fail, subprocess.TimeoutExpired) as e:
-        print("FAIL: %s (evidence in %s; replay with FOLIOFS_CLIENTS_SEED=%d)" % (e, work, seed))
-        return 1
-    print("PASS")
-    return 0
+        raise K.Fail("%s (replay with FOLIOFS_CLIENTS_SEED=%d)" % (e, seed))
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    DB_BENCH, LDB = K.need(["db_bench", "rocksdb_db_bench"], ["ldb", "rocksdb_ldb"])
+    K.main("rocksdb", run)
