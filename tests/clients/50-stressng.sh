@@ -23,53 +23,21 @@
 # open with the kernel's FUSE_DIRECT_IO_ALLOW_MMAP.
 # CI: 5 s per group; FOLIOFS_CLIENTS_LONG=1: 60 s per group, 2 of each.
 # Exit 0 pass, 77 skip (stress-ng missing, not root, not built), 1 fail.
+# The image, mount, umount and fsck are lib.py's (`lib.py mounted`), which
+# runs this script again with --mounted, WORK and MNT set.
 set -u
-BUILD=${FOLIOFS_BUILD:-$(cd "$(dirname "$0")/../.." && pwd)/build}
-FOLIOFS=$BUILD/src/fuse/foliofs
-MKFS=$BUILD/src/cli/mkfs.foliofs
-FSCK=$BUILD/src/cli/fsck.foliofs
-WORK=${FOLIOFS_CLIENTS_DIR:-/tmp/h-kv}/stressng
-MNT=$WORK/mnt
-IMG=$WORK/img
 T=5 N=1
 if [ "${FOLIOFS_CLIENTS_LONG:-0}" != 0 ]; then T=60 N=2; fi
 
-[ "$(id -u)" -eq 0 ] || { echo "SKIP: mounts need root"; exit 77; }
-command -v stress-ng >/dev/null || { echo "SKIP: stress-ng not installed (scripts/install-deps)"; exit 77; }
-for b in "$FOLIOFS" "$MKFS" "$FSCK"; do
-	[ -x "$b" ] || { echo "SKIP: $b missing: build first"; exit 77; }
-done
+if [ "${1:-}" != --mounted ]; then
+	command -v stress-ng >/dev/null || { echo "SKIP: stress-ng not installed (scripts/install-deps)"; exit 77; }
+	exec python3 "$(dirname "$0")/lib.py" mounted stressng $((2 << 30)) bash "$0" --mounted
+fi
 
-pid=
-cleanup() {
-	if [ -n "$pid" ]; then
-		umount "$MNT" 2>/dev/null || umount -l "$MNT" 2>/dev/null
-		wait "$pid" 2>/dev/null
-	fi
-}
-trap cleanup EXIT
 fail() {
-	echo "FAIL: $* (evidence in $WORK)"
+	echo "FAIL: $*"
 	exit 1
 }
-
-mountpoint -q "$MNT" && umount -l "$MNT"
-rm -rf "$WORK"
-mkdir -p "$MNT"
-truncate -s 2G "$IMG"
-# FOLIOFS_CLIENTS_MKFS_ARGS: more mkfs options, e.g. "--emulate-zoned --conv-zones 1"
-# shellcheck disable=SC2086
-"$MKFS" --format posix ${FOLIOFS_CLIENTS_MKFS_ARGS:-} "$IMG" >"$WORK/mkfs.out" 2>&1 || fail "mkfs: $(cat "$WORK/mkfs.out")"
-# FOLIOFS_MOUNT_OPTS (as the conformance tests read it), e.g. "-o cache_size=8M"
-# shellcheck disable=SC2086
-"$FOLIOFS" -f ${FOLIOFS_MOUNT_OPTS:-} "$IMG" "$MNT" >"$WORK/daemon.log" 2>&1 &
-pid=$!
-for _ in $(seq 500); do
-	mountpoint -q "$MNT" && break
-	kill -0 $pid 2>/dev/null || fail "foliofs did not mount: $(tail -5 "$WORK/daemon.log")"
-	sleep 0.02
-done
-mountpoint -q "$MNT" || fail "foliofs did not mount in 10 s"
 
 # group NAME STRESSOR... [-- extra stress-ng options]: the stressors run
 # together, N instances each, for T seconds.
@@ -102,11 +70,3 @@ group data hdd seek fallocate fpunch mmap sync-file iomix readahead aio aiol -- 
 group namespace dentry dir dirdeep dirmany rename link symlink mknod getdent filename open touch
 group attrs chmod chown access utime fstat xattr chattr inode-flags fcntl lockf flock locka lockofd \
 	lease copy-file fsize file-ioctl inotify dnotify
-
-umount "$MNT" || fail "umount failed"
-wait $pid
-rc=$?
-pid=
-[ $rc -eq 0 ] || fail "foliofs exited $rc after umount: $(tail -5 "$WORK/daemon.log")"
-"$FSCK" -n "$IMG" >"$WORK/fsck.out" 2>&1 || fail "fsck.foliofs -n exited $?: $(tail -8 "$WORK/fsck.out")"
-echo PASS

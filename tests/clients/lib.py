@@ -23,6 +23,7 @@ Conventions of a client test: read FOLIOFS_BUILD, exit 0 = pass, 77 = skip
 short by default, FOLIOFS_CLIENTS_LONG=1 for the long runs.
 """
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -328,3 +329,49 @@ def main(name, fn):
     if not os.environ.get("FOLIOFS_CLIENTS_DIR"):
         shutil.rmtree(base, ignore_errors=True)
     sys.exit(0)
+
+
+def mount_opts():
+    """The -o options in FOLIOFS_MOUNT_OPTS (as the conformance tests read
+    it, e.g. "-o cache_size=8M"), joined by commas; None if there are none."""
+    opts, words = [], os.environ.get("FOLIOFS_MOUNT_OPTS", "").split()
+    while words:
+        w = words.pop(0)
+        if w == "-o" and words:
+            opts.append(words.pop(0))
+        elif w.startswith("-o") and len(w) > 2:
+            opts.append(w[2:])
+        else:
+            raise Fail("FOLIOFS_MOUNT_OPTS: %r is not a -o option" % w)
+    return ",".join(opts) or None
+
+
+def mounted(name, size, cmd):
+    """A client test in another language: a posix-format image of size bytes
+    (more mkfs options in FOLIOFS_CLIENTS_MKFS_ARGS, e.g. "--emulate-zoned
+    --conv-zones 1"), mounted with FOLIOFS_MOUNT_OPTS; cmd runs with WORK and
+    MNT in its environment, and fails the test by a non-zero exit (its
+    reason printed); then umount (the daemon must exit 0) and fsck.foliofs -n
+    clean. Exits as main() does."""
+    def fn(work):
+        fs = Fs(work, size, shlex.split(os.environ.get("FOLIOFS_CLIENTS_MKFS_ARGS", "")))
+        try:
+            fs.mkfs()
+            fs.mount(opts=mount_opts())
+            env = dict(os.environ, WORK=work, MNT=fs.mnt)
+            rc = subprocess.run(cmd, env=env).returncode
+            if rc:
+                raise Fail("%s exited %d" % (" ".join(cmd), rc))
+            fs.umount()
+            fs.fsck()
+        finally:
+            fs.close()
+    need()
+    main(name, fn)
+
+
+if __name__ == "__main__":
+    # lib.py mounted NAME SIZE CMD...: mounted() for the shell tests
+    if len(sys.argv) < 5 or sys.argv[1] != "mounted":
+        sys.exit("usage: lib.py mounted NAME SIZE CMD...")
+    mounted(sys.argv[2], int(sys.argv[3]), sys.argv[4:])
