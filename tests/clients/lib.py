@@ -241,8 +241,18 @@ class Kernel:
         self.kind, self.dev, self.mnt = kind, dev, mnt
 
     def mkfs(self):
+        """mkfs; retried for up to 10 s while the device is held exclusively
+        (mkfs.ext4: "apparently in use by the system"), which a just
+        unmounted device may still be for a moment."""
         cmd = ["mkfs.xfs", "-q", "-f"] if self.kind == "xfs" else ["mkfs.ext4", "-q", "-F"]
-        run(cmd + [self.dev], check=True)
+        for _ in range(100):
+            r = run(cmd + [self.dev])
+            if r.returncode == 0 or "in use" not in r.stdout:
+                break
+            time.sleep(0.1)
+        if r.returncode:
+            raise Fail("%s exited %d: %s" % (" ".join(cmd + [self.dev]), r.returncode,
+                                             r.stdout.strip()[-600:]))
 
     def mount(self, opts=None):
         run(["mount", "-t", self.kind] + (["-o", opts] if opts else []) + [self.dev, self.mnt],
