@@ -16,7 +16,6 @@
 need runuser
 
 N=3000
-IMG=$W/img
 mkimg 2G --format posix
 mnt
 python3 -c "
@@ -105,14 +104,14 @@ F=$MNT/d/f00007
 chmod 600 "$F" || fail "chmod 600 $F"
 chmod 755 "$MNT/d" "$MNT" || fail "chmod 755 d"
 as_nobody_reads "$F" && fail "nobody reads a 600 file of root's"
-acl_set "$F" access U:6 u:4:$NOBODY G:0 m:4 o:0 || fail "set an access ACL on $F"
+acl_set "$F" access U:6 u:4:"$NOBODY" G:0 m:4 o:0 || fail "set an access ACL on $F"
 ls_check "after setfacl" $names >/dev/null || exit 1
 acl_has "$F" access "$NOBODY" || fail "the access ACL is gone after ls -l"
 as_nobody_reads "$F" || fail "the access ACL does not let nobody read after ls -l"
 grep -q '^-rw-r-----+ .* f00007$' "$W/ls.out" || fail "ls -l shows no ACL (+) or the mask for f00007: $(grep f00007 "$W/ls.out")"
 ok "an access ACL set on a listed file: kept, shown and checked after ls -l"
 
-acl_set "$MNT/inh" default U:7 u:5:$NOBODY G:5 m:7 o:0 || fail "set a default ACL on inh"
+acl_set "$MNT/inh" default U:7 u:5:"$NOBODY" G:5 m:7 o:0 || fail "set a default ACL on inh"
 ls -l "$MNT" >/dev/null || fail "ls -l of the root"
 echo x >"$MNT/inh/new" || fail "create inh/new"
 ls -l "$MNT/inh" >/dev/null || fail "ls -l inh"
@@ -125,7 +124,7 @@ python3 -c "import os, sys; os.removexattr(sys.argv[1], 'system.posix_acl_access
 ls_check "after removing the ACL" $names >/dev/null || exit 1
 as_nobody_reads "$F" && fail "nobody still reads $F after its ACL was removed and ls -l"
 ok "a removed ACL no longer grants after ls -l"
-acl_set "$F" access U:6 u:4:$NOBODY G:0 m:4 o:0 || fail "set the access ACL of $F again"
+acl_set "$F" access U:6 u:4:"$NOBODY" G:0 m:4 o:0 || fail "set the access ACL of $F again"
 
 remount
 for pass in remounted warm; do
