@@ -214,7 +214,21 @@ static fuse_ino_t to_node(uint64_t ino)
  * How long the kernel may keep what a reply says. A namespace changes, but
  * only through this mount, and the kernel drops what a call of its own
  * changes (the entries of an unlink or rename, the attributes of a write,
- * link or setattr): a second.
+ * link or setattr, the atime after a read, a directory's after a create or
+ * remove in it), and the daemon's own changes of a size or mode come
+ * through fs_changed: names and directories for an hour, a file's
+ * attributes for FF_NS_FILE_ATTR_S. That is what keeps ls -l of a directory
+ * listed before at a few requests in all (op_opendir): a listing whose
+ * entries or attributes expired would cost a LOOKUP or GETATTR per entry,
+ * and a LOOKUP drops the ACL the kernel cached, which costs a GETXATTR of
+ * system.posix_acl_access per entry too (ls -l asks for it, file_has_acl).
+ * The one attribute that moves on its own is st_blocks, when write-back
+ * places data written before (the kernel dropped the attributes at the
+ * WRITE, but a stat since may have cached the count of before): a file
+ * whose blocks do not cover its size yet is kept a second only
+ * (FF_NS_PENDING_ATTR_S). What is left (an overwrite whose new blocks are
+ * placed before the old ones are freed, seen by a stat in between) is a
+ * block count off for at most FF_NS_FILE_ATTR_S.
  *
  * The zonefs format's tree never changes: names and directories for an
  * hour. A file's attributes are cached too (FF_ZONEFS_FILE_ATTR_S), so that
@@ -231,6 +245,9 @@ static fuse_ino_t to_node(uint64_t ino)
  * change could leave stale; it is not what makes a write visible.
  */
 #define FF_ZONEFS_FILE_ATTR_S 60.0
+#define FF_NS_FILE_ATTR_S     60.0
+#define FF_NS_PENDING_ATTR_S  1.0
+#define FF_TREE_S	      3600.0
 
 static struct fuse_session *g_se; /* set before the session runs */
 static bool g_selinux;		  /* the host runs SELinux; set before the session runs */
@@ -267,14 +284,18 @@ static bool ns_format(void)
 
 static double attr_timeout(const struct stat *st)
 {
-	if (ns_format())
-		return 1.0;
-	return S_ISDIR(st->st_mode) ? 3600.0 : FF_ZONEFS_FILE_ATTR_S;
+	if (S_ISDIR(st->st_mode))
+		return FF_TREE_S;
+	if (!ns_format())
+		return FF_ZONEFS_FILE_ATTR_S;
+	if (S_ISREG(st->st_mode) && (uint64_t)st->st_blocks * 512 < (uint64_t)st->st_size)
+		return FF_NS_PENDING_ATTR_S;
+	return FF_NS_FILE_ATTR_S;
 }
 
 static double entry_timeout(void)
 {
-	return ns_format() ? 1.0 : 3600.0;
+	return FF_TREE_S;
 }
 
 /* ---- the size of a WRITE request ---- */
@@ -472,6 +493,33 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		fuse_reply_err(req, -ret);
 	else
 		fuse_reply_attr(req, &st, attr_timeout(&st));
+}
+
+/*
+ * A namespace format's directory listings are kept in the kernel's page
+ * cache (cache_readdir, and keep_cache so that the next opendir does not
+ * drop them): a directory listed before lists again with no READDIR or
+ * READDIRPLUS at all. That is correct for the reason the timeouts are
+ * (attr_timeout): the names change only through this mount, and every
+ * create, link, unlink and rename in a directory bumps its version in the
+ * kernel, which drops the cached listing at the next read from its start.
+ *
+ * It is also what keeps the ACLs the kernel cached: linking a READDIRPLUS
+ * entry to an inode the kernel holds already drops that inode's cached
+ * ACLs (fuse_direntplus_link calls forget_all_cached_acls
+ * unconditionally), so every listing by READDIRPLUS cost a GETXATTR of
+ * system.posix_acl_access per entry when ls -l asked for it next. ACLs
+ * change only through this mount too, and the kernel updates or drops its
+ * copy at setxattr and setattr, so the copy kept is right.
+ */
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	if (ns_format()) {
+		fi->cache_readdir = 1;
+		fi->keep_cache = 1;
+	}
+	fuse_reply_open(req, fi);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -1181,6 +1229,7 @@ static const struct fuse_lowlevel_ops ops = {
 	.lookup = op_lookup,
 	.getattr = op_getattr,
 	.setattr = op_setattr,
+	.opendir = op_opendir,
 	.readdir = op_readdir,
 	.open = op_open,
 	.release = op_release,
