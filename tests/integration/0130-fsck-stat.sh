@@ -7,9 +7,11 @@
 # in the format is repaired); 8 on a mounted image and a missing one; 16 on
 # a usage error. Progress stays off when stdout is not a terminal. The posix
 # format: 0 clean (written through a mount, and with -y), 8 while mounted, 4
-# on a damaged superblock copy with the image unchanged by -n. And
-# `foliofs stat`: --json parsed by python with the counters a write through
-# the mount must move, the text form, and --watch --count.
+# on a damaged superblock copy with the image unchanged by -n. The clean
+# summary names the format, and --help describes both. And `foliofs stat` on
+# either format: --json parsed by python with the counters a write through
+# the mount must move (on posix also GC, zone states, write amplification
+# >= 1 after sync writes), the text form, and --watch --count.
 . "$(dirname "$0")/lib.sh"
 FSCK=$FOLIOFS_BUILD/src/cli/fsck.foliofs
 [ -x "$FSCK" ] || fail "no $FSCK"
@@ -45,6 +47,12 @@ unchanged_by() { # $1 = expected exit, rest = args: the image must not change
 
 mkimg 320M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M -L fscklabel
 fsck_rc 0 "$IMG"
+grep -q "clean, zonefs format" "$W/fsck.out" || fail "fsck's summary does not name the zonefs format"
+"$FSCK" --help >"$W/help.out" || fail "fsck.foliofs --help"
+for w in posix zonefs "log" "write-pointer records"; do
+	grep -q "$w" "$W/help.out" || { cat "$W/help.out"; fail "fsck.foliofs --help does not mention '$w'"; }
+done
+ok "fsck.foliofs --help describes both formats"
 fsck_rc 0 -n -f "$IMG"
 fsck_rc 0 -p "$IMG"
 "$FSCK" -nv "$IMG" | grep -q "label 'fscklabel'" || fail "fsck -v does not show the label"
@@ -140,9 +148,53 @@ ln -s f "$MNT/d/s"
 head -c 1M /dev/urandom >"$MNT/gone"
 rm "$MNT/gone"
 sync
+dd if=/dev/urandom of="$MNT/sync" bs=64k count=32 oflag=sync status=none || fail "sync writes"
+head -c 1M "$MNT/sync" >/dev/null
+
+note "foliofs stat on the posix format"
+"$FOLIOFS" stat --json "$MNT" >"$W/stat.json" || fail "foliofs stat --json (posix)"
+python3 - "$W/stat.json" <<'EOF' || { cat "$W/stat.json"; fail "foliofs stat --json (posix) is not what it should be"; }
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["format"] == "posix", s
+# 3 MiB + 1 MiB + 2 MiB of sync writes through the cache
+assert s["cache_user_bytes_written"] >= 6 << 20, s
+assert s["dev_bytes_written"] >= s["cache_user_bytes_written"], s
+assert s["write_amplification"] >= 1, s
+assert 0 <= s["cache_hit_rate"] <= 1, s
+assert s["cache_hits"] + s["cache_misses"] > 0, s
+for k in ("cache_dirty_bytes", "cache_writeback_inflight", "zoneq_queued", "zoneq_issued",
+          "gc_rounds", "gc_zones_freed", "gc_blocks_moved", "gc_reserve_zones"):
+    assert k in s and s[k] >= 0, k
+z = s["zones"]
+# 256 MiB in 16 MiB zones, less the emulation's own space at the end
+assert z["total"] in (15, 16) and len(z["map"]) == z["total"], z
+assert z["empty"] + z["open"] + z["full"] + z["metadata"] + z["collecting"] == z["total"], z
+assert z["open"] >= 1 and z["metadata"] >= 2, z
+assert z["empty"] >= s["gc_reserve_zones"], (z, s)
+assert set(z["map"]) <= set(".oFMGS") and z["map"][0] == "S", z
+EOF
+ok "foliofs stat --json on posix: cache, GC, zone states, write amplification >= 1"
+"$FOLIOFS" stat "$MNT" >"$W/stat.txt" || fail "foliofs stat (posix)"
+for w in "(posix)" "hit rate" "writeback in flight" "write amplification" "zone queue" \
+	"gc " "zones reclaimed" "blocks moved" "reserve" "zones: " "free"; do
+	grep -qF "$w" "$W/stat.txt" || { cat "$W/stat.txt"; fail "foliofs stat (posix) does not show '$w'"; }
+done
+grep -q "other" "$W/stat.txt" && { cat "$W/stat.txt"; fail "foliofs stat (posix) leaves counters unnamed"; }
+wa=$(sed -n 's/.*write amplification \([0-9.]*\).*/\1/p' "$W/stat.txt")
+python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= 1 else 1)' "$wa" ||
+	{ cat "$W/stat.txt"; fail "write amplification '$wa' < 1 after sync writes"; }
+ok "foliofs stat text on posix (write amplification $wa)"
+"$FOLIOFS" stat --watch 0.2 --count 2 --json "$MNT" >"$W/watch.json" || fail "stat --watch (posix)"
+python3 -c 'import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 2 and all("gc_bytes_moved_per_s" in r for r in rows), rows' "$W/watch.json" ||
+	fail "stat --watch --json (posix)"
+ok "foliofs stat --watch on posix: GC rates"
 fsck_rc 8 -n "$IMG"
 umnt
 fsck_rc 0 -n "$IMG"
+grep -q "clean, posix format" "$W/fsck.out" || fail "fsck's summary does not name the posix format"
 fsck_rc 0 -y "$IMG"
 cp "$IMG" "$W/img.good"
 poke $((4096 + 100)) 58 # the second superblock copy: its crc no longer matches
