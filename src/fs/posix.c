@@ -1546,6 +1546,7 @@ again:
 		if (!ret && z != UINT32_MAX) {
 			fs->zones[z].slot = (int)(s - fs->slots);
 			s->zone = z;
+			atomic_fetch_add(&fs->st_zone_opens, 1);
 		}
 	}
 	ff_mutex_unlock(&fs->ns);
@@ -3916,15 +3917,23 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 	ff_mutex_lock(&fs->ns);
 	for (uint32_t k = 0; k < fs->nr_zones; k++) {
 		const struct px_zone *z = &fs->zones[k];
-		bool victim = z->victim && z->state != PX_Z_FREE;
+		/*
+		 * Free as the allocator and GC count it (full with nothing valid
+		 * is free too); a free zone that cannot be opened is being opened.
+		 */
+		char ch = zone_free_locked(fs, z) ? '.'
+			  : z->victim		  ? 'G'
+			  : z->state == PX_Z_FREE ? 'o'
+			  : z->state < sizeof(zc) ? zc[z->state]
+						  : '?';
 
-		nfree += z->state == PX_Z_FREE;
-		nopen += z->state == PX_Z_OPEN && !victim;
-		nfull += z->state == PX_Z_FULL && !victim;
-		nmeta += z->state == PX_Z_META || z->state == PX_Z_SUPER;
-		nvictim += victim;
+		nfree += ch == '.';
+		nopen += ch == 'o';
+		nfull += ch == 'F';
+		nmeta += ch == 'M' || ch == 'S';
+		nvictim += ch == 'G';
 		if (k < PX_MAP_MAX)
-			map[k] = victim ? 'G' : z->state < sizeof(zc) ? zc[z->state] : '?';
+			map[k] = ch;
 	}
 	snprintf(map + (fs->nr_zones < PX_MAP_MAX ? fs->nr_zones : PX_MAP_MAX), 4, "%s",
 		 fs->nr_zones > PX_MAP_MAX ? "..." : "");
@@ -3945,7 +3954,7 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 	r = snprintf(
 		buf + n, len - n,
 		"log_writes %llu\nlog_bytes %llu\nlog_commit_calls %llu\ncheckpoints %llu\n"
-		"data_header_writes %llu\ninplace_writes %llu\n"
+		"data_header_writes %llu\ninplace_writes %llu\nzone_opens %llu\n"
 		"gc_rounds %llu\ngc_zones_freed %llu\ngc_bytes_moved %llu\ngc_blocks_moved %llu\n"
 		"gc_writer_waits %llu\ngc_reserve_zones %u\ngc_low_zones %u\n"
 		"dev_reads %llu\ndev_writes %llu\ndev_flushes %llu\ndev_zone_ops %llu\n"
@@ -3964,7 +3973,8 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 		(unsigned long long)atomic_load(&fs->st_commits),
 		(unsigned long long)atomic_load(&fs->st_ckpts),
 		(unsigned long long)atomic_load(&fs->st_hdr_writes),
-		(unsigned long long)atomic_load(&fs->st_inplace), (unsigned long long)rounds,
+		(unsigned long long)atomic_load(&fs->st_inplace),
+		(unsigned long long)atomic_load(&fs->st_zone_opens), (unsigned long long)rounds,
 		(unsigned long long)atomic_load(&fs->st_gc_zones),
 		(unsigned long long)atomic_load(&fs->st_gc_bytes),
 		(unsigned long long)(atomic_load(&fs->st_gc_bytes) / PX_BLK),

@@ -262,6 +262,7 @@ static const char *const shown[] = {
 	"checkpoints",
 	"data_header_writes",
 	"inplace_writes",
+	"zone_opens",
 	"gc_rounds",
 	"gc_zones_freed",
 	"gc_bytes_moved",
@@ -298,9 +299,9 @@ static void print_posix(const struct sample *s)
 	       get(s, "log_writes"), a, get(s, "log_commit_calls"), get(s, "checkpoints"),
 	       get(s, "data_header_writes"), get(s, "inplace_writes"), get(s, "inodes"));
 	human(get(s, "gc_bytes_moved"), a, sizeof(a));
-	printf("  gc         %.0f rounds, %.0f zones reclaimed, %.0f blocks moved (%s), %.0f writer waits\n",
+	printf("  gc         %.0f rounds, %.0f zones reclaimed, %.0f blocks moved (%s), %.0f writer waits; %.0f zones opened for data\n",
 	       get(s, "gc_rounds"), get(s, "gc_zones_freed"), get(s, "gc_blocks_moved"), a,
-	       get(s, "gc_writer_waits"));
+	       get(s, "gc_writer_waits"), get(s, "zone_opens"));
 	printf("  zones      %.0f zones: %.0f free, %.0f open, %.0f full, %.0f being collected, %.0f metadata\n",
 	       get(s, "zones_total"), get(s, "zones_free"), get(s, "zones_open"),
 	       get(s, "zones_full"), get(s, "zones_collecting"), get(s, "zones_meta"));

@@ -10,8 +10,9 @@
 # on a damaged superblock copy with the image unchanged by -n. The clean
 # summary names the format, and --help describes both. And `foliofs stat` on
 # either format: --json parsed by python with the counters a write through
-# the mount must move (on posix also GC, zone states, write amplification
-# >= 1 after sync writes), the text form, and --watch --count.
+# the mount must move (on posix also zone states, write amplification >= 1
+# after sync writes, and GC's counters after a collection forced by removing
+# one of two interleaved files), the text form, and --watch --count.
 . "$(dirname "$0")/lib.sh"
 FSCK=$FOLIOFS_BUILD/src/cli/fsck.foliofs
 [ -x "$FSCK" ] || fail "no $FSCK"
@@ -191,6 +192,44 @@ rows = [json.loads(l) for l in open(sys.argv[1])]
 assert len(rows) == 2 and all("gc_bytes_moved_per_s" in r for r in rows), rows' "$W/watch.json" ||
 	fail "stat --watch --json (posix)"
 ok "foliofs stat --watch on posix: GC rates"
+note "foliofs stat after garbage collection (posix)"
+# two files interleaved, zone by zone, then one removed: every full zone is
+# half live, and 60 MiB more needs zones only GC can free (11 data zones)
+python3 - "$MNT" <<'EOF' || fail "interleaved writes"
+import os, sys
+m = sys.argv[1]
+a = os.open(m + "/a", os.O_WRONLY | os.O_CREAT, 0o644)
+b = os.open(m + "/b", os.O_WRONLY | os.O_CREAT, 0o644)
+blk = os.urandom(1 << 20)
+for k in range(60):
+    for f in (a, b):
+        os.write(f, blk)
+        os.fsync(f)
+os.close(a)
+os.close(b)
+EOF
+"$FOLIOFS" stat --json "$MNT" >"$W/before.json" || fail "foliofs stat --json before GC"
+rm "$MNT/a"
+head -c 60M /dev/urandom >"$MNT/c" || fail "writing past the free zones"
+sync
+"$FOLIOFS" stat --json "$MNT" >"$W/after.json" || fail "foliofs stat --json after GC"
+python3 - "$W/before.json" "$W/after.json" <<'EOF' || { cat "$W/after.json"; fail "GC counters after a collection"; }
+import json, sys
+b, s = (json.load(open(f)) for f in sys.argv[1:3])
+assert s["gc_zones_freed"] >= 1 and s["gc_zones_freed"] > b["gc_zones_freed"], (b, s)
+assert s["gc_blocks_moved"] > 0 and s["gc_bytes_moved"] == s["gc_blocks_moved"] * 4096, s
+assert s["gc_rounds"] >= s["gc_zones_freed"], s
+# what GC moved is written to the device but was never written by a user
+assert s["dev_bytes_written"] - b["dev_bytes_written"] >= \
+    (s["cache_user_bytes_written"] - b["cache_user_bytes_written"]) + \
+    (s["gc_bytes_moved"] - b["gc_bytes_moved"]), (b, s)
+assert s["write_amplification"] > b["write_amplification"] >= 1, (b, s)
+assert s["zone_opens"] > b["zone_opens"], (b, s)
+z = s["zones"]
+assert z["empty"] + z["open"] + z["full"] + z["metadata"] + z["collecting"] == z["total"], z
+assert z["full"] >= 1, z
+EOF
+ok "GC: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("%d zones reclaimed, %d blocks moved, WA %.2f" % (s["gc_zones_freed"], s["gc_blocks_moved"], s["write_amplification"]))' "$W/after.json")"
 fsck_rc 8 -n "$IMG"
 umnt
 fsck_rc 0 -n "$IMG"
