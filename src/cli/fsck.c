@@ -6,7 +6,8 @@
  * fsck(8), systemd-fsck and scripts read the result the same way: 0 clean,
  * 1 problems corrected, 4 problems left uncorrected, 8 operational error
  * (cannot open, in use), 16 usage error. The check itself is the format's
- * (ff_fs_fsck); it never writes to the device. Progress goes to a terminal
+ * (ff_fs_fsck, posix or zonefs, read from the superblock); only the posix
+ * format's repairs (-y, -p) write to the device. Progress goes to a terminal
  * only, or to the descriptor fsck(8) gives with -C.
  */
 #include <errno.h>
@@ -36,10 +37,16 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: fsck.foliofs [-n|-y|-p|-a] [-f] [-v] [-C FD] DEVICE\n"
 		"Checks DEVICE (an image file or disk formatted by mkfs.foliofs) without mounting\n"
-		"it and without writing to it: the superblock, the zone report and, on emulated\n"
-		"zones, the write-pointer records.\n"
-		"  -n        read-only: answer no to every repair (the check never writes anyway)\n"
-		"  -y        answer yes to every repair (nothing in the zonefs format needs one)\n"
+		"it and without writing to it. The format is read from the superblock:\n"
+		"  posix     both superblock copies, the metadata log and its checkpoint, every\n"
+		"            extent (no block in two files), each zone's valid-block count, link\n"
+		"            counts, the directory tree and orphans\n"
+		"  zonefs    the superblock, the zone report and its file per zone\n"
+		"and on either, for emulated zones, the write-pointer records and the trailer.\n"
+		"Only the posix format has repairs (orphans, wrong valid-block counts, made by a\n"
+		"mount and its unmount); nothing else is ever written.\n"
+		"  -n        read-only: answer no to every repair; the device is not written\n"
+		"  -y        answer yes to every repair (zonefs: nothing to repair)\n"
 		"  -p, -a    preen: repair what is safe without asking, as at boot\n"
 		"  -f        check even if the device looks clean (every check is whole anyway)\n"
 		"  -v        verbose: print a summary and every note\n"
@@ -177,6 +184,7 @@ int main(int argc, char **argv)
 	}
 	if (r.repaired)
 		return FSCK_CORRECTED;
-	printf("%s: clean, %u zones\n", c.dev, r.nr_zones);
+	printf("%s: clean, %s format, %u zones\n", c.dev, r.format ? r.format : "unknown",
+	       r.nr_zones);
 	return FSCK_OK;
 }

@@ -1546,6 +1546,7 @@ again:
 		if (!ret && z != UINT32_MAX) {
 			fs->zones[z].slot = (int)(s - fs->slots);
 			s->zone = z;
+			atomic_fetch_add(&fs->st_zone_opens, 1);
 		}
 	}
 	ff_mutex_unlock(&fs->ns);
@@ -3886,50 +3887,118 @@ static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 	return 0;
 }
 
+/*
+ * user.foliofs.stats: "name value" lines, as the zonefs format's, with the
+ * same names for what both have (device, zone queue, cache, write
+ * amplification) so that foliofs stat reads either; then this format's log,
+ * GC and zone states. zone_map is one character per zone, in zone order
+ * (. free, o open, F full, G being collected, M metadata, S superblock),
+ * the one line whose value is not a number.
+ */
+#define PX_MAP_MAX 128
+
 static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 {
+	static const char zc[] = {[PX_Z_FREE] = '.',
+				  [PX_Z_OPEN] = 'o',
+				  [PX_Z_FULL] = 'F',
+				  [PX_Z_META] = 'M',
+				  [PX_Z_SUPER] = 'S'};
 	struct px_fs *fs = px_of(gfs);
-	uint32_t nfree = 0, nopen = 0, nfull = 0;
-	int n;
+	uint32_t nfree = 0, nopen = 0, nfull = 0, nmeta = 0, nvictim = 0;
+	char map[PX_MAP_MAX + 4];
+	struct ff_dev_stats d;
+	struct ff_zoneq_stats q;
+	struct ff_cache_stats c;
+	uint64_t rounds;
+	size_t n;
+	int r;
 
 	ff_mutex_lock(&fs->ns);
 	for (uint32_t k = 0; k < fs->nr_zones; k++) {
-		uint32_t s = fs->zones[k].state;
+		const struct px_zone *z = &fs->zones[k];
+		/*
+		 * Free as the allocator and GC count it (full with nothing valid
+		 * is free too); a free zone that cannot be opened is being opened.
+		 */
+		char ch = zone_free_locked(fs, z) ? '.'
+			  : z->victim		  ? 'G'
+			  : z->state == PX_Z_FREE ? 'o'
+			  : z->state < sizeof(zc) ? zc[z->state]
+						  : '?';
 
-		nfree += s == PX_Z_FREE;
-		nopen += s == PX_Z_OPEN;
-		nfull += s == PX_Z_FULL;
+		nfree += ch == '.';
+		nopen += ch == 'o';
+		nfull += ch == 'F';
+		nmeta += ch == 'M' || ch == 'S';
+		nvictim += ch == 'G';
+		if (k < PX_MAP_MAX)
+			map[k] = ch;
 	}
-	n = snprintf(buf, len,
-		     "format posix\ninodes %zu\nzones_free %u\nzones_open %u\nzones_full %u\n"
-		     "log_writes %llu\nlog_bytes %llu\nlog_commit_calls %llu\ncheckpoints %llu\n"
-		     "data_header_writes %llu\ninplace_writes %llu\ngc_zones_freed %llu\n"
-		     "gc_bytes_moved %llu\ngc_writer_waits %llu\n",
-		     fs->icount, nfree, nopen, nfull,
-		     (unsigned long long)atomic_load(&fs->st_log_writes),
-		     (unsigned long long)atomic_load(&fs->st_log_bytes),
-		     (unsigned long long)atomic_load(&fs->st_commits),
-		     (unsigned long long)atomic_load(&fs->st_ckpts),
-		     (unsigned long long)atomic_load(&fs->st_hdr_writes),
-		     (unsigned long long)atomic_load(&fs->st_inplace),
-		     (unsigned long long)atomic_load(&fs->st_gc_zones),
-		     (unsigned long long)atomic_load(&fs->st_gc_bytes),
-		     (unsigned long long)atomic_load(&fs->st_gc_waits));
+	snprintf(map + (fs->nr_zones < PX_MAP_MAX ? fs->nr_zones : PX_MAP_MAX), 4, "%s",
+		 fs->nr_zones > PX_MAP_MAX ? "..." : "");
+	r = snprintf(buf, len,
+		     "format posix\ninodes %zu\nzones_total %u\nzones_free %u\nzones_open %u\n"
+		     "zones_full %u\nzones_meta %u\nzones_collecting %u\nzone_map %s\n",
+		     fs->icount, fs->nr_zones, nfree, nopen, nfull, nmeta, nvictim, map);
 	ff_mutex_unlock(&fs->ns);
-	if (n >= 0 && (size_t)n < len) {
-		struct ff_dev_stats ds;
-		struct ff_zoneq_stats qs;
-
-		ff_dev_stats(fs->dev, &ds);
-		ff_zoneq_stats(fs->dev, &qs);
-		n += snprintf(buf + n, len - (size_t)n,
-			      "dev_writes %llu\ndev_bytes_written %llu\ndev_flushes %llu\n"
-			      "dev_read_errors %llu\ndev_write_errors %llu\nzoneq_errors %llu\n",
-			      (unsigned long long)ds.writes, (unsigned long long)ds.bytes_written,
-			      (unsigned long long)ds.flushes, (unsigned long long)ds.read_errors,
-			      (unsigned long long)ds.write_errors, (unsigned long long)qs.errors);
-	}
-	return n < 0 ? -EIO : (size_t)n >= len ? (int)len - 1 : n;
+	if (r < 0 || (size_t)r >= len)
+		goto out;
+	n = (size_t)r;
+	ff_mutex_lock(&fs->gc_mu);
+	rounds = fs->gc_rounds;
+	ff_mutex_unlock(&fs->gc_mu);
+	ff_dev_stats(fs->dev, &d);
+	ff_zoneq_stats(fs->dev, &q);
+	ff_cache_stats(fs->cache, &c);
+	r = snprintf(
+		buf + n, len - n,
+		"log_writes %llu\nlog_bytes %llu\nlog_commit_calls %llu\ncheckpoints %llu\n"
+		"data_header_writes %llu\ninplace_writes %llu\nzone_opens %llu\n"
+		"gc_rounds %llu\ngc_zones_freed %llu\ngc_bytes_moved %llu\ngc_blocks_moved %llu\n"
+		"gc_writer_waits %llu\ngc_reserve_zones %u\ngc_low_zones %u\n"
+		"dev_reads %llu\ndev_writes %llu\ndev_flushes %llu\ndev_zone_ops %llu\n"
+		"dev_bytes_read %llu\ndev_bytes_written %llu\ndev_meta_bytes %llu\n"
+		"dev_read_errors %llu\ndev_write_errors %llu\n"
+		"zoneq_queued %llu\nzoneq_issued %llu\nzoneq_merged %llu\nzoneq_errors %llu\n"
+		"zoneq_resyncs %llu\n"
+		"cache_hits %llu\ncache_misses %llu\ncache_bytes_copied_in %llu\n"
+		"cache_bytes_copied_out %llu\ncache_user_bytes_written %llu\n"
+		"cache_writethrough_bytes %llu\ncache_writeback_bytes %llu\n"
+		"cache_read_bytes %llu\ncache_dirty_bytes %llu\ncache_writeback_inflight %llu\n"
+		"cache_cached_bytes %llu\ncache_reclaims %llu\ncache_throttle_waits %llu\n"
+		"write_amplification %.4f\n",
+		(unsigned long long)atomic_load(&fs->st_log_writes),
+		(unsigned long long)atomic_load(&fs->st_log_bytes),
+		(unsigned long long)atomic_load(&fs->st_commits),
+		(unsigned long long)atomic_load(&fs->st_ckpts),
+		(unsigned long long)atomic_load(&fs->st_hdr_writes),
+		(unsigned long long)atomic_load(&fs->st_inplace),
+		(unsigned long long)atomic_load(&fs->st_zone_opens), (unsigned long long)rounds,
+		(unsigned long long)atomic_load(&fs->st_gc_zones),
+		(unsigned long long)atomic_load(&fs->st_gc_bytes),
+		(unsigned long long)(atomic_load(&fs->st_gc_bytes) / PX_BLK),
+		(unsigned long long)atomic_load(&fs->st_gc_waits), fs->gc_reserve, fs->gc_low,
+		(unsigned long long)d.reads, (unsigned long long)d.writes,
+		(unsigned long long)d.flushes, (unsigned long long)d.zone_ops,
+		(unsigned long long)d.bytes_read, (unsigned long long)d.bytes_written,
+		(unsigned long long)d.meta_bytes, (unsigned long long)d.read_errors,
+		(unsigned long long)d.write_errors, (unsigned long long)q.queued,
+		(unsigned long long)q.issued, (unsigned long long)q.merged,
+		(unsigned long long)q.errors, (unsigned long long)q.resyncs,
+		(unsigned long long)c.hits, (unsigned long long)c.misses,
+		(unsigned long long)c.bytes_copied_in, (unsigned long long)c.bytes_copied_out,
+		(unsigned long long)c.user_bytes_written, (unsigned long long)c.wt_bytes,
+		(unsigned long long)c.wb_bytes, (unsigned long long)c.read_bytes,
+		(unsigned long long)c.dirty_bytes, (unsigned long long)c.writeback_bytes,
+		(unsigned long long)c.cached_bytes, (unsigned long long)c.reclaims,
+		(unsigned long long)c.throttle_waits,
+		c.user_bytes_written ? (double)d.bytes_written / (double)c.user_bytes_written
+				     : 0.0);
+	if (r >= 0)
+		r += (int)n;
+out:
+	return r < 0 ? -EIO : (size_t)r >= len ? (int)len - 1 : r;
 }
 
 static int px_zone_text(struct ff_fs *gfs, uint64_t ino, char *buf, size_t len)

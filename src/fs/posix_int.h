@@ -171,7 +171,7 @@ struct px_fs {
 	bool gc_none;	    /* the last round found nothing it could reclaim */
 
 	_Atomic uint64_t st_log_writes, st_log_bytes, st_ckpts, st_hdr_writes, st_inplace,
-		st_commits, st_gc_zones, st_gc_bytes, st_gc_waits;
+		st_commits, st_gc_zones, st_gc_bytes, st_gc_waits, st_zone_opens;
 };
 
 /* posix_fsck.c: the format table's fsck (fs.h ff_fs_fsck) */

@@ -2,10 +2,12 @@
 /*
  * foliofs stat MNT [--watch [SECS]] [--count N] [--json]: the live counters
  * of a mount, read from the user.foliofs.stats xattr of its root (the
- * filesystem layer's ff_fs_stats_text, "name value" lines) and, for zone
- * states at a glance, the user.foliofs.zone xattr of every file under seq/.
- * Without --watch: totals (cache hit rate, dirty and writeback bytes, write
- * amplification, device I/O, zone states). With --watch: one line per
+ * filesystem layer's ff_fs_stats_text, "name value" lines). Zone states at a
+ * glance: on the posix format from the same text (its zone counts and
+ * zone_map), on the zonefs format from the user.foliofs.zone xattr of every
+ * file under seq/. Without --watch: totals (cache hit rate, dirty and
+ * writeback bytes, write amplification, device I/O, zone states, and on the
+ * posix format its log and garbage collection). With --watch: one line per
  * interval of rates per second over that interval. --json prints the same
  * as one JSON object (per interval with --watch) for scripts. Plain xattr
  * reads: no libfuse here, and any user who can read the mount can run it.
@@ -21,7 +23,7 @@
 #include <unistd.h>
 #include "stat.h"
 
-#define MAX_KEYS  64
+#define MAX_KEYS  96
 #define STATS_BUF 8192
 #define MAP_MAX	  128 /* zones shown one character each */
 
@@ -29,7 +31,9 @@ struct sample {
 	int n;
 	char key[MAX_KEYS][40];
 	double val[MAX_KEYS];
-	double t; /* CLOCK_MONOTONIC seconds */
+	double t;		/* CLOCK_MONOTONIC seconds */
+	char format[16];	/* the "format" line; zonefs when there is none */
+	char zmap[MAP_MAX + 4]; /* the posix format's zone_map line */
 };
 
 enum { Z_EMPTY, Z_OPEN, Z_CLOSED, Z_FULL, Z_RDONLY, Z_OFFLINE, Z_OTHER, Z_NR };
@@ -67,11 +71,21 @@ static int read_sample(const char *mnt, struct sample *s)
 	buf[n] = 0;
 	s->n = 0;
 	s->t = now_s();
+	snprintf(s->format, sizeof(s->format), "zonefs");
+	s->zmap[0] = 0;
 	for (line = strtok_r(buf, "\n", &save); line && s->n < MAX_KEYS;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char k[40];
 		double v;
 
+		if (!strncmp(line, "format ", 7)) {
+			snprintf(s->format, sizeof(s->format), "%s", line + 7);
+			continue;
+		}
+		if (!strncmp(line, "zone_map ", 9)) {
+			snprintf(s->zmap, sizeof(s->zmap), "%s", line + 9);
+			continue;
+		}
 		if (sscanf(line, "%39s %lf", k, &v) != 2)
 			continue;
 		snprintf(s->key[s->n], sizeof(s->key[0]), "%s", k);
@@ -90,6 +104,11 @@ static double get(const struct sample *s, const char *k)
 		if (!strcmp(s->key[i], k))
 			return s->val[i];
 	return 0;
+}
+
+static bool is_posix(const struct sample *s)
+{
+	return !strcmp(s->format, "posix");
 }
 
 static int zone_class(const char *cond)
@@ -224,6 +243,33 @@ static const char *const shown[] = {
 	"cache_bytes_copied_in",
 	"cache_bytes_copied_out",
 	"cache_read_bytes",
+	"fuse_lookup",
+	"fuse_getattr",
+	"fuse_getxattr",
+	"fuse_readdir",
+	"fuse_readdirplus",
+	/* the posix format's */
+	"inodes",
+	"zones_total",
+	"zones_free",
+	"zones_open",
+	"zones_full",
+	"zones_meta",
+	"zones_collecting",
+	"log_writes",
+	"log_bytes",
+	"log_commit_calls",
+	"checkpoints",
+	"data_header_writes",
+	"inplace_writes",
+	"zone_opens",
+	"gc_rounds",
+	"gc_zones_freed",
+	"gc_bytes_moved",
+	"gc_blocks_moved",
+	"gc_writer_waits",
+	"gc_reserve_zones",
+	"gc_low_zones",
 };
 
 static void print_others(const struct sample *s)
@@ -243,12 +289,36 @@ static void print_others(const struct sample *s)
 		printf("\n");
 }
 
+/* The posix format's log, garbage collection and zone states. */
+static void print_posix(const struct sample *s)
+{
+	char a[32];
+
+	human(get(s, "log_bytes"), a, sizeof(a));
+	printf("  log        %.0f writes (%s) for %.0f commits, %.0f checkpoints; %.0f data headers, %.0f in-place writes; %.0f inodes\n",
+	       get(s, "log_writes"), a, get(s, "log_commit_calls"), get(s, "checkpoints"),
+	       get(s, "data_header_writes"), get(s, "inplace_writes"), get(s, "inodes"));
+	human(get(s, "gc_bytes_moved"), a, sizeof(a));
+	printf("  gc         %.0f rounds, %.0f zones reclaimed, %.0f blocks moved (%s), %.0f writer waits; %.0f zones opened for data\n",
+	       get(s, "gc_rounds"), get(s, "gc_zones_freed"), get(s, "gc_blocks_moved"), a,
+	       get(s, "gc_writer_waits"), get(s, "zone_opens"));
+	printf("  zones      %.0f zones: %.0f free, %.0f open, %.0f full, %.0f being collected, %.0f metadata\n",
+	       get(s, "zones_total"), get(s, "zones_free"), get(s, "zones_open"),
+	       get(s, "zones_full"), get(s, "zones_collecting"), get(s, "zones_meta"));
+	printf("             reserve %.0f free zones for GC only; GC runs at %.0f free or fewer\n",
+	       get(s, "gc_reserve_zones"), get(s, "gc_low_zones"));
+	if (s->zmap[0])
+		printf("             [%s]  (. free, o open, F full, G being collected, M metadata, S superblock)\n",
+		       s->zmap);
+}
+
 static void print_text(const char *mnt, const struct sample *s, const struct zones *z)
 {
 	char a[32], b[32], c[32], d[32];
 	double hits = get(s, "cache_hits"), miss = get(s, "cache_misses");
 
-	printf("foliofs on %s%s\n", mnt, get(s, "read_only") ? " (read-only after errors)" : "");
+	printf("foliofs (%s) on %s%s\n", s->format, mnt,
+	       get(s, "read_only") ? " (read-only after errors)" : "");
 	human(get(s, "cache_cached_bytes"), a, sizeof(a));
 	human(get(s, "cache_dirty_bytes"), b, sizeof(b));
 	human(get(s, "cache_writeback_inflight"), c, sizeof(c));
@@ -271,6 +341,10 @@ static void print_text(const char *mnt, const struct sample *s, const struct zon
 	printf("  zone queue %.0f queued, %.0f issued, %.0f merged, %.0f errors, %.0f resyncs\n",
 	       get(s, "zoneq_queued"), get(s, "zoneq_issued"), get(s, "zoneq_merged"),
 	       get(s, "zoneq_errors"), get(s, "zoneq_resyncs"));
+	if (is_posix(s)) {
+		print_posix(s);
+		goto others;
+	}
 	snprintf(a, sizeof(a), "%.0f", get(s, "max_wro_seq_files"));
 	snprintf(b, sizeof(b), "%.0f", get(s, "max_active_seq_files"));
 	printf("  zones      %u sequential: %u empty, %u open, %u closed, %u full", z->total,
@@ -286,6 +360,10 @@ static void print_text(const char *mnt, const struct sample *s, const struct zon
 		printf("             [%s]%s  (. empty, o open, c closed, F full, R read-only, X offline)\n",
 		       z->map, d);
 	}
+others:
+	printf("  requests   %.0f lookups, %.0f getattrs, %.0f getxattrs, %.0f readdirs, %.0f readdirplus\n",
+	       get(s, "fuse_lookup"), get(s, "fuse_getattr"), get(s, "fuse_getxattr"),
+	       get(s, "fuse_readdir"), get(s, "fuse_readdirplus"));
 	print_others(s);
 }
 
@@ -293,10 +371,18 @@ static void print_json(const struct sample *s, const struct zones *z)
 {
 	double hits = get(s, "cache_hits"), miss = get(s, "cache_misses");
 
-	printf("{");
+	printf("{\"format\": \"%s\", ", s->format);
 	for (int i = 0; i < s->n; i++)
 		printf("\"%s\": %.17g, ", s->key[i], s->val[i]);
 	printf("\"cache_hit_rate\": %.6f, \"zones\": {", ratio(hits, hits + miss));
+	if (is_posix(s)) {
+		printf("\"empty\": %.0f, \"open\": %.0f, \"full\": %.0f, \"collecting\": %.0f, "
+		       "\"metadata\": %.0f, \"total\": %.0f, \"map\": \"%s\"}}\n",
+		       get(s, "zones_free"), get(s, "zones_open"), get(s, "zones_full"),
+		       get(s, "zones_collecting"), get(s, "zones_meta"), get(s, "zones_total"),
+		       s->zmap);
+		return;
+	}
 	for (int k = 0; k < Z_NR; k++)
 		printf("\"%s\": %u, ", zname[k], z->count[k]);
 	printf("\"total\": %u}}\n", z->total);
@@ -313,6 +399,7 @@ static void print_rates(const struct sample *a, const struct sample *b, bool jso
 	double devr = get(b, "dev_bytes_read") - get(a, "dev_bytes_read");
 	double fl = get(b, "dev_flushes") - get(a, "dev_flushes");
 	double wr = get(b, "dev_writes") - get(a, "dev_writes");
+	double gc = get(b, "gc_bytes_moved") - get(a, "gc_bytes_moved");
 	char x[32], y[32], z[32], w[32];
 
 	if (dt <= 0)
@@ -322,18 +409,27 @@ static void print_rates(const struct sample *a, const struct sample *b, bool jso
 		       "\"dev_write_bytes_per_s\": %.1f, \"dev_read_bytes_per_s\": %.1f, "
 		       "\"dev_writes_per_s\": %.1f, \"dev_flushes_per_s\": %.1f, "
 		       "\"cache_hit_rate\": %.6f, \"write_amplification\": %.6f, "
-		       "\"cache_dirty_bytes\": %.0f, \"cache_writeback_inflight\": %.0f}\n",
+		       "\"cache_dirty_bytes\": %.0f, \"cache_writeback_inflight\": %.0f",
 		       dt, user / dt, devw / dt, devr / dt, wr / dt, fl / dt,
 		       ratio(hits, hits + miss), ratio(devw, user), get(b, "cache_dirty_bytes"),
 		       get(b, "cache_writeback_inflight"));
+		if (is_posix(b))
+			printf(", \"gc_bytes_moved_per_s\": %.1f, \"zones_free\": %.0f", gc / dt,
+			       get(b, "zones_free"));
+		printf("}\n");
 	} else {
 		human(user / dt, x, sizeof(x));
 		human(devw / dt, y, sizeof(y));
 		human(devr / dt, z, sizeof(z));
 		human(get(b, "cache_dirty_bytes"), w, sizeof(w));
-		printf("%10s/s written %10s/s to device %10s/s read %8.0f writes/s %7.0f flushes/s  hit %5.1f%%  WA %5.2f  dirty %s\n",
+		printf("%10s/s written %10s/s to device %10s/s read %8.0f writes/s %7.0f flushes/s  hit %5.1f%%  WA %5.2f  dirty %s",
 		       x, y, z, wr / dt, fl / dt, 100 * ratio(hits, hits + miss), ratio(devw, user),
 		       w);
+		if (is_posix(b)) {
+			human(gc / dt, x, sizeof(x));
+			printf("  gc %s/s  free zones %.0f", x, get(b, "zones_free"));
+		}
+		printf("\n");
 	}
 	fflush(stdout);
 }
@@ -343,7 +439,8 @@ static void usage(FILE *out)
 	fprintf(out,
 		"usage: foliofs stat [--json] [--watch [SECS]] [--count N] MOUNTPOINT\n"
 		"Prints the live counters of a foliofs mount: cache hit rate, dirty and writeback\n"
-		"bytes, write amplification, device I/O and the state of every sequential zone.\n"
+		"bytes, write amplification, device I/O, the state of every zone and, on the\n"
+		"posix format, its metadata log and garbage collection.\n"
 		"  --json          one JSON object (per interval with --watch), for scripts\n"
 		"  --watch [SECS]  rates per second every SECS seconds (default 1) until interrupted\n"
 		"  --count N       with --watch: stop after N intervals\n");

@@ -7,9 +7,12 @@
 # in the format is repaired); 8 on a mounted image and a missing one; 16 on
 # a usage error. Progress stays off when stdout is not a terminal. The posix
 # format: 0 clean (written through a mount, and with -y), 8 while mounted, 4
-# on a damaged superblock copy with the image unchanged by -n. And
-# `foliofs stat`: --json parsed by python with the counters a write through
-# the mount must move, the text form, and --watch --count.
+# on a damaged superblock copy with the image unchanged by -n. The clean
+# summary names the format, and --help describes both. And `foliofs stat` on
+# either format: --json parsed by python with the counters a write through
+# the mount must move (on posix also zone states, write amplification >= 1
+# after sync writes, and GC's counters after a collection forced by removing
+# one of two interleaved files), the text form, and --watch --count.
 . "$(dirname "$0")/lib.sh"
 FSCK=$FOLIOFS_BUILD/src/cli/fsck.foliofs
 [ -x "$FSCK" ] || fail "no $FSCK"
@@ -45,6 +48,12 @@ unchanged_by() { # $1 = expected exit, rest = args: the image must not change
 
 mkimg 320M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M -L fscklabel
 fsck_rc 0 "$IMG"
+grep -q "clean, zonefs format" "$W/fsck.out" || fail "fsck's summary does not name the zonefs format"
+"$FSCK" --help >"$W/help.out" || fail "fsck.foliofs --help"
+for w in posix zonefs "log" "write-pointer records"; do
+	grep -q "$w" "$W/help.out" || { cat "$W/help.out"; fail "fsck.foliofs --help does not mention '$w'"; }
+done
+ok "fsck.foliofs --help describes both formats"
 fsck_rc 0 -n -f "$IMG"
 fsck_rc 0 -p "$IMG"
 "$FSCK" -nv "$IMG" | grep -q "label 'fscklabel'" || fail "fsck -v does not show the label"
@@ -140,9 +149,91 @@ ln -s f "$MNT/d/s"
 head -c 1M /dev/urandom >"$MNT/gone"
 rm "$MNT/gone"
 sync
+dd if=/dev/urandom of="$MNT/sync" bs=64k count=32 oflag=sync status=none || fail "sync writes"
+head -c 1M "$MNT/sync" >/dev/null
+
+note "foliofs stat on the posix format"
+"$FOLIOFS" stat --json "$MNT" >"$W/stat.json" || fail "foliofs stat --json (posix)"
+python3 - "$W/stat.json" <<'EOF' || { cat "$W/stat.json"; fail "foliofs stat --json (posix) is not what it should be"; }
+import json, sys
+s = json.load(open(sys.argv[1]))
+assert s["format"] == "posix", s
+# 3 MiB + 1 MiB + 2 MiB of sync writes through the cache
+assert s["cache_user_bytes_written"] >= 6 << 20, s
+assert s["dev_bytes_written"] >= s["cache_user_bytes_written"], s
+assert s["write_amplification"] >= 1, s
+assert 0 <= s["cache_hit_rate"] <= 1, s
+assert s["cache_hits"] + s["cache_misses"] > 0, s
+for k in ("cache_dirty_bytes", "cache_writeback_inflight", "zoneq_queued", "zoneq_issued",
+          "gc_rounds", "gc_zones_freed", "gc_blocks_moved", "gc_reserve_zones"):
+    assert k in s and s[k] >= 0, k
+z = s["zones"]
+# 256 MiB in 16 MiB zones, less the emulation's own space at the end
+assert z["total"] in (15, 16) and len(z["map"]) == z["total"], z
+assert z["empty"] + z["open"] + z["full"] + z["metadata"] + z["collecting"] == z["total"], z
+assert z["open"] >= 1 and z["metadata"] >= 2, z
+assert z["empty"] >= s["gc_reserve_zones"], (z, s)
+assert set(z["map"]) <= set(".oFMGS") and z["map"][0] == "S", z
+EOF
+ok "foliofs stat --json on posix: cache, GC, zone states, write amplification >= 1"
+"$FOLIOFS" stat "$MNT" >"$W/stat.txt" || fail "foliofs stat (posix)"
+for w in "(posix)" "hit rate" "writeback in flight" "write amplification" "zone queue" \
+	"gc " "zones reclaimed" "blocks moved" "reserve" "zones: " "free"; do
+	grep -qF "$w" "$W/stat.txt" || { cat "$W/stat.txt"; fail "foliofs stat (posix) does not show '$w'"; }
+done
+grep -q "other" "$W/stat.txt" && { cat "$W/stat.txt"; fail "foliofs stat (posix) leaves counters unnamed"; }
+wa=$(sed -n 's/.*write amplification \([0-9.]*\).*/\1/p' "$W/stat.txt")
+python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= 1 else 1)' "$wa" ||
+	{ cat "$W/stat.txt"; fail "write amplification '$wa' < 1 after sync writes"; }
+ok "foliofs stat text on posix (write amplification $wa)"
+"$FOLIOFS" stat --watch 0.2 --count 2 --json "$MNT" >"$W/watch.json" || fail "stat --watch (posix)"
+python3 -c 'import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 2 and all("gc_bytes_moved_per_s" in r for r in rows), rows' "$W/watch.json" ||
+	fail "stat --watch --json (posix)"
+ok "foliofs stat --watch on posix: GC rates"
+note "foliofs stat after garbage collection (posix)"
+# two files interleaved, zone by zone, then one removed: every full zone is
+# half live, and 60 MiB more needs zones only GC can free (11 data zones)
+python3 - "$MNT" <<'EOF' || fail "interleaved writes"
+import os, sys
+m = sys.argv[1]
+a = os.open(m + "/a", os.O_WRONLY | os.O_CREAT, 0o644)
+b = os.open(m + "/b", os.O_WRONLY | os.O_CREAT, 0o644)
+blk = os.urandom(1 << 20)
+for k in range(60):
+    for f in (a, b):
+        os.write(f, blk)
+        os.fsync(f)
+os.close(a)
+os.close(b)
+EOF
+"$FOLIOFS" stat --json "$MNT" >"$W/before.json" || fail "foliofs stat --json before GC"
+rm "$MNT/a"
+head -c 60M /dev/urandom >"$MNT/c" || fail "writing past the free zones"
+sync
+"$FOLIOFS" stat --json "$MNT" >"$W/after.json" || fail "foliofs stat --json after GC"
+python3 - "$W/before.json" "$W/after.json" <<'EOF' || { cat "$W/after.json"; fail "GC counters after a collection"; }
+import json, sys
+b, s = (json.load(open(f)) for f in sys.argv[1:3])
+assert s["gc_zones_freed"] >= 1 and s["gc_zones_freed"] > b["gc_zones_freed"], (b, s)
+assert s["gc_blocks_moved"] > 0 and s["gc_bytes_moved"] == s["gc_blocks_moved"] * 4096, s
+assert s["gc_rounds"] >= s["gc_zones_freed"], s
+# what GC moved is written to the device but was never written by a user
+assert s["dev_bytes_written"] - b["dev_bytes_written"] >= \
+    (s["cache_user_bytes_written"] - b["cache_user_bytes_written"]) + \
+    (s["gc_bytes_moved"] - b["gc_bytes_moved"]), (b, s)
+assert s["write_amplification"] > b["write_amplification"] >= 1, (b, s)
+assert s["zone_opens"] > b["zone_opens"], (b, s)
+z = s["zones"]
+assert z["empty"] + z["open"] + z["full"] + z["metadata"] + z["collecting"] == z["total"], z
+assert z["full"] >= 1, z
+EOF
+ok "GC: $(python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("%d zones reclaimed, %d blocks moved, WA %.2f" % (s["gc_zones_freed"], s["gc_blocks_moved"], s["write_amplification"]))' "$W/after.json")"
 fsck_rc 8 -n "$IMG"
 umnt
 fsck_rc 0 -n "$IMG"
+grep -q "clean, posix format" "$W/fsck.out" || fail "fsck's summary does not name the posix format"
 fsck_rc 0 -y "$IMG"
 cp "$IMG" "$W/img.good"
 poke $((4096 + 100)) 58 # the second superblock copy: its crc no longer matches
