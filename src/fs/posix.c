@@ -428,6 +428,25 @@ static void next_add_locked(struct px_fs *fs, uint64_t dev, int n)
 		fs->zones[z].next += (uint64_t)(int64_t)n;
 }
 
+/*
+ * Something a GC round looks at changed so that a victim may be found where
+ * the last round found none: blocks died, a zone left its slot or its writes
+ * in flight ended. Any lock or none.
+ */
+static void gc_progress(struct px_fs *fs)
+{
+	atomic_fetch_add(&fs->gc_gen, 1);
+}
+
+/* A write into zo ended (its inflight dropped). Caller holds ns. */
+static void inflight_done_locked(struct px_fs *fs, const struct px_zone *zo)
+{
+	ff_assert_held(&fs->ns);
+	/* a zone out of its slot with writes in flight is no victim until the last ends */
+	if (!zo->inflight && zo->slot < 0)
+		gc_progress(fs);
+}
+
 static void valid_add_locked(struct px_fs *fs, uint64_t dev, uint64_t len, bool add)
 {
 	uint32_t z = zone_of(fs, dev);
@@ -439,6 +458,7 @@ static void valid_add_locked(struct px_fs *fs, uint64_t dev, uint64_t len, bool 
 		fs->zones[z].valid += nb;
 	} else {
 		fs->zones[z].valid -= nb < fs->zones[z].valid ? nb : fs->zones[z].valid;
+		gc_progress(fs);
 		/* blocks dying in it: its data is not cold (its age for GC restarts) */
 		fs->zones[z].mtime = fs->next_dseq;
 	}
@@ -1066,6 +1086,7 @@ static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t l
 		    cursor < fs->zones[z].start || cursor > fs->zones[z].start + fs->zones[z].cap)
 			return -EUCLEAN;
 		fs->zones[z].state = st;
+		gc_progress(fs); /* a zone given up may be a victim now */
 		fs->zones[z].epoch = epoch;
 		fs->zones[z].cursor = cursor;
 		fs->zones[z].wp = cursor;
@@ -1399,15 +1420,30 @@ static uint32_t free_zones_locked(struct px_fs *fs)
 	return n;
 }
 
-/* Ask the GC thread for a round. Caller may hold ns or a slot's mu (gc_mu is a leaf). */
-static void gc_kick(struct px_fs *fs, uint64_t *round)
+/*
+ * Ask the GC thread for a round. Caller may hold ns or a slot's mu (gc_mu is
+ * a leaf). When the last round found nothing to reclaim and nothing it looks
+ * at has changed since it started (gc_gen), another round would find nothing
+ * again: none is asked for and -ENOSPC returned, so that a writer at the
+ * reserve neither waits nor makes the collector spin. Else 0, and *round is
+ * the rounds ended so far (for gc_wait_round).
+ */
+static int gc_kick(struct px_fs *fs, uint64_t *round)
 {
+	int ret = 0;
+
 	ff_mutex_lock(&fs->gc_mu);
+	if (fs->gc_none && fs->gc_none_gen == atomic_load(&fs->gc_gen)) {
+		ret = -ENOSPC;
+		goto out;
+	}
 	fs->gc_req = true;
 	pthread_cond_signal(&fs->gc_cv);
 	if (round)
 		*round = fs->gc_rounds;
+out:
 	ff_mutex_unlock(&fs->gc_mu);
+	return ret;
 }
 
 /*
@@ -1445,8 +1481,8 @@ static void gc_throttle(struct px_fs *fs)
 		ff_mutex_unlock(&fs->ns);
 		if (nfree > fs->gc_reserve + 1)
 			return;
-		gc_kick(fs, &round);
-		if (gc_wait_round(fs, round) < 0)
+		/* a round that freed nothing is not asked for again at once: slot_zone decides */
+		if (gc_kick(fs, &round) || gc_wait_round(fs, round) <= 0)
 			return;
 	}
 }
@@ -1471,7 +1507,7 @@ static int slot_zone(struct px_fs *fs, struct px_slot *s)
 	struct px_buf b;
 	uint64_t seq, round;
 	uint32_t floor = px_in_gc ? 0 : fs->gc_reserve;
-	int ret, idle = 0;
+	int ret, kicked, idle = 0;
 
 	ff_assert_held(&s->mu);
 again:
@@ -1501,18 +1537,20 @@ again:
 		uint32_t nfree = free_zones_locked(fs);
 
 		if (nfree <= fs->gc_low && atomic_load(&fs->gc_on))
-			gc_kick(fs, NULL);
+			(void)gc_kick(fs, NULL);
 		if (floor && atomic_load(&fs->gc_on) && nfree <= floor) {
 			/* wait for the collector: the zone given up is logged first */
 			if (b.len)
 				ret = op_commit_locked(fs, &b, &seq);
-			gc_kick(fs, &round);
+			kicked = gc_kick(fs, &round);
 			ff_mutex_unlock(&fs->ns);
 			free(b.p);
 			if (ret)
 				return ret;
 			if (old != UINT32_MAX && fs->zones[old].seq)
 				(void)ff_zoneq_zone_op(fs->dev, old, FF_ZOP_FINISH);
+			if (kicked)
+				return -ENOSPC;
 			ff_mutex_unlock(&s->mu);
 			ret = gc_wait_round(fs, round);
 			ff_mutex_lock(&s->mu);
@@ -1776,10 +1814,12 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 			(void)ff_zoneq_resync(fs->dev, m->zone);
 			ff_mutex_lock(&fs->ns);
 			zo->inflight--;
+			inflight_done_locked(fs, zo);
 			zo->wp = zo->start + zo->cap; /* the chain may be broken: no more in it */
 		} else {
 			ff_mutex_lock(&fs->ns);
 			zo->inflight--;
+			inflight_done_locked(fs, zo);
 			zo->wp -= PX_BLK + m->len;
 		}
 		ff_mutex_unlock(&fs->ns);
@@ -1788,6 +1828,7 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	}
 	ff_mutex_lock(&fs->ns);
 	zo->inflight--;
+	inflight_done_locked(fs, zo);
 	dseq = s->dseq;
 	if (dseq > zo->mtime)
 		zo->mtime = dseq;
@@ -3353,6 +3394,7 @@ static ssize_t gc_write_own(struct px_fs *fs, uint64_t len, void *buf, uint64_t 
 		(void)ff_zoneq_resync(fs->dev, z);
 	ff_mutex_lock(&fs->ns);
 	zo->inflight--;
+	inflight_done_locked(fs, zo);
 	if (r < 0) {
 		if (zo->seq)
 			zo->wp = zo->start + zo->cap;
@@ -3432,6 +3474,7 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint
 		(void)ff_zoneq_resync(fs->dev, z);
 	ff_mutex_lock(&fs->ns);
 	zo->inflight--;
+	inflight_done_locked(fs, zo);
 	if (r < 0) {
 		/* as a failed data write: the zone's chain may be broken, no more in it */
 		if (zo->seq)
@@ -3790,6 +3833,7 @@ static void *gc_main(void *arg)
 	ff_mutex_lock(&fs->gc_mu);
 	while (!fs->gc_stop) {
 		uint32_t freed, nfree;
+		uint64_t gen;
 		bool none;
 
 		if (!fs->gc_req) {
@@ -3797,6 +3841,8 @@ static void *gc_main(void *arg)
 			continue;
 		}
 		fs->gc_req = false;
+		/* what the round sees is at least this new */
+		gen = atomic_load(&fs->gc_gen);
 		ff_mutex_unlock(&fs->gc_mu);
 		freed = gc_round(fs, &none);
 		ff_mutex_lock(&fs->ns);
@@ -3806,6 +3852,7 @@ static void *gc_main(void *arg)
 		fs->gc_rounds++;
 		fs->gc_freed = freed;
 		fs->gc_none = none;
+		fs->gc_none_gen = gen;
 		pthread_cond_broadcast(&fs->gc_done_cv);
 		if (freed && nfree <= fs->gc_low + 1)
 			fs->gc_req = true;

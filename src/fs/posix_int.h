@@ -163,12 +163,15 @@ struct px_fs {
 	pthread_cond_t gc_cv;	   /* wakes the GC thread */
 	pthread_cond_t gc_done_cv; /* a GC round ended: throttled writers retry */
 	pthread_t gc_thread;
-	_Atomic bool gc_on; /* the thread runs (read-write mount); read without gc_mu */
-	bool gc_stop;	    /* unmount: the thread ends */
-	bool gc_req;	    /* someone needs free zones */
-	uint64_t gc_rounds; /* rounds ended */
-	uint32_t gc_freed;  /* zones freed by the last round */
-	bool gc_none;	    /* the last round found nothing it could reclaim */
+	_Atomic bool gc_on;   /* the thread runs (read-write mount); read without gc_mu */
+	bool gc_stop;	      /* unmount: the thread ends */
+	bool gc_req;	      /* someone needs free zones */
+	uint64_t gc_rounds;   /* rounds ended */
+	uint32_t gc_freed;    /* zones freed by the last round */
+	bool gc_none;	      /* the last round found nothing it could reclaim */
+	uint64_t gc_none_gen; /* gc_gen when that round started */
+	/* bumped (gc_progress) when a round might find a victim it did not; atomic, no lock */
+	_Atomic uint64_t gc_gen;
 
 	_Atomic uint64_t st_log_writes, st_log_bytes, st_ckpts, st_hdr_writes, st_inplace,
 		st_commits, st_gc_zones, st_gc_bytes, st_gc_waits, st_zone_opens;

@@ -433,6 +433,51 @@ static void test_gc_fill_delete(void **state)
 	free(got);
 }
 
+/* ---- rounds per zone reclaimed ---- */
+
+/*
+ * Two files written interleaved, one deleted (every zone half live), then as
+ * much again: the collector must free zones in about one round each. Writers
+ * that meet the reserve wait for a round; a round that freed nothing must not
+ * be asked for again at once, by the same writer or the next write.
+ */
+static void test_gc_rounds_bound(void **state)
+{
+	struct gx *p = *state;
+	enum { CH = 64 << 10 };
+	uint8_t *buf = tu_alloc(CH);
+	uint64_t a = mkfile(p, "a"), b = mkfile(p, "b"), c = mkfile(p, "c");
+	uint64_t half = (NZ - 8) * ZS / 2, rounds, freed, waits;
+
+	for (uint64_t off = 0; off < half; off += CH) {
+		tu_fill(buf, CH, off);
+		assert_int_equal(ff_fs_write(p->fs, a, buf, CH, off, FF_CW_DSYNC), CH);
+		assert_int_equal(ff_fs_write(p->fs, b, buf, CH, off, FF_CW_DSYNC), CH);
+	}
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "b"), 0);
+	for (uint64_t off = 0; off < half; off += CH) {
+		ssize_t r;
+
+		tu_fill(buf, CH, off + 1);
+		r = ff_fs_write(p->fs, c, buf, CH, off, FF_CW_DSYNC);
+		if (r == -ENOSPC)
+			break;
+		assert_int_equal(r, CH);
+	}
+	(void)ff_fs_fsync(p->fs, c, false);
+	rounds = stat_of(p, "gc_rounds");
+	freed = stat_of(p, "gc_zones_freed");
+	waits = stat_of(p, "gc_writer_waits");
+	print_message("gc: %llu rounds, %llu zones freed, %llu writer waits\n",
+		      (unsigned long long)rounds, (unsigned long long)freed,
+		      (unsigned long long)waits);
+	assert_true(freed >= 1);
+	assert_true(rounds <= freed + freed / 2 + 8);
+	assert_true(waits <= freed + freed / 2 + 8);
+	check_valid(p);
+	free(buf);
+}
+
 /* ---- concurrent writers while the collector moves their blocks ---- */
 
 #define NTHR 3
@@ -583,6 +628,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc_fill_delete, setup_emu_lim2, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_fill_delete, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_fill_delete, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_rounds_bound, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_rounds_bound, setup_emu_lim2, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_concurrent, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_concurrent, setup_emu_lim, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_meta_churn, setup_emu, teardown),
