@@ -1285,27 +1285,36 @@ static void fs_changed(void *arg, uint64_t ino, uint64_t off, uint64_t len)
  * The filesystem went read-only (errors=remount-ro). FUSE's statfs reply has
  * no flags, so ST_RDONLY only reaches programs from the mount's own flags:
  * remount this mount point read-only, keeping its other per-mount flags (a
- * bind remount replaces them all). statvfs of the mount point is a FUSE
- * request, so this runs in a thread of its own and never inside the request
- * that met the error. The kernel refuses the remount while a file is open
- * for writing, so it happens when the last such file is closed; until then,
- * and without the privilege (a user mount), the filesystem refuses every
- * write with EROFS itself and only the flag is missing.
+ * bind remount replaces them all), read from the mount table: a FUSE
+ * request from this thread (statvfs of the mount point) could be left
+ * unanswered when the daemon exits, and the thread, holding the device open,
+ * would then keep the process from ever exiting. It runs in a thread of its
+ * own, never inside the request that met the error. The kernel refuses the remount while a file is
+ * open for writing, so it happens when the last such file is closed; until then, and without the
+ * privilege (a user mount), the filesystem refuses every write with EROFS itself and only the flag
+ * is missing.
  */
 static void *remount_ro(void *arg)
 {
-	static const unsigned long keep[] = {ST_NOSUID,	 ST_NODEV,	ST_NOEXEC,
-					     ST_NOATIME, ST_NODIRATIME, ST_RELATIME};
+	static const char *const keep[] = {"nosuid",  "nodev",	    "noexec",
+					   "noatime", "nodiratime", "relatime"};
 	static const unsigned long as[] = {MS_NOSUID,  MS_NODEV,      MS_NOEXEC,
 					   MS_NOATIME, MS_NODIRATIME, MS_RELATIME};
 	unsigned long flags = MS_REMOUNT | MS_BIND | MS_RDONLY;
-	struct statvfs sv;
+	FILE *f = setmntent("/proc/self/mounts", "r");
+	struct mntent *m;
 
 	(void)arg;
-	if (statvfs(g_mountpoint, &sv) == 0)
-		for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
-			if (sv.f_flag & keep[k])
-				flags |= as[k];
+	/* the mount table, not statvfs: a request to this daemon could outlive it */
+	while (f && (m = getmntent(f)))
+		if (!strcmp(m->mnt_dir, g_mountpoint)) {
+			flags = MS_REMOUNT | MS_BIND | MS_RDONLY;
+			for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
+				if (hasmntopt(m, keep[k]))
+					flags |= as[k];
+		}
+	if (f)
+		endmntent(f);
 	/* EBUSY: a file is open for writing; the kernel waits for none, so retry */
 	while (mount(NULL, g_mountpoint, NULL, flags, NULL) != 0) {
 		if (errno != EBUSY || atomic_load(&g_unmounting)) {
