@@ -11,10 +11,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "foliofs/cache.h"
+#include "foliofs/dev.h"
 #include "foliofs/util.h"
+#include "foliofs/zoneq.h"
 #include "internal.h"
 
 static const struct ff_fs_fmt *const formats[] = {&ff_fmt_zonefs, &ff_fmt_posix};
@@ -276,4 +280,44 @@ int64_t ff_fs_lseek(struct ff_fs *fs, uint64_t ino, int64_t off, int whence)
 	if (off < 0 || off >= st.st_size)
 		return -ENXIO;
 	return whence == SEEK_DATA ? off : st.st_size;
+}
+
+int ff_fs_io_stats_text(struct ff_dev *dev, struct ff_cache *cache, char *buf, size_t len)
+{
+	struct ff_dev_stats d;
+	struct ff_zoneq_stats q;
+	struct ff_cache_stats c;
+
+	ff_dev_stats(dev, &d);
+	ff_zoneq_stats(dev, &q);
+	ff_cache_stats(cache, &c);
+	return snprintf(
+		buf, len,
+		"dev_reads %llu\ndev_writes %llu\ndev_flushes %llu\ndev_zone_ops %llu\n"
+		"dev_bytes_read %llu\ndev_bytes_written %llu\ndev_meta_bytes %llu\n"
+		"dev_read_errors %llu\ndev_write_errors %llu\n"
+		"zoneq_queued %llu\nzoneq_issued %llu\nzoneq_merged %llu\nzoneq_errors %llu\n"
+		"zoneq_resyncs %llu\n"
+		"cache_hits %llu\ncache_misses %llu\ncache_bytes_copied_in %llu\n"
+		"cache_bytes_copied_out %llu\ncache_user_bytes_written %llu\n"
+		"cache_writethrough_bytes %llu\ncache_writeback_bytes %llu\n"
+		"cache_read_bytes %llu\ncache_dirty_bytes %llu\ncache_writeback_inflight %llu\n"
+		"cache_cached_bytes %llu\ncache_reclaims %llu\ncache_throttle_waits %llu\n"
+		"write_amplification %.4f\n",
+		(unsigned long long)d.reads, (unsigned long long)d.writes,
+		(unsigned long long)d.flushes, (unsigned long long)d.zone_ops,
+		(unsigned long long)d.bytes_read, (unsigned long long)d.bytes_written,
+		(unsigned long long)d.meta_bytes, (unsigned long long)d.read_errors,
+		(unsigned long long)d.write_errors, (unsigned long long)q.queued,
+		(unsigned long long)q.issued, (unsigned long long)q.merged,
+		(unsigned long long)q.errors, (unsigned long long)q.resyncs,
+		(unsigned long long)c.hits, (unsigned long long)c.misses,
+		(unsigned long long)c.bytes_copied_in, (unsigned long long)c.bytes_copied_out,
+		(unsigned long long)c.user_bytes_written, (unsigned long long)c.wt_bytes,
+		(unsigned long long)c.wb_bytes, (unsigned long long)c.read_bytes,
+		(unsigned long long)c.dirty_bytes, (unsigned long long)c.writeback_bytes,
+		(unsigned long long)c.cached_bytes, (unsigned long long)c.reclaims,
+		(unsigned long long)c.throttle_waits,
+		c.user_bytes_written ? (double)d.bytes_written / (double)c.user_bytes_written
+				     : 0.0);
 }

@@ -76,6 +76,13 @@ struct ff_fs_fmt {
 extern const struct ff_fs_fmt ff_fmt_zonefs;
 extern const struct ff_fs_fmt ff_fmt_posix;
 
+/*
+ * fs.c: the device, zone-queue and cache counters and the write
+ * amplification, in the lines every format's stats_text gives (foliofs stat
+ * and the tests read them by name). snprintf's return.
+ */
+int ff_fs_io_stats_text(struct ff_dev *dev, struct ff_cache *cache, char *buf, size_t len);
+
 /* super.c: the zonefs format's mkfs; zonefs_fsck.c: its fsck */
 int ff_zonefs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len);
 int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r);

@@ -3954,9 +3954,6 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 	struct px_fs *fs = px_of(gfs);
 	uint32_t nfree = 0, nopen = 0, nfull = 0, nmeta = 0, nvictim = 0;
 	char map[PX_MAP_MAX + 4];
-	struct ff_dev_stats d;
-	struct ff_zoneq_stats q;
-	struct ff_cache_stats c;
 	uint64_t rounds;
 	size_t n;
 	int r;
@@ -3995,26 +3992,12 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 	ff_mutex_lock(&fs->gc_mu);
 	rounds = fs->gc_rounds;
 	ff_mutex_unlock(&fs->gc_mu);
-	ff_dev_stats(fs->dev, &d);
-	ff_zoneq_stats(fs->dev, &q);
-	ff_cache_stats(fs->cache, &c);
 	r = snprintf(
 		buf + n, len - n,
 		"log_writes %llu\nlog_bytes %llu\nlog_commit_calls %llu\ncheckpoints %llu\n"
 		"data_header_writes %llu\ninplace_writes %llu\nzone_opens %llu\n"
 		"gc_rounds %llu\ngc_zones_freed %llu\ngc_bytes_moved %llu\ngc_blocks_moved %llu\n"
-		"gc_writer_waits %llu\ngc_reserve_zones %u\ngc_low_zones %u\n"
-		"dev_reads %llu\ndev_writes %llu\ndev_flushes %llu\ndev_zone_ops %llu\n"
-		"dev_bytes_read %llu\ndev_bytes_written %llu\ndev_meta_bytes %llu\n"
-		"dev_read_errors %llu\ndev_write_errors %llu\n"
-		"zoneq_queued %llu\nzoneq_issued %llu\nzoneq_merged %llu\nzoneq_errors %llu\n"
-		"zoneq_resyncs %llu\n"
-		"cache_hits %llu\ncache_misses %llu\ncache_bytes_copied_in %llu\n"
-		"cache_bytes_copied_out %llu\ncache_user_bytes_written %llu\n"
-		"cache_writethrough_bytes %llu\ncache_writeback_bytes %llu\n"
-		"cache_read_bytes %llu\ncache_dirty_bytes %llu\ncache_writeback_inflight %llu\n"
-		"cache_cached_bytes %llu\ncache_reclaims %llu\ncache_throttle_waits %llu\n"
-		"write_amplification %.4f\n",
+		"gc_writer_waits %llu\ngc_reserve_zones %u\ngc_low_zones %u\n",
 		(unsigned long long)atomic_load(&fs->st_log_writes),
 		(unsigned long long)atomic_load(&fs->st_log_bytes),
 		(unsigned long long)atomic_load(&fs->st_commits),
@@ -4025,23 +4008,12 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 		(unsigned long long)atomic_load(&fs->st_gc_zones),
 		(unsigned long long)atomic_load(&fs->st_gc_bytes),
 		(unsigned long long)(atomic_load(&fs->st_gc_bytes) / PX_BLK),
-		(unsigned long long)atomic_load(&fs->st_gc_waits), fs->gc_reserve, fs->gc_low,
-		(unsigned long long)d.reads, (unsigned long long)d.writes,
-		(unsigned long long)d.flushes, (unsigned long long)d.zone_ops,
-		(unsigned long long)d.bytes_read, (unsigned long long)d.bytes_written,
-		(unsigned long long)d.meta_bytes, (unsigned long long)d.read_errors,
-		(unsigned long long)d.write_errors, (unsigned long long)q.queued,
-		(unsigned long long)q.issued, (unsigned long long)q.merged,
-		(unsigned long long)q.errors, (unsigned long long)q.resyncs,
-		(unsigned long long)c.hits, (unsigned long long)c.misses,
-		(unsigned long long)c.bytes_copied_in, (unsigned long long)c.bytes_copied_out,
-		(unsigned long long)c.user_bytes_written, (unsigned long long)c.wt_bytes,
-		(unsigned long long)c.wb_bytes, (unsigned long long)c.read_bytes,
-		(unsigned long long)c.dirty_bytes, (unsigned long long)c.writeback_bytes,
-		(unsigned long long)c.cached_bytes, (unsigned long long)c.reclaims,
-		(unsigned long long)c.throttle_waits,
-		c.user_bytes_written ? (double)d.bytes_written / (double)c.user_bytes_written
-				     : 0.0);
+		(unsigned long long)atomic_load(&fs->st_gc_waits), fs->gc_reserve, fs->gc_low);
+	/* then the lines every format gives */
+	if (r >= 0 && (size_t)r < len - n) {
+		n += (size_t)r;
+		r = ff_fs_io_stats_text(fs->dev, fs->cache, buf + n, len - n);
+	}
 	if (r >= 0)
 		r += (int)n;
 out:

@@ -1218,46 +1218,17 @@ static int zf_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 {
 	struct zf_fs *fs = zf_of(gfs);
 	const struct ff_dev_info *di = ff_dev_info(fs->dev);
-	struct ff_dev_stats d;
-	struct ff_zoneq_stats q;
-	struct ff_cache_stats c;
 	long nr_active = nr_active_seq_files(fs);
-	double wa;
+	int n = ff_fs_io_stats_text(fs->dev, fs->cache, buf, len), r;
 
-	ff_dev_stats(fs->dev, &d);
-	ff_zoneq_stats(fs->dev, &q);
-	ff_cache_stats(fs->cache, &c);
-	wa = c.user_bytes_written ? (double)d.bytes_written / (double)c.user_bytes_written : 0.0;
-	return snprintf(
-		buf, len,
-		"dev_reads %llu\ndev_writes %llu\ndev_flushes %llu\ndev_zone_ops %llu\n"
-		"dev_bytes_read %llu\ndev_bytes_written %llu\ndev_meta_bytes %llu\n"
-		"dev_read_errors %llu\ndev_write_errors %llu\n"
-		"zoneq_queued %llu\nzoneq_issued %llu\nzoneq_merged %llu\nzoneq_errors %llu\n"
-		"zoneq_resyncs %llu\n"
-		"cache_hits %llu\ncache_misses %llu\ncache_bytes_copied_in %llu\n"
-		"cache_bytes_copied_out %llu\ncache_user_bytes_written %llu\n"
-		"cache_writethrough_bytes %llu\ncache_writeback_bytes %llu\n"
-		"cache_read_bytes %llu\ncache_dirty_bytes %llu\ncache_writeback_inflight %llu\n"
-		"cache_cached_bytes %llu\ncache_reclaims %llu\ncache_throttle_waits %llu\n"
-		"write_amplification %.4f\nread_only %d\n"
-		"max_wro_seq_files %u\nnr_wro_seq_files %u\n"
-		"max_active_seq_files %u\nnr_active_seq_files %ld\n",
-		(unsigned long long)d.reads, (unsigned long long)d.writes,
-		(unsigned long long)d.flushes, (unsigned long long)d.zone_ops,
-		(unsigned long long)d.bytes_read, (unsigned long long)d.bytes_written,
-		(unsigned long long)d.meta_bytes, (unsigned long long)d.read_errors,
-		(unsigned long long)d.write_errors, (unsigned long long)q.queued,
-		(unsigned long long)q.issued, (unsigned long long)q.merged,
-		(unsigned long long)q.errors, (unsigned long long)q.resyncs,
-		(unsigned long long)c.hits, (unsigned long long)c.misses,
-		(unsigned long long)c.bytes_copied_in, (unsigned long long)c.bytes_copied_out,
-		(unsigned long long)c.user_bytes_written, (unsigned long long)c.wt_bytes,
-		(unsigned long long)c.wb_bytes, (unsigned long long)c.read_bytes,
-		(unsigned long long)c.dirty_bytes, (unsigned long long)c.writeback_bytes,
-		(unsigned long long)c.cached_bytes, (unsigned long long)c.reclaims,
-		(unsigned long long)c.throttle_waits, wa, (int)atomic_load(&fs->ro), di->max_open,
-		(unsigned)atomic_load(&fs->nr_wro), di->max_active, nr_active);
+	if (n < 0 || (size_t)n >= len)
+		return n;
+	r = snprintf(buf + n, len - (size_t)n,
+		     "read_only %d\nmax_wro_seq_files %u\nnr_wro_seq_files %u\n"
+		     "max_active_seq_files %u\nnr_active_seq_files %ld\n",
+		     (int)atomic_load(&fs->ro), di->max_open, (unsigned)atomic_load(&fs->nr_wro),
+		     di->max_active, nr_active);
+	return r < 0 ? r : n + r;
 }
 
 static int zf_zone_text(struct ff_fs *gfs, uint64_t ino, char *buf, size_t len)
