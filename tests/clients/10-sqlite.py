@@ -66,6 +66,12 @@ def writer(db, mode, sync, ntx):
         c.execute("INSERT INTO t VALUES (?, ?, ?)", (i, hashlib.sha256(v).digest(), v))
         c.execute("UPDATE n SET c = ? WHERE k = 0", (i,))
         c.execute("COMMIT")
+        # SQLite's unixDelete skips the directory fsync, and reports success,
+        # when it cannot open the directory: after a kill -9 of the daemon
+        # that open fails (ENOTCONN) and COMMIT returns with the journal's
+        # unlink not durable. An open of the directory reaches the daemon
+        # (OPENDIR): once it succeeds, SQLite's own open and fsync did too.
+        os.close(os.open(os.path.dirname(db), os.O_RDONLY | os.O_DIRECTORY))
         print(i, flush=True)
     c.close()
 
