@@ -464,6 +464,23 @@ static void valid_add_locked(struct px_fs *fs, uint64_t dev, uint64_t len, bool 
 	}
 }
 
+/* The device offset delta bytes into an extent at dev; a reservation has none. */
+static uint64_t dev_at(uint64_t dev, uint64_t delta)
+{
+	return dev == PX_UNWRITTEN ? dev : dev + delta;
+}
+
+/* len bytes at dev stop being mapped: dead blocks in their zone, or a reservation given back. */
+static void ext_gone_locked(struct px_fs *fs, uint64_t dev, uint64_t len)
+{
+	if (dev == PX_UNWRITTEN) {
+		fs->resv_blk -= len / PX_BLK < fs->resv_blk ? len / PX_BLK : fs->resv_blk;
+		gc_progress(fs); /* room a victim's moves may use */
+	} else {
+		valid_add_locked(fs, dev, len, false);
+	}
+}
+
 static int ext_reserve(struct px_inode *i, size_t more)
 {
 	if (i->next + more <= i->ecap)
@@ -480,8 +497,9 @@ static int ext_reserve(struct px_inode *i, size_t more)
 }
 
 /*
- * Map [off, off+len) to dev (PX_NO_DEV: unmap), replacing whatever was there;
- * the zones' valid-block counters follow. Caller holds ns.
+ * Map [off, off+len) to dev (PX_NO_DEV: unmap; PX_UNWRITTEN: reserve),
+ * replacing whatever was there; the zones' valid-block counters and the
+ * reserved-block total follow. Caller holds ns.
  */
 static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len,
 			  uint64_t dev, uint64_t dseq, uint64_t rseq)
@@ -516,7 +534,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 		struct px_ext *e = &i->ext[k];
 		struct px_ext right = *e;
 
-		right.dev += off - e->off;
+		right.dev = dev_at(e->dev, off - e->off);
 		right.len -= off - e->off;
 		right.off = off;
 		e->len = off - e->off;
@@ -533,13 +551,13 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 		struct px_ext *e = &i->ext[j];
 
 		if (e->off + e->len <= end) {
-			valid_add_locked(fs, e->dev, e->len, false);
+			ext_gone_locked(fs, e->dev, e->len);
 			next_add_locked(fs, e->dev, -1);
 			j++;
 			continue;
 		}
-		valid_add_locked(fs, e->dev, end - e->off, false);
-		e->dev += end - e->off;
+		ext_gone_locked(fs, e->dev, end - e->off);
+		e->dev = dev_at(e->dev, end - e->off);
 		e->len -= end - e->off;
 		e->off = end;
 		break;
@@ -548,23 +566,28 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 	i->next -= j - first;
 	if (dev == PX_NO_DEV)
 		return 0;
+	if (dev == PX_UNWRITTEN)
+		fs->resv_blk += len / PX_BLK;
+	else
+		valid_add_locked(fs, dev, len, true);
 	/* insert, merging with a neighbour contiguous in the file and on the device */
 	if (first > 0) {
 		struct px_ext *p = &i->ext[first - 1];
+		bool contig = dev == PX_UNWRITTEN
+				      ? p->dev == PX_UNWRITTEN
+				      : p->dev != PX_UNWRITTEN && p->dev + p->len == dev &&
+						zone_of(fs, p->dev) == zone_of(fs, dev);
 
-		if (p->off + p->len == off && p->dev + p->len == dev &&
-		    zone_of(fs, p->dev) == zone_of(fs, dev)) {
+		if (p->off + p->len == off && contig) {
 			p->len += len;
 			p->dseq = p->dseq > dseq ? p->dseq : dseq;
 			p->rseq = p->rseq > rseq ? p->rseq : rseq;
-			valid_add_locked(fs, dev, len, true);
 			return 0;
 		}
 	}
 	memmove(&i->ext[first + 1], &i->ext[first], (i->next - first) * sizeof(*i->ext));
 	i->ext[first] = (struct px_ext){off, len, dev, dseq, rseq};
 	i->next++;
-	valid_add_locked(fs, dev, len, true);
 	next_add_locked(fs, dev, 1);
 	return 0;
 }
@@ -669,7 +692,7 @@ static void xattrs_free(struct px_xattr *x)
 static void inode_remove_locked(struct px_fs *fs, struct px_inode *i)
 {
 	for (size_t k = 0; k < i->next; k++) {
-		valid_add_locked(fs, i->ext[k].dev, i->ext[k].len, false);
+		ext_gone_locked(fs, i->ext[k].dev, i->ext[k].len);
 		next_add_locked(fs, i->ext[k].dev, -1);
 	}
 	i->next = 0;
@@ -996,7 +1019,8 @@ static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t l
 		uint64_t dseq = rd64(&r), size = rd64(&r);
 
 		if (r.bad || !(i = iget_locked(fs, ino)) || off % PX_BLK || elen % PX_BLK ||
-		    (dev != PX_NO_DEV && (dev % PX_BLK || zone_of(fs, dev) >= fs->nr_zones)))
+		    (dev != PX_NO_DEV && dev != PX_UNWRITTEN &&
+		     (dev % PX_BLK || zone_of(fs, dev) >= fs->nr_zones)))
 			return -EUCLEAN;
 		ret = ext_set_locked(fs, i, off, elen, dev, dseq, seq);
 		if (size > i->disk_size)
@@ -1630,6 +1654,8 @@ static struct px_slot *slot_get(struct px_fs *fs, uint64_t ino)
 
 /* ---- the cache's view ---- */
 
+static int resv_admit_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len);
+
 static int px_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map *m)
 {
 	struct px_inode *i = fs_inode;
@@ -1640,7 +1666,13 @@ static int px_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map
 	ff_mutex_lock(&fs->ns);
 	k = ext_find(i, off, &in);
 	m->file_off = off;
-	if (in) {
+	if (in && i->ext[k].dev == PX_UNWRITTEN) {
+		struct px_ext *e = &i->ext[k];
+
+		/* reserved, never written: zeros, as a hole */
+		m->type = FF_MAP_HOLE;
+		m->len = e->off + e->len - off < len ? e->off + e->len - off : len;
+	} else if (in) {
 		struct px_ext *e = &i->ext[k];
 
 		m->type = FF_MAP_INPLACE;
@@ -1694,7 +1726,7 @@ again:
 		return 0;
 	}
 	k = ext_find(i, off, &in);
-	if (in) {
+	if (in && i->ext[k].dev != PX_UNWRITTEN) {
 		struct px_ext *e = &i->ext[k];
 		uint32_t z = zone_of(fs, e->dev);
 		bool inplace = !fs->zones[z].seq && !fs->zones[z].victim && e->rseq &&
@@ -1712,6 +1744,12 @@ again:
 		}
 		if (inplace && sync && !retried)
 			need = e->rseq;
+	}
+	/* new blocks outside a reservation must leave the reserved ones their room */
+	ret = resv_admit_locked(fs, i, off, len < PX_MAX_WRITE ? len : PX_MAX_WRITE);
+	if (ret) {
+		ff_mutex_unlock(&fs->ns);
+		return ret;
 	}
 	if (sync && i->meta_rseq > atomic_load(&fs->committed) && i->meta_rseq > need)
 		need = i->meta_rseq;
@@ -3023,31 +3061,14 @@ out:
 
 /* ---- fallocate, lseek, statfs, stats ---- */
 
-/* Blocks that can still be written. Caller holds ns. */
-static uint64_t free_blocks_locked(struct px_fs *fs)
-{
-	uint64_t n = 0;
-
-	ff_assert_held(&fs->ns);
-
-	for (uint32_t k = 0; k < fs->nr_zones; k++) {
-		struct px_zone *z = &fs->zones[k];
-
-		if (!data_zone(z))
-			continue;
-		if (z->state == PX_Z_FREE || (z->state == PX_Z_FULL && !z->valid && z->slot < 0))
-			n += z->cap / PX_BLK - 1; /* one header at least */
-		else if (z->state == PX_Z_OPEN && z->start + z->cap - z->wp >= 2 * PX_BLK)
-			n += (z->start + z->cap - z->wp) / PX_BLK - 1;
-	}
-	return n;
-}
+static uint64_t avail_blocks_locked(struct px_fs *fs);
+static uint64_t resv_cost_blk(const struct px_fs *fs, uint64_t blk);
 
 /*
  * Blocks that hold no live data: every data zone's room less one header and
  * its valid blocks. A removed file's blocks count at once, also in a zone that
  * still holds other data, where only garbage collection (issue 12) can make
- * them writable again; free_blocks_locked() is what can be written now.
+ * them writable again; avail_blocks_locked() is what can be written.
  * Caller holds ns.
  */
 static uint64_t unused_blocks_locked(struct px_fs *fs)
@@ -3064,6 +3085,72 @@ static uint64_t unused_blocks_locked(struct px_fs *fs)
 			n += room - (z->valid < room ? z->valid : room);
 	}
 	return n;
+}
+
+/*
+ * Blocks of [off, off+len), rounded out to whole blocks, that no extent maps
+ * or reserves. Caller holds ns.
+ */
+static uint64_t unmapped_blocks_locked(struct px_inode *i, uint64_t off, uint64_t len)
+{
+	uint64_t p = ff_round_down(off, PX_BLK), end = ff_round_up(off + len, PX_BLK), n = 0;
+
+	while (p < end) {
+		bool in;
+		size_t k = ext_find(i, p, &in);
+		uint64_t stop;
+
+		if (in) {
+			p = i->ext[k].off + i->ext[k].len;
+			continue;
+		}
+		stop = k < i->next && i->ext[k].off < end ? i->ext[k].off : end;
+		n += (stop - p) / PX_BLK;
+		p = stop;
+	}
+	return n;
+}
+
+/*
+ * fallocate's reservation: every block of [off, off+len) that nothing maps
+ * becomes PX_UNWRITTEN (EXTENT records, durable with the next commit, as any
+ * record of the file: fsync), or -ENOSPC and nothing changed when they do not
+ * fit beside the reservations there are (resv_cost_blk). io_lock held.
+ */
+static int reserve(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len)
+{
+	uint64_t lo = ff_round_down(off, PX_BLK), hi = ff_round_up(off + len, PX_BLK), need, seq;
+	struct px_buf b = {0};
+	int ret = 0;
+
+	ff_assert_held(&i->io_lock);
+	ff_mutex_lock(&fs->ns);
+	need = unmapped_blocks_locked(i, lo, hi - lo);
+	if (!need)
+		goto out_unlock;
+	if (resv_cost_blk(fs, fs->resv_blk + need) > avail_blocks_locked(fs)) {
+		ret = -ENOSPC;
+		goto out_unlock;
+	}
+	for (uint64_t p = lo; p < hi;) {
+		bool in;
+		size_t k = ext_find(i, p, &in);
+		uint64_t stop;
+
+		if (in) {
+			p = i->ext[k].off + i->ext[k].len;
+			continue;
+		}
+		stop = k < i->next && i->ext[k].off < hi ? i->ext[k].off : hi;
+		/* dseq 0: any data header rolled forward over it is newer */
+		rec_extent(&b, i->ino, p, stop - p, PX_UNWRITTEN, 0, 0);
+		p = stop;
+	}
+	ret = op_commit_locked(fs, &b, &seq);
+out_unlock:
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	return ret;
 }
 
 static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off, uint64_t len)
@@ -3091,34 +3178,19 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 	size = i->size;
 	ff_mutex_unlock(&fs->ns);
 	if (!(mode & FALLOC_FL_PUNCH_HOLE)) {
-		uint64_t need = 0;
-		bool in;
-
-		/* the blocks not mapped yet must fit (space is not reserved: see docs) */
-		ff_mutex_lock(&fs->ns);
-		for (uint64_t p = ff_round_down(off, PX_BLK); p < off + len; p += PX_BLK) {
-			size_t k = ext_find(i, p, &in);
-
-			if (in) {
-				p = i->ext[k].off + i->ext[k].len - PX_BLK;
-				continue;
-			}
-			need++;
-			if (need > free_blocks_locked(fs))
-				break;
-		}
-		if (need > free_blocks_locked(fs))
-			ret = -ENOSPC;
-		ff_mutex_unlock(&fs->ns);
+		ret = reserve(fs, i, off, len);
 		if (!ret && !(mode & FALLOC_FL_KEEP_SIZE) && off + len > size)
 			ret = truncate_locked(fs, i, off + len);
 		goto out;
 	}
-	if (off >= size)
-		goto out;
+	/*
+	 * Zeros in the cache for the partial blocks below the size; every whole
+	 * block in the range unmapped, beyond the size too (a reservation that
+	 * fallocate KEEP_SIZE made there is given back, as XFS does).
+	 */
 	end = off + len < size ? off + len : size;
 	lo = ff_round_up(off, PX_BLK);
-	hi = ff_round_down(end, PX_BLK);
+	hi = off + len >= size ? ff_round_up(off + len, PX_BLK) : ff_round_down(off + len, PX_BLK);
 	ret = ff_cache_writeback(i->ci);
 	if (ret)
 		goto out;
@@ -3140,7 +3212,7 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 		if (ret)
 			goto out;
 	}
-	if (off < lo) {
+	if (off < lo && off < end) {
 		ssize_t r = ff_cache_write(i->ci, zeros, (lo < end ? lo : end) - off, off, 0);
 
 		ret = r < 0 ? (int)r : 0;
@@ -3182,19 +3254,24 @@ static int64_t px_lseek(struct ff_fs *gfs, uint64_t ino, int64_t off, int whence
 		ret = -ENXIO;
 		goto out;
 	}
+	/*
+	 * Reserved blocks never written are a hole here, as XFS reports its
+	 * unwritten extents once the page cache holds nothing there (the
+	 * write-back above makes sure of that).
+	 */
 	if (whence == SEEK_DATA) {
 		k = ext_find(i, pos, &in);
-		if (in)
-			ret = (int64_t)pos;
-		else if (k < i->next && i->ext[k].off < size)
-			ret = (int64_t)i->ext[k].off;
+		while (k < i->next && i->ext[k].dev == PX_UNWRITTEN)
+			k++;
+		if (k < i->next && i->ext[k].off < size)
+			ret = (int64_t)(i->ext[k].off > pos ? i->ext[k].off : pos);
 		else
 			ret = -ENXIO;
 		goto out;
 	}
 	for (;;) {
 		k = ext_find(i, pos, &in);
-		if (!in)
+		if (!in || i->ext[k].dev == PX_UNWRITTEN)
 			break;
 		pos = i->ext[k].off + i->ext[k].len;
 	}
@@ -3891,6 +3968,90 @@ static void gc_stop(struct px_fs *fs)
 	pthread_join(fs->gc_thread, NULL);
 }
 
+/* The room of the free zones only garbage collection may open. Caller holds ns. */
+static uint64_t gc_reserve_blk_locked(struct px_fs *fs)
+{
+	uint64_t n = 0;
+
+	for (uint32_t k = 0, r = 0; k < fs->nr_zones && r < fs->gc_reserve; k++) {
+		struct px_zone *zo = &fs->zones[k];
+
+		if (zone_free_locked(fs, zo)) {
+			n += zone_room_blk(zo);
+			r++;
+		}
+	}
+	return n;
+}
+
+/*
+ * Blocks that writers can fill, now or once garbage collection has taken
+ * every victim it would: free and open rooms and each victim's gain, less the
+ * collector's reserve. Caller holds ns.
+ */
+static uint64_t avail_blocks_locked(struct px_fs *fs)
+{
+	uint64_t n = 0, gcr = gc_reserve_blk_locked(fs);
+
+	ff_assert_held(&fs->ns);
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		struct px_zone *zo = &fs->zones[k];
+		uint64_t left = zo->start + zo->cap - zo->wp;
+
+		if (zone_free_locked(fs, zo))
+			n += zone_room_blk(zo);
+		/* the collector's own zone is where the gains below are made: not writers' room */
+		else if (data_zone(zo) && zo->slot >= 0 && zo->slot < fs->nslots &&
+			 left >= 2 * PX_BLK)
+			n += left / PX_BLK - 1;
+		n += gc_gain_locked(fs, zo);
+	}
+	return n > gcr ? n - gcr : 0;
+}
+
+/*
+ * Reserved blocks are written with a data header per write, which the
+ * collector does not always reclaim (it moves a victim's extents with a
+ * header each): a reservation keeps room for one header per this many blocks
+ * (writes of 64 KiB), one per zone the blocks may span (a write cut at a
+ * zone's end) and one more.
+ */
+#define PX_RESV_HDR_EVERY 16
+
+/*
+ * What blk reserved blocks need when they are written (PX_RESV_HDR_EVERY),
+ * and, when the collector writes into a zone of its own, that zone's room:
+ * what a victim gains is made there, and the room it has left when the
+ * collector finds no more victims is no writer's.
+ */
+static uint64_t resv_cost_blk(const struct px_fs *fs, uint64_t blk)
+{
+	uint64_t zone_blk = fs->zone_size / PX_BLK - 1;
+
+	return blk + blk / PX_RESV_HDR_EVERY + blk / zone_blk + 2 + (fs->gc_slot ? zone_blk : 0);
+}
+
+/*
+ * Whether a write of [off, off+len) that is not in place may go on: its blocks
+ * that no extent maps or reserves are new live data, which must leave the
+ * reservations their room (resv_cost_blk) in what can be written
+ * (avail_blocks_locked); -ENOSPC when it does not. Without reservations the
+ * zones' own accounting and the collector give the same limit, and the
+ * collector's moves bring no new data. Caller holds ns. Returns 0 or -ENOSPC.
+ */
+static int resv_admit_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len)
+{
+	uint64_t need;
+
+	ff_assert_held(&fs->ns);
+	if (!fs->resv_blk || px_in_gc)
+		return 0;
+	need = unmapped_blocks_locked(i, off, len);
+	if (!need)
+		return 0;
+	return need + 1 + resv_cost_blk(fs, fs->resv_blk) > avail_blocks_locked(fs) ? -ENOSPC : 0;
+}
+
 static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 {
 	struct px_fs *fs = px_of(gfs);
@@ -3904,24 +4065,16 @@ static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 	{
 		/*
 		 * Free: what holds no live data, less the zones only garbage
-		 * collection may open. Available: the same less what cannot be
-		 * reclaimed (dead blocks in zones GC never takes as victims).
+		 * collection may open and the blocks fallocate reserved.
+		 * Available: what can be written now or after garbage collection
+		 * (avail_blocks_locked), less what the reservations need.
 		 */
-		uint64_t unused = unused_blocks_locked(fs), avail = free_blocks_locked(fs);
-		uint64_t resv = 0, ok = 0;
+		uint64_t unused = unused_blocks_locked(fs), avail = avail_blocks_locked(fs);
+		uint64_t gcr = gc_reserve_blk_locked(fs) + fs->resv_blk;
+		uint64_t rc = fs->resv_blk ? resv_cost_blk(fs, fs->resv_blk) : 0;
 
-		for (uint32_t k = 0, r = 0; k < fs->nr_zones; k++) {
-			struct px_zone *zo = &fs->zones[k];
-
-			if (r < fs->gc_reserve && zone_free_locked(fs, zo)) {
-				resv += zone_room_blk(zo);
-				r++;
-			}
-			ok += gc_gain_locked(fs, zo);
-		}
-		avail += ok;
-		st->f_bfree = unused > resv ? unused - resv : 0;
-		st->f_bavail = avail > resv ? avail - resv : 0;
+		st->f_bfree = unused > gcr ? unused - gcr : 0;
+		st->f_bavail = avail > rc ? avail - rc : 0;
 		if (st->f_bavail > st->f_bfree)
 			st->f_bavail = st->f_bfree;
 	}
@@ -4033,10 +4186,17 @@ static int px_zone_text(struct ff_fs *gfs, uint64_t ino, char *buf, size_t len)
 		return -ENOENT;
 	}
 	n += (size_t)snprintf(buf, len, "extents %zu\n", i->next);
-	for (size_t k = 0; k < i->next && k < 16 && n < len; k++)
-		n += (size_t)snprintf(
-			buf + n, len - n, "%llu+%llu @zone %u\n", (unsigned long long)i->ext[k].off,
-			(unsigned long long)i->ext[k].len, zone_of(fs, i->ext[k].dev));
+	for (size_t k = 0; k < i->next && k < 16 && n < len; k++) {
+		if (i->ext[k].dev == PX_UNWRITTEN)
+			n += (size_t)snprintf(buf + n, len - n, "%llu+%llu reserved\n",
+					      (unsigned long long)i->ext[k].off,
+					      (unsigned long long)i->ext[k].len);
+		else
+			n += (size_t)snprintf(buf + n, len - n, "%llu+%llu @zone %u\n",
+					      (unsigned long long)i->ext[k].off,
+					      (unsigned long long)i->ext[k].len,
+					      zone_of(fs, i->ext[k].dev));
+	}
 	ff_mutex_unlock(&fs->ns);
 	return n >= len ? (int)len - 1 : (int)n;
 }
