@@ -475,7 +475,6 @@ static void ext_gone_locked(struct px_fs *fs, uint64_t dev, uint64_t len)
 {
 	if (dev == PX_UNWRITTEN) {
 		fs->resv_blk -= len / PX_BLK < fs->resv_blk ? len / PX_BLK : fs->resv_blk;
-		gc_progress(fs); /* room a victim's moves may use */
 	} else {
 		valid_add_locked(fs, dev, len, false);
 	}
@@ -2609,6 +2608,25 @@ static int truncate_locked(struct px_fs *fs, struct px_inode *i, uint64_t size)
 	t.dseq_floor = fs->next_dseq - 1; /* headers written before this record */
 	t.mtime = t.ctime = now_ts();
 	rec_inode(&b, &t, size, PX_INODE_TRUNC);
+	if (size > old) {
+		/*
+		 * The record drops every extent beyond the new size; reservations
+		 * there (fallocate KEEP_SIZE) stay, as XFS keeps them, re-made in
+		 * the same operation.
+		 */
+		uint64_t cut = ff_round_up(size, PX_BLK);
+
+		for (size_t k = 0; k < i->next; k++) {
+			struct px_ext *e = &i->ext[k];
+
+			if (e->dev == PX_UNWRITTEN && e->off + e->len > cut) {
+				uint64_t from = e->off > cut ? e->off : cut;
+
+				rec_extent(&b, i->ino, from, e->off + e->len - from, PX_UNWRITTEN,
+					   0, 0);
+			}
+		}
+	}
 	ret = op_commit_locked(fs, &b, &seq);
 	ff_mutex_unlock(&fs->ns);
 	ff_cache_inode_set_size(i->ci, size);

@@ -201,6 +201,13 @@ static void test_falloc_accounting(void **state)
 	assert_memory_equal(rd, buf, BLK);
 	assert_memory_equal(rd + BLK, zero, BLK);
 	fsck_clean(p);
+	/* a truncate that grows the file into a KEEP_SIZE reservation keeps it */
+	st.st_size = ZS + 3 * BLK;
+	assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
+	assert_int_equal(bfree(p), free2 - 4);
+	assert_int_equal(blocks512(p, f), (2 * ZS + 4 * BLK) / 512);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, ZS, ZS / 2), ZS / 2 + 3 * BLK);
+	assert_memory_equal(rd, zero, ZS / 2 + 3 * BLK);
 	/* punch gives back, below the size and beyond it */
 	assert_int_equal(
 		ff_fs_fallocate(p->fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 8 * BLK),
