@@ -1651,6 +1651,35 @@ static struct px_slot *slot_get(struct px_fs *fs, uint64_t ino)
 	return &fs->slots[first];
 }
 
+/*
+ * slot_zone found no zone to open for slot not (whose mu the caller dropped):
+ * another writers' slot may still hold a zone with room, which
+ * avail_blocks_locked() counts as writers' room, so a write of reserved
+ * blocks may need it. Waits for each other slot in turn, holding no other
+ * slot, and returns the first whose zone has room for a header and a block,
+ * its mu held, or NULL.
+ */
+static struct px_slot *slot_with_room(struct px_fs *fs, const struct px_slot * not )
+{
+	for (int k = 0; k < fs->nslots; k++) {
+		struct px_slot *s = &fs->slots[k];
+		bool room;
+
+		if (s == not )
+			continue;
+		ff_mutex_lock(&s->mu);
+		ff_mutex_lock(&fs->ns);
+		room = s->zone != UINT32_MAX &&
+		       fs->zones[s->zone].start + fs->zones[s->zone].cap - fs->zones[s->zone].wp >=
+			       2 * PX_BLK;
+		ff_mutex_unlock(&fs->ns);
+		if (room)
+			return s;
+		ff_mutex_unlock(&s->mu);
+	}
+	return NULL;
+}
+
 /* ---- the cache's view ---- */
 
 static int resv_admit_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len);
@@ -1744,12 +1773,6 @@ again:
 		if (inplace && sync && !retried)
 			need = e->rseq;
 	}
-	/* new blocks outside a reservation must leave the reserved ones their room */
-	ret = resv_admit_locked(fs, i, off, len < PX_MAX_WRITE ? len : PX_MAX_WRITE);
-	if (ret) {
-		ff_mutex_unlock(&fs->ns);
-		return ret;
-	}
 	if (sync && i->meta_rseq > atomic_load(&fs->committed) && i->meta_rseq > need)
 		need = i->meta_rseq;
 	ff_mutex_unlock(&fs->ns);
@@ -1767,7 +1790,8 @@ again:
 	ret = slot_zone(fs, s);
 	if (ret) {
 		ff_mutex_unlock(&s->mu);
-		return ret;
+		if (ret != -ENOSPC || !(s = slot_with_room(fs, s)))
+			return ret;
 	}
 	ff_mutex_lock(&fs->ns);
 	zo = &fs->zones[s->zone];
@@ -1778,6 +1802,17 @@ again:
 		if (n > PX_MAX_WRITE)
 			n = PX_MAX_WRITE;
 		m->len = n;
+	}
+	/*
+	 * New blocks outside a reservation must leave the reserved ones their
+	 * room: checked with ns held until the zone's pointer has moved, so
+	 * that concurrent writers are counted one after the other.
+	 */
+	ret = resv_admit_locked(fs, i, off, m->len);
+	if (ret) {
+		ff_mutex_unlock(&fs->ns);
+		ff_mutex_unlock(&s->mu);
+		return ret;
 	}
 	m->type = zo->seq ? FF_MAP_APPEND : FF_MAP_INPLACE;
 	m->zone = s->zone;

@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -319,6 +320,90 @@ static void test_falloc_full_device(void **state)
 	free(rd);
 }
 
+/* ---- concurrent writers ---- */
+
+struct filler {
+	struct fx *p;
+	uint64_t ino, off;
+	int sync;
+	ssize_t last;
+};
+
+/* Writes 64 KiB pieces of its own file until ENOSPC (or 64 MiB). */
+static void *fill_main(void *arg)
+{
+	struct filler *f = arg;
+	uint8_t *buf = tu_alloc(CHUNK);
+
+	tu_fill(buf, CHUNK, f->ino);
+	while (f->off < 64 * ZS) {
+		f->last = ff_fs_write(f->p->fs, f->ino, buf, CHUNK, f->off,
+				      f->sync ? FF_CW_DSYNC : 0);
+		if (f->last != CHUNK)
+			break;
+		f->off += CHUNK;
+		if (!f->sync && f->off % (4 * CHUNK) == 0 && ff_fs_fsync(f->p->fs, f->ino, true)) {
+			f->last = -ENOSPC;
+			break;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+/*
+ * Three threads fill the device with their own files (O_DSYNC and buffered)
+ * while a fourth writes a reserved range: the reserved writes all succeed
+ * and verify, the fillers end with ENOSPC.
+ */
+static void test_falloc_concurrent(void **state)
+{
+	struct fx *p = *state;
+	const uint64_t R = 2 * ZS;
+	struct filler fl[3];
+	pthread_t th[3];
+	uint8_t *buf = tu_alloc(CHUNK), *rd = tu_alloc(CHUNK);
+	uint64_t a;
+	char name[16];
+
+	a = mkfile(p, "a");
+	assert_int_equal(ff_fs_fallocate(p->fs, a, 0, 0, R), 0);
+	for (int k = 0; k < 3; k++) {
+		snprintf(name, sizeof(name), "fill%d", k);
+		fl[k] = (struct filler){.p = p, .ino = mkfile(p, name), .sync = k != 1};
+		assert_int_equal(pthread_create(&th[k], NULL, fill_main, &fl[k]), 0);
+	}
+	for (int pass = 0; pass < 2; pass++)
+		for (uint64_t o = 0; o < R; o += CHUNK) {
+			tu_fill(buf, CHUNK, 100 + pass * 64 + o / CHUNK);
+			assert_int_equal(
+				ff_fs_write(p->fs, a, buf, CHUNK, o, pass ? FF_CW_DSYNC : 0),
+				CHUNK);
+			if (!pass && o % (8 * CHUNK) == 0)
+				assert_int_equal(ff_fs_fsync(p->fs, a, true), 0);
+		}
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(pthread_join(th[k], NULL), 0);
+		assert_int_equal(fl[k].last, -ENOSPC);
+		snprintf(name, sizeof(name), "fill%d", k);
+		/* the refused bytes stay cached for the file's next fsync: cut them off */
+		{
+			struct stat st = {.st_size = (off_t)fl[k].off};
+
+			assert_int_equal(ff_fs_setattr(p->fs, fl[k].ino, &st, FF_SET_SIZE), 0);
+		}
+	}
+	assert_int_equal(ff_fs_fsync(p->fs, a, false), 0);
+	for (uint64_t o = 0; o < R; o += CHUNK) {
+		tu_fill(buf, CHUNK, 100 + 64 + o / CHUNK);
+		assert_int_equal(ff_fs_read(p->fs, a, rd, CHUNK, o), CHUNK);
+		assert_memory_equal(rd, buf, CHUNK);
+	}
+	fsck_clean(p);
+	free(buf);
+	free(rd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -328,6 +413,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_falloc_orphan, setup_reg, teardown),
 		cmocka_unit_test_setup_teardown(test_falloc_full_device, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_falloc_full_device, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_concurrent, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_concurrent, setup_reg, teardown),
 	};
 
 	if (getenv("FOLIOFS_TEST_FILTER"))
