@@ -669,7 +669,7 @@ static void check_space_locked(struct fk *k, struct px_fs *fs)
 			k->r->zones_full++;
 		k->r->bytes_used += valid[z] * PX_BLK;
 		live += valid[z];
-		room += zo->cap / PX_BLK - 1;
+		room += zo->cap / PX_BLK;
 		if (zo->valid != valid[z])
 			problem(k, true,
 				"zone %u: %llu valid blocks counted, its extents hold %llu%s", z,
