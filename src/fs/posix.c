@@ -4063,25 +4063,29 @@ static uint64_t avail_blocks_locked(struct px_fs *fs)
 }
 
 /*
- * Reserved blocks are written with a data header per write, which the
- * collector does not always reclaim (it moves a victim's extents with a
- * header each): a reservation keeps room for one header per this many blocks
- * (writes of 64 KiB), one per zone the blocks may span (a write cut at a
- * zone's end) and one more.
+ * Reserved blocks are written with a data header per write. When the
+ * collector has a zone of its own, it reclaims the headers of small writes
+ * (a zone of them gains more than 1/PX_GC_MIN_GAIN of its room once its data
+ * is copied without headers), so a reservation keeps room for one header per
+ * PX_RESV_HDR_EVERY blocks, what writes of 64 KiB or more leave. Without
+ * that zone every copy carries headers too and the collector would not take
+ * such a zone: one header per block, what 4 KiB sync writes leave.
  */
 #define PX_RESV_HDR_EVERY 16
 
 /*
- * What blk reserved blocks need when they are written (PX_RESV_HDR_EVERY),
- * and, when the collector writes into a zone of its own, that zone's room:
- * what a victim gains is made there, and the room it has left when the
- * collector finds no more victims is no writer's.
+ * What blk reserved blocks need when they are written: the blocks, their
+ * headers (see PX_RESV_HDR_EVERY), one header per zone they may span (a write
+ * cut at a zone's end) and two more, and, when the collector writes into a
+ * zone of its own, that zone's room: what a victim gains is made there, and
+ * the room it has left when no victim remains is no writer's.
  */
 static uint64_t resv_cost_blk(const struct px_fs *fs, uint64_t blk)
 {
 	uint64_t zone_blk = fs->zone_size / PX_BLK - 1;
+	uint64_t hdr = fs->gc_slot ? blk / PX_RESV_HDR_EVERY : blk;
 
-	return blk + blk / PX_RESV_HDR_EVERY + blk / zone_blk + 2 + (fs->gc_slot ? zone_blk : 0);
+	return blk + hdr + blk / zone_blk + 2 + (fs->gc_slot ? zone_blk : 0);
 }
 
 /*

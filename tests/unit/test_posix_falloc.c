@@ -44,7 +44,7 @@ static void do_mount(struct fx *p)
 	p->root = ff_fs_root_ino(p->fs);
 }
 
-static int setup_mk(void **state, bool emu)
+static int setup_mk(void **state, bool emu, uint32_t max_open)
 {
 	struct fx *p = calloc(1, sizeof(*p));
 	struct ff_mkfs_opts mo = {
@@ -55,6 +55,7 @@ static int setup_mk(void **state, bool emu)
 	if (emu) {
 		mo.emulate_zoned = true;
 		mo.conv_zones = 1;
+		mo.max_open = mo.max_active = max_open;
 	}
 	assert_int_equal(tu_make_image(p->path, sizeof(p->path), emu ? "fa-emu" : "fa-reg",
 				       NZ * ZS + (1 << 20)),
@@ -67,12 +68,18 @@ static int setup_mk(void **state, bool emu)
 
 static int setup_emu(void **state)
 {
-	return setup_mk(state, true);
+	return setup_mk(state, true, 0);
+}
+
+/* two open and active zones: the log's and one writers' slot; GC's copies carry headers */
+static int setup_emu_lim2(void **state)
+{
+	return setup_mk(state, true, 2);
 }
 
 static int setup_reg(void **state)
 {
-	return setup_mk(state, false);
+	return setup_mk(state, false, 0);
 }
 
 static int teardown(void **state)
@@ -320,6 +327,51 @@ static void test_falloc_full_device(void **state)
 	free(rd);
 }
 
+/*
+ * As a database writes its preallocated log: 8 KiB O_DSYNC writes, each
+ * with its own data header, into a reservation on a device that another
+ * file filled; the headers the writes leave behind are reclaimed by the
+ * collector as the writes go on.
+ */
+static void test_falloc_full_device_small_writes(void **state)
+{
+	struct fx *p = *state;
+	const uint64_t R = 2 * ZS;
+	const size_t W = 8192;
+	uint8_t *buf = tu_alloc(CHUNK), *rd = tu_alloc(CHUNK);
+	uint64_t a, b, off = 0;
+	ssize_t r = 0;
+
+	a = mkfile(p, "a");
+	b = mkfile(p, "b");
+	assert_int_equal(ff_fs_fallocate(p->fs, a, 0, 0, R), 0);
+	tu_fill(buf, CHUNK, 7);
+	for (int n = 0; n < 100000; n++) {
+		r = ff_fs_write(p->fs, b, buf, CHUNK, off, FF_CW_DSYNC);
+		if (r != CHUNK)
+			break;
+		off += CHUNK;
+	}
+	assert_int_equal(r, -ENOSPC);
+	for (uint64_t o = 0; o < R; o += W) {
+		tu_fill(buf, W, 500 + o / W);
+		assert_int_equal(ff_fs_write(p->fs, a, buf, W, o, FF_CW_DSYNC), (ssize_t)W);
+	}
+	for (uint64_t o = 0; o < R; o += W) {
+		tu_fill(buf, W, 500 + o / W);
+		assert_int_equal(ff_fs_read(p->fs, a, rd, W, o), (ssize_t)W);
+		assert_memory_equal(rd, buf, W);
+	}
+	{
+		struct stat st = {.st_size = (off_t)off};
+
+		assert_int_equal(ff_fs_setattr(p->fs, b, &st, FF_SET_SIZE), 0);
+	}
+	fsck_clean(p);
+	free(buf);
+	free(rd);
+}
+
 /* ---- concurrent writers ---- */
 
 struct filler {
@@ -413,6 +465,13 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_falloc_orphan, setup_reg, teardown),
 		cmocka_unit_test_setup_teardown(test_falloc_full_device, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_falloc_full_device, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_full_device, setup_emu_lim2, teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_full_device_small_writes, setup_emu,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_full_device_small_writes, setup_reg,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_full_device_small_writes,
+						setup_emu_lim2, teardown),
 		cmocka_unit_test_setup_teardown(test_falloc_concurrent, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_falloc_concurrent, setup_reg, teardown),
 	};
