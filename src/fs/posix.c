@@ -1652,20 +1652,20 @@ static struct px_slot *slot_get(struct px_fs *fs, uint64_t ino)
 }
 
 /*
- * slot_zone found no zone to open for slot not (whose mu the caller dropped):
+ * slot_zone found no zone to open for slot skip (whose mu the caller dropped):
  * another writers' slot may still hold a zone with room, which
  * avail_blocks_locked() counts as writers' room, so a write of reserved
  * blocks may need it. Waits for each other slot in turn, holding no other
  * slot, and returns the first whose zone has room for a header and a block,
  * its mu held, or NULL.
  */
-static struct px_slot *slot_with_room(struct px_fs *fs, const struct px_slot * not )
+static struct px_slot *slot_with_room(struct px_fs *fs, const struct px_slot *skip)
 {
 	for (int k = 0; k < fs->nslots; k++) {
 		struct px_slot *s = &fs->slots[k];
 		bool room;
 
-		if (s == not )
+		if (s == skip)
 			continue;
 		ff_mutex_lock(&s->mu);
 		ff_mutex_lock(&fs->ns);
