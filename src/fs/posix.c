@@ -61,6 +61,7 @@
 #include "posix_int.h"
 
 #define PX_MAX_WRITE (4ull << 20)
+#define PX_MAX_FILE  (1ull << 60)
 
 /* ---- little-endian buffers ---- */
 
@@ -1020,6 +1021,9 @@ static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t l
 		if (r.bad || !(i = iget_locked(fs, ino)) || off % PX_BLK || elen % PX_BLK ||
 		    (dev != PX_NO_DEV && dev != PX_UNWRITTEN &&
 		     (dev % PX_BLK || zone_of(fs, dev) >= fs->nr_zones)))
+			return -EUCLEAN;
+		/* a reservation is made by fallocate only, within a file's limit */
+		if (dev == PX_UNWRITTEN && (elen > PX_MAX_FILE || off > PX_MAX_FILE - elen))
 			return -EUCLEAN;
 		ret = ext_set_locked(fs, i, off, elen, dev, dseq, seq);
 		if (size > i->disk_size)
@@ -2807,8 +2811,6 @@ static ssize_t px_read(struct ff_fs *gfs, uint64_t ino, void *buf, size_t len, u
 		len = (size_t)(size - off);
 	return ff_cache_read(i->ci, buf, len, off, 0);
 }
-
-#define PX_MAX_FILE (1ull << 60)
 
 static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t len, uint64_t off,
 			unsigned flags)
