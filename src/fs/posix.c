@@ -4195,8 +4195,10 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 		 fs->nr_zones > PX_MAP_MAX ? "..." : "");
 	r = snprintf(buf, len,
 		     "format posix\ninodes %zu\nzones_total %u\nzones_free %u\nzones_open %u\n"
-		     "zones_full %u\nzones_meta %u\nzones_collecting %u\nzone_map %s\n",
-		     fs->icount, fs->nr_zones, nfree, nopen, nfull, nmeta, nvictim, map);
+		     "zones_full %u\nzones_meta %u\nzones_collecting %u\nzone_map %s\n"
+		     "reserved_blocks %llu\n",
+		     fs->icount, fs->nr_zones, nfree, nopen, nfull, nmeta, nvictim, map,
+		     (unsigned long long)fs->resv_blk);
 	ff_mutex_unlock(&fs->ns);
 	if (r < 0 || (size_t)r >= len)
 		goto out;

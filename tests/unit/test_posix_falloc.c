@@ -103,6 +103,17 @@ static uint64_t mkfile(struct fx *p, const char *name)
 	return st.st_ino;
 }
 
+static uint64_t stat_of(struct fx *p, const char *key)
+{
+	char buf[4096], *s;
+	int n = ff_fs_stats_text(p->fs, buf, sizeof(buf));
+
+	assert_true(n > 0);
+	s = strstr(buf, key);
+	assert_non_null(s);
+	return strtoull(s + strlen(key) + 1, NULL, 10);
+}
+
 static uint64_t bfree(struct fx *p)
 {
 	struct statvfs sv;
@@ -177,6 +188,7 @@ static void test_falloc_accounting(void **state)
 	assert_int_equal(ff_fs_fallocate(p->fs, f, FALLOC_FL_KEEP_SIZE, ZS, ZS), 0);
 	free2 = bfree(p);
 	assert_int_equal(free1 - free2, ZS / BLK);
+	assert_int_equal(stat_of(p, "reserved_blocks"), 2 * ZS / BLK);
 	assert_int_equal(blocks512(p, f), 2 * ZS / 512);
 	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
 	assert_int_equal(st.st_size, ZS);
@@ -308,6 +320,7 @@ static void test_falloc_full_device(void **state)
 		assert_memory_equal(rd, buf, CHUNK);
 	}
 	assert_int_equal(blocks512(p, a), R / 512);
+	assert_int_equal(stat_of(p, "reserved_blocks"), 0);
 	/* the refused write's bytes stay cached for b's next fsync to report: cut them off */
 	{
 		struct stat st = {.st_size = (off_t)off};
