@@ -7,8 +7,9 @@
 # and verifies a file; another file then fills the device to ENOSPC; every
 # write of the 32 MiB range still succeeds (O_DSYNC and buffered + fsync), a
 # further `fallocate -l 8M` is refused with ENOSPC; after a remount the data
-# verifies and the space is still counted; unlinking gives it back; and
-# fsck.foliofs -n is clean after the unmount.
+# verifies and the space is still counted; unlinking gives it back;
+# reservations made durable by fsync (default mode and KEEP_SIZE) survive a
+# kill -9 of the daemon; and fsck.foliofs -n is clean after the unmount.
 . "$(dirname "$0")/lib.sh"
 need fallocate fio
 FSCK=$FOLIOFS_BUILD/src/cli/fsck.foliofs
@@ -93,7 +94,7 @@ os.unlink(wal)
 PY
 	# the inode is freed once the kernel forgets it: certainly by the unmount
 	remount
-	python3 - "$MNT" "$W/bfree" <<'PY' || fail "$kind: after the unlink"
+	python3 - "$MNT" "$W/bfree" <<'PY' || fail "$kind: after the unlink, or reserving before the kill"
 import os, sys
 mnt = sys.argv[1]
 back = os.statvfs(mnt).f_bfree - int(open(sys.argv[2]).read())
@@ -102,6 +103,40 @@ back = os.statvfs(mnt).f_bfree - int(open(sys.argv[2]).read())
 if not 8192 - 8 <= back <= 8192:
     sys.exit("FAIL: unlink gave back %d blocks, want 8192 (less one per zone)" % back)
 print("ok - the unlink gave %d of the 8192 blocks back" % back)
+# reservations made durable by fsync, then the daemon killed
+import subprocess
+for name, args in (("res", []), ("res-keep", ["-n"])):
+    path = os.path.join(mnt, name)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o644))  # fallocate -n does not create
+    subprocess.run(["fallocate"] + args + ["-l", "8M", path], check=True)
+    fd = os.open(path, os.O_RDONLY)
+    os.fsync(fd)
+    os.close(fd)
+dfd = os.open(mnt, os.O_RDONLY)
+os.fsync(dfd)
+os.close(dfd)
+with open(sys.argv[2], "w") as f:
+    f.write(str(os.statvfs(mnt).f_bfree))
+PY
+	# kill -9 the daemon this test started (the only one serving $IMG)
+	pids=$(daemon_pids "$IMG")
+	[ -n "$pids" ] || fail "$kind: no daemon for $IMG"
+	kill -9 $pids
+	fusermount3 -uz "$MNT" 2>/dev/null
+	wait_daemon_gone "$IMG" 30 || fail "$kind: the killed daemon did not go"
+	mnt
+	python3 - "$MNT" "$W/bfree" <<'PY' || fail "$kind: reservations after kill -9"
+import os, sys
+mnt = sys.argv[1]
+for name, size in (("res", 8 << 20), ("res-keep", 0)):
+    st = os.stat(os.path.join(mnt, name))
+    if st.st_size != size or st.st_blocks != 16384:
+        sys.exit("FAIL: %s after kill -9: size %d st_blocks %d, want %d and 16384" % (
+            name, st.st_size, st.st_blocks, size))
+bfree, was = os.statvfs(mnt).f_bfree, int(open(sys.argv[2]).read())
+if bfree != was:
+    sys.exit("FAIL: f_bfree %d after kill -9 and remount, %d before" % (bfree, was))
+print("ok - fsync'd reservations (default and KEEP_SIZE) survive kill -9: st_blocks, f_bfree")
 PY
 	umnt
 	"$FSCK" -n "$IMG" >"$W/fsck.out" 2>&1 || { cat "$W/fsck.out"; fail "$kind: fsck.foliofs -n"; }
