@@ -448,11 +448,21 @@ static void inflight_done_locked(struct px_fs *fs, const struct px_zone *zo)
 		gc_progress(fs);
 }
 
+/*
+ * The len bytes of an extent at dev start (add) or stop counting: in their
+ * zone's valid blocks, or for a reservation (PX_UNWRITTEN) in the reserved
+ * total. Caller holds ns.
+ */
 static void valid_add_locked(struct px_fs *fs, uint64_t dev, uint64_t len, bool add)
 {
 	uint32_t z = zone_of(fs, dev);
 	uint64_t nb = len / PX_BLK;
 
+	if (dev == PX_UNWRITTEN) {
+		fs->resv_blk = add ? fs->resv_blk + nb
+				   : fs->resv_blk - (nb < fs->resv_blk ? nb : fs->resv_blk);
+		return;
+	}
 	if (z >= fs->nr_zones)
 		return;
 	if (add) {
@@ -469,16 +479,6 @@ static void valid_add_locked(struct px_fs *fs, uint64_t dev, uint64_t len, bool 
 static uint64_t dev_at(uint64_t dev, uint64_t delta)
 {
 	return dev == PX_UNWRITTEN ? dev : dev + delta;
-}
-
-/* len bytes at dev stop being mapped: dead blocks in their zone, or a reservation given back. */
-static void ext_gone_locked(struct px_fs *fs, uint64_t dev, uint64_t len)
-{
-	if (dev == PX_UNWRITTEN) {
-		fs->resv_blk -= len / PX_BLK < fs->resv_blk ? len / PX_BLK : fs->resv_blk;
-	} else {
-		valid_add_locked(fs, dev, len, false);
-	}
 }
 
 static int ext_reserve(struct px_inode *i, size_t more)
@@ -551,12 +551,12 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 		struct px_ext *e = &i->ext[j];
 
 		if (e->off + e->len <= end) {
-			ext_gone_locked(fs, e->dev, e->len);
+			valid_add_locked(fs, e->dev, e->len, false);
 			next_add_locked(fs, e->dev, -1);
 			j++;
 			continue;
 		}
-		ext_gone_locked(fs, e->dev, end - e->off);
+		valid_add_locked(fs, e->dev, end - e->off, false);
 		e->dev = dev_at(e->dev, end - e->off);
 		e->len -= end - e->off;
 		e->off = end;
@@ -566,28 +566,23 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 	i->next -= j - first;
 	if (dev == PX_NO_DEV)
 		return 0;
-	if (dev == PX_UNWRITTEN)
-		fs->resv_blk += len / PX_BLK;
-	else
-		valid_add_locked(fs, dev, len, true);
 	/* insert, merging with a neighbour contiguous in the file and on the device */
 	if (first > 0) {
 		struct px_ext *p = &i->ext[first - 1];
-		bool contig = dev == PX_UNWRITTEN
-				      ? p->dev == PX_UNWRITTEN
-				      : p->dev != PX_UNWRITTEN && p->dev + p->len == dev &&
-						zone_of(fs, p->dev) == zone_of(fs, dev);
 
-		if (p->off + p->len == off && contig) {
+		if (p->off + p->len == off && dev_at(p->dev, p->len) == dev &&
+		    zone_of(fs, p->dev) == zone_of(fs, dev)) {
 			p->len += len;
 			p->dseq = p->dseq > dseq ? p->dseq : dseq;
 			p->rseq = p->rseq > rseq ? p->rseq : rseq;
+			valid_add_locked(fs, dev, len, true);
 			return 0;
 		}
 	}
 	memmove(&i->ext[first + 1], &i->ext[first], (i->next - first) * sizeof(*i->ext));
 	i->ext[first] = (struct px_ext){off, len, dev, dseq, rseq};
 	i->next++;
+	valid_add_locked(fs, dev, len, true);
 	next_add_locked(fs, dev, 1);
 	return 0;
 }
@@ -692,7 +687,7 @@ static void xattrs_free(struct px_xattr *x)
 static void inode_remove_locked(struct px_fs *fs, struct px_inode *i)
 {
 	for (size_t k = 0; k < i->next; k++) {
-		ext_gone_locked(fs, i->ext[k].dev, i->ext[k].len);
+		valid_add_locked(fs, i->ext[k].dev, i->ext[k].len, false);
 		next_add_locked(fs, i->ext[k].dev, -1);
 	}
 	i->next = 0;

@@ -143,10 +143,10 @@ struct px_fs {
 	struct ff_mutex ns;
 	struct px_inode **itab;
 	size_t icap, icount;
+	uint64_t resv_blk; /* blocks of every PX_UNWRITTEN extent: reserved by fallocate */
 	uint64_t next_ino, next_dseq;
 	struct px_zone *zones;
 	struct px_inode *dead; /* removed inodes whose cache inode reap() frees */
-	uint64_t resv_blk;     /* blocks of every PX_UNWRITTEN extent: reserved by fallocate */
 	/* each with its own mu (see struct px_slot); slots[nslots] is GC's when gc_slot */
 	struct px_slot slots[PX_MAX_SLOTS + 1];
 
