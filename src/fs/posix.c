@@ -61,6 +61,7 @@
 #include "posix_int.h"
 
 #define PX_MAX_WRITE (4ull << 20)
+#define PX_MAX_FILE  (1ull << 60)
 
 /* ---- little-endian buffers ---- */
 
@@ -447,11 +448,21 @@ static void inflight_done_locked(struct px_fs *fs, const struct px_zone *zo)
 		gc_progress(fs);
 }
 
+/*
+ * The len bytes of an extent at dev start (add) or stop counting: in their
+ * zone's valid blocks, or for a reservation (PX_UNWRITTEN) in the reserved
+ * total. Caller holds ns.
+ */
 static void valid_add_locked(struct px_fs *fs, uint64_t dev, uint64_t len, bool add)
 {
 	uint32_t z = zone_of(fs, dev);
 	uint64_t nb = len / PX_BLK;
 
+	if (dev == PX_UNWRITTEN) {
+		fs->resv_blk = add ? fs->resv_blk + nb
+				   : fs->resv_blk - (nb < fs->resv_blk ? nb : fs->resv_blk);
+		return;
+	}
 	if (z >= fs->nr_zones)
 		return;
 	if (add) {
@@ -462,6 +473,12 @@ static void valid_add_locked(struct px_fs *fs, uint64_t dev, uint64_t len, bool 
 		/* blocks dying in it: its data is not cold (its age for GC restarts) */
 		fs->zones[z].mtime = fs->next_dseq;
 	}
+}
+
+/* The device offset delta bytes into an extent at dev; a reservation has none. */
+static uint64_t dev_at(uint64_t dev, uint64_t delta)
+{
+	return dev == PX_UNWRITTEN ? dev : dev + delta;
 }
 
 static int ext_reserve(struct px_inode *i, size_t more)
@@ -480,8 +497,9 @@ static int ext_reserve(struct px_inode *i, size_t more)
 }
 
 /*
- * Map [off, off+len) to dev (PX_NO_DEV: unmap), replacing whatever was there;
- * the zones' valid-block counters follow. Caller holds ns.
+ * Map [off, off+len) to dev (PX_NO_DEV: unmap; PX_UNWRITTEN: reserve),
+ * replacing whatever was there; the zones' valid-block counters and the
+ * reserved-block total follow. Caller holds ns.
  */
 static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len,
 			  uint64_t dev, uint64_t dseq, uint64_t rseq)
@@ -516,7 +534,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 		struct px_ext *e = &i->ext[k];
 		struct px_ext right = *e;
 
-		right.dev += off - e->off;
+		right.dev = dev_at(e->dev, off - e->off);
 		right.len -= off - e->off;
 		right.off = off;
 		e->len = off - e->off;
@@ -539,7 +557,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 			continue;
 		}
 		valid_add_locked(fs, e->dev, end - e->off, false);
-		e->dev += end - e->off;
+		e->dev = dev_at(e->dev, end - e->off);
 		e->len -= end - e->off;
 		e->off = end;
 		break;
@@ -552,7 +570,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 	if (first > 0) {
 		struct px_ext *p = &i->ext[first - 1];
 
-		if (p->off + p->len == off && p->dev + p->len == dev &&
+		if (p->off + p->len == off && dev_at(p->dev, p->len) == dev &&
 		    zone_of(fs, p->dev) == zone_of(fs, dev)) {
 			p->len += len;
 			p->dseq = p->dseq > dseq ? p->dseq : dseq;
@@ -996,7 +1014,11 @@ static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t l
 		uint64_t dseq = rd64(&r), size = rd64(&r);
 
 		if (r.bad || !(i = iget_locked(fs, ino)) || off % PX_BLK || elen % PX_BLK ||
-		    (dev != PX_NO_DEV && (dev % PX_BLK || zone_of(fs, dev) >= fs->nr_zones)))
+		    (dev != PX_NO_DEV && dev != PX_UNWRITTEN &&
+		     (dev % PX_BLK || zone_of(fs, dev) >= fs->nr_zones)))
+			return -EUCLEAN;
+		/* a reservation is made by fallocate only, within a file's limit */
+		if (dev == PX_UNWRITTEN && (elen > PX_MAX_FILE || off > PX_MAX_FILE - elen))
 			return -EUCLEAN;
 		ret = ext_set_locked(fs, i, off, elen, dev, dseq, seq);
 		if (size > i->disk_size)
@@ -1628,7 +1650,38 @@ static struct px_slot *slot_get(struct px_fs *fs, uint64_t ino)
 	return &fs->slots[first];
 }
 
+/*
+ * slot_zone found no zone to open for slot skip (whose mu the caller dropped):
+ * another writers' slot may still hold a zone with room, which
+ * avail_blocks_locked() counts as writers' room, so a write of reserved
+ * blocks may need it. Waits for each other slot in turn, holding no other
+ * slot, and returns the first whose zone has room for a header and a block,
+ * its mu held, or NULL.
+ */
+static struct px_slot *slot_with_room(struct px_fs *fs, const struct px_slot *skip)
+{
+	for (int k = 0; k < fs->nslots; k++) {
+		struct px_slot *s = &fs->slots[k];
+		bool room;
+
+		if (s == skip)
+			continue;
+		ff_mutex_lock(&s->mu);
+		ff_mutex_lock(&fs->ns);
+		room = s->zone != UINT32_MAX &&
+		       fs->zones[s->zone].start + fs->zones[s->zone].cap - fs->zones[s->zone].wp >=
+			       2 * PX_BLK;
+		ff_mutex_unlock(&fs->ns);
+		if (room)
+			return s;
+		ff_mutex_unlock(&s->mu);
+	}
+	return NULL;
+}
+
 /* ---- the cache's view ---- */
+
+static int resv_admit_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len);
 
 static int px_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map *m)
 {
@@ -1640,7 +1693,13 @@ static int px_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map
 	ff_mutex_lock(&fs->ns);
 	k = ext_find(i, off, &in);
 	m->file_off = off;
-	if (in) {
+	if (in && i->ext[k].dev == PX_UNWRITTEN) {
+		struct px_ext *e = &i->ext[k];
+
+		/* reserved, never written: zeros, as a hole */
+		m->type = FF_MAP_HOLE;
+		m->len = e->off + e->len - off < len ? e->off + e->len - off : len;
+	} else if (in) {
 		struct px_ext *e = &i->ext[k];
 
 		m->type = FF_MAP_INPLACE;
@@ -1694,7 +1753,7 @@ again:
 		return 0;
 	}
 	k = ext_find(i, off, &in);
-	if (in) {
+	if (in && i->ext[k].dev != PX_UNWRITTEN) {
 		struct px_ext *e = &i->ext[k];
 		uint32_t z = zone_of(fs, e->dev);
 		bool inplace = !fs->zones[z].seq && !fs->zones[z].victim && e->rseq &&
@@ -1730,7 +1789,8 @@ again:
 	ret = slot_zone(fs, s);
 	if (ret) {
 		ff_mutex_unlock(&s->mu);
-		return ret;
+		if (ret != -ENOSPC || !(s = slot_with_room(fs, s)))
+			return ret;
 	}
 	ff_mutex_lock(&fs->ns);
 	zo = &fs->zones[s->zone];
@@ -1741,6 +1801,17 @@ again:
 		if (n > PX_MAX_WRITE)
 			n = PX_MAX_WRITE;
 		m->len = n;
+	}
+	/*
+	 * New blocks outside a reservation must leave the reserved ones their
+	 * room: checked with ns held until the zone's pointer has moved, so
+	 * that concurrent writers are counted one after the other.
+	 */
+	ret = resv_admit_locked(fs, i, off, m->len);
+	if (ret) {
+		ff_mutex_unlock(&fs->ns);
+		ff_mutex_unlock(&s->mu);
+		return ret;
 	}
 	m->type = zo->seq ? FF_MAP_APPEND : FF_MAP_INPLACE;
 	m->zone = s->zone;
@@ -2571,6 +2642,25 @@ static int truncate_locked(struct px_fs *fs, struct px_inode *i, uint64_t size)
 	t.dseq_floor = fs->next_dseq - 1; /* headers written before this record */
 	t.mtime = t.ctime = now_ts();
 	rec_inode(&b, &t, size, PX_INODE_TRUNC);
+	if (size > old) {
+		/*
+		 * The record drops every extent beyond the new size; reservations
+		 * there (fallocate KEEP_SIZE) stay, as XFS keeps them, re-made in
+		 * the same operation.
+		 */
+		uint64_t cut = ff_round_up(size, PX_BLK);
+
+		for (size_t k = 0; k < i->next; k++) {
+			struct px_ext *e = &i->ext[k];
+
+			if (e->dev == PX_UNWRITTEN && e->off + e->len > cut) {
+				uint64_t from = e->off > cut ? e->off : cut;
+
+				rec_extent(&b, i->ino, from, e->off + e->len - from, PX_UNWRITTEN,
+					   0, 0);
+			}
+		}
+	}
 	ret = op_commit_locked(fs, &b, &seq);
 	ff_mutex_unlock(&fs->ns);
 	ff_cache_inode_set_size(i->ci, size);
@@ -2716,8 +2806,6 @@ static ssize_t px_read(struct ff_fs *gfs, uint64_t ino, void *buf, size_t len, u
 		len = (size_t)(size - off);
 	return ff_cache_read(i->ci, buf, len, off, 0);
 }
-
-#define PX_MAX_FILE (1ull << 60)
 
 static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t len, uint64_t off,
 			unsigned flags)
@@ -3023,31 +3111,14 @@ out:
 
 /* ---- fallocate, lseek, statfs, stats ---- */
 
-/* Blocks that can still be written. Caller holds ns. */
-static uint64_t free_blocks_locked(struct px_fs *fs)
-{
-	uint64_t n = 0;
-
-	ff_assert_held(&fs->ns);
-
-	for (uint32_t k = 0; k < fs->nr_zones; k++) {
-		struct px_zone *z = &fs->zones[k];
-
-		if (!data_zone(z))
-			continue;
-		if (z->state == PX_Z_FREE || (z->state == PX_Z_FULL && !z->valid && z->slot < 0))
-			n += z->cap / PX_BLK - 1; /* one header at least */
-		else if (z->state == PX_Z_OPEN && z->start + z->cap - z->wp >= 2 * PX_BLK)
-			n += (z->start + z->cap - z->wp) / PX_BLK - 1;
-	}
-	return n;
-}
+static uint64_t avail_blocks_locked(struct px_fs *fs);
+static uint64_t resv_cost_blk(const struct px_fs *fs, uint64_t blk);
 
 /*
  * Blocks that hold no live data: every data zone's room less one header and
  * its valid blocks. A removed file's blocks count at once, also in a zone that
  * still holds other data, where only garbage collection (issue 12) can make
- * them writable again; free_blocks_locked() is what can be written now.
+ * them writable again; avail_blocks_locked() is what can be written.
  * Caller holds ns.
  */
 static uint64_t unused_blocks_locked(struct px_fs *fs)
@@ -3064,6 +3135,72 @@ static uint64_t unused_blocks_locked(struct px_fs *fs)
 			n += room - (z->valid < room ? z->valid : room);
 	}
 	return n;
+}
+
+/*
+ * Blocks of [off, off+len), rounded out to whole blocks, that no extent maps
+ * or reserves. Caller holds ns.
+ */
+static uint64_t unmapped_blocks_locked(struct px_inode *i, uint64_t off, uint64_t len)
+{
+	uint64_t p = ff_round_down(off, PX_BLK), end = ff_round_up(off + len, PX_BLK), n = 0;
+
+	while (p < end) {
+		bool in;
+		size_t k = ext_find(i, p, &in);
+		uint64_t stop;
+
+		if (in) {
+			p = i->ext[k].off + i->ext[k].len;
+			continue;
+		}
+		stop = k < i->next && i->ext[k].off < end ? i->ext[k].off : end;
+		n += (stop - p) / PX_BLK;
+		p = stop;
+	}
+	return n;
+}
+
+/*
+ * fallocate's reservation: every block of [off, off+len) that nothing maps
+ * becomes PX_UNWRITTEN (EXTENT records, durable with the next commit, as any
+ * record of the file: fsync), or -ENOSPC and nothing changed when they do not
+ * fit beside the reservations there are (resv_cost_blk). io_lock held.
+ */
+static int reserve(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len)
+{
+	uint64_t lo = ff_round_down(off, PX_BLK), hi = ff_round_up(off + len, PX_BLK), need, seq;
+	struct px_buf b = {0};
+	int ret = 0;
+
+	ff_assert_held(&i->io_lock);
+	ff_mutex_lock(&fs->ns);
+	need = unmapped_blocks_locked(i, lo, hi - lo);
+	if (!need)
+		goto out_unlock;
+	if (resv_cost_blk(fs, fs->resv_blk + need) > avail_blocks_locked(fs)) {
+		ret = -ENOSPC;
+		goto out_unlock;
+	}
+	for (uint64_t p = lo; p < hi;) {
+		bool in;
+		size_t k = ext_find(i, p, &in);
+		uint64_t stop;
+
+		if (in) {
+			p = i->ext[k].off + i->ext[k].len;
+			continue;
+		}
+		stop = k < i->next && i->ext[k].off < hi ? i->ext[k].off : hi;
+		/* dseq 0: any data header rolled forward over it is newer */
+		rec_extent(&b, i->ino, p, stop - p, PX_UNWRITTEN, 0, 0);
+		p = stop;
+	}
+	ret = op_commit_locked(fs, &b, &seq);
+out_unlock:
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	return ret;
 }
 
 static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off, uint64_t len)
@@ -3091,34 +3228,19 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 	size = i->size;
 	ff_mutex_unlock(&fs->ns);
 	if (!(mode & FALLOC_FL_PUNCH_HOLE)) {
-		uint64_t need = 0;
-		bool in;
-
-		/* the blocks not mapped yet must fit (space is not reserved: see docs) */
-		ff_mutex_lock(&fs->ns);
-		for (uint64_t p = ff_round_down(off, PX_BLK); p < off + len; p += PX_BLK) {
-			size_t k = ext_find(i, p, &in);
-
-			if (in) {
-				p = i->ext[k].off + i->ext[k].len - PX_BLK;
-				continue;
-			}
-			need++;
-			if (need > free_blocks_locked(fs))
-				break;
-		}
-		if (need > free_blocks_locked(fs))
-			ret = -ENOSPC;
-		ff_mutex_unlock(&fs->ns);
+		ret = reserve(fs, i, off, len);
 		if (!ret && !(mode & FALLOC_FL_KEEP_SIZE) && off + len > size)
 			ret = truncate_locked(fs, i, off + len);
 		goto out;
 	}
-	if (off >= size)
-		goto out;
+	/*
+	 * Zeros in the cache for the partial blocks below the size; every whole
+	 * block in the range unmapped, beyond the size too (a reservation that
+	 * fallocate KEEP_SIZE made there is given back, as XFS does).
+	 */
 	end = off + len < size ? off + len : size;
 	lo = ff_round_up(off, PX_BLK);
-	hi = ff_round_down(end, PX_BLK);
+	hi = off + len >= size ? ff_round_up(off + len, PX_BLK) : ff_round_down(off + len, PX_BLK);
 	ret = ff_cache_writeback(i->ci);
 	if (ret)
 		goto out;
@@ -3140,7 +3262,7 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 		if (ret)
 			goto out;
 	}
-	if (off < lo) {
+	if (off < lo && off < end) {
 		ssize_t r = ff_cache_write(i->ci, zeros, (lo < end ? lo : end) - off, off, 0);
 
 		ret = r < 0 ? (int)r : 0;
@@ -3182,19 +3304,24 @@ static int64_t px_lseek(struct ff_fs *gfs, uint64_t ino, int64_t off, int whence
 		ret = -ENXIO;
 		goto out;
 	}
+	/*
+	 * Reserved blocks never written are a hole here, as XFS reports its
+	 * unwritten extents once the page cache holds nothing there (the
+	 * write-back above makes sure of that).
+	 */
 	if (whence == SEEK_DATA) {
 		k = ext_find(i, pos, &in);
-		if (in)
-			ret = (int64_t)pos;
-		else if (k < i->next && i->ext[k].off < size)
-			ret = (int64_t)i->ext[k].off;
+		while (k < i->next && i->ext[k].dev == PX_UNWRITTEN)
+			k++;
+		if (k < i->next && i->ext[k].off < size)
+			ret = (int64_t)(i->ext[k].off > pos ? i->ext[k].off : pos);
 		else
 			ret = -ENXIO;
 		goto out;
 	}
 	for (;;) {
 		k = ext_find(i, pos, &in);
-		if (!in)
+		if (!in || i->ext[k].dev == PX_UNWRITTEN)
 			break;
 		pos = i->ext[k].off + i->ext[k].len;
 	}
@@ -3891,6 +4018,94 @@ static void gc_stop(struct px_fs *fs)
 	pthread_join(fs->gc_thread, NULL);
 }
 
+/* The room of the free zones only garbage collection may open. Caller holds ns. */
+static uint64_t gc_reserve_blk_locked(struct px_fs *fs)
+{
+	uint64_t n = 0;
+
+	for (uint32_t k = 0, r = 0; k < fs->nr_zones && r < fs->gc_reserve; k++) {
+		struct px_zone *zo = &fs->zones[k];
+
+		if (zone_free_locked(fs, zo)) {
+			n += zone_room_blk(zo);
+			r++;
+		}
+	}
+	return n;
+}
+
+/*
+ * Blocks that writers can fill, now or once garbage collection has taken
+ * every victim it would: free and open rooms and each victim's gain, less the
+ * collector's reserve. Caller holds ns.
+ */
+static uint64_t avail_blocks_locked(struct px_fs *fs)
+{
+	uint64_t n = 0, gcr = gc_reserve_blk_locked(fs);
+
+	ff_assert_held(&fs->ns);
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		struct px_zone *zo = &fs->zones[k];
+		uint64_t left = zo->start + zo->cap - zo->wp;
+
+		if (zone_free_locked(fs, zo))
+			n += zone_room_blk(zo);
+		/* the collector's own zone is where the gains below are made: not writers' room */
+		else if (data_zone(zo) && zo->slot >= 0 && zo->slot < fs->nslots &&
+			 left >= 2 * PX_BLK)
+			n += left / PX_BLK - 1;
+		n += gc_gain_locked(fs, zo);
+	}
+	return n > gcr ? n - gcr : 0;
+}
+
+/*
+ * Reserved blocks are written with a data header per write. When the
+ * collector has a zone of its own, it reclaims the headers of small writes
+ * (a zone of them gains more than 1/PX_GC_MIN_GAIN of its room once its data
+ * is copied without headers), so a reservation keeps room for one header per
+ * PX_RESV_HDR_EVERY blocks, what writes of 64 KiB or more leave. Without
+ * that zone every copy carries headers too and the collector would not take
+ * such a zone: one header per block, what 4 KiB sync writes leave.
+ */
+#define PX_RESV_HDR_EVERY 16
+
+/*
+ * What blk reserved blocks need when they are written: the blocks, their
+ * headers (see PX_RESV_HDR_EVERY), one header per zone they may span (a write
+ * cut at a zone's end) and two more, and, when the collector writes into a
+ * zone of its own, that zone's room: what a victim gains is made there, and
+ * the room it has left when no victim remains is no writer's.
+ */
+static uint64_t resv_cost_blk(const struct px_fs *fs, uint64_t blk)
+{
+	uint64_t zone_blk = fs->zone_size / PX_BLK - 1;
+	uint64_t hdr = fs->gc_slot ? blk / PX_RESV_HDR_EVERY : blk;
+
+	return blk + hdr + blk / zone_blk + 2 + (fs->gc_slot ? zone_blk : 0);
+}
+
+/*
+ * Whether a write of [off, off+len) that is not in place may go on: its blocks
+ * that no extent maps or reserves are new live data, which must leave the
+ * reservations their room (resv_cost_blk) in what can be written
+ * (avail_blocks_locked); -ENOSPC when it does not. Without reservations the
+ * zones' own accounting and the collector give the same limit, and the
+ * collector's moves bring no new data. Caller holds ns. Returns 0 or -ENOSPC.
+ */
+static int resv_admit_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len)
+{
+	uint64_t need;
+
+	ff_assert_held(&fs->ns);
+	if (!fs->resv_blk || px_in_gc)
+		return 0;
+	need = unmapped_blocks_locked(i, off, len);
+	if (!need)
+		return 0;
+	return need + 1 + resv_cost_blk(fs, fs->resv_blk) > avail_blocks_locked(fs) ? -ENOSPC : 0;
+}
+
 static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 {
 	struct px_fs *fs = px_of(gfs);
@@ -3904,24 +4119,16 @@ static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 	{
 		/*
 		 * Free: what holds no live data, less the zones only garbage
-		 * collection may open. Available: the same less what cannot be
-		 * reclaimed (dead blocks in zones GC never takes as victims).
+		 * collection may open and the blocks fallocate reserved.
+		 * Available: what can be written now or after garbage collection
+		 * (avail_blocks_locked), less what the reservations need.
 		 */
-		uint64_t unused = unused_blocks_locked(fs), avail = free_blocks_locked(fs);
-		uint64_t resv = 0, ok = 0;
+		uint64_t unused = unused_blocks_locked(fs), avail = avail_blocks_locked(fs);
+		uint64_t gcr = gc_reserve_blk_locked(fs) + fs->resv_blk;
+		uint64_t rc = fs->resv_blk ? resv_cost_blk(fs, fs->resv_blk) : 0;
 
-		for (uint32_t k = 0, r = 0; k < fs->nr_zones; k++) {
-			struct px_zone *zo = &fs->zones[k];
-
-			if (r < fs->gc_reserve && zone_free_locked(fs, zo)) {
-				resv += zone_room_blk(zo);
-				r++;
-			}
-			ok += gc_gain_locked(fs, zo);
-		}
-		avail += ok;
-		st->f_bfree = unused > resv ? unused - resv : 0;
-		st->f_bavail = avail > resv ? avail - resv : 0;
+		st->f_bfree = unused > gcr ? unused - gcr : 0;
+		st->f_bavail = avail > rc ? avail - rc : 0;
 		if (st->f_bavail > st->f_bfree)
 			st->f_bavail = st->f_bfree;
 	}
@@ -3983,8 +4190,10 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 		 fs->nr_zones > PX_MAP_MAX ? "..." : "");
 	r = snprintf(buf, len,
 		     "format posix\ninodes %zu\nzones_total %u\nzones_free %u\nzones_open %u\n"
-		     "zones_full %u\nzones_meta %u\nzones_collecting %u\nzone_map %s\n",
-		     fs->icount, fs->nr_zones, nfree, nopen, nfull, nmeta, nvictim, map);
+		     "zones_full %u\nzones_meta %u\nzones_collecting %u\nzone_map %s\n"
+		     "reserved_blocks %llu\n",
+		     fs->icount, fs->nr_zones, nfree, nopen, nfull, nmeta, nvictim, map,
+		     (unsigned long long)fs->resv_blk);
 	ff_mutex_unlock(&fs->ns);
 	if (r < 0 || (size_t)r >= len)
 		goto out;
@@ -4033,10 +4242,17 @@ static int px_zone_text(struct ff_fs *gfs, uint64_t ino, char *buf, size_t len)
 		return -ENOENT;
 	}
 	n += (size_t)snprintf(buf, len, "extents %zu\n", i->next);
-	for (size_t k = 0; k < i->next && k < 16 && n < len; k++)
-		n += (size_t)snprintf(
-			buf + n, len - n, "%llu+%llu @zone %u\n", (unsigned long long)i->ext[k].off,
-			(unsigned long long)i->ext[k].len, zone_of(fs, i->ext[k].dev));
+	for (size_t k = 0; k < i->next && k < 16 && n < len; k++) {
+		if (i->ext[k].dev == PX_UNWRITTEN)
+			n += (size_t)snprintf(buf + n, len - n, "%llu+%llu reserved\n",
+					      (unsigned long long)i->ext[k].off,
+					      (unsigned long long)i->ext[k].len);
+		else
+			n += (size_t)snprintf(buf + n, len - n, "%llu+%llu @zone %u\n",
+					      (unsigned long long)i->ext[k].off,
+					      (unsigned long long)i->ext[k].len,
+					      zone_of(fs, i->ext[k].dev));
+	}
 	ff_mutex_unlock(&fs->ns);
 	return n >= len ? (int)len - 1 : (int)n;
 }

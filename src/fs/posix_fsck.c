@@ -422,8 +422,14 @@ static bool is_data(const struct px_zone *z)
 	return z->state != PX_Z_META && z->state != PX_Z_SUPER;
 }
 
+/*
+ * Each file's extents: aligned, sorted and disjoint in the file, and each
+ * mapped one inside a data zone's written part (counted in valid[] and listed
+ * in *all for the check across files). A reservation (PX_UNWRITTEN) has no
+ * device blocks: its blocks are summed in *resv.
+ */
 static void check_extents(struct fk *k, struct px_fs *fs, uint64_t *valid, struct dext **all,
-			  size_t *nall, size_t *call)
+			  size_t *nall, size_t *call, uint64_t *resv)
 {
 	for (size_t h = 0; h < fs->icap; h++)
 		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext)
@@ -441,6 +447,10 @@ static void check_extents(struct fk *k, struct px_fs *fs, uint64_t *valid, struc
 						(unsigned long long)x->off);
 				if (x->dev == PX_NO_DEV)
 					continue;
+				if (x->dev == PX_UNWRITTEN) {
+					*resv += x->len / PX_BLK;
+					continue;
+				}
 				if (!zo || !is_data(zo) || x->dev < zo->start ||
 				    x->dev + x->len > zo->start + zo->cap || x->dev % PX_BLK) {
 					problem(k, false,
@@ -624,6 +634,7 @@ static void check_space_locked(struct fk *k, struct px_fs *fs)
 	uint64_t *valid = calloc(fs->nr_zones, sizeof(*valid));
 	struct dext *all = NULL;
 	size_t nall = 0, call = 0;
+	uint64_t resv = 0, live = 0, room = 0;
 
 	ff_assert_held(&fs->ns);
 	if (!valid) {
@@ -636,7 +647,7 @@ static void check_space_locked(struct fk *k, struct px_fs *fs)
 			free(k->cp_valid);
 			k->cp_valid = NULL;
 		}
-	check_extents(k, fs, valid, &all, &nall, &call);
+	check_extents(k, fs, valid, &all, &nall, &call, &resv);
 	if (nall) /* no extents: all may be NULL, which qsort must not get */
 		qsort(all, nall, sizeof(*all), dext_cmp);
 	for (size_t e = 1; e < nall; e++)
@@ -657,6 +668,8 @@ static void check_space_locked(struct fk *k, struct px_fs *fs)
 		else
 			k->r->zones_full++;
 		k->r->bytes_used += valid[z] * PX_BLK;
+		live += valid[z];
+		room += zo->cap / PX_BLK;
 		if (zo->valid != valid[z])
 			problem(k, true,
 				"zone %u: %llu valid blocks counted, its extents hold %llu%s", z,
@@ -668,6 +681,15 @@ static void check_space_locked(struct fk *k, struct px_fs *fs)
 				z, (unsigned long long)k->cp_valid[z], (unsigned long long)valid[z],
 				k->cp_valid[z] > valid[z] ? " (leaked space)" : "");
 	}
+	/* the mount sums the reservations from the same extents: a mismatch is a bug */
+	if (fs->resv_blk != resv)
+		problem(k, false, "%llu blocks counted reserved, the files' reservations hold %llu",
+			(unsigned long long)fs->resv_blk, (unsigned long long)resv);
+	if (live + resv > room)
+		problem(k, false,
+			"live data (%llu blocks) and reservations (%llu blocks) exceed the data zones (%llu blocks)",
+			(unsigned long long)live, (unsigned long long)resv,
+			(unsigned long long)room);
 	free(valid);
 }
 

@@ -21,6 +21,14 @@
 
 #define PX_MAX_SLOTS 4
 
+/*
+ * An extent's dev (and an EXTENT record's dev_off) for blocks that fallocate
+ * reserved and nobody wrote yet: they read as zeros, count as used (st_blocks,
+ * statfs) and the space they need is kept free for them (fs->resv_blk).
+ * PX_NO_DEV (posix.h) is the other special value: a hole, in records only.
+ */
+#define PX_UNWRITTEN (UINT64_MAX - 1)
+
 /* A record batch being built (little-endian). */
 struct px_buf {
 	uint8_t *p;
@@ -135,6 +143,7 @@ struct px_fs {
 	struct ff_mutex ns;
 	struct px_inode **itab;
 	size_t icap, icount;
+	uint64_t resv_blk; /* blocks of every PX_UNWRITTEN extent: reserved by fallocate */
 	uint64_t next_ino, next_dseq;
 	struct px_zone *zones;
 	struct px_inode *dead; /* removed inodes whose cache inode reap() frees */

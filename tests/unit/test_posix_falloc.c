@@ -1,0 +1,495 @@
+// SPDX-License-Identifier: GPL-2.0-or-later
+/*
+ * Unit tests of the posix format's fallocate reservations (issue 11): after
+ * fallocate (default mode or KEEP_SIZE) returns 0, writes anywhere in the
+ * range never fail with ENOSPC, also on a device that other files then fill;
+ * the space counts as used at once (statfs, st_blocks), survives a remount
+ * and a crash copy once fsync'd, reads as zeros and as a hole to SEEK_DATA
+ * (as XFS reports an unwritten extent), and punch, truncate and unlink (of an
+ * open file too, freed at the next mount) give it back. After a fill the
+ * garbage collector's reserve still lets overwrites go on. Small devices of
+ * 1 MiB zones, {emulated sequential, regular}.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/statvfs.h>
+#include <linux/falloc.h>
+#include <cmocka.h>
+#include "foliofs/dev.h"
+#include "foliofs/fs.h"
+#include "testutil.h"
+
+#define ZS    (1ull << 20)
+#define NZ    16
+#define BLK   4096u
+#define CHUNK (64u << 10)
+
+struct fx {
+	char path[256];
+	struct ff_fs_opts o;
+	struct ff_fs *fs;
+	uint64_t root;
+};
+
+static const struct ff_cred cr = {1000, 1000};
+
+static void do_mount(struct fx *p)
+{
+	assert_int_equal(ff_fs_mount(p->path, &p->o, &p->fs), 0);
+	p->root = ff_fs_root_ino(p->fs);
+}
+
+static int setup_mk(void **state, bool emu, uint32_t max_open)
+{
+	struct fx *p = calloc(1, sizeof(*p));
+	struct ff_mkfs_opts mo = {
+		.format = FF_FMT_POSIX, .force = true, .zone_size = ZS, .zone_opts = true};
+	char summary[512];
+
+	assert_non_null(p);
+	if (emu) {
+		mo.emulate_zoned = true;
+		mo.conv_zones = 1;
+		mo.max_open = mo.max_active = max_open;
+	}
+	assert_int_equal(tu_make_image(p->path, sizeof(p->path), emu ? "fa-emu" : "fa-reg",
+				       NZ * ZS + (1 << 20)),
+			 0);
+	assert_int_equal(ff_fs_mkfs(p->path, &mo, summary, sizeof(summary)), 0);
+	do_mount(p);
+	*state = p;
+	return 0;
+}
+
+static int setup_emu(void **state)
+{
+	return setup_mk(state, true, 0);
+}
+
+/* two open and active zones: the log's and one writers' slot; GC's copies carry headers */
+static int setup_emu_lim2(void **state)
+{
+	return setup_mk(state, true, 2);
+}
+
+static int setup_reg(void **state)
+{
+	return setup_mk(state, false, 0);
+}
+
+static int teardown(void **state)
+{
+	struct fx *p = *state;
+
+	if (p->fs)
+		assert_int_equal(ff_fs_unmount(p->fs), 0);
+	unlink(p->path);
+	free(p);
+	return 0;
+}
+
+static uint64_t mkfile(struct fx *p, const char *name)
+{
+	struct stat st;
+
+	assert_int_equal(ff_fs_create(p->fs, p->root, name, 0644, O_RDWR, &cr, &st, NULL), 0);
+	assert_int_equal(ff_fs_release(p->fs, st.st_ino, O_RDWR), 0);
+	ff_fs_forget(p->fs, st.st_ino, 1);
+	return st.st_ino;
+}
+
+static uint64_t stat_of(struct fx *p, const char *key)
+{
+	char buf[4096], *s;
+	int n = ff_fs_stats_text(p->fs, buf, sizeof(buf));
+
+	assert_true(n > 0);
+	s = strstr(buf, key);
+	assert_non_null(s);
+	return strtoull(s + strlen(key) + 1, NULL, 10);
+}
+
+static uint64_t bfree(struct fx *p)
+{
+	struct statvfs sv;
+
+	assert_int_equal(ff_fs_statfs(p->fs, &sv), 0);
+	return sv.f_bfree;
+}
+
+static uint64_t blocks512(struct fx *p, uint64_t ino)
+{
+	struct stat st;
+
+	assert_int_equal(ff_fs_getattr(p->fs, ino, &st), 0);
+	return (uint64_t)st.st_blocks;
+}
+
+static void fsck_problem(void *arg, const char *msg)
+{
+	(void)arg;
+	print_message("fsck: %s\n", msg);
+}
+
+static void fsck_clean(struct fx *p)
+{
+	struct ff_fsck_report r = {.problem = fsck_problem};
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	assert_int_equal(ff_fs_fsck(p->path, FF_FSCK_READ_ONLY, &r), 0);
+	assert_int_equal(r.problems, 0);
+	do_mount(p);
+}
+
+static void remount(struct fx *p)
+{
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	do_mount(p);
+}
+
+/* What kill -9 leaves, mounted in place of the image (p->fs unmounted first). */
+static void crash_copy_mount(struct fx *p)
+{
+	char copy[300], cmd[700];
+
+	snprintf(copy, sizeof(copy), "%s.crash", p->path);
+	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", p->path, copy);
+	assert_int_equal(system(cmd), 0);
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	assert_int_equal(rename(copy, p->path), 0);
+	do_mount(p);
+}
+
+/* ---- accounting ---- */
+
+static void test_falloc_accounting(void **state)
+{
+	struct fx *p = *state;
+	uint8_t *rd = tu_alloc(ZS), *zero = tu_alloc(ZS), *buf = tu_alloc(CHUNK);
+	uint64_t f, free0, free1, free2;
+	struct stat st;
+
+	f = mkfile(p, "f");
+	free0 = bfree(p);
+	/* default mode: size and space at once */
+	assert_int_equal(ff_fs_fallocate(p->fs, f, 0, 0, ZS), 0);
+	free1 = bfree(p);
+	assert_int_equal(free0 - free1, ZS / BLK);
+	assert_int_equal(blocks512(p, f), ZS / 512);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, ZS);
+	/* KEEP_SIZE beyond the end */
+	assert_int_equal(ff_fs_fallocate(p->fs, f, FALLOC_FL_KEEP_SIZE, ZS, ZS), 0);
+	free2 = bfree(p);
+	assert_int_equal(free1 - free2, ZS / BLK);
+	assert_int_equal(stat_of(p, "reserved_blocks"), 2 * ZS / BLK);
+	assert_int_equal(blocks512(p, f), 2 * ZS / 512);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, ZS);
+	/* again over the same range: nothing more */
+	assert_int_equal(ff_fs_fallocate(p->fs, f, 0, 0, ZS), 0);
+	assert_int_equal(bfree(p), free2);
+	/* zeros, and a hole to SEEK_DATA/SEEK_HOLE as XFS's unwritten extents */
+	memset(rd, 0xaa, ZS);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, ZS, 0), ZS);
+	assert_memory_equal(rd, zero, ZS);
+	assert_int_equal(ff_fs_lseek(p->fs, f, 0, SEEK_DATA), -ENXIO);
+	assert_int_equal(ff_fs_lseek(p->fs, f, 0, SEEK_HOLE), 0);
+	/* a written block inside is data; the space it takes was reserved already */
+	tu_fill(buf, CHUNK, 3);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 8 * BLK, FF_CW_DSYNC), BLK);
+	assert_int_equal(ff_fs_lseek(p->fs, f, 0, SEEK_DATA), 8 * BLK);
+	assert_int_equal(ff_fs_lseek(p->fs, f, 8 * BLK, SEEK_HOLE), 9 * BLK);
+	assert_int_equal(bfree(p), free2);
+	assert_int_equal(blocks512(p, f), 2 * ZS / 512);
+	/* a remount (its checkpoint) and a crash copy keep the reservation once fsync'd */
+	remount(p);
+	assert_int_equal(bfree(p), free2);
+	assert_int_equal(blocks512(p, f), 2 * ZS / 512);
+	assert_int_equal(ff_fs_fallocate(p->fs, f, FALLOC_FL_KEEP_SIZE, 2 * ZS, 4 * BLK), 0);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	crash_copy_mount(p);
+	assert_int_equal(bfree(p), free2 - 4);
+	assert_int_equal(blocks512(p, f), (2 * ZS + 4 * BLK) / 512);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 2 * BLK, 8 * BLK), 2 * BLK);
+	assert_memory_equal(rd, buf, BLK);
+	assert_memory_equal(rd + BLK, zero, BLK);
+	fsck_clean(p);
+	/* a truncate that grows the file into a KEEP_SIZE reservation keeps it */
+	st.st_size = ZS + 3 * BLK;
+	assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
+	assert_int_equal(bfree(p), free2 - 4);
+	assert_int_equal(blocks512(p, f), (2 * ZS + 4 * BLK) / 512);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, ZS, ZS / 2), ZS / 2 + 3 * BLK);
+	assert_memory_equal(rd, zero, ZS / 2 + 3 * BLK);
+	/* punch gives back, below the size and beyond it */
+	assert_int_equal(
+		ff_fs_fallocate(p->fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, 8 * BLK),
+		0);
+	assert_int_equal(bfree(p), free2 - 4 + 8);
+	assert_int_equal(ff_fs_fallocate(p->fs, f, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+					 2 * ZS, 4 * BLK),
+			 0);
+	assert_int_equal(bfree(p), free2 + 8);
+	/* truncate gives back what lies beyond the new size */
+	st.st_size = ZS / 2;
+	assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
+	assert_int_equal(blocks512(p, f), (ZS / 2 - 8 * BLK) / 512);
+	assert_int_equal(bfree(p), free0 - (ZS / 2 / BLK - 8));
+	fsck_clean(p);
+	assert_int_equal(bfree(p), free0 - (ZS / 2 / BLK - 8));
+	/* unlink gives back the rest */
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "f"), 0);
+	assert_int_equal(bfree(p), free0);
+	fsck_clean(p);
+	assert_int_equal(bfree(p), free0);
+	free(rd);
+	free(zero);
+	free(buf);
+}
+
+/* An orphan's reservation (unlinked while open, then a crash) is freed at mount. */
+static void test_falloc_orphan(void **state)
+{
+	struct fx *p = *state;
+	struct stat st;
+	uint64_t free0;
+
+	free0 = bfree(p);
+	assert_int_equal(ff_fs_create(p->fs, p->root, "o", 0644, O_RDWR, &cr, &st, NULL), 0);
+	assert_int_equal(ff_fs_fallocate(p->fs, st.st_ino, 0, 0, ZS), 0);
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "o"), 0);
+	/* open: still reserved */
+	assert_int_equal(bfree(p), free0 - ZS / BLK);
+	assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
+	crash_copy_mount(p);
+	assert_int_equal(bfree(p), free0);
+	fsck_clean(p);
+	assert_int_equal(bfree(p), free0);
+}
+
+/* ---- a full device ---- */
+
+/*
+ * Reserve, then fill the device with another file until ENOSPC: every write
+ * into the reserved range still succeeds, sync and buffered, and after the
+ * other file is gone, overwrites of the reserved range many times the free
+ * space (garbage collection's reserve) go on.
+ */
+static void test_falloc_full_device(void **state)
+{
+	struct fx *p = *state;
+	const uint64_t R = 2 * ZS;
+	uint8_t *buf = tu_alloc(CHUNK), *rd = tu_alloc(CHUNK);
+	uint64_t a, b, off = 0;
+	ssize_t r = 0;
+	int n;
+
+	a = mkfile(p, "a");
+	b = mkfile(p, "b");
+	assert_int_equal(ff_fs_fallocate(p->fs, a, FALLOC_FL_KEEP_SIZE, 0, R), 0);
+	tu_fill(buf, CHUNK, 7);
+	for (n = 0; n < 100000; n++) {
+		r = ff_fs_write(p->fs, b, buf, CHUNK, off, FF_CW_DSYNC);
+		if (r != CHUNK)
+			break;
+		off += CHUNK;
+	}
+	assert_int_equal(r, -ENOSPC);
+	/* the device is full outside the reservation: more space for b is refused too */
+	assert_int_equal(ff_fs_fallocate(p->fs, b, 0, off, ZS), -ENOSPC);
+	/* the first half of the reservation written sync, the second buffered */
+	for (uint64_t o = 0; o < R / 2; o += CHUNK) {
+		tu_fill(buf, CHUNK, 100 + o / CHUNK);
+		assert_int_equal(ff_fs_write(p->fs, a, buf, CHUNK, o, FF_CW_DSYNC), CHUNK);
+	}
+	for (uint64_t o = R / 2; o < R; o += CHUNK) {
+		tu_fill(buf, CHUNK, 100 + o / CHUNK);
+		assert_int_equal(ff_fs_write(p->fs, a, buf, CHUNK, o, 0), CHUNK);
+	}
+	assert_int_equal(ff_fs_fsync(p->fs, a, false), 0);
+	for (uint64_t o = 0; o < R; o += CHUNK) {
+		tu_fill(buf, CHUNK, 100 + o / CHUNK);
+		assert_int_equal(ff_fs_read(p->fs, a, rd, CHUNK, o), CHUNK);
+		assert_memory_equal(rd, buf, CHUNK);
+	}
+	assert_int_equal(blocks512(p, a), R / 512);
+	assert_int_equal(stat_of(p, "reserved_blocks"), 0);
+	/* the refused write's bytes stay cached for b's next fsync to report: cut them off */
+	{
+		struct stat st = {.st_size = (off_t)off};
+
+		assert_int_equal(ff_fs_setattr(p->fs, b, &st, FF_SET_SIZE), 0);
+	}
+	fsck_clean(p);
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "b"), 0);
+	/* overwrites of a, ten times the device: the collector makes room */
+	for (int round = 0; round < 10 * (int)(NZ * ZS / R); round++)
+		for (uint64_t o = 0; o < R; o += CHUNK) {
+			tu_fill(buf, CHUNK, 1000 + (uint64_t)round * 64 + o / CHUNK);
+			assert_int_equal(ff_fs_write(p->fs, a, buf, CHUNK, o, FF_CW_DSYNC), CHUNK);
+		}
+	fsck_clean(p);
+	free(buf);
+	free(rd);
+}
+
+/*
+ * As a database writes its preallocated log: 8 KiB O_DSYNC writes, each
+ * with its own data header, into a reservation on a device that another
+ * file filled; the headers the writes leave behind are reclaimed by the
+ * collector as the writes go on.
+ */
+static void test_falloc_full_device_small_writes(void **state)
+{
+	struct fx *p = *state;
+	const uint64_t R = 2 * ZS;
+	const size_t W = 8192;
+	uint8_t *buf = tu_alloc(CHUNK), *rd = tu_alloc(CHUNK);
+	uint64_t a, b, off = 0;
+	ssize_t r = 0;
+
+	a = mkfile(p, "a");
+	b = mkfile(p, "b");
+	assert_int_equal(ff_fs_fallocate(p->fs, a, 0, 0, R), 0);
+	tu_fill(buf, CHUNK, 7);
+	for (int n = 0; n < 100000; n++) {
+		r = ff_fs_write(p->fs, b, buf, CHUNK, off, FF_CW_DSYNC);
+		if (r != CHUNK)
+			break;
+		off += CHUNK;
+	}
+	assert_int_equal(r, -ENOSPC);
+	for (uint64_t o = 0; o < R; o += W) {
+		tu_fill(buf, W, 500 + o / W);
+		assert_int_equal(ff_fs_write(p->fs, a, buf, W, o, FF_CW_DSYNC), (ssize_t)W);
+	}
+	for (uint64_t o = 0; o < R; o += W) {
+		tu_fill(buf, W, 500 + o / W);
+		assert_int_equal(ff_fs_read(p->fs, a, rd, W, o), (ssize_t)W);
+		assert_memory_equal(rd, buf, W);
+	}
+	{
+		struct stat st = {.st_size = (off_t)off};
+
+		assert_int_equal(ff_fs_setattr(p->fs, b, &st, FF_SET_SIZE), 0);
+	}
+	fsck_clean(p);
+	free(buf);
+	free(rd);
+}
+
+/* ---- concurrent writers ---- */
+
+struct filler {
+	struct fx *p;
+	uint64_t ino, off;
+	int sync;
+	ssize_t last;
+};
+
+/* Writes 64 KiB pieces of its own file until ENOSPC (or 64 MiB). */
+static void *fill_main(void *arg)
+{
+	struct filler *f = arg;
+	uint8_t *buf = tu_alloc(CHUNK);
+
+	tu_fill(buf, CHUNK, f->ino);
+	while (f->off < 64 * ZS) {
+		f->last = ff_fs_write(f->p->fs, f->ino, buf, CHUNK, f->off,
+				      f->sync ? FF_CW_DSYNC : 0);
+		if (f->last != CHUNK)
+			break;
+		f->off += CHUNK;
+		if (!f->sync && f->off % (4 * CHUNK) == 0 && ff_fs_fsync(f->p->fs, f->ino, true)) {
+			f->last = -ENOSPC;
+			break;
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+/*
+ * Three threads fill the device with their own files (O_DSYNC and buffered)
+ * while a fourth writes a reserved range: the reserved writes all succeed
+ * and verify, the fillers end with ENOSPC.
+ */
+static void test_falloc_concurrent(void **state)
+{
+	struct fx *p = *state;
+	const uint64_t R = 2 * ZS;
+	struct filler fl[3];
+	pthread_t th[3];
+	uint8_t *buf = tu_alloc(CHUNK), *rd = tu_alloc(CHUNK);
+	uint64_t a;
+	char name[16];
+
+	a = mkfile(p, "a");
+	assert_int_equal(ff_fs_fallocate(p->fs, a, 0, 0, R), 0);
+	for (int k = 0; k < 3; k++) {
+		snprintf(name, sizeof(name), "fill%d", k);
+		fl[k] = (struct filler){.p = p, .ino = mkfile(p, name), .sync = k != 1};
+		assert_int_equal(pthread_create(&th[k], NULL, fill_main, &fl[k]), 0);
+	}
+	for (int pass = 0; pass < 2; pass++)
+		for (uint64_t o = 0; o < R; o += CHUNK) {
+			tu_fill(buf, CHUNK, 100 + pass * 64 + o / CHUNK);
+			assert_int_equal(
+				ff_fs_write(p->fs, a, buf, CHUNK, o, pass ? FF_CW_DSYNC : 0),
+				CHUNK);
+			if (!pass && o % (8 * CHUNK) == 0)
+				assert_int_equal(ff_fs_fsync(p->fs, a, true), 0);
+		}
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(pthread_join(th[k], NULL), 0);
+		assert_int_equal(fl[k].last, -ENOSPC);
+		snprintf(name, sizeof(name), "fill%d", k);
+		/* the refused bytes stay cached for the file's next fsync: cut them off */
+		{
+			struct stat st = {.st_size = (off_t)fl[k].off};
+
+			assert_int_equal(ff_fs_setattr(p->fs, fl[k].ino, &st, FF_SET_SIZE), 0);
+		}
+	}
+	assert_int_equal(ff_fs_fsync(p->fs, a, false), 0);
+	for (uint64_t o = 0; o < R; o += CHUNK) {
+		tu_fill(buf, CHUNK, 100 + 64 + o / CHUNK);
+		assert_int_equal(ff_fs_read(p->fs, a, rd, CHUNK, o), CHUNK);
+		assert_memory_equal(rd, buf, CHUNK);
+	}
+	fsck_clean(p);
+	free(buf);
+	free(rd);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_falloc_accounting, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_accounting, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_orphan, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_orphan, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_full_device, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_full_device, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_full_device, setup_emu_lim2, teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_full_device_small_writes, setup_emu,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_full_device_small_writes, setup_reg,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_full_device_small_writes,
+						setup_emu_lim2, teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_concurrent, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_falloc_concurrent, setup_reg, teardown),
+	};
+
+	if (getenv("FOLIOFS_TEST_FILTER"))
+		cmocka_set_test_filter(getenv("FOLIOFS_TEST_FILTER"));
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
