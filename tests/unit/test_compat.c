@@ -197,9 +197,7 @@ static int fmt(struct fx *f, uint32_t max_open, uint32_t max_active, uint64_t fe
 				 .max_active = max_active};
 
 	o.sb.features = features;
-	if (tu_make_image(f->path, sizeof(f->path), "compat", NZ * ZS + (1 << 20)))
-		return -1;
-	return ff_fs_mkfs(f->path, &o, NULL, 0);
+	return tu_fs_mkimage(f->path, sizeof(f->path), "compat", NZ * ZS + (1 << 20), &o);
 }
 
 static int mnt(struct fx *f, enum ff_errors_mode errors, bool explicit_open)
