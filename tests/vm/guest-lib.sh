@@ -94,6 +94,20 @@ compare_answers() {
 	fi
 }
 
+# seq3_answers DIR: what the zonefs mount at DIR shows of seq/3 after a write
+# error on it, a line each: its mode and size, whether seq/4 and seq/3 open
+# for writing (or the error), whether seq/3 reads (or the error)
+seq3_answers() {
+	local w r
+	echo "seq/3 $(stat -c '%a %s' $1/seq/3)"
+	w=$( (command exec 3>>$1/seq/4) 2>&1 | sed 's/.*: //' | head -1)
+	echo "seq/4 write open: ${w:-ok}"
+	w=$( (command exec 3>>$1/seq/3) 2>&1 | sed 's/.*: //' | head -1)
+	echo "seq/3 write open: ${w:-ok}"
+	r=$(dd if=$1/seq/3 of=/dev/null bs=4096 count=1 2>&1 | grep -io 'operation not permitted\|input/output error' | head -1)
+	echo "seq/3 read: ${r:-ok}"
+}
+
 # ff_stat MNT KEY: one counter of user.foliofs.stats
 ff_stat() {
 	getfattr --only-values -n user.foliofs.stats "$1" 2>/dev/null | awk -v k="$2" '$1 == k {print $2}'

@@ -216,13 +216,7 @@ err_case() { # DIR
 	fio --name=c --filename=$1/seq/3 --size=4k --bs=4k --rw=write --direct=1 --sync=1 --ioengine=libaio \
 		--create_on_open=0 --allow_file_create=0 --file_append=1 --unlink=0 >/dev/null 2>&1 &&
 		echo "write ok" || echo "write failed"
-	echo "seq/3 $(stat -c '%a %s' $1/seq/3)"
-	w=$( (command exec 3>>$1/seq/4) 2>&1 | sed 's/.*: //' | head -1)
-	echo "seq/4 write open: ${w:-ok}"
-	w=$( (command exec 3>>$1/seq/3) 2>&1 | sed 's/.*: //' | head -1)
-	echo "seq/3 write open: ${w:-ok}"
-	r=$(dd if=$1/seq/3 of=/dev/null bs=4096 count=1 2>&1 | grep -io 'operation not permitted\|input/output error' | head -1)
-	echo "seq/3 read: ${r:-ok}"
+	seq3_answers $1
 }
 for m in remount-ro zone-ro zone-offline repair; do
 	step "errors=$m"

@@ -54,13 +54,7 @@ err_case() { # DIR KIND
 	fio --name=b --filename=$D --offset=$((Z3 * ZB + 131072)) --size=64k --bs=64k --rw=write \
 		--direct=1 >/dev/null 2>&1 || echo "write behind the back failed"
 	write_kind $2 $1/seq/3
-	echo "seq/3 $(stat -c '%a %s' $1/seq/3)"
-	w=$( (command exec 3>>$1/seq/4) 2>&1 | sed 's/.*: //' | head -1)
-	echo "seq/4 write open: ${w:-ok}"
-	w=$( (command exec 3>>$1/seq/3) 2>&1 | sed 's/.*: //' | head -1)
-	echo "seq/3 write open: ${w:-ok}"
-	r=$(dd if=$1/seq/3 of=/dev/null bs=4096 count=1 2>&1 | grep -io 'operation not permitted\|input/output error' | head -1)
-	echo "seq/3 read: ${r:-ok}"
+	seq3_answers $1
 }
 compare() { compare_answers errors "$@"; } # CASE KFILE FFILE
 for m in remount-ro zone-ro zone-offline repair; do
