@@ -232,29 +232,52 @@ static struct px_inode *iget_locked(struct px_fs *fs, uint64_t ino)
 	return NULL;
 }
 
+/*
+ * The growth step the two chained hash tables share (the inode table, keyed
+ * by inode number; a directory's name hash, keyed by name_hash): before an
+ * insert would put more than count entries in cap buckets, the table gets
+ * twice the buckets (first when it has none) and every node of the old one
+ * moves to bucket key & (cap - 1) of the new one. Returns 0, or -ENOMEM with
+ * the old table kept. Written once and made a typed function for each node
+ * type (both chain through hnext); the caller holds what guards the table.
+ */
+#define PX_HASH_GROW(name, type, key)                                           \
+	static int name(type ***tabp, size_t *capp, size_t count, size_t first) \
+	{                                                                       \
+		size_t cap = *capp ? *capp * 2 : first;                         \
+		type **t;                                                       \
+                                                                                \
+		if (count + 1 <= *capp)                                         \
+			return 0;                                               \
+		t = calloc(cap, sizeof(*t));                                    \
+		if (!t)                                                         \
+			return -ENOMEM;                                         \
+		for (size_t k = 0; k < *capp; k++) {                            \
+			type *x = (*tabp)[k], *nx;                              \
+                                                                                \
+			for (; x; x = nx) {                                     \
+				nx = x->hnext;                                  \
+				x->hnext = t[x->key & (cap - 1)];               \
+				t[x->key & (cap - 1)] = x;                      \
+			}                                                       \
+		}                                                               \
+		free(*tabp);                                                    \
+		*tabp = t;                                                      \
+		*capp = cap;                                                    \
+		return 0;                                                       \
+	}
+
+PX_HASH_GROW(itab_grow, struct px_inode, ino)
+PX_HASH_GROW(dir_ht_grow, struct px_dent, hash)
+
 static int itab_insert_locked(struct px_fs *fs, struct px_inode *i)
 {
+	int ret;
 
 	ff_assert_held(&fs->ns);
-	if (fs->icount + 1 > fs->icap) {
-		size_t cap = fs->icap ? fs->icap * 2 : 1024;
-		struct px_inode **t = calloc(cap, sizeof(*t));
-
-		if (!t)
-			return -ENOMEM;
-		for (size_t k = 0; k < fs->icap; k++) {
-			struct px_inode *x = fs->itab[k], *nx;
-
-			for (; x; x = nx) {
-				nx = x->hnext;
-				x->hnext = t[x->ino & (cap - 1)];
-				t[x->ino & (cap - 1)] = x;
-			}
-		}
-		free(fs->itab);
-		fs->itab = t;
-		fs->icap = cap;
-	}
+	ret = itab_grow(&fs->itab, &fs->icap, fs->icount, 1024);
+	if (ret)
+		return ret;
 	i->hnext = fs->itab[i->ino & (fs->icap - 1)];
 	fs->itab[i->ino & (fs->icap - 1)] = i;
 	fs->icount++;
@@ -293,26 +316,10 @@ static struct px_dent *dir_find(struct px_dir *d, const char *name, size_t n)
 static int dir_add(struct px_dir *d, const char *name, size_t n, uint64_t ino, uint64_t cookie)
 {
 	struct px_dent *e;
+	int ret = dir_ht_grow(&d->ht, &d->hcap, d->nlive, 16);
 
-	if (d->nlive + 1 > d->hcap) {
-		size_t cap = d->hcap ? d->hcap * 2 : 16;
-		struct px_dent **t = calloc(cap, sizeof(*t));
-
-		if (!t)
-			return -ENOMEM;
-		for (size_t k = 0; k < d->hcap; k++) {
-			struct px_dent *x = d->ht[k], *nx;
-
-			for (; x; x = nx) {
-				nx = x->hnext;
-				x->hnext = t[x->hash & (cap - 1)];
-				t[x->hash & (cap - 1)] = x;
-			}
-		}
-		free(d->ht);
-		d->ht = t;
-		d->hcap = cap;
-	}
+	if (ret)
+		return ret;
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 16;
 		struct px_dent **a = realloc(d->ents, cap * sizeof(*a));

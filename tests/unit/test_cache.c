@@ -212,8 +212,8 @@ static int setup_opts(void **state, const struct ff_cache_opts *o)
 	struct fx *f = calloc(1, sizeof(*f));
 	struct ff_emu_opts eo = {.zone_size = ZS, .nr_cnv = CNV};
 
-	assert_int_equal(tu_make_image(f->path, sizeof(f->path), "cache", NZ * ZS + (1 << 20)), 0);
-	assert_int_equal(ff_dev_format_emulated(f->path, &eo, false), 0);
+	assert_int_equal(
+		tu_emu_mkimage(f->path, sizeof(f->path), "cache", NZ * ZS + (1 << 20), &eo), 0);
 	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
 	for (uint32_t i = 0; i < NZ + 2; i++) {
 		f->f[i].zone = i < NZ ? i : SHZ;
@@ -587,23 +587,14 @@ static void test_cache_eviction_keeps_dirty(void **state)
 	free(got);
 }
 
-static _Atomic int fail_writes;
-static int fail_hook(struct ff_dev *dev, uint64_t off, size_t len)
-{
-	(void)dev;
-	(void)off;
-	(void)len;
-	return atomic_load(&fail_writes) ? -EIO : 0;
-}
-
 static void test_cache_errors_reach_writer_and_fsync(void **state)
 {
 	struct fx *f = *state;
 	uint8_t *buf = tu_alloc(64 << 10), *got = tu_alloc(64 << 10);
 
 	tu_fill(buf, 64 << 10, 3);
-	ff_dev_fault_hook = fail_hook;
-	atomic_store(&fail_writes, 1);
+	ff_dev_fault_hook = tu_fail_hook;
+	tu_fail_writes(true);
 	/* write-through: the writer gets the error */
 	assert_int_equal(ff_cache_write(f->f[0].ci, buf, 16384, 0, FF_CW_SYNC), -EIO);
 	assert_int_equal(twrite(f, 3, buf, 16384, 0, FF_CW_DSYNC), -EIO);
@@ -615,7 +606,7 @@ static void test_cache_errors_reach_writer_and_fsync(void **state)
 	assert_int_equal(ff_cache_read(f->f[1].ci, got, 64 << 10, 0, 0), 64 << 10);
 	assert_memory_equal(got, buf, 64 << 10);
 	/* the device recovers: the retained data goes out on the next fsync */
-	atomic_store(&fail_writes, 0);
+	tu_fail_writes(false);
 	assert_int_equal(ff_cache_fsync(f->f[1].ci, false), 0);
 	recache(f);
 	assert_int_equal(ff_cache_read(f->f[1].ci, got, 64 << 10, 0, 0), 64 << 10);

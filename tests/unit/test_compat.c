@@ -176,10 +176,13 @@ static void test_compat_sb_decode_kernel_block(void **state)
 #define BLK    4096u
 #define SEQ(i) (2u + (i)) /* inode (= zone index) of seq/i */
 
+struct errors_case;
+
 struct fx {
 	char path[256];
 	struct ff_fs *fs;
 	void *buf;
+	const struct errors_case *ecase; /* the errors= case test_compat_errors_case runs */
 };
 
 static int fmt(struct fx *f, uint32_t max_open, uint32_t max_active, uint64_t features)
@@ -194,9 +197,7 @@ static int fmt(struct fx *f, uint32_t max_open, uint32_t max_active, uint64_t fe
 				 .max_active = max_active};
 
 	o.sb.features = features;
-	if (tu_make_image(f->path, sizeof(f->path), "compat", NZ * ZS + (1 << 20)))
-		return -1;
-	return ff_fs_mkfs(f->path, &o, NULL, 0);
+	return tu_fs_mkimage(f->path, sizeof(f->path), "compat", NZ * ZS + (1 << 20), &o);
 }
 
 static int mnt(struct fx *f, enum ff_errors_mode errors, bool explicit_open)
@@ -363,101 +364,105 @@ static void test_compat_counters_no_limits(void **state)
 	assert_int_equal(stat_counter(f, "nr_wro_seq_files"), 0);
 }
 
+/* FOLIOFS_FAULT for the mount to come: the nth data write into seq/0's zone fails */
+static void fault_seq0(unsigned nth)
+{
+	char env[96];
+
+	snprintf(env, sizeof(env), "fail_write=%u,range=%llu:%llu", nth,
+		 (unsigned long long)(SEQ(0) * ZS), (unsigned long long)((SEQ(0) + 1) * ZS));
+	setenv("FOLIOFS_FAULT", env, 1);
+}
+
 /*
- * errors=zone-ro on a zone the device reports OFFLINE after a write error:
- * the hardware's condition wins (kernel zonefs_io_error_cb): offline, size
- * 0, mode 000, not merely read-only.
+ * The errors= cases, one row each: the second data write into seq/0's zone
+ * fails (its first block written before), provoked as `error` says, and the
+ * row gives seq/0's size (and mode) that the policy leaves.
+ *
+ * zone-ro, the zone reported OFFLINE after the write error: the hardware's
+ * condition wins (kernel zonefs_io_error_cb): offline, size 0, mode 000, not
+ * merely read-only.
+ *
+ * A write error that left data in the zone beyond the file's size (a write
+ * the device took in part, 2 blocks): errors=repair moves the size to the
+ * write pointer, as the kernel; errors=remount-ro keeps the old size (the
+ * kernel does not expose data the writer was told failed). The same after a
+ * buffered append whose write-back fails at fsync, the zone having been
+ * written behind the file's back: errors=repair ends the file at the write
+ * pointer, errors=remount-ro at the size that was on the device before the
+ * failed write-back, not at the size the buffered write gave it (the kernel's
+ * answer in tests/vm/guest.d/85-errors-matrix.sh).
  */
-static void test_compat_errors_zone_ro_offline_zone(void **state)
+enum errors_error {
+	ERR_ZONE_OFFLINE,   /* a sync write fails, the zone reported offline */
+	ERR_SYNC_PAST_SIZE, /* a sync write fails, the device took 2 of its blocks */
+	ERR_WB_PAST_SIZE,   /* a buffered write's write-back fails at fsync, the same */
+};
+
+struct errors_case {
+	const char *name;
+	enum ff_errors_mode mode;
+	enum errors_error error;
+	off_t want_size;
+	mode_t want_mode; /* 0: not checked */
+};
+
+static const struct errors_case errors_cases[] = {
+	{"test_compat_errors_zone_ro_offline_zone", FF_ERRORS_ZONE_RO, ERR_ZONE_OFFLINE, 0,
+	 S_IFREG},
+	/* 1 + the 2 the device took */
+	{"test_compat_errors_repair_size_is_wp", FF_ERRORS_REPAIR, ERR_SYNC_PAST_SIZE, 3 * BLK, 0},
+	{"test_compat_errors_remount_ro_keeps_size", FF_ERRORS_REMOUNT_RO, ERR_SYNC_PAST_SIZE, BLK,
+	 0},
+	{"test_compat_errors_repair_writeback_size_is_wp", FF_ERRORS_REPAIR, ERR_WB_PAST_SIZE,
+	 3 * BLK, 0},
+	{"test_compat_errors_remount_ro_writeback_keeps_size", FF_ERRORS_REMOUNT_RO,
+	 ERR_WB_PAST_SIZE, BLK, 0},
+};
+
+/* setup, with the row the test runs (cmocka's initial state) kept in the fixture */
+static int setup_errors_case(void **state)
+{
+	const struct errors_case *c = *state;
+	int ret = setup(state);
+
+	((struct fx *)*state)->ecase = c;
+	return ret;
+}
+
+static void test_compat_errors_case(void **state)
 {
 	struct fx *f = *state;
-	char env[96];
+	const struct errors_case *c = f->ecase;
 	struct stat st;
 
 	assert_int_equal(fmt(f, 0, 0, 0), 0);
-	/* the second data write into seq/0's zone fails */
-	snprintf(env, sizeof(env), "fail_write=2,range=%llu:%llu",
-		 (unsigned long long)(SEQ(0) * ZS), (unsigned long long)((SEQ(0) + 1) * ZS));
-	setenv("FOLIOFS_FAULT", env, 1);
-	assert_int_equal(mnt(f, FF_ERRORS_ZONE_RO, false), 0);
+	fault_seq0(2);
+	assert_int_equal(mnt(f, c->mode, false), 0);
 	append_sync(f, SEQ(0), 0, BLK);
-	g_force[SEQ(0)] = FF_ZC_OFFLINE;
-	assert_true(ff_fs_write(f->fs, SEQ(0), f->buf, BLK, BLK, FF_CW_SYNC) < 0);
+	switch (c->error) {
+	case ERR_ZONE_OFFLINE:
+		g_force[SEQ(0)] = FF_ZC_OFFLINE;
+		assert_true(ff_fs_write(f->fs, SEQ(0), f->buf, BLK, BLK, FF_CW_SYNC) < 0);
+		break;
+	case ERR_SYNC_PAST_SIZE:
+		g_wp_add[SEQ(0)] = 2 * BLK;
+		assert_int_equal(ff_fs_write(f->fs, SEQ(0), f->buf, 4 * BLK, BLK, FF_CW_SYNC),
+				 -EIO);
+		break;
+	case ERR_WB_PAST_SIZE:
+		assert_int_equal(ff_fs_write(f->fs, SEQ(0), f->buf, BLK, BLK, 0), (ssize_t)BLK);
+		g_wp_add[SEQ(0)] = 2 * BLK;
+		assert_true(ff_fs_fsync(f->fs, SEQ(0), false) < 0);
+		break;
+	}
 	assert_int_equal(ff_fs_getattr(f->fs, SEQ(0), &st), 0);
-	assert_int_equal(st.st_size, 0);
-	assert_int_equal(st.st_mode, S_IFREG);
+	assert_int_equal(st.st_size, c->want_size);
+	if (c->want_mode)
+		assert_int_equal(st.st_mode, c->want_mode);
+	/* the device as it was, before teardown unmounts */
 	g_force[SEQ(0)] = 0;
-}
-
-/*
- * A write error that left data in the zone beyond the file's size (a write
- * the device took in part): errors=repair moves the size to the write
- * pointer, as the kernel; errors=remount-ro keeps the old size (the kernel
- * does not expose data the writer was told failed).
- */
-static void error_past_size(struct fx *f, enum ff_errors_mode mode, off_t want)
-{
-	char env[96];
-	struct stat st;
-
-	assert_int_equal(fmt(f, 0, 0, 0), 0);
-	snprintf(env, sizeof(env), "fail_write=2,range=%llu:%llu",
-		 (unsigned long long)(SEQ(0) * ZS), (unsigned long long)((SEQ(0) + 1) * ZS));
-	setenv("FOLIOFS_FAULT", env, 1);
-	assert_int_equal(mnt(f, mode, false), 0);
-	append_sync(f, SEQ(0), 0, BLK);
-	g_wp_add[SEQ(0)] = 2 * BLK;
-	assert_int_equal(ff_fs_write(f->fs, SEQ(0), f->buf, 4 * BLK, BLK, FF_CW_SYNC), -EIO);
-	assert_int_equal(ff_fs_getattr(f->fs, SEQ(0), &st), 0);
-	assert_int_equal(st.st_size, want);
 	g_wp_add[SEQ(0)] = 0;
-}
-
-static void test_compat_errors_repair_size_is_wp(void **state)
-{
-	error_past_size(*state, FF_ERRORS_REPAIR, 3 * BLK); /* 1 + the 2 the device took */
-}
-
-static void test_compat_errors_remount_ro_keeps_size(void **state)
-{
-	error_past_size(*state, FF_ERRORS_REMOUNT_RO, BLK);
-}
-
-/*
- * The same after a buffered append whose write-back fails at fsync, the zone
- * having been written behind the file's back (its pointer 2 blocks past the
- * file's durable end): errors=repair ends the file at the write pointer,
- * errors=remount-ro at the size that was on the device before the failed
- * write-back, not at the size the buffered write gave it (the kernel's answer
- * in tests/vm/guest.d/85-errors-matrix.sh).
- */
-static void writeback_error_past_size(struct fx *f, enum ff_errors_mode mode, off_t want)
-{
-	char env[96];
-	struct stat st;
-
-	assert_int_equal(fmt(f, 0, 0, 0), 0);
-	snprintf(env, sizeof(env), "fail_write=2,range=%llu:%llu",
-		 (unsigned long long)(SEQ(0) * ZS), (unsigned long long)((SEQ(0) + 1) * ZS));
-	setenv("FOLIOFS_FAULT", env, 1);
-	assert_int_equal(mnt(f, mode, false), 0);
-	append_sync(f, SEQ(0), 0, BLK);
-	assert_int_equal(ff_fs_write(f->fs, SEQ(0), f->buf, BLK, BLK, 0), (ssize_t)BLK);
-	g_wp_add[SEQ(0)] = 2 * BLK;
-	assert_true(ff_fs_fsync(f->fs, SEQ(0), false) < 0);
-	assert_int_equal(ff_fs_getattr(f->fs, SEQ(0), &st), 0);
-	assert_int_equal(st.st_size, want);
-	g_wp_add[SEQ(0)] = 0;
-}
-
-static void test_compat_errors_repair_writeback_size_is_wp(void **state)
-{
-	writeback_error_past_size(*state, FF_ERRORS_REPAIR, 3 * BLK);
-}
-
-static void test_compat_errors_remount_ro_writeback_keeps_size(void **state)
-{
-	writeback_error_past_size(*state, FF_ERRORS_REMOUNT_RO, BLK);
 }
 
 /* statfs says ST_RDONLY once the whole mount is read-only (errors=remount-ro) */
@@ -465,12 +470,9 @@ static void test_compat_statfs_rdonly(void **state)
 {
 	struct fx *f = *state;
 	struct statvfs sv;
-	char env[96];
 
 	assert_int_equal(fmt(f, 0, 0, 0), 0);
-	snprintf(env, sizeof(env), "fail_write=1,range=%llu:%llu",
-		 (unsigned long long)(SEQ(0) * ZS), (unsigned long long)((SEQ(0) + 1) * ZS));
-	setenv("FOLIOFS_FAULT", env, 1);
+	fault_seq0(1);
 	assert_int_equal(mnt(f, FF_ERRORS_REMOUNT_RO, false), 0);
 	assert_int_equal(ff_fs_statfs(f->fs, &sv), 0);
 	assert_int_equal(sv.f_flag & ST_RDONLY, 0);
@@ -480,9 +482,11 @@ static void test_compat_statfs_rdonly(void **state)
 	assert_int_equal(sv.f_flag & ST_RDONLY, ST_RDONLY);
 }
 
+#define NR_ERRORS_CASES (sizeof(errors_cases) / sizeof(errors_cases[0]))
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
+	struct CMUnitTest tests[7 + NR_ERRORS_CASES] = {
 		cmocka_unit_test(test_compat_sb_encode_matches_kernel_layout),
 		cmocka_unit_test(test_compat_sb_decode_kernel_block),
 		cmocka_unit_test_setup_teardown(test_compat_mount_rdonly_offline_zones, setup,
@@ -491,18 +495,15 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_compat_explicit_open_full_file, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_compat_counters_no_limits, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_compat_errors_zone_ro_offline_zone, setup,
-						teardown),
 		cmocka_unit_test_setup_teardown(test_compat_statfs_rdonly, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_compat_errors_repair_size_is_wp, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_compat_errors_remount_ro_keeps_size, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(test_compat_errors_repair_writeback_size_is_wp,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(test_compat_errors_remount_ro_writeback_keeps_size,
-						setup, teardown),
 	};
 
+	/* a test a row of errors_cases, named by the row */
+	for (size_t i = 0; i < NR_ERRORS_CASES; i++)
+		tests[7 + i] = (struct CMUnitTest){.name = errors_cases[i].name,
+						   .test_func = test_compat_errors_case,
+						   .setup_func = setup_errors_case,
+						   .teardown_func = teardown,
+						   .initial_state = (void *)&errors_cases[i]};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

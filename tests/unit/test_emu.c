@@ -35,9 +35,7 @@ static int fmt_open(struct fx *f, uint32_t nr_cnv, uint32_t max_open, uint32_t m
 				.max_open = max_open,
 				.max_active = max_active};
 
-	if (tu_make_image(f->path, sizeof(f->path), "emu", 16 * ZS + (1 << 20)))
-		return -1;
-	if (ff_dev_format_emulated(f->path, &o, false))
+	if (tu_emu_mkimage(f->path, sizeof(f->path), "emu", 16 * ZS + (1 << 20), &o))
 		return -1;
 	return ff_dev_open(f->path, NULL, &f->dev);
 }

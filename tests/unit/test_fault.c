@@ -36,8 +36,7 @@ static int setup(void **state)
 
 	f->buf = tu_alloc(4 * BLK);
 	f->rbuf = tu_alloc(4 * BLK);
-	assert_int_equal(tu_make_image(f->path, sizeof(f->path), "fault", 8 * ZS + ZS), 0);
-	assert_int_equal(ff_dev_format_emulated(f->path, &o, false), 0);
+	assert_int_equal(tu_emu_mkimage(f->path, sizeof(f->path), "fault", 8 * ZS + ZS, &o), 0);
 	snprintf(f->log, sizeof(f->log), "%s.vlog", f->path);
 	*state = f;
 	return 0;

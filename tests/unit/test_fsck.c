@@ -56,8 +56,8 @@ static int setup(void **state)
 
 	ff_log_set_level(FF_LOG_ERR);
 	f->buf = tu_alloc(4 * BLK);
-	assert_int_equal(tu_make_image(f->path, sizeof(f->path), "fsck", NZ * ZS + (1 << 20)), 0);
-	assert_int_equal(ff_fs_mkfs(f->path, &o, NULL, 0), 0);
+	assert_int_equal(tu_fs_mkimage(f->path, sizeof(f->path), "fsck", NZ * ZS + (1 << 20), &o),
+			 0);
 	*state = f;
 	return 0;
 }

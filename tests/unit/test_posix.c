@@ -45,15 +45,14 @@ static const struct ff_cred cr = {1000, 1000};
 
 static void do_mount_path(struct px *p, const char *path)
 {
-	assert_int_equal(ff_fs_mount(path, &p->o, &p->fs), 0);
+	tu_fs_mount(path, &p->o, &p->fs, &p->root);
 	assert_int_equal(ff_fs_format(p->fs), FF_FMT_POSIX);
-	p->root = ff_fs_root_ino(p->fs);
 }
 
 static void remount(struct px *p)
 {
-	assert_int_equal(ff_fs_unmount(p->fs), 0);
-	do_mount_path(p, p->path);
+	tu_fs_remount(p->path, &p->o, &p->fs, &p->root);
+	assert_int_equal(ff_fs_format(p->fs), FF_FMT_POSIX);
 }
 
 static int setup_mk(void **state, bool emu, const struct ff_fs_opts *o, uint32_t conv, uint64_t cap,
@@ -62,7 +61,6 @@ static int setup_mk(void **state, bool emu, const struct ff_fs_opts *o, uint32_t
 	struct px *p = calloc(1, sizeof(*p));
 	struct ff_mkfs_opts mo = {
 		.format = FF_FMT_POSIX, .force = true, .zone_size = ZS, .zone_opts = true};
-	char summary[512];
 
 	assert_non_null(p);
 	p->emu = emu;
@@ -73,10 +71,9 @@ static int setup_mk(void **state, bool emu, const struct ff_fs_opts *o, uint32_t
 		mo.max_open = max_open;
 		mo.max_active = max_active;
 	}
-	assert_int_equal(tu_make_image(p->path, sizeof(p->path), emu ? "posix-emu" : "posix-reg",
-				       NZ * ZS + (1 << 20)),
+	assert_int_equal(tu_fs_mkimage(p->path, sizeof(p->path), emu ? "posix-emu" : "posix-reg",
+				       NZ * ZS + (1 << 20), &mo),
 			 0);
-	assert_int_equal(ff_fs_mkfs(p->path, &mo, summary, sizeof(summary)), 0);
 	if (o)
 		p->o = *o;
 	do_mount_path(p, p->path);
@@ -133,22 +130,14 @@ static int teardown(void **state)
 {
 	struct px *p = *state;
 
-	if (p->fs)
-		assert_int_equal(ff_fs_unmount(p->fs), 0);
-	unlink(p->path);
+	tu_fs_unmount_rm(p->fs, p->path);
 	free(p);
 	return 0;
 }
 
 static uint64_t stat_of(struct px *p, const char *key)
 {
-	char buf[4096], *s;
-	int n = ff_fs_stats_text(p->fs, buf, sizeof(buf));
-
-	assert_true(n > 0);
-	s = strstr(buf, key);
-	assert_non_null(s);
-	return strtoull(s + strlen(key) + 1, NULL, 10);
+	return tu_fs_stat(p->fs, key);
 }
 
 static uint64_t mkfile(struct px *p, uint64_t dir, const char *name)

@@ -44,8 +44,7 @@ static const struct ff_cred cr = {1000, 1000};
 
 static void do_mount(struct gx *p)
 {
-	assert_int_equal(ff_fs_mount(p->path, &p->o, &p->fs), 0);
-	p->root = ff_fs_root_ino(p->fs);
+	tu_fs_mount(p->path, &p->o, &p->fs, &p->root);
 }
 
 static int setup_mk(void **state, bool emu, uint32_t max_open, uint32_t max_active, bool tiny)
@@ -53,7 +52,6 @@ static int setup_mk(void **state, bool emu, uint32_t max_open, uint32_t max_acti
 	struct gx *p = calloc(1, sizeof(*p));
 	struct ff_mkfs_opts mo = {
 		.format = FF_FMT_POSIX, .force = true, .zone_size = ZS, .zone_opts = true};
-	char summary[512];
 
 	assert_non_null(p);
 	p->emu = emu;
@@ -63,10 +61,9 @@ static int setup_mk(void **state, bool emu, uint32_t max_open, uint32_t max_acti
 		mo.max_open = max_open;
 		mo.max_active = max_active;
 	}
-	assert_int_equal(tu_make_image(p->path, sizeof(p->path), emu ? "gc-emu" : "gc-reg",
-				       NZ * ZS + (1 << 20)),
+	assert_int_equal(tu_fs_mkimage(p->path, sizeof(p->path), emu ? "gc-emu" : "gc-reg",
+				       NZ * ZS + (1 << 20), &mo),
 			 0);
-	assert_int_equal(ff_fs_mkfs(p->path, &mo, summary, sizeof(summary)), 0);
 	if (tiny)
 		p->o.cache = (struct ff_cache_opts){.cache_size = 256 << 10, .max_folio = 64 << 10};
 	do_mount(p);
@@ -99,22 +96,14 @@ static int teardown(void **state)
 {
 	struct gx *p = *state;
 
-	if (p->fs)
-		assert_int_equal(ff_fs_unmount(p->fs), 0);
-	unlink(p->path);
+	tu_fs_unmount_rm(p->fs, p->path);
 	free(p);
 	return 0;
 }
 
 static uint64_t stat_of(struct gx *p, const char *key)
 {
-	char buf[4096], *s;
-	int n = ff_fs_stats_text(p->fs, buf, sizeof(buf));
-
-	assert_true(n > 0);
-	s = strstr(buf, key);
-	assert_non_null(s);
-	return strtoull(s + strlen(key) + 1, NULL, 10);
+	return tu_fs_stat(p->fs, key);
 }
 
 static uint64_t mkfile(struct gx *p, const char *name)

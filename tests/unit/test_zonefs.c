@@ -35,7 +35,7 @@ struct zfx {
 
 static void do_mount(struct zfx *z)
 {
-	assert_int_equal(ff_fs_mount(z->path, &z->o, &z->fs), 0);
+	tu_fs_mount(z->path, &z->o, &z->fs, NULL);
 }
 
 static int setup_opts(void **state, const struct ff_fs_opts *o)
@@ -47,11 +47,10 @@ static int setup_opts(void **state, const struct ff_fs_opts *o)
 				  .zone_size = ZS,
 				  .conv_zones = 2,
 				  .zone_opts = true};
-	char summary[512];
 
 	assert_non_null(z);
-	assert_int_equal(tu_make_image(z->path, sizeof(z->path), "zonefs", NZ * ZS + (1 << 20)), 0);
-	assert_int_equal(ff_fs_mkfs(z->path, &mo, summary, sizeof(summary)), 0);
+	assert_int_equal(
+		tu_fs_mkimage(z->path, sizeof(z->path), "zonefs", NZ * ZS + (1 << 20), &mo), 0);
 	if (o)
 		z->o = *o;
 	do_mount(z);
@@ -90,19 +89,16 @@ static int teardown(void **state)
 {
 	struct zfx *z = *state;
 
-	if (z->fs)
-		assert_int_equal(ff_fs_unmount(z->fs), 0);
-	ff_dev_fault_hook = NULL; /* after the flusher stopped: it reads the hook */
-	unlink(z->path);
+	/* the hook cleared after the flusher stopped: it reads the hook */
+	tu_fs_unmount_rm(z->fs, z->path);
+	ff_dev_fault_hook = NULL;
 	free(z);
 	return 0;
 }
 
 static void remount(struct zfx *z)
 {
-	assert_int_equal(ff_fs_unmount(z->fs), 0);
-	z->fs = NULL;
-	do_mount(z);
+	tu_fs_remount(z->path, &z->o, &z->fs, NULL);
 }
 
 /* The inode of dir/name ("seq", "0"). */
@@ -341,15 +337,6 @@ static void test_zonefs_finish_writes_partial_tail(void **state)
 
 /* ---- O_DIRECT ---- */
 
-static _Atomic int fail_writes;
-static int fail_hook(struct ff_dev *dev, uint64_t off, size_t len)
-{
-	(void)dev;
-	(void)off;
-	(void)len;
-	return atomic_load(&fail_writes) ? -EIO : 0;
-}
-
 /* An O_DIRECT write completes on the device: the device's error reaches the writer. */
 static void test_zonefs_direct_write_reaches_device(void **state)
 {
@@ -358,12 +345,12 @@ static void test_zonefs_direct_write_reaches_device(void **state)
 	uint8_t *buf = tu_alloc(64 << 10);
 
 	tu_fill(buf, 64 << 10, 3);
-	ff_dev_fault_hook = fail_hook;
-	atomic_store(&fail_writes, 1);
+	ff_dev_fault_hook = tu_fail_hook;
+	tu_fail_writes(true);
 	assert_int_equal(ff_fs_write(z->fs, cnv, buf, 64 << 10, 0, FF_CW_DIRECT), -EIO);
 	assert_int_equal(ff_fs_write(z->fs, seq, buf, 64 << 10, 0, FF_CW_DIRECT), -EIO);
 	assert_int_equal(size_of(z, seq), 0); /* a failed append leaves nothing */
-	atomic_store(&fail_writes, 0);
+	tu_fail_writes(false);
 	assert_int_equal(ff_fs_write(z->fs, seq, buf, 64 << 10, 0, FF_CW_DIRECT), 64 << 10);
 	remount(z);
 	check_content(z, seq, buf, 64 << 10);
@@ -515,10 +502,10 @@ static void test_zonefs_failed_write_through_keeps_joined_blocks(void **state)
 	tu_fill(a, BLK, 1);
 	tu_fill(b, BLK, 2);
 	assert_int_equal(ff_fs_write(z->fs, ino, a, BLK, 0, 0), BLK); /* buffered, acknowledged */
-	ff_dev_fault_hook = fail_hook;
-	atomic_store(&fail_writes, 1);
+	ff_dev_fault_hook = tu_fail_hook;
+	tu_fail_writes(true);
 	assert_int_equal(ff_fs_write(z->fs, ino, b, BLK, BLK / 2, FF_CW_DSYNC), -EIO);
-	atomic_store(&fail_writes, 0);
+	tu_fail_writes(false);
 	assert_int_equal(ff_fs_fsync(z->fs, ino, false), -EIO); /* the joined blocks' error */
 	assert_int_equal(ff_fs_fsync(z->fs, ino, false), 0);
 	remount(z);

@@ -48,8 +48,7 @@ static int setup(void **state)
 	struct fx *f = calloc(1, sizeof(*f));
 	struct ff_emu_opts o = {.zone_size = ZS, .nr_cnv = 1};
 
-	assert_int_equal(tu_make_image(f->path, sizeof(f->path), "zoneq", 12 * ZS), 0);
-	assert_int_equal(ff_dev_format_emulated(f->path, &o, false), 0);
+	assert_int_equal(tu_emu_mkimage(f->path, sizeof(f->path), "zoneq", 12 * ZS, &o), 0);
 	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
 	*state = f;
 	return 0;

@@ -1,14 +1,30 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* Helpers shared by the unit test programs: scratch images and buffers. */
+/*
+ * Helpers shared by the unit test programs: scratch images and buffers, and
+ * the parts every fixture repeats: an image formatted as an emulated zoned
+ * device or by mkfs, a filesystem mounted, remounted and unmounted, a stats
+ * counter. Each program keeps its own fixture struct and setup/teardown
+ * functions; these take the fields they need.
+ */
 #ifndef FOLIOFS_TESTUTIL_H
 #define FOLIOFS_TESTUTIL_H
 
+#include <errno.h>
 #include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cmocka.h>
+#include "foliofs/dev.h"
+#include "foliofs/fs.h"
 
 /* A sparse image file of size bytes under /var/tmp; path written to buf. */
 static inline int tu_make_image(char *buf, size_t buflen, const char *tag, unsigned long long size)
@@ -51,6 +67,98 @@ static inline void tu_fill(void *buf, size_t len, unsigned long long seed)
 		x ^= x << 17;
 		p[i] = (unsigned char)x;
 	}
+}
+
+/* Whether tu_fail_hook fails writes (one flag a program: a static inline's own static). */
+static inline _Atomic bool *tu_fail_writes_flag(void)
+{
+	static _Atomic bool on;
+
+	return &on;
+}
+
+/* Make tu_fail_hook fail every write from now (on) or pass them again. */
+static inline void tu_fail_writes(bool on)
+{
+	atomic_store(tu_fail_writes_flag(), on);
+}
+
+/* A device fault hook (ff_dev_fault_hook): EIO for every write while tu_fail_writes(true). */
+static inline int tu_fail_hook(struct ff_dev *dev, uint64_t off, size_t len)
+{
+	(void)dev;
+	(void)off;
+	(void)len;
+	return atomic_load(tu_fail_writes_flag()) ? -EIO : 0;
+}
+
+/*
+ * A fresh image of size bytes (tag names it, as tu_make_image) formatted as
+ * an emulated zoned device with eo. Returns 0, -1 when the image could not
+ * be made, or ff_dev_format_emulated's -errno.
+ */
+static inline int tu_emu_mkimage(char *path, size_t pathlen, const char *tag,
+				 unsigned long long size, const struct ff_emu_opts *eo)
+{
+	if (tu_make_image(path, pathlen, tag, size))
+		return -1;
+	return ff_dev_format_emulated(path, eo, false);
+}
+
+/*
+ * A fresh image of size bytes (tag names it, as tu_make_image) formatted by
+ * ff_fs_mkfs with mo. Returns 0, -1 when the image could not be made, or
+ * ff_fs_mkfs's -errno.
+ */
+static inline int tu_fs_mkimage(char *path, size_t pathlen, const char *tag,
+				unsigned long long size, const struct ff_mkfs_opts *mo)
+{
+	char summary[512];
+
+	if (tu_make_image(path, pathlen, tag, size))
+		return -1;
+	return ff_fs_mkfs(path, mo, summary, sizeof(summary));
+}
+
+/* Mount path with o into *fs; the root's inode to *root unless root is NULL. */
+static inline void tu_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **fs,
+			       uint64_t *root)
+{
+	assert_int_equal(ff_fs_mount(path, o, fs), 0);
+	if (root)
+		*root = ff_fs_root_ino(*fs);
+}
+
+/*
+ * Unmount *fs and mount path again with o. *fs is NULL in between, so a
+ * mount that fails leaves teardown nothing to unmount.
+ */
+static inline void tu_fs_remount(const char *path, const struct ff_fs_opts *o, struct ff_fs **fs,
+				 uint64_t *root)
+{
+	assert_int_equal(ff_fs_unmount(*fs), 0);
+	*fs = NULL;
+	tu_fs_mount(path, o, fs, root);
+}
+
+/* Teardown's part: unmount fs unless it is NULL (it must succeed), remove the image. */
+static inline void tu_fs_unmount_rm(struct ff_fs *fs, const char *path)
+{
+	if (fs)
+		assert_int_equal(ff_fs_unmount(fs), 0);
+	unlink(path);
+}
+
+/* The number after key in fs's stats text (user.foliofs.stats); key must be there. */
+static inline uint64_t tu_fs_stat(struct ff_fs *fs, const char *key)
+{
+	char buf[4096], *s;
+	int n = ff_fs_stats_text(fs, buf, sizeof(buf));
+
+	assert_true(n > 0);
+	s = strstr(buf, key);
+	assert_non_null(s);
+	return strtoull(s + strlen(key) + 1, NULL, 10);
 }
 
 #endif

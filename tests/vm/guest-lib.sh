@@ -44,6 +44,70 @@ ff_umount() {
 	return $rc
 }
 
+# ---- zoned null_blk devices of a script's own, through configfs ----
+NB=/sys/kernel/config/nullb
+
+# nullb_make NAME BS NCONV [CAP_MIB [MAX_OPEN [MAX_ACTIVE]]]: a host-managed
+# zoned null_blk of 1 GiB in 64 MiB zones, memory-backed, with BS-byte
+# blocks, NCONV conventional zones, a zone capacity of CAP_MIB MiB and at
+# most MAX_OPEN open and MAX_ACTIVE active zones (0 or absent: none set, the
+# zone size and no limits). Loads configfs and null_blk (no device of its
+# own) when 00 did not. Prints the device's path: /dev/NAME, or
+# /dev/nullb<index> on kernels that name the disk after its index.
+nullb_make() {
+	local d=$NB/$1 i=0 n
+	[ -d /sys/kernel/config ] || insmod /lib/modules/configfs.ko 2>/dev/null
+	[ -d /sys/module/null_blk ] || insmod /lib/modules/null_blk.ko nr_devices=0 2>/dev/null
+	mountpoint -q $NB 2>/dev/null || mount -t configfs none /sys/kernel/config 2>/dev/null
+	mkdir $d || return 1
+	echo 1 >$d/zoned; echo 64 >$d/zone_size; echo $3 >$d/zone_nr_conv; echo 1024 >$d/size
+	echo 1 >$d/memory_backed; echo $2 >$d/blocksize
+	[ "${4:-0}" = 0 ] || echo $4 >$d/zone_capacity
+	[ "${5:-0}" = 0 ] || echo $5 >$d/zone_max_open
+	[ "${6:-0}" = 0 ] || echo $6 >$d/zone_max_active
+	echo 1 >$d/power || return 1
+	while [ $i -lt 50 ]; do
+		[ -b /dev/$1 ] && { echo /dev/$1; return 0; }
+		n=$(cat $d/index 2>/dev/null)
+		[ -n "$n" ] && [ -b /dev/nullb$n ] && { echo /dev/nullb$n; return 0; }
+		sleep 0.1; i=$((i + 1))
+	done
+	return 1
+}
+
+# nullb_remove NAME: power off and remove a device nullb_make made
+nullb_remove() { echo 0 >$NB/$1/power; rmdir $NB/$1; }
+
+# compare_answers TAG CASE KFILE FFILE: PASS TAG-CASE when foliofs answered
+# (FFILE) as the kernel did (KFILE), or exactly as a "CASE|answer" line of
+# the file $KNOWN documents; FAIL with both answers otherwise.
+compare_answers() {
+	if cmp -s "$3" "$4"; then
+		echo "both: $(tr '\n' ';' <"$3")"
+		pass "$1-$2"
+	elif grep -qxF "$2|$(tr '\n' ';' <"$4")" $KNOWN; then
+		pass "$1-$2 (documented difference: $(tr '\n' ';' <"$4"))"
+	else
+		echo "kernel:  $(tr '\n' ';' <"$3")"
+		echo "foliofs: $(tr '\n' ';' <"$4")"
+		fail "$1-$2"
+	fi
+}
+
+# seq3_answers DIR: what the zonefs mount at DIR shows of seq/3 after a write
+# error on it, a line each: its mode and size, whether seq/4 and seq/3 open
+# for writing (or the error), whether seq/3 reads (or the error)
+seq3_answers() {
+	local w r
+	echo "seq/3 $(stat -c '%a %s' $1/seq/3)"
+	w=$( (command exec 3>>$1/seq/4) 2>&1 | sed 's/.*: //' | head -1)
+	echo "seq/4 write open: ${w:-ok}"
+	w=$( (command exec 3>>$1/seq/3) 2>&1 | sed 's/.*: //' | head -1)
+	echo "seq/3 write open: ${w:-ok}"
+	r=$(dd if=$1/seq/3 of=/dev/null bs=4096 count=1 2>&1 | grep -io 'operation not permitted\|input/output error' | head -1)
+	echo "seq/3 read: ${r:-ok}"
+}
+
 # ff_stat MNT KEY: one counter of user.foliofs.stats
 ff_stat() {
 	getfattr --only-values -n user.foliofs.stats "$1" 2>/dev/null | awk -v k="$2" '$1 == k {print $2}'

@@ -19,27 +19,6 @@ have foliofs && have mkfs.foliofs && have fio || { skip posix "foliofs or fio mi
 have fsck.foliofs || { skip posix "fsck.foliofs not packed"; exit 0; }
 [ -c /dev/fuse ] || { skip posix "no /dev/fuse"; exit 0; }
 M=/mnt/px
-NB=/sys/kernel/config/nullb
-mountpoint -q $NB 2>/dev/null || mount -t configfs none /sys/kernel/config 2>/dev/null
-
-# mk_nullb NAME BS CAP_MIB MAX_OPEN_ACTIVE: a zoned null_blk, prints its path
-mk_nullb() {
-	local d=$NB/$1 i=0 n
-	mkdir $d || return 1
-	echo 1 >$d/zoned; echo 64 >$d/zone_size; echo 2 >$d/zone_nr_conv; echo 1024 >$d/size
-	echo 1 >$d/memory_backed; echo $2 >$d/blocksize
-	[ "$3" != 0 ] && echo $3 >$d/zone_capacity
-	[ "$4" != 0 ] && { echo $4 >$d/zone_max_open; echo $4 >$d/zone_max_active; }
-	echo 1 >$d/power || return 1
-	while [ $i -lt 50 ]; do
-		[ -b /dev/$1 ] && { echo /dev/$1; return 0; }
-		n=$(cat $d/index 2>/dev/null)
-		[ -n "$n" ] && [ -b /dev/nullb$n ] && { echo /dev/nullb$n; return 0; }
-		sleep 0.1; i=$((i + 1))
-	done
-	return 1
-}
-rm_nullb() { echo 0 >$NB/$1/power; rmdir $NB/$1; }
 
 # fio_dir TAG ARGS...: fio in $M/TAG (made first), verified; its output in /tmp/px-TAG.out
 fio_dir() {
@@ -102,11 +81,11 @@ suite() {
 	[ $rc = 0 ] && pass posix-$n-fsck-clean || { cat /tmp/px-fsck.out; fail posix-$n-fsck-clean "exit $rc"; }
 }
 
-D=$(mk_nullb px512 512 0 0) || { fail posix-nullb "configfs null_blk px512"; exit 1; }
+D=$(nullb_make px512 512 2) || { fail posix-nullb "configfs null_blk px512"; exit 1; }
 step "px512: $D, $(cat /sys/block/${D#/dev/}/queue/logical_block_size) B blocks"
 suite 512 $D
-rm_nullb px512
-D=$(mk_nullb px4k 4096 48 3) || { fail posix-nullb "configfs null_blk px4k"; exit 1; }
+nullb_remove px512
+D=$(nullb_make px4k 4096 2 48 3 3) || { fail posix-nullb "configfs null_blk px4k"; exit 1; }
 step "px4k: $D, $(cat /sys/block/${D#/dev/}/queue/logical_block_size) B blocks, $(blkzone report -c 3 $D | tail -1)"
 suite 4k $D
-rm_nullb px4k
+nullb_remove px4k

@@ -37,46 +37,15 @@ cat >$KNOWN <<'EOF'
 active-limit|0 write ok;1 write ok;2 write ok;3 write failed;seq/3 640 0;seq/4 write open: ok;3 write ok;
 EOF
 
-# compare CASE KFILE FFILE: PASS when foliofs answered as the kernel did, or
-# exactly as KNOWN documents; FAIL with both answers otherwise.
-compare() {
-	if cmp -s "$2" "$3"; then
-		echo "both: $(tr '\n' ';' <"$2")"
-		pass "compat-$1"
-	elif grep -qxF "$1|$(tr '\n' ';' <"$3")" $KNOWN; then
-		pass "compat-$1 (documented difference: $(tr '\n' ';' <"$3"))"
-	else
-		echo "kernel:  $(tr '\n' ';' <"$2")"
-		echo "foliofs: $(tr '\n' ';' <"$3")"
-		fail "compat-$1"
-	fi
-}
+# compare CASE KFILE FFILE: PASS compat-CASE when foliofs answered as the
+# kernel did, or exactly as KNOWN documents; FAIL with both answers otherwise.
+compare() { compare_answers compat "$@"; }
 
 # a second null_blk device through configfs: 4 KiB blocks, 4 conventional +
 # 12 sequential 64 MiB zones (so aggr_cnv has 3 zones to join), at most 3 open
 # and 3 active zones; seq/k is zone NCONV + k
 NCONV=4
-NB=/sys/kernel/config/nullb
-D1=
-mk_nullb() { # NAME: prints the device path
-	local d=$NB/$1
-	mkdir $d || return 1
-	echo 1 >$d/zoned; echo 64 >$d/zone_size; echo $NCONV >$d/zone_nr_conv; echo 1024 >$d/size
-	echo 1 >$d/memory_backed; echo 4096 >$d/blocksize
-	echo 3 >$d/zone_max_open; echo 3 >$d/zone_max_active
-	echo 1 >$d/power || return 1
-	# the disk is named after the configfs item, or nullb<index> on older kernels
-	i=0
-	while [ $i -lt 50 ]; do
-		[ -b /dev/$1 ] && { echo /dev/$1; return 0; }
-		n=$(cat $d/index 2>/dev/null)
-		[ -n "$n" ] && [ -b /dev/nullb$n ] && { echo /dev/nullb$n; return 0; }
-		sleep 0.1; i=$((i + 1))
-	done
-	return 1
-}
-mountpoint -q $NB 2>/dev/null || mount -t configfs none /sys/kernel/config 2>/dev/null
-D1=$(mk_nullb nullb9) || { fail compat-nullb "configfs null_blk device"; exit 1; }
+D1=$(nullb_make nullb9 4096 $NCONV 0 3 3) || { fail compat-nullb "configfs null_blk device"; exit 1; }
 step "device $D1"
 
 kmount() { mount -t zonefs "$@"; }
@@ -247,13 +216,7 @@ err_case() { # DIR
 	fio --name=c --filename=$1/seq/3 --size=4k --bs=4k --rw=write --direct=1 --sync=1 --ioengine=libaio \
 		--create_on_open=0 --allow_file_create=0 --file_append=1 --unlink=0 >/dev/null 2>&1 &&
 		echo "write ok" || echo "write failed"
-	echo "seq/3 $(stat -c '%a %s' $1/seq/3)"
-	w=$( (command exec 3>>$1/seq/4) 2>&1 | sed 's/.*: //' | head -1)
-	echo "seq/4 write open: ${w:-ok}"
-	w=$( (command exec 3>>$1/seq/3) 2>&1 | sed 's/.*: //' | head -1)
-	echo "seq/3 write open: ${w:-ok}"
-	r=$(dd if=$1/seq/3 of=/dev/null bs=4096 count=1 2>&1 | grep -io 'operation not permitted\|input/output error' | head -1)
-	echo "seq/3 read: ${r:-ok}"
+	seq3_answers $1
 }
 for m in remount-ro zone-ro zone-offline repair; do
 	step "errors=$m"
@@ -263,5 +226,4 @@ for m in remount-ro zone-ro zone-offline repair; do
 	if fmount $D1 $F -o errors=$m; then err_case $F >/tmp/f.out; fumount $F; else echo "mount failed" >/tmp/f.out; fi
 	compare errors-$m /tmp/k.out /tmp/f.out
 done
-echo 0 >$NB/nullb9/power
-rmdir $NB/nullb9
+nullb_remove nullb9

@@ -28,24 +28,7 @@ mkdir -p $K $F
 ZB=67108864
 NCONV=4
 Z3=$((NCONV + 3))
-NB=/sys/kernel/config/nullb
-mountpoint -q $NB 2>/dev/null || mount -t configfs none /sys/kernel/config 2>/dev/null
-mk_nullb() { # NAME: prints the device path
-	local d=$NB/$1 i=0 n
-	mkdir $d || return 1
-	echo 1 >$d/zoned; echo 64 >$d/zone_size; echo $NCONV >$d/zone_nr_conv; echo 1024 >$d/size
-	echo 1 >$d/memory_backed; echo 4096 >$d/blocksize
-	echo 3 >$d/zone_max_open; echo 3 >$d/zone_max_active
-	echo 1 >$d/power || return 1
-	while [ $i -lt 50 ]; do
-		[ -b /dev/$1 ] && { echo /dev/$1; return 0; }
-		n=$(cat $d/index 2>/dev/null)
-		[ -n "$n" ] && [ -b /dev/nullb$n ] && { echo /dev/nullb$n; return 0; }
-		sleep 0.1; i=$((i + 1))
-	done
-	return 1
-}
-D=$(mk_nullb errmx) || { fail errors-matrix-nullb "configfs null_blk device"; exit 1; }
+D=$(nullb_make errmx 4096 $NCONV 0 3 3) || { fail errors-matrix-nullb "configfs null_blk device"; exit 1; }
 step "device $D"
 
 # KNOWN: "case|foliofs's answer" lines for differences the README documents.
@@ -71,26 +54,9 @@ err_case() { # DIR KIND
 	fio --name=b --filename=$D --offset=$((Z3 * ZB + 131072)) --size=64k --bs=64k --rw=write \
 		--direct=1 >/dev/null 2>&1 || echo "write behind the back failed"
 	write_kind $2 $1/seq/3
-	echo "seq/3 $(stat -c '%a %s' $1/seq/3)"
-	w=$( (command exec 3>>$1/seq/4) 2>&1 | sed 's/.*: //' | head -1)
-	echo "seq/4 write open: ${w:-ok}"
-	w=$( (command exec 3>>$1/seq/3) 2>&1 | sed 's/.*: //' | head -1)
-	echo "seq/3 write open: ${w:-ok}"
-	r=$(dd if=$1/seq/3 of=/dev/null bs=4096 count=1 2>&1 | grep -io 'operation not permitted\|input/output error' | head -1)
-	echo "seq/3 read: ${r:-ok}"
+	seq3_answers $1
 }
-compare() { # CASE KFILE FFILE
-	if cmp -s "$2" "$3"; then
-		echo "both: $(tr '\n' ';' <"$2")"
-		pass "errors-$1"
-	elif grep -qxF "$1|$(tr '\n' ';' <"$3")" $KNOWN; then
-		pass "errors-$1 (documented difference: $(tr '\n' ';' <"$3"))"
-	else
-		echo "kernel:  $(tr '\n' ';' <"$2")"
-		echo "foliofs: $(tr '\n' ';' <"$3")"
-		fail "errors-$1"
-	fi
-}
+compare() { compare_answers errors "$@"; } # CASE KFILE FFILE
 for m in remount-ro zone-ro zone-offline repair; do
 	step "errors=$m"
 	mkfs.foliofs --format zonefs --force $D >/dev/null 2>&1
@@ -130,5 +96,4 @@ if ff_mount $D $F; then aio $F foliofs >/tmp/errmx-f.out; ff_umount $F >/dev/nul
 grep -q "aio ok" /tmp/errmx-k.out || tail -5 /tmp/errmx-aio-kernel.out
 grep -q "aio ok" /tmp/errmx-f.out || tail -5 /tmp/errmx-aio-foliofs.out
 compare aio-dio-2m-8m-qd8 /tmp/errmx-k.out /tmp/errmx-f.out
-echo 0 >$NB/errmx/power
-rmdir $NB/errmx
+nullb_remove errmx
