@@ -3243,6 +3243,15 @@ out:
 
 #define PX_GC_CHUNK (1ull << 20)
 
+/* A monotonic clock in ns, for gc_find_ns. */
+static uint64_t gc_clock_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
+
 /* Blocks a zone can hold: its room less the one header a single write needs. */
 static uint64_t zone_room_blk(const struct px_zone *zo)
 {
@@ -3696,7 +3705,7 @@ static int gc_move_inode(struct px_fs *fs, uint32_t z, uint64_t ino, void *buf)
 static int gc_zone(struct px_fs *fs, uint32_t z)
 {
 	struct px_zone *zo = &fs->zones[z];
-	uint64_t *inos = NULL, seq;
+	uint64_t *inos = NULL, seq, t0;
 	size_t n = 0, cap = 0;
 	struct px_buf b = {0};
 	void *buf = NULL;
@@ -3712,6 +3721,7 @@ static int gc_zone(struct px_fs *fs, uint32_t z)
 		sched_yield();
 		ff_mutex_lock(&fs->ns);
 	}
+	t0 = gc_clock_ns();
 	for (size_t h = 0; h < fs->icap && !ret; h++) {
 		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext) {
 			bool has = false;
@@ -3733,6 +3743,7 @@ static int gc_zone(struct px_fs *fs, uint32_t z)
 			inos[n++] = i->ino;
 		}
 	}
+	atomic_fetch_add(&fs->gc_find_ns, gc_clock_ns() - t0);
 	ff_mutex_unlock(&fs->ns);
 	for (size_t k = 0; k < n && !ret; k++) {
 		ret = gc_move_inode(fs, z, inos[k], buf);
@@ -3789,13 +3800,16 @@ static uint32_t gc_round(struct px_fs *fs, bool *none)
 
 	*none = true;
 	while (n < 4) {
+		uint64_t t0;
 		uint32_t z;
 
 		ff_mutex_lock(&fs->ns);
+		t0 = gc_clock_ns();
 		/* a victim left busy stays marked until the round ends: the next best */
 		z = gc_pick_locked(fs);
 		if (z != UINT32_MAX)
 			fs->zones[z].victim = true;
+		atomic_fetch_add(&fs->gc_find_ns, gc_clock_ns() - t0);
 		ff_mutex_unlock(&fs->ns);
 		if (z == UINT32_MAX)
 			break;

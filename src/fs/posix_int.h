@@ -172,6 +172,8 @@ struct px_fs {
 	uint64_t gc_none_gen; /* gc_gen when that round started */
 	/* bumped (gc_progress) when a round might find a victim it did not; atomic, no lock */
 	_Atomic uint64_t gc_gen;
+	/* time rounds spent choosing victims and finding their owners (ns); atomic, no lock */
+	_Atomic uint64_t gc_find_ns;
 
 	_Atomic uint64_t st_log_writes, st_log_bytes, st_ckpts, st_hdr_writes, st_inplace,
 		st_commits, st_gc_zones, st_gc_bytes, st_gc_waits, st_zone_opens;
