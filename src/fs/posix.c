@@ -419,13 +419,143 @@ static uint32_t zone_of(struct px_fs *fs, uint64_t dev)
 	return (uint32_t)(dev / fs->zone_size);
 }
 
-/* One extent more (n 1) or fewer (n -1) in the zone holding dev. Caller holds ns. */
-static void next_add_locked(struct px_fs *fs, uint64_t dev, int n)
+/*
+ * The reverse map: each zone's owners (struct px_owner), kept by the extent
+ * helpers below with the zone's extent count, so that a GC round finds the
+ * inodes with blocks in its victim without a scan of every inode. A table
+ * grows before an insert (own_reserve_locked, where an error can still be
+ * returned), so that adding an owner never fails halfway through a change.
+ */
+
+static uint32_t own_home(const struct px_zone *zo, const struct px_inode *i)
+{
+	return (uint32_t)((i->ino * 0x9e3779b97f4a7c15ull) >> 32) & (zo->own_cap - 1);
+}
+
+/* i's entry in zo's owners, or NULL. Caller holds ns. */
+static struct px_owner *own_find_locked(const struct px_zone *zo, const struct px_inode *i)
+{
+	if (!zo->own_n)
+		return NULL;
+	for (uint32_t k = own_home(zo, i);; k = (k + 1) & (zo->own_cap - 1)) {
+		if (zo->own[k].i == i)
+			return &zo->own[k];
+		if (!zo->own[k].i)
+			return NULL;
+	}
+}
+
+/* Rehash zo's owners into a table of cap slots (0: free it). Caller holds ns. */
+static int own_resize_locked(struct px_zone *zo, uint32_t cap)
+{
+	struct px_owner *old = zo->own, *t = NULL;
+	uint32_t ocap = zo->own_cap;
+
+	if (cap) {
+		t = calloc(cap, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+	}
+	zo->own = t;
+	zo->own_cap = cap;
+	for (uint32_t k = 0; k < ocap; k++) {
+		uint32_t h;
+
+		if (!old[k].i)
+			continue;
+		for (h = own_home(zo, old[k].i); t[h].i; h = (h + 1) & (cap - 1))
+			;
+		t[h] = old[k];
+	}
+	free(old);
+	return 0;
+}
+
+/* Room in zone z's owners for one more inode. Caller holds ns. */
+static int own_reserve_locked(struct px_fs *fs, uint32_t z)
+{
+	struct px_zone *zo;
+
+	ff_assert_held(&fs->ns);
+	if (z >= fs->nr_zones)
+		return 0;
+	zo = &fs->zones[z];
+	if ((zo->own_n + 1) * 4 <= zo->own_cap * 3)
+		return 0;
+	return own_resize_locked(zo, zo->own_cap ? zo->own_cap * 2 : 4);
+}
+
+/* Drop the entry at slot k, moving up the ones its removal would cut off. Caller holds ns. */
+static void own_del_locked(struct px_zone *zo, uint32_t k)
+{
+	uint32_t mask = zo->own_cap - 1;
+
+	for (uint32_t j = (k + 1) & mask; zo->own[j].i; j = (j + 1) & mask) {
+		uint32_t h = own_home(zo, zo->own[j].i);
+
+		/* j's entry may fill the hole at k when its home is not in (k, j] */
+		if (((j - h) & mask) >= ((j - k) & mask)) {
+			zo->own[k] = zo->own[j];
+			k = j;
+		}
+	}
+	zo->own[k] = (struct px_owner){0};
+	zo->own_n--;
+}
+
+/*
+ * Free zo's owner table when empty, halve it when sparse (best effort: a
+ * failed allocation keeps the bigger one). Never in the middle of an extent
+ * change, whose room for a new owner was reserved. Caller holds ns.
+ */
+static void own_trim_locked(struct px_zone *zo)
+{
+	if (!zo->own_n && zo->own_cap)
+		(void)own_resize_locked(zo, 0);
+	while (zo->own_cap > 16 && zo->own_n * 8 < zo->own_cap)
+		if (own_resize_locked(zo, zo->own_cap / 2))
+			break;
+}
+
+static void zone_changed_locked(struct px_fs *fs, struct px_zone *zo);
+
+/*
+ * One extent of i more (n 1) or fewer (n -1) in the zone holding dev: the
+ * zone's extent count and owners follow. An inode new to the zone needs room
+ * reserved before (own_reserve_locked). Caller holds ns.
+ */
+static void next_add_locked(struct px_fs *fs, struct px_inode *i, uint64_t dev, int n)
 {
 	uint32_t z = zone_of(fs, dev);
+	struct px_zone *zo;
+	struct px_owner *o;
 
-	if (z < fs->nr_zones)
-		fs->zones[z].next += (uint64_t)(int64_t)n;
+	if (z >= fs->nr_zones)
+		return;
+	zo = &fs->zones[z];
+	zo->next += (uint64_t)(int64_t)n;
+	o = own_find_locked(zo, i);
+	if (n > 0) {
+		if (!o) {
+			uint32_t k;
+
+			if ((zo->own_n + 1) * 4 > zo->own_cap * 3 && own_reserve_locked(fs, z)) {
+				ff_err("posix: zone %u: no memory for its owners", z);
+				return;
+			}
+			for (k = own_home(zo, i); zo->own[k].i; k = (k + 1) & (zo->own_cap - 1))
+				;
+			o = &zo->own[k];
+			o->i = i;
+			o->next = 0;
+			zo->own_n++;
+		}
+		o->next++;
+		return;
+	}
+	if (o && !--o->next)
+		own_del_locked(zo, (uint32_t)(o - zo->own));
+	zone_changed_locked(fs, zo);
 }
 
 /*
@@ -439,9 +569,10 @@ static void gc_progress(struct px_fs *fs)
 }
 
 /* A write into zo ended (its inflight dropped). Caller holds ns. */
-static void inflight_done_locked(struct px_fs *fs, const struct px_zone *zo)
+static void inflight_done_locked(struct px_fs *fs, struct px_zone *zo)
 {
 	ff_assert_held(&fs->ns);
+	zone_changed_locked(fs, zo);
 	/* a zone out of its slot with writes in flight is no victim until the last ends */
 	if (!zo->inflight && zo->slot < 0)
 		gc_progress(fs);
@@ -462,6 +593,7 @@ static void valid_add_locked(struct px_fs *fs, uint64_t dev, uint64_t len, bool 
 		/* blocks dying in it: its data is not cold (its age for GC restarts) */
 		fs->zones[z].mtime = fs->next_dseq;
 	}
+	zone_changed_locked(fs, &fs->zones[z]);
 }
 
 static int ext_reserve(struct px_inode *i, size_t more)
@@ -494,6 +626,8 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 	if (!len)
 		return 0;
 	ret = ext_reserve(i, 2);
+	if (!ret && dev != PX_NO_DEV)
+		ret = own_reserve_locked(fs, zone_of(fs, dev));
 	if (ret)
 		return ret;
 	/* first extent ending after off */
@@ -520,7 +654,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 		right.len -= off - e->off;
 		right.off = off;
 		e->len = off - e->off;
-		next_add_locked(fs, e->dev, 1);
+		next_add_locked(fs, i, e->dev, 1);
 		memmove(&i->ext[k + 2], &i->ext[k + 1], (i->next - k - 1) * sizeof(*e));
 		i->ext[k + 1] = right;
 		i->next++;
@@ -534,7 +668,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 
 		if (e->off + e->len <= end) {
 			valid_add_locked(fs, e->dev, e->len, false);
-			next_add_locked(fs, e->dev, -1);
+			next_add_locked(fs, i, e->dev, -1);
 			j++;
 			continue;
 		}
@@ -565,7 +699,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 	i->ext[first] = (struct px_ext){off, len, dev, dseq, rseq};
 	i->next++;
 	valid_add_locked(fs, dev, len, true);
-	next_add_locked(fs, dev, 1);
+	next_add_locked(fs, i, dev, 1);
 	return 0;
 }
 
@@ -669,8 +803,12 @@ static void xattrs_free(struct px_xattr *x)
 static void inode_remove_locked(struct px_fs *fs, struct px_inode *i)
 {
 	for (size_t k = 0; k < i->next; k++) {
+		uint32_t z = zone_of(fs, i->ext[k].dev);
+
 		valid_add_locked(fs, i->ext[k].dev, i->ext[k].len, false);
-		next_add_locked(fs, i->ext[k].dev, -1);
+		next_add_locked(fs, i, i->ext[k].dev, -1);
+		if (z < fs->nr_zones)
+			own_trim_locked(&fs->zones[z]);
 	}
 	i->next = 0;
 	itab_remove_locked(fs, i);
@@ -1090,6 +1228,8 @@ static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t l
 		fs->zones[z].epoch = epoch;
 		fs->zones[z].cursor = cursor;
 		fs->zones[z].wp = cursor;
+		own_trim_locked(&fs->zones[z]);
+		zone_changed_locked(fs, &fs->zones[z]);
 		break;
 	}
 	default:
@@ -1411,13 +1551,11 @@ static bool zone_free_locked(struct px_fs *fs, const struct px_zone *zo)
 	       (zo->state == PX_Z_FREE || (zo->state == PX_Z_FULL && !zo->valid));
 }
 
+/* Zones free to open (zone_free_locked), counted as they change. Caller holds ns. */
 static uint32_t free_zones_locked(struct px_fs *fs)
 {
-	uint32_t n = 0;
-
-	for (uint32_t k = 0; k < fs->nr_zones; k++)
-		n += zone_free_locked(fs, &fs->zones[k]);
-	return n;
+	ff_assert_held(&fs->ns);
+	return fs->nfree;
 }
 
 /*
@@ -1526,6 +1664,7 @@ again:
 		old = s->zone;
 		zo->slot = -1;
 		s->zone = UINT32_MAX;
+		zone_changed_locked(fs, zo);
 		{
 			struct px_zone tmp = *zo;
 
@@ -1584,6 +1723,7 @@ again:
 		if (!ret && z != UINT32_MAX) {
 			fs->zones[z].slot = (int)(s - fs->slots);
 			s->zone = z;
+			zone_changed_locked(fs, &fs->zones[z]);
 			atomic_fetch_add(&fs->st_zone_opens, 1);
 		}
 	}
@@ -1750,6 +1890,7 @@ again:
 	m->io_flags = sync && !zo->seq ? FF_IO_PREFLUSH : 0;
 	zo->wp += PX_BLK + m->len;
 	zo->inflight++;
+	zone_changed_locked(fs, zo);
 	ff_mutex_unlock(&fs->ns);
 	return 0; /* s->mu held until write_done */
 }
@@ -3296,19 +3437,69 @@ static uint64_t gc_cost(const struct px_fs *fs, const struct px_zone *zo)
 /* Blocks the collector can write now: free zones (the reserve too) and open rooms. */
 static uint64_t gc_room_locked(struct px_fs *fs)
 {
-	uint64_t n = 0;
+	uint64_t n = fs->free_blk;
 
 	ff_assert_held(&fs->ns);
-	for (uint32_t k = 0; k < fs->nr_zones; k++) {
-		struct px_zone *zo = &fs->zones[k];
+	for (int s = 0; s < fs->nslots + fs->gc_slot; s++) {
+		struct px_zone *zo;
 
-		if (zone_free_locked(fs, zo))
-			n += zone_room_blk(zo);
-		else if (data_zone(zo) && zo->slot >= 0 &&
-			 zo->start + zo->cap - zo->wp >= 2 * PX_BLK)
+		if (fs->slots[s].zone == UINT32_MAX)
+			continue;
+		zo = &fs->zones[fs->slots[s].zone];
+		if (zo->start + zo->cap - zo->wp >= 2 * PX_BLK)
 			n += (zo->start + zo->cap - zo->wp) / PX_BLK - 1;
 	}
 	return n;
+}
+
+/* Zone z leaves the GC candidates (swapped with the last). Caller holds ns. */
+static void cand_del_locked(struct px_fs *fs, uint32_t z)
+{
+	uint32_t at = fs->zones[z].cand, last = fs->gc_cand[--fs->gc_ncand];
+
+	fs->gc_cand[at] = last;
+	fs->zones[last].cand = at;
+	fs->zones[z].cand = UINT32_MAX;
+}
+
+/*
+ * Something zone_free_locked or gc_gain_locked look at changed in zo: its
+ * slot, state, writes in flight, victim mark, valid blocks or extents. Keeps
+ * fs->nfree and fs->free_blk exact, and fs->gc_cand holding every zone a
+ * round may take: a zone joins when its gain becomes positive here (only a
+ * change that calls this can make it so) and leaves when gc_pick_locked finds
+ * none. Caller holds ns (or is the mount, alone).
+ */
+static void zone_changed_locked(struct px_fs *fs, struct px_zone *zo)
+{
+	bool f = data_zone(zo) && zo->slot < 0 && !zo->inflight && !zo->victim &&
+		 (zo->state == PX_Z_FREE || (zo->state == PX_Z_FULL && !zo->valid));
+
+	if (f != zo->isfree) {
+		zo->isfree = f;
+		fs->nfree += f ? 1 : -1u;
+		fs->free_blk += f ? zone_room_blk(zo) : -zone_room_blk(zo);
+	}
+	if (zo->cand == UINT32_MAX && fs->gc_cand && gc_gain_locked(fs, zo)) {
+		zo->cand = fs->gc_ncand;
+		fs->gc_cand[fs->gc_ncand++] = (uint32_t)(zo - fs->zones);
+	}
+}
+
+/*
+ * Recount fs->nfree, fs->free_blk and the GC candidates from the zone table:
+ * the mount, once its replay and roll-forward set the zones. Caller holds ns.
+ */
+static void gc_index_rebuild_locked(struct px_fs *fs)
+{
+	fs->nfree = 0;
+	fs->free_blk = 0;
+	fs->gc_ncand = 0;
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		fs->zones[k].isfree = false;
+		fs->zones[k].cand = UINT32_MAX;
+		zone_changed_locked(fs, &fs->zones[k]);
+	}
 }
 
 /*
@@ -3325,13 +3516,19 @@ static uint32_t gc_pick_locked(struct px_fs *fs)
 	bool greedy = free_zones_locked(fs) <= fs->gc_reserve + 1;
 
 	ff_assert_held(&fs->ns);
-	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+	for (uint32_t j = 0; j < fs->gc_ncand;) {
+		uint32_t k = fs->gc_cand[j];
 		struct px_zone *zo = &fs->zones[k];
 		uint64_t room = zone_room_blk(zo);
 		double u, age, score;
 
+		if (!gc_gain_locked(fs, zo)) {
+			cand_del_locked(fs, k); /* j now holds the last one */
+			continue;
+		}
+		j++;
 		/* never start a victim whose moves may not fit: it would eat the reserve */
-		if (zo->inflight || zo->victim || !gc_gain_locked(fs, zo) || gc_cost(fs, zo) > can)
+		if (zo->inflight || zo->victim || gc_cost(fs, zo) > can)
 			continue;
 		u = (double)zo->valid / (double)room;
 		age = (double)(fs->next_dseq - (zo->mtime < fs->next_dseq ? zo->mtime : 0)) + 1;
@@ -3388,6 +3585,7 @@ static ssize_t gc_write_own(struct px_fs *fs, uint64_t len, void *buf, uint64_t 
 	at = zo->wp;
 	zo->wp += n;
 	zo->inflight++;
+	zone_changed_locked(fs, zo);
 	ff_mutex_unlock(&fs->ns);
 	{
 		struct iovec iov = {buf, n};
@@ -3454,6 +3652,7 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint
 	at = zo->wp;
 	zo->wp += PX_BLK + n;
 	zo->inflight++;
+	zone_changed_locked(fs, zo);
 	epoch = zo->epoch;
 	size = off + n < i->disk_size ? off + n : i->disk_size;
 	ff_mutex_unlock(&fs->ns);
@@ -3706,7 +3905,7 @@ static int gc_zone(struct px_fs *fs, uint32_t z)
 {
 	struct px_zone *zo = &fs->zones[z];
 	uint64_t *inos = NULL, seq, t0;
-	size_t n = 0, cap = 0;
+	size_t n = 0;
 	struct px_buf b = {0};
 	void *buf = NULL;
 	int ret = 0;
@@ -3722,27 +3921,15 @@ static int gc_zone(struct px_fs *fs, uint32_t z)
 		ff_mutex_lock(&fs->ns);
 	}
 	t0 = gc_clock_ns();
-	for (size_t h = 0; h < fs->icap && !ret; h++) {
-		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext) {
-			bool has = false;
-
-			for (size_t k = 0; k < i->next && !has; k++)
-				has = zone_of(fs, i->ext[k].dev) == z;
-			if (!has)
-				continue;
-			if (n == cap) {
-				uint64_t *t = realloc(inos, (cap ? cap * 2 : 64) * sizeof(*t));
-
-				if (!t) {
-					ret = -ENOMEM;
-					break;
-				}
-				inos = t;
-				cap = cap ? cap * 2 : 64;
-			}
-			inos[n++] = i->ino;
-		}
+	/* the inodes with blocks in it: its owners */
+	if (zo->own_n) {
+		inos = malloc(zo->own_n * sizeof(*inos));
+		if (!inos)
+			ret = -ENOMEM;
 	}
+	for (uint32_t k = 0; k < zo->own_cap && !ret; k++)
+		if (zo->own[k].i)
+			inos[n++] = zo->own[k].i->ino;
 	atomic_fetch_add(&fs->gc_find_ns, gc_clock_ns() - t0);
 	ff_mutex_unlock(&fs->ns);
 	for (size_t k = 0; k < n && !ret; k++) {
@@ -3807,8 +3994,10 @@ static uint32_t gc_round(struct px_fs *fs, bool *none)
 		t0 = gc_clock_ns();
 		/* a victim left busy stays marked until the round ends: the next best */
 		z = gc_pick_locked(fs);
-		if (z != UINT32_MAX)
+		if (z != UINT32_MAX) {
 			fs->zones[z].victim = true;
+			zone_changed_locked(fs, &fs->zones[z]);
+		}
 		atomic_fetch_add(&fs->gc_find_ns, gc_clock_ns() - t0);
 		ff_mutex_unlock(&fs->ns);
 		if (z == UINT32_MAX)
@@ -3828,8 +4017,10 @@ static uint32_t gc_round(struct px_fs *fs, bool *none)
 			break;
 	}
 	ff_mutex_lock(&fs->ns);
-	for (int k = 0; k < n; k++)
+	for (int k = 0; k < n; k++) {
 		fs->zones[tried[k]].victim = false;
+		zone_changed_locked(fs, &fs->zones[tried[k]]);
+	}
 	ff_mutex_unlock(&fs->ns);
 	return r == 1;
 }
@@ -4110,8 +4301,9 @@ static int fs_setup(struct px_fs *fs)
 	fs->nr_zones = di->nr_zones;
 	fs->zone_size = di->zone_size;
 	fs->zones = calloc(fs->nr_zones, sizeof(*fs->zones));
+	fs->gc_cand = calloc(fs->nr_zones, sizeof(*fs->gc_cand));
 	zr = calloc(fs->nr_zones, sizeof(*zr));
-	if (!fs->zones || !zr) {
+	if (!fs->zones || !fs->gc_cand || !zr) {
 		free(zr);
 		return -ENOMEM;
 	}
@@ -4126,6 +4318,7 @@ static int fs_setup(struct px_fs *fs)
 		z->cap = ff_round_down(zr[k].cap, PX_BLK);
 		z->seq = zr[k].type != FF_ZONE_CNV;
 		z->slot = -1;
+		z->cand = UINT32_MAX;
 		z->wp = z->cursor = z->start;
 		z->state = k == 0 ? PX_Z_SUPER
 			   : (k >= fs->meta_first && k < fs->meta_first + fs->meta_count)
@@ -4186,6 +4379,12 @@ static void state_clear(struct px_fs *fs)
 	free(fs->itab);
 	fs->itab = NULL;
 	fs->icap = fs->icount = 0;
+	/* no inode has extents now: the zones' owners go too */
+	for (uint32_t k = 0; fs->zones && k < fs->nr_zones; k++) {
+		free(fs->zones[k].own);
+		fs->zones[k].own = NULL;
+		fs->zones[k].own_cap = fs->zones[k].own_n = 0;
+	}
 }
 
 static void fs_teardown(struct px_fs *fs)
@@ -4206,6 +4405,7 @@ static void fs_teardown(struct px_fs *fs)
 	pthread_cond_destroy(&fs->gc_cv);
 	pthread_cond_destroy(&fs->gc_done_cv);
 	free(fs->pend.p);
+	free(fs->gc_cand);
 	free(fs->zones);
 }
 
@@ -4849,6 +5049,7 @@ static int px_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs *
 		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext)
 			if (i->ci)
 				ff_cache_inode_set_size(i->ci, i->size);
+	gc_index_rebuild_locked(fs);
 	ff_mutex_unlock(&fs->ns);
 	reap(fs);
 	if (!fs->ro) {

@@ -787,6 +787,158 @@ static void test_gc_scale_round(void **state)
 	free(zof);
 }
 
+/* ---- the zone indexes GC keeps: owners, free zones, candidates ---- */
+
+/*
+ * Every zone's owners are the inodes with extents in it, each with its count;
+ * the free-zone count and blocks match the zone table; every zone a GC round
+ * may take is a candidate, and the candidate array and the zones' indexes
+ * into it agree.
+ */
+static void check_index(struct gx *p)
+{
+	struct px_fs *fs = (struct px_fs *)p->fs;
+	uint32_t nfree = 0, *owners = calloc(fs->nr_zones, sizeof(*owners));
+	uint64_t free_blk = 0;
+
+	assert_non_null(owners);
+	ff_mutex_lock(&fs->ns);
+	for (size_t h = 0; h < fs->icap; h++)
+		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext) {
+			/* extents are in file order, not zone order: count per zone */
+			for (size_t k = 0; k < i->next; k++) {
+				uint32_t z = (uint32_t)(i->ext[k].dev / fs->zone_size);
+				struct px_zone *zo = &fs->zones[z];
+				uint64_t cnt = 0;
+				bool first = true, found = false;
+
+				for (size_t j = 0; j < i->next; j++) {
+					if (i->ext[j].dev / fs->zone_size != z)
+						continue;
+					cnt++;
+					first &= j >= k;
+				}
+				if (!first)
+					continue;
+				owners[z]++;
+				for (uint32_t o = 0; o < zo->own_cap; o++)
+					if (zo->own[o].i == i) {
+						assert_false(found);
+						assert_int_equal(zo->own[o].next, cnt);
+						found = true;
+					}
+				assert_true(found);
+			}
+		}
+	for (uint32_t z = 0; z < fs->nr_zones; z++) {
+		struct px_zone *zo = &fs->zones[z];
+		bool data = zo->state != PX_Z_META && zo->state != PX_Z_SUPER;
+		bool isfree = data && zo->slot < 0 && !zo->inflight && !zo->victim &&
+			      (zo->state == PX_Z_FREE || (zo->state == PX_Z_FULL && !zo->valid));
+		uint64_t room = zo->cap / BLK - 1, cost;
+
+		assert_int_equal(zo->own_n, owners[z]);
+		assert_true(zo->own_n * 4 <= zo->own_cap * 3);
+		if (isfree) {
+			nfree++;
+			free_blk += room;
+		}
+		assert_int_equal(zo->isfree, isfree);
+		cost = fs->gc_slot ? zo->valid + 1 : zo->valid + zo->next + zo->valid / 256 + 1;
+		if (data && zo->state == PX_Z_FULL && zo->slot < 0 && zo->valid &&
+		    cost + room / 32 <= room)
+			assert_int_not_equal(zo->cand, UINT32_MAX);
+		if (zo->cand != UINT32_MAX) {
+			assert_true(zo->cand < fs->gc_ncand);
+			assert_int_equal(fs->gc_cand[zo->cand], z);
+		}
+	}
+	assert_int_equal(fs->nfree, nfree);
+	assert_int_equal(fs->free_blk, free_blk);
+	for (uint32_t j = 0; j < fs->gc_ncand; j++)
+		assert_int_equal(fs->zones[fs->gc_cand[j]].cand, j);
+	ff_mutex_unlock(&fs->ns);
+	free(owners);
+}
+
+/*
+ * Creates, writes (buffered and O_DSYNC, in place and out of place),
+ * truncates, punches, renames over and unlinks, many times the device's
+ * size, with the collector running: the indexes hold after every few
+ * operations, after the collector's rounds and after a remount.
+ */
+static void test_gc_index(void **state)
+{
+	struct gx *p = *state;
+	enum { NF = 16, FMAX = 1 << 20 };
+	uint64_t ino[NF] = {0}, seed = 0xfeedf00dull, written = 0;
+	uint8_t *buf = tu_alloc(64 << 10);
+	char name[32], name2[32];
+
+	for (int op = 0; written < 4 * NZ * ZS; op++) {
+		int f = (int)(rnd(&seed) % NF);
+		uint64_t r = rnd(&seed) % 100;
+
+		snprintf(name, sizeof(name), "x%d", f);
+		if (!ino[f]) {
+			ino[f] = mkfile(p, name);
+			continue;
+		}
+		if (r < 70) {
+			uint64_t len = ((rnd(&seed) % 16) + 1) * BLK;
+			uint64_t off = ff_round_down(rnd(&seed) % FMAX, BLK);
+			ssize_t w;
+
+			tu_fill(buf, len, seed);
+			w = ff_fs_write(p->fs, ino[f], buf, len, off, r % 3 ? 0 : FF_CW_DSYNC);
+			assert_int_equal(w, (ssize_t)len);
+			written += len;
+		} else if (r < 83) {
+			struct stat st = {.st_size = (off_t)(rnd(&seed) % FMAX)};
+
+			assert_int_equal(ff_fs_setattr(p->fs, ino[f], &st, FF_SET_SIZE), 0);
+		} else if (r < 90) {
+			uint64_t off = ff_round_down(rnd(&seed) % FMAX, BLK);
+
+			assert_int_equal(ff_fs_fallocate(p->fs, ino[f],
+							 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+							 off, 4 * BLK),
+					 0);
+		} else if (r < 93) {
+			int g = (int)(rnd(&seed) % NF);
+
+			if (g == f || !ino[g])
+				continue;
+			snprintf(name2, sizeof(name2), "x%d", g);
+			assert_int_equal(ff_fs_rename(p->fs, p->root, name, p->root, name2, 0), 0);
+			ino[g] = ino[f];
+			ino[f] = 0;
+		} else if (r < 95) {
+			assert_int_equal(ff_fs_unlink(p->fs, p->root, name), 0);
+			ino[f] = 0;
+		} else {
+			assert_int_equal(ff_fs_fsync(p->fs, ino[f], false), 0);
+		}
+		if (op % 64 == 0)
+			check_index(p);
+		if (op % 512 == 0 && p->emu) {
+			(void)force_round((struct px_fs *)p->fs);
+			check_index(p);
+		}
+	}
+	for (int f = 0; f < NF; f++)
+		if (ino[f])
+			assert_int_equal(ff_fs_fsync(p->fs, ino[f], false), 0);
+	check_index(p);
+	check_valid(p);
+	if (p->emu)
+		assert_true(stat_of(p, "gc_zones_freed") > 0);
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	do_mount(p);
+	check_index(p);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -805,6 +957,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc_concurrent, setup_emu_lim, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_meta_churn, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_scale_round, setup_scale, teardown_scale),
+		cmocka_unit_test_setup_teardown(test_gc_index, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_index, setup_emu_lim2, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_index, setup_reg, teardown),
 	};
 
 	if (getenv("FOLIOFS_TEST_FILTER"))
