@@ -1895,13 +1895,34 @@ again:
 	return 0; /* s->mu held until write_done */
 }
 
+/*
+ * A data header (docs/posix-format.md) in the PX_BLK bytes at h: a write of
+ * len bytes of inode ino at file offset off, the data's crc data_crc, which
+ * makes the file size bytes long; epoch is its zone's, dseq the write's data
+ * sequence number. A writer's (px_seal) and a GC move's (gc_write).
+ */
+static void dh_encode(uint8_t *h, uint64_t epoch, uint64_t dseq, uint64_t ino, uint64_t off,
+		      uint64_t len, uint64_t size, uint32_t data_crc)
+{
+	memset(h, 0, PX_BLK);
+	memcpy(h, PX_DH_MAGIC, 8);
+	set32(h + PX_DH_VERSION, PX_VERSION);
+	set64(h + PX_DH_EPOCH, epoch);
+	set64(h + PX_DH_DSEQ, dseq);
+	set64(h + PX_DH_INO, ino);
+	set64(h + PX_DH_FILE_OFF, off);
+	set64(h + PX_DH_LEN, len);
+	set64(h + PX_DH_SIZE, size);
+	set32(h + PX_DH_DATA_CRC, data_crc);
+	set32(h + PX_DH_CRC, ff_crc32c(0, h, PX_BLK));
+}
+
 static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *iov, int iovcnt,
 		   void *hdr)
 {
 	struct px_inode *i = fs_inode;
 	struct px_fs *fs = i->fs;
 	struct px_zone *zo = &fs->zones[m->zone];
-	uint8_t *h = hdr;
 	uint64_t end = m->file_off + m->len, lim, size, dseq, epoch;
 	uint32_t crc = 0;
 
@@ -1916,16 +1937,7 @@ static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *i
 	ff_mutex_unlock(&fs->ns);
 	for (int k = 0; k < iovcnt; k++)
 		crc = ff_crc32c(crc, iov[k].iov_base, iov[k].iov_len);
-	memcpy(h, PX_DH_MAGIC, 8);
-	set32(h + PX_DH_VERSION, PX_VERSION);
-	set64(h + PX_DH_EPOCH, epoch);
-	set64(h + PX_DH_DSEQ, dseq);
-	set64(h + PX_DH_INO, i->ino);
-	set64(h + PX_DH_FILE_OFF, m->file_off);
-	set64(h + PX_DH_LEN, m->len);
-	set64(h + PX_DH_SIZE, size);
-	set32(h + PX_DH_DATA_CRC, crc);
-	set32(h + PX_DH_CRC, ff_crc32c(0, h, PX_BLK));
+	dh_encode(hdr, epoch, dseq, i->ino, m->file_off, m->len, size, crc);
 	return 0;
 }
 
@@ -3550,133 +3562,71 @@ static void gc_unpin(struct px_fs *fs, struct px_inode *i)
 
 /*
  * Write len bytes of inode i at file offset off (data in buf, read from the
- * victim) at a slot's zone with a header carrying dseq. Caller holds i's
- * io_lock and a pin. Returns the bytes written (maybe fewer than len: the
- * zone filled) with *landed their device offset, or -errno.
+ * victim) at a slot's zone. Caller holds i's io_lock and a pin. Returns the
+ * bytes written (maybe fewer than len: the zone filled) with *landed their
+ * device offset, or -errno.
+ *
+ * Through a writers' slot the data gets a header carrying dseq, as any
+ * write's (dh_encode). In the collector's own zone (fs->gc_slot) the data
+ * goes alone, with no header, and a ZONE record moving the zone's committed
+ * cursor past it is queued before the EXTENT records that re-point to it.
+ * Nothing but the collector writes in that zone, so a mount never rolls
+ * forward there past the cursor: a copy is reachable only once its records
+ * are committed (log writes flush the device first), and until then the
+ * victim still holds the blocks.
  */
-/*
- * gc_write into the collector's own zone: the data alone, no header, then a
- * ZONE record moving the zone's committed cursor past it, queued before the
- * EXTENT records that re-point to it. Nothing but the collector writes in
- * that zone, so a mount never rolls forward there past the cursor: a copy is
- * reachable only once its records are committed (log writes flush the
- * device first), and until then the victim still holds the blocks.
- */
-static ssize_t gc_write_own(struct px_fs *fs, uint64_t len, void *buf, uint64_t *landed)
-{
-	struct px_slot *s = &fs->slots[fs->nslots];
-	struct px_buf b = {0};
-	struct px_zone *zo;
-	uint64_t n, at, seq;
-	uint32_t z;
-	ssize_t r;
-	int ret;
-
-	ff_mutex_lock(&s->mu);
-	ret = slot_zone(fs, s);
-	if (ret)
-		goto out_unlock;
-	ff_mutex_lock(&fs->ns);
-	z = s->zone;
-	zo = &fs->zones[z];
-	n = zo->start + zo->cap - zo->wp;
-	if (n > len)
-		n = len;
-	at = zo->wp;
-	zo->wp += n;
-	zo->inflight++;
-	zone_changed_locked(fs, zo);
-	ff_mutex_unlock(&fs->ns);
-	{
-		struct iovec iov = {buf, n};
-
-		if (zo->seq)
-			r = ff_zoneq_write_at(fs->dev, z, &iov, 1, at, 0);
-		else
-			r = ff_dev_write(fs->dev, &iov, 1, at, 0);
-	}
-	if (r >= 0 && (uint64_t)r != n)
-		r = -EIO;
-	if (r < 0 && zo->seq)
-		(void)ff_zoneq_resync(fs->dev, z);
-	ff_mutex_lock(&fs->ns);
-	zo->inflight--;
-	inflight_done_locked(fs, zo);
-	if (r < 0) {
-		if (zo->seq)
-			zo->wp = zo->start + zo->cap;
-		else
-			zo->wp -= n;
-		ret = (int)r;
-	} else {
-		struct px_zone tmp = *zo;
-
-		rec_zone(&b, z, &tmp, at + n);
-		ret = op_commit_locked(fs, &b, &seq);
-	}
-	ff_mutex_unlock(&fs->ns);
-	free(b.p);
-	*landed = at;
-out_unlock:
-	ff_mutex_unlock(&s->mu);
-	return ret ? ret : (ssize_t)n;
-}
-
 static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len,
 			uint64_t dseq, void *buf, uint64_t *landed)
 {
+	bool own = fs->gc_slot;
+	uint64_t hl = own ? 0 : PX_BLK, n = 0, at = 0, size, epoch, seq;
+	struct px_buf b = {0};
 	struct px_slot *s;
 	struct px_zone *zo;
-	uint64_t n, at, size, epoch;
-	uint32_t z;
 	uint8_t *h = NULL;
+	uint32_t z;
 	ssize_t r;
 	int ret;
 
-	if (fs->gc_slot)
-		return gc_write_own(fs, len, buf, landed);
-	s = slot_get(fs, i->ino);
+	if (own) {
+		s = &fs->slots[fs->nslots];
+		ff_mutex_lock(&s->mu);
+	} else {
+		s = slot_get(fs, i->ino);
+	}
 	ret = slot_zone(fs, s);
 	if (ret)
 		goto out_unlock;
-	if (posix_memalign((void **)&h, PX_BLK, PX_BLK)) {
+	if (!own && posix_memalign((void **)&h, PX_BLK, PX_BLK)) {
 		ret = -ENOMEM;
 		goto out_unlock;
 	}
 	ff_mutex_lock(&fs->ns);
 	z = s->zone;
 	zo = &fs->zones[z];
-	n = ff_round_down(zo->start + zo->cap - zo->wp - PX_BLK, PX_BLK);
+	n = ff_round_down(zo->start + zo->cap - zo->wp - hl, PX_BLK);
 	if (n > len)
 		n = len;
 	at = zo->wp;
-	zo->wp += PX_BLK + n;
+	zo->wp += hl + n;
 	zo->inflight++;
 	zone_changed_locked(fs, zo);
 	epoch = zo->epoch;
 	size = off + n < i->disk_size ? off + n : i->disk_size;
 	ff_mutex_unlock(&fs->ns);
-
-	memset(h, 0, PX_BLK);
-	memcpy(h, PX_DH_MAGIC, 8);
-	set32(h + PX_DH_VERSION, PX_VERSION);
-	set64(h + PX_DH_EPOCH, epoch);
-	set64(h + PX_DH_DSEQ, dseq);
-	set64(h + PX_DH_INO, i->ino);
-	set64(h + PX_DH_FILE_OFF, off);
-	set64(h + PX_DH_LEN, n);
-	set64(h + PX_DH_SIZE, size);
-	set32(h + PX_DH_DATA_CRC, ff_crc32c(0, buf, n));
-	set32(h + PX_DH_CRC, ff_crc32c(0, h, PX_BLK));
+	if (h)
+		dh_encode(h, epoch, dseq, i->ino, off, n, size, ff_crc32c(0, buf, n));
 	{
-		struct iovec iov[2] = {{h, PX_BLK}, {buf, n}};
+		struct iovec iov[2] = {{h, hl}, {buf, n}};
+		struct iovec *v = h ? iov : iov + 1;
+		int cnt = h ? 2 : 1;
 
 		if (zo->seq)
-			r = ff_zoneq_write_at(fs->dev, z, iov, 2, at, 0);
+			r = ff_zoneq_write_at(fs->dev, z, v, cnt, at, 0);
 		else
-			r = ff_dev_write(fs->dev, iov, 2, at, 0);
+			r = ff_dev_write(fs->dev, v, cnt, at, 0);
 	}
-	if (r >= 0 && (uint64_t)r != PX_BLK + n)
+	if (r >= 0 && (uint64_t)r != hl + n)
 		r = -EIO;
 	if (r < 0 && zo->seq)
 		(void)ff_zoneq_resync(fs->dev, z);
@@ -3688,16 +3638,23 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint
 		if (zo->seq)
 			zo->wp = zo->start + zo->cap;
 		else
-			zo->wp -= PX_BLK + n;
+			zo->wp -= hl + n;
 		ret = (int)r;
+	} else if (own) {
+		struct px_zone tmp = *zo;
+
+		rec_zone(&b, z, &tmp, at + n);
+		ret = op_commit_locked(fs, &b, &seq);
 	} else if (dseq > zo->mtime) {
 		zo->mtime = dseq;
 	}
 	ff_mutex_unlock(&fs->ns);
-	*landed = at + PX_BLK;
-	atomic_fetch_add(&fs->st_hdr_writes, 1);
+	*landed = at + hl;
+	if (h)
+		atomic_fetch_add(&fs->st_hdr_writes, 1);
 out_unlock:
 	ff_mutex_unlock(&s->mu);
+	free(b.p);
 	free(h);
 	return ret ? ret : (ssize_t)n;
 }

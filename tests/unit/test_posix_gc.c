@@ -939,6 +939,94 @@ static void test_gc_index(void **state)
 	free(buf);
 }
 
+/* ---- GC moves under a dirty cache ---- */
+
+static struct px_inode *inode_of(struct px_fs *fs, uint64_t ino)
+{
+	struct px_inode *r = NULL;
+
+	ff_mutex_lock(&fs->ns);
+	for (size_t h = 0; h < fs->icap && !r; h++)
+		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext)
+			if (i->ino == ino)
+				r = i;
+	ff_mutex_unlock(&fs->ns);
+	return r;
+}
+
+/* Whether any block of ino lies in zone z. */
+static bool ino_in_zone(struct px_fs *fs, uint64_t ino, uint32_t z)
+{
+	struct px_inode *i = inode_of(fs, ino);
+	bool in = false;
+
+	ff_mutex_lock(&fs->ns);
+	for (size_t k = 0; i && k < i->next; k++)
+		in |= i->ext[k].dev / fs->zone_size == z;
+	ff_mutex_unlock(&fs->ns);
+	return in;
+}
+
+/*
+ * The collector reads a victim's live blocks from the device, not through
+ * the cache. A block dirty in the cache is newer than what the device holds:
+ * the move copies the older device data and re-points the extent to the
+ * copy, and the dirty block, written back later, lands elsewhere and wins
+ * (its extent replaces the copy's, and a mount's roll-forward prefers its
+ * higher data sequence number to the copy's). Reads see the cache's data
+ * throughout, and after fsync and a remount the device's. A clean cached
+ * block is the device's data, read again.
+ */
+static void test_gc_dirty_cached(void **state)
+{
+	struct gx *p = *state;
+	struct px_fs *fs = (struct px_fs *)p->fs;
+	enum { AL = 64 << 10, DL = 16 << 10 };
+	uint8_t *old = tu_alloc(AL), *want = tu_alloc(AL), *got = tu_alloc(AL), *big = tu_alloc(ZS);
+	uint64_t a = mkfile(p, "a"), c = mkfile(p, "c"), freed0;
+	uint32_t z;
+
+	tu_fill(old, AL, 1);
+	assert_int_equal(ff_fs_write(p->fs, a, old, AL, 0, 0), AL);
+	assert_int_equal(ff_fs_fsync(p->fs, a, false), 0);
+	/* c fills the rest of a's zone and spills over: the zone is full */
+	tu_fill(big, ZS, 2);
+	assert_int_equal(ff_fs_write(p->fs, c, big, ZS, 0, 0), (ssize_t)ZS);
+	assert_int_equal(ff_fs_fsync(p->fs, c, false), 0);
+	assert_int_equal(ff_fs_read(p->fs, a, got, AL, 0), AL);
+	assert_memory_equal(got, old, AL);
+	z = zone_of_ino(fs, a);
+	assert_true(z != UINT32_MAX);
+	assert_true(ino_in_zone(fs, c, z));
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "c"), 0);
+	ff_mutex_lock(&fs->ns);
+	assert_int_equal(fs->zones[z].state, PX_Z_FULL);
+	assert_true(fs->zones[z].slot < 0);
+	ff_mutex_unlock(&fs->ns);
+	/* a's first blocks newer in the cache than on the device */
+	memcpy(want, old, AL);
+	tu_fill(want, DL, 3);
+	assert_int_equal(ff_fs_write(p->fs, a, want, DL, 0, 0), DL);
+	assert_true(ff_cache_inode_dirty(inode_of(fs, a)->ci) > 0);
+	freed0 = stat_of(p, "gc_zones_freed");
+	(void)force_round(fs);
+	assert_int_equal(stat_of(p, "gc_zones_freed"), freed0 + 1);
+	assert_false(ino_in_zone(fs, a, z));
+	assert_int_equal(ff_fs_read(p->fs, a, got, AL, 0), AL);
+	assert_memory_equal(got, want, AL);
+	assert_int_equal(ff_fs_fsync(p->fs, a, false), 0);
+	check_valid(p);
+	check_index(p);
+	fsck_clean(p);
+	fs = (struct px_fs *)p->fs;
+	assert_int_equal(ff_fs_read(p->fs, a, got, AL, 0), AL);
+	assert_memory_equal(got, want, AL);
+	free(old);
+	free(want);
+	free(got);
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -960,6 +1048,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc_index, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_index, setup_emu_lim2, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_index, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_dirty_cached, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_dirty_cached, setup_emu_lim2, teardown),
 	};
 
 	if (getenv("FOLIOFS_TEST_FILTER"))
