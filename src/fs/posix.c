@@ -3360,38 +3360,50 @@ out:
 /* ---- garbage collection ---- */
 
 /*
- * Garbage collection makes the dead blocks of FULL data zones writable again:
- * a victim's live blocks are copied to an open zone, its extents re-pointed
- * through the log, and once that is durable the victim is freed (reset on a
- * sequential zone) for a new epoch.
+ * Garbage collection makes the dead blocks of FULL data zones writable
+ * again: a victim's live blocks are copied to an open zone, its extents
+ * re-pointed through the log, and once that is durable the victim is freed
+ * (reset on a sequential zone) for a new epoch.
  *
  * Victims. Cost-benefit as in LFS and F2FS: among FULL zones that hold dead
  * blocks, the one with the highest (1 - u) * age / (1 + u), u its live
  * fraction and age how long since data was last written into it (the data
  * sequence counter is the clock). A zone whose live blocks and their headers
- * would fill what freeing it gains is never chosen.
+ * would fill what freeing it gains is never chosen. The choice looks only at
+ * the candidates (fs->gc_cand: every zone with something to gain, kept as
+ * zones change by zone_changed_locked), and the free zones are counted as
+ * they change (fs->nfree): a round does not scan every zone, and a writer's
+ * check for free zones is a read of the count.
  *
- * Moves. Per inode with blocks in the victim, holding its io_lock (writers
- * and truncates of the file wait; the collector only try-locks it, since a
- * writer may hold it while waiting for a round) and a pin (gc_pins: the inode
- * and its cache inode outlive an unlink meanwhile): the blocks are read from
- * the victim and written at a slot's zone with a data header, through the
- * zone queue like any write. The victim is marked first, so that no new
- * in-place overwrite lands in it, and the in-place writes already mapped
- * there are waited for: what is read is the newest data of each block. The
- * read goes to the device, not through the cache, so that the collector
- * never waits for cache memory, which a flusher waiting for free zones would
- * hold. The header keeps the moved extent's data sequence number, so a
- * mount's roll-forward never prefers the copy to anything written later. The
- * extent is re-pointed only where it still maps the blocks read (a write,
- * truncate or punch since wins), with an EXTENT record. Then the inode's
- * invalidate lock is taken and dropped: a read that mapped the victim before
- * the re-point has finished before the victim can be reset.
+ * Moves. Per inode with blocks in the victim (the victim's owners: a reverse
+ * map each zone keeps, so no scan of every inode), holding its io_lock
+ * (writers and truncates of the file wait; the collector only try-locks it,
+ * since a writer may hold it while waiting for a round) and a pin (gc_pins:
+ * the inode and its cache inode outlive an unlink meanwhile): the blocks are
+ * read from the victim and written at a slot's zone with a data header,
+ * through the zone queue like any write. The victim is marked first, so that
+ * no new in-place overwrite lands in it, and the in-place writes already
+ * mapped there are waited for: what is read is the newest data of each
+ * block. The read goes to the device, not through the cache, so that the
+ * collector never waits for cache memory, which a flusher waiting for free
+ * zones would hold. That is not worth changing: a block dirty in the cache
+ * is newer than the copy, and its write-back later replaces the re-pointed
+ * extent (and wins a roll-forward by its higher data sequence number), so
+ * nothing stale survives (test_gc_dirty_cached); and a clean cached block
+ * would save one device read of a cold victim (cost-benefit prefers old
+ * data), in runs of up to PX_GC_CHUNK, against a write of the same size. The
+ * header keeps the moved extent's data sequence number, so a mount's
+ * roll-forward never prefers the copy to anything written later. The extent
+ * is re-pointed only where it still maps the blocks read (a write, truncate
+ * or punch since wins), with an EXTENT record. Then the inode's invalidate
+ * lock is taken and dropped: a read that mapped the victim before the
+ * re-point has finished before the victim can be reset.
  *
  * Freeing. When the victim holds no live block: the device is flushed and
  * the log committed (the copies and their records are durable), then a ZONE
  * record makes the victim FREE and, committed, a sequential victim is reset.
- * A crash before that commit leaves the victim as it was, its extents intact.
+ * A crash before that commit leaves the victim as it was, its extents
+ * intact.
  */
 
 #define PX_GC_CHUNK (1ull << 20)
@@ -3797,13 +3809,15 @@ static int gc_move_inode(struct px_fs *fs, uint32_t z, uint64_t ino, void *buf)
 		uint64_t run_off = 0, run_len = 0, dseq = UINT64_MAX, landed = 0;
 		int np = 0;
 		ssize_t r;
+		bool in;
 
 		ff_mutex_lock(&fs->ns);
-		for (size_t k = 0; !i->freed && k < i->next; k++) {
+		/* from the extent holding pos on: what lies before it was moved */
+		for (size_t k = ext_find(i, pos, &in); !i->freed && k < i->next; k++) {
 			struct px_ext *e = &i->ext[k];
 			uint64_t off;
 
-			if (e->off + e->len <= pos || zone_of(fs, e->dev) != z)
+			if (zone_of(fs, e->dev) != z)
 				continue;
 			off = e->off > pos ? e->off : pos;
 			np = gc_run_locked(fs, i, k, off, z, pc, &dseq);
