@@ -1027,6 +1027,49 @@ static void test_gc_dirty_cached(void **state)
 	free(big);
 }
 
+/* ---- many zones: a write does not scan them ---- */
+
+/*
+ * A regular image of FOLIOFS_GC_MANY_ZONES zones of 16 MiB (default 4096;
+ * 61434 is a 20 TB SMR disk's count): buffered 4 KiB writes, each of which
+ * asks whether free zones are short (gc_throttle), cost the same as on a
+ * small device, since the free zones are counted, not scanned. Prints the
+ * time a write; the counts are checked against the zone table.
+ */
+static void test_gc_many_zones_writes(void **state)
+{
+	const char *e = getenv("FOLIOFS_GC_MANY_ZONES");
+	uint32_t nz = e ? (uint32_t)strtoul(e, NULL, 10) : 4096;
+	struct ff_mkfs_opts mo = {
+		.format = FF_FMT_POSIX, .force = true, .zone_size = 16 << 20, .zone_opts = true};
+	struct gx g = {0};
+	uint8_t blk[BLK];
+	char summary[512];
+	struct timespec t0, t1;
+	uint64_t f, seed = 5;
+	enum { NW = 20000 };
+
+	(void)state;
+	assert_int_equal(tu_make_image(g.path, sizeof(g.path), "gc-many",
+				       (unsigned long long)nz * (16 << 20)),
+			 0);
+	assert_int_equal(ff_fs_mkfs(g.path, &mo, summary, sizeof(summary)), 0);
+	do_mount(&g);
+	f = mkfile(&g, "f");
+	memset(blk, 7, sizeof(blk));
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (int k = 0; k < NW; k++)
+		assert_int_equal(ff_fs_write(g.fs, f, blk, BLK, (rnd(&seed) % 256) * BLK, 0), BLK);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	print_message("%u zones: %d buffered 4 KiB writes, %.2f us a write\n", nz, NW,
+		      ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) /
+			      NW / 1e3);
+	assert_int_equal(ff_fs_fsync(g.fs, f, false), 0);
+	check_index(&g);
+	assert_int_equal(ff_fs_unmount(g.fs), 0);
+	unlink(g.path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1050,6 +1093,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc_index, setup_reg, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_dirty_cached, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_dirty_cached, setup_emu_lim2, teardown),
+		cmocka_unit_test(test_gc_many_zones_writes),
 	};
 
 	if (getenv("FOLIOFS_TEST_FILTER"))
