@@ -427,13 +427,143 @@ static uint32_t zone_of(struct px_fs *fs, uint64_t dev)
 	return (uint32_t)(dev / fs->zone_size);
 }
 
-/* One extent more (n 1) or fewer (n -1) in the zone holding dev. Caller holds ns. */
-static void next_add_locked(struct px_fs *fs, uint64_t dev, int n)
+/*
+ * The reverse map: each zone's owners (struct px_owner), kept by the extent
+ * helpers below with the zone's extent count, so that a GC round finds the
+ * inodes with blocks in its victim without a scan of every inode. A table
+ * grows before an insert (own_reserve_locked, where an error can still be
+ * returned), so that adding an owner never fails halfway through a change.
+ */
+
+static uint32_t own_home(const struct px_zone *zo, const struct px_inode *i)
+{
+	return (uint32_t)((i->ino * 0x9e3779b97f4a7c15ull) >> 32) & (zo->own_cap - 1);
+}
+
+/* i's entry in zo's owners, or NULL. Caller holds ns. */
+static struct px_owner *own_find_locked(const struct px_zone *zo, const struct px_inode *i)
+{
+	if (!zo->own_n)
+		return NULL;
+	for (uint32_t k = own_home(zo, i);; k = (k + 1) & (zo->own_cap - 1)) {
+		if (zo->own[k].i == i)
+			return &zo->own[k];
+		if (!zo->own[k].i)
+			return NULL;
+	}
+}
+
+/* Rehash zo's owners into a table of cap slots (0: free it). Caller holds ns. */
+static int own_resize_locked(struct px_zone *zo, uint32_t cap)
+{
+	struct px_owner *old = zo->own, *t = NULL;
+	uint32_t ocap = zo->own_cap;
+
+	if (cap) {
+		t = calloc(cap, sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+	}
+	zo->own = t;
+	zo->own_cap = cap;
+	for (uint32_t k = 0; k < ocap; k++) {
+		uint32_t h;
+
+		if (!old[k].i)
+			continue;
+		for (h = own_home(zo, old[k].i); t[h].i; h = (h + 1) & (cap - 1))
+			;
+		t[h] = old[k];
+	}
+	free(old);
+	return 0;
+}
+
+/* Room in zone z's owners for one more inode. Caller holds ns. */
+static int own_reserve_locked(struct px_fs *fs, uint32_t z)
+{
+	struct px_zone *zo;
+
+	ff_assert_held(&fs->ns);
+	if (z >= fs->nr_zones)
+		return 0;
+	zo = &fs->zones[z];
+	if ((zo->own_n + 1) * 4 <= zo->own_cap * 3)
+		return 0;
+	return own_resize_locked(zo, zo->own_cap ? zo->own_cap * 2 : 4);
+}
+
+/* Drop the entry at slot k, moving up the ones its removal would cut off. Caller holds ns. */
+static void own_del_locked(struct px_zone *zo, uint32_t k)
+{
+	uint32_t mask = zo->own_cap - 1;
+
+	for (uint32_t j = (k + 1) & mask; zo->own[j].i; j = (j + 1) & mask) {
+		uint32_t h = own_home(zo, zo->own[j].i);
+
+		/* j's entry may fill the hole at k when its home is not in (k, j] */
+		if (((j - h) & mask) >= ((j - k) & mask)) {
+			zo->own[k] = zo->own[j];
+			k = j;
+		}
+	}
+	zo->own[k] = (struct px_owner){0};
+	zo->own_n--;
+}
+
+/*
+ * Free zo's owner table when empty, halve it when sparse (best effort: a
+ * failed allocation keeps the bigger one). Never in the middle of an extent
+ * change, whose room for a new owner was reserved. Caller holds ns.
+ */
+static void own_trim_locked(struct px_zone *zo)
+{
+	if (!zo->own_n && zo->own_cap)
+		(void)own_resize_locked(zo, 0);
+	while (zo->own_cap > 16 && zo->own_n * 8 < zo->own_cap)
+		if (own_resize_locked(zo, zo->own_cap / 2))
+			break;
+}
+
+static void zone_changed_locked(struct px_fs *fs, struct px_zone *zo);
+
+/*
+ * One extent of i more (n 1) or fewer (n -1) in the zone holding dev: the
+ * zone's extent count and owners follow. An inode new to the zone needs room
+ * reserved before (own_reserve_locked). Caller holds ns.
+ */
+static void next_add_locked(struct px_fs *fs, struct px_inode *i, uint64_t dev, int n)
 {
 	uint32_t z = zone_of(fs, dev);
+	struct px_zone *zo;
+	struct px_owner *o;
 
-	if (z < fs->nr_zones)
-		fs->zones[z].next += (uint64_t)(int64_t)n;
+	if (z >= fs->nr_zones)
+		return;
+	zo = &fs->zones[z];
+	zo->next += (uint64_t)(int64_t)n;
+	o = own_find_locked(zo, i);
+	if (n > 0) {
+		if (!o) {
+			uint32_t k;
+
+			if ((zo->own_n + 1) * 4 > zo->own_cap * 3 && own_reserve_locked(fs, z)) {
+				ff_err("posix: zone %u: no memory for its owners", z);
+				return;
+			}
+			for (k = own_home(zo, i); zo->own[k].i; k = (k + 1) & (zo->own_cap - 1))
+				;
+			o = &zo->own[k];
+			o->i = i;
+			o->next = 0;
+			zo->own_n++;
+		}
+		o->next++;
+		return;
+	}
+	if (o && !--o->next)
+		own_del_locked(zo, (uint32_t)(o - zo->own));
+	zone_changed_locked(fs, zo);
 }
 
 /*
@@ -447,9 +577,10 @@ static void gc_progress(struct px_fs *fs)
 }
 
 /* A write into zo ended (its inflight dropped). Caller holds ns. */
-static void inflight_done_locked(struct px_fs *fs, const struct px_zone *zo)
+static void inflight_done_locked(struct px_fs *fs, struct px_zone *zo)
 {
 	ff_assert_held(&fs->ns);
+	zone_changed_locked(fs, zo);
 	/* a zone out of its slot with writes in flight is no victim until the last ends */
 	if (!zo->inflight && zo->slot < 0)
 		gc_progress(fs);
@@ -480,6 +611,7 @@ static void valid_add_locked(struct px_fs *fs, uint64_t dev, uint64_t len, bool 
 		/* blocks dying in it: its data is not cold (its age for GC restarts) */
 		fs->zones[z].mtime = fs->next_dseq;
 	}
+	zone_changed_locked(fs, &fs->zones[z]);
 }
 
 /* The device offset delta bytes into an extent at dev; a reservation has none. */
@@ -519,6 +651,8 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 	if (!len)
 		return 0;
 	ret = ext_reserve(i, 2);
+	if (!ret && dev != PX_NO_DEV)
+		ret = own_reserve_locked(fs, zone_of(fs, dev));
 	if (ret)
 		return ret;
 	/* first extent ending after off */
@@ -545,7 +679,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 		right.len -= off - e->off;
 		right.off = off;
 		e->len = off - e->off;
-		next_add_locked(fs, e->dev, 1);
+		next_add_locked(fs, i, e->dev, 1);
 		memmove(&i->ext[k + 2], &i->ext[k + 1], (i->next - k - 1) * sizeof(*e));
 		i->ext[k + 1] = right;
 		i->next++;
@@ -559,7 +693,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 
 		if (e->off + e->len <= end) {
 			valid_add_locked(fs, e->dev, e->len, false);
-			next_add_locked(fs, e->dev, -1);
+			next_add_locked(fs, i, e->dev, -1);
 			j++;
 			continue;
 		}
@@ -590,7 +724,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 	i->ext[first] = (struct px_ext){off, len, dev, dseq, rseq};
 	i->next++;
 	valid_add_locked(fs, dev, len, true);
-	next_add_locked(fs, dev, 1);
+	next_add_locked(fs, i, dev, 1);
 	return 0;
 }
 
@@ -694,8 +828,12 @@ static void xattrs_free(struct px_xattr *x)
 static void inode_remove_locked(struct px_fs *fs, struct px_inode *i)
 {
 	for (size_t k = 0; k < i->next; k++) {
+		uint32_t z = zone_of(fs, i->ext[k].dev);
+
 		valid_add_locked(fs, i->ext[k].dev, i->ext[k].len, false);
-		next_add_locked(fs, i->ext[k].dev, -1);
+		next_add_locked(fs, i, i->ext[k].dev, -1);
+		if (z < fs->nr_zones)
+			own_trim_locked(&fs->zones[z]);
 	}
 	i->next = 0;
 	itab_remove_locked(fs, i);
@@ -1119,6 +1257,8 @@ static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t l
 		fs->zones[z].epoch = epoch;
 		fs->zones[z].cursor = cursor;
 		fs->zones[z].wp = cursor;
+		own_trim_locked(&fs->zones[z]);
+		zone_changed_locked(fs, &fs->zones[z]);
 		break;
 	}
 	default:
@@ -1440,13 +1580,11 @@ static bool zone_free_locked(struct px_fs *fs, const struct px_zone *zo)
 	       (zo->state == PX_Z_FREE || (zo->state == PX_Z_FULL && !zo->valid));
 }
 
+/* Zones free to open (zone_free_locked), counted as they change. Caller holds ns. */
 static uint32_t free_zones_locked(struct px_fs *fs)
 {
-	uint32_t n = 0;
-
-	for (uint32_t k = 0; k < fs->nr_zones; k++)
-		n += zone_free_locked(fs, &fs->zones[k]);
-	return n;
+	ff_assert_held(&fs->ns);
+	return fs->nfree;
 }
 
 /*
@@ -1555,6 +1693,7 @@ again:
 		old = s->zone;
 		zo->slot = -1;
 		s->zone = UINT32_MAX;
+		zone_changed_locked(fs, zo);
 		{
 			struct px_zone tmp = *zo;
 
@@ -1613,6 +1752,7 @@ again:
 		if (!ret && z != UINT32_MAX) {
 			fs->zones[z].slot = (int)(s - fs->slots);
 			s->zone = z;
+			zone_changed_locked(fs, &fs->zones[z]);
 			atomic_fetch_add(&fs->st_zone_opens, 1);
 		}
 	}
@@ -1828,8 +1968,31 @@ again:
 	m->io_flags = sync && !zo->seq ? FF_IO_PREFLUSH : 0;
 	zo->wp += PX_BLK + m->len;
 	zo->inflight++;
+	zone_changed_locked(fs, zo);
 	ff_mutex_unlock(&fs->ns);
 	return 0; /* s->mu held until write_done */
+}
+
+/*
+ * A data header (docs/posix-format.md) in the PX_BLK bytes at h: a write of
+ * len bytes of inode ino at file offset off, the data's crc data_crc, which
+ * makes the file size bytes long; epoch is its zone's, dseq the write's data
+ * sequence number. A writer's (px_seal) and a GC move's (gc_write).
+ */
+static void dh_encode(uint8_t *h, uint64_t epoch, uint64_t dseq, uint64_t ino, uint64_t off,
+		      uint64_t len, uint64_t size, uint32_t data_crc)
+{
+	memset(h, 0, PX_BLK);
+	memcpy(h, PX_DH_MAGIC, 8);
+	set32(h + PX_DH_VERSION, PX_VERSION);
+	set64(h + PX_DH_EPOCH, epoch);
+	set64(h + PX_DH_DSEQ, dseq);
+	set64(h + PX_DH_INO, ino);
+	set64(h + PX_DH_FILE_OFF, off);
+	set64(h + PX_DH_LEN, len);
+	set64(h + PX_DH_SIZE, size);
+	set32(h + PX_DH_DATA_CRC, data_crc);
+	set32(h + PX_DH_CRC, ff_crc32c(0, h, PX_BLK));
 }
 
 static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *iov, int iovcnt,
@@ -1838,7 +2001,6 @@ static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *i
 	struct px_inode *i = fs_inode;
 	struct px_fs *fs = i->fs;
 	struct px_zone *zo = &fs->zones[m->zone];
-	uint8_t *h = hdr;
 	uint64_t end = m->file_off + m->len, lim, size, dseq, epoch;
 	uint32_t crc = 0;
 
@@ -1853,16 +2015,7 @@ static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *i
 	ff_mutex_unlock(&fs->ns);
 	for (int k = 0; k < iovcnt; k++)
 		crc = ff_crc32c(crc, iov[k].iov_base, iov[k].iov_len);
-	memcpy(h, PX_DH_MAGIC, 8);
-	set32(h + PX_DH_VERSION, PX_VERSION);
-	set64(h + PX_DH_EPOCH, epoch);
-	set64(h + PX_DH_DSEQ, dseq);
-	set64(h + PX_DH_INO, i->ino);
-	set64(h + PX_DH_FILE_OFF, m->file_off);
-	set64(h + PX_DH_LEN, m->len);
-	set64(h + PX_DH_SIZE, size);
-	set32(h + PX_DH_DATA_CRC, crc);
-	set32(h + PX_DH_CRC, ff_crc32c(0, h, PX_BLK));
+	dh_encode(hdr, epoch, dseq, i->ino, m->file_off, m->len, size, crc);
 	return 0;
 }
 
@@ -3341,41 +3494,62 @@ out:
 /* ---- garbage collection ---- */
 
 /*
- * Garbage collection makes the dead blocks of FULL data zones writable again:
- * a victim's live blocks are copied to an open zone, its extents re-pointed
- * through the log, and once that is durable the victim is freed (reset on a
- * sequential zone) for a new epoch.
+ * Garbage collection makes the dead blocks of FULL data zones writable
+ * again: a victim's live blocks are copied to an open zone, its extents
+ * re-pointed through the log, and once that is durable the victim is freed
+ * (reset on a sequential zone) for a new epoch.
  *
  * Victims. Cost-benefit as in LFS and F2FS: among FULL zones that hold dead
  * blocks, the one with the highest (1 - u) * age / (1 + u), u its live
  * fraction and age how long since data was last written into it (the data
  * sequence counter is the clock). A zone whose live blocks and their headers
- * would fill what freeing it gains is never chosen.
+ * would fill what freeing it gains is never chosen. The choice looks only at
+ * the candidates (fs->gc_cand: every zone with something to gain, kept as
+ * zones change by zone_changed_locked), and the free zones are counted as
+ * they change (fs->nfree): a round does not scan every zone, and a writer's
+ * check for free zones is a read of the count.
  *
- * Moves. Per inode with blocks in the victim, holding its io_lock (writers
- * and truncates of the file wait; the collector only try-locks it, since a
- * writer may hold it while waiting for a round) and a pin (gc_pins: the inode
- * and its cache inode outlive an unlink meanwhile): the blocks are read from
- * the victim and written at a slot's zone with a data header, through the
- * zone queue like any write. The victim is marked first, so that no new
- * in-place overwrite lands in it, and the in-place writes already mapped
- * there are waited for: what is read is the newest data of each block. The
- * read goes to the device, not through the cache, so that the collector
- * never waits for cache memory, which a flusher waiting for free zones would
- * hold. The header keeps the moved extent's data sequence number, so a
- * mount's roll-forward never prefers the copy to anything written later. The
- * extent is re-pointed only where it still maps the blocks read (a write,
- * truncate or punch since wins), with an EXTENT record. Then the inode's
- * invalidate lock is taken and dropped: a read that mapped the victim before
- * the re-point has finished before the victim can be reset.
+ * Moves. Per inode with blocks in the victim (the victim's owners: a reverse
+ * map each zone keeps, so no scan of every inode), holding its io_lock
+ * (writers and truncates of the file wait; the collector only try-locks it,
+ * since a writer may hold it while waiting for a round) and a pin (gc_pins:
+ * the inode and its cache inode outlive an unlink meanwhile): the blocks are
+ * read from the victim and written at a slot's zone with a data header,
+ * through the zone queue like any write. The victim is marked first, so that
+ * no new in-place overwrite lands in it, and the in-place writes already
+ * mapped there are waited for: what is read is the newest data of each
+ * block. The read goes to the device, not through the cache, so that the
+ * collector never waits for cache memory, which a flusher waiting for free
+ * zones would hold. That is not worth changing: a block dirty in the cache
+ * is newer than the copy, and its write-back later replaces the re-pointed
+ * extent (and wins a roll-forward by its higher data sequence number), so
+ * nothing stale survives (test_gc_dirty_cached); and a clean cached block
+ * would save one device read of a cold victim (cost-benefit prefers old
+ * data), in runs of up to PX_GC_CHUNK, against a write of the same size. The
+ * header keeps the moved extent's data sequence number, so a mount's
+ * roll-forward never prefers the copy to anything written later. The extent
+ * is re-pointed only where it still maps the blocks read (a write, truncate
+ * or punch since wins), with an EXTENT record. Then the inode's invalidate
+ * lock is taken and dropped: a read that mapped the victim before the
+ * re-point has finished before the victim can be reset.
  *
  * Freeing. When the victim holds no live block: the device is flushed and
  * the log committed (the copies and their records are durable), then a ZONE
  * record makes the victim FREE and, committed, a sequential victim is reset.
- * A crash before that commit leaves the victim as it was, its extents intact.
+ * A crash before that commit leaves the victim as it was, its extents
+ * intact.
  */
 
 #define PX_GC_CHUNK (1ull << 20)
+
+/* A monotonic clock in ns, for gc_find_ns. */
+static uint64_t gc_clock_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
+}
 
 /* Blocks a zone can hold: its room less the one header a single write needs. */
 static uint64_t zone_room_blk(const struct px_zone *zo)
@@ -3421,19 +3595,69 @@ static uint64_t gc_cost(const struct px_fs *fs, const struct px_zone *zo)
 /* Blocks the collector can write now: free zones (the reserve too) and open rooms. */
 static uint64_t gc_room_locked(struct px_fs *fs)
 {
-	uint64_t n = 0;
+	uint64_t n = fs->free_blk;
 
 	ff_assert_held(&fs->ns);
-	for (uint32_t k = 0; k < fs->nr_zones; k++) {
-		struct px_zone *zo = &fs->zones[k];
+	for (int s = 0; s < fs->nslots + fs->gc_slot; s++) {
+		struct px_zone *zo;
 
-		if (zone_free_locked(fs, zo))
-			n += zone_room_blk(zo);
-		else if (data_zone(zo) && zo->slot >= 0 &&
-			 zo->start + zo->cap - zo->wp >= 2 * PX_BLK)
+		if (fs->slots[s].zone == UINT32_MAX)
+			continue;
+		zo = &fs->zones[fs->slots[s].zone];
+		if (zo->start + zo->cap - zo->wp >= 2 * PX_BLK)
 			n += (zo->start + zo->cap - zo->wp) / PX_BLK - 1;
 	}
 	return n;
+}
+
+/* Zone z leaves the GC candidates (swapped with the last). Caller holds ns. */
+static void cand_del_locked(struct px_fs *fs, uint32_t z)
+{
+	uint32_t at = fs->zones[z].cand, last = fs->gc_cand[--fs->gc_ncand];
+
+	fs->gc_cand[at] = last;
+	fs->zones[last].cand = at;
+	fs->zones[z].cand = UINT32_MAX;
+}
+
+/*
+ * Something zone_free_locked or gc_gain_locked look at changed in zo: its
+ * slot, state, writes in flight, victim mark, valid blocks or extents. Keeps
+ * fs->nfree and fs->free_blk exact, and fs->gc_cand holding every zone a
+ * round may take: a zone joins when its gain becomes positive here (only a
+ * change that calls this can make it so) and leaves when gc_pick_locked finds
+ * none. Caller holds ns (or is the mount, alone).
+ */
+static void zone_changed_locked(struct px_fs *fs, struct px_zone *zo)
+{
+	bool f = data_zone(zo) && zo->slot < 0 && !zo->inflight && !zo->victim &&
+		 (zo->state == PX_Z_FREE || (zo->state == PX_Z_FULL && !zo->valid));
+
+	if (f != zo->isfree) {
+		zo->isfree = f;
+		fs->nfree += f ? 1 : -1u;
+		fs->free_blk += f ? zone_room_blk(zo) : -zone_room_blk(zo);
+	}
+	if (zo->cand == UINT32_MAX && fs->gc_cand && gc_gain_locked(fs, zo)) {
+		zo->cand = fs->gc_ncand;
+		fs->gc_cand[fs->gc_ncand++] = (uint32_t)(zo - fs->zones);
+	}
+}
+
+/*
+ * Recount fs->nfree, fs->free_blk and the GC candidates from the zone table:
+ * the mount, once its replay and roll-forward set the zones. Caller holds ns.
+ */
+static void gc_index_rebuild_locked(struct px_fs *fs)
+{
+	fs->nfree = 0;
+	fs->free_blk = 0;
+	fs->gc_ncand = 0;
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		fs->zones[k].isfree = false;
+		fs->zones[k].cand = UINT32_MAX;
+		zone_changed_locked(fs, &fs->zones[k]);
+	}
 }
 
 /*
@@ -3450,13 +3674,19 @@ static uint32_t gc_pick_locked(struct px_fs *fs)
 	bool greedy = free_zones_locked(fs) <= fs->gc_reserve + 1;
 
 	ff_assert_held(&fs->ns);
-	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+	for (uint32_t j = 0; j < fs->gc_ncand;) {
+		uint32_t k = fs->gc_cand[j];
 		struct px_zone *zo = &fs->zones[k];
 		uint64_t room = zone_room_blk(zo);
 		double u, age, score;
 
+		if (!gc_gain_locked(fs, zo)) {
+			cand_del_locked(fs, k); /* j now holds the last one */
+			continue;
+		}
+		j++;
 		/* never start a victim whose moves may not fit: it would eat the reserve */
-		if (zo->inflight || zo->victim || !gc_gain_locked(fs, zo) || gc_cost(fs, zo) > can)
+		if (zo->inflight || zo->victim || gc_cost(fs, zo) > can)
 			continue;
 		u = (double)zo->valid / (double)room;
 		age = (double)(fs->next_dseq - (zo->mtime < fs->next_dseq ? zo->mtime : 0)) + 1;
@@ -3478,131 +3708,71 @@ static void gc_unpin(struct px_fs *fs, struct px_inode *i)
 
 /*
  * Write len bytes of inode i at file offset off (data in buf, read from the
- * victim) at a slot's zone with a header carrying dseq. Caller holds i's
- * io_lock and a pin. Returns the bytes written (maybe fewer than len: the
- * zone filled) with *landed their device offset, or -errno.
+ * victim) at a slot's zone. Caller holds i's io_lock and a pin. Returns the
+ * bytes written (maybe fewer than len: the zone filled) with *landed their
+ * device offset, or -errno.
+ *
+ * Through a writers' slot the data gets a header carrying dseq, as any
+ * write's (dh_encode). In the collector's own zone (fs->gc_slot) the data
+ * goes alone, with no header, and a ZONE record moving the zone's committed
+ * cursor past it is queued before the EXTENT records that re-point to it.
+ * Nothing but the collector writes in that zone, so a mount never rolls
+ * forward there past the cursor: a copy is reachable only once its records
+ * are committed (log writes flush the device first), and until then the
+ * victim still holds the blocks.
  */
-/*
- * gc_write into the collector's own zone: the data alone, no header, then a
- * ZONE record moving the zone's committed cursor past it, queued before the
- * EXTENT records that re-point to it. Nothing but the collector writes in
- * that zone, so a mount never rolls forward there past the cursor: a copy is
- * reachable only once its records are committed (log writes flush the
- * device first), and until then the victim still holds the blocks.
- */
-static ssize_t gc_write_own(struct px_fs *fs, uint64_t len, void *buf, uint64_t *landed)
-{
-	struct px_slot *s = &fs->slots[fs->nslots];
-	struct px_buf b = {0};
-	struct px_zone *zo;
-	uint64_t n, at, seq;
-	uint32_t z;
-	ssize_t r;
-	int ret;
-
-	ff_mutex_lock(&s->mu);
-	ret = slot_zone(fs, s);
-	if (ret)
-		goto out_unlock;
-	ff_mutex_lock(&fs->ns);
-	z = s->zone;
-	zo = &fs->zones[z];
-	n = zo->start + zo->cap - zo->wp;
-	if (n > len)
-		n = len;
-	at = zo->wp;
-	zo->wp += n;
-	zo->inflight++;
-	ff_mutex_unlock(&fs->ns);
-	{
-		struct iovec iov = {buf, n};
-
-		if (zo->seq)
-			r = ff_zoneq_write_at(fs->dev, z, &iov, 1, at, 0);
-		else
-			r = ff_dev_write(fs->dev, &iov, 1, at, 0);
-	}
-	if (r >= 0 && (uint64_t)r != n)
-		r = -EIO;
-	if (r < 0 && zo->seq)
-		(void)ff_zoneq_resync(fs->dev, z);
-	ff_mutex_lock(&fs->ns);
-	zo->inflight--;
-	inflight_done_locked(fs, zo);
-	if (r < 0) {
-		if (zo->seq)
-			zo->wp = zo->start + zo->cap;
-		else
-			zo->wp -= n;
-		ret = (int)r;
-	} else {
-		struct px_zone tmp = *zo;
-
-		rec_zone(&b, z, &tmp, at + n);
-		ret = op_commit_locked(fs, &b, &seq);
-	}
-	ff_mutex_unlock(&fs->ns);
-	free(b.p);
-	*landed = at;
-out_unlock:
-	ff_mutex_unlock(&s->mu);
-	return ret ? ret : (ssize_t)n;
-}
-
 static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len,
 			uint64_t dseq, void *buf, uint64_t *landed)
 {
+	bool own = fs->gc_slot;
+	uint64_t hl = own ? 0 : PX_BLK, n = 0, at = 0, size, epoch, seq;
+	struct px_buf b = {0};
 	struct px_slot *s;
 	struct px_zone *zo;
-	uint64_t n, at, size, epoch;
-	uint32_t z;
 	uint8_t *h = NULL;
+	uint32_t z;
 	ssize_t r;
 	int ret;
 
-	if (fs->gc_slot)
-		return gc_write_own(fs, len, buf, landed);
-	s = slot_get(fs, i->ino);
+	if (own) {
+		s = &fs->slots[fs->nslots];
+		ff_mutex_lock(&s->mu);
+	} else {
+		s = slot_get(fs, i->ino);
+	}
 	ret = slot_zone(fs, s);
 	if (ret)
 		goto out_unlock;
-	if (posix_memalign((void **)&h, PX_BLK, PX_BLK)) {
+	if (!own && posix_memalign((void **)&h, PX_BLK, PX_BLK)) {
 		ret = -ENOMEM;
 		goto out_unlock;
 	}
 	ff_mutex_lock(&fs->ns);
 	z = s->zone;
 	zo = &fs->zones[z];
-	n = ff_round_down(zo->start + zo->cap - zo->wp - PX_BLK, PX_BLK);
+	n = ff_round_down(zo->start + zo->cap - zo->wp - hl, PX_BLK);
 	if (n > len)
 		n = len;
 	at = zo->wp;
-	zo->wp += PX_BLK + n;
+	zo->wp += hl + n;
 	zo->inflight++;
+	zone_changed_locked(fs, zo);
 	epoch = zo->epoch;
 	size = off + n < i->disk_size ? off + n : i->disk_size;
 	ff_mutex_unlock(&fs->ns);
-
-	memset(h, 0, PX_BLK);
-	memcpy(h, PX_DH_MAGIC, 8);
-	set32(h + PX_DH_VERSION, PX_VERSION);
-	set64(h + PX_DH_EPOCH, epoch);
-	set64(h + PX_DH_DSEQ, dseq);
-	set64(h + PX_DH_INO, i->ino);
-	set64(h + PX_DH_FILE_OFF, off);
-	set64(h + PX_DH_LEN, n);
-	set64(h + PX_DH_SIZE, size);
-	set32(h + PX_DH_DATA_CRC, ff_crc32c(0, buf, n));
-	set32(h + PX_DH_CRC, ff_crc32c(0, h, PX_BLK));
+	if (h)
+		dh_encode(h, epoch, dseq, i->ino, off, n, size, ff_crc32c(0, buf, n));
 	{
-		struct iovec iov[2] = {{h, PX_BLK}, {buf, n}};
+		struct iovec iov[2] = {{h, hl}, {buf, n}};
+		struct iovec *v = h ? iov : iov + 1;
+		int cnt = h ? 2 : 1;
 
 		if (zo->seq)
-			r = ff_zoneq_write_at(fs->dev, z, iov, 2, at, 0);
+			r = ff_zoneq_write_at(fs->dev, z, v, cnt, at, 0);
 		else
-			r = ff_dev_write(fs->dev, iov, 2, at, 0);
+			r = ff_dev_write(fs->dev, v, cnt, at, 0);
 	}
-	if (r >= 0 && (uint64_t)r != PX_BLK + n)
+	if (r >= 0 && (uint64_t)r != hl + n)
 		r = -EIO;
 	if (r < 0 && zo->seq)
 		(void)ff_zoneq_resync(fs->dev, z);
@@ -3614,16 +3784,23 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint
 		if (zo->seq)
 			zo->wp = zo->start + zo->cap;
 		else
-			zo->wp -= PX_BLK + n;
+			zo->wp -= hl + n;
 		ret = (int)r;
+	} else if (own) {
+		struct px_zone tmp = *zo;
+
+		rec_zone(&b, z, &tmp, at + n);
+		ret = op_commit_locked(fs, &b, &seq);
 	} else if (dseq > zo->mtime) {
 		zo->mtime = dseq;
 	}
 	ff_mutex_unlock(&fs->ns);
-	*landed = at + PX_BLK;
-	atomic_fetch_add(&fs->st_hdr_writes, 1);
+	*landed = at + hl;
+	if (h)
+		atomic_fetch_add(&fs->st_hdr_writes, 1);
 out_unlock:
 	ff_mutex_unlock(&s->mu);
+	free(b.p);
 	free(h);
 	return ret ? ret : (ssize_t)n;
 }
@@ -3766,13 +3943,15 @@ static int gc_move_inode(struct px_fs *fs, uint32_t z, uint64_t ino, void *buf)
 		uint64_t run_off = 0, run_len = 0, dseq = UINT64_MAX, landed = 0;
 		int np = 0;
 		ssize_t r;
+		bool in;
 
 		ff_mutex_lock(&fs->ns);
-		for (size_t k = 0; !i->freed && k < i->next; k++) {
+		/* from the extent holding pos on: what lies before it was moved */
+		for (size_t k = ext_find(i, pos, &in); !i->freed && k < i->next; k++) {
 			struct px_ext *e = &i->ext[k];
 			uint64_t off;
 
-			if (e->off + e->len <= pos || zone_of(fs, e->dev) != z)
+			if (zone_of(fs, e->dev) != z)
 				continue;
 			off = e->off > pos ? e->off : pos;
 			np = gc_run_locked(fs, i, k, off, z, pc, &dseq);
@@ -3830,8 +4009,8 @@ static int gc_move_inode(struct px_fs *fs, uint32_t z, uint64_t ino, void *buf)
 static int gc_zone(struct px_fs *fs, uint32_t z)
 {
 	struct px_zone *zo = &fs->zones[z];
-	uint64_t *inos = NULL, seq;
-	size_t n = 0, cap = 0;
+	uint64_t *inos = NULL, seq, t0;
+	size_t n = 0;
 	struct px_buf b = {0};
 	void *buf = NULL;
 	int ret = 0;
@@ -3846,27 +4025,17 @@ static int gc_zone(struct px_fs *fs, uint32_t z)
 		sched_yield();
 		ff_mutex_lock(&fs->ns);
 	}
-	for (size_t h = 0; h < fs->icap && !ret; h++) {
-		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext) {
-			bool has = false;
-
-			for (size_t k = 0; k < i->next && !has; k++)
-				has = zone_of(fs, i->ext[k].dev) == z;
-			if (!has)
-				continue;
-			if (n == cap) {
-				uint64_t *t = realloc(inos, (cap ? cap * 2 : 64) * sizeof(*t));
-
-				if (!t) {
-					ret = -ENOMEM;
-					break;
-				}
-				inos = t;
-				cap = cap ? cap * 2 : 64;
-			}
-			inos[n++] = i->ino;
-		}
+	t0 = gc_clock_ns();
+	/* the inodes with blocks in it: its owners */
+	if (zo->own_n) {
+		inos = malloc(zo->own_n * sizeof(*inos));
+		if (!inos)
+			ret = -ENOMEM;
 	}
+	for (uint32_t k = 0; k < zo->own_cap && !ret; k++)
+		if (zo->own[k].i)
+			inos[n++] = zo->own[k].i->ino;
+	atomic_fetch_add(&fs->gc_find_ns, gc_clock_ns() - t0);
 	ff_mutex_unlock(&fs->ns);
 	for (size_t k = 0; k < n && !ret; k++) {
 		ret = gc_move_inode(fs, z, inos[k], buf);
@@ -3923,13 +4092,18 @@ static uint32_t gc_round(struct px_fs *fs, bool *none)
 
 	*none = true;
 	while (n < 4) {
+		uint64_t t0;
 		uint32_t z;
 
 		ff_mutex_lock(&fs->ns);
+		t0 = gc_clock_ns();
 		/* a victim left busy stays marked until the round ends: the next best */
 		z = gc_pick_locked(fs);
-		if (z != UINT32_MAX)
+		if (z != UINT32_MAX) {
 			fs->zones[z].victim = true;
+			zone_changed_locked(fs, &fs->zones[z]);
+		}
+		atomic_fetch_add(&fs->gc_find_ns, gc_clock_ns() - t0);
 		ff_mutex_unlock(&fs->ns);
 		if (z == UINT32_MAX)
 			break;
@@ -3948,8 +4122,10 @@ static uint32_t gc_round(struct px_fs *fs, bool *none)
 			break;
 	}
 	ff_mutex_lock(&fs->ns);
-	for (int k = 0; k < n; k++)
+	for (int k = 0; k < n; k++) {
 		fs->zones[tried[k]].victim = false;
+		zone_changed_locked(fs, &fs->zones[tried[k]]);
+	}
 	ff_mutex_unlock(&fs->ns);
 	return r == 1;
 }
@@ -4319,8 +4495,9 @@ static int fs_setup(struct px_fs *fs)
 	fs->nr_zones = di->nr_zones;
 	fs->zone_size = di->zone_size;
 	fs->zones = calloc(fs->nr_zones, sizeof(*fs->zones));
+	fs->gc_cand = calloc(fs->nr_zones, sizeof(*fs->gc_cand));
 	zr = calloc(fs->nr_zones, sizeof(*zr));
-	if (!fs->zones || !zr) {
+	if (!fs->zones || !fs->gc_cand || !zr) {
 		free(zr);
 		return -ENOMEM;
 	}
@@ -4335,6 +4512,7 @@ static int fs_setup(struct px_fs *fs)
 		z->cap = ff_round_down(zr[k].cap, PX_BLK);
 		z->seq = zr[k].type != FF_ZONE_CNV;
 		z->slot = -1;
+		z->cand = UINT32_MAX;
 		z->wp = z->cursor = z->start;
 		z->state = k == 0 ? PX_Z_SUPER
 			   : (k >= fs->meta_first && k < fs->meta_first + fs->meta_count)
@@ -4395,6 +4573,12 @@ static void state_clear(struct px_fs *fs)
 	free(fs->itab);
 	fs->itab = NULL;
 	fs->icap = fs->icount = 0;
+	/* no inode has extents now: the zones' owners go too */
+	for (uint32_t k = 0; fs->zones && k < fs->nr_zones; k++) {
+		free(fs->zones[k].own);
+		fs->zones[k].own = NULL;
+		fs->zones[k].own_cap = fs->zones[k].own_n = 0;
+	}
 }
 
 static void fs_teardown(struct px_fs *fs)
@@ -4415,6 +4599,7 @@ static void fs_teardown(struct px_fs *fs)
 	pthread_cond_destroy(&fs->gc_cv);
 	pthread_cond_destroy(&fs->gc_done_cv);
 	free(fs->pend.p);
+	free(fs->gc_cand);
 	free(fs->zones);
 }
 
@@ -5058,6 +5243,7 @@ static int px_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs *
 		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext)
 			if (i->ci)
 				ff_cache_inode_set_size(i->ci, i->size);
+	gc_index_rebuild_locked(fs);
 	ff_mutex_unlock(&fs->ns);
 	reap(fs);
 	if (!fs->ro) {

@@ -103,7 +103,22 @@ struct px_inode {
 	struct px_inode *dead_next;
 };
 
-/* A zone. start, cap, seq are immutable after mount; the rest is guarded by fs->ns. */
+/*
+ * An owner of a zone: an inode with next extents in it. A zone's owners are
+ * an open-addressed table (linear probing, by inode number), so that GC finds
+ * the inodes to move without a scan of all of them. Guarded by fs->ns.
+ */
+struct px_owner {
+	struct px_inode *i; /* NULL: an empty slot of the table */
+	uint64_t next;
+};
+
+/*
+ * A zone. start, cap, seq are immutable after mount; the rest is guarded by fs->ns.
+ * Memory: 112 bytes a zone and 4 in fs->gc_cand, and 16 bytes a table slot
+ * of its owners (at most 3/4 full; halved below 1/8 and freed when empty, at
+ * an unlink or a zone state change).
+ */
 struct px_zone {
 	uint64_t start, cap;
 	bool seq;
@@ -118,6 +133,10 @@ struct px_zone {
 	int slot;	 /* -1: not an open slot */
 	bool victim;	 /* being emptied by garbage collection: no in-place write, not opened */
 	uint64_t mtime;	 /* data sequence clock when it last changed (its age, for GC) */
+	struct px_owner *own; /* the inodes with extents in it: own_cap slots (0 or a power of 2) */
+	uint32_t own_cap, own_n;
+	uint32_t cand; /* its index in fs->gc_cand, UINT32_MAX: not a GC candidate */
+	bool isfree;   /* counted in fs->nfree (zone_free_locked, as last computed) */
 };
 
 struct px_slot {
@@ -147,6 +166,14 @@ struct px_fs {
 	uint64_t next_ino, next_dseq;
 	struct px_zone *zones;
 	struct px_inode *dead; /* removed inodes whose cache inode reap() frees */
+	/* zones free to open (zone_free_locked) and the blocks they hold (zone_changed_locked) */
+	uint32_t nfree;
+	uint64_t free_blk;
+	/*
+	 * GC candidates: every zone a round may take (gc_gain_locked > 0), maybe
+	 * more; nr_zones entries allocated, gc_ncand used (zone_changed_locked).
+	 */
+	uint32_t *gc_cand, gc_ncand;
 	/* each with its own mu (see struct px_slot); slots[nslots] is GC's when gc_slot */
 	struct px_slot slots[PX_MAX_SLOTS + 1];
 
@@ -181,6 +208,8 @@ struct px_fs {
 	uint64_t gc_none_gen; /* gc_gen when that round started */
 	/* bumped (gc_progress) when a round might find a victim it did not; atomic, no lock */
 	_Atomic uint64_t gc_gen;
+	/* time rounds spent choosing victims and finding their owners (ns); atomic, no lock */
+	_Atomic uint64_t gc_find_ns;
 
 	_Atomic uint64_t st_log_writes, st_log_bytes, st_ckpts, st_hdr_writes, st_inplace,
 		st_commits, st_gc_zones, st_gc_bytes, st_gc_waits, st_zone_opens;
