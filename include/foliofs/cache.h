@@ -76,6 +76,18 @@ struct ff_map {
 /* map_write and write_done flags */
 #define FF_MAPW_SYNC (1u << 0) /* durable write: write_done must commit before returning */
 #define FF_MAPW_TAIL (1u << 1) /* the range's last block is the file's partial tail block */
+/*
+ * map_write only: the cache holds in-place mappings of this inode that are
+ * not written yet (it batches in-place writeback and submits the batch
+ * together). Answer FF_MAP_INPLACE or FF_MAP_STORED without waiting for
+ * anything; blocks that would go anywhere else get m->len == 0 with nothing
+ * reserved, and the cache asks again without this flag once its batch is
+ * written. A filesystem whose out-of-place path can wait for something that
+ * an unwritten in-place mapping holds back (a GC move waiting for in-place
+ * writes to land) must honour it; one whose map_write never waits may
+ * ignore it.
+ */
+#define FF_MAPW_INPLACE (1u << 2)
 
 /*
  * The filesystem's side: the write-path contract (the cache's design essay

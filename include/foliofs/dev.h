@@ -149,7 +149,12 @@ ssize_t ff_dev_write(struct ff_dev *dev, const struct iovec *iov, int iovcnt, ui
 		     unsigned flags);
 /*
  * A batch of independent I/Os submitted together and all waited for; the
- * writes obey ff_dev_write()'s rules (a sequential zone gets -EINVAL).
+ * writes obey ff_dev_write()'s rules (a sequential zone gets -EINVAL). When
+ * the fd is O_DIRECT and no I/O touches a sequential zone, on any kind of
+ * device, they are in flight together (one ring submission, up to the
+ * ring's depth at a time); otherwise they are done one after another. Each
+ * ios[i].res is filled either way. Returns 0, or the ring's failure (which
+ * every submitted I/O's res then carries too).
  */
 struct ff_io {
 	const struct iovec *iov;
@@ -216,6 +221,7 @@ struct ff_dev_stats {
 	uint64_t bytes_read, bytes_written;
 	uint64_t read_errors, write_errors;
 	uint64_t meta_bytes; /* emulation metadata written, not counted in bytes_written */
+	uint64_t batch_max;  /* most I/Os one ff_dev_submit_batch() had in flight together */
 };
 void ff_dev_stats(const struct ff_dev *dev, struct ff_dev_stats *out);
 

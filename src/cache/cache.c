@@ -13,7 +13,11 @@
  * Writes. A buffered write copies in and sets the blocks dirty; a background
  * flusher writes dirty blocks back per inode in offset order, contiguous
  * dirty blocks (across folios) as one I/O, and writers that push the dirty
- * total above dirty_max_pct write back their own inode before going on. A
+ * total above dirty_max_pct write back their own inode before going on.
+ * Writeback (the flusher's and fsync's alike) takes a batch of such runs at
+ * once: the ones the filesystem maps in place are in flight together, one
+ * device round trip for all, and every other mapping (an append, a header,
+ * a sequential zone) is written alone, in offset order, as before it. A
  * sync write (FF_CW_SYNC/DSYNC) takes the write-through path: it copies in,
  * sets the touched blocks writeback (never dirty; touched blocks that were
  * dirty join the same write), asks the filesystem where they go (map_write),
@@ -55,6 +59,11 @@
  *   earlier data first, blocks below the pointer are stored) live in its
  *   map_write, which may write back an earlier range through
  *   ff_cache_writeback_range first; the cache knows no on-disk format.
+ *   While batched writeback holds in-place mappings of an inode that are not
+ *   written yet, it asks map_write with FF_MAPW_INPLACE: only an in-place
+ *   (or stored) answer, or nothing, without waiting, so that a filesystem
+ *   does not wait for a slot or a GC move with those mappings held; the
+ *   cache writes its batch and asks again without the flag.
  *
  *   Pins and the invalidate lock. Blocks under writeback stay in their folio
  *   (writeback bit) and are copied into only after it clears. A read holds
@@ -577,15 +586,107 @@ static void wait_wb_locked(struct ff_cinode *ci, struct folio *f, uint32_t b0, u
 
 static int writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsigned io_flags);
 
+/* Whether map_write's answer m for [pos, end) is one the cache can write; *n = bytes to take. */
+static bool map_ok(struct ff_cache *c, const struct ff_map *m, uint64_t pos, uint64_t end,
+		   uint64_t *n)
+{
+	*n = m->len < end - pos ? m->len : end - pos;
+	if (*n % c->blk || m->file_off != pos || m->hdr_len % c->blk ||
+	    (m->hdr_len && (m->type == FF_MAP_STORED || !c->ops->seal)) ||
+	    (m->type != FF_MAP_INPLACE && m->type != FF_MAP_APPEND && m->type != FF_MAP_STORED)) {
+		ff_err("cache: map_write answered type %d, %llu bytes at %llu: not a block write",
+		       (int)m->type, (unsigned long long)m->len, (unsigned long long)pos);
+		return false;
+	}
+	return true;
+}
+
+/* The iovecs of file bytes [pos, pos+n) of segs, into iov; returns how many (<= nseg). */
+static int segs_iov(const struct ff_cache *c, const struct seg *segs, int nseg, uint64_t pos,
+		    uint64_t n, struct iovec *iov)
+{
+	uint64_t p = pos;
+	int cnt = 0;
+
+	for (int i = 0; i < nseg && p < pos + n; i++) {
+		uint64_t e = segs[i].f->off + ((uint64_t)segs[i].b1 << c->blk_order);
+
+		if (e <= p)
+			continue;
+		if (e > pos + n)
+			e = pos + n;
+		iov[cnt].iov_base = segs[i].f->data + (p - segs[i].f->off);
+		iov[cnt].iov_len = e - p;
+		cnt++;
+		p = e;
+	}
+	return cnt;
+}
+
+/*
+ * Write the n bytes at m->file_off (an INPLACE or APPEND answer, m->len set
+ * to n) from segs, with the header the filesystem asked for, wait, and call
+ * write_done. No lock held. Returns 0, the device's error, or write_done's.
+ */
+static int write_mapped(struct ff_cinode *ci, struct ff_map *m, const struct seg *segs, int nseg,
+			unsigned fl, unsigned io_flags, bool through)
+{
+	struct ff_cache *c = ci->c;
+	struct iovec iovs[MAX_SEGS + 1], *iov = iovs + 1;
+	uint64_t n = m->len, landed = 0, hlen = m->hdr_len;
+	int cnt = segs_iov(c, segs, nseg, m->file_off, n, iov), ret;
+	void *hdr = NULL;
+	ssize_t res;
+
+	if (hlen) {
+		/* the header rides in the same write, before the data */
+		res = posix_memalign(&hdr, c->blk, hlen) ? -ENOMEM : 0;
+		if (!res) {
+			memset(hdr, 0, hlen);
+			res = c->ops->seal(ci->fs_inode, m, iov, cnt, hdr);
+		}
+		if (res) {
+			(void)c->ops->write_done(ci->fs_inode, m, 0, res, fl);
+			free(hdr);
+			return (int)res;
+		}
+		iov = iovs;
+		iov[0].iov_base = hdr;
+		iov[0].iov_len = hlen;
+		cnt++;
+	}
+	if (m->type == FF_MAP_APPEND && m->dev_off == FF_MAP_ANYWHERE) {
+		res = ff_zoneq_append(c->dev, m->zone, iov, cnt, io_flags | m->io_flags, &landed);
+		landed += hlen;
+	} else if (m->type == FF_MAP_APPEND) {
+		landed = m->dev_off;
+		res = ff_zoneq_write_at(c->dev, m->zone, iov, cnt, m->dev_off - hlen,
+					io_flags | m->io_flags);
+	} else {
+		landed = m->dev_off;
+		res = ff_dev_write(c->dev, iov, cnt, m->dev_off - hlen, io_flags | m->io_flags);
+	}
+	free(hdr);
+	if (res >= 0)
+		res = (uint64_t)res == n + hlen ? (ssize_t)n : -EIO;
+	ret = c->ops->write_done(ci->fs_inode, m, landed, res, fl);
+	if (res < 0)
+		return (int)res;
+	if (!ret)
+		cnt_add(through ? &c->wt_bytes : &c->wb_bytes, n);
+	return ret;
+}
+
 /*
  * Write the blocks of segs (contiguous in the file, all marked writeback by
- * the caller) where map_write says. isize is the cache's size when the
- * blocks were taken (under ci->lock, so every byte below it was copied in):
- * a last block reaching past it is a partial tail, and map_write is told so
- * (FF_MAPW_TAIL). No lock held. *stopped is set when the filesystem mapped
- * nothing (a partial tail it cannot write yet): the blocks from *done on were
- * not written. Returns 0 or the first error; *done = bytes written (or found
- * stored) from the start of the first segment.
+ * the caller) where map_write says, one mapping after another. isize is the
+ * cache's size when the blocks were taken (under ci->lock, so every byte
+ * below it was copied in): a last block reaching past it is a partial tail,
+ * and map_write is told so (FF_MAPW_TAIL). No lock held. *stopped is set
+ * when the filesystem mapped nothing (a partial tail it cannot write yet):
+ * the blocks from *done on were not written. Returns 0 or the first error;
+ * *done = bytes written (or found stored) from the start of the first
+ * segment.
  */
 static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, uint64_t isize,
 		       unsigned mapw_flags, unsigned io_flags, bool through, uint64_t *done,
@@ -601,23 +702,12 @@ static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, uint64_
 	*stopped = false;
 	while (pos < end) {
 		struct ff_map m = {0};
-		struct iovec iovs[MAX_SEGS + 1], *iov = iovs + 1;
-		uint64_t n, p, landed = 0, hlen;
-		int cnt = 0;
-		ssize_t res;
-		void *hdr = NULL;
+		uint64_t n;
 
 		ret = c->ops->map_write(ci->fs_inode, pos, end - pos, fl, &m);
 		if (ret)
 			break;
-		n = m.len < end - pos ? m.len : end - pos;
-		hlen = m.hdr_len;
-		if (n % c->blk || m.file_off != pos || hlen % c->blk ||
-		    (hlen && (m.type == FF_MAP_STORED || !c->ops->seal)) ||
-		    (m.type != FF_MAP_INPLACE && m.type != FF_MAP_APPEND &&
-		     m.type != FF_MAP_STORED)) {
-			ff_err("cache: map_write answered type %d, %llu bytes at %llu: not a block write",
-			       (int)m.type, (unsigned long long)m.len, (unsigned long long)pos);
+		if (!map_ok(c, &m, pos, end, &n)) {
 			ret = -EIO;
 			break;
 		}
@@ -625,80 +715,229 @@ static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, uint64_
 			*stopped = true;
 			break;
 		}
-		if (m.type == FF_MAP_STORED) {
-			pos += n; /* on the device already: these blocks are clean */
-			continue;
-		}
-		p = pos;
-		for (int i = 0; i < nseg && p < pos + n; i++) {
-			uint64_t e = segs[i].f->off + ((uint64_t)segs[i].b1 << c->blk_order);
-
-			if (e <= p)
-				continue;
-			if (e > pos + n)
-				e = pos + n;
-			iov[cnt].iov_base = segs[i].f->data + (p - segs[i].f->off);
-			iov[cnt].iov_len = e - p;
-			cnt++;
-			p = e;
-		}
-		m.file_off = pos;
-		m.len = n;
-		if (hlen) {
-			/* the header rides in the same write, before the data */
-			res = posix_memalign(&hdr, c->blk, hlen) ? -ENOMEM : 0;
-			if (!res) {
-				memset(hdr, 0, hlen);
-				res = c->ops->seal(ci->fs_inode, &m, iov, cnt, hdr);
-			}
-			if (res) {
-				(void)c->ops->write_done(ci->fs_inode, &m, 0, res, fl);
-				free(hdr);
-				ret = (int)res;
+		if (m.type != FF_MAP_STORED) {
+			m.file_off = pos;
+			m.len = n;
+			ret = write_mapped(ci, &m, segs, nseg, fl, io_flags, through);
+			if (ret)
 				break;
-			}
-			iov = iovs;
-			iov[0].iov_base = hdr;
-			iov[0].iov_len = hlen;
-			cnt++;
 		}
-		if (m.type == FF_MAP_APPEND && m.dev_off == FF_MAP_ANYWHERE) {
-			res = ff_zoneq_append(c->dev, m.zone, iov, cnt, io_flags | m.io_flags,
-					      &landed);
-			landed += hlen;
-		} else if (m.type == FF_MAP_APPEND) {
-			landed = m.dev_off;
-			res = ff_zoneq_write_at(c->dev, m.zone, iov, cnt, m.dev_off - hlen,
-						io_flags | m.io_flags);
-		} else {
-			landed = m.dev_off;
-			res = ff_dev_write(c->dev, iov, cnt, m.dev_off - hlen,
-					   io_flags | m.io_flags);
-		}
-		free(hdr);
-		if (res >= 0)
-			res = (uint64_t)res == n + hlen ? (ssize_t)n : -EIO;
-		ret = c->ops->write_done(ci->fs_inode, &m, landed, res, fl);
-		if (res < 0) {
-			ret = (int)res;
-			break;
-		}
-		if (ret)
-			break;
-		cnt_add(through ? &c->wt_bytes : &c->wb_bytes, n);
-		pos += n;
+		pos += n; /* STORED: on the device already, these blocks are clean */
 	}
 	*done = pos - start;
 	return ret;
+}
+
+/*
+ * Batched writeback. Writeback takes several runs of dirty blocks at once
+ * (a run: contiguous blocks, one I/O on the serial path). Their in-place
+ * mappings (FF_MAP_INPLACE without a header: conventional space, where
+ * order does not matter and nothing is reserved) are submitted together
+ * through ff_dev_submit_batch and waited for at once, then each gets its
+ * write_done; an fsync of 32 random blocks costs one device round trip
+ * instead of 32. Every other answer (an append, a header, a zone) keeps the
+ * serial path and its order: the batch is written first, then that one
+ * mapping alone. While in-place mappings wait in the batch, map_write is
+ * asked with FF_MAPW_INPLACE, so that a filesystem does not wait (for a
+ * slot, or for GC) with them held. A run's blocks are clean up to its first
+ * failed or unwritten mapping; the rest stay dirty, and the error goes to
+ * the inode as on the serial path.
+ */
+#define WB_RUNS 64	       /* runs taken per batch */
+#define WB_IOS	64	       /* in-place writes in flight together (the ring's depth) */
+#define WB_SEGS (4 * MAX_SEGS) /* segments of all the runs of a batch */
+
+struct wb_run {
+	struct seg *segs;
+	int nseg;
+	uint64_t start, end, isize;
+	uint64_t done; /* bytes from start written, or found stored */
+	bool stopped;  /* nothing mapped from start + done (a partial tail) */
+	int err;       /* the first error; the blocks from start + done stay dirty */
+};
+
+/* An in-place write waiting in the batch. */
+struct wb_piece {
+	struct ff_map m;
+	int run;
+	unsigned fl;
+};
+
+struct wb_batch {
+	int max_runs, max_segs, max_ios, max_iovs;
+	int nrun, nseg, nio, niov;
+	struct wb_run *runs;
+	struct seg *segs;
+	struct wb_piece *pcs;
+	struct ff_io *ios;
+	struct iovec *iovs;
+};
+
+/* The one-run batch used when no memory is left for a real one: the serial path. */
+struct wb_small {
+	struct wb_run run;
+	struct seg segs[MAX_SEGS];
+	struct wb_piece pc;
+	struct ff_io io;
+	struct iovec iovs[MAX_SEGS];
+};
+
+static struct wb_batch *wb_batch_new(struct wb_batch *small_b, struct wb_small *small)
+{
+	size_t iovs = WB_SEGS + WB_IOS;
+	struct wb_batch *b =
+		malloc(sizeof(*b) + WB_RUNS * sizeof(struct wb_run) + WB_SEGS * sizeof(struct seg) +
+		       WB_IOS * sizeof(struct wb_piece) + WB_IOS * sizeof(struct ff_io) +
+		       iovs * sizeof(struct iovec));
+
+	if (!b) {
+		*small_b = (struct wb_batch){
+			1, MAX_SEGS,	1,	     MAX_SEGS,	 0,	     0,		 0,
+			0, &small->run, small->segs, &small->pc, &small->io, small->iovs};
+		return small_b;
+	}
+	*b = (struct wb_batch){WB_RUNS, WB_SEGS, WB_IOS, (int)iovs, 0,	  0,   0,
+			       0,	NULL,	 NULL,	 NULL,	    NULL, NULL};
+	b->runs = (struct wb_run *)(b + 1);
+	b->segs = (struct seg *)(b->runs + WB_RUNS);
+	b->pcs = (struct wb_piece *)(b->segs + WB_SEGS);
+	b->ios = (struct ff_io *)(b->pcs + WB_IOS);
+	b->iovs = (struct iovec *)(b->ios + WB_IOS);
+	return b;
+}
+
+/*
+ * Submit the batch's in-place writes together, wait for all, call each one's
+ * write_done (in order), and account each to its run. No lock held.
+ */
+static void wb_drain(struct ff_cinode *ci, struct wb_batch *b)
+{
+	struct ff_cache *c = ci->c;
+	int ret;
+
+	if (!b->nio)
+		return;
+	ret = ff_dev_submit_batch(c->dev, b->ios, b->nio);
+	for (int i = 0; i < b->nio; i++) {
+		struct wb_piece *p = &b->pcs[i];
+		struct wb_run *r = &b->runs[p->run];
+		ssize_t res = ret ? ret : b->ios[i].res;
+		int wd;
+
+		if (res >= 0)
+			res = (uint64_t)res == p->m.len ? (ssize_t)p->m.len : -EIO;
+		wd = c->ops->write_done(ci->fs_inode, &p->m, p->m.dev_off, res, p->fl);
+		if (res < 0)
+			wd = (int)res;
+		if (!wd)
+			cnt_add(&c->wb_bytes, p->m.len);
+		if (wd && !r->err)
+			r->err = wd;
+		else if (!wd && !r->err && p->m.file_off == r->start + r->done)
+			r->done += p->m.len;
+	}
+	b->nio = b->niov = 0;
+}
+
+/* Queue the in-place mapping m (m->len bytes at m->file_off) of run ri. No lock held. */
+static void wb_queue(struct ff_cinode *ci, struct wb_batch *b, int ri, const struct ff_map *m,
+		     unsigned fl, unsigned io_flags)
+{
+	struct wb_run *r = &b->runs[ri];
+	struct wb_piece *p;
+	struct ff_io *io;
+
+	if (b->nio == b->max_ios || b->niov + r->nseg > b->max_iovs)
+		wb_drain(ci, b);
+	p = &b->pcs[b->nio];
+	io = &b->ios[b->nio];
+	*p = (struct wb_piece){*m, ri, fl};
+	*io = (struct ff_io){
+		.iov = b->iovs + b->niov,
+		.iovcnt = segs_iov(ci->c, r->segs, r->nseg, m->file_off, m->len, b->iovs + b->niov),
+		.off = m->dev_off,
+		.write = true,
+		.flags = io_flags | m->io_flags};
+	b->niov += io->iovcnt;
+	b->nio++;
+}
+
+/*
+ * Write the batch's runs, in order. In-place mappings are queued and written
+ * together; any other is written alone, after the queue. A run stops at its
+ * first error or at nothing mapped; after an error on the serial path no
+ * later run is started (a format's order rule may need the failed data
+ * first). No lock held; every run's blocks are marked writeback.
+ */
+static void wb_submit(struct ff_cinode *ci, struct wb_batch *b, unsigned mapw_flags,
+		      unsigned io_flags)
+{
+	struct ff_cache *c = ci->c;
+	bool halt = false;
+
+	for (int ri = 0; ri < b->nrun && !halt; ri++) {
+		struct wb_run *r = &b->runs[ri];
+		unsigned fl = mapw_flags | (r->end > r->isize ? FF_MAPW_TAIL : 0);
+		uint64_t pos = r->start;
+
+		while (pos < r->end && !r->err) {
+			struct ff_map m = {0};
+			bool held = b->nio > 0;
+			uint64_t n;
+			int ret;
+
+			ret = c->ops->map_write(ci->fs_inode, pos, r->end - pos,
+						fl | (held ? FF_MAPW_INPLACE : 0), &m);
+			if (!ret && !map_ok(c, &m, pos, r->end, &n))
+				ret = -EIO;
+			if (ret) {
+				r->err = ret;
+				halt = true;
+				break;
+			}
+			if (!n && held) {
+				wb_drain(ci,
+					 b); /* it would go elsewhere: ask again, holding nothing */
+				continue;
+			}
+			if (!n) {
+				r->stopped = true;
+				break;
+			}
+			m.file_off = pos;
+			m.len = n;
+			if (m.type == FF_MAP_INPLACE && !m.hdr_len) {
+				wb_queue(ci, b, ri, &m, fl, io_flags);
+			} else {
+				/* the serial path: what is queued first, then this alone */
+				wb_drain(ci, b);
+				if (m.type != FF_MAP_STORED)
+					ret = write_mapped(ci, &m, r->segs, r->nseg, fl, io_flags,
+							   false);
+				if (ret) {
+					if (!r->err)
+						r->err = ret;
+					halt = true;
+				} else if (!r->err && r->start + r->done == pos) {
+					r->done += n;
+				}
+			}
+			pos += n;
+		}
+	}
+	wb_drain(ci, b);
 }
 
 /* ---- writeback ---- */
 
 /*
  * Collect the first run of contiguous dirty blocks at or after *pos below hi,
- * mark them writeback and pin their folios. Caller holds ci->lock.
+ * at most max_segs segments, mark them writeback and pin their folios.
+ * Returns the number of segments; *pos moves past the run. Caller holds
+ * ci->lock.
  */
-static int collect_dirty_locked(struct ff_cinode *ci, uint64_t *pos, uint64_t hi, struct seg *segs)
+static int collect_dirty_locked(struct ff_cinode *ci, uint64_t *pos, uint64_t hi, struct seg *segs,
+				int max_segs)
 {
 	struct ff_cache *c = ci->c;
 	struct folio *f = ff_idx_find(ci, *pos);
@@ -750,7 +989,7 @@ static int collect_dirty_locked(struct ff_cinode *ci, uint64_t *pos, uint64_t hi
 		f->pins++;
 		segs[n++] = (struct seg){f, b, e};
 		bytes += (uint64_t)(e - b) << c->blk_order;
-		if (e != f->nblk || n == MAX_SEGS || bytes >= max_bytes)
+		if (e != f->nblk || n == max_segs || bytes >= max_bytes)
 			break;
 	}
 	if (n)
@@ -844,41 +1083,66 @@ static void wait_range_wb_locked(struct ff_cinode *ci, uint64_t lo, uint64_t hi)
  * Write back every dirty block of [lo, hi) in offset order and wait for all
  * writeback in the range (any thread's). What to write comes from the
  * per-block dirty state and the size snapshot taken with it, never from a
- * size the filesystem published. No lock held; may be re-entered from the
- * filesystem's map_write for an earlier range. Returns the first error.
+ * size the filesystem published. The runs are taken a batch at a time, and
+ * the batch's in-place writes are in flight together (see wb_submit). No
+ * lock held; may be re-entered from the filesystem's map_write for an
+ * earlier range. Returns the first error.
  */
 static int writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsigned io_flags)
 {
-	struct seg segs[MAX_SEGS];
+	struct wb_small small;
+	struct wb_batch small_b, *b = wb_batch_new(&small_b, &small);
+	unsigned mapw_flags = io_flags & FF_IO_DSYNC ? FF_MAPW_SYNC : 0;
 	uint64_t pos = lo;
 	int ret = 0;
 
 	ff_mutex_lock(&ci->lock);
 	while (pos < hi) {
-		uint64_t done = 0, isize = ci->isize;
-		bool stopped;
-		int n = collect_dirty_locked(ci, &pos, hi, segs), err;
+		bool stopped = false;
 
-		if (!n)
+		b->nrun = b->nseg = 0;
+		while (pos < hi && b->nrun < b->max_runs && b->nseg < b->max_segs) {
+			int room = b->max_segs - b->nseg;
+			struct wb_run *r = &b->runs[b->nrun];
+			int n = collect_dirty_locked(ci, &pos, hi, b->segs + b->nseg,
+						     room < MAX_SEGS ? room : MAX_SEGS);
+
+			if (!n)
+				break;
+			*r = (struct wb_run){
+				.segs = b->segs + b->nseg, .nseg = n, .isize = ci->isize};
+			r->start =
+				r->segs[0].f->off + ((uint64_t)r->segs[0].b0 << ci->c->blk_order);
+			r->end = r->segs[n - 1].f->off +
+				 ((uint64_t)r->segs[n - 1].b1 << ci->c->blk_order);
+			b->nseg += n;
+			b->nrun++;
+		}
+		if (!b->nrun)
 			break;
 		ff_mutex_unlock(&ci->lock);
-		err = submit_segs(ci, segs, n, isize, io_flags & FF_IO_DSYNC ? FF_MAPW_SYNC : 0,
-				  io_flags, false, &done, &stopped);
+		wb_submit(ci, b, mapw_flags, io_flags);
 		ff_mutex_lock(&ci->lock);
-		finish_segs_locked(ci, segs, n, done, true, 0);
-		if (err) {
+		for (int i = 0; i < b->nrun; i++) {
+			struct wb_run *r = &b->runs[i];
+
+			finish_segs_locked(ci, r->segs, r->nseg, r->done, true, 0);
+			stopped |= r->stopped;
+			if (!r->err)
+				continue;
 			if (!ci->error)
-				ci->error = err;
+				ci->error = r->err;
 			ci->wb_failed = true;
 			if (!ret)
-				ret = err;
-			break;
+				ret = r->err;
 		}
-		if (stopped)
-			break; /* a partial tail: it stays cached until it fills */
+		if (ret || stopped)
+			break; /* stopped: a partial tail, it stays cached until it fills */
 	}
 	wait_range_wb_locked(ci, lo, hi);
 	ff_mutex_unlock(&ci->lock);
+	if (b != &small_b)
+		free(b);
 	return ret;
 }
 

@@ -448,25 +448,93 @@ ssize_t ff_dev_write(struct ff_dev *dev, const struct iovec *iov, int iovcnt, ui
 	return ff_dev_issue_write(dev, iov, iovcnt, off, flags);
 }
 
-int ff_dev_submit_batch(struct ff_dev *dev, struct ff_io *ios, int n)
+/*
+ * Whether ios may go to the device together in one ring submission: the fd
+ * is O_DIRECT (a buffered one makes FF_IO_DSYNC a write and an fsync), every
+ * I/O is valid, and none touches a sequential zone (writes there go through
+ * the zone queue; reads there are cut at the pointer by the backend). Every
+ * backend writes and reads conventional space with the same raw I/O, so
+ * such a batch is one ff_dev_raw_batch() whatever the kind.
+ */
+static bool batchable(struct ff_dev *dev, struct ff_io *ios, int n)
 {
-	bool direct_batch = dev->be == &ff_dev_regular_be && dev->direct && !ff_dev_fault_hook;
-	bool preflush = false;
-	int ret = 0;
+	if (!dev->direct)
+		return false;
+	for (int i = 0; i < n; i++) {
+		size_t len = iov_len_sum(ios[i].iov, ios[i].iovcnt);
 
-	if (direct_batch) {
+		if (check_io(dev, ios[i].iov, ios[i].iovcnt, ios[i].off, len))
+			return false;
+		if (ios[i].write && dev->info.read_only)
+			return false;
+		if (ff_zoneq_touches_seq(dev, ios[i].off, len))
+			return false;
+	}
+	return true;
+}
+
+static void note_batch(struct ff_dev *dev, int k)
+{
+	uint64_t cur = atomic_load_explicit(&dev->st_batch_max, memory_order_relaxed);
+
+	while (cur < (uint64_t)k &&
+	       !atomic_compare_exchange_weak_explicit(&dev->st_batch_max, &cur, (uint64_t)k,
+						      memory_order_relaxed, memory_order_relaxed))
+		;
+}
+
+/*
+ * The I/Os that the test hook lets through go to the ring together; the hook
+ * fails the others one by one, as it fails a single write. Returns 0 or the
+ * ring's error, which every I/O submitted then carries.
+ */
+static int batch_go(struct ff_dev *dev, struct ff_io *ios, int n)
+{
+	struct ff_io *go = ios;
+	int *map = NULL, k = n, ret = 0;
+
+	if (ff_dev_fault_hook) {
+		go = calloc((size_t)n, sizeof(*go));
+		map = calloc((size_t)n, sizeof(*map));
+		if (!go || !map) {
+			for (int i = 0; i < n; i++)
+				ios[i].res = -ENOMEM;
+			goto out_free;
+		}
+		k = 0;
 		for (int i = 0; i < n; i++) {
 			size_t len = iov_len_sum(ios[i].iov, ios[i].iovcnt);
+			int err = ios[i].write ? ff_dev_fault_hook(dev, ios[i].off, len) : 0;
 
-			ios[i].res = check_io(dev, ios[i].iov, ios[i].iovcnt, ios[i].off, len);
-			if (ios[i].write && dev->info.read_only)
-				ios[i].res = -EROFS;
-			if (ios[i].res)
-				direct_batch = false;
-			preflush |= ios[i].write && (ios[i].flags & FF_IO_PREFLUSH);
+			if (err) {
+				ios[i].res = err;
+				continue;
+			}
+			map[k] = i;
+			go[k++] = ios[i];
 		}
 	}
-	if (!direct_batch) {
+	if (k) {
+		note_batch(dev, k);
+		ret = ff_dev_raw_batch(dev, go, k);
+	}
+	for (int j = 0; j < k; j++)
+		ios[go == ios ? j : map[j]].res = ret ? ret : go[j].res;
+out_free:
+	if (go != ios)
+		free(go);
+	free(map);
+	return ret;
+}
+
+int ff_dev_submit_batch(struct ff_dev *dev, struct ff_io *ios, int n)
+{
+	bool preflush = false;
+	int ret;
+
+	if (n <= 0)
+		return 0;
+	if (!batchable(dev, ios, n)) {
 		/* one I/O at a time for the zone checks: ff_dev_write refuses sequential zones */
 		for (int i = 0; i < n; i++)
 			ios[i].res = ios[i].write ? ff_dev_write(dev, ios[i].iov, ios[i].iovcnt,
@@ -475,14 +543,15 @@ int ff_dev_submit_batch(struct ff_dev *dev, struct ff_io *ios, int n)
 								ios[i].off);
 		return 0;
 	}
-	/* a regular device has no sequential zone: the whole batch may go at once */
+	for (int i = 0; i < n; i++)
+		preflush |= ios[i].write && (ios[i].flags & FF_IO_PREFLUSH);
 	if (preflush && (ret = ff_dev_preflush(dev))) {
 		for (int i = 0; i < n; i++)
 			ios[i].res = ret;
 		return 0;
 	}
-	ret = ff_dev_raw_batch(dev, ios, n);
-	for (int i = 0; i < n && !ret; i++) {
+	ret = batch_go(dev, ios, n);
+	for (int i = 0; i < n; i++) {
 		count_io(dev, ios[i].write, ios[i].res);
 		if (ios[i].write && ios[i].res > 0 && !(ios[i].flags & FF_IO_DSYNC))
 			note_volatile(dev);
@@ -553,4 +622,5 @@ void ff_dev_stats(const struct ff_dev *dev, struct ff_dev_stats *out)
 	out->read_errors = atomic_load_explicit(&d->st_read_errors, memory_order_relaxed);
 	out->write_errors = atomic_load_explicit(&d->st_write_errors, memory_order_relaxed);
 	out->meta_bytes = atomic_load_explicit(&d->st_meta_bytes, memory_order_relaxed);
+	out->batch_max = atomic_load_explicit(&d->st_batch_max, memory_order_relaxed);
 }

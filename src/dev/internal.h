@@ -45,6 +45,7 @@ struct ff_dev {
 	_Atomic uint64_t st_reads, st_writes, st_flushes, st_zone_ops;
 	_Atomic uint64_t st_bytes_read, st_bytes_written, st_read_errors, st_write_errors;
 	_Atomic uint64_t st_meta_bytes; /* emulation metadata written (not user data) */
+	_Atomic uint64_t st_batch_max;	/* most I/Os one ff_dev_submit_batch() put in flight */
 	/*
 	 * Flush generations (seq_cst atomics), the device's REQ_PREFLUSH
 	 * bookkeeping: ff_dev_flush() number g sets flush_started to g before it

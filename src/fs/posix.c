@@ -1919,6 +1919,13 @@ again:
 		if (inplace && sync && !retried)
 			need = e->rseq;
 	}
+	if (flags & FF_MAPW_INPLACE) {
+		/* the cache holds in-place mappings, which a GC move waits for: no slot now */
+		ff_mutex_unlock(&fs->ns);
+		m->type = FF_MAP_INPLACE;
+		m->len = 0;
+		return 0;
+	}
 	if (sync && i->meta_rseq > atomic_load(&fs->committed) && i->meta_rseq > need)
 		need = i->meta_rseq;
 	ff_mutex_unlock(&fs->ns);

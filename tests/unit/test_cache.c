@@ -996,6 +996,219 @@ static void test_cache_flusher_visits_only_dirty_inodes(void **state)
 	free(buf);
 }
 
+/* ---- batched writeback: in-place runs in flight together ---- */
+
+/* Read n bytes at device offset off. */
+static void dev_get(struct fx *f, void *buf, size_t n, uint64_t off)
+{
+	struct iovec iov = {buf, n};
+
+	assert_int_equal(ff_dev_read(f->dev, &iov, 1, off), (ssize_t)n);
+}
+
+/*
+ * fsync of 32 dirty blocks scattered over a conventional file (W7's pattern:
+ * 4 KiB random writes, fsync every 32) writes them back as one batch in
+ * flight together, not one write after another, and all of them land.
+ */
+static void test_cache_fsync_writes_runs_in_parallel(void **state)
+{
+	struct fx *f = *state;
+	enum { NR = 32 };
+	uint8_t *buf = tu_alloc(NR * BLK), *got = tu_alloc(BLK);
+	struct ff_dev_stats a, b;
+
+	tu_fill(buf, NR * BLK, 71);
+	for (int i = 0; i < NR; i++) {
+		uint64_t off =
+			(uint64_t)((i * 37) % 64) * (128 << 10); /* distinct, never adjacent */
+
+		assert_int_equal(twrite(f, 0, buf + i * BLK, BLK, off, 0), BLK);
+	}
+	ff_dev_stats(f->dev, &a);
+	assert_int_equal(ff_cache_fsync(f->f[0].ci, false), 0);
+	ff_dev_stats(f->dev, &b);
+	assert_int_equal(ff_cache_inode_dirty(f->f[0].ci), 0);
+	assert_int_equal(b.write_errors, a.write_errors);
+	/* every block was written once, and more than one was in flight at a time */
+	assert_true(b.bytes_written - a.bytes_written <= (uint64_t)NR * BLK);
+	assert_true(b.batch_max >= 2);
+	assert_true(b.batch_max <= NR);
+	for (int i = 0; i < NR; i++) {
+		uint64_t off = (uint64_t)((i * 37) % 64) * (128 << 10);
+
+		dev_get(f, got, BLK, off); /* file 0 is zone 0, in place */
+		assert_memory_equal(got, buf + i * BLK, BLK);
+	}
+	free(buf);
+	free(got);
+}
+
+static _Atomic uint64_t bad_off = UINT64_MAX;
+static int fail_at_hook(struct ff_dev *dev, uint64_t off, size_t len)
+{
+	uint64_t bad = atomic_load(&bad_off);
+
+	(void)dev;
+	return bad >= off && bad < off + len ? -EIO : 0;
+}
+
+/*
+ * One run of a batch fails: only its blocks stay dirty, the other runs are
+ * on the device and clean, the error reaches fsync once, and the next fsync
+ * writes the retained block.
+ */
+static void test_cache_fsync_failed_run_stays_dirty(void **state)
+{
+	struct fx *f = *state;
+	enum { NR = 8, BAD = 4 };
+	uint8_t *buf = tu_alloc(NR * BLK), *got = tu_alloc(BLK), *zero = calloc(1, BLK);
+
+	tu_fill(buf, NR * BLK, 72);
+	for (int i = 0; i < NR; i++)
+		assert_int_equal(twrite(f, 1, buf + i * BLK, BLK, (uint64_t)i * (256 << 10), 0),
+				 BLK);
+	atomic_store(&bad_off, ZS + (uint64_t)BAD * (256 << 10)); /* file 1 is zone 1 */
+	ff_dev_fault_hook = fail_at_hook;
+	assert_int_equal(ff_cache_fsync(f->f[1].ci, false), -EIO);
+	assert_int_equal(ff_cache_inode_dirty(f->f[1].ci), 1);
+	for (int i = 0; i < NR; i++) {
+		dev_get(f, got, BLK, ZS + (uint64_t)i * (256 << 10));
+		assert_memory_equal(got, i == BAD ? zero : buf + i * BLK, BLK);
+	}
+	/* the cache still serves the failed block's data */
+	assert_int_equal(ff_cache_read(f->f[1].ci, got, BLK, (uint64_t)BAD * (256 << 10), 0), BLK);
+	assert_memory_equal(got, buf + BAD * BLK, BLK);
+	/* the device recovers: the next fsync writes it and succeeds */
+	atomic_store(&bad_off, UINT64_MAX);
+	assert_int_equal(ff_cache_fsync(f->f[1].ci, false), 0);
+	assert_int_equal(ff_cache_inode_dirty(f->f[1].ci), 0);
+	dev_get(f, got, BLK, ZS + (uint64_t)BAD * (256 << 10));
+	assert_memory_equal(got, buf + BAD * BLK, BLK);
+	free(buf);
+	free(got);
+	free(zero);
+}
+
+/*
+ * A filesystem with both kinds of blocks in one file, alternating every
+ * 64 KiB: even ones in place (zone 1), odd ones appended to zone 2 (out of
+ * place, as the posix format's slots). While in-place mappings wait in a
+ * batch, map_write is asked with FF_MAPW_INPLACE and refuses the
+ * out-of-place blocks; the cache writes its batch first and asks again. So
+ * no out-of-place answer (which may wait, for a slot or for GC) is given
+ * while an in-place mapping is held, and every block lands.
+ */
+#define MX_STEP (64u << 10)
+struct mx {
+	_Atomic int held;      /* in-place mappings given and not done yet */
+	_Atomic int refused;   /* FF_MAPW_INPLACE answers of len 0 */
+	_Atomic int violation; /* out-of-place answers while held > 0 */
+	_Atomic int appends;
+	pthread_mutex_t lock; /* guards landed */
+	uint64_t landed[64];  /* by file offset / MX_STEP: where an appended block landed */
+};
+
+static int mx_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map *m)
+{
+	(void)fs_inode;
+	m->type = FF_MAP_HOLE; /* the test reads the device directly */
+	m->file_off = off;
+	m->len = len;
+	return 0;
+}
+
+static int mx_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flags,
+			struct ff_map *m)
+{
+	struct mx *x = fs_inode;
+
+	m->file_off = off;
+	if (!((off / MX_STEP) % 2)) {
+		uint64_t room = ff_round_up(off + 1, MX_STEP) - off;
+
+		m->type = FF_MAP_INPLACE;
+		m->zone = 1;
+		m->dev_off = ZS + off;
+		m->len = room < len ? room : len;
+		atomic_fetch_add(&x->held, 1);
+		return 0;
+	}
+	if (flags & FF_MAPW_INPLACE) {
+		atomic_fetch_add(&x->refused, 1);
+		m->type = FF_MAP_INPLACE;
+		m->len = 0;
+		return 0;
+	}
+	if (atomic_load(&x->held))
+		atomic_fetch_add(&x->violation, 1);
+	m->type = FF_MAP_APPEND;
+	m->zone = 2;
+	m->dev_off = FF_MAP_ANYWHERE;
+	m->len = BLK; /* one block per append: where each landed is recorded */
+	return 0;
+}
+
+static int mx_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed_at, ssize_t result,
+			 unsigned flags)
+{
+	struct mx *x = fs_inode;
+
+	(void)flags;
+	if (m->type == FF_MAP_INPLACE) {
+		atomic_fetch_sub(&x->held, 1);
+		return 0;
+	}
+	atomic_fetch_add(&x->appends, 1);
+	if (result >= 0) {
+		pthread_mutex_lock(&x->lock);
+		x->landed[m->file_off / MX_STEP] = landed_at;
+		pthread_mutex_unlock(&x->lock);
+	}
+	return 0;
+}
+
+static void test_cache_batch_never_holds_inplace_across_out_of_place(void **state)
+{
+	struct fx *f = *state;
+	static const struct ff_cache_ops ops = {mx_map_read, mx_map_write, mx_write_done, NULL};
+	struct mx *x = calloc(1, sizeof(*x));
+	struct ff_cache *c;
+	struct ff_cinode *ci;
+	enum { NR = 24 };
+	uint8_t *buf = tu_alloc(NR * BLK), *got = tu_alloc(BLK);
+	uint64_t offs[NR];
+
+	pthread_mutex_init(&x->lock, NULL);
+	assert_int_equal(ff_cache_create(f->dev, &ops, NULL, &c), 0);
+	ci = ff_cache_inode_new(c, x);
+	assert_non_null(ci);
+	tu_fill(buf, NR * BLK, 73);
+	for (int i = 0; i < NR; i++) {
+		offs[i] = (uint64_t)i * MX_STEP;
+		assert_int_equal(ff_cache_write(ci, buf + i * BLK, BLK, offs[i], 0), BLK);
+	}
+	assert_int_equal(ff_cache_fsync(ci, false), 0);
+	assert_int_equal(ff_cache_inode_dirty(ci), 0);
+	assert_int_equal(atomic_load(&x->held), 0);
+	assert_int_equal(atomic_load(&x->violation), 0);
+	assert_int_equal(atomic_load(&x->refused), NR / 2);
+	assert_int_equal(atomic_load(&x->appends), NR / 2);
+	for (int i = 0; i < NR; i++) {
+		uint64_t at = i % 2 ? x->landed[i] : ZS + offs[i];
+
+		assert_true(at >= ZS && at < 3 * ZS);
+		dev_get(f, got, BLK, at);
+		assert_memory_equal(got, buf + i * BLK, BLK);
+	}
+	assert_int_equal(ff_cache_inode_free(ci), 0);
+	assert_int_equal(ff_cache_destroy(c), 0);
+	pthread_mutex_destroy(&x->lock);
+	free(x);
+	free(buf);
+	free(got);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1025,6 +1238,12 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cache_write_through_no_wait_holding_pins,
 						setup_tiny, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_fsync_writes_runs_in_parallel, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_cache_fsync_failed_run_stays_dirty, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			test_cache_batch_never_holds_inplace_across_out_of_place, setup, teardown),
 	};
 	if (getenv("FOLIOFS_TEST_FILTER")) /* one test by name, for a bisect */
 		cmocka_set_test_filter(getenv("FOLIOFS_TEST_FILTER"));
