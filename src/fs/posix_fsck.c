@@ -555,6 +555,10 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 					(unsigned long long)de->ino);
 				continue;
 			}
+			if (c == root)
+				problem(k, false,
+					"directory %llu: entry '%.*s' names the root directory (a directory cycle)",
+					(unsigned long long)d->ino, (int)de->nlen, de->name);
 			c->names++;
 			if (c->i->dir) {
 				subdirs++;
@@ -566,6 +570,10 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 						(unsigned long long)d->ino);
 			}
 		}
+		if (!d->nlink && d->dir->nlive)
+			problem(k, false,
+				"directory %llu: removed (link count 0) but it holds %zu entries",
+				(unsigned long long)d->ino, d->dir->nlive);
 		if (d->nlink && d->nlink != 2 + subdirs)
 			problem(k, false,
 				"directory %llu: link count %u, it has %llu subdirectories",
@@ -600,7 +608,7 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 				problem(k, false, "inode %llu: link count 0 with %llu names",
 					(unsigned long long)c->i->ino,
 					(unsigned long long)c->names);
-			else
+			else if (!c->i->dir || !c->i->dir->nlive)
 				problem(k, true,
 					"inode %llu: orphan (removed while open; link count 0)",
 					(unsigned long long)c->i->ino);
@@ -674,10 +682,9 @@ static void check_space_locked(struct fk *k, struct px_fs *fs)
 /* Passes 2 and 3 over a read-only mount. */
 static int check_mounted(const char *path, struct fk *k)
 {
-	struct ff_fs_opts o = {.read_only = true};
 	struct ff_fs *gfs;
 	struct px_fs *fs;
-	int ret = ff_fmt_posix.mount(path, &o, &gfs);
+	int ret = ff_posix_mount_fsck(path, &gfs);
 
 	if (ret == -EBUSY)
 		return ret;
