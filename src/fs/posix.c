@@ -4752,6 +4752,30 @@ static struct ns_ent *ns_find(struct ns_ent *v, size_t n, uint64_t ino)
 	return NULL;
 }
 
+/* A type an inode can have: what mknod, mkdir, symlink and create make. */
+static bool ns_mode_ok(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+	case S_IFDIR:
+	case S_IFLNK:
+	case S_IFIFO:
+	case S_IFSOCK:
+	case S_IFCHR:
+	case S_IFBLK:
+		return !(mode & ~(uint32_t)(S_IFMT | 07777));
+	default:
+		return false;
+	}
+}
+
+/* A name an entry can have: no '/' or NUL, not "." or "..". */
+static bool ns_name_ok(const char *name, size_t n)
+{
+	return n && n <= PX_NAME_MAX && !memchr(name, '/', n) && !memchr(name, 0, n) &&
+	       !(n <= 2 && !memcmp(name, "..", n));
+}
+
 #define NS_BAD(...)                                      \
 	do {                                             \
 		snprintf(msg, sizeof(msg), __VA_ARGS__); \
@@ -4763,8 +4787,10 @@ static struct ns_ent *ns_find(struct ns_ent *v, size_t n, uint64_t ino)
  * freed: records with valid crcs can still describe a directory with two
  * parents or inside itself (rename's ancestor walk would never end, the
  * kernel's dcache would see a loop), an entry naming an inode that is gone, a
- * link count that lets an unlink free a named inode, or a removed directory
- * whose entries the orphan reclaim would strand. Checked on the whole state
+ * link count that lets an unlink free a named inode, a removed directory
+ * whose entries the orphan reclaim would strand, a name the VFS cannot take
+ * ("..", "a/b"), a readdir cookie that readdir would skip (0, or not above
+ * the previous entry's), or an inode of no file type. Checked on the whole state
  * once, in O(inodes log inodes + entries), because a checkpoint lists entries
  * in any order, so no single record can be judged alone. The same rules as
  * fsck's (posix_fsck.c), which reports every fault where this stops at the
@@ -4797,6 +4823,11 @@ static int ns_check_locked(struct px_fs *fs, const char *path)
 		struct px_inode *d = v[x].i;
 		uint64_t subdirs = 0, live = 0;
 
+		uint64_t cookie = 0;
+
+		if (!ns_mode_ok(d->mode))
+			NS_BAD("inode %llu: mode %#o is no file type", (unsigned long long)d->ino,
+			       d->mode);
 		if (!d->dir)
 			continue;
 		for (size_t k = 0; k < d->dir->n; k++) {
@@ -4806,6 +4837,14 @@ static int ns_check_locked(struct px_fs *fs, const char *path)
 			if (e->dead)
 				continue;
 			live++;
+			if (!ns_name_ok(e->name, e->nlen))
+				NS_BAD("directory %llu: an entry has a name no file can have ('%.*s')",
+				       (unsigned long long)d->ino, (int)e->nlen, e->name);
+			if (e->cookie <= cookie)
+				NS_BAD("directory %llu: entry '%.*s' has readdir cookie %llu, not above the previous entry's %llu",
+				       (unsigned long long)d->ino, (int)e->nlen, e->name,
+				       (unsigned long long)e->cookie, (unsigned long long)cookie);
+			cookie = e->cookie;
 			c = ns_find(v, n, e->ino);
 			if (!c)
 				NS_BAD("directory %llu: entry '%.*s' names inode %llu, which does not exist (never made, or freed)",

@@ -528,6 +528,23 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 		struct px_inode *d = v[x].i;
 		uint64_t subdirs = 0;
 
+		uint64_t cookie = 0;
+
+		switch (d->mode & S_IFMT) {
+		case S_IFREG:
+		case S_IFDIR:
+		case S_IFLNK:
+		case S_IFIFO:
+		case S_IFSOCK:
+		case S_IFCHR:
+		case S_IFBLK:
+			if (!(d->mode & ~(uint32_t)(S_IFMT | 07777)))
+				break;
+			/* fall through */
+		default:
+			problem(k, false, "inode %llu: mode %#o is no file type",
+				(unsigned long long)d->ino, d->mode);
+		}
 		if (S_ISDIR(d->mode) != (d->dir != NULL)) {
 			problem(k, false, "inode %llu: mode and directory data disagree",
 				(unsigned long long)d->ino);
@@ -541,8 +558,15 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 
 			if (de->dead)
 				continue;
+			if (de->cookie <= cookie)
+				problem(k, false,
+					"directory %llu: entry '%.*s' has readdir cookie %llu, not above the previous entry's %llu",
+					(unsigned long long)d->ino, (int)de->nlen, de->name,
+					(unsigned long long)de->cookie, (unsigned long long)cookie);
+			cookie = de->cookie;
 			if (!de->nlen || de->nlen > PX_NAME_MAX ||
-			    memchr(de->name, '/', de->nlen)) {
+			    memchr(de->name, '/', de->nlen) || memchr(de->name, 0, de->nlen) ||
+			    (de->nlen <= 2 && !memcmp(de->name, "..", de->nlen))) {
 				problem(k, false, "directory %llu: a bad name",
 					(unsigned long long)d->ino);
 				continue;

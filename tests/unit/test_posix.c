@@ -2098,6 +2098,62 @@ static void test_posix_corrupt_orphan_dir_repair(void **state)
 	unlink(ref);
 }
 
+/* An entry with a name the VFS never gives a filesystem. */
+static void bad_name(struct px *p, const char *name)
+{
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_add(&l, t.d, t.f, 1000, name);
+	x_inode(&l, t.f, S_IFREG | 0644, 3);
+	log_append(p->path, &l);
+	refused(p);
+}
+
+static void test_posix_corrupt_dirent_dotdot(void **state)
+{
+	bad_name(*state, "..");
+}
+
+static void test_posix_corrupt_dirent_dot(void **state)
+{
+	bad_name(*state, ".");
+}
+
+static void test_posix_corrupt_dirent_slash(void **state)
+{
+	bad_name(*state, "a/b");
+}
+
+/* An entry with readdir cookie 0, which no readdir lists (it resumes above a cookie). */
+static void test_posix_corrupt_dirent_cookie(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_add(&l, t.d, t.f, 0, "zero");
+	x_inode(&l, t.f, S_IFREG | 0644, 3);
+	log_append(p->path, &l);
+	refused(p);
+}
+
+/* A named inode of no file type (S_IFMT 0). */
+static void test_posix_corrupt_inode_type(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_inode(&l, 777777, 0644, 1);
+	x_add(&l, t.d, 777777, 1000, "typeless");
+	log_append(p->path, &l);
+	refused(p);
+}
+
 #define T2(fn)                                                            \
 	cmocka_unit_test_setup_teardown(fn, setup_emu, teardown),         \
 		cmocka_unit_test_setup_teardown(fn, setup_reg, teardown), \
@@ -2154,6 +2210,11 @@ int main(void)
 		T2(test_posix_corrupt_dirent_in_file),
 		T2(test_posix_corrupt_root_named),
 		T2(test_posix_corrupt_orphan_dir_repair),
+		T2(test_posix_corrupt_dirent_dotdot),
+		T2(test_posix_corrupt_dirent_dot),
+		T2(test_posix_corrupt_dirent_slash),
+		T2(test_posix_corrupt_dirent_cookie),
+		T2(test_posix_corrupt_inode_type),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
