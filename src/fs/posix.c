@@ -4790,7 +4790,8 @@ static bool ns_name_ok(const char *name, size_t n)
  * link count that lets an unlink free a named inode, a removed directory
  * whose entries the orphan reclaim would strand, a name the VFS cannot take
  * ("..", "a/b"), a readdir cookie that readdir would skip (0, or not above
- * the previous entry's), or an inode of no file type. Checked on the whole state
+ * the previous entry's), an inode of no file type, or a symlink with no
+ * target (symlink(2) refuses an empty one). Checked on the whole state
  * once, in O(inodes log inodes + entries), because a checkpoint lists entries
  * in any order, so no single record can be judged alone. The same rules as
  * fsck's (posix_fsck.c), which reports every fault where this stops at the
@@ -4828,6 +4829,8 @@ static int ns_check_locked(struct px_fs *fs, const char *path)
 		if (!ns_mode_ok(d->mode))
 			NS_BAD("inode %llu: mode %#o is no file type", (unsigned long long)d->ino,
 			       d->mode);
+		if (S_ISLNK(d->mode) && !d->tlen)
+			NS_BAD("symlink %llu has no target", (unsigned long long)d->ino);
 		if (!d->dir)
 			continue;
 		for (size_t k = 0; k < d->dir->n; k++) {

@@ -545,6 +545,8 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 			problem(k, false, "inode %llu: mode %#o is no file type",
 				(unsigned long long)d->ino, d->mode);
 		}
+		if (S_ISLNK(d->mode) && !d->tlen)
+			problem(k, false, "symlink %llu has no target", (unsigned long long)d->ino);
 		if (S_ISDIR(d->mode) != (d->dir != NULL)) {
 			problem(k, false, "inode %llu: mode and directory data disagree",
 				(unsigned long long)d->ino);

@@ -2154,6 +2154,20 @@ static void test_posix_corrupt_inode_type(void **state)
 	refused(p);
 }
 
+/* A named symlink with no target, which symlink(2) never makes. */
+static void test_posix_corrupt_symlink_empty(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_inode(&l, 777777, S_IFLNK | 0777, 1);
+	x_add(&l, t.d, 777777, 1000, "empty");
+	log_append(p->path, &l);
+	refused(p);
+}
+
 #define T2(fn)                                                            \
 	cmocka_unit_test_setup_teardown(fn, setup_emu, teardown),         \
 		cmocka_unit_test_setup_teardown(fn, setup_reg, teardown), \
@@ -2215,6 +2229,7 @@ int main(void)
 		T2(test_posix_corrupt_dirent_slash),
 		T2(test_posix_corrupt_dirent_cookie),
 		T2(test_posix_corrupt_inode_type),
+		T2(test_posix_corrupt_symlink_empty),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
