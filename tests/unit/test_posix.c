@@ -2168,6 +2168,14 @@ static void test_posix_corrupt_symlink_empty(void **state)
 	refused(p);
 }
 
+/*
+ * The namespace checks are device-independent: each corruption test runs on
+ * one image kind, sequential metadata zones (all-sequential emulation) or a
+ * regular image in turn; the cycle, the fallback and the repair on all three.
+ */
+#define T1SEQ(fn) cmocka_unit_test_setup_teardown(fn, setup_emu_seq_cap, teardown)
+#define T1REG(fn) cmocka_unit_test_setup_teardown(fn, setup_reg, teardown)
+
 #define T2(fn)                                                            \
 	cmocka_unit_test_setup_teardown(fn, setup_emu, teardown),         \
 		cmocka_unit_test_setup_teardown(fn, setup_reg, teardown), \
@@ -2214,22 +2222,22 @@ int main(void)
 		T2(test_posix_fsck_orphan),
 		T2(test_posix_fsck_leak),
 		T2(test_posix_corrupt_dir_cycle),
-		T2(test_posix_corrupt_dir_own_ancestor),
-		T2(test_posix_corrupt_dir_self),
-		T2(test_posix_corrupt_dirent_freed),
-		T2(test_posix_corrupt_dirent_missing),
-		T2(test_posix_corrupt_dir_nlink),
-		T2(test_posix_corrupt_file_nlink),
-		T2(test_posix_corrupt_orphan_dir),
+		T1SEQ(test_posix_corrupt_dir_own_ancestor),
+		T1REG(test_posix_corrupt_dir_self),
+		T1SEQ(test_posix_corrupt_dirent_freed),
+		T1REG(test_posix_corrupt_dirent_missing),
+		T1SEQ(test_posix_corrupt_dir_nlink),
+		T1REG(test_posix_corrupt_file_nlink),
+		T1SEQ(test_posix_corrupt_orphan_dir),
 		T2(test_posix_corrupt_dirent_in_file),
-		T2(test_posix_corrupt_root_named),
+		T1REG(test_posix_corrupt_root_named),
 		T2(test_posix_corrupt_orphan_dir_repair),
-		T2(test_posix_corrupt_dirent_dotdot),
-		T2(test_posix_corrupt_dirent_dot),
-		T2(test_posix_corrupt_dirent_slash),
-		T2(test_posix_corrupt_dirent_cookie),
-		T2(test_posix_corrupt_inode_type),
-		T2(test_posix_corrupt_symlink_empty),
+		T1SEQ(test_posix_corrupt_dirent_dotdot),
+		T1REG(test_posix_corrupt_dirent_dot),
+		T1SEQ(test_posix_corrupt_dirent_slash),
+		T1REG(test_posix_corrupt_dirent_cookie),
+		T1SEQ(test_posix_corrupt_inode_type),
+		T1REG(test_posix_corrupt_symlink_empty),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
