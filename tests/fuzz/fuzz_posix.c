@@ -15,7 +15,8 @@
  *               metadata) conventional, the data zones sequential;
  *   template 2: an emulated zoned image with no conventional zone: the
  *               superblock's zone and the metadata zones are sequential,
- *               read up to their write pointers only.
+ *               read up to their write pointers only; zone capacity below
+ *               the zone size, and 4 open and active zones at most.
  * The metadata zone that the mount uses is parsed into its records once.
  *
  * Input: byte 0 says what to do with the image built from the rest:
@@ -273,6 +274,11 @@ static void make_template(int which)
 				  .zone_opts = true,
 				  .emulate_zoned = which >= 1,
 				  .conv_zones = which == 1 ? 4 : 0};
+
+	if (which == 2) {
+		mo.zone_cap = ZS - (32u << 10);
+		mo.max_open = mo.max_active = 4;
+	}
 	struct ff_fs_opts o = {0};
 	struct ff_fs *fs;
 	char summary[512];
