@@ -4822,9 +4822,7 @@ static int ns_check_locked(struct px_fs *fs, const char *path)
 		NS_BAD("there is no root directory");
 	for (size_t x = 0; x < n; x++) {
 		struct px_inode *d = v[x].i;
-		uint64_t subdirs = 0, live = 0;
-
-		uint64_t cookie = 0;
+		uint64_t subdirs = 0, live = 0, cookie = 0;
 
 		if (!ns_mode_ok(d->mode))
 			NS_BAD("inode %llu: mode %#o is no file type", (unsigned long long)d->ino,
@@ -4888,7 +4886,11 @@ static int ns_check_locked(struct px_fs *fs, const char *path)
 			       (unsigned long long)c->i->ino, (unsigned long long)c->parent,
 			       (unsigned long long)c->i->dir->parent);
 	}
-	/* every directory has one name now: one it cannot be reached by is in a cycle */
+	/*
+	 * Every directory but the root has one name now, in the directory its
+	 * parent pointer says: one the walk from the root does not reach is on
+	 * a cycle of parents, or below one.
+	 */
 	stack = malloc(sizeof(*stack) * (n + 1));
 	if (!stack) {
 		ret = -ENOMEM;
@@ -4911,7 +4913,7 @@ static int ns_check_locked(struct px_fs *fs, const char *path)
 	}
 	for (size_t x = 0; x < n; x++)
 		if (v[x].i->dir && v[x].i->nlink && !v[x].reached)
-			NS_BAD("directory %llu is not reachable from the root (a directory cycle through directory %llu)",
+			NS_BAD("directory %llu is not reachable from the root (a directory cycle, through its parent %llu)",
 			       (unsigned long long)v[x].i->ino,
 			       (unsigned long long)v[x].i->dir->parent);
 	ret = 0;
