@@ -5135,7 +5135,220 @@ out:
 	return ret;
 }
 
-static int px_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out)
+/* An inode as the namespace check counts it. */
+struct ns_ent {
+	struct px_inode *i;
+	uint64_t names;	 /* live entries naming it */
+	uint64_t parent; /* the directory of its last name counted */
+	bool reached;	 /* from the root */
+};
+
+static int ns_ent_cmp(const void *a, const void *b)
+{
+	const struct ns_ent *x = a, *y = b;
+
+	return x->i->ino < y->i->ino ? -1 : x->i->ino > y->i->ino;
+}
+
+static struct ns_ent *ns_find(struct ns_ent *v, size_t n, uint64_t ino)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v[mid].i->ino == ino)
+			return &v[mid];
+		if (v[mid].i->ino < ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* A type an inode can have: what mknod, mkdir, symlink and create make. */
+static bool ns_mode_ok(uint32_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+	case S_IFDIR:
+	case S_IFLNK:
+	case S_IFIFO:
+	case S_IFSOCK:
+	case S_IFCHR:
+	case S_IFBLK:
+		return !(mode & ~(uint32_t)(S_IFMT | 07777));
+	default:
+		return false;
+	}
+}
+
+/* A name an entry can have: no '/' or NUL, not "." or "..". */
+static bool ns_name_ok(const char *name, size_t n)
+{
+	return n && n <= PX_NAME_MAX && !memchr(name, '/', n) && !memchr(name, 0, n) &&
+	       !(n <= 2 && !memcmp(name, "..", n));
+}
+
+#define NS_BAD(...)                                      \
+	do {                                             \
+		snprintf(msg, sizeof(msg), __VA_ARGS__); \
+		goto out;                                \
+	} while (0)
+
+/*
+ * The namespace the log rebuilt must be a tree before anything is served or
+ * freed: records with valid crcs can still describe a directory with two
+ * parents or inside itself (rename's ancestor walk would never end, the
+ * kernel's dcache would see a loop), an entry naming an inode that is gone, a
+ * link count that lets an unlink free a named inode, a removed directory
+ * whose entries the orphan reclaim would strand, a name the VFS cannot take
+ * ("..", "a/b"), a readdir cookie that readdir would skip (0, or not above
+ * the previous entry's), an inode of no file type, or a symlink with no
+ * target (symlink(2) refuses an empty one). Checked on the whole state
+ * once, in O(inodes log inodes + entries), because a checkpoint lists entries
+ * in any order, so no single record can be judged alone. The same rules as
+ * fsck's (posix_fsck.c), which reports every fault where this stops at the
+ * first. Caller holds ns. Returns 0, -ENOMEM, or -EUCLEAN after a message
+ * naming the inode.
+ */
+static int ns_check_locked(struct px_fs *fs, const char *path)
+{
+	struct ns_ent *v = calloc(fs->icount + 1, sizeof(*v)), *root, **stack = NULL;
+	size_t n = 0, nstack = 0;
+	char msg[400];
+	int ret = -EUCLEAN;
+
+	ff_assert_held(&fs->ns);
+	msg[0] = 0;
+	if (!v) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	for (size_t h = 0; h < fs->icap; h++)
+		for (struct px_inode *i = fs->itab[h]; i && n <= fs->icount; i = i->hnext)
+			v[n++].i = i;
+	if (n > fs->icount)
+		NS_BAD("the inode table holds more inodes than it counts");
+	qsort(v, n, sizeof(*v), ns_ent_cmp);
+	root = ns_find(v, n, PX_ROOT_INO);
+	if (!root || !root->i->dir)
+		NS_BAD("there is no root directory");
+	for (size_t x = 0; x < n; x++) {
+		struct px_inode *d = v[x].i;
+		uint64_t subdirs = 0, live = 0, cookie = 0;
+
+		if (!ns_mode_ok(d->mode))
+			NS_BAD("inode %llu: mode %#o is no file type", (unsigned long long)d->ino,
+			       d->mode);
+		if (S_ISLNK(d->mode) && !d->tlen)
+			NS_BAD("symlink %llu has no target", (unsigned long long)d->ino);
+		if (!d->dir)
+			continue;
+		for (size_t k = 0; k < d->dir->n; k++) {
+			struct px_dent *e = d->dir->ents[k];
+			struct ns_ent *c;
+
+			if (e->dead)
+				continue;
+			live++;
+			if (!ns_name_ok(e->name, e->nlen))
+				NS_BAD("directory %llu: an entry has a name no file can have ('%.*s')",
+				       (unsigned long long)d->ino, (int)e->nlen, e->name);
+			if (e->cookie <= cookie)
+				NS_BAD("directory %llu: entry '%.*s' has readdir cookie %llu, not above the previous entry's %llu",
+				       (unsigned long long)d->ino, (int)e->nlen, e->name,
+				       (unsigned long long)e->cookie, (unsigned long long)cookie);
+			cookie = e->cookie;
+			c = ns_find(v, n, e->ino);
+			if (!c)
+				NS_BAD("directory %llu: entry '%.*s' names inode %llu, which does not exist (never made, or freed)",
+				       (unsigned long long)d->ino, (int)e->nlen, e->name,
+				       (unsigned long long)e->ino);
+			if (c == root)
+				NS_BAD("directory %llu: entry '%.*s' names the root directory (a directory cycle)",
+				       (unsigned long long)d->ino, (int)e->nlen, e->name);
+			if (c->i->dir) {
+				if (c->names)
+					NS_BAD("directory %llu has two names, in directories %llu and %llu (a directory cycle or two parents)",
+					       (unsigned long long)e->ino,
+					       (unsigned long long)c->parent,
+					       (unsigned long long)d->ino);
+				subdirs++;
+			}
+			c->names++;
+			c->parent = d->ino;
+		}
+		if (!d->nlink && live)
+			NS_BAD("directory %llu: removed (link count 0) but it holds %llu entries",
+			       (unsigned long long)d->ino, (unsigned long long)live);
+		if (d->nlink && d->nlink != 2 + subdirs)
+			NS_BAD("directory %llu: link count %u, but it has %llu subdirectories",
+			       (unsigned long long)d->ino, d->nlink, (unsigned long long)subdirs);
+	}
+	for (size_t x = 0; x < n; x++) {
+		struct ns_ent *c = &v[x];
+
+		if (c == root)
+			continue;
+		if (c->i->dir ? c->names != (c->i->nlink ? 1 : 0) : c->names != c->i->nlink)
+			NS_BAD("inode %llu: link count %u, but %llu names",
+			       (unsigned long long)c->i->ino, c->i->nlink,
+			       (unsigned long long)c->names);
+		if (c->i->dir && c->names && c->i->dir->parent != c->parent)
+			NS_BAD("directory %llu: its name is in directory %llu, its parent says %llu",
+			       (unsigned long long)c->i->ino, (unsigned long long)c->parent,
+			       (unsigned long long)c->i->dir->parent);
+	}
+	/*
+	 * Every directory but the root has one name now, in the directory its
+	 * parent pointer says: one the walk from the root does not reach is on
+	 * a cycle of parents, or below one.
+	 */
+	stack = malloc(sizeof(*stack) * (n + 1));
+	if (!stack) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	stack[nstack++] = root;
+	root->reached = true;
+	while (nstack) {
+		struct px_dir *d = stack[--nstack]->i->dir;
+
+		for (size_t k = 0; k < d->n; k++) {
+			struct ns_ent *c = d->ents[k]->dead ? NULL : ns_find(v, n, d->ents[k]->ino);
+
+			if (!c || c->reached)
+				continue;
+			c->reached = true;
+			if (c->i->dir)
+				stack[nstack++] = c;
+		}
+	}
+	for (size_t x = 0; x < n; x++)
+		if (v[x].i->dir && v[x].i->nlink && !v[x].reached)
+			NS_BAD("directory %llu is not reachable from the root (a directory cycle, through its parent %llu)",
+			       (unsigned long long)v[x].i->ino,
+			       (unsigned long long)v[x].i->dir->parent);
+	ret = 0;
+out:
+	if (ret == -EUCLEAN)
+		ff_err("%s: the namespace is damaged: %s; the image is not mounted (run fsck.foliofs -n)",
+		       path, msg);
+	free(stack);
+	free(v);
+	return ret;
+}
+
+#undef NS_BAD
+
+/*
+ * The mount. check_ns: refuse a namespace that is not a tree (ns_check_locked);
+ * fsck's mount keeps it, read-only, to report every fault itself.
+ */
+static int mount_common(const char *path, const struct ff_fs_opts *o, bool check_ns,
+			struct ff_fs **out)
 {
 	struct px_fs *fs = calloc(1, sizeof(*fs));
 	struct ff_dev_opts dopt = {.exclusive = true};
@@ -5209,6 +5422,13 @@ static int px_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs *
 		ret = -EUCLEAN;
 		goto out_cache;
 	}
+	if (check_ns) {
+		ff_mutex_lock(&fs->ns);
+		ret = ns_check_locked(fs, path);
+		ff_mutex_unlock(&fs->ns);
+		if (ret)
+			goto out_cache;
+	}
 	/* data written after the log: roll forward; then the open zones get slots */
 	for (uint32_t k = 0; k < fs->nr_zones; k++) {
 		struct px_zone *z = &fs->zones[k];
@@ -5272,6 +5492,18 @@ out_close:
 out_free:
 	free(fs);
 	return ret;
+}
+
+static int px_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **out)
+{
+	return mount_common(path, o, true, out);
+}
+
+int ff_posix_mount_fsck(const char *path, struct ff_fs **out)
+{
+	struct ff_fs_opts o = {.read_only = true};
+
+	return mount_common(path, &o, false, out);
 }
 
 static int px_unmount(struct ff_fs *gfs)

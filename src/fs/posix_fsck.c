@@ -538,6 +538,25 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 		struct px_inode *d = v[x].i;
 		uint64_t subdirs = 0;
 
+		uint64_t cookie = 0;
+
+		switch (d->mode & S_IFMT) {
+		case S_IFREG:
+		case S_IFDIR:
+		case S_IFLNK:
+		case S_IFIFO:
+		case S_IFSOCK:
+		case S_IFCHR:
+		case S_IFBLK:
+			if (!(d->mode & ~(uint32_t)(S_IFMT | 07777)))
+				break;
+			/* fall through */
+		default:
+			problem(k, false, "inode %llu: mode %#o is no file type",
+				(unsigned long long)d->ino, d->mode);
+		}
+		if (S_ISLNK(d->mode) && !d->tlen)
+			problem(k, false, "symlink %llu has no target", (unsigned long long)d->ino);
 		if (S_ISDIR(d->mode) != (d->dir != NULL)) {
 			problem(k, false, "inode %llu: mode and directory data disagree",
 				(unsigned long long)d->ino);
@@ -551,8 +570,15 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 
 			if (de->dead)
 				continue;
+			if (de->cookie <= cookie)
+				problem(k, false,
+					"directory %llu: entry '%.*s' has readdir cookie %llu, not above the previous entry's %llu",
+					(unsigned long long)d->ino, (int)de->nlen, de->name,
+					(unsigned long long)de->cookie, (unsigned long long)cookie);
+			cookie = de->cookie;
 			if (!de->nlen || de->nlen > PX_NAME_MAX ||
-			    memchr(de->name, '/', de->nlen)) {
+			    memchr(de->name, '/', de->nlen) || memchr(de->name, 0, de->nlen) ||
+			    (de->nlen <= 2 && !memcmp(de->name, "..", de->nlen))) {
 				problem(k, false, "directory %llu: a bad name",
 					(unsigned long long)d->ino);
 				continue;
@@ -565,6 +591,10 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 					(unsigned long long)de->ino);
 				continue;
 			}
+			if (c == root)
+				problem(k, false,
+					"directory %llu: entry '%.*s' names the root directory (a directory cycle)",
+					(unsigned long long)d->ino, (int)de->nlen, de->name);
 			c->names++;
 			if (c->i->dir) {
 				subdirs++;
@@ -576,6 +606,10 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 						(unsigned long long)d->ino);
 			}
 		}
+		if (!d->nlink && d->dir->nlive)
+			problem(k, false,
+				"directory %llu: removed (link count 0) but it holds %zu entries",
+				(unsigned long long)d->ino, d->dir->nlive);
 		if (d->nlink && d->nlink != 2 + subdirs)
 			problem(k, false,
 				"directory %llu: link count %u, it has %llu subdirectories",
@@ -610,7 +644,7 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 				problem(k, false, "inode %llu: link count 0 with %llu names",
 					(unsigned long long)c->i->ino,
 					(unsigned long long)c->names);
-			else
+			else if (!c->i->dir || !c->i->dir->nlive)
 				problem(k, true,
 					"inode %llu: orphan (removed while open; link count 0)",
 					(unsigned long long)c->i->ino);
@@ -696,10 +730,9 @@ static void check_space_locked(struct fk *k, struct px_fs *fs)
 /* Passes 2 and 3 over a read-only mount. */
 static int check_mounted(const char *path, struct fk *k)
 {
-	struct ff_fs_opts o = {.read_only = true};
 	struct ff_fs *gfs;
 	struct px_fs *fs;
-	int ret = ff_fmt_posix.mount(path, &o, &gfs);
+	int ret = ff_posix_mount_fsck(path, &gfs);
 
 	if (ret == -EBUSY)
 		return ret;

@@ -215,6 +215,13 @@ struct px_fs {
 		st_commits, st_gc_zones, st_gc_bytes, st_gc_waits, st_zone_opens;
 };
 
+/*
+ * posix.c: a read-only mount for fsck that keeps a namespace the mount would
+ * refuse (a directory cycle, an entry naming a freed inode...), for fsck to
+ * report every fault in it.
+ */
+int ff_posix_mount_fsck(const char *path, struct ff_fs **out);
+
 /* posix_fsck.c: the format table's fsck (fs.h ff_fs_fsck) */
 int ff_posix_fsck(const char *path, unsigned flags, struct ff_fsck_report *r);
 

@@ -12,16 +12,25 @@
  * not yet covered by a committed EXTENT record):
  *   template 0: a regular image (every zone conventional);
  *   template 1: an emulated zoned image, zones 0-3 (superblock and
- *               metadata) conventional, the data zones sequential.
+ *               metadata) conventional, the data zones sequential;
+ *   template 2: an emulated zoned image with no conventional zone: the
+ *               superblock's zone and the metadata zones are sequential,
+ *               read up to their write pointers only; zone capacity below
+ *               the zone size, and 4 open and active zones at most.
  * The metadata zone that the mount uses is parsed into its records once.
  *
  * Input: byte 0 says what to do with the image built from the rest:
- *   bit 0     the template;
+ *   bit 0     the template (0 or 1), when bit 3 is clear;
  *   bit 1     run fsck (-n) instead of a read-only mount and a walk of the
  *             tree (readdir, getattr, read, readlink, xattrs, lseek, statfs);
  *   bit 2     recompute every checksum after the raw patches (superblocks,
  *             zone headers, each record in each metadata zone, data headers
- *             and their data), so that mutations reach the parsers.
+ *             and their data), so that mutations reach the parsers; on an
+ *             emulated image also each sequential zone's pointer record, to
+ *             the same pointer with nothing under it left to check (else the
+ *             emulation rolls the pointer back over bytes changed in the
+ *             zone's last write, and the parsers never see them);
+ *   bit 3     template 2.
  * then a list of operations, each one byte `op` then its arguments:
  *   op % 4 == 0  raw patch: u8 region, u16 offset, u8 n, n bytes. Regions:
  *                superblock 0, superblock 1, the current zone header, the
@@ -34,7 +43,8 @@
  *                (op >> 2), flags (u8), u8 n bytes of payload;
  *   op % 4 == 3  drop record (u8 k % records).
  * After record operations the log is written back whole, with consecutive
- * seqs from the zone's first and correct crcs, before any raw patch.
+ * seqs from the zone's first and correct crcs, before any raw patch; on an
+ * emulated image the metadata zone's write pointer is moved to its end.
  * A refused image is a fine outcome; a crash, leak, UB or hang is not.
  * Built by tests/fuzz/build.sh; run by scripts/test (stage fuzz).
  */
@@ -69,10 +79,27 @@ struct tmpl {
 	uint32_t nrec;
 	size_t data_lo, data_hi; /* the first written data zone's written part */
 	size_t data_last;	 /* its last header: roll-forward reads it */
+	/* emulated images: the emulation's trailer (src/dev/emu.c) */
+	bool emu;
+	uint64_t emu_meta; /* the pointer records' area */
+	uint32_t emu_lb;   /* a record slot's size */
+	uint32_t emu_nz;   /* zones */
+	uint32_t emu_cnv;  /* conventional zones at the start */
+	uint64_t emu_cap;  /* zone capacity */
 };
 
+/* A zone's write-pointer record in the emulation's metadata (src/dev/emu.c struct emu_rec). */
+struct emu_rec {
+	uint32_t magic, zone;
+	uint64_t seq, wp, from;
+	uint32_t data_crc, cond, crc, pad;
+};
+
+#define EMU_REC_MAGIC 0x5a524543u
+#define NT	      3
+
 static char g_path[128];
-static struct tmpl g_t[2];
+static struct tmpl g_t[NT];
 
 static uint16_t get16(const uint8_t *p)
 {
@@ -168,6 +195,21 @@ static void read_image(struct tmpl *t)
 	if (fd < 0 || !t->img || pread(fd, t->img, RAW, 0) != (ssize_t)RAW)
 		abort();
 	close(fd);
+	/* the emulation's trailer: the last 4 KiB (magic, version, lblock, ...) */
+	{
+		const uint8_t *tr = t->img + RAW / 4096 * 4096 - 4096;
+
+		t->emu = !memcmp(tr, "FFEMUZN1", 8);
+		if (t->emu) {
+			t->emu_lb = get32(tr + 12);
+			t->emu_cap = get64(tr + 24);
+			t->emu_nz = get32(tr + 32);
+			t->emu_cnv = get32(tr + 36);
+			t->emu_meta = get64(tr + 56);
+			if (!t->emu_lb || t->emu_meta + (uint64_t)t->emu_nz * 2 * t->emu_lb > RAW)
+				abort();
+		}
+	}
 }
 
 /* Find the newest metadata zone, parse its records, find the first written data zone. */
@@ -230,8 +272,13 @@ static void make_template(int which)
 				  .force = true,
 				  .zone_size = ZS,
 				  .zone_opts = true,
-				  .emulate_zoned = which == 1,
+				  .emulate_zoned = which >= 1,
 				  .conv_zones = which == 1 ? 4 : 0};
+
+	if (which == 2) {
+		mo.zone_cap = ZS - (32u << 10);
+		mo.max_open = mo.max_active = 4;
+	}
 	struct ff_fs_opts o = {0};
 	struct ff_fs *fs;
 	char summary[512];
@@ -254,6 +301,43 @@ static void make_template(int which)
 	check(ff_fs_release(fs, keep, O_RDWR), "release kept");
 	check(ff_fs_unmount(fs), "unmount 2");
 	parse_template(&g_t[which]);
+}
+
+/*
+ * Give sequential zone z of an emulated image the write pointer max(its own,
+ * min_wp), with nothing below it left to check (the record's checked range
+ * empty), as a device keeps whatever it wrote below its pointer. The newest
+ * of the zone's two record slots is rewritten; a zone with no valid record
+ * (empty) is left alone.
+ */
+static void emu_seal(const struct tmpl *t, uint8_t *img, uint32_t z, uint64_t min_wp)
+{
+	struct emu_rec r[2], *best = NULL;
+	uint8_t *slot[2];
+
+	if (!t->emu || z < t->emu_cnv || z >= t->emu_nz)
+		return;
+	for (unsigned s = 0; s < 2; s++) {
+		struct emu_rec c;
+
+		slot[s] = img + t->emu_meta + ((uint64_t)z * 2 + s) * t->emu_lb;
+		memcpy(&r[s], slot[s], sizeof(r[s]));
+		c = r[s];
+		c.crc = 0;
+		if (r[s].magic == EMU_REC_MAGIC && r[s].zone == z &&
+		    r[s].crc == ff_crc32c(0, &c, sizeof(c)) && r[s].from <= r[s].wp &&
+		    r[s].wp <= t->emu_cap && (!best || r[s].seq > best->seq))
+			best = &r[s];
+	}
+	if (!best)
+		return;
+	if (min_wp > best->wp)
+		best->wp = min_wp < t->emu_cap ? min_wp : t->emu_cap;
+	best->from = best->wp;
+	best->data_crc = 0;
+	best->crc = 0;
+	best->crc = ff_crc32c(0, best, sizeof(*best));
+	memcpy(slot[best - r], best, sizeof(*best));
 }
 
 /* Checksums as src/fs/posix.c computes them. */
@@ -303,9 +387,14 @@ static void fix_crcs(const struct tmpl *t, uint8_t *img)
 			break;
 		pos += PX_BLK + len;
 	}
+	for (uint32_t z = 0; z < NZ; z++)
+		emu_seal(t, img, z, 0);
 }
 
-/* Write recs[0..n) into the current metadata zone, consecutive seqs, crcs set. */
+/*
+ * Write recs[0..n) into the current metadata zone, consecutive seqs, crcs
+ * set; the zone's write pointer (emulated sequential zones) then covers them.
+ */
 static void write_log(const struct tmpl *t, uint8_t *img, const struct rec *recs, uint32_t n)
 {
 	size_t start = (size_t)t->cur_zone * ZS, pos = start + PX_BLK, end = start + ZS;
@@ -327,6 +416,7 @@ static void write_log(const struct tmpl *t, uint8_t *img, const struct rec *recs
 		put32(r + 16, ff_crc32c(0, r, PX_REC_HDR + recs[k].len));
 		pos += need;
 	}
+	emu_seal(t, img, t->cur_zone, ff_round_up(pos - start, PX_BLK));
 }
 
 static void region(const struct tmpl *t, unsigned sel, size_t *lo, size_t *hi)
@@ -398,23 +488,33 @@ static void remove_image(void)
 	unlink(g_path);
 }
 
+/* The template byte 0 of an input selects. */
+static int template_of(uint8_t mode)
+{
+	return mode & 8 ? 2 : mode & 1;
+}
+
 /*
  * FOLIOFS_FUZZ_SEEDS=DIR: write the seed corpus there: per template and mode,
  * the template as it is, and for each record type the first and the last of
  * its first 256 records replaced by its own payload (the fuzzer mutates real
- * records from there).
+ * records from there). FOLIOFS_FUZZ_SEED_TEMPLATE=N: template N's only.
  */
 static void write_seeds(const char *dir)
 {
+	const char *only = getenv("FOLIOFS_FUZZ_SEED_TEMPLATE");
 	uint8_t in[1 + 3 + 255 + 4];
 	char p[512];
 
-	for (int m = 0; m < 8; m++) {
-		const struct tmpl *t = &g_t[m & 1];
+	for (int m = 0; m < 16; m++) {
+		const struct tmpl *t = &g_t[template_of((uint8_t)m)];
+		int tn = template_of((uint8_t)m);
 		FILE *f;
 
+		if ((m & 9) == 9 || (only && atoi(only) != tn))
+			continue; /* bit 0 is ignored with bit 3 set: one copy */
 		in[0] = (uint8_t)m;
-		snprintf(p, sizeof(p), "%s/posix-t%d-m%d", dir, m & 1, m >> 1);
+		snprintf(p, sizeof(p), "%s/posix-t%d-m%d", dir, tn, (m >> 1) & 3);
 		if ((f = fopen(p, "w"))) {
 			fwrite(in, 1, 1, f);
 			fclose(f);
@@ -436,8 +536,8 @@ static void write_seeds(const char *dir)
 			in[2] = (uint8_t)k;
 			in[3] = (uint8_t)len;
 			memcpy(in + 4, t->recs[k].p, len);
-			snprintf(p, sizeof(p), "%s/posix-t%d-m%d-r%03u-type%u", dir, m & 1, m >> 1,
-				 k, t->recs[k].type);
+			snprintf(p, sizeof(p), "%s/posix-t%d-m%d-r%03u-type%u", dir, tn,
+				 (m >> 1) & 3, k, t->recs[k].type);
 			if ((f = fopen(p, "w"))) {
 				fwrite(in, 1, 4 + len, f);
 				fclose(f);
@@ -455,8 +555,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(g_path, sizeof(g_path), "%s/foliofs-fuzz-posix-%d.img",
 		 access("/dev/shm", W_OK) ? "/tmp" : "/dev/shm", (int)getpid());
 	atexit(remove_image);
-	make_template(0);
-	make_template(1);
+	for (int k = 0; k < NT; k++)
+		make_template(k);
 	if (getenv("FOLIOFS_FUZZ_SEEDS"))
 		write_seeds(getenv("FOLIOFS_FUZZ_SEEDS"));
 	ff_log_set_level(getenv("FOLIOFS_FUZZ_VERBOSE") ? FF_LOG_DEBUG : (enum ff_log_level) - 1);
@@ -476,7 +576,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1)
 		return 0;
 	mode = data[0];
-	t = &g_t[mode & 1];
+	t = &g_t[template_of(mode)];
 	img = malloc(t->size);
 	if (!img)
 		return 0;

@@ -1702,6 +1702,469 @@ static void test_posix_fsck_leak(void **state)
 	free(buf);
 }
 
+/* ---- corrupt namespaces: records appended to the log with valid crcs ---- */
+
+#include "foliofs/zoneq.h" /* the appends below go through the zone queue, as the log's do */
+
+/* Records of one operation, built as src/fs/posix.c lays them out (docs/posix-format.md). */
+struct xlog {
+	uint8_t b[8192];
+	size_t len, last; /* bytes; the newest record's offset */
+};
+
+static void xput(struct xlog *l, const void *v, size_t n)
+{
+	assert_true(l->len + n <= sizeof(l->b));
+	memcpy(l->b + l->len, v, n);
+	l->len += n;
+}
+
+static void xput16(struct xlog *l, uint16_t v)
+{
+	xput(l, &v, 2);
+}
+
+static void xput32(struct xlog *l, uint32_t v)
+{
+	xput(l, &v, 4);
+}
+
+static void xput64(struct xlog *l, uint64_t v)
+{
+	xput(l, &v, 8);
+}
+
+static void xbegin(struct xlog *l, uint16_t type)
+{
+	uint8_t hdr[PX_REC_HDR] = {0};
+
+	l->last = l->len;
+	memcpy(hdr, &type, 2);
+	xput(l, hdr, sizeof(hdr));
+}
+
+/* Close the newest record: its length, then padding to 8 bytes. */
+static void xend(struct xlog *l)
+{
+	uint32_t n = (uint32_t)(l->len - l->last - PX_REC_HDR);
+	static const uint8_t zero[8];
+
+	memcpy(l->b + l->last + 4, &n, 4);
+	xput(l, zero, (8 - l->len % 8) % 8);
+}
+
+/* An INODE record: the whole inode, times zero. */
+static void x_inode(struct xlog *l, uint64_t ino, uint32_t mode, uint32_t nlink)
+{
+	static const uint8_t ts[12 * 4];
+
+	xbegin(l, PX_R_INODE);
+	xput64(l, ino);
+	xput32(l, mode);
+	xput32(l, 1000);
+	xput32(l, 1000);
+	xput32(l, nlink);
+	xput32(l, 0);
+	xput32(l, 0);
+	xput64(l, 0);
+	xput64(l, 0);
+	xput64(l, 0);
+	xput(l, ts, sizeof(ts));
+	xput32(l, 0);
+	xend(l);
+}
+
+static void x_add(struct xlog *l, uint64_t dir, uint64_t ino, uint64_t cookie, const char *name)
+{
+	xbegin(l, PX_R_DIRENT_ADD);
+	xput64(l, dir);
+	xput64(l, ino);
+	xput64(l, cookie);
+	xput16(l, (uint16_t)strlen(name));
+	xput(l, name, strlen(name));
+	xend(l);
+}
+
+static void x_del(struct xlog *l, uint64_t dir, const char *name)
+{
+	xbegin(l, PX_R_DIRENT_DEL);
+	xput64(l, dir);
+	xput16(l, (uint16_t)strlen(name));
+	xput(l, name, strlen(name));
+	xend(l);
+}
+
+static void x_ifree(struct xlog *l, uint64_t ino)
+{
+	xbegin(l, PX_R_IFREE);
+	xput64(l, ino);
+	xend(l);
+}
+
+/*
+ * Append l's records to the log of the unmounted image at path as one
+ * operation (CONT on all but the last), after the newest metadata zone's last
+ * record, with the next seqs and valid crcs, through the device layer (so an
+ * emulated sequential zone's write pointer moves as a mount's commit moves
+ * it). A mount then applies them: what refuses the image is the check of the
+ * state they make, not a damaged record.
+ */
+static void log_append(const char *path, struct xlog *l)
+{
+	struct ff_dev_opts dopt = {.exclusive = true};
+	uint64_t mz = newest_meta_zone(path), pos = mz + PX_BLK, seq = 0, end;
+	uint32_t z = (uint32_t)(mz / ZS);
+	struct ff_dev *dev;
+	uint8_t *buf = tu_alloc(ZS), *w;
+	struct iovec iov;
+	size_t wlen;
+
+	assert_int_equal(ff_dev_open(path, &dopt, &dev), 0);
+	iov = (struct iovec){buf, ZS};
+	assert_int_equal(ff_dev_read(dev, &iov, 1, mz), (ssize_t)ZS);
+	/* the chain: consecutive seqs from the checkpoint's CP_BEGIN */
+	while (pos + PX_REC_HDR <= mz + ZS) {
+		uint8_t *r = buf + (pos - mz);
+		uint16_t t;
+		uint32_t len;
+		uint64_t s;
+
+		memcpy(&t, r, 2);
+		if (!t) {
+			if (pos % PX_BLK == 0)
+				break;
+			pos = (pos + PX_BLK - 1) / PX_BLK * PX_BLK;
+			continue;
+		}
+		memcpy(&len, r + 4, 4);
+		memcpy(&s, r + 8, 8);
+		if (seq && s != seq + 1)
+			break;
+		seq = s;
+		pos += (PX_REC_HDR + len + 7) / 8 * 8;
+	}
+	assert_true(seq > 0);
+	end = (pos + PX_BLK - 1) / PX_BLK * PX_BLK;
+	wlen = (l->len + PX_BLK - 1) / PX_BLK * PX_BLK;
+	w = tu_alloc(wlen);
+	memset(w, 0, wlen);
+	memcpy(w, l->b, l->len);
+	for (size_t at = 0; at < l->len;) {
+		uint8_t *r = w + at;
+		uint32_t len, crc;
+		uint16_t fl = at == l->last ? 0 : PX_REC_CONT;
+
+		memcpy(&len, r + 4, 4);
+		memcpy(r + 2, &fl, 2);
+		seq++;
+		memcpy(r + 8, &seq, 8);
+		memset(r + 16, 0, 4);
+		crc = ff_crc32c(0, r, PX_REC_HDR + len);
+		memcpy(r + 16, &crc, 4);
+		at += (PX_REC_HDR + len + 7) / 8 * 8;
+	}
+	iov = (struct iovec){w, wlen};
+	assert_int_equal(ff_zoneq_write_at(dev, z, &iov, 1, end, FF_IO_DSYNC), (ssize_t)wlen);
+	assert_int_equal(ff_dev_flush(dev), 0);
+	ff_dev_close(dev);
+	free(w);
+	free(buf);
+	l->len = l->last = 0;
+}
+
+/* The tree of fsck_tree, unmounted: root/d (a directory), root/d/e (a directory), root/d/f. */
+struct xtree {
+	uint64_t d, e, f, s;
+};
+
+static void xtree_make(struct px *p, struct xtree *t)
+{
+	fsck_tree(p);
+	t->d = lookup(p, p->root, "d");
+	t->e = lookup(p, t->d, "e");
+	t->f = lookup(p, t->d, "f");
+	t->s = lookup(p, t->d, "s");
+	ff_fs_forget(p->fs, t->d, 1);
+	ff_fs_forget(p->fs, t->e, 1);
+	ff_fs_forget(p->fs, t->f, 1);
+	ff_fs_forget(p->fs, t->s, 1);
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+}
+
+/*
+ * The mount refuses the image with -EUCLEAN, and fsck -n reports it (at
+ * least one problem) and writes nothing.
+ */
+static void refused(struct px *p)
+{
+	char ref[300];
+	struct ff_fs *fs = NULL;
+	int ret;
+
+	snprintf(ref, sizeof(ref), "%s.ref", p->path);
+	snapshot(p->path, ref);
+	assert_true(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL) >= 1);
+	same_bytes(p->path, ref);
+	ret = ff_fs_mount(p->path, &p->o, &fs);
+	if (!ret)
+		assert_int_equal(ff_fs_unmount(fs), 0);
+	assert_int_equal(ret, -EUCLEAN);
+	same_bytes(p->path, ref);
+	unlink(ref);
+}
+
+/* A directory given a second name inside its own subdirectory: a cycle, d in e in d. */
+static void test_posix_corrupt_dir_cycle(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_add(&l, t.e, t.d, 1000, "loop");
+	x_inode(&l, t.e, S_IFDIR | 0755, 3);
+	log_append(p->path, &l);
+	refused(p);
+}
+
+/* A directory moved into its own subdirectory: d in e in d, unreachable, one name each. */
+static void test_posix_corrupt_dir_own_ancestor(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_del(&l, p->root, "d");
+	x_add(&l, t.e, t.d, 1000, "d");
+	x_inode(&l, p->root, S_IFDIR | 0755, 2);
+	x_inode(&l, t.e, S_IFDIR | 0755, 3);
+	log_append(p->path, &l);
+	refused(p);
+}
+
+/* A directory holding an entry that names itself. */
+static void test_posix_corrupt_dir_self(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_add(&l, t.d, t.d, 1000, "self");
+	x_inode(&l, t.d, S_IFDIR | 0755, 4);
+	log_append(p->path, &l);
+	refused(p);
+}
+
+/* An inode freed while entries still name it. */
+static void test_posix_corrupt_dirent_freed(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_ifree(&l, t.f);
+	log_append(p->path, &l);
+	refused(p);
+}
+
+/* An entry naming an inode that was never made. */
+static void test_posix_corrupt_dirent_missing(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_add(&l, t.d, 999999, 1000, "ghost");
+	log_append(p->path, &l);
+	refused(p);
+}
+
+/* A directory whose link count is not 2 + its subdirectories. */
+static void test_posix_corrupt_dir_nlink(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_inode(&l, t.d, S_IFDIR | 0755, 7);
+	log_append(p->path, &l);
+	refused(p);
+}
+
+/* A file whose link count is below its names: its last unlink would free a named inode. */
+static void test_posix_corrupt_file_nlink(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_inode(&l, t.f, S_IFREG | 0644, 1);
+	log_append(p->path, &l);
+	refused(p);
+}
+
+/* A removed directory (link count 0, no name) that still has entries. */
+static void test_posix_corrupt_orphan_dir(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_del(&l, p->root, "d");
+	x_inode(&l, t.d, S_IFDIR | 0755, 0);
+	x_inode(&l, p->root, S_IFDIR | 0755, 2);
+	log_append(p->path, &l);
+	refused(p);
+}
+
+/*
+ * An entry added to a symlink: a record that does not fit the state, which
+ * the mount does not apply (it uses the older metadata zone's checkpoint, as
+ * for any such record) and fsck -n reports.
+ */
+static void test_posix_corrupt_dirent_in_file(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+	struct stat st;
+	char ref[300];
+
+	xtree_make(p, &t);
+	x_add(&l, t.s, t.f, 1000, "x");
+	x_inode(&l, t.f, S_IFREG | 0644, 3);
+	log_append(p->path, &l);
+	snprintf(ref, sizeof(ref), "%s.ref", p->path);
+	snapshot(p->path, ref);
+	assert_true(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL) >= 1);
+	same_bytes(p->path, ref);
+	unlink(ref);
+	do_mount_path(p, p->path);
+	assert_int_equal(ff_fs_getattr(p->fs, t.f, &st), 0);
+	assert_int_equal(st.st_nlink, 2);
+	assert_int_equal(ff_fs_lookup(p->fs, t.s, "x", &st), -ENOTDIR);
+}
+
+/* An entry naming the root: root/d/r is the root again, with every count consistent. */
+static void test_posix_corrupt_root_named(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_add(&l, t.d, p->root, 1000, "r");
+	x_inode(&l, t.d, S_IFDIR | 0755, 4);
+	log_append(p->path, &l);
+	refused(p);
+}
+
+/* A removed directory with entries is not an orphan that -y frees: its entries would be lost. */
+static void test_posix_corrupt_orphan_dir_repair(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+	char ref[300];
+
+	xtree_make(p, &t);
+	x_del(&l, p->root, "d");
+	x_inode(&l, t.d, S_IFDIR | 0755, 0);
+	x_inode(&l, p->root, S_IFDIR | 0755, 2);
+	log_append(p->path, &l);
+	snprintf(ref, sizeof(ref), "%s.ref", p->path);
+	snapshot(p->path, ref);
+	assert_true(fsck_run(p->path, FF_FSCK_REPAIR, NULL) >= 1);
+	same_bytes(p->path, ref);
+	unlink(ref);
+}
+
+/* An entry with a name the VFS never gives a filesystem. */
+static void bad_name(struct px *p, const char *name)
+{
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_add(&l, t.d, t.f, 1000, name);
+	x_inode(&l, t.f, S_IFREG | 0644, 3);
+	log_append(p->path, &l);
+	refused(p);
+}
+
+static void test_posix_corrupt_dirent_dotdot(void **state)
+{
+	bad_name(*state, "..");
+}
+
+static void test_posix_corrupt_dirent_dot(void **state)
+{
+	bad_name(*state, ".");
+}
+
+static void test_posix_corrupt_dirent_slash(void **state)
+{
+	bad_name(*state, "a/b");
+}
+
+/* An entry with readdir cookie 0, which no readdir lists (it resumes above a cookie). */
+static void test_posix_corrupt_dirent_cookie(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_add(&l, t.d, t.f, 0, "zero");
+	x_inode(&l, t.f, S_IFREG | 0644, 3);
+	log_append(p->path, &l);
+	refused(p);
+}
+
+/* A named inode of no file type (S_IFMT 0). */
+static void test_posix_corrupt_inode_type(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_inode(&l, 777777, 0644, 1);
+	x_add(&l, t.d, 777777, 1000, "typeless");
+	log_append(p->path, &l);
+	refused(p);
+}
+
+/* A named symlink with no target, which symlink(2) never makes. */
+static void test_posix_corrupt_symlink_empty(void **state)
+{
+	struct px *p = *state;
+	struct xlog l = {0};
+	struct xtree t;
+
+	xtree_make(p, &t);
+	x_inode(&l, 777777, S_IFLNK | 0777, 1);
+	x_add(&l, t.d, 777777, 1000, "empty");
+	log_append(p->path, &l);
+	refused(p);
+}
+
+/*
+ * The namespace checks are device-independent: each corruption test runs on
+ * one image kind, sequential metadata zones (all-sequential emulation) or a
+ * regular image in turn; the cycle, the fallback and the repair on all three.
+ */
+#define T1SEQ(fn) cmocka_unit_test_setup_teardown(fn, setup_emu_seq_cap, teardown)
+#define T1REG(fn) cmocka_unit_test_setup_teardown(fn, setup_reg, teardown)
+
 #define T2(fn)                                                            \
 	cmocka_unit_test_setup_teardown(fn, setup_emu, teardown),         \
 		cmocka_unit_test_setup_teardown(fn, setup_reg, teardown), \
@@ -1747,6 +2210,23 @@ int main(void)
 						teardown),
 		T2(test_posix_fsck_orphan),
 		T2(test_posix_fsck_leak),
+		T2(test_posix_corrupt_dir_cycle),
+		T1SEQ(test_posix_corrupt_dir_own_ancestor),
+		T1REG(test_posix_corrupt_dir_self),
+		T1SEQ(test_posix_corrupt_dirent_freed),
+		T1REG(test_posix_corrupt_dirent_missing),
+		T1SEQ(test_posix_corrupt_dir_nlink),
+		T1REG(test_posix_corrupt_file_nlink),
+		T1SEQ(test_posix_corrupt_orphan_dir),
+		T2(test_posix_corrupt_dirent_in_file),
+		T1REG(test_posix_corrupt_root_named),
+		T2(test_posix_corrupt_orphan_dir_repair),
+		T1SEQ(test_posix_corrupt_dirent_dotdot),
+		T1REG(test_posix_corrupt_dirent_dot),
+		T1SEQ(test_posix_corrupt_dirent_slash),
+		T1REG(test_posix_corrupt_dirent_cookie),
+		T1SEQ(test_posix_corrupt_inode_type),
+		T1REG(test_posix_corrupt_symlink_empty),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
