@@ -3462,13 +3462,21 @@ static int64_t px_lseek(struct ff_fs *gfs, uint64_t ino, int64_t off, int whence
 	i = file_get(fs, ino, &err);
 	if (!i)
 		return err;
-	err = ff_cache_writeback(i->ci); /* what is only cached is data too */
-	if (err)
-		return err;
+	/*
+	 * What is only cached is data too: written back, it has extents. When
+	 * the write-back fails (a full device, a device error), the error is
+	 * the next fsync's to report, not lseek's: the answer is then the
+	 * coarse one POSIX allows, the rest of the file as data.
+	 */
+	err = ff_cache_writeback(i->ci);
 	ff_mutex_lock(&fs->ns);
 	size = i->size;
 	if (pos >= size) {
 		ret = -ENXIO;
+		goto out;
+	}
+	if (err) {
+		ret = whence == SEEK_DATA ? (int64_t)pos : (int64_t)size;
 		goto out;
 	}
 	/*

@@ -65,8 +65,13 @@ group() {
 }
 
 echo "50-stressng: three groups of ${T} s, $N instance(s) each"
+# stress-ng's default sizes (1 GiB for each of hdd, iomix, sync-file and
+# fallocate) do not fit the 2 GiB image together: fallocate reserves its space
+# (as XFS does), so iomix's and sync-file's fallocate of 1 GiB would meet
+# ENOSPC and stress-ng would give up on them ("out of system resources").
 group data hdd seek fallocate fpunch mmap sync-file iomix readahead aio aiol -- \
-	--hdd-opts wr-rnd,rd-rnd,fdatasync --seek-punch --mmap-file
+	--hdd-opts wr-rnd,rd-rnd,fdatasync --seek-punch --mmap-file \
+	--hdd-bytes 256m --iomix-bytes 256m --sync-file-bytes 256m --fallocate-bytes 256m
 group namespace dentry dir dirdeep dirmany rename link symlink mknod getdent filename open touch
 group attrs chmod chown access utime fstat xattr chattr inode-flags fcntl lockf flock locka lockofd \
 	lease copy-file fsize file-ioctl inotify dnotify

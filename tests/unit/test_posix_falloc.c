@@ -469,6 +469,51 @@ static void test_falloc_concurrent(void **state)
 	free(rd);
 }
 
+/*
+ * SEEK_DATA and SEEK_HOLE on a full device, where the file's cached data
+ * cannot be written back: lseek still answers (the whole rest of the file
+ * as data is a valid answer), never with the write-back's ENOSPC, which no
+ * program expects from lseek.
+ */
+static void test_seek_full_device(void **state)
+{
+	struct fx *p = *state;
+	uint8_t *buf = tu_alloc(CHUNK);
+	uint64_t b, c, off = 0;
+	ssize_t r = 0;
+	int64_t d, h;
+
+	b = mkfile(p, "b");
+	c = mkfile(p, "c");
+	tu_fill(buf, CHUNK, 7);
+	for (int n = 0; n < 100000; n++) {
+		r = ff_fs_write(p->fs, b, buf, CHUNK, off, FF_CW_DSYNC);
+		if (r != CHUNK)
+			break;
+		off += CHUNK;
+	}
+	assert_int_equal(r, -ENOSPC);
+	/* cached only: a hole of two blocks, then one block of data */
+	assert_int_equal(ff_fs_write(p->fs, c, buf, BLK, 2 * BLK, 0), BLK);
+	d = ff_fs_lseek(p->fs, c, 0, SEEK_DATA);
+	assert_true(d >= 0 && d <= 2 * BLK);
+	h = ff_fs_lseek(p->fs, c, 2 * BLK, SEEK_HOLE);
+	assert_int_equal(h, 3 * BLK);
+	assert_int_equal(ff_fs_lseek(p->fs, c, 3 * BLK, SEEK_DATA), -ENXIO);
+	/* the write-back's error is the next fsync's */
+	assert_int_equal(ff_fs_fsync(p->fs, c, false), -ENOSPC);
+	/* the bytes no write-back could place: cut them off */
+	{
+		struct stat st = {.st_size = 0};
+
+		assert_int_equal(ff_fs_setattr(p->fs, c, &st, FF_SET_SIZE), 0);
+		st.st_size = (off_t)off;
+		assert_int_equal(ff_fs_setattr(p->fs, b, &st, FF_SET_SIZE), 0);
+	}
+	fsck_clean(p);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -487,6 +532,8 @@ int main(void)
 						setup_emu_lim2, teardown),
 		cmocka_unit_test_setup_teardown(test_falloc_concurrent, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_falloc_concurrent, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_seek_full_device, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_seek_full_device, setup_reg, teardown),
 	};
 
 	if (getenv("FOLIOFS_TEST_FILTER"))
