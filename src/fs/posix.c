@@ -2971,7 +2971,15 @@ static ssize_t px_read(struct ff_fs *gfs, uint64_t ino, void *buf, size_t len, u
 		return 0;
 	if (len > size - off)
 		len = (size_t)(size - off);
-	return ff_cache_read(i->ci, buf, len, off, 0);
+	/*
+	 * FF_CR_EOF: clamped again to the cache's size under the invalidate
+	 * lock. A truncate down sets that size as it empties the cache, but
+	 * drops the extents only when its record commits, after; a read that
+	 * took the size before the truncate would otherwise find the old
+	 * extents and cache the cut-off blocks, which a later growth of the
+	 * file would show.
+	 */
+	return ff_cache_read(i->ci, buf, len, off, FF_CR_EOF);
 }
 
 static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t len, uint64_t off,
