@@ -5097,6 +5097,35 @@ out:
 	return ret;
 }
 
+/*
+ * After the roll-forward: drop i's data extents wholly past its last block.
+ * A data header carries the size its writer knew when it sealed it; for an
+ * O_DIRECT write past the end that is the size before the write (the size
+ * moves when the write completes), so a header that made it before the crash
+ * maps blocks beyond the size the file came back with. The file did not grow,
+ * and a later growth must read zeros there (POSIX; XFS zeroes beyond the old
+ * end). Reservations (fallocate KEEP_SIZE) stay. Caller holds ns.
+ */
+static int trim_past_eof_locked(struct px_fs *fs, struct px_inode *i)
+{
+	uint64_t cut = ff_round_up(i->size, PX_BLK);
+	int ret = 0;
+
+	ff_assert_held(&fs->ns);
+	for (size_t k = i->next; k-- > 0 && !ret;) {
+		struct px_ext *e = &i->ext[k];
+		uint64_t from;
+
+		if (e->off + e->len <= cut)
+			break;
+		if (e->dev == PX_UNWRITTEN)
+			continue;
+		from = e->off > cut ? e->off : cut;
+		ret = ext_set_locked(fs, i, from, e->off + e->len - from, PX_NO_DEV, 0, 0);
+	}
+	return ret;
+}
+
 static int read_sb(struct px_fs *fs, const char *path)
 {
 	uint8_t *blk = NULL;
@@ -5465,14 +5494,20 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 	}
 	/* orphans: unlinked while open when the filesystem stopped */
 	ff_mutex_lock(&fs->ns);
-	for (size_t h = 0; h < fs->icap; h++) {
+	for (size_t h = 0; h < fs->icap && !ret; h++) {
 		struct px_inode *i = fs->itab[h], *n;
 
-		for (; i; i = n) {
+		for (; i && !ret; i = n) {
 			n = i->hnext;
 			if (!i->nlink && i->ino != PX_ROOT_INO && !fs->ro)
 				inode_remove_locked(fs, i);
+			else if (S_ISREG(i->mode))
+				ret = trim_past_eof_locked(fs, i);
 		}
+	}
+	if (ret) {
+		ff_mutex_unlock(&fs->ns);
+		goto out_cache;
 	}
 	for (size_t h = 0; h < fs->icap; h++)
 		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext)
