@@ -2799,6 +2799,16 @@ static int truncate_locked(struct px_fs *fs, struct px_inode *i, uint64_t size)
 		ff_cache_invalidate_begin(i->ci);
 		ff_cache_truncate(i->ci, size);
 		ff_cache_invalidate_end(i->ci);
+		/*
+		 * The last block's bytes beyond the new size, zeroed on the device
+		 * before the record (as XFS writes its zeroed tail page back at a
+		 * truncate): a later write may cover them only in the cache while a
+		 * sync write makes a larger size durable, and a crash would then
+		 * show the cut-off bytes.
+		 */
+		ret = zero_tail(i, size, FF_CW_DSYNC);
+		if (ret)
+			return ret;
 	} else if (size > old) {
 		ret = zero_tail(i, old, FF_CW_DSYNC);
 		if (ret)
