@@ -3432,10 +3432,15 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 	if (lo < hi) {
 		struct px_inode t;
 
+		/*
+		 * The invalidate lock stays held until the record has unmapped the
+		 * blocks: a read in between would find the old extents and cache
+		 * the punched bytes again (ci->inval before ns, as a read's
+		 * map_read takes them).
+		 */
 		ff_cache_invalidate_begin(i->ci);
 		ff_cache_truncate(i->ci, lo);
 		ff_cache_inode_set_size(i->ci, size);
-		ff_cache_invalidate_end(i->ci);
 		ff_mutex_lock(&fs->ns);
 		rec_extent(&b, ino, lo, hi - lo, PX_NO_DEV, 0, 0);
 		t = *i;
@@ -3444,6 +3449,7 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 		rec_inode(&b, &t, i->disk_size, 0);
 		ret = op_commit_locked(fs, &b, &seq);
 		ff_mutex_unlock(&fs->ns);
+		ff_cache_invalidate_end(i->ci);
 		if (ret)
 			goto out;
 	}
