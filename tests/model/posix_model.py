@@ -621,6 +621,7 @@ class Iteration:
         self.expect = None
         self.selftest = bool(os.environ.get("FOLIOFS_PMODEL_SELFTEST"))
         self.corrupted = None
+        self.cur_opts = ""
         r = self.rng
         self.gc = r.random() < GC_SHARE
         if self.gc:
@@ -656,12 +657,12 @@ class Iteration:
                 self.kinds[kind] += 1
                 return
             self.kinds[kind] = 0
-            self.fails.append((kind, "phase %d: %s" % (self.phase_no, what)))
+            self.fails.append((kind, "phase %d (%s): %s" % (self.phase_no, self.cur_opts, what)))
 
     def hard_fail(self, what):
         with self.lock:
             if self.hard is None:
-                self.hard = "phase %d: %s" % (self.phase_no, what)
+                self.hard = "phase %d (%s): %s" % (self.phase_no, self.cur_opts, what)
                 self.tally(what[:70])
 
     def tally(self, kind):
@@ -782,6 +783,7 @@ class Iteration:
             if r.random() < 0.4:
                 fault += ",dead_after=%d" % r.randint(20, 2000)
         opts = self.opts()
+        self.cur_opts = "-o %s, then %s%s" % (opts, end, " (%s)" % fault if fault else "")
         logpos = os.path.getsize(DLOG) if os.path.exists(DLOG) else 0
         dur = r.uniform(1.0, 5.0)
         print("pmodel: seed %d phase %d: -o %s, %.1f s, then %s%s" % (
