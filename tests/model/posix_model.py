@@ -53,6 +53,11 @@ touched, and one iteration covers several crash points (as model.py does).
   FOLIOFS_PMODEL_DIR      work dir (default /tmp/h-pmodel/pmodel)
   FOLIOFS_PMODEL_ENDS     phase ends to pick from (default clean,kill,cut)
   FOLIOFS_PMODEL_GC       share of iterations on a tiny device (default 0.25)
+  FOLIOFS_PMODEL_FILES    how many files (default 4)
+  FOLIOFS_PMODEL_MIX      focus: the writers' weights of buf, append, osync, odsync,
+                          rwf_dsync, odirect, odirect_dsync (e.g. 0,0,0,1,0,0,0)
+  FOLIOFS_PMODEL_META     focus: the share of truncates and fallocates (0..1)
+  FOLIOFS_PMODEL_PARANOID each writer reads its whole file back after each change
   FOLIOFS_PMODEL_SELFTEST before each check one byte of the model is made
                           wrong: the check must report it
   FOLIOFS_BUILD           build dir (default ./build)
@@ -92,7 +97,9 @@ IMG, MNT, VLOG, DLOG = C.IMG, C.MNT, C.VLOG, C.DLOG
 FSCK = os.path.join(C.BUILD, "src/cli/fsck.foliofs")
 
 BLK = 4096
-NFILES = 4
+NFILES = int(os.environ.get("FOLIOFS_PMODEL_FILES", "4"))
+MIX = os.environ.get("FOLIOFS_PMODEL_MIX")  # focus: the writers' flavour weights
+META = os.environ.get("FOLIOFS_PMODEL_META")  # focus: the share of truncates and fallocates
 ENDS = os.environ.get("FOLIOFS_PMODEL_ENDS", "clean,kill,cut").split(",")
 GC_SHARE = float(os.environ.get("FOLIOFS_PMODEL_GC", "0.25"))
 PARANOID = bool(os.environ.get("FOLIOFS_PMODEL_PARANOID"))
@@ -316,6 +323,10 @@ class Phase:
         # buf, append, osync, odsync, rwf_dsync, odirect, odirect_dsync
         self.mix = [40, 10, 8 * s, 8 * s, 8 * s, 10, 5 * s]
         self.meta = r.choice([0.05, 0.12, 0.25])  # the share of truncates and fallocates
+        if MIX:
+            self.mix = [float(x) for x in MIX.split(",")]
+        if META:
+            self.meta = float(META)
 
 
 class Worker(threading.Thread):
