@@ -1971,6 +1971,7 @@ again:
 	m->zone = s->zone;
 	m->dev_off = zo->wp + PX_BLK;
 	m->hdr_len = PX_BLK;
+	s->sync = sync;
 	/* the chain of headers must not have a hole below a durable one */
 	m->io_flags = sync && !zo->seq ? FF_IO_PREFLUSH : 0;
 	zo->wp += PX_BLK + m->len;
@@ -1986,6 +1987,19 @@ again:
  * makes the file size bytes long; epoch is its zone's, dseq the write's data
  * sequence number. A writer's (px_seal) and a GC move's (gc_write).
  */
+/*
+ * The size a written segment's header and EXTENT record may give the file:
+ * up to the size a sync write in flight moves it to (wsize) only for that
+ * write's own segments, whose bytes are in the cache. Another write-back
+ * meanwhile (the flusher, an fsync), of the partial last block say, must not
+ * publish that size: the record moves the size in memory, and reads would
+ * see the sync write's range before its bytes are copied. Caller holds ns.
+ */
+static uint64_t wsize_lim_locked(const struct px_inode *i, bool sync)
+{
+	return sync && i->wsize > i->size ? i->wsize : i->size;
+}
+
 static void dh_encode(uint8_t *h, uint64_t epoch, uint64_t dseq, uint64_t ino, uint64_t off,
 		      uint64_t len, uint64_t size, uint32_t data_crc)
 {
@@ -2013,7 +2027,7 @@ static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *i
 
 	ff_mutex_lock(&fs->ns);
 	dseq = fs->next_dseq++;
-	lim = i->size > i->wsize ? i->size : i->wsize;
+	lim = wsize_lim_locked(i, fs->slots[zo->slot].sync);
 	size = end < lim ? end : lim;
 	if (size < i->disk_size)
 		size = i->disk_size;
@@ -2037,7 +2051,6 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	uint64_t seq, dseq, lim, size;
 	int ret = 0;
 
-	(void)flags;
 	if (!m->hdr_len) {
 		/* in place: the extent is there already */
 		ff_mutex_lock(&fs->ns);
@@ -2073,7 +2086,7 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	if (!i->freed) {
 		uint64_t end = m->file_off + m->len, need = i->last_rseq;
 
-		lim = i->size > i->wsize ? i->size : i->wsize;
+		lim = wsize_lim_locked(i, flags & FF_MAPW_SYNC);
 		size = end < lim ? end : lim;
 		if (size < i->disk_size)
 			size = i->disk_size;
