@@ -1971,6 +1971,7 @@ again:
 	m->zone = s->zone;
 	m->dev_off = zo->wp + PX_BLK;
 	m->hdr_len = PX_BLK;
+	s->sync = sync;
 	/* the chain of headers must not have a hole below a durable one */
 	m->io_flags = sync && !zo->seq ? FF_IO_PREFLUSH : 0;
 	zo->wp += PX_BLK + m->len;
@@ -1986,6 +1987,19 @@ again:
  * makes the file size bytes long; epoch is its zone's, dseq the write's data
  * sequence number. A writer's (px_seal) and a GC move's (gc_write).
  */
+/*
+ * The size a written segment's header and EXTENT record may give the file:
+ * up to the size a sync write in flight moves it to (wsize) only for that
+ * write's own segments, whose bytes are in the cache. Another write-back
+ * meanwhile (the flusher, an fsync), of the partial last block say, must not
+ * publish that size: the record moves the size in memory, and reads would
+ * see the sync write's range before its bytes are copied. Caller holds ns.
+ */
+static uint64_t wsize_lim_locked(const struct px_inode *i, bool sync)
+{
+	return sync && i->wsize > i->size ? i->wsize : i->size;
+}
+
 static void dh_encode(uint8_t *h, uint64_t epoch, uint64_t dseq, uint64_t ino, uint64_t off,
 		      uint64_t len, uint64_t size, uint32_t data_crc)
 {
@@ -2013,7 +2027,7 @@ static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *i
 
 	ff_mutex_lock(&fs->ns);
 	dseq = fs->next_dseq++;
-	lim = i->size > i->wsize ? i->size : i->wsize;
+	lim = wsize_lim_locked(i, fs->slots[zo->slot].sync);
 	size = end < lim ? end : lim;
 	if (size < i->disk_size)
 		size = i->disk_size;
@@ -2037,7 +2051,6 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	uint64_t seq, dseq, lim, size;
 	int ret = 0;
 
-	(void)flags;
 	if (!m->hdr_len) {
 		/* in place: the extent is there already */
 		ff_mutex_lock(&fs->ns);
@@ -2073,7 +2086,7 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	if (!i->freed) {
 		uint64_t end = m->file_off + m->len, need = i->last_rseq;
 
-		lim = i->size > i->wsize ? i->size : i->wsize;
+		lim = wsize_lim_locked(i, flags & FF_MAPW_SYNC);
 		size = end < lim ? end : lim;
 		if (size < i->disk_size)
 			size = i->disk_size;
@@ -2799,6 +2812,16 @@ static int truncate_locked(struct px_fs *fs, struct px_inode *i, uint64_t size)
 		ff_cache_invalidate_begin(i->ci);
 		ff_cache_truncate(i->ci, size);
 		ff_cache_invalidate_end(i->ci);
+		/*
+		 * The last block's bytes beyond the new size, zeroed on the device
+		 * before the record (as XFS writes its zeroed tail page back at a
+		 * truncate): a later write may cover them only in the cache while a
+		 * sync write makes a larger size durable, and a crash would then
+		 * show the cut-off bytes.
+		 */
+		ret = zero_tail(i, size, FF_CW_DSYNC);
+		if (ret)
+			return ret;
 	} else if (size > old) {
 		ret = zero_tail(i, old, FF_CW_DSYNC);
 		if (ret)
@@ -2971,7 +2994,15 @@ static ssize_t px_read(struct ff_fs *gfs, uint64_t ino, void *buf, size_t len, u
 		return 0;
 	if (len > size - off)
 		len = (size_t)(size - off);
-	return ff_cache_read(i->ci, buf, len, off, 0);
+	/*
+	 * FF_CR_EOF: clamped again to the cache's size under the invalidate
+	 * lock. A truncate down sets that size as it empties the cache, but
+	 * drops the extents only when its record commits, after; a read that
+	 * took the size before the truncate would otherwise find the old
+	 * extents and cache the cut-off blocks, which a later growth of the
+	 * file would show.
+	 */
+	return ff_cache_read(i->ci, buf, len, off, FF_CR_EOF);
 }
 
 static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t len, uint64_t off,
@@ -3414,10 +3445,15 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 	if (lo < hi) {
 		struct px_inode t;
 
+		/*
+		 * The invalidate lock stays held until the record has unmapped the
+		 * blocks: a read in between would find the old extents and cache
+		 * the punched bytes again (ci->inval before ns, as a read's
+		 * map_read takes them).
+		 */
 		ff_cache_invalidate_begin(i->ci);
 		ff_cache_truncate(i->ci, lo);
 		ff_cache_inode_set_size(i->ci, size);
-		ff_cache_invalidate_end(i->ci);
 		ff_mutex_lock(&fs->ns);
 		rec_extent(&b, ino, lo, hi - lo, PX_NO_DEV, 0, 0);
 		t = *i;
@@ -3426,6 +3462,7 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 		rec_inode(&b, &t, i->disk_size, 0);
 		ret = op_commit_locked(fs, &b, &seq);
 		ff_mutex_unlock(&fs->ns);
+		ff_cache_invalidate_end(i->ci);
 		if (ret)
 			goto out;
 	}
@@ -5097,6 +5134,35 @@ out:
 	return ret;
 }
 
+/*
+ * After the roll-forward: drop i's data extents wholly past its last block.
+ * A data header carries the size its writer knew when it sealed it; for an
+ * O_DIRECT write past the end that is the size before the write (the size
+ * moves when the write completes), so a header that made it before the crash
+ * maps blocks beyond the size the file came back with. The file did not grow,
+ * and a later growth must read zeros there (POSIX; XFS zeroes beyond the old
+ * end). Reservations (fallocate KEEP_SIZE) stay. Caller holds ns.
+ */
+static int trim_past_eof_locked(struct px_fs *fs, struct px_inode *i)
+{
+	uint64_t cut = ff_round_up(i->size, PX_BLK);
+	int ret = 0;
+
+	ff_assert_held(&fs->ns);
+	for (size_t k = i->next; k-- > 0 && !ret;) {
+		struct px_ext *e = &i->ext[k];
+		uint64_t from;
+
+		if (e->off + e->len <= cut)
+			break;
+		if (e->dev == PX_UNWRITTEN)
+			continue;
+		from = e->off > cut ? e->off : cut;
+		ret = ext_set_locked(fs, i, from, e->off + e->len - from, PX_NO_DEV, 0, 0);
+	}
+	return ret;
+}
+
 static int read_sb(struct px_fs *fs, const char *path)
 {
 	uint8_t *blk = NULL;
@@ -5465,14 +5531,20 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 	}
 	/* orphans: unlinked while open when the filesystem stopped */
 	ff_mutex_lock(&fs->ns);
-	for (size_t h = 0; h < fs->icap; h++) {
+	for (size_t h = 0; h < fs->icap && !ret; h++) {
 		struct px_inode *i = fs->itab[h], *n;
 
-		for (; i; i = n) {
+		for (; i && !ret; i = n) {
 			n = i->hnext;
 			if (!i->nlink && i->ino != PX_ROOT_INO && !fs->ro)
 				inode_remove_locked(fs, i);
+			else if (S_ISREG(i->mode))
+				ret = trim_past_eof_locked(fs, i);
 		}
+	}
+	if (ret) {
+		ff_mutex_unlock(&fs->ns);
+		goto out_cache;
 	}
 	for (size_t h = 0; h < fs->icap; h++)
 		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext)

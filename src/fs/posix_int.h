@@ -143,6 +143,7 @@ struct px_slot {
 	struct ff_mutex mu; /* held from map_write to write_done of one write */
 	uint32_t zone;	    /* UINT32_MAX: none; written with mu and ns held, read with either */
 	uint64_t dseq;	    /* the write in flight; guarded by mu */
+	bool sync;	    /* the write in flight is a sync write's own (FF_MAPW_SYNC); mu */
 };
 
 struct px_fs {
