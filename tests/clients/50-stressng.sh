@@ -31,7 +31,7 @@ if [ "${FOLIOFS_CLIENTS_LONG:-0}" != 0 ]; then T=60 N=2; fi
 
 if [ "${1:-}" != --mounted ]; then
 	command -v stress-ng >/dev/null || { echo "SKIP: stress-ng not installed (scripts/install-deps)"; exit 77; }
-	exec python3 "$(dirname "$0")/lib.py" mounted stressng $((2 << 30)) bash "$0" --mounted
+	exec python3 "$(dirname "$0")/lib.py" mounted stressng $((4 << 30)) bash "$0" --mounted
 fi
 
 fail() {
@@ -65,10 +65,13 @@ group() {
 }
 
 echo "50-stressng: three groups of ${T} s, $N instance(s) each"
-# stress-ng's default sizes (1 GiB for each of hdd, iomix, sync-file and
-# fallocate) do not fit the 2 GiB image together: fallocate reserves its space
-# (as XFS does), so iomix's and sync-file's fallocate of 1 GiB would meet
-# ENOSPC and stress-ng would give up on them ("out of system resources").
+# The data group must not fill the device: stress-ng's default sizes (1 GiB
+# for each of hdd, iomix, sync-file and fallocate) would, now that fallocate
+# reserves its space as XFS does (iomix then gives up, "out of system
+# resources"), and near full an ENOSPC of an aiol write shows as aiol's
+# "unexpected data mismatch": stress-ng checks the read-back of a failed
+# write when the completions come in another order than the buffers. With
+# 256 MiB each, the group needs about 1.5 GiB of the 4 GiB (sparse) image.
 group data hdd seek fallocate fpunch mmap sync-file iomix readahead aio aiol -- \
 	--hdd-opts wr-rnd,rd-rnd,fdatasync --seek-punch --mmap-file \
 	--hdd-bytes 256m --iomix-bytes 256m --sync-file-bytes 256m --fallocate-bytes 256m
