@@ -337,50 +337,26 @@ static uint64_t reclaim_one_locked(struct ff_cache *c)
 	return 0;
 }
 
-/* 20 ms waits for memory in a row with nothing to free it before reserve_mem gives up */
-#define STUCK_WAITS 25
-
 /*
  * Reserve bytes of the budget, reclaiming or waiting. No inode lock held.
  * With nowait (the caller holds pinned folios, which nothing can reclaim
- * until it submits them), returns -EAGAIN instead of waiting: a caller that
+ * until it submits them), returns false instead of waiting: a caller that
  * waited while holding pins could wait for the pins of others who wait for
- * its own, with every byte of the budget pinned.
- *
- * When nothing can be reclaimed, no inode is on the dirty list and no
- * write-back is in flight, the dirty data holding the budget belongs to
- * inodes whose write-back failed (a full device, a dead one): they wait for
- * an fsync, which may never come, and nothing else frees memory. Once that
- * has lasted STUCK_WAITS waits, a reader goes past the budget (its folio is
- * clean: the first the next reservation reclaims) and a writer gets the
- * failed write-back's error, ENOSPC on a full device, as a write on XFS
- * would, rather than wait without end. Returns 0 when reserved.
+ * its own, with every byte of the budget pinned. Returns true when reserved.
  */
-static int reserve_mem(struct ff_cache *c, uint64_t bytes, bool nowait, bool reader)
+static bool reserve_mem(struct ff_cache *c, uint64_t bytes, bool nowait)
 {
-	int ret = 0, stuck = 0;
+	bool ok = true;
 
 	ff_mutex_lock(&c->lock);
 	while (c->used + bytes > c->o.cache_size && c->used) {
-		if (reclaim_one_locked(c)) {
-			stuck = 0;
+		if (reclaim_one_locked(c))
 			continue;
-		}
 		c->kick = true;
 		pthread_cond_signal(&c->flush_cv);
 		if (nowait) {
-			ret = -EAGAIN;
+			ok = false;
 			goto out_unlock;
-		}
-		if (!c->nr_dirty_inodes && !cnt_get(&c->wb_inflight) && atomic_load(&c->wb_err)) {
-			if (++stuck >= STUCK_WAITS) {
-				if (reader)
-					break;
-				ret = atomic_load(&c->wb_err);
-				goto out_unlock;
-			}
-		} else {
-			stuck = 0;
 		}
 		cnt_add(&c->throttle_waits, 1);
 		timed_wait(&c->mem_cv, &c->lock, 20);
@@ -388,7 +364,7 @@ static int reserve_mem(struct ff_cache *c, uint64_t bytes, bool nowait, bool rea
 	c->used += bytes;
 out_unlock:
 	ff_mutex_unlock(&c->lock);
-	return ret;
+	return ok;
 }
 
 static void unreserve_mem(struct ff_cache *c, uint64_t bytes)
@@ -446,17 +422,14 @@ static uint8_t want_order_locked(struct ff_cinode *ci, uint64_t off, uint64_t le
 
 /*
  * The folio covering off, created if absent, pinned. Called with ci->lock
- * held; may drop and retake it (to reserve memory). A reader's folio may go
- * past a budget that nothing can free (see reserve_mem). Returns NULL with
- * *err -ENOMEM, -EAGAIN when nowait and the budget is full, or a failed
- * write-back's error when only unwritable dirty data holds the budget.
+ * held; may drop and retake it (to reserve memory). Returns NULL with *err
+ * -ENOMEM, or -EAGAIN when nowait and the budget is full (see reserve_mem).
  */
 static struct folio *get_folio_locked(struct ff_cinode *ci, uint64_t off, uint64_t len, bool nowait,
-				      bool reader, int *err)
+				      int *err)
 {
 	struct ff_cache *c = ci->c;
 	struct folio *f;
-	int r;
 	uint8_t order;
 	uint64_t size;
 	uint32_t nblk;
@@ -472,10 +445,9 @@ static struct folio *get_folio_locked(struct ff_cinode *ci, uint64_t off, uint64
 		order = want_order_locked(ci, off, len);
 		size = 1ull << order;
 		ff_mutex_unlock(&ci->lock);
-		r = reserve_mem(c, size, nowait, reader);
-		if (r) {
+		if (!reserve_mem(c, size, nowait)) {
 			ff_mutex_lock(&ci->lock);
-			*err = r;
+			*err = -EAGAIN;
 			return NULL;
 		}
 		ff_mutex_lock(&ci->lock);
@@ -1161,7 +1133,6 @@ static int writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsig
 			if (!ci->error)
 				ci->error = r->err;
 			ci->wb_failed = true;
-			atomic_store(&ci->c->wb_err, r->err);
 			if (!ret)
 				ret = r->err;
 		}
@@ -1477,7 +1448,7 @@ ssize_t ff_cache_read(struct ff_cinode *ci, void *buf, size_t len, uint64_t off,
 		if (!f) {
 			/* readahead: a sequential miss reads the rest of the request in one folio
 			 */
-			f = get_folio_locked(ci, pos, len - done, false, true, &ret);
+			f = get_folio_locked(ci, pos, len - done, false, &ret);
 			if (!f)
 				break;
 		} else {
@@ -1644,7 +1615,7 @@ static ssize_t write_through(struct ff_cinode *ci, const void *buf, size_t len, 
 		while (done < len && n < MAX_SEGS && seg_bytes < c->o.cache_size / 4) {
 			uint64_t pos = off + done;
 			int err = 0;
-			struct folio *f = get_folio_locked(ci, pos, len - done, n > 0, false, &err);
+			struct folio *f = get_folio_locked(ci, pos, len - done, n > 0, &err);
 			uint32_t b0, b1;
 			size_t k;
 
@@ -1712,7 +1683,7 @@ static ssize_t write_buffered(struct ff_cinode *ci, const void *buf, size_t len,
 	ff_mutex_lock(&ci->lock);
 	while (done < len) {
 		uint64_t pos = off + done;
-		struct folio *f = get_folio_locked(ci, pos, len - done, false, false, &ret);
+		struct folio *f = get_folio_locked(ci, pos, len - done, false, &ret);
 		uint32_t b0, b1;
 		size_t k;
 

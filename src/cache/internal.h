@@ -105,12 +105,6 @@ struct ff_cache {
 	uint64_t spare_bytes;
 	bool stop;
 	bool kick;
-	/*
-	 * The error of the last failed write-back (0 before any): what a writer
-	 * waiting for memory gets when only dirty data that no write-back is
-	 * trying holds the budget (see reserve_mem).
-	 */
-	_Atomic int wb_err;
 	pthread_t flusher;
 	/* counters */
 	_Atomic uint64_t hits, misses, copied_in, copied_out, wt_bytes, wb_bytes, read_bytes;

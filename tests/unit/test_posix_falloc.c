@@ -514,49 +514,6 @@ static void test_seek_full_device(void **state)
 	free(buf);
 }
 
-/*
- * Buffered writes past the end of the space, with a cache smaller than what
- * is written: the cache fills with dirty data no write-back can place. The
- * writer gets ENOSPC from a write, rather than wait for cache memory that
- * only an fsync (which it never calls) would free; a read of another file
- * still works meanwhile.
- */
-static void test_buffered_full_device(void **state)
-{
-	struct fx *p = *state;
-	uint8_t *buf = tu_alloc(CHUNK);
-	uint64_t b, c, off = 0;
-	ssize_t r = 0;
-	int n;
-
-	assert_int_equal(ff_fs_unmount(p->fs), 0);
-	p->o.cache.cache_size = 4 << 20;
-	p->o.cache.max_folio = CHUNK;
-	do_mount(p);
-	c = mkfile(p, "c");
-	tu_fill(buf, CHUNK, 3);
-	assert_int_equal(ff_fs_write(p->fs, c, buf, CHUNK, 0, FF_CW_DSYNC), CHUNK);
-	b = mkfile(p, "b");
-	for (n = 0; n < (int)(4 * NZ * ZS / CHUNK); n++) {
-		r = ff_fs_write(p->fs, b, buf, CHUNK, off, 0);
-		if (r != CHUNK)
-			break;
-		off += CHUNK;
-	}
-	assert_int_equal(r, -ENOSPC);
-	assert_true(off <= NZ * ZS + (4 << 20));
-	assert_int_equal(ff_fs_read(p->fs, c, buf, CHUNK, 0), CHUNK);
-	assert_int_equal(ff_fs_fsync(p->fs, b, false), -ENOSPC);
-	{
-		struct stat st = {.st_size = 0};
-
-		assert_int_equal(ff_fs_setattr(p->fs, b, &st, FF_SET_SIZE), 0);
-	}
-	assert_int_equal(ff_fs_fsync(p->fs, b, false), 0);
-	fsck_clean(p);
-	free(buf);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -577,8 +534,6 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_falloc_concurrent, setup_reg, teardown),
 		cmocka_unit_test_setup_teardown(test_seek_full_device, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_seek_full_device, setup_reg, teardown),
-		cmocka_unit_test_setup_teardown(test_buffered_full_device, setup_emu, teardown),
-		cmocka_unit_test_setup_teardown(test_buffered_full_device, setup_reg, teardown),
 	};
 
 	if (getenv("FOLIOFS_TEST_FILTER"))
