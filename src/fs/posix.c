@@ -3336,26 +3336,35 @@ static uint64_t unused_blocks_locked(struct px_fs *fs)
 }
 
 /*
+ * The next run of [*p, end) that no extent maps or reserves: *p moves past
+ * mapped blocks to the run's start and *stop is its end; false when no such
+ * run is left. Caller holds ns.
+ */
+static bool next_gap_locked(struct px_inode *i, uint64_t *p, uint64_t end, uint64_t *stop)
+{
+	while (*p < end) {
+		bool in;
+		size_t k = ext_find(i, *p, &in);
+
+		if (!in) {
+			*stop = k < i->next && i->ext[k].off < end ? i->ext[k].off : end;
+			return true;
+		}
+		*p = i->ext[k].off + i->ext[k].len;
+	}
+	return false;
+}
+
+/*
  * Blocks of [off, off+len), rounded out to whole blocks, that no extent maps
  * or reserves. Caller holds ns.
  */
 static uint64_t unmapped_blocks_locked(struct px_inode *i, uint64_t off, uint64_t len)
 {
-	uint64_t p = ff_round_down(off, PX_BLK), end = ff_round_up(off + len, PX_BLK), n = 0;
+	uint64_t p = ff_round_down(off, PX_BLK), end = ff_round_up(off + len, PX_BLK), n = 0, stop;
 
-	while (p < end) {
-		bool in;
-		size_t k = ext_find(i, p, &in);
-		uint64_t stop;
-
-		if (in) {
-			p = i->ext[k].off + i->ext[k].len;
-			continue;
-		}
-		stop = k < i->next && i->ext[k].off < end ? i->ext[k].off : end;
+	for (; next_gap_locked(i, &p, end, &stop); p = stop)
 		n += (stop - p) / PX_BLK;
-		p = stop;
-	}
 	return n;
 }
 
@@ -3380,20 +3389,9 @@ static int reserve(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t 
 		ret = -ENOSPC;
 		goto out_unlock;
 	}
-	for (uint64_t p = lo; p < hi;) {
-		bool in;
-		size_t k = ext_find(i, p, &in);
-		uint64_t stop;
-
-		if (in) {
-			p = i->ext[k].off + i->ext[k].len;
-			continue;
-		}
-		stop = k < i->next && i->ext[k].off < hi ? i->ext[k].off : hi;
-		/* dseq 0: any data header rolled forward over it is newer */
+	/* dseq 0: any data header rolled forward over it is newer */
+	for (uint64_t p = lo, stop; next_gap_locked(i, &p, hi, &stop); p = stop)
 		rec_extent(&b, i->ino, p, stop - p, PX_UNWRITTEN, 0, 0);
-		p = stop;
-	}
 	ret = op_commit_locked(fs, &b, &seq);
 out_unlock:
 	ff_mutex_unlock(&fs->ns);
@@ -5209,22 +5207,34 @@ out:
 	return ret;
 }
 
-/* An inode as the namespace check counts it. */
-struct ns_ent {
-	struct px_inode *i;
-	uint64_t names;	 /* live entries naming it */
-	uint64_t parent; /* the directory of its last name counted */
-	bool reached;	 /* from the root */
-};
-
 static int ns_ent_cmp(const void *a, const void *b)
 {
-	const struct ns_ent *x = a, *y = b;
+	const struct px_ns_ent *x = a, *y = b;
 
 	return x->i->ino < y->i->ino ? -1 : x->i->ino > y->i->ino;
 }
 
-static struct ns_ent *ns_find(struct ns_ent *v, size_t n, uint64_t ino)
+int px_ns_table_locked(struct px_fs *fs, struct px_ns_ent **out, size_t *nout)
+{
+	struct px_ns_ent *v = calloc(fs->icount + 1, sizeof(*v));
+	size_t n = 0;
+
+	ff_assert_held(&fs->ns);
+	*out = v;
+	*nout = 0;
+	if (!v)
+		return -ENOMEM;
+	for (size_t h = 0; h < fs->icap; h++)
+		for (struct px_inode *i = fs->itab[h]; i && n <= fs->icount; i = i->hnext)
+			v[n++].i = i;
+	if (n > fs->icount)
+		return -EUCLEAN;
+	qsort(v, n, sizeof(*v), ns_ent_cmp);
+	*nout = n;
+	return 0;
+}
+
+struct px_ns_ent *px_ns_find(struct px_ns_ent *v, size_t n, uint64_t ino)
 {
 	size_t lo = 0, hi = n;
 
@@ -5289,24 +5299,19 @@ static bool ns_name_ok(const char *name, size_t n)
  */
 static int ns_check_locked(struct px_fs *fs, const char *path)
 {
-	struct ns_ent *v = calloc(fs->icount + 1, sizeof(*v)), *root, **stack = NULL;
-	size_t n = 0, nstack = 0;
+	struct px_ns_ent *v, *root, **stack = NULL;
+	size_t n, nstack = 0;
 	char msg[400];
-	int ret = -EUCLEAN;
+	int ret = -EUCLEAN, r = px_ns_table_locked(fs, &v, &n);
 
-	ff_assert_held(&fs->ns);
 	msg[0] = 0;
-	if (!v) {
-		ret = -ENOMEM;
+	if (r == -ENOMEM) {
+		ret = r;
 		goto out;
 	}
-	for (size_t h = 0; h < fs->icap; h++)
-		for (struct px_inode *i = fs->itab[h]; i && n <= fs->icount; i = i->hnext)
-			v[n++].i = i;
-	if (n > fs->icount)
+	if (r)
 		NS_BAD("the inode table holds more inodes than it counts");
-	qsort(v, n, sizeof(*v), ns_ent_cmp);
-	root = ns_find(v, n, PX_ROOT_INO);
+	root = px_ns_find(v, n, PX_ROOT_INO);
 	if (!root || !root->i->dir)
 		NS_BAD("there is no root directory");
 	for (size_t x = 0; x < n; x++) {
@@ -5322,7 +5327,7 @@ static int ns_check_locked(struct px_fs *fs, const char *path)
 			continue;
 		for (size_t k = 0; k < d->dir->n; k++) {
 			struct px_dent *e = d->dir->ents[k];
-			struct ns_ent *c;
+			struct px_ns_ent *c;
 
 			if (e->dead)
 				continue;
@@ -5335,7 +5340,7 @@ static int ns_check_locked(struct px_fs *fs, const char *path)
 				       (unsigned long long)d->ino, (int)e->nlen, e->name,
 				       (unsigned long long)e->cookie, (unsigned long long)cookie);
 			cookie = e->cookie;
-			c = ns_find(v, n, e->ino);
+			c = px_ns_find(v, n, e->ino);
 			if (!c)
 				NS_BAD("directory %llu: entry '%.*s' names inode %llu, which does not exist (never made, or freed)",
 				       (unsigned long long)d->ino, (int)e->nlen, e->name,
@@ -5362,7 +5367,7 @@ static int ns_check_locked(struct px_fs *fs, const char *path)
 			       (unsigned long long)d->ino, d->nlink, (unsigned long long)subdirs);
 	}
 	for (size_t x = 0; x < n; x++) {
-		struct ns_ent *c = &v[x];
+		struct px_ns_ent *c = &v[x];
 
 		if (c == root)
 			continue;
@@ -5391,7 +5396,8 @@ static int ns_check_locked(struct px_fs *fs, const char *path)
 		struct px_dir *d = stack[--nstack]->i->dir;
 
 		for (size_t k = 0; k < d->n; k++) {
-			struct ns_ent *c = d->ents[k]->dead ? NULL : ns_find(v, n, d->ents[k]->ino);
+			struct px_ns_ent *c =
+				d->ents[k]->dead ? NULL : px_ns_find(v, n, d->ents[k]->ino);
 
 			if (!c || c->reached)
 				continue;

@@ -223,6 +223,23 @@ struct px_fs {
  */
 int ff_posix_mount_fsck(const char *path, struct ff_fs **out);
 
+/* An inode as the namespace checks (the mount's and fsck's) count it. */
+struct px_ns_ent {
+	struct px_inode *i;
+	uint64_t names;	 /* live entries naming it */
+	uint64_t parent; /* the directory of its last name counted (the mount's check) */
+	bool reached;	 /* from the root */
+};
+
+/*
+ * posix.c: every inode of fs's table in *out (calloc'd, the caller frees it,
+ * also on error), sorted by number, *nout of them. Caller holds ns. Returns
+ * 0, -ENOMEM, or -EUCLEAN when the table holds more inodes than it counts.
+ */
+int px_ns_table_locked(struct px_fs *fs, struct px_ns_ent **out, size_t *nout);
+/* posix.c: the entry of inode ino in a table px_ns_table_locked made, or NULL. */
+struct px_ns_ent *px_ns_find(struct px_ns_ent *v, size_t n, uint64_t ino);
+
 /* posix_fsck.c: the format table's fsck (fs.h ff_fs_fsck) */
 int ff_posix_fsck(const char *path, unsigned flags, struct ff_fsck_report *r);
 
