@@ -1510,9 +1510,73 @@ static int log_write(struct px_fs *fs, struct px_buf *b)
 }
 
 /*
+ * Shut the filesystem down, as XFS does after a log I/O error: the log
+ * writes nothing more (log_err), and every later change, open for writing,
+ * fsync and writeback fails with EIO (px_writable, px_err). On a device
+ * that has stopped writing, the paths would otherwise answer from the state
+ * its failures left: zones given up as full with nothing the collector can
+ * move (ENOSPC), zones it could not finish holding the active-zone limit
+ * (EOVERFLOW), records applied in memory that never reach the log (a
+ * truncate that "succeeds"). A program must not think its arguments bad or
+ * the disk full when the disk is gone. Reads of what memory and the cache
+ * hold go on. Caller holds fs->log.
+ */
+static void shutdown_locked(struct px_fs *fs, int err, const char *what)
+{
+	ff_assert_held(&fs->log);
+	if (!fs->log_err)
+		fs->log_err = err;
+	if (!atomic_exchange(&fs->shut, true))
+		ff_err("posix: %s failed (%s): the filesystem shuts down, every later change fails "
+		       "with EIO",
+		       what, strerror(-err));
+	pthread_cond_broadcast(&fs->log_cv);
+}
+
+static void px_shutdown(struct px_fs *fs, int err, const char *what)
+{
+	ff_mutex_lock(&fs->log);
+	shutdown_locked(fs, err, what);
+	ff_mutex_unlock(&fs->log);
+}
+
+/* 0 when changes may be made, else -EROFS (read-only mount) or -EIO (shut down). */
+static int px_writable(struct px_fs *fs)
+{
+	if (fs->ro)
+		return -EROFS;
+	return atomic_load(&fs->shut) ? -EIO : 0;
+}
+
+/* err as a change's caller sees it: EIO for any error once the filesystem is shut down. */
+static int px_err(struct px_fs *fs, int err)
+{
+	return err && atomic_load(&fs->shut) ? -EIO : err;
+}
+
+/*
+ * After the device failed a data write, a zone reset or a collector's move:
+ * a flush tells a device that fails everything (a pulled disk, flushes
+ * included) from one bad write, which its writer's EIO covers and after
+ * which the filesystem goes on (the zone is given up, the next write goes
+ * elsewhere). A failed flush shuts the filesystem down. No lock held but
+ * possibly a slot's mu. May sleep.
+ */
+static void write_failed(struct px_fs *fs)
+{
+	int r;
+
+	if (atomic_load(&fs->shut))
+		return;
+	r = ff_dev_flush(fs->dev);
+	if (r)
+		px_shutdown(fs, -EIO, "a device write, and the flush after it,");
+}
+
+/*
  * Make every record up to seq durable: group commit. No lock held; never
  * called with ns held. Returns 0 or the log's error (sticky: the log is
- * unusable after a failed write).
+ * unusable after a failed write, and the filesystem shut down).
  */
 static int log_commit(struct px_fs *fs, uint64_t seq)
 {
@@ -1539,8 +1603,7 @@ static int log_commit(struct px_fs *fs, uint64_t seq)
 		free(b.p);
 		ff_mutex_lock(&fs->log);
 		if (ret) {
-			ff_err("posix: writing the metadata log failed: %s", strerror(-ret));
-			fs->log_err = ret;
+			shutdown_locked(fs, ret, "writing the metadata log");
 		} else if (atomic_load(&fs->committed) < last) {
 			atomic_store(&fs->committed, last);
 		}
@@ -1765,8 +1828,28 @@ again:
 	if (z == UINT32_MAX)
 		return -ENOSPC;
 	ret = log_commit(fs, seq);
-	if (!ret && fs->zones[z].seq && ff_zoneq_wp(fs->dev, z) != fs->zones[z].start)
+	if (!ret && fs->zones[z].seq && ff_zoneq_wp(fs->dev, z) != fs->zones[z].start) {
 		ret = ff_zoneq_zone_op(fs->dev, z, FF_ZOP_RESET);
+		if (ret)
+			write_failed(fs);
+	}
+	if (ret) {
+		/*
+		 * Not the slot's: the log does not say it is open, or it still
+		 * holds old data, and a write at its start would be refused as out
+		 * of order. Full with no live data, the next slot_zone to find it
+		 * opens it again, with a new epoch and a reset.
+		 */
+		struct px_zone *zo = &fs->zones[z];
+
+		ff_mutex_lock(&fs->ns);
+		zo->slot = -1;
+		zo->state = PX_Z_FULL;
+		zo->wp = zo->start + zo->cap;
+		s->zone = UINT32_MAX;
+		zone_changed_locked(fs, zo);
+		ff_mutex_unlock(&fs->ns);
+	}
 	return ret;
 }
 
@@ -1887,8 +1970,9 @@ static int px_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned fla
 	size_t k;
 	int ret;
 
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	m->file_off = off;
 again:
 	need = 0;
@@ -1943,8 +2027,8 @@ again:
 	ret = slot_zone(fs, s);
 	if (ret) {
 		ff_mutex_unlock(&s->mu);
-		if (ret != -ENOSPC || !(s = slot_with_room(fs, s)))
-			return ret;
+		if (ret != -ENOSPC || atomic_load(&fs->shut) || !(s = slot_with_room(fs, s)))
+			return px_err(fs, ret);
 	}
 	ff_mutex_lock(&fs->ns);
 	zo = &fs->zones[s->zone];
@@ -1959,13 +2043,16 @@ again:
 	/*
 	 * New blocks outside a reservation must leave the reserved ones their
 	 * room: checked with ns held until the zone's pointer has moved, so
-	 * that concurrent writers are counted one after the other.
+	 * that concurrent writers are counted one after the other. Nothing
+	 * is written once the filesystem has shut down, also when that
+	 * happened after the check above (the slot's zone may be one the log
+	 * could not record).
 	 */
-	ret = resv_admit_locked(fs, i, off, m->len);
+	ret = atomic_load(&fs->shut) ? -EIO : resv_admit_locked(fs, i, off, m->len);
 	if (ret) {
 		ff_mutex_unlock(&fs->ns);
 		ff_mutex_unlock(&s->mu);
-		return ret;
+		return px_err(fs, ret);
 	}
 	m->type = zo->seq ? FF_MAP_APPEND : FF_MAP_INPLACE;
 	m->zone = s->zone;
@@ -2075,6 +2162,7 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 		}
 		ff_mutex_unlock(&fs->ns);
 		ff_mutex_unlock(&s->mu);
+		write_failed(fs);
 		return 0;
 	}
 	ff_mutex_lock(&fs->ns);
@@ -2118,6 +2206,8 @@ static int px_commit(void *fs_inode, bool datasync)
 
 	if (fs->ro)
 		return 0;
+	if (atomic_load(&fs->shut))
+		return -EIO;
 	ff_mutex_lock(&fs->ns);
 	if (!i->freed && (i->disk_size != i->size || (!datasync && i->attr_dirty))) {
 		rec_inode(&b, i, i->size, 0);
@@ -2330,8 +2420,9 @@ static int make_node(struct px_fs *fs, uint64_t dir, const char *name, mode_t mo
 	size_t n;
 	int ret;
 
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	ret = check_name(name, &n);
 	if (ret == -EINVAL || ret == -ENOENT)
 		ret = -EEXIST;
@@ -2464,8 +2555,9 @@ static int px_link(struct ff_fs *gfs, uint64_t ino, uint64_t newdir, const char 
 	size_t n;
 	int ret;
 
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	ret = check_name(newname, &n);
 	if (ret == -EINVAL || ret == -ENOENT)
 		ret = -EEXIST;
@@ -2526,8 +2618,9 @@ static int remove_entry(struct px_fs *fs, uint64_t dir, const char *name, bool i
 	size_t n;
 	int ret;
 
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	ret = check_name(name, &n);
 	if (ret == -EINVAL)
 		ret = isdir ? (!strcmp(name, ".") ? -EINVAL : -ENOTEMPTY) : -EISDIR;
@@ -2616,8 +2709,9 @@ static int px_rename(struct ff_fs *gfs, uint64_t dir, const char *name, uint64_t
 	size_t n1, n2;
 	int ret;
 
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	if ((flags & ~(FF_RENAME_NOREPLACE | FF_RENAME_EXCHANGE)) ||
 	    (flags & FF_RENAME_NOREPLACE && flags & FF_RENAME_EXCHANGE))
 		return -EINVAL;
@@ -2867,8 +2961,9 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 	uint64_t seq;
 	int ret = 0;
 
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
 	ret = !i ? -ENOENT : i->dir ? -EISDIR : !S_ISREG(i->mode) ? -EINVAL : 0;
@@ -2886,7 +2981,7 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 		ret = truncate_locked(fs, i, (uint64_t)st->st_size);
 		ff_mutex_unlock(&i->io_lock);
 		if (ret)
-			return ret;
+			return px_err(fs, ret);
 	}
 	if (!(which & ~FF_SET_SIZE))
 		return 0;
@@ -2923,8 +3018,11 @@ static int px_open(struct ff_fs *gfs, uint64_t ino, int flags, unsigned *open_fl
 
 	if (open_flags)
 		*open_flags = 0;
-	if (fs->ro && (flags & O_ACCMODE) != O_RDONLY)
-		return -EROFS;
+	if ((flags & O_ACCMODE) != O_RDONLY) {
+		ret = px_writable(fs);
+		if (ret)
+			return ret;
+	}
 	bool reg = false;
 
 	ff_mutex_lock(&fs->ns);
@@ -3015,8 +3113,9 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 	ssize_t r;
 	int err;
 
-	if (fs->ro)
-		return -EROFS;
+	r = px_writable(fs);
+	if (r)
+		return r;
 	i = file_get(fs, ino, &err);
 	if (!i)
 		return err;
@@ -3041,7 +3140,9 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 		if (r)
 			goto out_wsize;
 	}
-	r = ff_cache_write(i->ci, buf, len, off, flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT));
+	/* FF_CW_WHOLE: an I/O error fails the whole write, as the kernel's O_DIRECT and O_DSYNC */
+	r = ff_cache_write(i->ci, buf, len, off,
+			   (flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT)) | FF_CW_WHOLE);
 out_wsize:
 	ff_mutex_lock(&fs->ns);
 	if (r > 0) {
@@ -3066,7 +3167,7 @@ out_wsize:
 	}
 out:
 	ff_mutex_unlock(&i->io_lock);
-	return r;
+	return r < 0 ? px_err(fs, (int)r) : r;
 }
 
 static int px_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
@@ -3078,6 +3179,9 @@ static int px_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
 	struct ff_cinode *ci = NULL;
 	bool reg = false, written = false;
 
+	/* shut down: nothing written since is durable, nor will be */
+	if (atomic_load(&fs->shut))
+		return -EIO;
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
 	if (i) {
@@ -3099,7 +3203,7 @@ static int px_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
 			i->written = true;
 			ff_mutex_unlock(&fs->ns);
 		}
-		return ret;
+		return px_err(fs, ret);
 	}
 	if (reg) {
 		/* never read or written here: its records, then the flush */
@@ -3117,6 +3221,8 @@ static int px_fsyncdir(struct ff_fs *gfs, uint64_t ino, bool datasync)
 
 	(void)ino;
 	(void)datasync;
+	if (atomic_load(&fs->shut))
+		return -EIO;
 	ret = log_commit_all(fs);
 	return ret ? ret : ff_dev_sync(fs->dev);
 }
@@ -3178,8 +3284,9 @@ static int px_setxattr(struct ff_fs *gfs, uint64_t ino, const char *name, const 
 		return ret;
 	if (size > PX_XVAL_MAX)
 		return -E2BIG;
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
 	if (!i) {
@@ -3285,8 +3392,9 @@ static int px_removexattr(struct ff_fs *gfs, uint64_t ino, const char *name)
 		return -ENODATA;
 	if (ret)
 		return ret;
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
 	if (!i)
@@ -3408,8 +3516,9 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 	uint64_t size, end, lo, hi, seq;
 	int ret = 0, err;
 
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
 		return -EOPNOTSUPP;
 	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
@@ -3477,7 +3586,7 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 out:
 	ff_mutex_unlock(&i->io_lock);
 	free(b.p);
-	return ret;
+	return px_err(fs, ret);
 }
 
 static int64_t px_lseek(struct ff_fs *gfs, uint64_t ino, int64_t off, int whence)
@@ -3781,7 +3890,7 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint
 	struct px_zone *zo;
 	uint8_t *h = NULL;
 	uint32_t z;
-	ssize_t r;
+	ssize_t r = 0;
 	int ret;
 
 	if (own) {
@@ -3852,6 +3961,8 @@ out_unlock:
 	ff_mutex_unlock(&s->mu);
 	free(b.p);
 	free(h);
+	if (r < 0)
+		write_failed(fs);
 	return ret ? ret : (ssize_t)n;
 }
 
@@ -4141,7 +4252,8 @@ static uint32_t gc_round(struct px_fs *fs, bool *none)
 	int n = 0, r = 0;
 
 	*none = true;
-	while (n < 4) {
+	/* shut down: nothing can be moved (and every writer gets EIO, not ENOSPC) */
+	while (n < 4 && !atomic_load(&fs->shut)) {
 		uint64_t t0;
 		uint32_t z;
 
@@ -5604,8 +5716,9 @@ static int px_unmount(struct ff_fs *gfs)
 	r = fs->log_err;
 	ff_mutex_unlock(&fs->log);
 	if (r) {
-		/* the log stopped at a write error: nothing more is written, as XFS shuts down */
-		ff_err("posix: unmounting after a metadata write error; what was not committed before it is lost");
+		/* shut down (px_shutdown): nothing more is written, as XFS after a shutdown */
+		ff_err("posix: unmounting a filesystem shut down by a write error; what was not "
+		       "committed before it is lost");
 		if (!ret)
 			ret = r;
 	} else if (!fs->ro) {

@@ -184,10 +184,18 @@ struct px_fs {
 	uint64_t next_seq;
 	_Atomic uint64_t committed;
 	bool leader;
-	int log_err;
+	int log_err;	  /* set once, by a failed log write or px_shutdown; never cleared */
 	uint32_t log_idx; /* meta zone in use: meta_first + log_idx (leader only) */
 	uint64_t log_off; /* absolute, block aligned (leader only) */
 	uint64_t gen;	  /* its generation (leader only) */
+
+	/*
+	 * Shut down (posix.c, px_shutdown): the log failed, or the device
+	 * failed a data write and then a flush. Set once with log_err, never
+	 * cleared; read without a lock at the start of every change, which then
+	 * fails with EIO.
+	 */
+	_Atomic bool shut;
 
 	/*
 	 * Garbage collection (posix.c, section "garbage collection"). gc_reserve
