@@ -607,6 +607,8 @@ class Worker(threading.Thread):
 
     def read_fail(self, f, off, n, got, want, at, why, direct):
         STATS.add("read-failures")
+        with f.mlock:
+            self.ph.it.note_dump(f.dump())
         how = "an O_DIRECT" if direct else "a buffered (page cache)"
         self.ph.it.soft_fail(
             "%s: %s read of %d at %d returned %d bytes; byte %d (file offset %d) is %s, want "
@@ -627,6 +629,7 @@ class Iteration:
         self.deadline = deadline
         self.lock = threading.Lock()
         self.fails = []
+        self.dumps = []  # files' operations at failed reads (note_dump)
         self.kinds = {}
         self.hard = None
         self.phase_no = 0
@@ -672,6 +675,12 @@ class Iteration:
                 return
             self.kinds[kind] = 0
             self.fails.append((kind, "phase %d (%s): %s" % (self.phase_no, self.cur_opts, what)))
+
+    def note_dump(self, text):
+        """A file's operations at the moment a check failed, for model.txt."""
+        with self.lock:
+            if len(self.dumps) < 4:
+                self.dumps.append("phase %d: %s" % (self.phase_no, text))
 
     def hard_fail(self, what):
         with self.lock:
@@ -1040,6 +1049,8 @@ class Iteration:
                 out.write("FAIL %s\n" % what)
             for f in self.files:
                 out.write(f.dump())
+            for d in self.dumps:
+                out.write("at a failed read, %s" % d)
         return ev
 
 
