@@ -955,6 +955,18 @@ static int collect_dirty_locked(struct ff_cinode *ci, uint64_t *pos, uint64_t hi
 
 		if (hi < f->off + f->size)
 			bmax = (uint32_t)(ff_round_up(hi - f->off, c->blk) >> c->blk_order);
+		/*
+		 * A folio a reader is filling (other blocks of it) is waited for,
+		 * not passed over: fsync and a hole punch count on every dirty
+		 * block of the range being written back when this returns. A run
+		 * already taken ends before it instead, holding no wait.
+		 */
+		if (f->filling && f->nr_dirty && !n) {
+			f->pins++;
+			while (f->filling)
+				ff_cond_wait(&ci->cv, &ci->lock);
+			unpin_locked(ci, f);
+		}
 		if (f->filling || !f->nr_dirty) {
 			if (n)
 				break;

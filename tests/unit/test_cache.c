@@ -960,6 +960,104 @@ static void test_cache_write_through_no_wait_holding_pins(void **state)
 	pthread_barrier_destroy(&pw_barrier);
 }
 
+/* ---- writeback does not pass over a folio a reader is filling ---- */
+
+static struct {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	bool armed, entered, open;
+} fg = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, false, false};
+
+/* Once armed, a map_read (a reader's fill) waits until the test opens the gate. */
+static void fill_gate_hook(struct tfile *t)
+{
+	(void)t;
+	pthread_mutex_lock(&fg.m);
+	if (fg.armed) {
+		fg.entered = true;
+		pthread_cond_broadcast(&fg.cv);
+		while (!fg.open)
+			pthread_cond_wait(&fg.cv, &fg.m);
+	}
+	pthread_mutex_unlock(&fg.m);
+}
+
+struct fill_reader {
+	struct ff_cinode *ci;
+	uint8_t *buf;
+	ssize_t res;
+};
+
+static void *fill_reader_fn(void *arg)
+{
+	struct fill_reader *r = arg;
+
+	r->res = ff_cache_read(r->ci, r->buf, 128 << 10, 128 << 10, 0);
+	return NULL;
+}
+
+static void *fill_opener_fn(void *arg)
+{
+	(void)arg;
+	usleep(200 * 1000); /* lets an fsync that passes over the filling folio return first */
+	pthread_mutex_lock(&fg.m);
+	fg.open = true;
+	pthread_cond_broadcast(&fg.cv);
+	pthread_mutex_unlock(&fg.m);
+	return NULL;
+}
+
+/*
+ * fsync while a reader fills other blocks of the same folio: the dirty block
+ * is written back before fsync returns. A writeback that skipped the folio
+ * while it was filling returned with the block still dirty (fsync'd data not
+ * on the device; a hole punch then dropped it from the cache for good).
+ */
+static void test_cache_fsync_waits_for_fill(void **state)
+{
+	struct fx *f = *state;
+	struct ff_cinode *ci = f->f[0].ci;
+	uint8_t *buf = tu_alloc(256 << 10), *got = tu_alloc(BLK);
+	struct fill_reader r = {ci, tu_alloc(128 << 10), 0};
+	struct iovec iov = {got, BLK};
+	struct ff_cache_stats st;
+	pthread_t rd, op;
+
+	/* one 256 KiB folio, written back, then its second half not uptodate */
+	tu_fill(buf, 256 << 10, 41);
+	assert_int_equal(twrite(f, 0, buf, 256 << 10, 0, 0), 256 << 10);
+	assert_int_equal(ff_cache_fsync(ci, true), 0);
+	ff_cache_invalidate_begin(ci);
+	assert_int_equal(ff_cache_truncate(ci, 128 << 10), 0);
+	ff_cache_invalidate_end(ci);
+	ff_cache_inode_set_size(ci, 256 << 10);
+	/* block 0 dirty in that folio */
+	tu_fill(buf, BLK, 42);
+	assert_int_equal(twrite(f, 0, buf, BLK, 0, 0), BLK);
+	fg.armed = true;
+	fg.entered = fg.open = false;
+	atomic_store(&map_read_hook, fill_gate_hook);
+	pthread_create(&rd, NULL, fill_reader_fn, &r);
+	pthread_mutex_lock(&fg.m);
+	while (!fg.entered) /* the reader is filling the folio's second half, held */
+		pthread_cond_wait(&fg.cv, &fg.m);
+	pthread_mutex_unlock(&fg.m);
+	pthread_create(&op, NULL, fill_opener_fn, NULL);
+	assert_int_equal(ff_cache_fsync(ci, true), 0);
+	ff_cache_stats(f->c, &st);
+	assert_int_equal(st.dirty_bytes, 0);
+	assert_int_equal(ff_dev_read(f->dev, &iov, 1, 0), BLK);
+	assert_memory_equal(got, buf, BLK);
+	pthread_join(op, NULL);
+	pthread_join(rd, NULL);
+	atomic_store(&map_read_hook, NULL);
+	fg.armed = false;
+	assert_int_equal(r.res, 128 << 10);
+	free(r.buf);
+	free(buf);
+	free(got);
+}
+
 /*
  * The background flusher visits the inodes that have dirty blocks, not
  * every inode: with 2,000 clean inodes beside it, one dirty file is written
@@ -1236,6 +1334,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cache_readers_vs_resets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_direct_write_is_written_through, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_cache_fsync_waits_for_fill, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_write_through_no_wait_holding_pins,
 						setup_tiny, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_fsync_writes_runs_in_parallel, setup,
