@@ -3169,24 +3169,54 @@ out_unlock:
 	return ret;
 }
 
-/*
- * After the cache took written bytes of an admitted write (written < 0: none):
- * the ranges it added that no copied byte reached are given back, since no
- * block there is dirty. from is where the bytes' blocks, or folios with
- * dirty_granularity=folio, end. io_lock held, ns taken here.
- */
-static void da_settle(struct px_fs *fs, struct px_inode *i, struct da_hold *h, uint64_t from)
+/* Give back the promise of [off, end) of i (da_settle). io_lock held, ns taken here. */
+static void da_giveback(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t end)
 {
-	ff_assert_held(&i->io_lock);
-	if (h->n) {
-		ff_mutex_lock(&fs->ns);
-		for (size_t k = 0; k < h->n; k++) {
-			uint64_t a = h->v[k].off > from ? h->v[k].off : from;
+	ff_mutex_lock(&fs->ns);
+	da_del_locked(fs, i, off, end);
+	ff_mutex_unlock(&fs->ns);
+}
 
-			if (a < h->v[k].off + h->v[k].len)
-				da_del_locked(fs, i, a, h->v[k].off + h->v[k].len);
+/*
+ * After the cache took the bytes [off, off+written) of an admitted write
+ * (written <= 0: none): the blocks it promised that nothing dirtied are
+ * given back. No block past the bytes' own, or past their folios with
+ * dirty_granularity=folio, is dirty; the blocks of those folios around the
+ * bytes are when their folio was that large, which the cache tells. Only
+ * writers dirty blocks, and the caller's io_lock keeps them out. io_lock
+ * held.
+ */
+static void da_settle(struct px_fs *fs, struct px_inode *i, struct da_hold *h, uint64_t off,
+		      ssize_t written)
+{
+	uint64_t mf = fs->o.cache.max_folio ? fs->o.cache.max_folio : 2u << 20;
+	uint64_t wlo = 0, whi = 0, from = 0;
+
+	ff_assert_held(&i->io_lock);
+	if (written > 0) {
+		wlo = ff_round_down(off, PX_BLK);
+		whi = ff_round_up(off + (uint64_t)written, PX_BLK);
+		from = fs->o.cache.dirty_gran == FF_DIRTY_FOLIO
+			       ? ff_round_up(off + (uint64_t)written, mf)
+			       : whi;
+	}
+	for (size_t k = 0; k < h->n; k++) {
+		uint64_t p = h->v[k].off, end = h->v[k].off + h->v[k].len;
+
+		while (p < end) {
+			if (p >= from) {
+				da_giveback(fs, i, p, end);
+				break;
+			}
+			if (p >= wlo && p < whi) {
+				p = whi < end ? whi : end;
+				continue;
+			}
+			/* a block of a folio around the bytes (dirty_granularity=folio) */
+			if (!ff_cache_range_dirty(i->ci, p, PX_BLK))
+				da_giveback(fs, i, p, p + PX_BLK);
+			p += PX_BLK;
 		}
-		ff_mutex_unlock(&fs->ns);
 	}
 	if (h->v != h->small)
 		free(h->v);
@@ -3202,9 +3232,6 @@ static ssize_t px_cache_write(struct px_fs *fs, struct px_inode *i, const void *
 			      uint64_t off, unsigned wflags)
 {
 	bool through = wflags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT);
-	uint64_t gran = fs->o.cache.dirty_gran == FF_DIRTY_FOLIO
-				? (fs->o.cache.max_folio ? fs->o.cache.max_folio : 2u << 20)
-				: PX_BLK;
 	struct da_hold h;
 	ssize_t r;
 	int ret;
@@ -3221,7 +3248,7 @@ static ssize_t px_cache_write(struct px_fs *fs, struct px_inode *i, const void *
 	 */
 	if (r < 0 && through)
 		h.n = 0;
-	da_settle(fs, i, &h, r > 0 ? ff_round_up(off + (uint64_t)r, gran) : 0);
+	da_settle(fs, i, &h, off, r);
 	return r;
 }
 

@@ -731,6 +731,40 @@ static void test_buffered_statfs(void **state)
 	free(buf);
 }
 
+/*
+ * With dirty_granularity=folio a write promises the blocks of the largest
+ * folio it may dirty; those its folio did not cover are given back at once,
+ * and the rest when written back: nothing stays promised after fsync.
+ */
+static void test_buffered_folio_giveback(void **state)
+{
+	struct fx *p = *state;
+	uint8_t *buf = tu_alloc(BLK), *rd = tu_alloc(BLK);
+	uint64_t f, free0;
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->o.cache.dirty_gran = FF_DIRTY_FOLIO;
+	p->o.cache.max_folio = CHUNK;
+	do_mount(p);
+	f = mkfile(p, "f");
+	free0 = bfree(p);
+	tu_fill(buf, BLK, 4);
+	/* the size first, then scattered blocks in holes below it */
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, ZS, 0), BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	for (uint64_t o = 2 * BLK; o < ZS; o += 5 * CHUNK / 2)
+		assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, o, 0), BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	assert_int_equal(stat_of(p, "delalloc_blocks"), 0);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, BLK, 2 * BLK), BLK);
+	assert_memory_equal(rd, buf, BLK);
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "f"), 0);
+	assert_int_equal(bfree(p), free0);
+	fsck_clean(p);
+	free(buf);
+	free(rd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -761,6 +795,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_buffered_statfs, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_buffered_statfs, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_buffered_folio_giveback, setup_emu, teardown),
 	};
 
 	if (getenv("FOLIOFS_TEST_FILTER"))
