@@ -3070,6 +3070,9 @@ static uint64_t unreserved_blocks_locked(struct px_inode *i, uint64_t off, uint6
 	return n;
 }
 
+/* GC rounds a write whose blocks do not fit waits for before its short count or ENOSPC */
+#define PX_DA_GC_WAITS 6
+
 /* What a write that dirties [off, off+len) holds: the ranges it added to i->da. */
 struct da_hold {
 	struct px_da *v;
@@ -3102,17 +3105,19 @@ static void da_span_locked(struct px_fs *fs, const struct px_inode *i, uint64_t 
  * (da_span_locked) that need it, or as many as fit from the start, cutting
  * *len to the blocks promised (with dirty_granularity=folio all or none: a
  * folio's blocks below the size are dirtied whatever the write's length).
- * The ranges added go to h. io_lock held, ns taken here. Returns 0, -ENOSPC
- * (nothing fits, nothing promised) or -ENOMEM.
+ * The ranges added go to h. io_lock held, ns taken here; may wait for
+ * garbage collection rounds. Returns 0, -ENOSPC (nothing fits, nothing
+ * promised) or -ENOMEM.
  */
 static int da_admit(struct px_fs *fs, struct px_inode *i, uint64_t off, size_t *len,
 		    struct da_hold *h)
 {
-	uint64_t lo, hi, need, room, cut;
+	uint64_t lo, hi, need, room, cut, round;
 	size_t np = 0;
-	int ret = 0;
+	int ret = 0, waits = 0;
 
 	ff_assert_held(&i->io_lock);
+again:
 	h->v = h->small;
 	h->n = 0;
 	ff_mutex_lock(&fs->ns);
@@ -3131,6 +3136,21 @@ static int da_admit(struct px_fs *fs, struct px_inode *i, uint64_t off, size_t *
 			goto out_unlock;
 		}
 		unreserved_blocks_locked(i, lo, hi, h->v, np, &np);
+	}
+	if (!promise_fits_locked(fs, need) && waits < PX_DA_GC_WAITS && atomic_load(&fs->gc_on) &&
+	    !gc_kick(fs, &round)) {
+		/*
+		 * What the collector is moving counts as room only once it is
+		 * done: wait for its round, as a writer at the reserve does
+		 * (slot_zone), unless the last one found nothing to reclaim.
+		 * It never waits for this io_lock (it skips a busy inode).
+		 */
+		ff_mutex_unlock(&fs->ns);
+		if (h->v != h->small)
+			free(h->v);
+		waits++;
+		(void)gc_wait_round(fs, round);
+		goto again;
 	}
 	if (!promise_fits_locked(fs, need)) {
 		room = fs->o.cache.dirty_gran == FF_DIRTY_FOLIO ? 0 : promise_room_locked(fs);
