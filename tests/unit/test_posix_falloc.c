@@ -732,6 +732,26 @@ static void test_buffered_statfs(void **state)
 }
 
 /*
+ * f_bavail is what fallocate can have: a reservation of exactly that many
+ * blocks succeeds and leaves none available, one block more is refused.
+ */
+static void test_statfs_falloc_fits(void **state)
+{
+	struct fx *p = *state;
+	uint64_t f = mkfile(p, "f"), g = mkfile(p, "g"), avail = bavail(p);
+
+	assert_true(avail > 0);
+	assert_int_equal(ff_fs_fallocate(p->fs, g, 0, 0, (avail + 1) * BLK), -ENOSPC);
+	assert_int_equal(ff_fs_fallocate(p->fs, f, 0, 0, avail * BLK), 0);
+	assert_int_equal(bavail(p), 0);
+	assert_int_equal(ff_fs_fallocate(p->fs, g, 0, 0, BLK), -ENOSPC);
+	assert_int_equal(ff_fs_write(p->fs, g, &avail, sizeof(avail), 0, 0), -ENOSPC);
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "f"), 0);
+	assert_int_equal(bavail(p), avail);
+	fsck_clean(p);
+}
+
+/*
  * With dirty_granularity=folio a write promises the blocks of the largest
  * folio it may dirty; those its folio did not cover are given back at once,
  * and the rest when written back: nothing stays promised after fsync.
@@ -796,6 +816,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_buffered_statfs, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_buffered_statfs, setup_reg, teardown),
 		cmocka_unit_test_setup_teardown(test_buffered_folio_giveback, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_statfs_falloc_fits, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_statfs_falloc_fits, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_statfs_falloc_fits, setup_emu_lim2, teardown),
 	};
 
 	if (getenv("FOLIOFS_TEST_FILTER"))
