@@ -180,6 +180,16 @@ struct ff_cache_opts {
  */
 #define FF_CW_DIRECT (1u << 2)
 /*
+ * Write-through (SYNC, DSYNC, DIRECT): an error after earlier batches of the
+ * write were written fails the whole write with it, as the kernel's O_DIRECT
+ * and O_DSYNC writes do (a count would claim those bytes are the write's
+ * durable part while the filesystem may be shutting down), except ENOSPC:
+ * then the count of what was written, as a buffered write near a full disk
+ * gets. Without it, any such error gives that count (a format whose
+ * sequential files end at the zone's pointer, whatever the reply).
+ */
+#define FF_CW_WHOLE (1u << 4)
+/*
  * ff_cache_read: end the read at the cache's size, taken under the
  * invalidate lock: a read never spans a truncate or reset, so it returns
  * what the file held before it or after it, never a mix.

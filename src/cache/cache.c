@@ -83,7 +83,9 @@
  *   or a close with nothing written, costs the device nothing.
  *
  *   Errors. A failed write-through returns the error to its writer and drops
- *   its own blocks' uptodate state (later reads go to the device); blocks
+ *   its own blocks' uptodate state (later reads go to the device); when
+ *   earlier batches of it were written, the writer gets their count instead,
+ *   or with FF_CW_WHOLE the error (but for ENOSPC, see cache.h); blocks
  *   that had joined it are other writers' acknowledged data: they go back to
  *   dirty and the error is left on the inode for the next fsync. A failed
  *   background writeback keeps the blocks dirty (the data is not lost),
@@ -1598,7 +1600,7 @@ static void extend_size_locked(struct ff_cinode *ci, uint64_t end)
  * reclaimed, so it does not wait for memory while holding them.
  */
 static ssize_t write_through(struct ff_cinode *ci, const void *buf, size_t len, uint64_t off,
-			     unsigned io_flags, unsigned mapw_flags)
+			     unsigned io_flags, unsigned mapw_flags, bool whole)
 {
 	struct ff_cache *c = ci->c;
 	struct seg segs[MAX_SEGS];
@@ -1666,9 +1668,12 @@ static ssize_t write_through(struct ff_cinode *ci, const void *buf, size_t len, 
 	/*
 	 * An error after earlier batches were written returns their count: a
 	 * short write, as POSIX has it (they are durable, and on a sequential
-	 * zone they are there whatever the reply says).
+	 * zone they are there whatever the reply says). With whole (FF_CW_WHOLE)
+	 * the error, as the kernel's O_DIRECT and O_DSYNC writes return it, but
+	 * for a full device, where what fit is written and durable and the count
+	 * says so.
 	 */
-	if (ret && !done)
+	if (ret && (!done || (whole && ret != -ENOSPC)))
 		return ret;
 	cnt_add(&c->user_written, done);
 	return (ssize_t)done;
@@ -1733,7 +1738,7 @@ ssize_t ff_cache_write(struct ff_cinode *ci, const void *buf, size_t len, uint64
 	if (c->o.sync_mode == FF_SYNC_WRITETHROUGH) {
 		/* O_DIRECT alone: on the device when acknowledged, without FUA */
 		r = write_through(ci, buf, len, off, sync ? FF_IO_DSYNC : FF_IO_STABLE,
-				  sync ? FF_MAPW_SYNC : 0);
+				  sync ? FF_MAPW_SYNC : 0, flags & FF_CW_WHOLE);
 		goto out_unlock;
 	}
 	/* sync_mode=writeback: dirty, then write back the folios touched, then flush */

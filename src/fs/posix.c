@@ -1662,9 +1662,73 @@ static int log_write(struct px_fs *fs, struct px_buf *b)
 }
 
 /*
+ * Shut the filesystem down, as XFS does after a log I/O error: the log
+ * writes nothing more (log_err), and every later change, open for writing,
+ * fsync and writeback fails with EIO (px_writable, px_err). On a device
+ * that has stopped writing, the paths would otherwise answer from the state
+ * its failures left: zones given up as full with nothing the collector can
+ * move (ENOSPC), zones it could not finish holding the active-zone limit
+ * (EOVERFLOW), records applied in memory that never reach the log (a
+ * truncate that "succeeds"). A program must not think its arguments bad or
+ * the disk full when the disk is gone. Reads of what memory and the cache
+ * hold go on. Caller holds fs->log.
+ */
+static void shutdown_locked(struct px_fs *fs, int err, const char *what)
+{
+	ff_assert_held(&fs->log);
+	if (!fs->log_err)
+		fs->log_err = err;
+	if (!atomic_exchange(&fs->shut, true))
+		ff_err("posix: %s failed (%s): the filesystem shuts down, every later change fails "
+		       "with EIO",
+		       what, strerror(-err));
+	pthread_cond_broadcast(&fs->log_cv);
+}
+
+static void px_shutdown(struct px_fs *fs, int err, const char *what)
+{
+	ff_mutex_lock(&fs->log);
+	shutdown_locked(fs, err, what);
+	ff_mutex_unlock(&fs->log);
+}
+
+/* 0 when changes may be made, else -EROFS (read-only mount) or -EIO (shut down). */
+static int px_writable(struct px_fs *fs)
+{
+	if (fs->ro)
+		return -EROFS;
+	return atomic_load(&fs->shut) ? -EIO : 0;
+}
+
+/* err as a change's caller sees it: EIO for any error once the filesystem is shut down. */
+static int px_err(struct px_fs *fs, int err)
+{
+	return err && atomic_load(&fs->shut) ? -EIO : err;
+}
+
+/*
+ * After the device failed a data write, a zone reset or a collector's move:
+ * a flush tells a device that fails everything (a pulled disk, flushes
+ * included) from one bad write, which its writer's EIO covers and after
+ * which the filesystem goes on (the zone is given up, the next write goes
+ * elsewhere). A failed flush shuts the filesystem down. No lock held but
+ * possibly a slot's mu. May sleep.
+ */
+static void write_failed(struct px_fs *fs)
+{
+	int r;
+
+	if (atomic_load(&fs->shut))
+		return;
+	r = ff_dev_flush(fs->dev);
+	if (r)
+		px_shutdown(fs, -EIO, "a device write, and the flush after it,");
+}
+
+/*
  * Make every record up to seq durable: group commit. No lock held; never
  * called with ns held. Returns 0 or the log's error (sticky: the log is
- * unusable after a failed write).
+ * unusable after a failed write, and the filesystem shut down).
  */
 static int log_commit(struct px_fs *fs, uint64_t seq)
 {
@@ -1691,8 +1755,7 @@ static int log_commit(struct px_fs *fs, uint64_t seq)
 		free(b.p);
 		ff_mutex_lock(&fs->log);
 		if (ret) {
-			ff_err("posix: writing the metadata log failed: %s", strerror(-ret));
-			fs->log_err = ret;
+			shutdown_locked(fs, ret, "writing the metadata log");
 		} else if (atomic_load(&fs->committed) < last) {
 			atomic_store(&fs->committed, last);
 		}
@@ -1917,8 +1980,28 @@ again:
 	if (z == UINT32_MAX)
 		return -ENOSPC;
 	ret = log_commit(fs, seq);
-	if (!ret && fs->zones[z].seq && ff_zoneq_wp(fs->dev, z) != fs->zones[z].start)
+	if (!ret && fs->zones[z].seq && ff_zoneq_wp(fs->dev, z) != fs->zones[z].start) {
 		ret = ff_zoneq_zone_op(fs->dev, z, FF_ZOP_RESET);
+		if (ret)
+			write_failed(fs);
+	}
+	if (ret) {
+		/*
+		 * Not the slot's: the log does not say it is open, or it still
+		 * holds old data, and a write at its start would be refused as out
+		 * of order. Full with no live data, the next slot_zone to find it
+		 * opens it again, with a new epoch and a reset.
+		 */
+		struct px_zone *zo = &fs->zones[z];
+
+		ff_mutex_lock(&fs->ns);
+		zo->slot = -1;
+		zo->state = PX_Z_FULL;
+		zo->wp = zo->start + zo->cap;
+		s->zone = UINT32_MAX;
+		zone_changed_locked(fs, zo);
+		ff_mutex_unlock(&fs->ns);
+	}
 	return ret;
 }
 
@@ -2039,8 +2122,9 @@ static int px_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned fla
 	size_t k;
 	int ret;
 
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	m->file_off = off;
 again:
 	need = 0;
@@ -2095,8 +2179,8 @@ again:
 	ret = slot_zone(fs, s);
 	if (ret) {
 		ff_mutex_unlock(&s->mu);
-		if (ret != -ENOSPC || !(s = slot_with_room(fs, s)))
-			return ret;
+		if (ret != -ENOSPC || atomic_load(&fs->shut) || !(s = slot_with_room(fs, s)))
+			return px_err(fs, ret);
 	}
 	ff_mutex_lock(&fs->ns);
 	zo = &fs->zones[s->zone];
@@ -2111,13 +2195,16 @@ again:
 	/*
 	 * New blocks outside a reservation must leave the reserved ones their
 	 * room: checked with ns held until the zone's pointer has moved, so
-	 * that concurrent writers are counted one after the other.
+	 * that concurrent writers are counted one after the other. Nothing
+	 * is written once the filesystem has shut down, also when that
+	 * happened after the check above (the slot's zone may be one the log
+	 * could not record).
 	 */
-	ret = resv_admit_locked(fs, i, off, m->len);
+	ret = atomic_load(&fs->shut) ? -EIO : resv_admit_locked(fs, i, off, m->len);
 	if (ret) {
 		ff_mutex_unlock(&fs->ns);
 		ff_mutex_unlock(&s->mu);
-		return ret;
+		return px_err(fs, ret);
 	}
 	/* the pointer moves past the promised blocks now: they are room taken, not promised */
 	s->promised = promised_blocks_locked(i, off, ff_round_up(off + m->len, PX_BLK));
@@ -2233,6 +2320,7 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 		s->promised = 0;
 		ff_mutex_unlock(&fs->ns);
 		ff_mutex_unlock(&s->mu);
+		write_failed(fs);
 		return 0;
 	}
 	ff_mutex_lock(&fs->ns);
@@ -2282,6 +2370,8 @@ static int px_commit(void *fs_inode, bool datasync)
 
 	if (fs->ro)
 		return 0;
+	if (atomic_load(&fs->shut))
+		return -EIO;
 	ff_mutex_lock(&fs->ns);
 	if (!i->freed && (i->disk_size != i->size || (!datasync && i->attr_dirty))) {
 		rec_inode(&b, i, i->size, 0);
@@ -2494,8 +2584,9 @@ static int make_node(struct px_fs *fs, uint64_t dir, const char *name, mode_t mo
 	size_t n;
 	int ret;
 
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	ret = check_name(name, &n);
 	if (ret == -EINVAL || ret == -ENOENT)
 		ret = -EEXIST;
@@ -2628,8 +2719,9 @@ static int px_link(struct ff_fs *gfs, uint64_t ino, uint64_t newdir, const char 
 	size_t n;
 	int ret;
 
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	ret = check_name(newname, &n);
 	if (ret == -EINVAL || ret == -ENOENT)
 		ret = -EEXIST;
@@ -2690,8 +2782,9 @@ static int remove_entry(struct px_fs *fs, uint64_t dir, const char *name, bool i
 	size_t n;
 	int ret;
 
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	ret = check_name(name, &n);
 	if (ret == -EINVAL)
 		ret = isdir ? (!strcmp(name, ".") ? -EINVAL : -ENOTEMPTY) : -EISDIR;
@@ -2780,8 +2873,9 @@ static int px_rename(struct ff_fs *gfs, uint64_t dir, const char *name, uint64_t
 	size_t n1, n2;
 	int ret;
 
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	if ((flags & ~(FF_RENAME_NOREPLACE | FF_RENAME_EXCHANGE)) ||
 	    (flags & FF_RENAME_NOREPLACE && flags & FF_RENAME_EXCHANGE))
 		return -EINVAL;
@@ -3376,8 +3470,9 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 	uint64_t seq;
 	int ret = 0;
 
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
 	ret = !i ? -ENOENT : i->dir ? -EISDIR : !S_ISREG(i->mode) ? -EINVAL : 0;
@@ -3395,7 +3490,7 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 		ret = truncate_locked(fs, i, (uint64_t)st->st_size);
 		ff_mutex_unlock(&i->io_lock);
 		if (ret)
-			return ret;
+			return px_err(fs, ret);
 	}
 	if (!(which & ~FF_SET_SIZE))
 		return 0;
@@ -3432,8 +3527,11 @@ static int px_open(struct ff_fs *gfs, uint64_t ino, int flags, unsigned *open_fl
 
 	if (open_flags)
 		*open_flags = 0;
-	if (fs->ro && (flags & O_ACCMODE) != O_RDONLY)
-		return -EROFS;
+	if ((flags & O_ACCMODE) != O_RDONLY) {
+		ret = px_writable(fs);
+		if (ret)
+			return ret;
+	}
 	bool reg = false;
 
 	ff_mutex_lock(&fs->ns);
@@ -3524,8 +3622,9 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 	ssize_t r;
 	int err;
 
-	if (fs->ro)
-		return -EROFS;
+	r = px_writable(fs);
+	if (r)
+		return r;
 	i = file_get(fs, ino, &err);
 	if (!i)
 		return err;
@@ -3550,7 +3649,9 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 		if (r)
 			goto out_wsize;
 	}
-	r = px_cache_write(fs, i, buf, len, off, flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT));
+	/* FF_CW_WHOLE: an I/O error fails the whole write, as the kernel's O_DIRECT and O_DSYNC */
+	r = px_cache_write(fs, i, buf, len, off,
+			   (flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT)) | FF_CW_WHOLE);
 out_wsize:
 	ff_mutex_lock(&fs->ns);
 	if (r > 0) {
@@ -3575,7 +3676,7 @@ out_wsize:
 	}
 out:
 	ff_mutex_unlock(&i->io_lock);
-	return r;
+	return r < 0 ? px_err(fs, (int)r) : r;
 }
 
 static int px_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
@@ -3587,6 +3688,9 @@ static int px_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
 	struct ff_cinode *ci = NULL;
 	bool reg = false, written = false;
 
+	/* shut down: nothing written since is durable, nor will be */
+	if (atomic_load(&fs->shut))
+		return -EIO;
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
 	if (i) {
@@ -3608,7 +3712,7 @@ static int px_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
 			i->written = true;
 			ff_mutex_unlock(&fs->ns);
 		}
-		return ret;
+		return px_err(fs, ret);
 	}
 	if (reg) {
 		/* never read or written here: its records, then the flush */
@@ -3626,6 +3730,8 @@ static int px_fsyncdir(struct ff_fs *gfs, uint64_t ino, bool datasync)
 
 	(void)ino;
 	(void)datasync;
+	if (atomic_load(&fs->shut))
+		return -EIO;
 	ret = log_commit_all(fs);
 	return ret ? ret : ff_dev_sync(fs->dev);
 }
@@ -3687,8 +3793,9 @@ static int px_setxattr(struct ff_fs *gfs, uint64_t ino, const char *name, const 
 		return ret;
 	if (size > PX_XVAL_MAX)
 		return -E2BIG;
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
 	if (!i) {
@@ -3794,8 +3901,9 @@ static int px_removexattr(struct ff_fs *gfs, uint64_t ino, const char *name)
 		return -ENODATA;
 	if (ret)
 		return ret;
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
 	if (!i)
@@ -3842,26 +3950,35 @@ static uint64_t unused_blocks_locked(struct px_fs *fs)
 }
 
 /*
+ * The next run of [*p, end) that no extent maps or reserves: *p moves past
+ * mapped blocks to the run's start and *stop is its end; false when no such
+ * run is left. Caller holds ns.
+ */
+static bool next_gap_locked(struct px_inode *i, uint64_t *p, uint64_t end, uint64_t *stop)
+{
+	while (*p < end) {
+		bool in;
+		size_t k = ext_find(i, *p, &in);
+
+		if (!in) {
+			*stop = k < i->next && i->ext[k].off < end ? i->ext[k].off : end;
+			return true;
+		}
+		*p = i->ext[k].off + i->ext[k].len;
+	}
+	return false;
+}
+
+/*
  * Blocks of [off, off+len), rounded out to whole blocks, that no extent maps
  * or reserves. Caller holds ns.
  */
 static uint64_t unmapped_blocks_locked(struct px_inode *i, uint64_t off, uint64_t len)
 {
-	uint64_t p = ff_round_down(off, PX_BLK), end = ff_round_up(off + len, PX_BLK), n = 0;
+	uint64_t p = ff_round_down(off, PX_BLK), end = ff_round_up(off + len, PX_BLK), n = 0, stop;
 
-	while (p < end) {
-		bool in;
-		size_t k = ext_find(i, p, &in);
-		uint64_t stop;
-
-		if (in) {
-			p = i->ext[k].off + i->ext[k].len;
-			continue;
-		}
-		stop = k < i->next && i->ext[k].off < end ? i->ext[k].off : end;
+	for (; next_gap_locked(i, &p, end, &stop); p = stop)
 		n += (stop - p) / PX_BLK;
-		p = stop;
-	}
 	return n;
 }
 
@@ -3887,20 +4004,9 @@ static int reserve(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t 
 		ret = -ENOSPC;
 		goto out_unlock;
 	}
-	for (uint64_t p = lo; p < hi;) {
-		bool in;
-		size_t k = ext_find(i, p, &in);
-		uint64_t stop;
-
-		if (in) {
-			p = i->ext[k].off + i->ext[k].len;
-			continue;
-		}
-		stop = k < i->next && i->ext[k].off < hi ? i->ext[k].off : hi;
-		/* dseq 0: any data header rolled forward over it is newer */
+	/* dseq 0: any data header rolled forward over it is newer */
+	for (uint64_t p = lo, stop; next_gap_locked(i, &p, hi, &stop); p = stop)
 		rec_extent(&b, i->ino, p, stop - p, PX_UNWRITTEN, 0, 0);
-		p = stop;
-	}
 	ret = op_commit_locked(fs, &b, &seq);
 	/* the reservation holds the room of the delayed allocations it covers now */
 	if (!ret)
@@ -3920,8 +4026,9 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 	uint64_t size, end, lo, hi, seq;
 	int ret = 0, err;
 
-	if (fs->ro)
-		return -EROFS;
+	ret = px_writable(fs);
+	if (ret)
+		return ret;
 	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
 		return -EOPNOTSUPP;
 	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
@@ -3991,7 +4098,7 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 out:
 	ff_mutex_unlock(&i->io_lock);
 	free(b.p);
-	return ret;
+	return px_err(fs, ret);
 }
 
 static int64_t px_lseek(struct ff_fs *gfs, uint64_t ino, int64_t off, int whence)
@@ -4295,7 +4402,7 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint
 	struct px_zone *zo;
 	uint8_t *h = NULL;
 	uint32_t z;
-	ssize_t r;
+	ssize_t r = 0;
 	int ret;
 
 	if (own) {
@@ -4366,6 +4473,8 @@ out_unlock:
 	ff_mutex_unlock(&s->mu);
 	free(b.p);
 	free(h);
+	if (r < 0)
+		write_failed(fs);
 	return ret ? ret : (ssize_t)n;
 }
 
@@ -4655,7 +4764,8 @@ static uint32_t gc_round(struct px_fs *fs, bool *none)
 	int n = 0, r = 0;
 
 	*none = true;
-	while (n < 4) {
+	/* shut down: nothing can be moved (and every writer gets EIO, not ENOSPC) */
+	while (n < 4 && !atomic_load(&fs->shut)) {
 		uint64_t t0;
 		uint32_t z;
 
@@ -5727,22 +5837,34 @@ out:
 	return ret;
 }
 
-/* An inode as the namespace check counts it. */
-struct ns_ent {
-	struct px_inode *i;
-	uint64_t names;	 /* live entries naming it */
-	uint64_t parent; /* the directory of its last name counted */
-	bool reached;	 /* from the root */
-};
-
 static int ns_ent_cmp(const void *a, const void *b)
 {
-	const struct ns_ent *x = a, *y = b;
+	const struct px_ns_ent *x = a, *y = b;
 
 	return x->i->ino < y->i->ino ? -1 : x->i->ino > y->i->ino;
 }
 
-static struct ns_ent *ns_find(struct ns_ent *v, size_t n, uint64_t ino)
+int px_ns_table_locked(struct px_fs *fs, struct px_ns_ent **out, size_t *nout)
+{
+	struct px_ns_ent *v = calloc(fs->icount + 1, sizeof(*v));
+	size_t n = 0;
+
+	ff_assert_held(&fs->ns);
+	*out = v;
+	*nout = 0;
+	if (!v)
+		return -ENOMEM;
+	for (size_t h = 0; h < fs->icap; h++)
+		for (struct px_inode *i = fs->itab[h]; i && n <= fs->icount; i = i->hnext)
+			v[n++].i = i;
+	if (n > fs->icount)
+		return -EUCLEAN;
+	qsort(v, n, sizeof(*v), ns_ent_cmp);
+	*nout = n;
+	return 0;
+}
+
+struct px_ns_ent *px_ns_find(struct px_ns_ent *v, size_t n, uint64_t ino)
 {
 	size_t lo = 0, hi = n;
 
@@ -5807,24 +5929,19 @@ static bool ns_name_ok(const char *name, size_t n)
  */
 static int ns_check_locked(struct px_fs *fs, const char *path)
 {
-	struct ns_ent *v = calloc(fs->icount + 1, sizeof(*v)), *root, **stack = NULL;
-	size_t n = 0, nstack = 0;
+	struct px_ns_ent *v, *root, **stack = NULL;
+	size_t n, nstack = 0;
 	char msg[400];
-	int ret = -EUCLEAN;
+	int ret = -EUCLEAN, r = px_ns_table_locked(fs, &v, &n);
 
-	ff_assert_held(&fs->ns);
 	msg[0] = 0;
-	if (!v) {
-		ret = -ENOMEM;
+	if (r == -ENOMEM) {
+		ret = r;
 		goto out;
 	}
-	for (size_t h = 0; h < fs->icap; h++)
-		for (struct px_inode *i = fs->itab[h]; i && n <= fs->icount; i = i->hnext)
-			v[n++].i = i;
-	if (n > fs->icount)
+	if (r)
 		NS_BAD("the inode table holds more inodes than it counts");
-	qsort(v, n, sizeof(*v), ns_ent_cmp);
-	root = ns_find(v, n, PX_ROOT_INO);
+	root = px_ns_find(v, n, PX_ROOT_INO);
 	if (!root || !root->i->dir)
 		NS_BAD("there is no root directory");
 	for (size_t x = 0; x < n; x++) {
@@ -5840,7 +5957,7 @@ static int ns_check_locked(struct px_fs *fs, const char *path)
 			continue;
 		for (size_t k = 0; k < d->dir->n; k++) {
 			struct px_dent *e = d->dir->ents[k];
-			struct ns_ent *c;
+			struct px_ns_ent *c;
 
 			if (e->dead)
 				continue;
@@ -5853,7 +5970,7 @@ static int ns_check_locked(struct px_fs *fs, const char *path)
 				       (unsigned long long)d->ino, (int)e->nlen, e->name,
 				       (unsigned long long)e->cookie, (unsigned long long)cookie);
 			cookie = e->cookie;
-			c = ns_find(v, n, e->ino);
+			c = px_ns_find(v, n, e->ino);
 			if (!c)
 				NS_BAD("directory %llu: entry '%.*s' names inode %llu, which does not exist (never made, or freed)",
 				       (unsigned long long)d->ino, (int)e->nlen, e->name,
@@ -5880,7 +5997,7 @@ static int ns_check_locked(struct px_fs *fs, const char *path)
 			       (unsigned long long)d->ino, d->nlink, (unsigned long long)subdirs);
 	}
 	for (size_t x = 0; x < n; x++) {
-		struct ns_ent *c = &v[x];
+		struct px_ns_ent *c = &v[x];
 
 		if (c == root)
 			continue;
@@ -5909,7 +6026,8 @@ static int ns_check_locked(struct px_fs *fs, const char *path)
 		struct px_dir *d = stack[--nstack]->i->dir;
 
 		for (size_t k = 0; k < d->n; k++) {
-			struct ns_ent *c = d->ents[k]->dead ? NULL : ns_find(v, n, d->ents[k]->ino);
+			struct px_ns_ent *c =
+				d->ents[k]->dead ? NULL : px_ns_find(v, n, d->ents[k]->ino);
 
 			if (!c || c->reached)
 				continue;
@@ -6116,8 +6234,9 @@ static int px_unmount(struct ff_fs *gfs)
 	r = fs->log_err;
 	ff_mutex_unlock(&fs->log);
 	if (r) {
-		/* the log stopped at a write error: nothing more is written, as XFS shuts down */
-		ff_err("posix: unmounting after a metadata write error; what was not committed before it is lost");
+		/* shut down (px_shutdown): nothing more is written, as XFS after a shutdown */
+		ff_err("posix: unmounting a filesystem shut down by a write error; what was not "
+		       "committed before it is lost");
 		if (!ret)
 			ret = r;
 	} else if (!fs->ro) {

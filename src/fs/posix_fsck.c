@@ -481,54 +481,19 @@ static void check_extents(struct fk *k, struct px_fs *fs, uint64_t *valid, struc
 			}
 }
 
-struct ient {
-	struct px_inode *i;
-	uint64_t names; /* live entries naming it */
-	bool reached;	/* from the root */
-};
-
-static int ient_cmp(const void *a, const void *b)
-{
-	const struct ient *x = a, *y = b;
-
-	return x->i->ino < y->i->ino ? -1 : x->i->ino > y->i->ino;
-}
-
-static struct ient *ient_find(struct ient *v, size_t n, uint64_t ino)
-{
-	size_t lo = 0, hi = n;
-
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-
-		if (v[mid].i->ino == ino)
-			return &v[mid];
-		if (v[mid].i->ino < ino)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
-}
-
 /* Link counts and the directory tree. Caller holds fs->ns. */
 static void check_names_locked(struct fk *k, struct px_fs *fs)
 {
-	struct ient *v = calloc(fs->icount + 1, sizeof(*v)), *root;
-	struct ient **stack = NULL;
-	size_t n = 0, nstack = 0;
+	struct px_ns_ent *v, *root;
+	struct px_ns_ent **stack = NULL;
+	size_t n, nstack = 0;
 
-	ff_assert_held(&fs->ns);
-	for (size_t h = 0; v && h < fs->icap; h++)
-		for (struct px_inode *i = fs->itab[h]; i && n <= fs->icount; i = i->hnext)
-			v[n++].i = i;
-	if (!v || n > fs->icount) {
+	if (px_ns_table_locked(fs, &v, &n)) {
 		problem(k, false, "the inode table is inconsistent");
 		free(v);
 		return;
 	}
-	qsort(v, n, sizeof(*v), ient_cmp);
-	root = ient_find(v, n, PX_ROOT_INO);
+	root = px_ns_find(v, n, PX_ROOT_INO);
 	if (!root || !root->i->dir) {
 		problem(k, false, "no root directory");
 		free(v);
@@ -566,7 +531,7 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 			continue;
 		for (size_t e = 0; e < d->dir->n; e++) {
 			struct px_dent *de = d->dir->ents[e];
-			struct ient *c;
+			struct px_ns_ent *c;
 
 			if (de->dead)
 				continue;
@@ -583,7 +548,7 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 					(unsigned long long)d->ino);
 				continue;
 			}
-			c = ient_find(v, n, de->ino);
+			c = px_ns_find(v, n, de->ino);
 			if (!c) {
 				problem(k, false,
 					"directory %llu: entry '%.*s' names inode %llu, which does not exist",
@@ -625,7 +590,8 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 		struct px_dir *d = stack[--nstack]->i->dir;
 
 		for (size_t e = 0; e < d->n; e++) {
-			struct ient *c = d->ents[e]->dead ? NULL : ient_find(v, n, d->ents[e]->ino);
+			struct px_ns_ent *c =
+				d->ents[e]->dead ? NULL : px_ns_find(v, n, d->ents[e]->ino);
 
 			if (!c || c->reached)
 				continue;
@@ -635,7 +601,7 @@ static void check_names_locked(struct fk *k, struct px_fs *fs)
 		}
 	}
 	for (size_t x = 0; stack && x < n; x++) {
-		struct ient *c = &v[x];
+		struct px_ns_ent *c = &v[x];
 
 		if (c == root)
 			continue;

@@ -204,10 +204,18 @@ struct px_fs {
 	uint64_t next_seq;
 	_Atomic uint64_t committed;
 	bool leader;
-	int log_err;
+	int log_err;	  /* set once, by a failed log write or px_shutdown; never cleared */
 	uint32_t log_idx; /* meta zone in use: meta_first + log_idx (leader only) */
 	uint64_t log_off; /* absolute, block aligned (leader only) */
 	uint64_t gen;	  /* its generation (leader only) */
+
+	/*
+	 * Shut down (posix.c, px_shutdown): the log failed, or the device
+	 * failed a data write and then a flush. Set once with log_err, never
+	 * cleared; read without a lock at the start of every change, which then
+	 * fails with EIO.
+	 */
+	_Atomic bool shut;
 
 	/*
 	 * Garbage collection (posix.c, section "garbage collection"). gc_reserve
@@ -242,6 +250,23 @@ struct px_fs {
  * report every fault in it.
  */
 int ff_posix_mount_fsck(const char *path, struct ff_fs **out);
+
+/* An inode as the namespace checks (the mount's and fsck's) count it. */
+struct px_ns_ent {
+	struct px_inode *i;
+	uint64_t names;	 /* live entries naming it */
+	uint64_t parent; /* the directory of its last name counted (the mount's check) */
+	bool reached;	 /* from the root */
+};
+
+/*
+ * posix.c: every inode of fs's table in *out (calloc'd, the caller frees it,
+ * also on error), sorted by number, *nout of them. Caller holds ns. Returns
+ * 0, -ENOMEM, or -EUCLEAN when the table holds more inodes than it counts.
+ */
+int px_ns_table_locked(struct px_fs *fs, struct px_ns_ent **out, size_t *nout);
+/* posix.c: the entry of inode ino in a table px_ns_table_locked made, or NULL. */
+struct px_ns_ent *px_ns_find(struct px_ns_ent *v, size_t n, uint64_t ino);
 
 /* posix_fsck.c: the format table's fsck (fs.h ff_fs_fsck) */
 int ff_posix_fsck(const char *path, unsigned flags, struct ff_fsck_report *r);

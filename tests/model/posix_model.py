@@ -57,6 +57,8 @@ touched, and one iteration covers several crash points (as model.py does).
   FOLIOFS_PMODEL_MIX      focus: the writers' weights of buf, append, osync, odsync,
                           rwf_dsync, odirect, odirect_dsync (e.g. 0,0,0,1,0,0,0)
   FOLIOFS_PMODEL_META     focus: the share of truncates and fallocates (0..1)
+  FOLIOFS_PMODEL_KCACHE   share of mounts with -o kernel_cache (default 0; see
+                          the README: a kill -9 can wedge such a mount)
   FOLIOFS_PMODEL_PARANOID each writer reads its whole file back after each change
   FOLIOFS_PMODEL_SELFTEST before each check one byte of the model is made
                           wrong: the check must report it
@@ -102,6 +104,7 @@ MIX = os.environ.get("FOLIOFS_PMODEL_MIX")  # focus: the writers' flavour weight
 META = os.environ.get("FOLIOFS_PMODEL_META")  # focus: the share of truncates and fallocates
 ENDS = os.environ.get("FOLIOFS_PMODEL_ENDS", "clean,kill,cut").split(",")
 GC_SHARE = float(os.environ.get("FOLIOFS_PMODEL_GC", "0.25"))
+KCACHE = float(os.environ.get("FOLIOFS_PMODEL_KCACHE", "0"))  # share of mounts with kernel_cache
 PARANOID = bool(os.environ.get("FOLIOFS_PMODEL_PARANOID"))
 HANG_S = int(os.environ.get("FOLIOFS_PMODEL_HANG_S", "60"))
 GC_ZS, GC_NZONES, GC_BALLAST = 1 << 20, 24, 6 << 20
@@ -700,6 +703,8 @@ class Iteration:
             o.append("sync_mode=writeback")
         if r.random() < 0.25:
             o.append("dirty_granularity=folio")
+        if KCACHE and r.random() < KCACHE:
+            o.append("kernel_cache")
         return ",".join(o)
 
     def run(self):

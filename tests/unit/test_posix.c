@@ -663,6 +663,121 @@ static void test_posix_log_write_error(void **state)
 	assert_int_equal(ff_fs_lookup(p->fs, p->root, "after", &st), -ENOENT);
 }
 
+/*
+ * The device dies (a pulled disk: every write and flush fails, as dead_after
+ * in the crash drivers): every later change, write and fsync gets EIO, as
+ * after XFS shuts down, whatever the half-done state would answer. Without
+ * the shutdown, a zone reused after its data was truncated, whose opening
+ * the log could not record, was never reset, and the next write there was
+ * refused as out of order (EINVAL, for an O_DIRECT write, a punch and an
+ * fsync); with an active-zone limit the zones the device could not finish
+ * refused the next open (EOVERFLOW); truncate and fallocate succeeded. What
+ * was durable before is there at the next mount, and nothing of the writes
+ * that failed.
+ */
+static void test_posix_dead_device_eio(void **state)
+{
+	struct px *p = *state;
+	uint8_t *a = tu_alloc(1 << 20), *b = tu_alloc(64 << 10), *rd = tu_alloc(256 << 10);
+	struct stat st = {0};
+	uint64_t f, g;
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	/* the fault layer on, nothing injected: ff_fault_kill below kills the device */
+	setenv("FOLIOFS_FAULT", "dead_mode=eio", 1);
+	do_mount_path(p, p->path);
+	unsetenv("FOLIOFS_FAULT");
+	f = mkfile(p, p->root, "f");
+	g = mkfile(p, p->root, "g");
+	tu_fill(a, 1 << 20, 3);
+	tu_fill(b, 64 << 10, 4);
+	assert_int_equal(ff_fs_write(p->fs, f, a, 256 << 10, 0, 0), 256 << 10);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	/* g fills a zone and more, then is cut to 0: a full zone with no live data, reused first */
+	for (int k = 0; k < 9; k++)
+		assert_int_equal(ff_fs_write(p->fs, g, a, 1 << 20, (uint64_t)k << 20, 0), 1 << 20);
+	assert_int_equal(ff_fs_fsync(p->fs, g, false), 0);
+	assert_int_equal(ff_fs_setattr(p->fs, g, &st, FF_SET_SIZE), 0);
+	assert_int_equal(ff_fs_fsync(p->fs, g, false), 0);
+	ff_fault_kill(((struct px_fs *)p->fs)->dev);
+	for (int k = 0; k < 3; k++) {
+		uint64_t o = (uint64_t)k << 16;
+
+		assert_int_equal(ff_fs_write(p->fs, f, b, 64 << 10, 0, FF_CW_DIRECT), -EIO);
+		assert_int_equal(ff_fs_write(p->fs, g, b, 64 << 10, o, FF_CW_DIRECT), -EIO);
+		assert_int_equal(ff_fs_write(p->fs, g, b, 64 << 10, o, FF_CW_DSYNC), -EIO);
+		assert_int_equal(ff_fs_write(p->fs, f, b, 64 << 10, 4096, FF_CW_DSYNC), -EIO);
+		assert_int_equal(ff_fs_fallocate(p->fs, f,
+						 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 1000,
+						 20000),
+				 -EIO);
+		assert_int_equal(ff_fs_write(p->fs, f, b, 100, 5000, 0), -EIO);
+		st.st_size = 100000;
+		assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), -EIO);
+		assert_int_equal(ff_fs_fallocate(p->fs, g, 0, 0, 1 << 20), -EIO);
+		assert_int_equal(ff_fs_fsync(p->fs, f, false), -EIO);
+		assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), -EIO);
+		assert_int_equal(ff_fs_mknod(p->fs, p->root, "late", S_IFREG | 0644, 0, &cr, &st),
+				 -EIO);
+	}
+	/* what memory holds still reads */
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 64 << 10, 128 << 10), 64 << 10);
+	assert_memory_equal(rd, a + (128 << 10), 64 << 10);
+	assert_int_equal(ff_fs_unmount(p->fs), -EIO);
+	p->fs = NULL;
+	do_mount_path(p, p->path);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, 256 << 10);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 256 << 10, 0), 256 << 10);
+	assert_memory_equal(rd, a, 256 << 10);
+	assert_int_equal(ff_fs_getattr(p->fs, g, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(ff_fs_lookup(p->fs, p->root, "late", &st), -ENOENT);
+	free(a);
+	free(b);
+	free(rd);
+}
+
+/* Fails every device write of 64 KiB or more after the first one. */
+static _Atomic int big_writes;
+static int fail_after_first_batch(struct ff_dev *dev, uint64_t off, size_t len)
+{
+	(void)dev;
+	(void)off;
+	return len >= (64 << 10) && atomic_fetch_add(&big_writes, 1) >= 1 ? -EIO : 0;
+}
+
+/*
+ * A sync or O_DIRECT write of four write-through batches (a quarter of the
+ * tiny cache each) whose second batch the device fails: the writer gets EIO,
+ * as from the kernel's O_DSYNC and O_DIRECT writes, not the count of the
+ * first batch, which said a quarter of the write was done and durable. The
+ * device is alive (its flushes work): the filesystem goes on, and the same
+ * write then works.
+ */
+static void test_posix_sync_write_error_whole(void **state)
+{
+	static const unsigned fl[] = {FF_CW_DSYNC, FF_CW_DIRECT, FF_CW_DIRECT | FF_CW_DSYNC};
+	struct px *p = *state;
+	uint8_t *a = tu_alloc(256 << 10), *rd = tu_alloc(256 << 10);
+	uint64_t f = mkfile(p, p->root, "w");
+
+	tu_fill(a, 256 << 10, 5);
+	for (size_t k = 0; k < sizeof(fl) / sizeof(fl[0]); k++) {
+		atomic_store(&big_writes, 0);
+		ff_dev_fault_hook = fail_after_first_batch;
+		assert_int_equal(ff_fs_write(p->fs, f, a, 256 << 10, 0, fl[k]), -EIO);
+		ff_dev_fault_hook = NULL;
+		assert_int_equal(atomic_load(&big_writes), 2); /* it was the second batch */
+	}
+	assert_int_equal(ff_fs_write(p->fs, f, a, 256 << 10, 0, FF_CW_DSYNC), 256 << 10);
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 256 << 10, 0), 256 << 10);
+	assert_memory_equal(rd, a, 256 << 10);
+	free(a);
+	free(rd);
+}
+
 /* ---- concurrency ---- */
 
 struct gc_arg {
@@ -2186,6 +2301,11 @@ int main(void)
 		T2(test_posix_data_write_error),
 		cmocka_unit_test_setup_teardown(test_posix_log_write_error, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_posix_log_write_error, setup_reg, teardown),
+		T2(test_posix_dead_device_eio),
+		cmocka_unit_test_setup_teardown(test_posix_sync_write_error_whole, setup_emu_tiny,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_posix_sync_write_error_whole, setup_reg_tiny,
+						teardown),
 		T2(test_posix_group_commit_batch),
 		T2(test_posix_group_commit),
 		cmocka_unit_test_setup_teardown(test_posix_mt_shared_zones, setup_emu_tiny,

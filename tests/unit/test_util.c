@@ -4,6 +4,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 #include "foliofs/util.h"
@@ -47,6 +48,35 @@ static void test_crc32c_lengths_and_alignments(void **state)
 	/* chaining across an odd split matches one call */
 	assert_int_equal(ff_crc32c(ff_crc32c(0, buf, 4093), buf + 4093, 7),
 			 ff_crc32c(0, buf, 4100));
+}
+
+/* Long buffers go through three interleaved lanes joined by a shift: every
+ * length around the lane multiples, at every alignment, and 1 MiB. */
+static void test_crc32c_lanes(void **state)
+{
+	size_t big = (1 << 20) + 77;
+	unsigned char *buf = malloc(big + 8);
+	uint32_t seed = 7;
+
+	(void)state;
+	assert_non_null(buf);
+	for (size_t i = 0; i < big + 8; i++) {
+		seed = seed * 1103515245u + 12345u;
+		buf[i] = (unsigned char)(seed >> 16);
+	}
+	for (size_t a = 0; a < 8; a += 3)
+		for (size_t m = 1; m <= 7; m++)
+			for (size_t n = m * 3072 - 9; n <= m * 3072 + 9; n++)
+				assert_int_equal(ff_crc32c(0xdeadbeefu, buf + a, n),
+						 crc32c_ref(0xdeadbeefu, buf + a, n));
+	for (size_t a = 0; a < 8; a++)
+		assert_int_equal(ff_crc32c(0, buf + a, big), crc32c_ref(0, buf + a, big));
+	/* all-zero and all-one data, where a wrong shift table shows at once */
+	memset(buf, 0, 8192);
+	assert_int_equal(ff_crc32c(0, buf, 8192), crc32c_ref(0, buf, 8192));
+	memset(buf, 0xff, 8192);
+	assert_int_equal(ff_crc32c(0x1u, buf, 8192), crc32c_ref(0x1u, buf, 8192));
+	free(buf);
 }
 
 static void test_crc32_le_check_value(void **state)
@@ -107,6 +137,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_crc32c_check_value),
 		cmocka_unit_test(test_crc32c_lengths_and_alignments),
+		cmocka_unit_test(test_crc32c_lanes),
 		cmocka_unit_test(test_crc32_le_check_value),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_mutex_held),

@@ -47,11 +47,12 @@ ff_umount() {
 # ---- zoned null_blk devices of a script's own, through configfs ----
 NB=/sys/kernel/config/nullb
 
-# nullb_make NAME BS NCONV [CAP_MIB [MAX_OPEN [MAX_ACTIVE]]]: a host-managed
-# zoned null_blk of 1 GiB in 64 MiB zones, memory-backed, with BS-byte
-# blocks, NCONV conventional zones, a zone capacity of CAP_MIB MiB and at
-# most MAX_OPEN open and MAX_ACTIVE active zones (0 or absent: none set, the
-# zone size and no limits). Loads configfs and null_blk (no device of its
+# nullb_make NAME BS NCONV [CAP_MIB [MAX_OPEN [MAX_ACTIVE [ZONE_MIB [SIZE_MIB]]]]]:
+# a host-managed zoned null_blk of SIZE_MIB (default 1024) MiB in ZONE_MIB
+# (default 64) MiB zones, memory-backed, with BS-byte blocks, NCONV
+# conventional zones, a zone capacity of CAP_MIB MiB and at most MAX_OPEN
+# open and MAX_ACTIVE active zones (0 or absent: none set, the zone size and
+# no limits). Loads configfs and null_blk (no device of its
 # own) when 00 did not. Prints the device's path: /dev/NAME, or
 # /dev/nullb<index> on kernels that name the disk after its index.
 nullb_make() {
@@ -60,7 +61,8 @@ nullb_make() {
 	[ -d /sys/module/null_blk ] || insmod /lib/modules/null_blk.ko nr_devices=0 2>/dev/null
 	mountpoint -q $NB 2>/dev/null || mount -t configfs none /sys/kernel/config 2>/dev/null
 	mkdir $d || return 1
-	echo 1 >$d/zoned; echo 64 >$d/zone_size; echo $3 >$d/zone_nr_conv; echo 1024 >$d/size
+	echo 1 >$d/zoned; echo ${7:-64} >$d/zone_size; echo $3 >$d/zone_nr_conv
+	echo ${8:-1024} >$d/size
 	echo 1 >$d/memory_backed; echo $2 >$d/blocksize
 	[ "${4:-0}" = 0 ] || echo $4 >$d/zone_capacity
 	[ "${5:-0}" = 0 ] || echo $5 >$d/zone_max_open
