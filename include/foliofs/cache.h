@@ -237,6 +237,8 @@ ssize_t ff_cache_write(struct ff_cinode *ci, const void *buf, size_t len, uint64
 int ff_cache_fsync(struct ff_cinode *ci, bool datasync);
 /* Dirty blocks of the inode now (a snapshot). */
 uint64_t ff_cache_inode_dirty(struct ff_cinode *ci);
+/* Whether a block of [off, off+len) is dirty or under writeback now (a snapshot). */
+bool ff_cache_range_dirty(struct ff_cinode *ci, uint64_t off, uint64_t len);
 /* Start writeback of every dirty block of the inode and wait for it. */
 int ff_cache_writeback(struct ff_cinode *ci);
 /*

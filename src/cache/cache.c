@@ -1790,6 +1790,33 @@ uint64_t ff_cache_inode_dirty(struct ff_cinode *ci)
 	return n;
 }
 
+bool ff_cache_range_dirty(struct ff_cinode *ci, uint64_t off, uint64_t len)
+{
+	uint64_t pos = off, end = off + len;
+	bool dirty = false;
+
+	ff_mutex_lock(&ci->lock);
+	while (pos < end && !dirty) {
+		struct folio *f = ff_idx_find(ci, pos);
+		uint64_t a, b;
+
+		if (!f) {
+			f = ff_idx_ceil(ci, pos);
+			if (!f || f->off >= end)
+				break;
+		}
+		a = (pos > f->off ? pos - f->off : 0) >> ci->c->blk_order;
+		b = f->off + f->size < end
+			    ? f->nblk
+			    : ff_round_up(end - f->off, ci->c->blk) >> ci->c->blk_order;
+		dirty = fst_any(f, FST_DIRTY, (uint32_t)a, (uint32_t)b) ||
+			fst_any(f, FST_WB, (uint32_t)a, (uint32_t)b);
+		pos = f->off + f->size;
+	}
+	ff_mutex_unlock(&ci->lock);
+	return dirty;
+}
+
 int ff_cache_inode_error(struct ff_cinode *ci)
 {
 	int err;

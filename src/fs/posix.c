@@ -778,6 +778,153 @@ static int ext_set_newer_locked(struct px_fs *fs, struct px_inode *i, uint64_t o
 	return ret;
 }
 
+/*
+ * ---- delayed allocations: the ranges ----
+ *
+ * A file's blocks that buffered writes dirtied where no extent maps or
+ * reserves them (the section "delayed allocation" says why and when), as a
+ * sorted array of disjoint ranges that do not touch. Each changes i->da_blk
+ * and fs->da_blk with it.
+ */
+
+/* The first delayed allocation of i ending after off. Caller holds ns. */
+static size_t da_find(const struct px_inode *i, uint64_t off)
+{
+	size_t lo = 0, hi = i->nda;
+
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+
+		if (i->da[mid].off + i->da[mid].len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static int da_reserve(struct px_inode *i, size_t more)
+{
+	size_t cap = i->dacap ? i->dacap * 2 : 4;
+	struct px_da *d;
+
+	if (i->nda + more <= i->dacap)
+		return 0;
+	while (cap < i->nda + more)
+		cap *= 2;
+	d = realloc(i->da, cap * sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	i->da = d;
+	i->dacap = cap;
+	return 0;
+}
+
+/*
+ * Blocks of [off, end) (block multiples) that were promised room: delayed
+ * allocations and fallocate's reservations. Caller holds ns.
+ */
+static uint64_t promised_blocks_locked(struct px_inode *i, uint64_t off, uint64_t end)
+{
+	uint64_t n = 0;
+	bool in;
+
+	for (size_t k = da_find(i, off); k < i->nda && i->da[k].off < end; k++) {
+		uint64_t a = i->da[k].off > off ? i->da[k].off : off;
+		uint64_t b = i->da[k].off + i->da[k].len < end ? i->da[k].off + i->da[k].len : end;
+
+		n += (b - a) / PX_BLK;
+	}
+	for (size_t k = ext_find(i, off, &in); k < i->next && i->ext[k].off < end; k++) {
+		const struct px_ext *e = &i->ext[k];
+		uint64_t a = e->off > off ? e->off : off;
+		uint64_t b = e->off + e->len < end ? e->off + e->len : end;
+
+		if (e->dev == PX_UNWRITTEN)
+			n += (b - a) / PX_BLK;
+	}
+	return n;
+}
+
+/*
+ * Add [off, end) (block multiples, none of it held yet) to i's delayed
+ * allocations. Caller holds ns. Returns 0 or -ENOMEM (nothing added).
+ */
+static int da_add_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t end)
+{
+	size_t k, j;
+	uint64_t lo = off, hi = end;
+
+	ff_assert_held(&fs->ns);
+	if (da_reserve(i, 1))
+		return -ENOMEM;
+	k = da_find(i, off);
+	if (k > 0 && i->da[k - 1].off + i->da[k - 1].len == off)
+		k--;
+	/* the neighbours it touches merge with it */
+	for (j = k; j < i->nda && i->da[j].off <= end; j++) {
+		if (i->da[j].off < lo)
+			lo = i->da[j].off;
+		if (i->da[j].off + i->da[j].len > hi)
+			hi = i->da[j].off + i->da[j].len;
+	}
+	if (j == k)
+		memmove(&i->da[k + 1], &i->da[k], (i->nda - k) * sizeof(*i->da));
+	else
+		memmove(&i->da[k + 1], &i->da[j], (i->nda - j) * sizeof(*i->da));
+	i->nda = i->nda + 1 - (j - k);
+	i->da[k] = (struct px_da){lo, hi - lo};
+	i->da_blk += (end - off) / PX_BLK;
+	fs->da_blk += (end - off) / PX_BLK;
+	return 0;
+}
+
+/*
+ * Drop [off, end) (block multiples) from i's delayed allocations: an extent
+ * maps the blocks now, or their cached data is gone. Caller holds ns.
+ */
+static void da_del_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t end)
+{
+	size_t k = da_find(i, off), j;
+	uint64_t n = 0;
+
+	ff_assert_held(&fs->ns);
+	if (k >= i->nda || i->da[k].off >= end)
+		return;
+	if (i->da[k].off < off && i->da[k].off + i->da[k].len > end) {
+		/* a hole in the middle of one */
+		if (da_reserve(i, 1)) {
+			/* kept whole: room held too long is safe, room given away is not */
+			ff_err("posix: inode %llu: no memory to split a delayed allocation",
+			       (unsigned long long)i->ino);
+			return;
+		}
+		memmove(&i->da[k + 2], &i->da[k + 1], (i->nda - k - 1) * sizeof(*i->da));
+		i->da[k + 1] = (struct px_da){end, i->da[k].off + i->da[k].len - end};
+		i->da[k].len = off - i->da[k].off;
+		i->nda++;
+		n = (end - off) / PX_BLK;
+		goto out;
+	}
+	if (i->da[k].off < off) {
+		n += (i->da[k].off + i->da[k].len - off) / PX_BLK;
+		i->da[k].len = off - i->da[k].off;
+		k++;
+	}
+	for (j = k; j < i->nda && i->da[j].off + i->da[j].len <= end; j++)
+		n += i->da[j].len / PX_BLK;
+	if (j < i->nda && i->da[j].off < end) {
+		n += (end - i->da[j].off) / PX_BLK;
+		i->da[j].len -= end - i->da[j].off;
+		i->da[j].off = end;
+	}
+	memmove(&i->da[k], &i->da[j], (i->nda - j) * sizeof(*i->da));
+	i->nda -= j - k;
+out:
+	i->da_blk -= n;
+	fs->da_blk -= n;
+}
+
 /* ---- inodes ---- */
 
 static struct px_inode *inode_new_locked(struct px_fs *fs, uint64_t ino, uint32_t mode)
@@ -836,6 +983,10 @@ static void inode_remove_locked(struct px_fs *fs, struct px_inode *i)
 			own_trim_locked(&fs->zones[z]);
 	}
 	i->next = 0;
+	/* its cached data goes nowhere now (map_write answers STORED) */
+	fs->da_blk -= i->da_blk;
+	i->da_blk = 0;
+	i->nda = 0;
 	itab_remove_locked(fs, i);
 	i->freed = true;
 	i->dead_next = fs->dead;
@@ -846,6 +997,7 @@ static void inode_free_mem(struct px_inode *i)
 {
 	dir_free(i->dir);
 	free(i->ext);
+	free(i->da);
 	free(i->target);
 	xattrs_free(i->xattrs);
 	ff_mutex_destroy(&i->io_lock);
@@ -2054,6 +2206,9 @@ again:
 		ff_mutex_unlock(&s->mu);
 		return px_err(fs, ret);
 	}
+	/* the pointer moves past the promised blocks now: they are room taken, not promised */
+	s->promised = promised_blocks_locked(i, off, ff_round_up(off + m->len, PX_BLK));
+	fs->wb_promised += s->promised;
 	m->type = zo->seq ? FF_MAP_APPEND : FF_MAP_INPLACE;
 	m->zone = s->zone;
 	m->dev_off = zo->wp + PX_BLK;
@@ -2160,6 +2315,9 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 			inflight_done_locked(fs, zo);
 			zo->wp -= PX_BLK + m->len;
 		}
+		/* the blocks stay dirty and unmapped: promised again, for the retry */
+		fs->wb_promised -= s->promised;
+		s->promised = 0;
 		ff_mutex_unlock(&fs->ns);
 		ff_mutex_unlock(&s->mu);
 		write_failed(fs);
@@ -2168,6 +2326,8 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	ff_mutex_lock(&fs->ns);
 	zo->inflight--;
 	inflight_done_locked(fs, zo);
+	fs->wb_promised -= s->promised;
+	s->promised = 0;
 	dseq = s->dseq;
 	if (dseq > zo->mtime)
 		zo->mtime = dseq;
@@ -2180,6 +2340,10 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 			size = i->disk_size;
 		rec_extent(&b, i->ino, m->file_off, m->len, landed_at, dseq, size);
 		ret = op_commit_locked(fs, &b, &seq);
+		/* the extent holds the room the blocks' delayed allocation kept for them */
+		if (!ret)
+			da_del_locked(fs, i, m->file_off,
+				      ff_round_up(m->file_off + m->len, PX_BLK));
 		/*
 		 * The header written with the data says what this record says, and
 		 * a mount rolls it forward: fsync need not commit it (a sync write
@@ -2862,6 +3026,347 @@ static struct px_inode *file_get(struct px_fs *fs, uint64_t ino, int *err)
 }
 
 /*
+ * ---- delayed allocation ----
+ *
+ * A buffered write leaves dirty blocks that write-back places later, after
+ * the write returned. Their room is taken at write time, as XFS takes a
+ * delalloc reservation: the cache can neither drop dirty data nor free the
+ * memory it holds, so blocks that no write-back can place would fill the
+ * cache for good and the next writer would wait for memory without end.
+ *
+ * A write that dirties blocks no extent maps, no fallocate reservation
+ * (PX_UNWRITTEN) covers and no earlier write holds adds them to its inode's
+ * delayed allocations (i->da) when they fit beside every other promise of
+ * room (promised_locked), costed as fallocate's reservations are
+ * (resv_cost_blk: their data headers, zone ends, the collector's zone), in
+ * what can be written (avail_blocks_locked). Else the write is cut to the
+ * blocks that fit (a short count, as the kernel's write that fills a device)
+ * or refused with ENOSPC, before anything is cached. A rewrite of blocks it
+ * holds costs nothing more. So every block a write-back writes out of place
+ * was counted when it was dirtied, and the write-back does not meet ENOSPC.
+ *
+ * The blocks leave it, under ns with the change that takes their place: when
+ * write_done's extent maps them, when fallocate reserves them (PX_UNWRITTEN
+ * holds the room then), and when their cached data is dropped (truncate,
+ * punch, the inode's removal). A write-back that fails keeps the blocks dirty
+ * for the next fsync to retry, and their room with them. None of it is on the
+ * device: a mount starts with none. While a write of promised blocks is in
+ * flight, its zone's pointer has taken their room already and its extent is
+ * not there yet: the slot counts them (s->promised, fs->wb_promised) so that
+ * they are not counted twice meanwhile.
+ *
+ * Write-through writes (O_SYNC, O_DSYNC, O_DIRECT) dirty nothing: their
+ * map_write places the blocks at once and refuses (ENOSPC) what would take
+ * the room of the promises (resv_admit_locked).
+ */
+
+static uint64_t avail_blocks_locked(struct px_fs *fs);
+static uint64_t resv_cost_blk(const struct px_fs *fs, uint64_t blk);
+
+/*
+ * Blocks promised room that no write has taken yet: fallocate's reservations
+ * and delayed allocations, less what writes in flight place (their zone's
+ * pointer counts them already). Caller holds ns.
+ */
+static uint64_t promised_locked(const struct px_fs *fs)
+{
+	uint64_t p = fs->resv_blk + fs->da_blk;
+
+	return p > fs->wb_promised ? p - fs->wb_promised : 0;
+}
+
+/*
+ * The most blocks that may be promised beside the promises there are: the
+ * largest x with resv_cost_blk(promised_locked() + x) in
+ * avail_blocks_locked(). Caller holds ns.
+ */
+static uint64_t promise_room_locked(struct px_fs *fs)
+{
+	uint64_t promised = promised_locked(fs), avail = avail_blocks_locked(fs);
+	uint64_t lo = 0, hi = avail + 1;
+
+	ff_assert_held(&fs->ns);
+	if (resv_cost_blk(fs, promised) > avail)
+		return 0;
+	/* resv_cost_blk only grows with its argument: the last x that fits */
+	while (hi - lo > 1) {
+		uint64_t mid = lo + (hi - lo) / 2;
+
+		if (resv_cost_blk(fs, promised + mid) <= avail)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/*
+ * Whether blk blocks fit in what can be written (avail_blocks_locked). The
+ * free zones beyond the collector's reserve, counted as they change, answer
+ * without a walk of the zone table while the device is far from full: a
+ * write's admission costs no walk then. Caller holds ns.
+ */
+static bool blocks_fit_locked(struct px_fs *fs, uint64_t blk)
+{
+	uint64_t gcr = (uint64_t)fs->gc_reserve * (fs->zone_size / PX_BLK);
+
+	ff_assert_held(&fs->ns);
+	/* free_blk less at most the reserve's rooms is no more than avail_blocks_locked() */
+	if (fs->free_blk > gcr && blk <= fs->free_blk - gcr)
+		return true;
+	return blk <= avail_blocks_locked(fs);
+}
+
+/* Whether need blocks more may be promised (promise_room_locked). Caller holds ns. */
+static bool promise_fits_locked(struct px_fs *fs, uint64_t need)
+{
+	return blocks_fit_locked(fs, resv_cost_blk(fs, promised_locked(fs) + need));
+}
+
+/*
+ * Blocks of [off, end) (block multiples) that no extent maps or reserves and
+ * no delayed allocation holds: what a buffered write of them must promise,
+ * and what a write-through of them writes as new data. With pieces, the
+ * first at most max of them as ranges (*npieces set), for
+ * da_admit_locked. Caller holds ns.
+ */
+static uint64_t unreserved_blocks_locked(struct px_inode *i, uint64_t off, uint64_t end,
+					 struct px_da *pieces, size_t max, size_t *npieces)
+{
+	uint64_t p = off, n = 0;
+	size_t np = 0;
+
+	while (p < end) {
+		bool in;
+		size_t k = ext_find(i, p, &in), d;
+		uint64_t stop;
+
+		if (in) {
+			p = i->ext[k].off + i->ext[k].len;
+			continue;
+		}
+		stop = k < i->next && i->ext[k].off < end ? i->ext[k].off : end;
+		/* the gap [p, stop) less the delayed allocations in it */
+		for (d = da_find(i, p); p < stop; d++) {
+			uint64_t a = d < i->nda && i->da[d].off < stop ? i->da[d].off : stop;
+
+			if (a > p) {
+				n += (a - p) / PX_BLK;
+				if (pieces && np < max)
+					pieces[np] = (struct px_da){p, a - p};
+				np++;
+			}
+			p = a < stop ? i->da[d].off + i->da[d].len : stop;
+		}
+	}
+	if (npieces)
+		*npieces = np;
+	return n;
+}
+
+/* GC rounds a write whose blocks do not fit waits for before its short count or ENOSPC */
+#define PX_DA_GC_WAITS 6
+
+/* What a write that dirties [off, off+len) holds: the ranges it added to i->da. */
+struct da_hold {
+	struct px_da *v;
+	size_t n;
+	struct px_da small[8];
+};
+
+/*
+ * The blocks a buffered write of [off, off+len) may dirty: its own, or with
+ * dirty_granularity=folio every block of the folios it touches up to the
+ * file's size or the write's end (a folio is at most max_folio, aligned to
+ * its size). Caller holds ns.
+ */
+static void da_span_locked(struct px_fs *fs, const struct px_inode *i, uint64_t off, uint64_t len,
+			   uint64_t *lo, uint64_t *hi)
+{
+	uint64_t mf = fs->o.cache.max_folio ? fs->o.cache.max_folio : 2u << 20, lim;
+
+	*lo = ff_round_down(off, PX_BLK);
+	*hi = ff_round_up(off + len, PX_BLK);
+	if (fs->o.cache.dirty_gran != FF_DIRTY_FOLIO)
+		return;
+	lim = ff_round_up(i->size, PX_BLK) > *hi ? ff_round_up(i->size, PX_BLK) : *hi;
+	*lo = ff_round_down(off, mf);
+	*hi = ff_round_up(off + len, mf) < lim ? ff_round_up(off + len, mf) : lim;
+}
+
+/*
+ * Admit a write that dirties [off, off+*len): promise the blocks of its span
+ * (da_span_locked) that need it, or as many as fit from the start, cutting
+ * *len to the blocks promised (with dirty_granularity=folio all or none: a
+ * folio's blocks below the size are dirtied whatever the write's length).
+ * The ranges added go to h. io_lock held, ns taken here; may wait for
+ * garbage collection rounds. Returns 0, -ENOSPC (nothing fits, nothing
+ * promised) or -ENOMEM.
+ */
+static int da_admit(struct px_fs *fs, struct px_inode *i, uint64_t off, size_t *len,
+		    struct da_hold *h)
+{
+	uint64_t lo, hi, need, room, cut, round;
+	size_t np = 0;
+	int ret = 0, waits = 0;
+
+	ff_assert_held(&i->io_lock);
+again:
+	h->v = h->small;
+	h->n = 0;
+	ff_mutex_lock(&fs->ns);
+	if (i->freed)
+		goto out_unlock; /* its data goes nowhere (map_write: STORED) */
+	da_span_locked(fs, i, off, *len, &lo, &hi);
+	need = unreserved_blocks_locked(i, lo, hi, h->small, sizeof(h->small) / sizeof(h->small[0]),
+					&np);
+	if (!need)
+		goto out_unlock;
+	if (np > sizeof(h->small) / sizeof(h->small[0])) {
+		h->v = malloc(np * sizeof(*h->v));
+		if (!h->v) {
+			h->v = h->small;
+			ret = -ENOMEM;
+			goto out_unlock;
+		}
+		unreserved_blocks_locked(i, lo, hi, h->v, np, &np);
+	}
+	if (!promise_fits_locked(fs, need) && waits < PX_DA_GC_WAITS && atomic_load(&fs->gc_on) &&
+	    !gc_kick(fs, &round)) {
+		/*
+		 * What the collector is moving counts as room only once it is
+		 * done: wait for its round, as a writer at the reserve does
+		 * (slot_zone), unless the last one found nothing to reclaim.
+		 * It never waits for this io_lock (it skips a busy inode).
+		 */
+		ff_mutex_unlock(&fs->ns);
+		if (h->v != h->small)
+			free(h->v);
+		waits++;
+		(void)gc_wait_round(fs, round);
+		goto again;
+	}
+	if (!promise_fits_locked(fs, need)) {
+		room = fs->o.cache.dirty_gran == FF_DIRTY_FOLIO ? 0 : promise_room_locked(fs);
+		/* the first room blocks of the pieces, in file order */
+		for (size_t k = 0; k < np; k++) {
+			uint64_t nb = h->v[k].len / PX_BLK;
+
+			if (nb >= room) {
+				h->v[k].len = room * PX_BLK;
+				np = h->v[k].len ? k + 1 : k;
+				break;
+			}
+			room -= nb;
+		}
+		cut = np ? h->v[np - 1].off + h->v[np - 1].len : lo;
+		if (!np || cut <= off) {
+			ret = -ENOSPC;
+			goto out_unlock;
+		}
+		if (cut - off < *len)
+			*len = (size_t)(cut - off);
+	}
+	for (; h->n < np; h->n++) {
+		ret = da_add_locked(fs, i, h->v[h->n].off, h->v[h->n].off + h->v[h->n].len);
+		if (ret)
+			break;
+	}
+	for (; ret && h->n; h->n--)
+		da_del_locked(fs, i, h->v[h->n - 1].off, h->v[h->n - 1].off + h->v[h->n - 1].len);
+out_unlock:
+	ff_mutex_unlock(&fs->ns);
+	if (ret && h->v != h->small) {
+		free(h->v);
+		h->v = h->small;
+	}
+	return ret;
+}
+
+/* Give back the promise of [off, end) of i (da_settle). io_lock held, ns taken here. */
+static void da_giveback(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t end)
+{
+	ff_mutex_lock(&fs->ns);
+	da_del_locked(fs, i, off, end);
+	ff_mutex_unlock(&fs->ns);
+}
+
+/*
+ * After the cache took the bytes [off, off+written) of an admitted write
+ * (written <= 0: none): the blocks it promised that nothing dirtied are
+ * given back. No block past the bytes' own, or past their folios with
+ * dirty_granularity=folio, is dirty; the blocks of those folios around the
+ * bytes are when their folio was that large, which the cache tells. Only
+ * writers dirty blocks, and the caller's io_lock keeps them out. io_lock
+ * held.
+ */
+static void da_settle(struct px_fs *fs, struct px_inode *i, struct da_hold *h, uint64_t off,
+		      ssize_t written)
+{
+	uint64_t mf = fs->o.cache.max_folio ? fs->o.cache.max_folio : 2u << 20;
+	uint64_t wlo = 0, whi = 0, from = 0;
+
+	ff_assert_held(&i->io_lock);
+	if (written > 0) {
+		wlo = ff_round_down(off, PX_BLK);
+		whi = ff_round_up(off + (uint64_t)written, PX_BLK);
+		from = fs->o.cache.dirty_gran == FF_DIRTY_FOLIO
+			       ? ff_round_up(off + (uint64_t)written, mf)
+			       : whi;
+	}
+	for (size_t k = 0; k < h->n; k++) {
+		uint64_t p = h->v[k].off, end = h->v[k].off + h->v[k].len;
+
+		while (p < end) {
+			if (p >= from) {
+				da_giveback(fs, i, p, end);
+				break;
+			}
+			if (p >= wlo && p < whi) {
+				p = whi < end ? whi : end;
+				continue;
+			}
+			/* a block of a folio around the bytes (dirty_granularity=folio) */
+			if (!ff_cache_range_dirty(i->ci, p, PX_BLK))
+				da_giveback(fs, i, p, p + PX_BLK);
+			p += PX_BLK;
+		}
+	}
+	if (h->v != h->small)
+		free(h->v);
+}
+
+/*
+ * ff_cache_write for the posix format: a write that dirties blocks (buffered,
+ * or any with sync_mode=writeback) is admitted first (da_admit) and may come
+ * back short or with ENOSPC; a write-through is the cache's alone. io_lock
+ * held. Returns bytes or -errno.
+ */
+static ssize_t px_cache_write(struct px_fs *fs, struct px_inode *i, const void *buf, size_t len,
+			      uint64_t off, unsigned wflags)
+{
+	bool through = wflags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT);
+	struct da_hold h;
+	ssize_t r;
+	int ret;
+
+	if (through && fs->o.cache.sync_mode != FF_SYNC_WRITEBACK)
+		return ff_cache_write(i->ci, buf, len, off, wflags);
+	ret = da_admit(fs, i, off, &len, &h);
+	if (ret)
+		return ret;
+	r = ff_cache_write(i->ci, buf, len, off, wflags);
+	/*
+	 * A buffered write's error means nothing copied; sync_mode=writeback's
+	 * may come after the copy, from its write-back: its blocks keep theirs.
+	 */
+	if (r < 0 && through)
+		h.n = 0;
+	da_settle(fs, i, &h, off, r);
+	return r;
+}
+
+/*
  * Before the size grows from s: the bytes of s's block beyond s may hold what
  * a truncate cut off; write zeros over them in the cache. io_lock held.
  */
@@ -2885,7 +3390,7 @@ static int zero_tail(struct px_inode *i, uint64_t s, unsigned wflags)
 	ff_mutex_unlock(&fs->ns);
 	if (!in)
 		return 0;
-	r = ff_cache_write(i->ci, zeros, PX_BLK - s % PX_BLK, s, wflags);
+	r = px_cache_write(fs, i, zeros, PX_BLK - s % PX_BLK, s, wflags);
 	ff_cache_inode_set_size(i->ci, s);
 	return r < 0 ? (int)r : 0;
 }
@@ -2905,6 +3410,10 @@ static int truncate_locked(struct px_fs *fs, struct px_inode *i, uint64_t size)
 	if (size < old) {
 		ff_cache_invalidate_begin(i->ci);
 		ff_cache_truncate(i->ci, size);
+		/* the dirty blocks cut off are gone: so is their room */
+		ff_mutex_lock(&fs->ns);
+		da_del_locked(fs, i, ff_round_up(size, PX_BLK), UINT64_MAX);
+		ff_mutex_unlock(&fs->ns);
 		ff_cache_invalidate_end(i->ci);
 		/*
 		 * The last block's bytes beyond the new size, zeroed on the device
@@ -3141,7 +3650,7 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 			goto out_wsize;
 	}
 	/* FF_CW_WHOLE: an I/O error fails the whole write, as the kernel's O_DIRECT and O_DSYNC */
-	r = ff_cache_write(i->ci, buf, len, off,
+	r = px_cache_write(fs, i, buf, len, off,
 			   (flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT)) | FF_CW_WHOLE);
 out_wsize:
 	ff_mutex_lock(&fs->ns);
@@ -3417,9 +3926,6 @@ out:
 
 /* ---- fallocate, lseek, statfs, stats ---- */
 
-static uint64_t avail_blocks_locked(struct px_fs *fs);
-static uint64_t resv_cost_blk(const struct px_fs *fs, uint64_t blk);
-
 /*
  * Blocks that hold no live data: every data zone's room less one header and
  * its valid blocks. A removed file's blocks count at once, also in a zone that
@@ -3493,7 +3999,8 @@ static int reserve(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t 
 	need = unmapped_blocks_locked(i, lo, hi - lo);
 	if (!need)
 		goto out_unlock;
-	if (resv_cost_blk(fs, fs->resv_blk + need) > avail_blocks_locked(fs)) {
+	/* blocks that buffered writes hold (delayed allocation) are promised already */
+	if (!promise_fits_locked(fs, unreserved_blocks_locked(i, lo, hi, NULL, 0, NULL))) {
 		ret = -ENOSPC;
 		goto out_unlock;
 	}
@@ -3501,6 +4008,9 @@ static int reserve(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t 
 	for (uint64_t p = lo, stop; next_gap_locked(i, &p, hi, &stop); p = stop)
 		rec_extent(&b, i->ino, p, stop - p, PX_UNWRITTEN, 0, 0);
 	ret = op_commit_locked(fs, &b, &seq);
+	/* the reservation holds the room of the delayed allocations it covers now */
+	if (!ret)
+		da_del_locked(fs, i, lo, hi);
 out_unlock:
 	ff_mutex_unlock(&fs->ns);
 	free(b.p);
@@ -3562,6 +4072,8 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 		ff_cache_truncate(i->ci, lo);
 		ff_cache_inode_set_size(i->ci, size);
 		ff_mutex_lock(&fs->ns);
+		/* the cache dropped its blocks from lo on, dirty or not: their room goes too */
+		da_del_locked(fs, i, lo, UINT64_MAX);
 		rec_extent(&b, ino, lo, hi - lo, PX_NO_DEV, 0, 0);
 		t = *i;
 		t.dseq_floor = fs->next_dseq - 1; /* headers written before this record */
@@ -3574,12 +4086,12 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 			goto out;
 	}
 	if (off < lo && off < end) {
-		ssize_t r = ff_cache_write(i->ci, zeros, (lo < end ? lo : end) - off, off, 0);
+		ssize_t r = px_cache_write(fs, i, zeros, (lo < end ? lo : end) - off, off, 0);
 
 		ret = r < 0 ? (int)r : 0;
 	}
 	if (!ret && hi < end && hi >= lo) {
-		ssize_t r = ff_cache_write(i->ci, zeros, end - hi, hi, 0);
+		ssize_t r = px_cache_write(fs, i, zeros, end - hi, hi, 0);
 
 		ret = r < 0 ? (int)r : 0;
 	}
@@ -4432,23 +4944,27 @@ static uint64_t resv_cost_blk(const struct px_fs *fs, uint64_t blk)
 
 /*
  * Whether a write of [off, off+len) that is not in place may go on: its blocks
- * that no extent maps or reserves are new live data, which must leave the
- * reservations their room (resv_cost_blk) in what can be written
- * (avail_blocks_locked); -ENOSPC when it does not. Without reservations the
- * zones' own accounting and the collector give the same limit, and the
- * collector's moves bring no new data. Caller holds ns. Returns 0 or -ENOSPC.
+ * that no extent maps or reserves and no delayed allocation holds are new live
+ * data (a write-through's), which must leave the promises (fallocate's
+ * reservations, buffered writes' delayed allocations) their room
+ * (resv_cost_blk) in what can be written (avail_blocks_locked); -ENOSPC when
+ * it does not. A write-back of blocks that were promised has none such.
+ * Without promises the zones' own accounting and the collector give the same
+ * limit, and the collector's moves bring no new data. Caller holds ns.
+ * Returns 0 or -ENOSPC.
  */
 static int resv_admit_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len)
 {
-	uint64_t need;
+	uint64_t need, promised = promised_locked(fs);
 
 	ff_assert_held(&fs->ns);
-	if (!fs->resv_blk || px_in_gc)
+	if (!promised || px_in_gc)
 		return 0;
-	need = unmapped_blocks_locked(i, off, len);
+	need = unreserved_blocks_locked(i, ff_round_down(off, PX_BLK),
+					ff_round_up(off + len, PX_BLK), NULL, 0, NULL);
 	if (!need)
 		return 0;
-	return need + 1 + resv_cost_blk(fs, fs->resv_blk) > avail_blocks_locked(fs) ? -ENOSPC : 0;
+	return blocks_fit_locked(fs, need + 1 + resv_cost_blk(fs, promised)) ? 0 : -ENOSPC;
 }
 
 static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
@@ -4464,16 +4980,17 @@ static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 	{
 		/*
 		 * Free: what holds no live data, less the zones only garbage
-		 * collection may open and the blocks fallocate reserved.
-		 * Available: what can be written now or after garbage collection
-		 * (avail_blocks_locked), less what the reservations need.
+		 * collection may open, the blocks fallocate reserved and those
+		 * dirty cached data holds (delayed allocations). Available: what
+		 * fallocate or a buffered write can still have, now or after
+		 * garbage collection (promise_room_locked): the room of what is
+		 * promised and of their own headers and the collector's zone.
 		 */
-		uint64_t unused = unused_blocks_locked(fs), avail = avail_blocks_locked(fs);
-		uint64_t gcr = gc_reserve_blk_locked(fs) + fs->resv_blk;
-		uint64_t rc = fs->resv_blk ? resv_cost_blk(fs, fs->resv_blk) : 0;
+		uint64_t unused = unused_blocks_locked(fs);
+		uint64_t gcr = gc_reserve_blk_locked(fs) + fs->resv_blk + fs->da_blk;
 
 		st->f_bfree = unused > gcr ? unused - gcr : 0;
-		st->f_bavail = avail > rc ? avail - rc : 0;
+		st->f_bavail = promise_room_locked(fs);
 		if (st->f_bavail > st->f_bfree)
 			st->f_bavail = st->f_bfree;
 	}
@@ -4536,9 +5053,9 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 	r = snprintf(buf, len,
 		     "format posix\ninodes %zu\nzones_total %u\nzones_free %u\nzones_open %u\n"
 		     "zones_full %u\nzones_meta %u\nzones_collecting %u\nzone_map %s\n"
-		     "reserved_blocks %llu\n",
+		     "reserved_blocks %llu\ndelalloc_blocks %llu\n",
 		     fs->icount, fs->nr_zones, nfree, nopen, nfull, nmeta, nvictim, map,
-		     (unsigned long long)fs->resv_blk);
+		     (unsigned long long)fs->resv_blk, (unsigned long long)fs->da_blk);
 	ff_mutex_unlock(&fs->ns);
 	if (r < 0 || (size_t)r >= len)
 		goto out;
@@ -4735,6 +5252,7 @@ static void state_clear(struct px_fs *fs)
 	free(fs->itab);
 	fs->itab = NULL;
 	fs->icap = fs->icount = 0;
+	fs->da_blk = 0;
 	/* no inode has extents now: the zones' owners go too */
 	for (uint32_t k = 0; fs->zones && k < fs->nr_zones; k++) {
 		free(fs->zones[k].own);

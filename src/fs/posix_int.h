@@ -43,6 +43,15 @@ struct px_ext {
 	uint64_t rseq;	   /* log seq of its EXTENT record (0: restored from a checkpoint/replay) */
 };
 
+/*
+ * A range of a file's blocks that buffered writes dirtied where no extent
+ * maps or reserves them: their room is taken (delayed allocation, posix.c
+ * "delayed allocation") until write-back maps them.
+ */
+struct px_da {
+	uint64_t off, len; /* file range, block multiples */
+};
+
 struct px_xattr {
 	struct px_xattr *next;
 	char *name;
@@ -89,6 +98,9 @@ struct px_inode {
 	struct px_dir *dir;
 	struct px_ext *ext;
 	size_t next, ecap;
+	struct px_da *da; /* delayed allocations: sorted, disjoint, not touching, no extent there */
+	size_t nda, dacap;
+	uint64_t da_blk; /* blocks in da */
 	struct px_xattr *xattrs;
 	uint64_t nlookup, nopen; /* runtime only */
 	/* newest queued record about it that fsync commits (not the EXTENT of a data header) */
@@ -144,6 +156,8 @@ struct px_slot {
 	uint32_t zone;	    /* UINT32_MAX: none; written with mu and ns held, read with either */
 	uint64_t dseq;	    /* the write in flight; guarded by mu */
 	bool sync;	    /* the write in flight is a sync write's own (FF_MAPW_SYNC); mu */
+	/* blocks of the write in flight that were promised (fs->wb_promised); mu and ns */
+	uint64_t promised;
 };
 
 struct px_fs {
@@ -164,6 +178,12 @@ struct px_fs {
 	struct px_inode **itab;
 	size_t icap, icount;
 	uint64_t resv_blk; /* blocks of every PX_UNWRITTEN extent: reserved by fallocate */
+	uint64_t da_blk;   /* blocks of every inode's delayed allocations (i->da_blk) */
+	/*
+	 * Blocks of resv_blk and da_blk that a write in flight places: its
+	 * zone's pointer has moved past them already (the slots' promised).
+	 */
+	uint64_t wb_promised;
 	uint64_t next_ino, next_dseq;
 	struct px_zone *zones;
 	struct px_inode *dead; /* removed inodes whose cache inode reap() frees */

@@ -271,6 +271,7 @@ static const char *const shown[] = {
 	"gc_reserve_zones",
 	"gc_low_zones",
 	"reserved_blocks",
+	"delalloc_blocks",
 };
 
 static void print_others(const struct sample *s)
@@ -306,8 +307,9 @@ static void print_posix(const struct sample *s)
 	printf("  zones      %.0f zones: %.0f free, %.0f open, %.0f full, %.0f being collected, %.0f metadata\n",
 	       get(s, "zones_total"), get(s, "zones_free"), get(s, "zones_open"),
 	       get(s, "zones_full"), get(s, "zones_collecting"), get(s, "zones_meta"));
-	printf("             reserve %.0f free zones for GC only; GC runs at %.0f free or fewer; %.0f blocks reserved by fallocate\n",
-	       get(s, "gc_reserve_zones"), get(s, "gc_low_zones"), get(s, "reserved_blocks"));
+	printf("             reserve %.0f free zones for GC only; GC runs at %.0f free or fewer; %.0f blocks reserved by fallocate, %.0f by dirty cached data\n",
+	       get(s, "gc_reserve_zones"), get(s, "gc_low_zones"), get(s, "reserved_blocks"),
+	       get(s, "delalloc_blocks"));
 	if (s->zmap[0])
 		printf("             [%s]  (. free, o open, F full, G being collected, M metadata, S superblock)\n",
 		       s->zmap);

@@ -194,7 +194,10 @@ assert len(rows) == 2 and all("gc_bytes_moved_per_s" in r for r in rows), rows' 
 ok "foliofs stat --watch on posix: GC rates"
 note "foliofs stat after garbage collection (posix)"
 # two files interleaved, zone by zone, then one removed: every full zone is
-# half live, and 60 MiB more needs zones only GC can free (11 data zones)
+# half live, and 40 MiB more needs zones only GC can free (11 data zones;
+# dirty data is promised what GC will gain less the room of the collector's
+# own zone and of data headers: df says 47 MiB here, and a write-back slower
+# than the writer must not make it fail)
 python3 - "$MNT" <<'EOF' || fail "interleaved writes"
 import os, sys
 m = sys.argv[1]
@@ -210,7 +213,8 @@ os.close(b)
 EOF
 "$FOLIOFS" stat --json "$MNT" >"$W/before.json" || fail "foliofs stat --json before GC"
 rm "$MNT/a"
-head -c 60M /dev/urandom >"$MNT/c" || fail "writing past the free zones"
+df -B1M "$MNT" | sed 's/^/# /'
+head -c 40M /dev/urandom >"$MNT/c" || fail "writing past the free zones"
 sync
 "$FOLIOFS" stat --json "$MNT" >"$W/after.json" || fail "foliofs stat --json after GC"
 python3 - "$W/before.json" "$W/after.json" <<'EOF' || { cat "$W/after.json"; fail "GC counters after a collection"; }

@@ -7,8 +7,11 @@
  * and a crash copy once fsync'd, reads as zeros and as a hole to SEEK_DATA
  * (as XFS reports an unwritten extent), and punch, truncate and unlink (of an
  * open file too, freed at the next mount) give it back. After a fill the
- * garbage collector's reserve still lets overwrites go on. Small devices of
- * 1 MiB zones, {emulated sequential, regular}.
+ * garbage collector's reserve still lets overwrites go on. Buffered writes
+ * take their room the same way at write time (delayed allocation): past the
+ * free space they get ENOSPC instead of filling the cache with data no
+ * write-back can place, and statfs counts their dirty blocks as used. Small
+ * devices of 1 MiB zones, {emulated sequential, regular}.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,6 +21,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
 #include <linux/falloc.h>
 #include <cmocka.h>
 #include "foliofs/dev.h"
@@ -404,9 +409,10 @@ static void *fill_main(void *arg)
 	while (f->off < 64 * ZS) {
 		f->last = ff_fs_write(f->p->fs, f->ino, buf, CHUNK, f->off,
 				      f->sync ? FF_CW_DSYNC : 0);
-		if (f->last != CHUNK)
+		if (f->last <= 0)
 			break;
-		f->off += CHUNK;
+		/* a short count where the device fills part-way: the next write gets the error */
+		f->off += (uint64_t)f->last;
 		if (!f->sync && f->off % (4 * CHUNK) == 0 && ff_fs_fsync(f->p->fs, f->ino, true)) {
 			f->last = -ENOSPC;
 			break;
@@ -469,49 +475,314 @@ static void test_falloc_concurrent(void **state)
 	free(rd);
 }
 
+/* Sync writes of 64 KiB to ino from *off until one fails: its error. */
+static ssize_t sync_fill(struct fx *p, uint64_t ino, uint64_t *off)
+{
+	uint8_t *buf = tu_alloc(CHUNK);
+	ssize_t r = 0;
+
+	tu_fill(buf, CHUNK, 7);
+	for (int n = 0; n < 100000; n++) {
+		r = ff_fs_write(p->fs, ino, buf, CHUNK, *off, FF_CW_DSYNC);
+		if (r != CHUNK)
+			break;
+		*off += CHUNK;
+	}
+	free(buf);
+	return r;
+}
+
 /*
- * SEEK_DATA and SEEK_HOLE on a full device, where the file's cached data
- * cannot be written back: lseek still answers (the whole rest of the file
- * as data is a valid answer), never with the write-back's ENOSPC, which no
- * program expects from lseek.
+ * SEEK_DATA and SEEK_HOLE on a full device, with a file's data still cached:
+ * lseek answers (the whole rest of the file as data is a valid answer), never
+ * with an error, which no program expects from lseek. That data was admitted
+ * before the device filled, so its write-back places it. Once the device is
+ * full, a buffered write is refused at once.
  */
 static void test_seek_full_device(void **state)
 {
 	struct fx *p = *state;
-	uint8_t *buf = tu_alloc(CHUNK);
+	uint8_t *buf = tu_alloc(BLK), *rd = tu_alloc(BLK);
 	uint64_t b, c, off = 0;
-	ssize_t r = 0;
 	int64_t d, h;
 
 	b = mkfile(p, "b");
 	c = mkfile(p, "c");
-	tu_fill(buf, CHUNK, 7);
-	for (int n = 0; n < 100000; n++) {
-		r = ff_fs_write(p->fs, b, buf, CHUNK, off, FF_CW_DSYNC);
-		if (r != CHUNK)
-			break;
-		off += CHUNK;
-	}
-	assert_int_equal(r, -ENOSPC);
+	tu_fill(buf, BLK, 8);
 	/* cached only: a hole of two blocks, then one block of data */
 	assert_int_equal(ff_fs_write(p->fs, c, buf, BLK, 2 * BLK, 0), BLK);
+	assert_int_equal(sync_fill(p, b, &off), -ENOSPC);
 	d = ff_fs_lseek(p->fs, c, 0, SEEK_DATA);
 	assert_true(d >= 0 && d <= 2 * BLK);
 	h = ff_fs_lseek(p->fs, c, 2 * BLK, SEEK_HOLE);
 	assert_int_equal(h, 3 * BLK);
 	assert_int_equal(ff_fs_lseek(p->fs, c, 3 * BLK, SEEK_DATA), -ENXIO);
-	/* the write-back's error is the next fsync's */
-	assert_int_equal(ff_fs_fsync(p->fs, c, false), -ENOSPC);
-	/* the bytes no write-back could place: cut them off */
+	/* what was admitted is written back */
+	assert_int_equal(ff_fs_fsync(p->fs, c, false), 0);
+	assert_int_equal(ff_fs_read(p->fs, c, rd, BLK, 2 * BLK), BLK);
+	assert_memory_equal(rd, buf, BLK);
+	/* the room sync writes left for it is theirs again: then no more cached data */
+	assert_int_equal(sync_fill(p, b, &off), -ENOSPC);
+	assert_int_equal(ff_fs_write(p->fs, c, buf, BLK, 4 * BLK, 0), -ENOSPC);
+	assert_int_equal(ff_fs_lseek(p->fs, c, 3 * BLK, SEEK_DATA), -ENXIO);
 	{
-		struct stat st = {.st_size = 0};
+		struct stat st = {.st_size = (off_t)off};
 
-		assert_int_equal(ff_fs_setattr(p->fs, c, &st, FF_SET_SIZE), 0);
-		st.st_size = (off_t)off;
 		assert_int_equal(ff_fs_setattr(p->fs, b, &st, FF_SET_SIZE), 0);
 	}
 	fsck_clean(p);
 	free(buf);
+	free(rd);
+}
+
+/* ---- buffered writes: delayed allocation ---- */
+
+/* A writer of 64 KiB buffered pieces of its own file from off until a write fails. */
+struct bwriter {
+	struct fx *p;
+	uint64_t ino, off, limit;
+	ssize_t last;
+	bool done;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+};
+
+/* The bytes of piece k (at k * CHUNK) of a buffered writer's file. */
+static void piece_fill(uint8_t *buf, uint64_t k)
+{
+	tu_fill(buf, CHUNK, 5000 + k);
+}
+
+static void *bwriter_main(void *arg)
+{
+	struct bwriter *w = arg;
+	uint8_t *buf = tu_alloc(CHUNK);
+
+	while (w->off < w->limit) {
+		uint64_t in = w->off % CHUNK;
+
+		/* after a short count the rest of the piece, then the next */
+		piece_fill(buf, w->off / CHUNK);
+		w->last = ff_fs_write(w->p->fs, w->ino, buf + in, CHUNK - in, w->off, 0);
+		if (w->last <= 0)
+			break;
+		w->off += (uint64_t)w->last;
+	}
+	free(buf);
+	pthread_mutex_lock(&w->mu);
+	w->done = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/*
+ * Run a buffered writer of ino from off until a write fails or limit, in a
+ * thread watched for 120 s: a writer that has not ended by then hangs (it
+ * waits for cache memory that only dirty data no write-back can place
+ * holds), and the program ends there with a failure, since nothing could
+ * unmount after it. Returns the write that ended it.
+ */
+static ssize_t bwriter_run(struct fx *p, uint64_t ino, uint64_t *off, uint64_t limit)
+{
+	struct bwriter w = {.p = p, .ino = ino, .off = *off, .limit = limit};
+	struct timespec ts;
+	pthread_t th;
+
+	pthread_mutex_init(&w.mu, NULL);
+	pthread_cond_init(&w.cv, NULL);
+	assert_int_equal(pthread_create(&th, NULL, bwriter_main, &w), 0);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 120;
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		if (pthread_cond_timedwait(&w.cv, &w.mu, &ts) == ETIMEDOUT && !w.done) {
+			print_message("buffered writer hung at %llu bytes\n",
+				      (unsigned long long)w.off);
+			fflush(NULL);
+			_exit(1);
+		}
+	pthread_mutex_unlock(&w.mu);
+	assert_int_equal(pthread_join(th, NULL), 0);
+	pthread_cond_destroy(&w.cv);
+	pthread_mutex_destroy(&w.mu);
+	*off = w.off;
+	return w.last;
+}
+
+static void verify_pieces(struct fx *p, uint64_t ino, uint64_t len)
+{
+	uint8_t *buf = tu_alloc(CHUNK), *rd = tu_alloc(CHUNK);
+
+	for (uint64_t o = 0; o < len; o += CHUNK) {
+		size_t n = len - o < CHUNK ? (size_t)(len - o) : CHUNK;
+
+		piece_fill(buf, o / CHUNK);
+		assert_int_equal(ff_fs_read(p->fs, ino, rd, n, o), (ssize_t)n);
+		assert_memory_equal(rd, buf, n);
+	}
+	free(buf);
+	free(rd);
+}
+
+/*
+ * Buffered writes in a loop past the free space, with a cache of cache_size:
+ * a write gets ENOSPC (maybe after a short count), as on XFS, and does not
+ * wait without end for cache memory that dirty data no write-back can place
+ * holds. They end near what statfs said was available. Everything admitted
+ * is written back: fsync succeeds, a remount reads it back, fsck is clean.
+ * Once another file is unlinked, the writes go on.
+ */
+static void buffered_full(struct fx *p, uint64_t cache_size)
+{
+	struct statvfs sv;
+	uint8_t *buf = tu_alloc(CHUNK);
+	uint64_t a, b, off = 0, avail0;
+	ssize_t r;
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->o.cache.cache_size = cache_size;
+	p->o.cache.max_folio = CHUNK;
+	do_mount(p);
+	a = mkfile(p, "a");
+	tu_fill(buf, CHUNK, 9);
+	for (uint64_t o = 0; o < 2 * ZS; o += CHUNK)
+		assert_int_equal(ff_fs_write(p->fs, a, buf, CHUNK, o, FF_CW_DSYNC), CHUNK);
+	assert_int_equal(ff_fs_statfs(p->fs, &sv), 0);
+	avail0 = sv.f_bavail * BLK;
+	b = mkfile(p, "b");
+	r = bwriter_run(p, b, &off, 4 * NZ * ZS);
+	print_message("cache %llu MiB: writes ended (%zd) after %llu of %llu bytes available\n",
+		      (unsigned long long)(cache_size >> 20), r, (unsigned long long)off,
+		      (unsigned long long)avail0);
+	assert_int_equal(r, -ENOSPC);
+	/* what statfs said fits, less the data headers the admission counts */
+	assert_true(off >= avail0 - avail0 / 16 - ZS);
+	assert_true(off <= NZ * ZS);
+	assert_int_equal(ff_fs_fsync(p->fs, b, false), 0);
+	verify_pieces(p, b, off);
+	/* a's room comes back: the writes go on */
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "a"), 0);
+	r = bwriter_run(p, b, &off, off + ZS);
+	assert_int_equal(r, CHUNK);
+	assert_int_equal(ff_fs_fsync(p->fs, b, false), 0);
+	assert_int_equal(stat_of(p, "delalloc_blocks"), 0);
+	remount(p);
+	verify_pieces(p, b, off);
+	fsck_clean(p);
+	verify_pieces(p, b, off);
+	free(buf);
+}
+
+/* The cache larger than the device: nothing need be written back before ENOSPC. */
+static void test_buffered_full_big_cache(void **state)
+{
+	buffered_full(*state, 64ull << 20);
+}
+
+/* The cache smaller than the free space: write-back goes on while the writer fills. */
+static void test_buffered_full_small_cache(void **state)
+{
+	buffered_full(*state, 4ull << 20);
+}
+
+static uint64_t bavail(struct fx *p)
+{
+	struct statvfs sv;
+
+	assert_int_equal(ff_fs_statfs(p->fs, &sv), 0);
+	return sv.f_bavail;
+}
+
+/*
+ * statfs counts dirty data that no extent maps yet as used: f_bfree drops by
+ * its blocks, and f_bavail by them and the headers its admission counts,
+ * whether the write-back happened meanwhile or not; an unlink gives f_bfree
+ * back.
+ */
+static void test_buffered_statfs(void **state)
+{
+	struct fx *p = *state;
+	const uint64_t N = ZS / BLK;
+	uint8_t *buf = tu_alloc(ZS);
+	uint64_t f, free0, avail0, free1, avail1;
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->o.cache.cache_size = 64ull << 20;
+	do_mount(p);
+	f = mkfile(p, "f");
+	free0 = bfree(p);
+	avail0 = bavail(p);
+	tu_fill(buf, ZS, 3);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, ZS, 0, 0), ZS);
+	free1 = bfree(p);
+	avail1 = bavail(p);
+	assert_int_equal(free0 - free1, N);
+	assert_true(avail1 + N - N / 16 - 2 <= avail0);
+	/* a rewrite of the same dirty blocks costs nothing more */
+	assert_int_equal(ff_fs_write(p->fs, f, buf, ZS, 0, 0), ZS);
+	assert_int_equal(bfree(p), free1);
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "f"), 0);
+	assert_int_equal(bfree(p), free0);
+	assert_int_equal(stat_of(p, "delalloc_blocks"), 0);
+	assert_true(bavail(p) >= avail1);
+	fsck_clean(p);
+	assert_int_equal(bfree(p), free0);
+	free(buf);
+}
+
+/*
+ * f_bavail is what fallocate can have: a reservation of exactly that many
+ * blocks succeeds and leaves none available, one block more is refused.
+ */
+static void test_statfs_falloc_fits(void **state)
+{
+	struct fx *p = *state;
+	uint64_t f = mkfile(p, "f"), g = mkfile(p, "g"), avail = bavail(p);
+
+	assert_true(avail > 0);
+	assert_int_equal(ff_fs_fallocate(p->fs, g, 0, 0, (avail + 1) * BLK), -ENOSPC);
+	assert_int_equal(ff_fs_fallocate(p->fs, f, 0, 0, avail * BLK), 0);
+	assert_int_equal(bavail(p), 0);
+	assert_int_equal(ff_fs_fallocate(p->fs, g, 0, 0, BLK), -ENOSPC);
+	assert_int_equal(ff_fs_write(p->fs, g, &avail, sizeof(avail), 0, 0), -ENOSPC);
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "f"), 0);
+	assert_int_equal(bavail(p), avail);
+	fsck_clean(p);
+}
+
+/*
+ * With dirty_granularity=folio a write promises the blocks of the largest
+ * folio it may dirty; those its folio did not cover are given back at once,
+ * and the rest when written back: nothing stays promised after fsync.
+ */
+static void test_buffered_folio_giveback(void **state)
+{
+	struct fx *p = *state;
+	uint8_t *buf = tu_alloc(BLK), *rd = tu_alloc(BLK);
+	uint64_t f, free0;
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->o.cache.dirty_gran = FF_DIRTY_FOLIO;
+	p->o.cache.max_folio = CHUNK;
+	do_mount(p);
+	f = mkfile(p, "f");
+	free0 = bfree(p);
+	tu_fill(buf, BLK, 4);
+	/* the size first, then scattered blocks in holes below it */
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, ZS, 0), BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	for (uint64_t o = 2 * BLK; o < ZS; o += 5 * CHUNK / 2)
+		assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, o, 0), BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	assert_int_equal(stat_of(p, "delalloc_blocks"), 0);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, BLK, 2 * BLK), BLK);
+	assert_memory_equal(rd, buf, BLK);
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "f"), 0);
+	assert_int_equal(bfree(p), free0);
+	fsck_clean(p);
+	free(buf);
+	free(rd);
 }
 
 int main(void)
@@ -534,6 +805,20 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_falloc_concurrent, setup_reg, teardown),
 		cmocka_unit_test_setup_teardown(test_seek_full_device, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_seek_full_device, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_buffered_full_big_cache, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_buffered_full_big_cache, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_buffered_full_big_cache, setup_emu_lim2,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_buffered_full_small_cache, setup_emu,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_buffered_full_small_cache, setup_reg,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_buffered_statfs, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_buffered_statfs, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_buffered_folio_giveback, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_statfs_falloc_fits, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_statfs_falloc_fits, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_statfs_falloc_fits, setup_emu_lim2, teardown),
 	};
 
 	if (getenv("FOLIOFS_TEST_FILTER"))

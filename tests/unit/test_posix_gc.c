@@ -319,9 +319,9 @@ static void test_gc_overwrite(void **state)
 }
 
 /*
- * Fill with files of mixed sizes until ENOSPC, delete every other one, fill
- * again, three times: no ENOSPC while statfs says two zones or more are
- * available, and what is left verifies.
+ * Fill with files of mixed sizes until ENOSPC (or a short count), delete
+ * every other one, fill again, three times: no ENOSPC while statfs says two
+ * zones or more are available, and what is left verifies.
  */
 static void test_gc_fill_delete(void **state)
 {
@@ -363,10 +363,11 @@ static void test_gc_fill_delete(void **state)
 				if (e)
 					r = e;
 			}
-			if (r < 0) {
+			/* full: ENOSPC, or a short count where the device filled part-way */
+			if (r < 0 || (uint64_t)r < l) {
 				struct statvfs sv2;
 
-				assert_int_equal(r, -ENOSPC);
+				assert_true(r >= 0 || r == -ENOSPC);
 				assert_int_equal(ff_fs_statfs(p->fs, &sv2), 0);
 				if (sv.f_bavail * BLK >= 2 * ZS) {
 					char sb[4096];
