@@ -3612,6 +3612,30 @@ static ssize_t px_read(struct ff_fs *gfs, uint64_t ino, void *buf, size_t len, u
 	return ff_cache_read(i->ci, buf, len, off, FF_CR_EOF);
 }
 
+/*
+ * Before a buffered write takes its inode's io_lock: while its blocks (at
+ * most len's, and a partial block at each end) cannot be promised, wait for
+ * collector rounds, holding nothing. The admission under io_lock
+ * (px_cache_write) waits too, but the collector skips an inode whose io_lock
+ * is held, so room held in this inode's own blocks would never come back
+ * there: the write would end short while statfs shows the space free.
+ */
+static void da_throttle(struct px_fs *fs, uint64_t len)
+{
+	uint64_t need = len / PX_BLK + 2;
+
+	for (int tries = 0; tries < PX_DA_GC_WAITS && atomic_load(&fs->gc_on); tries++) {
+		uint64_t round;
+		bool fits;
+
+		ff_mutex_lock(&fs->ns);
+		fits = promise_fits_locked(fs, need);
+		ff_mutex_unlock(&fs->ns);
+		if (fits || gc_kick(fs, &round) || gc_wait_round(fs, round) < 0)
+			return;
+	}
+}
+
 static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t len, uint64_t off,
 			unsigned flags)
 {
@@ -3631,6 +3655,8 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 	if (!len)
 		return 0;
 	gc_throttle(fs);
+	if (!(flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT)))
+		da_throttle(fs, len);
 	ff_mutex_lock(&i->io_lock);
 	ff_mutex_lock(&fs->ns);
 	size = i->size;
