@@ -4493,8 +4493,10 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint
 	}
 	ff_mutex_unlock(&fs->ns);
 	*landed = at + hl;
-	if (h)
+	if (h) {
 		atomic_fetch_add(&fs->st_hdr_writes, 1);
+		atomic_fetch_add(&fs->st_gc_hdrs, 1);
+	}
 out_unlock:
 	ff_mutex_unlock(&s->mu);
 	free(b.p);
@@ -4800,6 +4802,9 @@ static uint32_t gc_round(struct px_fs *fs, bool *none)
 		/* a victim left busy stays marked until the round ends: the next best */
 		z = gc_pick_locked(fs);
 		if (z != UINT32_MAX) {
+			atomic_fetch_add(&fs->st_gc_victims, 1);
+			atomic_fetch_add(&fs->st_gc_victim_valid, fs->zones[z].valid);
+			atomic_fetch_add(&fs->st_gc_victim_room, zone_room_blk(&fs->zones[z]));
 			fs->zones[z].victim = true;
 			zone_changed_locked(fs, &fs->zones[z]);
 		}
@@ -5094,7 +5099,9 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 		"log_writes %llu\nlog_bytes %llu\nlog_commit_calls %llu\ncheckpoints %llu\n"
 		"data_header_writes %llu\ninplace_writes %llu\nzone_opens %llu\n"
 		"gc_rounds %llu\ngc_zones_freed %llu\ngc_bytes_moved %llu\ngc_blocks_moved %llu\n"
-		"gc_writer_waits %llu\ngc_reserve_zones %u\ngc_low_zones %u\n",
+		"gc_writer_waits %llu\ngc_reserve_zones %u\ngc_low_zones %u\n"
+		"gc_victims %llu\ngc_victim_valid_blocks %llu\ngc_victim_blocks %llu\n"
+		"gc_header_writes %llu\n",
 		(unsigned long long)atomic_load(&fs->st_log_writes),
 		(unsigned long long)atomic_load(&fs->st_log_bytes),
 		(unsigned long long)atomic_load(&fs->st_commits),
@@ -5105,7 +5112,11 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 		(unsigned long long)atomic_load(&fs->st_gc_zones),
 		(unsigned long long)atomic_load(&fs->st_gc_bytes),
 		(unsigned long long)(atomic_load(&fs->st_gc_bytes) / PX_BLK),
-		(unsigned long long)atomic_load(&fs->st_gc_waits), fs->gc_reserve, fs->gc_low);
+		(unsigned long long)atomic_load(&fs->st_gc_waits), fs->gc_reserve, fs->gc_low,
+		(unsigned long long)atomic_load(&fs->st_gc_victims),
+		(unsigned long long)atomic_load(&fs->st_gc_victim_valid),
+		(unsigned long long)atomic_load(&fs->st_gc_victim_room),
+		(unsigned long long)atomic_load(&fs->st_gc_hdrs));
 	/* then the lines every format gives */
 	if (r >= 0 && (size_t)r < len - n) {
 		n += (size_t)r;

@@ -270,6 +270,10 @@ static const char *const shown[] = {
 	"gc_writer_waits",
 	"gc_reserve_zones",
 	"gc_low_zones",
+	"gc_victims",
+	"gc_victim_valid_blocks",
+	"gc_victim_blocks",
+	"gc_header_writes",
 	"reserved_blocks",
 	"delalloc_blocks",
 };
@@ -304,6 +308,12 @@ static void print_posix(const struct sample *s)
 	printf("  gc         %.0f rounds, %.0f zones reclaimed, %.0f blocks moved (%s), %.0f writer waits; %.0f zones opened for data\n",
 	       get(s, "gc_rounds"), get(s, "gc_zones_freed"), get(s, "gc_blocks_moved"), a,
 	       get(s, "gc_writer_waits"), get(s, "zone_opens"));
+	printf("             %.0f victims, %.1f%% of their blocks live when picked; %.0f data headers written by GC\n",
+	       get(s, "gc_victims"),
+	       get(s, "gc_victim_blocks") > 0
+		       ? 100 * get(s, "gc_victim_valid_blocks") / get(s, "gc_victim_blocks")
+		       : 0,
+	       get(s, "gc_header_writes"));
 	printf("  zones      %.0f zones: %.0f free, %.0f open, %.0f full, %.0f being collected, %.0f metadata\n",
 	       get(s, "zones_total"), get(s, "zones_free"), get(s, "zones_open"),
 	       get(s, "zones_full"), get(s, "zones_collecting"), get(s, "zones_meta"));
