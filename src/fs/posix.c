@@ -4837,8 +4837,10 @@ static uint32_t gc_round(struct px_fs *fs, bool *none)
 
 /*
  * The GC thread: asleep until a writer finds free zones at or below gc_low
- * (or none for it), then rounds while free zones stay at or below gc_low + 1
- * and victims are found; each round's end wakes throttled writers.
+ * (or none for it), then rounds while free zones stay at or below gc_low
+ * and victims are found; each round's end wakes throttled writers. It stops
+ * at gc_low + 1: every free zone kept above the reserve is room that holds
+ * no garbage, so the victims are fuller and each zone freed costs more.
  */
 static void *gc_main(void *arg)
 {
@@ -4856,6 +4858,7 @@ static void *gc_main(void *arg)
 			continue;
 		}
 		fs->gc_req = false;
+		fs->gc_busy = true;
 		/* what the round sees is at least this new */
 		gen = atomic_load(&fs->gc_gen);
 		ff_mutex_unlock(&fs->gc_mu);
@@ -4868,9 +4871,10 @@ static void *gc_main(void *arg)
 		fs->gc_freed = freed;
 		fs->gc_none = none;
 		fs->gc_none_gen = gen;
-		pthread_cond_broadcast(&fs->gc_done_cv);
-		if (freed && nfree <= fs->gc_low + 1)
+		fs->gc_busy = false;
+		if (freed && nfree <= fs->gc_low)
 			fs->gc_req = true;
+		pthread_cond_broadcast(&fs->gc_done_cv);
 	}
 	ff_mutex_unlock(&fs->gc_mu);
 	return NULL;

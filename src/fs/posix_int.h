@@ -234,6 +234,7 @@ struct px_fs {
 	uint64_t gc_rounds;   /* rounds ended */
 	uint32_t gc_freed;    /* zones freed by the last round */
 	bool gc_none;	      /* the last round found nothing it could reclaim */
+	bool gc_busy;	      /* a round is running */
 	uint64_t gc_none_gen; /* gc_gen when that round started */
 	/* bumped (gc_progress) when a round might find a victim it did not; atomic, no lock */
 	_Atomic uint64_t gc_gen;

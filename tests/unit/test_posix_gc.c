@@ -1060,6 +1060,60 @@ static void test_gc_many_zones_writes(void **state)
 	unlink(g.path);
 }
 
+/* ---- when the collector stops ---- */
+
+/* Wait until the GC thread is idle: no round running, none asked for. */
+static void gc_wait_idle(struct px_fs *fs)
+{
+	ff_mutex_lock(&fs->gc_mu);
+	while (fs->gc_req || fs->gc_busy)
+		ff_cond_wait(&fs->gc_done_cv, &fs->gc_mu);
+	ff_mutex_unlock(&fs->gc_mu);
+}
+
+/*
+ * The collector runs while free zones are at or below gc_low, and stops
+ * once it has freed one more: the free zones it keeps above the reserve hold
+ * no garbage, so more of them make fuller victims. Random 4 KiB overwrites
+ * of a file of 60% of the available blocks, twice its size, with an fsync
+ * every 64 writes; once no writer is left and the collector is idle, no
+ * more than gc_low + 1 zones are free.
+ */
+static void test_gc_stops_above_low(void **state)
+{
+	struct gx *p = *state;
+	struct px_fs *fs = (struct px_fs *)p->fs;
+	uint64_t ino = mkfile(p, "f"), seed = 0x5eedull, size, nfree;
+	struct statvfs sv;
+	uint8_t *buf = tu_alloc(1 << 20);
+
+	assert_int_equal(ff_fs_statfs(p->fs, &sv), 0);
+	size = ff_round_down((uint64_t)sv.f_bavail * BLK * 6 / 10, 1 << 20);
+	tu_fill(buf, 1 << 20, 3);
+	for (uint64_t off = 0; off < size; off += 1 << 20)
+		assert_int_equal(ff_fs_write(p->fs, ino, buf, 1 << 20, off, 0), 1 << 20);
+	assert_int_equal(ff_fs_fsync(p->fs, ino, false), 0);
+	for (uint64_t n = 0; n < 2 * size / BLK; n++) {
+		uint64_t off = rnd(&seed) % (size / BLK) * BLK;
+
+		assert_int_equal(ff_fs_write(p->fs, ino, buf + off % (1 << 20), BLK, off, 0), BLK);
+		if (n % 64 == 63)
+			assert_int_equal(ff_fs_fsync(p->fs, ino, false), 0);
+	}
+	assert_int_equal(ff_fs_fsync(p->fs, ino, false), 0);
+	gc_wait_idle(fs);
+	ff_mutex_lock(&fs->ns);
+	nfree = fs->nfree;
+	ff_mutex_unlock(&fs->ns);
+	assert_true(stat_of(p, "gc_zones_freed") > 0);
+	if (nfree > fs->gc_low + 1)
+		print_message("%llu zones free, gc_low %u\n", (unsigned long long)nfree,
+			      fs->gc_low);
+	assert_true(nfree <= fs->gc_low + 1);
+	check_valid(p);
+	free(buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1084,6 +1138,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc_dirty_cached, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_dirty_cached, setup_emu_lim2, teardown),
 		cmocka_unit_test(test_gc_many_zones_writes),
+		cmocka_unit_test_setup_teardown(test_gc_stops_above_low, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_stops_above_low, setup_emu_lim, teardown),
 	};
 
 	if (getenv("FOLIOFS_TEST_FILTER"))
