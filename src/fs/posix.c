@@ -608,8 +608,6 @@ static void valid_add_locked(struct px_fs *fs, uint64_t dev, uint64_t len, bool 
 	} else {
 		fs->zones[z].valid -= nb < fs->zones[z].valid ? nb : fs->zones[z].valid;
 		gc_progress(fs);
-		/* blocks dying in it: its data is not cold (its age for GC restarts) */
-		fs->zones[z].mtime = fs->next_dseq;
 	}
 	zone_changed_locked(fs, &fs->zones[z]);
 }
@@ -1966,6 +1964,7 @@ again:
 		ret = op_commit_locked(fs, &b, &seq);
 		if (!ret && z != UINT32_MAX) {
 			fs->zones[z].slot = (int)(s - fs->slots);
+			fs->zones[z].mtime = 0; /* no data yet: its age is its newest data's */
 			s->zone = z;
 			zone_changed_locked(fs, &fs->zones[z]);
 			atomic_fetch_add(&fs->st_zone_opens, 1);
@@ -4199,12 +4198,13 @@ out:
  * Victims. Cost-benefit as in LFS and F2FS: among FULL zones that hold dead
  * blocks, the one with the highest (1 - u) * age / (1 + u), u its live
  * fraction and age how long since data was last written into it (the data
- * sequence counter is the clock). A zone whose live blocks and their headers
- * would fill what freeing it gains is never chosen. The choice looks only at
- * the candidates (fs->gc_cand: every zone with something to gain, kept as
- * zones change by zone_changed_locked), and the free zones are counted as
- * they change (fs->nfree): a round does not scan every zone, and a writer's
- * check for free zones is a read of the count.
+ * sequence counter is the clock: a zone's mtime is its newest data's, a
+ * writer's or the collector's copies', never moved by blocks dying in it,
+ * which under random overwrites would make every zone young). A zone whose live blocks and their
+ * headers would fill what freeing it gains is never chosen. The choice looks only at the candidates
+ * (fs->gc_cand: every zone with something to gain, kept as zones change by zone_changed_locked),
+ * and the free zones are counted as they change (fs->nfree): a round does not scan every zone, and
+ * a writer's check for free zones is a read of the count.
  *
  * Moves. Per inode with blocks in the victim (the victim's owners: a reverse
  * map each zone keeps, so no scan of every inode), holding its io_lock
@@ -4386,7 +4386,9 @@ static uint32_t gc_pick_locked(struct px_fs *fs)
 		if (zo->inflight || zo->victim || gc_cost(fs, zo) > can)
 			continue;
 		u = (double)zo->valid / (double)room;
-		age = (double)(fs->next_dseq - (zo->mtime < fs->next_dseq ? zo->mtime : 0)) + 1;
+		age = (double)(fs->next_dseq -
+			       (zo->mtime <= fs->next_dseq ? zo->mtime : fs->next_dseq)) +
+		      1;
 		score = greedy ? 1 - u : (1 - u) * age / (1 + u);
 		if (score > best_score) {
 			best_score = score;
@@ -4488,9 +4490,9 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint
 
 		rec_zone(&b, z, &tmp, at + n);
 		ret = op_commit_locked(fs, &b, &seq);
-	} else if (dseq > zo->mtime) {
-		zo->mtime = dseq;
 	}
+	if (r >= 0 && dseq > zo->mtime)
+		zo->mtime = dseq;
 	ff_mutex_unlock(&fs->ns);
 	*landed = at + hl;
 	if (h) {
