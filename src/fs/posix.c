@@ -1819,8 +1819,10 @@ static int gc_kick(struct px_fs *fs, uint64_t *round)
 	}
 	fs->gc_req = true;
 	pthread_cond_signal(&fs->gc_cv);
-	if (round)
+	if (round) {
+		fs->gc_need = true;
 		*round = fs->gc_rounds;
+	}
 out:
 	ff_mutex_unlock(&fs->gc_mu);
 	return ret;
@@ -4840,8 +4842,9 @@ static uint32_t gc_round(struct px_fs *fs, bool *none)
 /*
  * The GC thread: asleep until a writer finds free zones at or below gc_low
  * (or none for it), then rounds while free zones stay at or below gc_low
- * and victims are found; each round's end wakes throttled writers. It stops
- * at gc_low + 1: every free zone kept above the reserve is room that holds
+ * and victims are found; each round's end wakes throttled writers. A round
+ * a writer waits for always runs (its blocks may not fit with zones free).
+ * It stops at gc_low + 1: every free zone kept above the reserve is room that holds
  * no garbage, so the victims are fuller and each zone freed costs more.
  */
 static void *gc_main(void *arg)
@@ -4853,17 +4856,33 @@ static void *gc_main(void *arg)
 	while (!fs->gc_stop) {
 		uint32_t freed, nfree;
 		uint64_t gen;
-		bool none;
+		bool none, need;
 
 		if (!fs->gc_req) {
 			ff_cond_wait(&fs->gc_cv, &fs->gc_mu);
 			continue;
 		}
-		fs->gc_req = false;
+		need = fs->gc_need;
+		fs->gc_req = fs->gc_need = false;
 		fs->gc_busy = true;
 		/* what the round sees is at least this new */
 		gen = atomic_load(&fs->gc_gen);
 		ff_mutex_unlock(&fs->gc_mu);
+		if (!need) {
+			/*
+			 * Only the watermark asked: a request made at gc_low can
+			 * wait behind a round that has since freed the zone.
+			 */
+			ff_mutex_lock(&fs->ns);
+			nfree = free_zones_locked(fs);
+			ff_mutex_unlock(&fs->ns);
+			if (nfree > fs->gc_low) {
+				ff_mutex_lock(&fs->gc_mu);
+				fs->gc_busy = false;
+				pthread_cond_broadcast(&fs->gc_done_cv);
+				continue;
+			}
+		}
 		freed = gc_round(fs, &none);
 		ff_mutex_lock(&fs->ns);
 		nfree = free_zones_locked(fs);

@@ -673,7 +673,7 @@ static uint64_t force_round(struct px_fs *fs)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ff_mutex_lock(&fs->gc_mu);
 	r0 = fs->gc_rounds;
-	fs->gc_req = true;
+	fs->gc_req = fs->gc_need = true;
 	pthread_cond_signal(&fs->gc_cv);
 	while (fs->gc_rounds == r0)
 		ff_cond_wait(&fs->gc_done_cv, &fs->gc_mu);
