@@ -46,6 +46,29 @@
 #include <unistd.h>
 #include "internal.h"
 
+/*
+ * liburing maps and unmaps its rings with raw system calls, which ThreadSanitizer
+ * does not see. When a thread's ring is freed and a later thread's ring lands on
+ * the same addresses, the new thread's writes to its SQEs look racy against the
+ * dead thread's. The kernel orders the munmap before the mmap; tell TSan so.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define RING_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define RING_TSAN 1
+#endif
+#endif
+#ifdef RING_TSAN
+#include <sanitizer/tsan_interface.h>
+static char ring_recycle; /* a TSan sync object, never read */
+#define ring_unmapped() __tsan_release(&ring_recycle)
+#define ring_mapped()	__tsan_acquire(&ring_recycle)
+#else
+#define ring_unmapped() ((void)0)
+#define ring_mapped()	((void)0)
+#endif
+
 #define RING_DEPTH 64 /* per-thread ring; also the most ops in one request */
 #define IOT_DEPTH  256
 
@@ -143,6 +166,7 @@ static int ring_init(struct io_uring *ring, unsigned depth)
 {
 	int ret;
 
+	ring_mapped();
 #ifdef IORING_SETUP_SINGLE_ISSUER
 	ret = io_uring_queue_init(depth, ring, IORING_SETUP_SINGLE_ISSUER);
 	if (ret == -EINVAL)
@@ -167,6 +191,7 @@ static void ring_free(void *p)
 	struct thread_ring *tr = p;
 
 	io_uring_queue_exit(&tr->ring); /* after fork: unmaps the child's copy only */
+	ring_unmapped();
 	free(tr);
 }
 
