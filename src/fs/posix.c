@@ -1158,6 +1158,27 @@ static void rec_extent(struct px_buf *b, uint64_t ino, uint64_t off, uint64_t le
 	rec_end(b, at);
 }
 
+/*
+ * A checkpoint's list of an inode's extents, from ext[0] on, n of them
+ * (at most PX_XS_PER_REC): 28 bytes an extent where EXTENT takes 72, for
+ * files that random overwrites broke into many.
+ */
+static void rec_extents(struct px_buf *b, uint64_t ino, const struct px_ext *ext, size_t n)
+{
+	size_t at = rec_begin(b, PX_R_EXTENTS);
+
+	put64(b, ino);
+	put32(b, (uint32_t)n);
+	put32(b, 0);
+	for (size_t k = 0; k < n; k++) {
+		put64(b, ext[k].off);
+		put32(b, (uint32_t)(ext[k].len / PX_BLK));
+		put64(b, ext[k].dev);
+		put64(b, ext[k].dseq);
+	}
+	rec_end(b, at);
+}
+
 static void rec_xattr_set(struct px_buf *b, uint64_t ino, const char *name, const void *val,
 			  uint32_t vlen)
 {
@@ -1322,6 +1343,31 @@ static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t l
 			i->size = size;
 		if (dseq >= fs->next_dseq)
 			fs->next_dseq = dseq + 1;
+		*ino_out = ino;
+		break;
+	}
+	case PX_R_EXTENTS: {
+		uint64_t ino = rd64(&r);
+		uint32_t n = rd32(&r);
+
+		rd32(&r);
+		if (r.bad || !(fs->features & PX_FEAT_MZCHAIN) || !n || n > PX_XS_PER_REC ||
+		    len != PX_XS_HDR + (size_t)n * PX_XS_ENTRY || !(i = iget_locked(fs, ino)))
+			return -EUCLEAN;
+		for (uint32_t k = 0; k < n && !ret; k++) {
+			uint64_t off = rd64(&r), elen = (uint64_t)rd32(&r) * PX_BLK, dev = rd64(&r);
+			uint64_t dseq = rd64(&r);
+
+			/* as EXTENT's, without holes: a checkpoint lists what is mapped */
+			if (off % PX_BLK || !elen || dev == PX_NO_DEV ||
+			    (dev != PX_UNWRITTEN &&
+			     (dev % PX_BLK || zone_of(fs, dev) >= fs->nr_zones)) ||
+			    (dev == PX_UNWRITTEN && off > PX_MAX_FILE - elen))
+				return -EUCLEAN;
+			ret = ext_set_locked(fs, i, off, elen, dev, dseq, seq);
+			if (dseq >= fs->next_dseq)
+				fs->next_dseq = dseq + 1;
+		}
 		*ino_out = ino;
 		break;
 	}
@@ -1517,32 +1563,88 @@ static void seal_records(struct px_buf *b, size_t from, uint64_t *seq)
 	}
 }
 
+/* A metadata zone's header block (docs/posix-format.md section 3). */
+static void mz_head_encode(struct px_fs *fs, uint8_t *blk, uint64_t gen, uint64_t first_seq,
+			   uint32_t part)
+{
+	memset(blk, 0, PX_BLK);
+	memcpy(blk, PX_MZ_MAGIC, 8);
+	set32(blk + PX_MZ_VERSION, PX_VERSION);
+	set64(blk + PX_MZ_GEN, gen);
+	set64(blk + PX_MZ_FIRST_SEQ, first_seq);
+	memcpy(blk + PX_MZ_UUID, fs->uuid, 16);
+	set32(blk + PX_MZ_PART, part);
+	set32(blk + PX_MZ_CRC, ff_crc32c(0, blk, PX_BLK));
+}
+
 /*
- * Write a checkpoint of the whole state into the next metadata zone and make
- * it the log's zone. Called by the commit leader (or mount/unmount, alone)
- * with no lock held. Queued records are covered by the snapshot and dropped.
+ * Split the sealed checkpoint in b (records from PX_BLK on) into the parts
+ * that the metadata zones after the log's take: part k's records are
+ * [starts[k], starts[k + 1]) of b, starts[nparts] = b->len. A record never
+ * straddles two zones. -ENOSPC when more than max parts are needed.
+ */
+static int cp_split(struct px_fs *fs, const struct px_buf *b, uint32_t max, size_t *starts,
+		    uint32_t *nparts)
+{
+	uint32_t k = 0, idx = (fs->log_idx + 1) % fs->meta_count;
+	uint64_t room = fs->zones[fs->meta_first + idx].cap - PX_BLK, used = 0;
+	size_t pos = PX_BLK;
+
+	starts[0] = PX_BLK;
+	while (pos < b->len) {
+		size_t rl = ff_round_up(PX_REC_HDR + get32(b->p + pos + 4), 8);
+
+		if (used + rl > room) {
+			if (++k == max)
+				return -ENOSPC;
+			idx = (idx + 1) % fs->meta_count;
+			room = fs->zones[fs->meta_first + idx].cap - PX_BLK;
+			used = 0;
+			starts[k] = pos;
+			if (rl > room)
+				return -ENOSPC;
+		}
+		used += rl;
+		pos += rl;
+	}
+	starts[k + 1] = b->len;
+	*nparts = k + 1;
+	return 0;
+}
+
+/*
+ * Write a checkpoint of the whole state into the metadata zones after the
+ * log's and make the last of them the log's zone. Called by the commit
+ * leader (or mount/unmount, alone) with no lock held. Queued records are
+ * covered by the snapshot and dropped.
+ *
+ * A checkpoint longer than a zone goes on in the next zones (PX_FEAT_MZCHAIN),
+ * each with a header of the same generation and its part number, each made
+ * durable before the next is written. It may take every metadata zone but
+ * those of the checkpoint and log it replaces, which must stay whole until
+ * the new one is: a crash in between mounts the old one.
  */
 static int checkpoint(struct px_fs *fs)
 {
-	uint32_t idx = (fs->log_idx + 1) % fs->meta_count, z = fs->meta_first + idx;
+	uint32_t M = fs->meta_count, idx = (fs->log_idx + 1) % M;
 	uint32_t old = fs->meta_first + fs->log_idx;
-	struct px_zone *zo = &fs->zones[z];
+	uint32_t cur = (fs->log_idx + M - fs->cp_idx) % M + 1; /* zones of the current one */
+	uint32_t max = (fs->features & PX_FEAT_MZCHAIN) ? M - cur : 1, nparts = 0;
+	size_t starts[PX_META_MAX + 1];
 	struct px_buf b = {0};
 	uint64_t first, seq, nrec = 0, gen;
 	size_t at;
 	int ret;
 
+	if (max < 1 || max > PX_META_MAX)
+		max = 1;
 	/*
 	 * Finish the old zone first (its data stays readable): the new one
 	 * then never needs an open or active zone more than the log had.
 	 */
-	if (old != z && fs->zones[old].seq && ff_zoneq_wp(fs->dev, old) != fs->zones[old].start)
+	if (old != fs->meta_first + idx && fs->zones[old].seq &&
+	    ff_zoneq_wp(fs->dev, old) != fs->zones[old].start)
 		(void)ff_zoneq_zone_op(fs->dev, old, FF_ZOP_FINISH);
-	if (zo->seq) {
-		ret = ff_zoneq_zone_op(fs->dev, z, FF_ZOP_RESET);
-		if (ret)
-			return ret;
-	}
 	buf_need(&b, PX_BLK);
 	if (b.err)
 		return b.err;
@@ -1581,12 +1683,27 @@ static int checkpoint(struct px_fs *fs)
 						rec_dirent_add(&b, i->ino, e->ino, e->cookie,
 							       e->name, e->nlen);
 				}
-			for (size_t k = 0; k < i->next; k++) {
+			for (size_t k = 0; k < i->next;) {
+				size_t n = 0;
+
 				/* known from a header only: committed with this checkpoint */
-				if (!i->ext[k].rseq)
-					i->ext[k].rseq = first;
-				rec_extent(&b, i->ino, i->ext[k].off, i->ext[k].len, i->ext[k].dev,
-					   i->ext[k].dseq, 0);
+				for (size_t e = k; e < i->next && e < k + PX_XS_PER_REC; e++)
+					if (!i->ext[e].rseq)
+						i->ext[e].rseq = first;
+				/* EXTENTS counts blocks in 32 bits: a longer extent gets an EXTENT
+				 */
+				while ((fs->features & PX_FEAT_MZCHAIN) && k + n < i->next &&
+				       n < PX_XS_PER_REC &&
+				       i->ext[k + n].len / PX_BLK <= UINT32_MAX)
+					n++;
+				if (n) {
+					rec_extents(&b, i->ino, i->ext + k, n);
+					k += n;
+				} else {
+					rec_extent(&b, i->ino, i->ext[k].off, i->ext[k].len,
+						   i->ext[k].dev, i->ext[k].dseq, 0);
+					k++;
+				}
 			}
 			for (struct px_xattr *x = i->xattrs; x; x = x->next)
 				rec_xattr_set(&b, i->ino, x->name, x->val, x->vlen);
@@ -1614,24 +1731,41 @@ static int checkpoint(struct px_fs *fs)
 		ret = b.err;
 		goto out;
 	}
-	memcpy(b.p, PX_MZ_MAGIC, 8);
-	set32(b.p + PX_MZ_VERSION, PX_VERSION);
-	set64(b.p + PX_MZ_GEN, gen);
-	set64(b.p + PX_MZ_FIRST_SEQ, first);
-	memcpy(b.p + PX_MZ_UUID, fs->uuid, 16);
-	set32(b.p + PX_MZ_CRC, ff_crc32c(0, b.p, PX_BLK));
-	if (ff_round_up(b.len, PX_BLK) > zo->cap) {
-		ff_err("posix: the checkpoint (%zu bytes) does not fit a metadata zone (%llu bytes)",
-		       b.len, (unsigned long long)zo->cap);
-		ret = -ENOSPC;
+	ret = cp_split(fs, &b, max, starts, &nparts);
+	if (ret) {
+		ff_err("posix: the checkpoint (%zu bytes) does not fit the %u metadata zone(s) of %llu bytes beside the current one",
+		       b.len, max, (unsigned long long)fs->zones[fs->meta_first + idx].cap);
 		goto out;
 	}
-	ret = write_meta(fs, z, &b, zo->start);
-	if (ret)
-		goto out;
+	for (uint32_t k = 0; k < nparts; k++) {
+		uint32_t z = fs->meta_first + (idx + k) % M;
+		struct px_zone *zo = &fs->zones[z];
+		struct px_buf pb = {0};
+
+		if (zo->seq) {
+			ret = ff_zoneq_zone_op(fs->dev, z, FF_ZOP_RESET);
+			if (ret)
+				goto out;
+		}
+		buf_need(&pb, PX_BLK + starts[k + 1] - starts[k]);
+		if (pb.err) {
+			ret = pb.err;
+			goto out;
+		}
+		mz_head_encode(fs, pb.p, gen, get64(b.p + starts[k] + 8), k);
+		memcpy(pb.p + PX_BLK, b.p + starts[k], starts[k + 1] - starts[k]);
+		pb.len = PX_BLK + starts[k + 1] - starts[k];
+		ret = write_meta(fs, z, &pb, zo->start);
+		free(pb.p);
+		if (ret)
+			goto out;
+		if (k + 1 < nparts && zo->seq) /* it takes no open or active zone from the next */
+			(void)ff_zoneq_zone_op(fs->dev, z, FF_ZOP_FINISH);
+		fs->log_off = zo->start + ff_round_up(pb.len, PX_BLK);
+	}
 	atomic_fetch_add(&fs->st_ckpts, 1);
-	fs->log_idx = idx;
-	fs->log_off = zo->start + ff_round_up(b.len, PX_BLK);
+	fs->cp_idx = idx;
+	fs->log_idx = (idx + nparts - 1) % M;
 	fs->gen = gen;
 	ff_mutex_lock(&fs->log);
 	if (atomic_load(&fs->committed) < seq - 1)
@@ -5183,6 +5317,27 @@ static int px_zone_text(struct ff_fs *gfs, uint64_t ino, char *buf, size_t len)
 
 /* ---- superblock, setup, mkfs ---- */
 
+/*
+ * How many metadata zones mkfs gives a device: about 1/64 of it, 3 at
+ * least (a checkpoint and its log, the next one, and one more so that a
+ * checkpoint longer than a zone fits beside the one it replaces), at most
+ * PX_META_MAX. A checkpoint takes 64 bytes an extent and about 200 an
+ * inode; it may fill all metadata zones but those of the one before it, so
+ * about half of them. With 1/64 that bounds a device whose every 4 KiB
+ * block is an extent of its own at about a quarter of it so fragmented.
+ */
+static uint32_t meta_zones_for(const struct ff_dev_info *di)
+{
+	uint64_t want = di->size / 64,
+		 n = di->zone_size ? (want + di->zone_size - 1) / di->zone_size : 0;
+
+	if (n < PX_META_COUNT)
+		n = PX_META_COUNT;
+	if (n > PX_META_MAX)
+		n = PX_META_MAX;
+	return (uint32_t)n;
+}
+
 static void sb_encode(uint8_t *blk, const struct px_fs *fs, uint64_t dev_size, uint32_t nr_cnv,
 		      uint32_t copy)
 {
@@ -5196,7 +5351,7 @@ static void sb_encode(uint8_t *blk, const struct px_fs *fs, uint64_t dev_size, u
 	set64(blk + PX_SB_DEV_SIZE, dev_size);
 	set32(blk + PX_SB_META_FIRST, fs->meta_first);
 	set32(blk + PX_SB_META_COUNT, fs->meta_count);
-	set64(blk + PX_SB_FEATURES, 0);
+	set64(blk + PX_SB_FEATURES, fs->features);
 	set32(blk + PX_SB_NR_CNV, nr_cnv);
 	set32(blk + PX_SB_COPY, copy);
 	set32(blk + PX_SB_CRC, ff_crc32c(0, blk, PX_BLK));
@@ -5213,8 +5368,8 @@ static int sb_check(const uint8_t *blk)
 	set32(tmp + PX_SB_CRC, 0);
 	if (ff_crc32c(0, tmp, PX_BLK) != get32(blk + PX_SB_CRC))
 		return -EBADMSG;
-	if (get32(blk + PX_SB_VERSION) != PX_VERSION || get64(blk + PX_SB_FEATURES) ||
-	    get32(blk + PX_SB_BLKSZ) != PX_BLK)
+	if (get32(blk + PX_SB_VERSION) != PX_VERSION ||
+	    (get64(blk + PX_SB_FEATURES) & ~PX_FEAT_KNOWN) || get32(blk + PX_SB_BLKSZ) != PX_BLK)
 		return -EOPNOTSUPP;
 	return 0;
 }
@@ -5450,7 +5605,8 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 	di = ff_dev_info(dev);
 	fs->dev = dev;
 	fs->meta_first = PX_META_FIRST;
-	fs->meta_count = PX_META_COUNT;
+	fs->meta_count = meta_zones_for(di);
+	fs->features = PX_FEAT_MZCHAIN;
 	if (di->nr_zones < PX_META_FIRST + PX_META_COUNT + 1) {
 		ff_err("%s: %u zones: the posix format needs at least %u (superblock, %u metadata zones, data); use a smaller --zone-size",
 		       path, di->nr_zones, PX_META_FIRST + PX_META_COUNT + 1, PX_META_COUNT);
@@ -5502,7 +5658,7 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 	ff_mutex_unlock(&fs->ns);
 	if (ret)
 		goto out_setup;
-	fs->log_idx = fs->meta_count - 1;
+	fs->log_idx = fs->cp_idx = fs->meta_count - 1;
 	ret = checkpoint(fs);
 	if (ret)
 		goto out_setup;
@@ -5613,6 +5769,7 @@ static bool mz_ensure(struct mz_reader *r, uint64_t upto)
 
 struct mz_head {
 	uint64_t gen, first_seq;
+	uint32_t part;
 };
 
 static int mz_header(struct px_fs *fs, uint32_t z, struct mz_head *h)
@@ -5634,6 +5791,7 @@ static int mz_header(struct px_fs *fs, uint32_t z, struct mz_head *h)
 		goto out;
 	h->gen = get64(r.buf + PX_MZ_GEN);
 	h->first_seq = get64(r.buf + PX_MZ_FIRST_SEQ);
+	h->part = get32(r.buf + PX_MZ_PART);
 	ret = 0;
 out:
 	free(r.buf);
@@ -5641,19 +5799,38 @@ out:
 }
 
 /*
- * Load the checkpoint of metadata zone idx and replay the log after it.
+ * Whether metadata zone idx continues the checkpoint of generation gen whose
+ * part is part - 1 and whose next record is seq expect: only the writer of
+ * that checkpoint (checkpoint()) makes such a header, and generations are
+ * never reused (the mount takes the newest it saw), so a stale zone does not.
+ */
+static bool mz_continues(struct px_fs *fs, uint32_t idx, uint64_t gen, uint32_t part,
+			 uint64_t expect)
+{
+	struct mz_head nh;
+
+	return (fs->features & PX_FEAT_MZCHAIN) && part < fs->meta_count &&
+	       mz_header(fs, fs->meta_first + idx, &nh) == 0 && nh.gen == gen && nh.part == part &&
+	       nh.first_seq == expect;
+}
+
+/*
+ * Load the checkpoint that starts in metadata zone idx (following it into
+ * the next zones while it goes on there) and replay the log after it.
  * Returns 0 (the state is loaded, the log position set), -EAGAIN (no complete
  * checkpoint there: try an older zone), or -errno.
  */
 static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *h)
 {
-	uint32_t z = fs->meta_first + idx;
+	uint32_t z = fs->meta_first + idx, part = 0, first_idx = idx;
 	struct mz_reader r = {fs, fs->zones[z].start, 0, NULL, 0};
 	uint64_t pos, expect = h->first_seq, good_end;
 	size_t *grp = NULL, ngrp = 0, cgrp = 0;
 	bool cp_done = false;
 	int ret = 0;
 
+	if (h->part)
+		return -EAGAIN; /* the middle of a checkpoint */
 	r.end = fs->zones[z].seq ? ff_zoneq_wp(fs->dev, z) : fs->zones[z].start + fs->zones[z].cap;
 	pos = good_end = r.start + PX_BLK;
 	for (;;) {
@@ -5663,25 +5840,25 @@ static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *h)
 		uint8_t hdr[PX_REC_HDR];
 
 		if (!mz_ensure(&r, pos + PX_REC_HDR))
-			break;
+			goto zone_end;
 		rh = r.buf + (pos - r.start);
 		type = get16(rh);
 		if (type == PX_R_PAD) {
 			if (pos % PX_BLK == 0)
-				break;
+				goto zone_end;
 			pos = ff_round_up(pos, PX_BLK);
 			continue;
 		}
 		len = get32(rh + 4);
 		if (len > (64u << 20) || !mz_ensure(&r, pos + PX_REC_HDR + len))
-			break;
+			goto zone_end;
 		rh = r.buf + (pos - r.start);
 		flags = get16(rh + 2);
 		memcpy(hdr, rh, PX_REC_HDR);
 		set32(hdr + 16, 0);
 		crc = ff_crc32c(ff_crc32c(0, hdr, PX_REC_HDR), rh + PX_REC_HDR, len);
 		if (crc != get32(rh + 16) || get64(rh + 8) != expect)
-			break;
+			goto zone_end;
 		if (expect == h->first_seq && type != PX_R_CP_BEGIN)
 			break;
 		if (ngrp == cgrp) {
@@ -5718,11 +5895,31 @@ static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *h)
 		}
 		ngrp = 0;
 		good_end = pos;
+		continue;
+zone_end:
+		/*
+		 * A checkpoint longer than a zone goes on in the next one; the
+		 * log after it never does (a full zone starts a checkpoint).
+		 */
+		if (cp_done || ngrp ||
+		    !mz_continues(fs, (idx + 1) % fs->meta_count, h->gen, part + 1, expect))
+			break;
+		idx = (idx + 1) % fs->meta_count;
+		part++;
+		z = fs->meta_first + idx;
+		free(r.buf);
+		memset(&r, 0, sizeof(r));
+		r.fs = fs;
+		r.start = fs->zones[z].start;
+		r.end = fs->zones[z].seq ? ff_zoneq_wp(fs->dev, z)
+					 : fs->zones[z].start + fs->zones[z].cap;
+		pos = good_end = r.start + PX_BLK;
 	}
 	if (!cp_done) {
 		ret = -EAGAIN;
 		goto out;
 	}
+	fs->cp_idx = first_idx;
 	fs->log_idx = idx;
 	fs->log_off = ff_round_up(good_end, PX_BLK);
 	fs->gen = h->gen;
@@ -5887,6 +6084,7 @@ static int read_sb(struct px_fs *fs, const char *path)
 		memcpy(fs->uuid, s + PX_SB_UUID, 16);
 		fs->meta_first = get32(s + PX_SB_META_FIRST);
 		fs->meta_count = get32(s + PX_SB_META_COUNT);
+		fs->features = get64(s + PX_SB_FEATURES);
 		if (c)
 			ff_warn("%s: the first superblock is damaged; using the second", path);
 		break;
@@ -6124,8 +6322,9 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 {
 	struct px_fs *fs = calloc(1, sizeof(*fs));
 	struct ff_dev_opts dopt = {.exclusive = true};
-	struct mz_head heads[16];
-	uint32_t order[16], nh = 0;
+	struct mz_head heads[PX_META_MAX];
+	uint32_t order[PX_META_MAX], nh = 0;
+	uint64_t max_gen = 0;
 	int ret;
 
 	if (!fs)
@@ -6142,7 +6341,7 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 	ret = read_sb(fs, path);
 	if (ret)
 		goto out_close;
-	if (fs->meta_count > 16) {
+	if (fs->meta_count > PX_META_MAX) {
 		ret = -EUCLEAN;
 		goto out_close;
 	}
@@ -6160,6 +6359,8 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 		if (mz_header(fs, fs->meta_first + k, &heads[k]) == 0) {
 			uint32_t at = nh++;
 
+			if (heads[k].gen > max_gen)
+				max_gen = heads[k].gen;
 			while (at > 0 && heads[order[at - 1]].gen < heads[k].gen) {
 				order[at] = order[at - 1];
 				at--;
@@ -6194,6 +6395,12 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 		ret = -EUCLEAN;
 		goto out_cache;
 	}
+	/*
+	 * The next checkpoint's generation is above every header's, also those
+	 * of a newer checkpoint a crash cut short: its zones beyond the one the
+	 * next checkpoint starts in must never read as that one's continuation.
+	 */
+	fs->gen = max_gen;
 	if (check_ns) {
 		ff_mutex_lock(&fs->ns);
 		ret = ns_check_locked(fs, path);

@@ -43,6 +43,13 @@
 #define PX_MZ_GEN	16
 #define PX_MZ_FIRST_SEQ 24
 #define PX_MZ_UUID	32
+#define PX_MZ_PART	48 /* u32: 0 where a checkpoint starts, k in its k-th next zone */
+
+/* superblock features */
+/* a checkpoint may continue into the next metadata zones, and lists extents as EXTENTS */
+#define PX_FEAT_MZCHAIN 1ull
+#define PX_FEAT_KNOWN	PX_FEAT_MZCHAIN
+#define PX_META_MAX	16u /* metadata zones at most (mkfs: about 1/64 of the device) */
 
 /* records */
 #define PX_REC_HDR  24u
@@ -59,7 +66,13 @@ enum px_rec_type {
 	PX_R_XATTR_DEL = 8,
 	PX_R_IFREE = 9,
 	PX_R_ZONE = 10,
+	PX_R_EXTENTS = 11, /* checkpoints of PX_FEAT_MZCHAIN filesystems only */
 };
+
+/* EXTENTS: u64 ino, u32 count, u32 0, then count of these (28 bytes each) */
+#define PX_XS_HDR     16u
+#define PX_XS_ENTRY   28u
+#define PX_XS_PER_REC 1024u
 
 /* zone states in ZONE records */
 enum px_zone_state {

@@ -145,7 +145,7 @@ static bool sb_valid(struct fk *k, const uint8_t *b, uint32_t copy)
 			le32(b + PX_SB_COPY));
 		ok = false;
 	}
-	if (le32(b + PX_SB_BLKSZ) != PX_BLK || le64(b + PX_SB_FEATURES) ||
+	if (le32(b + PX_SB_BLKSZ) != PX_BLK || (le64(b + PX_SB_FEATURES) & ~PX_FEAT_KNOWN) ||
 	    le32(b + PX_SB_META_COUNT) < 3 || le32(b + PX_SB_META_FIRST) < 1 ||
 	    (uint64_t)le32(b + PX_SB_META_FIRST) + le32(b + PX_SB_META_COUNT) >
 		    le32(b + PX_SB_NR_ZONES)) {
@@ -188,7 +188,8 @@ static int check_sb(const char *path, struct fk *k)
 struct mzone {
 	bool valid;
 	uint64_t gen, first_seq;
-	uint8_t *buf; /* the zone's written part */
+	uint32_t part; /* 0: a checkpoint starts here; k: its k-th next zone */
+	uint8_t *buf;  /* the zone's written part */
 	uint64_t len;
 };
 
@@ -198,7 +199,7 @@ static bool rec_ok(const struct mzone *m, uint64_t off, uint64_t *seq, uint64_t 
 	uint8_t hdr[PX_REC_HDR];
 	uint32_t len;
 
-	if (off + PX_REC_HDR > m->len || !le16(m->buf + off) || le16(m->buf + off) > PX_R_ZONE)
+	if (off + PX_REC_HDR > m->len || !le16(m->buf + off) || le16(m->buf + off) > PX_R_EXTENTS)
 		return false;
 	len = le32(m->buf + off + 4);
 	if (len > m->len - off - PX_REC_HDR)
@@ -232,20 +233,16 @@ static bool log_after_cp(const struct mzone *m, uint64_t from)
 	return false;
 }
 
-/*
- * Walk the record chain of a metadata zone: it must start with a whole
- * checkpoint, and where it ends no valid record of a later seq may follow (a
- * torn tail is followed by nothing, or by an older use's records). fallback:
- * the zone has the newest header but the mount used an older one; a crash
- * while its checkpoint was written (before the flush that ends it) leaves
- * any subset of it, which is a problem only when the log went on after it.
- * A fallback past a chain that holds its whole checkpoint is damage: the
- * mount refused a record whose crc is valid (apply_rec: it does not fit).
- */
-static void check_chain(struct fk *k, uint32_t z, const struct mzone *m, bool fallback)
+/* Where a walk of a checkpoint's record chain stands, across its zones. */
+struct walk {
+	uint64_t expect, nrec, after;
+	bool begun, ended;
+};
+
+/* Walk one zone's part of a record chain; returns where it ends. */
+static uint64_t walk_zone(struct fk *k, const struct mzone *m, struct walk *w)
 {
-	uint64_t pos = PX_BLK, expect = m->first_seq, seq, next, nrec = 0, after = 0;
-	bool begun = false, ended = false;
+	uint64_t pos = PX_BLK, seq, next;
 
 	while (pos + PX_REC_HDR <= m->len) {
 		if (!le16(m->buf + pos)) {
@@ -254,22 +251,42 @@ static void check_chain(struct fk *k, uint32_t z, const struct mzone *m, bool fa
 			pos = ff_round_up(pos, PX_BLK);
 			continue;
 		}
-		if (!rec_ok(m, pos, &seq, &next) || seq != expect)
+		if (!rec_ok(m, pos, &seq, &next) || seq != w->expect)
 			break;
 		if (le16(m->buf + pos) == PX_R_CP_BEGIN)
-			begun = nrec == 0;
-		if (ended)
-			after++;
-		if (le16(m->buf + pos) == PX_R_ZONE && !ended && k->cp_valid &&
+			w->begun = w->nrec == 0;
+		if (w->ended)
+			w->after++;
+		if (le16(m->buf + pos) == PX_R_ZONE && !w->ended && k->cp_valid &&
 		    le32(m->buf + pos + 4) >= 32 && le32(m->buf + pos + PX_REC_HDR) < k->nr_zones)
 			k->cp_valid[le32(m->buf + pos + PX_REC_HDR)] =
 				le64(m->buf + pos + PX_REC_HDR + 24);
-		if (le16(m->buf + pos) == PX_R_CP_END && begun)
-			ended = true;
-		nrec++;
-		expect++;
+		if (le16(m->buf + pos) == PX_R_CP_END && w->begun)
+			w->ended = true;
+		w->nrec++;
+		w->expect++;
 		pos = next;
 	}
+	return pos;
+}
+
+/*
+ * The end of the record chain of a metadata zone (the last of a checkpoint
+ * longer than a zone): the chain must hold a whole checkpoint, and where it
+ * ends no valid record of a later seq may follow (a torn tail is followed by
+ * nothing, or by an older use's records). fallback: the chain has the newest
+ * header but the mount used an older one; a crash while its checkpoint was
+ * written (before the flush that ends it) leaves any subset of it, which is
+ * a problem only when the log went on after it. A fallback past a chain that
+ * holds its whole checkpoint is damage: the mount refused a record whose crc
+ * is valid (apply_rec: it does not fit).
+ */
+static void check_chain_end(struct fk *k, uint32_t z, const struct mzone *m, uint64_t pos,
+			    const struct walk *w, bool fallback)
+{
+	uint64_t expect = w->expect, seq, next;
+	bool ended = w->ended;
+
 	if (fallback && ended) {
 		/* a whole chain with its checkpoint, yet the mount did not use it */
 		problem(k, false,
@@ -286,7 +303,7 @@ static void check_chain(struct fk *k, uint32_t z, const struct mzone *m, bool fa
 	if (!ended)
 		problem(k, false, "metadata zone %u: no whole checkpoint (chain ends at seq %llu)",
 			z, (unsigned long long)expect);
-	if (k->cp_valid && (!ended || after)) {
+	if (k->cp_valid && (!ended || w->after)) {
 		/* log records changed the counts since: nothing to compare */
 		free(k->cp_valid);
 		k->cp_valid = NULL;
@@ -322,27 +339,47 @@ static void check_chain(struct fk *k, uint32_t z, const struct mzone *m, bool fa
 		     z, (unsigned long long)expect);
 }
 
-/* check_chain over metadata zone meta_first + j, read whole for it */
+/*
+ * Walk the record chain that starts in metadata zone meta_first + j, into the
+ * next zones while its checkpoint goes on there (each read whole in turn),
+ * and check where it ends.
+ */
 static void chain_zone(struct fk *k, struct px_fs *fs, uint32_t j, struct mzone *m, bool fallback)
 {
-	uint32_t z = fs->meta_first + j;
+	struct walk w = {.expect = m[j].first_seq};
+	uint32_t z, part = 0;
+	uint64_t pos;
 
-	m->buf = read_range(fs->dev, fs->zones[z].start, m->len);
-	if (!m->buf) {
-		problem(k, false, "metadata zone %u: read error", z);
-		return;
+	for (;;) {
+		uint32_t jn = (j + 1) % fs->meta_count;
+
+		z = fs->meta_first + j;
+		m[j].buf = read_range(fs->dev, fs->zones[z].start, m[j].len);
+		if (!m[j].buf) {
+			problem(k, false, "metadata zone %u: read error", z);
+			return;
+		}
+		pos = walk_zone(k, &m[j], &w);
+		if (w.ended || !(fs->features & PX_FEAT_MZCHAIN) || part + 1 >= fs->meta_count ||
+		    !m[jn].valid || m[jn].gen != m[j].gen || m[jn].part != part + 1 ||
+		    m[jn].first_seq != w.expect)
+			break;
+		free(m[j].buf);
+		m[j].buf = NULL;
+		j = jn;
+		part++;
 	}
-	check_chain(k, z, m, fallback);
-	free(m->buf);
-	m->buf = NULL;
+	check_chain_end(k, z, &m[j], pos, &w, fallback);
+	free(m[j].buf);
+	m[j].buf = NULL;
 }
 
 static void check_meta(struct fk *k, struct px_fs *fs)
 {
-	struct mzone m[16] = {0};
+	struct mzone m[PX_META_MAX] = {0};
 	uint32_t newest = UINT32_MAX;
 
-	for (uint32_t j = 0; j < fs->meta_count && j < 16; j++) {
+	for (uint32_t j = 0; j < fs->meta_count && j < PX_META_MAX; j++) {
 		uint32_t z = fs->meta_first + j;
 		struct px_zone *zo = &fs->zones[z];
 		uint64_t end = zo->seq ? ff_zoneq_wp(fs->dev, z) : zo->start + zo->cap;
@@ -372,30 +409,36 @@ static void check_meta(struct fk *k, struct px_fs *fs)
 		m[j].valid = true;
 		m[j].gen = le64(m[j].buf + PX_MZ_GEN);
 		m[j].first_seq = le64(m[j].buf + PX_MZ_FIRST_SEQ);
-		if (newest == UINT32_MAX || m[j].gen > m[newest].gen)
+		m[j].part = le32(m[j].buf + PX_MZ_PART);
+		if (m[j].part && !(fs->features & PX_FEAT_MZCHAIN))
+			problem(k, false,
+				"metadata zone %u: a checkpoint's part %u on a filesystem without them",
+				z, m[j].part);
+		if (!m[j].part && (newest == UINT32_MAX || m[j].gen > m[newest].gen))
 			newest = j;
 	}
-	for (uint32_t a = 0; a < fs->meta_count && a < 16; a++)
-		for (uint32_t b = a + 1; b < fs->meta_count && b < 16; b++)
-			if (m[a].valid && m[b].valid && m[a].gen == m[b].gen)
+	for (uint32_t a = 0; a < fs->meta_count && a < PX_META_MAX; a++)
+		for (uint32_t b = a + 1; b < fs->meta_count && b < PX_META_MAX; b++)
+			if (m[a].valid && m[b].valid && m[a].gen == m[b].gen &&
+			    m[a].part == m[b].part)
 				problem(k, false, "metadata zones %u and %u: same generation %llu",
 					fs->meta_first + a, fs->meta_first + b,
 					(unsigned long long)m[a].gen);
-	for (uint32_t j = 0; j < 16; j++) {
+	for (uint32_t j = 0; j < PX_META_MAX; j++) {
 		free(m[j].buf);
 		m[j].buf = NULL;
 	}
 	if (newest == UINT32_MAX)
 		problem(k, false, "no valid metadata zone header");
-	else if (newest != fs->log_idx)
-		/* the mount fell back to an older checkpoint: check_chain says why */
-		chain_zone(k, fs, newest, &m[newest], true);
-	if (fs->log_idx < 16 && m[fs->log_idx].valid) {
+	else if (newest != fs->cp_idx)
+		/* the mount fell back to an older checkpoint: check_chain_end says why */
+		chain_zone(k, fs, newest, m, true);
+	if (fs->cp_idx < PX_META_MAX && m[fs->cp_idx].valid) {
 		k->nr_zones = fs->nr_zones;
 		k->cp_valid = malloc(fs->nr_zones * sizeof(*k->cp_valid));
 		for (uint32_t z = 0; k->cp_valid && z < fs->nr_zones; z++)
 			k->cp_valid[z] = UINT64_MAX;
-		chain_zone(k, fs, fs->log_idx, &m[fs->log_idx], false);
+		chain_zone(k, fs, fs->cp_idx, m, false);
 	}
 }
 

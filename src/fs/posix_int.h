@@ -168,6 +168,7 @@ struct px_fs {
 	struct ff_cache *cache;
 	uint8_t uuid[16];
 	uint32_t nr_zones, meta_first, meta_count;
+	uint64_t features; /* PX_FEAT_*, from the superblock */
 	uint64_t zone_size;
 	bool ro;
 	int nslots;
@@ -206,6 +207,7 @@ struct px_fs {
 	bool leader;
 	int log_err;	  /* set once, by a failed log write or px_shutdown; never cleared */
 	uint32_t log_idx; /* meta zone in use: meta_first + log_idx (leader only) */
+	uint32_t cp_idx;  /* where its checkpoint starts: log_idx or a zone before (leader only) */
 	uint64_t log_off; /* absolute, block aligned (leader only) */
 	uint64_t gen;	  /* its generation (leader only) */
 

@@ -55,12 +55,12 @@ static void remount(struct px *p)
 	assert_int_equal(ff_fs_format(p->fs), FF_FMT_POSIX);
 }
 
-static int setup_mk(void **state, bool emu, const struct ff_fs_opts *o, uint32_t conv, uint64_t cap,
-		    uint32_t max_open, uint32_t max_active)
+static int setup_geo(void **state, bool emu, const struct ff_fs_opts *o, uint32_t conv,
+		     uint64_t cap, uint32_t max_open, uint32_t max_active, uint64_t zs, uint32_t nz)
 {
 	struct px *p = calloc(1, sizeof(*p));
 	struct ff_mkfs_opts mo = {
-		.format = FF_FMT_POSIX, .force = true, .zone_size = ZS, .zone_opts = true};
+		.format = FF_FMT_POSIX, .force = true, .zone_size = zs, .zone_opts = true};
 
 	assert_non_null(p);
 	p->emu = emu;
@@ -72,13 +72,36 @@ static int setup_mk(void **state, bool emu, const struct ff_fs_opts *o, uint32_t
 		mo.max_active = max_active;
 	}
 	assert_int_equal(tu_fs_mkimage(p->path, sizeof(p->path), emu ? "posix-emu" : "posix-reg",
-				       NZ * ZS + (1 << 20), &mo),
+				       nz * zs + (1 << 20), &mo),
 			 0);
 	if (o)
 		p->o = *o;
 	do_mount_path(p, p->path);
 	*state = p;
 	return 0;
+}
+
+static int setup_mk(void **state, bool emu, const struct ff_fs_opts *o, uint32_t conv, uint64_t cap,
+		    uint32_t max_open, uint32_t max_active)
+{
+	return setup_geo(state, emu, o, conv, cap, max_open, max_active, ZS, NZ);
+}
+
+/*
+ * 200 zones of 1 MiB: mkfs gives four metadata zones (1/64 of the device),
+ * and a checkpoint of a few MiB spans two of them. All sequential, with
+ * limits, or a regular file.
+ */
+#define SPAN_ZS (1ull << 20)
+#define SPAN_NZ 200
+static int setup_span_seq(void **state)
+{
+	return setup_geo(state, true, NULL, 0, 0, 3, 3, SPAN_ZS, SPAN_NZ);
+}
+
+static int setup_span_reg(void **state)
+{
+	return setup_geo(state, false, NULL, 0, 0, 0, 0, SPAN_ZS, SPAN_NZ);
 }
 
 static int setup_any(void **state, bool emu, const struct ff_fs_opts *o)
@@ -1351,6 +1374,154 @@ static void test_posix_log_rotation(void **state)
 	free(rd);
 }
 
+/* ---- checkpoints longer than a metadata zone ---- */
+
+#define SPAN_FILES 20
+#define SPAN_VAL   60000
+
+static void span_val(uint8_t *v, int it, int f)
+{
+	tu_fill(v, SPAN_VAL, (unsigned)(it * 131 + f + 1));
+}
+
+/* SPAN_FILES files with a 60000-byte xattr each (iteration -1): a checkpoint of 1.2 MB */
+static void span_build(struct px *p, uint64_t *ino)
+{
+	uint8_t *v = tu_alloc(SPAN_VAL);
+	struct stat st;
+	char name[32];
+
+	for (int f = 0; f < SPAN_FILES; f++) {
+		snprintf(name, sizeof(name), "x%02d", f);
+		assert_int_equal(ff_fs_mknod(p->fs, p->root, name, S_IFREG | 0644, 0, &cr, &st), 0);
+		ino[f] = st.st_ino;
+		span_val(v, -1, f);
+		assert_int_equal(ff_fs_setxattr(p->fs, ino[f], "user.big", v, SPAN_VAL, 0), 0);
+	}
+	assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
+	free(v);
+}
+
+/*
+ * Iterations it0.. of rewriting file it % SPAN_FILES's xattr and fsyncing it,
+ * until one fails (the device died) or n ran; done[f] gets the last iteration
+ * whose fsync succeeded, *tried the one that failed (or -2). *spanned: a
+ * checkpoint took more than one zone.
+ */
+static void span_run(struct px *p, const uint64_t *ino, int n, int *done, int *tried, bool *spanned)
+{
+	struct px_fs *px = (struct px_fs *)p->fs;
+	uint8_t *v = tu_alloc(SPAN_VAL);
+
+	*tried = -2;
+	for (int it = 0; it < n; it++) {
+		int f = it % SPAN_FILES;
+
+		span_val(v, it, f);
+		if (ff_fs_setxattr(p->fs, ino[f], "user.big", v, SPAN_VAL, 0) ||
+		    ff_fs_fsync(p->fs, ino[f], false)) {
+			*tried = it;
+			break;
+		}
+		done[f] = it;
+		if (spanned && px->cp_idx != px->log_idx)
+			*spanned = true;
+	}
+	free(v);
+}
+
+/* Each file's xattr is its done[] iteration's, or the failed one's on its file. */
+static void span_check(struct px *p, const uint64_t *ino, const int *done, int tried)
+{
+	uint8_t *v = tu_alloc(SPAN_VAL), *rd = tu_alloc(SPAN_VAL);
+
+	for (int f = 0; f < SPAN_FILES; f++) {
+		assert_int_equal(ff_fs_getxattr(p->fs, ino[f], "user.big", rd, SPAN_VAL), SPAN_VAL);
+		span_val(v, done[f], f);
+		if (memcmp(rd, v, SPAN_VAL) && tried >= 0 && tried % SPAN_FILES == f)
+			span_val(v, tried, f);
+		if (memcmp(rd, v, SPAN_VAL))
+			fail_msg("file %d: its xattr is not iteration %d's (nor %d's)", f, done[f],
+				 tried);
+	}
+	free(v);
+	free(rd);
+}
+
+static void test_posix_checkpoint_spans_zones(void **state)
+{
+	struct px *p = *state;
+	struct px_fs *px = (struct px_fs *)p->fs;
+	uint64_t ino[SPAN_FILES], c0;
+	int done[SPAN_FILES], tried;
+	bool spanned = false;
+
+	assert_int_equal(px->meta_count, 4);
+	assert_true(px->features & PX_FEAT_MZCHAIN);
+	span_build(p, ino);
+	for (int f = 0; f < SPAN_FILES; f++)
+		done[f] = -1;
+	c0 = stat_of(p, "checkpoints");
+	span_run(p, ino, 200, done, &tried, &spanned);
+	assert_int_equal(tried, -2);
+	assert_true(spanned);
+	assert_true(stat_of(p, "checkpoints") - c0 >= 4); /* round the four zones at least once */
+	remount(p);
+	span_check(p, ino, done, -2);
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	assert_int_equal(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL), 0);
+}
+
+/*
+ * The device dies after each number of writes in turn, so that a crash
+ * falls between every two parts of the checkpoints the run writes: the
+ * mount then uses the whole one before, every fsync'd xattr is there, and
+ * fsck finds nothing.
+ */
+static void test_posix_checkpoint_spans_crash(void **state)
+{
+	struct px *p = *state;
+	char base[300], env[64];
+	uint64_t ino[SPAN_FILES];
+	int points = 0;
+
+	span_build(p, ino);
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	snprintf(base, sizeof(base), "%s.base", p->path);
+	snapshot(p->path, base);
+	for (int n = 1;; n++) {
+		int done[SPAN_FILES], tried, r;
+
+		for (int f = 0; f < SPAN_FILES; f++)
+			done[f] = -1;
+		snapshot(base, p->path);
+		snprintf(env, sizeof(env), "dead_after=%d,dead_mode=eio", n);
+		setenv("FOLIOFS_FAULT", env, 1);
+		r = ff_fs_mount(p->path, &p->o, &p->fs);
+		unsetenv("FOLIOFS_FAULT");
+		tried = -3; /* the mount's own checkpoint met the dead device */
+		if (r == 0) {
+			span_run(p, ino, 60, done, &tried, NULL);
+			(void)ff_fs_unmount(p->fs);
+		}
+		p->fs = NULL;
+		do_mount_path(p, p->path);
+		span_check(p, ino, done, tried);
+		assert_int_equal(ff_fs_unmount(p->fs), 0);
+		p->fs = NULL;
+		assert_int_equal(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL), 0);
+		points++;
+		if (tried == -2)
+			break; /* the device outlived the run */
+	}
+	print_message("checkpoint crash points: %d\n", points);
+	assert_true(points > 20);
+	unlink(base);
+	do_mount_path(p, p->path);
+}
+
 static void test_posix_statfs(void **state)
 {
 	struct px *p = *state;
@@ -2319,6 +2490,14 @@ int main(void)
 		T2(test_posix_power_cut),
 		T2(test_posix_power_cut_writers),
 		T2(test_posix_log_rotation),
+		cmocka_unit_test_setup_teardown(test_posix_checkpoint_spans_zones, setup_span_seq,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_posix_checkpoint_spans_zones, setup_span_reg,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_posix_checkpoint_spans_crash, setup_span_seq,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_posix_checkpoint_spans_crash, setup_span_reg,
+						teardown),
 		T2(test_posix_statfs),
 		T2(test_posix_statfs_unlink),
 		T2(test_posix_fsck_clean),
