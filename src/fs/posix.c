@@ -5321,10 +5321,10 @@ static int px_zone_text(struct ff_fs *gfs, uint64_t ino, char *buf, size_t len)
  * How many metadata zones mkfs gives a device: about 1/64 of it, 3 at
  * least (a checkpoint and its log, the next one, and one more so that a
  * checkpoint longer than a zone fits beside the one it replaces), at most
- * PX_META_MAX. A checkpoint takes 64 bytes an extent and about 200 an
+ * PX_META_MAX. A checkpoint takes 28 bytes an extent and about 200 an
  * inode; it may fill all metadata zones but those of the one before it, so
- * about half of them. With 1/64 that bounds a device whose every 4 KiB
- * block is an extent of its own at about a quarter of it so fragmented.
+ * about half of them: 1/128 of the device, and a device whose every 4 KiB
+ * block were an extent of its own needs 1/146 of it for them.
  */
 static uint32_t meta_zones_for(const struct ff_dev_info *di)
 {
