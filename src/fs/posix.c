@@ -2531,9 +2531,10 @@ static const struct ff_cache_ops px_cache_ops = {
 
 /* ---- attributes ---- */
 
+/* st_blocks: mapped and reserved blocks, and those buffered writes promised (delalloc) */
 static uint64_t blocks_of(const struct px_inode *i)
 {
-	uint64_t n = 0;
+	uint64_t n = i->da_blk * PX_BLK;
 
 	for (size_t k = 0; k < i->next; k++)
 		n += i->ext[k].len;

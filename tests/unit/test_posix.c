@@ -1543,6 +1543,34 @@ static void test_posix_statfs(void **state)
  * holds another file's data; f_bavail (what can be written now, without
  * garbage collection) stays at most f_bfree.
  */
+/*
+ * A buffered write's blocks count in st_blocks at once, before write-back
+ * places them (as XFS counts delayed allocations): du and cp --sparse see
+ * the file's size on disk, and it does not change at the fsync.
+ */
+static void test_posix_stblocks_delalloc(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(64 << 10);
+	uint64_t f = mkfile(p, p->root, "da");
+	struct stat st;
+
+	tu_fill(buf, 64 << 10, 9);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 64 << 10, 0, 0), 64 << 10);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 100, (1 << 20) + 5, 0),
+			 100); /* one block more */
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_blocks, ((64 << 10) + BLK) / 512);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_blocks, ((64 << 10) + BLK) / 512);
+	/* an overwrite of placed blocks adds nothing */
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 8192, 4096, 0), 8192);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_blocks, ((64 << 10) + BLK) / 512);
+	free(buf);
+}
+
 static void test_posix_statfs_unlink(void **state)
 {
 	struct px *p = *state;
@@ -2490,6 +2518,7 @@ int main(void)
 		T2(test_posix_power_cut),
 		T2(test_posix_power_cut_writers),
 		T2(test_posix_log_rotation),
+		T2(test_posix_stblocks_delalloc),
 		cmocka_unit_test_setup_teardown(test_posix_checkpoint_spans_zones, setup_span_seq,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_posix_checkpoint_spans_zones, setup_span_reg,
