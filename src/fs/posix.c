@@ -6071,6 +6071,15 @@ static int read_sb(struct px_fs *fs, const char *path)
 		const struct ff_dev_info *di = ff_dev_info(fs->dev);
 
 		ret = sb_check(s);
+		if (ret == -EOPNOTSUPP) {
+			/* not damage: formatting again would destroy a newer foliofs's filesystem
+			 */
+			ff_err("%s: superblock copy %d has version %u, features %#llx; this foliofs knows version %u, features %#llx: a newer foliofs made it",
+			       path, c, get32(s + PX_SB_VERSION),
+			       (unsigned long long)get64(s + PX_SB_FEATURES), PX_VERSION,
+			       (unsigned long long)PX_FEAT_KNOWN);
+			goto out;
+		}
 		if (ret)
 			continue;
 		if (get32(s + PX_SB_NR_ZONES) != di->nr_zones ||

@@ -1659,6 +1659,48 @@ static void patch_byte(const char *path, uint64_t off)
 	close(fd);
 }
 
+/*
+ * A superblock with a feature this foliofs does not know (a newer one made
+ * it) is refused with EOPNOTSUPP, by the mount and by fsck, and nothing on
+ * the image changes.
+ */
+static void test_posix_newer_features_refused(void **state)
+{
+	struct px *p = *state;
+	char copy[300];
+	uint8_t *sb = tu_alloc(2 * BLK);
+	struct ff_fs *fs2 = NULL;
+	struct ff_fsck_report r = {0};
+	int fd;
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	fd = open(p->path, O_RDWR);
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, sb, 2 * BLK, 0), 2 * BLK);
+	for (int c = 0; c < 2; c++) {
+		uint8_t *b = sb + c * BLK;
+		uint64_t f;
+
+		memcpy(&f, b + PX_SB_FEATURES, 8);
+		f |= 1ull << 40;
+		memcpy(b + PX_SB_FEATURES, &f, 8);
+		memset(b + PX_SB_CRC, 0, 4);
+		uint32_t crc = ff_crc32c(0, b, BLK);
+		memcpy(b + PX_SB_CRC, &crc, 4);
+	}
+	assert_int_equal(pwrite(fd, sb, 2 * BLK, 0), 2 * BLK);
+	close(fd);
+	snprintf(copy, sizeof(copy), "%s.copy", p->path);
+	snapshot(p->path, copy);
+	assert_int_equal(ff_fs_mount(p->path, &p->o, &fs2), -EOPNOTSUPP);
+	assert_int_equal(ff_fs_fsck(p->path, FF_FSCK_READ_ONLY, &r), 0);
+	assert_true(r.problems > 0);
+	same_bytes(p->path, copy);
+	unlink(copy);
+	free(sb);
+}
+
 /* A tree with every kind of object, data, a hard link and a removed file. */
 static void fsck_tree(struct px *p)
 {
@@ -2519,6 +2561,7 @@ int main(void)
 		T2(test_posix_power_cut_writers),
 		T2(test_posix_log_rotation),
 		T2(test_posix_stblocks_delalloc),
+		T1REG(test_posix_newer_features_refused),
 		cmocka_unit_test_setup_teardown(test_posix_checkpoint_spans_zones, setup_span_seq,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_posix_checkpoint_spans_zones, setup_span_reg,
