@@ -1225,6 +1225,29 @@ static void rec_zone(struct px_buf *b, uint32_t z, const struct px_zone *zo, uin
 }
 
 /*
+ * An extent of an EXTENT or EXTENTS record with log seq seq: -EUCLEAN when
+ * it cannot be one, else ext_set_locked's result (the data sequence moves
+ * past dseq either way). Caller holds ns.
+ */
+static int apply_ext_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t elen,
+			    uint64_t dev, uint64_t dseq, uint64_t seq)
+{
+	int ret;
+
+	if (off % PX_BLK || elen % PX_BLK ||
+	    (dev != PX_NO_DEV && dev != PX_UNWRITTEN &&
+	     (dev % PX_BLK || zone_of(fs, dev) >= fs->nr_zones)))
+		return -EUCLEAN;
+	/* a reservation is made by fallocate only, within a file's limit */
+	if (dev == PX_UNWRITTEN && (elen > PX_MAX_FILE || off > PX_MAX_FILE - elen))
+		return -EUCLEAN;
+	ret = ext_set_locked(fs, i, off, elen, dev, dseq, seq);
+	if (dseq >= fs->next_dseq)
+		fs->next_dseq = dseq + 1;
+	return ret;
+}
+
+/*
  * Apply one record to memory: the only place state changes, live and at
  * replay. *ino_out gets the inode the record concerns (0: none). Caller holds
  * ns. Returns 0, -ENOMEM, or -EUCLEAN for a record that does not fit the
@@ -1329,20 +1352,15 @@ static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t l
 		uint64_t ino = rd64(&r), off = rd64(&r), elen = rd64(&r), dev = rd64(&r);
 		uint64_t dseq = rd64(&r), size = rd64(&r);
 
-		if (r.bad || !(i = iget_locked(fs, ino)) || off % PX_BLK || elen % PX_BLK ||
-		    (dev != PX_NO_DEV && dev != PX_UNWRITTEN &&
-		     (dev % PX_BLK || zone_of(fs, dev) >= fs->nr_zones)))
+		if (r.bad || !(i = iget_locked(fs, ino)))
 			return -EUCLEAN;
-		/* a reservation is made by fallocate only, within a file's limit */
-		if (dev == PX_UNWRITTEN && (elen > PX_MAX_FILE || off > PX_MAX_FILE - elen))
-			return -EUCLEAN;
-		ret = ext_set_locked(fs, i, off, elen, dev, dseq, seq);
+		ret = apply_ext_locked(fs, i, off, elen, dev, dseq, seq);
+		if (ret == -EUCLEAN)
+			return ret;
 		if (size > i->disk_size)
 			i->disk_size = size;
 		if (size > i->size)
 			i->size = size;
-		if (dseq >= fs->next_dseq)
-			fs->next_dseq = dseq + 1;
 		*ino_out = ino;
 		break;
 	}
@@ -1359,14 +1377,11 @@ static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t l
 			uint64_t dseq = rd64(&r);
 
 			/* as EXTENT's, without holes: a checkpoint lists what is mapped */
-			if (off % PX_BLK || !elen || dev == PX_NO_DEV ||
-			    (dev != PX_UNWRITTEN &&
-			     (dev % PX_BLK || zone_of(fs, dev) >= fs->nr_zones)) ||
-			    (dev == PX_UNWRITTEN && off > PX_MAX_FILE - elen))
+			if (!elen || dev == PX_NO_DEV)
 				return -EUCLEAN;
-			ret = ext_set_locked(fs, i, off, elen, dev, dseq, seq);
-			if (dseq >= fs->next_dseq)
-				fs->next_dseq = dseq + 1;
+			ret = apply_ext_locked(fs, i, off, elen, dev, dseq, seq);
+			if (ret == -EUCLEAN)
+				return ret;
 		}
 		*ino_out = ino;
 		break;
@@ -1636,7 +1651,7 @@ static int checkpoint(struct px_fs *fs)
 	size_t at;
 	int ret;
 
-	if (max < 1 || max > PX_META_MAX)
+	if (!max)
 		max = 1;
 	/*
 	 * Finish the old zone first (its data stays readable): the new one
@@ -1683,26 +1698,23 @@ static int checkpoint(struct px_fs *fs)
 						rec_dirent_add(&b, i->ino, e->ino, e->cookie,
 							       e->name, e->nlen);
 				}
-			for (size_t k = 0; k < i->next;) {
-				size_t n = 0;
-
-				/* known from a header only: committed with this checkpoint */
-				for (size_t e = k; e < i->next && e < k + PX_XS_PER_REC; e++)
-					if (!i->ext[e].rseq)
-						i->ext[e].rseq = first;
-				/* EXTENTS counts blocks in 32 bits: a longer extent gets an EXTENT
-				 */
-				while ((fs->features & PX_FEAT_MZCHAIN) && k + n < i->next &&
-				       n < PX_XS_PER_REC &&
-				       i->ext[k + n].len / PX_BLK <= UINT32_MAX)
-					n++;
+			/* known from a header only: committed with this checkpoint */
+			for (size_t k = 0; k < i->next; k++)
+				if (!i->ext[k].rseq)
+					i->ext[k].rseq = first;
+			for (size_t k = 0, n; k < i->next; k += n) {
+				/* EXTENTS counts blocks in 32 bits; a longer extent: EXTENT */
+				for (n = 0;
+				     (fs->features & PX_FEAT_MZCHAIN) && k + n < i->next &&
+				     n < PX_XS_PER_REC && i->ext[k + n].len / PX_BLK <= UINT32_MAX;
+				     n++)
+					;
 				if (n) {
 					rec_extents(&b, i->ino, i->ext + k, n);
-					k += n;
 				} else {
 					rec_extent(&b, i->ino, i->ext[k].off, i->ext[k].len,
 						   i->ext[k].dev, i->ext[k].dseq, 0);
-					k++;
+					n = 1;
 				}
 			}
 			for (struct px_xattr *x = i->xattrs; x; x = x->next)
@@ -1740,23 +1752,21 @@ static int checkpoint(struct px_fs *fs)
 	for (uint32_t k = 0; k < nparts; k++) {
 		uint32_t z = fs->meta_first + (idx + k) % M;
 		struct px_zone *zo = &fs->zones[z];
-		struct px_buf pb = {0};
+		/*
+		 * Part k is its header and its records, written from b: the
+		 * header goes in the block before them, the first block of b
+		 * for part 0, records of parts already written for the others.
+		 */
+		struct px_buf pb = {b.p + starts[k] - PX_BLK, PX_BLK + starts[k + 1] - starts[k], 0,
+				    0};
 
 		if (zo->seq) {
 			ret = ff_zoneq_zone_op(fs->dev, z, FF_ZOP_RESET);
 			if (ret)
 				goto out;
 		}
-		buf_need(&pb, PX_BLK + starts[k + 1] - starts[k]);
-		if (pb.err) {
-			ret = pb.err;
-			goto out;
-		}
 		mz_head_encode(fs, pb.p, gen, get64(b.p + starts[k] + 8), k);
-		memcpy(pb.p + PX_BLK, b.p + starts[k], starts[k + 1] - starts[k]);
-		pb.len = PX_BLK + starts[k + 1] - starts[k];
 		ret = write_meta(fs, z, &pb, zo->start);
-		free(pb.p);
 		if (ret)
 			goto out;
 		if (k + 1 < nparts && zo->seq) /* it takes no open or active zone from the next */
@@ -5768,20 +5778,29 @@ static bool mz_ensure(struct mz_reader *r, uint64_t upto)
 	return true;
 }
 
+/* A reader of metadata zone z's written part, nothing read yet. */
+static struct mz_reader mz_reader_of(struct px_fs *fs, uint32_t z)
+{
+	uint64_t start = fs->zones[z].start;
+
+	return (struct mz_reader){
+		fs,   start, fs->zones[z].seq ? ff_zoneq_wp(fs->dev, z) : start + fs->zones[z].cap,
+		NULL, 0,     0};
+}
+
+/* A metadata zone's header, as the mount read it (valid: it passed mz_header). */
 struct mz_head {
+	bool valid;
 	uint64_t gen, first_seq;
 	uint32_t part;
 };
 
 static int mz_header(struct px_fs *fs, uint32_t z, struct mz_head *h)
 {
-	struct mz_reader r = {fs, fs->zones[z].start, 0, NULL, 0};
+	struct mz_reader r = mz_reader_of(fs, z);
 	uint8_t tmp[PX_BLK];
 	int ret = -EINVAL;
 
-	r.end = fs->zones[z].start + fs->zones[z].cap;
-	if (fs->zones[z].seq)
-		r.end = ff_zoneq_wp(fs->dev, z);
 	if (!mz_ensure(&r, r.start + PX_BLK))
 		goto out;
 	memcpy(tmp, r.buf, PX_BLK);
@@ -5793,6 +5812,7 @@ static int mz_header(struct px_fs *fs, uint32_t z, struct mz_head *h)
 	h->gen = get64(r.buf + PX_MZ_GEN);
 	h->first_seq = get64(r.buf + PX_MZ_FIRST_SEQ);
 	h->part = get32(r.buf + PX_MZ_PART);
+	h->valid = true;
 	ret = 0;
 out:
 	free(r.buf);
@@ -5800,31 +5820,30 @@ out:
 }
 
 /*
- * Whether metadata zone idx continues the checkpoint of generation gen whose
- * part is part - 1 and whose next record is seq expect: only the writer of
- * that checkpoint (checkpoint()) makes such a header, and generations are
- * never reused (the mount takes the newest it saw), so a stale zone does not.
+ * Whether heads[idx] continues the checkpoint of generation gen whose part
+ * is part - 1 and whose next record is seq expect: only the writer of that
+ * checkpoint (checkpoint()) makes such a header, and generations are never
+ * reused (the mount takes the newest it saw), so a stale zone does not.
  */
-static bool mz_continues(struct px_fs *fs, uint32_t idx, uint64_t gen, uint32_t part,
-			 uint64_t expect)
+static bool mz_continues(const struct px_fs *fs, const struct mz_head *nh, uint64_t gen,
+			 uint32_t part, uint64_t expect)
 {
-	struct mz_head nh;
-
-	return (fs->features & PX_FEAT_MZCHAIN) && part < fs->meta_count &&
-	       mz_header(fs, fs->meta_first + idx, &nh) == 0 && nh.gen == gen && nh.part == part &&
-	       nh.first_seq == expect;
+	return (fs->features & PX_FEAT_MZCHAIN) && part < fs->meta_count && nh->valid &&
+	       nh->gen == gen && nh->part == part && nh->first_seq == expect;
 }
 
 /*
  * Load the checkpoint that starts in metadata zone idx (following it into
  * the next zones while it goes on there) and replay the log after it.
- * Returns 0 (the state is loaded, the log position set), -EAGAIN (no complete
- * checkpoint there: try an older zone), or -errno.
+ * heads: every metadata zone's header. Returns 0 (the state is loaded, the
+ * log position set), -EAGAIN (no complete checkpoint there: try an older
+ * zone), or -errno.
  */
-static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *h)
+static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *heads)
 {
+	const struct mz_head *h = &heads[idx];
 	uint32_t z = fs->meta_first + idx, part = 0, first_idx = idx;
-	struct mz_reader r = {fs, fs->zones[z].start, 0, NULL, 0};
+	struct mz_reader r = mz_reader_of(fs, z);
 	uint64_t pos, expect = h->first_seq, good_end;
 	size_t *grp = NULL, ngrp = 0, cgrp = 0;
 	bool cp_done = false;
@@ -5832,7 +5851,6 @@ static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *h)
 
 	if (h->part)
 		return -EAGAIN; /* the middle of a checkpoint */
-	r.end = fs->zones[z].seq ? ff_zoneq_wp(fs->dev, z) : fs->zones[z].start + fs->zones[z].cap;
 	pos = good_end = r.start + PX_BLK;
 	for (;;) {
 		uint8_t *rh;
@@ -5903,17 +5921,13 @@ zone_end:
 		 * log after it never does (a full zone starts a checkpoint).
 		 */
 		if (cp_done || ngrp ||
-		    !mz_continues(fs, (idx + 1) % fs->meta_count, h->gen, part + 1, expect))
+		    !mz_continues(fs, &heads[(idx + 1) % fs->meta_count], h->gen, part + 1, expect))
 			break;
 		idx = (idx + 1) % fs->meta_count;
 		part++;
 		z = fs->meta_first + idx;
 		free(r.buf);
-		memset(&r, 0, sizeof(r));
-		r.fs = fs;
-		r.start = fs->zones[z].start;
-		r.end = fs->zones[z].seq ? ff_zoneq_wp(fs->dev, z)
-					 : fs->zones[z].start + fs->zones[z].cap;
+		r = mz_reader_of(fs, z);
 		pos = good_end = r.start + PX_BLK;
 	}
 	if (!cp_done) {
@@ -6332,7 +6346,7 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 {
 	struct px_fs *fs = calloc(1, sizeof(*fs));
 	struct ff_dev_opts dopt = {.exclusive = true};
-	struct mz_head heads[PX_META_MAX];
+	struct mz_head heads[PX_META_MAX] = {0};
 	uint32_t order[PX_META_MAX], nh = 0;
 	uint64_t max_gen = 0;
 	int ret;
@@ -6380,7 +6394,7 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 	}
 	ret = -EUCLEAN;
 	for (uint32_t c = 0; c < nh && ret; c++) {
-		ret = load_meta(fs, order[c], &heads[order[c]]);
+		ret = load_meta(fs, order[c], heads);
 		if (ret) {
 			ff_mutex_lock(&fs->ns);
 			state_clear(fs);
