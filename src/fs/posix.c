@@ -691,11 +691,13 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 
 		if (e->off + e->len <= end) {
 			valid_add_locked(fs, e->dev, e->len, false);
+			i->ext_bytes -= e->len;
 			next_add_locked(fs, i, e->dev, -1);
 			j++;
 			continue;
 		}
 		valid_add_locked(fs, e->dev, end - e->off, false);
+		i->ext_bytes -= end - e->off;
 		e->dev = dev_at(e->dev, end - e->off);
 		e->len -= end - e->off;
 		e->off = end;
@@ -715,6 +717,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 			p->dseq = p->dseq > dseq ? p->dseq : dseq;
 			p->rseq = p->rseq > rseq ? p->rseq : rseq;
 			valid_add_locked(fs, dev, len, true);
+			i->ext_bytes += len;
 			return 0;
 		}
 	}
@@ -722,6 +725,7 @@ static int ext_set_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, ui
 	i->ext[first] = (struct px_ext){off, len, dev, dseq, rseq};
 	i->next++;
 	valid_add_locked(fs, dev, len, true);
+	i->ext_bytes += len;
 	next_add_locked(fs, i, dev, 1);
 	return 0;
 }
@@ -981,6 +985,7 @@ static void inode_remove_locked(struct px_fs *fs, struct px_inode *i)
 			own_trim_locked(&fs->zones[z]);
 	}
 	i->next = 0;
+	i->ext_bytes = 0;
 	/* its cached data goes nowhere now (map_write answers STORED) */
 	fs->da_blk -= i->da_blk;
 	i->da_blk = 0;
@@ -2544,11 +2549,7 @@ static const struct ff_cache_ops px_cache_ops = {
 /* st_blocks: mapped and reserved blocks, and those buffered writes promised (delalloc) */
 static uint64_t blocks_of(const struct px_inode *i)
 {
-	uint64_t n = i->da_blk * PX_BLK;
-
-	for (size_t k = 0; k < i->next; k++)
-		n += i->ext[k].len;
-	return n / 512;
+	return (i->da_blk * PX_BLK + i->ext_bytes) / 512;
 }
 
 static void fill_stat(const struct px_inode *i, struct stat *st)

@@ -98,6 +98,7 @@ struct px_inode {
 	struct px_dir *dir;
 	struct px_ext *ext;
 	size_t next, ecap;
+	uint64_t ext_bytes; /* sum of ext[].len: st_blocks without a walk of the extents */
 	struct px_da *da; /* delayed allocations: sorted, disjoint, not touching, no extent there */
 	size_t nda, dacap;
 	uint64_t da_blk; /* blocks in da */

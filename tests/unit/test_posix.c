@@ -1571,6 +1571,69 @@ static void test_posix_stblocks_delalloc(void **state)
 	free(buf);
 }
 
+/*
+ * st_blocks is kept as a running sum of the extents' lengths (a getattr of a
+ * fragmented file must not walk its extents): after overwrites that split
+ * and trim extents, holes punched, truncates and preallocation, it matches
+ * the sum rebuilt from the checkpoint at the next mount.
+ */
+static void test_posix_stblocks_running_sum(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(64 << 10);
+	uint64_t f = mkfile(p, p->root, "frag");
+	uint64_t seed = 77;
+	struct stat st;
+	blkcnt_t before;
+
+	tu_fill(buf, 64 << 10, 3);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 64 << 10, 0, FF_CW_DSYNC), 64 << 10);
+	for (int n = 0; n < 400; n++) {
+		uint64_t r, off, len;
+
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		r = seed >> 33;
+		off = (r % 96) * 1024 + (r % 7) * 100;
+		len = 1 + (r >> 8) % (12 << 10);
+		switch ((r >> 20) % 6) {
+		case 0:
+		case 1:
+			assert_int_equal(ff_fs_write(p->fs, f, buf, len, off, FF_CW_DSYNC),
+					 (ssize_t)len);
+			break;
+		case 2:
+			assert_int_equal(ff_fs_write(p->fs, f, buf, len, off, 0), (ssize_t)len);
+			break;
+		case 3:
+			assert_int_equal(ff_fs_fallocate(p->fs, f,
+							 FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+							 off, len),
+					 0);
+			break;
+		case 4:
+			assert_int_equal(ff_fs_fallocate(p->fs, f,
+							 (r >> 24) & 1 ? FALLOC_FL_KEEP_SIZE : 0,
+							 off, len),
+					 0);
+			break;
+		default:
+			memset(&st, 0, sizeof(st));
+			st.st_size = (off_t)off;
+			assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
+			break;
+		}
+	}
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	before = st.st_blocks;
+	assert_true(before > 0);
+	remount(p);
+	f = lookup(p, p->root, "frag");
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_blocks, before);
+	free(buf);
+}
+
 static void test_posix_statfs_unlink(void **state)
 {
 	struct px *p = *state;
@@ -2561,6 +2624,7 @@ int main(void)
 		T2(test_posix_power_cut_writers),
 		T2(test_posix_log_rotation),
 		T2(test_posix_stblocks_delalloc),
+		T2(test_posix_stblocks_running_sum),
 		T1REG(test_posix_newer_features_refused),
 		cmocka_unit_test_setup_teardown(test_posix_checkpoint_spans_zones, setup_span_seq,
 						teardown),
