@@ -3259,7 +3259,7 @@ static bool blocks_fit_locked(struct px_fs *fs, uint64_t blk)
 
 	ff_assert_held(&fs->ns);
 	/* free_blk less at most the reserve's rooms is no more than avail_blocks_locked() */
-	if (fs->free_blk > gcr && blk <= fs->free_blk - gcr)
+	if (fs->free_blk > gcr + fs->op_blk && blk <= fs->free_blk - gcr - fs->op_blk)
 		return true;
 	return blk <= avail_blocks_locked(fs);
 }
@@ -4495,14 +4495,32 @@ static void zone_changed_locked(struct px_fs *fs, struct px_zone *zo)
  */
 static void gc_index_rebuild_locked(struct px_fs *fs)
 {
+	uint64_t seq_blk = 0, zone_max = 0;
+
 	fs->nfree = 0;
 	fs->free_blk = 0;
 	fs->gc_ncand = 0;
 	for (uint32_t k = 0; k < fs->nr_zones; k++) {
-		fs->zones[k].isfree = false;
-		fs->zones[k].cand = UINT32_MAX;
-		zone_changed_locked(fs, &fs->zones[k]);
+		struct px_zone *zo = &fs->zones[k];
+
+		zo->isfree = false;
+		zo->cand = UINT32_MAX;
+		zone_changed_locked(fs, zo);
+		if (data_zone(zo) && zo->seq) {
+			seq_blk += zone_room_blk(zo);
+			if (zone_room_blk(zo) > zone_max)
+				zone_max = zone_room_blk(zo);
+		}
 	}
+	/*
+	 * Overprovisioning, as F2FS keeps: an overwrite in a sequential zone
+	 * writes its new copy before the old one is garbage, so a device whose
+	 * sequential zones were all live data would take no overwrite at all.
+	 * New data leaves this much of them (a zone, or 1/32 of them when more)
+	 * to overwrites' new copies while the collector reclaims the old ones;
+	 * conventional space is overwritten in place and needs none.
+	 */
+	fs->op_blk = seq_blk ? (seq_blk / 32 > zone_max ? seq_blk / 32 : zone_max) : 0;
 }
 
 /*
@@ -5094,9 +5112,10 @@ static uint64_t gc_reserve_blk_locked(struct px_fs *fs)
 }
 
 /*
- * Blocks that writers can fill, now or once garbage collection has taken
+ * Blocks that new data can fill, now or once garbage collection has taken
  * every victim it would: free and open rooms and each victim's gain, less the
- * collector's reserve. Caller holds ns.
+ * collector's reserve and the room kept for overwrites (op_blk). Caller holds
+ * ns.
  */
 static uint64_t avail_blocks_locked(struct px_fs *fs)
 {
@@ -5115,6 +5134,7 @@ static uint64_t avail_blocks_locked(struct px_fs *fs)
 			n += left / PX_BLK - 1;
 		n += gc_gain_locked(fs, zo);
 	}
+	gcr += fs->op_blk;
 	return n > gcr ? n - gcr : 0;
 }
 
@@ -5150,22 +5170,25 @@ static uint64_t resv_cost_blk(const struct px_fs *fs, uint64_t blk)
  * data (a write-through's), which must leave the promises (fallocate's
  * reservations, buffered writes' delayed allocations) their room
  * (resv_cost_blk) in what can be written (avail_blocks_locked); -ENOSPC when
- * it does not. A write-back of blocks that were promised has none such.
- * Without promises the zones' own accounting and the collector give the same
- * limit, and the collector's moves bring no new data. Caller holds ns.
- * Returns 0 or -ENOSPC.
+ * it does not, and the room kept for overwrites (op_blk) too. A write-back of
+ * blocks that were promised has none such. Without promises or sequential
+ * zones the zones' own accounting and the collector give the same limit, and
+ * the collector's moves bring no new data. Caller holds ns. Returns 0 or
+ * -ENOSPC.
  */
 static int resv_admit_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len)
 {
 	uint64_t need, promised = promised_locked(fs);
 
 	ff_assert_held(&fs->ns);
-	if (!promised || px_in_gc)
+	if ((!promised && !fs->op_blk) || px_in_gc)
 		return 0;
 	need = unreserved_blocks_locked(i, ff_round_down(off, PX_BLK),
 					ff_round_up(off + len, PX_BLK), NULL, 0, NULL);
 	if (!need)
 		return 0;
+	if (!promised)
+		return blocks_fit_locked(fs, need) ? 0 : -ENOSPC;
 	return blocks_fit_locked(fs, need + 1 + resv_cost_blk(fs, promised)) ? 0 : -ENOSPC;
 }
 
@@ -5189,7 +5212,7 @@ static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 		 * promised and of their own headers and the collector's zone.
 		 */
 		uint64_t unused = unused_blocks_locked(fs);
-		uint64_t gcr = gc_reserve_blk_locked(fs) + fs->resv_blk + fs->da_blk;
+		uint64_t gcr = gc_reserve_blk_locked(fs) + fs->op_blk + fs->resv_blk + fs->da_blk;
 
 		st->f_bfree = unused > gcr ? unused - gcr : 0;
 		st->f_bavail = promise_room_locked(fs);

@@ -227,6 +227,7 @@ struct px_fs {
 	 */
 	uint32_t gc_reserve; /* free data zones only GC may open */
 	uint32_t gc_low;     /* the GC thread runs while free zones are at most this */
+	uint64_t op_blk;     /* sequential room new data may not take (set at mount, under ns) */
 	struct ff_mutex gc_mu;
 	pthread_cond_t gc_cv;	   /* wakes the GC thread */
 	pthread_cond_t gc_done_cv; /* a GC round ended: throttled writers retry */

@@ -423,6 +423,84 @@ static void test_gc_fill_delete(void **state)
 	free(got);
 }
 
+/*
+ * A device filled with files to ENOSPC still takes overwrites of them, as a
+ * full XFS or ext4 does: out-of-place space keeps room that new data cannot
+ * have (overprovisioning), where an overwrite's new copy goes while the
+ * collector reclaims the old ones. Buffered, O_DSYNC and O_DIRECT overwrites
+ * of several times the free room, then the data is checked.
+ */
+static void test_gc_full_overwrite(void **state)
+{
+	struct gx *p = *state;
+	enum { MAXF = 4096 };
+	uint64_t *ino = calloc(MAXF, sizeof(*ino)), *len = calloc(MAXF, sizeof(*len));
+	uint64_t *gen = calloc(MAXF, sizeof(*gen));
+	uint8_t *buf = tu_alloc(256 << 10), *got = tu_alloc(256 << 10);
+	uint64_t seed = 777, written = 0;
+	int n = 0;
+	char name[32];
+
+	assert_non_null(ino);
+	assert_non_null(len);
+	assert_non_null(gen);
+	for (;;) {
+		uint64_t l = rnd(&seed) % 2 ? 16384 : 65536 + (rnd(&seed) % 4) * BLK;
+		ssize_t r;
+
+		assert_true(n < MAXF);
+		snprintf(name, sizeof(name), "f%d", n);
+		ino[n] = mkfile(p, name);
+		tu_fill(buf, l, ino[n] * 1000);
+		r = ff_fs_write(p->fs, ino[n], buf, l, 0, 0);
+		if (r == (ssize_t)l)
+			r = ff_fs_fsync(p->fs, ino[n], false);
+		if (r) {
+			assert_true(r == -ENOSPC || r < (ssize_t)l);
+			assert_int_equal(ff_fs_unlink(p->fs, p->root, name), 0);
+			break;
+		}
+		len[n++] = l;
+	}
+	assert_true(n > 8);
+	/* whole files rewritten: as much as the device holds, 32 times the kept room */
+	for (uint64_t k = 0; written < NZ * ZS; k++) {
+		int f = (int)(rnd(&seed) % (uint64_t)n);
+		unsigned fl = k % 3 == 0 ? 0 : k % 3 == 1 ? FF_CW_DSYNC : FF_CW_DIRECT;
+		ssize_t r;
+
+		gen[f]++;
+		/* a file's whole content is regenerated from (file, generation) */
+		tu_fill(buf, len[f], ino[f] * 1000 + gen[f]);
+		r = ff_fs_write(p->fs, ino[f], buf, len[f], 0, fl);
+		if (r != (ssize_t)len[f]) {
+			char sb[4096];
+
+			ff_fs_stats_text(p->fs, sb, sizeof(sb));
+			print_message("overwrite %llu of file %d (%llu bytes, flags %u): %zd\n%s",
+				      (unsigned long long)k, f, (unsigned long long)len[f], fl, r,
+				      sb);
+		}
+		assert_int_equal(r, (ssize_t)len[f]);
+		written += len[f];
+		if (k % 64 == 63)
+			assert_int_equal(ff_fs_fsync(p->fs, ino[f], false), 0);
+	}
+	for (int f = 0; f < n; f++) {
+		assert_int_equal(ff_fs_fsync(p->fs, ino[f], false), 0);
+		tu_fill(buf, len[f], ino[f] * 1000 + gen[f]);
+		assert_int_equal(ff_fs_read(p->fs, ino[f], got, len[f], 0), (ssize_t)len[f]);
+		assert_memory_equal(got, buf, len[f]);
+	}
+	check_valid(p);
+	fsck_clean(p);
+	free(ino);
+	free(len);
+	free(gen);
+	free(buf);
+	free(got);
+}
+
 /* ---- rounds per zone reclaimed ---- */
 
 /*
@@ -437,7 +515,7 @@ static void test_gc_rounds_bound(void **state)
 	enum { CH = 64 << 10 };
 	uint8_t *buf = tu_alloc(CH);
 	uint64_t a = mkfile(p, "a"), b = mkfile(p, "b"), c = mkfile(p, "c");
-	uint64_t half = (NZ - 8) * ZS / 2, rounds, freed, waits;
+	uint64_t half = (NZ - 9) * ZS / 2, rounds, freed, waits; /* a zone is overwrites' */
 
 	for (uint64_t off = 0; off < half; off += CH) {
 		tu_fill(buf, CH, off);
@@ -1126,6 +1204,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc_fill_delete, setup_emu_lim2, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_fill_delete, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_fill_delete, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_full_overwrite, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_full_overwrite, setup_emu_lim, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_rounds_bound, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_rounds_bound, setup_emu_lim2, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_concurrent, setup_emu, teardown),
