@@ -7,8 +7,8 @@
 # ENOSPC may come only once statfs says less than two zones are available, no
 # call fails with EOVERFLOW (or anything but ENOSPC), every surviving file
 # verifies after each round and after a remount, the collector freed zones
-# in at most two rounds each (and 16), and fsck.foliofs -n is clean after the
-# unmount.
+# in at most two rounds each (and 16). Then, filled once more, the device takes
+# overwrites of its files, and fsck.foliofs -n is clean after the unmount.
 . "$(dirname "$0")/lib.sh"
 FSCK=$FOLIOFS_BUILD/src/cli/fsck.foliofs
 
@@ -91,6 +91,94 @@ for name, (seed, size) in live.items():
             sys.exit(1)
 PY
 ok "every surviving file verifies after a remount"
+# Full, it still takes overwrites, as XFS does: fill to ENOSPC once more, then
+# rewrite files in place (O_DSYNC, buffered + fsync, O_DIRECT) for 4 times the
+# room new data leaves to overwrites; none may fail.
+python3 - "$MNT" "$W/files.json" <<'PY' || fail "overwrites of a full device failed"
+import errno, json, mmap, os, random, sys
+mnt, state = sys.argv[1], sys.argv[2]
+live = json.load(open(state))
+rng = random.Random(151)
+n = 0
+while True:
+    name, seed = "g%05d" % n, rng.randrange(1 << 30)
+    n += 1
+    data = random.Random(seed).randbytes(65536)
+    path = os.path.join(mnt, name)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            got = os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            print("FAIL: filling %s: %s" % (name, e))
+            sys.exit(1)
+        os.unlink(path)
+        break
+    if got < len(data):
+        # the device filled part-way: the file is what was written
+        os.unlink(path)
+        break
+    live[name] = (seed, 65536)
+names = sorted(k for k, (_, size) in live.items() if 0 < size <= 65536)
+done = 0
+buf = mmap.mmap(-1, 65536)
+while done < 16 << 20:
+    name = rng.choice(names)
+    size = live[name][1]
+    seed = rng.randrange(1 << 30)
+    data = random.Random(seed).randbytes(size)
+    how = rng.choice(["dsync", "buffered", "direct"])
+    fl = os.O_WRONLY | {"dsync": os.O_DSYNC, "buffered": 0, "direct": os.O_DIRECT}[how]
+    try:
+        fd = os.open(os.path.join(mnt, name), fl)
+        try:
+            if how == "direct":
+                # whole blocks only: the file's size is kept
+                nb = size // 4096 * 4096
+                if not nb:
+                    continue
+                buf[:nb] = data[:nb]
+                v = live[name]
+                old = bytes.fromhex(v[2]) if v[0] is None else random.Random(v[0]).randbytes(size)
+                data = data[:nb] + old[nb:]
+                os.pwrite(fd, memoryview(buf)[:nb], 0)
+            else:
+                os.pwrite(fd, data, 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        print("FAIL: %s overwrite of %s (%d bytes) on a full device after %d bytes: %s" % (
+            how, name, size, done, e))
+        sys.exit(1)
+    if how == "direct":
+        # its content is no longer a seed's: keep the bytes' digest instead
+        live[name] = (None, size, data.hex())
+    else:
+        live[name] = (seed, size)
+    done += size
+json.dump(live, open(state, "w"))
+print("# %d files filled the device again, then %d MiB of overwrites" % (n - 1, done >> 20))
+PY
+ok "a full device takes 16 MiB of overwrites (O_DSYNC, buffered, O_DIRECT)"
+remount
+python3 - "$MNT" "$W/files.json" <<'PY' || fail "files do not verify after the overwrites and a remount"
+import json, os, random, sys
+mnt, live = sys.argv[1], json.load(open(sys.argv[2]))
+for name, v in live.items():
+    want = bytes.fromhex(v[2]) if v[0] is None else random.Random(v[0]).randbytes(v[1])
+    with open(os.path.join(mnt, name), "rb") as f:
+        got = f.read()
+    if got != want:
+        i = next((i for i in range(min(len(got), len(want))) if got[i] != want[i]), None)
+        print("FAIL: %s: %d bytes, want %d; first difference at %s" % (name, len(got), len(want), i))
+        sys.exit(1)
+PY
+ok "every file verifies after the overwrites and a remount"
 umnt
 "$FSCK" -n "$IMG" >"$W/fsck.out" 2>&1 || { cat "$W/fsck.out"; fail "fsck.foliofs -n after the rounds"; }
 ok "fsck.foliofs -n clean"
