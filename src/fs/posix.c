@@ -3814,13 +3814,24 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 		r = -EFBIG;
 		goto out;
 	}
-	if (sync)
-		i->wsize = off + len > size ? off + len : size;
 	ff_mutex_unlock(&fs->ns);
+	/*
+	 * The zeros between the size and off go first, as a write of their
+	 * own, and wsize is set only after them: their header and EXTENT
+	 * record must not carry the size this write moves to. The record
+	 * moves the size in memory, and a read would then find the range of
+	 * the data as zeros, before its bytes are in the cache (and a crash,
+	 * or a failed data write, would leave the file that long).
+	 */
 	if (off > size) {
 		r = zero_tail(i, size, flags & (FF_CW_SYNC | FF_CW_DSYNC));
 		if (r)
 			goto out_wsize;
+	}
+	if (sync) {
+		ff_mutex_lock(&fs->ns);
+		i->wsize = off + len > size ? off + len : size;
+		ff_mutex_unlock(&fs->ns);
 	}
 	/* FF_CW_WHOLE: an I/O error fails the whole write, as the kernel's O_DIRECT and O_DSYNC */
 	r = px_cache_write(fs, i, buf, len, off,

@@ -801,6 +801,60 @@ static void test_posix_sync_write_error_whole(void **state)
 	free(rd);
 }
 
+/* Fails the second device write to the data zones (zone 4 on) once armed. */
+static _Atomic int data_writes;
+static int fail_second_data_write(struct ff_dev *dev, uint64_t off, size_t len)
+{
+	(void)dev;
+	(void)len;
+	if (off < 4 * ZS || off >= (uint64_t)NZ * ZS)
+		return 0;
+	return atomic_fetch_add(&data_writes, 1) == 1 ? -EIO : 0;
+}
+
+/*
+ * A sync write that starts past the size, inside the last block: the bytes
+ * between are zeroed on the device first (their own durable write), then the
+ * data is written. The zeroing is not the data: until the data's write is
+ * done, the size stays. Here the device fails the data's write: the writer
+ * gets EIO and the size is the old one, in memory and after a remount, and
+ * the same write then works.
+ */
+static void test_posix_sync_write_past_eof_size(void **state)
+{
+	enum { OLD = 5000, GAP = 1000, LEN = 100 };
+	struct px *p = *state;
+	uint8_t a[OLD], b[LEN], rd[3 * BLK], want[OLD + GAP + LEN] = {0};
+	uint64_t f = mkfile(p, p->root, "gap");
+	struct stat st;
+
+	memset(a, 0xa5, sizeof(a));
+	memset(b, 0x5a, sizeof(b));
+	memcpy(want, a, OLD);
+	memcpy(want + OLD + GAP, b, LEN);
+	/* the last block of the file is on the device, its record committed */
+	assert_int_equal(ff_fs_write(p->fs, f, a, OLD, 0, FF_CW_DSYNC), OLD);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	atomic_store(&data_writes, 0);
+	ff_dev_fault_hook = fail_second_data_write;
+	assert_int_equal(ff_fs_write(p->fs, f, b, LEN, OLD + GAP, FF_CW_DSYNC), -EIO);
+	ff_dev_fault_hook = NULL;
+	assert_int_equal(atomic_load(&data_writes), 2); /* the zeros, then the data */
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, OLD);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, sizeof(rd), 0), OLD);
+	assert_memory_equal(rd, a, OLD);
+	remount(p);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, OLD);
+	assert_int_equal(ff_fs_write(p->fs, f, b, LEN, OLD + GAP, FF_CW_DSYNC), LEN);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, sizeof(rd), 0), sizeof(want));
+	assert_memory_equal(rd, want, sizeof(want));
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, sizeof(rd), 0), sizeof(want));
+	assert_memory_equal(rd, want, sizeof(want));
+}
+
 /* ---- concurrency ---- */
 
 struct gc_arg {
@@ -2610,6 +2664,7 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_posix_sync_write_error_whole, setup_reg_tiny,
 						teardown),
+		T2(test_posix_sync_write_past_eof_size),
 		T2(test_posix_group_commit_batch),
 		T2(test_posix_group_commit),
 		cmocka_unit_test_setup_teardown(test_posix_mt_shared_zones, setup_emu_tiny,
