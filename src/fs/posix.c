@@ -5018,9 +5018,10 @@ static uint32_t gc_round(struct px_fs *fs, bool *none)
  * The GC thread: asleep until a writer finds free zones at or below gc_low
  * (or none for it), then rounds while free zones stay at or below gc_low
  * and victims are found; each round's end wakes throttled writers. A round
- * a writer waits for always runs (its blocks may not fit with zones free).
- * It stops at gc_low + 1: every free zone kept above the reserve is room that holds
- * no garbage, so the victims are fuller and each zone freed costs more.
+ * a writer asked for and waits for ends at once when free zones are above
+ * gc_low by then (see below). It stops at gc_low + 1: every free zone kept
+ * above the reserve is room that holds no garbage, so the victims are fuller
+ * and each zone freed costs more.
  */
 static void *gc_main(void *arg)
 {
@@ -5031,29 +5032,40 @@ static void *gc_main(void *arg)
 	while (!fs->gc_stop) {
 		uint32_t freed, nfree;
 		uint64_t gen;
-		bool none, need;
+		bool none, need, force;
 
 		if (!fs->gc_req) {
 			ff_cond_wait(&fs->gc_cv, &fs->gc_mu);
 			continue;
 		}
 		need = fs->gc_need;
-		fs->gc_req = fs->gc_need = false;
+		force = fs->gc_force;
+		fs->gc_req = fs->gc_need = fs->gc_force = false;
 		fs->gc_busy = true;
 		/* what the round sees is at least this new */
 		gen = atomic_load(&fs->gc_gen);
 		ff_mutex_unlock(&fs->gc_mu);
-		if (!need) {
+		{
 			/*
-			 * Only the watermark asked: a request made at gc_low can
-			 * wait behind a round that has since freed the zone.
+			 * A request made at gc_low can wait behind a round that
+			 * has since freed the zone: none runs above it. A writer
+			 * that asked (need) waits for a round's end and is told
+			 * this one freed nothing; what it waited for (free zones
+			 * above the reserve, or its throttle's gc_low) is there,
+			 * and a round does not make room for promises (a victim's
+			 * gain counts as room already).
 			 */
 			ff_mutex_lock(&fs->ns);
 			nfree = free_zones_locked(fs);
 			ff_mutex_unlock(&fs->ns);
-			if (nfree > fs->gc_low) {
+			if (nfree > fs->gc_low && !force) {
 				ff_mutex_lock(&fs->gc_mu);
 				fs->gc_busy = false;
+				if (need) {
+					fs->gc_rounds++;
+					fs->gc_freed = 0;
+					fs->gc_none = false;
+				}
 				pthread_cond_broadcast(&fs->gc_done_cv);
 				continue;
 			}

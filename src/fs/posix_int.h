@@ -236,6 +236,7 @@ struct px_fs {
 	bool gc_stop;	      /* unmount: the thread ends */
 	bool gc_req;	      /* someone needs free zones */
 	bool gc_need;	      /* a writer waits for the round (gc_kick with round) */
+	bool gc_force;	      /* the next round runs whatever the free zones (unit tests) */
 	uint64_t gc_rounds;   /* rounds ended */
 	uint32_t gc_freed;    /* zones freed by the last round */
 	bool gc_none;	      /* the last round found nothing it could reclaim */

@@ -751,7 +751,7 @@ static uint64_t force_round(struct px_fs *fs)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ff_mutex_lock(&fs->gc_mu);
 	r0 = fs->gc_rounds;
-	fs->gc_req = fs->gc_need = true;
+	fs->gc_req = fs->gc_need = fs->gc_force = true;
 	pthread_cond_signal(&fs->gc_cv);
 	while (fs->gc_rounds == r0)
 		ff_cond_wait(&fs->gc_done_cv, &fs->gc_mu);
@@ -1184,9 +1184,13 @@ static void test_gc_stops_above_low(void **state)
 	nfree = fs->nfree;
 	ff_mutex_unlock(&fs->ns);
 	assert_true(stat_of(p, "gc_zones_freed") > 0);
-	if (nfree > fs->gc_low + 1)
-		print_message("%llu zones free, gc_low %u\n", (unsigned long long)nfree,
-			      fs->gc_low);
+	if (nfree > fs->gc_low + 1) {
+		char sb[4096];
+
+		ff_fs_stats_text(p->fs, sb, sizeof(sb));
+		print_message("%llu zones free, gc_low %u\n%s", (unsigned long long)nfree,
+			      fs->gc_low, sb);
+	}
 	assert_true(nfree <= fs->gc_low + 1);
 	check_valid(p);
 	free(buf);
