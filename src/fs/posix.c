@@ -5045,30 +5045,28 @@ static void *gc_main(void *arg)
 		/* what the round sees is at least this new */
 		gen = atomic_load(&fs->gc_gen);
 		ff_mutex_unlock(&fs->gc_mu);
-		{
-			/*
-			 * A request made at gc_low can wait behind a round that
-			 * has since freed the zone: none runs above it. A writer
-			 * that asked (need) waits for a round's end and is told
-			 * this one freed nothing; what it waited for (free zones
-			 * above the reserve, or its throttle's gc_low) is there,
-			 * and a round does not make room for promises (a victim's
-			 * gain counts as room already).
-			 */
-			ff_mutex_lock(&fs->ns);
-			nfree = free_zones_locked(fs);
-			ff_mutex_unlock(&fs->ns);
-			if (nfree > fs->gc_low && !force) {
-				ff_mutex_lock(&fs->gc_mu);
-				fs->gc_busy = false;
-				if (need) {
-					fs->gc_rounds++;
-					fs->gc_freed = 0;
-					fs->gc_none = false;
-				}
-				pthread_cond_broadcast(&fs->gc_done_cv);
-				continue;
+		/*
+		 * A request made at gc_low can wait behind a round that
+		 * has since freed the zone: none runs above it. A writer
+		 * that asked (need) waits for a round's end and is told
+		 * this one freed nothing; what it waited for (free zones
+		 * above the reserve, or its throttle's gc_low) is there,
+		 * and a round does not make room for promises (a victim's
+		 * gain counts as room already).
+		 */
+		ff_mutex_lock(&fs->ns);
+		nfree = free_zones_locked(fs);
+		ff_mutex_unlock(&fs->ns);
+		if (nfree > fs->gc_low && !force) {
+			ff_mutex_lock(&fs->gc_mu);
+			fs->gc_busy = false;
+			if (need) {
+				fs->gc_rounds++;
+				fs->gc_freed = 0;
+				fs->gc_none = false;
 			}
+			pthread_cond_broadcast(&fs->gc_done_cv);
+			continue;
 		}
 		freed = gc_round(fs, &none);
 		ff_mutex_lock(&fs->ns);
