@@ -323,6 +323,15 @@ static void test_gc_overwrite(void **state)
  * every other one, fill again, three times: no ENOSPC while statfs says two
  * zones or more are available, and what is left verifies.
  */
+/* File ino holds the len bytes tu_fill makes from seed (buf and got: scratch). */
+static void expect_file(struct gx *p, uint64_t ino, uint64_t len, unsigned long long seed,
+			uint8_t *buf, uint8_t *got)
+{
+	tu_fill(buf, len, seed);
+	assert_int_equal(ff_fs_read(p->fs, ino, got, len, 0), (ssize_t)len);
+	assert_memory_equal(got, buf, len);
+}
+
 static void test_gc_fill_delete(void **state)
 {
 	struct gx *p = *state;
@@ -402,10 +411,7 @@ static void test_gc_fill_delete(void **state)
 				ino[k] = 0;
 				continue;
 			}
-			tu_fill(buf, len[k], (unsigned long long)ino[k]);
-			assert_int_equal(ff_fs_read(p->fs, ino[k], got, len[k], 0),
-					 (ssize_t)len[k]);
-			assert_memory_equal(got, buf, len[k]);
+			expect_file(p, ino[k], len[k], ino[k], buf, got);
 		}
 		check_valid(p);
 	}
@@ -413,9 +419,7 @@ static void test_gc_fill_delete(void **state)
 	for (int k = 0; k < n; k++) {
 		if (!ino[k])
 			continue;
-		tu_fill(buf, len[k], (unsigned long long)ino[k]);
-		assert_int_equal(ff_fs_read(p->fs, ino[k], got, len[k], 0), (ssize_t)len[k]);
-		assert_memory_equal(got, buf, len[k]);
+		expect_file(p, ino[k], len[k], ino[k], buf, got);
 	}
 	free(ino);
 	free(len);
@@ -488,9 +492,7 @@ static void test_gc_full_overwrite(void **state)
 	}
 	for (int f = 0; f < n; f++) {
 		assert_int_equal(ff_fs_fsync(p->fs, ino[f], false), 0);
-		tu_fill(buf, len[f], ino[f] * 1000 + gen[f]);
-		assert_int_equal(ff_fs_read(p->fs, ino[f], got, len[f], 0), (ssize_t)len[f]);
-		assert_memory_equal(got, buf, len[f]);
+		expect_file(p, ino[f], len[f], ino[f] * 1000 + gen[f], buf, got);
 	}
 	check_valid(p);
 	fsck_clean(p);
