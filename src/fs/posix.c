@@ -1391,6 +1391,31 @@ static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t l
 		*ino_out = ino;
 		break;
 	}
+	case PX_R_EXTRUN: {
+		uint64_t ino = rd64(&r), off = rd64(&r), elen = rd64(&r), dev = rd64(&r);
+		uint64_t stride = rd64(&r), dseq = rd64(&r), size = rd64(&r);
+		uint32_t n = rd32(&r);
+
+		rd32(&r);
+		if (r.bad || !(fs->features & PX_FEAT_EXTRUN) || len != PX_RUN_LEN || !n ||
+		    n > PX_RUN_MAX || !elen || elen > PX_MAX_FILE / n ||
+		    off > PX_MAX_FILE - n * elen || stride < elen || stride > PX_MAX_FILE / n ||
+		    dev >= PX_MAX_FILE || dseq > UINT64_MAX - n || !(i = iget_locked(fs, ino)))
+			return -EUCLEAN;
+		/* as its EXTENT records would be, one after the other */
+		for (uint32_t k = 0; k < n; k++) {
+			ret = apply_ext_locked(fs, i, off + k * elen, elen, dev + k * stride,
+					       dseq + k, seq + k);
+			if (ret)
+				return ret;
+		}
+		if (size > i->disk_size)
+			i->disk_size = size;
+		if (size > i->size)
+			i->size = size;
+		*ino_out = ino;
+		break;
+	}
 	case PX_R_XATTR_SET: {
 		uint64_t ino = rd64(&r);
 		uint16_t n = rd16(&r);
@@ -1791,13 +1816,110 @@ out:
 	return ret;
 }
 
+#define PX_EXT_REC (PX_REC_HDR + 48u) /* an EXTENT record's length */
+
+/* Whether the record at h is an EXTENT of an operation of its own that maps blocks. */
+static bool run_ext(const uint8_t *h)
+{
+	return get16(h) == PX_R_EXTENT && get32(h + 4) == PX_EXT_REC - PX_REC_HDR && !h[2] &&
+	       get64(h + PX_REC_HDR + 24) < PX_MAX_FILE;
+}
+
+/*
+ * How many EXTENT records from the one at h on (of at most max) an EXTRUN
+ * can stand for: each maps the file's next len bytes stride bytes further on
+ * the device, with the next dseq and seq. *stride gets the stride.
+ */
+static uint32_t run_count(const uint8_t *h, size_t max, uint64_t *stride)
+{
+	const uint8_t *p = h + PX_REC_HDR;
+	uint64_t off = get64(p + 8), elen = get64(p + 16), dev = get64(p + 24);
+	uint32_t n = 1;
+
+	if (!run_ext(h) || max < 2 || !run_ext(h + PX_EXT_REC))
+		return 1;
+	*stride = get64(h + PX_EXT_REC + PX_REC_HDR + 24) - dev;
+	if (get64(h + PX_EXT_REC + PX_REC_HDR + 24) <= dev || *stride < elen)
+		return 1;
+	for (const uint8_t *q = h + PX_EXT_REC; n < max && n < PX_RUN_MAX && run_ext(q);
+	     q += PX_EXT_REC, n++) {
+		const uint8_t *qp = q + PX_REC_HDR;
+
+		if (get64(qp) != get64(p) || get64(qp + 8) != off + n * elen ||
+		    get64(qp + 16) != elen || get64(qp + 24) != dev + n * *stride ||
+		    get64(qp + 32) != get64(p + 32) + n || get64(q + 8) != get64(h + 8) + n)
+			break;
+	}
+	return n;
+}
+
+/*
+ * Before a log write: each run of two or more EXTENT records that an
+ * EXTRUN can stand for becomes one (88 bytes for 72 a record), in place. A
+ * sync append's record is deferred to the next commit (its data header
+ * already says what it says), so a writer appending alone leaves hundreds of
+ * them that differ only by one block: without this the log would cost a
+ * sync append 72 bytes of the 4 KiB it writes. Records keep their order and
+ * seqs, so the log means what it meant. Only the log's writer (the leader)
+ * holds b.
+ */
+static void log_compact(struct px_buf *b)
+{
+	size_t in = 0, out = 0;
+	bool starts = true; /* the record at in starts an operation */
+
+	while (in < b->len) {
+		uint8_t *h = b->p + in, *o = b->p + out;
+		size_t rl = ff_round_up(PX_REC_HDR + get32(h + 4), 8);
+		uint64_t stride = 0, size = 0, v[7];
+		uint32_t n = starts ? run_count(h, (b->len - in) / PX_EXT_REC, &stride) : 1;
+
+		if (n < 2) {
+			starts = !(h[2] & PX_REC_CONT);
+			memmove(o, h, rl);
+			in += rl;
+			out += rl;
+			continue;
+		}
+		for (uint32_t k = 0; k < n; k++) {
+			uint64_t sz = get64(h + k * PX_EXT_REC + PX_REC_HDR + 40);
+
+			size = sz > size ? sz : size;
+		}
+		/* ino, file_off, len, dev_off, stride, dseq, size (read before o overwrites h) */
+		v[0] = get64(h + PX_REC_HDR);
+		v[1] = get64(h + PX_REC_HDR + 8);
+		v[2] = get64(h + PX_REC_HDR + 16);
+		v[3] = get64(h + PX_REC_HDR + 24);
+		v[4] = stride;
+		v[5] = get64(h + PX_REC_HDR + 32);
+		v[6] = size;
+		set64(o + 8, get64(h + 8));
+		memset(o, 0, 8);
+		o[0] = (uint8_t)PX_R_EXTRUN;
+		set32(o + 4, PX_RUN_LEN);
+		memset(o + 16, 0, 8);
+		for (int k = 0; k < 7; k++)
+			set64(o + PX_REC_HDR + 8 * k, v[k]);
+		set32(o + PX_REC_HDR + PX_RUN_COUNT, n);
+		set32(o + PX_REC_HDR + PX_RUN_COUNT + 4, 0);
+		set32(o + 16, ff_crc32c(0, o, PX_REC_HDR + PX_RUN_LEN));
+		in += (size_t)n * PX_EXT_REC;
+		out += PX_REC_HDR + PX_RUN_LEN;
+	}
+	b->len = out;
+}
+
 /* The leader's write of the records in b (a checkpoint instead when the zone is full). */
 static int log_write(struct px_fs *fs, struct px_buf *b)
 {
 	uint32_t z = fs->meta_first + fs->log_idx;
-	size_t n = ff_round_up(b->len, PX_BLK);
+	size_t n;
 	int ret;
 
+	if (fs->features & PX_FEAT_EXTRUN)
+		log_compact(b);
+	n = ff_round_up(b->len, PX_BLK);
 	if (!b->len)
 		return 0;
 	if (fs->log_off + n > fs->zones[z].start + fs->zones[z].cap)
@@ -5662,7 +5784,7 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 	fs->dev = dev;
 	fs->meta_first = PX_META_FIRST;
 	fs->meta_count = meta_zones_for(di);
-	fs->features = PX_FEAT_MZCHAIN;
+	fs->features = PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN;
 	if (di->nr_zones < PX_META_FIRST + PX_META_COUNT + 1) {
 		ff_err("%s: %u zones: the posix format needs at least %u (superblock, %u metadata zones, data); use a smaller --zone-size",
 		       path, di->nr_zones, PX_META_FIRST + PX_META_COUNT + 1, PX_META_COUNT);
@@ -5889,7 +6011,7 @@ static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *heads
 	const struct mz_head *h = &heads[idx];
 	uint32_t z = fs->meta_first + idx, part = 0, first_idx = idx;
 	struct mz_reader r = mz_reader_of(fs, z);
-	uint64_t pos, expect = h->first_seq, good_end;
+	uint64_t pos, expect = h->first_seq, good_end, grp_seqs = 0;
 	size_t *grp = NULL, ngrp = 0, cgrp = 0;
 	bool cp_done = false;
 	int ret = 0;
@@ -5937,7 +6059,8 @@ static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *heads
 		}
 		grp[ngrp++] = pos;
 		pos += ff_round_up(PX_REC_HDR + len, 8);
-		expect++;
+		expect += px_rec_seqs(rh);
+		grp_seqs += px_rec_seqs(rh);
 		if (flags & PX_REC_CONT)
 			continue;
 		/* a whole operation: apply it */
@@ -5958,6 +6081,7 @@ static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *heads
 			goto out;
 		}
 		ngrp = 0;
+		grp_seqs = 0;
 		good_end = pos;
 		continue;
 zone_end:
@@ -5985,7 +6109,7 @@ zone_end:
 	fs->gen = h->gen;
 	/* the next record follows the last whole operation */
 	{
-		uint64_t last = expect - 1 - ngrp;
+		uint64_t last = expect - 1 - grp_seqs;
 
 		fs->next_seq = last + 1;
 		atomic_store(&fs->committed, last);

@@ -48,8 +48,10 @@
 /* superblock features */
 /* a checkpoint may continue into the next metadata zones, and lists extents as EXTENTS */
 #define PX_FEAT_MZCHAIN 1ull
-#define PX_FEAT_KNOWN	PX_FEAT_MZCHAIN
-#define PX_META_MAX	16u /* metadata zones at most (mkfs: about 1/64 of the device) */
+/* the log may hold EXTRUN records */
+#define PX_FEAT_EXTRUN 2ull
+#define PX_FEAT_KNOWN  (PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN)
+#define PX_META_MAX    16u /* metadata zones at most (mkfs: about 1/64 of the device) */
 
 /* records */
 #define PX_REC_HDR  24u
@@ -67,7 +69,37 @@ enum px_rec_type {
 	PX_R_IFREE = 9,
 	PX_R_ZONE = 10,
 	PX_R_EXTENTS = 11, /* checkpoints of PX_FEAT_MZCHAIN filesystems only */
+	PX_R_EXTRUN = 12,  /* the log of PX_FEAT_EXTRUN filesystems only */
 };
+
+/*
+ * EXTRUN: u64 ino, u64 file_off, u64 len, u64 dev_off, u64 stride, u64 dseq,
+ * u64 size, u32 count, u32 0. The count EXTENT records (seqs seq..seq+count-1)
+ * of extents k = 0..count-1 at file_off + k*len, dev_off + k*stride, dseq +
+ * k, all with this size: one record for a run of sync appends, each written
+ * after its data header.
+ */
+#define PX_RUN_LEN   64u
+#define PX_RUN_COUNT 56u
+#define PX_RUN_MAX   (1u << 20)
+
+/*
+ * The seqs a whole record (header and payload in memory) stands for: its
+ * count for an EXTRUN, else 1. Never 0, so that a reader walking a damaged
+ * log moves on.
+ */
+static inline uint64_t px_rec_seqs(const uint8_t *rec)
+{
+	const uint8_t *c = rec + PX_REC_HDR + PX_RUN_COUNT;
+	uint32_t len =
+		rec[4] | (uint32_t)rec[5] << 8 | (uint32_t)rec[6] << 16 | (uint32_t)rec[7] << 24;
+	uint32_t n;
+
+	if ((rec[0] | rec[1] << 8) != PX_R_EXTRUN || len != PX_RUN_LEN)
+		return 1;
+	n = c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+	return n ? n : 1;
+}
 
 /* EXTENTS: u64 ino, u32 count, u32 0, then count of these (28 bytes each) */
 #define PX_XS_HDR     16u

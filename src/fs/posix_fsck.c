@@ -199,7 +199,7 @@ static bool rec_ok(const struct mzone *m, uint64_t off, uint64_t *seq, uint64_t 
 	uint8_t hdr[PX_REC_HDR];
 	uint32_t len;
 
-	if (off + PX_REC_HDR > m->len || !le16(m->buf + off) || le16(m->buf + off) > PX_R_EXTENTS)
+	if (off + PX_REC_HDR > m->len || !le16(m->buf + off) || le16(m->buf + off) > PX_R_EXTRUN)
 		return false;
 	len = le32(m->buf + off + 4);
 	if (len > m->len - off - PX_REC_HDR)
@@ -264,7 +264,7 @@ static uint64_t walk_zone(struct fk *k, const struct mzone *m, struct walk *w)
 		if (le16(m->buf + pos) == PX_R_CP_END && w->begun)
 			w->ended = true;
 		w->nrec++;
-		w->expect++;
+		w->expect += px_rec_seqs(m->buf + pos);
 		pos = next;
 	}
 	return pos;

@@ -8,8 +8,8 @@
  * At start-up two small valid images are made, each with mkfs, namespace
  * operations, an unmount (a checkpoint), a second mount with more operations
  * and fsyncs, and a copy taken while that mount is still up (a crash image:
- * log records after the checkpoint, an orphan, a sync write whose header is
- * not yet covered by a committed EXTENT record):
+ * log records after the checkpoint, an EXTRUN among them, an orphan, a sync
+ * write whose header is not yet covered by a committed EXTENT record):
  *   template 0: a regular image (every zone conventional);
  *   template 1: an emulated zoned image, zones 0-3 (superblock and
  *               metadata) conventional, the data zones sequential;
@@ -43,7 +43,8 @@
  *                (op >> 2), flags (u8), u8 n bytes of payload;
  *   op % 4 == 3  drop record (u8 k % records).
  * After record operations the log is written back whole, with consecutive
- * seqs from the zone's first and correct crcs, before any raw patch; on an
+ * seqs from the zone's first (each record's seqs after the last's) and
+ * correct crcs, before any raw patch; on an
  * emulated image the metadata zone's write pointer is moved to its end.
  * A refused image is a fine outcome; a crash, leak, UB or hang is not.
  * Built by tests/fuzz/build.sh; run by scripts/test (stage fuzz).
@@ -179,6 +180,13 @@ static void populate(struct ff_fs *fs, int round, uint64_t *keep)
 		check(ff_fs_release(fs, g.st_ino, O_RDWR), "release gone");
 		ff_fs_forget(fs, g.st_ino, 1);
 	}
+	/* sync appends by one writer, made durable: an EXTRUN record in the log */
+	check(ff_fs_create(fs, d.st_ino, "run", 0644, O_RDWR, &cr, &g, NULL), "create run");
+	for (int k = 0; k < 4; k++)
+		check((int)ff_fs_write(fs, g.st_ino, buf, 4096, (uint64_t)k * 4096, FF_CW_DSYNC),
+		      "run append");
+	check(ff_fs_fsync(fs, g.st_ino, true), "fsync run");
+	check(ff_fs_release(fs, g.st_ino, O_RDWR), "release run");
 	check(ff_fs_fsyncdir(fs, root, false), "fsyncdir");
 	/* a sync append whose EXTENT record is queued, not committed: roll-forward finds it */
 	check(ff_fs_open(fs, f.st_ino, O_RDWR, NULL), "open");
@@ -217,6 +225,7 @@ static void parse_template(struct tmpl *t)
 {
 	uint64_t best = 0;
 	size_t pos, end;
+	uint64_t seq;
 
 	for (uint32_t z = PX_META_FIRST; z < PX_META_FIRST + PX_META_COUNT; z++) {
 		const uint8_t *h = t->img + (size_t)z * ZS;
@@ -231,6 +240,7 @@ static void parse_template(struct tmpl *t)
 		abort();
 	pos = (size_t)t->cur_zone * ZS + PX_BLK;
 	end = (size_t)(t->cur_zone + 1) * ZS;
+	seq = t->first_seq;
 	while (pos + PX_REC_HDR <= end && t->nrec < MAXR) {
 		const uint8_t *r = t->img + pos;
 		uint16_t type = get16(r);
@@ -243,8 +253,9 @@ static void parse_template(struct tmpl *t)
 			continue;
 		}
 		len = get32(r + 4);
-		if (pos + PX_REC_HDR + len > end || get64(r + 8) != t->first_seq + t->nrec)
+		if (pos + PX_REC_HDR + len > end || get64(r + 8) != seq)
 			break;
+		seq += px_rec_seqs(r);
 		t->recs[t->nrec++] = (struct rec){type, get16(r + 2), len, r + PX_REC_HDR};
 		pos += ff_round_up(PX_REC_HDR + len, 8);
 	}
@@ -398,6 +409,7 @@ static void fix_crcs(const struct tmpl *t, uint8_t *img)
 static void write_log(const struct tmpl *t, uint8_t *img, const struct rec *recs, uint32_t n)
 {
 	size_t start = (size_t)t->cur_zone * ZS, pos = start + PX_BLK, end = start + ZS;
+	uint64_t seq = t->first_seq;
 
 	memset(img + pos, 0, end - pos);
 	for (uint32_t k = 0; k < n; k++) {
@@ -409,10 +421,11 @@ static void write_log(const struct tmpl *t, uint8_t *img, const struct rec *recs
 		put16(r, recs[k].type);
 		put16(r + 2, recs[k].flags);
 		put32(r + 4, recs[k].len);
-		put64(r + 8, t->first_seq + k);
+		put64(r + 8, seq);
 		put32(r + 16, 0);
 		put32(r + 20, 0);
 		memcpy(r + PX_REC_HDR, recs[k].p, recs[k].len);
+		seq += px_rec_seqs(r);
 		put32(r + 16, ff_crc32c(0, r, PX_REC_HDR + recs[k].len));
 		pos += need;
 	}

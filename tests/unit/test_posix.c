@@ -855,6 +855,82 @@ static void test_posix_sync_write_past_eof_size(void **state)
 	assert_memory_equal(rd, want, sizeof(want));
 }
 
+/*
+ * Sync appends by one writer, across zone boundaries: their deferred
+ * EXTENT records reach the log as a few EXTRUN records, and a crash image
+ * (the log, not an unmount's checkpoint) and a remount give back every byte.
+ * A second file's appends between the first's break the runs.
+ */
+static void test_posix_sync_append_runs(void **state)
+{
+	enum { N = 300 };
+	struct px *p = *state;
+	uint8_t *want = tu_alloc((size_t)N * BLK), *want2 = tu_alloc(64 * BLK);
+	uint8_t *rd = tu_alloc((size_t)N * BLK);
+	uint64_t f = mkfile(p, p->root, "run"), g = mkfile(p, p->root, "other"), l0, l1, w0, w1;
+	struct ff_fs *live = p->fs;
+	char copy[300];
+	struct stat st;
+
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	assert_int_equal(ff_fs_fsync(p->fs, g, false), 0);
+	l0 = stat_of(p, "log_bytes");
+	w0 = stat_of(p, "log_writes");
+	for (int k = 0; k < N; k++) {
+		tu_fill(want + (size_t)k * BLK, BLK, 7000 + (unsigned)k);
+		assert_int_equal(ff_fs_write(p->fs, f, want + (size_t)k * BLK, BLK,
+					     (uint64_t)k * BLK, FF_CW_DSYNC),
+				 BLK);
+	}
+	assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
+	l1 = stat_of(p, "log_bytes");
+	w1 = stat_of(p, "log_writes");
+	/*
+	 * A log write at each zone the appends open, and the fsync's: each
+	 * one block, where 300 EXTENT records alone would take 21,600 bytes.
+	 */
+	assert_true(w1 - w0 <= 4);
+	assert_int_equal(l1 - l0, (w1 - w0) * BLK);
+	for (int k = 0; k < 64; k++) {
+		tu_fill(want2 + (size_t)k * BLK, BLK, 9000 + (unsigned)k);
+		assert_int_equal(ff_fs_write(p->fs, g, want2 + (size_t)k * BLK, BLK,
+					     (uint64_t)k * BLK, FF_CW_DSYNC),
+				 BLK);
+		if (k % 2)
+			continue;
+		/* the first file's overwrites in between: runs of one record */
+		tu_fill(want + (size_t)(k / 2) * BLK, BLK, 8000 + (unsigned)k);
+		assert_int_equal(ff_fs_write(p->fs, f, want + (size_t)(k / 2) * BLK, BLK,
+					     (uint64_t)(k / 2) * BLK, FF_CW_DSYNC),
+				 BLK);
+	}
+	assert_int_equal(ff_fs_fsync(p->fs, g, true), 0);
+	assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
+	snprintf(copy, sizeof(copy), "%s.crash", p->path);
+	snapshot(p->path, copy);
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass == 0)
+			assert_int_equal(ff_fs_mount(copy, &p->o, &p->fs), 0);
+		else
+			remount(p);
+		assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+		assert_int_equal(st.st_size, (off_t)N * BLK);
+		assert_int_equal(ff_fs_read(p->fs, f, rd, (size_t)N * BLK, 0), (ssize_t)N * BLK);
+		assert_memory_equal(rd, want, (size_t)N * BLK);
+		assert_int_equal(ff_fs_read(p->fs, g, rd, 64 * BLK, 0), 64 * BLK);
+		assert_memory_equal(rd, want2, 64 * BLK);
+		if (pass == 0) {
+			assert_int_equal(ff_fs_unmount(p->fs), 0);
+			p->fs = live;
+		}
+	}
+	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
+	unlink(copy);
+	free(want);
+	free(want2);
+	free(rd);
+}
+
 /* ---- concurrency ---- */
 
 struct gc_arg {
@@ -2681,6 +2757,10 @@ int main(void)
 		T2(test_posix_stblocks_delalloc),
 		T2(test_posix_stblocks_running_sum),
 		T1REG(test_posix_newer_features_refused),
+		cmocka_unit_test_setup_teardown(test_posix_sync_append_runs, setup_span_seq,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_posix_sync_append_runs, setup_span_reg,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_posix_checkpoint_spans_zones, setup_span_seq,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_posix_checkpoint_spans_zones, setup_span_reg,
