@@ -1861,9 +1861,9 @@ static uint32_t run_count(const uint8_t *h, size_t max, uint64_t *stride)
  * them that differ only by one block: without this the log would cost a
  * sync append 72 bytes of the 4 KiB it writes. Records keep their order and
  * seqs, so the log means what it meant. Only the log's writer (the leader)
- * holds b.
+ * holds b; the counters say how many runs it made, of how many records.
  */
-static void log_compact(struct px_buf *b)
+static void log_compact(struct px_fs *fs, struct px_buf *b)
 {
 	size_t in = 0, out = 0;
 	bool starts = true; /* the record at in starts an operation */
@@ -1906,6 +1906,8 @@ static void log_compact(struct px_buf *b)
 		set32(o + 16, ff_crc32c(0, o, PX_REC_HDR + PX_RUN_LEN));
 		in += (size_t)n * PX_EXT_REC;
 		out += PX_REC_HDR + PX_RUN_LEN;
+		atomic_fetch_add(&fs->st_runs, 1);
+		atomic_fetch_add(&fs->st_run_exts, n);
 	}
 	b->len = out;
 }
@@ -1918,7 +1920,7 @@ static int log_write(struct px_fs *fs, struct px_buf *b)
 	int ret;
 
 	if (fs->features & PX_FEAT_EXTRUN)
-		log_compact(b);
+		log_compact(fs, b);
 	n = ff_round_up(b->len, PX_BLK);
 	if (!b->len)
 		return 0;
@@ -5438,7 +5440,7 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 		"gc_rounds %llu\ngc_zones_freed %llu\ngc_bytes_moved %llu\ngc_blocks_moved %llu\n"
 		"gc_writer_waits %llu\ngc_reserve_zones %u\ngc_low_zones %u\n"
 		"gc_victims %llu\ngc_victim_valid_blocks %llu\ngc_victim_blocks %llu\n"
-		"gc_header_writes %llu\n",
+		"gc_header_writes %llu\nlog_extent_runs %llu\nlog_run_extents %llu\n",
 		(unsigned long long)atomic_load(&fs->st_log_writes),
 		(unsigned long long)atomic_load(&fs->st_log_bytes),
 		(unsigned long long)atomic_load(&fs->st_commits),
@@ -5453,7 +5455,9 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 		(unsigned long long)atomic_load(&fs->st_gc_victims),
 		(unsigned long long)atomic_load(&fs->st_gc_victim_valid),
 		(unsigned long long)atomic_load(&fs->st_gc_victim_room),
-		(unsigned long long)atomic_load(&fs->st_gc_hdrs));
+		(unsigned long long)atomic_load(&fs->st_gc_hdrs),
+		(unsigned long long)atomic_load(&fs->st_runs),
+		(unsigned long long)atomic_load(&fs->st_run_exts));
 	/* then the lines every format gives */
 	if (r >= 0 && (size_t)r < len - n) {
 		n += (size_t)r;

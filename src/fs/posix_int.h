@@ -251,6 +251,8 @@ struct px_fs {
 		st_commits, st_gc_zones, st_gc_bytes, st_gc_waits, st_zone_opens;
 	/* victims picked, their live and total blocks at pick time, headers GC wrote */
 	_Atomic uint64_t st_gc_victims, st_gc_victim_valid, st_gc_victim_room, st_gc_hdrs;
+	/* EXTRUN records the log's writer made, and the EXTENT records they stand for */
+	_Atomic uint64_t st_runs, st_run_exts;
 };
 
 /*
