@@ -947,6 +947,9 @@ static int collect_dirty_locked(struct ff_cinode *ci, uint64_t *pos, uint64_t hi
 	int n = 0;
 
 	ff_assert_held(&ci->lock);
+	/* nothing dirty left: no walk of the file's cached folios (fsync costs its dirty data) */
+	if (!ci->nr_dirty)
+		return 0;
 	if (!f)
 		f = ff_idx_ceil(ci, *pos);
 	for (; f && f->off < hi; f = ff_idx_ceil(ci, f->off + f->size)) {
@@ -1071,9 +1074,13 @@ static void wait_range_wb_locked(struct ff_cinode *ci, uint64_t lo, uint64_t hi)
 	struct ff_cache *c = ci->c;
 
 	for (;;) {
-		struct folio *f = ff_idx_find(ci, lo);
+		struct folio *f;
 		bool busy = false;
 
+		/* nothing under writeback in the inode: no walk of its cached folios */
+		if (!ci->nr_wb)
+			return;
+		f = ff_idx_find(ci, lo);
 		if (!f)
 			f = ff_idx_ceil(ci, lo);
 		for (; f && f->off < hi; f = ff_idx_ceil(ci, f->off + f->size)) {
