@@ -2152,9 +2152,10 @@ static void gc_throttle(struct px_fs *fs)
  * out. Anyone else who finds no more than that waits for a GC round, with
  * s->mu dropped (the collector may need a slot) but possibly holding its
  * inode's io_lock or folios under writeback, which the collector never waits
- * for (it skips an inode whose io_lock it cannot take). A round that freed
- * nothing lets the writer into the reserve; ENOSPC only when no zone at all
- * is free and the collector found nothing to reclaim.
+ * for (it skips an inode whose io_lock it cannot take). Six rounds in a row
+ * that freed nothing (their victims busy) let the writer into the reserve;
+ * ENOSPC when the collector found nothing to reclaim, or no zone at all is
+ * free.
  */
 static int slot_zone(struct px_fs *fs, struct px_slot *s)
 {
@@ -2210,13 +2211,18 @@ again:
 			ff_mutex_unlock(&s->mu);
 			ret = gc_wait_round(fs, round);
 			ff_mutex_lock(&s->mu);
-			/*
-			 * Nothing to reclaim: live data and the reserve fill the
-			 * device. Rounds that free nothing (their victims busy,
-			 * maybe with this writer's own io_lock) end the wait too.
-			 */
-			if (ret < 0 || (!ret && ++idle >= 6))
+			/* nothing to reclaim: live data and the reserve fill the device */
+			if (ret < 0)
 				return -ENOSPC;
+			/*
+			 * Rounds that free nothing, their victims busy: the writers
+			 * holding those io_locks may wait for this write (a
+			 * write-back that frees the cache's memory), and ENOSPC
+			 * would leave its dirty blocks stuck. The writer goes into
+			 * the reserve.
+			 */
+			if (!ret && ++idle >= 6)
+				floor = 0;
 			if (ret > 0)
 				idle = 0;
 			goto again;
