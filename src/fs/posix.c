@@ -2153,7 +2153,8 @@ static void gc_throttle(struct px_fs *fs)
  * s->mu dropped (the collector may need a slot) but possibly holding its
  * inode's io_lock or folios under writeback, which the collector never waits
  * for (it skips an inode whose io_lock it cannot take). Six rounds in a row
- * that freed nothing (their victims busy) let the writer into the reserve;
+ * that freed nothing (their victims busy) let the writer one zone further
+ * into the reserve;
  * ENOSPC when the collector found nothing to reclaim, or no zone at all is
  * free.
  */
@@ -2218,11 +2219,15 @@ again:
 			 * Rounds that free nothing, their victims busy: the writers
 			 * holding those io_locks may wait for this write (a
 			 * write-back that frees the cache's memory), and ENOSPC
-			 * would leave its dirty blocks stuck. The writer goes into
-			 * the reserve.
+			 * would leave its dirty blocks stuck. The writer goes one
+			 * zone into the reserve, and one more after six more such
+			 * rounds: the collector keeps a zone to move into for as
+			 * long as the writers can wait.
 			 */
-			if (!ret && ++idle >= 6)
-				floor = 0;
+			if (!ret && ++idle >= 6) {
+				floor--;
+				idle = 0;
+			}
 			if (ret > 0)
 				idle = 0;
 			goto again;
