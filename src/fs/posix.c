@@ -1833,11 +1833,15 @@ static bool run_ext(const uint8_t *h)
 static uint32_t run_count(const uint8_t *h, size_t max, uint64_t *stride)
 {
 	const uint8_t *p = h + PX_REC_HDR;
-	uint64_t off = get64(p + 8), elen = get64(p + 16), dev = get64(p + 24);
+	uint64_t off, elen, dev;
 	uint32_t n = 1;
 
-	if (!run_ext(h) || max < 2 || !run_ext(h + PX_EXT_REC))
+	/* max first: the record at h may be a shorter one, last in the buffer */
+	if (max < 2 || !run_ext(h) || !run_ext(h + PX_EXT_REC))
 		return 1;
+	off = get64(p + 8);
+	elen = get64(p + 16);
+	dev = get64(p + 24);
 	*stride = get64(h + PX_EXT_REC + PX_REC_HDR + 24) - dev;
 	if (get64(h + PX_EXT_REC + PX_REC_HDR + 24) <= dev || *stride < elen)
 		return 1;
