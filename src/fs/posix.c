@@ -1163,6 +1163,37 @@ static void rec_extent(struct px_buf *b, uint64_t ino, uint64_t off, uint64_t le
 	rec_end(b, at);
 }
 
+/* EXTRUN: the n EXTENT records of a run (log_compact) */
+static void rec_extrun(struct px_buf *b, uint64_t ino, uint64_t off, uint64_t len, uint64_t dev,
+		       uint64_t stride, uint64_t dseq, uint64_t size, uint32_t n)
+{
+	size_t at = rec_begin(b, PX_R_EXTRUN);
+
+	put64(b, ino);
+	put64(b, off);
+	put64(b, len);
+	put64(b, dev);
+	put64(b, stride);
+	put64(b, dseq);
+	put64(b, size);
+	put32(b, n);
+	put32(b, 0);
+	rec_end(b, at);
+}
+
+/*
+ * A record's header, once its seq is known: flags (CONT when more records of
+ * its operation follow), seq and crc.
+ */
+static void rec_seal(uint8_t *h, uint64_t seq, bool cont)
+{
+	h[2] = cont ? PX_REC_CONT : 0;
+	h[3] = 0;
+	set64(h + 8, seq);
+	set32(h + 16, 0);
+	set32(h + 16, ff_crc32c(0, h, PX_REC_HDR + get32(h + 4)));
+}
+
 /*
  * A checkpoint's list of an inode's extents, from ext[0] on, n of them
  * (at most PX_XS_PER_REC): 28 bytes an extent where EXTENT takes 72, for
@@ -1227,6 +1258,15 @@ static void rec_zone(struct px_buf *b, uint32_t z, const struct px_zone *zo, uin
 	put64(b, cursor);
 	put64(b, zo->valid);
 	rec_end(b, at);
+}
+
+/* An EXTENT or EXTRUN record's size: the file is at least that long once its extents are in. */
+static void ext_size_locked(struct px_inode *i, uint64_t size)
+{
+	if (size > i->disk_size)
+		i->disk_size = size;
+	if (size > i->size)
+		i->size = size;
 }
 
 /*
@@ -1362,10 +1402,7 @@ static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t l
 		ret = apply_ext_locked(fs, i, off, elen, dev, dseq, seq);
 		if (ret == -EUCLEAN)
 			return ret;
-		if (size > i->disk_size)
-			i->disk_size = size;
-		if (size > i->size)
-			i->size = size;
+		ext_size_locked(i, size);
 		*ino_out = ino;
 		break;
 	}
@@ -1409,10 +1446,7 @@ static int apply_rec(struct px_fs *fs, uint16_t type, const uint8_t *p, size_t l
 			if (ret)
 				return ret;
 		}
-		if (size > i->disk_size)
-			i->disk_size = size;
-		if (size > i->size)
-			i->size = size;
+		ext_size_locked(i, size);
 		*ino_out = ino;
 		break;
 	}
@@ -1557,11 +1591,7 @@ static int op_commit_locked(struct px_fs *fs, struct px_buf *b, uint64_t *seq_ou
 		uint32_t len = get32(h + 4);
 		size_t rl = ff_round_up(PX_REC_HDR + len, 8);
 
-		h[2] = pos + rl < b->len ? PX_REC_CONT : 0;
-		h[3] = 0;
-		set64(h + 8, fs->next_seq++);
-		set32(h + 16, 0);
-		set32(h + 16, ff_crc32c(0, h, PX_REC_HDR + len));
+		rec_seal(h, fs->next_seq++, pos + rl < b->len);
 		pos += rl;
 	}
 	put_bytes(&fs->pend, b->p, b->len);
@@ -1598,13 +1628,8 @@ static void seal_records(struct px_buf *b, size_t from, uint64_t *seq)
 
 	while (pos < b->len) {
 		uint8_t *h = b->p + pos;
-		uint32_t len = get32(h + 4);
-
-		h[2] = h[3] = 0;
-		set64(h + 8, (*seq)++);
-		set32(h + 16, 0);
-		set32(h + 16, ff_crc32c(0, h, PX_REC_HDR + len));
-		pos += ff_round_up(PX_REC_HDR + len, 8);
+		rec_seal(h, (*seq)++, false);
+		pos += ff_round_up(PX_REC_HDR + get32(h + 4), 8);
 	}
 }
 
@@ -1875,7 +1900,9 @@ static void log_compact(struct px_fs *fs, struct px_buf *b)
 	while (in < b->len) {
 		uint8_t *h = b->p + in, *o = b->p + out;
 		size_t rl = ff_round_up(PX_REC_HDR + get32(h + 4), 8);
-		uint64_t stride = 0, size = 0, v[7];
+		uint64_t stride = 0, size = 0;
+		uint8_t rec[PX_REC_HDR + PX_RUN_LEN];
+		struct px_buf rb = {rec, 0, sizeof(rec), 0};
 		uint32_t n = starts ? run_count(h, (b->len - in) / PX_EXT_REC, &stride) : 1;
 
 		if (n < 2) {
@@ -1890,24 +1917,12 @@ static void log_compact(struct px_fs *fs, struct px_buf *b)
 
 			size = sz > size ? sz : size;
 		}
-		/* ino, file_off, len, dev_off, stride, dseq, size (read before o overwrites h) */
-		v[0] = get64(h + PX_REC_HDR);
-		v[1] = get64(h + PX_REC_HDR + 8);
-		v[2] = get64(h + PX_REC_HDR + 16);
-		v[3] = get64(h + PX_REC_HDR + 24);
-		v[4] = stride;
-		v[5] = get64(h + PX_REC_HDR + 32);
-		v[6] = size;
-		set64(o + 8, get64(h + 8));
-		memset(o, 0, 8);
-		o[0] = (uint8_t)PX_R_EXTRUN;
-		set32(o + 4, PX_RUN_LEN);
-		memset(o + 16, 0, 8);
-		for (int k = 0; k < 7; k++)
-			set64(o + PX_REC_HDR + 8 * k, v[k]);
-		set32(o + PX_REC_HDR + PX_RUN_COUNT, n);
-		set32(o + PX_REC_HDR + PX_RUN_COUNT + 4, 0);
-		set32(o + 16, ff_crc32c(0, o, PX_REC_HDR + PX_RUN_LEN));
+		/* built aside, as o may overlap the records it stands for; rb fits it exactly */
+		rec_extrun(&rb, get64(h + PX_REC_HDR), get64(h + PX_REC_HDR + 8),
+			   get64(h + PX_REC_HDR + 16), get64(h + PX_REC_HDR + 24), stride,
+			   get64(h + PX_REC_HDR + 32), size, n);
+		rec_seal(rec, get64(h + 8), false);
+		memcpy(o, rec, sizeof(rec));
 		in += (size_t)n * PX_EXT_REC;
 		out += PX_REC_HDR + PX_RUN_LEN;
 		atomic_fetch_add(&fs->st_runs, 1);
@@ -2158,9 +2173,8 @@ static void gc_throttle(struct px_fs *fs)
  * inode's io_lock or folios under writeback, which the collector never waits
  * for (it skips an inode whose io_lock it cannot take). Six rounds in a row
  * that freed nothing (their victims busy) let the writer one zone further
- * into the reserve;
- * ENOSPC when the collector found nothing to reclaim, or no zone at all is
- * free.
+ * into the reserve; ENOSPC when the collector found nothing to reclaim, or
+ * no zone at all is free.
  */
 static int slot_zone(struct px_fs *fs, struct px_slot *s)
 {
@@ -6030,7 +6044,7 @@ static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *heads
 	const struct mz_head *h = &heads[idx];
 	uint32_t z = fs->meta_first + idx, part = 0, first_idx = idx;
 	struct mz_reader r = mz_reader_of(fs, z);
-	uint64_t pos, expect = h->first_seq, good_end, grp_seqs = 0;
+	uint64_t pos, expect = h->first_seq, good_end, grp_seqs = 0, nseq;
 	size_t *grp = NULL, ngrp = 0, cgrp = 0;
 	bool cp_done = false;
 	int ret = 0;
@@ -6078,8 +6092,9 @@ static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *heads
 		}
 		grp[ngrp++] = pos;
 		pos += ff_round_up(PX_REC_HDR + len, 8);
-		expect += px_rec_seqs(rh);
-		grp_seqs += px_rec_seqs(rh);
+		nseq = px_rec_seqs(rh);
+		expect += nseq;
+		grp_seqs += nseq;
 		if (flags & PX_REC_CONT)
 			continue;
 		/* a whole operation: apply it */
