@@ -2400,18 +2400,40 @@ static int px_map_read(void *fs_inode, uint64_t off, uint64_t len, struct ff_map
 }
 
 /*
+ * Where the blocks mapped without a gap from the k-th extent on end, at
+ * most end (the k-th written, not merely reserved). Caller holds ns.
+ */
+static uint64_t mapped_end_locked(const struct px_inode *i, size_t k, uint64_t end)
+{
+	uint64_t e = i->ext[k].off;
+
+	for (; k < i->next && i->ext[k].off == e && i->ext[k].dev != PX_UNWRITTEN && e < end; k++)
+		e = i->ext[k].off + i->ext[k].len;
+	return e < end ? e : end;
+}
+
+/*
  * Where [off, off+len) goes: in place when the blocks are mapped by a
  * committed extent in conventional space (and a sync write does not move
  * the size), else a header + data append in a slot's zone. For the append
  * the slot's mutex stays held until write_done. A sync write of a file whose
  * records (its name) are not durable commits the log first.
  *
- * A sync overwrite of conventional blocks whose extent is not committed yet
+ * An overwrite of conventional blocks whose extent is not committed yet
  * (durable by its data header alone: roll-forward checks the data's crc, so
  * it must not be overwritten in place) commits the log up to that extent and
  * then writes in place: one group commit, after which every later overwrite
  * is one write of its blocks, where out of place each would cost a header
- * and leave a new uncommitted extent behind.
+ * and leave a new uncommitted extent behind. A write-back does the same as
+ * a sync write: an fdatasync never commits the extents its headers made
+ * durable, so without it a file rewritten between fdatasyncs (a WAL's
+ * later passes) would go out of place, a header and an extent more, forever.
+ * Not an append's write-back that starts in the last block written before
+ * (a partial block): that block goes out of place with the new ones, in one
+ * write, where in place it would cost a second write after it (and a log
+ * write first if its extent was not committed); the same when the block is
+ * the whole write-back but holds bytes past the size on disk: its header
+ * carries the new size, where in place the fsync would log it.
  */
 static int px_map_write(void *fs_inode, uint64_t off, uint64_t len, unsigned flags,
 			struct ff_map *m)
@@ -2442,7 +2464,16 @@ again:
 	if (in && i->ext[k].dev != PX_UNWRITTEN) {
 		struct px_ext *e = &i->ext[k];
 		uint32_t z = zone_of(fs, e->dev);
-		bool inplace = !fs->zones[z].seq && !fs->zones[z].victim && e->rseq &&
+		/*
+		 * A write-back that is an append but for the block it starts
+		 * in, or that moves the size on disk from that block: out of
+		 * place whole.
+		 */
+		bool append = !sync &&
+			      (off + len > e->off + e->len ||
+			       (i->size > i->disk_size && off + len > i->disk_size)) &&
+			      mapped_end_locked(i, k, off + len) - off <= PX_BLK;
+		bool inplace = !fs->zones[z].seq && !fs->zones[z].victim && e->rseq && !append &&
 			       !(sync && i->wsize > i->disk_size);
 
 		if (inplace && e->rseq <= atomic_load(&fs->committed)) {
@@ -2455,7 +2486,7 @@ again:
 			atomic_fetch_add(&fs->st_inplace, 1);
 			return 0;
 		}
-		if (inplace && sync && !retried)
+		if (inplace && !retried)
 			need = e->rseq;
 	}
 	if (flags & FF_MAPW_INPLACE) {

@@ -471,6 +471,119 @@ static void test_posix_sync_overwrite_uncommitted(void **state)
 }
 
 /*
+ * Buffered overwrites, each made durable by fdatasync, of blocks durable by
+ * their data headers alone (a SQLite WAL's second pass over the blocks its
+ * first pass appended): on conventional space the first write-back commits
+ * the log, the rest go in place, one write of the blocks each, and the file
+ * keeps its extents instead of gaining one (and a header) per fdatasync.
+ */
+static void test_posix_buffered_overwrite_uncommitted(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(4 * BLK), *rd = tu_alloc(4 * BLK);
+	char copy[300];
+	struct ff_fs *live = p->fs;
+	uint64_t f, w0, b0, h0;
+
+	f = mkfile(p, p->root, "bo");
+	tu_fill(buf, 4 * BLK, 40);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 4 * BLK, 0, 0), 4 * BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
+	for (int k = 0; k < 8; k++) {
+		uint64_t off = (uint64_t)(k % 4) * BLK;
+
+		tu_fill(buf + off, BLK, 41 + k);
+		w0 = stat_of(p, "dev_writes");
+		b0 = stat_of(p, "dev_bytes_written");
+		h0 = stat_of(p, "data_header_writes");
+		assert_int_equal(ff_fs_write(p->fs, f, buf + off, BLK, off, 0), BLK);
+		assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
+		if (k == 0)
+			continue; /* the log commit, on conventional space */
+		assert_int_equal(stat_of(p, "dev_writes") - w0, 1);
+		assert_int_equal(stat_of(p, "dev_bytes_written") - b0, p->emu ? 2 * BLK : BLK);
+		assert_int_equal(stat_of(p, "data_header_writes") - h0, p->emu ? 1 : 0);
+	}
+	snprintf(copy, sizeof(copy), "%s.crash", p->path);
+	snapshot(p->path, copy);
+	assert_int_equal(ff_fs_mount(copy, &p->o, &p->fs), 0);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 4 * BLK, 0), 4 * BLK);
+	assert_memory_equal(rd, buf, 4 * BLK);
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = live;
+	unlink(copy);
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 4 * BLK, 0), 4 * BLK);
+	assert_memory_equal(rd, buf, 4 * BLK);
+	free(buf);
+	free(rd);
+}
+
+/*
+ * Unaligned buffered appends, each made durable by fdatasync (a WAL's first
+ * pass): the block the last append ended in goes out of place with the new
+ * ones, one write and no log write each, not a log commit to rewrite it in
+ * place and a second write for the rest.
+ */
+static void test_posix_buffered_unaligned_append(void **state)
+{
+	struct px *p = *state;
+	enum { FR = BLK + 24, N = 8 };
+	uint8_t *buf = tu_alloc(N * FR + FR), *rd = tu_alloc(N * FR + FR);
+	uint64_t f, w0, l0, off = 32;
+
+	f = mkfile(p, p->root, "ua");
+	tu_fill(buf, N * FR + FR, 50);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, off, 0, 0), off);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	for (int k = 0; k < N; k++, off += FR) {
+		w0 = stat_of(p, "dev_writes");
+		l0 = stat_of(p, "log_writes");
+		assert_int_equal(ff_fs_write(p->fs, f, buf + off, FR, off, 0), FR);
+		assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
+		assert_int_equal(stat_of(p, "dev_writes") - w0, 1);
+		assert_int_equal(stat_of(p, "log_writes") - l0, 0);
+	}
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, off, 0), off);
+	assert_memory_equal(rd, buf, off);
+	free(buf);
+	free(rd);
+}
+
+/*
+ * Small buffered appends, each made durable by fdatasync (RocksDB's WAL with
+ * sync=1), also after an fsync has committed the last block's extent: the
+ * block goes out of place with its header, which carries the size, one write
+ * and no log write each, not in place with a log record for the size.
+ */
+static void test_posix_buffered_small_append(void **state)
+{
+	struct px *p = *state;
+	enum { N = 24, R = 300 };
+	uint8_t *buf = tu_alloc(N * R), *rd = tu_alloc(N * R);
+	uint64_t f, w0, l0;
+
+	f = mkfile(p, p->root, "sa");
+	tu_fill(buf, N * R, 60);
+	for (int k = 0; k < N; k++) {
+		w0 = stat_of(p, "dev_writes");
+		l0 = stat_of(p, "log_writes");
+		assert_int_equal(ff_fs_write(p->fs, f, buf + k * R, R, (uint64_t)k * R, 0), R);
+		assert_int_equal(ff_fs_fsync(p->fs, f, k % 8 != 0), 0);
+		if (k % 8 == 0)
+			continue; /* the fsync commits the log, and with it the block's extent */
+		assert_int_equal(stat_of(p, "dev_writes") - w0, 1);
+		assert_int_equal(stat_of(p, "log_writes") - l0, 0);
+	}
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, N * R, 0), N * R);
+	assert_memory_equal(rd, buf, N * R);
+	free(buf);
+	free(rd);
+}
+
+/*
  * fdatasync of writes into holes inside the size: the data goes out of place
  * with its header, and a crash finds it by roll-forward, so fdatasync writes
  * no log, only flushes the device; the data survives a kill right after.
@@ -2731,6 +2844,9 @@ int main(void)
 		T2(test_posix_inplace_dsync_overwrite),
 		T2(test_posix_inplace_after_rollforward),
 		T2(test_posix_sync_overwrite_uncommitted),
+		T2(test_posix_buffered_overwrite_uncommitted),
+		T2(test_posix_buffered_unaligned_append),
+		T2(test_posix_buffered_small_append),
 		T2(test_posix_fdatasync_no_log_write),
 		T2(test_posix_close_after_fsync),
 		T2(test_posix_subblock_sync),
