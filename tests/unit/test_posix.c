@@ -188,6 +188,23 @@ static void snapshot(const char *from, const char *to)
 	assert_int_equal(system(cmd), 0);
 }
 
+/* What a crash now would leave: a copy of the image mounted, f reads want (len bytes). */
+static void crash_reads(struct px *p, uint64_t f, const uint8_t *want, size_t len)
+{
+	char copy[300];
+	struct ff_fs *fs2;
+	uint8_t *rd = tu_alloc(len);
+
+	snprintf(copy, sizeof(copy), "%s.crash", p->path);
+	snapshot(p->path, copy);
+	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
+	assert_int_equal(ff_fs_read(fs2, f, rd, len, 0), (ssize_t)len);
+	assert_memory_equal(rd, want, len);
+	assert_int_equal(ff_fs_unmount(fs2), 0);
+	unlink(copy);
+	free(rd);
+}
+
 /* fsck of an unmounted image (section "fsck" below): its problem count */
 static uint32_t fsck_run(const char *path, unsigned flags, uint32_t *repaired);
 
@@ -481,8 +498,6 @@ static void test_posix_buffered_overwrite_uncommitted(void **state)
 {
 	struct px *p = *state;
 	uint8_t *buf = tu_alloc(4 * BLK), *rd = tu_alloc(4 * BLK);
-	char copy[300];
-	struct ff_fs *live = p->fs;
 	uint64_t f, w0, b0, h0;
 
 	f = mkfile(p, p->root, "bo");
@@ -504,14 +519,7 @@ static void test_posix_buffered_overwrite_uncommitted(void **state)
 		assert_int_equal(stat_of(p, "dev_bytes_written") - b0, p->emu ? 2 * BLK : BLK);
 		assert_int_equal(stat_of(p, "data_header_writes") - h0, p->emu ? 1 : 0);
 	}
-	snprintf(copy, sizeof(copy), "%s.crash", p->path);
-	snapshot(p->path, copy);
-	assert_int_equal(ff_fs_mount(copy, &p->o, &p->fs), 0);
-	assert_int_equal(ff_fs_read(p->fs, f, rd, 4 * BLK, 0), 4 * BLK);
-	assert_memory_equal(rd, buf, 4 * BLK);
-	assert_int_equal(ff_fs_unmount(p->fs), 0);
-	p->fs = live;
-	unlink(copy);
+	crash_reads(p, f, buf, 4 * BLK);
 	remount(p);
 	assert_int_equal(ff_fs_read(p->fs, f, rd, 4 * BLK, 0), 4 * BLK);
 	assert_memory_equal(rd, buf, 4 * BLK);
@@ -591,9 +599,7 @@ static void test_posix_buffered_small_append(void **state)
 static void test_posix_fdatasync_no_log_write(void **state)
 {
 	struct px *p = *state;
-	uint8_t *buf = tu_alloc(8 * BLK), *rd = tu_alloc(8 * BLK);
-	char copy[300];
-	struct ff_fs *live = p->fs;
+	uint8_t *buf = tu_alloc(8 * BLK);
 	struct stat st = {.st_size = 8 * BLK};
 	uint64_t f, l0;
 
@@ -614,16 +620,8 @@ static void test_posix_fdatasync_no_log_write(void **state)
 		assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
 		assert_int_equal(stat_of(p, "log_writes") - l0, 0);
 	}
-	snprintf(copy, sizeof(copy), "%s.crash", p->path);
-	snapshot(p->path, copy);
-	assert_int_equal(ff_fs_mount(copy, &p->o, &p->fs), 0);
-	assert_int_equal(ff_fs_read(p->fs, f, rd, 8 * BLK, 0), 8 * BLK);
-	assert_memory_equal(rd, buf, 8 * BLK);
-	assert_int_equal(ff_fs_unmount(p->fs), 0);
-	p->fs = live;
-	unlink(copy);
+	crash_reads(p, f, buf, 8 * BLK);
 	free(buf);
-	free(rd);
 }
 
 /* The close after an fsync, with no write between, flushes nothing again; after a write it does. */
