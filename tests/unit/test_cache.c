@@ -844,7 +844,7 @@ static void test_cache_readers_vs_resets(void **state)
 
 	for (int k = 0; k < 3; k++)
 		pthread_create(&th[k], NULL, rr_reader_fn, &r);
-	for (unsigned gen = 1; gen <= 400; gen++) {
+	for (unsigned gen = 1; gen <= TU_ROUNDS(400); gen++) {
 		size_t len = (1 + (gen * 13u) % 64) * BLK, bad = RR_SPAN;
 
 		ff_cache_invalidate_begin(t->ci);

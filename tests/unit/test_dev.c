@@ -267,14 +267,6 @@ static void test_dev_uring_mode_names(void **state)
 	assert_int_equal(ff_dev_parse_uring_mode("sqpoll", &m), -EINVAL);
 }
 
-#if defined(__SANITIZE_THREAD__)
-#define TU_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TU_TSAN 1
-#endif
-#endif
-
 /*
  * I/O in a forked child after the parent did I/O (the daemon checks the
  * device, forks, mounts): the child cannot use the parent's SINGLE_ISSUER

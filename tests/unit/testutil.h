@@ -26,6 +26,29 @@
 #include "foliofs/dev.h"
 #include "foliofs/fs.h"
 
+/*
+ * ThreadSanitizer builds (scripts/test's tsan stage) run these programs 10 to
+ * 30 times slower. TSan reports a race from the happens-before order of the
+ * accesses it sees, not from a wrong result, so a stress loop's later rounds
+ * repeat interleavings it has already judged: under TSan the longest loops
+ * run TU_ROUNDS(n), a quarter of their rounds (at least one), and the
+ * crash-point sweeps take every TU_STEP-th point. The plain and ASan runs
+ * keep them all.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define TU_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define TU_TSAN 1
+#endif
+#endif
+#ifdef TU_TSAN
+#define TU_STEP 4
+#else
+#define TU_STEP 1
+#endif
+#define TU_ROUNDS(n) ((n) / TU_STEP ? (n) / TU_STEP : 1)
+
 /* A sparse image file of size bytes under /var/tmp; path written to buf. */
 static inline int tu_make_image(char *buf, size_t buflen, const char *tag, unsigned long long size)
 {
