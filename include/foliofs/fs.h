@@ -58,12 +58,21 @@ enum ff_errors_mode {
 	FF_ERRORS_REPAIR,
 };
 
+#define FF_DEFRAG_OFF UINT32_MAX
+
 struct ff_fs_opts {
 	struct ff_cache_opts cache;
 	enum ff_errors_mode errors;
 	bool explicit_open;
 	bool read_only;
 	unsigned lock_wait_s; /* an image file in use: wait this long for it (0: fail at once) */
+	/*
+	 * posix format on a device of conventional zones only: a file is
+	 * defragmented when an in-place overwrite spans a small extent's end,
+	 * and with defrag_min N > 0 also once appends gave it N more extents
+	 * (0: not for appends; FF_DEFRAG_OFF: never).
+	 */
+	uint32_t defrag_min;
 	/*
 	 * Bytes [off, off + len) of inode ino changed (len 0: to the end; the
 	 * size may have changed too) other than by the ff_fs_write or

@@ -20,6 +20,8 @@
 #include "posix.h"
 
 #define PX_MAX_SLOTS 4
+/* files waiting for the GC thread to defragment them (posix.c, defrag_inode) */
+#define PX_DEFRAG_QUEUE 32
 
 /*
  * An extent's dev (and an EXTENT record's dev_off) for blocks that fallocate
@@ -113,6 +115,15 @@ struct px_inode {
 	struct ff_cinode *ci; /* regular files, made at first use (ci_ensure_locked), then kept */
 	struct ff_mutex io_lock; /* serialises writers and truncates; above ns */
 	uint32_t gc_pins;	 /* garbage collection works on it: reap() keeps it */
+	/*
+	 * Defragmentation (posix.c, defrag_inode): while defrag is set no
+	 * in-place overwrite is mapped into the file's blocks, and inplace_n
+	 * counts those mapped and not done; defrag_at is the extent count at
+	 * which an append queues the file again (0: fs->defrag_min); dq: in
+	 * fs->dq; defrag_dry: its last pass joined nothing. All ns.
+	 */
+	uint32_t inplace_n, defrag_at;
+	bool defrag, dq, defrag_dry;
 	struct px_inode *dead_next;
 };
 
@@ -173,7 +184,9 @@ struct px_fs {
 	uint64_t zone_size;
 	bool ro;
 	int nslots;
-	bool gc_slot; /* GC writes into a zone of its own, without data headers */
+	bool gc_slot;	     /* GC writes into a zone of its own, without data headers */
+	bool defrag_on;	     /* every data zone conventional and gc_slot: files are defragmented */
+	uint32_t defrag_min; /* extents appends add before a pass (-o defrag=N; 0: none) */
 
 	/* guarded by ns: */
 	struct ff_mutex ns;
@@ -246,6 +259,9 @@ struct px_fs {
 	_Atomic uint64_t gc_gen;
 	/* time rounds spent choosing victims and finding their owners (ns); atomic, no lock */
 	_Atomic uint64_t gc_find_ns;
+	/* files an append fragmented, for the GC thread to defragment (defrag_queue); gc_mu */
+	uint64_t dq[PX_DEFRAG_QUEUE];
+	uint32_t dq_n;
 
 	_Atomic uint64_t st_log_writes, st_log_bytes, st_ckpts, st_hdr_writes, st_inplace,
 		st_commits, st_gc_zones, st_gc_bytes, st_gc_waits, st_zone_opens;
@@ -253,6 +269,8 @@ struct px_fs {
 	_Atomic uint64_t st_gc_victims, st_gc_victim_valid, st_gc_victim_room, st_gc_hdrs;
 	/* EXTRUN records the log's writer made, and the EXTENT records they stand for */
 	_Atomic uint64_t st_runs, st_run_exts;
+	/* defragmentation passes run, and the bytes they moved */
+	_Atomic uint64_t st_defrag_passes, st_defrag_bytes;
 };
 
 /*

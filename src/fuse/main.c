@@ -54,7 +54,7 @@
 #define DEFAULT_MAX_PAGES 256u
 
 struct opts {
-	char *cache_size, *max_folio, *sync_mode, *dirty_gran, *errors;
+	char *cache_size, *max_folio, *sync_mode, *dirty_gran, *errors, *defrag;
 	int explicit_open, kernel_cache, direct_io, ro, help, version;
 	char *device;
 };
@@ -76,6 +76,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("sync_mode=%s", sync_mode),
 	OPT("dirty_granularity=%s", dirty_gran),
 	OPT("errors=%s", errors),
+	OPT("defrag=%s", defrag),
 	OPT("explicit-open", explicit_open),
 	OPT("kernel_cache", kernel_cache),
 	OPT("direct_io", direct_io),
@@ -120,6 +121,9 @@ static void usage(const char *prog)
 	       "    -o dirty_granularity=block|folio     dirty tracking (default block)\n"
 	       "    -o errors=remount-ro|zone-ro|zone-offline|repair   on write errors (default remount-ro)\n"
 	       "    -o explicit-open            open zones explicitly while files are open for writing\n"
+	       "    -o defrag=N|off             posix format, conventional zones only: defragment a\n"
+	       "                                file after appends add N extents too (default: only\n"
+	       "                                when an overwrite spans extents), or never\n"
 	       "    -o kernel_cache             the kernel page cache for every open but a sequential\n"
 	       "                                file's writable ones (hot reads, shared mmap of cnv files)\n"
 	       "    -o direct_io                no kernel page cache: every read a FUSE request (the\n"
@@ -1394,6 +1398,20 @@ static int build_fs_opts(struct ff_fs_opts *fo)
 		if (i < 0)
 			return -EINVAL;
 		fo->errors = (enum ff_errors_mode)i; /* in enum ff_errors_mode's order */
+	}
+	if (g_o.defrag) {
+		char *end;
+		unsigned long v = strtoul(g_o.defrag, &end, 10);
+
+		if (!strcmp(g_o.defrag, "off")) {
+			fo->defrag_min = FF_DEFRAG_OFF;
+		} else if (*g_o.defrag < '1' || *g_o.defrag > '9' || *end || v > 1000000) {
+			ff_err("bad value for defrag: '%s' (off, or extents from 1 to 1000000)",
+			       g_o.defrag);
+			return -EINVAL;
+		} else {
+			fo->defrag_min = (uint32_t)v;
+		}
 	}
 	{
 		uint64_t cs = fo->cache.cache_size ? fo->cache.cache_size : 256ull << 20;

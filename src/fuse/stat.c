@@ -276,6 +276,8 @@ static const char *const shown[] = {
 	"gc_victim_valid_blocks",
 	"gc_victim_blocks",
 	"gc_header_writes",
+	"defrag_passes",
+	"defrag_bytes",
 	"reserved_blocks",
 	"delalloc_blocks",
 };
@@ -318,6 +320,9 @@ static void print_posix(const struct sample *s)
 		       ? 100 * get(s, "gc_victim_valid_blocks") / get(s, "gc_victim_blocks")
 		       : 0,
 	       get(s, "gc_header_writes"));
+	human(get(s, "defrag_bytes"), a, sizeof(a));
+	printf("  defrag     %.0f passes joined files' small extents, %s moved\n",
+	       get(s, "defrag_passes"), a);
 	printf("  zones      %.0f zones: %.0f free, %.0f open, %.0f full, %.0f being collected, %.0f metadata\n",
 	       get(s, "zones_total"), get(s, "zones_free"), get(s, "zones_open"),
 	       get(s, "zones_full"), get(s, "zones_collecting"), get(s, "zones_meta"));

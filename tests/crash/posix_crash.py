@@ -578,7 +578,7 @@ def one_iteration(seed, stats):
         # a GC iteration writes its ballast first: the crash comes after it
         lo, hi = (40, 40 + 4 * DEAD_MAX) if gc else (1, DEAD_MAX)
         fault = "dead_after=%d,vlog=%s" % (rng.randint(lo, hi), C.VLOG)
-    opts = rng.choice([None, "cache_size=8M", "cache_size=16M,max_folio=64K", "cache_size=1M,max_folio=64K", "sync_mode=writeback,cache_size=8M", "dirty_granularity=folio,max_folio=64K"])
+    opts = rng.choice([None, "cache_size=8M", "cache_size=16M,max_folio=64K", "cache_size=1M,max_folio=64K", "sync_mode=writeback,cache_size=8M", "dirty_granularity=folio,max_folio=64K", "defrag=2,cache_size=8M"])
     m = Model()
     nthr = rng.randint(2, 4)
     ws = []

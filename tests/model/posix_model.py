@@ -714,6 +714,9 @@ class Iteration:
             o.append("dirty_granularity=folio")
         if KCACHE and r.random() < KCACHE:
             o.append("kernel_cache")
+        # defragmentation (regular images) after very few extents: many passes
+        if r.random() < 0.5:
+            o.append(r.choice(["defrag=2", "defrag=8"]))
         return ",".join(o)
 
     def run(self):
@@ -928,6 +931,13 @@ class Iteration:
 
     def unmount_clean(self, final=False):
         how = self.rng.choice([["umount", MNT], ["fusermount3", "-u", MNT]])
+        try:  # what the GC thread's defragmentation did in this mount, for the summary
+            for line in os.getxattr(MNT, "user.foliofs.stats").decode().splitlines():
+                k, _, v = line.partition(" ")
+                if k in ("defrag_passes", "defrag_bytes"):
+                    STATS.add(k, int(v))
+        except (OSError, ValueError):
+            pass
         C.sh(how)
         try:
             rc = self.p.wait(timeout=HANG_S)
@@ -1099,6 +1109,8 @@ def main():
               c["crash-cut"] + c["crash-kill"], c["crash-cut"], c["crash-in-mount"],
               c["crash-kill"], c["cut-writes-dropped"], c["clean-remounts"], c["fsck"],
               c["bytes-verified"] / (1 << 20)))
+    print("pmodel: defragmentation: %d passes moved %.1f MiB (counted at clean unmounts)" % (
+        c["defrag_passes"], c["defrag_bytes"] / (1 << 20)))
     for k in sorted(k for k in c if k.startswith("kind:")):
         print("pmodel: failure %s: %d times, first seed %d" % (k[5:], c[k], FIRST[k[5:]]))
     if os.environ.get("FOLIOFS_PMODEL_SELFTEST"):

@@ -1198,6 +1198,281 @@ static void test_gc_stops_above_low(void **state)
 	free(buf);
 }
 
+/* ---- defragmentation (regular devices) ---- */
+
+/* Extents of inode ino, and whether it is being defragmented. */
+static size_t nr_ext(struct gx *p, uint64_t ino)
+{
+	struct px_fs *fs = (struct px_fs *)p->fs;
+	size_t n = SIZE_MAX;
+
+	ff_mutex_lock(&fs->ns);
+	for (size_t h = 0; h < fs->icap && n == SIZE_MAX; h++)
+		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext)
+			if (i->ino == ino)
+				n = i->next;
+	ff_mutex_unlock(&fs->ns);
+	assert_true(n != SIZE_MAX);
+	return n;
+}
+
+/* Wait (up to 60 s) until ino has at most max extents; returns how many it has. */
+static size_t wait_ext(struct gx *p, uint64_t ino, size_t max)
+{
+	size_t n = nr_ext(p, ino);
+
+	for (int t = 0; t < 6000 && n > max; t++) {
+		usleep(10000);
+		n = nr_ext(p, ino);
+	}
+	return n;
+}
+
+#define WAL_N	200
+#define WAL_REC (4 * 4120) /* four frames of a write-ahead log: unaligned */
+
+/*
+ * A file grown by WAL_N O_DSYNC appends of WAL_REC bytes has an extent per
+ * append (each behind its data header). On a regular device an overwrite
+ * across two of them queues the file and the GC thread joins them: a few
+ * extents are left, every byte reads back, the valid-block
+ * counts and fsck agree, a remount reads the same, and an O_DSYNC overwrite
+ * of one append's bytes is one in-place write with no header. On emulated
+ * zones nothing is defragmented.
+ */
+static void test_defrag_appends(void **state)
+{
+	struct gx *p = *state;
+	uint8_t *data = tu_alloc(WAL_N * WAL_REC), *got = tu_alloc(WAL_N * WAL_REC);
+	uint64_t ino = mkfile(p, "wal"), ip, hd;
+	size_t n;
+
+	tu_fill(data, WAL_N * WAL_REC, 77);
+	for (int k = 0; k < WAL_N; k++)
+		assert_int_equal(ff_fs_write(p->fs, ino, data + k * WAL_REC, WAL_REC,
+					     (uint64_t)k * WAL_REC, FF_CW_DSYNC),
+				 WAL_REC);
+	if (p->emu) {
+		usleep(200000);
+		assert_int_equal(stat_of(p, "defrag_passes"), 0);
+		assert_true(nr_ext(p, ino) >= WAL_N);
+	} else {
+		/* appends alone do not queue it (default options): an overwrite across two does */
+		uint64_t off = (WAL_N - 3) * WAL_REC + 24;
+
+		tu_fill(data + off, WAL_REC, 79);
+		assert_int_equal(ff_fs_write(p->fs, ino, data + off, WAL_REC, off, FF_CW_DSYNC),
+				 WAL_REC);
+		n = wait_ext(p, ino, 8);
+		print_message("%zu extents after %llu passes, %llu bytes moved\n", n,
+			      (unsigned long long)stat_of(p, "defrag_passes"),
+			      (unsigned long long)stat_of(p, "defrag_bytes"));
+		/* runs of at most 1 MiB: the file's 3.2 MiB in 4 or 5, or a few more */
+		assert_true(n <= 8);
+		assert_true(stat_of(p, "defrag_bytes") >= (uint64_t)WAL_N * WAL_REC / 2);
+	}
+	assert_int_equal(ff_fs_read(p->fs, ino, got, WAL_N * WAL_REC, 0), WAL_N * WAL_REC);
+	assert_memory_equal(got, data, WAL_N * WAL_REC);
+	check_valid(p);
+	if (!p->emu) {
+		/* in the first joined run: in place, one write */
+		uint64_t off = 10 * WAL_REC + 100;
+
+		ip = stat_of(p, "inplace_writes");
+		hd = stat_of(p, "data_header_writes");
+		tu_fill(data + off, 4000, 78);
+		assert_int_equal(ff_fs_write(p->fs, ino, data + off, 4000, off, FF_CW_DSYNC), 4000);
+		assert_int_equal(stat_of(p, "inplace_writes") - ip, 1);
+		assert_int_equal(stat_of(p, "data_header_writes") - hd, 0);
+	}
+	fsck_clean(p);
+	assert_int_equal(ff_fs_read(p->fs, ino, got, WAL_N * WAL_REC, 0), WAL_N * WAL_REC);
+	assert_memory_equal(got, data, WAL_N * WAL_REC);
+	check_valid(p);
+	free(data);
+	free(got);
+}
+
+/*
+ * Power cuts during a defragmentation pass: a file of WAL_N synced appends
+ * (its extent per append) is made durable and the image kept; then, for each
+ * number n of device writes, the kept image is mounted with writes after the
+ * n-th dropped (a power cut the daemon does not notice; the mount, the
+ * overwrite and the pass write about 13 times, the unmount a few more), an overwrite with
+ * the same bytes across two appends queues the file, the pass runs, and the
+ * image is mounted again as the cut left it: every byte of the file reads
+ * as before and fsck is clean, whichever of the pass's copies, records and
+ * zone changes reached the device.
+ */
+static void test_defrag_crash(void **state)
+{
+	struct gx *p = *state;
+	uint8_t *data = tu_alloc(WAL_N * WAL_REC), *got = tu_alloc(WAL_N * WAL_REC);
+	uint64_t ino = mkfile(p, "wal"), off = (WAL_N - 3) * WAL_REC + 24;
+	char base[300], cmd[700], env[64];
+	int points = 0;
+
+	tu_fill(data, WAL_N * WAL_REC, 91);
+	/* mounted with defragmentation off, so that every pass runs under a cut */
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->o.defrag_min = FF_DEFRAG_OFF;
+	do_mount(p);
+	for (int k = 0; k < WAL_N; k++)
+		assert_int_equal(ff_fs_write(p->fs, ino, data + k * WAL_REC, WAL_REC,
+					     (uint64_t)k * WAL_REC, FF_CW_DSYNC),
+				 WAL_REC);
+	assert_int_equal(ff_fs_fsync(p->fs, ino, false), 0);
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	p->o.defrag_min = 0;
+	snprintf(base, sizeof(base), "%s.base", p->path);
+	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", p->path, base);
+	assert_int_equal(system(cmd), 0);
+	for (int n = 1; n <= 32; n += TU_STEP) {
+		snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", base, p->path);
+		assert_int_equal(system(cmd), 0);
+		snprintf(env, sizeof(env), "dead_after=%d,dead_mode=drop", n);
+		setenv("FOLIOFS_FAULT", env, 1);
+		do_mount(p);
+		unsetenv("FOLIOFS_FAULT");
+		assert_int_equal(ff_fs_write(p->fs, ino, data + off, WAL_REC, off, FF_CW_DSYNC),
+				 WAL_REC);
+		(void)wait_ext(p, ino, 8);
+		(void)ff_fs_unmount(p->fs);
+		p->fs = NULL;
+		do_mount(p);
+		assert_int_equal(ff_fs_read(p->fs, ino, got, WAL_N * WAL_REC, 0), WAL_N * WAL_REC);
+		assert_memory_equal(got, data, WAL_N * WAL_REC);
+		check_valid(p);
+		fsck_clean(p);
+		assert_int_equal(ff_fs_unmount(p->fs), 0);
+		p->fs = NULL;
+		points++;
+	}
+	print_message("defragmentation crash points: %d\n", points);
+	unlink(base);
+	do_mount(p);
+	free(data);
+	free(got);
+}
+
+/* The file model of test_defrag_concurrent: writes and checks hold mu. */
+struct dfc {
+	struct gx *p;
+	uint64_t ino;
+	pthread_mutex_t mu;
+	uint8_t *data;
+	uint64_t size;
+	_Atomic bool stop;
+	uint64_t reads;
+};
+
+#define DFC_MAX (6u << 20)
+
+static void *dfc_reader(void *arg)
+{
+	struct dfc *d = arg;
+	uint8_t *got = tu_alloc(DFC_MAX);
+
+	while (!atomic_load(&d->stop)) {
+		pthread_mutex_lock(&d->mu);
+		assert_int_equal(ff_fs_read(d->p->fs, d->ino, got, DFC_MAX, 0), (ssize_t)d->size);
+		assert_memory_equal(got, d->data, d->size);
+		d->reads++;
+		pthread_mutex_unlock(&d->mu);
+		usleep(2000);
+	}
+	free(got);
+	return NULL;
+}
+
+static void *dfc_overwriter(void *arg)
+{
+	struct dfc *d = arg;
+	uint64_t seed = 0x51ed2701ull;
+	uint8_t *buf = tu_alloc(64 << 10);
+
+	while (!atomic_load(&d->stop)) {
+		uint64_t len = 1 + rnd(&seed) % (40 << 10), off;
+		unsigned fl = rnd(&seed) % 3 ? 0 : FF_CW_DSYNC;
+
+		pthread_mutex_lock(&d->mu);
+		if (d->size > len) {
+			off = rnd(&seed) % (d->size - len);
+			tu_fill(buf, len, rnd(&seed));
+			assert_int_equal(ff_fs_write(d->p->fs, d->ino, buf, len, off, fl),
+					 (ssize_t)len);
+			memcpy(d->data + off, buf, len);
+		}
+		pthread_mutex_unlock(&d->mu);
+		if (rnd(&seed) % 8 == 0)
+			assert_int_equal(ff_fs_fsync(d->p->fs, d->ino, true), 0);
+	}
+	free(buf);
+	return NULL;
+}
+
+/*
+ * Defragmentation under load: one thread appends (O_DSYNC, and buffered with
+ * an fdatasync), another overwrites anywhere (buffered and O_DSYNC, with
+ * fdatasyncs), a reader checks the whole file against the model between
+ * them, the cache is tiny (the flusher writes back while passes run), and
+ * the GC thread joins the appends' extents meanwhile. Then the file reads
+ * back exactly, after a remount too, and fsck is clean.
+ */
+static void test_defrag_concurrent(void **state)
+{
+	struct gx *p = *state;
+	struct dfc d = {.p = p, .ino = mkfile(p, "busy"), .data = tu_alloc(DFC_MAX)};
+	uint8_t *buf = tu_alloc(64 << 10), *got;
+	uint64_t seed = 0xdef7a9ull;
+	pthread_t th[2];
+
+	pthread_mutex_init(&d.mu, NULL);
+	pthread_create(&th[0], NULL, dfc_reader, &d);
+	pthread_create(&th[1], NULL, dfc_overwriter, &d);
+	while (d.size < DFC_MAX - (64 << 10)) {
+		uint64_t len = 100 + rnd(&seed) % (20 << 10);
+		bool sync = rnd(&seed) % 2;
+
+		tu_fill(buf, len, rnd(&seed));
+		pthread_mutex_lock(&d.mu);
+		assert_int_equal(
+			ff_fs_write(p->fs, d.ino, buf, len, d.size, sync ? FF_CW_DSYNC : 0),
+			(ssize_t)len);
+		memcpy(d.data + d.size, buf, len);
+		d.size += len;
+		pthread_mutex_unlock(&d.mu);
+		if (!sync)
+			assert_int_equal(ff_fs_fsync(p->fs, d.ino, true), 0);
+	}
+	atomic_store(&d.stop, true);
+	pthread_join(th[0], NULL);
+	pthread_join(th[1], NULL);
+	print_message("%llu bytes, %zu extents, %llu passes moved %llu bytes, %llu reads\n",
+		      (unsigned long long)d.size, nr_ext(p, d.ino),
+		      (unsigned long long)stat_of(p, "defrag_passes"),
+		      (unsigned long long)stat_of(p, "defrag_bytes"), (unsigned long long)d.reads);
+	assert_true(stat_of(p, "defrag_bytes") > 0);
+	got = tu_alloc(DFC_MAX);
+	assert_int_equal(ff_fs_read(p->fs, d.ino, got, DFC_MAX, 0), (ssize_t)d.size);
+	assert_memory_equal(got, d.data, d.size);
+	check_valid(p);
+	fsck_clean(p);
+	assert_int_equal(ff_fs_read(p->fs, d.ino, got, DFC_MAX, 0), (ssize_t)d.size);
+	assert_memory_equal(got, d.data, d.size);
+	check_valid(p);
+	pthread_mutex_destroy(&d.mu);
+	free(d.data);
+	free(buf);
+	free(got);
+}
+
+static int setup_reg_tiny(void **state)
+{
+	return setup_mk(state, false, 0, 0, true);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1226,6 +1501,10 @@ int main(void)
 		cmocka_unit_test(test_gc_many_zones_writes),
 		cmocka_unit_test_setup_teardown(test_gc_stops_above_low, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_stops_above_low, setup_emu_lim, teardown),
+		cmocka_unit_test_setup_teardown(test_defrag_appends, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_defrag_appends, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_defrag_concurrent, setup_reg_tiny, teardown),
+		cmocka_unit_test_setup_teardown(test_defrag_crash, setup_reg, teardown),
 	};
 
 	if (getenv("FOLIOFS_TEST_FILTER"))
