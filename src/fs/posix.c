@@ -5038,6 +5038,45 @@ static int gc_run_locked(struct px_fs *fs, struct px_inode *i, size_t k, uint64_
 }
 
 /*
+ * Copy the run of np pieces pc (in file order, contiguous in the file, at
+ * most PX_GC_CHUNK bytes) of inode i: read each from the device into buf,
+ * write them as one at a slot's zone (gc_write, dseq its oldest data
+ * sequence number), and re-point each where it still maps the blocks read.
+ * Caller holds i's io_lock and a pin. Returns the bytes moved from the run's
+ * start (fewer than the run when the zone filled), or -errno.
+ */
+static ssize_t gc_move_run(struct px_fs *fs, struct px_inode *i, const struct gc_piece *pc, int np,
+			   uint64_t dseq, void *buf)
+{
+	uint64_t run_off = pc[0].off, run_len = 0, landed = 0;
+	ssize_t r;
+	int ret = 0;
+
+	for (int k = 0; k < np; k++) {
+		struct iovec iov = {(uint8_t *)buf + run_len, pc[k].len};
+
+		r = ff_dev_read(fs->dev, &iov, 1, pc[k].dev);
+		if (r != (ssize_t)pc[k].len)
+			return r < 0 ? r : -EIO;
+		run_len += pc[k].len;
+	}
+	r = gc_write(fs, i, run_off, run_len, dseq, buf, &landed);
+	if (r < 0)
+		return r;
+	ff_mutex_lock(&fs->ns);
+	for (int k = 0; k < np && !ret && pc[k].off < run_off + (uint64_t)r; k++) {
+		uint64_t n = pc[k].len;
+
+		if (pc[k].off + n > run_off + (uint64_t)r)
+			n = run_off + (uint64_t)r - pc[k].off;
+		ret = gc_repoint_locked(fs, i, pc[k].off, n, pc[k].dev,
+					landed + (pc[k].off - run_off));
+	}
+	ff_mutex_unlock(&fs->ns);
+	return ret ? ret : r;
+}
+
+/*
  * Move every live block of inode ino out of victim zone z. Returns 0 (done,
  * or the inode is gone), -EBUSY (its io_lock is held: try later) or -errno.
  * No lock held.
@@ -5062,7 +5101,7 @@ static int gc_move_inode(struct px_fs *fs, uint32_t z, uint64_t ino, void *buf)
 	}
 	for (;;) {
 		struct gc_piece pc[PX_GC_PIECES];
-		uint64_t run_off = 0, run_len = 0, dseq = UINT64_MAX, landed = 0;
+		uint64_t dseq = UINT64_MAX;
 		int np = 0;
 		ssize_t r;
 		bool in;
@@ -5082,37 +5121,14 @@ static int gc_move_inode(struct px_fs *fs, uint32_t z, uint64_t ino, void *buf)
 		ff_mutex_unlock(&fs->ns);
 		if (!np)
 			break;
-		run_off = pc[0].off;
-		for (int k = 0; k < np && !ret; k++) {
-			struct iovec iov = {(uint8_t *)buf + run_len, pc[k].len};
-
-			r = ff_dev_read(fs->dev, &iov, 1, pc[k].dev);
-			if (r != (ssize_t)pc[k].len)
-				ret = r < 0 ? (int)r : -EIO;
-			run_len += pc[k].len;
-		}
-		if (ret)
-			break;
-		r = gc_write(fs, i, run_off, run_len, dseq, buf, &landed);
+		r = gc_move_run(fs, i, pc, np, dseq, buf);
 		if (r < 0) {
 			ret = (int)r;
 			break;
 		}
-		ff_mutex_lock(&fs->ns);
-		for (int k = 0; k < np && !ret && pc[k].off < run_off + (uint64_t)r; k++) {
-			uint64_t n = pc[k].len;
-
-			if (pc[k].off + n > run_off + (uint64_t)r)
-				n = run_off + (uint64_t)r - pc[k].off;
-			ret = gc_repoint_locked(fs, i, pc[k].off, n, pc[k].dev,
-						landed + (pc[k].off - run_off));
-		}
-		ff_mutex_unlock(&fs->ns);
-		if (ret)
-			break;
 		atomic_fetch_add(&fs->st_gc_bytes, (uint64_t)r);
-		if (run_off + (uint64_t)r > pos)
-			pos = run_off + (uint64_t)r;
+		if (pc[0].off + (uint64_t)r > pos)
+			pos = pc[0].off + (uint64_t)r;
 	}
 	/* a read that mapped the victim before the re-point is done after this */
 	ff_cache_invalidate_begin(i->ci);
@@ -5232,7 +5248,7 @@ static int defrag_inode(struct px_fs *fs, uint64_t ino)
 	ff_mutex_unlock(&fs->ns);
 	while (moved < PX_DEFRAG_PASS && !atomic_load(&fs->shut)) {
 		struct gc_piece pc[PX_GC_PIECES];
-		uint64_t run_off, run_len = 0, dseq = UINT64_MAX, landed = 0;
+		uint64_t dseq = UINT64_MAX;
 		int np;
 		ssize_t r;
 
@@ -5243,38 +5259,15 @@ static int defrag_inode(struct px_fs *fs, uint64_t ino)
 		ff_mutex_unlock(&fs->ns);
 		if (!np)
 			break;
-		run_off = pc[0].off;
-		for (int k = 0; k < np && !ret; k++) {
-			struct iovec iov = {(uint8_t *)buf + run_len, pc[k].len};
-
-			r = ff_dev_read(fs->dev, &iov, 1, pc[k].dev);
-			if (r != (ssize_t)pc[k].len)
-				ret = r < 0 ? (int)r : -EIO;
-			run_len += pc[k].len;
-		}
-		if (ret)
-			break;
-		r = gc_write(fs, i, run_off, run_len, dseq, buf, &landed);
+		r = gc_move_run(fs, i, pc, np, dseq, buf);
 		if (r < 0) {
 			ret = (int)r;
 			break;
 		}
-		ff_mutex_lock(&fs->ns);
-		for (int k = 0; k < np && !ret && pc[k].off < run_off + (uint64_t)r; k++) {
-			uint64_t n = pc[k].len;
-
-			if (pc[k].off + n > run_off + (uint64_t)r)
-				n = run_off + (uint64_t)r - pc[k].off;
-			ret = gc_repoint_locked(fs, i, pc[k].off, n, pc[k].dev,
-						landed + (pc[k].off - run_off));
-		}
-		ff_mutex_unlock(&fs->ns);
-		if (ret)
-			break;
 		moved += (uint64_t)r;
 		/* the zone filled: the rest of the run goes on in the next one */
-		if ((uint64_t)r < run_len)
-			pos = run_off + (uint64_t)r;
+		if ((uint64_t)r < pc[np - 1].off + pc[np - 1].len - pc[0].off)
+			pos = pc[0].off + (uint64_t)r;
 	}
 	ff_mutex_lock(&fs->ns);
 	i->defrag = false;
