@@ -72,6 +72,7 @@ refuse "cache_size below 4 x max_folio" "cache_size" "$FOLIOFS" -o cache_size=1M
 refuse "bad max_folio" "max_folio" "$FOLIOFS" -o max_folio=3000 "$IMG" "$MNT"
 refuse "bad sync_mode" "sync_mode" "$FOLIOFS" -o sync_mode=maybe "$IMG" "$MNT"
 refuse "bad dirty_granularity" "dirty_granularity" "$FOLIOFS" -o dirty_granularity=byte "$IMG" "$MNT"
+refuse "bad defrag" "defrag" "$FOLIOFS" -o defrag=0 "$IMG" "$MNT"
 refuse "bad errors=" "errors" "$FOLIOFS" -o errors=panic "$IMG" "$MNT"
 touch "$W/afile"
 refuse "mountpoint not a directory" "not a directory" "$FOLIOFS" "$IMG" "$W/afile"
