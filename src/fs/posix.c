@@ -1126,6 +1126,28 @@ static void rec_inode(struct px_buf *b, const struct px_inode *i, uint64_t size,
 	rec_end(b, at);
 }
 
+/*
+ * The fields of i that rec_inode writes, into t: a record that changes some
+ * of them is built from such a copy. Not a copy of the whole inode, whose
+ * io_lock another thread (a writer, the collector) may be taking meanwhile.
+ */
+static void inode_rec_copy(struct px_inode *t, const struct px_inode *i)
+{
+	t->ino = i->ino;
+	t->mode = i->mode;
+	t->uid = i->uid;
+	t->gid = i->gid;
+	t->nlink = i->nlink;
+	t->rdev = i->rdev;
+	t->dseq_floor = i->dseq_floor;
+	t->atime = i->atime;
+	t->mtime = i->mtime;
+	t->ctime = i->ctime;
+	t->btime = i->btime;
+	t->target = i->target;
+	t->tlen = i->tlen;
+}
+
 static void rec_dirent_add(struct px_buf *b, uint64_t dir, uint64_t ino, uint64_t cookie,
 			   const char *name, size_t n)
 {
@@ -3011,7 +3033,7 @@ static int make_node(struct px_fs *fs, uint64_t dir, const char *name, mode_t mo
 	}
 	rec_inode(&b, &tmp, tmp.tlen, 0);
 	rec_dirent_add(&b, dir, ino, d->dir->next_cookie, name, n);
-	td = *d;
+	inode_rec_copy(&td, d);
 	td.mtime = td.ctime = now;
 	if (S_ISDIR(mode))
 		td.nlink++;
@@ -3141,12 +3163,12 @@ static int px_link(struct ff_fs *gfs, uint64_t ino, uint64_t newdir, const char 
 		ret = -EEXIST;
 		goto out;
 	}
-	ti = *i;
+	inode_rec_copy(&ti, i);
 	ti.nlink++;
 	ti.ctime = now;
 	rec_inode(&b, &ti, i->disk_size, 0);
 	rec_dirent_add(&b, newdir, ino, d->dir->next_cookie, newname, n);
-	td = *d;
+	inode_rec_copy(&td, d);
 	td.mtime = td.ctime = now;
 	rec_inode(&b, &td, d->disk_size, 0);
 	ret = op_commit_locked(fs, &b, &seq);
@@ -3202,11 +3224,11 @@ static int remove_entry(struct px_fs *fs, uint64_t dir, const char *name, bool i
 		goto out;
 	}
 	rec_dirent_del(&b, dir, name, n);
-	ti = *i;
+	inode_rec_copy(&ti, i);
 	ti.nlink = isdir ? 0 : i->nlink - 1;
 	ti.ctime = now;
 	rec_inode(&b, &ti, i->disk_size, 0);
-	td = *d;
+	inode_rec_copy(&td, d);
 	td.mtime = td.ctime = now;
 	if (isdir)
 		td.nlink--;
@@ -3343,12 +3365,12 @@ static int px_rename(struct ff_fs *gfs, uint64_t dir, const char *name, uint64_t
 			if (i2->dir)
 				dl2--, dl1++;
 		}
-		t = *i2;
+		inode_rec_copy(&t, i2);
 		t.ctime = now;
 		rec_inode(&b, &t, i2->disk_size, 0);
 	} else {
 		if (i2) {
-			t = *i2;
+			inode_rec_copy(&t, i2);
 			t.nlink = i2->dir ? 0 : i2->nlink - 1;
 			t.ctime = now;
 			rec_inode(&b, &t, i2->disk_size, 0);
@@ -3359,15 +3381,15 @@ static int px_rename(struct ff_fs *gfs, uint64_t dir, const char *name, uint64_t
 		if (i1->dir && d1 != d2)
 			dl1--, dl2++;
 	}
-	t = *i1;
+	inode_rec_copy(&t, i1);
 	t.ctime = now;
 	rec_inode(&b, &t, i1->disk_size, 0);
-	t = *d1;
+	inode_rec_copy(&t, d1);
 	t.mtime = t.ctime = now;
 	t.nlink = (uint32_t)((int)t.nlink + dl1 + (d1 == d2 ? dl2 : 0));
 	rec_inode(&b, &t, d1->disk_size, 0);
 	if (d2 != d1) {
-		t = *d2;
+		inode_rec_copy(&t, d2);
 		t.mtime = t.ctime = now;
 		t.nlink = (uint32_t)((int)t.nlink + dl2);
 		rec_inode(&b, &t, d2->disk_size, 0);
@@ -3820,7 +3842,7 @@ static int truncate_locked(struct px_fs *fs, struct px_inode *i, uint64_t size)
 			return ret;
 	}
 	ff_mutex_lock(&fs->ns);
-	t = *i;
+	inode_rec_copy(&t, i);
 	t.dseq_floor = fs->next_dseq - 1; /* headers written before this record */
 	t.mtime = t.ctime = now_ts();
 	rec_inode(&b, &t, size, PX_INODE_TRUNC);
@@ -3884,7 +3906,7 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 	if (!(which & ~FF_SET_SIZE))
 		return 0;
 	ff_mutex_lock(&fs->ns);
-	t = *i;
+	inode_rec_copy(&t, i);
 	if (which & FF_SET_MODE)
 		t.mode = (i->mode & S_IFMT) | (st->st_mode & 07777);
 	if (which & FF_SET_UID)
@@ -4237,7 +4259,7 @@ static int px_setxattr(struct ff_fs *gfs, uint64_t ino, const char *name, const 
 		goto out;
 	}
 	rec_xattr_set(&b, ino, name, value, (uint32_t)size);
-	t = *i;
+	inode_rec_copy(&t, i);
 	t.ctime = now_ts();
 	rec_inode(&b, &t, i->disk_size, 0);
 	ret = op_commit_locked(fs, &b, &seq);
@@ -4339,7 +4361,7 @@ static int px_removexattr(struct ff_fs *gfs, uint64_t ino, const char *name)
 	if (ret)
 		goto out;
 	rec_xattr_del(&b, ino, name);
-	t = *i;
+	inode_rec_copy(&t, i);
 	t.ctime = now_ts();
 	rec_inode(&b, &t, i->disk_size, 0);
 	ret = op_commit_locked(fs, &b, &seq);
@@ -4501,7 +4523,7 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 		/* the cache dropped its blocks from lo on, dirty or not: their room goes too */
 		da_del_locked(fs, i, lo, UINT64_MAX);
 		rec_extent(&b, ino, lo, hi - lo, PX_NO_DEV, 0, 0);
-		t = *i;
+		inode_rec_copy(&t, i);
 		t.dseq_floor = fs->next_dseq - 1; /* headers written before this record */
 		t.mtime = t.ctime = now_ts();
 		rec_inode(&b, &t, i->disk_size, 0);
