@@ -2443,15 +2443,14 @@ static uint64_t mapped_end_locked(const struct px_inode *i, size_t k, uint64_t e
  * one extent per append, 40 bytes of memory and 28 of checkpoint each, and a
  * later overwrite of a few appends' worth costs a device write per extent
  * it spans. So when an in-place overwrite spans the end of a small extent
- * (and, with -o defrag=N, once appends have given a file N extents more than
- * its last pass left), the file is queued for the GC thread, which copies
- * its runs of small file-contiguous extents into its own zone as one extent
- * each (defrag_inode). Only small extents move: a file's data is copied
- * about once in all, not once per pass. After a pass that found nothing to
- * join, only appends queue the file, at twice its extents. Appends alone do
- * not by default: a log only ever appended to would be copied once more in
- * the background (write amplification 3 instead of 2 for 4 KiB sync
- * appends) to save 40 bytes of memory per append.
+ * of a file that got no new extent for a second or two (and, with -o defrag=N, once appends have
+ * given a file N extents more than its last pass left), the file is queued for the GC thread, which
+ * copies its runs of small file-contiguous extents into its own zone as one extent each
+ * (defrag_inode). Only small extents move: a file's data is copied about once in all, not once per
+ * pass. After a pass that found nothing to join, only appends queue the file, at twice its extents.
+ * Appends alone do not by default: a log only ever appended to would be copied once more in the
+ * background (write amplification 3 instead of 2 for 4 KiB sync appends) to save 40 bytes of memory
+ * per append.
  */
 #define PX_DEFRAG_SMALL (256ull << 10) /* extents this long or longer stay */
 #define PX_DEFRAG_PASS	(4ull << 20)   /* bytes one pass moves at most */
@@ -2472,6 +2471,15 @@ static void defrag_queue_locked(struct px_fs *fs, struct px_inode *i)
 	ff_mutex_unlock(&fs->gc_mu);
 }
 
+/* Monotonic seconds, for px_inode.oop_s. */
+static uint32_t mono_s(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint32_t)t.tv_sec;
+}
+
 /* An append added an extent to i: queue it once it has enough. Caller holds ns. */
 static void defrag_note_locked(struct px_fs *fs, struct px_inode *i)
 {
@@ -2479,6 +2487,7 @@ static void defrag_note_locked(struct px_fs *fs, struct px_inode *i)
 	if (!fs->defrag_on)
 		return;
 	i->defrag_dry = false;
+	i->oop_s = mono_s();
 	if (fs->defrag_min && i->next >= (i->defrag_at ? i->defrag_at : fs->defrag_min))
 		defrag_queue_locked(fs, i);
 }
@@ -2555,9 +2564,15 @@ again:
 			m->dev_off = e->dev + (off - e->off);
 			m->len = e->off + e->len - off < len ? e->off + e->len - off : len;
 			m->zone = z;
-			/* the write goes on into the next extent: a second I/O */
+			/*
+			 * The write goes on into the next extent: a second I/O.
+			 * Not while the file still gets new extents (written out
+			 * of place within the last second or two): its blocks
+			 * are still being laid out, by appends or by random
+			 * writes into holes, and a pass now would be redone.
+			 */
 			if (m->len < len && e->len < PX_DEFRAG_SMALL && fs->defrag_on &&
-			    !i->defrag_dry)
+			    !i->defrag_dry && mono_s() - i->oop_s >= 2)
 				defrag_queue_locked(fs, i);
 			ff_mutex_unlock(&fs->ns);
 			atomic_fetch_add(&fs->st_inplace, 1);

@@ -120,9 +120,10 @@ struct px_inode {
 	 * in-place overwrite is mapped into the file's blocks, and inplace_n
 	 * counts those mapped and not done; defrag_at is the extent count at
 	 * which an append queues the file again (0: fs->defrag_min); dq: in
-	 * fs->dq; defrag_dry: its last pass joined nothing. All ns.
+	 * fs->dq; defrag_dry: its last pass joined nothing; oop_s: when its
+	 * last write that was not in place ended (monotonic seconds). All ns.
 	 */
-	uint32_t inplace_n, defrag_at;
+	uint32_t inplace_n, defrag_at, oop_s;
 	bool defrag, dq, defrag_dry;
 	struct px_inode *dead_next;
 };

@@ -1257,9 +1257,13 @@ static void test_defrag_appends(void **state)
 		assert_int_equal(stat_of(p, "defrag_passes"), 0);
 		assert_true(nr_ext(p, ino) >= WAL_N);
 	} else {
-		/* appends alone do not queue it (default options): an overwrite across two does */
+		/*
+		 * Appends alone do not queue it (default options): an overwrite
+		 * across two does, once the file got no new extent for 2 s.
+		 */
 		uint64_t off = (WAL_N - 3) * WAL_REC + 24;
 
+		usleep(2500000);
 		tu_fill(data + off, WAL_REC, 79);
 		assert_int_equal(ff_fs_write(p->fs, ino, data + off, WAL_REC, off, FF_CW_DSYNC),
 				 WAL_REC);
@@ -1417,7 +1421,7 @@ static void *dfc_overwriter(void *arg)
  * an fdatasync), another overwrites anywhere (buffered and O_DSYNC, with
  * fdatasyncs), a reader checks the whole file against the model between
  * them, the cache is tiny (the flusher writes back while passes run), and
- * the GC thread joins the appends' extents meanwhile. Then the file reads
+ * the GC thread joins the appends' extents meanwhile (-o defrag=4). Then the file reads
  * back exactly, after a remount too, and fsck is clean.
  */
 static void test_defrag_concurrent(void **state)
@@ -1428,6 +1432,10 @@ static void test_defrag_concurrent(void **state)
 	uint64_t seed = 0xdef7a9ull;
 	pthread_t th[2];
 
+	/* passes every 4 appended extents: the appender never lets the overwrites start them */
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->o.defrag_min = 4;
+	do_mount(p);
 	pthread_mutex_init(&d.mu, NULL);
 	pthread_create(&th[0], NULL, dfc_reader, &d);
 	pthread_create(&th[1], NULL, dfc_overwriter, &d);
