@@ -180,13 +180,6 @@ static uint64_t lookup(struct px *p, uint64_t dir, const char *name)
 }
 
 /* Copy the image as a process killed now leaves it (every completed write is there). */
-static void snapshot(const char *from, const char *to)
-{
-	char cmd[700];
-
-	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", from, to);
-	assert_int_equal(system(cmd), 0);
-}
 
 /* What a crash now would leave: a copy of the image mounted, f reads want (len bytes). */
 static void crash_reads(struct px *p, uint64_t f, const uint8_t *want, size_t len)
@@ -196,7 +189,7 @@ static void crash_reads(struct px *p, uint64_t f, const uint8_t *want, size_t le
 	uint8_t *rd = tu_alloc(len);
 
 	snprintf(copy, sizeof(copy), "%s.crash", p->path);
-	snapshot(p->path, copy);
+	tu_copy_image(p->path, copy);
 	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
 	assert_int_equal(ff_fs_read(fs2, f, rd, len, 0), (ssize_t)len);
 	assert_memory_equal(rd, want, len);
@@ -356,7 +349,7 @@ static void test_posix_orphan(void **state)
 	assert_int_equal(ff_fs_read(p->fs, f, buf, sizeof(buf), 0), 6);
 	assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
 	snprintf(copy, sizeof(copy), "%s.crash", p->path);
-	snapshot(p->path, copy);
+	tu_copy_image(p->path, copy);
 	/* the crashed copy: the inode is gone */
 	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
 	assert_int_equal(ff_fs_getattr(fs2, f, &st), -ENOENT);
@@ -433,7 +426,7 @@ static void test_posix_inplace_after_rollforward(void **state)
 	/* durable by their headers alone: their EXTENT records are not committed */
 	assert_int_equal(ff_fs_write(p->fs, f, buf, 4 * BLK, 0, FF_CW_DSYNC), 4 * BLK);
 	snprintf(copy, sizeof(copy), "%s.crash", p->path);
-	snapshot(p->path, copy);
+	tu_copy_image(p->path, copy);
 	assert_int_equal(ff_fs_mount(copy, &p->o, &p->fs), 0);
 	assert_int_equal(ff_fs_read(p->fs, f, rd, 4 * BLK, 0), 4 * BLK);
 	assert_memory_equal(rd, buf, 4 * BLK);
@@ -678,7 +671,7 @@ static void test_posix_subblock_sync(void **state)
 	assert_int_equal(ff_fs_read(p->fs, f, rd, sizeof(rd), 0), (ssize_t)size);
 	assert_memory_equal(rd, model, size);
 	snprintf(copy, sizeof(copy), "%s.crash", p->path);
-	snapshot(p->path, copy);
+	tu_copy_image(p->path, copy);
 	(void)vlog;
 	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
 	{
@@ -1021,7 +1014,7 @@ static void test_posix_sync_append_runs(void **state)
 	assert_int_equal(ff_fs_fsync(p->fs, g, true), 0);
 	assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
 	snprintf(copy, sizeof(copy), "%s.crash", p->path);
-	snapshot(p->path, copy);
+	tu_copy_image(p->path, copy);
 	for (int pass = 0; pass < 2; pass++) {
 		if (pass == 0)
 			assert_int_equal(ff_fs_mount(copy, &p->o, &p->fs), 0);
@@ -1390,8 +1383,8 @@ static void test_posix_power_cut(void **state)
 	assert_int_equal(ff_fs_mkdir(p->fs, p->root, "late", 0755, &cr, &st), 0);
 	snprintf(copy, sizeof(copy), "%s.crash", p->path);
 	snprintf(vcopy, sizeof(vcopy), "%s.crash.vlog", p->path);
-	snapshot(p->path, copy);
-	snapshot(vlog, vcopy);
+	tu_copy_image(p->path, copy);
+	tu_copy_image(vlog, vcopy);
 	assert_int_equal(ff_fault_apply_cut(copy, vcopy, 1, 0, &cs), 0);
 	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
 	assert_int_equal(ff_fs_lookup(fs2, p->root, "d", &st), 0);
@@ -1557,8 +1550,8 @@ static void test_posix_power_cut_writers(void **state)
 			usleep(200); /* a trigger, not a check: the cut lands after that many ops */
 		/* the cut: no operation in flight, the expectations as they are */
 		pthread_rwlock_wrlock(&gate);
-		snapshot(p->path, copy);
-		snapshot(vlog, vcopy);
+		tu_copy_image(p->path, copy);
+		tu_copy_image(vlog, vcopy);
 		for (int t = 0; t < T; t++) {
 			memcpy(e[t].model, a[t].model, PC_MAX);
 			memcpy(e[t].durable, a[t].durable, PC_MAX);
@@ -1734,13 +1727,13 @@ static void test_posix_checkpoint_spans_crash(void **state)
 	assert_int_equal(ff_fs_unmount(p->fs), 0);
 	p->fs = NULL;
 	snprintf(base, sizeof(base), "%s.base", p->path);
-	snapshot(p->path, base);
+	tu_copy_image(p->path, base);
 	for (int n = 1;; n += TU_STEP) {
 		int done[SPAN_FILES], tried, r;
 
 		for (int f = 0; f < SPAN_FILES; f++)
 			done[f] = -1;
-		snapshot(base, p->path);
+		tu_copy_image(base, p->path);
 		snprintf(env, sizeof(env), "dead_after=%d,dead_mode=eio", n);
 		setenv("FOLIOFS_FAULT", env, 1);
 		r = ff_fs_mount(p->path, &p->o, &p->fs);
@@ -1999,7 +1992,7 @@ static void test_posix_newer_features_refused(void **state)
 	assert_int_equal(pwrite(fd, sb, 2 * BLK, 0), 2 * BLK);
 	close(fd);
 	snprintf(copy, sizeof(copy), "%s.copy", p->path);
-	snapshot(p->path, copy);
+	tu_copy_image(p->path, copy);
 	assert_int_equal(ff_fs_mount(p->path, &p->o, &fs2), -EOPNOTSUPP);
 	assert_int_equal(ff_fs_fsck(p->path, FF_FSCK_READ_ONLY, &r), 0);
 	assert_true(r.problems > 0);
@@ -2068,7 +2061,7 @@ static void test_posix_fsck_clean(void **state)
 
 	fsck_tree(p);
 	snprintf(copy, sizeof(copy), "%s.crash", p->path);
-	snapshot(p->path, copy);
+	tu_copy_image(p->path, copy);
 	assert_int_equal(ff_fs_fsck(p->path, FF_FSCK_READ_ONLY, &(struct ff_fsck_report){0}),
 			 -EBUSY);
 	assert_int_equal(ff_fs_unmount(p->fs), 0);
@@ -2091,7 +2084,7 @@ static void test_posix_fsck_corrupt(void **state)
 	snprintf(copy, sizeof(copy), "%s.crash", p->path);
 	/* the second superblock copy */
 	patch_byte(p->path, PX_BLK + 100);
-	snapshot(p->path, ref);
+	tu_copy_image(p->path, ref);
 	assert_true(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL) >= 1);
 	same_bytes(p->path, ref);
 	patch_byte(p->path, PX_BLK + 100);
@@ -2123,10 +2116,10 @@ static void test_posix_fsck_corrupt(void **state)
 		assert_int_equal(ff_fs_release(p->fs, f, O_RDWR), 0);
 		assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
 	}
-	snapshot(p->path, copy);
+	tu_copy_image(p->path, copy);
 	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
 	patch_byte(copy, newest_meta_zone(copy) + PX_BLK + 200);
-	snapshot(copy, ref);
+	tu_copy_image(copy, ref);
 	assert_true(fsck_run(copy, FF_FSCK_READ_ONLY, NULL) >= 1);
 	same_bytes(copy, ref);
 	unlink(ref);
@@ -2156,7 +2149,7 @@ static void corrupt_log(struct px *p, enum log_damage how)
 	fsck_tree(p);
 	snprintf(copy, sizeof(copy), "%s.crash", p->path);
 	snprintf(ref, sizeof(ref), "%s.ref", p->path);
-	snapshot(p->path, copy);
+	tu_copy_image(p->path, copy);
 	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
 	mz = newest_meta_zone(copy);
 	fd = open(copy, O_RDONLY);
@@ -2232,7 +2225,7 @@ static void corrupt_log(struct px *p, enum log_damage how)
 		/* a payload byte of a record in the middle of the log */
 		patch_byte(copy, mz + recs[(cp_end + nrec) / 2] + PX_REC_HDR + 1);
 	}
-	snapshot(copy, ref);
+	tu_copy_image(copy, ref);
 	assert_true(fsck_run(copy, FF_FSCK_READ_ONLY, NULL) >= 1);
 	same_bytes(copy, ref);
 	unlink(copy);
@@ -2279,7 +2272,7 @@ static void test_posix_rollforward_unaligned_header(void **state)
 	/* a sync append: its header is rolled forward, its EXTENT record not committed */
 	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 2 * BLK, FF_CW_DSYNC), BLK);
 	snprintf(copy, sizeof(copy), "%s.ua", p->path);
-	snapshot(p->path, copy);
+	tu_copy_image(p->path, copy);
 	fd = open(copy, O_RDWR);
 	assert_true(fd >= 0);
 	assert_int_equal(fstat(fd, &st), 0);
@@ -2322,8 +2315,8 @@ static void test_posix_fsck_orphan(void **state)
 	assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
 	snprintf(copy, sizeof(copy), "%s.crash", p->path);
 	snprintf(ref, sizeof(ref), "%s.ref", p->path);
-	snapshot(p->path, copy);
-	snapshot(copy, ref);
+	tu_copy_image(p->path, copy);
+	tu_copy_image(copy, ref);
 	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 1);
 	same_bytes(copy, ref);
 	assert_int_equal(fsck_run(copy, FF_FSCK_REPAIR, &repaired), 0);
@@ -2566,7 +2559,7 @@ static void refused(struct px *p)
 	int ret;
 
 	snprintf(ref, sizeof(ref), "%s.ref", p->path);
-	snapshot(p->path, ref);
+	tu_copy_image(p->path, ref);
 	assert_true(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL) >= 1);
 	same_bytes(p->path, ref);
 	ret = ff_fs_mount(p->path, &p->o, &fs);
@@ -2706,7 +2699,7 @@ static void test_posix_corrupt_dirent_in_file(void **state)
 	x_inode(&l, t.f, S_IFREG | 0644, 3);
 	log_append(p->path, &l);
 	snprintf(ref, sizeof(ref), "%s.ref", p->path);
-	snapshot(p->path, ref);
+	tu_copy_image(p->path, ref);
 	assert_true(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL) >= 1);
 	same_bytes(p->path, ref);
 	unlink(ref);
@@ -2744,7 +2737,7 @@ static void test_posix_corrupt_orphan_dir_repair(void **state)
 	x_inode(&l, p->root, S_IFDIR | 0755, 2);
 	log_append(p->path, &l);
 	snprintf(ref, sizeof(ref), "%s.ref", p->path);
-	snapshot(p->path, ref);
+	tu_copy_image(p->path, ref);
 	assert_true(fsck_run(p->path, FF_FSCK_REPAIR, NULL) >= 1);
 	same_bytes(p->path, ref);
 	unlink(ref);

@@ -203,12 +203,7 @@ static void test_gc_valid_counts(void **state)
 	check_valid(p);
 	/* a crash copy (what kill -9 leaves) and a remount rebuild the same counts */
 	snprintf(copy, sizeof(copy), "%s.crash", p->path);
-	{
-		char cmd[700];
-
-		snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", p->path, copy);
-		assert_int_equal(system(cmd), 0);
-	}
+	tu_copy_image(p->path, copy);
 	{
 		struct ff_fs *fs2;
 		struct gx q = *p;
@@ -1313,7 +1308,7 @@ static void test_defrag_crash(void **state)
 	struct gx *p = *state;
 	uint8_t *data = tu_alloc(WAL_N * WAL_REC), *got = tu_alloc(WAL_N * WAL_REC);
 	uint64_t ino = mkfile(p, "wal"), off = (WAL_N - 3) * WAL_REC + 24;
-	char base[300], cmd[700], env[64];
+	char base[300], env[64];
 	int points = 0;
 
 	tu_fill(data, WAL_N * WAL_REC, 91);
@@ -1330,11 +1325,9 @@ static void test_defrag_crash(void **state)
 	p->fs = NULL;
 	p->o.defrag_min = 0;
 	snprintf(base, sizeof(base), "%s.base", p->path);
-	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", p->path, base);
-	assert_int_equal(system(cmd), 0);
+	tu_copy_image(p->path, base);
 	for (int n = 1; n <= 32; n += TU_STEP) {
-		snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", base, p->path);
-		assert_int_equal(system(cmd), 0);
+		tu_copy_image(base, p->path);
 		snprintf(env, sizeof(env), "dead_after=%d,dead_mode=drop", n);
 		setenv("FOLIOFS_FAULT", env, 1);
 		do_mount(p);

@@ -49,6 +49,15 @@
 #endif
 #define TU_ROUNDS(n) ((n) / TU_STEP ? (n) / TU_STEP : 1)
 
+/* Copy image from to to, holes kept (what a crash leaves, or the image to go back to). */
+static inline void tu_copy_image(const char *from, const char *to)
+{
+	char cmd[700];
+
+	snprintf(cmd, sizeof(cmd), "cp --sparse=always '%s' '%s'", from, to);
+	assert_int_equal(system(cmd), 0);
+}
+
 /* A sparse image file of size bytes under /var/tmp; path written to buf. */
 static inline int tu_make_image(char *buf, size_t buflen, const char *tag, unsigned long long size)
 {
