@@ -1103,6 +1103,7 @@ static void rec_end(struct px_buf *b, size_t at)
 	put_bytes(b, z, (8 - b->len % 8) % 8);
 }
 
+/* An INODE record of i (a field added here goes into inode_rec_copy too). */
 static void rec_inode(struct px_buf *b, const struct px_inode *i, uint64_t size, uint32_t flags)
 {
 	size_t at = rec_begin(b, PX_R_INODE);
@@ -2443,14 +2444,16 @@ static uint64_t mapped_end_locked(const struct px_inode *i, size_t k, uint64_t e
  * one extent per append, 40 bytes of memory and 28 of checkpoint each, and a
  * later overwrite of a few appends' worth costs a device write per extent
  * it spans. So when an in-place overwrite spans the end of a small extent
- * of a file that got no new extent for a second or two (and, with -o defrag=N, once appends have
- * given a file N extents more than its last pass left), the file is queued for the GC thread, which
- * copies its runs of small file-contiguous extents into its own zone as one extent each
- * (defrag_inode). Only small extents move: a file's data is copied about once in all, not once per
- * pass. After a pass that found nothing to join, only appends queue the file, at twice its extents.
- * Appends alone do not by default: a log only ever appended to would be copied once more in the
- * background (write amplification 3 instead of 2 for 4 KiB sync appends) to save 40 bytes of memory
- * per append.
+ * of a file that got no new extent for a second or two (and, with
+ * -o defrag=N, once appends have given a file N extents more than its last
+ * pass left), the file is queued for the GC thread, which copies its runs of
+ * small file-contiguous extents into its own zone as one extent each
+ * (defrag_inode). Only small extents move: a file's data is copied about
+ * once in all, not once per pass. After a pass that found nothing to join,
+ * only appends queue the file, at twice its extents. Appends alone do not
+ * by default: a log only ever appended to would be copied once more in the
+ * background (write amplification 3 instead of 2 for 4 KiB sync appends) to
+ * save 40 bytes of memory per append.
  */
 #define PX_DEFRAG_SMALL (256ull << 10) /* extents this long or longer stay */
 #define PX_DEFRAG_PASS	(4ull << 20)   /* bytes one pass moves at most */
@@ -2480,7 +2483,7 @@ static uint32_t mono_s(void)
 	return (uint32_t)t.tv_sec;
 }
 
-/* An append added an extent to i: queue it once it has enough. Caller holds ns. */
+/* A write out of place added an extent to i: queue it once it has enough. Caller holds ns. */
 static void defrag_note_locked(struct px_fs *fs, struct px_inode *i)
 {
 	ff_assert_held(&fs->ns);
@@ -5215,7 +5218,7 @@ static int defrag_run_locked(struct px_fs *fs, struct px_inode *i, uint64_t *pos
 }
 
 /*
- * One defragmentation pass over inode ino (see defrag_note_locked): its runs
+ * One defragmentation pass over inode ino (see defrag_queue_locked): its runs
  * of small extents are read from the device and written into the
  * collector's zone as one extent each, and re-pointed where they still map
  * the blocks read, as a GC move does (gc_write, gc_repoint_locked; the
@@ -5257,7 +5260,8 @@ static int defrag_inode(struct px_fs *fs, uint64_t ino)
 	 * The append or overwrite that queued the file holds its io_lock until
 	 * its reply, and a writer of the file may hold it while it waits for a
 	 * collector round: try for a while, and give up at once when a round
-	 * is wanted; the file's next append queues it again.
+	 * is wanted; the file's next spanning overwrite (or, with -o defrag=N,
+	 * append) queues it again.
 	 */
 	for (int t = 0; !ff_mutex_trylock(&i->io_lock); t++) {
 		bool wanted;
@@ -5486,7 +5490,7 @@ static void *gc_main(void *arg)
 		bool none, need, force;
 
 		if (!fs->gc_req && fs->dq_n) {
-			/* no round wanted: a file an append fragmented (defrag_note_locked) */
+			/* no round wanted: a file queued for defragmentation */
 			uint64_t ino = fs->dq[--fs->dq_n];
 
 			ff_mutex_unlock(&fs->gc_mu);
@@ -5907,6 +5911,7 @@ static int fs_setup(struct px_fs *fs)
 	const struct ff_dev_info *di = ff_dev_info(fs->dev);
 	struct ff_zone *zr;
 	uint32_t lim;
+	bool any_seq = false;
 	int ret = 0;
 
 	fs->nr_zones = di->nr_zones;
@@ -5928,6 +5933,7 @@ static int fs_setup(struct px_fs *fs)
 		z->start = zr[k].start;
 		z->cap = ff_round_down(zr[k].cap, PX_BLK);
 		z->seq = zr[k].type != FF_ZONE_CNV;
+		any_seq |= z->seq;
 		z->slot = -1;
 		z->cand = UINT32_MAX;
 		z->wp = z->cursor = z->start;
@@ -5946,10 +5952,7 @@ static int fs_setup(struct px_fs *fs)
 	fs->nslots = PX_MAX_SLOTS;
 	fs->gc_slot = !lim || lim >= 3;
 	fs->defrag_min = fs->o.defrag_min == FF_DEFRAG_OFF ? 0 : fs->o.defrag_min;
-	fs->defrag_on = fs->gc_slot && fs->o.defrag_min != FF_DEFRAG_OFF;
-	for (uint32_t k = 0; k < fs->nr_zones; k++)
-		if (fs->zones[k].seq)
-			fs->defrag_on = false;
+	fs->defrag_on = fs->gc_slot && !any_seq && fs->o.defrag_min != FF_DEFRAG_OFF;
 	if (lim && (int)lim - 1 - fs->gc_slot < fs->nslots)
 		fs->nslots = lim > 1 ? (int)lim - 1 - fs->gc_slot : 1;
 	for (int s = 0; s < fs->nslots + fs->gc_slot; s++) {

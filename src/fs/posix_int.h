@@ -260,7 +260,7 @@ struct px_fs {
 	_Atomic uint64_t gc_gen;
 	/* time rounds spent choosing victims and finding their owners (ns); atomic, no lock */
 	_Atomic uint64_t gc_find_ns;
-	/* files an append fragmented, for the GC thread to defragment (defrag_queue); gc_mu */
+	/* files queued for the GC thread to defragment (defrag_queue_locked); gc_mu */
 	uint64_t dq[PX_DEFRAG_QUEUE];
 	uint32_t dq_n;
 
