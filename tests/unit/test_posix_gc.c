@@ -1223,6 +1223,21 @@ static size_t wait_ext(struct gx *p, uint64_t ino, size_t max)
 	return n;
 }
 
+/*
+ * Wait up to a minute for stat key to reach min: a defragmentation pass
+ * counts its pass and bytes after the re-points that wait_ext sees.
+ */
+static uint64_t wait_stat(struct gx *p, const char *key, uint64_t min)
+{
+	uint64_t v = stat_of(p, key);
+
+	for (int t = 0; t < 6000 && v < min; t++) {
+		usleep(10000);
+		v = stat_of(p, key);
+	}
+	return v;
+}
+
 #define WAL_N	200
 #define WAL_REC (4 * 4120) /* four frames of a write-ahead log: unaligned */
 
@@ -1263,6 +1278,7 @@ static void test_defrag_appends(void **state)
 		assert_int_equal(ff_fs_write(p->fs, ino, data + off, WAL_REC, off, FF_CW_DSYNC),
 				 WAL_REC);
 		n = wait_ext(p, ino, 8);
+		(void)wait_stat(p, "defrag_bytes", (uint64_t)WAL_N * WAL_REC / 2);
 		print_message("%zu extents after %llu passes, %llu bytes moved\n", n,
 			      (unsigned long long)stat_of(p, "defrag_passes"),
 			      (unsigned long long)stat_of(p, "defrag_bytes"));
