@@ -2671,8 +2671,8 @@ static uint64_t wsize_lim_locked(const struct px_inode *i, bool sync)
 	return sync && i->wsize > i->size ? i->wsize : i->size;
 }
 
-static void dh_encode(uint8_t *h, uint64_t epoch, uint64_t dseq, uint64_t ino, uint64_t off,
-		      uint64_t len, uint64_t size, uint32_t data_crc)
+static void dh_encode(const struct px_fs *fs, uint8_t *h, uint64_t epoch, uint64_t dseq,
+		      uint64_t ino, uint64_t off, uint64_t len, uint64_t size, uint32_t data_crc)
 {
 	memset(h, 0, PX_BLK);
 	memcpy(h, PX_DH_MAGIC, 8);
@@ -2684,7 +2684,7 @@ static void dh_encode(uint8_t *h, uint64_t epoch, uint64_t dseq, uint64_t ino, u
 	set64(h + PX_DH_LEN, len);
 	set64(h + PX_DH_SIZE, size);
 	set32(h + PX_DH_DATA_CRC, data_crc);
-	set32(h + PX_DH_CRC, ff_crc32c(0, h, PX_BLK));
+	set32(h + PX_DH_CRC, ff_crc32c(fs->dh_seed, h, PX_BLK));
 }
 
 static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *iov, int iovcnt,
@@ -2707,7 +2707,7 @@ static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *i
 	ff_mutex_unlock(&fs->ns);
 	for (int k = 0; k < iovcnt; k++)
 		crc = ff_crc32c(crc, iov[k].iov_base, iov[k].iov_len);
-	dh_encode(hdr, epoch, dseq, i->ino, m->file_off, m->len, size, crc);
+	dh_encode(fs, hdr, epoch, dseq, i->ino, m->file_off, m->len, size, crc);
 	return 0;
 }
 
@@ -4919,7 +4919,7 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint
 	size = off + n < i->disk_size ? off + n : i->disk_size;
 	ff_mutex_unlock(&fs->ns);
 	if (h)
-		dh_encode(h, epoch, dseq, i->ino, off, n, size, ff_crc32c(0, buf, n));
+		dh_encode(fs, h, epoch, dseq, i->ino, off, n, size, ff_crc32c(0, buf, n));
 	{
 		struct iovec iov[2] = {{h, hl}, {buf, n}};
 		struct iovec *v = h ? iov : iov + 1;
@@ -5879,6 +5879,8 @@ static void sb_encode(uint8_t *blk, const struct px_fs *fs, uint64_t dev_size, u
 	set64(blk + PX_SB_FEATURES, fs->features);
 	set32(blk + PX_SB_NR_CNV, nr_cnv);
 	set32(blk + PX_SB_COPY, copy);
+	if (fs->features & PX_FEAT_DHKEY)
+		memcpy(blk + PX_SB_DHKEY, fs->dhkey, 16);
 	set32(blk + PX_SB_CRC, ff_crc32c(0, blk, PX_BLK));
 }
 
@@ -6135,7 +6137,7 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 	fs->dev = dev;
 	fs->meta_first = PX_META_FIRST;
 	fs->meta_count = meta_zones_for(di);
-	fs->features = PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN;
+	fs->features = PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN | PX_FEAT_DHKEY;
 	if (di->nr_zones < PX_META_FIRST + PX_META_COUNT + 1) {
 		ff_err("%s: %u zones: the posix format needs at least %u (superblock, %u metadata zones, data); use a smaller --zone-size",
 		       path, di->nr_zones, PX_META_FIRST + PX_META_COUNT + 1, PX_META_COUNT);
@@ -6157,10 +6159,12 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 			}
 		}
 	}
-	if (getrandom(fs->uuid, sizeof(fs->uuid), 0) != sizeof(fs->uuid)) {
+	if (getrandom(fs->uuid, sizeof(fs->uuid), 0) != sizeof(fs->uuid) ||
+	    getrandom(fs->dhkey, sizeof(fs->dhkey), 0) != sizeof(fs->dhkey)) {
 		ret = -EIO;
 		goto out_setup;
 	}
+	fs->dh_seed = ff_crc32c(0, fs->dhkey, sizeof(fs->dhkey));
 	fs->uuid[6] = (uint8_t)((fs->uuid[6] & 0x0f) | 0x40);
 	fs->uuid[8] = (uint8_t)((fs->uuid[8] & 0x3f) | 0x80);
 	/* conventional metadata zones: no old header may look current */
@@ -6501,7 +6505,7 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean)
 		set32(tmp + PX_DH_CRC, 0);
 		len = get64(hb + PX_DH_LEN);
 		if (memcmp(hb, PX_DH_MAGIC, 8) || get32(hb + PX_DH_VERSION) != PX_VERSION ||
-		    ff_crc32c(0, tmp, PX_BLK) != get32(hb + PX_DH_CRC) ||
+		    ff_crc32c(fs->dh_seed, tmp, PX_BLK) != get32(hb + PX_DH_CRC) ||
 		    get64(hb + PX_DH_EPOCH) != zo->epoch || !len || len % PX_BLK || len > zo->cap ||
 		    pos + PX_BLK + len > limit || get64(hb + PX_DH_FILE_OFF) % PX_BLK ||
 		    get64(hb + PX_DH_FILE_OFF) > UINT64_MAX - len)
@@ -6630,6 +6634,10 @@ static int read_sb(struct px_fs *fs, const char *path)
 		fs->meta_first = get32(s + PX_SB_META_FIRST);
 		fs->meta_count = get32(s + PX_SB_META_COUNT);
 		fs->features = get64(s + PX_SB_FEATURES);
+		if (fs->features & PX_FEAT_DHKEY) {
+			memcpy(fs->dhkey, s + PX_SB_DHKEY, 16);
+			fs->dh_seed = ff_crc32c(0, fs->dhkey, sizeof(fs->dhkey));
+		}
 		if (c)
 			ff_warn("%s: the first superblock is damaged; using the second", path);
 		break;

@@ -36,6 +36,7 @@
 #define PX_SB_FEATURES	 64
 #define PX_SB_NR_CNV	 72
 #define PX_SB_COPY	 76
+#define PX_SB_DHKEY	 80 /* 16 bytes, PX_FEAT_DHKEY filesystems only */
 
 /* metadata zone header */
 #define PX_MZ_VERSION	8
@@ -50,8 +51,14 @@
 #define PX_FEAT_MZCHAIN 1ull
 /* the log may hold EXTRUN records */
 #define PX_FEAT_EXTRUN 2ull
-#define PX_FEAT_KNOWN  (PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN)
-#define PX_META_MAX    16u /* metadata zones at most (mkfs: about 1/64 of the device) */
+/*
+ * data header crcs are keyed: crc32c of the superblock's 16-byte DHKEY, a
+ * secret drawn by mkfs, followed by the header block, so that no file's
+ * content and no older filesystem's header on the device can pass for one
+ */
+#define PX_FEAT_DHKEY 4ull
+#define PX_FEAT_KNOWN (PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN | PX_FEAT_DHKEY)
+#define PX_META_MAX   16u /* metadata zones at most (mkfs: about 1/64 of the device) */
 
 /* records */
 #define PX_REC_HDR  24u

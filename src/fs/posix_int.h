@@ -180,6 +180,8 @@ struct px_fs {
 	struct ff_dev *dev;
 	struct ff_cache *cache;
 	uint8_t uuid[16];
+	uint8_t dhkey[16]; /* PX_SB_DHKEY */
+	uint32_t dh_seed;  /* crc32c of dhkey: a data header's crc starts from it (0 without) */
 	uint32_t nr_zones, meta_first, meta_count;
 	uint64_t features; /* PX_FEAT_*, from the superblock */
 	uint64_t zone_size;

@@ -360,6 +360,8 @@ static void fix_block_crc(uint8_t *b, size_t at)
 
 static void fix_crcs(const struct tmpl *t, uint8_t *img)
 {
+	uint32_t seed;
+
 	fix_block_crc(img, PX_SB_CRC);
 	fix_block_crc(img + PX_BLK, PX_SB_CRC);
 	for (uint32_t z = PX_META_FIRST; z < PX_META_FIRST + PX_META_COUNT; z++) {
@@ -386,6 +388,8 @@ static void fix_crcs(const struct tmpl *t, uint8_t *img)
 			pos += ff_round_up(PX_REC_HDR + len, 8);
 		}
 	}
+	seed = get64(img + PX_SB_FEATURES) & PX_FEAT_DHKEY ? ff_crc32c(0, img + PX_SB_DHKEY, 16)
+							   : 0;
 	for (size_t pos = t->data_lo; pos + PX_BLK <= t->data_hi;) {
 		uint8_t *h = img + pos;
 		uint64_t len = get64(h + PX_DH_LEN);
@@ -393,7 +397,9 @@ static void fix_crcs(const struct tmpl *t, uint8_t *img)
 		if (memcmp(h, PX_DH_MAGIC, 8) || len > t->data_hi - pos - PX_BLK)
 			break;
 		put32(h + PX_DH_DATA_CRC, ff_crc32c(0, h + PX_BLK, len));
-		fix_block_crc(h, PX_DH_CRC);
+		/* keyed by the superblock's DHKEY, as the mount checks it (block 0's) */
+		put32(h + PX_DH_CRC, 0);
+		put32(h + PX_DH_CRC, ff_crc32c(seed, h, PX_BLK));
 		if (!len)
 			break;
 		pos += PX_BLK + len;
