@@ -4874,10 +4874,11 @@ static void gc_unpin(struct px_fs *fs, struct px_inode *i)
  * write's (dh_encode). In the collector's own zone (fs->gc_slot) the data
  * goes alone, with no header, and a ZONE record moving the zone's committed
  * cursor past it is queued before the EXTENT records that re-point to it.
- * Nothing but the collector writes in that zone, so a mount never rolls
- * forward there past the cursor: a copy is reachable only once its records
- * are committed (log writes flush the device first), and until then the
- * victim still holds the blocks.
+ * Nothing but the collector writes in that zone, so a mount's roll-forward
+ * finds no header there past the cursor (a copied block that looks like one
+ * fails the header crc, keyed by the superblock's DHKEY): a copy is
+ * reachable only once its records are committed (log writes flush the
+ * device first), and until then the victim still holds the blocks.
  */
 static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len,
 			uint64_t dseq, void *buf, uint64_t *landed)
@@ -6478,7 +6479,9 @@ out:
 
 /*
  * Roll forward an open data zone from its committed cursor: apply each valid
- * header of the zone's epoch (docs/posix-format.md section 4). Sets the
+ * header of the zone's epoch (docs/posix-format.md section 4). Its crc is
+ * keyed (fs->dh_seed): the blocks where a chain ends may be a file's content
+ * or an older filesystem's headers, and neither passes. Sets the
  * zone's write position after the last valid one; *clean says whether that
  * is where the device's pointer is (sequential zones).
  */
