@@ -351,25 +351,25 @@ static void emu_seal(const struct tmpl *t, uint8_t *img, uint32_t z, uint64_t mi
 	memcpy(slot[best - r], best, sizeof(*best));
 }
 
-/* Checksums as src/fs/posix.c computes them. */
-static void fix_block_crc(uint8_t *b, size_t at)
+/* Checksums as src/fs/posix.c computes them (seed: 0, or a data header's key's). */
+static void fix_block_crc(uint8_t *b, size_t at, uint32_t seed)
 {
 	put32(b + at, 0);
-	put32(b + at, ff_crc32c(0, b, PX_BLK));
+	put32(b + at, ff_crc32c(seed, b, PX_BLK));
 }
 
 static void fix_crcs(const struct tmpl *t, uint8_t *img)
 {
 	uint32_t seed;
 
-	fix_block_crc(img, PX_SB_CRC);
-	fix_block_crc(img + PX_BLK, PX_SB_CRC);
+	fix_block_crc(img, PX_SB_CRC, 0);
+	fix_block_crc(img + PX_BLK, PX_SB_CRC, 0);
 	for (uint32_t z = PX_META_FIRST; z < PX_META_FIRST + PX_META_COUNT; z++) {
 		size_t pos = (size_t)z * ZS, end = pos + ZS;
 
 		if (memcmp(img + pos, PX_MZ_MAGIC, 8))
 			continue;
-		fix_block_crc(img + pos, PX_MZ_CRC);
+		fix_block_crc(img + pos, PX_MZ_CRC, 0);
 		pos += PX_BLK;
 		while (pos + PX_REC_HDR <= end) {
 			uint8_t *r = img + pos;
@@ -398,8 +398,7 @@ static void fix_crcs(const struct tmpl *t, uint8_t *img)
 			break;
 		put32(h + PX_DH_DATA_CRC, ff_crc32c(0, h + PX_BLK, len));
 		/* keyed by the superblock's DHKEY, as the mount checks it (block 0's) */
-		put32(h + PX_DH_CRC, 0);
-		put32(h + PX_DH_CRC, ff_crc32c(seed, h, PX_BLK));
+		fix_block_crc(h, PX_DH_CRC, seed);
 		if (!len)
 			break;
 		pos += PX_BLK + len;

@@ -2394,14 +2394,14 @@ static void test_posix_rollforward_after_mkfs(void **state)
 	struct px *p = *state;
 	struct ff_mkfs_opts mo = {
 		.format = FF_FMT_POSIX, .force = true, .zone_size = ZS, .zone_opts = true};
-	uint8_t *old = tu_alloc(8 * BLK), *new = tu_alloc(8 * BLK), *got = tu_alloc(8 * BLK);
+	uint8_t *old = tu_alloc(8 * BLK), *fresh = tu_alloc(8 * BLK), *got = tu_alloc(8 * BLK);
 	char summary[512], copy[300];
 	uint64_t f, f2;
 	struct ff_fs *fs2;
 	struct stat st;
 
 	tu_fill(old, 8 * BLK, 7);
-	tu_fill(new, 8 * BLK, 8);
+	tu_fill(fresh, 8 * BLK, 8);
 	f = mkfile(p, p->root, "log");
 	for (int k = 0; k < 8; k++)
 		assert_int_equal(
@@ -2416,20 +2416,20 @@ static void test_posix_rollforward_after_mkfs(void **state)
 	f2 = mkfile(p, p->root, "log");
 	assert_int_equal(f2, f);
 	for (int k = 0; k < 4; k++)
-		assert_int_equal(
-			ff_fs_write(p->fs, f2, new + k *BLK, BLK, (uint64_t)k * BLK, FF_CW_DSYNC),
-			BLK);
+		assert_int_equal(ff_fs_write(p->fs, f2, fresh + k * BLK, BLK, (uint64_t)k * BLK,
+					     FF_CW_DSYNC),
+				 BLK);
 	snprintf(copy, sizeof(copy), "%s.crash", p->path);
 	tu_copy_image(p->path, copy);
 	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
 	assert_int_equal(ff_fs_getattr(fs2, f2, &st), 0);
 	assert_int_equal(st.st_size, 4 * BLK);
 	assert_int_equal(ff_fs_read(fs2, f2, got, 8 * BLK, 0), 4 * BLK);
-	assert_memory_equal(got, new, 4 * BLK);
+	assert_memory_equal(got, fresh, 4 * BLK);
 	assert_int_equal(ff_fs_unmount(fs2), 0);
 	unlink(copy);
 	free(old);
-	free(new);
+	free(fresh);
 	free(got);
 }
 
