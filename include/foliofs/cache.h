@@ -71,6 +71,12 @@ struct ff_map {
 	 */
 	uint32_t hdr_len;
 	unsigned io_flags;
+	/*
+	 * Bytes that ops->more added after len: further ranges of the file
+	 * written in the same I/O, right after len's bytes (0 otherwise).
+	 * seal's iov and write_done's result cover them too.
+	 */
+	uint64_t more;
 };
 
 /* map_write and write_done flags */
@@ -150,6 +156,19 @@ struct ff_cache_ops {
 	 */
 	int (*seal)(void *fs_inode, const struct ff_map *m, const struct iovec *iov, int iovcnt,
 		    void *hdr);
+	/*
+	 * Writeback only, may be NULL. After map_write answered m, an append
+	 * or out-of-place write with a header (hdr_len > 0) that takes its
+	 * run of dirty blocks to the end, the cache offers the next runs of
+	 * the same writeback one by one, [off, off+len) in increasing file
+	 * order with a gap before each: true takes the whole range into m's
+	 * write, its bytes right after those taken before, under m's one
+	 * header (m->more grows by len); false leaves it, and the cache stops
+	 * offering and maps that run itself. Called while m's write is
+	 * reserved and not yet submitted; must not sleep or write back.
+	 * flags as map_write's.
+	 */
+	bool (*more)(void *fs_inode, struct ff_map *m, uint64_t off, uint64_t len, unsigned flags);
 };
 
 enum ff_sync_mode {

@@ -114,6 +114,7 @@
  * the ring's length is counted, not walked.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -626,17 +627,18 @@ static int segs_iov(const struct ff_cache *c, const struct seg *segs, int nseg, 
 }
 
 /*
- * Write the n bytes at m->file_off (an INPLACE or APPEND answer, m->len set
- * to n) from segs, with the header the filesystem asked for, wait, and call
- * write_done. No lock held. Returns 0, the device's error, or write_done's.
+ * Write the m->len + m->more bytes of an INPLACE or APPEND answer, held by
+ * iovs[1..cnt] (iovs[0] is the header's room), with the header the
+ * filesystem asked for, wait, and call write_done. No lock held. Returns 0,
+ * the device's error, or write_done's.
  */
-static int write_mapped(struct ff_cinode *ci, struct ff_map *m, const struct seg *segs, int nseg,
+static int write_mapped(struct ff_cinode *ci, struct ff_map *m, struct iovec *iovs, int cnt,
 			unsigned fl, unsigned io_flags, bool through)
 {
 	struct ff_cache *c = ci->c;
-	struct iovec iovs[MAX_SEGS + 1], *iov = iovs + 1;
-	uint64_t n = m->len, landed = 0, hlen = m->hdr_len;
-	int cnt = segs_iov(c, segs, nseg, m->file_off, n, iov), ret;
+	struct iovec *iov = iovs + 1;
+	uint64_t n = m->len + m->more, landed = 0, hlen = m->hdr_len;
+	int ret;
 	void *hdr = NULL;
 	ssize_t res;
 
@@ -718,9 +720,12 @@ static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, uint64_
 			break;
 		}
 		if (m.type != FF_MAP_STORED) {
+			struct iovec iovs[MAX_SEGS + 1];
+
 			m.file_off = pos;
 			m.len = n;
-			ret = write_mapped(ci, &m, segs, nseg, fl, io_flags, through);
+			ret = write_mapped(ci, &m, iovs, segs_iov(c, segs, nseg, pos, n, iovs + 1), fl,
+					   io_flags, through);
 			if (ret)
 				break;
 		}
@@ -781,7 +786,7 @@ struct wb_small {
 	struct seg segs[MAX_SEGS];
 	struct wb_piece pc;
 	struct ff_io io;
-	struct iovec iovs[MAX_SEGS];
+	struct iovec iovs[MAX_SEGS + 1]; /* + a header's */
 };
 
 static struct wb_batch *wb_batch_new(struct wb_batch *small_b, struct wb_small *small)
@@ -865,8 +870,35 @@ static void wb_queue(struct ff_cinode *ci, struct wb_batch *b, int ri, const str
 }
 
 /*
+ * Offer the runs after ri to the filesystem (ops->more) for m, the write of
+ * run ri's end behind a header, while it takes them: one header and one I/O
+ * for several runs, where each would cost a block of header and a device
+ * write. Their iovecs go on from b->iovs[1 + *cnt]. Returns how many it
+ * took. No lock held.
+ */
+static int wb_gather(struct ff_cinode *ci, struct wb_batch *b, int ri, struct ff_map *m,
+		     unsigned mapw_flags, int *cnt)
+{
+	struct ff_cache *c = ci->c;
+	int k;
+
+	for (k = ri + 1; k < b->nrun; k++) {
+		struct wb_run *g = &b->runs[k];
+		unsigned fl = mapw_flags | (g->end > g->isize ? FF_MAPW_TAIL : 0);
+
+		if (1 + *cnt + g->nseg > IOV_MAX || 1 + *cnt + g->nseg > b->max_iovs ||
+		    !c->ops->more(ci->fs_inode, m, g->start, g->end - g->start, fl))
+			break;
+		*cnt += segs_iov(c, g->segs, g->nseg, g->start, g->end - g->start,
+				 b->iovs + 1 + *cnt);
+	}
+	return k - ri - 1;
+}
+
+/*
  * Write the batch's runs, in order. In-place mappings are queued and written
- * together; any other is written alone, after the queue. A run stops at its
+ * together; any other is written alone, after the queue, with the runs after
+ * it that the filesystem lets it gather (wb_gather). A run stops at its
  * first error or at nothing mapped; after an error on the serial path no
  * later run is started (a format's order rule may need the failed data
  * first). No lock held; every run's blocks are marked writeback.
@@ -881,6 +913,7 @@ static void wb_submit(struct ff_cinode *ci, struct wb_batch *b, unsigned mapw_fl
 		struct wb_run *r = &b->runs[ri];
 		unsigned fl = mapw_flags | (r->end > r->isize ? FF_MAPW_TAIL : 0);
 		uint64_t pos = r->start;
+		int ng = 0;
 
 		while (pos < r->end && !r->err) {
 			struct ff_map m = {0};
@@ -913,9 +946,22 @@ static void wb_submit(struct ff_cinode *ci, struct wb_batch *b, unsigned mapw_fl
 			} else {
 				/* the serial path: what is queued first, then this alone */
 				wb_drain(ci, b);
-				if (m.type != FF_MAP_STORED)
-					ret = write_mapped(ci, &m, r->segs, r->nseg, fl, io_flags,
+				if (m.type != FF_MAP_STORED) {
+					int cnt = segs_iov(c, r->segs, r->nseg, pos, n, b->iovs + 1);
+
+					if (m.hdr_len && c->ops->more && pos + n == r->end)
+						ng = wb_gather(ci, b, ri, &m, mapw_flags, &cnt);
+					ret = write_mapped(ci, &m, b->iovs, cnt, fl, io_flags,
 							   false);
+					for (int k = ri + 1; k <= ri + ng; k++) {
+						struct wb_run *g = &b->runs[k];
+
+						if (ret)
+							g->err = ret;
+						else
+							g->done = g->end - g->start;
+					}
+				}
 				if (ret) {
 					if (!r->err)
 						r->err = ret;
@@ -926,6 +972,7 @@ static void wb_submit(struct ff_cinode *ci, struct wb_batch *b, unsigned mapw_fl
 			}
 			pos += n;
 		}
+		ri += ng; /* written with run ri */
 	}
 	wb_drain(ci, b);
 }

@@ -2643,6 +2643,8 @@ again:
 	m->dev_off = zo->wp + PX_BLK;
 	m->hdr_len = PX_BLK;
 	s->sync = sync;
+	s->npiece = 1;
+	s->piece[0] = (struct px_piece){off, m->len};
 	/* the chain of headers must not have a hole below a durable one */
 	m->io_flags = sync && !zo->seq ? FF_IO_PREFLUSH : 0;
 	zo->wp += PX_BLK + m->len;
@@ -2693,7 +2695,9 @@ static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *i
 	struct px_inode *i = fs_inode;
 	struct px_fs *fs = i->fs;
 	struct px_zone *zo = &fs->zones[m->zone];
-	uint64_t end = m->file_off + m->len, lim, size, dseq, epoch;
+	struct px_slot *s = &fs->slots[zo->slot];
+	const struct px_piece *last = &s->piece[s->npiece - 1];
+	uint64_t end = last->off + last->len, lim, size, dseq, epoch;
 	uint32_t crc = 0;
 
 	ff_mutex_lock(&fs->ns);
@@ -2707,8 +2711,64 @@ static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *i
 	ff_mutex_unlock(&fs->ns);
 	for (int k = 0; k < iovcnt; k++)
 		crc = ff_crc32c(crc, iov[k].iov_base, iov[k].iov_len);
-	dh_encode(fs, hdr, epoch, dseq, i->ino, m->file_off, m->len, size, crc);
+	dh_encode(fs, hdr, epoch, dseq, i->ino, m->file_off, m->len + m->more, size, crc);
+	if (s->npiece > 1) {
+		uint8_t *h = hdr;
+
+		set32(h + PX_DH_NPIECE, s->npiece);
+		for (uint32_t k = 0; k < s->npiece; k++) {
+			set64(h + PX_DH_PIECES + k * PX_DH_PIECE_SZ, s->piece[k].off);
+			set64(h + PX_DH_PIECES + k * PX_DH_PIECE_SZ + 8, s->piece[k].len);
+		}
+		set32(h + PX_DH_CRC, 0);
+		set32(h + PX_DH_CRC, ff_crc32c(fs->dh_seed, h, PX_BLK));
+	}
 	return 0;
+}
+
+/*
+ * Take [off, off+len), a further run of the same writeback, into the write
+ * of m (the cache's ops->more): its bytes follow m's in the zone, listed in
+ * m's header as a piece (PX_FEAT_PIECES). Only what goes out of place
+ * anyway: a run that overlaps data in conventional space may be written in
+ * place, and is left to map_write. Holds s->mu through m's write already.
+ */
+static bool px_more(void *fs_inode, struct ff_map *m, uint64_t off, uint64_t len, unsigned flags)
+{
+	struct px_inode *i = fs_inode;
+	struct px_fs *fs = i->fs;
+	struct px_zone *zo = &fs->zones[m->zone];
+	struct px_slot *s = &fs->slots[zo->slot];
+	uint64_t promised;
+	bool in, ok = false;
+
+	if (!(fs->features & PX_FEAT_PIECES) || s->npiece >= PX_DH_PIECES_MAX ||
+	    (flags & FF_MAPW_SYNC) || s->sync || len % PX_BLK ||
+	    off < s->piece[s->npiece - 1].off + s->piece[s->npiece - 1].len)
+		return false;
+	ff_mutex_lock(&fs->ns);
+	if (i->freed || atomic_load(&fs->shut) || zo->wp + len > zo->start + zo->cap ||
+	    m->len + m->more + len > PX_MAX_WRITE)
+		goto out;
+	for (size_t k = ext_find(i, off, &in); k < i->next && i->ext[k].off < off + len; k++) {
+		const struct px_ext *e = &i->ext[k];
+
+		if (e->dev != PX_UNWRITTEN && !fs->zones[zone_of(fs, e->dev)].seq)
+			goto out;
+	}
+	if (resv_admit_locked(fs, i, off, len))
+		goto out;
+	promised = promised_blocks_locked(i, off, off + len);
+	s->promised += promised;
+	fs->wb_promised += promised;
+	zo->wp += len;
+	zone_changed_locked(fs, zo);
+	s->piece[s->npiece++] = (struct px_piece){off, len};
+	m->more += len;
+	ok = true;
+out:
+	ff_mutex_unlock(&fs->ns);
+	return ok;
 }
 
 static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed_at, ssize_t result,
@@ -2743,7 +2803,7 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 			ff_mutex_lock(&fs->ns);
 			zo->inflight--;
 			inflight_done_locked(fs, zo);
-			zo->wp -= PX_BLK + m->len;
+			zo->wp -= PX_BLK + m->len + m->more;
 		}
 		/* the blocks stay dirty and unmapped: promised again, for the retry */
 		fs->wb_promised -= s->promised;
@@ -2762,18 +2822,23 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	if (dseq > zo->mtime)
 		zo->mtime = dseq;
 	if (!i->freed) {
-		uint64_t end = m->file_off + m->len, need = i->last_rseq;
+		const struct px_piece *last = &s->piece[s->npiece - 1];
+		uint64_t end = last->off + last->len, need = i->last_rseq, at = landed_at;
 
 		lim = wsize_lim_locked(i, flags & FF_MAPW_SYNC);
 		size = end < lim ? end : lim;
 		if (size < i->disk_size)
 			size = i->disk_size;
-		rec_extent(&b, i->ino, m->file_off, m->len, landed_at, dseq, size);
+		/* the pieces of one write (px_more), one record each, committed as one */
+		for (uint32_t k = 0; k < s->npiece; k++) {
+			rec_extent(&b, i->ino, s->piece[k].off, s->piece[k].len, at, dseq, size);
+			at += s->piece[k].len;
+		}
 		ret = op_commit_locked(fs, &b, &seq);
 		/* the extent holds the room the blocks' delayed allocation kept for them */
-		if (!ret)
-			da_del_locked(fs, i, m->file_off,
-				      ff_round_up(m->file_off + m->len, PX_BLK));
+		for (uint32_t k = 0; k < s->npiece && !ret; k++)
+			da_del_locked(fs, i, s->piece[k].off,
+				      ff_round_up(s->piece[k].off + s->piece[k].len, PX_BLK));
 		/*
 		 * The header written with the data says what this record says, and
 		 * a mount rolls it forward: fsync need not commit it (a sync write
@@ -2824,6 +2889,7 @@ static const struct ff_cache_ops px_cache_ops = {
 	.write_done = px_write_done,
 	.commit = px_commit,
 	.seal = px_seal,
+	.more = px_more,
 };
 
 /* ---- attributes ---- */
@@ -6138,7 +6204,7 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 	fs->dev = dev;
 	fs->meta_first = PX_META_FIRST;
 	fs->meta_count = meta_zones_for(di);
-	fs->features = PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN | PX_FEAT_DHKEY;
+	fs->features = PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN | PX_FEAT_DHKEY | PX_FEAT_PIECES;
 	if (di->nr_zones < PX_META_FIRST + PX_META_COUNT + 1) {
 		ff_err("%s: %u zones: the posix format needs at least %u (superblock, %u metadata zones, data); use a smaller --zone-size",
 		       path, di->nr_zones, PX_META_FIRST + PX_META_COUNT + 1, PX_META_COUNT);
@@ -6478,6 +6544,33 @@ out:
 }
 
 /*
+ * Whether the piece table of the header hb, of len bytes of data, is sound:
+ * none (*np = 0), or pieces of whole blocks in increasing file order that
+ * add up to len, on a filesystem that writes them (PX_FEAT_PIECES).
+ */
+static bool pieces_ok(const struct px_fs *fs, const uint8_t *hb, uint64_t len, uint32_t *np)
+{
+	uint64_t sum = 0, next = 0;
+
+	*np = get32(hb + PX_DH_NPIECE);
+	if (!*np)
+		return true;
+	if (!(fs->features & PX_FEAT_PIECES) || *np < 2 || *np > PX_DH_PIECES_MAX)
+		return false;
+	for (uint32_t k = 0; k < *np; k++) {
+		const uint8_t *pc = hb + PX_DH_PIECES + k * PX_DH_PIECE_SZ;
+		uint64_t off = get64(pc), n = get64(pc + 8);
+
+		if (!n || n % PX_BLK || off % PX_BLK || off < next || n > len - sum ||
+		    off > UINT64_MAX - n)
+			return false;
+		sum += n;
+		next = off + n;
+	}
+	return sum == len;
+}
+
+/*
  * Roll forward an open data zone from its committed cursor: apply each valid
  * header of the zone's epoch (docs/posix-format.md section 4). Its crc is
  * keyed (fs->dh_seed): the blocks where a chain ends may be a file's content
@@ -6500,6 +6593,7 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean)
 		uint8_t tmp[PX_BLK];
 		uint64_t len, ino, off, dseq, size;
 		struct px_inode *i;
+		uint32_t np;
 		bool data_ok;
 
 		if (ff_dev_read(fs->dev, &iov, 1, pos) != PX_BLK)
@@ -6511,7 +6605,7 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean)
 		    ff_crc32c(fs->dh_seed, tmp, PX_BLK) != get32(hb + PX_DH_CRC) ||
 		    get64(hb + PX_DH_EPOCH) != zo->epoch || !len || len % PX_BLK || len > zo->cap ||
 		    pos + PX_BLK + len > limit || get64(hb + PX_DH_FILE_OFF) % PX_BLK ||
-		    get64(hb + PX_DH_FILE_OFF) > UINT64_MAX - len)
+		    get64(hb + PX_DH_FILE_OFF) > UINT64_MAX - len || !pieces_ok(fs, hb, len, &np))
 			break; /* an invalid header (file ranges are whole blocks) ends the chain */
 		if (len > dcap) {
 			free(data);
@@ -6535,7 +6629,19 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean)
 		i = iget_locked(fs, ino);
 		if (data_ok) {
 			if (i && S_ISREG(i->mode) && dseq > i->dseq_floor) {
-				ret = ext_set_newer_locked(fs, i, off, len, pos + PX_BLK, dseq);
+				uint64_t at = 0;
+
+				if (!np) {
+					ret = ext_set_newer_locked(fs, i, off, len, pos + PX_BLK,
+								   dseq);
+				}
+				for (uint32_t k = 0; k < np && !ret; k++) {
+					const uint8_t *pc = hb + PX_DH_PIECES + k * PX_DH_PIECE_SZ;
+
+					ret = ext_set_newer_locked(fs, i, get64(pc), get64(pc + 8),
+								   pos + PX_BLK + at, dseq);
+					at += get64(pc + 8);
+				}
 				if (size > i->disk_size)
 					i->disk_size = size;
 				if (size > i->size)

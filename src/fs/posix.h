@@ -57,7 +57,12 @@
  * content and no older filesystem's header on the device can pass for one
  */
 #define PX_FEAT_DHKEY 4ull
-#define PX_FEAT_KNOWN (PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN | PX_FEAT_DHKEY)
+/*
+ * a data header may carry a table of pieces (PX_DH_NPIECE): several ranges
+ * of one file written after it in one write
+ */
+#define PX_FEAT_PIECES 8ull
+#define PX_FEAT_KNOWN  (PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN | PX_FEAT_DHKEY | PX_FEAT_PIECES)
 #define PX_META_MAX   16u /* metadata zones at most (mkfs: about 1/64 of the device) */
 
 /* records */
@@ -132,6 +137,15 @@ enum px_zone_state {
 #define PX_DH_LEN      48
 #define PX_DH_SIZE     56
 #define PX_DH_DATA_CRC 64
+/*
+ * u32: 0 for one range (FILE_OFF, LEN), else the number of pieces listed
+ * from PX_DH_PIECES, each a u64 file offset and a u64 length, whose bytes
+ * follow the header in that order (PX_FEAT_PIECES filesystems only)
+ */
+#define PX_DH_NPIECE	 68
+#define PX_DH_PIECES	 128
+#define PX_DH_PIECE_SZ	 16
+#define PX_DH_PIECES_MAX ((PX_BLK - PX_DH_PIECES) / PX_DH_PIECE_SZ)
 
 #define PX_NO_DEV UINT64_MAX /* EXTENT dev_off: a hole */
 

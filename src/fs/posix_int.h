@@ -171,6 +171,11 @@ struct px_slot {
 	bool sync;	    /* the write in flight is a sync write's own (FF_MAPW_SYNC); mu */
 	/* blocks of the write in flight that were promised (fs->wb_promised); mu and ns */
 	uint64_t promised;
+	/* the ranges of the write in flight, in the order written (px_more); mu */
+	uint32_t npiece;
+	struct px_piece {
+		uint64_t off, len;
+	} piece[PX_DH_PIECES_MAX];
 };
 
 struct px_fs {
