@@ -2849,6 +2849,7 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 			defrag_note_locked(fs, i);
 	}
 	ff_mutex_unlock(&fs->ns);
+	atomic_fetch_add(&fs->st_pieces, s->npiece - 1);
 	ff_mutex_unlock(&s->mu);
 	free(b.p);
 	atomic_fetch_add(&fs->st_hdr_writes, 1);
@@ -5848,7 +5849,7 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 		"gc_writer_waits %llu\ngc_reserve_zones %u\ngc_low_zones %u\n"
 		"gc_victims %llu\ngc_victim_valid_blocks %llu\ngc_victim_blocks %llu\n"
 		"gc_header_writes %llu\nlog_extent_runs %llu\nlog_run_extents %llu\n"
-		"defrag_passes %llu\ndefrag_bytes %llu\n",
+		"defrag_passes %llu\ndefrag_bytes %llu\ndata_pieces_joined %llu\n",
 		(unsigned long long)atomic_load(&fs->st_log_writes),
 		(unsigned long long)atomic_load(&fs->st_log_bytes),
 		(unsigned long long)atomic_load(&fs->st_commits),
@@ -5867,7 +5868,8 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 		(unsigned long long)atomic_load(&fs->st_runs),
 		(unsigned long long)atomic_load(&fs->st_run_exts),
 		(unsigned long long)atomic_load(&fs->st_defrag_passes),
-		(unsigned long long)atomic_load(&fs->st_defrag_bytes));
+		(unsigned long long)atomic_load(&fs->st_defrag_bytes),
+		(unsigned long long)atomic_load(&fs->st_pieces));
 	/* then the lines every format gives */
 	if (r >= 0 && (size_t)r < len - n) {
 		n += (size_t)r;

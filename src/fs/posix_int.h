@@ -277,6 +277,8 @@ struct px_fs {
 	_Atomic uint64_t st_gc_victims, st_gc_victim_valid, st_gc_victim_room, st_gc_hdrs;
 	/* EXTRUN records the log's writer made, and the EXTENT records they stand for */
 	_Atomic uint64_t st_runs, st_run_exts;
+	/* pieces written behind another's data header (px_more) */
+	_Atomic uint64_t st_pieces;
 	/* defragmentation passes run, and the bytes they moved */
 	_Atomic uint64_t st_defrag_passes, st_defrag_bytes;
 };

@@ -2334,7 +2334,7 @@ static void test_posix_writeback_pieces(void **state)
 	enum { N = 48 };
 	struct px *p = *state;
 	uint8_t *want = tu_alloc(2 * N * BLK), *rd = tu_alloc(2 * N * BLK), *h = tu_alloc(BLK);
-	uint64_t f, h0, w0, at, v;
+	uint64_t f, h0, w0, j0, at, v;
 	uint32_t np, crc;
 	char copy[300];
 	int fd;
@@ -2350,7 +2350,9 @@ static void test_posix_writeback_pieces(void **state)
 		}
 		h0 = stat_of(p, "data_header_writes");
 		w0 = stat_of(p, "dev_writes");
+		j0 = stat_of(p, "data_pieces_joined");
 		assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
+		assert_int_equal(stat_of(p, "data_pieces_joined") - j0, N - 1);
 		print_message("pass %d: %llu header writes, %llu device writes for %d runs\n", pass,
 			      (unsigned long long)(stat_of(p, "data_header_writes") - h0),
 			      (unsigned long long)(stat_of(p, "dev_writes") - w0), N);
