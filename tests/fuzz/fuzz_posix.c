@@ -187,6 +187,12 @@ static void populate(struct ff_fs *fs, int round, uint64_t *keep)
 		      "run append");
 	check(ff_fs_fsync(fs, g.st_ino, true), "fsync run");
 	check(ff_fs_release(fs, g.st_ino, O_RDWR), "release run");
+	/* scattered buffered blocks written back as pieces behind one data header */
+	check(ff_fs_create(fs, d.st_ino, "pieces", 0644, O_RDWR, &cr, &g, NULL), "create pieces");
+	for (int k = 0; k < 3; k++)
+		check((int)ff_fs_write(fs, g.st_ino, buf, 4096, (uint64_t)k * 8192, 0), "piece");
+	check(ff_fs_fsync(fs, g.st_ino, true), "fsync pieces");
+	check(ff_fs_release(fs, g.st_ino, O_RDWR), "release pieces");
 	check(ff_fs_fsyncdir(fs, root, false), "fsyncdir");
 	/* a sync append whose EXTENT record is queued, not committed: roll-forward finds it */
 	check(ff_fs_open(fs, f.st_ino, O_RDWR, NULL), "open");
