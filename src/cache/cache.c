@@ -724,8 +724,8 @@ static int submit_segs(struct ff_cinode *ci, struct seg *segs, int nseg, uint64_
 
 			m.file_off = pos;
 			m.len = n;
-			ret = write_mapped(ci, &m, iovs, segs_iov(c, segs, nseg, pos, n, iovs + 1), fl,
-					   io_flags, through);
+			ret = write_mapped(ci, &m, iovs, segs_iov(c, segs, nseg, pos, n, iovs + 1),
+					   fl, io_flags, through);
 			if (ret)
 				break;
 		}
@@ -947,7 +947,8 @@ static void wb_submit(struct ff_cinode *ci, struct wb_batch *b, unsigned mapw_fl
 				/* the serial path: what is queued first, then this alone */
 				wb_drain(ci, b);
 				if (m.type != FF_MAP_STORED) {
-					int cnt = segs_iov(c, r->segs, r->nseg, pos, n, b->iovs + 1);
+					int cnt =
+						segs_iov(c, r->segs, r->nseg, pos, n, b->iovs + 1);
 
 					if (m.hdr_len && c->ops->more && pos + n == r->end)
 						ng = wb_gather(ci, b, ri, &m, mapw_flags, &cnt);

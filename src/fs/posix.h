@@ -63,7 +63,7 @@
  */
 #define PX_FEAT_PIECES 8ull
 #define PX_FEAT_KNOWN  (PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN | PX_FEAT_DHKEY | PX_FEAT_PIECES)
-#define PX_META_MAX   16u /* metadata zones at most (mkfs: about 1/64 of the device) */
+#define PX_META_MAX    16u /* metadata zones at most (mkfs: about 1/64 of the device) */
 
 /* records */
 #define PX_REC_HDR  24u
