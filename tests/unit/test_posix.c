@@ -2389,6 +2389,54 @@ static void test_posix_writeback_pieces(void **state)
 	free(h);
 }
 
+/* Fails the first device write of 64 KiB or more once armed. */
+static _Atomic int big_fails;
+static int fail_first_big_write(struct ff_dev *dev, uint64_t off, size_t len)
+{
+	(void)dev;
+	(void)off;
+	return len >= (64 << 10) && atomic_fetch_add(&big_fails, 1) == 0 ? -EIO : 0;
+}
+
+/*
+ * The device fails a writeback's write of many pieces behind one header:
+ * every piece stays dirty (none is marked clean, none mapped), the fsync
+ * gets EIO, and the next fsync writes them all; the crash copy and a
+ * remount read every block.
+ */
+static void test_posix_writeback_pieces_error(void **state)
+{
+	enum { N = 32 };
+	struct px *p = *state;
+	uint8_t *want = tu_alloc(2 * N * BLK), *rd = tu_alloc(2 * N * BLK);
+	uint64_t f, j0;
+
+	memset(want, 0, 2 * N * BLK);
+	f = mkfile(p, p->root, "pe");
+	for (int k = 0; k < N; k++) {
+		tu_fill(want + (uint64_t)2 * k * BLK, BLK, (unsigned)k + 7);
+		assert_int_equal(ff_fs_write(p->fs, f, want + (uint64_t)2 * k * BLK, BLK,
+					     (uint64_t)2 * k * BLK, 0),
+				 BLK);
+	}
+	atomic_store(&big_fails, 0);
+	ff_dev_fault_hook = fail_first_big_write;
+	assert_int_equal(ff_fs_fsync(p->fs, f, true), -EIO);
+	ff_dev_fault_hook = NULL;
+	assert_int_equal(atomic_load(&big_fails), 1);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, (2 * N - 1) * BLK, 0), (2 * N - 1) * BLK);
+	assert_memory_equal(rd, want, (2 * N - 1) * BLK);
+	j0 = stat_of(p, "data_pieces_joined");
+	assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
+	assert_int_equal(stat_of(p, "data_pieces_joined") - j0, N - 1);
+	crash_reads(p, f, want, (2 * N - 1) * BLK);
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, (2 * N - 1) * BLK, 0), (2 * N - 1) * BLK);
+	assert_memory_equal(rd, want, (2 * N - 1) * BLK);
+	free(want);
+	free(rd);
+}
+
 /*
  * A block of a file's own content where the roll-forward chain goes on
  * (past a zone's committed cursor: the collector's bare copies in its own
@@ -3089,6 +3137,7 @@ int main(void)
 		T2(test_posix_fsck_unfit_record),
 		T2(test_posix_fsck_meta_zone_record),
 		T2(test_posix_writeback_pieces),
+		T2(test_posix_writeback_pieces_error),
 		cmocka_unit_test_setup_teardown(test_posix_rollforward_unaligned_header, setup_reg,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_posix_rollforward_forged_header, setup_reg,
