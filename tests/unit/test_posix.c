@@ -2279,6 +2279,23 @@ static uint64_t newest_header(int fd, uint64_t f, uint8_t *h)
 }
 
 /*
+ * A copy of p's image as it is now, at copy (p's path + suffix), open for
+ * writing: its fd; *at and h get the newest data header of inode f in it.
+ */
+static int copy_with_header(struct px *p, const char *suffix, char *copy, size_t n, uint64_t f,
+			    uint8_t *h, uint64_t *at)
+{
+	int fd;
+
+	snprintf(copy, n, "%s%s", p->path, suffix);
+	tu_copy_image(p->path, copy);
+	fd = open(copy, O_RDWR);
+	assert_true(fd >= 0);
+	*at = newest_header(fd, f, h);
+	return fd;
+}
+
+/*
  * A data header with a valid crc whose file offset is not block aligned
  * (a damaged or forged image) ends the roll-forward chain, as any invalid
  * header does: the mount maps nothing from it (misaligned extents would
@@ -2301,11 +2318,7 @@ static void test_posix_rollforward_unaligned_header(void **state)
 	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
 	/* a sync append: its header is rolled forward, its EXTENT record not committed */
 	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 2 * BLK, FF_CW_DSYNC), BLK);
-	snprintf(copy, sizeof(copy), "%s.ua", p->path);
-	tu_copy_image(p->path, copy);
-	fd = open(copy, O_RDWR);
-	assert_true(fd >= 0);
-	at = newest_header(fd, f, h);
+	fd = copy_with_header(p, ".ua", copy, sizeof(copy), f, h, &at);
 	v = 2 * BLK + 100;
 	memcpy(h + PX_DH_FILE_OFF, &v, 8);
 	memset(h + PX_DH_CRC, 0, 4);
@@ -2360,11 +2373,7 @@ static void test_posix_writeback_pieces(void **state)
 		assert_true(stat_of(p, "dev_writes") - w0 <= 4);
 		crash_reads(p, f, want, (2 * N - 1 + pass) * BLK);
 	}
-	snprintf(copy, sizeof(copy), "%s.pc", p->path);
-	tu_copy_image(p->path, copy);
-	fd = open(copy, O_RDWR);
-	assert_true(fd >= 0);
-	at = newest_header(fd, f, h);
+	fd = copy_with_header(p, ".pc", copy, sizeof(copy), f, h, &at);
 	memcpy(&np, h + PX_DH_NPIECE, 4);
 	assert_int_equal(np, N);
 	memcpy(&v, h + PX_DH_PIECES + PX_DH_PIECE_SZ + 8, 8);
@@ -2463,11 +2472,7 @@ static void test_posix_rollforward_forged_header(void **state)
 	tu_fill(want, BLK, 5);
 	assert_int_equal(ff_fs_write(p->fs, f, want, BLK, 0, FF_CW_DSYNC), BLK);
 	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
-	snprintf(copy, sizeof(copy), "%s.forge", p->path);
-	tu_copy_image(p->path, copy);
-	fd = open(copy, O_RDWR);
-	assert_true(fd >= 0);
-	at = newest_header(fd, f, h);
+	fd = copy_with_header(p, ".forge", copy, sizeof(copy), f, h, &at);
 	memcpy(&v, h + PX_DH_LEN, 8);
 	pos = at + BLK + v; /* where the chain goes on */
 	memcpy(&v, h + PX_DH_DSEQ, 8);
