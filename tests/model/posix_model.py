@@ -931,10 +931,10 @@ class Iteration:
 
     def unmount_clean(self, final=False):
         how = self.rng.choice([["umount", MNT], ["fusermount3", "-u", MNT]])
-        try:  # what the GC thread's defragmentation did in this mount, for the summary
+        try:  # what defragmentation and writeback pieces did in this mount, for the summary
             for line in os.getxattr(MNT, "user.foliofs.stats").decode().splitlines():
                 k, _, v = line.partition(" ")
-                if k in ("defrag_passes", "defrag_bytes"):
+                if k in ("defrag_passes", "defrag_bytes", "data_pieces_joined"):
                     STATS.add(k, int(v))
         except (OSError, ValueError):
             pass
@@ -1109,8 +1109,9 @@ def main():
               c["crash-cut"] + c["crash-kill"], c["crash-cut"], c["crash-in-mount"],
               c["crash-kill"], c["cut-writes-dropped"], c["clean-remounts"], c["fsck"],
               c["bytes-verified"] / (1 << 20)))
-    print("pmodel: defragmentation: %d passes moved %.1f MiB (counted at clean unmounts)" % (
-        c["defrag_passes"], c["defrag_bytes"] / (1 << 20)))
+    print("pmodel: defragmentation: %d passes moved %.1f MiB; %d writeback pieces joined "
+          "another's data header (counted at clean unmounts)" % (
+              c["defrag_passes"], c["defrag_bytes"] / (1 << 20), c["data_pieces_joined"]))
     for k in sorted(k for k in c if k.startswith("kind:")):
         print("pmodel: failure %s: %d times, first seed %d" % (k[5:], c[k], FIRST[k[5:]]))
     if os.environ.get("FOLIOFS_PMODEL_SELFTEST"):
