@@ -5080,8 +5080,10 @@ struct gc_piece {
 #define PX_GC_WINDOW (64ull << 10)
 
 /*
- * The run of blocks one GC write moves, for the victim's extent k of i from
- * file offset off: that piece, and the victim's other extents contiguous with
+ * The run of blocks one GC write through a writers' slot moves (its header
+ * names one file range; the collector's own zone takes gc_gather_locked's
+ * pieces instead), for the victim's extent k of i from file offset off: that
+ * piece, and the victim's other extents contiguous with
  * it in the file within its 64 KiB window, so that blocks of one file that
  * scattered small writes left in the victim cost one header per window
  * rather than per block. Neighbours in other zones are left: moving them
@@ -5146,42 +5148,85 @@ static int gc_run_locked(struct px_fs *fs, struct px_inode *i, size_t k, uint64_
 }
 
 /*
- * Copy the run of np pieces pc (in file order, contiguous in the file, at
- * most PX_GC_CHUNK bytes) of inode i: read each from the device into buf,
- * write them as one at a slot's zone (gc_write, dseq its oldest data
- * sequence number), and re-point each where it still maps the blocks read.
- * Caller holds i's io_lock and a pin. Returns the bytes moved from the run's
- * start (fewer than the run when the zone filled), or -errno.
+ * Copy the np pieces pc (in file order, at most PX_GC_CHUNK bytes; contiguous
+ * in the file unless they go to the collector's own zone, where no header
+ * describes them) of inode i: read them from the device into buf, all in
+ * flight together, write them as one at a slot's zone (gc_write, dseq their
+ * oldest data sequence number), and re-point each where it still maps the
+ * blocks read. Caller holds i's io_lock and a pin. Returns the bytes moved
+ * (fewer than the pieces' when the zone filled), or -errno; *next is the file
+ * offset the move stopped at.
  */
 static ssize_t gc_move_run(struct px_fs *fs, struct px_inode *i, const struct gc_piece *pc, int np,
-			   uint64_t dseq, void *buf)
+			   uint64_t dseq, void *buf, uint64_t *next)
 {
-	uint64_t run_off = pc[0].off, run_len = 0, landed = 0;
+	struct ff_io ios[PX_GC_PIECES];
+	struct iovec iov[PX_GC_PIECES];
+	uint64_t total = 0, landed = 0, at = 0;
 	ssize_t r;
 	int ret = 0;
 
 	for (int k = 0; k < np; k++) {
-		struct iovec iov = {(uint8_t *)buf + run_len, pc[k].len};
-
-		r = ff_dev_read(fs->dev, &iov, 1, pc[k].dev);
-		if (r != (ssize_t)pc[k].len)
-			return r < 0 ? r : -EIO;
-		run_len += pc[k].len;
+		iov[k] = (struct iovec){(uint8_t *)buf + total, pc[k].len};
+		ios[k] = (struct ff_io){.iov = &iov[k], .iovcnt = 1, .off = pc[k].dev};
+		total += pc[k].len;
 	}
-	r = gc_write(fs, i, run_off, run_len, dseq, buf, &landed);
+	ret = ff_dev_submit_batch(fs->dev, ios, np);
+	for (int k = 0; k < np && !ret; k++)
+		if (ios[k].res != (ssize_t)pc[k].len)
+			ret = ios[k].res < 0 ? (int)ios[k].res : -EIO;
+	if (ret)
+		return ret;
+	r = gc_write(fs, i, pc[0].off, total, dseq, buf, &landed);
 	if (r < 0)
 		return r;
+	*next = pc[0].off;
 	ff_mutex_lock(&fs->ns);
-	for (int k = 0; k < np && !ret && pc[k].off < run_off + (uint64_t)r; k++) {
-		uint64_t n = pc[k].len;
+	for (int k = 0; k < np && !ret && at < (uint64_t)r; k++) {
+		uint64_t n = pc[k].len < (uint64_t)r - at ? pc[k].len : (uint64_t)r - at;
 
-		if (pc[k].off + n > run_off + (uint64_t)r)
-			n = run_off + (uint64_t)r - pc[k].off;
-		ret = gc_repoint_locked(fs, i, pc[k].off, n, pc[k].dev,
-					landed + (pc[k].off - run_off));
+		ret = gc_repoint_locked(fs, i, pc[k].off, n, pc[k].dev, landed + at);
+		at += n;
+		*next = pc[k].off + n;
 	}
 	ff_mutex_unlock(&fs->ns);
 	return ret ? ret : r;
+}
+
+/*
+ * The pieces of i's extents in victim zone z from file offset pos on, in
+ * file order, whatever lies between them: at most PX_GC_PIECES and
+ * PX_GC_CHUNK bytes, for one write into the collector's own zone, where the
+ * copies need no header (gc_write). The live blocks random overwrites leave
+ * in a victim are single blocks far apart in the file: one read of each in
+ * flight together and one write for them all, where each would cost a
+ * device round trip of its own. *dseq gets their oldest data sequence
+ * number. Caller holds ns.
+ */
+static int gc_gather_locked(struct px_fs *fs, struct px_inode *i, uint64_t pos, uint32_t z,
+			    struct gc_piece *pc, uint64_t *dseq)
+{
+	uint64_t total = 0;
+	int np = 0;
+	bool in;
+
+	ff_assert_held(&fs->ns);
+	for (size_t k = ext_find(i, pos, &in); !i->freed && k < i->next; k++) {
+		const struct px_ext *e = &i->ext[k];
+		uint64_t a = e->off > pos ? e->off : pos, n = e->off + e->len - a;
+
+		if (e->dev == PX_UNWRITTEN || zone_of(fs, e->dev) != z)
+			continue;
+		if (n > PX_GC_CHUNK - total)
+			n = PX_GC_CHUNK - total;
+		pc[np++] = (struct gc_piece){a, n, e->dev + (a - e->off)};
+		total += n;
+		if (e->dseq < *dseq)
+			*dseq = e->dseq;
+		if (np == PX_GC_PIECES || total == PX_GC_CHUNK)
+			break;
+	}
+	return np;
 }
 
 /*
@@ -5209,14 +5254,17 @@ static int gc_move_inode(struct px_fs *fs, uint32_t z, uint64_t ino, void *buf)
 	}
 	for (;;) {
 		struct gc_piece pc[PX_GC_PIECES];
-		uint64_t dseq = UINT64_MAX;
+		uint64_t dseq = UINT64_MAX, next = 0;
 		int np = 0;
 		ssize_t r;
 		bool in;
 
 		ff_mutex_lock(&fs->ns);
 		/* from the extent holding pos on: what lies before it was moved */
-		for (size_t k = ext_find(i, pos, &in); !i->freed && k < i->next; k++) {
+		if (fs->gc_slot)
+			np = gc_gather_locked(fs, i, pos, z, pc, &dseq);
+		for (size_t k = ext_find(i, pos, &in); !fs->gc_slot && !i->freed && k < i->next;
+		     k++) {
 			struct px_ext *e = &i->ext[k];
 			uint64_t off;
 
@@ -5229,14 +5277,14 @@ static int gc_move_inode(struct px_fs *fs, uint32_t z, uint64_t ino, void *buf)
 		ff_mutex_unlock(&fs->ns);
 		if (!np)
 			break;
-		r = gc_move_run(fs, i, pc, np, dseq, buf);
+		r = gc_move_run(fs, i, pc, np, dseq, buf, &next);
 		if (r < 0) {
 			ret = (int)r;
 			break;
 		}
 		atomic_fetch_add(&fs->st_gc_bytes, (uint64_t)r);
-		if (pc[0].off + (uint64_t)r > pos)
-			pos = pc[0].off + (uint64_t)r;
+		if (next > pos)
+			pos = next;
 	}
 	/* a read that mapped the victim before the re-point is done after this */
 	ff_cache_invalidate_begin(i->ci);
@@ -5357,7 +5405,7 @@ static int defrag_inode(struct px_fs *fs, uint64_t ino)
 	ff_mutex_unlock(&fs->ns);
 	while (moved < PX_DEFRAG_PASS && !atomic_load(&fs->shut)) {
 		struct gc_piece pc[PX_GC_PIECES];
-		uint64_t dseq = UINT64_MAX;
+		uint64_t dseq = UINT64_MAX, next = 0;
 		int np;
 		ssize_t r;
 
@@ -5368,7 +5416,7 @@ static int defrag_inode(struct px_fs *fs, uint64_t ino)
 		ff_mutex_unlock(&fs->ns);
 		if (!np)
 			break;
-		r = gc_move_run(fs, i, pc, np, dseq, buf);
+		r = gc_move_run(fs, i, pc, np, dseq, buf, &next);
 		if (r < 0) {
 			ret = (int)r;
 			break;
@@ -5376,7 +5424,7 @@ static int defrag_inode(struct px_fs *fs, uint64_t ino)
 		moved += (uint64_t)r;
 		/* the zone filled: the rest of the run goes on in the next one */
 		if ((uint64_t)r < pc[np - 1].off + pc[np - 1].len - pc[0].off)
-			pos = pc[0].off + (uint64_t)r;
+			pos = next;
 	}
 	ff_mutex_lock(&fs->ns);
 	i->defrag = false;
