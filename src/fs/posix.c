@@ -4931,14 +4931,20 @@ static void gc_unpin(struct px_fs *fs, struct px_inode *i)
 	ff_mutex_unlock(&fs->ns);
 }
 
+/* A piece of a GC run: file range [off, off+len) read from dev. */
+struct gc_piece {
+	uint64_t off, len, dev;
+};
+
 /*
- * Write len bytes of inode i at file offset off (data in buf, read from the
- * victim) at a slot's zone. Caller holds i's io_lock and a pin. Returns the
- * bytes written (maybe fewer than len: the zone filled) with *landed their
- * device offset, or -errno.
+ * Write the np pieces pc of inode i (their bytes one after the other in buf,
+ * read from the victim; len in all) at a slot's zone. Caller holds i's
+ * io_lock and a pin. Returns the bytes written (maybe fewer than len: the
+ * zone filled) with *landed their device offset, or -errno.
  *
  * Through a writers' slot the data gets a header carrying dseq, as any
- * write's (dh_encode). In the collector's own zone (fs->gc_slot) the data
+ * write's (dh_encode), listing the pieces it holds when they are not one
+ * file range (PX_FEAT_PIECES). In the collector's own zone (fs->gc_slot) the data
  * goes alone, with no header, and a ZONE record moving the zone's committed
  * cursor past it is queued before the EXTENT records that re-point to it.
  * Nothing but the collector writes in that zone, so a mount's roll-forward
@@ -4947,11 +4953,12 @@ static void gc_unpin(struct px_fs *fs, struct px_inode *i)
  * reachable only once its records are committed (log writes flush the
  * device first), and until then the victim still holds the blocks.
  */
-static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len,
-			uint64_t dseq, void *buf, uint64_t *landed)
+static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, const struct gc_piece *pc, int np,
+			uint64_t len, uint64_t dseq, void *buf, uint64_t *landed)
 {
 	bool own = fs->gc_slot;
-	uint64_t hl = own ? 0 : PX_BLK, n = 0, at = 0, size, epoch, seq;
+	uint64_t hl = own ? 0 : PX_BLK, n = 0, at = 0, size, epoch, seq, end = 0, sum = 0;
+	uint32_t nh = 0;
 	struct px_buf b = {0};
 	struct px_slot *s;
 	struct px_zone *zo;
@@ -4984,10 +4991,27 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, uint64_t off, uint
 	zo->inflight++;
 	zone_changed_locked(fs, zo);
 	epoch = zo->epoch;
-	size = off + n < i->disk_size ? off + n : i->disk_size;
+	/* the pieces the n bytes hold, the last maybe cut short */
+	while (nh < (uint32_t)np && sum < n) {
+		end = pc[nh].off + (pc[nh].len < n - sum ? pc[nh].len : n - sum);
+		sum += pc[nh++].len;
+	}
+	size = end < i->disk_size ? end : i->disk_size;
 	ff_mutex_unlock(&fs->ns);
-	if (h)
-		dh_encode(fs, h, epoch, dseq, i->ino, off, n, size, ff_crc32c(0, buf, n));
+	if (h) {
+		dh_encode(fs, h, epoch, dseq, i->ino, pc[0].off, n, size, ff_crc32c(0, buf, n));
+		/* contiguous pieces (gc_run_locked's) are one range in any format */
+		if (nh > 1 && (fs->features & PX_FEAT_PIECES)) {
+			for (uint32_t k = 0, e = 0; k < nh; k++, e += PX_DH_PIECE_SZ) {
+				set64(h + PX_DH_PIECES + e, pc[k].off);
+				set64(h + PX_DH_PIECES + e + 8,
+				      k + 1 < nh ? pc[k].len : end - pc[k].off);
+			}
+			set32(h + PX_DH_NPIECE, nh);
+			set32(h + PX_DH_CRC, 0);
+			set32(h + PX_DH_CRC, ff_crc32c(fs->dh_seed, h, PX_BLK));
+		}
+	}
 	{
 		struct iovec iov[2] = {{h, hl}, {buf, n}};
 		struct iovec *v = h ? iov : iov + 1;
@@ -5070,11 +5094,6 @@ static int gc_repoint_locked(struct px_fs *fs, struct px_inode *i, uint64_t off,
 	free(b.p);
 	return ret;
 }
-
-/* A piece of a GC run: file range [off, off+len) read from dev. */
-struct gc_piece {
-	uint64_t off, len, dev;
-};
 
 #define PX_GC_PIECES 64
 #define PX_GC_WINDOW (64ull << 10)
@@ -5177,7 +5196,7 @@ static ssize_t gc_move_run(struct px_fs *fs, struct px_inode *i, const struct gc
 			ret = ios[k].res < 0 ? (int)ios[k].res : -EIO;
 	if (ret)
 		return ret;
-	r = gc_write(fs, i, pc[0].off, total, dseq, buf, &landed);
+	r = gc_write(fs, i, pc, np, total, dseq, buf, &landed);
 	if (r < 0)
 		return r;
 	*next = pc[0].off;
@@ -5236,6 +5255,8 @@ static int gc_gather_locked(struct px_fs *fs, struct px_inode *i, uint64_t pos, 
  */
 static int gc_move_inode(struct px_fs *fs, uint32_t z, uint64_t ino, void *buf)
 {
+	/* a header can list pieces apart in the file, or there is none */
+	bool gather = fs->gc_slot || (fs->features & PX_FEAT_PIECES);
 	struct px_inode *i;
 	uint64_t pos = 0;
 	int ret = 0;
@@ -5261,10 +5282,9 @@ static int gc_move_inode(struct px_fs *fs, uint32_t z, uint64_t ino, void *buf)
 
 		ff_mutex_lock(&fs->ns);
 		/* from the extent holding pos on: what lies before it was moved */
-		if (fs->gc_slot)
+		if (gather)
 			np = gc_gather_locked(fs, i, pos, z, pc, &dseq);
-		for (size_t k = ext_find(i, pos, &in); !fs->gc_slot && !i->freed && k < i->next;
-		     k++) {
+		for (size_t k = ext_find(i, pos, &in); !gather && !i->freed && k < i->next; k++) {
 			struct px_ext *e = &i->ext[k];
 			uint64_t off;
 

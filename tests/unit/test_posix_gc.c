@@ -764,8 +764,10 @@ static uint64_t force_round(struct px_fs *fs)
  * apart in the file. Here one file's zone keeps every fourth of its blocks
  * live; a forced round moves them into the collector's own zone with their
  * reads in flight together and a few writes for all of them (one per
- * PX_GC_PIECES pieces), where each block cost a device write; the file
- * reads the same, after a remount too, and fsck is clean.
+ * PX_GC_PIECES pieces), where each block cost a device write; through a
+ * writers' slot (two open zones: none for the collector's own), under one
+ * data header listing them. The file reads the same, from a copy of the
+ * image taken then (a crash) and after a remount, and fsck is clean.
  */
 static void test_gc_scattered_one_write(void **state)
 {
@@ -774,6 +776,8 @@ static void test_gc_scattered_one_write(void **state)
 	struct px_fs *fs = (struct px_fs *)p->fs;
 	uint8_t *want = tu_alloc(N * BLK), *got = tu_alloc(N * BLK);
 	uint64_t f = mkfile(p, "sc"), w0, m0, z0;
+	struct ff_fs *fs2;
+	char copy[300];
 
 	tu_fill(want, N * BLK, 77);
 	assert_int_equal(ff_fs_write(p->fs, f, want, N * BLK, 0, 0), N * BLK);
@@ -800,6 +804,15 @@ static void test_gc_scattered_one_write(void **state)
 	assert_true(stat_of(p, "dev_writes") - w0 <= 12);
 	assert_int_equal(ff_fs_read(p->fs, f, got, N * BLK, 0), N * BLK);
 	assert_memory_equal(got, want, N * BLK);
+	/* a crash now: the copies' records or headers (a writers' slot) find them */
+	snprintf(copy, sizeof(copy), "%s.crash", p->path);
+	tu_copy_image(p->path, copy);
+	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
+	memset(got, 0, N * BLK);
+	assert_int_equal(ff_fs_read(fs2, f, got, N * BLK, 0), N * BLK);
+	assert_memory_equal(got, want, N * BLK);
+	assert_int_equal(ff_fs_unmount(fs2), 0);
+	unlink(copy);
 	check_valid(p);
 	fsck_clean(p);
 	assert_int_equal(ff_fs_read(p->fs, f, got, N * BLK, 0), N * BLK);
@@ -1555,6 +1568,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gc_full_overwrite, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_full_overwrite, setup_emu_lim, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_scattered_one_write, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_gc_scattered_one_write, setup_emu_lim2,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_gc_rounds_bound, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_rounds_bound, setup_emu_lim2, teardown),
 		cmocka_unit_test_setup_teardown(test_gc_concurrent, setup_emu, teardown),
