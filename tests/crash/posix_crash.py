@@ -222,6 +222,7 @@ class Model:
 
 
 GC_FRACTION = float(os.environ.get("FOLIOFS_PCRASH_GC", "0.2"))
+LIMIT2_FRACTION = float(os.environ.get("FOLIOFS_PCRASH_LIMIT2", "0.25"))
 GC_ZS = 1 << 20
 GC_NZONES = 13  # zone 0, 3 metadata zones, 9 data zones (2 the collector's, 1 kept for overwrites)
 GC_BALLAST = 3 << 20
@@ -252,8 +253,13 @@ class GcChurn(threading.Thread):
             for _ in range(self.nops):
                 if self.stop.is_set():
                     break
-                n = self.r.choice([4096, 16384, 65536])
-                off = self.r.randrange(0, (GC_BALLAST - n) // 4096 + 1) * 4096
+                # within what the ballast's setup wrote (a short count on a full device)
+                size = len(f.cur) // 4096 * 4096
+                sizes = [k for k in (4096, 16384, 65536) if k <= size]
+                if not sizes:
+                    break
+                n = self.r.choice(sizes)
+                off = self.r.randrange(0, (size - n) // 4096 + 1) * 4096
                 f.wseq += 1
                 data = b"".join(word(f.fid, f.wseq, off // 8 + i) for i in range(n // 8))
                 self.log.append("churn odsync@%d+%d" % (off, n))
@@ -572,6 +578,10 @@ def one_iteration(seed, stats):
         # metadata zones sequential, or conventional (zones 1-3) before
         # sequential data zones
         args += ["--emulate-zoned", "--conv-zones", str(rng.choice([1, 4]))]
+        # two open and active zones: one writers' slot and no zone of the
+        # collector's own, so its copies go behind data headers
+        if rng.random() < LIMIT2_FRACTION:
+            args += ["--max-open", "2", "--max-active", "2"]
     C.sh(args + [C.IMG])
     fault = None
     if mode == "cut":
@@ -619,7 +629,8 @@ def one_iteration(seed, stats):
                 try:
                     data = b"".join(word(bf, 0, i) for i in range(GC_BALLAST // 8))
                     ballast.may_write(0, data)
-                    os.pwrite(fd, data, 0)
+                    # a short count near a full device: only its bytes were written
+                    data = data[:os.pwrite(fd, data, 0)]
                     ballast.did_write(0, data)
                     os.fsync(fd)
                     ballast.durable_all()
