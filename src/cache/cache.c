@@ -17,7 +17,10 @@
  * Writeback (the flusher's and fsync's alike) takes a batch of such runs at
  * once: the ones the filesystem maps in place are in flight together, one
  * device round trip for all, and every other mapping (an append, a header,
- * a sequential zone) is written alone, in offset order, as before it. A
+ * a sequential zone) is written alone, in offset order, as before it, with
+ * the runs after it that the filesystem takes into the same write behind
+ * its one header (ops->more: scattered blocks that go out of place anyway
+ * cost one write and one header, not one of each per run). A
  * sync write (FF_CW_SYNC/DSYNC) takes the write-through path: it copies in,
  * sets the touched blocks writeback (never dirty; touched blocks that were
  * dirty join the same write), asks the filesystem where they go (map_write),
