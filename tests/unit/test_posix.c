@@ -1962,33 +1962,41 @@ static void patch_byte(const char *path, uint64_t off)
  * it) is refused with EOPNOTSUPP, by the mount and by fsck, and nothing on
  * the image changes.
  */
-static void test_posix_newer_features_refused(void **state)
+/* Set and clear feature bits in both superblock copies of the unmounted image at path. */
+static void sb_features(const char *path, uint64_t set, uint64_t clear)
 {
-	struct px *p = *state;
-	char copy[300];
 	uint8_t *sb = tu_alloc(2 * BLK);
-	struct ff_fs *fs2 = NULL;
-	struct ff_fsck_report r = {0};
-	int fd;
+	int fd = open(path, O_RDWR);
 
-	assert_int_equal(ff_fs_unmount(p->fs), 0);
-	p->fs = NULL;
-	fd = open(p->path, O_RDWR);
 	assert_true(fd >= 0);
 	assert_int_equal(pread(fd, sb, 2 * BLK, 0), 2 * BLK);
 	for (int c = 0; c < 2; c++) {
 		uint8_t *b = sb + c * BLK;
 		uint64_t f;
+		uint32_t crc;
 
 		memcpy(&f, b + PX_SB_FEATURES, 8);
-		f |= 1ull << 40;
+		f = (f | set) & ~clear;
 		memcpy(b + PX_SB_FEATURES, &f, 8);
 		memset(b + PX_SB_CRC, 0, 4);
-		uint32_t crc = ff_crc32c(0, b, BLK);
+		crc = ff_crc32c(0, b, BLK);
 		memcpy(b + PX_SB_CRC, &crc, 4);
 	}
 	assert_int_equal(pwrite(fd, sb, 2 * BLK, 0), 2 * BLK);
 	close(fd);
+	free(sb);
+}
+
+static void test_posix_newer_features_refused(void **state)
+{
+	struct px *p = *state;
+	char copy[300];
+	struct ff_fs *fs2 = NULL;
+	struct ff_fsck_report r = {0};
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	sb_features(p->path, 1ull << 40, 0);
 	snprintf(copy, sizeof(copy), "%s.copy", p->path);
 	tu_copy_image(p->path, copy);
 	assert_int_equal(ff_fs_mount(p->path, &p->o, &fs2), -EOPNOTSUPP);
@@ -1996,7 +2004,43 @@ static void test_posix_newer_features_refused(void **state)
 	assert_true(r.problems > 0);
 	same_bytes(p->path, copy);
 	unlink(copy);
-	free(sb);
+}
+
+/*
+ * An image made before PIECES (the bit clear): a writeback's scattered runs
+ * are written as before, a header each (an older daemon mounting it would
+ * not read a piece table), and read back after a crash and a remount.
+ */
+static void test_posix_pieces_need_feature(void **state)
+{
+	enum { N = 16 };
+	struct px *p = *state;
+	uint8_t *want = tu_alloc(2 * N * BLK), *rd = tu_alloc(2 * N * BLK);
+	uint64_t f, h0, j0;
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	sb_features(p->path, 0, PX_FEAT_PIECES);
+	do_mount_path(p, p->path);
+	memset(want, 0, 2 * N * BLK);
+	f = mkfile(p, p->root, "np");
+	for (int k = 0; k < N; k++) {
+		tu_fill(want + (uint64_t)2 * k * BLK, BLK, (unsigned)k + 3);
+		assert_int_equal(ff_fs_write(p->fs, f, want + (uint64_t)2 * k * BLK, BLK,
+					     (uint64_t)2 * k * BLK, 0),
+				 BLK);
+	}
+	h0 = stat_of(p, "data_header_writes");
+	j0 = stat_of(p, "data_pieces_joined");
+	assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
+	assert_int_equal(stat_of(p, "data_header_writes") - h0, N);
+	assert_int_equal(stat_of(p, "data_pieces_joined") - j0, 0);
+	crash_reads(p, f, want, (2 * N - 1) * BLK);
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, (2 * N - 1) * BLK, 0), (2 * N - 1) * BLK);
+	assert_memory_equal(rd, want, (2 * N - 1) * BLK);
+	free(want);
+	free(rd);
 }
 
 /* A tree with every kind of object, data, a hard link and a removed file. */
@@ -3122,6 +3166,7 @@ int main(void)
 		T2(test_posix_stblocks_delalloc),
 		T2(test_posix_stblocks_running_sum),
 		T1REG(test_posix_newer_features_refused),
+		T2(test_posix_pieces_need_feature),
 		cmocka_unit_test_setup_teardown(test_posix_sync_append_runs, setup_span_seq,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_posix_sync_append_runs, setup_span_reg,
