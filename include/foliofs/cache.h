@@ -161,7 +161,7 @@ struct ff_cache_ops {
 	 * or out-of-place write with a header (hdr_len > 0) that takes its
 	 * run of dirty blocks to the end, the cache offers the next runs of
 	 * the same writeback one by one, [off, off+len) in increasing file
-	 * order with a gap before each: true takes the whole range into m's
+	 * order, each past the one before: true takes the whole range into m's
 	 * write, its bytes right after those taken before, under m's one
 	 * header (m->more grows by len); false leaves it, and the cache stops
 	 * offering and maps that run itself. Called while m's write is
