@@ -196,6 +196,33 @@ static void crash_reads(struct px *p, uint64_t f, const uint8_t *want, size_t le
 	free(rd);
 }
 
+/*
+ * Buffered writes of n scattered blocks of f: every other block from block
+ * first on, block k filled from seed + k, recorded in want too.
+ */
+static void write_scattered(struct px *p, uint64_t f, uint8_t *want, int n, int first,
+			    unsigned seed)
+{
+	for (int k = 0; k < n; k++) {
+		uint64_t off = (uint64_t)(2 * k + first) * BLK;
+
+		tu_fill(want + off, BLK, seed + (unsigned)k);
+		assert_int_equal(ff_fs_write(p->fs, f, want + off, BLK, off, 0), BLK);
+	}
+}
+
+/* f reads want (len bytes) after a crash now, and after a clean remount. */
+static void reads_after_crash_and_remount(struct px *p, uint64_t f, const uint8_t *want, size_t len)
+{
+	uint8_t *rd = tu_alloc(len);
+
+	crash_reads(p, f, want, len);
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, len, 0), (ssize_t)len);
+	assert_memory_equal(rd, want, len);
+	free(rd);
+}
+
 /* fsck of an unmounted image (section "fsck" below): its problem count */
 static uint32_t fsck_run(const char *path, unsigned flags, uint32_t *repaired);
 
@@ -2015,7 +2042,7 @@ static void test_posix_pieces_need_feature(void **state)
 {
 	enum { N = 16 };
 	struct px *p = *state;
-	uint8_t *want = tu_alloc(2 * N * BLK), *rd = tu_alloc(2 * N * BLK);
+	uint8_t *want = tu_alloc(2 * N * BLK);
 	uint64_t f, h0, j0;
 
 	assert_int_equal(ff_fs_unmount(p->fs), 0);
@@ -2024,23 +2051,14 @@ static void test_posix_pieces_need_feature(void **state)
 	do_mount_path(p, p->path);
 	memset(want, 0, 2 * N * BLK);
 	f = mkfile(p, p->root, "np");
-	for (int k = 0; k < N; k++) {
-		tu_fill(want + (uint64_t)2 * k * BLK, BLK, (unsigned)k + 3);
-		assert_int_equal(ff_fs_write(p->fs, f, want + (uint64_t)2 * k * BLK, BLK,
-					     (uint64_t)2 * k * BLK, 0),
-				 BLK);
-	}
+	write_scattered(p, f, want, N, 0, 3);
 	h0 = stat_of(p, "data_header_writes");
 	j0 = stat_of(p, "data_pieces_joined");
 	assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
 	assert_int_equal(stat_of(p, "data_header_writes") - h0, N);
 	assert_int_equal(stat_of(p, "data_pieces_joined") - j0, 0);
-	crash_reads(p, f, want, (2 * N - 1) * BLK);
-	remount(p);
-	assert_int_equal(ff_fs_read(p->fs, f, rd, (2 * N - 1) * BLK, 0), (2 * N - 1) * BLK);
-	assert_memory_equal(rd, want, (2 * N - 1) * BLK);
+	reads_after_crash_and_remount(p, f, want, (2 * N - 1) * BLK);
 	free(want);
-	free(rd);
 }
 
 /* A tree with every kind of object, data, a hard link and a removed file. */
@@ -2399,12 +2417,7 @@ static void test_posix_writeback_pieces(void **state)
 	memset(want, 0, 2 * N * BLK);
 	f = mkfile(p, p->root, "pc");
 	for (int pass = 0; pass < 2; pass++) {
-		for (int k = 0; k < N; k++) {
-			uint64_t off = (uint64_t)(2 * k + pass) * BLK;
-
-			tu_fill(want + off, BLK, (unsigned)(100 * pass + k));
-			assert_int_equal(ff_fs_write(p->fs, f, want + off, BLK, off, 0), BLK);
-		}
+		write_scattered(p, f, want, N, pass, (unsigned)(100 * pass));
 		h0 = stat_of(p, "data_header_writes");
 		w0 = stat_of(p, "dev_writes");
 		j0 = stat_of(p, "data_pieces_joined");
@@ -2466,12 +2479,7 @@ static void test_posix_writeback_pieces_error(void **state)
 
 	memset(want, 0, 2 * N * BLK);
 	f = mkfile(p, p->root, "pe");
-	for (int k = 0; k < N; k++) {
-		tu_fill(want + (uint64_t)2 * k * BLK, BLK, (unsigned)k + 7);
-		assert_int_equal(ff_fs_write(p->fs, f, want + (uint64_t)2 * k * BLK, BLK,
-					     (uint64_t)2 * k * BLK, 0),
-				 BLK);
-	}
+	write_scattered(p, f, want, N, 0, 7);
 	atomic_store(&big_fails, 0);
 	ff_dev_fault_hook = fail_first_big_write;
 	assert_int_equal(ff_fs_fsync(p->fs, f, true), -EIO);
@@ -2482,10 +2490,7 @@ static void test_posix_writeback_pieces_error(void **state)
 	j0 = stat_of(p, "data_pieces_joined");
 	assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
 	assert_int_equal(stat_of(p, "data_pieces_joined") - j0, N - 1);
-	crash_reads(p, f, want, (2 * N - 1) * BLK);
-	remount(p);
-	assert_int_equal(ff_fs_read(p->fs, f, rd, (2 * N - 1) * BLK, 0), (2 * N - 1) * BLK);
-	assert_memory_equal(rd, want, (2 * N - 1) * BLK);
+	reads_after_crash_and_remount(p, f, want, (2 * N - 1) * BLK);
 	free(want);
 	free(rd);
 }
