@@ -278,6 +278,7 @@ static const char *const shown[] = {
 	"gc_header_writes",
 	"defrag_passes",
 	"defrag_bytes",
+	"data_pieces_joined",
 	"reserved_blocks",
 	"delalloc_blocks",
 };
@@ -308,8 +309,8 @@ static void print_posix(const struct sample *s)
 	printf("  log        %.0f writes (%s) for %.0f commits, %.0f checkpoints; %.0f data headers, %.0f in-place writes; %.0f inodes\n",
 	       get(s, "log_writes"), a, get(s, "log_commit_calls"), get(s, "checkpoints"),
 	       get(s, "data_header_writes"), get(s, "inplace_writes"), get(s, "inodes"));
-	printf("             %.0f extent runs written for %.0f sync appends' records\n",
-	       get(s, "log_extent_runs"), get(s, "log_run_extents"));
+	printf("             %.0f extent runs written for %.0f sync appends' records; %.0f writeback pieces joined a data header\n",
+	       get(s, "log_extent_runs"), get(s, "log_run_extents"), get(s, "data_pieces_joined"));
 	human(get(s, "gc_bytes_moved"), a, sizeof(a));
 	printf("  gc         %.0f rounds, %.0f zones reclaimed, %.0f blocks moved (%s), %.0f writer waits; %.0f zones opened for data\n",
 	       get(s, "gc_rounds"), get(s, "gc_zones_freed"), get(s, "gc_blocks_moved"), a,
