@@ -2655,12 +2655,6 @@ again:
 }
 
 /*
- * A data header (docs/posix-format.md) in the PX_BLK bytes at h: a write of
- * len bytes of inode ino at file offset off, the data's crc data_crc, which
- * makes the file size bytes long; epoch is its zone's, dseq the write's data
- * sequence number. A writer's (px_seal) and a GC move's (gc_write).
- */
-/*
  * The size a written segment's header and EXTENT record may give the file:
  * up to the size a sync write in flight moves it to (wsize) only for that
  * write's own segments, whose bytes are in the cache. Another write-back
@@ -2673,8 +2667,17 @@ static uint64_t wsize_lim_locked(const struct px_inode *i, bool sync)
 	return sync && i->wsize > i->size ? i->wsize : i->size;
 }
 
+/*
+ * A data header (docs/posix-format.md) in the PX_BLK bytes at h: a write of
+ * len bytes of inode ino at file offset off, the data's crc data_crc, which
+ * makes the file size bytes long; epoch is its zone's, dseq the write's data
+ * sequence number; np > 1 pieces pc (the ranges, in file order, whose bytes
+ * make up the len) are listed in its table (PX_FEAT_PIECES). A writer's
+ * (px_seal) and a GC move's (gc_write).
+ */
 static void dh_encode(const struct px_fs *fs, uint8_t *h, uint64_t epoch, uint64_t dseq,
-		      uint64_t ino, uint64_t off, uint64_t len, uint64_t size, uint32_t data_crc)
+		      uint64_t ino, uint64_t off, uint64_t len, uint64_t size, uint32_t data_crc,
+		      const struct px_piece *pc, uint32_t np)
 {
 	memset(h, 0, PX_BLK);
 	memcpy(h, PX_DH_MAGIC, 8);
@@ -2686,6 +2689,13 @@ static void dh_encode(const struct px_fs *fs, uint8_t *h, uint64_t epoch, uint64
 	set64(h + PX_DH_LEN, len);
 	set64(h + PX_DH_SIZE, size);
 	set32(h + PX_DH_DATA_CRC, data_crc);
+	if (np > 1) {
+		set32(h + PX_DH_NPIECE, np);
+		for (uint32_t k = 0; k < np; k++) {
+			set64(h + PX_DH_PIECES + k * PX_DH_PIECE_SZ, pc[k].off);
+			set64(h + PX_DH_PIECES + k * PX_DH_PIECE_SZ + 8, pc[k].len);
+		}
+	}
 	set32(h + PX_DH_CRC, ff_crc32c(fs->dh_seed, h, PX_BLK));
 }
 
@@ -2711,18 +2721,8 @@ static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *i
 	ff_mutex_unlock(&fs->ns);
 	for (int k = 0; k < iovcnt; k++)
 		crc = ff_crc32c(crc, iov[k].iov_base, iov[k].iov_len);
-	dh_encode(fs, hdr, epoch, dseq, i->ino, m->file_off, m->len + m->more, size, crc);
-	if (s->npiece > 1) {
-		uint8_t *h = hdr;
-
-		set32(h + PX_DH_NPIECE, s->npiece);
-		for (uint32_t k = 0; k < s->npiece; k++) {
-			set64(h + PX_DH_PIECES + k * PX_DH_PIECE_SZ, s->piece[k].off);
-			set64(h + PX_DH_PIECES + k * PX_DH_PIECE_SZ + 8, s->piece[k].len);
-		}
-		set32(h + PX_DH_CRC, 0);
-		set32(h + PX_DH_CRC, ff_crc32c(fs->dh_seed, h, PX_BLK));
-	}
+	dh_encode(fs, hdr, epoch, dseq, i->ino, m->file_off, m->len + m->more, size, crc, s->piece,
+		  s->npiece);
 	return 0;
 }
 
@@ -4936,6 +4936,8 @@ struct gc_piece {
 	uint64_t off, len, dev;
 };
 
+#define PX_GC_PIECES 64
+
 /*
  * Write the np pieces pc of inode i (their bytes one after the other in buf,
  * read from the victim; len in all) at a slot's zone. Caller holds i's
@@ -4958,6 +4960,7 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, const struct gc_pi
 {
 	bool own = fs->gc_slot;
 	uint64_t hl = own ? 0 : PX_BLK, n = 0, at = 0, size, epoch, seq, end = 0, sum = 0;
+	struct px_piece hp[PX_GC_PIECES];
 	uint32_t nh = 0;
 	struct px_buf b = {0};
 	struct px_slot *s;
@@ -4993,25 +4996,17 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, const struct gc_pi
 	epoch = zo->epoch;
 	/* the pieces the n bytes hold, the last maybe cut short */
 	while (nh < (uint32_t)np && sum < n) {
-		end = pc[nh].off + (pc[nh].len < n - sum ? pc[nh].len : n - sum);
-		sum += pc[nh++].len;
+		hp[nh] = (struct px_piece){pc[nh].off, pc[nh].len < n - sum ? pc[nh].len : n - sum};
+		sum += hp[nh].len;
+		end = hp[nh].off + hp[nh].len;
+		nh++;
 	}
 	size = end < i->disk_size ? end : i->disk_size;
 	ff_mutex_unlock(&fs->ns);
-	if (h) {
-		dh_encode(fs, h, epoch, dseq, i->ino, pc[0].off, n, size, ff_crc32c(0, buf, n));
-		/* contiguous pieces (gc_run_locked's) are one range in any format */
-		if (nh > 1 && (fs->features & PX_FEAT_PIECES)) {
-			for (uint32_t k = 0, e = 0; k < nh; k++, e += PX_DH_PIECE_SZ) {
-				set64(h + PX_DH_PIECES + e, pc[k].off);
-				set64(h + PX_DH_PIECES + e + 8,
-				      k + 1 < nh ? pc[k].len : end - pc[k].off);
-			}
-			set32(h + PX_DH_NPIECE, nh);
-			set32(h + PX_DH_CRC, 0);
-			set32(h + PX_DH_CRC, ff_crc32c(fs->dh_seed, h, PX_BLK));
-		}
-	}
+	/* contiguous pieces (gc_run_locked's) are one range in any format */
+	if (h)
+		dh_encode(fs, h, epoch, dseq, i->ino, pc[0].off, n, size, ff_crc32c(0, buf, n), hp,
+			  (fs->features & PX_FEAT_PIECES) ? nh : 0);
 	{
 		struct iovec iov[2] = {{h, hl}, {buf, n}};
 		struct iovec *v = h ? iov : iov + 1;
@@ -5095,7 +5090,6 @@ static int gc_repoint_locked(struct px_fs *fs, struct px_inode *i, uint64_t off,
 	return ret;
 }
 
-#define PX_GC_PIECES 64
 #define PX_GC_WINDOW (64ull << 10)
 
 /*
