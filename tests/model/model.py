@@ -244,6 +244,11 @@ class File:
         self.broken = False  # an op failed (the crash): no more ops; wlock
         self.drop_tail = 0  # a partial tail left for the unmount to drop
         self.ghosts = collections.deque(maxlen=16)  # (off, bytes) a short count left out
+        # (genid, off, bytes): the rest of an append that the crash cut short.
+        # The kernel sends a long write as several requests; the one the
+        # crash interrupts may have reached the device without its reply, so
+        # its bytes are as possible after the crash as an in-flight write's.
+        self.crash_rest = None
 
     def ghost_note(self, at, v):
         """Whether byte at holding v is from the unacknowledged rest of a short write."""
@@ -303,9 +308,12 @@ class SeqFile(File):
         self.genid += 1
         self.dur = self.dio = len(self.gen)
         self.inflight = None
+        self.crash_rest = None
 
     def candidates(self):
         c = [(bytes(self.gen), self.dur, self.dio, self.finished)]
+        if self.crash_rest and self.crash_rest[:2] == (self.genid, len(self.gen)):
+            c.append((bytes(self.gen) + self.crash_rest[2], self.dur, self.dio, self.finished))
         if self.inflight:
             k = self.inflight[1]
             if k == "w":
@@ -642,9 +650,11 @@ class Worker(threading.Thread):
                 soft(self.ph.it, "%s: short count %d of a %d-byte %s append at %d" % (
                     f.name, w, n, how, size), "short-seq-" + how)
             f.ghosts.append((size + w, data[w:]))
-            data = data[:w]
+            rest, data = data[w:], data[:w]
         with f.mlock:
             f.gen += data
+            if w != n and self.ph.killed.is_set():
+                f.crash_rest = (f.genid, len(f.gen), rest)
             if how not in ("buf", "append"):
                 f.dio = len(f.gen)
             if how not in ("buf", "append", "odirect", "aio"):
@@ -753,10 +763,13 @@ class Worker(threading.Thread):
                 soft(self.ph.it, "%s: short count %d of a %d-byte %s write at %d" % (
                     f.name, w, n, how, off), "short-cnv-" + how)
             f.ghosts.append((off + w, data[w:]))
-            data = data[:w]
+            rest, data = data[w:], data[:w]
         with f.mlock:
             no = f.inflight[0]
             f.acked[off:off + len(data)] = data
+            if w != n and self.ph.killed.is_set():
+                # cut short by the crash: the rest may have landed (crash_rest)
+                f.pending.append((no, off + w, rest))
             if how in ("buf", "odirect", "aio"):
                 f.pending.append((no, off, data))
             else:
