@@ -458,7 +458,12 @@ class Worker(threading.Thread):
         w = self.do_write(f, how, off, data)
         STATS.add("write-" + how)
         if w != n:
-            # a short count leaves the rest possibly written: not acknowledged
+            # a short count leaves the rest possibly written: not acknowledged.
+            # The kernel sends a long write as several requests; after the crash
+            # began, a short count is its interruption and the write stays in
+            # flight, all of it possible (the worker ends as on the crash's error)
+            if self.ph.killed.is_set():
+                raise OSError(errno.EIO, "short count %d of %d at the crash" % (w, n))
             raise Fail("%s: short count %d of a %d-byte %s write at %d [ops %s]" % (
                 f.name, w, n, how, off, " ".join(list(f.hist)[-8:])))
         f.done(ev)
