@@ -89,6 +89,38 @@ def force_unmount():
     subprocess.run(["umount", "-l", MNT], stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
 
 
+# The FUSE connection of the last mount (its minor device number, as fusectl names it).
+CONN = [None]
+
+
+def mount_conn():
+    """The connection number of the FUSE mount at MNT (its st_dev minor), from mountinfo:
+    a stat of MNT would be a request to the daemon."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if fields[4] == MNT and ":" in fields[2]:
+                return fields[2].split(":")[1]
+    return None
+
+
+def abort_conn():
+    """Abort the last mount's FUSE connection through fusectl (mounted if need be).
+    True if it was aborted."""
+    conns = "/sys/fs/fuse/connections"
+    if CONN[0] is None:
+        return False
+    if not os.path.exists(os.path.join(conns, CONN[0])):
+        subprocess.run(["mount", "-t", "fusectl", "none", conns],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        with open(os.path.join(conns, CONN[0], "abort"), "w") as f:
+            f.write("1")
+        return True
+    except OSError:
+        return False
+
+
 def mount(env_fault=None, opts=None):
     env = dict(os.environ)
     env.pop("FOLIOFS_FAULT", None)
@@ -102,6 +134,7 @@ def mount(env_fault=None, opts=None):
     log.close()
     for _ in range(500):
         if os.path.ismount(MNT):
+            CONN[0] = mount_conn()
             return p
         if p.poll() is not None:
             raise Fail("mount failed (exit %d): %s" % (p.returncode, tail_log()))
@@ -134,7 +167,17 @@ def kill9(p):
         p.send_signal(signal.SIGKILL)
     except ProcessLookupError:
         pass
-    p.wait()
+    # A worker killed inside the kernel's invalidation of a page (-o
+    # kernel_cache: fuse_reverse_inval_inode waits, unkillable, for the lock
+    # of a page whose READ is in flight) never exits: it holds /dev/fuse
+    # open, so the READ is never failed and the process never ends. Only
+    # aborting the connection frees it, as an administrator would.
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        print("  the killed daemon did not exit in 10 s: FUSE connection %s aborted (%s)" % (
+            CONN[0], abort_conn()), flush=True)
+        p.wait(timeout=60)
     force_unmount()
     # The dead daemon's io_uring is torn down after its exit, and writes in
     # flight may still land until then; its image lock goes with the ring.
