@@ -244,11 +244,6 @@ class File:
         self.broken = False  # an op failed (the crash): no more ops; wlock
         self.drop_tail = 0  # a partial tail left for the unmount to drop
         self.ghosts = collections.deque(maxlen=16)  # (off, bytes) a short count left out
-        # (genid, off, bytes): the rest of an append that the crash cut short.
-        # The kernel sends a long write as several requests; the one the
-        # crash interrupts may have reached the device without its reply, so
-        # its bytes are as possible after the crash as an in-flight write's.
-        self.crash_rest = None
 
     def ghost_note(self, at, v):
         """Whether byte at holding v is from the unacknowledged rest of a short write."""
@@ -308,12 +303,9 @@ class SeqFile(File):
         self.genid += 1
         self.dur = self.dio = len(self.gen)
         self.inflight = None
-        self.crash_rest = None
 
     def candidates(self):
         c = [(bytes(self.gen), self.dur, self.dio, self.finished)]
-        if self.crash_rest and self.crash_rest[:2] == (self.genid, len(self.gen)):
-            c.append((bytes(self.gen) + self.crash_rest[2], self.dur, self.dio, self.finished))
         if self.inflight:
             k = self.inflight[1]
             if k == "w":
@@ -437,6 +429,14 @@ class CnvFile(File):
 
 
 # ---- the workload threads ----
+
+
+def cut_short(w, n):
+    """The error that ends a write the crash cut short (w of n bytes
+    acknowledged), its rest left in flight: the worker ends as on the
+    crash's own error, and no later op of its file replaces that rest
+    (model.py's writer marks the file broken; posix_model.py's worker ends)."""
+    return OSError(errno.EIO, "short count %d of %d at the crash" % (w, n))
 
 
 class Phase:
@@ -651,15 +651,19 @@ class Worker(threading.Thread):
                     f.name, w, n, how, size), "short-seq-" + how)
             f.ghosts.append((size + w, data[w:]))
             rest, data = data[w:], data[:w]
+        # cut short by the crash: the kernel sends a long write as several
+        # requests, and the one the crash interrupts may reach the device
+        # without its reply, so the rest stays in flight (cut_short)
+        cut = w != n and self.ph.killed.is_set()
         with f.mlock:
             f.gen += data
-            if w != n and self.ph.killed.is_set():
-                f.crash_rest = (f.genid, len(f.gen), rest)
             if how not in ("buf", "append"):
                 f.dio = len(f.gen)
             if how not in ("buf", "append", "odirect", "aio"):
                 f.dur = len(f.gen)
-            f.inflight = None
+            f.inflight = (f.inflight[0], "w", size + w, rest) if cut else None
+        if cut:
+            raise cut_short(w, n)
         f.hist.append("ok")
 
     def refused(self, f, what, want, op):
@@ -764,18 +768,18 @@ class Worker(threading.Thread):
                     f.name, w, n, how, off), "short-cnv-" + how)
             f.ghosts.append((off + w, data[w:]))
             rest, data = data[w:], data[:w]
+        cut = w != n and self.ph.killed.is_set()  # as for appends
         with f.mlock:
             no = f.inflight[0]
             f.acked[off:off + len(data)] = data
-            if w != n and self.ph.killed.is_set():
-                # cut short by the crash: the rest may have landed (crash_rest)
-                f.pending.append((no, off + w, rest))
             if how in ("buf", "odirect", "aio"):
                 f.pending.append((no, off, data))
             else:
                 f.durimg[off:off + len(data)] = data
                 f.dur_after.append((no, off, data))
-            f.inflight = None
+            f.inflight = (no, "w", off + w, rest) if cut else None
+        if cut:
+            raise cut_short(w, n)
         f.hist.append("ok")
 
     # -- fsync from other threads and fds --

@@ -463,7 +463,7 @@ class Worker(threading.Thread):
             # began, a short count is its interruption and the write stays in
             # flight, all of it possible (the worker ends as on the crash's error)
             if self.ph.killed.is_set():
-                raise OSError(errno.EIO, "short count %d of %d at the crash" % (w, n))
+                raise M.cut_short(w, n)
             raise Fail("%s: short count %d of a %d-byte %s write at %d [ops %s]" % (
                 f.name, w, n, how, off, " ".join(list(f.hist)[-8:])))
         f.done(ev)
