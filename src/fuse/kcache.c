@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * The kernel page cache in front of foliofs's cache. A read-only open
- * without O_DIRECT of a conventional file (and with -o kernel_cache more) is
- * served by the kernel page cache (no FOPEN_DIRECT_IO), so a hot read costs
- * no FUSE round trip; other opens keep FOPEN_DIRECT_IO, so a sync write stays
- * one round trip whose reply means durable (main.c's op_open decides). foliofs's cache
- * stays the authority: the kernel page cache only ever holds bytes it read
- * from the daemon or wrote through it.
+ * The kernel page cache in front of foliofs's cache, with -o kernel_cache
+ * only: every open but a sequential file's writable ones is served by the
+ * kernel page cache (no FOPEN_DIRECT_IO), so a hot read costs no FUSE round
+ * trip (main.c's open_mode decides; without the option every open is
+ * direct_io and nothing here runs). foliofs's cache stays the authority:
+ * the kernel page cache only ever holds bytes it read from the daemon or
+ * wrote through it.
  *
  * Bytes that change without passing through the kernel page cache (a write
  * on a direct_io open, a truncate, a zone reset or finish, a failed write

@@ -586,29 +586,19 @@ static void open_mode(fuse_ino_t ino, struct fuse_file_info *fi, unsigned of)
 
 	fi->fh = (uint64_t)(unsigned)fi->flags;
 	/*
-	 * The kernel page cache serves read-only opens without O_DIRECT of
-	 * conventional files, so a hot read costs no round trip. Not those
-	 * of sequential files (the files that refuse a writable shared
-	 * mapping): FUSE's cached read path takes no lock against a truncate,
-	 * so a read racing a zone reset can fill pages from the emptied zone
-	 * while the kernel still has the old size, and return zeros in place
-	 * of data that was there (the model checker found it); a direct_io
-	 * read is pinned against the reset in the daemon. Writable opens stay
-	 * direct_io: a sync write's reply means durable in one round trip,
-	 * and a buffered write through the kernel page cache (without
-	 * writeback_cache, still one WRITE per write(2)) measured slower than
-	 * a direct one (bench/NOTES.md). -o kernel_cache lets the page cache
-	 * serve every open but a sequential file's writable ones (the kernel
-	 * would write its pages back out of order): the kernel answers a
-	 * MAP_SHARED mmap of a direct_io open with ENODEV, while read-only
-	 * opens keep read-only shared mappings.
+	 * Without -o kernel_cache (ff_kcache_on false) every open is direct_io:
+	 * foliofs's cache is the only one, and a sync write's reply means
+	 * durable in one round trip. With it the kernel page cache serves
+	 * every open but a sequential file's writable ones (the files that
+	 * refuse a writable shared mapping): the kernel would write their
+	 * pages back out of order, and it answers a MAP_SHARED mmap of a
+	 * direct_io open with ENODEV, while read-only opens keep read-only
+	 * shared mappings. A sequential file's read-only opens are cached too,
+	 * although FUSE's cached read path takes no lock against a truncate: a
+	 * read racing a zone reset can fill pages from the emptied zone while
+	 * the kernel still has the old size (one reason the mode is opt-in).
 	 */
-	if (g_o.kernel_cache)
-		cached = !((of & FF_OPEN_NO_SHARED_WRITE_MMAP) &&
-			   (fi->flags & O_ACCMODE) != O_RDONLY);
-	else
-		cached = (fi->flags & O_ACCMODE) == O_RDONLY && !(fi->flags & O_DIRECT) &&
-			 !(of & FF_OPEN_NO_SHARED_WRITE_MMAP);
+	cached = !((of & FF_OPEN_NO_SHARED_WRITE_MMAP) && (fi->flags & O_ACCMODE) != O_RDONLY);
 	cached = cached && ff_kcache_on();
 	if (cached && ff_kcache_open(ino, &keep))
 		cached = false;
