@@ -110,6 +110,17 @@ struct zf_fs {
 	 * nr_wro_seq_files. Changed under the file's io_lock; the sum is an atomic.
 	 */
 	_Atomic uint32_t nr_wro;
+	/*
+	 * rel_gen counts the releases that ended a sequential file's writing
+	 * (under rel_lock; rel_cv is broadcast at each). close(2) returns
+	 * before the daemon has run its RELEASE: the kernel queues it in the
+	 * background, and a worker may run the caller's next OPEN first. A
+	 * write open refused for the open-zone budget waits for one, so that
+	 * close then open behaves as on the kernel's zonefs.
+	 */
+	struct ff_mutex rel_lock;
+	pthread_cond_t rel_cv;
+	uint64_t rel_gen;
 	uint32_t file_mode, dir_mode;
 	struct timespec mount_time; /* every inode's times, as kernel zonefs sets them */
 	/* root, cnv/, seq/: chmod/chown as the kernel allows them (not persisted) */
@@ -370,6 +381,8 @@ static int zf_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs *
 		goto out_cache;
 	for (uint32_t i = 0; i < fs->nfiles; i++)
 		pthread_cond_init(&fs->inodes[i].size_cv, NULL);
+	ff_mutex_init(&fs->rel_lock);
+	pthread_cond_init(&fs->rel_cv, NULL);
 	*out = &fs->base;
 	return 0;
 out_cache:
@@ -409,6 +422,8 @@ static int zf_unmount(struct ff_fs *gfs)
 		ff_mutex_destroy(&fs->inodes[i].io_lock);
 		pthread_cond_destroy(&fs->inodes[i].size_cv);
 	}
+	ff_mutex_destroy(&fs->rel_lock);
+	pthread_cond_destroy(&fs->rel_cv);
 	ff_dev_close(fs->dev);
 	free(fs->inodes);
 	free(fs->dirs[0].files);
@@ -798,6 +813,61 @@ static int zf_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 	return 0;
 }
 
+/* How long a write open refused for the open-zone budget waits for a release. */
+#define ZF_RELEASE_WAIT_MS 500
+
+/*
+ * Wait until a release that ends a file's writing comes after gen, or the
+ * deadline (set on the first call, from 0) passes. True when one came.
+ */
+static bool wait_release(struct zf_fs *fs, uint64_t gen, struct timespec *deadline)
+{
+	bool came = true;
+
+	if (!deadline->tv_sec) {
+		clock_gettime(CLOCK_REALTIME, deadline);
+		deadline->tv_nsec += ZF_RELEASE_WAIT_MS * 1000000L;
+		deadline->tv_sec += deadline->tv_nsec / 1000000000L;
+		deadline->tv_nsec %= 1000000000L;
+	}
+	ff_mutex_lock(&fs->rel_lock);
+	while (came && fs->rel_gen == gen) {
+		atomic_store_explicit(&fs->rel_lock.owner, (pthread_t)0, memory_order_relaxed);
+		came = pthread_cond_timedwait(&fs->rel_cv, &fs->rel_lock.m, deadline) != ETIMEDOUT;
+		atomic_store_explicit(&fs->rel_lock.owner, pthread_self(), memory_order_relaxed);
+	}
+	came = fs->rel_gen != gen;
+	ff_mutex_unlock(&fs->rel_lock);
+	return came;
+}
+
+/* A write open of a sequential file: its part of zf_open, under io_lock. */
+static int write_open(struct zf_fs *fs, struct zf_inode *zi)
+{
+	int ret = 0;
+
+	ff_mutex_lock(&zi->io_lock);
+	if (zi->writers == 0) {
+		/* the kernel's zonefs_seq_file_write_open */
+		uint32_t wro = atomic_fetch_add(&fs->nr_wro, 1) + 1;
+		uint32_t max_wro = ff_dev_info(fs->dev)->max_open;
+
+		if (fs->o.explicit_open && max_wro && wro > max_wro)
+			ret = -EBUSY;
+		/* a full zone is not opened: the device would refuse it */
+		else if (fs->o.explicit_open && atomic_load(&zi->size) < zi->cap)
+			ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_OPEN);
+		if (ret == -ETOOMANYREFS || ret == -EOVERFLOW || ret == -EIO)
+			ret = -EBUSY; /* too many open or active zones */
+		if (ret)
+			atomic_fetch_sub(&fs->nr_wro, 1);
+	}
+	if (!ret)
+		zi->writers++;
+	ff_mutex_unlock(&zi->io_lock);
+	return ret;
+}
+
 static int zf_open(struct ff_fs *gfs, uint64_t ino, int flags, unsigned *open_flags)
 {
 	struct zf_fs *fs = zf_of(gfs);
@@ -826,25 +896,15 @@ static int zf_open(struct ff_fs *gfs, uint64_t ino, int flags, unsigned *open_fl
 			return ret;
 	}
 	if (wr && zi->seq) {
-		ff_mutex_lock(&zi->io_lock);
-		if (zi->writers == 0) {
-			/* the kernel's zonefs_seq_file_write_open */
-			uint32_t wro = atomic_fetch_add(&fs->nr_wro, 1) + 1;
-			uint32_t max_wro = ff_dev_info(fs->dev)->max_open;
+		struct timespec deadline = {0};
+		uint64_t gen;
 
-			if (fs->o.explicit_open && max_wro && wro > max_wro)
-				ret = -EBUSY;
-			/* a full zone is not opened: the device would refuse it */
-			else if (fs->o.explicit_open && atomic_load(&zi->size) < zi->cap)
-				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_OPEN);
-			if (ret == -ETOOMANYREFS || ret == -EOVERFLOW || ret == -EIO)
-				ret = -EBUSY; /* too many open or active zones */
-			if (ret)
-				atomic_fetch_sub(&fs->nr_wro, 1);
-		}
-		if (!ret)
-			zi->writers++;
-		ff_mutex_unlock(&zi->io_lock);
+		do {
+			ff_mutex_lock(&fs->rel_lock);
+			gen = fs->rel_gen;
+			ff_mutex_unlock(&fs->rel_lock);
+			ret = write_open(fs, zi);
+		} while (ret == -EBUSY && wait_release(fs, gen, &deadline));
 	}
 	return ret;
 }
@@ -868,6 +928,12 @@ static int zf_release(struct ff_fs *gfs, uint64_t ino, int flags)
 			ff_cache_writeback(zi->ci);
 			ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_CLOSE);
 		}
+	}
+	if (zi->writers == 0) {
+		ff_mutex_lock(&fs->rel_lock);
+		fs->rel_gen++;
+		pthread_cond_broadcast(&fs->rel_cv);
+		ff_mutex_unlock(&fs->rel_lock);
 	}
 out_unlock:
 	ff_mutex_unlock(&zi->io_lock);
