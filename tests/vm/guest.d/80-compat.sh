@@ -152,6 +152,9 @@ counters() { # SYSTEM DIR: the four counters
 			echo "$c $(cat $SYS/$c 2>/dev/null)"
 		done
 	else
+		# a file closed just before is counted until the daemon runs its
+		# FUSE_RELEASE, which close(2) does not wait for
+		sleep 0.5
 		for c in max_wro_seq_files nr_wro_seq_files max_active_seq_files nr_active_seq_files; do
 			echo "$c $(ff_stat $2 $c)"
 		done
