@@ -187,6 +187,7 @@ int ff_fs_setattr(struct ff_fs *fs, uint64_t ino, const struct stat *st, unsigne
  * the FUSE layer (may be NULL).
  */
 #define FF_OPEN_NO_SHARED_WRITE_MMAP (1u << 0) /* refuse writable MAP_SHARED (sequential files) */
+#define FF_OPEN_FIXED_SIZE	     (1u << 1) /* the size never moves (conventional zone files) */
 int ff_fs_open(struct ff_fs *fs, uint64_t ino, int flags, unsigned *open_flags);
 int ff_fs_release(struct ff_fs *fs, uint64_t ino, int flags);
 ssize_t ff_fs_read(struct ff_fs *fs, uint64_t ino, void *buf, size_t len, uint64_t off);

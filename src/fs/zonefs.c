@@ -876,7 +876,7 @@ static int zf_open(struct ff_fs *gfs, uint64_t ino, int flags, unsigned *open_fl
 	int ret = 0;
 
 	if (open_flags)
-		*open_flags = zi && zi->seq ? FF_OPEN_NO_SHARED_WRITE_MMAP : 0;
+		*open_flags = !zi ? 0 : zi->seq ? FF_OPEN_NO_SHARED_WRITE_MMAP : FF_OPEN_FIXED_SIZE;
 	if (!zi)
 		return zf_getattr(&fs->base, ino, &(struct stat){0}) ? -ENOENT : -EISDIR;
 	/*

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0-or-later
 /*
- * The kernel page cache in front of foliofs's cache, with -o kernel_cache
- * only: every open but a sequential file's writable ones is served by the
- * kernel page cache (no FOPEN_DIRECT_IO), so a hot read costs no FUSE round
- * trip (main.c's open_mode decides; without the option every open is
- * direct_io and nothing here runs). foliofs's cache stays the authority:
+ * The kernel page cache in front of foliofs's cache: by default for the
+ * read-only opens of files whose size never moves (conventional zone
+ * files), with -o kernel_cache for every open but a sequential file's
+ * writable ones (no FOPEN_DIRECT_IO), so a hot read costs no FUSE round trip
+ * (main.c's open_mode decides; with -o direct_io or -s, and on the posix
+ * format without the option, every open is direct_io and nothing here
+ * runs). foliofs's cache stays the authority:
  * the kernel page cache only ever holds bytes it read from the daemon or
  * wrote through it.
  *

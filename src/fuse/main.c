@@ -11,13 +11,12 @@
  * leaves to a daemon that ext4 leaves to the VFS (the umask, setuid
  * clearing on direct writes, ACLs: acl.c).
  *
- * Opens are FOPEN_DIRECT_IO by default, so foliofs's cache is the only one
- * and the reply to an O_SYNC write means durable. -o kernel_cache lets the
- * kernel page cache serve every open but a sequential file's writable ones,
- * kept coherent by kcache.c's invalidations. It is not the default: a READ
- * answered short under memory pressure makes the kernel shrink its size of
- * the file, and FUSE's cached reads take no lock against a truncate (the
- * model checker found both). FSYNC is always
+ * Writable opens are FOPEN_DIRECT_IO by default, so the reply to an O_SYNC
+ * write means durable in one round trip; read-only opens of a file whose
+ * size never moves (a conventional zone's) are served by the kernel page
+ * cache, kept coherent by kcache.c's invalidations. -o kernel_cache widens
+ * that to every open but a sequential file's writable ones, -o direct_io
+ * and -s narrow it to none (open_mode says why). FSYNC is always
  * answered (never ENOSYS: the kernel would stop sending it). FLUSH (every
  * close) writes a file opened for writing back to the device, which is what
  * makes an unmount durable: the kernel does not wait for the daemon there.
@@ -125,9 +124,9 @@ static void usage(const char *prog)
 	       "                                file after appends add N extents too (default: only\n"
 	       "                                when an overwrite spans extents), or never\n"
 	       "    -o kernel_cache             the kernel page cache for every open but a sequential\n"
-	       "                                file's writable ones (hot reads, shared mmap of cnv files)\n"
-	       "    -o direct_io                no kernel page cache: every read a FUSE request (the\n"
-	       "                                default)\n"
+	       "                                file's writable ones (default: read-only opens of cnv\n"
+	       "                                files; shared mmap of cnv files)\n"
+	       "    -o direct_io                no kernel page cache: every read a FUSE request\n"
 	       "    -o ro                       read-only\n"
 	       "Live counters: getfattr --only-values -n user.foliofs.stats MOUNTPOINT\n"
 	       "               getfattr --only-values -n user.foliofs.zone MOUNTPOINT/seq/N\n\n",
@@ -582,23 +581,31 @@ out:
 /* How the kernel serves an open of node ino (OPEN and CREATE alike): fi's fh and modes. */
 static void open_mode(fuse_ino_t ino, struct fuse_file_info *fi, unsigned of)
 {
-	bool keep = false, cached;
+	bool keep = false, cached, wr = (fi->flags & O_ACCMODE) != O_RDONLY;
 
 	fi->fh = (uint64_t)(unsigned)fi->flags;
 	/*
-	 * Without -o kernel_cache (ff_kcache_on false) every open is direct_io:
-	 * foliofs's cache is the only one, and a sync write's reply means
-	 * durable in one round trip. With it the kernel page cache serves
-	 * every open but a sequential file's writable ones (the files that
-	 * refuse a writable shared mapping): the kernel would write their
-	 * pages back out of order, and it answers a MAP_SHARED mmap of a
-	 * direct_io open with ENODEV, while read-only opens keep read-only
-	 * shared mappings. A sequential file's read-only opens are cached too,
-	 * although FUSE's cached read path takes no lock against a truncate: a
-	 * read racing a zone reset can fill pages from the emptied zone while
-	 * the kernel still has the old size (one reason the mode is opt-in).
+	 * By default the kernel page cache serves only the read-only opens
+	 * (not O_DIRECT) of files whose size never moves, so a hot read costs
+	 * no round trip, and every writable open is direct_io, so a sync
+	 * write's reply means durable in one round trip (a cached open's
+	 * O_SYNC write costs a FUSE_FSYNC and a GETXATTR besides its WRITE).
+	 * A file whose size moves stays direct_io: FUSE's cached read path
+	 * takes no lock against a truncate, and a READ answered short while a
+	 * SETATTR is in flight leaves a zero-filled page that a reader copies
+	 * within the old size; and a direct_io write that moves the size lets
+	 * a reader's GETATTR see the new size before the write's invalidation
+	 * drops the old last page with its zero tail (tests/integration/0175).
+	 * -o kernel_cache caches every open but a sequential file's writable
+	 * ones (the files that refuse a writable shared mapping: the kernel
+	 * would write their pages back out of order, and it answers a
+	 * MAP_SHARED mmap of a direct_io open with ENODEV), those races and
+	 * all. Without ff_kcache_on (-o direct_io, -s) every open is direct_io.
 	 */
-	cached = !((of & FF_OPEN_NO_SHARED_WRITE_MMAP) && (fi->flags & O_ACCMODE) != O_RDONLY);
+	if (g_o.kernel_cache)
+		cached = !((of & FF_OPEN_NO_SHARED_WRITE_MMAP) && wr);
+	else
+		cached = !wr && (of & FF_OPEN_FIXED_SIZE) && !(fi->flags & O_DIRECT);
 	cached = cached && ff_kcache_on();
 	if (cached && ff_kcache_open(ino, &keep))
 		cached = false;
@@ -1540,7 +1547,13 @@ int main(int argc, char *argv[])
 	if (fuse_session_custom_io(se, &conn_io, fuse_session_fd(se)) != 0)
 		goto out_unmount;
 	/* kcache.c's invalidation may wait on a READ that only another worker can serve */
-	ff_kcache_start(se, !cmd.singlethread && g_o.kernel_cache && !g_o.direct_io);
+	/*
+	 * The posix format has no fixed-size file: by default none of its
+	 * opens is cached, and its mounts keep the kernel's own invalidation
+	 * on attribute changes (FUSE_CAP_AUTO_INVAL_DATA) for its mappings.
+	 */
+	ff_kcache_start(se,
+			!cmd.singlethread && !g_o.direct_io && (g_o.kernel_cache || !ns_format()));
 	g_se = se;
 	g_selinux = access("/sys/fs/selinux/enforce", F_OK) == 0;
 	if (!cmd.foreground) {

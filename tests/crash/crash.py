@@ -167,9 +167,10 @@ def kill9(p):
         p.send_signal(signal.SIGKILL)
     except ProcessLookupError:
         pass
-    # A worker killed inside the kernel's invalidation of a page (-o
-    # kernel_cache: fuse_reverse_inval_inode waits, unkillable, for the lock
-    # of a page whose READ is in flight) never exits: it holds /dev/fuse
+    # A worker killed inside the kernel's invalidation of a page (a file with
+    # a page-cache open, a conventional file's read-only one by default:
+    # fuse_reverse_inval_inode waits, unkillable, for the lock of a page
+    # whose READ is in flight) never exits: it holds /dev/fuse
     # open, so the READ is never failed and the process never ends. Only
     # aborting the connection frees it, as an administrator would.
     try:
