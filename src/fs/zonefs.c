@@ -868,6 +868,8 @@ static int write_open(struct zf_fs *fs, struct zf_inode *zi)
 	return ret;
 }
 
+static int zf_release(struct ff_fs *gfs, uint64_t ino, int flags);
+
 static int zf_open(struct ff_fs *gfs, uint64_t ino, int flags, unsigned *open_flags)
 {
 	struct zf_fs *fs = zf_of(gfs);
@@ -888,13 +890,6 @@ static int zf_open(struct ff_fs *gfs, uint64_t ino, int flags, unsigned *open_fl
 		return -EROFS;
 	if (wr && atomic_load(&zi->state) != ZF_OK)
 		return -EPERM;
-	if ((flags & O_TRUNC) && wr) {
-		struct stat st = {.st_size = 0};
-
-		ret = zf_setattr(&fs->base, ino, &st, FF_SET_SIZE);
-		if (ret)
-			return ret;
-	}
 	if (wr && zi->seq) {
 		struct timespec deadline = {0};
 		uint64_t gen;
@@ -905,6 +900,20 @@ static int zf_open(struct ff_fs *gfs, uint64_t ino, int flags, unsigned *open_fl
 			ff_mutex_unlock(&fs->rel_lock);
 			ret = write_open(fs, zi);
 		} while (ret == -EBUSY && wait_release(fs, gen, &deadline));
+		if (ret)
+			return ret;
+	}
+	/*
+	 * O_TRUNC after the open-zone budget, as the kernel truncates only a
+	 * file whose open succeeded: an open refused EBUSY leaves the file
+	 * whole. A failed truncate undoes the write open.
+	 */
+	if ((flags & O_TRUNC) && wr) {
+		struct stat st = {.st_size = 0};
+
+		ret = zf_setattr(&fs->base, ino, &st, FF_SET_SIZE);
+		if (ret && zi->seq)
+			zf_release(&fs->base, ino, flags);
 	}
 	return ret;
 }

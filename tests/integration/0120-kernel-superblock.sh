@@ -8,7 +8,8 @@
 # mounts in foliofs with its features (one cnv/0 aggregating the conventional
 # zones, the owner and mode of every file); and explicit-open on a full file
 # succeeds, with the kernel's nr_wro/nr_active counters in user.foliofs.stats,
-# and a close followed at once by an open never finds the budget still taken.
+# and a close followed at once by an open never finds the budget still taken;
+# an O_TRUNC open refused for the budget leaves the file whole.
 . "$(dirname "$0")/lib.sh"
 SB="python3 $LIB_DIR/../vm/zonefs_sb.py"
 DEVTOOL=$FOLIOFS_BUILD/src/cli/foliofs-dev
@@ -101,6 +102,19 @@ for i in range(1000):
             os.close(os.open(mnt + f, os.O_WRONLY))
         except OSError as e:
             raise SystemExit(f"close then open of {f}, round {i}: {e}")
+# an O_TRUNC open refused for the budget leaves the file whole: the kernel
+# truncates only a file whose open succeeded
+d = os.open(mnt + "/seq/3", os.O_WRONLY | os.O_SYNC)
+assert os.write(d, b"d" * 8192) == 8192
+os.close(d)
+hold = os.open(mnt + "/seq/0", os.O_WRONLY)          # full: counted, not active
+try:
+    os.open(mnt + "/seq/3", os.O_WRONLY | os.O_TRUNC)
+    raise SystemExit("an O_TRUNC open past max_wro_seq_files (2) succeeded")
+except OSError as e:
+    assert e.errno == errno.EBUSY, e
+assert os.stat(mnt + "/seq/3").st_size == 8192, os.stat(mnt + "/seq/3").st_size
+os.close(hold)
 os.close(part)
 # the counters move when the daemon runs the RELEASE, a moment after close
 for _ in range(200):
@@ -108,7 +122,7 @@ for _ in range(200):
         break
     time.sleep(0.01)
 assert stat("nr_wro_seq_files") == 0
-assert stat("nr_active_seq_files") == 1               # seq/1 is partly written
+assert stat("nr_active_seq_files") == 2               # seq/1 and seq/3 are partly written
 assert stat("max_wro_seq_files") == 2 and stat("max_active_seq_files") == 2
 PY
 ok "explicit-open: full, partly written and empty files; counters as /sys/fs/zonefs; 2000 close-then-opens"
