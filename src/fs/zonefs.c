@@ -71,6 +71,7 @@ struct zf_inode {
 	struct ff_mutex io_lock;
 	pthread_cond_t size_cv; /* size moved (with io_lock): out-of-order appends wait */
 	int writers;		/* opens for write; guarded by io_lock */
+	bool zopen;		/* explicit-open opened the zone for the writers (io_lock) */
 	struct ff_cinode *ci;
 	/*
 	 * 1 + the file offset of the first write-back append that failed since
@@ -755,6 +756,13 @@ static int zf_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 			ret = ff_cache_truncate(zi->ci, 0);
 			if (!ret)
 				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_RESET);
+			/*
+			 * As the kernel: a reset closes the zone, and a zone that
+			 * explicit-open opened for the file's writers is opened
+			 * again.
+			 */
+			if (!ret && zi->zopen)
+				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_OPEN);
 		} else {
 			uint64_t cur = atomic_load(&zi->size);
 
@@ -789,6 +797,8 @@ static int zf_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 				ret = ff_dev_flush(fs->dev);
 			if (!ret)
 				ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_FINISH);
+			if (!ret)
+				zi->zopen = false; /* a full zone is closed for good */
 			if (!ret)
 				ret = ff_cache_truncate(zi->ci, size);
 			else
@@ -855,8 +865,10 @@ static int write_open(struct zf_fs *fs, struct zf_inode *zi)
 		if (fs->o.explicit_open && max_wro && wro > max_wro)
 			ret = -EBUSY;
 		/* a full zone is not opened: the device would refuse it */
-		else if (fs->o.explicit_open && atomic_load(&zi->size) < zi->cap)
+		else if (fs->o.explicit_open && atomic_load(&zi->size) < zi->cap) {
 			ret = ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_OPEN);
+			zi->zopen = !ret;
+		}
 		if (ret == -ETOOMANYREFS || ret == -EOVERFLOW || ret == -EIO)
 			ret = -EBUSY; /* too many open or active zones */
 		if (ret)
@@ -939,6 +951,7 @@ static int zf_release(struct ff_fs *gfs, uint64_t ino, int flags)
 		}
 	}
 	if (zi->writers == 0) {
+		zi->zopen = false;
 		ff_mutex_lock(&fs->rel_lock);
 		fs->rel_gen++;
 		pthread_cond_broadcast(&fs->rel_cv);

@@ -115,6 +115,18 @@ except OSError as e:
     assert e.errno == errno.EBUSY, e
 assert os.stat(mnt + "/seq/3").st_size == 8192, os.stat(mnt + "/seq/3").st_size
 os.close(hold)
+# one that is admitted empties the file and keeps its zone open, as the kernel
+# re-opens a zone it resets under a writer; the same for a truncate to 0
+def cond(f):
+    z = os.getxattr(mnt + f, "user.foliofs.zone").decode().splitlines()
+    return [l.split()[1] for l in z if l.split()[0] == "cond"][0]
+t = os.open(mnt + "/seq/3", os.O_WRONLY | os.O_TRUNC)
+assert os.stat(mnt + "/seq/3").st_size == 0 and cond("/seq/3") == "exp-open", cond("/seq/3")
+assert os.write(t, b"t" * 4096) == 4096
+os.ftruncate(t, 0)
+assert cond("/seq/3") == "exp-open", cond("/seq/3")
+assert os.pwrite(t, b"t" * 4096, 0) == 4096
+os.close(t)
 os.close(part)
 # the counters move when the daemon runs the RELEASE, a moment after close
 for _ in range(200):
