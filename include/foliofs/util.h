@@ -8,6 +8,7 @@
 #define FOLIOFS_UTIL_H
 
 #include <pthread.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -42,6 +43,10 @@ void ff_mutex_unlock(struct ff_mutex *mu);
 bool ff_mutex_held(struct ff_mutex *mu);
 /* Wait on cv, releasing and re-taking mu; keeps the owner record right. */
 void ff_cond_wait(pthread_cond_t *cv, struct ff_mutex *mu);
+/* The CLOCK_REALTIME time ms milliseconds from now: a deadline for ff_cond_timedwait. */
+struct timespec ff_deadline_ms(long ms);
+/* ff_cond_wait until the deadline: ETIMEDOUT once it has passed, else 0. */
+int ff_cond_timedwait(pthread_cond_t *cv, struct ff_mutex *mu, const struct timespec *deadline);
 
 /* Logs once per call site and is meant to be followed by return -EIO. */
 #define ff_assert_held(mu)                                                                      \

@@ -155,15 +155,9 @@ static uint8_t ilog2_u64(uint64_t v)
 
 static void timed_wait(pthread_cond_t *cv, struct ff_mutex *mu, long ms)
 {
-	struct timespec ts;
+	struct timespec ts = ff_deadline_ms(ms);
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_nsec += ms * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
-	atomic_store_explicit(&mu->owner, (pthread_t)0, memory_order_relaxed);
-	pthread_cond_timedwait(cv, &mu->m, &ts);
-	atomic_store_explicit(&mu->owner, pthread_self(), memory_order_relaxed);
+	ff_cond_timedwait(cv, mu, &ts);
 }
 
 /* ---- memory: reservation, CLOCK reclaim ---- */

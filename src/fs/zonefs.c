@@ -832,20 +832,13 @@ static int zf_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
  */
 static bool wait_release(struct zf_fs *fs, uint64_t gen, struct timespec *deadline)
 {
-	bool came = true;
+	bool came;
 
-	if (!deadline->tv_sec) {
-		clock_gettime(CLOCK_REALTIME, deadline);
-		deadline->tv_nsec += ZF_RELEASE_WAIT_MS * 1000000L;
-		deadline->tv_sec += deadline->tv_nsec / 1000000000L;
-		deadline->tv_nsec %= 1000000000L;
-	}
+	if (!deadline->tv_sec)
+		*deadline = ff_deadline_ms(ZF_RELEASE_WAIT_MS);
 	ff_mutex_lock(&fs->rel_lock);
-	while (came && fs->rel_gen == gen) {
-		atomic_store_explicit(&fs->rel_lock.owner, (pthread_t)0, memory_order_relaxed);
-		came = pthread_cond_timedwait(&fs->rel_cv, &fs->rel_lock.m, deadline) != ETIMEDOUT;
-		atomic_store_explicit(&fs->rel_lock.owner, pthread_self(), memory_order_relaxed);
-	}
+	while (fs->rel_gen == gen && !ff_cond_timedwait(&fs->rel_cv, &fs->rel_lock, deadline))
+		;
 	came = fs->rel_gen != gen;
 	ff_mutex_unlock(&fs->rel_lock);
 	return came;
@@ -940,17 +933,15 @@ static int zf_release(struct ff_fs *gfs, uint64_t ino, int flags)
 	ff_mutex_lock(&zi->io_lock);
 	if (zi->writers == 0)
 		goto out_unlock;
-	if (--zi->writers == 0)
-		atomic_fetch_sub(&fs->nr_wro, 1);
-	if (zi->writers == 0 && fs->o.explicit_open) {
+	if (--zi->writers == 0) {
 		struct ff_zone z;
 
-		if (ff_dev_report(fs->dev, zi->zone, 1, &z) == 1 && z.cond == FF_ZC_EXP_OPEN) {
+		atomic_fetch_sub(&fs->nr_wro, 1);
+		if (fs->o.explicit_open && ff_dev_report(fs->dev, zi->zone, 1, &z) == 1 &&
+		    z.cond == FF_ZC_EXP_OPEN) {
 			ff_cache_writeback(zi->ci);
 			ff_zoneq_zone_op(fs->dev, zi->zone, FF_ZOP_CLOSE);
 		}
-	}
-	if (zi->writers == 0) {
 		zi->zopen = false;
 		ff_mutex_lock(&fs->rel_lock);
 		fs->rel_gen++;
@@ -1042,22 +1033,12 @@ static void zf_end_at_wp_locked(struct zf_inode *zi, uint64_t isize)
  */
 static uint64_t wait_size_locked(struct zf_inode *zi, uint64_t off)
 {
-	struct timespec ts;
+	struct timespec ts = ff_deadline_ms(ZF_APPEND_WAIT_MS);
 	uint64_t size;
 
 	ff_assert_held(&zi->io_lock);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ZF_APPEND_WAIT_MS / 1000;
-	ts.tv_nsec += (ZF_APPEND_WAIT_MS % 1000) * 1000000L;
-	ts.tv_sec += ts.tv_nsec / 1000000000L;
-	ts.tv_nsec %= 1000000000L;
 	while ((size = atomic_load(&zi->size)) < off) {
-		int r;
-
-		atomic_store_explicit(&zi->io_lock.owner, (pthread_t)0, memory_order_relaxed);
-		r = pthread_cond_timedwait(&zi->size_cv, &zi->io_lock.m, &ts);
-		atomic_store_explicit(&zi->io_lock.owner, pthread_self(), memory_order_relaxed);
-		if (r == ETIMEDOUT)
+		if (ff_cond_timedwait(&zi->size_cv, &zi->io_lock, &ts))
 			return atomic_load(&zi->size);
 	}
 	return size;

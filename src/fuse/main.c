@@ -1546,11 +1546,12 @@ int main(int argc, char *argv[])
 	snprintf(g_mountpoint, sizeof(g_mountpoint), "%s", cmd.mountpoint);
 	if (fuse_session_custom_io(se, &conn_io, fuse_session_fd(se)) != 0)
 		goto out_unmount;
-	/* kcache.c's invalidation may wait on a READ that only another worker can serve */
 	/*
-	 * The posix format has no fixed-size file: by default none of its
-	 * opens is cached, and its mounts keep the kernel's own invalidation
-	 * on attribute changes (FUSE_CAP_AUTO_INVAL_DATA) for its mappings.
+	 * kcache.c's invalidation may wait on a READ that only another worker
+	 * can serve (not -s). The posix format has no fixed-size file: by
+	 * default none of its opens is cached, and its mounts keep the
+	 * kernel's own invalidation on attribute changes
+	 * (FUSE_CAP_AUTO_INVAL_DATA) for its mappings.
 	 */
 	ff_kcache_start(se,
 			!cmd.singlethread && !g_o.direct_io && (g_o.kernel_cache || !ns_format()));

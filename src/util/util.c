@@ -71,6 +71,28 @@ void ff_cond_wait(pthread_cond_t *cv, struct ff_mutex *mu)
 	atomic_store_explicit(&mu->owner, pthread_self(), memory_order_relaxed);
 }
 
+struct timespec ff_deadline_ms(long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	ts.tv_sec += ts.tv_nsec / 1000000000L;
+	ts.tv_nsec %= 1000000000L;
+	return ts;
+}
+
+int ff_cond_timedwait(pthread_cond_t *cv, struct ff_mutex *mu, const struct timespec *deadline)
+{
+	int r;
+
+	atomic_store_explicit(&mu->owner, (pthread_t)0, memory_order_relaxed);
+	r = pthread_cond_timedwait(cv, &mu->m, deadline);
+	atomic_store_explicit(&mu->owner, pthread_self(), memory_order_relaxed);
+	return r == ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
 int ff_parse_size(const char *s, uint64_t *out)
 {
 	char *end;
