@@ -91,6 +91,8 @@ struct ff_dev_opts {
 	bool exclusive; /* O_EXCL on block devices, an flock on image files: one user at a time */
 	unsigned lock_wait_s; /* exclusive and in use: wait this long for it (a daemon writing back)
 			       */
+	bool quiet_small;     /* no message for a device too small for its zone size (-ENOSPC): the
+				 caller knows better what it is (unformatted, say) */
 };
 
 /* Options of ff_dev_format_emulated(). */

@@ -81,6 +81,7 @@ int main(int argc, char **argv)
 	int c, ret;
 
 	while ((c = getopt_long(argc, argv, "fL:hV", lo, NULL)) != -1) {
+		const char *want = NULL; /* what the option takes, when its value is bad */
 		int bad = 0;
 
 		switch (c) {
@@ -89,10 +90,12 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			bad = ff_parse_size(optarg, &o.zone_size) || !o.zone_size;
+			want = "a size such as 64M or 1G, not 0";
 			o.zone_opts = true;
 			break;
 		case 'c':
 			bad = ff_parse_size(optarg, &o.zone_cap) || !o.zone_cap;
+			want = "a size such as 64M or 1G, not 0";
 			o.zone_opts = true;
 			break;
 		case 'e':
@@ -100,39 +103,46 @@ int main(int argc, char **argv)
 			break;
 		case 'n':
 			bad = num(optarg, &v, 10, 1u << 20);
+			want = "a number of zones, 0 to 1048576";
 			o.conv_zones = (uint32_t)v;
 			o.zone_opts = true;
 			break;
 		case 'o':
 			bad = num(optarg, &v, 10, 1u << 20);
+			want = "a number of zones, 0 (no limit) to 1048576";
 			o.max_open = (uint32_t)v;
 			o.zone_opts = true;
 			break;
 		case 'a':
 			bad = num(optarg, &v, 10, 1u << 20);
+			want = "a number of zones, 0 (no limit) to 1048576";
 			o.max_active = (uint32_t)v;
 			o.zone_opts = true;
 			break;
 		case 'L':
 			zonefs_opt = zonefs_opt ? zonefs_opt : "--label";
 			bad = strlen(optarg) > FF_ZONEFS_LABEL_LEN;
+			want = "up to 64 bytes";
 			snprintf(o.sb.label, sizeof(o.sb.label), "%s", optarg);
 			break;
 		case 'u':
 			zonefs_opt = zonefs_opt ? zonefs_opt : "--uid";
 			bad = num(optarg, &v, 10, UINT32_MAX);
+			want = "a numeric user id";
 			o.sb.uid = (uint32_t)v;
 			o.sb.features |= FF_ZONEFS_F_UID;
 			break;
 		case 'g':
 			zonefs_opt = zonefs_opt ? zonefs_opt : "--gid";
 			bad = num(optarg, &v, 10, UINT32_MAX);
+			want = "a numeric group id";
 			o.sb.gid = (uint32_t)v;
 			o.sb.features |= FF_ZONEFS_F_GID;
 			break;
 		case 'p':
 			zonefs_opt = zonefs_opt ? zonefs_opt : "--perm";
 			bad = num(optarg, &v, 8, 0777);
+			want = "octal permission bits, 0 to 777";
 			o.sb.perm = (uint32_t)v;
 			o.sb.features |= FF_ZONEFS_F_PERM;
 			break;
@@ -145,6 +155,7 @@ int main(int argc, char **argv)
 				   : !strcmp(optarg, "zonefs") ? FF_FMT_ZONEFS
 							       : 0;
 			bad = !o.format;
+			want = "posix or zonefs";
 			break;
 		case 'h':
 			usage(stdout);
@@ -157,7 +168,12 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		if (bad) {
-			fprintf(stderr, "mkfs.foliofs: bad value '%s'\n", optarg);
+			const struct option *o2 = lo;
+
+			while (o2->name && o2->val != c)
+				o2++;
+			fprintf(stderr, "mkfs.foliofs: bad value '%s' for --%s: %s\n", optarg,
+				o2->name, want);
 			usage(stderr);
 			return 2;
 		}

@@ -320,9 +320,10 @@ int ff_dev_open(const char *path, const struct ff_dev_opts *opts, struct ff_dev 
 		dev->info.size = (uint64_t)dev->info.nr_zones * zs;
 	}
 	if (dev->info.nr_zones < 2) {
-		ff_err("%s is too small: %llu bytes make %u zone(s) of %llu bytes; at least 2 needed (give a smaller --zone-size to mkfs.foliofs)",
-		       path, (unsigned long long)raw_size, dev->info.nr_zones,
-		       (unsigned long long)dev->info.zone_size);
+		if (!opts || !opts->quiet_small)
+			ff_err("%s is too small: %llu bytes make %u zone(s) of %llu bytes; at least 2 needed (give a smaller --zone-size to mkfs.foliofs)",
+			       path, (unsigned long long)raw_size, dev->info.nr_zones,
+			       (unsigned long long)dev->info.zone_size);
 		ret = -ENOSPC;
 		goto out_close;
 	}

@@ -86,5 +86,7 @@ int ff_fs_io_stats_text(struct ff_dev *dev, struct ff_cache *cache, char *buf, s
 /* super.c: the zonefs format's mkfs; zonefs_fsck.c: its fsck */
 int ff_zonefs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len);
 int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r);
+/* Whether path's first 4 bytes are the zonefs superblock's magic (a plain read). */
+bool ff_zonefs_raw_has_magic(const char *path);
 
 #endif

@@ -197,7 +197,7 @@ static int read_sb(struct ff_dev *dev, const char *path, struct ff_zonefs_sb *sb
 }
 
 /* Whether the first bytes of path hold the zonefs magic (a raw peek for messages only). */
-static bool raw_has_magic(const char *path)
+bool ff_zonefs_raw_has_magic(const char *path)
 {
 	uint8_t b[4];
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -214,7 +214,7 @@ static bool raw_has_magic(const char *path)
 
 static int zf_check(const char *path, bool read_only)
 {
-	struct ff_dev_opts o = {.read_only = true};
+	struct ff_dev_opts o = {.read_only = true, .quiet_small = true};
 	struct ff_zonefs_sb sb;
 	struct ff_dev *dev;
 	int ret;
@@ -222,12 +222,15 @@ static int zf_check(const char *path, bool read_only)
 	(void)read_only;
 	ret = ff_dev_open(path, &o, &dev);
 	if (ret && ret != -ENOENT && ret != -EACCES && ret != -EISDIR && ret != -EBUSY &&
-	    !raw_has_magic(path)) {
-		/* the device layer's complaint (e.g. too small) hides the real story */
+	    !ff_zonefs_raw_has_magic(path)) {
+		/* not "too small for the default zone size": it was never formatted */
 		ff_err("%s is not a foliofs/zonefs device (no superblock); run mkfs.foliofs first",
 		       path);
 		return -EINVAL;
 	}
+	if (ret == -ENOSPC)
+		ff_err("%s has a zonefs superblock but no zones: it is smaller than its zone size (truncated?)",
+		       path);
 	if (ret)
 		return ret;
 	ret = read_sb(dev, path, &sb);

@@ -220,7 +220,7 @@ out:
 
 int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 {
-	struct ff_dev_opts o = {.read_only = true};
+	struct ff_dev_opts o = {.read_only = true, .quiet_small = true};
 	struct ff_dev *dev = NULL;
 	uint32_t rolled = 0;
 	int lock_fd = -1, ret;
@@ -240,6 +240,16 @@ int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 		problem(r, "device: the emulated-zone metadata is corrupt or unsupported");
 		ret = 0;
 		goto out;
+	}
+	if (ret == -ENOSPC) {
+		/* too small for any zone size it could have: never formatted, or cut short */
+		if (ff_zonefs_raw_has_magic(path))
+			ff_err("%s has a zonefs superblock but no zones: it is smaller than its zone size (truncated?)",
+			       path);
+		else
+			ff_err("%s is not a foliofs device (no superblock, no zones); run mkfs.foliofs first",
+			       path);
+		ret = -EINVAL;
 	}
 	if (ret)
 		goto out;

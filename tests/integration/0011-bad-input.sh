@@ -29,6 +29,12 @@ refuse "a directory" "directory|not a (block device|regular)|is a directory" "$F
 truncate -s 256M "$W/img.zero"
 s=$(shaof "$W/img.zero")
 refuse "unformatted image" "mkfs.foliofs|not a foliofs" "$FOLIOFS" "$W/img.zero" "$MNT"
+# it was never formatted: not "too small for the default zone size" as well
+grep -q "too small" "$W/out" && { cat "$W/out"; fail "unformatted image: said to be too small"; }
+"$FOLIOFS_BUILD/src/cli/fsck.foliofs" -n "$W/img.zero" >"$W/out" 2>&1
+expect_eq "fsck.foliofs -n of an unformatted image: exit" "$?" 8
+grep -q "not a foliofs device" "$W/out" && ! grep -q "too small" "$W/out" ||
+	{ cat "$W/out"; fail "fsck.foliofs of an unformatted image does not say it is not a foliofs device"; }
 expect_eq "unformatted image unchanged" "$(shaof "$W/img.zero")" "$s"
 
 head -c 64M /dev/urandom >"$W/img.rand"
@@ -38,7 +44,7 @@ expect_eq "random image unchanged" "$(shaof "$W/img.rand")" "$s"
 
 truncate -s 1M "$W/img.small"
 refuse "mkfs of a too small image" "small|size|zone" "$MKFS" --format zonefs --emulate-zoned --zone-size 64M "$W/img.small"
-refuse "mount of a too small image" "small|mkfs.foliofs|not a foliofs" "$FOLIOFS" "$W/img.small" "$MNT"
+refuse "mount of a too small image" "not a foliofs" "$FOLIOFS" "$W/img.small" "$MNT"
 
 mkimg 256M --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 cp --sparse=always "$IMG" "$W/img.crc"

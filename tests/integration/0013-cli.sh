@@ -29,10 +29,17 @@ truncate -s 512M "$IMG"
 s=$(sha256sum <"$IMG")
 for bad in "--zone-size lots" "--zone-size 0" "--conv-zones x" "--perm 999" "--uid -1" \
 	"--label 0123456789012345678901234567890123456789012345678901234567890123x" "--conv-zones 2" "--emulate-zoned --conv-zones 0" \
-	"--bogus" ""; do
+	"--format bogus" "--max-open -3" "--bogus" ""; do
 	"$MKFS" $bad ${bad:+"$IMG"} >"$W/out" 2>&1
 	rc=$?
 	[ $rc -eq 2 ] || { cat "$W/out"; fail "mkfs.foliofs $bad: exit $rc, want 2"; }
+	# a bad value names its option and what it takes
+	case "$bad" in "--conv-zones 2" | "--emulate-zoned --conv-zones 0") ;; # refused whole, not a value
+	--*\ *)
+		opt=${bad%% *}
+		grep -q "bad value .* for $opt: " "$W/out" ||
+			{ cat "$W/out"; fail "mkfs.foliofs $bad: the message does not name $opt and what it takes"; } ;;
+	esac
 	ok "mkfs.foliofs $bad: exit 2 ($(grep -v '^ ' "$W/out" | head -1))"
 done
 expect_eq "image untouched by refused mkfs" "$(sha256sum <"$IMG")" "$s"
