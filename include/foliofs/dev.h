@@ -220,6 +220,7 @@ int ff_dev_check_records(struct ff_dev *dev, ff_dev_check_cb report, void *arg,
 
 struct ff_dev_stats {
 	uint64_t reads, writes, flushes, zone_ops;
+	uint64_t fua_writes; /* of the writes, those durable on completion (FF_IO_DSYNC) */
 	uint64_t bytes_read, bytes_written;
 	uint64_t read_errors, write_errors;
 	uint64_t meta_bytes; /* emulation metadata written, not counted in bytes_written */

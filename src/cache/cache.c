@@ -586,6 +586,18 @@ static void wait_wb_locked(struct ff_cinode *ci, struct folio *f, uint32_t b0, u
 
 static int writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsigned io_flags);
 
+/*
+ * writeback_range's io_flags from fsync: when the dirty blocks are one run
+ * of at most WB_FUA_MAX bytes (a database's commit, a small file), it goes
+ * FF_IO_DSYNC, and the flush after the commit has nothing left to do. One
+ * FUA write costs a device no more than a write and a flush, often less; an
+ * emulated sequential zone writes the pointer record beside it, where the
+ * flush would write it after it; a write-back of several runs stays one
+ * flush for all.
+ */
+#define WB_FUA_ONE (1u << 30)
+#define WB_FUA_MAX (256u << 10)
+
 /* Whether map_write's answer m for [pos, end) is one the cache can write; *n = bytes to take. */
 static bool map_ok(struct ff_cache *c, const struct ff_map *m, uint64_t pos, uint64_t end,
 		   uint64_t *n)
@@ -1158,13 +1170,16 @@ static int writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsig
 {
 	struct wb_small small;
 	struct wb_batch small_b, *b = wb_batch_new(&small_b, &small);
-	unsigned mapw_flags = io_flags & FF_IO_DSYNC ? FF_MAPW_SYNC : 0;
+	bool fua_one = io_flags & WB_FUA_ONE, first = true;
+	unsigned mapw_flags, fl;
 	uint64_t pos = lo;
 	int ret = 0;
 
+	io_flags &= ~WB_FUA_ONE;
+	mapw_flags = io_flags & FF_IO_DSYNC ? FF_MAPW_SYNC : 0;
 	ff_mutex_lock(&ci->lock);
 	while (pos < hi) {
-		bool stopped = false;
+		bool stopped = false, more = true;
 
 		b->nrun = b->nseg = 0;
 		while (pos < hi && b->nrun < b->max_runs && b->nseg < b->max_segs) {
@@ -1173,8 +1188,10 @@ static int writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsig
 			int n = collect_dirty_locked(ci, &pos, hi, b->segs + b->nseg,
 						     room < MAX_SEGS ? room : MAX_SEGS);
 
-			if (!n)
+			if (!n) {
+				more = false;
 				break;
+			}
 			*r = (struct wb_run){
 				.segs = b->segs + b->nseg, .nseg = n, .isize = ci->isize};
 			r->start =
@@ -1186,8 +1203,13 @@ static int writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsig
 		}
 		if (!b->nrun)
 			break;
+		fl = io_flags;
+		if (fua_one && first && !more && b->nrun == 1 &&
+		    b->runs[0].end - b->runs[0].start <= WB_FUA_MAX)
+			fl |= FF_IO_DSYNC;
+		first = false;
 		ff_mutex_unlock(&ci->lock);
-		wb_submit(ci, b, mapw_flags, io_flags);
+		wb_submit(ci, b, mapw_flags, fl);
 		ff_mutex_lock(&ci->lock);
 		for (int i = 0; i < b->nrun; i++) {
 			struct wb_run *r = &b->runs[i];
@@ -1887,7 +1909,7 @@ int ff_cache_fsync(struct ff_cinode *ci, bool datasync)
 	struct ff_cache *c = ci->c;
 	int ret, err, cm = 0, fl;
 
-	ret = writeback_range(ci, 0, UINT64_MAX, 0);
+	ret = writeback_range(ci, 0, UINT64_MAX, WB_FUA_ONE);
 	err = ff_cache_inode_error(ci);
 	if (c->ops->commit)
 		cm = c->ops->commit(ci->fs_inode, datasync);

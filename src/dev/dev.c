@@ -371,7 +371,7 @@ const struct ff_dev_info *ff_dev_info(const struct ff_dev *dev)
 
 /* ---- I/O dispatch ---- */
 
-static void count_io(struct ff_dev *dev, bool write, ssize_t res)
+static void count_io(struct ff_dev *dev, bool write, unsigned flags, ssize_t res)
 {
 	if (res < 0) {
 		atomic_fetch_add_explicit(write ? &dev->st_write_errors : &dev->st_read_errors, 1,
@@ -380,6 +380,8 @@ static void count_io(struct ff_dev *dev, bool write, ssize_t res)
 	}
 	atomic_fetch_add_explicit(write ? &dev->st_writes : &dev->st_reads, 1,
 				  memory_order_relaxed);
+	if (write && (flags & FF_IO_DSYNC))
+		atomic_fetch_add_explicit(&dev->st_fua_writes, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(write ? &dev->st_bytes_written : &dev->st_bytes_read,
 				  (uint64_t)res, memory_order_relaxed);
 }
@@ -391,7 +393,7 @@ ssize_t ff_dev_read(struct ff_dev *dev, const struct iovec *iov, int iovcnt, uin
 
 	if (!res)
 		res = dev->be->rw(dev, iov, iovcnt, off, false, 0);
-	count_io(dev, false, res);
+	count_io(dev, false, 0, res);
 	return res;
 }
 
@@ -434,7 +436,7 @@ ssize_t ff_dev_issue_write(struct ff_dev *dev, const struct iovec *iov, int iovc
 		res = ff_dev_preflush(dev);
 	if (!res)
 		res = dev->be->rw(dev, iov, iovcnt, off, true, flags & FF_IO_DSYNC);
-	count_io(dev, true, res);
+	count_io(dev, true, flags, res);
 	if (res > 0 && !(flags & FF_IO_DSYNC))
 		note_volatile(dev);
 	return res;
@@ -553,7 +555,7 @@ int ff_dev_submit_batch(struct ff_dev *dev, struct ff_io *ios, int n)
 	}
 	ret = batch_go(dev, ios, n);
 	for (int i = 0; i < n; i++) {
-		count_io(dev, ios[i].write, ios[i].res);
+		count_io(dev, ios[i].write, ios[i].flags, ios[i].res);
 		if (ios[i].write && ios[i].res > 0 && !(ios[i].flags & FF_IO_DSYNC))
 			note_volatile(dev);
 	}
@@ -617,6 +619,7 @@ void ff_dev_stats(const struct ff_dev *dev, struct ff_dev_stats *out)
 	out->reads = atomic_load_explicit(&d->st_reads, memory_order_relaxed);
 	out->writes = atomic_load_explicit(&d->st_writes, memory_order_relaxed);
 	out->flushes = atomic_load_explicit(&d->st_flushes, memory_order_relaxed);
+	out->fua_writes = atomic_load_explicit(&d->st_fua_writes, memory_order_relaxed);
 	out->zone_ops = atomic_load_explicit(&d->st_zone_ops, memory_order_relaxed);
 	out->bytes_read = atomic_load_explicit(&d->st_bytes_read, memory_order_relaxed);
 	out->bytes_written = atomic_load_explicit(&d->st_bytes_written, memory_order_relaxed);

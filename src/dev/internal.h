@@ -42,7 +42,7 @@ struct ff_dev {
 	struct ff_zoneq_state *zq; /* zone queues, see zoneq.c */
 	struct ff_fault *fault;	   /* fault injection (FOLIOFS_FAULT), else NULL */
 	/* counters: relaxed atomics */
-	_Atomic uint64_t st_reads, st_writes, st_flushes, st_zone_ops;
+	_Atomic uint64_t st_reads, st_writes, st_fua_writes, st_flushes, st_zone_ops;
 	_Atomic uint64_t st_bytes_read, st_bytes_written, st_read_errors, st_write_errors;
 	_Atomic uint64_t st_meta_bytes; /* emulation metadata written (not user data) */
 	_Atomic uint64_t st_batch_max;	/* most I/Os one ff_dev_submit_batch() put in flight */

@@ -293,7 +293,8 @@ int ff_fs_io_stats_text(struct ff_dev *dev, struct ff_cache *cache, char *buf, s
 	ff_cache_stats(cache, &c);
 	return snprintf(
 		buf, len,
-		"dev_reads %llu\ndev_writes %llu\ndev_flushes %llu\ndev_zone_ops %llu\n"
+		"dev_reads %llu\ndev_writes %llu\ndev_fua_writes %llu\ndev_flushes %llu\n"
+		"dev_zone_ops %llu\n"
 		"dev_bytes_read %llu\ndev_bytes_written %llu\ndev_meta_bytes %llu\n"
 		"dev_read_errors %llu\ndev_write_errors %llu\n"
 		"zoneq_queued %llu\nzoneq_issued %llu\nzoneq_merged %llu\nzoneq_errors %llu\n"
@@ -305,19 +306,19 @@ int ff_fs_io_stats_text(struct ff_dev *dev, struct ff_cache *cache, char *buf, s
 		"cache_cached_bytes %llu\ncache_reclaims %llu\ncache_throttle_waits %llu\n"
 		"write_amplification %.4f\n",
 		(unsigned long long)d.reads, (unsigned long long)d.writes,
-		(unsigned long long)d.flushes, (unsigned long long)d.zone_ops,
-		(unsigned long long)d.bytes_read, (unsigned long long)d.bytes_written,
-		(unsigned long long)d.meta_bytes, (unsigned long long)d.read_errors,
-		(unsigned long long)d.write_errors, (unsigned long long)q.queued,
-		(unsigned long long)q.issued, (unsigned long long)q.merged,
-		(unsigned long long)q.errors, (unsigned long long)q.resyncs,
-		(unsigned long long)c.hits, (unsigned long long)c.misses,
-		(unsigned long long)c.bytes_copied_in, (unsigned long long)c.bytes_copied_out,
-		(unsigned long long)c.user_bytes_written, (unsigned long long)c.wt_bytes,
-		(unsigned long long)c.wb_bytes, (unsigned long long)c.read_bytes,
-		(unsigned long long)c.dirty_bytes, (unsigned long long)c.writeback_bytes,
-		(unsigned long long)c.cached_bytes, (unsigned long long)c.reclaims,
-		(unsigned long long)c.throttle_waits,
+		(unsigned long long)d.fua_writes, (unsigned long long)d.flushes,
+		(unsigned long long)d.zone_ops, (unsigned long long)d.bytes_read,
+		(unsigned long long)d.bytes_written, (unsigned long long)d.meta_bytes,
+		(unsigned long long)d.read_errors, (unsigned long long)d.write_errors,
+		(unsigned long long)q.queued, (unsigned long long)q.issued,
+		(unsigned long long)q.merged, (unsigned long long)q.errors,
+		(unsigned long long)q.resyncs, (unsigned long long)c.hits,
+		(unsigned long long)c.misses, (unsigned long long)c.bytes_copied_in,
+		(unsigned long long)c.bytes_copied_out, (unsigned long long)c.user_bytes_written,
+		(unsigned long long)c.wt_bytes, (unsigned long long)c.wb_bytes,
+		(unsigned long long)c.read_bytes, (unsigned long long)c.dirty_bytes,
+		(unsigned long long)c.writeback_bytes, (unsigned long long)c.cached_bytes,
+		(unsigned long long)c.reclaims, (unsigned long long)c.throttle_waits,
 		c.user_bytes_written ? (double)d.bytes_written / (double)c.user_bytes_written
 				     : 0.0);
 }

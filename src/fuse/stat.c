@@ -226,6 +226,7 @@ static const char *const shown[] = {
 	"dev_bytes_read",
 	"dev_reads",
 	"dev_writes",
+	"dev_fua_writes",
 	"dev_flushes",
 	"dev_zone_ops",
 	"dev_read_errors",
@@ -358,9 +359,10 @@ static void print_text(const char *mnt, const struct sample *s, const struct zon
 	       a, b, get(s, "cache_throttle_waits"), get(s, "cache_reclaims"));
 	human(get(s, "dev_bytes_read"), a, sizeof(a));
 	human(get(s, "dev_bytes_written"), b, sizeof(b));
-	printf("  device     %.0f reads (%s), %.0f writes (%s), %.0f flushes, %.0f zone ops; errors: %.0f read, %.0f write\n",
-	       get(s, "dev_reads"), a, get(s, "dev_writes"), b, get(s, "dev_flushes"),
-	       get(s, "dev_zone_ops"), get(s, "dev_read_errors"), get(s, "dev_write_errors"));
+	printf("  device     %.0f reads (%s), %.0f writes (%s; %.0f FUA), %.0f flushes, %.0f zone ops; errors: %.0f read, %.0f write\n",
+	       get(s, "dev_reads"), a, get(s, "dev_writes"), b, get(s, "dev_fua_writes"),
+	       get(s, "dev_flushes"), get(s, "dev_zone_ops"), get(s, "dev_read_errors"),
+	       get(s, "dev_write_errors"));
 	printf("  zone queue %.0f queued, %.0f issued, %.0f merged, %.0f errors, %.0f resyncs\n",
 	       get(s, "zoneq_queued"), get(s, "zoneq_issued"), get(s, "zoneq_merged"),
 	       get(s, "zoneq_errors"), get(s, "zoneq_resyncs"));

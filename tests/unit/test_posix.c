@@ -642,12 +642,16 @@ static void test_posix_fdatasync_no_log_write(void **state)
 	free(buf);
 }
 
-/* The close after an fsync, with no write between, flushes nothing again; after a write it does. */
+/*
+ * The close after an fsync, with no write between, writes nothing again;
+ * after a write it makes it durable: one run of blocks as a FUA write with
+ * no flush, several runs written plainly and then one flush.
+ */
 static void test_posix_close_after_fsync(void **state)
 {
 	struct px *p = *state;
-	uint8_t *buf = tu_alloc(2 * BLK), *rd = tu_alloc(2 * BLK);
-	uint64_t f, fl, w;
+	uint8_t *buf = tu_alloc(8 * BLK), *rd = tu_alloc(8 * BLK);
+	uint64_t f, fl, w, fua;
 
 	f = mkfile(p, p->root, "cl");
 	tu_fill(buf, 2 * BLK, 30);
@@ -660,11 +664,23 @@ static void test_posix_close_after_fsync(void **state)
 	assert_int_equal(stat_of(p, "dev_writes") - w, 0);
 	assert_int_equal(ff_fs_write(p->fs, f, buf + BLK, BLK, BLK, 0), BLK);
 	fl = stat_of(p, "dev_flushes");
+	fua = stat_of(p, "dev_fua_writes");
 	assert_int_equal(ff_fs_flush(p->fs, f), 0);
+	assert_true(stat_of(p, "dev_fua_writes") - fua >= 1);
+	assert_int_equal(stat_of(p, "dev_flushes") - fl, 0);
+	/* two runs apart: no FUA, a flush after both */
+	assert_int_equal(ff_fs_write(p->fs, f, buf + 2 * BLK, 6 * BLK, 2 * BLK, 0), 6 * BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	assert_int_equal(ff_fs_write(p->fs, f, buf + BLK, BLK, BLK, 0), BLK);
+	assert_int_equal(ff_fs_write(p->fs, f, buf + 6 * BLK, BLK, 6 * BLK, 0), BLK);
+	fl = stat_of(p, "dev_flushes");
+	fua = stat_of(p, "dev_fua_writes");
+	assert_int_equal(ff_fs_fsync(p->fs, f, true), 0);
+	assert_int_equal(stat_of(p, "dev_fua_writes") - fua, 0);
 	assert_true(stat_of(p, "dev_flushes") - fl >= 1);
 	remount(p);
-	assert_int_equal(ff_fs_read(p->fs, f, rd, 2 * BLK, 0), 2 * BLK);
-	assert_memory_equal(rd, buf, 2 * BLK);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 8 * BLK, 0), 8 * BLK);
+	assert_memory_equal(rd, buf, 8 * BLK);
 	free(buf);
 	free(rd);
 }
