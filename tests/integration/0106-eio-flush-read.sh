@@ -13,7 +13,9 @@ python3 - "$MNT" <<'PY' || fail "flush EIO"
 import errno, os, sys
 mnt = sys.argv[1]
 fd = os.open(mnt + "/seq/0", os.O_WRONLY)
-os.pwrite(fd, b"a" * 8192, 0)
+# more than one FUA write's worth (256 KiB): an fsync of one small run writes
+# it FUA and needs no flush, so only a larger write-back meets the fault
+os.pwrite(fd, b"a" * (512 << 10), 0)
 try:
     os.fsync(fd)
     raise SystemExit("fsync succeeded although the device flush failed")
