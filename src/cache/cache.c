@@ -1170,7 +1170,7 @@ static int writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsig
 {
 	struct wb_small small;
 	struct wb_batch small_b, *b = wb_batch_new(&small_b, &small);
-	bool fua_one = io_flags & WB_FUA_ONE, first = true;
+	bool fua_one = io_flags & WB_FUA_ONE; /* until the first batch: it must be the only one */
 	unsigned mapw_flags, fl;
 	uint64_t pos = lo;
 	int ret = 0;
@@ -1204,10 +1204,10 @@ static int writeback_range(struct ff_cinode *ci, uint64_t lo, uint64_t hi, unsig
 		if (!b->nrun)
 			break;
 		fl = io_flags;
-		if (fua_one && first && !more && b->nrun == 1 &&
+		if (fua_one && !more && b->nrun == 1 &&
 		    b->runs[0].end - b->runs[0].start <= WB_FUA_MAX)
 			fl |= FF_IO_DSYNC;
-		first = false;
+		fua_one = false;
 		ff_mutex_unlock(&ci->lock);
 		wb_submit(ci, b, mapw_flags, fl);
 		ff_mutex_lock(&ci->lock);

@@ -359,13 +359,7 @@ static void test_zonefs_direct_write_reaches_device(void **state)
 
 static uint64_t dev_flushes(struct zfx *z)
 {
-	char text[8192];
-	const char *p;
-
-	assert_true(ff_fs_stats_text(z->fs, text, sizeof(text)) > 0);
-	p = strstr(text, "dev_flushes ");
-	assert_non_null(p);
-	return strtoull(p + strlen("dev_flushes "), NULL, 10);
+	return tu_fs_stat(z->fs, "dev_flushes");
 }
 
 /*
