@@ -4,7 +4,7 @@
  * that keeps its data in memory and does no I/O, mounted with the same FUSE
  * settings as foliofs (the kernel page cache for read-only opens without
  * O_DIRECT and FOPEN_DIRECT_IO for the others, or for every open with
- * -o direct_io; max_write 1020 KiB with max_pages 256, async DIO, no
+ * -o direct_io; max_write one page less than max_pages, async DIO, no
  * writeback cache, no auto_inval_data, the multithreaded loop with the same
  * thread limits). Whatever foliofs measures above this is foliofs's own cost.
  * Unlike foliofs it sends no invalidations: nothing changes its files behind
@@ -39,7 +39,8 @@
 #define NULLFS_CAP   (4ull << 30)
 #define MAX_IO	     (1u << 20)
 #define PAGE_SZ	     4096u
-#define MAX_PAGES    256u
+#define DEF_PAGES    256u
+#define WANT_PAGES   (MAX_IO / PAGE_SZ + 1)
 
 struct nfile {
 	char *mem;
@@ -56,11 +57,26 @@ static const struct fuse_opt opt_spec[] = {
 };
 
 /*
- * foliofs's request size (src/fuse/main.c): max_write one page short of
- * max_pages, and max_pages raised to MAX_PAGES in the INIT reply, which
- * libfuse 3.14 derives from max_write.
+ * foliofs's request size (src/fuse/main.c): max_pages the kernel's
+ * max_pages_limit up to 257, max_write one page short of it, and max_pages
+ * raised to that in the INIT reply, which libfuse 3.14 derives from
+ * max_write.
  */
+static unsigned max_pages = DEF_PAGES;
 static _Thread_local bool init_reply_next;
+
+static unsigned read_max_pages_limit(void)
+{
+	FILE *f = fopen("/proc/sys/fs/fuse/max_pages_limit", "r");
+	unsigned v = DEF_PAGES;
+
+	if (f) {
+		if (fscanf(f, "%u", &v) != 1 || v < 2)
+			v = DEF_PAGES;
+		fclose(f);
+	}
+	return v < WANT_PAGES ? v : WANT_PAGES;
+}
 
 static ssize_t conn_writev(int fd, struct iovec *iov, int count, void *ud)
 {
@@ -75,8 +91,8 @@ static ssize_t conn_writev(int fd, struct iovec *iov, int count, void *ud)
 	    iov[1].iov_len > sizeof(out))
 		return writev(fd, iov, count);
 	memcpy(&out, iov[1].iov_base, iov[1].iov_len);
-	if (out.max_pages && out.max_write == (MAX_PAGES - 1) * PAGE_SZ)
-		out.max_pages = (uint16_t)MAX_PAGES;
+	if (out.max_pages && out.max_write == (max_pages - 1) * PAGE_SZ)
+		out.max_pages = (uint16_t)max_pages;
 	v[0] = iov[0];
 	v[1] = (struct iovec){.iov_base = &out, .iov_len = iov[1].iov_len};
 	return writev(fd, v, 2);
@@ -119,7 +135,7 @@ static void fill_attr(fuse_ino_t ino, struct stat *st)
 static void op_init(void *ud, struct fuse_conn_info *conn)
 {
 	(void)ud;
-	conn->max_write = (MAX_PAGES - 1) * PAGE_SZ;
+	conn->max_write = (max_pages - 1) * PAGE_SZ;
 	init_reply_next = true; /* libfuse sends the reply from this thread, next */
 	conn->max_readahead = MAX_IO;
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
@@ -340,6 +356,7 @@ int main(int argc, char *argv[])
 		goto out;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_destroy;
+	max_pages = read_max_pages_limit();
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)
 		goto out_signals;
 	if (fuse_session_custom_io(se, &conn_io, fuse_session_fd(se)) != 0)

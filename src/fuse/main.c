@@ -51,6 +51,8 @@
 #define PAGE_SZ 4096u
 /* the kernel's limit on a request's pages without /proc/sys/fs/fuse/max_pages_limit */
 #define DEFAULT_MAX_PAGES 256u
+/* pages a request may span so that max_write (one page less) is MAX_IO */
+#define WANT_MAX_PAGES (MAX_IO / PAGE_SZ + 1)
 
 struct opts {
 	char *cache_size, *max_folio, *sync_mode, *dirty_gran, *errors, *defrag;
@@ -335,7 +337,13 @@ static _Thread_local bool init_reply_next;
 #define FF_FUSE_DIRECT_IO_ALLOW_MMAP (1ull << 36)
 static uint32_t g_kernel_flags2; /* the kernel's INIT flags2; set by the INIT request */
 
-/* The kernel's max_pages_limit (sysctl), capped at DEFAULT_MAX_PAGES. */
+/*
+ * The kernel's max_pages_limit (sysctl), capped at WANT_MAX_PAGES. At its
+ * default of 256 max_write is 1020 KiB and a 1 MiB sync write arrives as
+ * two requests, each made durable on its own: two device flushes where one
+ * would do. The installed sysctl.d file raises the limit to 257 (Linux 6.13
+ * and later have the sysctl; older kernels allow 256 pages, no file).
+ */
 static unsigned read_max_pages_limit(void)
 {
 	FILE *f = fopen("/proc/sys/fs/fuse/max_pages_limit", "r");
@@ -346,7 +354,7 @@ static unsigned read_max_pages_limit(void)
 			v = DEFAULT_MAX_PAGES;
 		fclose(f);
 	}
-	return v < DEFAULT_MAX_PAGES ? v : DEFAULT_MAX_PAGES;
+	return v < WANT_MAX_PAGES ? v : WANT_MAX_PAGES;
 }
 
 static ssize_t conn_writev(int fd, struct iovec *iov, int count, void *ud)
@@ -671,7 +679,7 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	size_t got;
 
 	if (!io_buf) {
-		if (posix_memalign((void **)&io_buf, 4096, MAX_IO)) {
+		if (posix_memalign((void **)&io_buf, 4096, (size_t)g_max_pages * PAGE_SZ)) {
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
@@ -681,8 +689,9 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			return;
 		}
 	}
-	if (size > MAX_IO)
-		size = MAX_IO;
+	/* a READ spans at most max_pages pages; the kernel never asks more */
+	if (size > (size_t)g_max_pages * PAGE_SZ)
+		size = (size_t)g_max_pages * PAGE_SZ;
 	/*
 	 * A short count is not always the end of the file: the cache stops
 	 * at a folio it cannot get (memory pressure), so the rest is asked
