@@ -89,8 +89,24 @@ IMG, MNT, VLOG, DLOG = crash.IMG, crash.MNT, crash.VLOG, crash.DLOG
 
 
 
-# The daemon's max_write (src/fuse/main.c): FUSE sends a longer write in pieces.
-MAX_WRITE = 1020 << 10
+
+
+def daemon_max_write():
+    """The daemon's max_write (src/fuse/main.c read_max_pages_limit): one
+    page less than the pages a request may span, the kernel's
+    fs.fuse.max_pages_limit up to 257 (256 without the sysctl). FUSE sends
+    a longer write in pieces. Read when the daemon mounts: it reads it then."""
+    try:
+        with open("/proc/sys/fs/fuse/max_pages_limit") as f:
+            pages = int(f.read())
+    except (OSError, ValueError):
+        pages = 256
+    if pages < 2:
+        pages = 256
+    return (min(pages, 257) - 1) * 4096
+
+
+MAX_WRITE = daemon_max_write()
 
 
 def split_tail_short(how, size, n, w):
