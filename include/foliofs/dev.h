@@ -93,6 +93,12 @@ struct ff_dev_opts {
 			       */
 	bool quiet_small;     /* no message for a device too small for its zone size (-ENOSPC): the
 				 caller knows better what it is (unformatted, say) */
+	/*
+	 * An emulated zoned device discards a reset zone's blocks (a TRIM on
+	 * an SSD, a hole punched in an image file). Off, the blocks stay
+	 * where they are and read as zeros through the device all the same.
+	 */
+	bool discard;
 };
 
 /* Options of ff_dev_format_emulated(). */

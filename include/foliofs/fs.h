@@ -65,6 +65,7 @@ struct ff_fs_opts {
 	enum ff_errors_mode errors;
 	bool explicit_open;
 	bool read_only;
+	bool discard; /* ff_dev_opts.discard: an emulated zoned device discards reset zones */
 	unsigned lock_wait_s; /* an image file in use: wait this long for it (0: fail at once) */
 	/*
 	 * posix format on a device of conventional zones only: a file is

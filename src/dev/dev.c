@@ -254,6 +254,7 @@ int ff_dev_open(const char *path, const struct ff_dev_opts *opts, struct ff_dev 
 	if (!dev)
 		return -ENOMEM;
 	dev->fd = -1;
+	dev->discard = opts->discard;
 	dev->path = strdup(path);
 	if (!dev->path) {
 		ret = -ENOMEM;

@@ -7061,6 +7061,7 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 	fs->ro = fs->o.read_only;
 	dopt.read_only = fs->o.read_only;
 	dopt.lock_wait_s = fs->o.lock_wait_s;
+	dopt.discard = fs->o.discard;
 	ret = ff_dev_open(path, &dopt, &fs->dev);
 	if (ret)
 		goto out_free;

@@ -355,6 +355,7 @@ static int zf_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs *
 		fs->o = *o;
 	dopt.read_only = fs->o.read_only;
 	dopt.lock_wait_s = fs->o.lock_wait_s; /* the device layer holds the one-mount lock */
+	dopt.discard = fs->o.discard;
 	ret = ff_dev_open(path, &dopt, &fs->dev);
 	if (ret)
 		goto out_free;

@@ -56,7 +56,7 @@
 
 struct opts {
 	char *cache_size, *max_folio, *sync_mode, *dirty_gran, *errors, *defrag;
-	int explicit_open, kernel_cache, direct_io, ro, help, version;
+	int explicit_open, kernel_cache, direct_io, ro, discard, help, version;
 	char *device;
 };
 
@@ -81,6 +81,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("explicit-open", explicit_open),
 	OPT("kernel_cache", kernel_cache),
 	OPT("direct_io", direct_io),
+	OPT("discard", discard),
+	{"nodiscard", offsetof(struct opts, discard), 0},
 	OPT("ro", ro),
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
 	OPT("-h", help),
@@ -129,6 +131,8 @@ static void usage(const char *prog)
 	       "                                file's writable ones (default: read-only opens of cnv\n"
 	       "                                files; shared mmap of cnv files)\n"
 	       "    -o direct_io                no kernel page cache: every read a FUSE request\n"
+	       "    -o discard|nodiscard        emulated zoned device: a reset zone's blocks are\n"
+	       "                                discarded (TRIM, holes in an image) or kept (default)\n"
 	       "    -o ro                       read-only\n"
 	       "Live counters: getfattr --only-values -n user.foliofs.stats MOUNTPOINT\n"
 	       "               getfattr --only-values -n user.foliofs.zone MOUNTPOINT/seq/N\n\n",
@@ -1432,6 +1436,7 @@ static int build_fs_opts(struct ff_fs_opts *fo)
 	fo->lock_wait_s = device_mounted(g_o.device) ? 0 : 30;
 	fo->explicit_open = g_o.explicit_open;
 	fo->read_only = g_o.ro;
+	fo->discard = g_o.discard;
 	fo->changed = fs_changed;
 	fo->went_read_only = fs_went_read_only;
 	return 0;

@@ -6,6 +6,7 @@
  * from the log leaves exactly the durable writes plus the chosen subset.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <unistd.h>
 #include "foliofs/dev.h"
 #include "foliofs/fault.h"
 #include "foliofs/zoneq.h"
@@ -63,6 +65,16 @@ static void open_with(struct fx *f, const char *spec)
 	snprintf(env, sizeof(env), spec, f->log);
 	setenv("FOLIOFS_FAULT", env, 1);
 	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
+}
+
+/* open_with, with device options */
+static void open_opts(struct fx *f, const char *spec, const struct ff_dev_opts *o)
+{
+	char env[512];
+
+	snprintf(env, sizeof(env), spec, f->log);
+	setenv("FOLIOFS_FAULT", env, 1);
+	assert_int_equal(ff_dev_open(f->path, o, &f->dev), 0);
 }
 
 static ssize_t wr(struct fx *f, uint64_t off, unsigned seed, unsigned flags)
@@ -564,6 +576,63 @@ static void test_fault_stable_write_survives_kill(void **state)
 	assert_int_equal(z.wp, 6 * ZS);
 }
 
+/* The image file's own block at off, below the device: the pattern of seed (0: zeros). */
+static void assert_image_blk(struct fx *f, uint64_t off, unsigned seed)
+{
+	int fd = open(f->path, O_RDONLY);
+
+	assert_true(fd >= 0);
+	assert_int_equal(pread(fd, f->rbuf, BLK, (off_t)off), BLK);
+	close(fd);
+	if (seed)
+		tu_fill(f->buf, BLK, seed);
+	else
+		memset(f->buf, 0, BLK);
+	assert_memory_equal(f->rbuf, f->buf, BLK);
+}
+
+/*
+ * By default a reset leaves the zone's old blocks where they are (no
+ * discard: the image keeps its space, the writes that refill the zone cost
+ * its file system no allocation): the device still reads zeros past the
+ * pointer, and a finish, which makes the whole zone readable, reads zeros
+ * there too, also after a power cut.
+ */
+static void test_fault_reset_without_discard_reads_zeros(void **state)
+{
+	struct fx *f = *state;
+	struct ff_cut_stats st;
+
+	open_with(f, "vlog=%s");
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(wr(f, 4 * ZS + i * BLK, 10 + i, FF_IO_DSYNC), BLK);
+	assert_int_equal(ff_zoneq_zone_op(f->dev, 4, FF_ZOP_RESET), 0);
+	for (unsigned i = 0; i < 4; i++) {
+		assert_image_blk(f, 4 * ZS + i * BLK, 10 + i); /* not discarded */
+		assert_blk(f, 4 * ZS + i * BLK, 0);
+	}
+	assert_int_equal(wr(f, 4 * ZS, 20, FF_IO_DSYNC), BLK);
+	cut(f, 0, &st);
+	assert_int_equal(ff_zoneq_zone_op(f->dev, 4, FF_ZOP_FINISH), 0);
+	assert_blk(f, 4 * ZS, 20);
+	for (unsigned i = 1; i < 4; i++)
+		assert_blk(f, 4 * ZS + i * BLK, 0);
+}
+
+/* With the discard option a reset discards the zone's blocks: a hole in the image. */
+static void test_fault_reset_discards_when_asked(void **state)
+{
+	struct fx *f = *state;
+	struct ff_dev_opts o = {.discard = true};
+
+	open_opts(f, "vlog=%s", &o);
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(wr(f, 4 * ZS + i * BLK, 10 + i, FF_IO_DSYNC), BLK);
+	assert_int_equal(ff_zoneq_zone_op(f->dev, 4, FF_ZOP_RESET), 0);
+	for (unsigned i = 0; i < 4; i++)
+		assert_image_blk(f, 4 * ZS + i * BLK, 0);
+}
+
 /*
  * A finish makes the whole zone readable: what lies past the pointer must
  * read as zeros even when a power cut undid the discard of the reset before
@@ -573,8 +642,9 @@ static void test_fault_finish_after_undone_discard_reads_zeros(void **state)
 {
 	struct fx *f = *state;
 	struct ff_cut_stats st;
+	struct ff_dev_opts o = {.discard = true};
 
-	open_with(f, "vlog=%s");
+	open_opts(f, "vlog=%s", &o);
 	for (unsigned i = 0; i < 4; i++)
 		assert_int_equal(wr(f, 4 * ZS + i * BLK, 10 + i, FF_IO_DSYNC), BLK);
 	assert_int_equal(ff_zoneq_zone_op(f->dev, 4, FF_ZOP_RESET), 0);
@@ -617,6 +687,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_fault_close_compaction_after_volatile_data,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fault_stable_write_survives_kill, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fault_reset_without_discard_reads_zeros, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_fault_reset_discards_when_asked, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_fault_finish_after_undone_discard_reads_zeros,
 						setup, teardown),
