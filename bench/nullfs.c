@@ -34,13 +34,12 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#include "reqsize.h"
 
 #define NULLFS_FILES 8
 #define NULLFS_CAP   (4ull << 30)
 #define MAX_IO	     (1u << 20)
-#define PAGE_SZ	     4096u
-#define DEF_PAGES    256u
-#define WANT_PAGES   (MAX_IO / PAGE_SZ + 1)
+#define PAGE_SZ	     FF_REQ_PAGE_SZ
 
 struct nfile {
 	char *mem;
@@ -58,25 +57,12 @@ static const struct fuse_opt opt_spec[] = {
 
 /*
  * foliofs's request size (src/fuse/main.c): max_pages the kernel's
- * max_pages_limit up to 257, max_write one page short of it, and max_pages
- * raised to that in the INIT reply, which libfuse 3.14 derives from
- * max_write.
+ * max_pages_limit up to 257 (reqsize.h), max_write one page short of it,
+ * and max_pages raised to that in the INIT reply, which libfuse 3.14
+ * derives from max_write.
  */
-static unsigned max_pages = DEF_PAGES;
+static unsigned max_pages = FF_REQ_DEFAULT_PAGES;
 static _Thread_local bool init_reply_next;
-
-static unsigned read_max_pages_limit(void)
-{
-	FILE *f = fopen("/proc/sys/fs/fuse/max_pages_limit", "r");
-	unsigned v = DEF_PAGES;
-
-	if (f) {
-		if (fscanf(f, "%u", &v) != 1 || v < 2)
-			v = DEF_PAGES;
-		fclose(f);
-	}
-	return v < WANT_PAGES ? v : WANT_PAGES;
-}
 
 static ssize_t conn_writev(int fd, struct iovec *iov, int count, void *ud)
 {
@@ -356,7 +342,7 @@ int main(int argc, char *argv[])
 		goto out;
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_destroy;
-	max_pages = read_max_pages_limit();
+	max_pages = ff_req_max_pages();
 	if (fuse_session_mount(se, cmd.mountpoint) != 0)
 		goto out_signals;
 	if (fuse_session_custom_io(se, &conn_io, fuse_session_fd(se)) != 0)

@@ -46,13 +46,10 @@
 #include "acl.h"
 #include "stat.h"
 #include "internal.h"
+#include "reqsize.h"
 
 #define MAX_IO	(1u << 20)
-#define PAGE_SZ 4096u
-/* the kernel's limit on a request's pages without /proc/sys/fs/fuse/max_pages_limit */
-#define DEFAULT_MAX_PAGES 256u
-/* pages a request may span so that max_write (one page less) is MAX_IO */
-#define WANT_MAX_PAGES (MAX_IO / PAGE_SZ + 1)
+#define PAGE_SZ FF_REQ_PAGE_SZ
 
 struct opts {
 	char *cache_size, *max_folio, *sync_mode, *dirty_gran, *errors, *defrag;
@@ -324,7 +321,7 @@ static double entry_timeout(void)
  * sent through fuse_session_custom_io's writev, which raises max_pages by
  * one in it; every other message passes unchanged.
  */
-static unsigned g_max_pages = DEFAULT_MAX_PAGES; /* set before the session starts */
+static unsigned g_max_pages = FF_REQ_DEFAULT_PAGES; /* set before the session starts */
 static _Thread_local bool init_reply_next;
 
 /*
@@ -340,26 +337,6 @@ static _Thread_local bool init_reply_next;
  */
 #define FF_FUSE_DIRECT_IO_ALLOW_MMAP (1ull << 36)
 static uint32_t g_kernel_flags2; /* the kernel's INIT flags2; set by the INIT request */
-
-/*
- * The kernel's max_pages_limit (sysctl), capped at WANT_MAX_PAGES. At its
- * default of 256 max_write is 1020 KiB and a 1 MiB sync write arrives as
- * two requests, each made durable on its own: two device flushes where one
- * would do. The installed sysctl.d file raises the limit to 257 (Linux 6.13
- * and later have the sysctl; older kernels allow 256 pages, no file).
- */
-static unsigned read_max_pages_limit(void)
-{
-	FILE *f = fopen("/proc/sys/fs/fuse/max_pages_limit", "r");
-	unsigned v = DEFAULT_MAX_PAGES;
-
-	if (f) {
-		if (fscanf(f, "%u", &v) != 1 || v < 2)
-			v = DEFAULT_MAX_PAGES;
-		fclose(f);
-	}
-	return v < WANT_MAX_PAGES ? v : WANT_MAX_PAGES;
-}
 
 static ssize_t conn_writev(int fd, struct iovec *iov, int count, void *ud)
 {
@@ -1552,7 +1529,7 @@ int main(int argc, char *argv[])
 	}
 	if (fuse_set_signal_handlers(se) != 0)
 		goto out_session;
-	g_max_pages = read_max_pages_limit();
+	g_max_pages = ff_req_max_pages();
 	if (fuse_session_mount(se, cmd.mountpoint) != 0) {
 		fprintf(stderr, "foliofs: cannot mount on %s\n", cmd.mountpoint);
 		goto out_signals;

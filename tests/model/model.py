@@ -92,7 +92,7 @@ IMG, MNT, VLOG, DLOG = crash.IMG, crash.MNT, crash.VLOG, crash.DLOG
 
 
 def daemon_max_write():
-    """The daemon's max_write (src/fuse/main.c read_max_pages_limit): one
+    """The daemon's max_write (src/fuse/reqsize.h ff_req_max_pages): one
     page less than the pages a request may span, the kernel's
     fs.fuse.max_pages_limit up to 257 (256 without the sysctl). FUSE sends
     a longer write in pieces. Read when the daemon mounts: it reads it then."""

@@ -58,16 +58,10 @@ static int teardown(void **state)
 	return 0;
 }
 
-static void open_with(struct fx *f, const char *spec)
-{
-	char env[512];
-
-	snprintf(env, sizeof(env), spec, f->log);
-	setenv("FOLIOFS_FAULT", env, 1);
-	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
-}
-
-/* open_with, with device options */
+/*
+ * Open the image with FOLIOFS_FAULT = spec (%s: the volatile-write log) and
+ * device options (NULL: the defaults).
+ */
 static void open_opts(struct fx *f, const char *spec, const struct ff_dev_opts *o)
 {
 	char env[512];
@@ -75,6 +69,12 @@ static void open_opts(struct fx *f, const char *spec, const struct ff_dev_opts *
 	snprintf(env, sizeof(env), spec, f->log);
 	setenv("FOLIOFS_FAULT", env, 1);
 	assert_int_equal(ff_dev_open(f->path, o, &f->dev), 0);
+}
+
+/* open_opts with the defaults */
+static void open_with(struct fx *f, const char *spec)
+{
+	open_opts(f, spec, NULL);
 }
 
 static ssize_t wr(struct fx *f, uint64_t off, unsigned seed, unsigned flags)
