@@ -33,8 +33,8 @@ struct dev_backend {
 };
 
 struct ff_dev {
-	int fd;	     /* I/O fd (O_DIRECT unless direct is false) */
-	bool direct; /* false: the filesystem refused O_DIRECT (tmpfs) */
+	int fd;	      /* I/O fd (O_DIRECT unless direct is false) */
+	bool direct;  /* false: the filesystem refused O_DIRECT (tmpfs) */
 	bool discard; /* ff_dev_opts.discard: an emulated reset discards the zone */
 	char *path;
 	struct ff_dev_info info; /* immutable after open */
