@@ -772,11 +772,11 @@ static int emu_zone_op(struct ff_dev *dev, uint32_t idx, enum ff_zone_op op)
 		 * Not by default: the writes that refill the zone would then cost
 		 * an image's file system an allocation and a journal commit each
 		 * (4 KiB O_SYNC appends on a loop device over ext4 lose a quarter
-		 * to a third of their rate), and the old blocks need no erasing to stay unseen:
-		 * reads past the pointer are zeros (emu_rw) and a finish discards
-		 * what it exposes. The zone is busy: no write races this. After
-		 * the durable record: a crash before it must leave the zone as it
-		 * was, not holes under the old pointer.
+		 * to a third of their rate), and the old blocks need no erasing
+		 * to stay unseen: reads past the pointer are zeros (emu_rw) and a
+		 * finish discards what it exposes. The zone is busy: no write
+		 * races this. After the durable record: a crash before it must
+		 * leave the zone as it was, not holes under the old pointer.
 		 */
 		if (r >= 0 && op == FF_ZOP_RESET && dev->discard) {
 			int d = ff_dev_raw_discard(dev, (uint64_t)idx * e->t.zone_size,
