@@ -88,9 +88,6 @@ HANG_S = int(os.environ.get("FOLIOFS_MODEL_HANG_S", "60"))
 IMG, MNT, VLOG, DLOG = crash.IMG, crash.MNT, crash.VLOG, crash.DLOG
 
 
-
-
-
 def daemon_max_write():
     """The daemon's max_write (src/fuse/reqsize.h ff_req_max_pages): one
     page less than the pages a request may span, the kernel's

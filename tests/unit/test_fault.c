@@ -103,15 +103,21 @@ static ssize_t rd(struct fx *f, uint64_t off)
 	return ff_dev_read(f->dev, &iov, 1, off);
 }
 
-/* The block at off holds the pattern of seed (0: zeros). */
-static void assert_blk(struct fx *f, uint64_t off, unsigned seed)
+/* f->rbuf holds the pattern of seed (0: zeros). */
+static void assert_rbuf(struct fx *f, unsigned seed)
 {
-	assert_int_equal(rd(f, off), BLK);
 	if (seed)
 		tu_fill(f->buf, BLK, seed);
 	else
 		memset(f->buf, 0, BLK);
 	assert_memory_equal(f->rbuf, f->buf, BLK);
+}
+
+/* The block at off holds the pattern of seed (0: zeros). */
+static void assert_blk(struct fx *f, uint64_t off, unsigned seed)
+{
+	assert_int_equal(rd(f, off), BLK);
+	assert_rbuf(f, seed);
 }
 
 static void test_fault_nth_write_fails(void **state)
@@ -584,11 +590,7 @@ static void assert_image_blk(struct fx *f, uint64_t off, unsigned seed)
 	assert_true(fd >= 0);
 	assert_int_equal(pread(fd, f->rbuf, BLK, (off_t)off), BLK);
 	close(fd);
-	if (seed)
-		tu_fill(f->buf, BLK, seed);
-	else
-		memset(f->buf, 0, BLK);
-	assert_memory_equal(f->rbuf, f->buf, BLK);
+	assert_rbuf(f, seed);
 }
 
 /*
