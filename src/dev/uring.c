@@ -50,7 +50,8 @@
  * liburing maps and unmaps its rings with raw system calls, which ThreadSanitizer
  * does not see. When a thread's ring is freed and a later thread's ring lands on
  * the same addresses, the new thread's writes to its SQEs look racy against the
- * dead thread's. The kernel orders the munmap before the mmap; tell TSan so.
+ * dead thread's. The kernel orders the munmap before the mmap; tell TSan so:
+ * a release before every unmap, an acquire after every map.
  */
 #if defined(__SANITIZE_THREAD__)
 #define RING_TSAN 1
@@ -166,12 +167,13 @@ static int ring_init(struct io_uring *ring, unsigned depth)
 {
 	int ret;
 
-	ring_mapped();
 #ifdef IORING_SETUP_SINGLE_ISSUER
 	ret = io_uring_queue_init(depth, ring, IORING_SETUP_SINGLE_ISSUER);
 	if (ret == -EINVAL)
 #endif
 		ret = io_uring_queue_init(depth, ring, 0);
+	/* after the map: a recycled address was unmapped, and released, before it */
+	ring_mapped();
 	return ret;
 }
 
@@ -190,8 +192,12 @@ static void ring_free(void *p)
 {
 	struct thread_ring *tr = p;
 
-	io_uring_queue_exit(&tr->ring); /* after fork: unmaps the child's copy only */
+	/*
+	 * Released before the unmap: a thread whose new ring lands on these
+	 * addresses maps it after the unmap, so its acquire follows this.
+	 */
 	ring_unmapped();
+	io_uring_queue_exit(&tr->ring); /* after fork: unmaps the child's copy only */
 	free(tr);
 }
 
