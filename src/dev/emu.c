@@ -372,6 +372,29 @@ static int emu_fsync(struct ff_dev *dev)
 	return ret;
 }
 
+/* A durable write's record, made by rec_fill() from its data. */
+struct rec_fill {
+	struct emu_state *e;
+	uint32_t idx;
+	const struct iovec *iov;
+	int iovcnt;
+	uint64_t wp, from;
+	void *blk;
+};
+
+static void rec_fill(void *arg)
+{
+	struct rec_fill *rf = arg;
+	struct emu_state *e = rf->e;
+	uint32_t crc = 0;
+
+	for (int i = 0; i < rf->iovcnt; i++)
+		crc = ff_crc32c(crc, rf->iov[i].iov_base, rf->iov[i].iov_len);
+	ff_mutex_lock(&e->lock);
+	make_rec_locked(e, rf->idx, rf->wp, rf->from, crc, e->z[rf->idx].cond, rf->blk);
+	ff_mutex_unlock(&e->lock);
+}
+
 static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *iov, int iovcnt,
 			 uint64_t off, size_t len, unsigned flags)
 {
@@ -416,19 +439,26 @@ static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *i
 	preflush = dsync && !gen_done_locked(e, z->nd_gen);
 	ff_mutex_unlock(&e->lock);
 
-	for (int i = 0; i < iovcnt; i++)
-		crc = ff_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
 	if (ff_dev_fault_hook && (ret = ff_dev_fault_hook(dev, off, len))) {
 		res = ret;
 	} else if (preflush && (ret = emu_fsync(dev))) {
 		res = ret;
 	} else if (dsync) {
+		struct rec_fill rf = {.e = e,
+				      .idx = idx,
+				      .iov = iov,
+				      .iovcnt = iovcnt,
+				      .wp = rel + len,
+				      .from = rel,
+				      .blk = blk};
+
+		/* the zone is busy: nothing else writes a record for it meanwhile */
 		ff_mutex_lock(&e->lock);
-		make_rec_locked(e, idx, rel + len, rel, crc, z->cond, blk);
-		rec_off = slot_off(e, idx, (unsigned)(z->seq % 2));
+		rec_off = slot_off(e, idx, (unsigned)((z->seq + 1) % 2));
 		ff_mutex_unlock(&e->lock);
 		riov = (struct iovec){.iov_base = blk, .iov_len = e->rec_len};
 		if (!dev->direct) {
+			rec_fill(&rf);
 			res = raw_write(dev, iov, iovcnt, off, flags);
 			if (res >= 0 && raw_write(dev, &riov, 1, rec_off, FF_IO_DSYNC) < 0)
 				res = -EIO;
@@ -446,7 +476,12 @@ static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *i
 				 .flags = FF_IO_DSYNC},
 			};
 
-			ret = ff_dev_raw_batch(dev, ios, 2);
+			/*
+			 * The record carries the data's crc, which is computed
+			 * while the data is on its way: the two are independent
+			 * writes, and a mount checks one against the other.
+			 */
+			ret = ff_dev_raw_batch_late(dev, ios, 2, 1, rec_fill, &rf);
 			res = ret ? ret : ios[0].res;
 			if (res >= 0 && ios[1].res < 0)
 				res = ios[1].res;
@@ -455,6 +490,8 @@ static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *i
 			atomic_fetch_add_explicit(&dev->st_meta_bytes, e->rec_len,
 						  memory_order_relaxed);
 	} else {
+		for (int i = 0; i < iovcnt; i++)
+			crc = ff_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
 		res = ff_dev_raw_rw(dev, iov, iovcnt, off, true, flags);
 	}
 

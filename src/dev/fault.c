@@ -334,6 +334,19 @@ out_free:
 	return ret;
 }
 
+/*
+ * With faults on, fill runs first: the decisions and the volatile-write log
+ * need only offsets and lengths, and they are made in issue order as above.
+ */
+int ff_dev_raw_batch_late(struct ff_dev *dev, struct ff_io *ios, int n, int n_late,
+			  void (*fill)(void *arg), void *arg)
+{
+	if (!dev->fault)
+		return ff_uring_batch_late(dev->fd, ios, n, n_late, fill, arg);
+	fill(arg);
+	return ff_dev_raw_batch(dev, ios, n);
+}
+
 int ff_dev_raw_discard(struct ff_dev *dev, uint64_t off, uint64_t len)
 {
 	struct ff_fault *f = dev->fault;

@@ -83,6 +83,14 @@ ssize_t ff_uring_rw(int fd, const struct iovec *iov, int iovcnt, uint64_t off, b
 int ff_uring_fsync(int fd);
 /* n independent I/Os on fd; each ios[i].res filled. Returns 0 or -errno (ring failure). */
 int ff_uring_batch(int fd, struct ff_io *ios, int n);
+/*
+ * ff_uring_batch(), but the last n_late I/Os are not ready yet: the others
+ * are submitted, then fill(arg) runs (making the late ones' buffers) while
+ * they are in flight, then the late ones are submitted. fill runs unless
+ * the ring fails before (the call then returns that error).
+ */
+int ff_uring_batch_late(int fd, struct ff_io *ios, int n, int n_late, void (*fill)(void *arg),
+			void *arg);
 
 /*
  * fault.c: every raw I/O on dev->fd after open goes through these; without
@@ -93,6 +101,8 @@ ssize_t ff_dev_raw_rw(struct ff_dev *dev, const struct iovec *iov, int iovcnt, u
 int ff_dev_raw_fsync(struct ff_dev *dev);
 int ff_dev_raw_discard(struct ff_dev *dev, uint64_t off, uint64_t len); /* punch a hole */
 int ff_dev_raw_batch(struct ff_dev *dev, struct ff_io *ios, int n);
+int ff_dev_raw_batch_late(struct ff_dev *dev, struct ff_io *ios, int n, int n_late,
+			  void (*fill)(void *arg), void *arg);
 struct ff_fault *ff_fault_open(struct ff_dev *dev); /* NULL: off; (void *)-1: bad spec */
 void ff_fault_close(struct ff_fault *f);
 

@@ -78,6 +78,13 @@ static char ring_recycle; /* a TSan sync object, never read */
 
 enum uop_kind { UOP_READ, UOP_WRITE, UOP_FSYNC };
 
+/* ff_uring_batch_late()'s callback and how many ops at the end of the batch wait for it. */
+struct late_fill {
+	int n_late;
+	void (*fill)(void *arg);
+	void *arg;
+};
+
 struct ureq;
 
 /* One io_uring operation and its result. */
@@ -305,10 +312,13 @@ static void pt_abort(struct io_uring *ring, unsigned left)
 /*
  * Submit n (<= RING_DEPTH) ops on the calling thread's ring and wait for all
  * of them; 0, or -errno when the ring failed (every op then completed or was
- * cancelled before this returns: they point into the caller's stack).
+ * cancelled before this returns: they point into the caller's stack). With
+ * late, its last n_late ops are prepared after the others went to the kernel
+ * and late->fill ran.
  */
-static int pt_exec(struct uop *ops, int n)
+static int pt_exec(struct uop *ops, int n, const struct late_fill *late)
 {
+	int n_early = late ? n - late->n_late : n;
 	struct io_uring *ring;
 	unsigned left = (unsigned)n;
 	int ret = 0;
@@ -321,8 +331,19 @@ static int pt_exec(struct uop *ops, int n)
 		ff_err("io_uring: submission queue not empty between calls");
 		return -EIO;
 	}
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n_early; i++)
 		prep_op(io_uring_get_sqe(ring), &ops[i]);
+	if (late) {
+		/* on -EINTR/-EAGAIN/-EBUSY the ops stay queued for the submit below */
+		ret = io_uring_submit(ring);
+		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
+			pt_abort(ring, (unsigned)n_early - reap(ring));
+			return ret;
+		}
+		late->fill(late->arg);
+		for (int i = n_early; i < n; i++)
+			prep_op(io_uring_get_sqe(ring), &ops[i]);
+	}
 	while (left) {
 		ret = io_uring_submit_and_wait(ring, 1);
 		if (ret < 0 && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY) {
@@ -516,26 +537,21 @@ out_free:
 	goto out_unlock;
 }
 
-/* Hand n ops to the I/O thread and wait until all have completed. May sleep. */
-static int iot_exec(struct uop *ops, int n)
+/* Queue r (n ops from ops) for the I/O thread, waking it if it sleeps. */
+static void iot_queue(struct io_thread *t, struct ureq *r, struct uop *ops, int n)
 {
-	struct ureq r = {.ops = ops, .n = n, .left = n};
-	struct io_thread *t;
 	bool wake;
-	int err = 0;
 
-	t = io_thread_get(&err);
-	if (!t)
-		return err;
-	sem_init(&r.done, 0, 0);
+	*r = (struct ureq){.ops = ops, .n = n, .left = n};
+	sem_init(&r->done, 0, 0);
 	for (int i = 0; i < n; i++)
-		ops[i].req = &r;
+		ops[i].req = r;
 	ff_mutex_lock(&t->lock);
 	if (t->tail)
-		t->tail->next = &r;
+		t->tail->next = r;
 	else
-		t->head = &r;
-	t->tail = &r;
+		t->head = r;
+	t->tail = r;
 	wake = t->sleeping;
 	t->sleeping = false; /* one wake-up is enough */
 	ff_mutex_unlock(&t->lock);
@@ -545,18 +561,48 @@ static int iot_exec(struct uop *ops, int n)
 		while (write(t->efd, &one, sizeof(one)) < 0 && errno == EINTR)
 			;
 	}
-	while (sem_wait(&r.done) && errno == EINTR)
+}
+
+static void iot_wait(struct ureq *r)
+{
+	while (sem_wait(&r->done) && errno == EINTR)
 		;
-	sem_destroy(&r.done);
+	sem_destroy(&r->done);
+}
+
+/*
+ * Hand n ops to the I/O thread and wait until all have completed; with late,
+ * its last n_late ops go as a second request once late->fill ran. May sleep.
+ */
+static int iot_exec(struct uop *ops, int n, const struct late_fill *late)
+{
+	int n_early = late ? n - late->n_late : n;
+	struct ureq r[2];
+	struct io_thread *t;
+	int err = 0;
+
+	t = io_thread_get(&err);
+	if (!t)
+		return err;
+	if (n_early)
+		iot_queue(t, &r[0], ops, n_early);
+	if (late) {
+		late->fill(late->arg);
+		iot_queue(t, &r[1], ops + n_early, n - n_early);
+	}
+	if (n_early)
+		iot_wait(&r[0]);
+	if (late)
+		iot_wait(&r[1]);
 	return 0;
 }
 
 /* Run n (<= RING_DEPTH) ops in the current mode; 0, or -errno when the ring failed. */
-static int ring_exec(struct uop *ops, int n)
+static int ring_exec(struct uop *ops, int n, const struct late_fill *late)
 {
 	if (ff_dev_uring_mode() == FF_URING_IO_THREAD)
-		return iot_exec(ops, n);
-	return pt_exec(ops, n);
+		return iot_exec(ops, n, late);
+	return pt_exec(ops, n, late);
 }
 
 /* ---- the calls the backends make ---- */
@@ -594,7 +640,7 @@ ssize_t ff_uring_rw(int fd, const struct iovec *iov, int iovcnt, uint64_t off, b
 				 .iovcnt = iov_advance(iov, iovcnt, done, scratch),
 				 .off = off + done,
 				 .flags = flags};
-		int err = ring_exec(&op, 1);
+		int err = ring_exec(&op, 1, NULL);
 
 		if (err)
 			return err;
@@ -613,7 +659,7 @@ int ff_uring_fsync(int fd)
 {
 	for (;;) {
 		struct uop op = {.kind = UOP_FSYNC, .fd = fd};
-		int err = ring_exec(&op, 1);
+		int err = ring_exec(&op, 1, NULL);
 
 		if (err)
 			return err;
@@ -622,43 +668,65 @@ int ff_uring_fsync(int fd)
 	}
 }
 
-int ff_uring_batch(int fd, struct ff_io *ios, int n)
+/* One ring's worth (n <= RING_DEPTH) of ff_uring_batch(), late as in pt_exec(). */
+static int batch_chunk(int fd, struct ff_io *ios, int n, const struct late_fill *late)
 {
 	struct uop ops[RING_DEPTH];
+	int err;
 
-	for (int base = 0; base < n; base += RING_DEPTH) {
-		int cnt = n - base < RING_DEPTH ? n - base : RING_DEPTH, err;
+	for (int i = 0; i < n; i++) {
+		struct ff_io *io = &ios[i];
 
-		for (int i = 0; i < cnt; i++) {
-			struct ff_io *io = &ios[base + i];
+		ops[i] = (struct uop){.kind = io->write ? UOP_WRITE : UOP_READ,
+				      .fd = fd,
+				      .iov = io->iov,
+				      .iovcnt = io->iovcnt,
+				      .off = io->off,
+				      .flags = io->flags};
+	}
+	err = ring_exec(ops, n, late);
+	if (err)
+		return err;
+	for (int i = 0; i < n; i++) {
+		struct ff_io *io = &ios[i];
+		size_t want = iov_len_sum(io->iov, io->iovcnt);
 
-			ops[i] = (struct uop){.kind = io->write ? UOP_WRITE : UOP_READ,
-					      .fd = fd,
-					      .iov = io->iov,
-					      .iovcnt = io->iovcnt,
-					      .off = io->off,
-					      .flags = io->flags};
-		}
-		err = ring_exec(ops, cnt);
-		if (err)
-			return err;
-		for (int i = 0; i < cnt; i++) {
-			struct ff_io *io = &ios[base + i];
-			size_t want = iov_len_sum(io->iov, io->iovcnt);
+		io->res = ops[i].res;
+		/* a short or interrupted one is finished synchronously */
+		if (io->res == -EINTR || io->res == -EAGAIN ||
+		    (io->res > 0 && (size_t)io->res < want)) {
+			struct iovec scratch[IOV_MAX];
+			size_t done = io->res > 0 ? (size_t)io->res : 0;
+			int k = iov_advance(io->iov, io->iovcnt, done, scratch);
+			ssize_t r =
+				ff_uring_rw(fd, scratch, k, io->off + done, io->write, io->flags);
 
-			io->res = ops[i].res;
-			/* a short or interrupted one is finished synchronously */
-			if (io->res == -EINTR || io->res == -EAGAIN ||
-			    (io->res > 0 && (size_t)io->res < want)) {
-				struct iovec scratch[IOV_MAX];
-				size_t done = io->res > 0 ? (size_t)io->res : 0;
-				int k = iov_advance(io->iov, io->iovcnt, done, scratch);
-				ssize_t r = ff_uring_rw(fd, scratch, k, io->off + done, io->write,
-							io->flags);
-
-				io->res = r < 0 ? r : (ssize_t)(done + (size_t)r);
-			}
+			io->res = r < 0 ? r : (ssize_t)(done + (size_t)r);
 		}
 	}
 	return 0;
+}
+
+int ff_uring_batch(int fd, struct ff_io *ios, int n)
+{
+	for (int base = 0; base < n; base += RING_DEPTH) {
+		int err = batch_chunk(fd, ios + base, n - base < RING_DEPTH ? n - base : RING_DEPTH,
+				      NULL);
+
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int ff_uring_batch_late(int fd, struct ff_io *ios, int n, int n_late, void (*fill)(void *arg),
+			void *arg)
+{
+	struct late_fill late = {.n_late = n_late, .fill = fill, .arg = arg};
+
+	if (n > RING_DEPTH || n_late < 1 || n_late > n) {
+		fill(arg);
+		return ff_uring_batch(fd, ios, n);
+	}
+	return batch_chunk(fd, ios, n, &late);
 }

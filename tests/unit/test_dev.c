@@ -18,6 +18,9 @@
 #include <fcntl.h>
 #include <linux/loop.h>
 #include <sys/ioctl.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <liburing.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -372,6 +375,73 @@ static void test_dev_ring_failure_reaps_in_flight(void **state)
 	free(want);
 }
 
+struct late_arg {
+	int peer;	/* the other end of the socket pair */
+	bool early;	/* an early write should have reached peer */
+	bool saw_early; /* it had, with its bytes, when the fill ran */
+	void *late_buf;
+	int calls;
+};
+
+/* Looks for the early write's bytes at the peer, then makes the late write's. */
+static void late_fill(void *arg)
+{
+	struct late_arg *a = arg;
+	struct pollfd pfd = {.fd = a->peer, .events = POLLIN};
+	void *got = tu_alloc(BLK), *want = tu_alloc(BLK);
+
+	a->calls++;
+	tu_fill(want, BLK, 31);
+	a->saw_early = a->early && poll(&pfd, 1, 10000) == 1 &&
+		       recv(a->peer, got, BLK, MSG_WAITALL) == BLK && !memcmp(got, want, BLK);
+	tu_fill(a->late_buf, BLK, 32);
+	free(got);
+	free(want);
+}
+
+/*
+ * ff_uring_batch_late: the early op is in flight when the fill runs (its
+ * bytes have reached the socket's other end), and the late op carries what
+ * the fill made.
+ */
+static void test_dev_batch_late_fills_in_flight(void **state)
+{
+	void *early = tu_alloc(BLK), *late = tu_alloc(BLK), *want = tu_alloc(BLK),
+	     *got = tu_alloc(BLK);
+	struct iovec ev = {early, BLK}, lv = {late, BLK};
+	struct ff_io ios[2] = {{.iov = &ev, .iovcnt = 1, .write = true},
+			       {.iov = &lv, .iovcnt = 1, .write = true}};
+	struct late_arg a = {.late_buf = late, .early = true};
+	int sv[2];
+
+	(void)state;
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	a.peer = sv[1];
+	tu_fill(early, BLK, 31);
+	assert_int_equal(ff_uring_batch_late(sv[0], ios, 2, 1, late_fill, &a), 0);
+	assert_int_equal(a.calls, 1);
+	assert_true(a.saw_early);
+	assert_int_equal(ios[0].res, BLK);
+	assert_int_equal(ios[1].res, BLK);
+	assert_int_equal(recv(sv[1], got, BLK, MSG_WAITALL), BLK);
+	tu_fill(want, BLK, 32);
+	assert_memory_equal(got, want, BLK);
+	/* nothing to overlap: the fill runs first, then the batch */
+	a = (struct late_arg){.peer = sv[1], .late_buf = late};
+	ios[0] = (struct ff_io){.iov = &lv, .iovcnt = 1, .write = true};
+	assert_int_equal(ff_uring_batch_late(sv[0], ios, 1, 1, late_fill, &a), 0);
+	assert_int_equal(a.calls, 1);
+	assert_int_equal(ios[0].res, BLK);
+	assert_int_equal(recv(sv[1], got, BLK, MSG_WAITALL), BLK);
+	assert_memory_equal(got, want, BLK);
+	close(sv[0]);
+	close(sv[1]);
+	free(early);
+	free(late);
+	free(want);
+	free(got);
+}
+
 /* Attach path to a free loop device: its fd (name in buf), or -1 (no loop devices here). */
 static int loop_attach(const char *path, char *buf, size_t len)
 {
@@ -450,6 +520,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dev_uring_modes_concurrent, setup, teardown),
 		cmocka_unit_test(test_dev_uring_mode_names),
 		cmocka_unit_test_setup_teardown(test_dev_io_after_fork, setup, teardown),
+		cmocka_unit_test(test_dev_batch_late_fills_in_flight),
 		cmocka_unit_test_setup_teardown(test_dev_ring_failure_reaps_in_flight, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_dev_lock_image_block_device, setup,
