@@ -22,6 +22,13 @@ uint32_t ff_crc32c(uint32_t crc, const void *buf, size_t len);
  */
 uint32_t ff_crc32_le(uint32_t seed, const void *buf, size_t len);
 
+/*
+ * memcpy for a large copy into memory the CPU will not read soon (a folio
+ * written through to the device): on x86-64 non-temporal stores, which do
+ * not read the destination's cache lines first; memcpy elsewhere.
+ */
+void ff_copy_stream(void *dst, const void *src, size_t n);
+
 enum ff_log_level { FF_LOG_ERR, FF_LOG_WARN, FF_LOG_INFO, FF_LOG_DEBUG };
 void ff_log_set_level(enum ff_log_level lvl);
 void ff_log(enum ff_log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

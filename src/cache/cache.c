@@ -199,12 +199,29 @@ static void ring_remove_locked(struct ff_cache *c, struct folio *f)
  * tens of MiB (the soak: 190 MiB for a 64 MiB cache). The spare buffers
  * above spare most mmap/munmap calls. Page aligned, as O_DIRECT wants;
  * every folio is at least one cache block (4 KiB or more), a page multiple.
+ * A buffer of FF_HUGE_SIZE or more is aligned to it and asks for transparent
+ * huge pages: one fault fills it, and pinning it for a direct write (the
+ * kernel's get_user_pages on every write-through) takes a huge page at a
+ * time, not 512 small ones.
  */
 static void *data_alloc(size_t size)
 {
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t extra = size >= FF_HUGE_SIZE ? FF_HUGE_SIZE : 0;
+	uint8_t *p = mmap(NULL, size + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			  -1, 0);
+	size_t head;
 
-	return p == MAP_FAILED ? NULL : p;
+	if (p == MAP_FAILED)
+		return NULL;
+	if (!extra)
+		return p;
+	head = (size_t)(ff_round_up((uintptr_t)p, FF_HUGE_SIZE) - (uintptr_t)p);
+	if (head)
+		munmap(p, head);
+	if (extra - head)
+		munmap(p + head + size, extra - head);
+	madvise(p + head, size, MADV_HUGEPAGE);
+	return p + head;
 }
 
 static void data_free(void *p, size_t size)
@@ -1585,10 +1602,12 @@ ssize_t ff_cache_read(struct ff_cinode *ci, void *buf, size_t len, uint64_t off,
  * Copy [off, off+n) into f (pinned), make the needed blocks uptodate first,
  * wait out writeback on them. Sets b0 and b1 to the blocks to dirty or write:
  * the touched ones, or the whole folio (below the file size) with
- * dirty_gran=folio. Caller holds ci->lock.
+ * dirty_gran=folio. A write-through (through) streams the copy past the CPU
+ * caches (ff_copy_stream): the next reader of those bytes is the device.
+ * Caller holds ci->lock.
  */
 static int copy_in_locked(struct ff_cinode *ci, struct folio *f, const void *src, uint64_t off,
-			  size_t n, uint32_t *b0, uint32_t *b1)
+			  size_t n, bool through, uint32_t *b0, uint32_t *b1)
 {
 	struct ff_cache *c = ci->c;
 	uint32_t t0 = (uint32_t)((off - f->off) >> c->blk_order);
@@ -1623,7 +1642,10 @@ static int copy_in_locked(struct ff_cinode *ci, struct folio *f, const void *src
 		}
 	}
 	wait_wb_locked(ci, f, *b0, *b1);
-	memcpy(f->data + (off - f->off), src, n);
+	if (through)
+		ff_copy_stream(f->data + (off - f->off), src, n);
+	else
+		memcpy(f->data + (off - f->off), src, n);
 	for (uint32_t k = t0; k < t1; k++)
 		fst_set(f, FST_UPTODATE, k);
 	atomic_store_explicit(&f->referenced, true, memory_order_relaxed);
@@ -1715,7 +1737,8 @@ static ssize_t write_through(struct ff_cinode *ci, const void *buf, size_t len, 
 			k = f->off + f->size - pos;
 			if (k > len - done)
 				k = len - done;
-			ret = copy_in_locked(ci, f, (const char *)buf + done, pos, k, &b0, &b1);
+			ret = copy_in_locked(ci, f, (const char *)buf + done, pos, k, true, &b0,
+					     &b1);
 			if (ret) {
 				unpin_locked(ci, f);
 				break;
@@ -1783,7 +1806,7 @@ static ssize_t write_buffered(struct ff_cinode *ci, const void *buf, size_t len,
 		k = f->off + f->size - pos;
 		if (k > len - done)
 			k = len - done;
-		ret = copy_in_locked(ci, f, (const char *)buf + done, pos, k, &b0, &b1);
+		ret = copy_in_locked(ci, f, (const char *)buf + done, pos, k, false, &b0, &b1);
 		if (!ret) {
 			set_dirty_locked(ci, f, b0, b1);
 			extend_size_locked(ci, pos + k);

@@ -79,6 +79,40 @@ static void test_crc32c_lanes(void **state)
 	free(buf);
 }
 
+/*
+ * ff_copy_stream copies exactly n bytes whatever the alignment of either side
+ * and the length (below, at and above its streaming threshold), and writes
+ * nothing outside the destination.
+ */
+static void test_copy_stream(void **state)
+{
+	const size_t cap = (1 << 20) + 256;
+	unsigned char *src = malloc(cap), *dst = malloc(cap + 64), *want = malloc(cap + 64);
+	static const size_t lens[] = {0,    1,	  15,	16,   63,   64,	   4095,
+				      4096, 4097, 4111, 4112, 4160, 65535, 1 << 20};
+	unsigned x = 7;
+
+	(void)state;
+	for (size_t i = 0; i < cap; i++) {
+		x = x * 1103515245u + 12345u;
+		src[i] = (unsigned char)(x >> 16);
+	}
+	for (size_t l = 0; l < sizeof(lens) / sizeof(lens[0]); l++)
+		for (size_t so = 0; so < 3; so++)
+			for (size_t dof = 0; dof < 40; dof += 13) {
+				size_t n = lens[l];
+
+				memset(dst, 0xa5, cap + 64);
+				memset(want, 0xa5, cap + 64);
+				memcpy(want + dof, src + so, n);
+				ff_copy_stream(dst + dof, src + so, n);
+				assert_memory_equal(dst, want, cap + 64);
+			}
+	free(src);
+	free(dst);
+	free(want);
+}
+
 static void test_crc32_le_check_value(void **state)
 {
 	(void)state;
@@ -138,6 +172,7 @@ int main(void)
 		cmocka_unit_test(test_crc32c_check_value),
 		cmocka_unit_test(test_crc32c_lengths_and_alignments),
 		cmocka_unit_test(test_crc32c_lanes),
+		cmocka_unit_test(test_copy_stream),
 		cmocka_unit_test(test_crc32_le_check_value),
 		cmocka_unit_test(test_parse_size),
 		cmocka_unit_test(test_mutex_held),
