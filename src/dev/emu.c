@@ -29,7 +29,8 @@
  * numbers pick the newer). A record says: write pointer W, and a checksum
  * (crc32c) of the data in [F, W). It is written:
  *   - with every durable (FF_IO_DSYNC) write, IN PARALLEL with the data (both
- *     RWF_DSYNC, one io_uring batch); then F is that write's start;
+ *     RWF_DSYNC, one io_uring batch: the data first, the record once its crc
+ *     is computed, while the data is in flight); then F is that write's start;
  *   - at ff_dev_flush() for zones written since their last record, before the
  *     device fsync; then F is the previous record's W;
  *   - durably, on reset/finish/open/close; and compacted (F = W) at close.
