@@ -199,29 +199,15 @@ static void ring_remove_locked(struct ff_cache *c, struct folio *f)
  * tens of MiB (the soak: 190 MiB for a 64 MiB cache). The spare buffers
  * above spare most mmap/munmap calls. Page aligned, as O_DIRECT wants;
  * every folio is at least one cache block (4 KiB or more), a page multiple.
- * A buffer of FF_HUGE_SIZE or more is aligned to it and asks for transparent
- * huge pages: one fault fills it, and pinning it for a direct write (the
- * kernel's get_user_pages on every write-through) takes a huge page at a
- * time, not 512 small ones.
+ * No transparent huge pages (MADV_HUGEPAGE): they cut a write-through's
+ * pinning and faults, but each first fill of a buffer may wait for the
+ * kernel's compaction, milliseconds at a time (bench/NOTES.md, W3).
  */
 static void *data_alloc(size_t size)
 {
-	size_t extra = size >= FF_HUGE_SIZE ? FF_HUGE_SIZE : 0;
-	uint8_t *p = mmap(NULL, size + extra, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			  -1, 0);
-	size_t head;
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
-	if (p == MAP_FAILED)
-		return NULL;
-	if (!extra)
-		return p;
-	head = (size_t)(ff_round_up((uintptr_t)p, FF_HUGE_SIZE) - (uintptr_t)p);
-	if (head)
-		munmap(p, head);
-	if (extra - head)
-		munmap(p + head + size, extra - head);
-	madvise(p + head, size, MADV_HUGEPAGE);
-	return p + head;
+	return p == MAP_FAILED ? NULL : p;
 }
 
 static void data_free(void *p, size_t size)

@@ -77,8 +77,6 @@ struct ff_cinode {
 };
 
 #define FF_CACHE_SPARE_FOLIOS 4
-/* x86-64's PMD page: folio buffers this large are aligned for transparent huge pages */
-#define FF_HUGE_SIZE (2u << 20)
 
 struct ff_cache {
 	struct ff_dev *dev;
