@@ -1584,13 +1584,16 @@ ssize_t ff_cache_read(struct ff_cinode *ci, void *buf, size_t len, uint64_t off,
 
 /* ---- public: write ---- */
 
+#define STREAM_MIN (64u << 10) /* the smallest write-through copy streamed */
+
 /*
  * Copy [off, off+n) into f (pinned), make the needed blocks uptodate first,
  * wait out writeback on them. Sets b0 and b1 to the blocks to dirty or write:
  * the touched ones, or the whole folio (below the file size) with
- * dirty_gran=folio. A write-through (through) streams the copy past the CPU
- * caches (ff_copy_stream): the next reader of those bytes is the device.
- * Caller holds ci->lock.
+ * dirty_gran=folio. A large write-through (through) streams the copy past
+ * the CPU caches (ff_copy_stream): the next reader of those bytes is the
+ * device, and a plain store to a cold line reads it first. A small one is
+ * not worth it and may be read back soon. Caller holds ci->lock.
  */
 static int copy_in_locked(struct ff_cinode *ci, struct folio *f, const void *src, uint64_t off,
 			  size_t n, bool through, uint32_t *b0, uint32_t *b1)
@@ -1628,7 +1631,7 @@ static int copy_in_locked(struct ff_cinode *ci, struct folio *f, const void *src
 		}
 	}
 	wait_wb_locked(ci, f, *b0, *b1);
-	if (through)
+	if (through && n >= STREAM_MIN)
 		ff_copy_stream(f->data + (off - f->off), src, n);
 	else
 		memcpy(f->data + (off - f->off), src, n);
