@@ -16,6 +16,9 @@
 
 /* crc32c (Castagnoli), seed 0 for a fresh checksum; chainable. */
 uint32_t ff_crc32c(uint32_t crc, const void *buf, size_t len);
+struct iovec;
+/* ff_crc32c over the bytes of iov[0..iovcnt), in order. */
+uint32_t ff_crc32c_iov(uint32_t crc, const struct iovec *iov, int iovcnt);
 /*
  * The kernel's crc32_le(seed, buf, len): reflected IEEE 802.3 polynomial, no
  * pre- or post-inversion of its own (the caller passes ~0 as zonefs does).

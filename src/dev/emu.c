@@ -387,10 +387,8 @@ static void rec_fill(void *arg)
 {
 	struct rec_fill *rf = arg;
 	struct emu_state *e = rf->e;
-	uint32_t crc = 0;
+	uint32_t crc = ff_crc32c_iov(0, rf->iov, rf->iovcnt);
 
-	for (int i = 0; i < rf->iovcnt; i++)
-		crc = ff_crc32c(crc, rf->iov[i].iov_base, rf->iov[i].iov_len);
 	ff_mutex_lock(&e->lock);
 	make_rec_locked(e, rf->idx, rf->wp, rf->from, crc, e->z[rf->idx].cond, rf->blk);
 	ff_mutex_unlock(&e->lock);
@@ -434,8 +432,8 @@ static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *i
 		return ret;
 	}
 	z->busy = true;
-	/* a durable write's record checks its own blocks; others extend the running crc */
-	crc = dsync ? 0 : z->acc_crc;
+	/* a non-durable write extends the running crc (a durable one's record checks its own) */
+	crc = z->acc_crc;
 	/* its record's F is this write's start: what lies below must be durable first */
 	preflush = dsync && !gen_done_locked(e, z->nd_gen);
 	ff_mutex_unlock(&e->lock);
@@ -491,8 +489,7 @@ static ssize_t seq_write(struct ff_dev *dev, uint32_t idx, const struct iovec *i
 			atomic_fetch_add_explicit(&dev->st_meta_bytes, e->rec_len,
 						  memory_order_relaxed);
 	} else {
-		for (int i = 0; i < iovcnt; i++)
-			crc = ff_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
+		crc = ff_crc32c_iov(crc, iov, iovcnt);
 		res = ff_dev_raw_rw(dev, iov, iovcnt, off, true, flags);
 	}
 

@@ -2719,8 +2719,7 @@ static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *i
 	epoch = zo->epoch;
 	fs->slots[zo->slot].dseq = dseq;
 	ff_mutex_unlock(&fs->ns);
-	for (int k = 0; k < iovcnt; k++)
-		crc = ff_crc32c(crc, iov[k].iov_base, iov[k].iov_len);
+	crc = ff_crc32c_iov(crc, iov, iovcnt);
 	dh_encode(fs, hdr, epoch, dseq, i->ino, m->file_off, m->len + m->more, size, crc, s->piece,
 		  s->npiece);
 	return 0;

@@ -18,6 +18,7 @@
  */
 #include <pthread.h>
 #include <string.h>
+#include <sys/uio.h>
 #include "foliofs/util.h"
 
 static uint32_t tab_c[256];
@@ -123,6 +124,13 @@ uint32_t ff_crc32c(uint32_t crc, const void *buf, size_t len)
 #else
 	return ~crc32c_table(~crc, buf, len);
 #endif
+}
+
+uint32_t ff_crc32c_iov(uint32_t crc, const struct iovec *iov, int iovcnt)
+{
+	for (int i = 0; i < iovcnt; i++)
+		crc = ff_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
+	return crc;
 }
 
 uint32_t ff_crc32_le(uint32_t crc, const void *buf, size_t len)
