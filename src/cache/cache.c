@@ -215,12 +215,27 @@ static void data_free(void *p, size_t size)
 	munmap(p, size);
 }
 
+/*
+ * Bytes of spare buffers the cache may keep: what the budget has free
+ * (folios and spares together stay within cache_size), and at least
+ * FF_CACHE_SPARE_FOLIOS of the largest folio, so that streaming through a
+ * full cache reuses what each reclaim frees. Caller holds c->lock.
+ */
+static uint64_t spare_room_locked(struct ff_cache *c)
+{
+	uint64_t floor = (uint64_t)FF_CACHE_SPARE_FOLIOS << c->max_order;
+	uint64_t free_budget = c->used < c->o.cache_size ? c->o.cache_size - c->used : 0;
+
+	ff_assert_held(&c->lock);
+	return free_budget > floor ? free_budget : floor;
+}
+
 /* Free f, keeping its data buffer as a spare if there is room. Caller holds c->lock. */
 static void folio_free_mem_locked(struct ff_cache *c, struct folio *f)
 {
 	ff_assert_held(&c->lock);
 	cnt_sub(&c->by_order[f->order], 1);
-	if (c->spare_bytes + f->size <= ((uint64_t)FF_CACHE_SPARE_FOLIOS << c->max_order)) {
+	if (c->spare_bytes + f->size <= spare_room_locked(c)) {
 		*(void **)f->data = c->spare[f->order];
 		c->spare[f->order] = f->data;
 		c->spare_bytes += f->size;
@@ -241,6 +256,37 @@ static void *spare_get_locked(struct ff_cache *c, uint8_t order)
 		c->spare_bytes -= 1ull << order;
 	}
 	return p;
+}
+
+/*
+ * Take spares off their lists, largest first, until they fit the room a
+ * new reservation left them; they are linked into *out for spares_free()
+ * after the lock is dropped. Caller holds c->lock.
+ */
+static void spares_trim_locked(struct ff_cache *c, void **out)
+{
+	uint64_t room = spare_room_locked(c);
+
+	for (int o = c->max_order; o >= 0 && c->spare_bytes > room; o--) {
+		while (c->spare[o] && c->spare_bytes > room) {
+			void *p = spare_get_locked(c, (uint8_t)o);
+
+			*(void **)p = *out;
+			((size_t *)p)[1] = (size_t)1 << o;
+			*out = p;
+		}
+	}
+}
+
+/* Unmap buffers spares_trim_locked() took. No lock needed. */
+static void spares_free(void *p)
+{
+	while (p) {
+		void *next = *(void **)p;
+
+		data_free(p, ((size_t *)p)[1]);
+		p = next;
+	}
 }
 
 /* ---- the flusher's dirty list ---- */
@@ -463,9 +509,14 @@ static struct folio *get_folio_locked(struct ff_cinode *ci, uint64_t off, uint64
 	nblk = (uint32_t)(size >> c->blk_order);
 	f = calloc(1, sizeof(*f) + FST_NR * FST_WORDS(nblk) * sizeof(uint64_t));
 	if (f) {
+		void *trimmed = NULL;
+
 		ff_mutex_lock(&c->lock);
 		f->data = spare_get_locked(c, order);
+		if (!f->data)
+			spares_trim_locked(c, &trimmed);
 		ff_mutex_unlock(&c->lock);
+		spares_free(trimmed);
 	}
 	if (f && !f->data)
 		f->data = data_alloc(size);

@@ -76,7 +76,7 @@ struct ff_cinode {
 	bool on_dirty;
 };
 
-#define FF_CACHE_SPARE_FOLIOS 4
+#define FF_CACHE_SPARE_FOLIOS 4 /* spares kept even with the budget full, x max_folio */
 
 struct ff_cache {
 	struct ff_dev *dev;
@@ -96,10 +96,12 @@ struct ff_cache {
 	uint64_t used;		  /* bytes of folios allocated or reserved */
 	/*
 	 * Data buffers of freed folios kept for reuse, one list per order, linked
-	 * through their first bytes, at most FF_CACHE_SPARE_FOLIOS x max_folio
-	 * bytes in all: a reclaim followed by an allocation of the same order
-	 * (streaming through a full cache) then costs no page faults or zeroing.
-	 * Guarded by lock; not counted in used.
+	 * through their first bytes: as many bytes as the budget has free
+	 * (cache_size - used), and at least FF_CACHE_SPARE_FOLIOS x max_folio.
+	 * A new folio of an order with a spare costs no page faults or zeroing:
+	 * after a reclaim (streaming through a full cache) or after a truncate or
+	 * unlink freed memory. A new reservation that leaves less room trims the
+	 * rest (spares_trim_locked). Guarded by lock; not counted in used.
 	 */
 	void *spare[32];
 	uint64_t spare_bytes;
