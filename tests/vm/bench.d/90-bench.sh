@@ -15,7 +15,8 @@
 #              of the same size: the same appends, through the regular backend
 #              (each durable append also writes its 4 KiB write-pointer record)
 # Every round runs every system, in an order that rotates by round, so drift
-# in the emulator hits all of them. Each run prints
+# in the emulator hits all of them. Both FUSE daemons are warm: nullfs's
+# memory faulted in, foliofs's cache filled to its budget and freed first. Each run prints
 #   VMBENCH <workload> <system> iops=.. bw=..MiB/s p99=..us round=R
 #           cpu_us=<busy CPU of the whole guest per write>
 #           dcpu_us=<the FUSE daemon's CPU per write, FUSE systems only>
@@ -132,7 +133,14 @@ sys_null() {
 sys_ff() {
 	local sys=$1 dev=$2 r=$3 mnt=/mnt/$1
 	ff_mount $dev $mnt || { fail "bench-$sys-mount-r$r"; return 1; }
-	truncate -s 0 $mnt/seq/2 $mnt/seq/3
+	# a mount that has run a while: its cache filled to the budget (256 MiB,
+	# four zones written and fsync'ed), then freed by truncating them, as
+	# nullfs's memory is faulted in above. The first fill of a fresh mount
+	# faults every page in; later folios reuse the freed buffers.
+	for z in 6 7 8 9; do
+		dd if=/dev/zero of=$mnt/seq/$z bs=1M count=64 conv=fsync 2>/dev/null
+	done
+	truncate -s 0 $mnt/seq/6 $mnt/seq/7 $mnt/seq/8 $mnt/seq/9 $mnt/seq/2 $mnt/seq/3
 	BS=4096 run $sys seq-osync-4k $r "$(cat /tmp/foliofs-$sys.pid)" --filename=$mnt/seq/2 $APP \
 		--size=$S4K --ioengine=psync --sync=1 --bs=4k
 	# page-aligned buffers: a 1 MiB write from an unaligned one is two FUSE
