@@ -230,21 +230,6 @@ static uint64_t spare_room_locked(struct ff_cache *c)
 	return free_budget > floor ? free_budget : floor;
 }
 
-/* Free f, keeping its data buffer as a spare if there is room. Caller holds c->lock. */
-static void folio_free_mem_locked(struct ff_cache *c, struct folio *f)
-{
-	ff_assert_held(&c->lock);
-	cnt_sub(&c->by_order[f->order], 1);
-	if (c->spare_bytes + f->size <= spare_room_locked(c)) {
-		*(void **)f->data = c->spare[f->order];
-		c->spare[f->order] = f->data;
-		c->spare_bytes += f->size;
-	} else {
-		data_free(f->data, f->size);
-	}
-	free(f);
-}
-
 /* A spare data buffer of 2^order bytes, or NULL. Caller holds c->lock. */
 static void *spare_get_locked(struct ff_cache *c, uint8_t order)
 {
@@ -256,6 +241,36 @@ static void *spare_get_locked(struct ff_cache *c, uint8_t order)
 		c->spare_bytes -= 1ull << order;
 	}
 	return p;
+}
+
+/*
+ * Free f, keeping its data buffer as a spare if there is room. want is the
+ * order of the folio a reclaim makes room for (0 when none): a buffer of
+ * that order is kept even where spares of other orders fill the room, and
+ * those are unmapped instead. Otherwise small buffers freed first (a cache
+ * full of 4 KiB folios) would hold the room for good, and every folio of a
+ * stream that follows would be a fresh mapping, faulted in page by page.
+ * Caller holds c->lock.
+ */
+static void folio_free_mem_locked(struct ff_cache *c, struct folio *f, uint8_t want)
+{
+	uint64_t room = spare_room_locked(c);
+
+	ff_assert_held(&c->lock);
+	cnt_sub(&c->by_order[f->order], 1);
+	for (int o = c->max_order; f->order == want && o >= 0 && c->spare_bytes + f->size > room;
+	     o--) {
+		while (o != want && c->spare[o] && c->spare_bytes + f->size > room)
+			data_free(spare_get_locked(c, (uint8_t)o), (size_t)1 << o);
+	}
+	if (c->spare_bytes + f->size <= room) {
+		*(void **)f->data = c->spare[f->order];
+		c->spare[f->order] = f->data;
+		c->spare_bytes += f->size;
+	} else {
+		data_free(f->data, f->size);
+	}
+	free(f);
 }
 
 /*
@@ -353,7 +368,7 @@ static void dirty_note_locked(struct ff_cinode *ci)
  * O(1) amortized per folio reclaimed while clean folios exist, at most two
  * turns of the ring when none is.
  */
-static uint64_t reclaim_one_locked(struct ff_cache *c)
+static uint64_t reclaim_one_locked(struct ff_cache *c, uint8_t want)
 {
 	uint64_t scanned = 0, limit = 2 * c->nr_ring;
 	struct folio *f;
@@ -379,7 +394,7 @@ static uint64_t reclaim_one_locked(struct ff_cache *c)
 		ff_mutex_unlock(&ci->lock);
 		size = f->size;
 		c->used -= size;
-		folio_free_mem_locked(c, f);
+		folio_free_mem_locked(c, f, want);
 		cnt_add(&c->reclaims, 1);
 		return size;
 	}
@@ -395,11 +410,12 @@ static uint64_t reclaim_one_locked(struct ff_cache *c)
  */
 static bool reserve_mem(struct ff_cache *c, uint64_t bytes, bool nowait)
 {
+	uint8_t want = ilog2_u64(bytes); /* a folio's size: a power of two */
 	bool ok = true;
 
 	ff_mutex_lock(&c->lock);
 	while (c->used + bytes > c->o.cache_size && c->used) {
-		if (reclaim_one_locked(c))
+		if (reclaim_one_locked(c, want))
 			continue;
 		c->kick = true;
 		pthread_cond_signal(&c->flush_cv);
@@ -1497,7 +1513,7 @@ static void drop_from_locked(struct ff_cinode *ci, uint64_t off)
 		ring_remove_locked(c, f);
 		c->used -= f->size;
 		pthread_cond_broadcast(&c->mem_cv);
-		folio_free_mem_locked(c, f);
+		folio_free_mem_locked(c, f, 0);
 		ff_mutex_unlock(&c->lock);
 		f = next;
 	}

@@ -435,6 +435,35 @@ static void test_cache_freed_memory_is_reused(void **state)
 	free(buf);
 }
 
+/*
+ * Spares of one order must not keep out those of another. A 2 MiB cache
+ * full of 4 KiB folios (random sync writes), then a stream of 256 KiB
+ * folios: once the stream reclaims its own folios, it reuses their buffers,
+ * although the small ones freed first filled the spare room.
+ */
+static void test_cache_spares_follow_the_stream(void **state)
+{
+	struct fx *f = *state;
+	const uint32_t chunk = 256 << 10;
+	uint8_t *buf = tu_alloc(chunk);
+	long before, faults;
+
+	tu_fill(buf, chunk, 3);
+	for (uint32_t i = 0; i < 512; i++)
+		assert_int_equal(
+			ff_cache_write(f->f[0].ci, buf, BLK, (uint64_t)i * 64 * 1024, FF_CW_SYNC),
+			BLK);
+	for (uint32_t off = 0; off < (8u << 20); off += chunk)
+		assert_int_equal(ff_cache_write(f->f[1].ci, buf, chunk, off, FF_CW_SYNC), chunk);
+	before = minor_faults();
+	for (uint32_t off = 8u << 20; off < (16u << 20); off += chunk)
+		assert_int_equal(ff_cache_write(f->f[1].ci, buf, chunk, off, FF_CW_SYNC), chunk);
+	faults = minor_faults() - before;
+	/* 2048 pages written into folios of 64 pages: fresh buffers would fault them all */
+	assert_in_range(faults, 0, 128);
+	free(buf);
+}
+
 static void test_cache_folio_mode_writes_whole_folio(void **state)
 {
 	struct fx *f = *state;
@@ -1353,6 +1382,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_cache_flusher_visits_only_dirty_inodes, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cache_freed_memory_is_reused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_spares_follow_the_stream, setup_small,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_cache_sync_write_submits_only_touched, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_cache_folio_mode_writes_whole_folio,
