@@ -244,6 +244,37 @@ static void *spare_get_locked(struct ff_cache *c, uint8_t order)
 }
 
 /*
+ * Take spares off their lists, largest first and none of order keep, until
+ * they and need more bytes fit the room; they are linked into *out for
+ * spares_free(). Caller holds c->lock.
+ */
+static void spares_trim_locked(struct ff_cache *c, uint64_t need, uint8_t keep, void **out)
+{
+	uint64_t room = spare_room_locked(c);
+
+	for (int o = c->max_order; o >= 0 && c->spare_bytes + need > room; o--) {
+		while (o != keep && c->spare[o] && c->spare_bytes + need > room) {
+			void *p = spare_get_locked(c, (uint8_t)o);
+
+			*(void **)p = *out;
+			((size_t *)p)[1] = (size_t)1 << o;
+			*out = p;
+		}
+	}
+}
+
+/* Unmap buffers spares_trim_locked() took. */
+static void spares_free(void *p)
+{
+	while (p) {
+		void *next = *(void **)p;
+
+		data_free(p, ((size_t *)p)[1]);
+		p = next;
+	}
+}
+
+/*
  * Free f, keeping its data buffer as a spare if there is room. want is the
  * order of the folio a reclaim makes room for (0 when none): a buffer of
  * that order is kept even where spares of other orders fill the room, and
@@ -254,16 +285,15 @@ static void *spare_get_locked(struct ff_cache *c, uint8_t order)
  */
 static void folio_free_mem_locked(struct ff_cache *c, struct folio *f, uint8_t want)
 {
-	uint64_t room = spare_room_locked(c);
-
 	ff_assert_held(&c->lock);
 	cnt_sub(&c->by_order[f->order], 1);
-	for (int o = c->max_order; f->order == want && o >= 0 && c->spare_bytes + f->size > room;
-	     o--) {
-		while (o != want && c->spare[o] && c->spare_bytes + f->size > room)
-			data_free(spare_get_locked(c, (uint8_t)o), (size_t)1 << o);
+	if (f->order == want) {
+		void *trimmed = NULL;
+
+		spares_trim_locked(c, f->size, want, &trimmed);
+		spares_free(trimmed);
 	}
-	if (c->spare_bytes + f->size <= room) {
+	if (c->spare_bytes + f->size <= spare_room_locked(c)) {
 		*(void **)f->data = c->spare[f->order];
 		c->spare[f->order] = f->data;
 		c->spare_bytes += f->size;
@@ -271,37 +301,6 @@ static void folio_free_mem_locked(struct ff_cache *c, struct folio *f, uint8_t w
 		data_free(f->data, f->size);
 	}
 	free(f);
-}
-
-/*
- * Take spares off their lists, largest first, until they fit the room a
- * new reservation left them; they are linked into *out for spares_free()
- * after the lock is dropped. Caller holds c->lock.
- */
-static void spares_trim_locked(struct ff_cache *c, void **out)
-{
-	uint64_t room = spare_room_locked(c);
-
-	for (int o = c->max_order; o >= 0 && c->spare_bytes > room; o--) {
-		while (c->spare[o] && c->spare_bytes > room) {
-			void *p = spare_get_locked(c, (uint8_t)o);
-
-			*(void **)p = *out;
-			((size_t *)p)[1] = (size_t)1 << o;
-			*out = p;
-		}
-	}
-}
-
-/* Unmap buffers spares_trim_locked() took. No lock needed. */
-static void spares_free(void *p)
-{
-	while (p) {
-		void *next = *(void **)p;
-
-		data_free(p, ((size_t *)p)[1]);
-		p = next;
-	}
 }
 
 /* ---- the flusher's dirty list ---- */
@@ -529,8 +528,8 @@ static struct folio *get_folio_locked(struct ff_cinode *ci, uint64_t off, uint64
 
 		ff_mutex_lock(&c->lock);
 		f->data = spare_get_locked(c, order);
-		if (!f->data)
-			spares_trim_locked(c, &trimmed);
+		if (!f->data) /* no order is 0: every spare may go */
+			spares_trim_locked(c, 0, 0, &trimmed);
 		ff_mutex_unlock(&c->lock);
 		spares_free(trimmed);
 	}
