@@ -56,7 +56,7 @@ NB=/sys/kernel/config/nullb
 # own) when 00 did not. Prints the device's path: /dev/NAME, or
 # /dev/nullb<index> on kernels that name the disk after its index.
 nullb_make() {
-	local d=$NB/$1 i=0 n
+	local d=$NB/$1
 	[ -d /sys/kernel/config ] || insmod /lib/modules/configfs.ko 2>/dev/null
 	[ -d /sys/module/null_blk ] || insmod /lib/modules/null_blk.ko nr_devices=0 2>/dev/null
 	mountpoint -q $NB 2>/dev/null || mount -t configfs none /sys/kernel/config 2>/dev/null
@@ -67,6 +67,13 @@ nullb_make() {
 	[ "${4:-0}" = 0 ] || echo $4 >$d/zone_capacity
 	[ "${5:-0}" = 0 ] || echo $5 >$d/zone_max_open
 	[ "${6:-0}" = 0 ] || echo $6 >$d/zone_max_active
+	nullb_power_on $1
+}
+
+# nullb_power_on NAME: power on a configured configfs null_blk and print its
+# path once the disk appears (see nullb_make)
+nullb_power_on() {
+	local d=$NB/$1 i=0 n
 	echo 1 >$d/power || return 1
 	while [ $i -lt 50 ]; do
 		[ -b /dev/$1 ] && { echo /dev/$1; return 0; }

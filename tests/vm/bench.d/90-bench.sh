@@ -41,15 +41,7 @@ ZDEV=$(nullb_make zbench 4096 2 0 0 0 64 1024) || { fail guest-bench "zoned null
 # the regular device: null_blk without zones, same size and block size
 d=$NB/rbench
 mkdir $d && echo 1024 >$d/size && echo 1 >$d/memory_backed && echo 4096 >$d/blocksize &&
-	echo 1 >$d/power || { fail guest-bench "regular null_blk"; exit 1; }
-RDEV=
-for i in $(seq 50); do
-	n=$(cat $d/index 2>/dev/null)
-	[ -b /dev/rbench ] && RDEV=/dev/rbench && break
-	[ -n "$n" ] && [ -b /dev/nullb$n ] && RDEV=/dev/nullb$n && break
-	sleep 0.1
-done
-[ -n "$RDEV" ] || { fail guest-bench "regular null_blk did not appear"; exit 1; }
+	RDEV=$(nullb_power_on rbench) || { fail guest-bench "regular null_blk"; exit 1; }
 echo "bench: zoned $ZDEV ($(cat /sys/block/$(basename $ZDEV)/queue/zoned)), regular $RDEV, rounds $ROUNDS"
 
 mkfs.foliofs --format zonefs -f $ZDEV >/dev/null || { fail guest-bench "mkfs zoned"; exit 1; }
@@ -93,7 +85,7 @@ run() {
 		'{print $0 " round=" r " cpu_us=" c " dcpu_us=" d " dusr_us=" u}'
 }
 
-# one system's two workloads; FILE4K/FILE1M and the fio options per system
+# each system's two workloads, with its own files and fio options
 sys_raw() {
 	blkzone reset -o $((6 * ZB / 512)) -c 2 $ZDEV
 	BS=4096 run raw seq-osync-4k $1 - --filename=$ZDEV --zonemode=zbd --offset=$((6 * ZB)) \
