@@ -1089,10 +1089,12 @@ static ssize_t zf_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 		 * The kernel's short write up to the capacity, except for
 		 * O_DIRECT: FUSE's async direct I/O turns any short count into
 		 * EIO although the bytes were written, so a direct write
-		 * crossing the capacity writes nothing and gets EFBIG.
+		 * crossing the capacity writes nothing and gets EFBIG. The
+		 * kernel checks a direct write's alignment after cutting it at
+		 * the capacity, so a misaligned one is EINVAL first.
 		 */
 		if (flags & FF_CW_DIRECT) {
-			r = -EFBIG;
+			r = zi->seq && off % fs->blk ? -EINVAL : -EFBIG;
 			goto out;
 		}
 		len = (size_t)(zi->cap - off);

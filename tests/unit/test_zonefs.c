@@ -481,6 +481,24 @@ static void test_zonefs_direct_write_crossing_capacity(void **state)
 	assert_int_equal(size_of(z, ino), ZS - BLK);
 	assert_int_equal(ff_fs_write(z->fs, ino, buf, 2 * BLK, pos, FF_CW_DSYNC), BLK);
 	assert_int_equal(size_of(z, ino), ZS);
+	/*
+	 * A misaligned direct write is EINVAL before it is EFBIG, as the
+	 * kernel checks the alignment of a write it has cut at the capacity:
+	 * a buffered append leaves the size mid-block, 2 blocks short.
+	 */
+	ino = ino_of(z, "seq", "6");
+	pos = 0;
+	while (pos < ZS - 2 * BLK - 100) {
+		uint64_t left = ZS - 2 * BLK - 100 - pos;
+		size_t n = left < (1 << 20) ? (size_t)left : 1 << 20;
+
+		assert_int_equal(ff_fs_write(z->fs, ino, buf, n, pos, 0), (ssize_t)n);
+		pos += n;
+	}
+	assert_int_equal(ff_fs_write(z->fs, ino, buf, 3 * BLK, pos, FF_CW_DIRECT), -EINVAL);
+	assert_int_equal(ff_fs_write(z->fs, ino, buf, 3 * BLK, pos, FF_CW_DIRECT | FF_CW_DSYNC),
+			 -EINVAL);
+	assert_int_equal(size_of(z, ino), ZS - 2 * BLK - 100);
 	free(buf);
 }
 
