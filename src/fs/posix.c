@@ -199,12 +199,62 @@ static struct px_fs *px_of(struct ff_fs *gfs)
 	return (struct px_fs *)gfs;
 }
 
-static struct timespec now_ts(void)
+static uint64_t ts_ns(struct timespec t)
+{
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* fs->time_floor = max(it, ns) */
+static void floor_raise(struct px_fs *fs, uint64_t ns)
+{
+	uint64_t f = atomic_load(&fs->time_floor);
+
+	while (f < ns && !atomic_compare_exchange_weak(&fs->time_floor, &f, ns))
+		;
+}
+
+/* The fine clock, for every change but a data write's (write_stamp_locked) */
+static struct timespec now_ts(struct px_fs *fs)
 {
 	struct timespec t;
 
 	clock_gettime(CLOCK_REALTIME, &t);
+	floor_raise(fs, ts_ns(t));
 	return t;
+}
+
+/*
+ * The time a data write stamps on mtime and ctime, as Linux's multigrain
+ * timestamps (fs/inode.c: current_time, inode_set_ctime_current). The
+ * coarse clock, which moves once a tick (a few milliseconds): the writes
+ * of one tick then change the times once, and an fsync after the later
+ * ones has no inode record to log, as with XFS and ext4. The fine clock
+ * when the file's times were handed out (fill_stat) since they last
+ * changed and the coarse clock is not past them, so that whoever read them
+ * sees this change. Every fine time handed out (now_ts) raises the floor,
+ * below which no coarse time goes: a file changed later never shows an
+ * earlier time than one changed before it. False: the times stay as they
+ * are. Under fs->ns.
+ */
+static bool write_stamp_locked(struct px_fs *fs, struct px_inode *i, struct timespec *out)
+{
+	struct timespec t;
+	uint64_t ns, c = ts_ns(i->ctime);
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &t);
+	ns = ts_ns(t);
+	if (ns < atomic_load(&fs->time_floor))
+		ns = atomic_load(&fs->time_floor);
+	if (ns <= c && i->times_seen) {
+		clock_gettime(CLOCK_REALTIME, &t);
+		ns = ts_ns(t) > c ? ts_ns(t) : c + 1;
+		floor_raise(fs, ns);
+	}
+	if (ns < c)
+		ns = c; /* a clock set back: never backwards */
+	out->tv_sec = (time_t)(ns / 1000000000u);
+	out->tv_nsec = (long)(ns % 1000000000u);
+	return ns != c || ns != ts_ns(i->mtime);
 }
 
 static uint32_t name_hash(const char *s, size_t n)
@@ -2900,8 +2950,10 @@ static uint64_t blocks_of(const struct px_inode *i)
 	return (i->da_blk * PX_BLK + i->ext_bytes) / 512;
 }
 
-static void fill_stat(const struct px_inode *i, struct stat *st)
+/* i's attributes, for a caller outside; its times are then seen (write_stamp_locked) */
+static void fill_stat(struct px_inode *i, struct stat *st)
 {
+	i->times_seen = true;
 	memset(st, 0, sizeof(*st));
 	st->st_ino = i->ino;
 	st->st_mode = i->mode;
@@ -3074,7 +3126,7 @@ static int make_node(struct px_fs *fs, uint64_t dir, const char *name, mode_t mo
 {
 	struct px_inode *d, *i, tmp, td;
 	struct px_buf b = {0};
-	struct timespec now = now_ts();
+	struct timespec now = now_ts(fs);
 	uint64_t ino, seq;
 	size_t n;
 	int ret;
@@ -3209,7 +3261,7 @@ static int px_link(struct ff_fs *gfs, uint64_t ino, uint64_t newdir, const char 
 	struct px_fs *fs = px_of(gfs);
 	struct px_inode *d, *i, ti, td;
 	struct px_buf b = {0};
-	struct timespec now = now_ts();
+	struct timespec now = now_ts(fs);
 	uint64_t seq;
 	size_t n;
 	int ret;
@@ -3271,7 +3323,7 @@ static int remove_entry(struct px_fs *fs, uint64_t dir, const char *name, bool i
 {
 	struct px_inode *d, *i, ti, td;
 	struct px_buf b = {0};
-	struct timespec now = now_ts();
+	struct timespec now = now_ts(fs);
 	struct px_dent *e;
 	uint64_t seq;
 	size_t n;
@@ -3362,7 +3414,7 @@ static int px_rename(struct ff_fs *gfs, uint64_t dir, const char *name, uint64_t
 	struct px_inode *d1, *d2, *i1, *i2 = NULL, t;
 	struct px_dent *e1, *e2;
 	struct px_buf b = {0};
-	struct timespec now = now_ts();
+	struct timespec now = now_ts(fs);
 	uint64_t seq, c1, c2;
 	int dl1 = 0, dl2 = 0;
 	size_t n1, n2;
@@ -3928,7 +3980,7 @@ static int truncate_locked(struct px_fs *fs, struct px_inode *i, uint64_t size)
 	ff_mutex_lock(&fs->ns);
 	inode_rec_copy(&t, i);
 	t.dseq_floor = fs->next_dseq - 1; /* headers written before this record */
-	t.mtime = t.ctime = now_ts();
+	t.mtime = t.ctime = now_ts(fs);
 	rec_inode(&b, &t, size, PX_INODE_TRUNC);
 	if (size > old) {
 		/*
@@ -3961,7 +4013,7 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 	struct px_fs *fs = px_of(gfs);
 	struct px_inode *i, t;
 	struct px_buf b = {0};
-	struct timespec now = now_ts();
+	struct timespec now = now_ts(fs);
 	uint64_t seq;
 	int ret = 0;
 
@@ -4082,7 +4134,7 @@ static ssize_t px_read(struct ff_fs *gfs, uint64_t ino, void *buf, size_t len, u
 	/* relatime: atime moves when older than mtime/ctime or a day old; logged with the next
 	 * INODE */
 	if (!fs->ro) {
-		struct timespec now = now_ts();
+		struct timespec now = now_ts(fs);
 
 		if (i->atime.tv_sec < i->mtime.tv_sec ||
 		    (i->atime.tv_sec == i->mtime.tv_sec && i->atime.tv_nsec <= i->mtime.tv_nsec) ||
@@ -4187,10 +4239,15 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 out_wsize:
 	ff_mutex_lock(&fs->ns);
 	if (r > 0) {
+		struct timespec t;
+
 		if (off + (uint64_t)r > i->size)
 			i->size = off + (uint64_t)r;
-		i->mtime = i->ctime = now_ts();
-		i->attr_dirty = true;
+		if (write_stamp_locked(fs, i, &t)) {
+			i->mtime = i->ctime = t;
+			i->times_seen = false;
+			i->attr_dirty = true;
+		}
 		i->written = true;
 	}
 	i->wsize = 0;
@@ -4344,7 +4401,7 @@ static int px_setxattr(struct ff_fs *gfs, uint64_t ino, const char *name, const 
 	}
 	rec_xattr_set(&b, ino, name, value, (uint32_t)size);
 	inode_rec_copy(&t, i);
-	t.ctime = now_ts();
+	t.ctime = now_ts(fs);
 	rec_inode(&b, &t, i->disk_size, 0);
 	ret = op_commit_locked(fs, &b, &seq);
 out:
@@ -4446,7 +4503,7 @@ static int px_removexattr(struct ff_fs *gfs, uint64_t ino, const char *name)
 		goto out;
 	rec_xattr_del(&b, ino, name);
 	inode_rec_copy(&t, i);
-	t.ctime = now_ts();
+	t.ctime = now_ts(fs);
 	rec_inode(&b, &t, i->disk_size, 0);
 	ret = op_commit_locked(fs, &b, &seq);
 out:
@@ -4609,7 +4666,7 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 		rec_extent(&b, ino, lo, hi - lo, PX_NO_DEV, 0, 0);
 		inode_rec_copy(&t, i);
 		t.dseq_floor = fs->next_dseq - 1; /* headers written before this record */
-		t.mtime = t.ctime = now_ts();
+		t.mtime = t.ctime = now_ts(fs);
 		rec_inode(&b, &t, i->disk_size, 0);
 		ret = op_commit_locked(fs, &b, &seq);
 		ff_mutex_unlock(&fs->ns);
@@ -6314,7 +6371,7 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 	root.ino = PX_ROOT_INO;
 	root.mode = S_IFDIR | 0755;
 	root.nlink = 2;
-	root.atime = root.mtime = root.ctime = root.btime = now_ts();
+	root.atime = root.mtime = root.ctime = root.btime = now_ts(fs);
 	ff_mutex_lock(&fs->ns);
 	rec_inode(&b, &root, 0, 0);
 	ret = op_commit_locked(fs, &b, &seq);

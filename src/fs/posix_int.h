@@ -110,6 +110,7 @@ struct px_inode {
 	uint64_t last_rseq;
 	uint64_t meta_rseq; /* newest INODE or DIRENT_ADD record: a sync write needs it durable */
 	bool attr_dirty;    /* times or size changed by writes, not logged yet */
+	bool times_seen;    /* mtime/ctime handed out since a write last stamped them */
 	bool written;	    /* written since the last close's flush or fsync */
 	bool freed;
 	struct ff_cinode *ci; /* regular files, made at first use (ci_ensure_locked), then kept */
@@ -195,6 +196,9 @@ struct px_fs {
 	bool gc_slot;	     /* GC writes into a zone of its own, without data headers */
 	bool defrag_on;	     /* every data zone conventional and gc_slot: files are defragmented */
 	uint32_t defrag_min; /* extents appends add before a pass (-o defrag=N; 0: none) */
+
+	/* ns: the newest fine-clock time handed out (posix.c, write_stamp_locked); atomic */
+	_Atomic uint64_t time_floor;
 
 	/* guarded by ns: */
 	struct ff_mutex ns;
