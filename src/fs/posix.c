@@ -213,7 +213,25 @@ static void floor_raise(struct px_fs *fs, uint64_t ns)
 		;
 }
 
-/* The fine clock, for every change but a data write's (write_stamp_locked) */
+/*
+ * The coarse clock, not below the floor (the kernel's current_time): for
+ * atime, which reads move; a fine time there would raise the floor at
+ * every read and give the next write of any file a new stamp.
+ */
+static struct timespec coarse_ts(struct px_fs *fs)
+{
+	struct timespec t;
+	uint64_t f = atomic_load(&fs->time_floor);
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &t);
+	if (ts_ns(t) < f) {
+		t.tv_sec = (time_t)(f / 1000000000u);
+		t.tv_nsec = (long)(f % 1000000000u);
+	}
+	return t;
+}
+
+/* The fine clock, for every change but a data write's (write_stamp_locked) and atime's */
 static struct timespec now_ts(struct px_fs *fs)
 {
 	struct timespec t;
@@ -241,10 +259,7 @@ static bool write_stamp_locked(struct px_fs *fs, struct px_inode *i, struct time
 	struct timespec t;
 	uint64_t ns, c = ts_ns(i->ctime);
 
-	clock_gettime(CLOCK_REALTIME_COARSE, &t);
-	ns = ts_ns(t);
-	if (ns < atomic_load(&fs->time_floor))
-		ns = atomic_load(&fs->time_floor);
+	ns = ts_ns(coarse_ts(fs));
 	if (ns <= c && i->times_seen) {
 		clock_gettime(CLOCK_REALTIME, &t);
 		ns = ts_ns(t) > c ? ts_ns(t) : c + 1;
@@ -4134,11 +4149,12 @@ static ssize_t px_read(struct ff_fs *gfs, uint64_t ino, void *buf, size_t len, u
 	/* relatime: atime moves when older than mtime/ctime or a day old; logged with the next
 	 * INODE */
 	if (!fs->ro) {
-		struct timespec now = now_ts(fs);
+		struct timespec now = coarse_ts(fs);
 
-		if (i->atime.tv_sec < i->mtime.tv_sec ||
-		    (i->atime.tv_sec == i->mtime.tv_sec && i->atime.tv_nsec <= i->mtime.tv_nsec) ||
-		    i->atime.tv_sec < i->ctime.tv_sec || now.tv_sec - i->atime.tv_sec > 86400) {
+		if ((i->atime.tv_sec < i->mtime.tv_sec ||
+		     (i->atime.tv_sec == i->mtime.tv_sec && i->atime.tv_nsec <= i->mtime.tv_nsec) ||
+		     i->atime.tv_sec < i->ctime.tv_sec || now.tv_sec - i->atime.tv_sec > 86400) &&
+		    ts_ns(now) != ts_ns(i->atime)) {
 			i->atime = now;
 			i->attr_dirty = true;
 		}
