@@ -1084,17 +1084,24 @@ static ssize_t zf_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 		r = -EFBIG;
 		goto out;
 	}
+	/*
+	 * Misaligned O_DIRECT to a sequential file, as the kernel: it checks
+	 * the alignment after cutting the write at the capacity, so a
+	 * misaligned start is EINVAL even for a write that crosses it.
+	 */
+	if (zi->seq && (flags & FF_CW_DIRECT) && off % fs->blk) {
+		r = -EINVAL;
+		goto out;
+	}
 	if (len > zi->cap - off) {
 		/*
 		 * The kernel's short write up to the capacity, except for
 		 * O_DIRECT: FUSE's async direct I/O turns any short count into
 		 * EIO although the bytes were written, so a direct write
-		 * crossing the capacity writes nothing and gets EFBIG. The
-		 * kernel checks a direct write's alignment after cutting it at
-		 * the capacity, so a misaligned one is EINVAL first.
+		 * crossing the capacity writes nothing and gets EFBIG.
 		 */
 		if (flags & FF_CW_DIRECT) {
-			r = zi->seq && off % fs->blk ? -EINVAL : -EFBIG;
+			r = -EFBIG;
 			goto out;
 		}
 		len = (size_t)(zi->cap - off);
@@ -1106,8 +1113,8 @@ static ssize_t zf_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 			r = -EINVAL; /* appends only */
 			goto out;
 		}
-		if ((flags & FF_CW_DIRECT) && ((off | len) % fs->blk)) {
-			r = -EINVAL; /* misaligned O_DIRECT, as the kernel */
+		if ((flags & FF_CW_DIRECT) && len % fs->blk) {
+			r = -EINVAL; /* misaligned O_DIRECT, as the kernel (the start: above) */
 			goto out;
 		}
 		if (sync && (off + len) % fs->blk) {
