@@ -204,6 +204,12 @@ static uint64_t ts_ns(struct timespec t)
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+static struct timespec ns_ts(uint64_t ns)
+{
+	return (struct timespec){.tv_sec = (time_t)(ns / 1000000000u),
+				 .tv_nsec = (long)(ns % 1000000000u)};
+}
+
 /* fs->time_floor = max(it, ns) */
 static void floor_raise(struct px_fs *fs, uint64_t ns)
 {
@@ -224,11 +230,7 @@ static struct timespec coarse_ts(struct px_fs *fs)
 	uint64_t f = atomic_load(&fs->time_floor);
 
 	clock_gettime(CLOCK_REALTIME_COARSE, &t);
-	if (ts_ns(t) < f) {
-		t.tv_sec = (time_t)(f / 1000000000u);
-		t.tv_nsec = (long)(f % 1000000000u);
-	}
-	return t;
+	return ts_ns(t) < f ? ns_ts(f) : t;
 }
 
 /* The fine clock, for every change but a data write's (write_stamp_locked) and atime's */
@@ -267,8 +269,7 @@ static bool write_stamp_locked(struct px_fs *fs, struct px_inode *i, struct time
 	}
 	if (ns < c)
 		ns = c; /* a clock set back: never backwards */
-	out->tv_sec = (time_t)(ns / 1000000000u);
-	out->tv_nsec = (long)(ns % 1000000000u);
+	*out = ns_ts(ns);
 	return ns != c || ns != ts_ns(i->mtime);
 }
 

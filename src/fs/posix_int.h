@@ -197,7 +197,7 @@ struct px_fs {
 	bool defrag_on;	     /* every data zone conventional and gc_slot: files are defragmented */
 	uint32_t defrag_min; /* extents appends add before a pass (-o defrag=N; 0: none) */
 
-	/* ns: the newest fine-clock time handed out (posix.c, write_stamp_locked); atomic */
+	/* nanoseconds: the newest fine-clock time handed out (posix.c, now_ts); atomic */
 	_Atomic uint64_t time_floor;
 
 	/* guarded by ns: */
