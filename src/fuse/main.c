@@ -53,7 +53,7 @@
 
 struct opts {
 	char *cache_size, *max_folio, *sync_mode, *dirty_gran, *errors, *defrag;
-	int explicit_open, kernel_cache, direct_io, ro, discard, help, version;
+	int explicit_open, kernel_cache, direct_io, ro, discard, noacl, help, version;
 	char *device;
 };
 
@@ -80,6 +80,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("direct_io", direct_io),
 	OPT("discard", discard),
 	{"nodiscard", offsetof(struct opts, discard), 0},
+	OPT("noacl", noacl),
+	{"acl", offsetof(struct opts, noacl), 0},
 	OPT("ro", ro),
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
 	OPT("-h", help),
@@ -130,6 +132,9 @@ static void usage(const char *prog)
 	       "    -o direct_io                no kernel page cache: every read a FUSE request\n"
 	       "    -o discard|nodiscard        emulated zoned device: a reset zone's blocks are\n"
 	       "                                discarded (TRIM, holes in an image) or kept (default)\n"
+	       "    -o acl|noacl                posix format: POSIX ACLs read, set, checked and\n"
+	       "                                inherited (default), or none, as ext4's noacl: a\n"
+	       "                                cold ls -l then asks for no ACL per file\n"
 	       "    -o ro                       read-only\n"
 	       "Live counters: getfattr --only-values -n user.foliofs.stats MOUNTPOINT\n"
 	       "               getfattr --only-values -n user.foliofs.zone MOUNTPOINT/seq/N\n\n",
@@ -411,9 +416,11 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 		 * POSIX ACLs: the kernel checks them; acl.c keeps the mode
 		 * and the ACLs in step (setfacl, chmod, inheritance), and the
 		 * format stores them as the xattrs system.posix_acl_access
-		 * and _default.
+		 * and _default. With -o noacl the kernel checks the mode
+		 * alone (it asks for no ACL without FUSE_CAP_POSIX_ACL), and
+		 * the ACL xattrs answer EOPNOTSUPP (noacl_name).
 		 */
-		if (conn->capable & FUSE_CAP_POSIX_ACL)
+		if ((conn->capable & FUSE_CAP_POSIX_ACL) && !g_o.noacl)
 			conn->want |= FUSE_CAP_POSIX_ACL;
 		/* the umask is applied here, and only where no default ACL applies instead */
 		if (conn->capable & FUSE_CAP_DONT_MASK)
@@ -475,7 +482,7 @@ static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	if (to_set & FUSE_SET_ATTR_CTIME)
 		which |= FF_SET_CTIME;
 	ret = ff_fs_setattr(g_fs, to_ino(ino), attr, which);
-	if (!ret && (which & FF_SET_MODE) && ns_format())
+	if (!ret && (which & FF_SET_MODE) && ns_format() && !g_o.noacl)
 		ret = ff_acl_chmod(g_fs, to_ino(ino), attr->st_mode);
 	if (which & FF_SET_SIZE) /* a truncate, zone reset or finish */
 		ff_kcache_changed(ino, 0, 0);
@@ -807,12 +814,28 @@ static void reply_text(fuse_req_t req, const char *text, int len, size_t size)
 		fuse_reply_buf(req, text, (size_t)len);
 }
 
+/*
+ * -o noacl: the ACL xattrs are not this mount's, as with ext4's noacl. Their
+ * EOPNOTSUPP is also what tells ls -l (gnulib's file_has_acl) that the
+ * filesystem has no ACLs, so that a listing asks once, not once a file.
+ * Those stored are kept for the next mount with ACLs.
+ */
+static bool noacl_name(const char *name)
+{
+	return g_o.noacl && ns_format() && !strncmp(name, "system.posix_acl_", 17);
+}
+
 /* A namespace format's own xattrs (up to XATTR_SIZE_MAX, the VFS's limit). */
 static void ns_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
 {
 	char *buf = size ? malloc(size) : NULL;
 	ssize_t n;
 
+	if (noacl_name(name)) {
+		free(buf);
+		fuse_reply_err(req, EOPNOTSUPP);
+		return;
+	}
 	if (size && !buf) {
 		fuse_reply_err(req, ENOMEM);
 		return;
@@ -878,6 +901,42 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 		reply_text(req, text, len, size);
 }
 
+/* -o noacl: inode ino's xattr names but the ACLs' into out (size 0: the length only) */
+static ssize_t listxattr_noacl(uint64_t ino, char *out, size_t size)
+{
+	for (;;) {
+		ssize_t n = ff_fs_listxattr(g_fs, ino, NULL, 0);
+		size_t k = 0;
+		char *all;
+
+		if (n <= 0)
+			return n;
+		all = malloc((size_t)n);
+		if (!all)
+			return -ENOMEM;
+		n = ff_fs_listxattr(g_fs, ino, all, (size_t)n);
+		if (n == -ERANGE) { /* a name was added in between */
+			free(all);
+			continue;
+		}
+		for (char *p = all; n > 0 && p < all + n; p += strlen(p) + 1) {
+			size_t len = strlen(p) + 1;
+
+			if (!strncmp(p, "system.posix_acl_", 17))
+				continue;
+			if (size && k + len > size) {
+				n = -ERANGE;
+				break;
+			}
+			if (size)
+				memcpy(out + k, p, len);
+			k += len;
+		}
+		free(all);
+		return n < 0 ? n : (ssize_t)k;
+	}
+}
+
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 {
 	struct stat st;
@@ -891,7 +950,8 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
-		n = ff_fs_listxattr(g_fs, to_ino(ino), buf, size);
+		n = g_o.noacl ? listxattr_noacl(to_ino(ino), buf, size)
+			      : ff_fs_listxattr(g_fs, to_ino(ino), buf, size);
 		if (n < 0)
 			fuse_reply_err(req, (int)-n);
 		else if (size == 0)
@@ -960,6 +1020,8 @@ static mode_t create_mode(fuse_req_t req, fuse_ino_t parent, mode_t mode)
 {
 	if (!ns_format())
 		return mode; /* the kernel applied the umask */
+	if (g_o.noacl)
+		return mode & ~fuse_req_ctx(req)->umask;
 	return ff_acl_create_mode(g_fs, to_ino(parent), mode, fuse_req_ctx(req)->umask);
 }
 
@@ -968,7 +1030,7 @@ static void inherit_acl(fuse_ino_t parent, struct stat *st)
 {
 	int ret;
 
-	if (!ns_format())
+	if (!ns_format() || g_o.noacl)
 		return;
 	ret = ff_acl_inherit(g_fs, to_ino(parent), (uint64_t)st->st_ino, st->st_mode);
 
@@ -1204,7 +1266,9 @@ out_reply:
 static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
 			size_t size, int flags)
 {
-	if (ns_format())
+	if (noacl_name(name))
+		fuse_reply_err(req, EOPNOTSUPP);
+	else if (ns_format())
 		fuse_reply_err(req, -ff_acl_set(g_fs, to_ino(ino), name, value, size, flags));
 	else
 		fuse_reply_err(req, -ff_fs_setxattr(g_fs, to_ino(ino), name, value, size, flags));
@@ -1212,7 +1276,10 @@ static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const 
 
 static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 {
-	fuse_reply_err(req, -ff_fs_removexattr(g_fs, to_ino(ino), name));
+	if (noacl_name(name))
+		fuse_reply_err(req, EOPNOTSUPP);
+	else
+		fuse_reply_err(req, -ff_fs_removexattr(g_fs, to_ino(ino), name));
 }
 
 static const struct fuse_lowlevel_ops ops = {
