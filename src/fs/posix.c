@@ -4635,7 +4635,9 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 	ret = px_writable(fs);
 	if (ret)
 		return ret;
-	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE))
+	if (mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))
+		return -EOPNOTSUPP;
+	if ((mode & FALLOC_FL_PUNCH_HOLE) && (mode & FALLOC_FL_ZERO_RANGE))
 		return -EOPNOTSUPP;
 	if ((mode & FALLOC_FL_PUNCH_HOLE) && !(mode & FALLOC_FL_KEEP_SIZE))
 		return -EOPNOTSUPP;
@@ -4648,16 +4650,15 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 	ff_mutex_lock(&fs->ns);
 	size = i->size;
 	ff_mutex_unlock(&fs->ns);
-	if (!(mode & FALLOC_FL_PUNCH_HOLE)) {
-		ret = reserve(fs, i, off, len);
-		if (!ret && !(mode & FALLOC_FL_KEEP_SIZE) && off + len > size)
-			ret = truncate_locked(fs, i, off + len);
-		goto out;
-	}
+	if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)))
+		goto reserve;
 	/*
 	 * Zeros in the cache for the partial blocks below the size; every whole
 	 * block in the range unmapped, beyond the size too (a reservation that
-	 * fallocate KEEP_SIZE made there is given back, as XFS does).
+	 * fallocate KEEP_SIZE made there is given back, as XFS does). A
+	 * ZERO_RANGE then reserves the range again, as the default mode does:
+	 * its blocks read as zeros and stay allocated. Between the two a crash
+	 * leaves a hole, which reads as zeros too.
 	 */
 	end = off + len < size ? off + len : size;
 	lo = ff_round_up(off, PX_BLK);
@@ -4701,6 +4702,12 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 
 		ret = r < 0 ? (int)r : 0;
 	}
+	if (ret || !(mode & FALLOC_FL_ZERO_RANGE))
+		goto out;
+reserve:
+	ret = reserve(fs, i, off, len);
+	if (!ret && !(mode & FALLOC_FL_KEEP_SIZE) && off + len > size)
+		ret = truncate_locked(fs, i, off + len);
 out:
 	ff_mutex_unlock(&i->io_lock);
 	free(b.p);

@@ -269,7 +269,7 @@ def c_truncate(t):
 
 
 def c_fallocate(t):
-    """fallocate: the default mode, KEEP_SIZE and PUNCH_HOLE."""
+    """fallocate: the default mode, KEEP_SIZE, PUNCH_HOLE and ZERO_RANGE."""
     p = t.p
     write_file(p("f"), b"A" * 65536)
     fd = os.open(p("f"), os.O_RDWR)
@@ -281,6 +281,15 @@ def c_fallocate(t):
          fslib.FALLOC_FL_PUNCH_HOLE | fslib.FALLOC_FL_KEEP_SIZE, 8192, 16384, watch=["f"])
     t.do("PUNCH_HOLE|KEEP_SIZE 100..5000 (partial blocks)", fslib.fallocate, fd,
          fslib.FALLOC_FL_PUNCH_HOLE | fslib.FALLOC_FL_KEEP_SIZE, 100, 4900, watch=["f"])
+    t.do("ZERO_RANGE 30000..40000 (partial blocks)", fslib.fallocate, fd,
+         fslib.FALLOC_FL_ZERO_RANGE, 30000, 10000, watch=["f"])
+    t.do("ZERO_RANGE|KEEP_SIZE across the end", fslib.fallocate, fd,
+         fslib.FALLOC_FL_ZERO_RANGE | fslib.FALLOC_FL_KEEP_SIZE, 131000, 8192, watch=["f"])
+    t.do("ZERO_RANGE past the end grows", fslib.fallocate, fd, fslib.FALLOC_FL_ZERO_RANGE,
+         140000, 5000, watch=["f"])
+    t.do("ZERO_RANGE|PUNCH_HOLE", fslib.fallocate, fd,
+         fslib.FALLOC_FL_ZERO_RANGE | fslib.FALLOC_FL_PUNCH_HOLE | fslib.FALLOC_FL_KEEP_SIZE, 0,
+         4096)
     t.do("read", lambda: hashlib.sha256(os.pread(fd, 1 << 21, 0)).hexdigest()[:16])
     t.do("len 0", fslib.fallocate, fd, 0, 0, 0)
     t.do("negative offset", fslib.fallocate, fd, 0, -1, 10)

@@ -16,9 +16,10 @@ dirty_granularity=folio, and runs:
     overwrite anywhere of any length and alignment (buffered, O_SYNC, O_DSYNC,
     pwritev RWF_DSYNC; O_DIRECT and O_DIRECT|O_DSYNC block-aligned from mmap
     buffers), an O_APPEND append, a truncate down or up, fallocate (default
-    and KEEP_SIZE) or a PUNCH_HOLE (what px_fallocate accepts). Every write's
-    bytes are random and never zero: zero only ever means a hole, a gap, a
-    truncate or a punch, and a byte written by no write at that offset shows;
+    and KEEP_SIZE), a PUNCH_HOLE or a ZERO_RANGE (with and without
+    KEEP_SIZE: what px_fallocate accepts). Every write's bytes are random and
+    never zero: zero only ever means a hole, a gap, a truncate, a punch or a
+    zeroed range, and a byte written by no write at that offset shows;
   - two fsync/fdatasync threads on their own fds;
   - two readers (buffered through the kernel page cache, and O_DIRECT) that
     check every byte against the model while the writers run: a byte holds
@@ -108,7 +109,7 @@ KCACHE = float(os.environ.get("FOLIOFS_PMODEL_KCACHE", "0"))  # share of mounts 
 PARANOID = bool(os.environ.get("FOLIOFS_PMODEL_PARANOID"))
 HANG_S = int(os.environ.get("FOLIOFS_PMODEL_HANG_S", "60"))
 GC_ZS, GC_NZONES, GC_BALLAST = 1 << 20, 24, 6 << 20
-FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE = 1, 2
+FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE = 1, 2, 0x10
 NOZERO = bytes([1]) + bytes(range(1, 256))  # translate(): a written byte is never zero
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -219,7 +220,7 @@ class File:
                     del self.acked[ev.size:]
                 else:
                     self.acked += bytes(ev.size - len(self.acked))
-            elif ev.kind == "punch":
+            elif ev.kind in ("punch", "zero-keep"):
                 hi = min(ev.hi, len(self.acked))
                 if hi > ev.lo:
                     self.acked[ev.lo:hi] = bytes(hi - ev.lo)
@@ -501,10 +502,16 @@ class Worker(threading.Thread):
         if r.random() < 0.4:
             off -= off % BLK
             n = min(f.maxf - off, max(BLK, n - n % BLK))
-        mode = r.choice(["default", "keep", "punch"])
+        mode = r.choice(["default", "keep", "punch", "zero", "zero-keep"])
         if mode == "punch":
             ev = f.begin("punch", off, off + n)
             fl = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+        elif mode == "zero":
+            ev = f.begin("zero", min(off, size), off + n, b"", max(size, off + n))
+            fl = FALLOC_FL_ZERO_RANGE
+        elif mode == "zero-keep":
+            ev = f.begin("zero-keep", off, off + n)
+            fl = FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
         elif mode == "keep":
             ev = f.begin("keep", off, off)
             fl = FALLOC_FL_KEEP_SIZE

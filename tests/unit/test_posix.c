@@ -1401,6 +1401,67 @@ static void test_posix_truncate_falloc_seek(void **state)
 	free(zero);
 }
 
+/*
+ * FALLOC_FL_ZERO_RANGE: the range reads as zeros and stays allocated
+ * (st_blocks kept), its whole blocks reserved and unwritten, which
+ * SEEK_HOLE reports as a hole, as XFS and ext4 report unwritten extents;
+ * without KEEP_SIZE a range past the size grows the file; all of it after
+ * a remount.
+ */
+static void test_posix_zero_range(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(16 * BLK), *rd = tu_alloc(16 * BLK);
+	struct stat st = {0};
+	blkcnt_t blocks;
+	uint64_t f;
+
+	f = mkfile(p, p->root, "z");
+	tu_fill(buf, 8 * BLK, 5);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 8 * BLK, 0, 0), 8 * BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	blocks = st.st_blocks;
+	/* within the size, partial blocks at both ends */
+	assert_int_equal(ff_fs_fallocate(p->fs, f, FALLOC_FL_ZERO_RANGE, BLK + 100, 3 * BLK), 0);
+	memset(buf + BLK + 100, 0, 3 * BLK);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 16 * BLK, 0), 8 * BLK);
+	assert_memory_equal(rd, buf, 8 * BLK);
+	assert_int_equal(ff_fs_lseek(p->fs, f, 0, SEEK_HOLE), 2 * BLK);
+	assert_int_equal(ff_fs_lseek(p->fs, f, 2 * BLK, SEEK_DATA), 4 * BLK);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, 8 * BLK);
+	assert_int_equal(st.st_blocks, blocks);
+	/* KEEP_SIZE past the size: zeros below it, the size kept */
+	assert_int_equal(ff_fs_fallocate(p->fs, f, FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+					 7 * BLK + 10, 4 * BLK),
+			 0);
+	memset(buf + 7 * BLK + 10, 0, BLK - 10);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, 8 * BLK);
+	assert_true(st.st_blocks >= blocks + 3 * (BLK / 512));
+	/* growing: the size moves to the end of the range */
+	assert_int_equal(ff_fs_fallocate(p->fs, f, FALLOC_FL_ZERO_RANGE, 6 * BLK, 6 * BLK + 7), 0);
+	memset(buf + 6 * BLK, 0, 6 * BLK + 7);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, 12 * BLK + 7);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 16 * BLK, 0), 12 * BLK + 7);
+	assert_memory_equal(rd, buf, 12 * BLK + 7);
+	assert_int_equal(
+		ff_fs_fallocate(p->fs, f, FALLOC_FL_ZERO_RANGE | FALLOC_FL_PUNCH_HOLE, 0, BLK),
+		-EOPNOTSUPP);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 16 * BLK, 0), 12 * BLK + 7);
+	assert_memory_equal(rd, buf, 12 * BLK + 7);
+	assert_int_equal(ff_fs_lseek(p->fs, f, 0, SEEK_HOLE), 2 * BLK);
+	assert_int_equal(ff_fs_lseek(p->fs, f, 2 * BLK, SEEK_DATA), 4 * BLK);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_true(st.st_blocks >= 13 * (BLK / 512));
+	free(buf);
+	free(rd);
+}
+
 /* ---- directories ---- */
 
 static void test_posix_big_dir_cookies(void **state)
@@ -3250,6 +3311,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_posix_mt_shared_zones, setup_emu_seq_cap_tiny,
 						teardown),
 		T2(test_posix_truncate_falloc_seek),
+		T2(test_posix_zero_range),
 		T2(test_posix_big_dir_cookies),
 		T2(test_posix_power_cut),
 		T2(test_posix_power_cut_writers),
