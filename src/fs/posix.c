@@ -1687,6 +1687,8 @@ static int op_commit_locked(struct px_fs *fs, struct px_buf *b, uint64_t *seq_ou
 	ret = fs->pend.err;
 	*seq_out = fs->next_seq - 1;
 	ff_mutex_unlock(&fs->log);
+	fs->meta_est += b->len;
+	fs->meta_since += b->len;
 	return ret;
 }
 
@@ -1771,6 +1773,136 @@ static int cp_split(struct px_fs *fs, const struct px_buf *b, uint32_t max, size
 	return 0;
 }
 
+/* A measuring cp_emit_locked's scratch buffer: counted, and emptied when it has grown. */
+static void cp_drain(struct px_buf *b, bool measure, uint64_t *total, size_t *from)
+{
+	if (measure && b->len >= (1u << 16)) {
+		*total += b->len - *from;
+		b->len = *from = 0;
+	}
+}
+
+/*
+ * The records of a checkpoint of the whole state, after its CP_BEGIN: every
+ * data zone's, every inode's, every name's, extent's and xattr's. With
+ * measure, nothing is changed and b is a scratch buffer, emptied as it
+ * fills: the return is the bytes the records take. Caller holds ns.
+ */
+static uint64_t cp_emit_locked(struct px_fs *fs, struct px_buf *b, uint64_t first, bool measure)
+{
+	uint64_t total = 0;
+	size_t from = b->len;
+
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		struct px_zone *d = &fs->zones[k];
+
+		if (d->state == PX_Z_META || d->state == PX_Z_SUPER)
+			continue;
+		if (!d->inflight && !measure)
+			d->cursor = d->wp;
+		rec_zone(b, k, d, d->inflight ? d->cursor : d->wp);
+		cp_drain(b, measure, &total, &from);
+	}
+	for (size_t h = 0; h < fs->icap; h++)
+		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext) {
+			rec_inode(b, i, i->disk_size, 0);
+			cp_drain(b, measure, &total, &from);
+		}
+	for (size_t h = 0; h < fs->icap; h++) {
+		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext) {
+			if (i->dir)
+				for (size_t k = 0; k < i->dir->n; k++) {
+					struct px_dent *e = i->dir->ents[k];
+
+					if (!e->dead)
+						rec_dirent_add(b, i->ino, e->ino, e->cookie,
+							       e->name, e->nlen);
+					cp_drain(b, measure, &total, &from);
+				}
+			/* known from a header only: committed with this checkpoint */
+			for (size_t k = 0; k < i->next && !measure; k++)
+				if (!i->ext[k].rseq)
+					i->ext[k].rseq = first;
+			for (size_t k = 0, n; k < i->next; k += n) {
+				/* EXTENTS counts blocks in 32 bits; a longer extent: EXTENT */
+				for (n = 0;
+				     (fs->features & PX_FEAT_MZCHAIN) && k + n < i->next &&
+				     n < PX_XS_PER_REC && i->ext[k + n].len / PX_BLK <= UINT32_MAX;
+				     n++)
+					;
+				if (n) {
+					rec_extents(b, i->ino, i->ext + k, n);
+				} else {
+					rec_extent(b, i->ino, i->ext[k].off, i->ext[k].len,
+						   i->ext[k].dev, i->ext[k].dseq, 0);
+					n = 1;
+				}
+				cp_drain(b, measure, &total, &from);
+			}
+			for (struct px_xattr *x = i->xattrs; x; x = x->next) {
+				rec_xattr_set(b, i->ino, x->name, x->val, x->vlen);
+				cp_drain(b, measure, &total, &from);
+			}
+		}
+	}
+	return total + b->len - from;
+}
+
+/*
+ * What a checkpoint of the state would take now, its CP_BEGIN and CP_END and
+ * the zone header of each part included. Caller holds ns.
+ */
+static uint64_t cp_measure_locked(struct px_fs *fs)
+{
+	struct px_buf t = {0};
+	uint64_t n = cp_emit_locked(fs, &t, 0, true);
+
+	free(t.p);
+	/* the zone header, CP_BEGIN (32 bytes) and CP_END (8), each rounded with its header */
+	n += PX_BLK + ff_round_up(PX_REC_HDR + 32, 8) + ff_round_up(PX_REC_HDR + 8, 8);
+	return n;
+}
+
+/*
+ * The bytes a checkpoint may take and still leave the filesystem working:
+ * it goes into the metadata zones the current one does not hold, so in
+ * steady state half of them (one without MZCHAIN), less what a record that
+ * would straddle two zones leaves at each zone's end, less a quarter of a
+ * zone that the log keeps after the checkpoint's last part (a fuller last
+ * part would take a checkpoint every few commits).
+ */
+static uint64_t cp_room(const struct px_fs *fs)
+{
+	uint64_t cap = fs->zones[fs->meta_first].cap;
+	uint64_t part = cap > 2 * (PX_BLK + PX_XREC_MAX) ? cap - PX_BLK - PX_XREC_MAX : cap / 2;
+	uint32_t n = (fs->features & PX_FEAT_MZCHAIN) ? fs->meta_count / 2 : 1;
+
+	return (n ? n : 1) * part - cap / 4;
+}
+
+/*
+ * Room for a change that adds need bytes of records to the next checkpoint:
+ * 0, or -ENOSPC when that checkpoint would no longer fit (cp_room). The
+ * estimate counts every record since the last measurement, those that free
+ * something too, so it is measured again before a refusal, once enough has
+ * been committed since the last measurement (1/64 of the room) to be worth
+ * it. Caller holds ns.
+ */
+static int meta_room_locked(struct px_fs *fs, size_t need)
+{
+	uint64_t room = cp_room(fs);
+
+	if (fs->meta_est + need <= room)
+		return 0;
+	if (fs->meta_since > room / 64) {
+		fs->meta_est = cp_measure_locked(fs);
+		fs->meta_since = 0;
+		if (fs->meta_est + need <= room)
+			return 0;
+	}
+	return -ENOSPC;
+}
+
 /*
  * Write a checkpoint of the whole state into the metadata zones after the
  * log's and make the last of them the log's zone. Called by the commit
@@ -1820,51 +1952,7 @@ static int checkpoint(struct px_fs *fs)
 	put32(&b, fs->nr_zones);
 	put32(&b, 0);
 	rec_end(&b, at);
-	for (uint32_t k = 0; k < fs->nr_zones; k++) {
-		struct px_zone *d = &fs->zones[k];
-
-		if (d->state == PX_Z_META || d->state == PX_Z_SUPER)
-			continue;
-		if (!d->inflight)
-			d->cursor = d->wp;
-		rec_zone(&b, k, d, d->cursor);
-	}
-	for (size_t h = 0; h < fs->icap; h++)
-		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext)
-			rec_inode(&b, i, i->disk_size, 0);
-	for (size_t h = 0; h < fs->icap; h++) {
-		for (struct px_inode *i = fs->itab[h]; i; i = i->hnext) {
-			if (i->dir)
-				for (size_t k = 0; k < i->dir->n; k++) {
-					struct px_dent *e = i->dir->ents[k];
-
-					if (!e->dead)
-						rec_dirent_add(&b, i->ino, e->ino, e->cookie,
-							       e->name, e->nlen);
-				}
-			/* known from a header only: committed with this checkpoint */
-			for (size_t k = 0; k < i->next; k++)
-				if (!i->ext[k].rseq)
-					i->ext[k].rseq = first;
-			for (size_t k = 0, n; k < i->next; k += n) {
-				/* EXTENTS counts blocks in 32 bits; a longer extent: EXTENT */
-				for (n = 0;
-				     (fs->features & PX_FEAT_MZCHAIN) && k + n < i->next &&
-				     n < PX_XS_PER_REC && i->ext[k + n].len / PX_BLK <= UINT32_MAX;
-				     n++)
-					;
-				if (n) {
-					rec_extents(&b, i->ino, i->ext + k, n);
-				} else {
-					rec_extent(&b, i->ino, i->ext[k].off, i->ext[k].len,
-						   i->ext[k].dev, i->ext[k].dseq, 0);
-					n = 1;
-				}
-			}
-			for (struct px_xattr *x = i->xattrs; x; x = x->next)
-				rec_xattr_set(&b, i->ino, x->name, x->val, x->vlen);
-		}
-	}
+	cp_emit_locked(fs, &b, first, false);
 	{
 		/* count what CP_END closes: every record so far plus itself */
 		size_t pos = PX_BLK;
@@ -1879,6 +1967,8 @@ static int checkpoint(struct px_fs *fs)
 	rec_end(&b, at);
 	seal_records(&b, PX_BLK, &seq);
 	fs->next_seq = seq;
+	fs->meta_est = b.len;
+	fs->meta_since = 0;
 	free(fs->pend.p);
 	memset(&fs->pend, 0, sizeof(fs->pend));
 	ff_mutex_unlock(&fs->log);
@@ -3190,7 +3280,9 @@ static int make_node(struct px_fs *fs, uint64_t dir, const char *name, mode_t mo
 	if (S_ISDIR(mode))
 		td.nlink++;
 	rec_inode(&b, &td, d->disk_size, 0);
-	ret = op_commit_locked(fs, &b, &seq);
+	ret = meta_room_locked(fs, b.len);
+	if (!ret)
+		ret = op_commit_locked(fs, &b, &seq);
 	if (ret)
 		goto out;
 	i = iget_locked(fs, ino);
@@ -3323,7 +3415,9 @@ static int px_link(struct ff_fs *gfs, uint64_t ino, uint64_t newdir, const char 
 	inode_rec_copy(&td, d);
 	td.mtime = td.ctime = now;
 	rec_inode(&b, &td, d->disk_size, 0);
-	ret = op_commit_locked(fs, &b, &seq);
+	ret = meta_room_locked(fs, b.len);
+	if (!ret)
+		ret = op_commit_locked(fs, &b, &seq);
 	if (ret)
 		goto out;
 	i->nlookup++;
@@ -4420,7 +4514,9 @@ static int px_setxattr(struct ff_fs *gfs, uint64_t ino, const char *name, const 
 	inode_rec_copy(&t, i);
 	t.ctime = now_ts(fs);
 	rec_inode(&b, &t, i->disk_size, 0);
-	ret = op_commit_locked(fs, &b, &seq);
+	ret = meta_room_locked(fs, b.len);
+	if (!ret)
+		ret = op_commit_locked(fs, &b, &seq);
 out:
 	ff_mutex_unlock(&fs->ns);
 	free(b.p);
@@ -5914,8 +6010,19 @@ static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 		if (st->f_bavail > st->f_bfree)
 			st->f_bavail = st->f_bfree;
 	}
-	st->f_files = 1ull << 32;
-	st->f_ffree = st->f_favail = st->f_files - fs->icount;
+	/*
+	 * Inodes: those there are, and as many more as the room left for the
+	 * checkpoint holds at PX_INODE_EST bytes each (a file's INODE and
+	 * DIRENT_ADD with a name of some 30 bytes): what meta_room_locked lets
+	 * creates have.
+	 */
+	{
+		uint64_t room = cp_room(fs);
+
+		st->f_ffree = fs->meta_est < room ? (room - fs->meta_est) / PX_INODE_EST : 0;
+		st->f_favail = st->f_ffree;
+		st->f_files = fs->icount + st->f_ffree;
+	}
 	ff_mutex_unlock(&fs->ns);
 	st->f_bsize = st->f_frsize = PX_BLK;
 	st->f_blocks = total;
@@ -7263,6 +7370,8 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 			if (i->ci)
 				ff_cache_inode_set_size(i->ci, i->size);
 	gc_index_rebuild_locked(fs);
+	fs->meta_est = cp_measure_locked(fs);
+	fs->meta_since = 0;
 	ff_mutex_unlock(&fs->ns);
 	reap(fs);
 	if (!fs->ro) {

@@ -23,6 +23,11 @@
 #define PX_XVAL_MAX    65536u
 #define PX_LINK_MAX    65000u
 
+/* what a new file adds to a checkpoint, about (statfs's f_ffree) */
+#define PX_INODE_EST 256u
+/* the longest record: an XATTR_SET of the longest name and value, rounded to 8 */
+#define PX_XREC_MAX (PX_REC_HDR + 14u + PX_XNAME_MAX + PX_XVAL_MAX + 7u)
+
 /* superblock field offsets */
 #define PX_SB_VERSION	 8
 #define PX_SB_CRC	 12

@@ -211,6 +211,12 @@ struct px_fs {
 	 * zone's pointer has moved past them already (the slots' promised).
 	 */
 	uint64_t wb_promised;
+	/*
+	 * The next checkpoint's bytes, as measured (cp_measure_locked, or the
+	 * last checkpoint's length) plus every record committed since, and
+	 * how much of it is records since (meta_room_locked).
+	 */
+	uint64_t meta_est, meta_since;
 	uint64_t next_ino, next_dseq;
 	struct px_zone *zones;
 	struct px_inode *dead; /* removed inodes whose cache inode reap() frees */

@@ -1882,6 +1882,92 @@ static void test_posix_checkpoint_spans_zones(void **state)
 }
 
 /*
+ * Names fill the room a checkpoint has (four metadata zones of 1 MiB: two of
+ * them, less their ends and the log's quarter zone): a create, a link and
+ * an xattr then get ENOSPC, statfs shows no inode free, and the filesystem
+ * goes on: writes and fsyncs of existing files, unlinks, and creates again
+ * once names are gone; all of it through a remount, fsck clean.
+ */
+static void test_posix_metadata_full(void **state)
+{
+	struct px *p = *state;
+	struct statvfs sv;
+	struct stat st;
+	uint8_t blk[BLK];
+	char name[64];
+	uint64_t d, f0 = 0;
+	int n = 0, left;
+
+	assert_int_equal(ff_fs_mkdir(p->fs, p->root, "d", 0755, &cr, &st), 0);
+	d = st.st_ino;
+	assert_int_equal(ff_fs_statfs(p->fs, &sv), 0);
+	assert_true(sv.f_ffree > 4000 && sv.f_ffree < 10000);
+	for (;; n++) {
+		int r;
+
+		snprintf(name, sizeof(name), "a-file-name-of-some-length-%06d", n);
+		r = ff_fs_mknod(p->fs, d, name, S_IFREG | 0644, 0, &cr, &st);
+		if (r == -ENOSPC)
+			break;
+		assert_int_equal(r, 0);
+		if (!n)
+			f0 = st.st_ino;
+		else /* the kernel's forget: an unlinked inode still looked up stays */
+			ff_fs_forget(p->fs, (uint64_t)st.st_ino, 1);
+		assert_true(n < 20000);
+	}
+	assert_true(n > 4000);
+	/* a link takes less than a create: the room left holds a few at most */
+	for (int k = 0;; k++) {
+		int r;
+
+		snprintf(name, sizeof(name), "link-%d", k);
+		r = ff_fs_link(p->fs, f0, d, name, &st);
+		if (r == -ENOSPC)
+			break;
+		assert_int_equal(r, 0);
+		ff_fs_forget(p->fs, f0, 1);
+		assert_true(k < 8);
+	}
+	assert_int_equal(ff_fs_statfs(p->fs, &sv), 0);
+	assert_true(sv.f_ffree <= 2);
+	memset(blk, 'v', BLK);
+	assert_int_equal(ff_fs_setxattr(p->fs, f0, "user.k", blk, BLK, 0), -ENOSPC);
+	/* not shut down: data still goes in, and names go */
+	tu_fill(blk, BLK, 3);
+	assert_int_equal(ff_fs_write(p->fs, f0, blk, BLK, 0, 0), BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f0, false), 0);
+	for (int k = n - 1; k >= n - 2000; k--) {
+		snprintf(name, sizeof(name), "a-file-name-of-some-length-%06d", k);
+		assert_int_equal(ff_fs_unlink(p->fs, d, name), 0);
+	}
+	assert_int_equal(ff_fs_statfs(p->fs, &sv), 0);
+	for (left = n - 2000; left < n - 1000; left++) {
+		snprintf(name, sizeof(name), "a-file-name-of-some-length-%06d", left);
+		assert_int_equal(ff_fs_mknod(p->fs, d, name, S_IFREG | 0644, 0, &cr, &st), 0);
+		ff_fs_forget(p->fs, (uint64_t)st.st_ino, 1);
+	}
+	assert_int_equal(ff_fs_fsyncdir(p->fs, d, false), 0);
+	ff_fs_forget(p->fs, f0, 1);
+	remount(p);
+	assert_int_equal(ff_fs_lookup(p->fs, p->root, "d", &st), 0);
+	d = st.st_ino;
+	for (int k = 0; k < n; k++) {
+		snprintf(name, sizeof(name), "a-file-name-of-some-length-%06d", k);
+		assert_int_equal(ff_fs_lookup(p->fs, d, name, &st), k < left ? 0 : -ENOENT);
+		if (k < left)
+			ff_fs_forget(p->fs, (uint64_t)st.st_ino, 1);
+	}
+	snprintf(name, sizeof(name), "a-file-name-of-some-length-%06d", 0);
+	assert_int_equal(ff_fs_lookup(p->fs, d, name, &st), 0);
+	assert_int_equal(ff_fs_read(p->fs, (uint64_t)st.st_ino, blk, BLK, 0), BLK);
+	ff_fs_forget(p->fs, (uint64_t)st.st_ino, 1);
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	assert_int_equal(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL), 0);
+}
+
+/*
  * The device dies after each number of writes in turn, so that a crash
  * falls between every two parts of the checkpoints the run writes: the
  * mount then uses the whole one before, every fsync'd xattr is there, and
@@ -3324,6 +3410,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_posix_sync_append_runs, setup_span_reg,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_posix_metadata_full, setup_span_seq, teardown),
+		cmocka_unit_test_setup_teardown(test_posix_metadata_full, setup_span_reg, teardown),
 		cmocka_unit_test_setup_teardown(test_posix_checkpoint_spans_zones, setup_span_seq,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_posix_checkpoint_spans_zones, setup_span_reg,
