@@ -7370,8 +7370,9 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 			if (i->ci)
 				ff_cache_inode_set_size(i->ci, i->size);
 	gc_index_rebuild_locked(fs);
-	fs->meta_est = cp_measure_locked(fs);
-	fs->meta_since = 0;
+	/* a read-write mount measures it with its checkpoint below */
+	if (fs->ro)
+		fs->meta_est = cp_measure_locked(fs);
 	ff_mutex_unlock(&fs->ns);
 	reap(fs);
 	if (!fs->ro) {
