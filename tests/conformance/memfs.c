@@ -1024,6 +1024,14 @@ int ff_fs_fallocate(struct ff_fs *fs, uint64_t ino, int mode, uint64_t off, uint
 		if (off < i->cap)
 			memset(i->data + off, 0, off + len <= i->cap ? len : i->cap - off);
 		touch(i, true);
+	} else if ((mode & ~FALLOC_FL_KEEP_SIZE) == FALLOC_FL_ZERO_RANGE) {
+		ret = reserve(i, off + len);
+		if (!ret) {
+			memset(i->data + off, 0, len);
+			if (!(mode & FALLOC_FL_KEEP_SIZE) && off + len > (uint64_t)i->st.st_size)
+				i->st.st_size = (off_t)(off + len);
+			touch(i, true);
+		}
 	} else if (mode & ~FALLOC_FL_KEEP_SIZE) {
 		ret = -EOPNOTSUPP;
 	} else {
