@@ -1773,6 +1773,27 @@ static int cp_split(struct px_fs *fs, const struct px_buf *b, uint32_t max, size
 	return 0;
 }
 
+/* A checkpoint's first record (generation gen) and its last (closing nrec records). */
+static void rec_cp_begin(struct px_buf *b, const struct px_fs *fs, uint64_t gen)
+{
+	size_t at = rec_begin(b, PX_R_CP_BEGIN);
+
+	put64(b, gen);
+	put64(b, fs->next_ino);
+	put64(b, fs->next_dseq);
+	put32(b, fs->nr_zones);
+	put32(b, 0);
+	rec_end(b, at);
+}
+
+static void rec_cp_end(struct px_buf *b, uint64_t nrec)
+{
+	size_t at = rec_begin(b, PX_R_CP_END);
+
+	put64(b, nrec);
+	rec_end(b, at);
+}
+
 /* A measuring cp_emit_locked's scratch buffer: counted, and emptied when it has grown. */
 static void cp_drain(struct px_buf *b, bool measure, uint64_t *total, size_t *from)
 {
@@ -1855,11 +1876,14 @@ static uint64_t cp_emit_locked(struct px_fs *fs, struct px_buf *b, uint64_t firs
 static uint64_t cp_measure_locked(struct px_fs *fs)
 {
 	struct px_buf t = {0};
-	uint64_t n = cp_emit_locked(fs, &t, 0, true);
+	uint64_t n;
 
+	rec_cp_begin(&t, fs, 0);
+	rec_cp_end(&t, 0);
+	n = PX_BLK + t.len; /* the zone header, CP_BEGIN and CP_END */
+	t.len = 0;
+	n += cp_emit_locked(fs, &t, 0, true);
 	free(t.p);
-	/* the zone header, CP_BEGIN (32 bytes) and CP_END (8), each rounded with its header */
-	n += PX_BLK + ff_round_up(PX_REC_HDR + 32, 8) + ff_round_up(PX_REC_HDR + 8, 8);
 	return n;
 }
 
@@ -1924,7 +1948,6 @@ static int checkpoint(struct px_fs *fs)
 	size_t starts[PX_META_MAX + 1];
 	struct px_buf b = {0};
 	uint64_t first, seq, nrec = 0, gen;
-	size_t at;
 	int ret;
 
 	if (!max)
@@ -1945,13 +1968,7 @@ static int checkpoint(struct px_fs *fs)
 	ff_mutex_lock(&fs->log);
 	first = seq = fs->next_seq;
 	gen = fs->gen + 1;
-	at = rec_begin(&b, PX_R_CP_BEGIN);
-	put64(&b, gen);
-	put64(&b, fs->next_ino);
-	put64(&b, fs->next_dseq);
-	put32(&b, fs->nr_zones);
-	put32(&b, 0);
-	rec_end(&b, at);
+	rec_cp_begin(&b, fs, gen);
 	cp_emit_locked(fs, &b, first, false);
 	{
 		/* count what CP_END closes: every record so far plus itself */
@@ -1962,9 +1979,7 @@ static int checkpoint(struct px_fs *fs)
 			pos += ff_round_up(PX_REC_HDR + get32(b.p + pos + 4), 8);
 		}
 	}
-	at = rec_begin(&b, PX_R_CP_END);
-	put64(&b, nrec + 1);
-	rec_end(&b, at);
+	rec_cp_end(&b, nrec + 1);
 	seal_records(&b, PX_BLK, &seq);
 	fs->next_seq = seq;
 	fs->meta_est = b.len;

@@ -814,6 +814,12 @@ static void reply_text(fuse_req_t req, const char *text, int len, size_t size)
 		fuse_reply_buf(req, text, (size_t)len);
 }
 
+/* system.posix_acl_access or _default */
+static bool acl_name(const char *name)
+{
+	return !strncmp(name, "system.posix_acl_", 17);
+}
+
 /*
  * -o noacl: the ACL xattrs are not this mount's, as with ext4's noacl. Their
  * EOPNOTSUPP is also what tells ls -l (gnulib's file_has_acl) that the
@@ -822,7 +828,7 @@ static void reply_text(fuse_req_t req, const char *text, int len, size_t size)
  */
 static bool noacl_name(const char *name)
 {
-	return g_o.noacl && ns_format() && !strncmp(name, "system.posix_acl_", 17);
+	return g_o.noacl && ns_format() && acl_name(name);
 }
 
 /* A namespace format's own xattrs (up to XATTR_SIZE_MAX, the VFS's limit). */
@@ -842,7 +848,7 @@ static void ns_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 	}
 	n = ff_fs_getxattr(g_fs, to_ino(ino), name, buf, size);
 	/* the kernel asks for ACLs on its own: a format without them has none, not an error */
-	if (n == -EOPNOTSUPP && !strncmp(name, "system.posix_acl_", 17))
+	if (n == -EOPNOTSUPP && acl_name(name))
 		n = -ENODATA;
 	/*
 	 * No SELinux label on a host without SELinux: EOPNOTSUPP, "this file
@@ -922,7 +928,7 @@ static ssize_t listxattr_noacl(uint64_t ino, char *out, size_t size)
 		for (char *p = all; n > 0 && p < all + n; p += strlen(p) + 1) {
 			size_t len = strlen(p) + 1;
 
-			if (!strncmp(p, "system.posix_acl_", 17))
+			if (acl_name(p))
 				continue;
 			if (size && k + len > size) {
 				n = -ERANGE;
