@@ -1905,26 +1905,62 @@ static uint64_t cp_room(const struct px_fs *fs)
 }
 
 /*
- * Room for a change that adds need bytes of records to the next checkpoint:
- * 0, or -ENOSPC when that checkpoint would no longer fit (cp_room). The
- * estimate counts every record since the last measurement, those that free
- * something too, so it is measured again before a refusal, once enough has
- * been committed since the last measurement (1/64 of the room) to be worth
- * it. Caller holds ns.
+ * The next checkpoint's bytes: the estimate, measured again (a walk of the
+ * state, no I/O) once enough has been committed since the last measurement
+ * to be worth it (1/64 of the room). The estimate counts every record since,
+ * those that free something too. Caller holds ns.
+ */
+static uint64_t meta_now_locked(struct px_fs *fs)
+{
+	if (fs->meta_since > cp_room(fs) / 64) {
+		fs->meta_est = cp_measure_locked(fs);
+		fs->meta_since = 0;
+	}
+	return fs->meta_est;
+}
+
+/*
+ * How full the metadata may get, in eighths of cp_room, and what happens
+ * there. Names (inodes, links, xattrs) stop first, at 7/8, so that the
+ * files there are can still be written: a file's data adds extents. Above
+ * 1/2, a file that gets extents out of place is queued for defragmentation
+ * (meta_note_locked) on any device, sequential zones included, where every
+ * overwrite is an extent of its own; above 3/4 writers wait for those
+ * passes (meta_throttle); above the room, a sync write or a buffered one
+ * that needs new blocks gets ENOSPC rather than a checkpoint that would not
+ * fit. Write-back is never refused: it goes on into the quarter zone that
+ * cp_room keeps back.
+ */
+#define PX_META_PRESS 4u
+#define PX_META_WAIT  6u
+#define PX_META_NAMES 7u
+
+/*
+ * Room for a change that adds need bytes of records to the next checkpoint
+ * of names: 0, or -ENOSPC when that checkpoint would pass PX_META_NAMES.
+ * Caller holds ns.
  */
 static int meta_room_locked(struct px_fs *fs, size_t need)
 {
-	uint64_t room = cp_room(fs);
+	uint64_t room = cp_room(fs) / 8 * PX_META_NAMES;
 
 	if (fs->meta_est + need <= room)
 		return 0;
-	if (fs->meta_since > room / 64) {
-		fs->meta_est = cp_measure_locked(fs);
-		fs->meta_since = 0;
-		if (fs->meta_est + need <= room)
-			return 0;
-	}
-	return -ENOSPC;
+	return meta_now_locked(fs) + need <= room ? 0 : -ENOSPC;
+}
+
+/*
+ * Whether the next checkpoint is past eighths/8 of the room. PX_META_PRESS
+ * is lim_press bytes instead when that is set (FOLIOFS_META_PRESS, a test
+ * knob: the model checkers make files of a few hundred extents, which no
+ * real room would press). Caller holds ns.
+ */
+static bool meta_above_locked(struct px_fs *fs, uint32_t eighths)
+{
+	uint64_t lim = eighths == PX_META_PRESS && fs->lim_press ? fs->lim_press
+								 : cp_room(fs) / 8 * eighths;
+
+	return fs->meta_est > lim && meta_now_locked(fs) > lim;
 }
 
 /*
@@ -2667,6 +2703,29 @@ static void defrag_note_locked(struct px_fs *fs, struct px_inode *i)
 }
 
 /*
+ * Files with fewer extents than this are not worth a pass for the room of
+ * the metadata: a pass joins a file's own neighbouring extents only.
+ */
+#define PX_META_PRESS_EXT 64u
+
+/*
+ * A write out of place added an extent to i: when the metadata is past
+ * PX_META_PRESS, queue the file for a pass that joins its small extents
+ * (defrag_inode), again at every such write once a pass joined some (it
+ * moves PX_DEFRAG_PASS at most), at twice its extents when it joined none.
+ * Caller holds ns.
+ */
+static void meta_note_locked(struct px_fs *fs, struct px_inode *i)
+{
+	ff_assert_held(&fs->ns);
+	if (!fs->gc_slot || i->dq || i->next < PX_META_PRESS_EXT ||
+	    (i->defrag_dry && i->next < i->defrag_at) || !meta_above_locked(fs, PX_META_PRESS))
+		return;
+	atomic_store(&fs->meta_press, true);
+	defrag_queue_locked(fs, i);
+}
+
+/*
  * Where [off, off+len) goes: in place when the blocks are mapped by a
  * committed extent in conventional space (and a sync write does not move
  * the size), else a header + data append in a slot's zone. For the append
@@ -3017,6 +3076,8 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 		i->last_rseq = need;
 		if (!ret && !zo->seq)
 			defrag_note_locked(fs, i);
+		if (!ret)
+			meta_note_locked(fs, i);
 	}
 	ff_mutex_unlock(&fs->ns);
 	atomic_fetch_add(&fs->st_pieces, s->npiece - 1);
@@ -4309,6 +4370,61 @@ static void da_throttle(struct px_fs *fs, uint64_t len)
 	}
 }
 
+/*
+ * Before a write of i takes its io_lock: when the metadata is past
+ * PX_META_WAIT, wait for the defragmentation passes queued, i among them
+ * (a few passes), so that writers cutting files into extents go no faster
+ * than the passes joining them; past the room, for more of them while
+ * there are any (px_write refuses what still does not fit). Holding
+ * nothing, as gc_throttle.
+ */
+static void meta_throttle(struct px_fs *fs, struct px_inode *i)
+{
+	for (int tries = 0; tries < 16; tries++) {
+		uint64_t from;
+		bool over, queued;
+
+		ff_mutex_lock(&fs->ns);
+		if (!meta_above_locked(fs, PX_META_WAIT)) {
+			ff_mutex_unlock(&fs->ns);
+			return;
+		}
+		over = meta_above_locked(fs, 8);
+		if (!i->freed)
+			meta_note_locked(fs, i);
+		ff_mutex_unlock(&fs->ns);
+		ff_mutex_lock(&fs->gc_mu);
+		from = fs->dq_passes;
+		queued = fs->dq_n || fs->dq_busy;
+		while (fs->gc_on && (fs->dq_n || fs->dq_busy) && fs->dq_passes - from < 4)
+			ff_cond_wait(&fs->gc_done_cv, &fs->gc_mu);
+		ff_mutex_unlock(&fs->gc_mu);
+		if (!queued || !over)
+			return;
+	}
+}
+
+/*
+ * Whether a write of [off, off+len) of i would go in place, as far as its
+ * mapping tells now (px_map_write): every block mapped by a written extent
+ * in conventional space. Caller holds ns.
+ */
+static bool inplace_range_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len)
+{
+	uint64_t pos = off, end = off + len;
+	bool in;
+
+	for (size_t k = ext_find(i, pos, &in); pos < end; k++) {
+		const struct px_ext *e = &i->ext[k];
+
+		if (k >= i->next || e->off > pos || e->dev == PX_UNWRITTEN ||
+		    fs->zones[zone_of(fs, e->dev)].seq)
+			return false;
+		pos = e->off + e->len;
+	}
+	return true;
+}
+
 static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t len, uint64_t off,
 			unsigned flags)
 {
@@ -4328,6 +4444,7 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 	if (!len)
 		return 0;
 	gc_throttle(fs);
+	meta_throttle(fs, i);
 	if (!(flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT)))
 		da_throttle(fs, len);
 	ff_mutex_lock(&i->io_lock);
@@ -4338,6 +4455,17 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 	if (off >= PX_MAX_FILE || len > PX_MAX_FILE - off) {
 		ff_mutex_unlock(&fs->ns);
 		r = -EFBIG;
+		goto out;
+	}
+	/*
+	 * A write that is not in place is an extent more, now or at its
+	 * write-back: not once the next checkpoint is past its room (cp_room),
+	 * which the defragmentation passes (meta_throttle) could not bring it
+	 * back under. Write-back itself is never refused.
+	 */
+	if (meta_above_locked(fs, 8) && !inplace_range_locked(fs, i, off, len)) {
+		ff_mutex_unlock(&fs->ns);
+		r = -ENOSPC;
 		goto out;
 	}
 	ff_mutex_unlock(&fs->ns);
@@ -5501,13 +5629,13 @@ static int gc_move_inode(struct px_fs *fs, uint32_t z, uint64_t ino, void *buf)
 
 /*
  * The next run a defragmentation pass joins, from file offset *pos on: two
- * or more written extents on conventional space, each shorter than
+ * or more written extents on conventional space (or, with seq, on any), each shorter than
  * PX_DEFRAG_SMALL, contiguous in the file, at most PX_GC_CHUNK bytes and
  * PX_GC_PIECES pieces. Returns the pieces in pc (0: none left); *pos moves
  * past them. Caller holds ns.
  */
 static int defrag_run_locked(struct px_fs *fs, struct px_inode *i, uint64_t *pos,
-			     struct gc_piece *pc, uint64_t *dseq)
+			     struct gc_piece *pc, uint64_t *dseq, bool seq)
 {
 	bool in;
 
@@ -5520,7 +5648,8 @@ static int defrag_run_locked(struct px_fs *fs, struct px_inode *i, uint64_t *pos
 			const struct px_ext *x = &i->ext[j];
 
 			if (x->off < *pos || x->dev == PX_UNWRITTEN || x->len >= PX_DEFRAG_SMALL ||
-			    fs->zones[zone_of(fs, x->dev)].seq || total + x->len > PX_GC_CHUNK ||
+			    (fs->zones[zone_of(fs, x->dev)].seq && !seq) ||
+			    total + x->len > PX_GC_CHUNK ||
 			    (np && pc[np - 1].off + pc[np - 1].len != x->off))
 				break;
 			pc[np++] = (struct gc_piece){x->off, x->len, x->dev};
@@ -5551,21 +5680,31 @@ static int defrag_run_locked(struct px_fs *fs, struct px_inode *i, uint64_t *pos
  * each block's newest content. A write-back already in flight holds the
  * file's slot, so every extent moved is older than it (its header still
  * wins a roll-forward). Only when free zones are above gc_low + 1: it never
- * takes the room the collector keeps. No lock held; returns 0 or -errno.
+ * takes the room the collector keeps.
+ *
+ * When the metadata is past PX_META_PRESS, the pass joins extents on
+ * sequential zones too, and runs down to gc_reserve + 1 free zones: the
+ * blocks it leaves behind are garbage the collector gets back, and without
+ * it the next checkpoint would not fit. No lock held; returns 0 or -errno.
  */
 static int defrag_inode(struct px_fs *fs, uint64_t ino)
 {
 	struct px_inode *i;
-	uint64_t pos = 0, moved = 0;
+	uint64_t pos = 0, from, moved = 0;
+	uint32_t floor;
 	void *buf = NULL;
+	bool press, wrapped = false;
 	int ret = 0;
 
 	ff_mutex_lock(&fs->ns);
+	press = meta_above_locked(fs, PX_META_PRESS);
+	atomic_store(&fs->meta_press, press);
+	floor = press ? fs->gc_reserve + 1 : fs->gc_low + 1;
 	i = iget_locked(fs, ino);
 	if (i)
 		i->dq = false;
-	if (!i || !S_ISREG(i->mode) || i->freed || free_zones_locked(fs) <= fs->gc_low + 1 ||
-	    ci_ensure_locked(fs, i)) {
+	if (!i || !S_ISREG(i->mode) || i->freed || free_zones_locked(fs) <= floor ||
+	    (!fs->defrag_on && !press) || ci_ensure_locked(fs, i)) {
 		if (i)
 			i->defrag_at = 0;
 		ff_mutex_unlock(&fs->ns);
@@ -5602,6 +5741,8 @@ static int defrag_inode(struct px_fs *fs, uint64_t ino)
 	}
 	ff_mutex_lock(&fs->ns);
 	i->defrag = true;
+	pos = (uint64_t)i->defrag_blk * PX_BLK;
+	from = pos;
 	while (i->inplace_n) {
 		ff_mutex_unlock(&fs->ns);
 		sched_yield();
@@ -5615,9 +5756,17 @@ static int defrag_inode(struct px_fs *fs, uint64_t ino)
 		ssize_t r;
 
 		ff_mutex_lock(&fs->ns);
-		np = i->freed || free_zones_locked(fs) <= fs->gc_low + 1
+		np = i->freed || free_zones_locked(fs) <= floor
 			     ? 0
-			     : defrag_run_locked(fs, i, &pos, pc, &dseq);
+			     : defrag_run_locked(fs, i, &pos, pc, &dseq, press);
+		if (!np && from && !wrapped && pos == UINT64_MAX && !i->freed) {
+			/* the end: on from the file's start up to where this pass began */
+			pos = 0;
+			wrapped = true;
+			np = defrag_run_locked(fs, i, &pos, pc, &dseq, press);
+		}
+		if (wrapped && np && pc[0].off >= from)
+			np = 0;
 		ff_mutex_unlock(&fs->ns);
 		if (!np)
 			break;
@@ -5633,6 +5782,9 @@ static int defrag_inode(struct px_fs *fs, uint64_t ino)
 	}
 	ff_mutex_lock(&fs->ns);
 	i->defrag = false;
+	/* the next pass goes on from here once this one moved its most */
+	i->defrag_blk =
+		moved >= PX_DEFRAG_PASS && pos / PX_BLK < UINT32_MAX ? (uint32_t)(pos / PX_BLK) : 0;
 	/* nothing to join: wait for twice the extents; else for defrag_min more */
 	i->defrag_dry = !moved && !ret;
 	if (!moved)
@@ -5802,6 +5954,7 @@ static uint32_t gc_round(struct px_fs *fs, bool *none)
 static void *gc_main(void *arg)
 {
 	struct px_fs *fs = arg;
+	bool passed = false;
 
 	px_in_gc = true;
 	ff_mutex_lock(&fs->gc_mu);
@@ -5810,15 +5963,27 @@ static void *gc_main(void *arg)
 		uint64_t gen;
 		bool none, need, force;
 
-		if (!fs->gc_req && fs->dq_n) {
-			/* no round wanted: a file queued for defragmentation */
+		/*
+		 * A file queued for defragmentation when no round is wanted;
+		 * when the metadata is short of room, every other time even
+		 * if one is: a device kept at gc_low by writers always wants
+		 * one, and the checkpoint must keep fitting as much as the
+		 * data.
+		 */
+		if (fs->dq_n && (!fs->gc_req || (atomic_load(&fs->meta_press) && !passed))) {
 			uint64_t ino = fs->dq[--fs->dq_n];
 
+			fs->dq_busy = true;
 			ff_mutex_unlock(&fs->gc_mu);
 			(void)defrag_inode(fs, ino);
 			ff_mutex_lock(&fs->gc_mu);
+			fs->dq_busy = false;
+			fs->dq_passes++;
+			pthread_cond_broadcast(&fs->gc_done_cv);
+			passed = true;
 			continue;
 		}
+		passed = false;
 		if (!fs->gc_req) {
 			ff_cond_wait(&fs->gc_cv, &fs->gc_mu);
 			continue;
@@ -6032,7 +6197,7 @@ static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 	 * creates have.
 	 */
 	{
-		uint64_t room = cp_room(fs);
+		uint64_t room = cp_room(fs) / 8 * PX_META_NAMES;
 
 		st->f_ffree = fs->meta_est < room ? (room - fs->meta_est) / PX_INODE_EST : 0;
 		st->f_favail = st->f_ffree;
@@ -6288,6 +6453,11 @@ static int fs_setup(struct px_fs *fs)
 	fs->gc_slot = !lim || lim >= 3;
 	fs->defrag_min = fs->o.defrag_min == FF_DEFRAG_OFF ? 0 : fs->o.defrag_min;
 	fs->defrag_on = fs->gc_slot && !any_seq && fs->o.defrag_min != FF_DEFRAG_OFF;
+	{
+		const char *e = getenv("FOLIOFS_META_PRESS");
+
+		fs->lim_press = e ? strtoull(e, NULL, 10) : 0;
+	}
 	if (lim && (int)lim - 1 - fs->gc_slot < fs->nslots)
 		fs->nslots = lim > 1 ? (int)lim - 1 - fs->gc_slot : 1;
 	for (int s = 0; s < fs->nslots + fs->gc_slot; s++) {
@@ -7392,6 +7562,9 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 	reap(fs);
 	if (!fs->ro) {
 		ret = checkpoint(fs);
+		if (ret == -ENOSPC)
+			ff_err("posix: the metadata no longer fits its zones for writing; a read-only "
+			       "mount (-o ro) reads every file");
 		if (!ret)
 			ret = gc_start(fs);
 		if (ret)

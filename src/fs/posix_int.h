@@ -122,9 +122,11 @@ struct px_inode {
 	 * counts those mapped and not done; defrag_at is the extent count at
 	 * which an append queues the file again (0: fs->defrag_min); dq: in
 	 * fs->dq; defrag_dry: its last pass joined nothing; oop_s: when its
-	 * last write that was not in place ended (monotonic seconds). All ns.
+	 * last write that was not in place ended (monotonic seconds);
+	 * defrag_blk: the block the next pass starts from (where the last one
+	 * stopped, PX_DEFRAG_PASS moved). All ns.
 	 */
-	uint32_t inplace_n, defrag_at, oop_s;
+	uint32_t inplace_n, defrag_at, oop_s, defrag_blk;
 	bool defrag, dq, defrag_dry;
 	struct px_inode *dead_next;
 };
@@ -217,6 +219,7 @@ struct px_fs {
 	 * how much of it is records since (meta_room_locked).
 	 */
 	uint64_t meta_est, meta_since;
+	uint64_t lim_press; /* FOLIOFS_META_PRESS (meta_above_locked); 0: none */
 	uint64_t next_ino, next_dseq;
 	struct px_zone *zones;
 	struct px_inode *dead; /* removed inodes whose cache inode reap() frees */
@@ -280,6 +283,11 @@ struct px_fs {
 	/* files queued for the GC thread to defragment (defrag_queue_locked); gc_mu */
 	uint64_t dq[PX_DEFRAG_QUEUE];
 	uint32_t dq_n;
+	/* a pass is running, and passes done (meta_throttle waits for them); gc_mu */
+	bool dq_busy;
+	uint64_t dq_passes;
+	/* the metadata was past PX_META_PRESS at the last pass: passes go before rounds */
+	_Atomic bool meta_press;
 
 	_Atomic uint64_t st_log_writes, st_log_bytes, st_ckpts, st_hdr_writes, st_inplace,
 		st_commits, st_gc_zones, st_gc_bytes, st_gc_waits, st_zone_opens;

@@ -54,6 +54,11 @@ touched, and one iteration covers several crash points (as model.py does).
   FOLIOFS_PMODEL_DIR      work dir (default /tmp/h-pmodel/pmodel)
   FOLIOFS_PMODEL_ENDS     phase ends to pick from (default clean,kill,cut)
   FOLIOFS_PMODEL_GC       share of iterations on a tiny device (default 0.25)
+  FOLIOFS_PMODEL_PRESS    share of iterations whose daemon finds the metadata
+                          short of room from 4 KiB of checkpoint on
+                          (FOLIOFS_META_PRESS): files of 64 extents or more
+                          are defragmented, on sequential zones too
+                          (default 0.3)
   FOLIOFS_PMODEL_FILES    how many files (default 4)
   FOLIOFS_PMODEL_MIX      focus: the writers' weights of buf, append, osync, odsync,
                           rwf_dsync, odirect, odirect_dsync (e.g. 0,0,0,1,0,0,0)
@@ -105,6 +110,7 @@ MIX = os.environ.get("FOLIOFS_PMODEL_MIX")  # focus: the writers' flavour weight
 META = os.environ.get("FOLIOFS_PMODEL_META")  # focus: the share of truncates and fallocates
 ENDS = os.environ.get("FOLIOFS_PMODEL_ENDS", "clean,kill,cut").split(",")
 GC_SHARE = float(os.environ.get("FOLIOFS_PMODEL_GC", "0.25"))
+PRESS_SHARE = float(os.environ.get("FOLIOFS_PMODEL_PRESS", "0.3"))
 KCACHE = float(os.environ.get("FOLIOFS_PMODEL_KCACHE", "0"))  # share of mounts with kernel_cache
 PARANOID = bool(os.environ.get("FOLIOFS_PMODEL_PARANOID"))
 HANG_S = int(os.environ.get("FOLIOFS_PMODEL_HANG_S", "60"))
@@ -672,6 +678,9 @@ class Iteration:
             self.nz, self.zoned = (64 << 20) // self.zs, r.random() < 0.5
             maxf = r.choice([256 << 10, 1 << 20, 2 << 20])
         self.conv = r.choice([1, 4])
+        # metadata pressure from a few KiB of checkpoint on: a file of 64
+        # extents or more is defragmented, on sequential zones too
+        self.press = r.random() < PRESS_SHARE
         self.files = [File(i, "f%d" % i, maxf) for i in range(NFILES)]
         if self.gc:
             b = File(NFILES, "ballast", GC_BALLAST)
@@ -680,6 +689,8 @@ class Iteration:
         self.desc = "%s, %d x %d MiB zones%s, files up to %d KiB" % (
             "emulated-zoned (conv %d)" % self.conv if self.zoned else "regular", self.nz,
             self.zs >> 20, ", tiny device with ballast (GC)" if self.gc else "", maxf >> 10)
+        if self.press:
+            self.desc += ", metadata pressure (FOLIOFS_META_PRESS=4096)"
 
     # -- failures --
 
@@ -754,6 +765,10 @@ class Iteration:
         if self.zoned:
             args += ["--emulate-zoned", "--conv-zones", str(self.conv)]
         print("pmodel: seed %d: %s" % (self.seed, self.desc), flush=True)
+        if self.press:
+            os.environ["FOLIOFS_META_PRESS"] = "4096"
+        else:
+            os.environ.pop("FOLIOFS_META_PRESS", None)
         nphases = self.rng.randint(3, 8)
         try:
             C.sh(args + [IMG])
