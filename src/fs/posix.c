@@ -604,6 +604,14 @@ static void next_add_locked(struct px_fs *fs, struct px_inode *i, uint64_t dev, 
 	struct px_zone *zo;
 	struct px_owner *o;
 
+	/*
+	 * An extent gone is 28 bytes (rec_extents) less in the next checkpoint
+	 * that the estimate still counts: counted as a change since the last
+	 * measurement, so that removing a file of many extents has the room
+	 * measured again soon (meta_now_locked).
+	 */
+	if (n < 0)
+		fs->meta_since += 28;
 	if (z >= fs->nr_zones)
 		return;
 	zo = &fs->zones[z];
@@ -4888,6 +4896,17 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 	ff_mutex_lock(&i->io_lock);
 	ff_mutex_lock(&fs->ns);
 	size = i->size;
+	/*
+	 * A reservation, or a punch that splits an extent in two, is an extent
+	 * more: not once the next checkpoint is past its room (as px_write;
+	 * XFS too can refuse a punch with ENOSPC). Truncates and unlinks give
+	 * the room back.
+	 */
+	if (meta_above_locked(fs, 8)) {
+		ff_mutex_unlock(&fs->ns);
+		ret = -ENOSPC;
+		goto out;
+	}
 	ff_mutex_unlock(&fs->ns);
 	if (!(mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)))
 		goto reserve;
