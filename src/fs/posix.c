@@ -6213,12 +6213,13 @@ static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 	 * Inodes: those there are, and as many more as the room left for the
 	 * checkpoint holds at PX_INODE_EST bytes each (a file's INODE and
 	 * DIRENT_ADD with a name of some 30 bytes): what meta_room_locked lets
-	 * creates have.
+	 * creates have, as measured again after enough changes (meta_now_locked:
+	 * removed files show as free inodes).
 	 */
 	{
-		uint64_t room = cp_room(fs) / 8 * PX_META_NAMES;
+		uint64_t room = cp_room(fs) / 8 * PX_META_NAMES, est = meta_now_locked(fs);
 
-		st->f_ffree = fs->meta_est < room ? (room - fs->meta_est) / PX_INODE_EST : 0;
+		st->f_ffree = est < room ? (room - est) / PX_INODE_EST : 0;
 		st->f_favail = st->f_ffree;
 		st->f_files = fs->icount + st->f_ffree;
 	}
