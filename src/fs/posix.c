@@ -2718,7 +2718,8 @@ static void defrag_note_locked(struct px_fs *fs, struct px_inode *i)
 
 /*
  * A write out of place added an extent to i: when the metadata is past
- * PX_META_PRESS, queue the file for a pass that joins its small extents
+ * PX_META_PRESS (and -o defrag=off does not forbid moves), queue the file
+ * for a pass that joins its small extents
  * (defrag_inode), again at every such write once a pass joined some (it
  * moves PX_DEFRAG_PASS at most), at twice its extents when it joined none.
  * Caller holds ns.
@@ -2726,8 +2727,9 @@ static void defrag_note_locked(struct px_fs *fs, struct px_inode *i)
 static void meta_note_locked(struct px_fs *fs, struct px_inode *i)
 {
 	ff_assert_held(&fs->ns);
-	if (!fs->gc_slot || i->dq || i->next < PX_META_PRESS_EXT ||
-	    (i->defrag_dry && i->next < i->defrag_at) || !meta_above_locked(fs, PX_META_PRESS))
+	if (!fs->gc_slot || fs->o.defrag_min == FF_DEFRAG_OFF || i->dq ||
+	    i->next < PX_META_PRESS_EXT || (i->defrag_dry && i->next < i->defrag_at) ||
+	    !meta_above_locked(fs, PX_META_PRESS))
 		return;
 	atomic_store(&fs->meta_press, true);
 	defrag_queue_locked(fs, i);
