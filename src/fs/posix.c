@@ -593,6 +593,8 @@ static void own_trim_locked(struct px_zone *zo)
 
 static void zone_changed_locked(struct px_fs *fs, struct px_zone *zo);
 
+#define PX_CP_EXT 28u /* a checkpoint's bytes an extent (rec_extents: off, blocks, dev, dseq) */
+
 /*
  * One extent of i more (n 1) or fewer (n -1) in the zone holding dev: the
  * zone's extent count and owners follow. An inode new to the zone needs room
@@ -605,13 +607,13 @@ static void next_add_locked(struct px_fs *fs, struct px_inode *i, uint64_t dev, 
 	struct px_owner *o;
 
 	/*
-	 * An extent gone is 28 bytes (rec_extents) less in the next checkpoint
+	 * An extent gone is PX_CP_EXT bytes less in the next checkpoint
 	 * that the estimate still counts: counted as a change since the last
 	 * measurement, so that removing a file of many extents has the room
 	 * measured again soon (meta_now_locked).
 	 */
 	if (n < 0)
-		fs->meta_since += 28;
+		fs->meta_since += PX_CP_EXT;
 	if (z >= fs->nr_zones)
 		return;
 	zo = &fs->zones[z];
@@ -1934,14 +1936,15 @@ static uint64_t meta_now_locked(struct px_fs *fs)
  * 1/2, a file that gets extents out of place is queued for defragmentation
  * (meta_note_locked) on any device, sequential zones included, where every
  * overwrite is an extent of its own; above 3/4 writers wait for those
- * passes (meta_throttle); above the room, a sync write or a buffered one
- * that needs new blocks gets ENOSPC rather than a checkpoint that would not
+ * passes (meta_throttle); above the room, a write that would not go in
+ * place, and fallocate, get ENOSPC rather than a checkpoint that would not
  * fit. Write-back is never refused: it goes on into the quarter zone that
  * cp_room keeps back.
  */
 #define PX_META_PRESS 4u
 #define PX_META_WAIT  6u
 #define PX_META_NAMES 7u
+#define PX_META_FULL  8u
 
 /*
  * Room for a change that adds need bytes of records to the next checkpoint
@@ -4399,7 +4402,7 @@ static void meta_throttle(struct px_fs *fs, struct px_inode *i)
 			ff_mutex_unlock(&fs->ns);
 			return;
 		}
-		over = meta_above_locked(fs, 8);
+		over = meta_above_locked(fs, PX_META_FULL);
 		if (!i->freed)
 			meta_note_locked(fs, i);
 		ff_mutex_unlock(&fs->ns);
@@ -4473,7 +4476,7 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 	 * which the defragmentation passes (meta_throttle) could not bring it
 	 * back under. Write-back itself is never refused.
 	 */
-	if (meta_above_locked(fs, 8) && !inplace_range_locked(fs, i, off, len)) {
+	if (meta_above_locked(fs, PX_META_FULL) && !inplace_range_locked(fs, i, off, len)) {
 		ff_mutex_unlock(&fs->ns);
 		r = -ENOSPC;
 		goto out;
@@ -4904,7 +4907,7 @@ static int px_fallocate(struct ff_fs *gfs, uint64_t ino, int mode, uint64_t off,
 	 * XFS too can refuse a punch with ENOSPC). Truncates and unlinks give
 	 * the room back.
 	 */
-	if (meta_above_locked(fs, 8)) {
+	if (meta_above_locked(fs, PX_META_FULL)) {
 		ff_mutex_unlock(&fs->ns);
 		ret = -ENOSPC;
 		goto out;
@@ -5650,8 +5653,8 @@ static int gc_move_inode(struct px_fs *fs, uint32_t z, uint64_t ino, void *buf)
 
 /*
  * The next run a defragmentation pass joins, from file offset *pos on: two
- * or more written extents on conventional space (or, with seq, on any), each shorter than
- * PX_DEFRAG_SMALL, contiguous in the file, at most PX_GC_CHUNK bytes and
+ * or more written extents on conventional space (with seq, on any space),
+ * each shorter than PX_DEFRAG_SMALL, contiguous in the file, at most PX_GC_CHUNK bytes and
  * PX_GC_PIECES pieces. Returns the pieces in pc (0: none left); *pos moves
  * past them. Caller holds ns.
  */
