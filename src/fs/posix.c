@@ -2801,8 +2801,16 @@ again:
 			      mapped_end_locked(i, k, off + len) - off <= PX_BLK;
 		bool inplace = !fs->zones[z].seq && !fs->zones[z].victim && !i->defrag && e->rseq &&
 			       !append && !(sync && i->wsize > i->disk_size);
+		uint64_t done = atomic_load(&fs->committed);
 
-		if (inplace && e->rseq <= atomic_load(&fs->committed)) {
+		/*
+		 * A sync write in place writes no record: the size it lies
+		 * under must be durable already. disk_size is the log's, and
+		 * a truncate that moved it may not be: then the log is
+		 * committed first (below), as XFS forces its log for a
+		 * datasync write after a size change.
+		 */
+		if (inplace && e->rseq <= done && !(sync && i->meta_rseq > done)) {
 			/* until write_done: a GC move or a defragmentation waits for it */
 			fs->zones[z].inplace++;
 			i->inplace_n++;

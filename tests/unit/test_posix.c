@@ -1582,6 +1582,59 @@ static void test_posix_power_cut(void **state)
 	free(rd);
 }
 
+/*
+ * An O_DSYNC write inside the size, in place, after truncates that are not
+ * durable (the file grew from 56 bytes to 58136, then shrank to 2024): the
+ * write is acknowledged, so a power cut must leave the file at least as
+ * long as its end, with its bytes, as XFS does (a truncate is a change a
+ * datasync write makes durable). Found by posix_crash.py (seed 530858053):
+ * the write went in place with no commit, and the file came back 56 bytes
+ * long.
+ */
+static void test_posix_dsync_after_truncate(void **state)
+{
+	struct px *p = *state;
+	char vlog[300], copy[300], vcopy[300], env[400];
+	uint8_t buf[1024], rd[1024];
+	struct ff_cut_stats cs;
+	struct ff_fs *fs2;
+	struct stat st;
+	uint64_t f;
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	snprintf(vlog, sizeof(vlog), "%s.vlog", p->path);
+	snprintf(env, sizeof(env), "vlog=%s", vlog);
+	setenv("FOLIOFS_FAULT", env, 1);
+	do_mount_path(p, p->path);
+	unsetenv("FOLIOFS_FAULT");
+	f = mkfile(p, p->root, "f");
+	tu_fill(buf, sizeof(buf), 5);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 56, 0, 0), 56);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	st.st_size = 58136;
+	assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
+	st.st_size = 2024;
+	assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
+	tu_fill(buf, sizeof(buf), 6);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, sizeof(buf), 608, FF_CW_DSYNC), sizeof(buf));
+	snprintf(copy, sizeof(copy), "%s.crash", p->path);
+	snprintf(vcopy, sizeof(vcopy), "%s.crash.vlog", p->path);
+	tu_copy_image(p->path, copy);
+	tu_copy_image(vlog, vcopy);
+	assert_int_equal(ff_fault_apply_cut(copy, vcopy, 1, 0, &cs), 0);
+	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
+	assert_int_equal(ff_fs_getattr(fs2, f, &st), 0);
+	assert_true(st.st_size >= 608 + (off_t)sizeof(buf));
+	assert_int_equal(ff_fs_read(fs2, f, rd, sizeof(rd), 608), sizeof(rd));
+	assert_memory_equal(rd, buf, sizeof(buf));
+	assert_int_equal(ff_fs_unmount(fs2), 0);
+	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
+	unlink(copy);
+	unlink(vcopy);
+	unlink(vlog);
+}
+
 /* ---- power cut under concurrent writers ---- */
 
 #define PC_MAX (2u << 20)
@@ -3400,6 +3453,7 @@ int main(void)
 		T2(test_posix_zero_range),
 		T2(test_posix_big_dir_cookies),
 		T2(test_posix_power_cut),
+		T2(test_posix_dsync_after_truncate),
 		T2(test_posix_power_cut_writers),
 		T2(test_posix_log_rotation),
 		T2(test_posix_stblocks_delalloc),
