@@ -2730,9 +2730,8 @@ static void defrag_note_locked(struct px_fs *fs, struct px_inode *i)
 static void meta_note_locked(struct px_fs *fs, struct px_inode *i)
 {
 	ff_assert_held(&fs->ns);
-	if (!fs->gc_slot || fs->o.defrag_min == FF_DEFRAG_OFF || i->dq ||
-	    i->next < PX_META_PRESS_EXT || (i->defrag_dry && i->next < i->defrag_at) ||
-	    !meta_above_locked(fs, PX_META_PRESS))
+	if (fs->o.defrag_min == FF_DEFRAG_OFF || i->dq || i->next < PX_META_PRESS_EXT ||
+	    (i->defrag_dry && i->next < i->defrag_at) || !meta_above_locked(fs, PX_META_PRESS))
 		return;
 	atomic_store(&fs->meta_press, true);
 	defrag_queue_locked(fs, i);

@@ -1572,13 +1572,13 @@ static int setup_reg_tiny(void **state)
  * a file of 64 extents or more that gets one out of place is defragmented,
  * on sequential zones too (meta_note_locked).
  */
-static int setup_press(void **state, bool tiny)
+static int setup_press(void **state, bool tiny, uint32_t lim)
 {
 	struct gx *p;
 	int ret;
 
 	setenv("FOLIOFS_META_PRESS", "1", 1);
-	ret = setup_mk(state, true, 0, 0, tiny);
+	ret = setup_mk(state, true, lim, lim, tiny);
 	unsetenv("FOLIOFS_META_PRESS");
 	p = *state;
 	p->press = true;
@@ -1587,12 +1587,23 @@ static int setup_press(void **state, bool tiny)
 
 static int setup_emu_press(void **state)
 {
-	return setup_press(state, false);
+	return setup_press(state, false, 0);
 }
 
 static int setup_emu_press_tiny(void **state)
 {
-	return setup_press(state, true);
+	return setup_press(state, true, 0);
+}
+
+/* two open and active zones: no collector's zone, the passes write through the file's slot */
+static int setup_emu_press_lim2(void **state)
+{
+	return setup_press(state, false, 2);
+}
+
+static int setup_emu_press_lim2_tiny(void **state)
+{
+	return setup_press(state, true, 2);
 }
 
 int main(void)
@@ -1634,6 +1645,11 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_defrag_concurrent, setup_emu_press_tiny,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_defrag_crash, setup_emu_press, teardown),
+		cmocka_unit_test_setup_teardown(test_defrag_appends, setup_emu_press_lim2,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_defrag_concurrent, setup_emu_press_lim2_tiny,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_defrag_crash, setup_emu_press_lim2, teardown),
 	};
 
 	if (getenv("FOLIOFS_TEST_FILTER"))
