@@ -1511,6 +1511,40 @@ static void test_posix_big_dir_cookies(void **state)
 /* ---- crash ---- */
 
 /*
+ * Mount p again with the fault layer logging every write that is not
+ * durable into vlog (p->path + ".vlog").
+ */
+static void mount_vlog(struct px *p, char *vlog, size_t n)
+{
+	char env[400];
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	snprintf(vlog, n, "%s.vlog", p->path);
+	snprintf(env, sizeof(env), "vlog=%s", vlog);
+	setenv("FOLIOFS_FAULT", env, 1);
+	do_mount_path(p, p->path);
+	unsetenv("FOLIOFS_FAULT");
+}
+
+/*
+ * A power cut now: a copy of the image (copy, p->path + ".crash") keeps
+ * none of the writes vlog holds; mounted, it is returned in *fs2.
+ */
+static void cut_mount(struct px *p, const char *vlog, char *copy, char *vcopy, size_t n,
+		      struct ff_fs **fs2)
+{
+	struct ff_cut_stats cs;
+
+	snprintf(copy, n, "%s.crash", p->path);
+	snprintf(vcopy, n, "%s.crash.vlog", p->path);
+	tu_copy_image(p->path, copy);
+	tu_copy_image(vlog, vcopy);
+	assert_int_equal(ff_fault_apply_cut(copy, vcopy, 1, 0, &cs), 0);
+	assert_int_equal(ff_fs_mount(copy, &p->o, fs2), 0);
+}
+
+/*
  * Power cut: the fault layer logs every non-durable write; the crashed copy
  * keeps none of them. What was fsync'd (data, names, a rename) is there.
  */
@@ -1519,23 +1553,11 @@ static void test_posix_power_cut(void **state)
 	struct px *p = *state;
 	char vlog[300], copy[300], vcopy[300];
 	uint8_t *buf = tu_alloc(16 * BLK), *rd = tu_alloc(16 * BLK);
-	struct ff_cut_stats cs;
 	struct ff_fs *fs2;
 	struct stat st;
 	uint64_t d, f, g, h;
 
-	assert_int_equal(ff_fs_unmount(p->fs), 0);
-	p->fs = NULL;
-	snprintf(vlog, sizeof(vlog), "%s.vlog", p->path);
-	setenv("FOLIOFS_FAULT", "", 1);
-	{
-		char env[400];
-
-		snprintf(env, sizeof(env), "vlog=%s", vlog);
-		setenv("FOLIOFS_FAULT", env, 1);
-	}
-	do_mount_path(p, p->path);
-	unsetenv("FOLIOFS_FAULT");
+	mount_vlog(p, vlog, sizeof(vlog));
 	assert_int_equal(ff_fs_mkdir(p->fs, p->root, "d", 0755, &cr, &st), 0);
 	d = st.st_ino;
 	f = mkfile(p, d, "f");
@@ -1552,12 +1574,7 @@ static void test_posix_power_cut(void **state)
 	/* not synced: may or may not survive, must not break anything */
 	assert_int_equal(ff_fs_write(p->fs, g, buf, 2 * BLK, 3 * BLK, 0), 2 * BLK);
 	assert_int_equal(ff_fs_mkdir(p->fs, p->root, "late", 0755, &cr, &st), 0);
-	snprintf(copy, sizeof(copy), "%s.crash", p->path);
-	snprintf(vcopy, sizeof(vcopy), "%s.crash.vlog", p->path);
-	tu_copy_image(p->path, copy);
-	tu_copy_image(vlog, vcopy);
-	assert_int_equal(ff_fault_apply_cut(copy, vcopy, 1, 0, &cs), 0);
-	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
+	cut_mount(p, vlog, copy, vcopy, sizeof(copy), &fs2);
 	assert_int_equal(ff_fs_lookup(fs2, p->root, "d", &st), 0);
 	assert_int_equal(ff_fs_lookup(fs2, d, "f", &st), 0);
 	assert_int_equal(st.st_ino, h); /* the rename */
@@ -1594,20 +1611,13 @@ static void test_posix_power_cut(void **state)
 static void test_posix_dsync_after_truncate(void **state)
 {
 	struct px *p = *state;
-	char vlog[300], copy[300], vcopy[300], env[400];
+	char vlog[300], copy[300], vcopy[300];
 	uint8_t buf[1024], rd[1024];
-	struct ff_cut_stats cs;
 	struct ff_fs *fs2;
 	struct stat st;
 	uint64_t f;
 
-	assert_int_equal(ff_fs_unmount(p->fs), 0);
-	p->fs = NULL;
-	snprintf(vlog, sizeof(vlog), "%s.vlog", p->path);
-	snprintf(env, sizeof(env), "vlog=%s", vlog);
-	setenv("FOLIOFS_FAULT", env, 1);
-	do_mount_path(p, p->path);
-	unsetenv("FOLIOFS_FAULT");
+	mount_vlog(p, vlog, sizeof(vlog));
 	f = mkfile(p, p->root, "f");
 	tu_fill(buf, sizeof(buf), 5);
 	assert_int_equal(ff_fs_write(p->fs, f, buf, 56, 0, 0), 56);
@@ -1618,12 +1628,7 @@ static void test_posix_dsync_after_truncate(void **state)
 	assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
 	tu_fill(buf, sizeof(buf), 6);
 	assert_int_equal(ff_fs_write(p->fs, f, buf, sizeof(buf), 608, FF_CW_DSYNC), sizeof(buf));
-	snprintf(copy, sizeof(copy), "%s.crash", p->path);
-	snprintf(vcopy, sizeof(vcopy), "%s.crash.vlog", p->path);
-	tu_copy_image(p->path, copy);
-	tu_copy_image(vlog, vcopy);
-	assert_int_equal(ff_fault_apply_cut(copy, vcopy, 1, 0, &cs), 0);
-	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
+	cut_mount(p, vlog, copy, vcopy, sizeof(copy), &fs2);
 	assert_int_equal(ff_fs_getattr(fs2, f, &st), 0);
 	assert_true(st.st_size >= 608 + (off_t)sizeof(buf));
 	assert_int_equal(ff_fs_read(fs2, f, rd, sizeof(rd), 608), sizeof(rd));
