@@ -1604,9 +1604,8 @@ static void test_posix_power_cut(void **state)
  * durable (the file grew from 56 bytes to 58136, then shrank to 2024): the
  * write is acknowledged, so a power cut must leave the file at least as
  * long as its end, with its bytes, as XFS does (a truncate is a change a
- * datasync write makes durable). Found by posix_crash.py (seed 530858053):
- * the write went in place with no commit, and the file came back 56 bytes
- * long.
+ * datasync write makes durable). The write goes in place, where it writes
+ * no record: the truncates' records must be committed before it.
  */
 static void test_posix_dsync_after_truncate(void **state)
 {
