@@ -282,6 +282,15 @@ int64_t ff_fs_lseek(struct ff_fs *fs, uint64_t ino, int64_t off, int whence)
 	return whence == SEEK_DATA ? off : st.st_size;
 }
 
+const char *ff_fs_zone_size_text(uint64_t size, char *buf, size_t len)
+{
+	if (size % (1u << 20))
+		snprintf(buf, len, "%llu KiB", (unsigned long long)(size >> 10));
+	else
+		snprintf(buf, len, "%llu MiB", (unsigned long long)(size >> 20));
+	return buf;
+}
+
 int ff_fs_io_stats_text(struct ff_dev *dev, struct ff_cache *cache, char *buf, size_t len)
 {
 	struct ff_dev_stats d;

@@ -83,6 +83,9 @@ extern const struct ff_fs_fmt ff_fmt_posix;
  */
 int ff_fs_io_stats_text(struct ff_dev *dev, struct ff_cache *cache, char *buf, size_t len);
 
+/* fs.c: a zone size for mkfs's summary, "256 MiB", or "128 KiB" under a MiB; buf returned */
+const char *ff_fs_zone_size_text(uint64_t size, char *buf, size_t len);
+
 /* super.c: the zonefs format's mkfs; zonefs_fsck.c: its fsck */
 int ff_zonefs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len);
 int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r);

@@ -6747,16 +6747,17 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 		ff_err("%s: writing the superblock failed: %s", path, strerror(-ret));
 		goto out_setup;
 	}
-	if (summary)
+	if (summary) {
+		char zs[32];
+
 		snprintf(
 			summary, slen,
-			"%s: posix format (%s device), %u zones of %llu %ciB (%u conventional), superblock in zone 0, metadata zones %u-%u, %u data zones, %d open data zones at a time",
+			"%s: posix format (%s device), %u zones of %s (%u conventional), superblock in zone 0, metadata zones %u-%u, %u data zones, %d open data zones at a time",
 			path, ff_dev_kind_name(di->kind), di->nr_zones,
-			(unsigned long long)(di->zone_size % (1u << 20) ? di->zone_size >> 10
-									: di->zone_size >> 20),
-			di->zone_size % (1u << 20) ? 'K' : 'M', di->nr_cnv_zones, fs->meta_first,
-			fs->meta_first + fs->meta_count - 1, di->nr_zones - 1 - fs->meta_count,
-			fs->nslots);
+			ff_fs_zone_size_text(di->zone_size, zs, sizeof(zs)), di->nr_cnv_zones,
+			fs->meta_first, fs->meta_first + fs->meta_count - 1,
+			di->nr_zones - 1 - fs->meta_count, fs->nslots);
+	}
 out_setup:
 	fs_teardown(fs);
 out:

@@ -260,14 +260,13 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 	}
 	if (summary) {
 		uint32_t seq = di->nr_zones - di->nr_cnv_zones;
+		char zs[32];
 
 		snprintf(
 			summary, slen,
-			"%s: %s device, %u zones of %llu %ciB (%u conventional, %u sequential; zone 0 holds the superblock), block %u; label '%s', features 0x%llx",
+			"%s: %s device, %u zones of %s (%u conventional, %u sequential; zone 0 holds the superblock), block %u; label '%s', features 0x%llx",
 			path, ff_dev_kind_name(di->kind), di->nr_zones,
-			(unsigned long long)(di->zone_size % (1u << 20) ? di->zone_size >> 10
-									: di->zone_size >> 20),
-			di->zone_size % (1u << 20) ? 'K' : 'M', di->nr_cnv_zones, seq,
+			ff_fs_zone_size_text(di->zone_size, zs, sizeof(zs)), di->nr_cnv_zones, seq,
 			di->lblock_size, sb.label, (unsigned long long)sb.features);
 	}
 out:
