@@ -38,6 +38,11 @@ stable and never reuses them).
                         fsync'd ballast file and keep overwriting it with
                         O_DSYNC writes beside the workload, so the collector
                         moves blocks and resets victims at the crash point
+  FOLIOFS_PCRASH_PRESS  a fraction (0..1, default 0.25) of the iterations
+                        whose daemon finds the metadata short of room from
+                        4 KiB of checkpoint on (FOLIOFS_META_PRESS), so files
+                        of 64 extents or more (the ballast's overwrites on
+                        sequential zones) are defragmented at the crash point
   FOLIOFS_PCRASH_ITERS  iterations (default 200; long mode e.g. 5000)
   FOLIOFS_PCRASH_SEED   first seed (default: from the time; printed)
   FOLIOFS_PCRASH_ONLY   replay a single seed (without it, the fixed crash
@@ -223,6 +228,7 @@ class Model:
 
 GC_FRACTION = float(os.environ.get("FOLIOFS_PCRASH_GC", "0.2"))
 LIMIT2_FRACTION = float(os.environ.get("FOLIOFS_PCRASH_LIMIT2", "0.25"))
+PRESS_FRACTION = float(os.environ.get("FOLIOFS_PCRASH_PRESS", "0.25"))
 GC_ZS = 1 << 20
 GC_NZONES = 13  # zone 0, 3 metadata zones, 9 data zones (2 the collector's, 1 kept for overwrites)
 GC_BALLAST = 3 << 20
@@ -237,6 +243,7 @@ class GcChurn(threading.Thread):
         super().__init__(daemon=True)
         self.r = random.Random(rng.getrandbits(64))
         self.m, self.f, self.nops, self.stop = m, f, nops, stop
+        self.press = "FOLIOFS_META_PRESS" in os.environ
         self.idx = -1
         self.acked = 0
         self.err = None
@@ -255,7 +262,9 @@ class GcChurn(threading.Thread):
                     break
                 # within what the ballast's setup wrote (a short count on a full device)
                 size = len(f.cur) // 4096 * 4096
-                sizes = [k for k in (4096, 16384, 65536) if k <= size]
+                # under metadata pressure, 4 KiB pieces: the most extents for
+                # a defragmentation pass to join before the crash
+                sizes = [k for k in ((4096,) if self.press else (4096, 16384, 65536)) if k <= size]
                 if not sizes:
                     break
                 n = self.r.choice(sizes)
@@ -570,6 +579,17 @@ def one_iteration(seed, stats):
             os.unlink(f)
     gc = rng.random() < GC_FRACTION
     zoned = gc or rng.random() < 0.5
+    # drawn apart from rng, so that a seed replays the sequence it drew before
+    # this choice existed
+    press = random.Random(seed ^ 0x9E55).random() < PRESS_FRACTION
+    if press:
+        os.environ["FOLIOFS_META_PRESS"] = "4096"
+        stats["press"] += 1
+    else:
+        os.environ.pop("FOLIOFS_META_PRESS", None)
+    # the ballast and its O_DSYNC churn: dead blocks for the collector on a
+    # tiny device, a file of many extents for pressure's passes on zones
+    churn = gc or (press and zoned)
     zs, nz = (GC_ZS, GC_NZONES) if gc else (ZS, NZONES)
     with open(C.IMG, "wb") as f:
         f.truncate(nz * zs)
@@ -586,7 +606,7 @@ def one_iteration(seed, stats):
     fault = None
     if mode == "cut":
         # a GC iteration writes its ballast first: the crash comes after it
-        lo, hi = (40, 40 + 4 * DEAD_MAX) if gc else (1, DEAD_MAX)
+        lo, hi = (40, 40 + 4 * DEAD_MAX) if churn else (1, DEAD_MAX)
         fault = "dead_after=%d,vlog=%s" % (rng.randint(lo, hi), C.VLOG)
     opts = rng.choice([None, "cache_size=8M", "cache_size=16M,max_folio=64K", "cache_size=1M,max_folio=64K", "sync_mode=writeback,cache_size=8M", "dirty_granularity=folio,max_folio=64K", "defrag=2,cache_size=8M"])
     m = Model()
@@ -619,7 +639,7 @@ def one_iteration(seed, stats):
             finally:
                 os.close(fd)
             m.durable_dir("")
-            if gc:
+            if churn:
                 bf = m.new_fid()
                 fd = os.open(os.path.join(C.MNT, "ballast"), os.O_CREAT | os.O_RDWR, 0o644)
                 ino = os.fstat(fd).st_ino
@@ -641,7 +661,7 @@ def one_iteration(seed, stats):
             pass  # the device died during the setup: nothing is durable
         stop = threading.Event()
         ws = [Worker(rng, i, m, rng.randint(10, 60), stop) for i in range(nthr)]
-        if gc and ballast is not None and ballast.size_lo:
+        if churn and ballast is not None and ballast.size_lo:
             ws.append(GcChurn(rng, m, ballast, rng.randint(100, 400), stop))
         kill_at = rng.uniform(0.0, 0.15) if mode == "kill" else None
         t0 = time.monotonic()
@@ -660,12 +680,14 @@ def one_iteration(seed, stats):
         if mode == "cut":
             for w in ws:
                 w.join(5)
-        if gc:
-            # did the collector run before the crash? (counted, not required)
+        if churn:
+            # did the collector, or a pass, run before the crash? (counted, not required)
             try:
                 st = os.getxattr(C.MNT, "user.foliofs.stats").decode()
                 moved = int(st.split("gc_bytes_moved ")[1].split()[0])
-                stats["gc_moved"] += moved > 0
+                stats["gc_moved"] += gc and moved > 0
+                moved = int(st.split("defrag_bytes ")[1].split()[0])
+                stats["press_moved"] += moved > 0
             except (OSError, IndexError, ValueError):
                 pass
     except EOFError:
@@ -836,7 +858,7 @@ def main():
         seeds = range(first, first + n)
         print("pcrash: %d iterations, seeds %d..%d" % (n, first, first + n - 1), flush=True)
     stats = dict(cut=0, kill=0, acked=0, dropped=0, fsck_skipped=0, in_mount=0, died=0,
-                 logged=0, gc=0, gc_moved=0)
+                 logged=0, gc=0, gc_moved=0, press=0, press_moved=0)
     fails = []
     t0 = time.monotonic()
     try:
@@ -864,11 +886,13 @@ def main():
     finally:
         C.force_unmount()
     print("pcrash: %d crash points (%d power cuts: %d in the workload, %d in the mount; "
-          "%d kill -9; %d on a tiny device, GC moving blocks in %d), %d ops acknowledged, "
+          "%d kill -9; %d on a tiny device, GC moving blocks in %d; %d under metadata "
+          "pressure, defragmenting in %d), %d ops acknowledged, "
           "%d volatile writes logged, %d dropped, fsck skipped %d, short writes %d; %d failed%s; "
           "%.0f s" % (
               stats["cut"] + stats["kill"], stats["cut"], stats["died"] - stats["in_mount"],
-              stats["in_mount"], stats["kill"], stats["gc"], stats["gc_moved"], stats["acked"],
+              stats["in_mount"], stats["kill"], stats["gc"], stats["gc_moved"], stats["press"],
+              stats["press_moved"], stats["acked"],
               stats["logged"], stats["dropped"], stats["fsck_skipped"], STATS_SHORT[0], len(fails),
               (" (%s)" % fails) if fails else "", time.monotonic() - t0))
     return 1 if fails else 0
