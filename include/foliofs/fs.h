@@ -58,7 +58,9 @@ enum ff_errors_mode {
 	FF_ERRORS_REPAIR,
 };
 
-#define FF_DEFRAG_OFF UINT32_MAX
+#define FF_DEFRAG_OFF	    UINT32_MAX
+#define FF_COMMIT_DEFAULT_S 5
+#define FF_COMMIT_MAX_S	    86400
 
 struct ff_fs_opts {
 	struct ff_cache_opts cache;
@@ -74,6 +76,13 @@ struct ff_fs_opts {
 	 * (0: not for appends; FF_DEFRAG_OFF: never).
 	 */
 	uint32_t defrag_min;
+	/*
+	 * posix format: metadata changes nobody made durable (a rename, a
+	 * create, an unlink, a chmod) are committed within this many seconds,
+	 * as ext4's commit=N: sync(2) and syncfs(2) never reach a FUSE daemon
+	 * (the kernel sends FUSE_SYNCFS to virtiofs only). 0: FF_COMMIT_DEFAULT_S.
+	 */
+	uint32_t commit_s;
 	/*
 	 * Bytes [off, off + len) of inode ino changed (len 0: to the end; the
 	 * size may have changed too) other than by the ff_fs_write or

@@ -6097,6 +6097,69 @@ static void gc_stop(struct px_fs *fs)
 	pthread_join(fs->gc_thread, NULL);
 }
 
+/*
+ * The committer: the log's records nobody has made durable, every
+ * commit_ms, and the device flushed after them, as fsyncdir does. A rename,
+ * an unlink or a create without a write would otherwise stay in memory
+ * until an fsync, a close after writes or the unmount: sync(2) never
+ * reaches a FUSE daemon, so nothing else bounds how much a power cut takes
+ * back. ext4 commits every 5 s and XFS forces its log every 30 s.
+ */
+static void *commit_main(void *arg)
+{
+	struct px_fs *fs = arg;
+
+	ff_mutex_lock(&fs->cm_mu);
+	while (!fs->cm_stop) {
+		struct timespec dl = ff_deadline_ms((long)fs->commit_ms);
+		bool pending;
+
+		while (!fs->cm_stop && ff_cond_timedwait(&fs->cm_cv, &fs->cm_mu, &dl) != ETIMEDOUT)
+			;
+		if (fs->cm_stop)
+			break;
+		ff_mutex_unlock(&fs->cm_mu);
+		ff_mutex_lock(&fs->log);
+		pending = atomic_load(&fs->committed) < fs->next_seq - 1;
+		ff_mutex_unlock(&fs->log);
+		/*
+		 * A failed commit shuts the filesystem down, as an fsync's
+		 * would. The flush also covers in-place write-back, which
+		 * writes no record (the cache's flusher writes dirty data back
+		 * within about a second); it costs nothing when no write is
+		 * volatile.
+		 */
+		if (!px_writable(fs) && (!pending || !log_commit_all(fs)))
+			(void)ff_dev_sync(fs->dev);
+		ff_mutex_lock(&fs->cm_mu);
+	}
+	ff_mutex_unlock(&fs->cm_mu);
+	return NULL;
+}
+
+static int committer_start(struct px_fs *fs)
+{
+	int ret;
+
+	fs->cm_stop = false;
+	ret = -pthread_create(&fs->cm_thread, NULL, commit_main, fs);
+	if (!ret)
+		fs->cm_on = true;
+	return ret;
+}
+
+static void committer_stop(struct px_fs *fs)
+{
+	if (!fs->cm_on)
+		return;
+	ff_mutex_lock(&fs->cm_mu);
+	fs->cm_stop = true;
+	pthread_cond_broadcast(&fs->cm_cv);
+	ff_mutex_unlock(&fs->cm_mu);
+	pthread_join(fs->cm_thread, NULL);
+	fs->cm_on = false;
+}
+
 /* The room of the free zones only garbage collection may open. Caller holds ns. */
 static uint64_t gc_reserve_blk_locked(struct px_fs *fs)
 {
@@ -6484,6 +6547,9 @@ static int fs_setup(struct px_fs *fs)
 	fs->nslots = PX_MAX_SLOTS;
 	fs->gc_slot = !lim || lim >= 3;
 	fs->defrag_min = fs->o.defrag_min == FF_DEFRAG_OFF ? 0 : fs->o.defrag_min;
+	fs->commit_ms =
+		1000 * (fs->o.commit_s && fs->o.commit_s <= FF_COMMIT_MAX_S ? fs->o.commit_s
+									    : FF_COMMIT_DEFAULT_S);
 	fs->defrag_on = fs->gc_slot && !any_seq && fs->o.defrag_min != FF_DEFRAG_OFF;
 	{
 		const char *e = getenv("FOLIOFS_META_PRESS");
@@ -6501,6 +6567,8 @@ static int fs_setup(struct px_fs *fs)
 	pthread_cond_init(&fs->log_cv, NULL);
 	ff_mutex_init(&fs->gc_mu);
 	pthread_cond_init(&fs->gc_cv, NULL);
+	ff_mutex_init(&fs->cm_mu);
+	pthread_cond_init(&fs->cm_cv, NULL);
 	pthread_cond_init(&fs->gc_done_cv, NULL);
 	{
 		uint32_t ndata =
@@ -6560,6 +6628,8 @@ static void fs_teardown(struct px_fs *fs)
 	pthread_cond_destroy(&fs->log_cv);
 	ff_mutex_destroy(&fs->gc_mu);
 	pthread_cond_destroy(&fs->gc_cv);
+	ff_mutex_destroy(&fs->cm_mu);
+	pthread_cond_destroy(&fs->cm_cv);
 	pthread_cond_destroy(&fs->gc_done_cv);
 	free(fs->pend.p);
 	free(fs->gc_cand);
@@ -7602,6 +7672,11 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 			       "mount (-o ro) reads every file");
 		if (!ret)
 			ret = gc_start(fs);
+		if (!ret) {
+			ret = committer_start(fs);
+			if (ret)
+				gc_stop(fs);
+		}
 		if (ret)
 			goto out_cache;
 	}
@@ -7636,6 +7711,7 @@ static int px_unmount(struct ff_fs *gfs)
 	struct px_fs *fs = px_of(gfs);
 	int ret, r;
 
+	committer_stop(fs);
 	gc_stop(fs);
 	reap(fs);
 	ret = ff_cache_destroy(fs->cache);

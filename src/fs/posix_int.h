@@ -266,6 +266,12 @@ struct px_fs {
 	pthread_cond_t gc_cv;	   /* wakes the GC thread */
 	pthread_cond_t gc_done_cv; /* a GC round ended: throttled writers retry */
 	pthread_t gc_thread;
+	/* the committer: every commit_ms, the records nobody committed (commit_main) */
+	struct ff_mutex cm_mu;
+	pthread_cond_t cm_cv;
+	pthread_t cm_thread;
+	bool cm_on, cm_stop;
+	uint32_t commit_ms;
 	_Atomic bool gc_on;   /* the thread runs (read-write mount); read without gc_mu */
 	bool gc_stop;	      /* unmount: the thread ends */
 	bool gc_req;	      /* someone needs free zones */

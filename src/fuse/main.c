@@ -52,7 +52,7 @@
 #define PAGE_SZ FF_REQ_PAGE_SZ
 
 struct opts {
-	char *cache_size, *max_folio, *sync_mode, *dirty_gran, *errors, *defrag;
+	char *cache_size, *max_folio, *sync_mode, *dirty_gran, *errors, *defrag, *commit;
 	int explicit_open, kernel_cache, direct_io, ro, discard, noacl, help, version;
 	char *device;
 };
@@ -75,6 +75,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("dirty_granularity=%s", dirty_gran),
 	OPT("errors=%s", errors),
 	OPT("defrag=%s", defrag),
+	OPT("commit=%s", commit),
 	OPT("explicit-open", explicit_open),
 	OPT("kernel_cache", kernel_cache),
 	OPT("direct_io", direct_io),
@@ -126,6 +127,9 @@ static void usage(const char *prog)
 	       "    -o defrag=N|off             posix format, conventional zones only: defragment a\n"
 	       "                                file after appends add N extents too (default: only\n"
 	       "                                when an overwrite spans extents), or never\n"
+	       "    -o commit=N                 posix format: changes nobody synced (renames, creates,\n"
+	       "                                unlinks) are durable within N seconds (default 5;\n"
+	       "                                sync(1) does not reach a FUSE filesystem)\n"
 	       "    -o kernel_cache             the kernel page cache for every open but a sequential\n"
 	       "                                file's writable ones (default: read-only opens of cnv\n"
 	       "                                files; shared mmap of cnv files)\n"
@@ -1472,6 +1476,18 @@ static int build_fs_opts(struct ff_fs_opts *fo)
 		} else {
 			fo->defrag_min = (uint32_t)v;
 		}
+	}
+	if (g_o.commit) {
+		char *end;
+		unsigned long v = strtoul(g_o.commit, &end, 10);
+
+		/* 0 is the default, as ext4's commit=0 */
+		if (*g_o.commit < '0' || *g_o.commit > '9' || *end || v > FF_COMMIT_MAX_S) {
+			ff_err("bad value for commit: '%s' (seconds, 0 to %u; 0: the default, %u)",
+			       g_o.commit, FF_COMMIT_MAX_S, FF_COMMIT_DEFAULT_S);
+			return -EINVAL;
+		}
+		fo->commit_s = (uint32_t)v;
 	}
 	{
 		uint64_t cs = fo->cache.cache_size ? fo->cache.cache_size : 256ull << 20;

@@ -1639,6 +1639,71 @@ static void test_posix_dsync_after_truncate(void **state)
 	unlink(vlog);
 }
 
+/*
+ * Changes nobody syncs (a mkdir, a create with no write, a rename, an
+ * unlink, a chmod) are durable within the commit interval, as ext4's
+ * commit=N makes them: sync(2) never reaches a FUSE daemon, so nothing
+ * else would bound what a power cut an hour later takes back.
+ */
+static void test_posix_commit_interval(void **state)
+{
+	struct px *p = *state;
+	char vlog[300], copy[300], vcopy[300];
+	struct ff_fs *fs2;
+	struct stat st;
+	uint64_t d, a, gone, n0, n, t;
+
+	gone = mkfile(p, p->root, "gone");
+	assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
+	p->o.commit_s = 1;
+	mount_vlog(p, vlog, sizeof(vlog));
+	/* changes while the committer runs: for the sanitizers, and its ticks land among them */
+	n0 = stat_of(p, "log_writes");
+	for (t = 0; stat_of(p, "log_writes") < n0 + 2 && t < 60000; t++) {
+		uint64_t x = mkfile(p, p->root, "x");
+
+		assert_int_equal(ff_fs_rename(p->fs, p->root, "x", p->root, "y", 0), 0);
+		assert_int_equal(ff_fs_unlink(p->fs, p->root, "y"), 0);
+		ff_fs_forget(p->fs, x, 1);
+		usleep(1000);
+	}
+	assert_true(stat_of(p, "log_writes") >= n0 + 2);
+	assert_int_equal(ff_fs_mkdir(p->fs, p->root, "d", 0755, &cr, &st), 0);
+	d = st.st_ino;
+	a = mkfile(p, p->root, "a");
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "a", d, "b", 0), 0);
+	assert_int_equal(ff_fs_unlink(p->fs, p->root, "gone"), 0);
+	st.st_mode = S_IFDIR | 0700;
+	assert_int_equal(ff_fs_setattr(p->fs, d, &st, FF_SET_MODE), 0);
+	/*
+	 * The committer writes the log (log_writes counts a write once it is
+	 * done); one that started between two of the changes is followed by
+	 * another, so wait for the count to stand still for two intervals.
+	 */
+	n0 = stat_of(p, "log_writes");
+	for (t = 0; stat_of(p, "log_writes") == n0 && t < 600; t++)
+		usleep(100 * 1000);
+	assert_true(stat_of(p, "log_writes") > n0);
+	do {
+		n = stat_of(p, "log_writes");
+		usleep(2500 * 1000);
+	} while (stat_of(p, "log_writes") != n);
+	cut_mount(p, vlog, copy, vcopy, sizeof(copy), &fs2);
+	assert_int_equal(ff_fs_lookup(fs2, p->root, "d", &st), 0);
+	assert_int_equal(st.st_ino, d);
+	assert_int_equal(st.st_mode & 07777, 0700);
+	assert_int_equal(ff_fs_lookup(fs2, d, "b", &st), 0);
+	assert_int_equal(st.st_ino, a);
+	assert_int_equal(ff_fs_lookup(fs2, p->root, "a", &st), -ENOENT);
+	assert_int_equal(ff_fs_lookup(fs2, p->root, "gone", &st), -ENOENT);
+	assert_int_equal(ff_fs_getattr(fs2, gone, &st), -ENOENT);
+	assert_int_equal(ff_fs_unmount(fs2), 0);
+	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
+	unlink(copy);
+	unlink(vcopy);
+	unlink(vlog);
+}
+
 /* ---- power cut under concurrent writers ---- */
 
 #define PC_MAX (2u << 20)
@@ -3458,6 +3523,7 @@ int main(void)
 		T2(test_posix_big_dir_cookies),
 		T2(test_posix_power_cut),
 		T2(test_posix_dsync_after_truncate),
+		T2(test_posix_commit_interval),
 		T2(test_posix_power_cut_writers),
 		T2(test_posix_log_rotation),
 		T2(test_posix_stblocks_delalloc),

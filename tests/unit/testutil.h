@@ -153,10 +153,22 @@ static inline int tu_fs_mkimage(char *path, size_t pathlen, const char *tag,
 }
 
 /* Mount path with o into *fs; the root's inode to *root unless root is NULL. */
+/*
+ * Mount path with o. Without an explicit commit_s, the posix committer's
+ * interval is the longest: tests count the log writes and flushes of an
+ * operation, and a background commit would land in those windows at
+ * random. test_posix_commit_interval sets it.
+ */
 static inline void tu_fs_mount(const char *path, const struct ff_fs_opts *o, struct ff_fs **fs,
 			       uint64_t *root)
 {
-	assert_int_equal(ff_fs_mount(path, o, fs), 0);
+	struct ff_fs_opts oo = {0};
+
+	if (o)
+		oo = *o;
+	if (!oo.commit_s)
+		oo.commit_s = FF_COMMIT_MAX_S;
+	assert_int_equal(ff_fs_mount(path, &oo, fs), 0);
 	if (root)
 		*root = ff_fs_root_ino(*fs);
 }
