@@ -299,6 +299,32 @@ static struct px_inode *iget_locked(struct px_fs *fs, uint64_t ino)
 }
 
 /*
+ * A read or a write changed i's times (relatime's atime, mtime and ctime):
+ * an INODE record carries them at the next fsync, or the committer's next
+ * tick. By number, so that an inode freed meanwhile leaves nothing behind;
+ * without memory for the number they wait for an fsync or the unmount's
+ * checkpoint. Caller holds ns.
+ */
+static void attr_dirty_locked(struct px_fs *fs, struct px_inode *i)
+{
+	ff_assert_held(&fs->ns);
+	i->attr_dirty = true;
+	if (i->adq || fs->ro)
+		return;
+	if (fs->adq_n == fs->adq_cap) {
+		size_t cap = fs->adq_cap ? 2 * fs->adq_cap : 64;
+		uint64_t *q = realloc(fs->adq, cap * sizeof(*q));
+
+		if (!q)
+			return;
+		fs->adq = q;
+		fs->adq_cap = cap;
+	}
+	fs->adq[fs->adq_n++] = i->ino;
+	i->adq = true;
+}
+
+/*
  * The growth step the two chained hash tables share (the inode table, keyed
  * by inode number; a directory's name hash, keyed by name_hash): before an
  * insert would put more than count entries in cap buckets, the table gets
@@ -4347,7 +4373,7 @@ static ssize_t px_read(struct ff_fs *gfs, uint64_t ino, void *buf, size_t len, u
 		     i->atime.tv_sec < i->ctime.tv_sec || now.tv_sec - i->atime.tv_sec > 86400) &&
 		    ts_ns(now) != ts_ns(i->atime)) {
 			i->atime = now;
-			i->attr_dirty = true;
+			attr_dirty_locked(fs, i);
 		}
 	}
 	ff_mutex_unlock(&fs->ns);
@@ -4520,7 +4546,7 @@ out_wsize:
 		if (write_stamp_locked(fs, i, &t)) {
 			i->mtime = i->ctime = t;
 			i->times_seen = false;
-			i->attr_dirty = true;
+			attr_dirty_locked(fs, i);
 		}
 		i->written = true;
 	}
@@ -6105,6 +6131,48 @@ static void gc_stop(struct px_fs *fs)
  * reaches a FUSE daemon, so nothing else bounds how much a power cut takes
  * back. ext4 commits every 5 s and XFS forces its log every 30 s.
  */
+/*
+ * The committer's INODE records for the times reads and writes changed
+ * (attr_dirty_locked), at the size the log already holds: a write's size
+ * goes with its data (its header, its EXTENT record or fsync's INODE), never
+ * ahead of it. ext4 and XFS log timestamps as they change, so a crash keeps
+ * the mtime of a write a commit interval old.
+ */
+static void log_times(struct px_fs *fs)
+{
+	struct px_buf b = {0};
+	uint64_t *q, seq;
+	size_t n;
+
+	ff_mutex_lock(&fs->ns);
+	q = fs->adq;
+	n = fs->adq_n;
+	fs->adq = NULL;
+	fs->adq_n = fs->adq_cap = 0;
+	for (size_t k = 0; k < n; k++) {
+		struct px_inode *i = iget_locked(fs, q[k]);
+
+		if (!i)
+			continue;
+		i->adq = false;
+		if (!i->freed && i->attr_dirty) {
+			rec_inode(&b, i, i->disk_size, 0);
+			i->attr_dirty = false;
+		}
+	}
+	/* a failure (memory) queued nothing: the times wait for the next tick */
+	if (b.len && op_commit_locked(fs, &b, &seq))
+		for (size_t k = 0; k < n; k++) {
+			struct px_inode *i = iget_locked(fs, q[k]);
+
+			if (i && !i->freed)
+				attr_dirty_locked(fs, i);
+		}
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	free(q);
+}
+
 static void *commit_main(void *arg)
 {
 	struct px_fs *fs = arg;
@@ -6119,6 +6187,7 @@ static void *commit_main(void *arg)
 		if (fs->cm_stop)
 			break;
 		ff_mutex_unlock(&fs->cm_mu);
+		log_times(fs);
 		ff_mutex_lock(&fs->log);
 		pending = atomic_load(&fs->committed) < fs->next_seq - 1;
 		ff_mutex_unlock(&fs->log);
@@ -6632,6 +6701,7 @@ static void fs_teardown(struct px_fs *fs)
 	pthread_cond_destroy(&fs->cm_cv);
 	pthread_cond_destroy(&fs->gc_done_cv);
 	free(fs->pend.p);
+	free(fs->adq);
 	free(fs->gc_cand);
 	free(fs->zones);
 }

@@ -110,6 +110,7 @@ struct px_inode {
 	uint64_t last_rseq;
 	uint64_t meta_rseq; /* newest INODE or DIRENT_ADD record: a sync write needs it durable */
 	bool attr_dirty;    /* times or size changed by writes, not logged yet */
+	bool adq;	    /* its number is in fs->adq, for the committer to log its times */
 	bool times_seen;    /* mtime/ctime handed out since a write last stamped them */
 	bool written;	    /* written since the last close's flush or fsync */
 	bool freed;
@@ -272,6 +273,9 @@ struct px_fs {
 	pthread_t cm_thread;
 	bool cm_on, cm_stop;
 	uint32_t commit_ms;
+	/* inodes whose times reads or writes changed (attr_dirty), by number; under ns */
+	uint64_t *adq;
+	size_t adq_n, adq_cap;
 	_Atomic bool gc_on;   /* the thread runs (read-write mount); read without gc_mu */
 	bool gc_stop;	      /* unmount: the thread ends */
 	bool gc_req;	      /* someone needs free zones */

@@ -1641,8 +1641,8 @@ static void test_posix_dsync_after_truncate(void **state)
 
 /*
  * Changes nobody syncs (a mkdir, a create with no write, a rename, an
- * unlink, a chmod) are durable within the commit interval, as ext4's
- * commit=N makes them: sync(2) never reaches a FUSE daemon, so nothing
+ * unlink, a chmod, the mtime of a write that logs nothing) are durable
+ * within the commit interval, as ext4's commit=N makes them: sync(2) never reaches a FUSE daemon, so nothing
  * else would bound what a power cut an hour later takes back.
  */
 static void test_posix_commit_interval(void **state)
@@ -1651,9 +1651,14 @@ static void test_posix_commit_interval(void **state)
 	char vlog[300], copy[300], vcopy[300];
 	struct ff_fs *fs2;
 	struct stat st;
-	uint64_t d, a, gone, n0, n, t;
+	struct timespec mt;
+	char rd[9];
+	uint64_t d, a, gone, m, n0, n, t;
 
 	gone = mkfile(p, p->root, "gone");
+	m = mkfile(p, p->root, "m");
+	assert_int_equal(ff_fs_write(p->fs, m, "old bytes", 9, 0, 0), 9);
+	assert_int_equal(ff_fs_fsync(p->fs, m, false), 0);
 	assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
 	p->o.commit_s = 1;
 	mount_vlog(p, vlog, sizeof(vlog));
@@ -1675,6 +1680,13 @@ static void test_posix_commit_interval(void **state)
 	assert_int_equal(ff_fs_unlink(p->fs, p->root, "gone"), 0);
 	st.st_mode = S_IFDIR | 0700;
 	assert_int_equal(ff_fs_setattr(p->fs, d, &st, FF_SET_MODE), 0);
+	/* an O_DSYNC overwrite writes its data alone (in place, or a data header): its mtime */
+	assert_int_equal(ff_fs_getattr(p->fs, m, &st), 0);
+	mt = st.st_mtim;
+	assert_int_equal(ff_fs_write(p->fs, m, "new", 3, 0, FF_CW_DSYNC), 3);
+	assert_int_equal(ff_fs_getattr(p->fs, m, &st), 0);
+	assert_true(st.st_mtim.tv_sec != mt.tv_sec || st.st_mtim.tv_nsec != mt.tv_nsec);
+	mt = st.st_mtim;
 	/*
 	 * The committer writes the log (log_writes counts a write once it is
 	 * done); one that started between two of the changes is followed by
@@ -1697,6 +1709,11 @@ static void test_posix_commit_interval(void **state)
 	assert_int_equal(ff_fs_lookup(fs2, p->root, "a", &st), -ENOENT);
 	assert_int_equal(ff_fs_lookup(fs2, p->root, "gone", &st), -ENOENT);
 	assert_int_equal(ff_fs_getattr(fs2, gone, &st), -ENOENT);
+	assert_int_equal(ff_fs_getattr(fs2, m, &st), 0);
+	assert_int_equal(st.st_mtim.tv_sec, mt.tv_sec);
+	assert_int_equal(st.st_mtim.tv_nsec, mt.tv_nsec);
+	assert_int_equal(ff_fs_read(fs2, m, rd, 9, 0), 9);
+	assert_memory_equal(rd, "new bytes", 9);
 	assert_int_equal(ff_fs_unmount(fs2), 0);
 	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
 	unlink(copy);
