@@ -9,11 +9,30 @@
 for h in -h --help; do
 	"$FOLIOFS" $h >"$W/out" 2>&1 || fail "foliofs $h: exit $?"
 	for w in usage cache_size max_folio sync_mode dirty_granularity errors= explicit-open kernel_cache \
-		"-o ro" user.foliofs.stats fuse.foliofs; do
+		commit= "-o ro" user.foliofs.stats fuse.foliofs; do
 		grep -q -- "$w" "$W/out" || fail "foliofs $h does not mention $w"
 	done
 	ok "foliofs $h"
 done
+# every mount option of foliofs's own (--help, up to -o ro; libfuse's follow) is in foliofs(8)
+MAN=$LIB_DIR/../../man/foliofs.8
+if [ -f "$MAN" ]; then
+	"$FOLIOFS" --help 2>&1 | python3 -c '
+import re, sys
+man = open(sys.argv[1]).read().replace("\\-", "-")
+names = []
+for line in sys.stdin:
+    m = re.match(r"\s+-o (\S+)", line)
+    if m:
+        names.append(re.split(r"[=|]", m.group(1))[0])
+        if names[-1] == "ro":
+            break
+missing = [n for n in names if not re.search(r"\b%s\b" % re.escape(n), man)]
+if len(names) < 10 or missing:
+    sys.exit("foliofs(8) lacks %s (options: %s)" % (missing, names))
+' "$MAN" || fail "foliofs(8) does not list every option of foliofs --help"
+	ok "foliofs(8) lists every option of foliofs --help"
+fi
 for v in -V --version; do
 	expect_eq "foliofs $v" "$("$FOLIOFS" $v 2>&1 | head -1 | grep -cE '^foliofs [0-9]+\.[0-9]+')" 1
 done
