@@ -609,6 +609,10 @@ def one_iteration(seed, stats):
         lo, hi = (40, 40 + 4 * DEAD_MAX) if churn else (1, DEAD_MAX)
         fault = "dead_after=%d,vlog=%s" % (rng.randint(lo, hi), C.VLOG)
     opts = rng.choice([None, "cache_size=8M", "cache_size=16M,max_folio=64K", "cache_size=1M,max_folio=64K", "sync_mode=writeback,cache_size=8M", "dirty_granularity=folio,max_folio=64K", "defrag=2,cache_size=8M"])
+    # the committer ticks (every second) during the longer workloads; drawn
+    # apart from rng, as press is
+    if random.Random(seed ^ 0xC0FF).random() < 0.3:
+        opts = "commit=1" + ("," + opts if opts else "")
     m = Model()
     nthr = rng.randint(2, 4)
     ws = []

@@ -10,7 +10,8 @@ that a churn thread keeps overwriting with O_DSYNC writes, so the collector
 moves blocks during the workload), creates a handful of files, and runs
 phases. Each phase mounts with options drawn from cache_size=1M/4M/8M,
 max_folio=64K/2M, sometimes sync_mode=writeback, sometimes
-dirty_granularity=folio, and runs:
+dirty_granularity=folio, in half of them commit=1 (the committer commits
+what nobody synced every second, among the writers), and runs:
   - three writers: pick a file, take its lock (the kernel serialises writes to
     one FUSE file, so a write and its model update are one step), and do an
     overwrite anywhere of any length and alignment (buffered, O_SYNC, O_DSYNC,
@@ -751,6 +752,10 @@ class Iteration:
         # defragmentation (regular images) after very few extents: many passes
         if r.random() < 0.5:
             o.append(r.choice(["defrag=2", "defrag=8"]))
+        # the committer ticks a few times within the phase; drawn apart from
+        # r, so that a seed replays the sequence it drew before this choice
+        if random.Random(self.seed * 100 + self.phase_no).random() < 0.5:
+            o.append("commit=1")
         return ",".join(o)
 
     def run(self):
