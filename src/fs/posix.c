@@ -6158,6 +6158,7 @@ static void log_times(struct px_fs *fs)
 		if (!i->freed && i->attr_dirty) {
 			rec_inode(&b, i, i->disk_size, 0);
 			i->attr_dirty = false;
+			atomic_fetch_add(&fs->st_cm_times, 1);
 		}
 	}
 	/* a failure (memory) queued nothing: the times wait for the next tick */
@@ -6198,6 +6199,8 @@ static void *commit_main(void *arg)
 		 * within about a second); it costs nothing when no write is
 		 * volatile.
 		 */
+		if (pending)
+			atomic_fetch_add(&fs->st_cm_commits, 1);
 		if (!px_writable(fs) && (!pending || !log_commit_all(fs)))
 			(void)ff_dev_sync(fs->dev);
 		ff_mutex_lock(&fs->cm_mu);
@@ -6442,7 +6445,8 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 		"gc_writer_waits %llu\ngc_reserve_zones %u\ngc_low_zones %u\n"
 		"gc_victims %llu\ngc_victim_valid_blocks %llu\ngc_victim_blocks %llu\n"
 		"gc_header_writes %llu\nlog_extent_runs %llu\nlog_run_extents %llu\n"
-		"defrag_passes %llu\ndefrag_bytes %llu\ndata_pieces_joined %llu\n",
+		"defrag_passes %llu\ndefrag_bytes %llu\ndata_pieces_joined %llu\n"
+		"committer_commits %llu\ncommitter_times %llu\n",
 		(unsigned long long)atomic_load(&fs->st_log_writes),
 		(unsigned long long)atomic_load(&fs->st_log_bytes),
 		(unsigned long long)atomic_load(&fs->st_commits),
@@ -6462,7 +6466,9 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 		(unsigned long long)atomic_load(&fs->st_run_exts),
 		(unsigned long long)atomic_load(&fs->st_defrag_passes),
 		(unsigned long long)atomic_load(&fs->st_defrag_bytes),
-		(unsigned long long)atomic_load(&fs->st_pieces));
+		(unsigned long long)atomic_load(&fs->st_pieces),
+		(unsigned long long)atomic_load(&fs->st_cm_commits),
+		(unsigned long long)atomic_load(&fs->st_cm_times));
 	/* then the lines every format gives */
 	if (r >= 0 && (size_t)r < len - n) {
 		n += (size_t)r;

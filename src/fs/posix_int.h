@@ -307,6 +307,8 @@ struct px_fs {
 	_Atomic uint64_t st_runs, st_run_exts;
 	/* pieces written behind another's data header (px_more) */
 	_Atomic uint64_t st_pieces;
+	/* the committer's commits, and its INODE records of changed times */
+	_Atomic uint64_t st_cm_commits, st_cm_times;
 	/* defragmentation passes run, and the bytes they moved */
 	_Atomic uint64_t st_defrag_passes, st_defrag_bytes;
 };

@@ -280,6 +280,8 @@ static const char *const shown[] = {
 	"defrag_passes",
 	"defrag_bytes",
 	"data_pieces_joined",
+	"committer_commits",
+	"committer_times",
 	"reserved_blocks",
 	"delalloc_blocks",
 };
@@ -312,6 +314,8 @@ static void print_posix(const struct sample *s)
 	       get(s, "data_header_writes"), get(s, "inplace_writes"), get(s, "inodes"));
 	printf("             %.0f extent runs written for %.0f sync appends' records; %.0f writeback pieces joined a data header\n",
 	       get(s, "log_extent_runs"), get(s, "log_run_extents"), get(s, "data_pieces_joined"));
+	printf("             %.0f commits of what nobody synced (commit=), %.0f inodes' times logged with them\n",
+	       get(s, "committer_commits"), get(s, "committer_times"));
 	human(get(s, "gc_bytes_moved"), a, sizeof(a));
 	printf("  gc         %.0f rounds, %.0f zones reclaimed, %.0f blocks moved (%s), %.0f writer waits; %.0f zones opened for data\n",
 	       get(s, "gc_rounds"), get(s, "gc_zones_freed"), get(s, "gc_blocks_moved"), a,

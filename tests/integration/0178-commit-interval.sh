@@ -36,6 +36,8 @@ time.sleep(600)' "$MNT/open" >"$W/writer.out" 2>&1 &
 	done
 	grep -q written "$W/writer.out" || fail "$kind: the writer did not write"
 	sleep "$wait"
+	[ "$(stat_val committer_commits)" -ge 1 ] && [ "$(stat_val committer_times)" -ge 1 ] ||
+		fail "$kind: the committer counted no commit, or no times: $(stats | grep committer)"
 	p=$(daemon_pids "$IMG")
 	[ -n "$p" ] || fail "$kind: no daemon"
 	kill -9 $p

@@ -1642,8 +1642,9 @@ static void test_posix_dsync_after_truncate(void **state)
 /*
  * Changes nobody syncs (a mkdir, a create with no write, a rename, an
  * unlink, a chmod, the mtime of a write that logs nothing) are durable
- * within the commit interval, as ext4's commit=N makes them: sync(2) never reaches a FUSE daemon, so nothing
- * else would bound what a power cut an hour later takes back.
+ * within the commit interval, as ext4's commit=N makes them: sync(2)
+ * never reaches a FUSE daemon, so nothing else would bound what a power
+ * cut an hour later takes back.
  */
 static void test_posix_commit_interval(void **state)
 {
