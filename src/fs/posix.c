@@ -6124,14 +6124,6 @@ static void gc_stop(struct px_fs *fs)
 }
 
 /*
- * The committer: the log's records nobody has made durable, every
- * commit_ms, and the device flushed after them, as fsyncdir does. A rename,
- * an unlink or a create without a write would otherwise stay in memory
- * until an fsync, a close after writes or the unmount: sync(2) never
- * reaches a FUSE daemon, so nothing else bounds how much a power cut takes
- * back. ext4 commits every 5 s and XFS forces its log every 30 s.
- */
-/*
  * The committer's INODE records for the times reads and writes changed
  * (attr_dirty_locked), at the size the log already holds: a write's size
  * goes with its data (its header, its EXTENT record or fsync's INODE), never
@@ -6174,6 +6166,14 @@ static void log_times(struct px_fs *fs)
 	free(q);
 }
 
+/*
+ * The committer: the log's records nobody has made durable, every
+ * commit_ms, and the device flushed after them, as fsyncdir does. A rename,
+ * an unlink or a create without a write would otherwise stay in memory
+ * until an fsync, a close after writes or the unmount: sync(2) never
+ * reaches a FUSE daemon, so nothing else bounds how much a power cut takes
+ * back. ext4 commits every 5 s and XFS forces its log every 30 s.
+ */
 static void *commit_main(void *arg)
 {
 	struct px_fs *fs = arg;
@@ -6188,21 +6188,24 @@ static void *commit_main(void *arg)
 		if (fs->cm_stop)
 			break;
 		ff_mutex_unlock(&fs->cm_mu);
-		log_times(fs);
-		ff_mutex_lock(&fs->log);
-		pending = atomic_load(&fs->committed) < fs->next_seq - 1;
-		ff_mutex_unlock(&fs->log);
-		/*
-		 * A failed commit shuts the filesystem down, as an fsync's
-		 * would. The flush also covers in-place write-back, which
-		 * writes no record (the cache's flusher writes dirty data back
-		 * within about a second); it costs nothing when no write is
-		 * volatile.
-		 */
-		if (pending)
-			atomic_fetch_add(&fs->st_cm_commits, 1);
-		if (!px_writable(fs) && (!pending || !log_commit_all(fs)))
-			(void)ff_dev_sync(fs->dev);
+		/* a shut-down filesystem logs nothing more, nor flushes */
+		if (!px_writable(fs)) {
+			log_times(fs);
+			ff_mutex_lock(&fs->log);
+			pending = atomic_load(&fs->committed) < fs->next_seq - 1;
+			ff_mutex_unlock(&fs->log);
+			/*
+			 * A failed commit shuts the filesystem down, as an
+			 * fsync's would. The flush also covers in-place
+			 * write-back, which writes no record (the cache's
+			 * flusher writes dirty data back within about a
+			 * second); it costs nothing when no write is volatile.
+			 */
+			if (pending)
+				atomic_fetch_add(&fs->st_cm_commits, 1);
+			if (!pending || !log_commit_all(fs))
+				(void)ff_dev_sync(fs->dev);
+		}
 		ff_mutex_lock(&fs->cm_mu);
 	}
 	ff_mutex_unlock(&fs->cm_mu);
