@@ -30,7 +30,9 @@ Then remount and check, with XFS's rules:
     at that offset (each written word is unique: inode tag, write number,
     word index), so no file holds bytes it was never given.
 Inode numbers identify files across the remount (the format keeps them
-stable and never reuses them).
+stable and never reuses them). 30% of the iterations mount with commit=1,
+so that the committer's ticks (a group commit of what nobody synced, and the
+INODE records of changed times) come before some crash points.
 
   FOLIOFS_PCRASH_GC     garbage-collection crash points: a fraction (0..1,
                         default 0.2) of the iterations format a tiny device
