@@ -6181,7 +6181,7 @@ static void *commit_main(void *arg)
 	ff_mutex_lock(&fs->cm_mu);
 	while (!fs->cm_stop) {
 		struct timespec dl = ff_deadline_ms((long)fs->commit_ms);
-		bool pending;
+		uint64_t last;
 
 		while (!fs->cm_stop && ff_cond_timedwait(&fs->cm_cv, &fs->cm_mu, &dl) != ETIMEDOUT)
 			;
@@ -6192,18 +6192,19 @@ static void *commit_main(void *arg)
 		if (!px_writable(fs)) {
 			log_times(fs);
 			ff_mutex_lock(&fs->log);
-			pending = atomic_load(&fs->committed) < fs->next_seq - 1;
+			last = fs->next_seq - 1;
 			ff_mutex_unlock(&fs->log);
+			if (atomic_load(&fs->committed) < last)
+				atomic_fetch_add(&fs->st_cm_commits, 1);
 			/*
-			 * A failed commit shuts the filesystem down, as an
+			 * log_commit returns at once when nothing is pending; a
+			 * failed commit shuts the filesystem down, as an
 			 * fsync's would. The flush also covers in-place
 			 * write-back, which writes no record (the cache's
 			 * flusher writes dirty data back within about a
 			 * second); it costs nothing when no write is volatile.
 			 */
-			if (pending)
-				atomic_fetch_add(&fs->st_cm_commits, 1);
-			if (!pending || !log_commit_all(fs))
+			if (!log_commit(fs, last))
 				(void)ff_dev_sync(fs->dev);
 		}
 		ff_mutex_lock(&fs->cm_mu);

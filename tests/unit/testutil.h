@@ -152,9 +152,9 @@ static inline int tu_fs_mkimage(char *path, size_t pathlen, const char *tag,
 	return ff_fs_mkfs(path, mo, summary, sizeof(summary));
 }
 
-/* Mount path with o into *fs; the root's inode to *root unless root is NULL. */
 /*
- * Mount path with o. Without an explicit commit_s, the posix committer's
+ * Mount path with o into *fs; the root's inode to *root unless root is
+ * NULL. Without an explicit commit_s, the posix committer's
  * interval is the longest: tests count the log writes and flushes of an
  * operation, and a background commit would land in those windows at
  * random. test_posix_commit_interval sets it.
