@@ -324,6 +324,18 @@ static void attr_dirty_locked(struct px_fs *fs, struct px_inode *i)
 	i->adq = true;
 }
 
+/* A data write's stamp (write_stamp_locked) on i's times, to be logged. Under fs->ns. */
+static void write_stamp_apply_locked(struct px_fs *fs, struct px_inode *i)
+{
+	struct timespec t;
+
+	if (write_stamp_locked(fs, i, &t)) {
+		i->mtime = i->ctime = t;
+		i->times_seen = false;
+		attr_dirty_locked(fs, i);
+	}
+}
+
 /*
  * The growth step the two chained hash tables share (the inode table, keyed
  * by inode number; a directory's name hash, keyed by name_hash): before an
@@ -851,10 +863,11 @@ static size_t ext_find(struct px_inode *i, uint64_t off, bool *inside)
 
 /*
  * Roll-forward: map [off, off+len) to dev only where what is mapped now is
- * older (dseq) or nothing. Caller holds ns.
+ * older (dseq) or nothing; *set becomes true if any of it was. Caller holds
+ * ns.
  */
 static int ext_set_newer_locked(struct px_fs *fs, struct px_inode *i, uint64_t off, uint64_t len,
-				uint64_t dev, uint64_t dseq)
+				uint64_t dev, uint64_t dseq, bool *set)
 {
 	uint64_t pos = off, end = off + len;
 	int ret = 0;
@@ -868,14 +881,17 @@ static int ext_set_newer_locked(struct px_fs *fs, struct px_inode *i, uint64_t o
 			stop = i->ext[k].off + i->ext[k].len;
 			if (stop > end)
 				stop = end;
-			if (i->ext[k].dseq < dseq)
+			if (i->ext[k].dseq < dseq) {
 				ret = ext_set_locked(fs, i, pos, stop - pos, dev + (pos - off),
 						     dseq, 0);
+				*set = true;
+			}
 		} else {
 			stop = k < i->next ? i->ext[k].off : end;
 			if (stop > end)
 				stop = end;
 			ret = ext_set_locked(fs, i, pos, stop - pos, dev + (pos - off), dseq, 0);
+			*set = true;
 		}
 		pos = stop;
 	}
@@ -2944,16 +2960,33 @@ static uint64_t wsize_lim_locked(const struct px_inode *i, bool sync)
 }
 
 /*
+ * The file whose O_SYNC write(2) this thread is making, under the file's
+ * io_lock, or 0. px_write stamps such a write's times before its data goes
+ * out; its headers carry them (PX_DH_MTIME), and px_write_done queues an
+ * INODE record with them beside its EXTENT record when they changed (once a
+ * clock tick). The times are then as durable as the header. While the log
+ * lacks the EXTENT record, the mount rolls the header forward and takes its
+ * time: no later time of the file can be in the log, which is committed in
+ * order, since the io_lock keeps every change of mtime (a utimes, a
+ * truncate, a punch) from coming between the stamp and that record. Once
+ * the log has the EXTENT record, it has the INODE record too. The flusher's
+ * and fsync's write-backs hold no io_lock and carry no time.
+ */
+static _Thread_local uint64_t px_stamp_ino;
+
+/*
  * A data header (docs/posix-format.md) in the PX_BLK bytes at h: a write of
  * len bytes of inode ino at file offset off, the data's crc data_crc, which
  * makes the file size bytes long; epoch is its zone's, dseq the write's data
  * sequence number; np > 1 pieces pc (the ranges, in file order, whose bytes
- * make up the len) are listed in its table (PX_FEAT_PIECES). A writer's
- * (px_seal) and a GC move's (gc_write).
+ * make up the len) are listed in its table (PX_FEAT_PIECES); mtime, in ns,
+ * is the file's mtime and ctime once the write is in, or 0 (px_stamp_ino
+ * says when a header may carry it). A writer's (px_seal) and a GC move's
+ * (gc_write, with no time: a move changes none).
  */
 static void dh_encode(const struct px_fs *fs, uint8_t *h, uint64_t epoch, uint64_t dseq,
 		      uint64_t ino, uint64_t off, uint64_t len, uint64_t size, uint32_t data_crc,
-		      const struct px_piece *pc, uint32_t np)
+		      uint64_t mtime, const struct px_piece *pc, uint32_t np)
 {
 	memset(h, 0, PX_BLK);
 	memcpy(h, PX_DH_MAGIC, 8);
@@ -2965,6 +2998,7 @@ static void dh_encode(const struct px_fs *fs, uint8_t *h, uint64_t epoch, uint64
 	set64(h + PX_DH_LEN, len);
 	set64(h + PX_DH_SIZE, size);
 	set32(h + PX_DH_DATA_CRC, data_crc);
+	set64(h + PX_DH_MTIME, mtime);
 	if (np > 1) {
 		set32(h + PX_DH_NPIECE, np);
 		for (uint32_t k = 0; k < np; k++) {
@@ -2983,11 +3017,13 @@ static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *i
 	struct px_zone *zo = &fs->zones[m->zone];
 	struct px_slot *s = &fs->slots[zo->slot];
 	const struct px_piece *last = &s->piece[s->npiece - 1];
-	uint64_t end = last->off + last->len, lim, size, dseq, epoch;
+	uint64_t end = last->off + last->len, lim, size, dseq, epoch, mtime = 0;
 	uint32_t crc = 0;
 
 	ff_mutex_lock(&fs->ns);
 	dseq = fs->next_dseq++;
+	if (px_stamp_ino == i->ino && i->mtime.tv_sec > 0)
+		mtime = ts_ns(i->mtime);
 	lim = wsize_lim_locked(i, fs->slots[zo->slot].sync);
 	size = end < lim ? end : lim;
 	if (size < i->disk_size)
@@ -2996,8 +3032,8 @@ static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *i
 	fs->slots[zo->slot].dseq = dseq;
 	ff_mutex_unlock(&fs->ns);
 	crc = ff_crc32c_iov(crc, iov, iovcnt);
-	dh_encode(fs, hdr, epoch, dseq, i->ino, m->file_off, m->len + m->more, size, crc, s->piece,
-		  s->npiece);
+	dh_encode(fs, hdr, epoch, dseq, i->ino, m->file_off, m->len + m->more, size, crc, mtime,
+		  s->piece, s->npiece);
 	return 0;
 }
 
@@ -3104,12 +3140,28 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 		size = end < lim ? end : lim;
 		if (size < i->disk_size)
 			size = i->disk_size;
+		uint64_t meta = i->meta_rseq;
+		bool times = px_stamp_ino == i->ino && i->attr_dirty;
+
 		/* the pieces of one write (px_more), one record each, committed as one */
 		for (uint32_t k = 0; k < s->npiece; k++) {
 			rec_extent(&b, i->ino, s->piece[k].off, s->piece[k].len, at, dseq, size);
 			at += s->piece[k].len;
 		}
+		/*
+		 * The times its header carries, when no INODE record has them yet
+		 * (once a clock tick): whoever commits the log commits this
+		 * record, and a mount then applies no header of it. Not a record
+		 * a sync write must see durable first (meta_rseq), nor one fsync
+		 * commits (the header has the times, the mount applies it).
+		 */
+		if (times)
+			rec_inode(&b, i, size, 0);
 		ret = op_commit_locked(fs, &b, &seq);
+		if (!ret && times) {
+			i->attr_dirty = false;
+			i->meta_rseq = meta;
+		}
 		/* the extent holds the room the blocks' delayed allocation kept for them */
 		for (uint32_t k = 0; k < s->npiece && !ret; k++)
 			da_del_locked(fs, i, s->piece[k].off,
@@ -4245,8 +4297,9 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 	struct px_fs *fs = px_of(gfs);
 	struct px_inode *i, t;
 	struct px_buf b = {0};
-	struct timespec now = now_ts(fs);
+	struct timespec now;
 	uint64_t seq;
+	bool times;
 	int ret = 0;
 
 	ret = px_writable(fs);
@@ -4273,6 +4326,11 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 	}
 	if (!(which & ~FF_SET_SIZE))
 		return 0;
+	/* a new mtime does not come between a write's stamp and its record (px_stamp_ino) */
+	times = which & (FF_SET_MTIME | FF_SET_MTIME_NOW);
+	if (times)
+		ff_mutex_lock(&i->io_lock);
+	now = now_ts(fs);
 	ff_mutex_lock(&fs->ns);
 	inode_rec_copy(&t, i);
 	if (which & FF_SET_MODE)
@@ -4293,6 +4351,8 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 	rec_inode(&b, &t, i->disk_size, 0);
 	ret = op_commit_locked(fs, &b, &seq);
 	ff_mutex_unlock(&fs->ns);
+	if (times)
+		ff_mutex_unlock(&i->io_lock);
 	free(b.p);
 	reap(fs);
 	return ret;
@@ -4514,6 +4574,18 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 		r = -ENOSPC;
 		goto out;
 	}
+	/*
+	 * An O_SYNC write is stamped before its data goes out, as Linux's
+	 * file_modified stamps a write before it copies: its headers carry the
+	 * time (px_stamp_ino), so that an acknowledged O_SYNC append has its
+	 * mtime durable with no log write, as file integrity asks (O_DSYNC's
+	 * data integrity does not). The stamp after the write below then
+	 * changes nothing unless the times were read meanwhile.
+	 */
+	if (flags & FF_CW_SYNC) {
+		write_stamp_apply_locked(fs, i);
+		px_stamp_ino = i->ino;
+	}
 	ff_mutex_unlock(&fs->ns);
 	/*
 	 * The zeros between the size and off go first, as a write of their
@@ -4537,17 +4609,12 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 	r = px_cache_write(fs, i, buf, len, off,
 			   (flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT)) | FF_CW_WHOLE);
 out_wsize:
+	px_stamp_ino = 0;
 	ff_mutex_lock(&fs->ns);
 	if (r > 0) {
-		struct timespec t;
-
 		if (off + (uint64_t)r > i->size)
 			i->size = off + (uint64_t)r;
-		if (write_stamp_locked(fs, i, &t)) {
-			i->mtime = i->ctime = t;
-			i->times_seen = false;
-			attr_dirty_locked(fs, i);
-		}
+		write_stamp_apply_locked(fs, i);
 		i->written = true;
 	}
 	i->wsize = 0;
@@ -5381,8 +5448,8 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, const struct gc_pi
 	ff_mutex_unlock(&fs->ns);
 	/* contiguous pieces (gc_run_locked's) are one range in any format */
 	if (h)
-		dh_encode(fs, h, epoch, dseq, i->ino, pc[0].off, n, size, ff_crc32c(0, buf, n), hp,
-			  (fs->features & PX_FEAT_PIECES) ? nh : 0);
+		dh_encode(fs, h, epoch, dseq, i->ino, pc[0].off, n, size, ff_crc32c(0, buf, n), 0,
+			  hp, (fs->features & PX_FEAT_PIECES) ? nh : 0);
 	{
 		struct iovec iov[2] = {{h, hl}, {buf, n}};
 		struct iovec *v = h ? iov : iov + 1;
@@ -7192,14 +7259,82 @@ static bool pieces_ok(const struct px_fs *fs, const uint8_t *hb, uint64_t len, u
 }
 
 /*
+ * The times of the headers a roll-forward applied (PX_DH_MTIME), gathered
+ * over every open zone: a file's headers may lie in several, whose order is
+ * not the writes' order. Its newest header's (dseq) time is the file's.
+ */
+struct rf_time {
+	uint64_t ino, dseq, ns;
+};
+
+struct rf_times {
+	struct rf_time *v;
+	size_t n, cap;
+};
+
+static int rf_time_cmp(const void *a, const void *b)
+{
+	const struct rf_time *x = a, *y = b;
+
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	return x->dseq < y->dseq ? -1 : x->dseq > y->dseq;
+}
+
+static int rf_time_add(struct rf_times *rt, uint64_t ino, uint64_t dseq, uint64_t ns)
+{
+	if (rt->n == rt->cap) {
+		size_t cap = rt->cap ? 2 * rt->cap : 64;
+		struct rf_time *v = realloc(rt->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		rt->v = v;
+		rt->cap = cap;
+	}
+	rt->v[rt->n++] = (struct rf_time){ino, dseq, ns};
+	return 0;
+}
+
+/*
+ * Give each file the time of its newest applied header: mtime as it is
+ * (a utimes before the write set it to anything, the write replaced it),
+ * ctime only forward (nothing sets it back). Frees rt. Caller holds ns.
+ */
+static void rf_times_apply_locked(struct px_fs *fs, struct rf_times *rt)
+{
+	ff_assert_held(&fs->ns);
+	if (rt->n)
+		qsort(rt->v, rt->n, sizeof(*rt->v), rf_time_cmp);
+	for (size_t k = 0; k < rt->n; k++) {
+		struct px_inode *i;
+		struct timespec t;
+
+		if (k + 1 < rt->n && rt->v[k + 1].ino == rt->v[k].ino)
+			continue;
+		i = iget_locked(fs, rt->v[k].ino);
+		if (!i)
+			continue;
+		t = ns_ts(rt->v[k].ns);
+		i->mtime = t;
+		if (i->ctime.tv_sec < t.tv_sec ||
+		    (i->ctime.tv_sec == t.tv_sec && i->ctime.tv_nsec < t.tv_nsec))
+			i->ctime = t;
+	}
+	free(rt->v);
+	*rt = (struct rf_times){0};
+}
+
+/*
  * Roll forward an open data zone from its committed cursor: apply each valid
  * header of the zone's epoch (docs/posix-format.md section 4). Its crc is
  * keyed (fs->dh_seed): the blocks where a chain ends may be a file's content
  * or an older filesystem's headers, and neither passes. Sets the
  * zone's write position after the last valid one; *clean says whether that
- * is where the device's pointer is (sequential zones).
+ * is where the device's pointer is (sequential zones). The times of the
+ * headers it applies go to rt.
  */
-static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean)
+static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean, struct rf_times *rt)
 {
 	struct px_zone *zo = &fs->zones[z];
 	uint64_t pos = zo->cursor, limit = zo->seq ? ff_zoneq_wp(fs->dev, z) : zo->start + zo->cap;
@@ -7250,19 +7385,26 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean)
 		i = iget_locked(fs, ino);
 		if (data_ok) {
 			if (i && S_ISREG(i->mode) && dseq > i->dseq_floor) {
-				uint64_t at = 0;
+				uint64_t at = 0, mt = get64(hb + PX_DH_MTIME);
+				bool set = false;
 
 				if (!np) {
 					ret = ext_set_newer_locked(fs, i, off, len, pos + PX_BLK,
-								   dseq);
+								   dseq, &set);
 				}
 				for (uint32_t k = 0; k < np && !ret; k++) {
 					const uint8_t *pc = hb + PX_DH_PIECES + k * PX_DH_PIECE_SZ;
 
 					ret = ext_set_newer_locked(fs, i, get64(pc), get64(pc + 8),
-								   pos + PX_BLK + at, dseq);
+								   pos + PX_BLK + at, dseq, &set);
 					at += get64(pc + 8);
 				}
+				/*
+				 * Applied: its EXTENT record is not in the log, nor is
+				 * anything queued after it (px_stamp_ino says why)
+				 */
+				if (!ret && set && mt)
+					ret = rf_time_add(rt, ino, dseq, mt);
 				if (size > i->disk_size)
 					i->disk_size = size;
 				if (size > i->size)
@@ -7606,6 +7748,7 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 	struct px_fs *fs = calloc(1, sizeof(*fs));
 	struct ff_dev_opts dopt = {.exclusive = true};
 	struct mz_head heads[PX_META_MAX] = {0};
+	struct rf_times rt = {0};
 	uint32_t order[PX_META_MAX], nh = 0;
 	uint64_t max_gen = 0;
 	int ret;
@@ -7700,9 +7843,11 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 
 		if (z->state != PX_Z_OPEN)
 			continue;
-		ret = roll_forward(fs, k, &clean);
-		if (ret)
+		ret = roll_forward(fs, k, &clean, &rt);
+		if (ret) {
+			free(rt.v);
 			goto out_cache;
+		}
 		for (s = 0; s < fs->nslots && fs->slots[s].zone != UINT32_MAX; s++)
 			;
 		if (fs->ro)
@@ -7720,6 +7865,7 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 	}
 	/* orphans: unlinked while open when the filesystem stopped */
 	ff_mutex_lock(&fs->ns);
+	rf_times_apply_locked(fs, &rt);
 	for (size_t h = 0; h < fs->icap && !ret; h++) {
 		struct px_inode *i = fs->itab[h], *n;
 

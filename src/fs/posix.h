@@ -147,7 +147,13 @@ enum px_zone_state {
  * from PX_DH_PIECES, each a u64 file offset and a u64 length, whose bytes
  * follow the header in that order (PX_FEAT_PIECES filesystems only)
  */
-#define PX_DH_NPIECE	 68
+#define PX_DH_NPIECE 68
+/*
+ * u64: the file's mtime and ctime once this write is in, in ns since the
+ * epoch, in the headers of O_SYNC writes (write(2) under the file's
+ * io_lock); 0 in every other header
+ */
+#define PX_DH_MTIME	 72
 #define PX_DH_PIECES	 128
 #define PX_DH_PIECE_SZ	 16
 #define PX_DH_PIECES_MAX ((PX_BLK - PX_DH_PIECES) / PX_DH_PIECE_SZ)

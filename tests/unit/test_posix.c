@@ -1722,6 +1722,100 @@ static void test_posix_commit_interval(void **state)
 	unlink(vlog);
 }
 
+/*
+ * O_SYNC is file integrity (POSIX's synchronized I/O): an acknowledged
+ * O_SYNC append has its mtime durable as well as its bytes and size, with no
+ * log write of its own. Two ways, both checked: the header written with the
+ * data carries the time, and the mount applies the time of a file's newest
+ * header that it rolls forward (f and h: the last appends, after the last
+ * commit); once another file's fsync commits the append's EXTENT record the
+ * mount applies no header of it, and the INODE record queued with that
+ * record has the time (k). A time set into the future, then replaced by an
+ * append's stamp, comes back as the stamp (h: the newest header's time, not
+ * the latest time); a utimes made durable after an append stands (g).
+ */
+static void test_posix_sync_append_mtime(void **state)
+{
+	struct px *p = *state;
+	struct px_fs *fs;
+	char vlog[300], copy[300], vcopy[300];
+	uint8_t *buf = tu_alloc(3 * BLK);
+	struct ff_fs *fs2;
+	struct stat st, sf, sh, sk;
+	struct timespec t;
+	uint64_t f, g, h, k, floor_ns, lw;
+
+	f = mkfile(p, p->root, "f");
+	g = mkfile(p, p->root, "g");
+	h = mkfile(p, p->root, "h");
+	k = mkfile(p, p->root, "k");
+	tu_fill(buf, 3 * BLK, 21);
+	for (uint64_t x = f; x <= k; x++) {
+		assert_int_equal(ff_fs_write(p->fs, x, buf, BLK, 0, 0), BLK);
+		assert_int_equal(ff_fs_fsync(p->fs, x, false), 0);
+	}
+	assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
+	mount_vlog(p, vlog, sizeof(vlog));
+	fs = (struct px_fs *)p->fs;
+	/* the coarse clock stands at the floor: each write's stamp is the floor set before it */
+	clock_gettime(CLOCK_REALTIME, &t);
+	floor_ns = ((uint64_t)t.tv_sec + 3600) * 1000000000u;
+	/* h: a time in the future, durable */
+	st.st_mtim.tv_sec = t.tv_sec + 86400;
+	st.st_mtim.tv_nsec = 5;
+	assert_int_equal(ff_fs_setattr(p->fs, h, &st, FF_SET_MTIME), 0);
+	assert_int_equal(ff_fs_fsync(p->fs, h, false), 0);
+	/* f and k appended, g appended then given an old mtime, all committed by g's fsync */
+	atomic_store(&fs->time_floor, floor_ns);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, BLK, FF_CW_SYNC), BLK);
+	atomic_store(&fs->time_floor, floor_ns + 1000);
+	assert_int_equal(ff_fs_write(p->fs, k, buf, BLK, BLK, FF_CW_SYNC), BLK);
+	assert_int_equal(ff_fs_getattr(p->fs, k, &sk), 0);
+	assert_int_equal(sk.st_mtim.tv_sec, (time_t)((floor_ns + 1000) / 1000000000u));
+	assert_int_equal(sk.st_mtim.tv_nsec, (long)((floor_ns + 1000) % 1000000000u));
+	assert_int_equal(ff_fs_write(p->fs, g, buf, BLK, BLK, FF_CW_SYNC), BLK);
+	st.st_mtim.tv_sec = 1000;
+	st.st_mtim.tv_nsec = 7;
+	assert_int_equal(ff_fs_setattr(p->fs, g, &st, FF_SET_MTIME), 0);
+	assert_int_equal(ff_fs_fsync(p->fs, g, false), 0);
+	/* f and h appended after the last commit: only their headers have the times */
+	lw = stat_of(p, "log_writes");
+	atomic_store(&fs->time_floor, floor_ns + 2000);
+	assert_int_equal(ff_fs_write(p->fs, f, buf + BLK, 2 * BLK, 2 * BLK, FF_CW_SYNC), 2 * BLK);
+	assert_int_equal(ff_fs_write(p->fs, h, buf, BLK, BLK, FF_CW_SYNC), BLK);
+	assert_int_equal(stat_of(p, "log_writes"), lw);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &sf), 0);
+	assert_int_equal(sf.st_mtim.tv_sec, (time_t)((floor_ns + 2000) / 1000000000u));
+	assert_int_equal(sf.st_mtim.tv_nsec, (long)((floor_ns + 2000) % 1000000000u));
+	assert_int_equal(ff_fs_getattr(p->fs, h, &sh), 0);
+	assert_true(sh.st_mtim.tv_sec < t.tv_sec + 86400);
+	cut_mount(p, vlog, copy, vcopy, sizeof(copy), &fs2);
+	assert_int_equal(ff_fs_getattr(fs2, f, &st), 0);
+	assert_int_equal(st.st_size, 4 * BLK);
+	assert_int_equal(st.st_mtim.tv_sec, sf.st_mtim.tv_sec);
+	assert_int_equal(st.st_mtim.tv_nsec, sf.st_mtim.tv_nsec);
+	assert_int_equal(st.st_ctim.tv_sec, sf.st_ctim.tv_sec);
+	assert_int_equal(st.st_ctim.tv_nsec, sf.st_ctim.tv_nsec);
+	assert_int_equal(ff_fs_getattr(fs2, h, &st), 0);
+	assert_int_equal(st.st_size, 2 * BLK);
+	assert_int_equal(st.st_mtim.tv_sec, sh.st_mtim.tv_sec);
+	assert_int_equal(st.st_mtim.tv_nsec, sh.st_mtim.tv_nsec);
+	assert_int_equal(ff_fs_getattr(fs2, k, &st), 0);
+	assert_int_equal(st.st_size, 2 * BLK);
+	assert_int_equal(st.st_mtim.tv_sec, sk.st_mtim.tv_sec);
+	assert_int_equal(st.st_mtim.tv_nsec, sk.st_mtim.tv_nsec);
+	assert_int_equal(ff_fs_getattr(fs2, g, &st), 0);
+	assert_int_equal(st.st_size, 2 * BLK);
+	assert_int_equal(st.st_mtim.tv_sec, 1000);
+	assert_int_equal(st.st_mtim.tv_nsec, 7);
+	assert_int_equal(ff_fs_unmount(fs2), 0);
+	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
+	unlink(copy);
+	unlink(vcopy);
+	unlink(vlog);
+	free(buf);
+}
+
 /* ---- power cut under concurrent writers ---- */
 
 #define PC_MAX (2u << 20)
@@ -3542,6 +3636,7 @@ int main(void)
 		T2(test_posix_power_cut),
 		T2(test_posix_dsync_after_truncate),
 		T2(test_posix_commit_interval),
+		T2(test_posix_sync_append_mtime),
 		T2(test_posix_power_cut_writers),
 		T2(test_posix_log_rotation),
 		T2(test_posix_stblocks_delalloc),
