@@ -28,7 +28,10 @@ Then remount and check, with XFS's rules:
     later write's (or zero after a later truncate);
   - every nonzero 8-byte word of every file is a word written to that inode
     at that offset (each written word is unique: inode tag, write number,
-    word index), so no file holds bytes it was never given.
+    word index), so no file holds bytes it was never given;
+  - a file's mtime is no older than the start of its last acknowledged
+    O_SYNC write that reached past its blocks (less 50 ms for the coarse
+    clock): O_SYNC is file integrity, and such a write's header carries it.
 Inode numbers identify files across the remount (the format keeps them
 stable and never reuses them). 30% of the iterations mount with commit=1,
 so that the committer's ticks (a group commit of what nobody synced, and the
@@ -111,6 +114,9 @@ class FileM:
         self.ever = {}  # word index -> set of values ever written there
         self.names = set()  # current paths
         self.hist = []
+        # mtime floor (ns): an acknowledged O_SYNC append's stamp is durable
+        # with it, and nothing here sets a time back
+        self.mtime_lo = 0
 
     # before an operation: what it may leave behind if it is in flight
     def may_write(self, off, data):
@@ -162,9 +168,12 @@ class FileM:
         self.durable_range(off, n)
         self.size_lo = max(self.size_lo or 0, off + n)
 
-    def check(self, size, data):
+    def check(self, size, data, mtime=None):
         if self.size_lo is not None and size < self.size_lo:
             return "size %d < durable size %d" % (size, self.size_lo)
+        if mtime is not None and mtime < self.mtime_lo:
+            return "mtime %d ns is older than an acknowledged O_SYNC append's (%d ns or later)" % (
+                mtime, self.mtime_lo)
         if size > self.size_hi:
             return "size %d > largest size it ever had %d" % (size, self.size_hi)
         for i in range(len(data) // 8):
@@ -407,6 +416,11 @@ class Worker(threading.Thread):
         own = fd is None
         if own:
             fd = os.open(self.a(p), flags)
+        # the write's stamp is the coarse clock (a tick behind at most) at its
+        # start or later; an O_SYNC write that reaches past the blocks the
+        # file has goes out of place, and its header carries the stamp
+        t0 = time.time_ns() - 50 * 1000 * 1000
+        newblk = off + n > -(-size // 4096) * 4096
         try:
             f.may_write(off, data)
             if how == "rwf_dsync":
@@ -422,6 +436,8 @@ class Worker(threading.Thread):
             f.did_write(off, data)
             if how != "buf":
                 f.sync_written(off, n)
+            if how == "osync" and newblk:
+                f.mtime_lo = max(f.mtime_lo, t0)
         finally:
             if own:
                 os.close(fd)
@@ -529,7 +545,7 @@ class Worker(threading.Thread):
 
 
 def walk():
-    """{path: (ino, isdir, size, data)} of the mounted tree."""
+    """{path: (ino, isdir, size, data, mtime in ns)} of the mounted tree."""
     out = {}
     for d, dns, fns in os.walk(C.MNT):
         for n in dns + fns:
@@ -542,7 +558,7 @@ def walk():
                     data = f.read()
                 if len(data) != st.st_size:
                     raise Fail("%s: read %d bytes of a %d-byte file" % (rel(a), len(data), st.st_size))
-            out[rel(a)] = (st.st_ino, isdir, st.st_size, data)
+            out[rel(a)] = (st.st_ino, isdir, st.st_size, data, st.st_mtime_ns)
     return out
 
 
@@ -554,7 +570,7 @@ def check(m, tree):
             errs.append("%s holds inode %s, durable: %s" % (
                 p, got or "none", "/".join(str(x) if x else "none" for x in sorted(a))))
     seen = {}
-    for p, (ino, isdir, size, data) in sorted(tree.items()):
+    for p, (ino, isdir, size, data, mtime) in sorted(tree.items()):
         if p in ("lost+found",):
             continue
         if ino not in m.ever.get(p, ()) and not (p in m.creating and ino not in m.files
@@ -565,7 +581,7 @@ def check(m, tree):
         if isdir or ino in seen or ino not in m.files:
             continue
         seen[ino] = p
-        e = m.files[ino].check(size, data)
+        e = m.files[ino].check(size, data, mtime)
         if e:
             errs.append("%s (ino %d): %s [ops %s]" % (p, ino, e, " ".join(m.files[ino].hist[-10:])))
     # a fsync'd file whose names are constrained must be found
