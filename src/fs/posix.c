@@ -3135,14 +3135,13 @@ static int px_write_done(void *fs_inode, const struct ff_map *m, uint64_t landed
 	if (!i->freed) {
 		const struct px_piece *last = &s->piece[s->npiece - 1];
 		uint64_t end = last->off + last->len, need = i->last_rseq, at = landed_at;
+		uint64_t meta = i->meta_rseq;
+		bool times = px_stamp_ino == i->ino && i->attr_dirty;
 
 		lim = wsize_lim_locked(i, flags & FF_MAPW_SYNC);
 		size = end < lim ? end : lim;
 		if (size < i->disk_size)
 			size = i->disk_size;
-		uint64_t meta = i->meta_rseq;
-		bool times = px_stamp_ino == i->ino && i->attr_dirty;
-
 		/* the pieces of one write (px_more), one record each, committed as one */
 		for (uint32_t k = 0; k < s->npiece; k++) {
 			rec_extent(&b, i->ino, s->piece[k].off, s->piece[k].len, at, dseq, size);
