@@ -29,9 +29,10 @@ Then remount and check, with XFS's rules:
   - every nonzero 8-byte word of every file is a word written to that inode
     at that offset (each written word is unique: inode tag, write number,
     word index), so no file holds bytes it was never given;
-  - a file's mtime is no older than the start of its last acknowledged
-    O_SYNC write that reached past its blocks (less 50 ms for the coarse
-    clock): O_SYNC is file integrity, and such a write's header carries it.
+  - a file's mtime is no older than the start (less 50 ms for the coarse
+    clock) of its last acknowledged O_SYNC write that reached past its
+    blocks (O_SYNC is file integrity, and such a write's header carries it),
+    nor of the last write before a fsync of it.
 Inode numbers identify files across the remount (the format keeps them
 stable and never reuses them). 30% of the iterations mount with commit=1,
 so that the committer's ticks (a group commit of what nobody synced, and the
@@ -115,8 +116,10 @@ class FileM:
         self.names = set()  # current paths
         self.hist = []
         # mtime floor (ns): an acknowledged O_SYNC append's stamp is durable
-        # with it, and nothing here sets a time back
+        # with it, a fsync makes the last write's durable, and nothing here
+        # sets a time back
         self.mtime_lo = 0
+        self.last_t0 = 0  # the start of the last acknowledged write, less the slack
 
     # before an operation: what it may leave behind if it is in flight
     def may_write(self, off, data):
@@ -436,6 +439,7 @@ class Worker(threading.Thread):
             f.did_write(off, data)
             if how != "buf":
                 f.sync_written(off, n)
+            f.last_t0 = max(f.last_t0, t0)
             if how == "osync" and newblk:
                 f.mtime_lo = max(f.mtime_lo, t0)
         finally:
@@ -453,6 +457,7 @@ class Worker(threading.Thread):
             (os.fdatasync if data_only else os.fsync)(fd)
             f.durable_all()
             if not data_only:
+                f.mtime_lo = max(f.mtime_lo, f.last_t0)
                 for q in list(f.names):
                     self.m.durable_name(q)
         finally:
