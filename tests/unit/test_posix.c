@@ -1544,6 +1544,16 @@ static void cut_mount(struct px *p, const char *vlog, char *copy, char *vcopy, s
 	assert_int_equal(ff_fs_mount(copy, &p->o, fs2), 0);
 }
 
+/* After cut_mount's checks: the crash image unmounts, fsck finds it clean, the files go. */
+static void cut_done(struct ff_fs *fs2, const char *copy, const char *vcopy, const char *vlog)
+{
+	assert_int_equal(ff_fs_unmount(fs2), 0);
+	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
+	unlink(copy);
+	unlink(vcopy);
+	unlink(vlog);
+}
+
 /*
  * Power cut: the fault layer logs every non-durable write; the crashed copy
  * keeps none of them. What was fsync'd (data, names, a rename) is there.
@@ -1589,11 +1599,7 @@ static void test_posix_power_cut(void **state)
 	/* mount again: the crashed copy stays consistent */
 	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
 	assert_int_equal(ff_fs_lookup(fs2, d, "f", &st), 0);
-	assert_int_equal(ff_fs_unmount(fs2), 0);
-	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
-	unlink(copy);
-	unlink(vcopy);
-	unlink(vlog);
+	cut_done(fs2, copy, vcopy, vlog);
 	(void)f;
 	free(buf);
 	free(rd);
@@ -1632,11 +1638,7 @@ static void test_posix_dsync_after_truncate(void **state)
 	assert_true(st.st_size >= 608 + (off_t)sizeof(buf));
 	assert_int_equal(ff_fs_read(fs2, f, rd, sizeof(rd), 608), sizeof(rd));
 	assert_memory_equal(rd, buf, sizeof(buf));
-	assert_int_equal(ff_fs_unmount(fs2), 0);
-	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
-	unlink(copy);
-	unlink(vcopy);
-	unlink(vlog);
+	cut_done(fs2, copy, vcopy, vlog);
 }
 
 /*
@@ -1715,11 +1717,7 @@ static void test_posix_commit_interval(void **state)
 	assert_int_equal(st.st_mtim.tv_nsec, mt.tv_nsec);
 	assert_int_equal(ff_fs_read(fs2, m, rd, 9, 0), 9);
 	assert_memory_equal(rd, "new bytes", 9);
-	assert_int_equal(ff_fs_unmount(fs2), 0);
-	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
-	unlink(copy);
-	unlink(vcopy);
-	unlink(vlog);
+	cut_done(fs2, copy, vcopy, vlog);
 }
 
 /*
@@ -1808,11 +1806,7 @@ static void test_posix_sync_append_mtime(void **state)
 	assert_int_equal(st.st_size, 2 * BLK);
 	assert_int_equal(st.st_mtim.tv_sec, 1000);
 	assert_int_equal(st.st_mtim.tv_nsec, 7);
-	assert_int_equal(ff_fs_unmount(fs2), 0);
-	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
-	unlink(copy);
-	unlink(vcopy);
-	unlink(vlog);
+	cut_done(fs2, copy, vcopy, vlog);
 	free(buf);
 }
 
