@@ -29,7 +29,7 @@ what nobody synced every second, among the writers), and runs:
 A phase ends with one of:
   clean: stop, unmount (umount or fusermount3 -u), wait for the daemon (exit
          0), fsck.foliofs -n (exit 0); the next mount reads every file, which
-         must equal the model exactly;
+         must equal the model exactly, with the mtime it had before;
   kill:  kill -9 of the daemon mid-workload;
   cut:   a power cut: FOLIOFS_FAULT=vlog=... (in 40 % of them dead_after=N
          too: the device dies mid-phase), kill -9, then ff-cut drops a random
@@ -981,6 +981,8 @@ class Iteration:
                     STATS.add(k, int(v))
         except (OSError, ValueError):
             pass
+        # every fd is closed: the times a clean unmount must keep
+        mtimes = {f.name: os.stat(f.path).st_mtime_ns for f in self.files}
         C.sh(how)
         try:
             rc = self.p.wait(timeout=HANG_S)
@@ -995,7 +997,7 @@ class Iteration:
         if final:
             return
         STATS.add("clean-remounts")
-        self.expect = ({f.name: bytes(f.acked) for f in self.files}, how[0])
+        self.expect = ({f.name: bytes(f.acked) for f in self.files}, how[0], mtimes)
         if self.selftest:
             f = self.rng.choice([f for f in self.files if f.acked] or [None])
             if f is not None:
@@ -1016,11 +1018,14 @@ class Iteration:
         return got
 
     def check_clean(self):
-        """After a clean unmount and this mount: every acknowledged byte, exactly."""
-        expect, how = self.expect
+        """After a clean unmount and this mount: every acknowledged byte, and
+        every file's mtime, exactly."""
+        expect, how, mtimes = self.expect
         self.expect = None
+        bad = ["%s: mtime %d ns, %d before the unmount" % (f.name, os.stat(f.path).st_mtime_ns,
+                                                            mtimes[f.name])
+               for f in self.files if os.stat(f.path).st_mtime_ns != mtimes[f.name]]
         got = self.read_all()
-        bad = []
         for f in self.files:
             e, g = expect[f.name], got[f.name]
             at = first_diff(g, e)
