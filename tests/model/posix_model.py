@@ -1022,9 +1022,9 @@ class Iteration:
         every file's mtime, exactly."""
         expect, how, mtimes = self.expect
         self.expect = None
-        bad = ["%s: mtime %d ns, %d before the unmount" % (f.name, os.stat(f.path).st_mtime_ns,
-                                                            mtimes[f.name])
-               for f in self.files if os.stat(f.path).st_mtime_ns != mtimes[f.name]]
+        now = {f.name: os.stat(f.path).st_mtime_ns for f in self.files}
+        bad = ["%s: mtime %d ns, %d before the unmount" % (n, now[n], mtimes[n])
+               for n in now if now[n] != mtimes[n]]
         got = self.read_all()
         for f in self.files:
             e, g = expect[f.name], got[f.name]

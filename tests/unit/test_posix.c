@@ -1748,7 +1748,9 @@ static void test_posix_sync_append_mtime(void **state)
 	h = mkfile(p, p->root, "h");
 	k = mkfile(p, p->root, "k");
 	tu_fill(buf, 3 * BLK, 21);
-	for (uint64_t x = f; x <= k; x++) {
+	for (size_t n = 0; n < 4; n++) {
+		uint64_t x = (uint64_t[]){f, g, h, k}[n];
+
 		assert_int_equal(ff_fs_write(p->fs, x, buf, BLK, 0, 0), BLK);
 		assert_int_equal(ff_fs_fsync(p->fs, x, false), 0);
 	}
