@@ -83,6 +83,13 @@ struct ff_dev_info {
 	uint32_t max_active;   /* 0 = no limit */
 	bool host_aware;
 	bool read_only;
+	/*
+	 * The zones are the device's own (a zoned device) or those mkfs laid
+	 * and recorded on it (an emulated device, or a regular one with a
+	 * trailer); false: a regular device cut into zones of
+	 * ff_dev_opts.zone_size or the default, whose layout nothing records.
+	 */
+	bool zones_recorded;
 };
 
 struct ff_dev_opts {

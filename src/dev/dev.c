@@ -209,8 +209,11 @@ static int open_fd(struct ff_dev *dev, const char *path, const struct ff_dev_opt
 
 		if (err == -EBUSY)
 			ff_err("%s is in use (mounted or opened exclusively)", path);
+		else if (!o->read_only && (err == -EROFS || err == -EACCES))
+			ff_err("cannot open %s for writing: %s (a read-only device mounts with -o ro)",
+			       path, strerror(-err));
 		else
-			ff_err("cannot open %s: %s", path, strerror(errno));
+			ff_err("cannot open %s: %s", path, strerror(-err));
 		return err;
 	}
 	/* 2 s at least (a killed daemon's lock), or the caller's lock_wait_s */

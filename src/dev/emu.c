@@ -1079,6 +1079,67 @@ static uint32_t rec_write_len(struct ff_dev *dev, uint32_t raw_lb, uint32_t lblo
 	return len;
 }
 
+/*
+ * Where an image file's data ends: the end of its last data extent, or 0.
+ * SEEK_HOLE answers the file's end on a file system that does not track
+ * holes, and on a block device.
+ */
+static uint64_t data_end(int fd, uint64_t size)
+{
+	uint64_t end = 0;
+	off_t off = 0;
+
+	/* bounded: an image of a million extents is a pathological one */
+	for (unsigned n = 0; n < (1u << 20) && (uint64_t)off < size; n++) {
+		off_t d = lseek(fd, off, SEEK_DATA), h;
+
+		if (d < 0)
+			break;
+		h = lseek(fd, d, SEEK_HOLE);
+		if (h <= d)
+			break;
+		end = (uint64_t)h;
+		off = h;
+	}
+	return end;
+}
+
+/*
+ * The trailer of an image file that grew after its zones were laid (a
+ * truncate to a larger size, to make room): it is the last block of data
+ * below the new tail, which is a hole, and says so itself (its raw_size puts
+ * it there). Such an image is used as it was made; its new tail is not.
+ * 1 with *t filled, 0 when there is none, or < 0.
+ */
+static int grown_trailer(struct ff_dev *dev, uint64_t raw_size, void *blk, struct emu_trailer *t)
+{
+	struct stat st;
+	uint64_t end, at;
+	int ret;
+
+	if (fstat(dev->fd, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	end = ff_round_down(data_end(dev->fd, raw_size), 4096);
+	if (end < 2 * 4096 || end >= ff_round_down(raw_size, 4096))
+		return 0;
+	at = end - 4096;
+	ret = read_block(dev->fd, blk, 4096, at);
+	if (ret)
+		return ret;
+	memcpy(t, blk, sizeof(*t));
+	if (memcmp(t->magic, EMU_MAGIC, 8))
+		return 0;
+	ret = emu_check_trailer(t, raw_size, dev->info.lblock_size);
+	if (ret <= 0)
+		return ret;
+	if (trailer_off(t->raw_size, 4096) != at)
+		return 0;
+	ff_warn("%s is %llu bytes, but its zones were laid over its first %llu: the image grew since it was formatted. The filesystem stays the size it was made; the %llu bytes after it are not used",
+		dev->path, (unsigned long long)raw_size, (unsigned long long)t->raw_size,
+		(unsigned long long)(raw_size - t->raw_size));
+	return 1;
+}
+
 int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size)
 {
 	struct emu_trailer t;
@@ -1098,6 +1159,8 @@ int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size)
 	}
 	memcpy(&t, blk, sizeof(t));
 	ret = emu_check_trailer(&t, raw_size, dev->info.lblock_size);
+	if (ret == 0)
+		ret = grown_trailer(dev, raw_size, blk, &t);
 	if (ret <= 0) {
 		free(blk);
 		return ret;
@@ -1108,6 +1171,7 @@ int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size)
 	dev->info.zone_size = t.zone_size;
 	dev->info.nr_zones = t.nr_zones;
 	dev->info.size = (uint64_t)t.nr_zones * t.zone_size;
+	dev->info.zones_recorded = true;
 	if (t.flags & EMU_F_CONV_ONLY) {
 		dev->be = &ff_dev_regular_be;
 		dev->info.kind = FF_DEV_REGULAR;

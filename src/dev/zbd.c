@@ -175,6 +175,7 @@ int ff_zbd_open(struct ff_dev *dev, const char *path, const struct ff_dev_opts *
 	dev->direct = true;
 	dev->be = &ff_dev_zbd_be;
 	dev->info.kind = FF_DEV_ZONED;
+	dev->info.zones_recorded = true;
 	dev->info.lblock_size = zi.lblock_size;
 	dev->info.pblock_size = zi.pblock_size;
 	dev->info.zone_size = zi.zone_size;

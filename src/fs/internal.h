@@ -91,5 +91,11 @@ int ff_zonefs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary
 int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r);
 /* Whether path's first 4 bytes are the zonefs superblock's magic (a plain read). */
 bool ff_zonefs_raw_has_magic(const char *path);
+/*
+ * Say why a device with a zonefs superblock has no zones mkfs.foliofs laid
+ * (too_small: not even two at the default zone size): its size changed, or
+ * its end was overwritten. Returns -EUCLEAN.
+ */
+int ff_zonefs_resized(const char *path, bool too_small);
 
 #endif

@@ -7461,6 +7461,57 @@ static int trim_past_eof_locked(struct px_fs *fs, struct px_inode *i)
 	return ret;
 }
 
+/* A device too small for the default zone size (ff_dev_opts.quiet_small): why. */
+static int too_small(const char *path)
+{
+	int ret = px_explain_resize(path, NULL);
+
+	if (!ret) {
+		ff_err("%s is too small to hold a posix filesystem", path);
+		ret = -ENOSPC;
+	}
+	return ret;
+}
+
+int px_explain_resize(const char *path, const struct ff_dev_info *di)
+{
+	uint8_t *blk = NULL;
+	const uint8_t *s = NULL;
+	uint64_t bytes = 0, zs, least;
+	uint32_t nr;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	if (!posix_memalign((void **)&blk, PX_BLK, 2 * PX_BLK) &&
+	    pread(fd, blk, 2 * PX_BLK, 0) == 2 * PX_BLK)
+		s = !sb_check(blk) ? blk : !sb_check(blk + PX_BLK) ? blk + PX_BLK : NULL;
+	{
+		off_t end = lseek(fd, 0, SEEK_END);
+
+		bytes = end > 0 ? (uint64_t)end : 0;
+	}
+	close(fd);
+	if (!s || (di && di->zones_recorded && di->nr_zones == get32(s + PX_SB_NR_ZONES) &&
+		   di->zone_size == get64(s + PX_SB_ZONE_SIZE))) {
+		free(blk);
+		return 0;
+	}
+	nr = get32(s + PX_SB_NR_ZONES);
+	zs = get64(s + PX_SB_ZONE_SIZE);
+	/* the zones, and below an emulated device's trailer two records a zone */
+	least = (uint64_t)nr * zs;
+	free(blk);
+	if (bytes < least)
+		ff_err("%s is %llu bytes, but the posix filesystem on it spans %u zones of %llu bytes (%llu bytes): it was cut short since mkfs.foliofs (an image truncated, a copy that ran out of room, a partition shrunk?), and its end, where the zones are described, is gone. Nothing was changed: mount the whole device or copy, or give a shrunk partition back its size",
+		       path, (unsigned long long)bytes, nr, (unsigned long long)zs,
+		       (unsigned long long)least);
+	else
+		ff_err("%s is %llu bytes, and the posix filesystem on it spans %u zones of %llu bytes, but the description of its zones that mkfs.foliofs wrote at the device's end is not there: its size changed since (a partition or volume grown or shrunk, an image cut short and grown again?), or its last block was overwritten. Nothing was changed: mount the whole device or copy, or give a resized partition back its size",
+		       path, (unsigned long long)bytes, nr, (unsigned long long)zs);
+	return -EUCLEAN;
+}
+
 static int read_sb(struct px_fs *fs, const char *path)
 {
 	uint8_t *blk = NULL;
@@ -7492,6 +7543,13 @@ static int read_sb(struct px_fs *fs, const char *path)
 		}
 		if (ret)
 			continue;
+		/* mkfs records the zones of every device that has none of its own */
+		if (!di->zones_recorded || get32(s + PX_SB_NR_ZONES) != di->nr_zones ||
+		    get64(s + PX_SB_ZONE_SIZE) != di->zone_size) {
+			ret = px_explain_resize(path, di);
+			if (ret)
+				goto out;
+		}
 		if (get32(s + PX_SB_NR_ZONES) != di->nr_zones ||
 		    get64(s + PX_SB_ZONE_SIZE) != di->zone_size ||
 		    get32(s + PX_SB_META_COUNT) < 3 || get32(s + PX_SB_META_FIRST) < 1 ||
@@ -7761,7 +7819,10 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 	dopt.read_only = fs->o.read_only;
 	dopt.lock_wait_s = fs->o.lock_wait_s;
 	dopt.discard = fs->o.discard;
+	dopt.quiet_small = true;
 	ret = ff_dev_open(path, &dopt, &fs->dev);
+	if (ret == -ENOSPC)
+		ret = too_small(path);
 	if (ret)
 		goto out_free;
 	ret = read_sb(fs, path);
@@ -7979,12 +8040,14 @@ static int px_unmount(struct ff_fs *gfs)
 static int px_check(const char *path, bool read_only)
 {
 	struct px_fs *fs = calloc(1, sizeof(*fs));
-	struct ff_dev_opts dopt = {.read_only = read_only};
+	struct ff_dev_opts dopt = {.read_only = read_only, .quiet_small = true};
 	int ret;
 
 	if (!fs)
 		return -ENOMEM;
 	ret = ff_dev_open(path, &dopt, &fs->dev);
+	if (ret == -ENOSPC)
+		ret = too_small(path);
 	if (!ret) {
 		ret = read_sb(fs, path);
 		ff_dev_close(fs->dev);

@@ -157,14 +157,26 @@ static bool sb_valid(struct fk *k, const uint8_t *b, uint32_t copy)
 
 static int check_sb(const char *path, struct fk *k)
 {
-	struct ff_dev_opts dopt = {.read_only = true, .exclusive = true};
+	struct ff_dev_opts dopt = {.read_only = true, .exclusive = true, .quiet_small = true};
 	struct ff_dev *dev;
 	uint8_t *b;
 	bool ok0, ok1;
 	int ret = ff_dev_open(path, &dopt, &dev);
 
+	/* a device whose size changed since mkfs is not checked: it is not damaged */
+	if (ret == -ENOSPC) {
+		ret = px_explain_resize(path, NULL);
+		if (!ret)
+			ff_err("%s is too small to hold a posix filesystem", path);
+		return ret ? ret : -ENOSPC;
+	}
 	if (ret)
 		return ret;
+	ret = px_explain_resize(path, ff_dev_info(dev));
+	if (ret) {
+		ff_dev_close(dev);
+		return ret;
+	}
 	b = read_range(dev, 0, 2 * PX_BLK);
 	ff_dev_close(dev);
 	if (!b)

@@ -337,6 +337,14 @@ int px_ns_table_locked(struct px_fs *fs, struct px_ns_ent **out, size_t *nout);
 /* posix.c: the entry of inode ino in a table px_ns_table_locked made, or NULL. */
 struct px_ns_ent *px_ns_find(struct px_ns_ent *v, size_t n, uint64_t ino);
 
+/*
+ * posix.c: when the superblock at the start of path (read from the path,
+ * not through the device layer) is valid and its geometry differs from di's
+ * (di NULL: the device would not open, being too small), say that the
+ * device's size changed since mkfs.foliofs and return -EUCLEAN; else 0.
+ */
+int px_explain_resize(const char *path, const struct ff_dev_info *di);
+
 /* posix_fsck.c: the format table's fsck (fs.h ff_fs_fsck) */
 int ff_posix_fsck(const char *path, unsigned flags, struct ff_fsck_report *r);
 

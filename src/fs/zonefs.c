@@ -193,7 +193,21 @@ static int read_sb(struct ff_dev *dev, const char *path, struct ff_zonefs_sb *sb
 	}
 	ret = check_sb_msg(path, ff_zonefs_sb_decode(blk, sb));
 	free(blk);
+	/* mkfs records the zones of every device that has none of its own */
+	if (!ret && !ff_dev_info(dev)->zones_recorded)
+		ret = ff_zonefs_resized(path, false);
 	return ret;
+}
+
+int ff_zonefs_resized(const char *path, bool too_small)
+{
+	if (too_small)
+		ff_err("%s has a zonefs superblock, but is too small for the zones on it: it was cut short since mkfs.foliofs (an image truncated, a copy that ran out of room, a partition shrunk?), and its end, where the zones are described, is gone. Nothing was changed: mount the whole device or copy, or give a shrunk partition back its size",
+		       path);
+	else
+		ff_err("%s has a zonefs superblock, but not the description of its zones that mkfs.foliofs writes at the device's end: its size changed since (a partition or volume grown or shrunk, an image cut short and grown again?), or its last block was overwritten. Nothing was changed: mount the whole device or copy, or give a resized partition back its size",
+		       path);
+	return -EUCLEAN;
 }
 
 /* Whether the first bytes of path hold the zonefs magic (a raw peek for messages only). */
@@ -229,8 +243,7 @@ static int zf_check(const char *path, bool read_only)
 		return -EINVAL;
 	}
 	if (ret == -ENOSPC)
-		ff_err("%s has a zonefs superblock but no zones: it is smaller than its zone size (truncated?)",
-		       path);
+		ret = ff_zonefs_resized(path, true);
 	if (ret)
 		return ret;
 	ret = read_sb(dev, path, &sb);

@@ -244,8 +244,7 @@ int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 	if (ret == -ENOSPC) {
 		/* too small for any zone size it could have: never formatted, or cut short */
 		if (ff_zonefs_raw_has_magic(path))
-			ff_err("%s has a zonefs superblock but no zones: it is smaller than its zone size (truncated?)",
-			       path);
+			ff_zonefs_resized(path, true);
 		else
 			ff_err("%s is not a foliofs device (no superblock, no zones); run mkfs.foliofs first",
 			       path);
@@ -253,6 +252,11 @@ int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 	}
 	if (ret)
 		goto out;
+	/* mkfs records the zones of every device that has none of its own */
+	if (!ff_dev_info(dev)->zones_recorded && ff_zonefs_raw_has_magic(path)) {
+		ret = ff_zonefs_resized(path, false);
+		goto out;
+	}
 	r->nr_zones = ff_dev_info(dev)->nr_zones;
 	r->nr_cnv_zones = ff_dev_info(dev)->nr_cnv_zones;
 	ret = check_sb(dev, r);

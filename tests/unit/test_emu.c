@@ -414,6 +414,58 @@ static void test_emu_corrupt_trailer_refused(void **state)
 }
 
 /*
+ * An image grown after the format (a truncate to a larger size): its zones,
+ * their pointers and data are as they were, the new tail is not used. Grown
+ * with data instead of a hole (zeros written), the trailer is not at the end
+ * of the data either: a regular device whose zones nothing records, so the
+ * filesystem above can refuse it.
+ */
+static void test_emu_grown_image(void **state)
+{
+	struct fx *f = *state;
+	struct iovec iov = {.iov_base = f->buf, .iov_len = 2 * BLK};
+	void *want = tu_alloc(2 * BLK);
+	struct stat st;
+	int fd;
+
+	assert_true(ff_dev_info(f->dev)->zones_recorded);
+	assert_int_equal(wr(f, 6 * ZS, 2 * BLK, FF_IO_DSYNC, 21), 2 * BLK);
+	ff_dev_close(f->dev);
+	assert_int_equal(stat(f->path, &st), 0);
+	assert_int_equal(truncate(f->path, st.st_size + 40 * ZS + 512), 0);
+	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
+	assert_int_equal(ff_dev_info(f->dev)->kind, FF_DEV_EMULATED);
+	assert_true(ff_dev_info(f->dev)->zones_recorded);
+	assert_int_equal(ff_dev_info(f->dev)->nr_zones, 16);
+	assert_int_equal(ff_dev_info(f->dev)->nr_cnv_zones, 2);
+	assert_int_equal(zone(f, 6).wp, 6 * ZS + 2 * BLK);
+	tu_fill(want, 2 * BLK, 21);
+	assert_int_equal(ff_dev_read(f->dev, &iov, 1, 6 * ZS), 2 * BLK);
+	assert_memory_equal(f->buf, want, 2 * BLK);
+	/* written and reopened, grown as it is */
+	assert_int_equal(wr(f, 6 * ZS + 2 * BLK, BLK, FF_IO_DSYNC, 22), BLK);
+	ff_dev_close(f->dev);
+	assert_int_equal(ff_dev_open(f->path, NULL, &f->dev), 0);
+	assert_int_equal(zone(f, 6).wp, 6 * ZS + 3 * BLK);
+	ff_dev_close(f->dev);
+	f->dev = NULL;
+	/* a tail of written zeros hides the trailer */
+	fd = open(f->path, O_WRONLY);
+	assert_true(fd >= 0);
+	memset(want, 0, BLK);
+	assert_int_equal(pwrite(fd, want, BLK, st.st_size + 40 * ZS - BLK), BLK);
+	close(fd);
+	{
+		struct ff_dev_opts o = {.zone_size = ZS};
+
+		assert_int_equal(ff_dev_open(f->path, &o, &f->dev), 0);
+	}
+	assert_int_equal(ff_dev_info(f->dev)->kind, FF_DEV_REGULAR);
+	assert_false(ff_dev_info(f->dev)->zones_recorded);
+	free(want);
+}
+
+/*
  * Many zones, more than one batch of the open's record read: the format
  * writes no per-zone record (the record area of a fresh image is a hole,
  * the image allocates only its trailer), every zone of a fresh image is
@@ -489,6 +541,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_emu_flush_persists_buffered, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emu_format_refuses_existing, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emu_corrupt_trailer_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_emu_grown_image, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_emu_many_zones_format_and_reload, setup,
 						teardown),
 	};
