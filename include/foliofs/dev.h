@@ -101,6 +101,12 @@ struct ff_dev_opts {
 	bool quiet_small;     /* no message for a device too small for its zone size (-ENOSPC): the
 				 caller knows better what it is (unformatted, say) */
 	/*
+	 * The size the device had when mkfs laid its zones, when the caller
+	 * knows it (0: not known). A device that grew since keeps its
+	 * trailer there, not at its end.
+	 */
+	uint64_t formatted_size;
+	/*
 	 * An emulated zoned device discards a reset zone's blocks (a TRIM on
 	 * an SSD, a hole punched in an image file). Off, the blocks stay
 	 * where they are and read as zeros through the device all the same.

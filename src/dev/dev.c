@@ -303,7 +303,7 @@ int ff_dev_open(const char *path, const struct ff_dev_opts *opts, struct ff_dev 
 		dev->info.pblock_size = 4096;
 	}
 	dev->info.write_gran = dev->info.lblock_size;
-	ret = ff_emu_probe(dev, raw_size);
+	ret = ff_emu_probe(dev, raw_size, opts->formatted_size);
 	if (ret < 0)
 		goto out_close;
 	if (ret == 0) {

@@ -1104,22 +1104,14 @@ static uint64_t data_end(int fd, uint64_t size)
 	return end;
 }
 
-/*
- * The trailer of an image file that grew after its zones were laid (a
- * truncate to a larger size, to make room): it is the last block of data
- * below the new tail, which is a hole, and says so itself (its raw_size puts
- * it there). Such an image is used as it was made; its new tail is not.
- * 1 with *t filled, 0 when there is none, or < 0.
- */
-static int grown_trailer(struct ff_dev *dev, uint64_t raw_size, void *blk, struct emu_trailer *t)
+/* The trailer at end (its last byte + 1) if there is one that says it is there. */
+static int trailer_at(struct ff_dev *dev, uint64_t raw_size, uint64_t end, void *blk,
+		      struct emu_trailer *t)
 {
-	struct stat st;
-	uint64_t end, at;
+	uint64_t at;
 	int ret;
 
-	if (fstat(dev->fd, &st) < 0 || !S_ISREG(st.st_mode))
-		return 0;
-	end = ff_round_down(data_end(dev->fd, raw_size), 4096);
+	end = ff_round_down(end, 4096);
 	if (end < 2 * 4096 || end >= ff_round_down(raw_size, 4096))
 		return 0;
 	at = end - 4096;
@@ -1132,15 +1124,37 @@ static int grown_trailer(struct ff_dev *dev, uint64_t raw_size, void *blk, struc
 	ret = emu_check_trailer(t, raw_size, dev->info.lblock_size);
 	if (ret <= 0)
 		return ret;
-	if (trailer_off(t->raw_size, 4096) != at)
-		return 0;
-	ff_warn("%s is %llu bytes, but its zones were laid over its first %llu: the image grew since it was formatted. The filesystem stays the size it was made; the %llu bytes after it are not used",
+	return trailer_off(t->raw_size, 4096) == at;
+}
+
+/*
+ * The trailer of a device that grew after its zones were laid (an image
+ * truncated to a larger size to make room, a partition or volume
+ * extended): at the size it was formatted at, which the caller may know
+ * (formatted, from the filesystem's superblock), and which an image file's
+ * data shows, its new tail being a hole. It says itself that it is there (its
+ * raw_size puts it there). Such a device is used as it was made; its new
+ * tail is not. 1 with *t filled, 0 when there is none, or < 0.
+ */
+static int grown_trailer(struct ff_dev *dev, uint64_t raw_size, uint64_t formatted, void *blk,
+			 struct emu_trailer *t)
+{
+	struct stat st;
+	int ret = 0;
+
+	if (formatted && formatted < raw_size)
+		ret = trailer_at(dev, raw_size, formatted, blk, t);
+	if (!ret && fstat(dev->fd, &st) == 0 && S_ISREG(st.st_mode))
+		ret = trailer_at(dev, raw_size, data_end(dev->fd, raw_size), blk, t);
+	if (ret <= 0)
+		return ret;
+	ff_warn("%s is %llu bytes, but its zones were laid over its first %llu: the device grew since it was formatted. The filesystem stays the size it was made; the %llu bytes after it are not used",
 		dev->path, (unsigned long long)raw_size, (unsigned long long)t->raw_size,
 		(unsigned long long)(raw_size - t->raw_size));
 	return 1;
 }
 
-int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size)
+int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size, uint64_t formatted)
 {
 	struct emu_trailer t;
 	struct emu_state *e;
@@ -1160,7 +1174,7 @@ int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size)
 	memcpy(&t, blk, sizeof(t));
 	ret = emu_check_trailer(&t, raw_size, dev->info.lblock_size);
 	if (ret == 0)
-		ret = grown_trailer(dev, raw_size, blk, &t);
+		ret = grown_trailer(dev, raw_size, formatted, blk, &t);
 	if (ret <= 0) {
 		free(blk);
 		return ret;

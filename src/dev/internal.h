@@ -107,7 +107,8 @@ struct ff_fault *ff_fault_open(struct ff_dev *dev); /* NULL: off; (void *)-1: ba
 void ff_fault_close(struct ff_fault *f);
 
 /* emu.c */
-int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size); /* 1 = emulated, 0 = not, -errno */
+/* 1 = emulated, 0 = not, -errno; formatted: ff_dev_opts.formatted_size */
+int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size, uint64_t formatted);
 /* Some zone was written since its newest pointer record (a flush writes one). */
 bool ff_emu_records_pending(struct ff_dev *dev);
 /* A test hook: when set, called before every raw device write; a non-zero return fails it. */

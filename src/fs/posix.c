@@ -6601,8 +6601,10 @@ static uint32_t meta_zones_for(const struct ff_dev_info *di)
 	return (uint32_t)n;
 }
 
-static void sb_encode(uint8_t *blk, const struct px_fs *fs, uint64_t dev_size, uint32_t nr_cnv,
-		      uint32_t copy)
+static uint64_t path_bytes(const char *path);
+
+static void sb_encode(uint8_t *blk, const struct px_fs *fs, uint64_t dev_size, uint64_t raw_size,
+		      uint32_t nr_cnv, uint32_t copy)
 {
 	memset(blk, 0, PX_BLK);
 	memcpy(blk, PX_SB_MAGIC, 8);
@@ -6617,6 +6619,7 @@ static void sb_encode(uint8_t *blk, const struct px_fs *fs, uint64_t dev_size, u
 	set64(blk + PX_SB_FEATURES, fs->features);
 	set32(blk + PX_SB_NR_CNV, nr_cnv);
 	set32(blk + PX_SB_COPY, copy);
+	set64(blk + PX_SB_RAW_SIZE, raw_size);
 	if (fs->features & PX_FEAT_DHKEY)
 		memcpy(blk + PX_SB_DHKEY, fs->dhkey, 16);
 	set32(blk + PX_SB_CRC, ff_crc32c(0, blk, PX_BLK));
@@ -6946,8 +6949,13 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 	ret = checkpoint(fs);
 	if (ret)
 		goto out_setup;
-	sb_encode(blk, fs, di->size, di->nr_cnv_zones, 0);
-	sb_encode(blk + PX_BLK, fs, di->size, di->nr_cnv_zones, 1);
+	{
+		/* where the device layer finds its trailer once the device grew */
+		uint64_t raw = zoned ? 0 : path_bytes(path);
+
+		sb_encode(blk, fs, di->size, raw, di->nr_cnv_zones, 0);
+		sb_encode(blk + PX_BLK, fs, di->size, raw, di->nr_cnv_zones, 1);
+	}
 	{
 		struct iovec iov = {blk, 2 * PX_BLK};
 		ssize_t r = ff_zoneq_write_at(dev, 0, &iov, 1, 0, FF_IO_DSYNC);
@@ -7473,35 +7481,69 @@ static int too_small(const char *path)
 	return ret;
 }
 
-int px_explain_resize(const char *path, const struct ff_dev_info *di)
+/* The bytes of a device or image file (its end, as lseek sees it), or 0. */
+static uint64_t path_bytes(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	off_t end = fd >= 0 ? lseek(fd, 0, SEEK_END) : -1;
+
+	if (fd >= 0)
+		close(fd);
+	return end > 0 ? (uint64_t)end : 0;
+}
+
+/*
+ * A valid superblock copy of path into sb (PX_BLK bytes), read from the
+ * path itself, not through the device layer: for what must be known before
+ * the device opens, or when it will not. false when neither copy is valid.
+ */
+static bool raw_sb(const char *path, uint8_t *sb)
 {
 	uint8_t *blk = NULL;
-	const uint8_t *s = NULL;
-	uint64_t bytes = 0, zs, least;
-	uint32_t nr;
+	bool ok = false;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0)
-		return 0;
+		return false;
 	if (!posix_memalign((void **)&blk, PX_BLK, 2 * PX_BLK) &&
-	    pread(fd, blk, 2 * PX_BLK, 0) == 2 * PX_BLK)
-		s = !sb_check(blk) ? blk : !sb_check(blk + PX_BLK) ? blk + PX_BLK : NULL;
-	{
-		off_t end = lseek(fd, 0, SEEK_END);
-
-		bytes = end > 0 ? (uint64_t)end : 0;
+	    pread(fd, blk, 2 * PX_BLK, 0) == 2 * PX_BLK) {
+		for (int c = 0; c < 2 && !ok; c++) {
+			if (!sb_check(blk + c * PX_BLK)) {
+				memcpy(sb, blk + c * PX_BLK, PX_BLK);
+				ok = true;
+			}
+		}
 	}
 	close(fd);
-	if (!s || (di && di->zones_recorded && di->nr_zones == get32(s + PX_SB_NR_ZONES) &&
-		   di->zone_size == get64(s + PX_SB_ZONE_SIZE))) {
-		free(blk);
+	free(blk);
+	return ok;
+}
+
+uint64_t px_formatted_size(const char *path)
+{
+	uint8_t *sb = malloc(PX_BLK);
+	uint64_t n = sb && raw_sb(path, sb) ? get64(sb + PX_SB_RAW_SIZE) : 0;
+
+	free(sb);
+	return n;
+}
+
+int px_explain_resize(const char *path, const struct ff_dev_info *di)
+{
+	uint8_t *s = malloc(PX_BLK);
+	uint64_t bytes = path_bytes(path), zs, least;
+	uint32_t nr;
+
+	if (!s || !raw_sb(path, s) ||
+	    (di && di->zones_recorded && di->nr_zones == get32(s + PX_SB_NR_ZONES) &&
+	     di->zone_size == get64(s + PX_SB_ZONE_SIZE))) {
+		free(s);
 		return 0;
 	}
 	nr = get32(s + PX_SB_NR_ZONES);
 	zs = get64(s + PX_SB_ZONE_SIZE);
-	/* the zones, and below an emulated device's trailer two records a zone */
 	least = (uint64_t)nr * zs;
-	free(blk);
+	free(s);
 	if (bytes < least)
 		ff_err("%s is %llu bytes, but the posix filesystem on it spans %u zones of %llu bytes (%llu bytes): it was cut short since mkfs.foliofs (an image truncated, a copy that ran out of room, a partition shrunk?), and its end, where the zones are described, is gone. Nothing was changed: mount the whole device or copy, or give a shrunk partition back its size",
 		       path, (unsigned long long)bytes, nr, (unsigned long long)zs,
@@ -7820,6 +7862,7 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 	dopt.lock_wait_s = fs->o.lock_wait_s;
 	dopt.discard = fs->o.discard;
 	dopt.quiet_small = true;
+	dopt.formatted_size = px_formatted_size(path);
 	ret = ff_dev_open(path, &dopt, &fs->dev);
 	if (ret == -ENOSPC)
 		ret = too_small(path);
@@ -8040,7 +8083,9 @@ static int px_unmount(struct ff_fs *gfs)
 static int px_check(const char *path, bool read_only)
 {
 	struct px_fs *fs = calloc(1, sizeof(*fs));
-	struct ff_dev_opts dopt = {.read_only = read_only, .quiet_small = true};
+	struct ff_dev_opts dopt = {.read_only = read_only,
+				   .quiet_small = true,
+				   .formatted_size = px_formatted_size(path)};
 	int ret;
 
 	if (!fs)

@@ -42,6 +42,7 @@
 #define PX_SB_NR_CNV	 72
 #define PX_SB_COPY	 76
 #define PX_SB_DHKEY	 80 /* 16 bytes, PX_FEAT_DHKEY filesystems only */
+#define PX_SB_RAW_SIZE	 96 /* the device's bytes at mkfs (0: a zoned device, an older mkfs) */
 
 /* metadata zone header */
 #define PX_MZ_VERSION	8

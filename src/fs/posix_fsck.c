@@ -157,7 +157,10 @@ static bool sb_valid(struct fk *k, const uint8_t *b, uint32_t copy)
 
 static int check_sb(const char *path, struct fk *k)
 {
-	struct ff_dev_opts dopt = {.read_only = true, .exclusive = true, .quiet_small = true};
+	struct ff_dev_opts dopt = {.read_only = true,
+				   .exclusive = true,
+				   .quiet_small = true,
+				   .formatted_size = px_formatted_size(path)};
 	struct ff_dev *dev;
 	uint8_t *b;
 	bool ok0, ok1;

@@ -344,6 +344,11 @@ struct px_ns_ent *px_ns_find(struct px_ns_ent *v, size_t n, uint64_t ino);
  * device's size changed since mkfs.foliofs and return -EUCLEAN; else 0.
  */
 int px_explain_resize(const char *path, const struct ff_dev_info *di);
+/*
+ * posix.c: the device's size at mkfs, from the superblock at the start of
+ * path (ff_dev_opts.formatted_size), or 0.
+ */
+uint64_t px_formatted_size(const char *path);
 
 /* posix_fsck.c: the format table's fsck (fs.h ff_fs_fsck) */
 int ff_posix_fsck(const char *path, unsigned flags, struct ff_fsck_report *r);

@@ -4,14 +4,15 @@
 # one: an image file grown with truncate (room for later), an image cut short
 # by a copy that ran out of space, a loop device over a grown image (a
 # partition or volume extended).
-# - A grown image file mounts as it was made: the same files, the same size
-#   in df, with a notice; fsck -n is clean, and shrinking it back is harmless.
-# - A device cut short, or a grown block device, is refused (non-zero exit)
-#   with a message that says its size changed, and never that it should be
-#   formatted again; fsck.foliofs refuses it too; not a byte of it changes.
-#   A block device given back its size mounts with every file intact; an
-#   image file cut short has lost its end, where mkfs laid the zones'
-#   description, and stays refused when grown back.
+# - A grown image file, or a grown block device of the posix format (whose
+#   superblock says how large it was), mounts as it was made: the same
+#   files, the same size in df, with a notice; fsck -n is clean, and
+#   shrinking it back is harmless.
+# - A device cut short is refused (non-zero exit) with a message that says
+#   its size changed, and never that it should be formatted again;
+#   fsck.foliofs refuses it too; not a byte of it changes. An image file cut
+#   short has lost its end, where mkfs laid the zones' description, and
+#   stays refused when grown back.
 # For the posix format on a regular and an emulated-zoned image, and for the
 # zonefs format.
 set -u
@@ -96,7 +97,9 @@ case_image posix-regular
 case_image posix-emulated --emulate-zoned --zone-size 16M
 case_image zonefs --format zonefs --emulate-zoned --conv-zones 2 --zone-size 64M
 
-# a loop device over an image that grew: a block device gives no trailer to find
+# A loop device over an image that grew, as a partition or volume extended:
+# the superblock says where the device ended at mkfs, and its zones are
+# found there. Cut short, it is refused.
 if LOOP=$(losetup -f --show "$IMG" 2>/dev/null); then
 	trap 'losetup -d "$LOOP" 2>/dev/null; cleanup' EXIT
 	"$MKFS" -f "$LOOP" >"$W/mkfs.out" 2>&1 || { cat "$W/mkfs.out"; fail "mkfs on $LOOP"; }
@@ -104,16 +107,26 @@ if LOOP=$(losetup -f --show "$IMG" 2>/dev/null); then
 	IMG=$LOOP
 	mnt
 	put_files posix
+	df0=$(df -B1 --output=size "$MNT" | tail -1)
 	umnt
 	size=$(fsize "$IMG0")
 	truncate -s $((size + (256 << 20))) "$IMG0"
 	losetup -c "$LOOP" || fail "losetup -c"
-	refused "posix on a loop device that grew by 256 MiB" "$LOOP"
+	mnt
+	grep -qi "grew" "$W/mount.out" || fail "loop: no notice that the device grew: $(cat "$W/mount.out")"
+	check_files posix "loop device grown by 256 MiB"
+	expect_eq "loop, grown: df's size" "$(df -B1 --output=size "$MNT" | tail -1)" "$df0"
+	umnt
+	"$FSCK" -n "$LOOP" >"$W/fsck.out" 2>&1 || { cat "$W/fsck.out"; fail "loop, grown: fsck -n"; }
+	ok "loop, grown: fsck -n clean"
 	truncate -s "$size" "$IMG0"
 	losetup -c "$LOOP" || fail "losetup -c"
 	mnt
 	check_files posix "loop device given back its size"
 	umnt
+	truncate -s $((size - (64 << 20))) "$IMG0"
+	losetup -c "$LOOP" || fail "losetup -c"
+	refused "posix on a loop device cut short by 64 MiB" "$LOOP"
 	IMG=$IMG0
 else
 	note "no loop device: the block device case is not run"
