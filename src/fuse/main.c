@@ -1516,6 +1516,7 @@ int main(int argc, char *argv[])
 	struct fuse_session *se = NULL;
 	struct ff_fs_opts fo;
 	struct stat st;
+	struct statvfs sv;
 	int pipefd[2] = {-1, -1}, ret = 1, r;
 	bool log_pumping = false;
 	pthread_t log_thr;
@@ -1563,8 +1564,24 @@ int main(int argc, char *argv[])
 	}
 	if (build_fs_opts(&fo))
 		return 2;
-	if (stat(cmd.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "foliofs: mount point %s is not a directory\n", cmd.mountpoint);
+	/*
+	 * What a killed FUSE daemon leaves mounted answers ENOTCONN, though a
+	 * stat may still be answered from the attributes the kernel cached: a
+	 * statfs never is. A mount there would stack on the dead one.
+	 */
+	errno = 0; /* a stat that succeeds leaves it as it is */
+	if (stat(cmd.mountpoint, &st) < 0 || !S_ISDIR(st.st_mode) ||
+	    (statvfs(cmd.mountpoint, &sv) < 0 && errno == ENOTCONN)) {
+		if (errno == ENOTCONN)
+			fprintf(stderr,
+				"foliofs: mount point %s is a FUSE mount whose daemon is gone (killed?); unmount it first: umount %s\n",
+				cmd.mountpoint, cmd.mountpoint);
+		else if (errno)
+			fprintf(stderr, "foliofs: mount point %s: %s\n", cmd.mountpoint,
+				strerror(errno));
+		else
+			fprintf(stderr, "foliofs: mount point %s is not a directory\n",
+				cmd.mountpoint);
 		return 1;
 	}
 	/* check the device before anything is mounted: errors reach the terminal */

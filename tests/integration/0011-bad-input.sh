@@ -122,5 +122,16 @@ expect_eq "random image unchanged by mkfs" "$(shaof "$W/img.rand")" "$s"
 "$MKFS" --format zonefs --force --emulate-zoned --conv-zones 2 --zone-size 64M "$IMG" >/dev/null || fail "mkfs --force"
 mnt
 expect_eq "reformatted: seq/0 empty" "$(fsize "$MNT/seq/0")" 0
+
+note "a mount point a killed daemon left behind"
+for p in $(daemon_pids "$IMG"); do kill -9 "$p"; done
+wait_daemon_gone "$IMG" 10 || fail "the daemon survived kill -9"
+"$FOLIOFS" "$IMG" "$MNT" >"$W/out" 2>&1 && fail "a mount over a dead mount point: exit 0"
+grep -q "daemon is gone" "$W/out" && grep -q "umount $MNT" "$W/out" ||
+	{ cat "$W/out"; fail "a mount over a dead mount point: unclear message"; }
+ok "a mount over a dead mount point refused: $(head -1 "$W/out")"
+umount "$MNT" || fail "umount of the dead mount point"
+mnt
+expect_eq "mounted again after the umount: seq/0 empty" "$(fsize "$MNT/seq/0")" 0
 umnt
 echo "PASS $TNAME"
