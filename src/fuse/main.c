@@ -54,6 +54,7 @@
 struct opts {
 	char *cache_size, *max_folio, *sync_mode, *dirty_gran, *errors, *defrag, *commit;
 	int explicit_open, kernel_cache, direct_io, ro, discard, noacl, help, version;
+	unsigned max_read; /* FUSE's own option, kept for fuse_session_new too (op_init) */
 	char *device;
 };
 
@@ -85,6 +86,8 @@ static const struct fuse_opt opt_spec[] = {
 	{"acl", offsetof(struct opts, noacl), 0},
 	OPT("ro", ro),
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
+	{"max_read=%u", offsetof(struct opts, max_read), 0},
+	FUSE_OPT_KEY("max_read=", FUSE_OPT_KEY_KEEP),
 	OPT("-h", help),
 	OPT("--help", help),
 	OPT("-V", version),
@@ -334,6 +337,26 @@ static unsigned g_max_pages = FF_REQ_DEFAULT_PAGES; /* set before the session st
 static _Thread_local bool init_reply_next;
 
 /*
+ * A daemonised mount's parent waits on this pipe and exits with the byte it
+ * reads: 0 once the INIT reply has gone to the kernel (the mount serves),
+ * READY_INIT_FAILED when the handshake failed (libfuse refused the INIT,
+ * or the loop ended before it). Written once; -1 when in the foreground.
+ */
+#define READY_INIT_FAILED 3
+static int g_ready_fd = -1;
+static atomic_flag g_ready_sent = ATOMIC_FLAG_INIT;
+
+static void ready(char status)
+{
+	if (g_ready_fd < 0 || atomic_flag_test_and_set(&g_ready_sent))
+		return;
+	if (write(g_ready_fd, &status, 1) != 1) {
+		/* the parent is gone: nobody to tell */
+	}
+	close(g_ready_fd);
+}
+
+/*
  * Shared mappings of direct-I/O files. The kernel refuses MAP_SHARED on a
  * file opened with FOPEN_DIRECT_IO unless the daemon sets this INIT flag
  * (Linux 6.6 and later; libfuse 3.14 does not know it). With it, the
@@ -351,6 +374,7 @@ static ssize_t conn_writev(int fd, struct iovec *iov, int count, void *ud)
 {
 	struct fuse_init_out out;
 	struct iovec v[2];
+	ssize_t n;
 
 	(void)ud;
 	if (!init_reply_next)
@@ -358,8 +382,11 @@ static ssize_t conn_writev(int fd, struct iovec *iov, int count, void *ud)
 	init_reply_next = false;
 	/* an error reply (EPROTO) has no body; an old protocol's has no max_pages */
 	if (count != 2 || iov[1].iov_len < offsetof(struct fuse_init_out, map_alignment) ||
-	    iov[1].iov_len > sizeof(out))
-		return writev(fd, iov, count);
+	    iov[1].iov_len > sizeof(out)) {
+		n = writev(fd, iov, count);
+		ready(n >= 0 && count == 2 ? 0 : READY_INIT_FAILED);
+		return n;
+	}
 	memcpy(&out, iov[1].iov_base, iov[1].iov_len);
 	if (out.max_pages && out.max_write == (g_max_pages - 1) * PAGE_SZ)
 		out.max_pages = (uint16_t)g_max_pages;
@@ -368,7 +395,9 @@ static ssize_t conn_writev(int fd, struct iovec *iov, int count, void *ud)
 		out.flags2 |= (uint32_t)(FF_FUSE_DIRECT_IO_ALLOW_MMAP >> 32);
 	v[0] = iov[0];
 	v[1] = (struct iovec){.iov_base = &out, .iov_len = iov[1].iov_len};
-	return writev(fd, v, 2);
+	n = writev(fd, v, 2);
+	ready(n >= 0 ? 0 : READY_INIT_FAILED);
+	return n;
 }
 
 static ssize_t conn_read(int fd, void *buf, size_t len, void *ud)
@@ -394,6 +423,8 @@ static const struct fuse_custom_io conn_io = {.writev = conn_writev, .read = con
 static void op_init(void *ud, struct fuse_conn_info *conn)
 {
 	(void)ud;
+	/* libfuse 3.14 fails the INIT (EPROTO) unless this repeats -o max_read */
+	conn->max_read = g_o.max_read;
 	conn->max_write = (g_max_pages - 1) * PAGE_SZ;
 	init_reply_next = true; /* libfuse sends the reply from this thread, next */
 	conn->max_readahead = MAX_IO;
@@ -1608,6 +1639,11 @@ int main(int argc, char *argv[])
 			close(pipefd[1]);
 			if (read(pipefd[0], &status, 1) != 1)
 				status = 1;
+			if (status == READY_INIT_FAILED) {
+				fprintf(stderr,
+					"foliofs: the kernel's FUSE handshake failed (the daemon's messages are in the system log: journalctl -t foliofs); nothing is mounted\n");
+				status = 1;
+			}
 			_exit(status);
 		}
 		close(pipefd[0]);
@@ -1656,11 +1692,10 @@ int main(int argc, char *argv[])
 	g_selinux = access("/sys/fs/selinux/enforce", F_OK) == 0;
 	if (!cmd.foreground) {
 		int nul = open("/dev/null", O_RDWR);
-		char ok = 0;
 
-		if (write(pipefd[1], &ok, 1) != 1)
-			goto out_unmount;
-		close(pipefd[1]);
+		/* the parent exits once the INIT is answered (conn_writev) */
+		g_ready_fd = pipefd[1];
+		pipefd[1] = -1;
 		if (nul >= 0) {
 			dup2(nul, 0);
 			dup2(nul, 1);
@@ -1689,6 +1724,7 @@ int main(int argc, char *argv[])
 		fuse_loop_cfg_destroy(cfg);
 	}
 	ret = r < 0 ? 1 : 0;
+	ready(READY_INIT_FAILED); /* the loop ended before the INIT was answered */
 	atomic_store(&g_unmounting, true);
 out_unmount:
 	fuse_session_unmount(se);

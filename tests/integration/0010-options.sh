@@ -91,4 +91,14 @@ grep -E " $MNT " /proc/mounts | grep -q '[ ,]ro[ ,]' || fail "not ro in /proc/mo
 ok "ro in /proc/mounts"
 umnt
 expect_eq "image unchanged by a ro mount" "$($ZF sha "$IMG")" "$sha0"
+
+# FUSE's own max_read: libfuse 3.14 fails the INIT unless the daemon repeats
+# it, and the mount must not report success for a mount that then died
+note "max_read (FUSE's option)"
+mnt -o max_read=65536
+grep -E " $MNT " /proc/mounts | grep -q 'max_read=65536' ||
+	fail "max_read not in /proc/mounts: $(grep " $MNT " /proc/mounts)"
+zf OK check "$MNT/seq/2" 0 256K 5
+ok "mounted with max_read=65536, reads served"
+umnt
 echo "PASS $TNAME"
