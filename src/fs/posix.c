@@ -7614,8 +7614,8 @@ static int read_sb(struct px_fs *fs, const char *path)
 		break;
 	}
 	if (ret)
-		ff_err("%s: no valid posix superblock (%s); run mkfs.foliofs", path,
-		       strerror(-ret));
+		ff_err("%s: neither copy of its posix superblock is valid (%s): it is damaged or was overwritten. Nothing was changed; mkfs.foliofs --force would make a new, empty filesystem there",
+		       path, strerror(-ret));
 out:
 	free(blk);
 	return ret;
