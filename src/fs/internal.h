@@ -97,5 +97,10 @@ bool ff_zonefs_raw_has_magic(const char *path);
  * its end was overwritten. Returns -EUCLEAN.
  */
 int ff_zonefs_resized(const char *path, bool too_small);
+/*
+ * Say that path holds no foliofs filesystem: never formatted (its first
+ * 64 KiB are zeros: run mkfs.foliofs), or it holds something else.
+ */
+void ff_zonefs_not_ours(const char *path);
 
 #endif

@@ -158,8 +158,7 @@ static int check_sb_msg(const char *path, int ret)
 	case 0:
 		return 0;
 	case -EINVAL:
-		ff_err("%s is not a foliofs/zonefs device (bad superblock magic); run mkfs.foliofs first",
-		       path);
+		ff_zonefs_not_ours(path);
 		return ret;
 	case -EBADMSG:
 		ff_err("%s: superblock checksum mismatch: the superblock is corrupt", path);
@@ -197,6 +196,26 @@ static int read_sb(struct ff_dev *dev, const char *path, struct ff_zonefs_sb *sb
 	if (!ret && !ff_dev_info(dev)->zones_recorded)
 		ret = ff_zonefs_resized(path, false);
 	return ret;
+}
+
+void ff_zonefs_not_ours(const char *path)
+{
+	uint8_t *b = malloc(65536);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = b && fd >= 0 ? pread(fd, b, 65536, 0) : -1;
+	bool zero = n >= 0;
+
+	for (ssize_t i = 0; i < n && zero; i++)
+		zero = !b[i];
+	if (fd >= 0)
+		close(fd);
+	free(b);
+	if (zero)
+		ff_err("%s is not a foliofs device: it holds no filesystem (its first blocks are zeros); run mkfs.foliofs to format it",
+		       path);
+	else
+		ff_err("%s is not a foliofs device: its first blocks hold other data (another filesystem? blkid %s tells); nothing was changed",
+		       path, path);
 }
 
 int ff_zonefs_resized(const char *path, bool too_small)
@@ -238,8 +257,7 @@ static int zf_check(const char *path, bool read_only)
 	if (ret && ret != -ENOENT && ret != -EACCES && ret != -EISDIR && ret != -EBUSY &&
 	    !ff_zonefs_raw_has_magic(path)) {
 		/* not "too small for the default zone size": it was never formatted */
-		ff_err("%s is not a foliofs/zonefs device (no superblock); run mkfs.foliofs first",
-		       path);
+		ff_zonefs_not_ours(path);
 		return -EINVAL;
 	}
 	if (ret == -ENOSPC)

@@ -246,8 +246,7 @@ int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 		if (ff_zonefs_raw_has_magic(path))
 			ff_zonefs_resized(path, true);
 		else
-			ff_err("%s is not a foliofs device (no superblock, no zones); run mkfs.foliofs first",
-			       path);
+			ff_zonefs_not_ours(path);
 		ret = -EINVAL;
 	}
 	if (ret)
