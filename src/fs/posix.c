@@ -6495,10 +6495,10 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 	snprintf(map + (fs->nr_zones < PX_MAP_MAX ? fs->nr_zones : PX_MAP_MAX), 4, "%s",
 		 fs->nr_zones > PX_MAP_MAX ? "..." : "");
 	r = snprintf(buf, len,
-		     "format posix\ninodes %zu\nzones_total %u\nzones_free %u\nzones_open %u\n"
-		     "zones_full %u\nzones_meta %u\nzones_collecting %u\nzone_map %s\n"
-		     "reserved_blocks %llu\ndelalloc_blocks %llu\n",
-		     fs->icount, fs->nr_zones, nfree, nopen, nfull, nmeta, nvictim, map,
+		     "format posix\nread_only %d\ninodes %zu\nzones_total %u\nzones_free %u\n"
+		     "zones_open %u\nzones_full %u\nzones_meta %u\nzones_collecting %u\n"
+		     "zone_map %s\nreserved_blocks %llu\ndelalloc_blocks %llu\n",
+		     fs->ro, fs->icount, fs->nr_zones, nfree, nopen, nfull, nmeta, nvictim, map,
 		     (unsigned long long)fs->resv_blk, (unsigned long long)fs->da_blk);
 	ff_mutex_unlock(&fs->ns);
 	if (r < 0 || (size_t)r >= len)

@@ -47,6 +47,7 @@
 #include "stat.h"
 #include "internal.h"
 #include "reqsize.h"
+#include "remount.h"
 
 #define MAX_IO	(1u << 20)
 #define PAGE_SZ FF_REQ_PAGE_SZ
@@ -1554,6 +1555,9 @@ int main(int argc, char *argv[])
 
 	if (argc > 1 && !strcmp(argv[1], "stat"))
 		return ff_stat_main(argc - 1, argv + 1);
+	r = ff_remount_main(argc, argv);
+	if (r >= 0)
+		return r;
 	ff_log_set_level(FF_LOG_WARN);
 	/*
 	 * Keep the daemon's RSS near the cache budget (the folio data itself is

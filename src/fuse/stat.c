@@ -346,7 +346,7 @@ static void print_text(const char *mnt, const struct sample *s, const struct zon
 	double hits = get(s, "cache_hits"), miss = get(s, "cache_misses");
 
 	printf("foliofs (%s) on %s%s\n", s->format, mnt,
-	       get(s, "read_only") ? " (read-only after errors)" : "");
+	       get(s, "read_only") ? " (read-only: -o ro, or after errors)" : "");
 	human(get(s, "cache_cached_bytes"), a, sizeof(a));
 	human(get(s, "cache_dirty_bytes"), b, sizeof(b));
 	human(get(s, "cache_writeback_inflight"), c, sizeof(c));
