@@ -113,6 +113,7 @@ static void usage(const char *prog)
 	printf("usage: %s [-f] [-d] [-s] [-o OPT[,OPT...]] DEVICE MOUNTPOINT\n"
 	       "       mount -t fuse.foliofs DEVICE MOUNTPOINT -o OPT[,OPT...]   (foliofs on the PATH)\n"
 	       "       fstab: DEVICE MOUNTPOINT fuse.foliofs OPT[,OPT...] 0 0\n"
+	       "       mount -o remount,ro|rw MOUNTPOINT   (read-only, and back; foliofs(8))\n"
 	       "Serves DEVICE (an image file or a disk formatted by mkfs.foliofs). The posix format\n"
 	       "is a general filesystem (mounted by root: for every user, allow_other,dev,suid,\n"
 	       "with the kernel's permission checks and POSIX ACLs); the zonefs format is served as\n"
