@@ -241,8 +241,10 @@ int ff_fs_unlink(struct ff_fs *fs, uint64_t dir, const char *name);
 int ff_fs_rmdir(struct ff_fs *fs, uint64_t dir, const char *name);
 #define FF_RENAME_NOREPLACE (1u << 0) /* RENAME_NOREPLACE */
 #define FF_RENAME_EXCHANGE  (1u << 1) /* RENAME_EXCHANGE */
+/* RENAME_WHITEOUT: a whiteout (character device 0/0, owned by cr) takes the old name */
+#define FF_RENAME_WHITEOUT (1u << 2)
 int ff_fs_rename(struct ff_fs *fs, uint64_t dir, const char *name, uint64_t newdir,
-		 const char *newname, unsigned flags);
+		 const char *newname, unsigned flags, const struct ff_cred *cr);
 /* Create a regular file and open it (flags as ff_fs_open). */
 int ff_fs_create(struct ff_fs *fs, uint64_t dir, const char *name, mode_t mode, int flags,
 		 const struct ff_cred *cr, struct stat *st, unsigned *open_flags);

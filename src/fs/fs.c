@@ -226,9 +226,10 @@ int ff_fs_rmdir(struct ff_fs *fs, uint64_t dir, const char *name)
 }
 
 int ff_fs_rename(struct ff_fs *fs, uint64_t dir, const char *name, uint64_t newdir,
-		 const char *newname, unsigned flags)
+		 const char *newname, unsigned flags, const struct ff_cred *cr)
 {
-	return fs->fmt->rename ? fs->fmt->rename(fs, dir, name, newdir, newname, flags) : -EPERM;
+	return fs->fmt->rename ? fs->fmt->rename(fs, dir, name, newdir, newname, flags, cr)
+			       : -EPERM;
 }
 
 int ff_fs_create(struct ff_fs *fs, uint64_t dir, const char *name, mode_t mode, int flags,

@@ -60,7 +60,7 @@ struct ff_fs_fmt {
 	int (*unlink)(struct ff_fs *fs, uint64_t dir, const char *name);
 	int (*rmdir)(struct ff_fs *fs, uint64_t dir, const char *name);
 	int (*rename)(struct ff_fs *fs, uint64_t dir, const char *name, uint64_t newdir,
-		      const char *newname, unsigned flags);
+		      const char *newname, unsigned flags, const struct ff_cred *cr);
 	int (*create)(struct ff_fs *fs, uint64_t dir, const char *name, mode_t mode, int flags,
 		      const struct ff_cred *cr, struct stat *st, unsigned *open_flags);
 	int (*setxattr)(struct ff_fs *fs, uint64_t ino, const char *name, const void *value,

@@ -3690,8 +3690,15 @@ static bool is_below_locked(struct px_fs *fs, uint64_t a, uint64_t anc)
 	return true;
 }
 
+/*
+ * rename(2) and renameat2's flags. RENAME_WHITEOUT (overlayfs's, as ext4
+ * and XFS have it): in the same operation, a whiteout (a character device
+ * 0/0, mode 0, owned by cr) takes the old name, so after a crash either the
+ * name holds the old file and the target is unchanged, or the name holds
+ * the whiteout and the target the file.
+ */
 static int px_rename(struct ff_fs *gfs, uint64_t dir, const char *name, uint64_t newdir,
-		     const char *newname, unsigned flags)
+		     const char *newname, unsigned flags, const struct ff_cred *cr)
 {
 	struct px_fs *fs = px_of(gfs);
 	struct px_inode *d1, *d2, *i1, *i2 = NULL, t;
@@ -3706,8 +3713,9 @@ static int px_rename(struct ff_fs *gfs, uint64_t dir, const char *name, uint64_t
 	ret = px_writable(fs);
 	if (ret)
 		return ret;
-	if ((flags & ~(FF_RENAME_NOREPLACE | FF_RENAME_EXCHANGE)) ||
-	    (flags & FF_RENAME_NOREPLACE && flags & FF_RENAME_EXCHANGE))
+	if ((flags & ~(FF_RENAME_NOREPLACE | FF_RENAME_EXCHANGE | FF_RENAME_WHITEOUT)) ||
+	    (flags & FF_RENAME_NOREPLACE && flags & FF_RENAME_EXCHANGE) ||
+	    (flags & FF_RENAME_WHITEOUT && flags & FF_RENAME_EXCHANGE))
 		return -EINVAL;
 	ret = check_name(name, &n1);
 	if (!ret)
@@ -3799,6 +3807,18 @@ static int px_rename(struct ff_fs *gfs, uint64_t dir, const char *name, uint64_t
 		rec_dirent_add(&b, newdir, i1->ino, c2, newname, n2);
 		if (i1->dir && d1 != d2)
 			dl1--, dl2++;
+		if (flags & FF_RENAME_WHITEOUT) {
+			memset(&t, 0, sizeof(t));
+			t.ino = fs->next_ino;
+			t.mode = S_IFCHR;
+			t.uid = cr ? cr->uid : 0;
+			t.gid = cr ? cr->gid : 0;
+			t.nlink = 1;
+			t.atime = t.mtime = t.ctime = t.btime = now;
+			rec_inode(&b, &t, 0, 0);
+			/* after the new name's cookie when both are in one directory */
+			rec_dirent_add(&b, dir, t.ino, d1 == d2 ? c2 + 1 : c1, name, n1);
+		}
 	}
 	inode_rec_copy(&t, i1);
 	t.ctime = now;
@@ -3813,7 +3833,11 @@ static int px_rename(struct ff_fs *gfs, uint64_t dir, const char *name, uint64_t
 		t.nlink = (uint32_t)((int)t.nlink + dl2);
 		rec_inode(&b, &t, d2->disk_size, 0);
 	}
-	ret = op_commit_locked(fs, &b, &seq);
+	/* a whiteout is an inode more: the room creates need */
+	if (flags & FF_RENAME_WHITEOUT)
+		ret = meta_room_locked(fs, b.len);
+	if (!ret)
+		ret = op_commit_locked(fs, &b, &seq);
 	if (!ret && i2 && !(flags & FF_RENAME_EXCHANGE))
 		maybe_free_locked(fs, i2);
 out:

@@ -1149,10 +1149,11 @@ static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
 		      const char *newname, unsigned int flags)
 {
+	struct ff_cred cr = req_cred(req);
 	unsigned f = 0;
 
-	/* RENAME_WHITEOUT (overlayfs's) and anything newer: not supported, as ext4 without it */
-	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)) {
+	/* anything newer than RENAME_WHITEOUT (overlayfs's): not supported */
+	if (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE | RENAME_WHITEOUT)) {
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
@@ -1160,8 +1161,10 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		f |= FF_RENAME_NOREPLACE;
 	if (flags & RENAME_EXCHANGE)
 		f |= FF_RENAME_EXCHANGE;
-	fuse_reply_err(req,
-		       -ff_fs_rename(g_fs, to_ino(parent), name, to_ino(newparent), newname, f));
+	if (flags & RENAME_WHITEOUT)
+		f |= FF_RENAME_WHITEOUT;
+	fuse_reply_err(
+		req, -ff_fs_rename(g_fs, to_ino(parent), name, to_ino(newparent), newname, f, &cr));
 }
 
 static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,

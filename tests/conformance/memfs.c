@@ -758,13 +758,16 @@ int ff_fs_rmdir(struct ff_fs *fs, uint64_t dir, const char *name)
 static bool is_under(uint64_t ino, uint64_t a);
 
 int ff_fs_rename(struct ff_fs *fs, uint64_t dir, const char *name, uint64_t newdir,
-		 const char *newname, unsigned flags)
+		 const char *newname, unsigned flags, const struct ff_cred *cr)
 {
 	struct inode *d, *nd, *si, *di = NULL;
 	struct dent *se, *de;
 	int ret;
 
 	(void)fs;
+	(void)cr;
+	if (flags & FF_RENAME_WHITEOUT)
+		return -EINVAL;
 	pthread_mutex_lock(&mu);
 	ret = dir_of(dir, &d);
 	if (!ret)

@@ -169,7 +169,8 @@ static void populate(struct ff_fs *fs, int round, uint64_t *keep)
 	check(ff_fs_symlink(fs, d.st_ino, "sym", "../some/target", &cr, &g), "symlink");
 	check(ff_fs_link(fs, f.st_ino, root, round ? "hard1" : "hard0", &g), "link");
 	check(ff_fs_mknod(fs, d.st_ino, "fifo", S_IFIFO | 0600, 0, &cr, &g), "mknod");
-	check(ff_fs_rename(fs, d.st_ino, "fifo", root, round ? "fifo1" : "fifo0", 0), "rename");
+	check(ff_fs_rename(fs, d.st_ino, "fifo", root, round ? "fifo1" : "fifo0", 0, NULL),
+	      "rename");
 	check(ff_fs_release(fs, f.st_ino, O_RDWR), "release");
 	check(ff_fs_create(fs, root, "gone", 0600, O_RDWR, &cr, &g, NULL), "create gone");
 	check((int)ff_fs_write(fs, g.st_ino, buf, 4096, 0, FF_CW_DSYNC), "write gone");

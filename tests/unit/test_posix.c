@@ -285,14 +285,15 @@ static void test_posix_namespace(void **state)
 	assert_int_equal(st.st_nlink, 3);
 	(void)sub;
 	/* rename: NOREPLACE, over a name, EXCHANGE, into its own subtree */
-	assert_int_equal(ff_fs_rename(p->fs, p->root, "h", d, "f", FF_RENAME_NOREPLACE), -EEXIST);
-	assert_int_equal(ff_fs_rename(p->fs, p->root, "g", g, "x", 0), -EINVAL);
-	assert_int_equal(ff_fs_rename(p->fs, p->root, "fifo", d, "f", 0), 0);
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "h", d, "f", FF_RENAME_NOREPLACE, NULL),
+			 -EEXIST);
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "g", g, "x", 0, NULL), -EINVAL);
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "fifo", d, "f", 0, NULL), 0);
 	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
 	assert_int_equal(st.st_nlink, 1);
-	assert_int_equal(ff_fs_rename(p->fs, p->root, "h", d, "f", FF_RENAME_EXCHANGE), 0);
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "h", d, "f", FF_RENAME_EXCHANGE, NULL), 0);
 	assert_true(lookup(p, d, "f") == f && lookup(p, p->root, "h") != f);
-	assert_int_equal(ff_fs_rename(p->fs, p->root, "g", d, "g2", 0), 0);
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "g", d, "g2", 0, NULL), 0);
 	assert_int_equal(ff_fs_getattr(p->fs, d, &st), 0);
 	assert_int_equal(st.st_nlink, 3);
 	assert_int_equal(ff_fs_getattr(p->fs, p->root, &st), 0);
@@ -1558,6 +1559,101 @@ static void cut_done(struct ff_fs *fs2, const char *copy, const char *vcopy, con
  * Power cut: the fault layer logs every non-durable write; the crashed copy
  * keeps none of them. What was fsync'd (data, names, a rename) is there.
  */
+/* The names of dir, in readdir order, joined by spaces. */
+static void dir_names(struct ff_fs *fs, uint64_t dir, char *out, size_t len)
+{
+	uint64_t cookie = 0, next;
+	char name[300];
+	struct stat st;
+
+	out[0] = 0;
+	while (ff_fs_readdir(fs, dir, cookie, name, sizeof(name), &st, &next) == 0) {
+		strncat(out, name, len - strlen(out) - 2);
+		strcat(out, " ");
+		cookie = next;
+	}
+}
+
+/* A whiteout: a character device 0/0, mode 0, owned by cr. */
+static void assert_whiteout(struct ff_fs *fs, uint64_t dir, const char *name)
+{
+	struct stat st;
+
+	assert_int_equal(ff_fs_lookup(fs, dir, name, &st), 0);
+	assert_int_equal(st.st_mode, S_IFCHR);
+	assert_int_equal(st.st_rdev, 0);
+	assert_int_equal(st.st_nlink, 1);
+	assert_int_equal(st.st_uid, cr.uid);
+	assert_int_equal(st.st_gid, cr.gid);
+}
+
+/*
+ * RENAME_WHITEOUT (overlayfs's): the file moves, a whiteout takes the old
+ * name, in one operation: over an existing name (freed), across
+ * directories, both names listed by readdir, and so after a remount and
+ * after a power cut that follows the directory's fsync. With EXCHANGE it is
+ * EINVAL; with NOREPLACE over a name, EEXIST, and nothing changes.
+ */
+static void test_posix_rename_whiteout(void **state)
+{
+	struct px *p = *state;
+	char vlog[300], copy[300], vcopy[300], names[256];
+	struct ff_fs *fs2;
+	struct stat st;
+	uint64_t d, a, b, x;
+
+	mount_vlog(p, vlog, sizeof(vlog));
+	assert_int_equal(ff_fs_mkdir(p->fs, p->root, "d", 0755, &cr, &st), 0);
+	d = st.st_ino;
+	a = mkfile(p, d, "a");
+	assert_int_equal(ff_fs_write(p->fs, a, "alpha", 5, 0, 0), 5);
+	b = mkfile(p, d, "b");
+	x = mkfile(p, p->root, "x");
+	assert_int_equal(
+		ff_fs_rename(p->fs, d, "a", d, "b", FF_RENAME_WHITEOUT | FF_RENAME_EXCHANGE, &cr),
+		-EINVAL);
+	assert_int_equal(
+		ff_fs_rename(p->fs, d, "a", d, "b", FF_RENAME_WHITEOUT | FF_RENAME_NOREPLACE, &cr),
+		-EEXIST);
+	assert_int_equal(lookup(p, d, "a"), a);
+	assert_int_equal(ff_fs_rename(p->fs, d, "a", d, "b", FF_RENAME_WHITEOUT, &cr), 0);
+	assert_int_equal(lookup(p, d, "b"), a);
+	assert_whiteout(p->fs, d, "a");
+	assert_int_equal(ff_fs_getattr(p->fs, b, &st), 0); /* replaced: no name, still looked up */
+	assert_int_equal(st.st_nlink, 0);
+	assert_int_equal(ff_fs_release(p->fs, b, O_RDWR), 0);
+	ff_fs_forget(p->fs, b, 1);
+	assert_int_equal(ff_fs_getattr(p->fs, b, &st), -ENOENT); /* freed with its last use */
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "x", d, "y", FF_RENAME_WHITEOUT, &cr), 0);
+	assert_int_equal(lookup(p, d, "y"), x);
+	assert_whiteout(p->fs, p->root, "x");
+	dir_names(p->fs, d, names, sizeof(names));
+	assert_string_equal(names, "b a y ");
+	assert_int_equal(ff_fs_fsyncdir(p->fs, d, false), 0);
+	assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
+	cut_mount(p, vlog, copy, vcopy, sizeof(copy), &fs2);
+	assert_whiteout(fs2, d, "a");
+	assert_whiteout(fs2, p->root, "x");
+	assert_int_equal(ff_fs_lookup(fs2, d, "b", &st), 0);
+	assert_int_equal(st.st_ino, a);
+	dir_names(fs2, d, names, sizeof(names));
+	assert_string_equal(names, "b a y ");
+	cut_done(fs2, copy, vcopy, vlog);
+	remount(p);
+	assert_whiteout(p->fs, d, "a");
+	assert_int_equal(lookup(p, d, "b"), a);
+	assert_int_equal(lookup(p, d, "y"), x);
+	{
+		char rd[8];
+
+		assert_int_equal(ff_fs_read(p->fs, a, rd, sizeof(rd), 0), 5);
+		assert_memory_equal(rd, "alpha", 5);
+	}
+	/* a whiteout is a name like any: it goes with unlink */
+	assert_int_equal(ff_fs_unlink(p->fs, d, "a"), 0);
+	assert_int_equal(ff_fs_lookup(p->fs, d, "a", &st), -ENOENT);
+}
+
 static void test_posix_power_cut(void **state)
 {
 	struct px *p = *state;
@@ -1579,7 +1675,7 @@ static void test_posix_power_cut(void **state)
 	h = mkfile(p, p->root, "tmp");
 	assert_int_equal(ff_fs_write(p->fs, h, "new", 3, 0, 0), 3);
 	assert_int_equal(ff_fs_fsync(p->fs, h, false), 0);
-	assert_int_equal(ff_fs_rename(p->fs, p->root, "tmp", d, "f", 0), 0);
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "tmp", d, "f", 0, NULL), 0);
 	assert_int_equal(ff_fs_fsyncdir(p->fs, d, false), 0);
 	/* not synced: may or may not survive, must not break anything */
 	assert_int_equal(ff_fs_write(p->fs, g, buf, 2 * BLK, 3 * BLK, 0), 2 * BLK);
@@ -1670,7 +1766,7 @@ static void test_posix_commit_interval(void **state)
 	for (t = 0; stat_of(p, "log_writes") < n0 + 2 && t < 60000; t++) {
 		uint64_t x = mkfile(p, p->root, "x");
 
-		assert_int_equal(ff_fs_rename(p->fs, p->root, "x", p->root, "y", 0), 0);
+		assert_int_equal(ff_fs_rename(p->fs, p->root, "x", p->root, "y", 0, NULL), 0);
 		assert_int_equal(ff_fs_unlink(p->fs, p->root, "y"), 0);
 		ff_fs_forget(p->fs, x, 1);
 		usleep(1000);
@@ -1679,7 +1775,7 @@ static void test_posix_commit_interval(void **state)
 	assert_int_equal(ff_fs_mkdir(p->fs, p->root, "d", 0755, &cr, &st), 0);
 	d = st.st_ino;
 	a = mkfile(p, p->root, "a");
-	assert_int_equal(ff_fs_rename(p->fs, p->root, "a", d, "b", 0), 0);
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "a", d, "b", 0, NULL), 0);
 	assert_int_equal(ff_fs_unlink(p->fs, p->root, "gone"), 0);
 	st.st_mode = S_IFDIR | 0700;
 	assert_int_equal(ff_fs_setattr(p->fs, d, &st, FF_SET_MODE), 0);
@@ -3596,6 +3692,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		T2(test_posix_namespace),
+		T2(test_posix_rename_whiteout),
 		T2(test_posix_orphan),
 		T2(test_posix_sync_append_one_write),
 		T2(test_posix_inplace_dsync_overwrite),

@@ -202,7 +202,7 @@ static void test_gc_valid_counts(void **state)
 		0);
 	check_valid(p);
 	/* rename over, unlink */
-	assert_int_equal(ff_fs_rename(p->fs, p->root, "c", p->root, "b", 0), 0);
+	assert_int_equal(ff_fs_rename(p->fs, p->root, "c", p->root, "b", 0, NULL), 0);
 	check_valid(p);
 	assert_int_equal(ff_fs_unlink(p->fs, p->root, "a"), 0);
 	check_valid(p);
@@ -1043,7 +1043,8 @@ static void test_gc_index(void **state)
 			if (g == f || !ino[g])
 				continue;
 			snprintf(name2, sizeof(name2), "x%d", g);
-			assert_int_equal(ff_fs_rename(p->fs, p->root, name, p->root, name2, 0), 0);
+			assert_int_equal(
+				ff_fs_rename(p->fs, p->root, name, p->root, name2, 0, NULL), 0);
 			ino[g] = ino[f];
 			ino[f] = 0;
 		} else if (r < 95) {
