@@ -7419,6 +7419,8 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean, struct rf_tim
 				uint64_t at = 0, mt = get64(hb + PX_DH_MTIME);
 				bool set = false;
 
+				uint64_t end = off + len;
+
 				if (!np) {
 					ret = ext_set_newer_locked(fs, i, off, len, pos + PX_BLK,
 								   dseq, &set);
@@ -7429,7 +7431,11 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean, struct rf_tim
 					ret = ext_set_newer_locked(fs, i, get64(pc), get64(pc + 8),
 								   pos + PX_BLK + at, dseq, &set);
 					at += get64(pc + 8);
+					end = get64(pc) + get64(pc + 8);
 				}
+				/* its bytes past the size it carries: mount_common zeroes them */
+				if (set && end > size)
+					i->rf_tail = true;
 				/*
 				 * Applied: its EXTENT record is not in the log, nor is
 				 * anything queued after it (px_stamp_ino says why)
@@ -7862,6 +7868,57 @@ out:
 #undef NS_BAD
 
 /*
+ * After the roll-forward: a header written past the size it carries (an
+ * O_DIRECT write past the end, whose size the crash lost) leaves its bytes
+ * past the file's end in the file's last block. Trimming drops whole blocks
+ * only; this block's tail is zeroed, durably, before anything can move the
+ * size past it: a later sync write that makes a larger size durable would
+ * otherwise expose those bytes after the next crash (the cache's zeroed
+ * tail being then lost with the write-back that carried it). Only files
+ * such a header touched, before the collector and the committer start.
+ */
+static int zero_rf_tails(struct px_fs *fs)
+{
+	uint64_t *v = NULL;
+	size_t n = 0, cap = 0;
+	int ret = 0;
+
+	ff_mutex_lock(&fs->ns);
+	for (size_t h = 0; h < fs->icap && !ret; h++) {
+		for (struct px_inode *i = fs->itab[h]; i && !ret; i = i->hnext) {
+			if (!i->rf_tail)
+				continue;
+			i->rf_tail = false;
+			if (!S_ISREG(i->mode) || !(i->size % PX_BLK))
+				continue;
+			if (n == cap) {
+				uint64_t *nv = realloc(v, (cap ? cap * 2 : 16) * sizeof(*v));
+
+				if (!nv) {
+					ret = -ENOMEM;
+					break;
+				}
+				v = nv;
+				cap = cap ? cap * 2 : 16;
+			}
+			v[n++] = i->ino;
+		}
+	}
+	ff_mutex_unlock(&fs->ns);
+	for (size_t k = 0; k < n && !ret; k++) {
+		struct px_inode *i = file_get(fs, v[k], &ret);
+
+		if (!i)
+			break;
+		ff_mutex_lock(&i->io_lock);
+		ret = zero_tail(i, i->size, FF_CW_DSYNC);
+		ff_mutex_unlock(&i->io_lock);
+	}
+	free(v);
+	return ret;
+}
+
+/*
  * The mount. check_ns: refuse a namespace that is not a tree (ns_check_locked);
  * fsck's mount keeps it, read-only, to report every fault itself.
  */
@@ -8018,6 +8075,10 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 		fs->meta_est = cp_measure_locked(fs);
 	ff_mutex_unlock(&fs->ns);
 	reap(fs);
+	if (!fs->ro)
+		ret = zero_rf_tails(fs);
+	if (ret)
+		goto out_cache;
 	if (!fs->ro) {
 		ret = checkpoint(fs);
 		if (ret == -ENOSPC)

@@ -113,6 +113,7 @@ struct px_inode {
 	bool adq;	    /* its number is in fs->adq, for the committer to log its times */
 	bool times_seen;    /* mtime/ctime handed out since a write last stamped them */
 	bool written;	    /* written since the last close's flush or fsync */
+	bool rf_tail;	    /* the mount's roll-forward mapped a header's blocks past its size */
 	bool freed;
 	struct ff_cinode *ci; /* regular files, made at first use (ci_ensure_locked), then kept */
 	struct ff_mutex io_lock; /* serialises writers and truncates; above ns */
