@@ -7877,7 +7877,7 @@ out:
  * tail being then lost with the write-back that carried it). Only files
  * such a header touched, before the collector and the committer start.
  */
-static int zero_rf_tails(struct px_fs *fs)
+static void zero_rf_tails(struct px_fs *fs)
 {
 	uint64_t *v = NULL;
 	size_t n = 0, cap = 0;
@@ -7905,17 +7905,26 @@ static int zero_rf_tails(struct px_fs *fs)
 		}
 	}
 	ff_mutex_unlock(&fs->ns);
-	for (size_t k = 0; k < n && !ret; k++) {
-		struct px_inode *i = file_get(fs, v[k], &ret);
+	/*
+	 * Best effort: a device too full for the block, or failing, must not
+	 * make the filesystem unmountable; the bytes then stay as they were.
+	 */
+	for (size_t k = 0; k < n; k++) {
+		int err;
+		struct px_inode *i = file_get(fs, v[k], &err);
 
-		if (!i)
-			break;
-		ff_mutex_lock(&i->io_lock);
-		ret = zero_tail(i, i->size, FF_CW_DSYNC);
-		ff_mutex_unlock(&i->io_lock);
+		if (i) {
+			ff_mutex_lock(&i->io_lock);
+			err = zero_tail(i, i->size, FF_CW_DSYNC);
+			ff_mutex_unlock(&i->io_lock);
+		}
+		if (err)
+			ff_warn("posix: inode %llu: zeroing its last block past its size failed (%s); a later crash may show that block's old bytes there",
+				(unsigned long long)v[k], strerror(-err));
 	}
 	free(v);
-	return ret;
+	if (ret)
+		ff_warn("posix: out of memory listing the files whose last block needs zeroing");
 }
 
 /*
@@ -8076,9 +8085,7 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 	ff_mutex_unlock(&fs->ns);
 	reap(fs);
 	if (!fs->ro)
-		ret = zero_rf_tails(fs);
-	if (ret)
-		goto out_cache;
+		zero_rf_tails(fs);
 	if (!fs->ro) {
 		ret = checkpoint(fs);
 		if (ret == -ENOSPC)
