@@ -7499,8 +7499,7 @@ static int trim_past_eof_locked(struct px_fs *fs, struct px_inode *i)
 	return ret;
 }
 
-/* A device too small for the default zone size (ff_dev_opts.quiet_small): why. */
-static int too_small(const char *path)
+int px_too_small(const char *path)
 {
 	int ret = px_explain_resize(path, NULL);
 
@@ -7955,7 +7954,7 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 	dopt.formatted_size = px_formatted_size(path);
 	ret = ff_dev_open(path, &dopt, &fs->dev);
 	if (ret == -ENOSPC)
-		ret = too_small(path);
+		ret = px_too_small(path);
 	if (ret)
 		goto out_free;
 	ret = read_sb(fs, path);
@@ -8184,7 +8183,7 @@ static int px_check(const char *path, bool read_only)
 		return -ENOMEM;
 	ret = ff_dev_open(path, &dopt, &fs->dev);
 	if (ret == -ENOSPC)
-		ret = too_small(path);
+		ret = px_too_small(path);
 	if (!ret) {
 		ret = read_sb(fs, path);
 		ff_dev_close(fs->dev);

@@ -167,12 +167,8 @@ static int check_sb(const char *path, struct fk *k)
 	int ret = ff_dev_open(path, &dopt, &dev);
 
 	/* a device whose size changed since mkfs is not checked: it is not damaged */
-	if (ret == -ENOSPC) {
-		ret = px_explain_resize(path, NULL);
-		if (!ret)
-			ff_err("%s is too small to hold a posix filesystem", path);
-		return ret ? ret : -ENOSPC;
-	}
+	if (ret == -ENOSPC)
+		return px_too_small(path);
 	if (ret)
 		return ret;
 	ret = px_explain_resize(path, ff_dev_info(dev));

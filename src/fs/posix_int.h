@@ -350,6 +350,12 @@ int px_explain_resize(const char *path, const struct ff_dev_info *di);
  * path (ff_dev_opts.formatted_size), or 0.
  */
 uint64_t px_formatted_size(const char *path);
+/*
+ * posix.c: say why path is too small for the default zone size
+ * (ff_dev_opts.quiet_small): px_explain_resize's reason, or that it is too
+ * small for the format. Returns -EUCLEAN or -ENOSPC.
+ */
+int px_too_small(const char *path);
 
 /* posix_fsck.c: the format table's fsck (fs.h ff_fs_fsck) */
 int ff_posix_fsck(const char *path, unsigned flags, struct ff_fsck_report *r);
