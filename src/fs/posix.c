@@ -1056,6 +1056,7 @@ static struct px_inode *inode_new_locked(struct px_fs *fs, uint64_t ino, uint32_
 	i->fs = fs;
 	i->ino = ino;
 	i->mode = mode;
+	i->tail_ok = fs->live;
 	ff_mutex_init(&i->io_lock);
 	if (S_ISDIR(mode)) {
 		i->dir = calloc(1, sizeof(*i->dir));
@@ -4221,14 +4222,11 @@ static ssize_t px_cache_write(struct px_fs *fs, struct px_inode *i, const void *
 }
 
 /*
- * Before the size grows from s: the bytes of s's block beyond s may hold what
- * a truncate cut off; write zeros over them in the cache. io_lock held.
- */
-/*
- * Zero the block bytes past s before the file grows past them. wflags
- * FF_CW_DSYNC when the record that moves the size may be durable before any
- * later write-back (a truncate, a sync write): the block's old bytes on the
- * device would otherwise come back after a crash.
+ * Zero the bytes past s in s's block before the file grows past them (they
+ * may hold what a truncate cut off). wflags FF_CW_DSYNC when the record that
+ * moves the size may be durable before any later write-back (a truncate, a
+ * sync write): the block's old bytes on the device would otherwise come back
+ * after a crash. io_lock held.
  */
 static int zero_tail(struct px_inode *i, uint64_t s, unsigned wflags)
 {
@@ -4247,6 +4245,30 @@ static int zero_tail(struct px_inode *i, uint64_t s, unsigned wflags)
 	r = px_cache_write(fs, i, zeros, PX_BLK - s % PX_BLK, s, wflags);
 	ff_cache_inode_set_size(i->ci, s);
 	return r < 0 ? (int)r : 0;
+}
+
+/*
+ * The first growth of i since the mount, from its size s: the bytes past s
+ * in its block may be on the device from a write whose size a crash lost (an
+ * O_DIRECT write or a write-back in place past the end, a rolled-forward
+ * header's block past the size it carries). Zeroed in the cache alone, they
+ * would come back after the next crash, were a larger size made durable (a
+ * sync write, a write-back further on) before that block's write-back: so
+ * they are zeroed durably, once. The bytes a later growth finds there are
+ * this mount's, written while the file was that long, or zeroed by a
+ * truncate (zero_tail) when it was cut. Costs one block write per file and
+ * mount, none when s is a block's end. io_lock held.
+ */
+static int grow_tail(struct px_inode *i, uint64_t s)
+{
+	int ret = zero_tail(i, s, FF_CW_DSYNC);
+
+	if (!ret) {
+		ff_mutex_lock(&i->fs->ns);
+		i->tail_ok = true;
+		ff_mutex_unlock(&i->fs->ns);
+	}
+	return ret;
 }
 
 /* Set the size to size (truncate either way). io_lock held. */
@@ -4280,7 +4302,7 @@ static int truncate_locked(struct px_fs *fs, struct px_inode *i, uint64_t size)
 		if (ret)
 			return ret;
 	} else if (size > old) {
-		ret = zero_tail(i, old, FF_CW_DSYNC);
+		ret = grow_tail(i, old);
 		if (ret)
 			return ret;
 	}
@@ -4558,7 +4580,7 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 			unsigned flags)
 {
 	struct px_fs *fs = px_of(gfs);
-	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC);
+	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC), tail_ok;
 	struct px_inode *i;
 	uint64_t size;
 	ssize_t r;
@@ -4579,6 +4601,7 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 	ff_mutex_lock(&i->io_lock);
 	ff_mutex_lock(&fs->ns);
 	size = i->size;
+	tail_ok = i->tail_ok;
 	if (flags & FF_FS_APPEND)
 		off = size;
 	if (off >= PX_MAX_FILE || len > PX_MAX_FILE - off) {
@@ -4618,7 +4641,11 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 	 * the data as zeros, before its bytes are in the cache (and a crash,
 	 * or a failed data write, would leave the file that long).
 	 */
-	if (off > size) {
+	if (off + len > size && !tail_ok) {
+		r = grow_tail(i, size);
+		if (r)
+			goto out_wsize;
+	} else if (off > size) {
 		r = zero_tail(i, size, flags & (FF_CW_SYNC | FF_CW_DSYNC));
 		if (r)
 			goto out_wsize;
@@ -7419,8 +7446,6 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean, struct rf_tim
 				uint64_t at = 0, mt = get64(hb + PX_DH_MTIME);
 				bool set = false;
 
-				uint64_t end = off + len;
-
 				if (!np) {
 					ret = ext_set_newer_locked(fs, i, off, len, pos + PX_BLK,
 								   dseq, &set);
@@ -7431,11 +7456,7 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean, struct rf_tim
 					ret = ext_set_newer_locked(fs, i, get64(pc), get64(pc + 8),
 								   pos + PX_BLK + at, dseq, &set);
 					at += get64(pc + 8);
-					end = get64(pc) + get64(pc + 8);
 				}
-				/* its bytes past the size it carries: mount_common zeroes them */
-				if (set && end > size)
-					i->rf_tail = true;
 				/*
 				 * Applied: its EXTENT record is not in the log, nor is
 				 * anything queued after it (px_stamp_ino says why)
@@ -7867,66 +7888,6 @@ out:
 #undef NS_BAD
 
 /*
- * After the roll-forward: a header written past the size it carries (an
- * O_DIRECT write past the end, whose size the crash lost) leaves its bytes
- * past the file's end in the file's last block. Trimming drops whole blocks
- * only; this block's tail is zeroed, durably, before anything can move the
- * size past it: a later sync write that makes a larger size durable would
- * otherwise expose those bytes after the next crash (the cache's zeroed
- * tail being then lost with the write-back that carried it). Only files
- * such a header touched, before the collector and the committer start.
- */
-static void zero_rf_tails(struct px_fs *fs)
-{
-	uint64_t *v = NULL;
-	size_t n = 0, cap = 0;
-	int ret = 0;
-
-	ff_mutex_lock(&fs->ns);
-	for (size_t h = 0; h < fs->icap && !ret; h++) {
-		for (struct px_inode *i = fs->itab[h]; i && !ret; i = i->hnext) {
-			if (!i->rf_tail)
-				continue;
-			i->rf_tail = false;
-			if (!S_ISREG(i->mode) || !(i->size % PX_BLK))
-				continue;
-			if (n == cap) {
-				uint64_t *nv = realloc(v, (cap ? cap * 2 : 16) * sizeof(*v));
-
-				if (!nv) {
-					ret = -ENOMEM;
-					break;
-				}
-				v = nv;
-				cap = cap ? cap * 2 : 16;
-			}
-			v[n++] = i->ino;
-		}
-	}
-	ff_mutex_unlock(&fs->ns);
-	/*
-	 * Best effort: a device too full for the block, or failing, must not
-	 * make the filesystem unmountable; the bytes then stay as they were.
-	 */
-	for (size_t k = 0; k < n; k++) {
-		int err;
-		struct px_inode *i = file_get(fs, v[k], &err);
-
-		if (i) {
-			ff_mutex_lock(&i->io_lock);
-			err = zero_tail(i, i->size, FF_CW_DSYNC);
-			ff_mutex_unlock(&i->io_lock);
-		}
-		if (err)
-			ff_warn("posix: inode %llu: zeroing its last block past its size failed (%s); a later crash may show that block's old bytes there",
-				(unsigned long long)v[k], strerror(-err));
-	}
-	free(v);
-	if (ret)
-		ff_warn("posix: out of memory listing the files whose last block needs zeroing");
-}
-
-/*
  * The mount. check_ns: refuse a namespace that is not a tree (ns_check_locked);
  * fsck's mount keeps it, read-only, to report every fault itself.
  */
@@ -8078,13 +8039,12 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 			if (i->ci)
 				ff_cache_inode_set_size(i->ci, i->size);
 	gc_index_rebuild_locked(fs);
+	fs->live = true;
 	/* a read-write mount measures it with its checkpoint below */
 	if (fs->ro)
 		fs->meta_est = cp_measure_locked(fs);
 	ff_mutex_unlock(&fs->ns);
 	reap(fs);
-	if (!fs->ro)
-		zero_rf_tails(fs);
 	if (!fs->ro) {
 		ret = checkpoint(fs);
 		if (ret == -ENOSPC)

@@ -113,7 +113,12 @@ struct px_inode {
 	bool adq;	    /* its number is in fs->adq, for the committer to log its times */
 	bool times_seen;    /* mtime/ctime handed out since a write last stamped them */
 	bool written;	    /* written since the last close's flush or fsync */
-	bool rf_tail;	    /* the mount's roll-forward mapped a header's blocks past its size */
+	/*
+	 * The bytes past the size in its last block are zeros on the device, or
+	 * were written since the mount: made by this mount, or px_write zeroed
+	 * them durably at its first growth (grow_tail).
+	 */
+	bool tail_ok;
 	bool freed;
 	struct ff_cinode *ci; /* regular files, made at first use (ci_ensure_locked), then kept */
 	struct ff_mutex io_lock; /* serialises writers and truncates; above ns */
@@ -223,6 +228,7 @@ struct px_fs {
 	uint64_t meta_est, meta_since;
 	uint64_t lim_press; /* FOLIOFS_META_PRESS (meta_above_locked); 0: none */
 	uint64_t next_ino, next_dseq;
+	bool live; /* the mount's replay is over: an inode made now is a new file */
 	struct px_zone *zones;
 	struct px_inode *dead; /* removed inodes whose cache inode reap() frees */
 	/* zones free to open (zone_free_locked) and the blocks they hold (zone_changed_locked) */
