@@ -4064,6 +4064,7 @@ static int da_admit(struct px_fs *fs, struct px_inode *i, uint64_t off, size_t *
 	uint64_t lo, hi, need, room, cut, round;
 	size_t np = 0;
 	int ret = 0, waits = 0;
+	bool flushed = false;
 
 	ff_assert_held(&i->io_lock);
 again:
@@ -4099,6 +4100,22 @@ again:
 			free(h->v);
 		waits++;
 		(void)gc_wait_round(fs, round);
+		goto again;
+	}
+	/*
+	 * A promise costs its worst case (resv_cost_blk: a header per block or
+	 * per 16), what the dirty blocks cost once written is far less when
+	 * they go out in large runs: near a full device they are written back
+	 * first and the write tried again, as ext4 and btrfs flush delayed
+	 * allocations before ENOSPC. Then a buffered fill reaches what statfs
+	 * shows. The write-backs take no io_lock.
+	 */
+	if (!promise_fits_locked(fs, need) && !flushed && fs->da_blk) {
+		ff_mutex_unlock(&fs->ns);
+		if (h->v != h->small)
+			free(h->v);
+		flushed = true;
+		(void)ff_cache_sync_all(fs->cache);
 		goto again;
 	}
 	if (!promise_fits_locked(fs, need)) {
@@ -6450,6 +6467,31 @@ static int resv_admit_locked(struct px_fs *fs, struct px_inode *i, uint64_t off,
 	return blocks_fit_locked(fs, need + 1 + resv_cost_blk(fs, promised)) ? 0 : -ENOSPC;
 }
 
+/*
+ * The dead blocks of the open zones (an unlinked file's, a rewrite's old
+ * copy): what the collector gains from each once it is full, as for a full
+ * zone (gc_gain_locked), the blocks written into it meanwhile being live.
+ * Admission leaves them out (the zone must fill first); statfs counts them,
+ * since a fill goes through them. Caller holds ns.
+ */
+static uint64_t open_gain_locked(struct px_fs *fs)
+{
+	uint64_t n = 0;
+
+	ff_assert_held(&fs->ns);
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		struct px_zone *zo = &fs->zones[k];
+		uint64_t used = (zo->wp - zo->start) / PX_BLK, cost;
+
+		if (!data_zone(zo) || zo->state != PX_Z_OPEN || zo->victim)
+			continue;
+		cost = gc_cost(fs, zo);
+		if (used > cost && used - cost >= zone_room_blk(zo) / PX_GC_MIN_GAIN)
+			n += used - cost;
+	}
+	return n;
+}
+
 static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 {
 	struct px_fs *fs = px_of(gfs);
@@ -6465,15 +6507,22 @@ static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 		 * Free: what holds no live data, less the zones only garbage
 		 * collection may open, the blocks fallocate reserved and those
 		 * dirty cached data holds (delayed allocations). Available: what
-		 * fallocate or a buffered write can still have, now or after
-		 * garbage collection (promise_room_locked): the room of what is
-		 * promised and of their own headers and the collector's zone.
+		 * writes can still fill, now or after garbage collection (of the
+		 * open zones too, open_gain_locked): the room left once the
+		 * promises have theirs (resv_cost_blk, with
+		 * the collector's zone), less the headers of large writes (one
+		 * per PX_MAX_WRITE, one per zone). fallocate's promise costs
+		 * more (promise_room_locked): a header per 16 blocks or per
+		 * block, what small writes into it may leave.
 		 */
 		uint64_t unused = unused_blocks_locked(fs);
 		uint64_t gcr = gc_reserve_blk_locked(fs) + fs->op_blk + fs->resv_blk + fs->da_blk;
+		uint64_t avail = avail_blocks_locked(fs) + open_gain_locked(fs);
+		uint64_t cost = resv_cost_blk(fs, promised_locked(fs));
+		uint64_t r = avail > cost ? avail - cost : 0;
 
 		st->f_bfree = unused > gcr ? unused - gcr : 0;
-		st->f_bavail = promise_room_locked(fs);
+		st->f_bavail = r - r / (PX_MAX_WRITE / PX_BLK + 1) - r / (fs->zone_size / PX_BLK);
 		if (st->f_bavail > st->f_bfree)
 			st->f_bavail = st->f_bfree;
 	}
