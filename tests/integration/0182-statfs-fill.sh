@@ -11,6 +11,7 @@
 
 ZS=$((16 << 20))
 fill() { # FLAGS: bytes written by dd to ENOSPC
+	# shellcheck disable=SC2086 # no flags, or one
 	dd if=/dev/zero of="$MNT/fill" bs=1M $1 conv=fsync status=none 2>/dev/null
 	stat -c %s "$MNT/fill"
 }

@@ -655,7 +655,7 @@ static void buffered_full(struct fx *p, uint64_t cache_size)
 		      (unsigned long long)(cache_size >> 20), r, (unsigned long long)off,
 		      (unsigned long long)avail0);
 	assert_int_equal(r, -ENOSPC);
-	/* what statfs said fits, within a quarter of a zone (the dirty blocks written back first) */
+	/* what statfs said fits, within a quarter of a zone (dirty blocks written back first) */
 	assert_true(off + ZS / 4 >= avail0);
 	assert_true(off <= avail0 + ZS);
 	assert_true(off <= NZ * ZS);
