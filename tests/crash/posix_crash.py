@@ -6,7 +6,8 @@ Each iteration, from one seed: format a small posix image (a regular image,
 or an emulated-zoned one), mount it with the real daemon, run several
 threads of mixed namespace and data operations (create, buffered / O_SYNC /
 O_DSYNC writes at 8-byte granularity, fsync, fdatasync, rename over existing
-names and across directories, link, unlink of closed and open files,
+names and across directories (a quarter of them with RENAME_WHITEOUT, as
+overlayfs renames in its upper layer), link, unlink of closed and open files,
 mkdir / rmdir, truncate both ways, fsync of directories), then crash, with
 crash.py's two kinds of crash point:
   cut:  FOLIOFS_FAULT="dead_after=N,vlog=LOG" (the device dies after its Nth
@@ -21,7 +22,8 @@ Then remount and check, with XFS's rules:
     a name a directory fsync saw absent stays absent unless later created;
     so a rename over a durable name leaves the old or the new inode there,
     never neither;
-  - every name holds an inode that name held at some time;
+  - every name holds an inode that name held at some time (a whiteout's
+    name: the file, or a character device 0/0 that was never written);
   - a fsync'd file's size is at least its fsync'd size (unless a later
     truncate lowered it) and at most the largest size it ever had; every
     word of a fsync'd or sync-written range holds its durable content or a
@@ -60,6 +62,7 @@ A failure prints "FAIL seed=S" with what differed, keeps the image and logs
 in $FOLIOFS_CRASH_DIR/fail-S/; replay with FOLIOFS_PCRASH_ONLY=S (thread
 timing makes some replays differ). Exits 0 when every iteration passed.
 """
+import ctypes
 import errno
 import os
 import random
@@ -93,6 +96,18 @@ C.DLOG = os.path.join(WORK, "daemon.log")
 Fail = C.Fail
 
 
+LIBC = ctypes.CDLL(None, use_errno=True)
+RENAME_WHITEOUT = 4  # linux/fs.h
+
+
+def rename_whiteout(a, b):
+    """renameat2(a, b, RENAME_WHITEOUT), as overlayfs asks of its upper
+    layer: a whiteout (a character device 0/0) is left at a."""
+    if LIBC.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), RENAME_WHITEOUT):
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), a)
+
+
 def word(fid, wseq, idx):
     """The unique 8 bytes a write puts at word idx of a file (never zero)."""
     return struct.pack("<HHI", fid, wseq & 0xFFFF, idx)
@@ -114,6 +129,7 @@ class FileM:
         self.size_hi = 0  # the largest size it ever had (or may have had)
         self.ever = {}  # word index -> set of values ever written there
         self.names = set()  # current paths
+        self.wh = False  # a whiteout a rename left: a character device 0/0, never written
         self.hist = []
         # mtime floor (ns): an acknowledged O_SYNC append's stamp is durable
         # with it, a fsync makes the last write's durable, and nothing here
@@ -247,6 +263,7 @@ GC_ZS = 1 << 20
 GC_NZONES = 13  # zone 0, 3 metadata zones, 9 data zones (2 the collector's, 1 kept for overwrites)
 GC_BALLAST = 3 << 20
 STATS_SHORT = [0]  # writes the full tiny device cut short (counted across threads; GIL)
+STATS_WH = [0]  # renames with RENAME_WHITEOUT acknowledged
 
 
 class GcChurn(threading.Thread):
@@ -346,7 +363,8 @@ class Worker(threading.Thread):
     def files_here(self):
         with self.m.lock:
             return [(p, i) for p, i in self.m.at.items()
-                    if p.split("/")[0] in self.dirs and not self.m.files[i].isdir]
+                    if p.split("/")[0] in self.dirs and not self.m.files[i].isdir
+                    and not self.m.files[i].wh]
 
     def a(self, p):
         return os.path.join(C.MNT, p)
@@ -486,11 +504,35 @@ class Worker(threading.Thread):
             # two links of one inode: POSIX says rename does nothing
             os.rename(self.a(p), self.a(q))
             return
+        if self.r.random() < 0.25:
+            return self.rename_whiteout(p, q, f)
         m.may_bind(p, ABSENT)
         m.may_bind(q, f.ino)
         os.rename(self.a(p), self.a(q))
         m.did_bind(p, ABSENT)
         m.did_bind(q, f.ino)
+
+    def rename_whiteout(self, p, q, f):
+        """The rename and the whiteout at p are one operation: p holds the
+        file or the whiteout, whose number is known only after it."""
+        m = self.m
+        self.log.append("rename whiteout %s -> %s (ino %d)" % (p, q, f.ino))
+        m.creating.add(p)
+        m.may_bind(q, f.ino)
+        rename_whiteout(self.a(p), self.a(q))
+        m.did_bind(q, f.ino)
+        st = os.lstat(self.a(p))
+        if not stat.S_ISCHR(st.st_mode) or st.st_rdev != 0:
+            raise Fail("%s: the whiteout is mode %o rdev %d" % (p, st.st_mode, st.st_rdev))
+        with m.lock:
+            if st.st_ino in m.files:
+                raise Fail("inode number %d reused for the whiteout at %s" % (st.st_ino, p))
+            w = FileM(st.st_ino, 0)
+            w.wh = True
+            m.files[st.st_ino] = w
+        m.may_bind(p, st.st_ino)
+        m.did_bind(p, st.st_ino)
+        STATS_WH[0] += 1
 
     def link(self, p, f):
         q = self.path()
@@ -550,7 +592,7 @@ class Worker(threading.Thread):
 
 
 def walk():
-    """{path: (ino, isdir, size, data, mtime in ns)} of the mounted tree."""
+    """{path: (ino, isdir, size, data, mtime in ns, mode)} of the mounted tree."""
     out = {}
     for d, dns, fns in os.walk(C.MNT):
         for n in dns + fns:
@@ -558,12 +600,16 @@ def walk():
             st = os.lstat(a)
             isdir = stat.S_ISDIR(st.st_mode)
             data = b""
-            if not isdir:
+            if stat.S_ISCHR(st.st_mode):
+                if st.st_rdev != 0 or st.st_size:
+                    raise Fail("%s: a character device %d of %d bytes, not a whiteout" % (
+                        rel(a), st.st_rdev, st.st_size))
+            elif not isdir:
                 with open(a, "rb") as f:
                     data = f.read()
                 if len(data) != st.st_size:
                     raise Fail("%s: read %d bytes of a %d-byte file" % (rel(a), len(data), st.st_size))
-            out[rel(a)] = (st.st_ino, isdir, st.st_size, data, st.st_mtime_ns)
+            out[rel(a)] = (st.st_ino, isdir, st.st_size, data, st.st_mtime_ns, st.st_mode)
     return out
 
 
@@ -575,13 +621,17 @@ def check(m, tree):
             errs.append("%s holds inode %s, durable: %s" % (
                 p, got or "none", "/".join(str(x) if x else "none" for x in sorted(a))))
     seen = {}
-    for p, (ino, isdir, size, data, mtime) in sorted(tree.items()):
+    for p, (ino, isdir, size, data, mtime, mode) in sorted(tree.items()):
         if p in ("lost+found",):
             continue
         if ino not in m.ever.get(p, ()) and not (p in m.creating and ino not in m.files
                                                   and (isdir or size == 0)):
             errs.append("%s holds inode %d, which was never there (there: %s)" % (
                 p, ino, sorted(m.ever.get(p, ()))))
+            continue
+        if ino in m.files and m.files[ino].wh != stat.S_ISCHR(mode):
+            errs.append("%s (ino %d): mode %o, %s" % (
+                p, ino, mode, "a whiteout was there" if m.files[ino].wh else "not a whiteout"))
             continue
         if isdir or ino in seen or ino not in m.files:
             continue
@@ -914,12 +964,12 @@ def main():
         C.force_unmount()
     print("pcrash: %d crash points (%d power cuts: %d in the workload, %d in the mount; "
           "%d kill -9; %d on a tiny device, GC moving blocks in %d; %d under metadata "
-          "pressure, defragmenting in %d), %d ops acknowledged, "
+          "pressure, defragmenting in %d), %d ops acknowledged (%d renames leaving a whiteout), "
           "%d volatile writes logged, %d dropped, fsck skipped %d, short writes %d; %d failed%s; "
           "%.0f s" % (
               stats["cut"] + stats["kill"], stats["cut"], stats["died"] - stats["in_mount"],
               stats["in_mount"], stats["kill"], stats["gc"], stats["gc_moved"], stats["press"],
-              stats["press_moved"], stats["acked"],
+              stats["press_moved"], stats["acked"], STATS_WH[0],
               stats["logged"], stats["dropped"], stats["fsck_skipped"], STATS_SHORT[0], len(fails),
               (" (%s)" % fails) if fails else "", time.monotonic() - t0))
     return 1 if fails else 0
