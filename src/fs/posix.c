@@ -4689,13 +4689,26 @@ out_wsize:
 	/*
 	 * sync_mode=writeback wrote the data back without write_done's commit
 	 * of a durable write: the size it moved is committed here, as fsync
-	 * would.
+	 * would. An O_SYNC write in place carries its times in no header, so
+	 * when they changed (once a clock tick) they are committed here too,
+	 * as XFS forces its log for an O_SYNC write that changed the inode's
+	 * timestamps: O_SYNC is file integrity. Written out of place, its
+	 * headers carry them and px_write_done queued their record.
 	 */
-	if (r > 0 && sync && fs->o.cache.sync_mode == FF_SYNC_WRITEBACK) {
-		int c = px_commit(i, !(flags & FF_CW_SYNC));
+	if (r > 0 && sync) {
+		bool times = false;
 
-		if (c)
-			r = c;
+		if (flags & FF_CW_SYNC) {
+			ff_mutex_lock(&fs->ns);
+			times = i->attr_dirty;
+			ff_mutex_unlock(&fs->ns);
+		}
+		if (fs->o.cache.sync_mode == FF_SYNC_WRITEBACK || times) {
+			int c = px_commit(i, !(flags & FF_CW_SYNC));
+
+			if (c)
+				r = c;
+		}
 	}
 out:
 	ff_mutex_unlock(&i->io_lock);

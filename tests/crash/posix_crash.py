@@ -32,9 +32,9 @@ Then remount and check, with XFS's rules:
     at that offset (each written word is unique: inode tag, write number,
     word index), so no file holds bytes it was never given;
   - a file's mtime is no older than the start (less 50 ms for the coarse
-    clock) of its last acknowledged O_SYNC write that reached past its
-    blocks (O_SYNC is file integrity, and such a write's header carries it),
-    nor of the last write before a fsync of it.
+    clock) of its last acknowledged O_SYNC write (O_SYNC is file integrity:
+    a header carries it, or the log when the write went in place), nor of
+    the last write before a fsync of it.
 Inode numbers identify files across the remount (the format keeps them
 stable and never reuses them). 30% of the iterations mount with commit=1,
 so that the committer's ticks (a group commit of what nobody synced, and the
@@ -191,7 +191,7 @@ class FileM:
         if self.size_lo is not None and size < self.size_lo:
             return "size %d < durable size %d" % (size, self.size_lo)
         if mtime is not None and mtime < self.mtime_lo:
-            return "mtime %d ns is older than an acknowledged O_SYNC append's (%d ns or later)" % (
+            return "mtime %d ns is older than an acknowledged O_SYNC write's (%d ns or later)" % (
                 mtime, self.mtime_lo)
         if size > self.size_hi:
             return "size %d > largest size it ever had %d" % (size, self.size_hi)
@@ -438,10 +438,8 @@ class Worker(threading.Thread):
         if own:
             fd = os.open(self.a(p), flags)
         # the write's stamp is the coarse clock (a tick behind at most) at its
-        # start or later; an O_SYNC write that reaches past the blocks the
-        # file has goes out of place, and its header carries the stamp
+        # start or later
         t0 = time.time_ns() - 50 * 1000 * 1000
-        newblk = off + n > -(-size // 4096) * 4096
         try:
             f.may_write(off, data)
             if how == "rwf_dsync":
@@ -458,7 +456,7 @@ class Worker(threading.Thread):
             if how != "buf":
                 f.sync_written(off, n)
             f.last_t0 = max(f.last_t0, t0)
-            if how == "osync" and newblk:
+            if how == "osync":
                 f.mtime_lo = max(f.mtime_lo, t0)
         finally:
             if own:

@@ -1985,6 +1985,49 @@ static void test_posix_sync_append_mtime(void **state)
 	free(buf);
 }
 
+/*
+ * O_SYNC is file integrity: an overwrite's new mtime is durable when the
+ * write returns, also in place on conventional space, where no header
+ * carries it (the log is committed then, once a clock tick).
+ */
+static void test_posix_sync_overwrite_mtime(void **state)
+{
+	struct px *p = *state;
+	struct px_fs *fs;
+	char vlog[300], copy[300], vcopy[300];
+	uint8_t *buf = tu_alloc(4 * BLK);
+	struct ff_fs *fs2;
+	struct stat st, sf;
+	struct timespec t;
+	uint64_t f, floor_ns, lw;
+
+	f = mkfile(p, p->root, "f");
+	tu_fill(buf, 4 * BLK, 23);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, 4 * BLK, 0, 0), 4 * BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
+	mount_vlog(p, vlog, sizeof(vlog));
+	fs = (struct px_fs *)p->fs;
+	clock_gettime(CLOCK_REALTIME, &t);
+	floor_ns = ((uint64_t)t.tv_sec + 3600) * 1000000000u;
+	atomic_store(&fs->time_floor, floor_ns);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, BLK, FF_CW_SYNC), BLK);
+	/* the same tick, the times not read since: they do not change, nothing more is logged */
+	lw = stat_of(p, "log_writes");
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 2 * BLK, FF_CW_SYNC), BLK);
+	assert_int_equal(stat_of(p, "log_writes"), lw);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &sf), 0);
+	assert_int_equal(sf.st_mtim.tv_sec, (time_t)(floor_ns / 1000000000u));
+	cut_mount(p, vlog, copy, vcopy, sizeof(copy), &fs2);
+	assert_int_equal(ff_fs_getattr(fs2, f, &st), 0);
+	assert_int_equal(st.st_size, 4 * BLK);
+	assert_int_equal(st.st_mtim.tv_sec, sf.st_mtim.tv_sec);
+	assert_int_equal(st.st_mtim.tv_nsec, sf.st_mtim.tv_nsec);
+	assert_int_equal(st.st_ctim.tv_sec, sf.st_ctim.tv_sec);
+	cut_done(fs2, copy, vcopy, vlog);
+	free(buf);
+}
+
 /* ---- power cut under concurrent writers ---- */
 
 #define PC_MAX (2u << 20)
@@ -3772,6 +3815,7 @@ int main(void)
 		T2(test_posix_rename_whiteout),
 		T2(test_posix_stale_tail_after_two_cuts),
 		T2(test_posix_stale_tail_sync_append),
+		T2(test_posix_sync_overwrite_mtime),
 		T2(test_posix_orphan),
 		T2(test_posix_sync_append_one_write),
 		T2(test_posix_inplace_dsync_overwrite),
