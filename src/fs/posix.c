@@ -4597,7 +4597,7 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 			unsigned flags)
 {
 	struct px_fs *fs = px_of(gfs);
-	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC), tail_ok;
+	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC), tail_ok, times;
 	struct px_inode *i;
 	uint64_t size;
 	ssize_t r;
@@ -4678,6 +4678,13 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 out_wsize:
 	px_stamp_ino = 0;
 	ff_mutex_lock(&fs->ns);
+	/*
+	 * The stamp an O_SYNC write made before its data is still not logged:
+	 * the write went in place, where no header carries it, and
+	 * px_write_done queued no record (below). A change the stamp after
+	 * the data makes (the clock ticked meanwhile) goes as other writes'.
+	 */
+	times = r > 0 && (flags & FF_CW_SYNC) && i->attr_dirty;
 	if (r > 0) {
 		if (off + (uint64_t)r > i->size)
 			i->size = off + (uint64_t)r;
@@ -4689,26 +4696,16 @@ out_wsize:
 	/*
 	 * sync_mode=writeback wrote the data back without write_done's commit
 	 * of a durable write: the size it moved is committed here, as fsync
-	 * would. An O_SYNC write in place carries its times in no header, so
-	 * when they changed (once a clock tick) they are committed here too,
-	 * as XFS forces its log for an O_SYNC write that changed the inode's
-	 * timestamps: O_SYNC is file integrity. Written out of place, its
-	 * headers carry them and px_write_done queued their record.
+	 * would. An O_SYNC write in place whose stamp changed the times (once
+	 * a clock tick) commits them too, as XFS forces its log for an O_SYNC
+	 * write that changed the inode's timestamps: O_SYNC is file integrity.
+	 * Written out of place, its headers carry them.
 	 */
-	if (r > 0 && sync) {
-		bool times = false;
+	if (r > 0 && sync && (fs->o.cache.sync_mode == FF_SYNC_WRITEBACK || times)) {
+		int c = px_commit(i, !(flags & FF_CW_SYNC));
 
-		if (flags & FF_CW_SYNC) {
-			ff_mutex_lock(&fs->ns);
-			times = i->attr_dirty;
-			ff_mutex_unlock(&fs->ns);
-		}
-		if (fs->o.cache.sync_mode == FF_SYNC_WRITEBACK || times) {
-			int c = px_commit(i, !(flags & FF_CW_SYNC));
-
-			if (c)
-				r = c;
-		}
+		if (c)
+			r = c;
 	}
 out:
 	ff_mutex_unlock(&i->io_lock);
