@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/statvfs.h>
@@ -705,6 +706,102 @@ static uint64_t bavail(struct fx *p)
 	return sv.f_bavail;
 }
 
+struct fsyncer {
+	struct fx *p;
+	const uint64_t *ino;
+	int n;
+	_Atomic bool stop;
+	int err;
+};
+
+static void *fsyncer_main(void *arg)
+{
+	struct fsyncer *f = arg;
+
+	for (int k = 0; !atomic_load(&f->stop); k++) {
+		int r = ff_fs_fsync(f->p->fs, f->ino[k % f->n], k % 2);
+
+		if (r && r != -ENOSPC && !f->err)
+			f->err = r;
+		usleep(2000);
+	}
+	return NULL;
+}
+
+/*
+ * Three buffered writers of three files past the free space at once, a
+ * fourth thread fsyncing their files meanwhile, a small cache: each write
+ * that finds no room writes the dirty blocks back (all writers') and tries
+ * again, and the three end with ENOSPC near what statfs said all together.
+ * Everything admitted is written back, reads back after a remount, and
+ * fsck is clean.
+ */
+static void test_buffered_full_concurrent(void **state)
+{
+	struct fx *p = *state;
+	struct bwriter w[3];
+	struct fsyncer fy = {0};
+	struct timespec ts;
+	pthread_t th[3], fth;
+	uint64_t ino[3], avail0, sum = 0;
+
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->o.cache.cache_size = 2ull << 20;
+	p->o.cache.max_folio = CHUNK;
+	do_mount(p);
+	avail0 = bavail(p) * BLK;
+	for (int k = 0; k < 3; k++) {
+		char name[8];
+
+		snprintf(name, sizeof(name), "w%d", k);
+		ino[k] = mkfile(p, name);
+		w[k] = (struct bwriter){.p = p, .ino = ino[k], .limit = 4 * NZ * ZS};
+		pthread_mutex_init(&w[k].mu, NULL);
+		pthread_cond_init(&w[k].cv, NULL);
+	}
+	fy = (struct fsyncer){.p = p, .ino = ino, .n = 3};
+	assert_int_equal(pthread_create(&fth, NULL, fsyncer_main, &fy), 0);
+	for (int k = 0; k < 3; k++)
+		assert_int_equal(pthread_create(&th[k], NULL, bwriter_main, &w[k]), 0);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 120;
+	for (int k = 0; k < 3; k++) {
+		pthread_mutex_lock(&w[k].mu);
+		while (!w[k].done)
+			if (pthread_cond_timedwait(&w[k].cv, &w[k].mu, &ts) == ETIMEDOUT &&
+			    !w[k].done) {
+				print_message("buffered writer %d hung at %llu bytes\n", k,
+					      (unsigned long long)w[k].off);
+				fflush(NULL);
+				_exit(1);
+			}
+		pthread_mutex_unlock(&w[k].mu);
+		assert_int_equal(pthread_join(th[k], NULL), 0);
+	}
+	atomic_store(&fy.stop, true);
+	assert_int_equal(pthread_join(fth, NULL), 0);
+	assert_int_equal(fy.err, 0);
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(w[k].last, -ENOSPC);
+		sum += w[k].off;
+		pthread_cond_destroy(&w[k].cv);
+		pthread_mutex_destroy(&w[k].mu);
+	}
+	print_message("three writers wrote %llu bytes, %llu available\n", (unsigned long long)sum,
+		      (unsigned long long)avail0);
+	assert_true(sum + ZS >= avail0);
+	assert_true(sum <= avail0 + ZS);
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(ff_fs_fsync(p->fs, ino[k], false), 0);
+		verify_pieces(p, ino[k], w[k].off);
+	}
+	assert_int_equal(stat_of(p, "delalloc_blocks"), 0);
+	remount(p);
+	for (int k = 0; k < 3; k++)
+		verify_pieces(p, ino[k], w[k].off);
+	fsck_clean(p);
+}
+
 /*
  * statfs counts dirty data that no extent maps yet as used: f_bfree drops by
  * its blocks, and f_bavail by them and the headers its admission counts,
@@ -840,6 +937,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_buffered_full_big_cache, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_buffered_full_big_cache, setup_reg, teardown),
 		cmocka_unit_test_setup_teardown(test_buffered_full_big_cache, setup_emu_lim2,
+						teardown),
+		cmocka_unit_test_setup_teardown(test_buffered_full_concurrent, setup_reg, teardown),
+		cmocka_unit_test_setup_teardown(test_buffered_full_concurrent, setup_emu, teardown),
+		cmocka_unit_test_setup_teardown(test_buffered_full_concurrent, setup_emu_lim2,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_buffered_full_small_cache, setup_emu,
 						teardown),
