@@ -155,8 +155,10 @@ int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *opts, boo
  * file it is the flock an exclusive ff_dev_open() takes; for a block device
  * an O_EXCL open (the kernel's claim, which a mount or an exclusive
  * ff_dev_open() also takes; non-exclusive opens by the holder still work).
- * Fails at once with -EBUSY (said to the user) when it is in use; *fd is -1
- * when the path is neither (the open that follows reports it).
+ * Fails with -EBUSY (said to the user) when it is still in use after 2 s (a
+ * daemon just unmounted holds it while it exits, as ff_dev_open() waits
+ * for); *fd is -1 when the path is neither (the open that follows reports
+ * it). May sleep.
  */
 int ff_dev_lock_image(const char *path, int *fd);
 

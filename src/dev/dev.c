@@ -165,8 +165,17 @@ int ff_dev_lock_image(const char *path, int *fdp)
 	if (stat(path, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)))
 		return 0; /* the open that follows says what is wrong */
 	if (S_ISBLK(st.st_mode)) {
-		/* the kernel's claim: fails while mounted or held by another O_EXCL open */
-		fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+		/*
+		 * The kernel's claim: fails while mounted or held by another
+		 * O_EXCL open, tried for 2 s as flock_wait does, for a daemon
+		 * just unmounted that is exiting.
+		 */
+		for (unsigned waited = 0;; waited += 50) {
+			fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
+			if (fd >= 0 || errno != EBUSY || waited >= 2000)
+				break;
+			usleep(50000);
+		}
 		if (fd < 0) {
 			ret = -errno;
 			if (ret == -EBUSY)
@@ -182,7 +191,7 @@ int ff_dev_lock_image(const char *path, int *fdp)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ret = flock_wait(fd, path, false, 0);
+	ret = flock_wait(fd, path, false, 2000);
 	if (ret) {
 		close(fd);
 		return ret;

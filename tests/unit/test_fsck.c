@@ -7,10 +7,12 @@
  * not a problem; nothing is ever written; a device in use is not checked.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <unistd.h>
 #include <cmocka.h>
 #include "foliofs/dev.h"
 #include "foliofs/fs.h"
@@ -267,10 +269,36 @@ static void test_fsck_in_use(void **state)
 	assert_int_equal(ff_fs_fsck("/nonexistent/foliofs.img", 0, &r), -ENOENT);
 }
 
+static void *close_later(void *arg)
+{
+	usleep(300000);
+	close(*(int *)arg);
+	return NULL;
+}
+
+/*
+ * A daemon just unmounted holds the device a moment more while it exits:
+ * `umount && fsck.foliofs` waits for it, as the mount does, rather than
+ * calling the device busy.
+ */
+static void test_fsck_waits_for_exit(void **state)
+{
+	struct fx *f = *state;
+	struct ff_fsck_report r;
+	pthread_t th;
+	int fd;
+
+	assert_int_equal(ff_dev_lock_image(f->path, &fd), 0);
+	assert_int_equal(pthread_create(&th, NULL, close_later, &fd), 0);
+	assert_int_equal(run_fsck(f, &r), 0);
+	assert_int_equal(pthread_join(th, NULL), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_fsck_clean, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fsck_waits_for_exit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsck_bad_superblock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsck_bad_record, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_fsck_garbage_in_unused_slot, setup, teardown),
