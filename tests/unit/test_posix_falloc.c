@@ -656,8 +656,11 @@ static void buffered_full(struct fx *p, uint64_t cache_size)
 		      (unsigned long long)(cache_size >> 20), r, (unsigned long long)off,
 		      (unsigned long long)avail0);
 	assert_int_equal(r, -ENOSPC);
-	/* what statfs said fits, within a quarter of a zone (dirty blocks written back first) */
-	assert_true(off + ZS / 4 >= avail0);
+	/*
+	 * what statfs said fits, within a zone: the write-backs of a small
+	 * cache carry more headers than statfs's one per PX_MAX_WRITE
+	 */
+	assert_true(off + ZS >= avail0);
 	assert_true(off <= avail0 + ZS);
 	assert_true(off <= NZ * ZS);
 	assert_int_equal(ff_fs_fsync(p->fs, b, false), 0);
