@@ -576,36 +576,49 @@ static void *bwriter_main(void *arg)
 	return NULL;
 }
 
-/*
- * Run a buffered writer of ino from off until a write fails or limit, in a
- * thread watched for 120 s: a writer that has not ended by then hangs (it
- * waits for cache memory that only dirty data no write-back can place
- * holds), and the program ends there with a failure, since nothing could
- * unmount after it. Returns the write that ended it.
- */
-static ssize_t bwriter_run(struct fx *p, uint64_t ino, uint64_t *off, uint64_t limit)
+/* Start a buffered writer of ino from off until a write fails or limit, in a thread. */
+static void bwriter_start(struct bwriter *w, pthread_t *th, struct fx *p, uint64_t ino,
+			  uint64_t off, uint64_t limit)
 {
-	struct bwriter w = {.p = p, .ino = ino, .off = *off, .limit = limit};
-	struct timespec ts;
-	pthread_t th;
+	*w = (struct bwriter){.p = p, .ino = ino, .off = off, .limit = limit};
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	assert_int_equal(pthread_create(th, NULL, bwriter_main, w), 0);
+}
 
-	pthread_mutex_init(&w.mu, NULL);
-	pthread_cond_init(&w.cv, NULL);
-	assert_int_equal(pthread_create(&th, NULL, bwriter_main, &w), 0);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += 120;
-	pthread_mutex_lock(&w.mu);
-	while (!w.done)
-		if (pthread_cond_timedwait(&w.cv, &w.mu, &ts) == ETIMEDOUT && !w.done) {
+/*
+ * Wait for a writer bwriter_start started, until deadline (CLOCK_REALTIME):
+ * a writer that has not ended by then hangs (it waits for cache memory that
+ * only dirty data no write-back can place holds), and the program ends there
+ * with a failure, since nothing could unmount after it.
+ */
+static void bwriter_wait(struct bwriter *w, pthread_t th, const struct timespec *deadline)
+{
+	pthread_mutex_lock(&w->mu);
+	while (!w->done)
+		if (pthread_cond_timedwait(&w->cv, &w->mu, deadline) == ETIMEDOUT && !w->done) {
 			print_message("buffered writer hung at %llu bytes\n",
-				      (unsigned long long)w.off);
+				      (unsigned long long)w->off);
 			fflush(NULL);
 			_exit(1);
 		}
-	pthread_mutex_unlock(&w.mu);
+	pthread_mutex_unlock(&w->mu);
 	assert_int_equal(pthread_join(th, NULL), 0);
-	pthread_cond_destroy(&w.cv);
-	pthread_mutex_destroy(&w.mu);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+}
+
+/* A buffered writer (bwriter_start), watched for 120 s. Returns the write that ended it. */
+static ssize_t bwriter_run(struct fx *p, uint64_t ino, uint64_t *off, uint64_t limit)
+{
+	struct bwriter w;
+	struct timespec ts;
+	pthread_t th;
+
+	bwriter_start(&w, &th, p, ino, *off, limit);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 120;
+	bwriter_wait(&w, th, &ts);
 	*off = w.off;
 	return w.last;
 }
@@ -758,37 +771,21 @@ static void test_buffered_full_concurrent(void **state)
 
 		snprintf(name, sizeof(name), "w%d", k);
 		ino[k] = mkfile(p, name);
-		w[k] = (struct bwriter){.p = p, .ino = ino[k], .limit = 4 * NZ * ZS};
-		pthread_mutex_init(&w[k].mu, NULL);
-		pthread_cond_init(&w[k].cv, NULL);
 	}
 	fy = (struct fsyncer){.p = p, .ino = ino, .n = 3};
 	assert_int_equal(pthread_create(&fth, NULL, fsyncer_main, &fy), 0);
 	for (int k = 0; k < 3; k++)
-		assert_int_equal(pthread_create(&th[k], NULL, bwriter_main, &w[k]), 0);
+		bwriter_start(&w[k], &th[k], p, ino[k], 0, 4 * NZ * ZS);
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += 120;
-	for (int k = 0; k < 3; k++) {
-		pthread_mutex_lock(&w[k].mu);
-		while (!w[k].done)
-			if (pthread_cond_timedwait(&w[k].cv, &w[k].mu, &ts) == ETIMEDOUT &&
-			    !w[k].done) {
-				print_message("buffered writer %d hung at %llu bytes\n", k,
-					      (unsigned long long)w[k].off);
-				fflush(NULL);
-				_exit(1);
-			}
-		pthread_mutex_unlock(&w[k].mu);
-		assert_int_equal(pthread_join(th[k], NULL), 0);
-	}
+	for (int k = 0; k < 3; k++)
+		bwriter_wait(&w[k], th[k], &ts);
 	atomic_store(&fy.stop, true);
 	assert_int_equal(pthread_join(fth, NULL), 0);
 	assert_int_equal(fy.err, 0);
 	for (int k = 0; k < 3; k++) {
 		assert_int_equal(w[k].last, -ENOSPC);
 		sum += w[k].off;
-		pthread_cond_destroy(&w[k].cv);
-		pthread_mutex_destroy(&w[k].mu);
 	}
 	print_message("three writers wrote %llu bytes, %llu available\n", (unsigned long long)sum,
 		      (unsigned long long)avail0);
