@@ -128,6 +128,9 @@ const struct dev_backend ff_dev_regular_be = {
 
 /* ---- open / close ---- */
 
+/* How long a device's one user is waited for at least: a daemon killed or just unmounted */
+#define LOCK_WAIT_MS 2000
+
 /*
  * One mount per device: a second daemon on a mounted image file would keep
  * its own cache and write pointers over the same zones (O_EXCL does this for
@@ -146,7 +149,7 @@ static int flock_wait(int fd, const char *path, bool shared, unsigned wait_ms)
 			return -errno;
 		if (waited >= wait_ms)
 			break;
-		if (waited == 2000)
+		if (waited == LOCK_WAIT_MS)
 			ff_warn("%s: waiting up to %us for the previous foliofs to finish writing back",
 				path, wait_ms / 1000);
 		usleep(50000);
@@ -167,12 +170,12 @@ int ff_dev_lock_image(const char *path, int *fdp)
 	if (S_ISBLK(st.st_mode)) {
 		/*
 		 * The kernel's claim: fails while mounted or held by another
-		 * O_EXCL open, tried for 2 s as flock_wait does, for a daemon
-		 * just unmounted that is exiting.
+		 * O_EXCL open, tried for LOCK_WAIT_MS as flock_wait does, for a
+		 * daemon just unmounted that is exiting.
 		 */
 		for (unsigned waited = 0;; waited += 50) {
 			fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
-			if (fd >= 0 || errno != EBUSY || waited >= 2000)
+			if (fd >= 0 || errno != EBUSY || waited >= LOCK_WAIT_MS)
 				break;
 			usleep(50000);
 		}
@@ -191,7 +194,7 @@ int ff_dev_lock_image(const char *path, int *fdp)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ret = flock_wait(fd, path, false, 2000);
+	ret = flock_wait(fd, path, false, LOCK_WAIT_MS);
 	if (ret) {
 		close(fd);
 		return ret;
@@ -225,10 +228,11 @@ static int open_fd(struct ff_dev *dev, const char *path, const struct ff_dev_opt
 			ff_err("cannot open %s: %s", path, strerror(-err));
 		return err;
 	}
-	/* 2 s at least (a killed daemon's lock), or the caller's lock_wait_s */
+	/* LOCK_WAIT_MS at least (a killed daemon's lock), or the caller's lock_wait_s */
 	if (o->exclusive &&
 	    flock_wait(dev->fd, path, o->read_only,
-		       o->lock_wait_s > 2 ? o->lock_wait_s * 1000 : 2000) == -EBUSY) {
+		       o->lock_wait_s > LOCK_WAIT_MS / 1000 ? o->lock_wait_s * 1000
+							    : LOCK_WAIT_MS) == -EBUSY) {
 		close(dev->fd);
 		dev->fd = -1;
 		return -EBUSY;
