@@ -6519,11 +6519,11 @@ static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 		 * dirty cached data holds (delayed allocations). Available: what
 		 * writes can still fill, now or after garbage collection (of the
 		 * open zones too, open_gain_locked): the room left once the
-		 * promises have theirs (resv_cost_blk, with
-		 * the collector's zone), less the headers of large writes (one
-		 * per PX_MAX_WRITE, one per zone). fallocate's promise costs
-		 * more (promise_room_locked): a header per 16 blocks or per
-		 * block, what small writes into it may leave.
+		 * promises have theirs (resv_cost_blk, with the collector's
+		 * zone), less the headers of large writes (one per
+		 * PX_MAX_WRITE, one per zone). fallocate's promise costs more
+		 * (promise_room_locked): a header per 16 blocks or per block,
+		 * what small writes into it may leave.
 		 */
 		uint64_t unused = unused_blocks_locked(fs);
 		uint64_t gcr = gc_reserve_blk_locked(fs) + fs->op_blk + fs->resv_blk + fs->da_blk;
