@@ -131,7 +131,7 @@ class FileM:
         self.names = set()  # current paths
         self.wh = False  # a whiteout a rename left: a character device 0/0, never written
         self.hist = []
-        # mtime floor (ns): an acknowledged O_SYNC append's stamp is durable
+        # mtime floor (ns): an acknowledged O_SYNC write's stamp is durable
         # with it, a fsync makes the last write's durable, and nothing here
         # sets a time back
         self.mtime_lo = 0
