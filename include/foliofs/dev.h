@@ -151,16 +151,27 @@ const char *ff_dev_kind_name(enum ff_dev_kind kind);
 int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *opts, bool force);
 /*
  * Hold a device's one-user lock without opening it as a device, as mkfs and
- * foliofs-dev do while they write: *fd holds it until closed. For an image
+ * foliofs-dev do while they write, until ff_dev_unlock_image(). For an image
  * file it is the flock an exclusive ff_dev_open() takes; for a block device
  * an O_EXCL open (the kernel's claim, which a mount or an exclusive
  * ff_dev_open() also takes; non-exclusive opens by the holder still work).
- * Fails with -EBUSY (said to the user) when it is still in use after 2 s (a
+ * A loop device and the file under it are one device: either name's lock
+ * holds the other too (an exclusive ff_dev_open() does the same). Fails
+ * with -EBUSY (said to the user) when it is still in use after 2 s (a
  * daemon just unmounted holds it while it exits, as ff_dev_open() waits
- * for); *fd is -1 when the path is neither (the open that follows reports
- * it). May sleep.
+ * for); holds nothing when the path is neither (the open that follows
+ * reports it). May sleep.
  */
-int ff_dev_lock_image(const char *path, int *fd);
+struct ff_dev_lock {
+	int fd, backing_fd; /* -1: none */
+};
+int ff_dev_lock_image(const char *path, struct ff_dev_lock *lk);
+void ff_dev_unlock_image(struct ff_dev_lock *lk);
+/*
+ * Whether paths a and b are one device: the same image file (by any name),
+ * the same block device, or a loop device and the file under it.
+ */
+bool ff_dev_same_storage(const char *a, const char *b);
 
 /*
  * Synchronous vectored I/O. Buffers and offsets must be lblock aligned.

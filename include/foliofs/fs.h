@@ -127,6 +127,8 @@ struct ff_mkfs_opts {
 int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len);
 /* Open and check a device without mounting it (nothing is written). */
 int ff_fs_check(const char *path, bool read_only);
+/* Whether two paths name one device (ff_dev_same_storage: a loop device and its file too). */
+bool ff_fs_same_device(const char *a, const char *b);
 
 /*
  * fsck: check a whole device without mounting it and without writing to it

@@ -65,7 +65,8 @@ static int cmd_format(int argc, char **argv)
 					   {NULL, 0, NULL, 0}};
 	struct ff_emu_opts o = {.nr_cnv = 1};
 	bool force = false;
-	int c, ret, lock_fd = -1;
+	struct ff_dev_lock lk;
+	int c, ret;
 
 	while ((c = getopt_long(argc, argv, "f", lo, NULL)) != -1) {
 		int bad = 0;
@@ -103,11 +104,10 @@ static int cmd_format(int argc, char **argv)
 		return 2;
 	}
 	/* one writer per device: not while it is mounted or another tool writes it */
-	ret = ff_dev_lock_image(argv[optind], &lock_fd);
+	ret = ff_dev_lock_image(argv[optind], &lk);
 	if (!ret) {
 		ret = ff_dev_format_emulated(argv[optind], &o, force);
-		if (lock_fd >= 0)
-			close(lock_fd);
+		ff_dev_unlock_image(&lk);
 	}
 	if (ret) {
 		fprintf(stderr, "foliofs-dev: formatting %s failed: %s\n", argv[optind],

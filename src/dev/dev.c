@@ -140,7 +140,7 @@ const struct dev_backend ff_dev_regular_be = {
  * (asynchronously, after the exit), and one just unmounted may still be
  * writing back. Returns 0, -EBUSY (said to the user) or -errno. May sleep.
  */
-static int flock_wait(int fd, const char *path, bool shared, unsigned wait_ms)
+int ff_flock_wait(int fd, const char *path, bool shared, unsigned wait_ms)
 {
 	for (unsigned waited = 0;; waited += 50) {
 		if (!flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB))
@@ -159,19 +159,19 @@ static int flock_wait(int fd, const char *path, bool shared, unsigned wait_ms)
 	return -EBUSY;
 }
 
-int ff_dev_lock_image(const char *path, int *fdp)
+int ff_dev_lock_image(const char *path, struct ff_dev_lock *lk)
 {
 	struct stat st;
 	int fd, ret;
 
-	*fdp = -1;
+	lk->fd = lk->backing_fd = -1;
 	if (stat(path, &st) < 0 || (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)))
 		return 0; /* the open that follows says what is wrong */
 	if (S_ISBLK(st.st_mode)) {
 		/*
 		 * The kernel's claim: fails while mounted or held by another
-		 * O_EXCL open, tried for LOCK_WAIT_MS as flock_wait does, for a
-		 * daemon just unmounted that is exiting.
+		 * O_EXCL open, tried for LOCK_WAIT_MS as ff_flock_wait does,
+		 * for a daemon just unmounted that is exiting.
 		 */
 		for (unsigned waited = 0;; waited += 50) {
 			fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
@@ -188,19 +188,36 @@ int ff_dev_lock_image(const char *path, int *fdp)
 				ff_err("cannot open %s: %s", path, strerror(-ret));
 			return ret;
 		}
-		*fdp = fd;
+		/* a loop device: the file under it is the same device (loop.c) */
+		ret = ff_loop_lock_backing(fd, path, false, LOCK_WAIT_MS, &lk->backing_fd);
+		if (ret) {
+			close(fd);
+			return ret;
+		}
+		lk->fd = fd;
 		return 0;
 	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ret = flock_wait(fd, path, false, LOCK_WAIT_MS);
+	ret = ff_flock_wait(fd, path, false, LOCK_WAIT_MS);
+	if (!ret)
+		ret = ff_loop_check_over(fd, path);
 	if (ret) {
 		close(fd);
 		return ret;
 	}
-	*fdp = fd;
+	lk->fd = fd;
 	return 0;
+}
+
+void ff_dev_unlock_image(struct ff_dev_lock *lk)
+{
+	if (lk->fd >= 0)
+		close(lk->fd);
+	if (lk->backing_fd >= 0)
+		close(lk->backing_fd);
+	lk->fd = lk->backing_fd = -1;
 }
 
 static int open_fd(struct ff_dev *dev, const char *path, const struct ff_dev_opts *o, bool blk)
@@ -228,14 +245,22 @@ static int open_fd(struct ff_dev *dev, const char *path, const struct ff_dev_opt
 			ff_err("cannot open %s: %s", path, strerror(-err));
 		return err;
 	}
-	/* LOCK_WAIT_MS at least (a killed daemon's lock), or the caller's lock_wait_s */
-	if (o->exclusive &&
-	    flock_wait(dev->fd, path, o->read_only,
-		       o->lock_wait_s > LOCK_WAIT_MS / 1000 ? o->lock_wait_s * 1000
-							    : LOCK_WAIT_MS) == -EBUSY) {
-		close(dev->fd);
-		dev->fd = -1;
-		return -EBUSY;
+	if (o->exclusive) {
+		/* LOCK_WAIT_MS at least (a killed daemon's lock), or the caller's lock_wait_s */
+		unsigned wait =
+			o->lock_wait_s > LOCK_WAIT_MS / 1000 ? o->lock_wait_s * 1000 : LOCK_WAIT_MS;
+		int ret = ff_flock_wait(dev->fd, path, o->read_only, wait);
+
+		/* a loop device and the file under it are one device (loop.c) */
+		if (!ret)
+			ret = blk ? ff_loop_lock_backing(dev->fd, path, o->read_only, wait,
+							 &dev->lock_fd)
+				  : ff_loop_check_over(dev->fd, path);
+		if (ret == -EBUSY) {
+			close(dev->fd);
+			dev->fd = -1;
+			return -EBUSY;
+		}
 	}
 	return 0;
 }
@@ -269,7 +294,7 @@ int ff_dev_open(const char *path, const struct ff_dev_opts *opts, struct ff_dev 
 	dev = calloc(1, sizeof(*dev));
 	if (!dev)
 		return -ENOMEM;
-	dev->fd = -1;
+	dev->fd = dev->lock_fd = -1;
 	dev->discard = opts->discard;
 	dev->path = strdup(path);
 	if (!dev->path) {
@@ -362,6 +387,8 @@ out_close:
 		dev->be->close(dev);
 	if (dev->fd >= 0)
 		close(dev->fd);
+	if (dev->lock_fd >= 0)
+		close(dev->lock_fd);
 out_free:
 	free(dev->path);
 	free(dev);
@@ -377,6 +404,8 @@ void ff_dev_close(struct ff_dev *dev)
 	ff_fault_close(dev->fault);
 	if (dev->fd >= 0)
 		close(dev->fd);
+	if (dev->lock_fd >= 0)
+		close(dev->lock_fd);
 	free(dev->path);
 	free(dev);
 }

@@ -34,6 +34,7 @@ struct dev_backend {
 
 struct ff_dev {
 	int fd;	      /* I/O fd (O_DIRECT unless direct is false) */
+	int lock_fd;  /* the flock of the file under a loop device (loop.c), else -1 */
 	bool direct;  /* false: the filesystem refused O_DIRECT (tmpfs) */
 	bool discard; /* ff_dev_opts.discard: an emulated reset discards the zone */
 	char *path;
@@ -105,6 +106,18 @@ int ff_dev_raw_batch_late(struct ff_dev *dev, struct ff_io *ios, int n, int n_la
 			  void (*fill)(void *arg), void *arg);
 struct ff_fault *ff_fault_open(struct ff_dev *dev); /* NULL: off; (void *)-1: bad spec */
 void ff_fault_close(struct ff_fault *f);
+
+/* dev.c: flock fd (shared or exclusive), waiting up to wait_ms; -EBUSY said to the user */
+int ff_flock_wait(int fd, const char *path, bool shared, unsigned wait_ms);
+
+/*
+ * loop.c. ff_loop_lock_backing: when blkfd is a loop device (or a partition
+ * of one), the flock of the file under it, as ff_flock_wait takes it, into
+ * *lock_fd (-1 when there is none to take). ff_loop_check_over: -EBUSY (said
+ * to the user) when a loop device over image file fd is mounted or held.
+ */
+int ff_loop_lock_backing(int blkfd, const char *path, bool shared, unsigned wait_ms, int *lock_fd);
+int ff_loop_check_over(int fd, const char *path);
 
 /* emu.c */
 /* 1 = emulated, 0 = not, -errno; formatted: ff_dev_opts.formatted_size */

@@ -77,6 +77,11 @@ int ff_fs_check(const char *path, bool read_only)
 	return detect(path)->check(path, read_only);
 }
 
+bool ff_fs_same_device(const char *a, const char *b)
+{
+	return ff_dev_same_storage(a, b);
+}
+
 int ff_fs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 {
 	const struct ff_fs_fmt *f = detect(path);

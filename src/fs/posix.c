@@ -7105,14 +7105,14 @@ out:
 
 static int px_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len)
 {
-	int lock_fd, ret;
+	struct ff_dev_lock lk;
+	int ret;
 
-	ret = ff_dev_lock_image(path, &lock_fd);
+	ret = ff_dev_lock_image(path, &lk);
 	if (ret)
 		return ret;
 	ret = mkfs_locked(path, o, summary, len);
-	if (lock_fd >= 0)
-		close(lock_fd);
+	ff_dev_unlock_image(&lk);
 	return ret;
 }
 

@@ -223,7 +223,8 @@ int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 	struct ff_dev_opts o = {.read_only = true, .quiet_small = true};
 	struct ff_dev *dev = NULL;
 	uint32_t rolled = 0;
-	int lock_fd = -1, ret;
+	struct ff_dev_lock lk = {-1, -1};
+	int ret;
 
 	(void)flags; /* read-only whatever the flags: see the top of this file */
 	r->format = NULL;
@@ -231,7 +232,7 @@ int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 	r->problems = r->notes = r->repaired = 0;
 	r->zones_empty = r->zones_open = r->zones_closed = r->zones_full = r->zones_bad = 0;
 	r->bytes_used = 0;
-	ret = ff_dev_lock_image(path, &lock_fd);
+	ret = ff_dev_lock_image(path, &lk);
 	if (ret)
 		return ret; /* in use: a mounted device cannot be checked */
 	ret = ff_dev_open(path, &o, &dev);
@@ -274,7 +275,6 @@ int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 		     rolled);
 out:
 	ff_dev_close(dev);
-	if (lock_fd >= 0)
-		close(lock_fd);
+	ff_dev_unlock_image(&lk);
 	return ret;
 }

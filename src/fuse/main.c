@@ -195,7 +195,8 @@ static bool start_log_pump(pthread_t *thr)
 }
 
 /*
- * Whether dev is the source of a foliofs mount now. If not and its image is
+ * Whether dev is the source of a foliofs mount now, by this name or another
+ * (a loop device over the same file). If not and its image is
  * still locked, a daemon that was just unmounted is writing back: worth
  * waiting for rather than failing.
  */
@@ -213,7 +214,8 @@ static bool device_mounted(const char *dev)
 	while (!found && (m = getmntent(f)))
 		found = !strcmp(m->mnt_type, "fuse.foliofs") &&
 			(!strcmp(m->mnt_fsname, dev) ||
-			 (realpath(m->mnt_fsname, got) && !strcmp(got, want)));
+			 (realpath(m->mnt_fsname, got) && !strcmp(got, want)) ||
+			 ff_fs_same_device(m->mnt_fsname, dev));
 	endmntent(f);
 	return found;
 }

@@ -489,24 +489,67 @@ static void test_dev_lock_image_block_device(void **state)
 	struct fx *f = *state;
 	struct ff_dev_opts ex = {.exclusive = true, .zone_size = ZS}, plain = {.zone_size = ZS};
 	struct ff_dev *d2;
+	struct ff_dev_lock lk, lk2;
 	char loop[64];
-	int fd = -1, fd2 = -1, probe;
+	int probe;
 
 	loop_fd = loop_attach(f->path, loop, sizeof(loop));
 	if (loop_fd < 0)
 		skip();
-	assert_int_equal(ff_dev_lock_image(loop, &fd), 0);
-	assert_true(fd >= 0);
+	assert_int_equal(ff_dev_lock_image(loop, &lk), 0);
+	assert_true(lk.fd >= 0);
 	probe = open(loop, O_RDONLY | O_EXCL | O_CLOEXEC);
 	assert_true(probe < 0 && errno == EBUSY);
-	assert_int_equal(ff_dev_lock_image(loop, &fd2), -EBUSY);
-	assert_int_equal(fd2, -1);
+	assert_int_equal(ff_dev_lock_image(loop, &lk2), -EBUSY);
+	assert_int_equal(lk2.fd, -1);
 	assert_int_equal(ff_dev_open(loop, &ex, &d2), -EBUSY);
 	assert_int_equal(ff_dev_open(loop, &plain, &d2), 0);
 	ff_dev_close(d2);
-	close(fd);
-	assert_int_equal(ff_dev_lock_image(loop, &fd), 0);
-	close(fd);
+	ff_dev_unlock_image(&lk);
+	assert_int_equal(ff_dev_lock_image(loop, &lk), 0);
+	ff_dev_unlock_image(&lk);
+}
+
+/*
+ * A loop device and the file under it are one device: the lock of either
+ * name keeps the other from being formatted or opened exclusively, and an
+ * idle loop device keeps nothing from the file.
+ */
+static void test_dev_lock_loop_and_its_file(void **state)
+{
+	struct fx *f = *state;
+	struct ff_dev_opts ex = {.exclusive = true, .zone_size = ZS};
+	struct ff_dev_opts ro = {.exclusive = true, .read_only = true, .zone_size = ZS};
+	struct ff_dev *d, *d2;
+	struct ff_dev_lock lk, lk2;
+	char loop[64];
+
+	loop_fd = loop_attach(f->path, loop, sizeof(loop));
+	if (loop_fd < 0)
+		skip();
+	/* the loop device held: the file is in use */
+	assert_int_equal(ff_dev_lock_image(loop, &lk), 0);
+	assert_true(lk.backing_fd >= 0);
+	assert_int_equal(ff_dev_lock_image(f->path, &lk2), -EBUSY);
+	assert_int_equal(ff_dev_open(f->path, &ex, &d2), -EBUSY);
+	assert_int_equal(ff_dev_open(f->path, &ro, &d2), -EBUSY);
+	ff_dev_unlock_image(&lk);
+	assert_int_equal(ff_dev_open(loop, &ex, &d), 0);
+	assert_int_equal(ff_dev_lock_image(f->path, &lk2), -EBUSY);
+	ff_dev_close(d);
+	/* the file held: the loop device over it is in use */
+	assert_int_equal(ff_dev_lock_image(f->path, &lk), 0);
+	assert_int_equal(ff_dev_lock_image(loop, &lk2), -EBUSY);
+	assert_int_equal(ff_dev_open(loop, &ex, &d2), -EBUSY);
+	ff_dev_unlock_image(&lk);
+	assert_int_equal(ff_dev_open(f->path, &ex, &d), 0);
+	assert_int_equal(ff_dev_open(loop, &ex, &d2), -EBUSY);
+	ff_dev_close(d);
+	/* neither held: both are free, the idle loop device attached all along */
+	assert_int_equal(ff_dev_open(f->path, &ex, &d), 0);
+	ff_dev_close(d);
+	assert_int_equal(ff_dev_open(loop, &ex, &d), 0);
+	ff_dev_close(d);
 }
 
 int main(void)
@@ -524,6 +567,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_dev_ring_failure_reaps_in_flight, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_dev_lock_image_block_device, setup,
+						teardown_loop),
+		cmocka_unit_test_setup_teardown(test_dev_lock_loop_and_its_file, setup,
 						teardown_loop),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

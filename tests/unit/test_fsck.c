@@ -259,11 +259,11 @@ static void test_fsck_in_use(void **state)
 {
 	struct fx *f = *state;
 	struct ff_fsck_report r;
-	int fd;
+	struct ff_dev_lock lk;
 
-	assert_int_equal(ff_dev_lock_image(f->path, &fd), 0);
+	assert_int_equal(ff_dev_lock_image(f->path, &lk), 0);
 	assert_int_equal(run_fsck(f, &r), -EBUSY);
-	close(fd);
+	ff_dev_unlock_image(&lk);
 	assert_int_equal(run_fsck(f, &r), 0);
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(ff_fs_fsck("/nonexistent/foliofs.img", 0, &r), -ENOENT);
@@ -272,7 +272,7 @@ static void test_fsck_in_use(void **state)
 static void *close_later(void *arg)
 {
 	usleep(300000);
-	close(*(int *)arg);
+	ff_dev_unlock_image(arg);
 	return NULL;
 }
 
@@ -286,10 +286,10 @@ static void test_fsck_waits_for_exit(void **state)
 	struct fx *f = *state;
 	struct ff_fsck_report r;
 	pthread_t th;
-	int fd;
+	struct ff_dev_lock lk;
 
-	assert_int_equal(ff_dev_lock_image(f->path, &fd), 0);
-	assert_int_equal(pthread_create(&th, NULL, close_later, &fd), 0);
+	assert_int_equal(ff_dev_lock_image(f->path, &lk), 0);
+	assert_int_equal(pthread_create(&th, NULL, close_later, &lk), 0);
 	assert_int_equal(run_fsck(f, &r), 0);
 	assert_int_equal(pthread_join(th, NULL), 0);
 }
