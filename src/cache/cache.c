@@ -1147,7 +1147,8 @@ static int collect_dirty_locked(struct ff_cinode *ci, uint64_t *pos, uint64_t hi
  * uptodate state, its writer gets the error, except for blocks that were
  * dirty when it took them (joined): those hold other writers' acknowledged
  * data and go back to dirty, and an I/O error (ioerr) is left on the inode
- * for the next fsync. Caller holds ci->lock.
+ * for the next fsync; not ENOSPC, which loses nothing: the next write-back
+ * of those dirty blocks finds room or says so itself. Caller holds ci->lock.
  */
 static void finish_segs_locked(struct ff_cinode *ci, struct seg *segs, int nseg, uint64_t done,
 			       bool redirty, int ioerr)
@@ -1173,7 +1174,7 @@ static void finish_segs_locked(struct ff_cinode *ci, struct seg *segs, int nseg,
 				f->nr_dirty++;
 				ci->nr_dirty++;
 				cnt_add(&c->dirty_bytes, c->blk);
-				if (joined && ioerr && !ci->error)
+				if (joined && ioerr && ioerr != -ENOSPC && !ci->error)
 					ci->error = ioerr;
 			} else {
 				fst_clear(f, FST_UPTODATE, k);

@@ -2446,6 +2446,30 @@ static void gc_throttle(struct px_fs *fs)
 }
 
 /*
+ * The file whose write-through (px_write, sync) this thread is making, under
+ * its io_lock, or 0; px_yielded is set when slot_zone gave that write ENOSPC
+ * rather than wait on. The collector moves no block of a file whose io_lock
+ * is held, and the victims may be this very file's (an overwrite's old
+ * copies): a round wanted while the writer holds the lock frees nothing, and
+ * going into the collector's reserve would take the zone it moves into.
+ * Such a writer gives up instead, and px_write waits for a round without the
+ * lock and writes again. Write-backs (the flusher, fsync, reclaim) hold no
+ * io_lock of theirs and never yield.
+ */
+static _Thread_local uint64_t px_yield_ino;
+static _Thread_local bool px_yielded;
+/*
+ * The same for a buffered write's admission (da_admit): px_write's thread
+ * (px_in_write) gives up with px_yield_flush set to have the cache written
+ * back without the io_lock, once a px_write (px_flushed): write-backs that
+ * wait for the collector while this thread holds the lock would find its
+ * victims busy, and go into its reserve.
+ */
+static _Thread_local bool px_in_write, px_yield_flush, px_flushed;
+/* rounds a yielding write waits for before its ENOSPC */
+#define PX_YIELD_TRIES 8
+
+/*
  * Give slot s a zone with room for a header and one block. Caller holds s->mu
  * (not ns). A new zone gets a new epoch, logged and committed before any
  * header is written in it; a sequential zone is reset after that commit.
@@ -2457,10 +2481,12 @@ static void gc_throttle(struct px_fs *fs)
  * inode's io_lock or folios under writeback, which the collector never waits
  * for (it skips an inode whose io_lock it cannot take). Six rounds in a row
  * that freed nothing (their victims busy) let the writer one zone further
- * into the reserve; ENOSPC when the collector found nothing to reclaim, or
+ * into the reserve, but for a write that may yield (may_yield: px_write's
+ * own write-through, px_yield_ino), which gets ENOSPC after one such round
+ * and px_yielded set; ENOSPC when the collector found nothing to reclaim, or
  * no zone at all is free.
  */
-static int slot_zone(struct px_fs *fs, struct px_slot *s)
+static int slot_zone(struct px_fs *fs, struct px_slot *s, bool may_yield)
 {
 	uint32_t old, z;
 	struct px_buf b;
@@ -2526,6 +2552,10 @@ again:
 			 * rounds: the collector keeps a zone to move into for as
 			 * long as the writers can wait.
 			 */
+			if (!ret && may_yield) {
+				px_yielded = true;
+				return -ENOSPC;
+			}
 			if (!ret && ++idle >= 6) {
 				floor--;
 				idle = 0;
@@ -2898,7 +2928,8 @@ again:
 		}
 	}
 	s = slot_get(fs, i->ino);
-	ret = slot_zone(fs, s);
+	/* only this write's own blocks, never a write-back of them in its way */
+	ret = slot_zone(fs, s, sync && px_yield_ino == i->ino);
 	if (ret) {
 		ff_mutex_unlock(&s->mu);
 		if (ret != -ENOSPC || atomic_load(&fs->shut) || !(s = slot_with_room(fs, s)))
@@ -4064,7 +4095,6 @@ static int da_admit(struct px_fs *fs, struct px_inode *i, uint64_t off, size_t *
 	uint64_t lo, hi, need, room, cut, round;
 	size_t np = 0;
 	int ret = 0, waits = 0;
-	bool flushed = false;
 
 	ff_assert_held(&i->io_lock);
 again:
@@ -4108,15 +4138,14 @@ again:
 	 * they go out in large runs: near a full device they are written back
 	 * first and the write tried again, as ext4 and btrfs flush delayed
 	 * allocations before ENOSPC. Then a buffered fill reaches what statfs
-	 * shows. The write-backs take no io_lock.
+	 * shows. The write-backs wait for the collector, which skips a file
+	 * whose io_lock is held: they go without it (px_write, px_yield_flush).
 	 */
-	if (!promise_fits_locked(fs, need) && !flushed && fs->da_blk) {
-		ff_mutex_unlock(&fs->ns);
-		if (h->v != h->small)
-			free(h->v);
-		flushed = true;
-		(void)ff_cache_sync_all(fs->cache);
-		goto again;
+	if (!promise_fits_locked(fs, need) && !px_flushed && px_in_write && fs->da_blk) {
+		/* nothing is admitted yet: px_write writes the cache back without the io_lock */
+		px_yielded = px_yield_flush = true;
+		ret = -ENOSPC;
+		goto out_unlock;
 	}
 	if (!promise_fits_locked(fs, need)) {
 		room = fs->o.cache.dirty_gran == FF_DIRTY_FOLIO ? 0 : promise_room_locked(fs);
@@ -4593,13 +4622,15 @@ static bool inplace_range_locked(struct px_fs *fs, struct px_inode *i, uint64_t 
 	return true;
 }
 
+static ssize_t px_write_once(struct px_fs *fs, struct px_inode *i, const void *buf, size_t len,
+			     uint64_t off, unsigned flags);
+
 static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t len, uint64_t off,
 			unsigned flags)
 {
 	struct px_fs *fs = px_of(gfs);
-	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC), tail_ok, times;
 	struct px_inode *i;
-	uint64_t size;
+	size_t done = 0;
 	ssize_t r;
 	int err;
 
@@ -4611,6 +4642,51 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 		return err;
 	if (!len)
 		return 0;
+	/*
+	 * A write-through that gave up its zone wait (px_yielded: the
+	 * collector's rounds freed nothing while this write held the file's
+	 * io_lock) waits for a round without it, and what of it was not
+	 * written is made again; ENOSPC (or the count written) once rounds
+	 * free nothing more. A buffered
+	 * write whose admission wanted the cache written back (px_yield_flush)
+	 * has it written back, holding nothing, and is made again.
+	 */
+	px_flushed = false;
+	for (int tries = 0;; tries++) {
+		uint64_t round;
+
+		px_yielded = px_yield_flush = false;
+		px_in_write = true;
+		/* with FF_FS_APPEND the offset is the size again */
+		r = px_write_once(fs, i, (const uint8_t *)buf + done, len - done, off + done,
+				  flags);
+		px_in_write = false;
+		if (r > 0)
+			done += (size_t)r;
+		if (!px_yielded || done == len || (r < 0 && r != -ENOSPC) ||
+		    tries == PX_YIELD_TRIES)
+			break;
+		atomic_fetch_add(&fs->st_gc_yields, 1);
+		if (px_yield_flush) {
+			px_flushed = true;
+			(void)ff_cache_sync_all(fs->cache);
+			continue;
+		}
+		if (!atomic_load(&fs->gc_on) || gc_kick(fs, &round) || gc_wait_round(fs, round) < 0)
+			break;
+	}
+	px_yielded = px_yield_flush = false;
+	return done ? (ssize_t)done : r;
+}
+
+/* One px_write: the file's io_lock held throughout. */
+static ssize_t px_write_once(struct px_fs *fs, struct px_inode *i, const void *buf, size_t len,
+			     uint64_t off, unsigned flags)
+{
+	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC), tail_ok, times;
+	uint64_t size;
+	ssize_t r;
+
 	gc_throttle(fs);
 	meta_throttle(fs, i);
 	if (!(flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT)))
@@ -4673,8 +4749,11 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 		ff_mutex_unlock(&fs->ns);
 	}
 	/* FF_CW_WHOLE: an I/O error fails the whole write, as the kernel's O_DIRECT and O_DSYNC */
+	if (flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT))
+		px_yield_ino = i->ino;
 	r = px_cache_write(fs, i, buf, len, off,
 			   (flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT)) | FF_CW_WHOLE);
+	px_yield_ino = 0;
 out_wsize:
 	px_stamp_ino = 0;
 	ff_mutex_lock(&fs->ns);
@@ -5496,7 +5575,7 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, const struct gc_pi
 	} else {
 		s = slot_get(fs, i->ino);
 	}
-	ret = slot_zone(fs, s);
+	ret = slot_zone(fs, s, false);
 	if (ret)
 		goto out_unlock;
 	if (!own && posix_memalign((void **)&h, PX_BLK, PX_BLK)) {
@@ -6622,7 +6701,7 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 		"log_writes %llu\nlog_bytes %llu\nlog_commit_calls %llu\ncheckpoints %llu\n"
 		"data_header_writes %llu\ninplace_writes %llu\nzone_opens %llu\n"
 		"gc_rounds %llu\ngc_zones_freed %llu\ngc_bytes_moved %llu\ngc_blocks_moved %llu\n"
-		"gc_writer_waits %llu\ngc_reserve_zones %u\ngc_low_zones %u\n"
+		"gc_writer_waits %llu\ngc_writer_yields %llu\ngc_reserve_zones %u\ngc_low_zones %u\n"
 		"gc_victims %llu\ngc_victim_valid_blocks %llu\ngc_victim_blocks %llu\n"
 		"gc_header_writes %llu\nlog_extent_runs %llu\nlog_run_extents %llu\n"
 		"defrag_passes %llu\ndefrag_bytes %llu\ndata_pieces_joined %llu\n"
@@ -6637,7 +6716,8 @@ static int px_stats_text(struct ff_fs *gfs, char *buf, size_t len)
 		(unsigned long long)atomic_load(&fs->st_gc_zones),
 		(unsigned long long)atomic_load(&fs->st_gc_bytes),
 		(unsigned long long)(atomic_load(&fs->st_gc_bytes) / PX_BLK),
-		(unsigned long long)atomic_load(&fs->st_gc_waits), fs->gc_reserve, fs->gc_low,
+		(unsigned long long)atomic_load(&fs->st_gc_waits),
+		(unsigned long long)atomic_load(&fs->st_gc_yields), fs->gc_reserve, fs->gc_low,
 		(unsigned long long)atomic_load(&fs->st_gc_victims),
 		(unsigned long long)atomic_load(&fs->st_gc_victim_valid),
 		(unsigned long long)atomic_load(&fs->st_gc_victim_room),

@@ -307,7 +307,7 @@ struct px_fs {
 	_Atomic bool meta_press;
 
 	_Atomic uint64_t st_log_writes, st_log_bytes, st_ckpts, st_hdr_writes, st_inplace,
-		st_commits, st_gc_zones, st_gc_bytes, st_gc_waits, st_zone_opens;
+		st_commits, st_gc_zones, st_gc_bytes, st_gc_waits, st_gc_yields, st_zone_opens;
 	/* victims picked, their live and total blocks at pick time, headers GC wrote */
 	_Atomic uint64_t st_gc_victims, st_gc_victim_valid, st_gc_victim_room, st_gc_hdrs;
 	/* EXTRUN records the log's writer made, and the EXTENT records they stand for */
