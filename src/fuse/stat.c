@@ -271,6 +271,7 @@ static const char *const shown[] = {
 	"gc_bytes_moved",
 	"gc_blocks_moved",
 	"gc_writer_waits",
+	"gc_writer_yields",
 	"gc_reserve_zones",
 	"gc_low_zones",
 	"gc_victims",
@@ -317,9 +318,9 @@ static void print_posix(const struct sample *s)
 	printf("             %.0f commits of what nobody synced (commit=), %.0f inodes' times logged with them\n",
 	       get(s, "committer_commits"), get(s, "committer_times"));
 	human(get(s, "gc_bytes_moved"), a, sizeof(a));
-	printf("  gc         %.0f rounds, %.0f zones reclaimed, %.0f blocks moved (%s), %.0f writer waits; %.0f zones opened for data\n",
+	printf("  gc         %.0f rounds, %.0f zones reclaimed, %.0f blocks moved (%s), %.0f writer waits (%.0f writes let go of their file to wait); %.0f zones opened for data\n",
 	       get(s, "gc_rounds"), get(s, "gc_zones_freed"), get(s, "gc_blocks_moved"), a,
-	       get(s, "gc_writer_waits"), get(s, "zone_opens"));
+	       get(s, "gc_writer_waits"), get(s, "gc_writer_yields"), get(s, "zone_opens"));
 	printf("             %.0f victims, %.1f%% of their blocks live when picked; %.0f data headers written by GC\n",
 	       get(s, "gc_victims"),
 	       get(s, "gc_victim_blocks") > 0
