@@ -238,18 +238,14 @@ static int storage_of(const char *path, dev_t *dev, ino_t *ino, bool *blk)
 
 		snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/loop/offset", major(st.st_rdev),
 			 minor(st.st_rdev));
-		if (sysfs_line(p, off, sizeof(off)) || strcmp(off, "0")) {
-			*blk = true;
-			*dev = st.st_rdev;
-			*ino = 0;
-			return 0;
-		}
-		snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/loop/backing_file", major(st.st_rdev),
-			 minor(st.st_rdev));
-		if (!sysfs_line(p, file, sizeof(file)) && !stat(file, &fst)) {
-			*dev = fst.st_dev;
-			*ino = fst.st_ino;
-			return 0;
+		if (!sysfs_line(p, off, sizeof(off)) && !strcmp(off, "0")) {
+			snprintf(p, sizeof(p), "/sys/dev/block/%u:%u/loop/backing_file",
+				 major(st.st_rdev), minor(st.st_rdev));
+			if (!sysfs_line(p, file, sizeof(file)) && !stat(file, &fst)) {
+				*dev = fst.st_dev;
+				*ino = fst.st_ino;
+				return 0;
+			}
 		}
 		*blk = true;
 		*dev = st.st_rdev;

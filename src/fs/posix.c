@@ -4683,13 +4683,14 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 static ssize_t px_write_once(struct px_fs *fs, struct px_inode *i, const void *buf, size_t len,
 			     uint64_t off, unsigned flags)
 {
+	unsigned through = flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT);
 	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC), tail_ok, times;
 	uint64_t size;
 	ssize_t r;
 
 	gc_throttle(fs);
 	meta_throttle(fs, i);
-	if (!(flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT)))
+	if (!through)
 		da_throttle(fs, len);
 	ff_mutex_lock(&i->io_lock);
 	ff_mutex_lock(&fs->ns);
@@ -4749,10 +4750,9 @@ static ssize_t px_write_once(struct px_fs *fs, struct px_inode *i, const void *b
 		ff_mutex_unlock(&fs->ns);
 	}
 	/* FF_CW_WHOLE: an I/O error fails the whole write, as the kernel's O_DIRECT and O_DSYNC */
-	if (flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT))
+	if (through)
 		px_yield_ino = i->ino;
-	r = px_cache_write(fs, i, buf, len, off,
-			   (flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT)) | FF_CW_WHOLE);
+	r = px_cache_write(fs, i, buf, len, off, through | FF_CW_WHOLE);
 	px_yield_ino = 0;
 out_wsize:
 	px_stamp_ino = 0;
