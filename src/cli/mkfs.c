@@ -31,7 +31,7 @@ static void usage(FILE *out)
 		"--format zonefs makes the kernel zonefs layout instead (one file per zone, cnv/ and seq/).\n"
 		"  -f, --force        format even if DEVICE holds data or a filesystem\n"
 		"  --zone-size SIZE   zone size of an image or regular disk (default 256M; posix on a\n"
-		"                     device under 16G: the largest power of two up to a 16th of it)\n"
+		"                     device under 64G: the largest power of two up to 1/256 of it)\n"
 		"  --emulate-zoned    make the zones after the conventional ones sequential (emulated)\n"
 		"  --conv-zones N     conventional zones, zone 0 (the superblock) among them (default 1)\n"
 		"  --zone-cap SIZE    capacity of each emulated sequential zone (default: the zone size)\n"

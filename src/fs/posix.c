@@ -62,6 +62,8 @@
 
 #define PX_MAX_WRITE (4ull << 20)
 #define PX_MAX_FILE  (1ull << 60)
+/* zones mkfs aims at on an image or regular disk (default_zone_size) */
+#define PX_DEFAULT_ZONES 256
 
 /* ---- little-endian buffers ---- */
 
@@ -6777,12 +6779,18 @@ static int px_zone_text(struct ff_fs *gfs, uint64_t ino, char *buf, size_t len)
  * PX_META_MAX. A checkpoint takes 28 bytes an extent and about 200 an
  * inode; it may fill all metadata zones but those of the one before it, so
  * about half of them: 1/128 of the device, and a device whose every 4 KiB
- * block were an extent of its own needs 1/146 of it for them.
+ * block were an extent of its own needs 1/146 of it for them. That is room
+ * for some 24,000 files a GiB (PX_INODE_EST each); a device under 512 MiB
+ * gets up to 1/32 of it, 8 MiB at most, so that a small image still holds
+ * some 12,000 files.
  */
 static uint32_t meta_zones_for(const struct ff_dev_info *di)
 {
-	uint64_t want = di->size / 64,
-		 n = di->zone_size ? (want + di->zone_size - 1) / di->zone_size : 0;
+	uint64_t want = di->size / 64, n;
+
+	if (want < (8ull << 20))
+		want = di->size / 32 < (8ull << 20) ? di->size / 32 : 8ull << 20;
+	n = di->zone_size ? (want + di->zone_size - 1) / di->zone_size : 0;
 
 	if (n < PX_META_COUNT)
 		n = PX_META_COUNT;
@@ -6975,13 +6983,18 @@ static void fs_teardown(struct px_fs *fs)
 	free(fs->zones);
 }
 
+/*
+ * The format's fixed costs are counted in zones: the superblock's, three or
+ * more metadata zones, the collector's reserve and its own zone, and the one
+ * the geometry trailer cuts short, some nine in all. A device gets about 256
+ * zones (1 MiB at least, 256 MiB at most), so that these cost under 4% of a
+ * small one as they do of a large one.
+ */
 static uint64_t default_zone_size(uint64_t size)
 {
 	uint64_t zs = 1ull << 20;
 
-	if (size >= (16ull << 30))
-		return FF_DEV_DEFAULT_ZONE_SIZE;
-	while (zs * 2 <= size / 16)
+	while (zs < FF_DEV_DEFAULT_ZONE_SIZE && zs * 2 <= size / PX_DEFAULT_ZONES)
 		zs *= 2;
 	return zs;
 }

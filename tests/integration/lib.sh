@@ -10,6 +10,7 @@ LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 FOLIOFS_BUILD=${FOLIOFS_BUILD:-$(cd "$LIB_DIR/../.." && pwd)/build}
 FOLIOFS=$FOLIOFS_BUILD/src/fuse/foliofs
 MKFS=$FOLIOFS_BUILD/src/cli/mkfs.foliofs
+FSCK=$FOLIOFS_BUILD/src/cli/fsck.foliofs
 ZF="python3 $LIB_DIR/zf.py"
 TNAME=$(basename "$0" .sh)
 W=/tmp/h-int/$TNAME.$$
