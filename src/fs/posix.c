@@ -5043,26 +5043,16 @@ out:
 /* ---- fallocate, lseek, statfs, stats ---- */
 
 /*
- * Blocks that hold no live data: every data zone's room less one header and
+ * A data zone's blocks that hold no live data: its room less one header and
  * its valid blocks. A removed file's blocks count at once, also in a zone that
  * still holds other data, where only garbage collection (issue 12) can make
  * them writable again; avail_blocks_locked() is what can be written.
- * Caller holds ns.
  */
-static uint64_t unused_blocks_locked(struct px_fs *fs)
+static uint64_t zone_unused_blk(const struct px_zone *z)
 {
-	uint64_t n = 0;
+	uint64_t room = z->cap / PX_BLK - 1;
 
-	ff_assert_held(&fs->ns);
-
-	for (uint32_t k = 0; k < fs->nr_zones; k++) {
-		struct px_zone *z = &fs->zones[k];
-		uint64_t room = z->cap / PX_BLK - 1;
-
-		if (data_zone(z))
-			n += room - (z->valid < room ? z->valid : room);
-	}
-	return n;
+	return room - (z->valid < room ? z->valid : room);
 }
 
 /*
@@ -6483,23 +6473,26 @@ static uint64_t gc_reserve_blk_locked(struct px_fs *fs)
  * collector's reserve and the room kept for overwrites (op_blk). Caller holds
  * ns.
  */
+/* What zo adds to avail_blocks_locked's sum. Caller holds ns. */
+static uint64_t zone_avail_locked(struct px_fs *fs, const struct px_zone *zo)
+{
+	uint64_t left = zo->start + zo->cap - zo->wp, n = 0;
+
+	if (zone_free_locked(fs, zo))
+		n += zone_room_blk(zo);
+	/* the collector's own zone is where the gains below are made: not writers' room */
+	else if (data_zone(zo) && zo->slot >= 0 && zo->slot < fs->nslots && left >= 2 * PX_BLK)
+		n += left / PX_BLK - 1;
+	return n + gc_gain_locked(fs, zo);
+}
+
 static uint64_t avail_blocks_locked(struct px_fs *fs)
 {
 	uint64_t n = 0, gcr = gc_reserve_blk_locked(fs);
 
 	ff_assert_held(&fs->ns);
-	for (uint32_t k = 0; k < fs->nr_zones; k++) {
-		struct px_zone *zo = &fs->zones[k];
-		uint64_t left = zo->start + zo->cap - zo->wp;
-
-		if (zone_free_locked(fs, zo))
-			n += zone_room_blk(zo);
-		/* the collector's own zone is where the gains below are made: not writers' room */
-		else if (data_zone(zo) && zo->slot >= 0 && zo->slot < fs->nslots &&
-			 left >= 2 * PX_BLK)
-			n += left / PX_BLK - 1;
-		n += gc_gain_locked(fs, zo);
-	}
+	for (uint32_t k = 0; k < fs->nr_zones; k++)
+		n += zone_avail_locked(fs, &fs->zones[k]);
 	gcr += fs->op_blk;
 	return n > gcr ? n - gcr : 0;
 }
@@ -6559,40 +6552,45 @@ static int resv_admit_locked(struct px_fs *fs, struct px_inode *i, uint64_t off,
 }
 
 /*
- * The dead blocks of the open zones (an unlinked file's, a rewrite's old
- * copy): what the collector gains from each once it is full, as for a full
+ * The dead blocks of an open zone (an unlinked file's, a rewrite's old
+ * copy): what the collector gains from it once it is full, as for a full
  * zone (gc_gain_locked), the blocks written into it meanwhile being live.
  * Admission leaves them out (the zone must fill first); statfs counts them,
  * since a fill goes through them. Caller holds ns.
  */
-static uint64_t open_gain_locked(struct px_fs *fs)
+static uint64_t open_gain_locked(struct px_fs *fs, const struct px_zone *zo)
 {
-	uint64_t n = 0;
+	uint64_t used = (zo->wp - zo->start) / PX_BLK, cost;
 
 	ff_assert_held(&fs->ns);
-	for (uint32_t k = 0; k < fs->nr_zones; k++) {
-		struct px_zone *zo = &fs->zones[k];
-		uint64_t used = (zo->wp - zo->start) / PX_BLK, cost;
-
-		if (!data_zone(zo) || zo->state != PX_Z_OPEN || zo->victim)
-			continue;
-		cost = gc_cost(fs, zo);
-		if (used > cost && used - cost >= zone_room_blk(zo) / PX_GC_MIN_GAIN)
-			n += used - cost;
-	}
-	return n;
+	if (!data_zone(zo) || zo->state != PX_Z_OPEN || zo->victim)
+		return 0;
+	cost = gc_cost(fs, zo);
+	return used > cost && used - cost >= zone_room_blk(zo) / PX_GC_MIN_GAIN ? used - cost : 0;
 }
 
 static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 {
 	struct px_fs *fs = px_of(gfs);
-	uint64_t total = 0;
+	uint64_t total = 0, unused = 0, zavail = 0, ogain = 0;
 
 	memset(st, 0, sizeof(*st));
 	ff_mutex_lock(&fs->ns);
-	for (uint32_t k = 0; k < fs->nr_zones; k++)
-		if (data_zone(&fs->zones[k]))
-			total += fs->zones[k].cap / PX_BLK;
+	/*
+	 * One walk of the zone table, under the namespace lock that every
+	 * change takes: each zone's unused blocks (zone_unused_blk), its part
+	 * of avail_blocks_locked and its open gain (open_gain_locked).
+	 */
+	for (uint32_t k = 0; k < fs->nr_zones; k++) {
+		struct px_zone *zo = &fs->zones[k];
+
+		if (!data_zone(zo))
+			continue;
+		total += zo->cap / PX_BLK;
+		unused += zone_unused_blk(zo);
+		zavail += zone_avail_locked(fs, zo);
+		ogain += open_gain_locked(fs, zo);
+	}
 	{
 		/*
 		 * Free: what holds no live data, less the zones only garbage
@@ -6606,9 +6604,9 @@ static int px_statfs(struct ff_fs *gfs, struct statvfs *st)
 		 * (promise_room_locked): a header per 16 blocks or per block,
 		 * what small writes into it may leave.
 		 */
-		uint64_t unused = unused_blocks_locked(fs);
-		uint64_t gcr = gc_reserve_blk_locked(fs) + fs->op_blk + fs->resv_blk + fs->da_blk;
-		uint64_t avail = avail_blocks_locked(fs) + open_gain_locked(fs);
+		uint64_t gcr0 = gc_reserve_blk_locked(fs) + fs->op_blk;
+		uint64_t gcr = gcr0 + fs->resv_blk + fs->da_blk;
+		uint64_t avail = (zavail > gcr0 ? zavail - gcr0 : 0) + ogain;
 		uint64_t cost = resv_cost_blk(fs, promised_locked(fs));
 		uint64_t r = avail > cost ? avail - cost : 0;
 
