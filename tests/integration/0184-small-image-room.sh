@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # A small device formatted with mkfs's defaults gives its user most of its
-# room, as XFS and ext4 do (about 94% and 90% of a 1 GiB image): the posix
+# room, as XFS and ext4 do (df available 90% and 89% of a 1 GiB image): the posix
 # format's fixed costs are counted in zones (the superblock's, three or more
 # metadata zones, the collector's reserve and its own zone, the geometry
 # trailer's), so the default zone size of a small device must leave many
