@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-or-later
 # A small device formatted with mkfs's defaults gives its user most of its
-# room, as XFS and ext4 do (df available 90% and 89% of a 1 GiB image): the posix
-# format's fixed costs are counted in zones (the superblock's, three or more
-# metadata zones, the collector's reserve and its own zone, the geometry
-# trailer's), so the default zone size of a small device must leave many
-# zones. For regular and emulated zoned images of 256 MiB to 16 GiB, df's
+# room, as XFS and ext4 do (df available 90% and 89% of a 1 GiB image): the
+# posix format's fixed costs are counted in zones (the superblock's, three
+# or more metadata zones, the collector's reserve and its own zone, the
+# geometry trailer's), so the default zone size of a small device must
+# leave many zones. For regular and emulated zoned images of 256 MiB to 16 GiB, df's
 # size and available space are read on a fresh mount and must be at least
 # 90% of the image (80% at 256 MiB, whose zones stay 4 MiB so that its log
 # is not checkpointed at every MiB); a buffered fill then reaches the
