@@ -54,7 +54,8 @@ PY
 for pages in 257 256; do
 	echo "$pages" > "$KNOB" || fail "cannot set $KNOB to $pages"
 	n=$((pages == 257 ? 1 : 2))
-	mkimg 256M --format posix
+	# zones of 16 MiB: no write here is cut at a zone's end
+	mkimg 256M --format posix --zone-size 16M
 	# no background commit of the queued EXTENT records among the writes counted
 	mnt -o commit=86400
 	check "posix, max_pages_limit $pages" f "$n"

@@ -88,12 +88,12 @@ static int setup_mk(void **state, bool emu, const struct ff_fs_opts *o, uint32_t
 }
 
 /*
- * 128 zones of 1 MiB: mkfs gives four metadata zones (1/32 of a device
+ * 64 zones of 1 MiB: mkfs gives four metadata zones (1/16 of a device
  * this small), and a checkpoint of a few MiB spans two of them. All
  * sequential, with limits, or a regular file.
  */
 #define SPAN_ZS (1ull << 20)
-#define SPAN_NZ 128
+#define SPAN_NZ 64
 static int setup_span_seq(void **state)
 {
 	return setup_geo(state, true, NULL, 0, 0, 3, 3, SPAN_ZS, SPAN_NZ);
