@@ -6467,12 +6467,6 @@ static uint64_t gc_reserve_blk_locked(struct px_fs *fs)
 	return n;
 }
 
-/*
- * Blocks that new data can fill, now or once garbage collection has taken
- * every victim it would: free and open rooms and each victim's gain, less the
- * collector's reserve and the room kept for overwrites (op_blk). Caller holds
- * ns.
- */
 /* What zo adds to avail_blocks_locked's sum. Caller holds ns. */
 static uint64_t zone_avail_locked(struct px_fs *fs, const struct px_zone *zo)
 {
@@ -6486,6 +6480,12 @@ static uint64_t zone_avail_locked(struct px_fs *fs, const struct px_zone *zo)
 	return n + gc_gain_locked(fs, zo);
 }
 
+/*
+ * Blocks that new data can fill, now or once garbage collection has taken
+ * every victim it would: free and open rooms and each victim's gain, less the
+ * collector's reserve and the room kept for overwrites (op_blk). Caller holds
+ * ns.
+ */
 static uint64_t avail_blocks_locked(struct px_fs *fs)
 {
 	uint64_t n = 0, gcr = gc_reserve_blk_locked(fs);
