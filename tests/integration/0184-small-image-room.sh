@@ -5,14 +5,15 @@
 # posix format's fixed costs are counted in zones (the superblock's, three
 # or more metadata zones, the collector's reserve and its own zone, the
 # geometry trailer's), so the default zone size of a small device must
-# leave many zones. For regular and emulated zoned images of 256 MiB to 16 GiB, df's
-# size and available space are read on a fresh mount and must be at least
-# 90% of the image (80% at 256 MiB, whose zones stay 4 MiB so that its log
-# is not checkpointed at every MiB); a buffered fill then reaches the
-# available space less one zone. The metadata room stays honest too: df -i
-# offers at least 8,192 inodes, and that many empty files are created.
-# On the 256 MiB regular image, 3,000 files of 4 KiB, each fsync'd, cost at
-# most 10 checkpoints (4 with 4 MiB zones, 27 with 1 MiB ones).
+# leave many zones. For regular and emulated zoned images of 256 MiB to
+# 16 GiB, df's size and available space are read on a fresh mount and must
+# be at least 90% of the image (80% at 256 MiB, whose zones stay 4 MiB so
+# that its log is not checkpointed at every MiB); a buffered fill then
+# reaches the available space less one zone. The metadata room stays honest
+# too: df -i offers at least 8,192 inodes, and that many empty files are
+# created. On the 256 MiB regular image, 3,000 files of 4 KiB, each
+# fsync'd, then cost at most 10 checkpoints (6 with 4 MiB zones, 87 with
+# 1 MiB ones).
 . "$(dirname "$0")/lib.sh"
 
 for size in 256M 1G 4G 16G; do
