@@ -168,6 +168,13 @@ struct ff_dev_lock {
 int ff_dev_lock_image(const char *path, struct ff_dev_lock *lk);
 void ff_dev_unlock_image(struct ff_dev_lock *lk);
 /*
+ * Whether path is in use by another user now (mounted, held through a loop
+ * device, or locked by another foliofs), said to the user as
+ * ff_dev_lock_image() says it; no waiting, and nothing held afterwards. For
+ * an error path whose own message would leave that out.
+ */
+bool ff_dev_report_in_use(const char *path);
+/*
  * Whether paths a and b are one device: the same image file (by any name),
  * the same block device, or a loop device and the file under it.
  */

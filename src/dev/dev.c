@@ -159,7 +159,8 @@ int ff_flock_wait(int fd, const char *path, bool shared, unsigned wait_ms)
 	return -EBUSY;
 }
 
-int ff_dev_lock_image(const char *path, struct ff_dev_lock *lk)
+/* ff_dev_lock_image(), waiting up to wait_ms for the device's user to let go */
+static int lock_image(const char *path, struct ff_dev_lock *lk, unsigned wait_ms)
 {
 	struct stat st;
 	int fd, ret;
@@ -170,12 +171,12 @@ int ff_dev_lock_image(const char *path, struct ff_dev_lock *lk)
 	if (S_ISBLK(st.st_mode)) {
 		/*
 		 * The kernel's claim: fails while mounted or held by another
-		 * O_EXCL open, tried for LOCK_WAIT_MS as ff_flock_wait does,
-		 * for a daemon just unmounted that is exiting.
+		 * O_EXCL open, tried for wait_ms as ff_flock_wait does, for a
+		 * daemon just unmounted that is exiting.
 		 */
 		for (unsigned waited = 0;; waited += 50) {
 			fd = open(path, O_RDONLY | O_EXCL | O_CLOEXEC);
-			if (fd >= 0 || errno != EBUSY || waited >= LOCK_WAIT_MS)
+			if (fd >= 0 || errno != EBUSY || waited >= wait_ms)
 				break;
 			usleep(50000);
 		}
@@ -189,7 +190,7 @@ int ff_dev_lock_image(const char *path, struct ff_dev_lock *lk)
 			return ret;
 		}
 		/* a loop device: the file under it is the same device (loop.c) */
-		ret = ff_loop_lock_backing(fd, path, false, LOCK_WAIT_MS, &lk->backing_fd);
+		ret = ff_loop_lock_backing(fd, path, false, wait_ms, &lk->backing_fd);
 		if (ret) {
 			close(fd);
 			return ret;
@@ -200,7 +201,7 @@ int ff_dev_lock_image(const char *path, struct ff_dev_lock *lk)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
-	ret = ff_flock_wait(fd, path, false, LOCK_WAIT_MS);
+	ret = ff_flock_wait(fd, path, false, wait_ms);
 	if (!ret)
 		ret = ff_loop_check_over(fd, path);
 	if (ret) {
@@ -209,6 +210,20 @@ int ff_dev_lock_image(const char *path, struct ff_dev_lock *lk)
 	}
 	lk->fd = fd;
 	return 0;
+}
+
+int ff_dev_lock_image(const char *path, struct ff_dev_lock *lk)
+{
+	return lock_image(path, lk, LOCK_WAIT_MS);
+}
+
+bool ff_dev_report_in_use(const char *path)
+{
+	struct ff_dev_lock lk;
+	int ret = lock_image(path, &lk, 0);
+
+	ff_dev_unlock_image(&lk);
+	return ret == -EBUSY;
 }
 
 void ff_dev_unlock_image(struct ff_dev_lock *lk)

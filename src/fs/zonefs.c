@@ -200,10 +200,21 @@ static int read_sb(struct ff_dev *dev, const char *path, struct ff_zonefs_sb *sb
 
 void ff_zonefs_not_ours(const char *path)
 {
-	uint8_t *b = malloc(65536);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t n = b && fd >= 0 ? pread(fd, b, 65536, 0) : -1;
-	bool zero = n >= 0;
+	uint8_t *b;
+	int fd;
+	ssize_t n;
+	bool zero;
+
+	/*
+	 * A device some other filesystem has mounted is no foliofs device
+	 * either; say first what mkfs and fsck say of it, so that the user
+	 * hears the same of one device from each command.
+	 */
+	ff_dev_report_in_use(path);
+	b = malloc(65536);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = b && fd >= 0 ? pread(fd, b, 65536, 0) : -1;
+	zero = n >= 0;
 
 	for (ssize_t i = 0; i < n && zero; i++)
 		zero = !b[i];

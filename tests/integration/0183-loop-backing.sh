@@ -6,7 +6,8 @@
 # a non-zero exit, and the image is left as it was:
 #   - a mount of /dev/loopN, then a mount, an mkfs and an fsck of the file;
 #   - a mount of the file, then a mount and an mkfs of /dev/loopN over it;
-#   - XFS mounted on /dev/loopN, then an mkfs and a mount of the file.
+#   - XFS mounted on /dev/loopN, then an mkfs and a mount of the file, and a
+#     mount and an fsck of /dev/loopN.
 # The files written before are read back, and fsck.foliofs -n (xfs_repair -n
 # for XFS) is clean afterwards: a refused command wrote nothing. A loop
 # device that nobody holds does not keep the file from being mounted.
@@ -78,9 +79,10 @@ if command -v mkfs.xfs >/dev/null; then
 	mount "$LOOP" "$MNT" || fail "mount -t xfs $LOOP"
 	echo xfs >"$MNT/x"
 	refused "mkfs of the file under XFS on $LOOP" "$MKFS" -f "$IMG"
-	# the mount reads the format first: XFS is no foliofs device
-	PAT="in use|not a foliofs device"
+	# XFS is no foliofs device either, but the mount says what mkfs says
 	refused "mount of the file under XFS on $LOOP" "$FOLIOFS" "$IMG" "$MNT2"
+	refused "mount of $LOOP with XFS on it" "$FOLIOFS" "$LOOP" "$MNT2"
+	refused "fsck -n of $LOOP with XFS on it" "$FSCK" -n "$LOOP"
 	umount "$MNT"
 	xfs_repair -n "$LOOP" >/dev/null 2>&1 || fail "xfs_repair -n after the refusals"
 	mount "$LOOP" "$MNT" || fail "mount -t xfs $LOOP again"
