@@ -4856,6 +4856,7 @@ static int px_flush(struct ff_fs *gfs, uint64_t ino)
 	struct px_inode *i;
 	struct ff_cinode *ci = NULL;
 	bool written = false;
+	int ret;
 
 	ff_mutex_lock(&fs->ns);
 	i = iget_locked(fs, ino);
@@ -4868,7 +4869,14 @@ static int px_flush(struct ff_fs *gfs, uint64_t ino)
 	/* a close after writes: what was written is on the device when umount returns */
 	if (!ci || fs->ro || !written)
 		return 0;
-	return ff_cache_fsync(ci, true);
+	ret = ff_cache_fsync(ci, true);
+	/* failed: the next close (or fsync) of the file tries again, as after px_fsync */
+	if (ret) {
+		ff_mutex_lock(&fs->ns);
+		i->written = true;
+		ff_mutex_unlock(&fs->ns);
+	}
+	return ret;
 }
 
 /* ---- xattrs ---- */

@@ -1027,6 +1027,41 @@ static int fail_second_data_write(struct ff_dev *dev, uint64_t off, size_t len)
 	return atomic_fetch_add(&data_writes, 1) == 1 ? -EIO : 0;
 }
 
+/* Fails every device write to the data zones (zone 4 on). */
+static int fail_data_writes(struct ff_dev *dev, uint64_t off, size_t len)
+{
+	(void)dev;
+	(void)len;
+	return off < 4 * ZS || off >= (uint64_t)NZ * ZS ? 0 : -EIO;
+}
+
+/*
+ * A close whose write-back the device fails returns the error, and the
+ * data stays owed: the next close of the file (another fd's, which wrote
+ * nothing) writes it back, and a remount reads it. Two fds share the
+ * file's written mark, so a failed flush must leave it set.
+ */
+static void test_posix_close_retries_failed_writeback(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(BLK), *rd = tu_alloc(BLK);
+	uint64_t f = mkfile(p, p->root, "cf"), w;
+
+	tu_fill(buf, BLK, 41);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 0, 0), BLK);
+	ff_dev_fault_hook = fail_data_writes;
+	assert_int_equal(ff_fs_flush(p->fs, f), -EIO);
+	ff_dev_fault_hook = NULL;
+	w = stat_of(p, "dev_writes");
+	assert_int_equal(ff_fs_flush(p->fs, f), 0);
+	assert_true(stat_of(p, "dev_writes") - w >= 1);
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, BLK, 0), BLK);
+	assert_memory_equal(rd, buf, BLK);
+	free(buf);
+	free(rd);
+}
+
 /*
  * A sync write that starts past the size, inside the last block: the bytes
  * between are zeroed on the device first (their own durable write), then the
@@ -3827,6 +3862,7 @@ int main(void)
 		T2(test_posix_buffered_small_append),
 		T2(test_posix_fdatasync_no_log_write),
 		T2(test_posix_close_after_fsync),
+		T2(test_posix_close_retries_failed_writeback),
 		T2(test_posix_subblock_sync),
 		T2(test_posix_small_file_writes),
 		T2(test_posix_data_write_error),
