@@ -200,21 +200,10 @@ static int read_sb(struct ff_dev *dev, const char *path, struct ff_zonefs_sb *sb
 
 void ff_zonefs_not_ours(const char *path)
 {
-	uint8_t *b;
-	int fd;
-	ssize_t n;
-	bool zero;
-
-	/*
-	 * A device some other filesystem has mounted is no foliofs device
-	 * either; say first what mkfs and fsck say of it, so that the user
-	 * hears the same of one device from each command.
-	 */
-	ff_dev_report_in_use(path);
-	b = malloc(65536);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	n = b && fd >= 0 ? pread(fd, b, 65536, 0) : -1;
-	zero = n >= 0;
+	uint8_t *b = malloc(65536);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = b && fd >= 0 ? pread(fd, b, 65536, 0) : -1;
+	bool zero = n >= 0;
 
 	for (ssize_t i = 0; i < n && zero; i++)
 		zero = !b[i];
@@ -264,6 +253,15 @@ static int zf_check(const char *path, bool read_only)
 	int ret;
 
 	(void)read_only;
+	/*
+	 * A device some other filesystem has mounted is no foliofs device
+	 * either; say first what mkfs and fsck say of it, so that the user
+	 * hears the same of one device from each command. (Here only: mkfs
+	 * and fsck hold the device's lock themselves when they find it is
+	 * not ours.)
+	 */
+	if (!ff_zonefs_raw_has_magic(path))
+		ff_dev_report_in_use(path);
 	ret = ff_dev_open(path, &o, &dev);
 	if (ret && ret != -ENOENT && ret != -EACCES && ret != -EISDIR && ret != -EBUSY &&
 	    !ff_zonefs_raw_has_magic(path)) {
