@@ -79,11 +79,14 @@ case_image() { # $1 = format name, then mkfs args
 	truncate -s 1G "$IMG"
 	mnt
 	grep -qi "grew" "$W/mount.out" || fail "$fmt: no notice that the image grew: $(cat "$W/mount.out")"
+	# the mount's check and the daemon each open the device: one notice
+	expect_eq "$fmt: notices that the image grew" "$(grep -ci "grew" "$W/mount.out")" 1
 	check_files "$fmt" "$fmt, image grown to 1 GiB"
 	expect_eq "$fmt, grown: df's size" "$(df -B1 --output=size "$MNT" | tail -1)" "$df0"
 	umnt
 	"$FSCK" -n "$IMG" >"$W/fsck.out" 2>&1 || { cat "$W/fsck.out"; fail "$fmt, grown: fsck -n"; }
 	ok "$fmt, grown: fsck -n clean"
+	expect_eq "$fmt: fsck's notices that the image grew" "$(grep -ci "grew" "$W/fsck.out")" 1
 
 	truncate -s $((size - (64 << 20))) "$IMG"
 	refused "$fmt, image cut short by 64 MiB" "$IMG"
@@ -114,6 +117,7 @@ if LOOP=$(losetup -f --show "$IMG" 2>/dev/null); then
 	losetup -c "$LOOP" || fail "losetup -c"
 	mnt
 	grep -qi "grew" "$W/mount.out" || fail "loop: no notice that the device grew: $(cat "$W/mount.out")"
+	expect_eq "loop: notices that the device grew" "$(grep -ci "grew" "$W/mount.out")" 1
 	check_files posix "loop device grown by 256 MiB"
 	expect_eq "loop, grown: df's size" "$(df -B1 --output=size "$MNT" | tail -1)" "$df0"
 	umnt
