@@ -150,6 +150,18 @@ const char *ff_dev_kind_name(enum ff_dev_kind kind);
  */
 int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *opts, bool force);
 /*
+ * The zones ff_dev_format_emulated() would lay over path with opts, every
+ * option checked as it checks them (said to the user), without writing: so
+ * that mkfs refuses a geometry its format cannot use before anything on the
+ * device is changed.
+ */
+struct ff_emu_plan {
+	uint32_t lblock_size, nr_zones;
+	uint64_t zone_size, zone_cap;
+	uint64_t size; /* the zones' bytes, as the device's ff_dev_info.size will say */
+};
+int ff_dev_plan_emulated(const char *path, const struct ff_emu_opts *opts, struct ff_emu_plan *p);
+/*
  * Hold a device's one-user lock without opening it as a device, as mkfs and
  * foliofs-dev do while they write, until ff_dev_unlock_image(). For an image
  * file it is the flock an exclusive ff_dev_open() takes; for a block device

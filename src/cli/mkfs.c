@@ -91,12 +91,12 @@ int main(int argc, char **argv)
 			break;
 		case 's':
 			bad = ff_parse_size(optarg, &o.zone_size) || !o.zone_size;
-			want = "a size such as 64M or 1G, not 0";
+			want = "a size above 0, such as 64M or 1G";
 			o.zone_opts = true;
 			break;
 		case 'c':
 			bad = ff_parse_size(optarg, &o.zone_cap) || !o.zone_cap;
-			want = "a size such as 64M or 1G, not 0";
+			want = "a size above 0, such as 64M or 1G";
 			o.zone_opts = true;
 			break;
 		case 'e':

@@ -1342,11 +1342,111 @@ static uint64_t zero_records_fast(int fd, bool blkdev, uint64_t start, uint64_t 
 	return start;
 }
 
+/*
+ * The zones o lays over a raw device of raw_size bytes and dev_lb-byte
+ * sectors: their block, size and count, each option checked (said to the
+ * user). Writes nothing.
+ */
+static int emu_geometry(const char *path, const struct ff_emu_opts *o, uint64_t raw_size,
+			uint32_t dev_lb, uint32_t *lb_out, uint64_t *zs_out, uint32_t *nr_out)
+{
+	uint64_t meta, zs;
+	uint32_t lb, nr;
+
+	lb = o->lblock_size ? o->lblock_size : 4096;
+	zs = o->zone_size ? o->zone_size : FF_DEV_DEFAULT_ZONE_SIZE;
+	if (!ff_is_pow2(lb) || lb < dev_lb || lb < 4096 || lb > 65536) {
+		ff_err("block size %u is not a power of two between 4096 (and the device's %u) and 65536",
+		       lb, dev_lb);
+		return -EINVAL;
+	}
+	if (zs % lb) {
+		ff_err("zone size %llu is not a multiple of the %u-byte block",
+		       (unsigned long long)zs, lb);
+		return -EINVAL;
+	}
+	if (zs < 4 * (uint64_t)lb) {
+		ff_err("zone size %llu is too small: a zone holds 4 blocks at least (%llu bytes)",
+		       (unsigned long long)zs, 4 * (unsigned long long)lb);
+		return -EINVAL;
+	}
+	if ((o->zone_cap && (o->zone_cap > zs || o->zone_cap % lb))) {
+		ff_err("zone capacity %llu must be a multiple of %u and at most the zone size",
+		       (unsigned long long)o->zone_cap, lb);
+		return -EINVAL;
+	}
+	nr = (uint32_t)(raw_size / zs);
+	for (;;) {
+		meta = ((uint64_t)nr * 2 + 1) * lb;
+		if (!nr || (uint64_t)nr * zs + meta <= ff_round_down(raw_size, lb))
+			break;
+		nr--;
+	}
+	if (nr < 2 || nr <= o->nr_cnv) {
+		ff_err("%s is too small: %llu bytes hold %u zone(s) of %llu bytes; need at least 2 and more than the %u conventional (give a smaller --zone-size or fewer --conv-zones)",
+		       path, (unsigned long long)raw_size, nr, (unsigned long long)zs, o->nr_cnv);
+		return -ENOSPC;
+	}
+	if (o->max_active && o->max_open > o->max_active) {
+		ff_err("max-open (%u) cannot exceed max-active (%u)", o->max_open, o->max_active);
+		return -EINVAL;
+	}
+	*lb_out = lb;
+	*zs_out = zs;
+	*nr_out = nr;
+	return 0;
+}
+
+/* fd's size and logical sector (512 for an image file). */
+static int raw_geometry(int fd, const struct stat *st, uint64_t *raw_size, uint32_t *dev_lb)
+{
+	*dev_lb = 512;
+	if (S_ISBLK(st->st_mode)) {
+		int l = 512;
+
+		if (ioctl(fd, BLKGETSIZE64, raw_size) < 0 || ioctl(fd, BLKSSZGET, &l) < 0)
+			return -errno;
+		*dev_lb = (uint32_t)l;
+	} else {
+		*raw_size = (uint64_t)st->st_size;
+	}
+	return 0;
+}
+
+int ff_dev_plan_emulated(const char *path, const struct ff_emu_opts *o, struct ff_emu_plan *p)
+{
+	uint64_t raw_size = 0, zs;
+	uint32_t lb, dev_lb, nr;
+	struct stat st;
+	int fd, ret;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		ret = -errno;
+		ff_err("cannot open %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return ret;
+	}
+	ret = raw_geometry(fd, &st, &raw_size, &dev_lb);
+	close(fd);
+	if (!ret)
+		ret = emu_geometry(path, o, raw_size, dev_lb, &lb, &zs, &nr);
+	if (ret)
+		return ret;
+	p->lblock_size = lb;
+	p->zone_size = zs;
+	p->zone_cap = o->zone_cap ? o->zone_cap : zs;
+	p->nr_zones = nr;
+	p->size = (uint64_t)nr * zs;
+	return 0;
+}
+
 int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *o, bool force)
 {
 	struct emu_trailer t = {0};
-	uint64_t raw_size, meta, zs;
-	uint32_t lb, dev_lb = 512, nr;
+	uint64_t raw_size, zs;
+	uint32_t lb, dev_lb, nr;
 	struct stat st;
 	void *blk = NULL, *zero = NULL;
 	int fd, ret;
@@ -1367,55 +1467,12 @@ int ff_dev_format_emulated(const char *path, const struct ff_emu_opts *o, bool f
 		ff_err("cannot open %s for writing: %s", path, strerror(errno));
 		return ret;
 	}
-	if (S_ISBLK(st.st_mode)) {
-		int l = 512;
-
-		if (ioctl(fd, BLKGETSIZE64, &raw_size) < 0 || ioctl(fd, BLKSSZGET, &l) < 0) {
-			ret = -errno;
-			goto out_close;
-		}
-		dev_lb = (uint32_t)l;
-	} else {
-		raw_size = (uint64_t)st.st_size;
-	}
-	lb = o->lblock_size ? o->lblock_size : 4096;
-	zs = o->zone_size ? o->zone_size : FF_DEV_DEFAULT_ZONE_SIZE;
-	if (!ff_is_pow2(lb) || lb < dev_lb || lb < 4096 || lb > 65536) {
-		ff_err("block size %u is not a power of two between 4096 (and the device's %u) and 65536",
-		       lb, dev_lb);
-		ret = -EINVAL;
+	ret = raw_geometry(fd, &st, &raw_size, &dev_lb);
+	if (ret)
 		goto out_close;
-	}
-	if (zs % lb || zs < 4 * (uint64_t)lb) {
-		ff_err("zone size %llu is not a multiple of the %u-byte block (or is too small)",
-		       (unsigned long long)zs, lb);
-		ret = -EINVAL;
+	ret = emu_geometry(path, o, raw_size, dev_lb, &lb, &zs, &nr);
+	if (ret)
 		goto out_close;
-	}
-	if ((o->zone_cap && (o->zone_cap > zs || o->zone_cap % lb))) {
-		ff_err("zone capacity %llu must be a multiple of %u and at most the zone size",
-		       (unsigned long long)o->zone_cap, lb);
-		ret = -EINVAL;
-		goto out_close;
-	}
-	nr = (uint32_t)(raw_size / zs);
-	for (;;) {
-		meta = ((uint64_t)nr * 2 + 1) * lb;
-		if (!nr || (uint64_t)nr * zs + meta <= ff_round_down(raw_size, lb))
-			break;
-		nr--;
-	}
-	if (nr < 2 || nr <= o->nr_cnv) {
-		ff_err("%s is too small: %llu bytes hold %u zone(s) of %llu bytes; need at least 2 and more than the %u conventional (give a smaller --zone-size or fewer --conv-zones)",
-		       path, (unsigned long long)raw_size, nr, (unsigned long long)zs, o->nr_cnv);
-		ret = -ENOSPC;
-		goto out_close;
-	}
-	if (o->max_active && o->max_open > o->max_active) {
-		ff_err("max-open (%u) cannot exceed max-active (%u)", o->max_open, o->max_active);
-		ret = -EINVAL;
-		goto out_close;
-	}
 	if (posix_memalign(&blk, 4096, lb) || posix_memalign(&zero, 4096, 1 << 20)) {
 		ret = -ENOMEM;
 		goto out_free;

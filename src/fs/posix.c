@@ -1392,6 +1392,9 @@ static void rec_ifree(struct px_buf *b, uint64_t ino)
 	rec_end(b, at);
 }
 
+/* A ZONE record's bytes: every checkpoint holds one per data zone (geometry_ok) */
+#define PX_ZONE_REC (PX_REC_HDR + 32u)
+
 static void rec_zone(struct px_buf *b, uint32_t z, const struct px_zone *zo, uint64_t cursor)
 {
 	size_t at = rec_begin(b, PX_R_ZONE);
@@ -1950,13 +1953,17 @@ static uint64_t cp_measure_locked(struct px_fs *fs)
  * zone that the log keeps after the checkpoint's last part (a fuller last
  * part would take a checkpoint every few commits).
  */
-static uint64_t cp_room(const struct px_fs *fs)
+static uint64_t cp_room_of(uint64_t cap, uint32_t meta_count, uint64_t features)
 {
-	uint64_t cap = fs->zones[fs->meta_first].cap;
 	uint64_t part = cap > 2 * (PX_BLK + PX_XREC_MAX) ? cap - PX_BLK - PX_XREC_MAX : cap / 2;
-	uint32_t n = (fs->features & PX_FEAT_MZCHAIN) ? fs->meta_count / 2 : 1;
+	uint32_t n = (features & PX_FEAT_MZCHAIN) ? meta_count / 2 : 1;
 
 	return (n ? n : 1) * part - cap / 4;
+}
+
+static uint64_t cp_room(const struct px_fs *fs)
+{
+	return cp_room_of(fs->zones[fs->meta_first].cap, fs->meta_count, fs->features);
 }
 
 /*
@@ -7017,6 +7024,37 @@ static bool all_zero(const uint8_t *p, size_t n)
 	return true;
 }
 
+/*
+ * Whether nr zones of zone_size bytes (metadata zones of cap bytes) over a
+ * device of size bytes make a filesystem with room for files, said to the
+ * user when not. Every checkpoint holds a record per data zone, so small
+ * zones on a large device leave the metadata zones too little room besides;
+ * the zone table may take a quarter of the checkpoint's room at most (the
+ * rest holds names, inodes and extents). mkfs asks before it writes.
+ */
+static int geometry_ok(const char *path, uint32_t nr, uint64_t zone_size, uint64_t cap,
+		       uint64_t size)
+{
+	struct ff_dev_info di = {.size = size, .zone_size = zone_size, .nr_zones = nr};
+	uint32_t meta = meta_zones_for(&di);
+	uint64_t table, room;
+
+	if (nr < PX_META_FIRST + PX_META_COUNT + 1) {
+		ff_err("%s: %u zones: the posix format needs at least %u (superblock, %u metadata zones, data); use a smaller --zone-size",
+		       path, nr, PX_META_FIRST + PX_META_COUNT + 1, PX_META_COUNT);
+		return -ENOSPC;
+	}
+	table = (uint64_t)(nr - PX_META_FIRST - meta) * PX_ZONE_REC;
+	room = cp_room_of(cap, meta, PX_FEAT_MZCHAIN);
+	if (table > room / 4) {
+		ff_err("%s: %u zones of %llu bytes are too many for %u metadata zones of that size: their table alone would take %llu KiB of the %llu KiB each checkpoint has; give mkfs.foliofs a larger --zone-size",
+		       path, nr, (unsigned long long)zone_size, meta,
+		       (unsigned long long)(table >> 10), (unsigned long long)(room >> 10));
+		return -ENOSPC;
+	}
+	return 0;
+}
+
 static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t slen)
 {
 	struct ff_dev_opts dopt = {.read_only = true, .zone_size = o->zone_size};
@@ -7092,8 +7130,14 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 			.max_active = o->max_active,
 			.conventional_only = !o->emulate_zoned,
 		};
+		struct ff_emu_plan pl;
 
-		ret = ff_dev_format_emulated(path, &eo, true);
+		/* nothing is written before the geometry is known to work */
+		ret = ff_dev_plan_emulated(path, &eo, &pl);
+		if (!ret)
+			ret = geometry_ok(path, pl.nr_zones, pl.zone_size, pl.zone_cap, pl.size);
+		if (!ret)
+			ret = ff_dev_format_emulated(path, &eo, true);
 		if (ret)
 			goto out;
 	}
@@ -7105,11 +7149,16 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 	fs->meta_first = PX_META_FIRST;
 	fs->meta_count = meta_zones_for(di);
 	fs->features = PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN | PX_FEAT_DHKEY | PX_FEAT_PIECES;
-	if (di->nr_zones < PX_META_FIRST + PX_META_COUNT + 1) {
-		ff_err("%s: %u zones: the posix format needs at least %u (superblock, %u metadata zones, data); use a smaller --zone-size",
-		       path, di->nr_zones, PX_META_FIRST + PX_META_COUNT + 1, PX_META_COUNT);
-		ret = -ENOSPC;
-		goto out;
+	/* a zoned device's own zones: checked here, before anything is written */
+	if (zoned) {
+		struct ff_zone z;
+		uint64_t cap = di->zone_size;
+
+		if (ff_dev_report(dev, PX_META_FIRST, 1, &z) == 1)
+			cap = z.cap;
+		ret = geometry_ok(path, di->nr_zones, di->zone_size, cap, di->size);
+		if (ret)
+			goto out;
 	}
 	ret = fs_setup(fs);
 	if (ret)

@@ -135,4 +135,27 @@ umount "$MNT" || fail "umount of the dead mount point"
 mnt
 expect_eq "mounted again after the umount: seq/0 empty" "$(fsize "$MNT/seq/0")" 0
 umnt
+
+# zones too small for the device: every checkpoint holds a record per zone,
+# and the metadata zones would have no room left for files. mkfs refuses
+# before it writes, even with --force: the filesystem there stays.
+mkimg 512M --format posix
+mnt
+echo kept >"$MNT/k"
+umnt
+s=$(shaof "$IMG")
+for zs in 16K 64K; do
+	refuse "mkfs --force --zone-size $zs of a 512 MiB image" "larger --zone-size" "$MKFS" --force --zone-size $zs "$IMG"
+	refuse "mkfs --force --emulate-zoned --zone-size $zs of a 512 MiB image" "larger --zone-size" "$MKFS" --force --emulate-zoned --zone-size $zs "$IMG"
+	expect_eq "the image after the refused mkfs --zone-size $zs" "$(shaof "$IMG")" "$s"
+done
+# a zone size that leaves room: files can be made
+"$MKFS" --force --zone-size 256K "$IMG" >/dev/null || fail "mkfs --zone-size 256K"
+mnt
+python3 -c "
+import os, sys
+for i in range(2000):
+    open('%s/f%d' % (sys.argv[1], i), 'w').write('x')" "$MNT" || fail "2000 files with 256 KiB zones"
+ok "2000 files with 256 KiB zones on 512 MiB"
+umnt
 echo "PASS $TNAME"
