@@ -7385,6 +7385,69 @@ static bool mz_continues(const struct px_fs *fs, const struct mz_head *nh, uint6
  * log position set), -EAGAIN (no complete checkpoint there: try an older
  * zone), or -errno.
  */
+/* A whole record at at whose crc holds: true, with its seq. */
+static bool rec_valid_at(struct mz_reader *r, uint64_t at, uint64_t *seq)
+{
+	uint8_t hdr[PX_REC_HDR], *rh;
+	uint32_t len;
+
+	if (at % 8 || !mz_ensure(r, at + PX_REC_HDR))
+		return false;
+	rh = r->buf + (at - r->start);
+	len = get32(rh + 4);
+	if (!get16(rh) || len > (64u << 20) || !mz_ensure(r, at + PX_REC_HDR + len))
+		return false;
+	rh = r->buf + (at - r->start);
+	memcpy(hdr, rh, PX_REC_HDR);
+	set32(hdr + 16, 0);
+	if (ff_crc32c(ff_crc32c(0, hdr, PX_REC_HDR), rh + PX_REC_HDR, len) != get32(rh + 16))
+		return false;
+	*seq = get64(rh + 8);
+	return true;
+}
+
+/* How far past the log's end the mount looks for records of later seqs */
+#define PX_LOG_PROBE (1ull << 20)
+
+/*
+ * The log that load_meta replayed ends at pos, where record seq expect
+ * would be. Whether a record of a later seq follows (the one right after
+ * the record at pos, or one that starts a block within PX_LOG_PROBE bytes),
+ * as fsck.foliofs looks for them: then the record at pos is damaged, not
+ * the log's end, and the user is told what the mount leaves out. The mount
+ * goes on (a crash that cut a multi-block log write short can leave such a
+ * record too, and nothing in that write was acknowledged); its next commit
+ * writes over them. Returns the later seq found, or 0.
+ */
+static uint64_t log_damage_note(struct px_fs *fs, struct mz_reader *r, uint32_t z, uint64_t pos,
+				uint64_t expect)
+{
+	uint64_t seq = 0, later = 0;
+
+	if (mz_ensure(r, pos + PX_REC_HDR)) {
+		uint8_t *rh = r->buf + (pos - r->start);
+		uint32_t len = get32(rh + 4);
+
+		if (get16(rh) && len <= (64u << 20) &&
+		    rec_valid_at(r, pos + ff_round_up(PX_REC_HDR + len, 8), &seq) &&
+		    seq == expect + 1)
+			later = seq;
+	}
+	for (uint64_t at = ff_round_up(pos + 1, PX_BLK); !later && at < pos + PX_LOG_PROBE;
+	     at += PX_BLK) {
+		if (at + PX_REC_HDR > r->end)
+			break;
+		if (rec_valid_at(r, at, &seq) && seq > expect && seq < expect + (1ull << 32))
+			later = seq;
+	}
+	if (later)
+		ff_warn("posix: metadata zone %u: the log stops at record seq %llu (offset %llu), which is damaged, and records up to seq %llu or more follow it: what they hold is not mounted, and the next commit writes over them. A crash that cut a log write short leaves this (nothing in that write was acknowledged); otherwise the device damaged the log. fsck.foliofs -n tells more; a read-only mount (-o ro) changes nothing",
+			z, (unsigned long long)expect, (unsigned long long)(pos - r->start),
+			(unsigned long long)later);
+	(void)fs;
+	return later;
+}
+
 static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *heads)
 {
 	const struct mz_head *h = &heads[idx];
@@ -7483,6 +7546,7 @@ zone_end:
 		ret = -EAGAIN;
 		goto out;
 	}
+	(void)log_damage_note(fs, &r, z, pos, expect);
 	fs->cp_idx = first_idx;
 	fs->log_idx = idx;
 	fs->log_off = ff_round_up(good_end, PX_BLK);
