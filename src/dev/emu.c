@@ -1029,16 +1029,18 @@ out:
 	return ret;
 }
 
-static int emu_check_trailer(const struct emu_trailer *t, uint64_t raw_size, uint32_t dev_lb)
+static int emu_check_trailer(const char *path, const struct emu_trailer *t, uint64_t raw_size,
+			     uint32_t dev_lb)
 {
 	if (memcmp(t->magic, EMU_MAGIC, 8))
 		return 0;
 	if (t->crc != trailer_crc(t)) {
-		ff_err("emulated-zone trailer checksum mismatch: the metadata is corrupt");
+		ff_err("%s: the description of its zones that mkfs.foliofs wrote in its last 4 KiB fails its checksum: it is damaged, and without it the zones cannot be found. Nothing was changed",
+		       path);
 		return -EUCLEAN;
 	}
 	if (t->version != EMU_VERSION) {
-		ff_err("emulated-zone metadata version %u is not supported (expected %u)",
+		ff_err("%s: emulated-zone metadata version %u is not supported (expected %u)", path,
 		       t->version, EMU_VERSION);
 		return -EPROTONOSUPPORT;
 	}
@@ -1051,7 +1053,8 @@ static int emu_check_trailer(const struct emu_trailer *t, uint64_t raw_size, uin
 	    t->nr_zones > raw_size / t->zone_size || t->meta_start > raw_size ||
 	    t->meta_start + (uint64_t)t->nr_zones * 2 * t->lblock >
 		    trailer_off(t->raw_size, 4096)) {
-		ff_err("emulated-zone trailer describes an impossible geometry: the metadata is corrupt or the device was truncated");
+		ff_err("%s: the description of its zones in its last 4 KiB is impossible (damaged, or the device was cut short); nothing was changed",
+		       path);
 		return -EUCLEAN;
 	}
 	return 1;
@@ -1124,7 +1127,7 @@ static int trailer_at(struct ff_dev *dev, uint64_t raw_size, uint64_t end, void 
 	memcpy(t, blk, sizeof(*t));
 	if (memcmp(t->magic, EMU_MAGIC, 8))
 		return 0;
-	ret = emu_check_trailer(t, raw_size, dev->info.lblock_size);
+	ret = emu_check_trailer(dev->path, t, raw_size, dev->info.lblock_size);
 	if (ret <= 0)
 		return ret;
 	return trailer_off(t->raw_size, 4096) == at;
@@ -1195,7 +1198,7 @@ int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size, uint64_t formatted)
 		return ret;
 	}
 	memcpy(&t, blk, sizeof(t));
-	ret = emu_check_trailer(&t, raw_size, dev->info.lblock_size);
+	ret = emu_check_trailer(dev->path, &t, raw_size, dev->info.lblock_size);
 	if (ret == 0)
 		ret = grown_trailer(dev, raw_size, formatted, blk, &t);
 	if (ret <= 0) {
