@@ -39,6 +39,13 @@ void ff_log(enum ff_log_level lvl, const char *fmt, ...) __attribute__((format(p
 #define ff_warn(...)  ff_log(FF_LOG_WARN, __VA_ARGS__)
 #define ff_info(...)  ff_log(FF_LOG_INFO, __VA_ARGS__)
 #define ff_debug(...) ff_log(FF_LOG_DEBUG, __VA_ARGS__)
+/*
+ * Whether this process (or the one it was forked from) has not yet said
+ * notice what of device path: true the first time, and remembered. A
+ * mount's check and the daemon it forks, or fsck's lock and its open,
+ * each open a device; a notice about the device is for the user once.
+ */
+bool ff_first_notice(const char *what, const char *path);
 
 /* A mutex that records its owner so that ff_assert_held() can check it. */
 struct ff_mutex {

@@ -70,9 +70,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
-#include <limits.h>
-#include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -1142,25 +1139,6 @@ static int trailer_at(struct ff_dev *dev, uint64_t raw_size, uint64_t end, void 
  * raw_size puts it there). Such a device is used as it was made; its new
  * tail is not. 1 with *t filled, 0 when there is none, or < 0.
  */
-/*
- * Whether a process has not yet said that path grew: the mount's check and
- * the daemon it forks, or fsck's lock and its open, each open the device,
- * and the user needs to hear it once.
- */
-static bool grown_first_word(const char *path)
-{
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-	static char said[PATH_MAX];
-	bool first;
-
-	pthread_mutex_lock(&lock);
-	first = strcmp(said, path) != 0;
-	if (first)
-		snprintf(said, sizeof(said), "%s", path);
-	pthread_mutex_unlock(&lock);
-	return first;
-}
-
 static int grown_trailer(struct ff_dev *dev, uint64_t raw_size, uint64_t formatted, void *blk,
 			 struct emu_trailer *t)
 {
@@ -1173,7 +1151,7 @@ static int grown_trailer(struct ff_dev *dev, uint64_t raw_size, uint64_t formatt
 		ret = trailer_at(dev, raw_size, data_end(dev->fd, raw_size), blk, t);
 	if (ret <= 0)
 		return ret;
-	if (grown_first_word(dev->path))
+	if (ff_first_notice("grew", dev->path))
 		ff_warn("%s is %llu bytes, but its zones were laid over its first %llu: the device grew since it was formatted. The filesystem stays the size it was made; the %llu bytes after it are not used",
 			dev->path, (unsigned long long)raw_size, (unsigned long long)t->raw_size,
 			(unsigned long long)(raw_size - t->raw_size));

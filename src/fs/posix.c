@@ -7934,7 +7934,7 @@ static int read_sb(struct px_fs *fs, const char *path)
 			memcpy(fs->dhkey, s + PX_SB_DHKEY, 16);
 			fs->dh_seed = ff_crc32c(0, fs->dhkey, sizeof(fs->dhkey));
 		}
-		if (c)
+		if (c && ff_first_notice("sb0", path))
 			ff_warn("%s: the first superblock is damaged; using the second", path);
 		break;
 	}

@@ -67,6 +67,24 @@ void ff_log(enum ff_log_level lvl, const char *fmt, ...)
 	va_end(ap);
 }
 
+bool ff_first_notice(const char *what, const char *path)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static char said[8][320]; /* the last few notices, "what:path" */
+	static unsigned next;
+	char key[sizeof(said[0])];
+	bool first = true;
+
+	snprintf(key, sizeof(key), "%s:%s", what, path);
+	pthread_mutex_lock(&lock);
+	for (unsigned k = 0; k < 8 && first; k++)
+		first = strcmp(said[k], key) != 0;
+	if (first)
+		snprintf(said[next++ % 8], sizeof(said[0]), "%s", key);
+	pthread_mutex_unlock(&lock);
+	return first;
+}
+
 void ff_mutex_init(struct ff_mutex *mu)
 {
 	pthread_mutex_init(&mu->m, NULL);

@@ -10,7 +10,10 @@
 # - the mount warns that the log stops at a damaged record with later
 #   records after it, and mounts f0-f149;
 # - the undamaged image, after the same kill -9, mounts all 200 files and
-#   warns of nothing: a crash alone is not damage.
+#   warns of nothing: a crash alone is not damage;
+# - then its first superblock copy is overwritten: the mount says so once
+#   (its check and the daemon each read it) and mounts from the second,
+#   every file there; fsck -n finds it (exit 4).
 . "$(dirname "$0")/lib.sh"
 
 mkimg 512M --format posix
@@ -68,4 +71,12 @@ grep -q "log stops" "$W/mount.out" && { cat "$W/mount.out"; fail "a warning afte
 ok "no warning after kill -9 alone"
 umnt
 "$FSCK" -n "$IMG" >"$W/fsck.out" 2>&1 || { cat "$W/fsck.out"; fail "fsck -n of the undamaged image"; }
+
+printf 'XXXXXXXXXXXXXXXX' | dd of="$IMG" bs=1 seek=100 conv=notrunc status=none || fail "dd"
+mnt
+expect_eq "notices of the damaged first superblock" "$(grep -c "first superblock is damaged" "$W/mount.out")" 1
+expect_eq "files mounted from the second superblock" "$(ls "$MNT" | wc -l)" 200
+umnt
+"$FSCK" -n "$IMG" >"$W/fsck.out" 2>&1
+expect_eq "fsck -n of a damaged first superblock: exit" "$?" 4
 ok
