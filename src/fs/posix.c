@@ -7378,13 +7378,6 @@ static bool mz_continues(const struct px_fs *fs, const struct mz_head *nh, uint6
 	       nh->gen == gen && nh->part == part && nh->first_seq == expect;
 }
 
-/*
- * Load the checkpoint that starts in metadata zone idx (following it into
- * the next zones while it goes on there) and replay the log after it.
- * heads: every metadata zone's header. Returns 0 (the state is loaded, the
- * log position set), -EAGAIN (no complete checkpoint there: try an older
- * zone), or -errno.
- */
 /* A whole record at at whose crc holds: true, with its seq. */
 static bool rec_valid_at(struct mz_reader *r, uint64_t at, uint64_t *seq)
 {
@@ -7417,10 +7410,9 @@ static bool rec_valid_at(struct mz_reader *r, uint64_t at, uint64_t *seq)
  * the log's end, and the user is told what the mount leaves out. The mount
  * goes on (a crash that cut a multi-block log write short can leave such a
  * record too, and nothing in that write was acknowledged); its next commit
- * writes over them. Returns the later seq found, or 0.
+ * writes over them.
  */
-static uint64_t log_damage_note(struct px_fs *fs, struct mz_reader *r, uint32_t z, uint64_t pos,
-				uint64_t expect)
+static void log_damage_note(struct mz_reader *r, uint32_t z, uint64_t pos, uint64_t expect)
 {
 	uint64_t seq = 0, later = 0;
 
@@ -7444,10 +7436,15 @@ static uint64_t log_damage_note(struct px_fs *fs, struct mz_reader *r, uint32_t 
 		ff_warn("posix: metadata zone %u: the log stops at record seq %llu (offset %llu), which is damaged, and records up to seq %llu or more follow it: what they hold is not mounted, and the next commit writes over them. A crash that cut a log write short leaves this (nothing in that write was acknowledged); otherwise the device damaged the log. fsck.foliofs -n tells more; a read-only mount (-o ro) changes nothing",
 			z, (unsigned long long)expect, (unsigned long long)(pos - r->start),
 			(unsigned long long)later);
-	(void)fs;
-	return later;
 }
 
+/*
+ * Load the checkpoint that starts in metadata zone idx (following it into
+ * the next zones while it goes on there) and replay the log after it.
+ * heads: every metadata zone's header. Returns 0 (the state is loaded, the
+ * log position set), -EAGAIN (no complete checkpoint there: try an older
+ * zone), or -errno.
+ */
 static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *heads)
 {
 	const struct mz_head *h = &heads[idx];
@@ -7546,7 +7543,7 @@ zone_end:
 		ret = -EAGAIN;
 		goto out;
 	}
-	(void)log_damage_note(fs, &r, z, pos, expect);
+	log_damage_note(&r, z, pos, expect);
 	fs->cp_idx = first_idx;
 	fs->log_idx = idx;
 	fs->log_off = ff_round_up(good_end, PX_BLK);
