@@ -1032,7 +1032,7 @@ static int emu_check_trailer(const char *path, const struct emu_trailer *t, uint
 	if (memcmp(t->magic, EMU_MAGIC, 8))
 		return 0;
 	if (t->crc != trailer_crc(t)) {
-		ff_err("%s: the description of its zones that mkfs.foliofs wrote in its last 4 KiB fails its checksum: it is damaged, and without it the zones cannot be found. Nothing was changed",
+		ff_err("%s: the description of its zones that mkfs.foliofs wrote in its last 4 KiB fails its checksum: it is corrupt, and without it the zones cannot be found. Nothing was changed",
 		       path);
 		return -EUCLEAN;
 	}
@@ -1050,7 +1050,7 @@ static int emu_check_trailer(const char *path, const struct emu_trailer *t, uint
 	    t->nr_zones > raw_size / t->zone_size || t->meta_start > raw_size ||
 	    t->meta_start + (uint64_t)t->nr_zones * 2 * t->lblock >
 		    trailer_off(t->raw_size, 4096)) {
-		ff_err("%s: the description of its zones in its last 4 KiB is impossible (damaged, or the device was cut short); nothing was changed",
+		ff_err("%s: the description of its zones in its last 4 KiB gives an impossible geometry: it is corrupt, or the device was cut short; nothing was changed",
 		       path);
 		return -EUCLEAN;
 	}
