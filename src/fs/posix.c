@@ -7461,8 +7461,8 @@ static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *heads
 	for (;;) {
 		uint8_t *rh;
 		uint16_t type, flags;
-		uint32_t len, crc;
-		uint8_t hdr[PX_REC_HDR];
+		uint32_t len;
+		uint64_t seq;
 
 		if (!mz_ensure(&r, pos + PX_REC_HDR))
 			goto zone_end;
@@ -7474,16 +7474,11 @@ static int load_meta(struct px_fs *fs, uint32_t idx, const struct mz_head *heads
 			pos = ff_round_up(pos, PX_BLK);
 			continue;
 		}
-		len = get32(rh + 4);
-		if (len > (64u << 20) || !mz_ensure(&r, pos + PX_REC_HDR + len))
+		if (!rec_valid_at(&r, pos, &seq) || seq != expect)
 			goto zone_end;
 		rh = r.buf + (pos - r.start);
+		len = get32(rh + 4);
 		flags = get16(rh + 2);
-		memcpy(hdr, rh, PX_REC_HDR);
-		set32(hdr + 16, 0);
-		crc = ff_crc32c(ff_crc32c(0, hdr, PX_REC_HDR), rh + PX_REC_HDR, len);
-		if (crc != get32(rh + 16) || get64(rh + 8) != expect)
-			goto zone_end;
 		if (expect == h->first_seq && type != PX_R_CP_BEGIN)
 			break;
 		if (ngrp == cgrp) {

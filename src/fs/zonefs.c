@@ -250,6 +250,7 @@ static int zf_check(const char *path, bool read_only)
 	struct ff_dev_opts o = {.read_only = true, .quiet_small = true};
 	struct ff_zonefs_sb sb;
 	struct ff_dev *dev;
+	bool magic = ff_zonefs_raw_has_magic(path);
 	int ret;
 
 	(void)read_only;
@@ -260,11 +261,10 @@ static int zf_check(const char *path, bool read_only)
 	 * and fsck hold the device's lock themselves when they find it is
 	 * not ours.)
 	 */
-	if (!ff_zonefs_raw_has_magic(path))
+	if (!magic)
 		ff_dev_report_in_use(path);
 	ret = ff_dev_open(path, &o, &dev);
-	if (ret && ret != -ENOENT && ret != -EACCES && ret != -EISDIR && ret != -EBUSY &&
-	    !ff_zonefs_raw_has_magic(path)) {
+	if (ret && ret != -ENOENT && ret != -EACCES && ret != -EISDIR && ret != -EBUSY && !magic) {
 		/* not "too small for the default zone size": it was never formatted */
 		ff_zonefs_not_ours(path);
 		return -EINVAL;
