@@ -43,8 +43,10 @@ static void usage(FILE *out)
 		"            counts, the directory tree and orphans\n"
 		"  zonefs    the superblock, the zone report and its file per zone\n"
 		"and on either, for emulated zones, the write-pointer records and the trailer.\n"
-		"Only the posix format has repairs (orphans, wrong valid-block counts, made by a\n"
-		"mount and its unmount); nothing else is ever written.\n"
+		"Only the posix format has repairs: orphans and wrong valid-block counts (made by\n"
+		"a mount and its unmount), and a superblock copy zeroed or with a bad checksum\n"
+		"(rewritten from the other, where zone 0 is conventional); nothing else is ever\n"
+		"written.\n"
 		"  -n        read-only: answer no to every repair; the device is not written\n"
 		"  -y        answer yes to every repair (zonefs: nothing to repair)\n"
 		"  -p, -a    preen: repair what is safe without asking, as at boot\n"
@@ -177,13 +179,21 @@ int main(int argc, char **argv)
 		       c.dev, r.format ? r.format : "no valid superblock", r.label, r.nr_zones,
 		       r.nr_cnv_zones, r.zones_empty, r.zones_open, r.zones_closed, r.zones_full,
 		       r.zones_bad, (unsigned long long)(r.bytes_used >> 20));
+	if (r.problems && r.repaired) {
+		printf("%s: %u problem(s) corrected, %u left uncorrected\n", c.dev, r.repaired,
+		       r.problems);
+		return FSCK_UNCORRECTED;
+	}
 	if (r.problems) {
 		printf("%s: %u problem(s) found, none corrected%s\n", c.dev, r.problems,
 		       flags & FF_FSCK_READ_ONLY ? " (-n)" : "");
 		return FSCK_UNCORRECTED;
 	}
-	if (r.repaired)
+	if (r.repaired) {
+		printf("%s: %u problem(s) corrected; clean now, %s format, %u zones\n", c.dev,
+		       r.repaired, r.format ? r.format : "unknown", r.nr_zones);
 		return FSCK_CORRECTED;
+	}
 	printf("%s: clean, %s format, %u zones\n", c.dev, r.format ? r.format : "unknown",
 	       r.nr_zones);
 	return FSCK_OK;

@@ -35,30 +35,34 @@ static const struct ff_fs_fmt *fmt_by_id(enum ff_fs_format id)
 }
 
 /*
- * The format whose superblock starts the device at path, or the zonefs
- * format (whose checks explain a device that holds none). A raw read of the
- * first block: every kind of device keeps its block 0 at offset 0.
+ * The format whose superblock starts the device at path, or else the one
+ * whose superblock copy is in its second block (the first overwritten or
+ * damaged beyond recognition: that format's mount and fsck say how), or
+ * the zonefs format (whose checks explain a device that holds none). A raw
+ * read of the first blocks: every kind of device keeps its block 0 at
+ * offset 0.
  */
 static const struct ff_fs_fmt *detect(const char *path)
 {
-	void *blk = NULL;
+	const size_t nf = sizeof(formats) / sizeof(formats[0]);
+	uint8_t *blk = NULL;
 	int fd;
-	const struct ff_fs_fmt *f = &ff_fmt_zonefs;
+	const struct ff_fs_fmt *f = NULL;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return f;
-	if (!posix_memalign(&blk, 4096, 4096) && pread(fd, blk, 4096, 0) == 4096) {
-		for (size_t i = 0; i < sizeof(formats) / sizeof(formats[0]); i++) {
-			if (formats[i]->probe && formats[i]->probe(blk)) {
+		return &ff_fmt_zonefs;
+	if (!posix_memalign((void **)&blk, 4096, 8192) && pread(fd, blk, 8192, 0) == 8192) {
+		for (size_t i = 0; i < nf && !f; i++)
+			if (formats[i]->probe && formats[i]->probe(blk))
 				f = formats[i];
-				break;
-			}
-		}
+		for (size_t i = 0; i < nf && !f; i++)
+			if (formats[i]->probe_copy && formats[i]->probe_copy(blk + 4096))
+				f = formats[i];
 	}
 	free(blk);
 	close(fd);
-	return f;
+	return f ? f : &ff_fmt_zonefs;
 }
 
 int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len)

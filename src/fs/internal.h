@@ -23,6 +23,8 @@ struct ff_fs_fmt {
 	enum ff_fs_format id;
 	/* Whether the first 4096 bytes of a device hold this format's superblock. */
 	bool (*probe)(const void *blk0);
+	/* Whether the next 4096 bytes hold the copy of it kept there (NULL: none is kept). */
+	bool (*probe_copy)(const void *blk1);
 	int (*mkfs)(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len);
 	int (*check)(const char *path, bool read_only);
 	/* fsck.foliofs's check of a device this format recognised (fs.h ff_fs_fsck) */

@@ -7871,10 +7871,18 @@ int px_explain_resize(const char *path, const struct ff_dev_info *di)
 	return -EUCLEAN;
 }
 
-static int read_sb(struct px_fs *fs, const char *path)
+/*
+ * The superblock: copy 0 if valid, else copy 1. A block 0 that holds
+ * neither copy 0 nor zeros holds something another program wrote over the
+ * device's start (another mkfs?): the mount refuses to write there, since
+ * it may be that program's data now. fsck (for_fsck) checks the rest
+ * through copy 1 all the same and reports block 0 itself.
+ */
+static int read_sb(struct px_fs *fs, const char *path, bool for_fsck)
 {
 	uint8_t *blk = NULL;
 	int ret = -EINVAL;
+	bool other0;
 
 	if (posix_memalign((void **)&blk, PX_BLK, 2 * PX_BLK))
 		return -ENOMEM;
@@ -7886,6 +7894,7 @@ static int read_sb(struct px_fs *fs, const char *path)
 			goto out;
 		}
 	}
+	other0 = memcmp(blk, PX_SB_MAGIC, 8) && !all_zero(blk, PX_BLK);
 	for (int c = 0; c < 2; c++) {
 		uint8_t *s = blk + c * PX_BLK;
 		const struct ff_dev_info *di = ff_dev_info(fs->dev);
@@ -7926,8 +7935,21 @@ static int read_sb(struct px_fs *fs, const char *path)
 			memcpy(fs->dhkey, s + PX_SB_DHKEY, 16);
 			fs->dh_seed = ff_crc32c(0, fs->dhkey, sizeof(fs->dhkey));
 		}
-		if (c && ff_first_notice("sb0", path))
-			ff_warn("%s: the first superblock is damaged; using the second", path);
+		if (c && other0 && !for_fsck) {
+			ff_err("%s: its first block holds other data, but its second holds a copy of a foliofs posix superblock: something other than foliofs wrote over the start of the device (another mkfs?). Nothing was changed. If nothing but foliofs should be on %s, zero its first 4096 bytes: the mount then uses the copy, and fsck.foliofs -y restores the first",
+			       path, path);
+			ret = -EUCLEAN;
+			goto out;
+		}
+		if (c && !for_fsck && ff_first_notice("sb0", path)) {
+			struct ff_zone z0;
+			bool cnv = ff_dev_report(fs->dev, 0, 1, &z0) == 1 &&
+				   z0.type == FF_ZONE_CNV;
+
+			ff_warn("%s: the first superblock is %s; using the second%s", path,
+				all_zero(blk, PX_BLK) ? "zeroed" : "damaged",
+				cnv ? " (fsck.foliofs -y rewrites the first from it)" : "");
+		}
 		break;
 	}
 	if (ret)
@@ -8185,7 +8207,7 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 		ret = px_too_small(path);
 	if (ret)
 		goto out_free;
-	ret = read_sb(fs, path);
+	ret = read_sb(fs, path, !check_ns);
 	if (ret)
 		goto out_close;
 	if (fs->meta_count > PX_META_MAX) {
@@ -8412,7 +8434,7 @@ static int px_check(const char *path, bool read_only)
 	if (ret == -ENOSPC)
 		ret = px_too_small(path);
 	if (!ret) {
-		ret = read_sb(fs, path);
+		ret = read_sb(fs, path, false);
 		ff_dev_close(fs->dev);
 	}
 	free(fs);
@@ -8423,6 +8445,7 @@ const struct ff_fs_fmt ff_fmt_posix = {
 	.name = "posix",
 	.id = FF_FMT_POSIX,
 	.probe = px_probe,
+	.probe_copy = px_probe,
 	.mkfs = px_mkfs,
 	.check = px_check,
 	.fsck = ff_posix_fsck,

@@ -51,6 +51,9 @@ struct fk {
 	/* valid-block counts of the ZONE records of a checkpoint no log follows, or NULL */
 	uint64_t *cp_valid;
 	uint32_t nr_zones;
+	/* the superblock copy a repair writes from sb_good (check_sb), or -1 */
+	int sb_fix;
+	uint8_t sb_good[PX_BLK];
 };
 
 __attribute__((format(printf, 3, 4))) static void problem(struct fk *k, bool fixable,
@@ -120,39 +123,57 @@ static uint8_t *read_range(struct ff_dev *dev, uint64_t off, uint64_t len)
 
 /* ---- pass 1: the superblocks ---- */
 
-static bool sb_valid(struct fk *k, const uint8_t *b, uint32_t copy)
+static bool zeros(const uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i])
+			return false;
+	return true;
+}
+
+/*
+ * Copy `copy` at b: 0 valid; 1 damaged as a write that went wrong leaves
+ * it (zeroed, or the magic with a bad crc); 2 anything else (other data, a
+ * well-formed block that says something else). Each problem reported.
+ */
+static int sb_state(struct fk *k, const uint8_t *b, uint32_t copy)
 {
 	uint8_t tmp[PX_BLK];
-	bool ok = true;
+	int st = 0;
 
 	memcpy(tmp, b, PX_BLK);
 	memset(tmp + PX_SB_CRC, 0, 4);
+	if (zeros(b, PX_BLK)) {
+		problem(k, false, "superblock copy %u: the block is zeroed", copy);
+		return 1;
+	}
 	if (memcmp(b, PX_SB_MAGIC, 8)) {
-		problem(k, false, "superblock copy %u: bad magic", copy);
-		return false;
+		problem(k, false, "superblock copy %u: no superblock magic: block %u holds other data",
+			copy, copy);
+		return 2;
+	}
+	if (ff_crc32c(0, tmp, PX_BLK) != le32(b + PX_SB_CRC)) {
+		problem(k, false, "superblock copy %u: bad crc", copy);
+		return 1;
 	}
 	if (le32(b + PX_SB_VERSION) != PX_VERSION) {
 		problem(k, false, "superblock copy %u: version %u, expected %u", copy,
 			le32(b + PX_SB_VERSION), PX_VERSION);
-		ok = false;
-	}
-	if (ff_crc32c(0, tmp, PX_BLK) != le32(b + PX_SB_CRC)) {
-		problem(k, false, "superblock copy %u: bad crc", copy);
-		return false;
+		st = 2;
 	}
 	if (le32(b + PX_SB_COPY) != copy) {
 		problem(k, false, "superblock copy %u: says it is copy %u", copy,
 			le32(b + PX_SB_COPY));
-		ok = false;
+		st = 2;
 	}
 	if (le32(b + PX_SB_BLKSZ) != PX_BLK || (le64(b + PX_SB_FEATURES) & ~PX_FEAT_KNOWN) ||
 	    le32(b + PX_SB_META_COUNT) < 3 || le32(b + PX_SB_META_FIRST) < 1 ||
 	    (uint64_t)le32(b + PX_SB_META_FIRST) + le32(b + PX_SB_META_COUNT) >
 		    le32(b + PX_SB_NR_ZONES)) {
 		problem(k, false, "superblock copy %u: bad geometry or features", copy);
-		ok = false;
+		st = 2;
 	}
-	return ok;
+	return st;
 }
 
 static int check_sb(const char *path, struct fk *k)
@@ -162,8 +183,10 @@ static int check_sb(const char *path, struct fk *k)
 				   .quiet_small = true,
 				   .formatted_size = px_formatted_size(path)};
 	struct ff_dev *dev;
+	struct ff_zone z0;
+	bool cnv0;
 	uint8_t *b;
-	bool ok0, ok1;
+	int st0, st1;
 	int ret = ff_dev_open(path, &dopt, &dev);
 
 	/* a device whose size changed since mkfs is not checked: it is not damaged */
@@ -177,21 +200,75 @@ static int check_sb(const char *path, struct fk *k)
 		return ret;
 	}
 	b = read_range(dev, 0, 2 * PX_BLK);
+	cnv0 = ff_dev_report(dev, 0, 1, &z0) == 1 && z0.type == FF_ZONE_CNV;
 	ff_dev_close(dev);
 	if (!b)
 		return -EIO;
-	ok0 = sb_valid(k, b, 0);
-	ok1 = sb_valid(k, b + PX_BLK, 1);
-	if (ok0 && ok1 && (memcmp(b + 16, b + PX_BLK + 16, PX_SB_COPY - 16)))
+	st0 = sb_state(k, b, 0);
+	st1 = sb_state(k, b + PX_BLK, 1);
+	/* mkfs writes the copies alike but for their copy number and crc */
+	if (!st0 && !st1 &&
+	    (memcmp(b + 16, b + PX_BLK + 16, PX_SB_COPY - 16) ||
+	     memcmp(b + PX_SB_COPY + 4, b + PX_BLK + PX_SB_COPY + 4, PX_BLK - PX_SB_COPY - 4)))
 		problem(k, false, "the two superblock copies differ");
-	if (ok0 || ok1) {
-		const uint8_t *s = ok0 ? b : b + PX_BLK;
+	if (!st0 || !st1) {
+		const uint8_t *s = !st0 ? b : b + PX_BLK;
 
 		k->r->nr_zones = le32(s + PX_SB_NR_ZONES);
 		k->r->nr_cnv_zones = le32(s + PX_SB_NR_CNV);
 	}
+	/*
+	 * One copy damaged as a torn or lost write leaves it, the other valid:
+	 * the damaged one can be written again from the other, in place, where
+	 * zone 0 is conventional. In a sequential zone 0 that would take a
+	 * reset, which would leave no superblock at all until the rewrite.
+	 */
+	if ((st0 == 1 && !st1) || (!st0 && st1 == 1)) {
+		if (cnv0) {
+			k->sb_fix = st0 ? 0 : 1;
+			memcpy(k->sb_good, st0 ? b + PX_BLK : b, PX_BLK);
+			k->other--;
+			k->fixable++;
+		} else {
+			note(k, "superblock copy %d is left as it is: zone 0 is sequential, and rewriting it would take a reset of the zone, leaving no superblock until the rewrite",
+			     st0 ? 0 : 1);
+		}
+	}
 	free(b);
 	return 0;
+}
+
+/* Write copy k->sb_fix from the valid other copy (check_sb), durably. */
+static int fix_sb(const char *path, struct fk *k)
+{
+	struct ff_dev_opts dopt = {.exclusive = true,
+				   .quiet_small = true,
+				   .formatted_size = px_formatted_size(path)};
+	struct ff_dev *dev;
+	uint8_t *blk = NULL;
+	int ret = ff_dev_open(path, &dopt, &dev);
+
+	if (ret)
+		return ret;
+	if (posix_memalign((void **)&blk, PX_BLK, PX_BLK)) {
+		ff_dev_close(dev);
+		return -ENOMEM;
+	}
+	memcpy(blk, k->sb_good, PX_BLK);
+	blk[PX_SB_COPY] = (uint8_t)k->sb_fix;
+	memset(blk + PX_SB_CRC, 0, 4);
+	{
+		uint32_t crc = ff_crc32c(0, blk, PX_BLK);
+		struct iovec iov = {blk, PX_BLK};
+
+		for (int i = 0; i < 4; i++)
+			blk[PX_SB_CRC + i] = (uint8_t)(crc >> (8 * i));
+		ret = (int)ff_dev_write(dev, &iov, 1, (uint64_t)k->sb_fix * PX_BLK, 0);
+		ret = ret == PX_BLK ? ff_dev_flush(dev) : ret < 0 ? ret : -EIO;
+	}
+	free(blk);
+	ff_dev_close(dev);
+	return ret;
 }
 
 /* ---- pass 2: the metadata zones ---- */
@@ -809,36 +886,51 @@ static void reset_counts(struct ff_fsck_report *r)
 
 int ff_posix_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 {
-	struct fk k = {.r = r};
+	struct fk *k = calloc(2, sizeof(*k)), *again = k + 1;
+	uint32_t before;
 	int ret;
 
+	if (!k)
+		return -ENOMEM;
 	reset_counts(r);
 	r->format = "posix";
-	ret = check_sb(path, &k);
+	k->r = r;
+	k->sb_fix = -1;
+	ret = check_sb(path, k);
 	if (!ret)
-		ret = check_mounted(path, &k);
-	if (ret)
-		return ret;
-	if (k.fixable && !(flags & FF_FSCK_READ_ONLY) &&
-	    (flags & (FF_FSCK_REPAIR | FF_FSCK_PREEN))) {
-		struct fk again = {.r = r};
-		uint32_t before = k.fixable;
-
-		ret = repair(path);
-		if (ret) {
-			ff_err("%s: the repair's mount failed (%s)", path, strerror(-ret));
-			r->problems = k.fixable + k.other;
-			return 0;
-		}
-		reset_counts(r);
-		ret = check_sb(path, &again);
-		if (!ret)
-			ret = check_mounted(path, &again);
+		ret = check_mounted(path, k);
+	if (ret || !k->fixable || (flags & FF_FSCK_READ_ONLY) ||
+	    !(flags & (FF_FSCK_REPAIR | FF_FSCK_PREEN)))
+		goto out;
+	before = k->fixable;
+	/* the superblock first: the repair's mount then reads the copy it would read anyway */
+	if (k->sb_fix >= 0) {
+		ret = fix_sb(path, k);
 		if (ret)
-			return ret;
-		r->repaired = before > again.fixable ? before - again.fixable : 0;
-		k = again;
+			ff_err("%s: rewriting superblock copy %d failed (%s)", path, k->sb_fix,
+			       strerror(-ret));
 	}
-	r->problems = k.fixable + k.other;
-	return 0;
+	if (!ret && k->fixable > (k->sb_fix >= 0)) {
+		ret = repair(path);
+		if (ret)
+			ff_err("%s: the repair's mount failed (%s)", path, strerror(-ret));
+	}
+	if (ret) {
+		ret = 0;
+		goto out;
+	}
+	reset_counts(r);
+	again->r = r;
+	again->sb_fix = -1;
+	ret = check_sb(path, again);
+	if (!ret)
+		ret = check_mounted(path, again);
+	if (ret)
+		goto out;
+	r->repaired = before > again->fixable ? before - again->fixable : 0;
+	*k = *again;
+out:
+	r->problems = k->fixable + k->other;
+	free(k);
+	return ret;
 }
