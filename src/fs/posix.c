@@ -7943,8 +7943,7 @@ static int read_sb(struct px_fs *fs, const char *path, bool for_fsck)
 		}
 		if (c && !for_fsck && ff_first_notice("sb0", path)) {
 			struct ff_zone z0;
-			bool cnv = ff_dev_report(fs->dev, 0, 1, &z0) == 1 &&
-				   z0.type == FF_ZONE_CNV;
+			bool cnv = ff_dev_report(fs->dev, 0, 1, &z0) == 1 && z0.type == FF_ZONE_CNV;
 
 			ff_warn("%s: the first superblock is %s; using the second%s", path,
 				all_zero(blk, PX_BLK) ? "zeroed" : "damaged",

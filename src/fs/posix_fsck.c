@@ -148,8 +148,9 @@ static int sb_state(struct fk *k, const uint8_t *b, uint32_t copy)
 		return 1;
 	}
 	if (memcmp(b, PX_SB_MAGIC, 8)) {
-		problem(k, false, "superblock copy %u: no superblock magic: block %u holds other data",
-			copy, copy);
+		problem(k, false,
+			"superblock copy %u: no superblock magic: block %u holds other data", copy,
+			copy);
 		return 2;
 	}
 	if (ff_crc32c(0, tmp, PX_BLK) != le32(b + PX_SB_CRC)) {
@@ -230,7 +231,8 @@ static int check_sb(const char *path, struct fk *k)
 			k->other--;
 			k->fixable++;
 		} else {
-			note(k, "superblock copy %d is left as it is: zone 0 is sequential, and rewriting it would take a reset of the zone, leaving no superblock until the rewrite",
+			note(k,
+			     "superblock copy %d is left as it is: zone 0 is sequential, and rewriting it would take a reset of the zone, leaving no superblock until the rewrite",
 			     st0 ? 0 : 1);
 		}
 	}
@@ -241,9 +243,8 @@ static int check_sb(const char *path, struct fk *k)
 /* Write copy k->sb_fix from the valid other copy (check_sb), durably. */
 static int fix_sb(const char *path, struct fk *k)
 {
-	struct ff_dev_opts dopt = {.exclusive = true,
-				   .quiet_small = true,
-				   .formatted_size = px_formatted_size(path)};
+	struct ff_dev_opts dopt = {
+		.exclusive = true, .quiet_small = true, .formatted_size = px_formatted_size(path)};
 	struct ff_dev *dev;
 	uint8_t *blk = NULL;
 	int ret = ff_dev_open(path, &dopt, &dev);
