@@ -191,6 +191,16 @@ bool ff_dev_report_in_use(const char *path);
  * the same block device, or a loop device and the file under it.
  */
 bool ff_dev_same_storage(const char *a, const char *b);
+/*
+ * Whether libblkid recognises another program's signature on path (a
+ * filesystem, a partition table, a RAID or volume member), anywhere it
+ * looks: 1 with a description in what ("a btrfs filesystem (blkid)"), 0
+ * none, -errno when it cannot tell. foliofs's own formats are not among
+ * what it knows.
+ */
+int ff_dev_signature(const char *path, char *what, size_t len);
+/* Erase the magic of every signature libblkid finds on path, as wipefs -a; durable. */
+int ff_dev_wipe_signatures(const char *path);
 
 /*
  * Synchronous vectored I/O. Buffers and offsets must be lblock aligned.

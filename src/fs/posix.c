@@ -7081,24 +7081,29 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 		ret = -ENODEV;
 		goto out;
 	}
-	if (posix_memalign((void **)&blk, PX_BLK, 2 * PX_BLK)) {
+	if (posix_memalign((void **)&blk, PX_BLK, 16 * PX_BLK)) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	{
+	if (!o->force) {
+		/* foliofs's superblocks (a copy in block 1 too), or anything else there */
 		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? pread(fd, blk, 16 * PX_BLK, 0) : 0;
+		char what[160];
 
-		if (fd >= 0) {
-			ssize_t n = pread(fd, blk, PX_BLK, 0);
-
-			if (n > 0 && !all_zero(blk, (size_t)n) && !o->force) {
-				ff_err("%s already holds data in its first block (a filesystem?); nothing was written. Use --force to format it anyway",
-				       path);
-				close(fd);
-				ret = -EEXIST;
-				goto out;
-			}
+		if (fd >= 0)
 			close(fd);
+		if (n > 0 && !all_zero(blk, (size_t)n)) {
+			ff_err("%s already holds data in its first %zd bytes (a filesystem?); nothing was written. Use --force to format it anyway",
+			       path, n);
+			ret = -EEXIST;
+			goto out;
+		}
+		if (ff_dev_signature(path, what, sizeof(what)) == 1) {
+			ff_err("%s holds %s; nothing was written. Use --force to format it anyway",
+			       path, what);
+			ret = -EEXIST;
+			goto out;
 		}
 	}
 	/*
@@ -7136,6 +7141,13 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 		ret = ff_dev_plan_emulated(path, &eo, &pl);
 		if (!ret)
 			ret = geometry_ok(path, pl.nr_zones, pl.zone_size, pl.zone_cap, pl.size);
+		/* other signatures would still name the device after mkfs (blkid, udev, mount) */
+		if (!ret) {
+			ret = ff_dev_wipe_signatures(path);
+			if (ret)
+				ff_err("%s: erasing the signatures already there failed: %s", path,
+				       strerror(-ret));
+		}
 		if (!ret)
 			ret = ff_dev_format_emulated(path, &eo, true);
 		if (ret)

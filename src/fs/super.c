@@ -130,6 +130,8 @@ static int probe_existing(const char *path, char *what, size_t len)
 	}
 	close(fd);
 	free(buf);
+	if (!found)
+		found = ff_dev_signature(path, what, len) == 1;
 	if (!found) {
 		struct ff_dev *dev;
 		/*
@@ -212,7 +214,19 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 			.max_active = o->max_active,
 			.conventional_only = !o->emulate_zoned,
 		};
+		struct ff_emu_plan pl;
 
+		/* nothing is written before the geometry is known to work */
+		ret = ff_dev_plan_emulated(path, &eo, &pl);
+		if (ret)
+			return ret;
+		/* other signatures would still name the device after mkfs (blkid, udev, mount) */
+		ret = ff_dev_wipe_signatures(path);
+		if (ret) {
+			ff_err("%s: erasing the signatures already there failed: %s", path,
+			       strerror(-ret));
+			return ret;
+		}
 		ret = ff_dev_format_emulated(path, &eo, true);
 		if (ret)
 			return ret;
