@@ -7857,11 +7857,32 @@ uint64_t px_formatted_size(const char *path)
 	return n;
 }
 
+/*
+ * Whether path's last 4 KiB are zeros: the trailer not overwritten but
+ * gone, as when an image was cut short and grown again, which lost the
+ * blocks before it too.
+ */
+static bool tail_zero(const char *path)
+{
+	uint8_t *b = malloc(PX_BLK);
+	uint64_t bytes = path_bytes(path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	bool z = b && fd >= 0 && bytes >= PX_BLK &&
+		 pread(fd, b, PX_BLK, (off_t)(bytes / PX_BLK * PX_BLK - PX_BLK)) == PX_BLK &&
+		 all_zero(b, PX_BLK);
+
+	if (fd >= 0)
+		close(fd);
+	free(b);
+	return z;
+}
+
 int px_explain_resize(const char *path, const struct ff_dev_info *di)
 {
 	uint8_t *s = malloc(PX_BLK);
 	uint64_t bytes = path_bytes(path), zs, least;
 	uint32_t nr;
+	bool same;
 
 	if (!s || !raw_sb(path, s) ||
 	    (di && di->zones_recorded && di->nr_zones == get32(s + PX_SB_NR_ZONES) &&
@@ -7872,8 +7893,15 @@ int px_explain_resize(const char *path, const struct ff_dev_info *di)
 	nr = get32(s + PX_SB_NR_ZONES);
 	zs = get64(s + PX_SB_ZONE_SIZE);
 	least = (uint64_t)nr * zs;
+	same = get64(s + PX_SB_RAW_SIZE) == bytes && !tail_zero(path);
 	free(s);
-	if (bytes < least)
+	if (!px_trailer_plan(path, NULL))
+		ff_err("%s: the description of its zones that mkfs.foliofs wrote in its last 4 KiB is not there (that block was overwritten or damaged), although the device has the size it had at mkfs. Nothing was changed: fsck.foliofs -y %s writes it again from the superblock",
+		       path, path);
+	else if (same)
+		ff_err("%s: the description of its emulated zones that mkfs.foliofs wrote in its last 4 KiB is not there (that block was overwritten or damaged), although the device has the size it had at mkfs. Nothing was changed, and nothing can write it again: the capacity and limits of emulated sequential zones are recorded there alone",
+		       path);
+	else if (bytes < least)
 		ff_err("%s is %llu bytes, but the posix filesystem on it spans %u zones of %llu bytes (%llu bytes): it was cut short since mkfs.foliofs (an image truncated, a copy that ran out of room, a partition shrunk?), and its end, where the zones are described, is gone. Nothing was changed: mount the whole device or copy, or give a shrunk partition back its size",
 		       path, (unsigned long long)bytes, nr, (unsigned long long)zs,
 		       (unsigned long long)least);
@@ -7881,6 +7909,35 @@ int px_explain_resize(const char *path, const struct ff_dev_info *di)
 		ff_err("%s is %llu bytes, and the posix filesystem on it spans %u zones of %llu bytes, but the description of its zones that mkfs.foliofs wrote at the device's end is not there: its size changed since (a partition or volume grown or shrunk, an image cut short and grown again?), or its last block was overwritten. Nothing was changed: mount the whole device or copy, or give a resized partition back its size",
 		       path, (unsigned long long)bytes, nr, (unsigned long long)zs);
 	return -EUCLEAN;
+}
+
+int px_trailer_plan(const char *path, struct ff_emu_opts *eo)
+{
+	uint8_t *s = malloc(PX_BLK);
+	struct ff_emu_opts o = {.conventional_only = true};
+	struct ff_emu_plan pl;
+	bool ok = s && raw_sb(path, s) && get32(s + PX_SB_NR_CNV) == get32(s + PX_SB_NR_ZONES) &&
+		  get64(s + PX_SB_RAW_SIZE) && get64(s + PX_SB_RAW_SIZE) == path_bytes(path) &&
+		  !tail_zero(path);
+
+	if (ok) {
+		o.zone_size = get64(s + PX_SB_ZONE_SIZE);
+		ok = !ff_dev_plan_emulated(path, &o, &pl) &&
+		     pl.nr_zones == get32(s + PX_SB_NR_ZONES) && pl.zone_size == o.zone_size &&
+		     pl.size == get64(s + PX_SB_DEV_SIZE);
+	}
+	free(s);
+	if (ok && eo)
+		*eo = o;
+	return ok ? 0 : -EUCLEAN;
+}
+
+/* After the device layer refused path's zones' description: what mends it, when something does. */
+static void hint_trailer(const char *path)
+{
+	if (!px_trailer_plan(path, NULL) && ff_first_notice("trailer-fsck", path))
+		ff_err("%s: the device has the size it had at mkfs: fsck.foliofs -y %s writes the description of its zones again from the superblock",
+		       path, path);
 }
 
 /*
@@ -8216,6 +8273,8 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 	ret = ff_dev_open(path, &dopt, &fs->dev);
 	if (ret == -ENOSPC)
 		ret = px_too_small(path);
+	if (ret == -EUCLEAN && check_ns)
+		hint_trailer(path);
 	if (ret)
 		goto out_free;
 	ret = read_sb(fs, path, !check_ns);
@@ -8444,6 +8503,8 @@ static int px_check(const char *path, bool read_only)
 	ret = ff_dev_open(path, &dopt, &fs->dev);
 	if (ret == -ENOSPC)
 		ret = px_too_small(path);
+	if (ret == -EUCLEAN)
+		hint_trailer(path);
 	if (!ret) {
 		ret = read_sb(fs, path, false);
 		ff_dev_close(fs->dev);

@@ -51,6 +51,9 @@ struct fk {
 	/* valid-block counts of the ZONE records of a checkpoint no log follows, or NULL */
 	uint64_t *cp_valid;
 	uint32_t nr_zones;
+	/* the zones' description is lost (check_sb): trailer_fix writes it again */
+	bool trailer_bad;
+	struct ff_emu_opts trailer_fix;
 	/* the superblock copy a repair writes from sb_good (check_sb), or -1 */
 	int sb_fix;
 	uint8_t sb_good[PX_BLK];
@@ -190,6 +193,24 @@ static int check_sb(const char *path, struct fk *k)
 	int st0, st1;
 	int ret = ff_dev_open(path, &dopt, &dev);
 
+	/*
+	 * A regular device of the size it had at mkfs whose last block no
+	 * longer describes its zones: damage the superblock can undo. Nothing
+	 * else can be checked before that.
+	 */
+	if ((ret == -EUCLEAN || ret == -ENOSPC || (!ret && !ff_dev_info(dev)->zones_recorded)) &&
+	    !px_trailer_plan(path, &k->trailer_fix)) {
+		struct ff_emu_plan pl;
+
+		if (!ret)
+			ff_dev_close(dev);
+		if (!ff_dev_plan_emulated(path, &k->trailer_fix, &pl))
+			k->r->nr_zones = k->r->nr_cnv_zones = pl.nr_zones;
+		problem(k, true,
+			"the description of the zones in the device's last 4 KiB is damaged or was overwritten; the superblock describes them");
+		k->trailer_bad = true;
+		return 0;
+	}
 	/* a device whose size changed since mkfs is not checked: it is not damaged */
 	if (ret == -ENOSPC)
 		return px_too_small(path);
@@ -898,12 +919,40 @@ int ff_posix_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 	k->r = r;
 	k->sb_fix = -1;
 	ret = check_sb(path, k);
-	if (!ret)
+	if (!ret && !k->trailer_bad)
 		ret = check_mounted(path, k);
 	if (ret || !k->fixable || (flags & FF_FSCK_READ_ONLY) ||
 	    !(flags & (FF_FSCK_REPAIR | FF_FSCK_PREEN)))
 		goto out;
 	before = k->fixable;
+	if (k->trailer_bad) {
+		/* the rest is checked (and repaired) once the zones can be found */
+		struct ff_dev_lock lk;
+
+		ret = ff_dev_lock_image(path, &lk);
+		if (!ret) {
+			ret = ff_dev_format_emulated(path, &k->trailer_fix, true);
+			ff_dev_unlock_image(&lk);
+		}
+		if (ret) {
+			ff_err("%s: writing the zones' description failed (%s)", path,
+			       strerror(-ret));
+			ret = 0;
+			goto out;
+		}
+		k->fixable = k->other = 0;
+		k->trailer_bad = false;
+		k->sb_fix = -1;
+		reset_counts(r);
+		ret = check_sb(path, k);
+		if (!ret)
+			ret = check_mounted(path, k);
+		if (ret || !k->fixable) {
+			r->repaired = 1;
+			goto out;
+		}
+		before += k->fixable;
+	}
 	/* the superblock first: the repair's mount then reads the copy it would read anyway */
 	if (k->sb_fix >= 0) {
 		ret = fix_sb(path, k);
@@ -924,7 +973,7 @@ int ff_posix_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 	again->r = r;
 	again->sb_fix = -1;
 	ret = check_sb(path, again);
-	if (!ret)
+	if (!ret && !again->trailer_bad)
 		ret = check_mounted(path, again);
 	if (ret)
 		goto out;

@@ -352,6 +352,16 @@ struct px_ns_ent *px_ns_find(struct px_ns_ent *v, size_t n, uint64_t ino);
  */
 int px_explain_resize(const char *path, const struct ff_dev_info *di);
 /*
+ * posix.c: whether the emulation trailer of path (the description of its
+ * zones in its last 4 KiB) can be written again from its superblock: a
+ * layout of conventional zones only (a regular device), the device as
+ * large as at mkfs, and the zones that layout gives the superblock's. 0
+ * with the options that write it (ff_dev_format_emulated) in *eo (may be
+ * NULL), else -EUCLEAN. Emulated sequential zones are not: their capacity
+ * and limits are in the trailer alone.
+ */
+int px_trailer_plan(const char *path, struct ff_emu_opts *eo);
+/*
  * posix.c: the device's size at mkfs, from the superblock at the start of
  * path (ff_dev_opts.formatted_size), or 0.
  */

@@ -12,7 +12,14 @@
 # - block 0 holding other data (another program wrote there): fsck -n and
 #   -y exit 4 and change nothing, the mount refuses, and both say why;
 # - both copies damaged, or the two copies valid but different: fsck -y
-#   exits 4 and changes nothing.
+#   exits 4 and changes nothing;
+# - the description of the zones in the device's last 4 KiB overwritten
+#   (other bytes, or a bad crc): on the regular image the mount refuses and
+#   says fsck -y mends it, fsck -n exits 4, fsck -y exits 1 with the image
+#   byte for byte as before; on the emulated image (whose zone capacity and
+#   limits are recorded there alone) nothing mends it and fsck -y changes
+#   nothing. A zeroed last block (an image cut short and grown again, which
+#   lost more than that block) is never mended.
 . "$(dirname "$0")/lib.sh"
 [ -x "$FSCK" ] || fail "no $FSCK"
 
@@ -123,6 +130,35 @@ with open(sys.argv[1], "r+b") as f:
 PY
 	unchanged_by 4 -y "$IMG"
 	has "differ" "$W/fsck.out" "fsck does not say the copies differ"
+	cp "$W/img.good" "$IMG"
+
+	note "the zones' description (the device's last 4 KiB) damaged"
+	last=$(($(fsize "$IMG") / 4096 - 1))
+	for how in garbage crc zeros; do
+		cp "$W/img.good" "$IMG"
+		case $how in
+		garbage) fill $last 0123456789abcdef ;;
+		crc) poke $((last * 4096 + 20)) 01 ;;
+		zeros) fill $last 00 ;; # as an image cut short and grown again: not mended
+		esac
+		s=$(sha)
+		"$FOLIOFS" "$IMG" "$MNT" >"$W/mount.out" 2>&1 && { MOUNTS+=("$MNT"); fail "mounted with the zones' description $how"; }
+		expect_eq "image unchanged by the refused mount ($how)" "$(sha)" "$s"
+		if [ $kind = regular ] && [ $how != zeros ]; then
+			has "fsck.foliofs -y" "$W/mount.out" "the mount does not say that fsck mends the zones' description ($how)"
+			unchanged_by 4 -n "$IMG"
+			has "last 4 KiB is damaged" "$W/fsck.out" "fsck -n does not name the zones' description ($how)"
+			fsck_rc 1 -y "$IMG"
+			same_as_good "the zones' description written again ($how): the image as before the damage"
+			mnt
+			cmp -s "$MNT/f" <(seq 1 50000) || fail "f differs after the zones' description was written again"
+			umnt
+		else
+			grep -q "fsck.foliofs -y" "$W/mount.out" && { cat "$W/mount.out"; fail "the mount offers fsck -y where it cannot mend ($kind, $how)"; }
+			"$FSCK" -y "$IMG" >"$W/fsck.out" 2>&1 && { cat "$W/fsck.out"; fail "fsck -y exits 0 with the zones' description lost ($kind, $how)"; }
+			expect_eq "image unchanged by fsck -y ($kind, $how: not mendable)" "$(sha)" "$s"
+		fi
+	done
 	cp "$W/img.good" "$IMG"
 done
 echo "PASS $TNAME"
