@@ -194,7 +194,7 @@ bool ff_dev_same_storage(const char *a, const char *b);
 /*
  * Whether libblkid recognises another program's signature on path (a
  * filesystem, a partition table, a RAID or volume member), anywhere it
- * looks: 1 with a description in what ("a btrfs filesystem (blkid)"), 0
+ * looks: 1 with a description in what ("a filesystem of type btrfs (blkid)"), 0
  * none, -errno when it cannot tell. foliofs's own formats are not among
  * what it knows.
  */

@@ -171,7 +171,8 @@ int main(int argc, char **argv)
 	if (c.progress_shown)
 		fputc('\n', c.progress);
 	if (ret) {
-		fprintf(stderr, "fsck.foliofs: %s was not checked: %s%s\n", c.dev, strerror(-ret),
+		fprintf(stderr, "fsck.foliofs: %s was not checked: %s%s\n", c.dev,
+			ret == -EMEDIUMTYPE ? "it is not a foliofs device" : strerror(-ret),
 			ret == -EBUSY ? " (mounted? unmount it first)" : "");
 		return FSCK_ERROR;
 	}

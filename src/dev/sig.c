@@ -45,12 +45,13 @@ int ff_dev_signature(const char *path, char *what, size_t len)
 	} else if (rc == 0) {
 		if (!blkid_probe_lookup_value(pr, "TYPE", &type, NULL)) {
 			blkid_probe_lookup_value(pr, "USAGE", &usage, NULL);
-			snprintf(what, len, "a %s %s (blkid)", type,
-				 usage && !strcmp(usage, "filesystem") ? "filesystem"
-				 : usage && !strcmp(usage, "raid")     ? "RAID or volume member"
-								       : "signature");
+			snprintf(what, len, "%s of type %s (blkid)",
+				 usage && !strcmp(usage, "filesystem") ? "a filesystem"
+				 : usage && !strcmp(usage, "raid")     ? "a RAID or volume member"
+								       : "a signature",
+				 type);
 		} else if (!blkid_probe_lookup_value(pr, "PTTYPE", &type, NULL)) {
-			snprintf(what, len, "a %s partition table (blkid)", type);
+			snprintf(what, len, "a partition table of type %s (blkid)", type);
 		} else {
 			snprintf(what, len, "a signature blkid recognises");
 		}

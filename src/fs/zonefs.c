@@ -204,13 +204,17 @@ void ff_zonefs_not_ours(const char *path)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n = b && fd >= 0 ? pread(fd, b, 65536, 0) : -1;
 	bool zero = n >= 0;
+	char what[160];
 
 	for (ssize_t i = 0; i < n && zero; i++)
 		zero = !b[i];
 	if (fd >= 0)
 		close(fd);
 	free(b);
-	if (zero)
+	/* zeros at the start need not mean empty: btrfs begins at 64 KiB */
+	if (ff_dev_signature(path, what, sizeof(what)) == 1)
+		ff_err("%s is not a foliofs device: it holds %s; nothing was changed", path, what);
+	else if (zero)
 		ff_err("%s is not a foliofs device: it holds no filesystem (its first blocks are zeros); run mkfs.foliofs to format it",
 		       path);
 	else

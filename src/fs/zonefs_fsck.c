@@ -224,6 +224,7 @@ int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 	struct ff_dev *dev = NULL;
 	uint32_t rolled = 0;
 	struct ff_dev_lock lk = {-1, -1};
+	char what[160];
 	int ret;
 
 	(void)flags; /* read-only whatever the flags: see the top of this file */
@@ -235,6 +236,12 @@ int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 	ret = ff_dev_lock_image(path, &lk);
 	if (ret)
 		return ret; /* in use: a mounted device cannot be checked */
+	if (!ff_zonefs_raw_has_magic(path) && ff_dev_signature(path, what, sizeof(what)) == 1) {
+		/* another program's filesystem (or partition table): nothing of foliofs to check */
+		ff_zonefs_not_ours(path);
+		ret = -EMEDIUMTYPE;
+		goto out;
+	}
 	ret = ff_dev_open(path, &o, &dev);
 	if (ret == -EUCLEAN || ret == -EPROTONOSUPPORT) {
 		/* the emulation's trailer is corrupt (the device layer said how) */
@@ -244,11 +251,13 @@ int ff_zonefs_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 	}
 	if (ret == -ENOSPC) {
 		/* too small for any zone size it could have: never formatted, or cut short */
-		if (ff_zonefs_raw_has_magic(path))
+		if (ff_zonefs_raw_has_magic(path)) {
 			ff_zonefs_resized(path, true);
-		else
+			ret = -EINVAL;
+		} else {
 			ff_zonefs_not_ours(path);
-		ret = -EINVAL;
+			ret = -EMEDIUMTYPE;
+		}
 	}
 	if (ret)
 		goto out;

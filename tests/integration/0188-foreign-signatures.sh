@@ -8,7 +8,9 @@
 #   signature would still make blkid, udev and mount(8) call it btrfs);
 #   the posix filesystem then mounts, takes a file and checks clean.
 # The same for XFS and ext4 (their superblocks start the device), and for a
-# GPT partition table, whose backup header is at the device's end.
+# GPT partition table, whose backup header is at the device's end. Before
+# mkfs, the mount refuses each and fsck -n exits 8, both naming what blkid
+# found, never telling to format it, and changing nothing.
 . "$(dirname "$0")/lib.sh"
 need blkid mkfs.btrfs mkfs.xfs mkfs.ext4
 
@@ -33,6 +35,16 @@ for kind in $kinds; do
 		[ $fmt = zonefs ] && args+=(--zone-size 64M)
 		foreign $kind
 		s=$(sha)
+		if [ $fmt = posix ]; then
+			# the mount and fsck name what is there, and never offer to format it
+			"$FOLIOFS" "$IMG" "$MNT" >"$W/mount.out" 2>&1 && { MOUNTS+=("$MNT"); fail "mounted $kind"; }
+			grep -q "type $kind" "$W/mount.out" || { cat "$W/mount.out"; fail "the mount does not name $kind"; }
+			grep -q "run mkfs" "$W/mount.out" && { cat "$W/mount.out"; fail "the mount offers to format $kind"; }
+			"$FSCK" -n "$IMG" >"$W/fsck.out" 2>&1
+			expect_eq "fsck -n's exit on $kind" "$?" 8
+			grep -q "type $kind" "$W/fsck.out" || { cat "$W/fsck.out"; fail "fsck does not name $kind"; }
+			expect_eq "$kind image unchanged by the mount and fsck" "$(sha)" "$s"
+		fi
 		"$MKFS" "${args[@]}" "$IMG" >"$W/mkfs.out" 2>&1 && { cat "$W/mkfs.out"; fail "mkfs.foliofs ${args[*]} formatted over $kind without --force"; }
 		grep -Eq "$kind|data in its first" "$W/mkfs.out" || { cat "$W/mkfs.out"; fail "mkfs.foliofs does not say what it found ($kind)"; }
 		expect_eq "$kind image unchanged by mkfs.foliofs ${args[*]} without --force" "$(sha)" "$s"
