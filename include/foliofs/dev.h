@@ -187,6 +187,13 @@ void ff_dev_unlock_image(struct ff_dev_lock *lk);
  */
 bool ff_dev_report_in_use(const char *path);
 /*
+ * For a command about to write path: -EROFS when it is a read-only block
+ * device, or open's error when it cannot be opened for writing (a file's
+ * permissions, a read-only filesystem), each said in a message; else 0
+ * (a missing path is left to the caller's own message).
+ */
+int ff_dev_check_writable(const char *path);
+/*
  * Whether paths a and b are one device: the same image file (by any name),
  * the same block device, or a loop device and the file under it.
  */

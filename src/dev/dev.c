@@ -217,6 +217,27 @@ int ff_dev_lock_image(const char *path, struct ff_dev_lock *lk)
 	return lock_image(path, lk, LOCK_WAIT_MS);
 }
 
+int ff_dev_check_writable(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CLOEXEC), ro = 0, err;
+	struct stat st;
+
+	if (fd < 0) {
+		err = -errno;
+		if (err != -EROFS && err != -EACCES && err != -EPERM)
+			return 0;
+		ff_err("cannot open %s for writing: %s; nothing was written", path, strerror(-err));
+		return err;
+	}
+	/* the kernel lets a read-only block device be opened for writing */
+	err = !fstat(fd, &st) && S_ISBLK(st.st_mode) && !ioctl(fd, BLKROGET, &ro) && ro ? -EROFS
+											: 0;
+	close(fd);
+	if (err)
+		ff_err("%s is a read-only device; nothing was written", path);
+	return err;
+}
+
 bool ff_dev_report_in_use(const char *path)
 {
 	struct ff_dev_lock lk;

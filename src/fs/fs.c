@@ -69,11 +69,14 @@ int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, si
 {
 	const struct ff_fs_fmt *f = fmt_by_id(o->format ? o->format : DEFAULT_FORMAT);
 
+	int ret;
+
 	if (!f) {
 		ff_err("mkfs: this foliofs does not know that format");
 		return -EINVAL;
 	}
-	return f->mkfs(path, o, summary, len);
+	ret = ff_dev_check_writable(path);
+	return ret ? ret : f->mkfs(path, o, summary, len);
 }
 
 int ff_fs_check(const char *path, bool read_only)

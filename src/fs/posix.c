@@ -7057,7 +7057,8 @@ static int geometry_ok(const char *path, uint32_t nr, uint64_t zone_size, uint64
 
 static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t slen)
 {
-	struct ff_dev_opts dopt = {.read_only = true, .zone_size = o->zone_size};
+	struct ff_dev_opts dopt = {
+		.read_only = true, .zone_size = o->zone_size, .quiet_small = true};
 	struct px_fs *fs = calloc(1, sizeof(*fs));
 	const struct ff_dev_info *di;
 	struct px_buf b = {0};

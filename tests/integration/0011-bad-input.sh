@@ -6,7 +6,8 @@
 # (zero) image, random bytes, an image too small, a zonefs superblock with a
 # bad crc or unknown feature bits, an image already mounted, unknown and bad
 # -o values, a mountpoint that is not a directory; and mkfs.foliofs over an
-# existing filesystem or foliofs image without --force.
+# existing filesystem or foliofs image without --force, on a read-only loop
+# device, and on an image its user may not write.
 . "$(dirname "$0")/lib.sh"
 
 # refuse WHAT PATTERN CMD...: CMD fails, says PATTERN, mounts nothing.
@@ -158,4 +159,31 @@ for i in range(2000):
     open('%s/f%d' % (sys.argv[1], i), 'w').write('x')" "$MNT" || fail "2000 files with 256 KiB zones"
 ok "2000 files with 256 KiB zones on 512 MiB"
 umnt
+
+# mkfs on what cannot be written: a read-only loop device (which the kernel
+# lets a program open for writing) and an image its user may not write.
+# On a writable 256 MiB loop device, no word about the default zone size.
+truncate -s 256M "$W/img.ro"
+s=$(shaof "$W/img.ro")
+if LOOP=$(losetup -r -f --show "$W/img.ro" 2>/dev/null); then
+	refuse "mkfs.foliofs on a read-only loop device" "read-only" "$MKFS" "$LOOP"
+	refuse "mkfs.foliofs --format zonefs on a read-only loop device" "read-only" "$MKFS" --format zonefs "$LOOP"
+	losetup -d "$LOOP"
+	expect_eq "the read-only loop device's image unchanged" "$(shaof "$W/img.ro")" "$s"
+	LOOP=$(losetup -f --show "$W/img.ro") || fail "losetup"
+	"$MKFS" "$LOOP" >"$W/out" 2>&1 || { losetup -d "$LOOP"; cat "$W/out"; fail "mkfs.foliofs on a 256 MiB loop device"; }
+	losetup -d "$LOOP"
+	grep -q "too small" "$W/out" && { cat "$W/out"; fail "mkfs.foliofs on a 256 MiB loop device speaks of a size it did not use"; }
+	ok "mkfs.foliofs on a 256 MiB loop device: '$(tail -1 "$W/out")'"
+else
+	note "no loop devices: the read-only device is not tried"
+fi
+if id nobody >/dev/null 2>&1; then
+	truncate -s 256M "$W/img.ro"
+	chmod 644 "$W/img.ro"
+	chmod 755 "$W"
+	s=$(shaof "$W/img.ro")
+	refuse "mkfs.foliofs on an image its user may not write" "permission denied" su nobody -s /bin/sh -c "'$MKFS' '$W/img.ro'"
+	expect_eq "the image unchanged" "$(shaof "$W/img.ro")" "$s"
+fi
 echo "PASS $TNAME"
