@@ -62,8 +62,16 @@ enum ff_errors_mode {
 #define FF_COMMIT_DEFAULT_S 5
 #define FF_COMMIT_MAX_S	    86400
 
+/* When a read moves a file's atime (mount's relatime, noatime, strictatime). */
+enum ff_atime {
+	FF_ATIME_RELATIME, /* older than mtime or ctime, or a day old (the default) */
+	FF_ATIME_NONE,	   /* never */
+	FF_ATIME_STRICT,   /* at every read */
+};
+
 struct ff_fs_opts {
 	struct ff_cache_opts cache;
+	enum ff_atime atime; /* posix format */
 	enum ff_errors_mode errors;
 	bool explicit_open;
 	bool read_only;

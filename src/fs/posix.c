@@ -4523,12 +4523,15 @@ static ssize_t px_read(struct ff_fs *gfs, uint64_t ino, void *buf, size_t len, u
 		return err;
 	ff_mutex_lock(&fs->ns);
 	size = i->size;
-	/* relatime: atime moves when older than mtime/ctime or a day old; logged with the next
-	 * INODE */
-	if (!fs->ro) {
+	/*
+	 * relatime (the default): atime moves when older than mtime/ctime or a
+	 * day old; strictatime: always; noatime: never. Logged with the next
+	 * INODE.
+	 */
+	if (!fs->ro && fs->o.atime != FF_ATIME_NONE) {
 		struct timespec now = coarse_ts(fs);
 
-		if ((i->atime.tv_sec < i->mtime.tv_sec ||
+		if ((fs->o.atime == FF_ATIME_STRICT || i->atime.tv_sec < i->mtime.tv_sec ||
 		     (i->atime.tv_sec == i->mtime.tv_sec && i->atime.tv_nsec <= i->mtime.tv_nsec) ||
 		     i->atime.tv_sec < i->ctime.tv_sec || now.tv_sec - i->atime.tv_sec > 86400) &&
 		    ts_ns(now) != ts_ns(i->atime)) {

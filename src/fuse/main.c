@@ -55,6 +55,7 @@
 struct opts {
 	char *cache_size, *max_folio, *sync_mode, *dirty_gran, *errors, *defrag, *commit;
 	int explicit_open, kernel_cache, direct_io, ro, discard, noacl, help, version;
+	int atime;	   /* enum ff_atime: the last of noatime, relatime, strictatime given */
 	unsigned max_read; /* FUSE's own option, kept for fuse_session_new too (op_init) */
 	char *device;
 };
@@ -87,6 +88,22 @@ static const struct fuse_opt opt_spec[] = {
 	{"acl", offsetof(struct opts, noacl), 0},
 	OPT("ro", ro),
 	FUSE_OPT_KEY("ro", FUSE_OPT_KEY_KEEP),
+	/*
+	 * atime: the daemon moves it (FUSE's kernel never asks), so the daemon
+	 * must know the policy. noatime stays a kernel flag too, for the mount
+	 * table; libfuse 3.14 knows none of the others, which are taken here.
+	 * nodiratime and lazytime are what foliofs does anyway: a directory's
+	 * atime never moves, and a moved atime is logged with the inode's next
+	 * record (an fsync's, or the committer's tick), never by the read.
+	 */
+	{"noatime", offsetof(struct opts, atime), FF_ATIME_NONE},
+	FUSE_OPT_KEY("noatime", FUSE_OPT_KEY_KEEP),
+	{"relatime", offsetof(struct opts, atime), FF_ATIME_RELATIME},
+	{"nostrictatime", offsetof(struct opts, atime), FF_ATIME_RELATIME},
+	{"strictatime", offsetof(struct opts, atime), FF_ATIME_STRICT},
+	{"norelatime", offsetof(struct opts, atime), FF_ATIME_STRICT},
+	FUSE_OPT_KEY("nodiratime", FUSE_OPT_KEY_DISCARD),
+	FUSE_OPT_KEY("lazytime", FUSE_OPT_KEY_DISCARD),
 	{"max_read=%u", offsetof(struct opts, max_read), 0},
 	FUSE_OPT_KEY("max_read=", FUSE_OPT_KEY_KEEP),
 	OPT("-h", help),
@@ -144,6 +161,11 @@ static void usage(const char *prog)
 	       "    -o acl|noacl                posix format: POSIX ACLs read, set, checked and\n"
 	       "                                inherited (default), or none, as ext4's noacl: a\n"
 	       "                                cold ls -l then asks for no ACL per file\n"
+	       "    -o relatime|noatime|strictatime   posix format: a read moves atime when it is\n"
+	       "                                older than mtime or ctime or a day old (default),\n"
+	       "                                never, or always; nodiratime and lazytime are\n"
+	       "                                accepted: a directory's atime never moves, and atime\n"
+	       "                                is written lazily (next fsync or commit)\n"
 	       "    -o ro                       read-only\n"
 	       "Live counters: getfattr --only-values -n user.foliofs.stats MOUNTPOINT\n"
 	       "               getfattr --only-values -n user.foliofs.zone MOUNTPOINT/seq/N\n\n",
@@ -1524,6 +1546,7 @@ static int build_fs_opts(struct ff_fs_opts *fo)
 			fo->defrag_min = (uint32_t)v;
 		}
 	}
+	fo->atime = (enum ff_atime)g_o.atime;
 	if (g_o.commit) {
 		char *end;
 		unsigned long v = strtoul(g_o.commit, &end, 10);
