@@ -925,6 +925,9 @@ int ff_posix_fsck(const char *path, unsigned flags, struct ff_fsck_report *r)
 	    !(flags & (FF_FSCK_REPAIR | FF_FSCK_PREEN)))
 		goto out;
 	before = k->fixable;
+	/* a read-only device: the problems stay, said once, and the check stands */
+	if (ff_dev_check_writable(path))
+		goto out;
 	if (k->trailer_bad) {
 		/* the rest is checked (and repaired) once the zones can be found */
 		struct ff_dev_lock lk;

@@ -12,7 +12,8 @@
 # - block 0 holding other data (another program wrote there): fsck -n and
 #   -y exit 4 and change nothing, the mount refuses, and both say why;
 # - both copies damaged, or the two copies valid but different: fsck -y
-#   exits 4 and changes nothing;
+#   exits 4 and changes nothing, as does fsck -y through a read-only loop
+#   device, saying it is read-only;
 # - the description of the zones in the device's last 4 KiB overwritten
 #   (other bytes, or a bad crc): on the regular image the mount refuses and
 #   says fsck -y mends it, fsck -n exits 4, fsck -y exits 1 with the image
@@ -78,6 +79,18 @@ for kind in regular emulated; do
 	expect_eq "the mount's messages after the repair" "$has_warn" ""
 	cmp -s "$MNT/f" <(seq 1 50000) || fail "f differs after the repair"
 	umnt
+
+	if [ $kind = regular ] && LOOP=$(losetup -r -f --show "$IMG" 2>/dev/null); then
+		poke 100 5a
+		s=$(sha)
+		"$FSCK" -y "$LOOP" >"$W/fsck.out" 2>&1
+		rc=$?
+		losetup -d "$LOOP"
+		expect_eq "fsck -y on a read-only loop device: exit" "$rc" 4
+		has "read-only" "$W/fsck.out" "fsck -y on a read-only device does not say it is read-only"
+		expect_eq "image unchanged by fsck -y through a read-only device" "$(sha)" "$s"
+		cp "$W/img.good" "$IMG"
+	fi
 
 	note "block 0 zeroed"
 	cp "$W/img.good" "$IMG"
