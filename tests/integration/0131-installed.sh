@@ -67,12 +67,14 @@ run fsck -t fuse.foliofs -n "$IMG" >"$W/fsck.out" 2>&1 ||
 ok "fsck -t fuse.foliofs -n: clean"
 
 # the options administrators write in fstab: mount(8) and mount.fuse3 keep
-# some of them for themselves, and foliofs must take the rest
-printf '%s %s fuse.foliofs defaults,nofail,_netdev,noatime,nodiratime,lazytime,cache_size=32M 0 2\n' "$IMG" "$MNT" >"$W/fstab"
+# some of them for themselves, and foliofs must take the rest (fsck -A
+# passes over a line with nofail or _netdev, so mount -a gets its own)
+printf '%s %s fuse.foliofs defaults,noatime,nodiratime,lazytime,cache_size=32M 0 2\n' "$IMG" "$MNT" >"$W/fstab"
 run env FSTAB_FILE="$W/fstab" fsck -A -n >"$W/fsck.out" 2>&1 ||
 	{ cat "$W/fsck.out"; fail "fsck -A on an fstab with a fuse.foliofs line: exit $?"; }
 grep -q "clean" "$W/fsck.out" || { cat "$W/fsck.out"; fail "fsck -A did not run fsck.fuse.foliofs"; }
 ok "fsck -A (pass 2) runs fsck.fuse.foliofs: $(grep clean "$W/fsck.out")"
+printf '%s %s fuse.foliofs defaults,nofail,_netdev,noatime,nodiratime,lazytime,cache_size=32M 0 2\n' "$IMG" "$MNT" >"$W/fstab"
 run mount -a -T "$W/fstab" || fail "mount -a -T fstab"
 is_mounted "fstab line, mount -a"
 run python3 "$LIB_DIR/zf.py" check "$MNT/seq/0" 0 2M 7 >"$W/zf.out"
