@@ -17,14 +17,6 @@
 FSCK=$FOLIOFS_BUILD/src/cli/fsck.foliofs
 [ -x "$FSCK" ] || fail "no $FSCK"
 
-fsck_rc() { # $1 = expected exit, rest = args
-	local want=$1 rc
-	shift
-	"$FSCK" "$@" >"$W/fsck.out" 2>&1
-	rc=$?
-	[ $rc -eq "$want" ] || { cat "$W/fsck.out"; fail "fsck.foliofs $*: exit $rc, want $want"; }
-	ok "fsck.foliofs $*: exit $want ($(tail -1 "$W/fsck.out"))"
-}
 # poke OFFSET HEXBYTES: overwrite bytes of the image in place
 poke() {
 	python3 -c 'import sys

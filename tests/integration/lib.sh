@@ -130,6 +130,16 @@ zf() {
 	ok "$* -> $want"
 }
 
+# fsck_rc WANT ARGS...: fsck.foliofs ARGS exits WANT; its output in $W/fsck.out
+fsck_rc() { # $1 = expected exit, rest = args
+	local want=$1 rc
+	shift
+	"$FSCK" "$@" >"$W/fsck.out" 2>&1
+	rc=$?
+	[ $rc -eq "$want" ] || { cat "$W/fsck.out"; fail "fsck.foliofs $*: exit $rc, want $want"; }
+	ok "fsck.foliofs $*: exit $want ($(tail -1 "$W/fsck.out"))"
+}
+
 fsize() { stat -c %s "$1"; }
 stats() { $ZF xattr "$MNT" user.foliofs.stats; }
 stat_val() { stats | awk -v k="$1" '$1 == k { print $2 }'; }
