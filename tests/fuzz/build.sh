@@ -10,6 +10,9 @@ mkdir -p "$OUT"
 CC=${CLANG:-clang}
 command -v "$CC" >/dev/null || CC=$(ls /usr/bin/clang-1[0-9] 2>/dev/null | tail -1)
 lib=(src/util/*.c src/dev/*.c src/cache/*.c src/fs/*.c)
+# libblkid's header lives in its own directory (src/dev/sig.c)
+read -ra blkid_cflags <<<"$(pkg-config --cflags blkid)"
+read -ra blkid_libs <<<"$(pkg-config --libs blkid)"
 for h in fuzz_mount fuzz_posix; do
 	newer=0
 	for f in "${lib[@]}" tests/fuzz/$h.c include/foliofs/*.h src/*/internal.h src/fs/*.h; do
@@ -18,5 +21,6 @@ for h in fuzz_mount fuzz_posix; do
 	[ -x "$OUT/$h" ] && [ $newer -eq 0 ] && continue
 	"$CC" -std=gnu17 -O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -D_GNU_SOURCE -D_FILE_OFFSET_BITS=64 -pthread \
-		-Iinclude "${lib[@]}" tests/fuzz/$h.c -luring -lzbd -o "$OUT/$h"
+		-Iinclude "${blkid_cflags[@]}" "${lib[@]}" tests/fuzz/$h.c -luring -lzbd \
+		"${blkid_libs[@]}" -o "$OUT/$h"
 done
