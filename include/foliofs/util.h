@@ -46,6 +46,8 @@ void ff_log(enum ff_log_level lvl, const char *fmt, ...) __attribute__((format(p
  * each open a device; a notice about the device is for the user once.
  */
 bool ff_first_notice(const char *what, const char *path);
+/* Whether the n bytes at p are all zero. */
+bool ff_all_zero(const void *p, size_t n);
 
 /* A mutex that records its owner so that ff_assert_held() can check it. */
 struct ff_mutex {

@@ -7019,14 +7019,6 @@ static uint64_t default_zone_size(uint64_t size)
 	return zs;
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t k = 0; k < n; k++)
-		if (p[k])
-			return false;
-	return true;
-}
-
 /*
  * Whether nr zones of zone_size bytes (metadata zones of cap bytes) over a
  * device of size bytes make a filesystem with room for files, said to the
@@ -7097,7 +7089,7 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 
 		if (fd >= 0)
 			close(fd);
-		if (n > 0 && !all_zero(blk, (size_t)n)) {
+		if (n > 0 && !ff_all_zero(blk, (size_t)n)) {
 			ff_err("%s already holds data in its first %zd bytes (a filesystem?); nothing was written. Use --force to format it anyway",
 			       path, n);
 			ret = -EEXIST;
@@ -7873,7 +7865,7 @@ static bool tail_zero(const char *path)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	bool z = b && fd >= 0 && bytes >= PX_BLK &&
 		 pread(fd, b, PX_BLK, (off_t)(bytes / PX_BLK * PX_BLK - PX_BLK)) == PX_BLK &&
-		 all_zero(b, PX_BLK);
+		 ff_all_zero(b, PX_BLK);
 
 	if (fd >= 0)
 		close(fd);
@@ -7967,7 +7959,7 @@ static int read_sb(struct px_fs *fs, const char *path, bool for_fsck)
 			goto out;
 		}
 	}
-	other0 = memcmp(blk, PX_SB_MAGIC, 8) && !all_zero(blk, PX_BLK);
+	other0 = memcmp(blk, PX_SB_MAGIC, 8) && !ff_all_zero(blk, PX_BLK);
 	for (int c = 0; c < 2; c++) {
 		uint8_t *s = blk + c * PX_BLK;
 		const struct ff_dev_info *di = ff_dev_info(fs->dev);
@@ -8019,7 +8011,7 @@ static int read_sb(struct px_fs *fs, const char *path, bool for_fsck)
 			bool cnv = ff_dev_report(fs->dev, 0, 1, &z0) == 1 && z0.type == FF_ZONE_CNV;
 
 			ff_warn("%s: the first superblock is %s; using the second%s", path,
-				all_zero(blk, PX_BLK) ? "zeroed" : "damaged",
+				ff_all_zero(blk, PX_BLK) ? "zeroed" : "damaged",
 				cnv ? " (fsck.foliofs -y rewrites the first from it)" : "");
 		}
 		break;

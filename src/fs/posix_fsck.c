@@ -126,14 +126,6 @@ static uint8_t *read_range(struct ff_dev *dev, uint64_t off, uint64_t len)
 
 /* ---- pass 1: the superblocks ---- */
 
-static bool zeros(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
 /*
  * Copy `copy` at b: 0 valid; 1 damaged as a write that went wrong leaves
  * it (zeroed, or the magic with a bad crc); 2 anything else (other data, a
@@ -146,7 +138,7 @@ static int sb_state(struct fk *k, const uint8_t *b, uint32_t copy)
 
 	memcpy(tmp, b, PX_BLK);
 	memset(tmp + PX_SB_CRC, 0, 4);
-	if (zeros(b, PX_BLK)) {
+	if (ff_all_zero(b, PX_BLK)) {
 		problem(k, false, "superblock copy %u: the block is zeroed", copy);
 		return 1;
 	}

@@ -54,14 +54,6 @@ static uint64_t get_le64(const uint8_t *p)
 	return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
 }
 
-static bool all_zero(const uint8_t *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (p[i])
-			return false;
-	return true;
-}
-
 void ff_zonefs_sb_encode(const struct ff_zonefs_sb *sb, void *blk)
 {
 	uint8_t *p = blk;
@@ -98,7 +90,7 @@ int ff_zonefs_sb_decode(const void *blk, struct ff_zonefs_sb *sb)
 	sb->perm = get_le32(copy + OFF_PERM);
 	if (sb->features & ~FF_ZONEFS_F_DEFINED)
 		return -EOPNOTSUPP;
-	if (!all_zero(copy + OFF_RESERVED, FF_ZONEFS_SB_SIZE - OFF_RESERVED))
+	if (!ff_all_zero(copy + OFF_RESERVED, FF_ZONEFS_SB_SIZE - OFF_RESERVED))
 		return -EUCLEAN; /* as the kernel: "Reserved area is being used" */
 	if ((sb->features & FF_ZONEFS_F_PERM) && (sb->perm & ~07777u))
 		return -EUCLEAN;
@@ -123,7 +115,7 @@ static int probe_existing(const char *path, char *what, size_t len)
 	if (n >= (ssize_t)FF_ZONEFS_SB_SIZE && ff_zonefs_sb_decode(buf, &sb) != -EINVAL) {
 		snprintf(what, len, "a zonefs superblock");
 		found = 1;
-	} else if (n > 0 && !all_zero(buf, (size_t)n)) {
+	} else if (n > 0 && !ff_all_zero(buf, (size_t)n)) {
 		snprintf(what, len, "data in its first %zd bytes (a filesystem or other contents)",
 			 n);
 		found = 1;

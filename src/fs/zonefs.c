@@ -203,11 +203,9 @@ void ff_zonefs_not_ours(const char *path)
 	uint8_t *b = malloc(65536);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	ssize_t n = b && fd >= 0 ? pread(fd, b, 65536, 0) : -1;
-	bool zero = n >= 0;
+	bool zero = n >= 0 && ff_all_zero(b, (size_t)n);
 	char what[160];
 
-	for (ssize_t i = 0; i < n && zero; i++)
-		zero = !b[i];
 	if (fd >= 0)
 		close(fd);
 	free(b);

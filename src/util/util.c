@@ -85,6 +85,16 @@ bool ff_first_notice(const char *what, const char *path)
 	return first;
 }
 
+bool ff_all_zero(const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
 void ff_mutex_init(struct ff_mutex *mu)
 {
 	pthread_mutex_init(&mu->m, NULL);
