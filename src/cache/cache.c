@@ -87,14 +87,14 @@
  *
  *   Errors. A failed write-through returns the error to its writer and drops
  *   its own blocks' uptodate state (later reads go to the device); when
- *   earlier batches of it were written, the writer gets their count instead,
- *   or with FF_CW_WHOLE the error (but for ENOSPC, see cache.h); blocks
- *   that had joined it are other writers' acknowledged data: they go back to
- *   dirty and the error is left on the inode for the next fsync. A failed
- *   background writeback keeps the blocks dirty (the data is not lost),
- *   records the error on the inode and stops the flusher retrying that inode;
- *   the next fsync retries and returns the error once. A non-zero write_done
- *   fails the write like a device error.
+ *   blocks of it were written before the error, the writer gets their
+ *   count instead, or with FF_CW_WHOLE the error (but for ENOSPC, see
+ *   cache.h); blocks that had joined it are other writers' acknowledged
+ *   data: they go back to dirty and the error is left on the inode for the
+ *   next fsync. A failed background writeback keeps the blocks dirty (the
+ *   data is not lost), records the error on the inode and stops the flusher
+ *   retrying that inode; the next fsync retries and returns the error once.
+ *   A non-zero write_done fails the write like a device error.
  *
  * Memory. Folios are allocated against cache_size: memory is reserved before
  * a folio is allocated, by reclaiming clean, unpinned folios with CLOCK; when
@@ -1772,7 +1772,7 @@ static ssize_t write_through(struct ff_cinode *ci, const void *buf, size_t len, 
 	int ret = 0;
 
 	while (done < len && !ret) {
-		uint64_t seg_bytes = 0, wdone = 0, isize;
+		uint64_t seg_bytes = 0, wdone = 0, isize, start;
 		size_t chunk_start = done;
 		bool stopped = false;
 		int n = 0, ioerr;
@@ -1817,6 +1817,7 @@ static ssize_t write_through(struct ff_cinode *ci, const void *buf, size_t len, 
 		ff_mutex_unlock(&ci->lock);
 		if (!n)
 			break;
+		start = segs[0].f->off + ((uint64_t)segs[0].b0 << c->blk_order);
 		ioerr = submit_segs(ci, segs, n, isize, mapw_flags, io_flags, true, &wdone,
 				    &stopped);
 		if (ioerr && !ret)
@@ -1825,17 +1826,29 @@ static ssize_t write_through(struct ff_cinode *ci, const void *buf, size_t len, 
 			ret = -EINVAL; /* a sync write must end where the fs can map it */
 		ff_mutex_lock(&ci->lock);
 		finish_segs_locked(ci, segs, n, wdone, false, ioerr);
-		if (ret)
-			done = chunk_start;
+		if (ret) {
+			/*
+			 * The count stops where this batch's writes did: the
+			 * blocks before are on the device with their mappings
+			 * (below, a short count, or with whole the error).
+			 */
+			uint64_t from = off + chunk_start, wend = start + wdone;
+			size_t kept = 0;
+
+			if (wend > from)
+				kept = wend - from < done - chunk_start ? (size_t)(wend - from)
+									: done - chunk_start;
+			done = chunk_start + kept;
+		}
 		ff_mutex_unlock(&ci->lock);
 	}
 	cnt_add(&c->copied_in, done);
 	/*
-	 * An error after earlier batches were written returns their count: a
-	 * short write, as POSIX has it (they are durable, and on a sequential
-	 * zone they are there whatever the reply says). With whole (FF_CW_WHOLE)
-	 * the error, as the kernel's O_DIRECT and O_DSYNC writes return it, but
-	 * for a full device, where what fit is written and durable and the count
+	 * An error after some of the write was written returns that count: a
+	 * short write, as POSIX has it (it is durable, and on a sequential zone
+	 * it is there whatever the reply says). With whole (FF_CW_WHOLE) the
+	 * error, as the kernel's O_DIRECT and O_DSYNC writes return it, but for
+	 * a full device, where what fit is written and durable and the count
 	 * says so.
 	 */
 	if (ret && (!done || (whole && ret != -ENOSPC)))

@@ -4691,12 +4691,45 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 	return done ? (ssize_t)done : r;
 }
 
+/*
+ * After a write past the size that failed or came back short: the blocks
+ * its first batches placed beyond the file's last block (an O_DIRECT
+ * write's, whose size moves only when the whole write is done) are not the
+ * file's. A hole record unmaps them, as the mount does after a crash
+ * (trim_past_eof_locked), so that a later growth reads zeros there and no
+ * replay maps them again. Reservations stay. Caller holds ns.
+ */
+static void drop_past_eof_locked(struct px_fs *fs, struct px_inode *i)
+{
+	uint64_t cut = ff_round_up(i->size, PX_BLK), seq;
+	struct px_buf b = {0};
+	int ret;
+
+	ff_assert_held(&fs->ns);
+	for (size_t k = i->next; k-- > 0;) {
+		const struct px_ext *e = &i->ext[k];
+		uint64_t from;
+
+		if (e->off + e->len <= cut)
+			break;
+		if (e->dev == PX_UNWRITTEN)
+			continue;
+		from = e->off > cut ? e->off : cut;
+		rec_extent(&b, i->ino, from, e->off + e->len - from, PX_NO_DEV, 0, 0);
+	}
+	if ((b.len || b.err) && (ret = op_commit_locked(fs, &b, &seq)))
+		ff_err("posix: inode %llu: the blocks a failed write left past the size stay "
+		       "mapped (%s)",
+		       (unsigned long long)i->ino, strerror(-ret));
+	free(b.p);
+}
+
 /* One px_write: the file's io_lock held throughout. */
 static ssize_t px_write_once(struct px_fs *fs, struct px_inode *i, const void *buf, size_t len,
 			     uint64_t off, unsigned flags)
 {
 	unsigned through = flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT);
-	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC), tail_ok, times;
+	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC), tail_ok, times, past;
 	uint64_t size;
 	ssize_t r;
 
@@ -4783,7 +4816,20 @@ out_wsize:
 		i->written = true;
 	}
 	i->wsize = 0;
+	past = r != (ssize_t)len && off + len > i->size;
+	if (past) {
+		drop_past_eof_locked(fs, i);
+		/* its last block's bytes past the size: zeroed durably before it grows */
+		i->tail_ok = false;
+		size = i->size;
+	}
 	ff_mutex_unlock(&fs->ns);
+	if (past) {
+		/* nor are the cache's copies of them */
+		ff_cache_invalidate_begin(i->ci);
+		ff_cache_truncate(i->ci, size);
+		ff_cache_invalidate_end(i->ci);
+	}
 	/*
 	 * sync_mode=writeback wrote the data back without write_done's commit
 	 * of a durable write: the size it moved is committed here, as fsync

@@ -1016,6 +1016,51 @@ static void test_posix_sync_write_error_whole(void **state)
 	free(rd);
 }
 
+/*
+ * An O_DIRECT append whose second batch the device fails gets EIO and
+ * leaves the size as it was: the first batch's blocks, written past the
+ * size, are not the file's, and a truncate up then reads zeros there.
+ */
+static void test_posix_direct_append_error_past_eof(void **state)
+{
+	struct px *p = *state;
+	uint8_t *a = tu_alloc(1 << 20), *rd = tu_alloc(1 << 20), *zero = tu_alloc(256 << 10);
+	uint64_t f = mkfile(p, p->root, "w"), g = mkfile(p, p->root, "churn");
+	struct stat st = {0};
+
+	tu_fill(a, 1 << 20, 6);
+	assert_int_equal(ff_fs_write(p->fs, f, a, 1000, 0, FF_CW_DSYNC), 1000);
+	atomic_store(&big_writes, 0);
+	ff_dev_fault_hook = fail_after_first_batch;
+	assert_int_equal(ff_fs_write(p->fs, f, a, 256 << 10, 1000, FF_CW_DIRECT), -EIO);
+	ff_dev_fault_hook = NULL;
+	assert_int_equal(atomic_load(&big_writes), 2);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, 1000);
+	/* the cache's copies first, then the device's, after another file went through it */
+	for (int k = 0; k < 2; k++) {
+		st.st_size = 1000 + (256 << 10);
+		assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
+		assert_int_equal(ff_fs_read(p->fs, f, rd, 1000 + (256 << 10), 0),
+				 1000 + (256 << 10));
+		assert_memory_equal(rd, a, 1000);
+		assert_memory_equal(rd + 1000, zero, 256 << 10);
+		st.st_size = 1000;
+		assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
+		assert_int_equal(ff_fs_write(p->fs, g, a, 1 << 20, 0, FF_CW_DSYNC), 1 << 20);
+		assert_int_equal(ff_fs_read(p->fs, g, rd, 1 << 20, 0), 1 << 20);
+	}
+	assert_int_equal(ff_fs_release(p->fs, g, O_RDWR), 0);
+	assert_int_equal(ff_fs_release(p->fs, f, O_RDWR), 0);
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	assert_int_equal(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL), 0);
+	do_mount_path(p, p->path);
+	free(a);
+	free(rd);
+	free(zero);
+}
+
 /* Fails the second device write to the data zones (zone 4 on) once armed. */
 static _Atomic int data_writes;
 static int fail_second_data_write(struct ff_dev *dev, uint64_t off, size_t len)
@@ -1588,6 +1633,48 @@ static void cut_done(struct ff_fs *fs2, const char *copy, const char *vcopy, con
 	unlink(copy);
 	unlink(vcopy);
 	unlink(vlog);
+}
+
+/*
+ * The same failed O_DIRECT append, then a buffered write past the size and
+ * an O_DSYNC write further on, then a power cut that keeps nothing the
+ * device was not told to make durable. The failed write's bytes in the
+ * file's last block, past its size, are on the device; the buffered
+ * write's gap zeroes them in the cache only, unless the growth after a
+ * failed write zeroes them durably first: after the cut they must read as
+ * zeros, inside the size the O_DSYNC write made durable.
+ */
+static void test_posix_direct_append_error_tail_cut(void **state)
+{
+	struct px *p = *state;
+	char vlog[300], copy[300], vcopy[300];
+	uint8_t *a = tu_alloc(256 << 10), *rd = tu_alloc(BLK);
+	uint64_t f;
+	struct ff_fs *fs2;
+	struct stat st;
+
+	mount_vlog(p, vlog, sizeof(vlog));
+	f = mkfile(p, p->root, "w");
+	tu_fill(a, 256 << 10, 8);
+	assert_int_equal(ff_fs_write(p->fs, f, a, 1000, 0, FF_CW_DSYNC), 1000);
+	atomic_store(&big_writes, 0);
+	ff_dev_fault_hook = fail_after_first_batch;
+	assert_int_equal(ff_fs_write(p->fs, f, a, 256 << 10, 1000, FF_CW_DIRECT), -EIO);
+	ff_dev_fault_hook = NULL;
+	assert_int_equal(ff_fs_write(p->fs, f, a, 100, 3 * BLK, 0), 100);
+	assert_int_equal(ff_fs_write(p->fs, f, a, 100, 8 * BLK, FF_CW_DSYNC), 100);
+	cut_mount(p, vlog, copy, vcopy, sizeof(copy), &fs2);
+	assert_int_equal(ff_fs_getattr(fs2, f, &st), 0);
+	assert_int_equal(st.st_size, 8 * BLK + 100);
+	assert_int_equal(ff_fs_read(fs2, f, rd, BLK, 0), BLK);
+	assert_memory_equal(rd, a, 1000);
+	for (uint32_t k = 1000; k < BLK; k++)
+		if (rd[k])
+			fail_msg("byte %u is %#x: the failed write's, past the size it had", k,
+				 rd[k]);
+	cut_done(fs2, copy, vcopy, vlog);
+	free(a);
+	free(rd);
 }
 
 /*
@@ -2638,6 +2725,62 @@ static void test_posix_statfs_unlink(void **state)
 	assert_int_equal(ff_fs_statfs(p->fs, &c), 0);
 	assert_true(c.f_bfree + 2 >= a.f_bfree);
 	free(buf);
+}
+
+/*
+ * Writes of 1 MiB (flags fl) fill the device. A write that meets the full
+ * device returns what it wrote, or ENOSPC when it wrote nothing, and the
+ * size says the same: what a write that failed placed past the size is not
+ * the file's. Growing the file then reads zeros there (POSIX), and the
+ * zones' valid-block counts match the extents, also in the checkpoint the
+ * unmount writes (fsck -n finds no leaked space).
+ */
+static void full_write_case(struct px *p, unsigned fl)
+{
+	uint8_t *buf = tu_alloc(1 << 20), *rd = tu_alloc(2 << 20), *zero = tu_alloc(2 << 20);
+	uint64_t f = mkfile(p, p->root, "full"), size = 0;
+	struct stat st = {0};
+	ssize_t r = 0;
+
+	tu_fill(buf, 1 << 20, 17);
+	for (int k = 0; k < 4096; k++) {
+		r = ff_fs_write(p->fs, f, buf, 1 << 20, size, fl);
+		if (r <= 0)
+			break;
+		assert_true(r % BLK == 0);
+		size += (uint64_t)r;
+	}
+	assert_int_equal(r, -ENOSPC);
+	assert_true(size > 0);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, size);
+	st.st_size = (off_t)(size + (2 << 20));
+	assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 2 << 20, size), 2 << 20);
+	assert_memory_equal(rd, zero, 2 << 20);
+	assert_int_equal(ff_fs_release(p->fs, f, O_RDWR), 0);
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	assert_int_equal(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL), 0);
+	do_mount_path(p, p->path);
+	free(buf);
+	free(rd);
+	free(zero);
+}
+
+static void test_posix_full_direct(void **state)
+{
+	full_write_case(*state, FF_CW_DIRECT);
+}
+
+static void test_posix_full_direct_dsync(void **state)
+{
+	full_write_case(*state, FF_CW_DIRECT | FF_CW_DSYNC);
+}
+
+static void test_posix_full_sync(void **state)
+{
+	full_write_case(*state, FF_CW_SYNC);
 }
 
 /* ---- fsck ---- */
@@ -3873,6 +4016,14 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_posix_sync_write_error_whole, setup_reg_tiny,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_posix_direct_append_error_past_eof,
+						setup_emu_tiny, teardown),
+		cmocka_unit_test_setup_teardown(test_posix_direct_append_error_past_eof,
+						setup_reg_tiny, teardown),
+		cmocka_unit_test_setup_teardown(test_posix_direct_append_error_tail_cut,
+						setup_emu_tiny, teardown),
+		cmocka_unit_test_setup_teardown(test_posix_direct_append_error_tail_cut,
+						setup_reg_tiny, teardown),
 		T2(test_posix_sync_write_past_eof_size),
 		T2(test_posix_group_commit_batch),
 		T2(test_posix_group_commit),
@@ -3911,6 +4062,9 @@ int main(void)
 						teardown),
 		T2(test_posix_statfs),
 		T2(test_posix_statfs_unlink),
+		T2(test_posix_full_direct),
+		T2(test_posix_full_direct_dsync),
+		T2(test_posix_full_sync),
 		T2(test_posix_fsck_clean),
 		T2(test_posix_fsck_corrupt),
 		T2(test_posix_fsck_corrupt_log),
