@@ -7230,11 +7230,23 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 		}
 	}
 	if (getrandom(fs->uuid, sizeof(fs->uuid), 0) != sizeof(fs->uuid) ||
-	    getrandom(fs->dhkey, sizeof(fs->dhkey), 0) != sizeof(fs->dhkey)) {
+	    getrandom(fs->dhkey, sizeof(fs->dhkey), 0) != sizeof(fs->dhkey) ||
+	    getrandom(&seq, sizeof(seq), 0) != sizeof(seq)) {
 		ret = -EIO;
 		goto out_setup;
 	}
 	fs->dh_seed = ff_crc32c(0, fs->dhkey, sizeof(fs->dhkey));
+	/*
+	 * The log's first seq is drawn at random, from 2^40 to below 2^62 (far
+	 * from wrapping): the conventional metadata zones keep an older
+	 * filesystem's records past the new log's end, crcs valid, and the
+	 * replay takes a record for the log's next by its seq alone, as the
+	 * damage probe takes one for a later record. The same workload on the
+	 * old filesystem would otherwise have left, where the new log ends
+	 * after a crash, a record of the very seq it expects.
+	 */
+	fs->next_seq = (1ull << 40) + seq % ((1ull << 62) - (1ull << 40));
+	atomic_store(&fs->committed, fs->next_seq - 1);
 	fs->uuid[6] = (uint8_t)((fs->uuid[6] & 0x0f) | 0x40);
 	fs->uuid[8] = (uint8_t)((fs->uuid[8] & 0x3f) | 0x80);
 	/* conventional metadata zones: no old header may look current */

@@ -2783,6 +2783,53 @@ static void test_posix_full_sync(void **state)
 	full_write_case(*state, FF_CW_SYNC);
 }
 
+/*
+ * A filesystem made with --force over an older one: the old log's records
+ * are still in the conventional metadata zones past the new log's end, with
+ * valid crcs. The same workload on both (five files made and fsync'd, then
+ * one) puts an old record, of the seq the new log expects next, right where
+ * the new log ends; a crash there must not bring the old filesystem's files
+ * (and their data) back, nor may the mount or fsck take the old records for
+ * damage of the new log.
+ */
+static void test_posix_mkfs_over_old_log(void **state)
+{
+	static const char *names[] = {"a", "b", "c", "d", "e"};
+	struct px *p = *state;
+	struct ff_mkfs_opts mo = {.format = FF_FMT_POSIX, .force = true, .zone_size = ZS};
+	char copy[300], summary[512];
+	struct stat st;
+	struct ff_fs *fs2;
+	uint64_t root2;
+
+	for (int round = 0; round < 2; round++) {
+		for (int k = 0; k < (round ? 1 : 5); k++) {
+			uint64_t f = mkfile(p, p->root, names[k]);
+
+			assert_int_equal(ff_fs_write(p->fs, f, names[k], 1, 0, FF_CW_DSYNC), 1);
+			assert_int_equal(ff_fs_fsyncdir(p->fs, p->root, false), 0);
+			assert_int_equal(ff_fs_release(p->fs, f, O_RDWR), 0);
+		}
+		if (round)
+			break;
+		assert_int_equal(ff_fs_unmount(p->fs), 0);
+		p->fs = NULL;
+		assert_int_equal(ff_fs_mkfs(p->path, &mo, summary, sizeof(summary)), 0);
+		do_mount_path(p, p->path);
+	}
+	/* a crash now: the image as the device holds it */
+	snprintf(copy, sizeof(copy), "%s.crash", p->path);
+	tu_copy_image(p->path, copy);
+	tu_fs_mount(copy, &p->o, &fs2, &root2);
+	assert_int_equal(ff_fs_lookup(fs2, root2, "a", &st), 0);
+	for (int k = 1; k < 5; k++)
+		if (ff_fs_lookup(fs2, root2, names[k], &st) != -ENOENT)
+			fail_msg("'%s', a file of the filesystem mkfs replaced, is back", names[k]);
+	assert_int_equal(ff_fs_unmount(fs2), 0);
+	assert_int_equal(fsck_run(copy, FF_FSCK_READ_ONLY, NULL), 0);
+	unlink(copy);
+}
+
 /* ---- fsck ---- */
 
 struct fsck_msgs {
@@ -4062,6 +4109,7 @@ int main(void)
 						teardown),
 		T2(test_posix_statfs),
 		T2(test_posix_statfs_unlink),
+		T1REG(test_posix_mkfs_over_old_log),
 		T2(test_posix_full_direct),
 		T2(test_posix_full_direct_dsync),
 		T2(test_posix_full_sync),
