@@ -1701,10 +1701,11 @@ int main(int argc, char *argv[])
 	 * by root, others may use it too (default_permissions checks them),
 	 * and its device nodes and setuid files work (FUSE's default is nodev,
 	 * nosuid). Only root may ask that without user_allow_other in
-	 * /etc/fuse.conf; -o nodev,nosuid after it still wins.
+	 * /etc/fuse.conf. Put before the user's options, which libfuse
+	 * applies in order: -o nodev,nosuid still wins.
 	 */
 	if (ns_format() && geteuid() == 0)
-		fuse_opt_add_arg(&args, "-oallow_other,dev,suid");
+		fuse_opt_insert_arg(&args, 1, "-oallow_other,dev,suid");
 	se = fuse_session_new(&args, &ops, sizeof(ops), NULL);
 	if (!se) {
 		fprintf(stderr,

@@ -9,7 +9,9 @@
 # - it is refused (EBUSY, said) while a file is open for writing;
 # - remount,rw makes it writable again; remount,ro,noexec sets noexec too;
 # - remount,rw of a mount whose daemon has the device read-only (-o ro)
-#   is refused, and the mount stays read-only.
+#   is refused, and the mount stays read-only;
+# - a mount has suid and dev by default, and -o nosuid,nodev,noexec sets
+#   all three.
 set -u
 . "$(dirname "$0")/lib.sh"
 need mount umount
@@ -77,6 +79,22 @@ ns mount -o remount,rw "$MNT" >"$W/out" 2>&1 && fail "remount,rw of a -o ro daem
 grep -q "started with -o ro" "$W/out" || { cat "$W/out"; fail "remount,rw of -o ro: unclear message"; }
 opts | grep -qE '(^|,)ro(,|$)' || fail "remount,rw of -o ro: not ro any more: $(opts)"
 ok "remount,rw of a -o ro daemon refused: $(head -1 "$W/out")"
+ns umount "$MNT" || fail "umount"
+wait_daemon_gone "$IMG" 60 || fail "the daemon did not exit"
+
+# root's mount honours setuid files and device nodes, as a kernel
+# filesystem's does, unless the user asks otherwise: nosuid and nodev
+# then hold (a setuid program there must not run as its owner)
+ns mount -t fuse.foliofs "$IMG" "$MNT" || fail "mount"
+opts | grep -qE '(^|,)(nosuid|nodev)(,|$)' && fail "a default mount: $(opts)"
+ok "a default mount has suid and dev: $(opts)"
+ns umount "$MNT" || fail "umount"
+wait_daemon_gone "$IMG" 60 || fail "the daemon did not exit"
+ns mount -t fuse.foliofs "$IMG" "$MNT" -o nosuid,nodev,noexec || fail "mount -o nosuid,nodev,noexec"
+for o in nosuid nodev noexec; do
+	opts | grep -qE "(^|,)$o(,|$)" || fail "-o nosuid,nodev,noexec: no $o in $(opts)"
+done
+ok "-o nosuid,nodev,noexec: $(opts)"
 ns umount "$MNT" || fail "umount"
 wait_daemon_gone "$IMG" 60 || fail "the daemon did not exit"
 echo "PASS $TNAME"
