@@ -4418,6 +4418,9 @@ static int px_setattr(struct ff_fs *gfs, uint64_t ino, const struct stat *st, un
 			return ret;
 		if (st->st_size < 0)
 			return -EINVAL;
+		/* no size past the largest file a write can make */
+		if ((uint64_t)st->st_size > PX_MAX_FILE)
+			return -EFBIG;
 		ff_mutex_lock(&i->io_lock);
 		ret = truncate_locked(fs, i, (uint64_t)st->st_size);
 		ff_mutex_unlock(&i->io_lock);

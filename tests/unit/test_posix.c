@@ -1483,6 +1483,35 @@ static void test_posix_truncate_falloc_seek(void **state)
 }
 
 /*
+ * The largest file is 1 EiB (2^60 bytes), for every way of growing one: a
+ * truncate past it gets EFBIG as a write there does (as on ext4), not a
+ * size no write can reach.
+ */
+static void test_posix_max_file_size(void **state)
+{
+	struct px *p = *state;
+	uint64_t f = mkfile(p, p->root, "big"), max = 1ull << 60;
+	struct stat st = {0};
+	uint8_t b = 7, rd = 1;
+
+	st.st_size = (off_t)max + 1;
+	assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), -EFBIG);
+	st.st_size = INT64_MAX;
+	assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), -EFBIG);
+	assert_int_equal(ff_fs_write(p->fs, f, &b, 1, max, 0), -EFBIG);
+	assert_int_equal(ff_fs_fallocate(p->fs, f, 0, max, BLK), -EFBIG);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	st.st_size = (off_t)max;
+	assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
+	assert_int_equal(ff_fs_write(p->fs, f, &b, 1, max - 1, FF_CW_DSYNC), 1);
+	remount(p);
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, max);
+	assert_int_equal(ff_fs_read(p->fs, f, &rd, 1, max - 1), 1);
+	assert_int_equal(rd, 7);
+}
+/*
  * FALLOC_FL_ZERO_RANGE: the range reads as zeros and stays allocated
  * (st_blocks kept), its whole blocks reserved and unwritten, which
  * SEEK_HOLE reports as a hole, as XFS and ext4 report unwritten extents;
@@ -4110,6 +4139,7 @@ int main(void)
 		T2(test_posix_statfs),
 		T2(test_posix_statfs_unlink),
 		T1REG(test_posix_mkfs_over_old_log),
+		T1REG(test_posix_max_file_size),
 		T2(test_posix_full_direct),
 		T2(test_posix_full_direct_dsync),
 		T2(test_posix_full_sync),
