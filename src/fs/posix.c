@@ -4828,9 +4828,16 @@ out_wsize:
 	}
 	ff_mutex_unlock(&fs->ns);
 	if (past) {
-		/* nor are the cache's copies of them */
+		/*
+		 * Nor are the cache's copies of them, nor (sync_mode=writeback,
+		 * whose write-back failed after the copy) the room promised to
+		 * its dirty blocks there, as a truncate gives them up.
+		 */
 		ff_cache_invalidate_begin(i->ci);
 		ff_cache_truncate(i->ci, size);
+		ff_mutex_lock(&fs->ns);
+		da_del_locked(fs, i, ff_round_up(size, PX_BLK), UINT64_MAX);
+		ff_mutex_unlock(&fs->ns);
 		ff_cache_invalidate_end(i->ci);
 	}
 	/*

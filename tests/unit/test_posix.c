@@ -142,6 +142,20 @@ static int setup_emu_tiny(void **state)
 	return setup_any(state, true, &o);
 }
 
+static int setup_reg_wbmode(void **state)
+{
+	struct ff_fs_opts o = {.cache = {.sync_mode = FF_SYNC_WRITEBACK}};
+
+	return setup_any(state, false, &o);
+}
+
+static int setup_emu_wbmode(void **state)
+{
+	struct ff_fs_opts o = {.cache = {.sync_mode = FF_SYNC_WRITEBACK}};
+
+	return setup_any(state, true, &o);
+}
+
 static int setup_reg_tiny(void **state)
 {
 	struct ff_fs_opts o = {.cache = {.cache_size = 256 << 10, .max_folio = 64 << 10}};
@@ -1105,6 +1119,46 @@ static void test_posix_close_retries_failed_writeback(void **state)
 	assert_memory_equal(rd, buf, BLK);
 	free(buf);
 	free(rd);
+}
+
+/*
+ * sync_mode=writeback: an O_DSYNC write past the size copies its bytes into
+ * the cache as dirty blocks, then writes them back, and here the device
+ * fails that: the writer gets EIO and the size stays. The dirty blocks past
+ * the size are not the file's: the room they were promised is free again
+ * (statfs as before), no later write-back places them, and a truncate up
+ * reads zeros there.
+ */
+static void test_posix_wbmode_sync_error_past_eof(void **state)
+{
+	struct px *p = *state;
+	uint8_t *a = tu_alloc(256 << 10), *rd = tu_alloc(256 << 10), *zero = tu_alloc(256 << 10);
+	uint64_t f = mkfile(p, p->root, "w");
+	struct statvfs s0, s1;
+	struct stat st = {0};
+
+	tu_fill(a, 256 << 10, 9);
+	assert_int_equal(ff_fs_statfs(p->fs, &s0), 0);
+	ff_dev_fault_hook = fail_data_writes;
+	assert_int_equal(ff_fs_write(p->fs, f, a, 256 << 10, 0, FF_CW_DSYNC), -EIO);
+	ff_dev_fault_hook = NULL;
+	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
+	assert_int_equal(st.st_size, 0);
+	assert_int_equal(ff_fs_statfs(p->fs, &s1), 0);
+	assert_int_equal(s1.f_bavail, s0.f_bavail);
+	/* the write-back's error, once (the cache's rule), then nothing owed */
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), -EIO);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	st.st_size = 256 << 10;
+	assert_int_equal(ff_fs_setattr(p->fs, f, &st, FF_SET_SIZE), 0);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 256 << 10, 0), 256 << 10);
+	assert_memory_equal(rd, zero, 256 << 10);
+	remount(p);
+	assert_int_equal(ff_fs_read(p->fs, f, rd, 256 << 10, 0), 256 << 10);
+	assert_memory_equal(rd, zero, 256 << 10);
+	free(a);
+	free(rd);
+	free(zero);
 }
 
 /*
@@ -4092,6 +4146,10 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_posix_sync_write_error_whole, setup_reg_tiny,
 						teardown),
+		cmocka_unit_test_setup_teardown(test_posix_wbmode_sync_error_past_eof,
+						setup_reg_wbmode, teardown),
+		cmocka_unit_test_setup_teardown(test_posix_wbmode_sync_error_past_eof,
+						setup_emu_wbmode, teardown),
 		cmocka_unit_test_setup_teardown(test_posix_direct_append_error_past_eof,
 						setup_emu_tiny, teardown),
 		cmocka_unit_test_setup_teardown(test_posix_direct_append_error_past_eof,
