@@ -68,7 +68,6 @@ static const struct ff_fs_fmt *detect(const char *path)
 int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len)
 {
 	const struct ff_fs_fmt *f = fmt_by_id(o->format ? o->format : DEFAULT_FORMAT);
-
 	int ret;
 
 	if (!f) {
