@@ -4326,6 +4326,21 @@ static int grow_tail(struct px_inode *i, uint64_t s)
 	return ret;
 }
 
+/*
+ * Drop the cache's blocks past size, and the room promised to the dirty
+ * ones among them: they are gone (a truncate down), or were never the
+ * file's (a failed write past the size). io_lock held.
+ */
+static void cache_cut(struct px_fs *fs, struct px_inode *i, uint64_t size)
+{
+	ff_cache_invalidate_begin(i->ci);
+	ff_cache_truncate(i->ci, size);
+	ff_mutex_lock(&fs->ns);
+	da_del_locked(fs, i, ff_round_up(size, PX_BLK), UINT64_MAX);
+	ff_mutex_unlock(&fs->ns);
+	ff_cache_invalidate_end(i->ci);
+}
+
 /* Set the size to size (truncate either way). io_lock held. */
 static int truncate_locked(struct px_fs *fs, struct px_inode *i, uint64_t size)
 {
@@ -4339,13 +4354,7 @@ static int truncate_locked(struct px_fs *fs, struct px_inode *i, uint64_t size)
 	old = i->size;
 	ff_mutex_unlock(&fs->ns);
 	if (size < old) {
-		ff_cache_invalidate_begin(i->ci);
-		ff_cache_truncate(i->ci, size);
-		/* the dirty blocks cut off are gone: so is their room */
-		ff_mutex_lock(&fs->ns);
-		da_del_locked(fs, i, ff_round_up(size, PX_BLK), UINT64_MAX);
-		ff_mutex_unlock(&fs->ns);
-		ff_cache_invalidate_end(i->ci);
+		cache_cut(fs, i, size);
 		/*
 		 * The last block's bytes beyond the new size, zeroed on the device
 		 * before the record (as XFS writes its zeroed tail page back at a
@@ -4695,21 +4704,27 @@ static ssize_t px_write(struct ff_fs *gfs, uint64_t ino, const void *buf, size_t
 }
 
 /*
- * After a write past the size that failed or came back short: the blocks
- * its first batches placed beyond the file's last block (an O_DIRECT
- * write's, whose size moves only when the whole write is done) are not the
- * file's. A hole record unmaps them, as the mount does after a crash
- * (trim_past_eof_locked), so that a later growth reads zeros there and no
- * replay maps them again. Reservations stay. Caller holds ns.
+ * Unmap i's data extents wholly past its last block: in memory (b NULL), or
+ * by hole records added to b, which the caller commits. They are not the
+ * file's, and a later growth must read zeros there (POSIX; XFS zeroes
+ * beyond the old end). Two writers leave them:
+ *   - an O_DIRECT write past the end moves the size only when the whole
+ *     write is done, so when it fails or comes back short, or a crash
+ *     comes first, its first blocks are mapped past the size;
+ *   - a data header carries the size its writer knew when it sealed it,
+ *     for such a write the size before it: a roll-forward maps its blocks
+ *     past the size the file came back with.
+ * The mount trims in memory (its checkpoint follows); a live filesystem
+ * logs the holes, or a replay would map the blocks again. Reservations
+ * (fallocate KEEP_SIZE) stay. Caller holds ns.
  */
-static void drop_past_eof_locked(struct px_fs *fs, struct px_inode *i)
+static int trim_past_eof_locked(struct px_fs *fs, struct px_inode *i, struct px_buf *b)
 {
-	uint64_t cut = ff_round_up(i->size, PX_BLK), seq;
-	struct px_buf b = {0};
-	int ret;
+	uint64_t cut = ff_round_up(i->size, PX_BLK);
+	int ret = 0;
 
 	ff_assert_held(&fs->ns);
-	for (size_t k = i->next; k-- > 0;) {
+	for (size_t k = i->next; k-- > 0 && !ret;) {
 		const struct px_ext *e = &i->ext[k];
 		uint64_t from;
 
@@ -4718,8 +4733,22 @@ static void drop_past_eof_locked(struct px_fs *fs, struct px_inode *i)
 		if (e->dev == PX_UNWRITTEN)
 			continue;
 		from = e->off > cut ? e->off : cut;
-		rec_extent(&b, i->ino, from, e->off + e->len - from, PX_NO_DEV, 0, 0);
+		if (b)
+			rec_extent(b, i->ino, from, e->off + e->len - from, PX_NO_DEV, 0, 0);
+		else
+			ret = ext_set_locked(fs, i, from, e->off + e->len - from, PX_NO_DEV, 0, 0);
 	}
+	return ret;
+}
+
+/* After a write past the size that failed or came back short (trim_past_eof_locked). */
+static void drop_past_eof_locked(struct px_fs *fs, struct px_inode *i)
+{
+	struct px_buf b = {0};
+	uint64_t seq;
+	int ret;
+
+	trim_past_eof_locked(fs, i, &b);
 	if ((b.len || b.err) && (ret = op_commit_locked(fs, &b, &seq)))
 		ff_err("posix: inode %llu: the blocks a failed write left past the size stay "
 		       "mapped (%s)",
@@ -4819,27 +4848,22 @@ out_wsize:
 		i->written = true;
 	}
 	i->wsize = 0;
+	/*
+	 * A write past the size that failed or came back short: what it
+	 * placed past the size is not the file's (trim_past_eof_locked), nor
+	 * are the cache's copies, nor (sync_mode=writeback, whose write-back
+	 * failed after the copy) its dirty blocks there; and its last block's
+	 * bytes past the size are zeroed durably before the file grows.
+	 */
 	past = r != (ssize_t)len && off + len > i->size;
 	if (past) {
 		drop_past_eof_locked(fs, i);
-		/* its last block's bytes past the size: zeroed durably before it grows */
 		i->tail_ok = false;
 		size = i->size;
 	}
 	ff_mutex_unlock(&fs->ns);
-	if (past) {
-		/*
-		 * Nor are the cache's copies of them, nor (sync_mode=writeback,
-		 * whose write-back failed after the copy) the room promised to
-		 * its dirty blocks there, as a truncate gives them up.
-		 */
-		ff_cache_invalidate_begin(i->ci);
-		ff_cache_truncate(i->ci, size);
-		ff_mutex_lock(&fs->ns);
-		da_del_locked(fs, i, ff_round_up(size, PX_BLK), UINT64_MAX);
-		ff_mutex_unlock(&fs->ns);
-		ff_cache_invalidate_end(i->ci);
-	}
+	if (past)
+		cache_cut(fs, i, size);
 	/*
 	 * sync_mode=writeback wrote the data back without write_done's commit
 	 * of a durable write: the size it moved is committed here, as fsync
@@ -7834,35 +7858,6 @@ out:
 	return ret;
 }
 
-/*
- * After the roll-forward: drop i's data extents wholly past its last block.
- * A data header carries the size its writer knew when it sealed it; for an
- * O_DIRECT write past the end that is the size before the write (the size
- * moves when the write completes), so a header that made it before the crash
- * maps blocks beyond the size the file came back with. The file did not grow,
- * and a later growth must read zeros there (POSIX; XFS zeroes beyond the old
- * end). Reservations (fallocate KEEP_SIZE) stay. Caller holds ns.
- */
-static int trim_past_eof_locked(struct px_fs *fs, struct px_inode *i)
-{
-	uint64_t cut = ff_round_up(i->size, PX_BLK);
-	int ret = 0;
-
-	ff_assert_held(&fs->ns);
-	for (size_t k = i->next; k-- > 0 && !ret;) {
-		struct px_ext *e = &i->ext[k];
-		uint64_t from;
-
-		if (e->off + e->len <= cut)
-			break;
-		if (e->dev == PX_UNWRITTEN)
-			continue;
-		from = e->off > cut ? e->off : cut;
-		ret = ext_set_locked(fs, i, from, e->off + e->len - from, PX_NO_DEV, 0, 0);
-	}
-	return ret;
-}
-
 int px_too_small(const char *path)
 {
 	int ret = px_explain_resize(path, NULL);
@@ -8450,7 +8445,7 @@ static int mount_common(const char *path, const struct ff_fs_opts *o, bool check
 			if (!i->nlink && i->ino != PX_ROOT_INO && !fs->ro)
 				inode_remove_locked(fs, i);
 			else if (S_ISREG(i->mode))
-				ret = trim_past_eof_locked(fs, i);
+				ret = trim_past_eof_locked(fs, i, NULL);
 		}
 	}
 	if (ret) {

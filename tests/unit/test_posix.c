@@ -240,6 +240,15 @@ static void reads_after_crash_and_remount(struct px *p, uint64_t f, const uint8_
 /* fsck of an unmounted image (section "fsck" below): its problem count */
 static uint32_t fsck_run(const char *path, unsigned flags, uint32_t *repaired);
 
+/* A clean unmount, then fsck -n finds nothing, then the mount again. */
+static void unmount_fsck_mount(struct px *p)
+{
+	assert_int_equal(ff_fs_unmount(p->fs), 0);
+	p->fs = NULL;
+	assert_int_equal(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL), 0);
+	do_mount_path(p, p->path);
+}
+
 /* ---- namespace ---- */
 
 static void test_posix_namespace(void **state)
@@ -1031,6 +1040,20 @@ static void test_posix_sync_write_error_whole(void **state)
 }
 
 /*
+ * f gets 1000 bytes of a, O_DSYNC; then an O_DIRECT append of 256 KiB of a
+ * whose second batch (of the tiny cache) the device fails: EIO.
+ */
+static void failed_direct_append(struct px *p, uint64_t f, const uint8_t *a)
+{
+	assert_int_equal(ff_fs_write(p->fs, f, a, 1000, 0, FF_CW_DSYNC), 1000);
+	atomic_store(&big_writes, 0);
+	ff_dev_fault_hook = fail_after_first_batch;
+	assert_int_equal(ff_fs_write(p->fs, f, a, 256 << 10, 1000, FF_CW_DIRECT), -EIO);
+	ff_dev_fault_hook = NULL;
+	assert_int_equal(atomic_load(&big_writes), 2);
+}
+
+/*
  * An O_DIRECT append whose second batch the device fails gets EIO and
  * leaves the size as it was: the first batch's blocks, written past the
  * size, are not the file's, and a truncate up then reads zeros there.
@@ -1043,12 +1066,7 @@ static void test_posix_direct_append_error_past_eof(void **state)
 	struct stat st = {0};
 
 	tu_fill(a, 1 << 20, 6);
-	assert_int_equal(ff_fs_write(p->fs, f, a, 1000, 0, FF_CW_DSYNC), 1000);
-	atomic_store(&big_writes, 0);
-	ff_dev_fault_hook = fail_after_first_batch;
-	assert_int_equal(ff_fs_write(p->fs, f, a, 256 << 10, 1000, FF_CW_DIRECT), -EIO);
-	ff_dev_fault_hook = NULL;
-	assert_int_equal(atomic_load(&big_writes), 2);
+	failed_direct_append(p, f, a);
 	assert_int_equal(ff_fs_getattr(p->fs, f, &st), 0);
 	assert_int_equal(st.st_size, 1000);
 	/* the cache's copies first, then the device's, after another file went through it */
@@ -1066,10 +1084,7 @@ static void test_posix_direct_append_error_past_eof(void **state)
 	}
 	assert_int_equal(ff_fs_release(p->fs, g, O_RDWR), 0);
 	assert_int_equal(ff_fs_release(p->fs, f, O_RDWR), 0);
-	assert_int_equal(ff_fs_unmount(p->fs), 0);
-	p->fs = NULL;
-	assert_int_equal(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL), 0);
-	do_mount_path(p, p->path);
+	unmount_fsck_mount(p);
 	free(a);
 	free(rd);
 	free(zero);
@@ -1739,11 +1754,7 @@ static void test_posix_direct_append_error_tail_cut(void **state)
 	mount_vlog(p, vlog, sizeof(vlog));
 	f = mkfile(p, p->root, "w");
 	tu_fill(a, 256 << 10, 8);
-	assert_int_equal(ff_fs_write(p->fs, f, a, 1000, 0, FF_CW_DSYNC), 1000);
-	atomic_store(&big_writes, 0);
-	ff_dev_fault_hook = fail_after_first_batch;
-	assert_int_equal(ff_fs_write(p->fs, f, a, 256 << 10, 1000, FF_CW_DIRECT), -EIO);
-	ff_dev_fault_hook = NULL;
+	failed_direct_append(p, f, a);
 	assert_int_equal(ff_fs_write(p->fs, f, a, 100, 3 * BLK, 0), 100);
 	assert_int_equal(ff_fs_write(p->fs, f, a, 100, 8 * BLK, FF_CW_DSYNC), 100);
 	cut_mount(p, vlog, copy, vcopy, sizeof(copy), &fs2);
@@ -2842,10 +2853,7 @@ static void full_write_case(struct px *p, unsigned fl)
 	assert_int_equal(ff_fs_read(p->fs, f, rd, 2 << 20, size), 2 << 20);
 	assert_memory_equal(rd, zero, 2 << 20);
 	assert_int_equal(ff_fs_release(p->fs, f, O_RDWR), 0);
-	assert_int_equal(ff_fs_unmount(p->fs), 0);
-	p->fs = NULL;
-	assert_int_equal(fsck_run(p->path, FF_FSCK_READ_ONLY, NULL), 0);
-	do_mount_path(p, p->path);
+	unmount_fsck_mount(p);
 	free(buf);
 	free(rd);
 	free(zero);
