@@ -37,12 +37,11 @@ static const struct ff_fs_fmt *fmt_by_id(enum ff_fs_format id)
 /*
  * The format whose superblock starts the device at path, or else the one
  * whose superblock copy is in its second block (the first overwritten or
- * damaged beyond recognition: that format's mount and fsck say how), or
- * the zonefs format (whose checks explain a device that holds none). A raw
- * read of the first blocks: every kind of device keeps its block 0 at
- * offset 0.
+ * damaged beyond recognition: that format's mount and fsck say how); NULL
+ * for none, or a device that cannot be read. A raw read of the first
+ * blocks: every kind of device keeps its block 0 at offset 0.
  */
-static const struct ff_fs_fmt *detect(const char *path)
+static const struct ff_fs_fmt *probe_path(const char *path)
 {
 	const size_t nf = sizeof(formats) / sizeof(formats[0]);
 	uint8_t *blk = NULL;
@@ -51,7 +50,7 @@ static const struct ff_fs_fmt *detect(const char *path)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return &ff_fmt_zonefs;
+		return NULL;
 	if (!posix_memalign((void **)&blk, 4096, 8192) && pread(fd, blk, 8192, 0) == 8192) {
 		for (size_t i = 0; i < nf && !f; i++)
 			if (formats[i]->probe && formats[i]->probe(blk))
@@ -62,12 +61,20 @@ static const struct ff_fs_fmt *detect(const char *path)
 	}
 	free(blk);
 	close(fd);
+	return f;
+}
+
+/* probe_path's format, or the zonefs format, whose checks explain a device that holds none. */
+static const struct ff_fs_fmt *detect(const char *path)
+{
+	const struct ff_fs_fmt *f = probe_path(path);
+
 	return f ? f : &ff_fmt_zonefs;
 }
 
 int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, size_t len)
 {
-	const struct ff_fs_fmt *f = fmt_by_id(o->format ? o->format : DEFAULT_FORMAT);
+	const struct ff_fs_fmt *f = fmt_by_id(o->format ? o->format : DEFAULT_FORMAT), *old;
 	int ret;
 
 	if (!f) {
@@ -75,7 +82,16 @@ int ff_fs_mkfs(const char *path, const struct ff_mkfs_opts *o, char *summary, si
 		return -EINVAL;
 	}
 	ret = ff_dev_check_writable(path);
-	return ret ? ret : f->mkfs(path, o, summary, len);
+	if (ret)
+		return ret;
+	/* named here; the formats' own checks refuse any other contents */
+	if (!o->force && (old = probe_path(path))) {
+		ff_err("%s already holds a filesystem in foliofs's %s format; nothing was written. "
+		       "Use --force to format it anyway",
+		       path, old->name);
+		return -EEXIST;
+	}
+	return f->mkfs(path, o, summary, len);
 }
 
 int ff_fs_check(const char *path, bool read_only)

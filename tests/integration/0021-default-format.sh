@@ -55,11 +55,13 @@ mkdir "$MNT/d" 2>/dev/null && fail "--format zonefs: mkdir worked"
 umnt
 ok "--format zonefs: cnv/ and seq/, mkdir refused"
 
-# 3. mkfs over the other format: refused without --force, done with it
+# 3. mkfs over the other format: refused without --force (the refusal
+# names the format there), done with it
 s=$(shaof "$IMG")
 "$MKFS" --emulate-zoned --conv-zones 2 --zone-size 16M "$IMG" >"$W/out" 2>&1
 expect_eq "default mkfs over a zonefs image without --force: exit" $? 1
 grep -q -- "--force" "$W/out" || { cat "$W/out"; fail "the refusal does not mention --force"; }
+grep -q "holds a filesystem in foliofs's zonefs format" "$W/out" || { cat "$W/out"; fail "the refusal does not name the zonefs format"; }
 expect_eq "the zonefs image after the refused mkfs" "$(shaof "$IMG")" "$s"
 "$MKFS" --force --emulate-zoned --conv-zones 2 --zone-size 16M "$IMG" >"$W/mkfs.out" 2>"$W/mkfs.out.err" ||
 	fail "mkfs --force over zonefs"
@@ -68,6 +70,7 @@ s=$(shaof "$IMG")
 "$MKFS" --format zonefs --emulate-zoned --conv-zones 2 --zone-size 16M "$IMG" >"$W/out" 2>&1
 expect_eq "mkfs --format zonefs over a posix image without --force: exit" $? 1
 grep -q -- "--force" "$W/out" || { cat "$W/out"; fail "the refusal does not mention --force"; }
+grep -q "holds a filesystem in foliofs's posix format" "$W/out" || { cat "$W/out"; fail "the refusal does not name the posix format"; }
 expect_eq "the posix image after the refused mkfs" "$(shaof "$IMG")" "$s"
 "$MKFS" --format zonefs --force --emulate-zoned --conv-zones 2 --zone-size 16M "$IMG" >/dev/null 2>&1 ||
 	fail "mkfs --format zonefs --force over posix"
