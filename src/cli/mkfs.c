@@ -3,12 +3,12 @@
  * mkfs.foliofs: format a regular file or device (all conventional zones, or
  * emulated sequential zones after N conventional ones), or a kernel zoned
  * block device, with the posix format (the default: a general filesystem) or
- * the kernel zonefs layout (--format zonefs). The options that only the
- * zonefs superblock can hold (label, uid, gid, perm, aggr_cnv) are refused
- * with any other format rather than implying zonefs: a user who adds -L to
- * the default command line wants a general filesystem with a label, and a
- * zonefs layout in its place would be a filesystem where nothing can be
- * created.
+ * the kernel zonefs layout (--format zonefs). Both superblocks hold a
+ * label (-L). The options that only the zonefs superblock can hold (uid,
+ * gid, perm, aggr_cnv) are refused with any other format rather than
+ * implying zonefs: a user who adds --uid to the default command line wants
+ * a general filesystem, and a zonefs layout in its place would be a
+ * filesystem where nothing can be created.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -39,8 +39,8 @@ static void usage(FILE *out)
 		"  --max-open N, --max-active N   emulated open/active zone limits (default none)\n"
 		"  --format F         posix (the default: a general filesystem) or zonefs (the kernel\n"
 		"                     zonefs layout, for programs written for kernel zonefs)\n"
+		"  -L, --label LABEL  the superblock's label (up to 64 bytes; fsck.foliofs -v shows it)\n"
 		"zonefs format only (refused with the posix format):\n"
-		"  -L, --label LABEL  the superblock's label (up to 64 bytes)\n"
 		"  --uid N, --gid N, --perm OCTAL   owner and mode of every file (default 0, 0, 640)\n"
 		"  --aggr-cnv         one file cnv/0 for all conventional zones\n"
 		"  -h, --help; -V, --version\n");
@@ -121,7 +121,6 @@ int main(int argc, char **argv)
 			o.zone_opts = true;
 			break;
 		case 'L':
-			zonefs_opt = zonefs_opt ? zonefs_opt : "--label";
 			bad = strlen(optarg) > FF_ZONEFS_LABEL_LEN;
 			want = "up to 64 bytes";
 			snprintf(o.sb.label, sizeof(o.sb.label), "%s", optarg);

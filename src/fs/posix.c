@@ -6899,7 +6899,7 @@ static uint32_t meta_zones_for(const struct ff_dev_info *di)
 static uint64_t path_bytes(const char *path);
 
 static void sb_encode(uint8_t *blk, const struct px_fs *fs, uint64_t dev_size, uint64_t raw_size,
-		      uint32_t nr_cnv, uint32_t copy)
+		      uint32_t nr_cnv, uint32_t copy, const char *label)
 {
 	memset(blk, 0, PX_BLK);
 	memcpy(blk, PX_SB_MAGIC, 8);
@@ -6915,6 +6915,7 @@ static void sb_encode(uint8_t *blk, const struct px_fs *fs, uint64_t dev_size, u
 	set32(blk + PX_SB_NR_CNV, nr_cnv);
 	set32(blk + PX_SB_COPY, copy);
 	set64(blk + PX_SB_RAW_SIZE, raw_size);
+	memcpy(blk + PX_SB_LABEL, label, strnlen(label, FF_ZONEFS_LABEL_LEN));
 	if (fs->features & PX_FEAT_DHKEY)
 		memcpy(blk + PX_SB_DHKEY, fs->dhkey, 16);
 	set32(blk + PX_SB_CRC, ff_crc32c(0, blk, PX_BLK));
@@ -7315,8 +7316,8 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 		/* where the device layer finds its trailer once the device grew */
 		uint64_t raw = zoned ? 0 : path_bytes(path);
 
-		sb_encode(blk, fs, di->size, raw, di->nr_cnv_zones, 0);
-		sb_encode(blk + PX_BLK, fs, di->size, raw, di->nr_cnv_zones, 1);
+		sb_encode(blk, fs, di->size, raw, di->nr_cnv_zones, 0, o->sb.label);
+		sb_encode(blk + PX_BLK, fs, di->size, raw, di->nr_cnv_zones, 1, o->sb.label);
 	}
 	{
 		struct iovec iov = {blk, 2 * PX_BLK};
@@ -7338,8 +7339,8 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 
 		snprintf(
 			summary, slen,
-			"%s: posix format (%s device), %u zones of %s (%u conventional), superblock in zone 0, metadata zones %u-%u, %u data zones, %d open data zones at a time",
-			path, ff_dev_kind_name(di->kind), di->nr_zones,
+			"%s: posix format (%s device), label '%.64s', %u zones of %s (%u conventional), superblock in zone 0, metadata zones %u-%u, %u data zones, %d open data zones at a time",
+			path, ff_dev_kind_name(di->kind), o->sb.label, di->nr_zones,
 			ff_fs_zone_size_text(di->zone_size, zs, sizeof(zs)), di->nr_cnv_zones,
 			fs->meta_first, fs->meta_first + fs->meta_count - 1,
 			di->nr_zones - 1 - fs->meta_count, fs->nslots);

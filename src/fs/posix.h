@@ -41,8 +41,9 @@
 #define PX_SB_FEATURES	 64
 #define PX_SB_NR_CNV	 72
 #define PX_SB_COPY	 76
-#define PX_SB_DHKEY	 80 /* 16 bytes, PX_FEAT_DHKEY filesystems only */
-#define PX_SB_RAW_SIZE	 96 /* the device's bytes at mkfs (0: a zoned device, an older mkfs) */
+#define PX_SB_DHKEY	 80  /* 16 bytes, PX_FEAT_DHKEY filesystems only */
+#define PX_SB_RAW_SIZE	 96  /* the device's bytes at mkfs (0: a zoned device, an older mkfs) */
+#define PX_SB_LABEL	 104 /* 64 bytes, zero-padded: mkfs -L (none: zeros; an older mkfs) */
 
 /* metadata zone header */
 #define PX_MZ_VERSION	8

@@ -230,6 +230,8 @@ static int check_sb(const char *path, struct fk *k)
 
 		k->r->nr_zones = le32(s + PX_SB_NR_ZONES);
 		k->r->nr_cnv_zones = le32(s + PX_SB_NR_CNV);
+		snprintf(k->r->label, sizeof(k->r->label), "%.*s", FF_ZONEFS_LABEL_LEN,
+			 (const char *)s + PX_SB_LABEL);
 	}
 	/*
 	 * One copy damaged as a torn or lost write leaves it, the other valid:

@@ -6,9 +6,10 @@
 # create, rename and unlink work, and fsck.foliofs -n finds it clean.
 # --format zonefs still makes the kernel zonefs layout (cnv/ and seq/, no
 # mkdir). mkfs over a filesystem of the other format is refused without
-# --force (exit 1, image unchanged) and formats it with --force. The options
-# only the zonefs superblock holds (-L, --uid, --gid, --perm, --aggr-cnv) are
-# refused without --format zonefs (exit 2, image unchanged).
+# --force (exit 1, image unchanged) and formats it with --force. -L labels
+# either format. The options only the zonefs superblock holds (--uid, --gid,
+# --perm, --aggr-cnv) are refused without --format zonefs (exit 2, image
+# unchanged).
 . "$(dirname "$0")/lib.sh"
 
 shaof() { sha256sum <"$1"; }
@@ -79,9 +80,28 @@ mnt
 umnt
 ok "mkfs --format zonefs --force over a posix image: the zonefs layout"
 
-# 4. zonefs-only options without --format zonefs: exit 2, nothing written
+# 4. a label: -L on the posix format too; mkfs's summary and fsck show it,
+# a 65-byte one is refused (exit 2, nothing written)
+L64=0123456789012345678901234567890123456789012345678901234567890123
+for opt in "-L" "--label"; do
+	"$MKFS" --force $opt "data $opt" --zone-size 16M "$IMG" >"$W/out" 2>&1 || { cat "$W/out"; fail "mkfs $opt"; }
+	grep -q "label 'data $opt'" "$W/out" || { cat "$W/out"; fail "mkfs $opt: the summary lacks the label"; }
+	"$FSCK" -n -v "$IMG" >"$W/fsck.out" 2>&1 || { cat "$W/fsck.out"; fail "fsck after mkfs $opt"; }
+	grep -q "label 'data $opt'" "$W/fsck.out" || { cat "$W/fsck.out"; fail "fsck -v lacks the label"; }
+done
+"$MKFS" --force -L "$L64" --zone-size 16M "$IMG" >"$W/out" 2>&1 || { cat "$W/out"; fail "mkfs -L <64 bytes>"; }
+"$FSCK" -n -v "$IMG" | grep -q "label '$L64'" || fail "fsck -v lacks the 64-byte label"
+mnt
+umnt
 s=$(shaof "$IMG")
-for opt in "-L lbl" "--label lbl" "--uid 1" "--gid 1" "--perm 600" "--aggr-cnv"; do
+"$MKFS" --force -L "${L64}x" --zone-size 16M "$IMG" >"$W/out" 2>&1
+expect_eq "mkfs -L <65 bytes>: exit" $? 2
+expect_eq "the image after the refused label" "$(shaof "$IMG")" "$s"
+ok "posix labels: $(grep -o "label '[^']*'" "$W/fsck.out" | head -1)"
+
+# 5. zonefs-only options without --format zonefs: exit 2, nothing written
+s=$(shaof "$IMG")
+for opt in "--uid 1" "--gid 1" "--perm 600" "--aggr-cnv"; do
 	for fmt in "" "--format posix"; do
 		# shellcheck disable=SC2086
 		"$MKFS" --force $fmt $opt --zone-size 16M "$IMG" >"$W/out" 2>&1
