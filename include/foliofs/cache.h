@@ -63,7 +63,8 @@ struct ff_map {
 	uint32_t zone;	   /* device zone holding dev_off, or the zone to append to */
 	/*
 	 * map_write only (0 for every other use): hdr_len > 0 asks for a
-	 * header of hdr_len bytes (a block multiple) written in the same I/O
+	 * header of hdr_len bytes (at most a cache block, a multiple of the
+	 * device's logical block) written in the same I/O
 	 * just before the data: ops->seal fills it, and it lands at
 	 * dev_off - hdr_len (INPLACE, pinned APPEND) or at the zone's pointer
 	 * (APPEND anywhere; landed_at is still where the data landed).

@@ -672,8 +672,8 @@ static bool map_ok(struct ff_cache *c, const struct ff_map *m, uint64_t pos, uin
 		   uint64_t *n)
 {
 	*n = m->len < end - pos ? m->len : end - pos;
-	if (*n % c->blk || m->file_off != pos || m->hdr_len % c->blk ||
-	    (m->hdr_len && (m->type == FF_MAP_STORED || !c->ops->seal)) ||
+	if (*n % c->blk || m->file_off != pos || m->hdr_len % ff_dev_info(c->dev)->lblock_size ||
+	    m->hdr_len > c->blk || (m->hdr_len && (m->type == FF_MAP_STORED || !c->ops->seal)) ||
 	    (m->type != FF_MAP_INPLACE && m->type != FF_MAP_APPEND && m->type != FF_MAP_STORED)) {
 		ff_err("cache: map_write answered type %d, %llu bytes at %llu: not a block write",
 		       (int)m->type, (unsigned long long)m->len, (unsigned long long)pos);

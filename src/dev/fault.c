@@ -60,6 +60,7 @@ struct ff_fault {
 	struct ff_mutex lock;
 	uint64_t dead_after, fail_write, fail_read, fail_flush, fail_count;
 	uint64_t range_lo, range_hi; /* fail_* count only I/O overlapping [lo, hi) */
+	uint64_t lblock;	     /* lblock=: the logical block a regular device reports */
 	bool drop;		     /* dead_mode=drop */
 	bool dead;
 	uint64_t nwrites, nwrites_range, nreads_range, nflushes;
@@ -109,6 +110,10 @@ struct ff_fault *ff_fault_open(struct ff_dev *dev)
 			ok = parse_u64(v, &f->fail_flush);
 		else if (!strcmp(tok, "fail_count"))
 			ok = parse_u64(v, &f->fail_count);
+		else if (!strcmp(tok, "lblock"))
+			ok = parse_u64(v, &f->lblock) && f->lblock >= 512 &&
+			     f->lblock <= dev->info.lblock_size && ff_is_pow2(f->lblock) &&
+			     dev->info.kind == FF_DEV_REGULAR && !dev->emu;
 		else if (!strcmp(tok, "dead_mode"))
 			ok = (f->drop = !strcmp(v, "drop")) || !strcmp(v, "eio");
 		else if (!strcmp(tok, "range")) {
@@ -144,6 +149,11 @@ out_bad:
 		close(f->vlog_fd);
 	free(f);
 	return (struct ff_fault *)(intptr_t)-1;
+}
+
+uint32_t ff_fault_lblock(const struct ff_fault *f)
+{
+	return f ? (uint32_t)f->lblock : 0;
 }
 
 void ff_fault_close(struct ff_fault *f)

@@ -106,6 +106,7 @@ int ff_dev_raw_batch_late(struct ff_dev *dev, struct ff_io *ios, int n, int n_la
 			  void (*fill)(void *arg), void *arg);
 struct ff_fault *ff_fault_open(struct ff_dev *dev); /* NULL: off; (void *)-1: bad spec */
 void ff_fault_close(struct ff_fault *f);
+uint32_t ff_fault_lblock(const struct ff_fault *f); /* its lblock=, or 0 */
 
 /* dev.c: flock fd (shared or exclusive), waiting up to wait_ms; -EBUSY said to the user */
 int ff_flock_wait(int fd, const char *path, bool shared, unsigned wait_ms);

@@ -2974,7 +2974,14 @@ again:
 	m->type = zo->seq ? FF_MAP_APPEND : FF_MAP_INPLACE;
 	m->zone = s->zone;
 	m->dev_off = zo->wp + PX_BLK;
-	m->hdr_len = PX_BLK;
+	/*
+	 * A sync write's header is its block's last 512 bytes where the
+	 * device writes 512 B blocks: the rest of the block is left as it was
+	 * (a conventional zone's chain passes a block once per epoch, so no
+	 * header of the epoch can be there). A sequential zone takes whole
+	 * blocks only, and a write-back keeps the whole block for pieces.
+	 */
+	m->hdr_len = sync && !zo->seq && fs->short_dh ? PX_SDH_LEN : PX_BLK;
 	s->sync = sync;
 	s->npiece = 1;
 	s->piece[0] = (struct px_piece){off, m->len};
@@ -3016,21 +3023,22 @@ static uint64_t wsize_lim_locked(const struct px_inode *i, bool sync)
 static _Thread_local uint64_t px_stamp_ino;
 
 /*
- * A data header (docs/posix-format.md) in the PX_BLK bytes at h: a write of
- * len bytes of inode ino at file offset off, the data's crc data_crc, which
- * makes the file size bytes long; epoch is its zone's, dseq the write's data
- * sequence number; np > 1 pieces pc (the ranges, in file order, whose bytes
- * make up the len) are listed in its table (PX_FEAT_PIECES); mtime, in ns,
- * is the file's mtime and ctime once the write is in, or 0 (px_stamp_ino
- * says when a header may carry it). A writer's (px_seal) and a GC move's
- * (gc_write, with no time: a move changes none).
+ * A data header (docs/posix-format.md) in the hlen bytes at h (PX_BLK, or
+ * PX_SDH_LEN for a short one, which has one range): a write of len bytes of
+ * inode ino at file offset off, the data's crc data_crc, which makes the file
+ * size bytes long; epoch is its zone's, dseq the write's data sequence
+ * number; np > 1 pieces pc (the ranges, in file order, whose bytes make up
+ * the len) are listed in its table (PX_FEAT_PIECES); mtime, in ns, is the
+ * file's mtime and ctime once the write is in, or 0 (px_stamp_ino says when
+ * a header may carry it). A writer's (px_seal) and a GC move's (gc_write,
+ * with no time: a move changes none).
  */
-static void dh_encode(const struct px_fs *fs, uint8_t *h, uint64_t epoch, uint64_t dseq,
-		      uint64_t ino, uint64_t off, uint64_t len, uint64_t size, uint32_t data_crc,
-		      uint64_t mtime, const struct px_piece *pc, uint32_t np)
+static void dh_encode(const struct px_fs *fs, uint8_t *h, uint32_t hlen, uint64_t epoch,
+		      uint64_t dseq, uint64_t ino, uint64_t off, uint64_t len, uint64_t size,
+		      uint32_t data_crc, uint64_t mtime, const struct px_piece *pc, uint32_t np)
 {
-	memset(h, 0, PX_BLK);
-	memcpy(h, PX_DH_MAGIC, 8);
+	memset(h, 0, hlen);
+	memcpy(h, hlen == PX_BLK ? PX_DH_MAGIC : PX_SDH_MAGIC, 8);
 	set32(h + PX_DH_VERSION, PX_VERSION);
 	set64(h + PX_DH_EPOCH, epoch);
 	set64(h + PX_DH_DSEQ, dseq);
@@ -3047,7 +3055,7 @@ static void dh_encode(const struct px_fs *fs, uint8_t *h, uint64_t epoch, uint64
 			set64(h + PX_DH_PIECES + k * PX_DH_PIECE_SZ + 8, pc[k].len);
 		}
 	}
-	set32(h + PX_DH_CRC, ff_crc32c(fs->dh_seed, h, PX_BLK));
+	set32(h + PX_DH_CRC, ff_crc32c(fs->dh_seed, h, hlen));
 }
 
 static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *iov, int iovcnt,
@@ -3073,8 +3081,8 @@ static int px_seal(void *fs_inode, const struct ff_map *m, const struct iovec *i
 	fs->slots[zo->slot].dseq = dseq;
 	ff_mutex_unlock(&fs->ns);
 	crc = ff_crc32c_iov(crc, iov, iovcnt);
-	dh_encode(fs, hdr, epoch, dseq, i->ino, m->file_off, m->len + m->more, size, crc, mtime,
-		  s->piece, s->npiece);
+	dh_encode(fs, hdr, m->hdr_len, epoch, dseq, i->ino, m->file_off, m->len + m->more, size,
+		  crc, mtime, s->piece, s->npiece);
 	return 0;
 }
 
@@ -3095,7 +3103,7 @@ static bool px_more(void *fs_inode, struct ff_map *m, uint64_t off, uint64_t len
 	bool in, ok = false;
 
 	if (!(fs->features & PX_FEAT_PIECES) || s->npiece >= PX_DH_PIECES_MAX ||
-	    (flags & FF_MAPW_SYNC) || s->sync || len % PX_BLK ||
+	    m->hdr_len != PX_BLK || (flags & FF_MAPW_SYNC) || s->sync || len % PX_BLK ||
 	    off < s->piece[s->npiece - 1].off + s->piece[s->npiece - 1].len)
 		return false;
 	ff_mutex_lock(&fs->ns);
@@ -5694,8 +5702,8 @@ static ssize_t gc_write(struct px_fs *fs, struct px_inode *i, const struct gc_pi
 	ff_mutex_unlock(&fs->ns);
 	/* contiguous pieces (gc_run_locked's) are one range in any format */
 	if (h)
-		dh_encode(fs, h, epoch, dseq, i->ino, pc[0].off, n, size, ff_crc32c(0, buf, n), 0,
-			  hp, (fs->features & PX_FEAT_PIECES) ? nh : 0);
+		dh_encode(fs, h, PX_BLK, epoch, dseq, i->ino, pc[0].off, n, size,
+			  ff_crc32c(0, buf, n), 0, hp, (fs->features & PX_FEAT_PIECES) ? nh : 0);
 	{
 		struct iovec iov[2] = {{h, hl}, {buf, n}};
 		struct iovec *v = h ? iov : iov + 1;
@@ -7237,7 +7245,8 @@ static int mkfs_locked(const char *path, const struct ff_mkfs_opts *o, char *sum
 	fs->dev = dev;
 	fs->meta_first = PX_META_FIRST;
 	fs->meta_count = meta_zones_for(di);
-	fs->features = PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN | PX_FEAT_DHKEY | PX_FEAT_PIECES;
+	fs->features =
+		PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN | PX_FEAT_DHKEY | PX_FEAT_PIECES | PX_FEAT_SHORTDH;
 	/* a zoned device's own zones: checked here, before anything is written */
 	if (zoned) {
 		struct ff_zone z;
@@ -7685,6 +7694,25 @@ static bool pieces_ok(const struct px_fs *fs, const uint8_t *hb, uint64_t len, u
 }
 
 /*
+ * Whether the hlen bytes at h are a data header of zone zo's epoch: a whole
+ * one (PX_BLK) or a short one (PX_SDH_LEN, one range), its magic, version
+ * and keyed crc. What it says of the data is checked by the caller.
+ */
+static bool dh_valid(const struct px_fs *fs, const struct px_zone *zo, const uint8_t *h,
+		     uint32_t hlen)
+{
+	uint8_t tmp[PX_BLK];
+
+	if (memcmp(h, hlen == PX_BLK ? PX_DH_MAGIC : PX_SDH_MAGIC, 8) ||
+	    get32(h + PX_DH_VERSION) != PX_VERSION || get64(h + PX_DH_EPOCH) != zo->epoch ||
+	    (hlen != PX_BLK && get32(h + PX_DH_NPIECE)))
+		return false;
+	memcpy(tmp, h, hlen);
+	set32(tmp + PX_DH_CRC, 0);
+	return ff_crc32c(fs->dh_seed, tmp, hlen) == get32(h + PX_DH_CRC);
+}
+
+/*
  * The times of the headers a roll-forward applied (PX_DH_MTIME), gathered
  * over every open zone: a file's headers may lie in several, whose order is
  * not the writes' order. Its newest header's (dseq) time is the file's.
@@ -7772,22 +7800,29 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean, struct rf_tim
 		return -ENOMEM;
 	while (pos + PX_BLK <= limit) {
 		struct iovec iov = {hb, PX_BLK};
-		uint8_t tmp[PX_BLK];
 		uint64_t len, ino, off, dseq, size;
+		const uint8_t *h;
 		struct px_inode *i;
 		uint32_t np;
 		bool data_ok;
 
 		if (ff_dev_read(fs->dev, &iov, 1, pos) != PX_BLK)
 			break;
-		memcpy(tmp, hb, PX_BLK);
-		set32(tmp + PX_DH_CRC, 0);
-		len = get64(hb + PX_DH_LEN);
-		if (memcmp(hb, PX_DH_MAGIC, 8) || get32(hb + PX_DH_VERSION) != PX_VERSION ||
-		    ff_crc32c(fs->dh_seed, tmp, PX_BLK) != get32(hb + PX_DH_CRC) ||
-		    get64(hb + PX_DH_EPOCH) != zo->epoch || !len || len % PX_BLK || len > zo->cap ||
-		    pos + PX_BLK + len > limit || get64(hb + PX_DH_FILE_OFF) % PX_BLK ||
-		    get64(hb + PX_DH_FILE_OFF) > UINT64_MAX - len || !pieces_ok(fs, hb, len, &np))
+		/*
+		 * A short header first: a write of one leaves the bytes before
+		 * it in the block as they were, and a whole header of this
+		 * epoch there would be one whose write failed, in a
+		 * conventional zone, before this one took its place.
+		 */
+		h = hb + PX_BLK - PX_SDH_LEN;
+		if (!(fs->features & PX_FEAT_SHORTDH) || !dh_valid(fs, zo, h, PX_SDH_LEN))
+			h = hb;
+		if (h == hb && !dh_valid(fs, zo, hb, PX_BLK))
+			break;
+		len = get64(h + PX_DH_LEN);
+		if (!len || len % PX_BLK || len > zo->cap || pos + PX_BLK + len > limit ||
+		    get64(h + PX_DH_FILE_OFF) % PX_BLK ||
+		    get64(h + PX_DH_FILE_OFF) > UINT64_MAX - len || !pieces_ok(fs, h, len, &np))
 			break; /* an invalid header (file ranges are whole blocks) ends the chain */
 		if (len > dcap) {
 			free(data);
@@ -7802,16 +7837,16 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean, struct rf_tim
 		iov.iov_len = len;
 		if (ff_dev_read(fs->dev, &iov, 1, pos + PX_BLK) != (ssize_t)len)
 			break;
-		data_ok = ff_crc32c(0, data, len) == get32(hb + PX_DH_DATA_CRC);
-		ino = get64(hb + PX_DH_INO);
-		off = get64(hb + PX_DH_FILE_OFF);
-		dseq = get64(hb + PX_DH_DSEQ);
-		size = get64(hb + PX_DH_SIZE);
+		data_ok = ff_crc32c(0, data, len) == get32(h + PX_DH_DATA_CRC);
+		ino = get64(h + PX_DH_INO);
+		off = get64(h + PX_DH_FILE_OFF);
+		dseq = get64(h + PX_DH_DSEQ);
+		size = get64(h + PX_DH_SIZE);
 		ff_mutex_lock(&fs->ns);
 		i = iget_locked(fs, ino);
 		if (data_ok) {
 			if (i && S_ISREG(i->mode) && dseq > i->dseq_floor) {
-				uint64_t at = 0, mt = get64(hb + PX_DH_MTIME);
+				uint64_t at = 0, mt = get64(h + PX_DH_MTIME);
 				bool set = false;
 
 				if (!np) {
@@ -7819,7 +7854,7 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean, struct rf_tim
 								   dseq, &set);
 				}
 				for (uint32_t k = 0; k < np && !ret; k++) {
-					const uint8_t *pc = hb + PX_DH_PIECES + k * PX_DH_PIECE_SZ;
+					const uint8_t *pc = h + PX_DH_PIECES + k * PX_DH_PIECE_SZ;
 
 					ret = ext_set_newer_locked(fs, i, get64(pc), get64(pc + 8),
 								   pos + PX_BLK + at, dseq, &set);
@@ -8060,6 +8095,8 @@ static int read_sb(struct px_fs *fs, const char *path, bool for_fsck)
 		fs->meta_first = get32(s + PX_SB_META_FIRST);
 		fs->meta_count = get32(s + PX_SB_META_COUNT);
 		fs->features = get64(s + PX_SB_FEATURES);
+		fs->short_dh =
+			(fs->features & PX_FEAT_SHORTDH) && PX_SDH_LEN % di->lblock_size == 0;
 		if (fs->features & PX_FEAT_DHKEY) {
 			memcpy(fs->dhkey, s + PX_SB_DHKEY, 16);
 			fs->dh_seed = ff_crc32c(0, fs->dhkey, sizeof(fs->dhkey));

@@ -14,6 +14,7 @@
 #define PX_SB_MAGIC    "FOLIOPSX"
 #define PX_MZ_MAGIC    "FOLIOMZH"
 #define PX_DH_MAGIC    "FOLIODHD"
+#define PX_SDH_MAGIC   "FOLIODHS"
 #define PX_META_FIRST  1u
 #define PX_META_COUNT  3u
 #define PX_ROOT_INO    1ull
@@ -69,8 +70,15 @@
  * of one file written after it in one write
  */
 #define PX_FEAT_PIECES 8ull
-#define PX_FEAT_KNOWN  (PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN | PX_FEAT_DHKEY | PX_FEAT_PIECES)
-#define PX_META_MAX    16u /* metadata zones at most (mkfs: about 1/64 of the device) */
+/*
+ * a data header may be short: its PX_SDH_LEN last bytes of the header block
+ * (magic PX_SDH_MAGIC, one range), written alone with the data where the
+ * device's logical block allows it, so that a 4 KiB sync append writes 4.5 KiB
+ */
+#define PX_FEAT_SHORTDH 16ull
+#define PX_FEAT_KNOWN \
+	(PX_FEAT_MZCHAIN | PX_FEAT_EXTRUN | PX_FEAT_DHKEY | PX_FEAT_PIECES | PX_FEAT_SHORTDH)
+#define PX_META_MAX 16u /* metadata zones at most (mkfs: about 1/64 of the device) */
 
 /* records */
 #define PX_REC_HDR  24u
@@ -159,6 +167,12 @@ enum px_zone_state {
 #define PX_DH_PIECES	 128
 #define PX_DH_PIECE_SZ	 16
 #define PX_DH_PIECES_MAX ((PX_BLK - PX_DH_PIECES) / PX_DH_PIECE_SZ)
+/*
+ * A short header (PX_FEAT_SHORTDH): the same fields at the same offsets from
+ * its own start, npiece 0, in the last PX_SDH_LEN bytes of the header block;
+ * its crc covers those bytes alone
+ */
+#define PX_SDH_LEN 512u
 
 #define PX_NO_DEV UINT64_MAX /* EXTENT dev_off: a hole */
 

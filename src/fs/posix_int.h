@@ -199,6 +199,9 @@ struct px_fs {
 	uint32_t dh_seed;  /* crc32c of dhkey: a data header's crc starts from it (0 without) */
 	uint32_t nr_zones, meta_first, meta_count;
 	uint64_t features; /* PX_FEAT_*, from the superblock */
+	/* sync appends in conventional zones write a short header (PX_FEAT_SHORTDH, 512 B blocks)
+	 */
+	bool short_dh;
 	uint64_t zone_size;
 	bool ro;
 	int nslots;

@@ -121,9 +121,17 @@ def abort_conn():
         return False
 
 
+# A logical block for the fault layer to report (FOLIOFS_FAULT lblock=), or
+# None: set by a driver for an iteration on a regular image, so that the
+# mount writes as on a 512 B-sector disk (the posix format's short headers).
+LBLOCK = [None]
+
+
 def mount(env_fault=None, opts=None):
     env = dict(os.environ)
     env.pop("FOLIOFS_FAULT", None)
+    if LBLOCK[0]:
+        env_fault = ",".join(x for x in (env_fault, "lblock=%d" % LBLOCK[0]) if x)
     if env_fault:
         env["FOLIOFS_FAULT"] = env_fault
     args = [DAEMON, "-f"]

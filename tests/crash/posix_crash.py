@@ -650,6 +650,11 @@ def one_iteration(seed, stats):
             os.unlink(f)
     gc = rng.random() < GC_FRACTION
     zoned = gc or rng.random() < 0.5
+    # half the regular images take I/O as a 512 B-sector disk (short data
+    # headers), drawn apart from rng as press is
+    C.LBLOCK[0] = 512 if not zoned and random.Random(seed ^ 0x512).random() < 0.5 else None
+    if C.LBLOCK[0]:
+        stats["lb512"] += 1
     # drawn apart from rng, so that a seed replays the sequence it drew before
     # this choice existed
     press = random.Random(seed ^ 0x9E55).random() < PRESS_FRACTION
@@ -880,6 +885,7 @@ SCENARIOS = [  # (name, mkfs args, mount options, function)
 def one_scenario(name, mkfs, opts, fn):
     """Run fn on a fresh file, kill -9 the daemon, remount: the file holds
     exactly the size and the bytes fn says are durable."""
+    C.LBLOCK[0] = None
     C.force_unmount()
     for f in (C.IMG, C.VLOG, C.DLOG):
         if os.path.exists(f):
@@ -933,7 +939,7 @@ def main():
         seeds = range(first, first + n)
         print("pcrash: %d iterations, seeds %d..%d" % (n, first, first + n - 1), flush=True)
     stats = dict(cut=0, kill=0, acked=0, dropped=0, fsck_skipped=0, in_mount=0, died=0,
-                 logged=0, gc=0, gc_moved=0, press=0, press_moved=0)
+                 logged=0, gc=0, gc_moved=0, press=0, press_moved=0, lb512=0)
     fails = []
     t0 = time.monotonic()
     try:
@@ -962,12 +968,12 @@ def main():
         C.force_unmount()
     print("pcrash: %d crash points (%d power cuts: %d in the workload, %d in the mount; "
           "%d kill -9; %d on a tiny device, GC moving blocks in %d; %d under metadata "
-          "pressure, defragmenting in %d), %d ops acknowledged (%d renames leaving a whiteout), "
+          "pressure, defragmenting in %d; %d on 512 B blocks), %d ops acknowledged (%d renames leaving a whiteout), "
           "%d volatile writes logged, %d dropped, fsck skipped %d, short writes %d; %d failed%s; "
           "%.0f s" % (
               stats["cut"] + stats["kill"], stats["cut"], stats["died"] - stats["in_mount"],
               stats["in_mount"], stats["kill"], stats["gc"], stats["gc_moved"], stats["press"],
-              stats["press_moved"], stats["acked"], STATS_WH[0],
+              stats["press_moved"], stats["lb512"], stats["acked"], STATS_WH[0],
               stats["logged"], stats["dropped"], stats["fsck_skipped"], STATS_SHORT[0], len(fails),
               (" (%s)" % fails) if fails else "", time.monotonic() - t0))
     return 1 if fails else 0

@@ -687,8 +687,12 @@ class Iteration:
             b = File(NFILES, "ballast", GC_BALLAST)
             b.churn_only = True
             self.files.append(b)
+        # half the regular images take I/O as a 512 B-sector disk (short data
+        # headers); drawn apart from r, as press is below
+        self.lb512 = not self.zoned and random.Random(self.seed ^ 0x512).random() < 0.5
         self.desc = "%s, %d x %d MiB zones%s, files up to %d KiB" % (
-            "emulated-zoned (conv %d)" % self.conv if self.zoned else "regular", self.nz,
+            "emulated-zoned (conv %d)" % self.conv if self.zoned else
+            "regular" + (" (512 B blocks)" if self.lb512 else ""), self.nz,
             self.zs >> 20, ", tiny device with ballast (GC)" if self.gc else "", maxf >> 10)
         if self.press:
             self.desc += ", metadata pressure (FOLIOFS_META_PRESS=4096)"
@@ -775,6 +779,7 @@ class Iteration:
         else:
             os.environ.pop("FOLIOFS_META_PRESS", None)
         nphases = self.rng.randint(3, 8)
+        C.LBLOCK[0] = 512 if self.lb512 else None
         try:
             C.sh(args + [IMG])
             self.setup()
