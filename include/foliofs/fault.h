@@ -14,10 +14,11 @@
  *   fail_read=N      the same for reads
  *   fail_flush=N     the Nth flush fails with EIO (fail_count=K: K of them)
  *   range=A:B        only raw I/O overlapping bytes [A, B) counts for fail_*
- *   lblock=N         a regular (not emulated) device reports a logical block
- *                    of N bytes (512 <= N <= its own, a power of two): an
- *                    image file then takes I/O as a 512 B-sector disk does,
- *                    where the file's filesystem allows O_DIRECT at N
+ *   lblock=N         a regular (not emulated) device reports logical and
+ *                    physical blocks of N bytes (512 <= N <= its own, a
+ *                    power of two): an image file then takes I/O as a
+ *                    512 B-sector disk does, where the file's filesystem
+ *                    allows O_DIRECT at N
  *   vlog=PATH        volatile write cache: each write not made durable by
  *                    FF_IO_DSYNC is logged to PATH with the bytes it
  *                    overwrote; a completed flush marks everything before it

@@ -413,7 +413,8 @@ out_zoneq:
 		goto out_close;
 	}
 	if (ff_fault_lblock(dev->fault))
-		dev->info.lblock_size = dev->info.write_gran = ff_fault_lblock(dev->fault);
+		dev->info.lblock_size = dev->info.write_gran = dev->info.pblock_size =
+			ff_fault_lblock(dev->fault);
 	ret = ff_zoneq_init(dev);
 	if (ret)
 		goto out_close;

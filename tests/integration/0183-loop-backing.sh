@@ -55,6 +55,16 @@ sync -f "$MNT/f"
 refused "mount of the file under a mounted $LOOP" "$FOLIOFS" "$IMG" "$MNT2"
 refused "mkfs of the file under a mounted $LOOP" "$MKFS" -f "$IMG"
 refused "fsck -n of the file under a mounted $LOOP" "$FSCK" -n "$IMG"
+# a loop device writes 512 B blocks: a 4 KiB O_DSYNC append is its data and
+# a 512-byte data header, one write (4.5 KiB, not the 8 KiB of a 4 KiB header)
+head -c 1M /dev/urandom >"$W/app"
+stat_of() { "$FOLIOFS" stat --json "$MNT" | python3 -c "import json,sys; print(json.load(sys.stdin)['$1'])"; }
+b0=$(stat_of dev_bytes_written)
+dd if="$W/app" of="$MNT/app" bs=4k oflag=dsync status=none || fail "O_DSYNC appends on $LOOP"
+b1=$(stat_of dev_bytes_written)
+[ $((b1 - b0)) -le $((1048576 * 5 / 4)) ] ||
+	fail "256 O_DSYNC appends of 4 KiB on $LOOP wrote $((b1 - b0)) bytes, more than 1.25 MiB"
+ok "256 O_DSYNC appends of 4 KiB on $LOOP wrote $((b1 - b0)) bytes"
 umount "$MNT"
 wait_daemon_gone "$LOOP" 30 || fail "the daemon for $LOOP did not exit"
 
@@ -69,6 +79,7 @@ umnt
 # 3. a loop device that nobody holds keeps nothing from the file
 mnt
 expect_eq "the file mounts beside an idle $LOOP" "$(cat "$MNT/f" "$MNT/g" | tr '\n' ' ')" "data more "
+cmp -s "$W/app" "$MNT/app" || fail "the appends made through $LOOP read back wrong from the file"
 umnt
 "$FSCK" -n "$IMG" >/dev/null || fail "fsck -n after the refusals"
 ok "fsck -n clean"
