@@ -8095,9 +8095,8 @@ static int read_sb(struct px_fs *fs, const char *path, bool for_fsck)
 		fs->meta_first = get32(s + PX_SB_META_FIRST);
 		fs->meta_count = get32(s + PX_SB_META_COUNT);
 		fs->features = get64(s + PX_SB_FEATURES);
-		fs->short_dh =
-			(fs->features & PX_FEAT_SHORTDH) && PX_SDH_LEN % di->lblock_size == 0 &&
-			di->pblock_size <= PX_SDH_LEN;
+		fs->short_dh = (fs->features & PX_FEAT_SHORTDH) &&
+			       PX_SDH_LEN % di->lblock_size == 0 && di->pblock_size <= PX_SDH_LEN;
 		if (fs->features & PX_FEAT_DHKEY) {
 			memcpy(fs->dhkey, s + PX_SB_DHKEY, 16);
 			fs->dh_seed = ff_crc32c(0, fs->dhkey, sizeof(fs->dhkey));
