@@ -2977,9 +2977,10 @@ again:
 	/*
 	 * A sync write's header is its block's last 512 bytes where the
 	 * device writes 512 B blocks: the rest of the block is left as it was
-	 * (a conventional zone's chain passes a block once per epoch, so no
-	 * header of the epoch can be there). A sequential zone takes whole
-	 * blocks only, and a write-back keeps the whole block for pieces.
+	 * (a conventional zone's chain passes a block once per epoch, but
+	 * for the retry after a failed write, and the roll-forward tries the
+	 * short header first). A sequential zone takes whole blocks only,
+	 * and a write-back keeps the whole block for pieces.
 	 */
 	m->hdr_len = sync && !zo->seq && fs->short_dh ? PX_SDH_LEN : PX_BLK;
 	s->sync = sync;
