@@ -95,6 +95,12 @@ struct ff_map {
  * ignore it.
  */
 #define FF_MAPW_INPLACE (1u << 2)
+/*
+ * map_write only: nothing more of this write-back will join the write this
+ * answer starts (its last run: ops->more is not called for it), so a
+ * header need not leave room for more ranges. Write-throughs never gather.
+ */
+#define FF_MAPW_ALONE (1u << 3)
 
 /*
  * The filesystem's side: the write-path contract (the cache's design essay

@@ -1000,7 +1000,9 @@ static void wb_submit(struct ff_cinode *ci, struct wb_batch *b, unsigned mapw_fl
 			int ret;
 
 			ret = c->ops->map_write(ci->fs_inode, pos, r->end - pos,
-						fl | (held ? FF_MAPW_INPLACE : 0), &m);
+						fl | (held ? FF_MAPW_INPLACE : 0) |
+							(ri + 1 == b->nrun ? FF_MAPW_ALONE : 0),
+						&m);
 			if (!ret && !map_ok(c, &m, pos, r->end, &n))
 				ret = -EIO;
 			if (ret) {

@@ -2975,14 +2975,17 @@ again:
 	m->zone = s->zone;
 	m->dev_off = zo->wp + PX_BLK;
 	/*
-	 * A sync write's header is its block's last 512 bytes where the
-	 * device writes 512 B blocks: the rest of the block is left as it was
-	 * (a conventional zone's chain passes a block once per epoch, but
-	 * for the retry after a failed write, and the roll-forward tries the
-	 * short header first). A sequential zone takes whole blocks only,
-	 * and a write-back keeps the whole block for pieces.
+	 * The header of a write that no other range will join (a sync
+	 * write's, a write-back's last run) is its block's last 512 bytes
+	 * where the device writes 512 B blocks: the rest of the block is left
+	 * as it was (a conventional zone's chain passes a block once per
+	 * epoch, but for the retry after a failed write, and the roll-forward
+	 * tries the short header first). A sequential zone takes whole blocks
+	 * only, and a write-back that more runs may join keeps the whole
+	 * block for their pieces.
 	 */
-	m->hdr_len = sync && !zo->seq && fs->short_dh ? PX_SDH_LEN : PX_BLK;
+	m->hdr_len =
+		(sync || (flags & FF_MAPW_ALONE)) && !zo->seq && fs->short_dh ? PX_SDH_LEN : PX_BLK;
 	s->sync = sync;
 	s->npiece = 1;
 	s->piece[0] = (struct px_piece){off, m->len};

@@ -1736,8 +1736,9 @@ static void cut_done(struct ff_fs *fs2, const char *copy, const char *vcopy, con
 /*
  * On a device of 512-byte blocks (a loop device, most disks), a sync append
  * in conventional space writes a short header, the header block's last 512
- * bytes, with its data: 4.5 KiB for 4 KiB (WA 1.125), still one write.
- * Whole headers (a write-back's) and short ones share a zone's chain, and a
+ * bytes, with its data: 4.5 KiB for 4 KiB (WA 1.125), still one write; so
+ * does a write-back of one run. Whole headers (a write-back of several
+ * runs, listed as pieces) and short ones share a zone's chain, and a
  * power cut before the log holds any of their records leaves every
  * acknowledged byte and size, read back by a mount of 4 KiB blocks too.
  */
@@ -1773,9 +1774,23 @@ static void test_posix_short_header(void **state)
 		assert_int_equal(stat_of(p, "dev_bytes_written") - b0, BLK + 512);
 	}
 	memcpy(exp, buf, 6 * BLK);
-	/* a write-back between them: a whole header, then short ones again */
-	assert_int_equal(ff_fs_write(p->fs, g, buf + 8 * BLK, 3 * BLK, 0, 0), 3 * BLK);
+	/*
+	 * write-backs between them: two runs, one write with a whole header
+	 * listing both; then one run, nothing to join it: a short header
+	 */
+	assert_int_equal(ff_fs_write(p->fs, g, buf + 8 * BLK, BLK, 0, 0), BLK);
+	assert_int_equal(ff_fs_write(p->fs, g, buf + 10 * BLK, BLK, 2 * BLK, 0), BLK);
+	w0 = stat_of(p, "dev_writes");
+	b0 = stat_of(p, "dev_bytes_written");
 	assert_int_equal(ff_fs_fsync(p->fs, g, true), 0);
+	assert_int_equal(stat_of(p, "dev_writes") - w0, 1);
+	assert_int_equal(stat_of(p, "dev_bytes_written") - b0, 3 * BLK);
+	assert_int_equal(ff_fs_write(p->fs, g, buf + 9 * BLK, BLK, BLK, 0), BLK);
+	w0 = stat_of(p, "dev_writes");
+	b0 = stat_of(p, "dev_bytes_written");
+	assert_int_equal(ff_fs_fsync(p->fs, g, true), 0);
+	assert_int_equal(stat_of(p, "dev_writes") - w0, 1);
+	assert_int_equal(stat_of(p, "dev_bytes_written") - b0, BLK + 512);
 	/* sub-block sync appends: the partial block written padded, twice */
 	assert_int_equal(ff_fs_write(p->fs, f, buf + 7 * BLK, 100, 6 * BLK, FF_CW_DSYNC), 100);
 	assert_int_equal(
