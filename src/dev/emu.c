@@ -1164,7 +1164,6 @@ int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size, uint64_t formatted)
 	struct emu_state *e;
 	void *blk = NULL;
 	uint32_t raw_lb = dev->info.lblock_size; /* before the emulated block replaces it */
-	uint32_t raw_pb = dev->info.pblock_size;
 	int ret;
 
 	if (raw_size < 2 * 4096)
@@ -1184,27 +1183,25 @@ int ff_emu_probe(struct ff_dev *dev, uint64_t raw_size, uint64_t formatted)
 		free(blk);
 		return ret;
 	}
-	dev->info.lblock_size = t.lblock;
-	dev->info.pblock_size = t.lblock > dev->info.pblock_size ? t.lblock : dev->info.pblock_size;
-	dev->info.write_gran = t.lblock;
 	dev->info.zone_size = t.zone_size;
 	dev->info.nr_zones = t.nr_zones;
 	dev->info.size = (uint64_t)t.nr_zones * t.zone_size;
 	dev->info.zones_recorded = true;
+	/*
+	 * Conventional zones only: no write pointer to keep in blocks of the
+	 * recorded size, so I/O stays in the device's own blocks (a 512
+	 * B-sector disk takes the posix format's short headers)
+	 */
 	if (t.flags & EMU_F_CONV_ONLY) {
-		/*
-		 * Conventional zones only: no write pointer to keep in blocks of
-		 * the recorded size, so I/O goes in the device's own blocks (a
-		 * 512 B-sector disk takes the posix format's short headers)
-		 */
 		dev->be = &ff_dev_regular_be;
 		dev->info.kind = FF_DEV_REGULAR;
-		dev->info.lblock_size = dev->info.write_gran = raw_lb;
-		dev->info.pblock_size = raw_pb;
 		dev->info.nr_cnv_zones = t.nr_zones;
 		free(blk);
 		return 1;
 	}
+	dev->info.lblock_size = t.lblock;
+	dev->info.pblock_size = t.lblock > dev->info.pblock_size ? t.lblock : dev->info.pblock_size;
+	dev->info.write_gran = t.lblock;
 	e = calloc(1, sizeof(*e));
 	if (!e || !(e->z = calloc(t.nr_zones, sizeof(*e->z))) ||
 	    !(e->dl = calloc(t.nr_zones, sizeof(*e->dl)))) {

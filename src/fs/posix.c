@@ -7820,8 +7820,8 @@ static int roll_forward(struct px_fs *fs, uint32_t z, bool *clean, struct rf_tim
 		 */
 		h = hb + PX_BLK - PX_SDH_LEN;
 		if (!(fs->features & PX_FEAT_SHORTDH) || !dh_valid(fs, zo, h, PX_SDH_LEN))
-			h = hb;
-		if (h == hb && !dh_valid(fs, zo, hb, PX_BLK))
+			h = dh_valid(fs, zo, hb, PX_BLK) ? hb : NULL;
+		if (!h)
 			break;
 		len = get64(h + PX_DH_LEN);
 		if (!len || len % PX_BLK || len > zo->cap || pos + PX_BLK + len > limit ||

@@ -199,7 +199,10 @@ struct px_fs {
 	uint32_t dh_seed;  /* crc32c of dhkey: a data header's crc starts from it (0 without) */
 	uint32_t nr_zones, meta_first, meta_count;
 	uint64_t features; /* PX_FEAT_*, from the superblock */
-	/* sync appends in conventional zones write a short header (PX_FEAT_SHORTDH, 512 B blocks)
+	/*
+	 * PX_FEAT_SHORTDH on a device of 512 B logical and physical blocks: a
+	 * write in a conventional zone that no other range joins writes a
+	 * short header (px_map_write)
 	 */
 	bool short_dh;
 	uint64_t zone_size;
