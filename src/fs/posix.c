@@ -4895,6 +4895,49 @@ out:
 	return r < 0 ? px_err(fs, (int)r) : r;
 }
 
+/*
+ * fsync writes the file's dirty data back, then commits the records it
+ * needs (px_commit): a create's, a rename's, a truncate's, the times;
+ * never the write-back's own extents, whose headers a mount rolls forward.
+ * Those records do not wait for the data, so the committer writes them
+ * while the data is written: one device round trip for a new file's fsync,
+ * not two. The times go in an INODE record with the size on disk, as the
+ * committer's own (log_times): the write-back's EXTENT records move the
+ * size once its data is there. The committer's commit is one of those it
+ * makes every commit_ms, so a crash can leave no state it could not leave
+ * before: the records with the data not yet there (as after a create, a
+ * truncate or a utimes), or the data with no record (headers of an inode
+ * the log does not have, which a mount ignores). fsync returns once both
+ * are durable: its own commit (px_commit) waits for the committer's. When
+ * the committer is busy, fsync's commit is made by whoever comes first, as
+ * before.
+ */
+static void commit_early(struct px_fs *fs, struct px_inode *i, bool datasync)
+{
+	struct px_buf b = {0};
+	uint64_t want, seq;
+
+	if (!fs->cm_on || px_writable(fs) || !ff_cache_inode_dirty(i->ci))
+		return;
+	ff_mutex_lock(&fs->ns);
+	/* a failure (memory) queued nothing: px_commit tries again */
+	if (!datasync && i->attr_dirty && !i->freed) {
+		rec_inode(&b, i, i->disk_size, 0);
+		if (!op_commit_locked(fs, &b, &seq))
+			i->attr_dirty = false;
+	}
+	want = i->last_rseq;
+	ff_mutex_unlock(&fs->ns);
+	free(b.p);
+	if (want <= atomic_load(&fs->committed))
+		return;
+	ff_mutex_lock(&fs->cm_mu);
+	if (want > fs->cm_want)
+		fs->cm_want = want;
+	pthread_cond_signal(&fs->cm_cv);
+	ff_mutex_unlock(&fs->cm_mu);
+}
+
 static int px_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
 {
 	struct px_fs *fs = px_of(gfs);
@@ -4922,6 +4965,7 @@ static int px_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)
 	if (!i)
 		return -ENOENT;
 	if (ci) {
+		commit_early(fs, i, datasync);
 		ret = ff_cache_fsync(ci, datasync);
 		if (ret && written) {
 			ff_mutex_lock(&fs->ns);
@@ -6502,17 +6546,28 @@ static void log_times(struct px_fs *fs)
 static void *commit_main(void *arg)
 {
 	struct px_fs *fs = arg;
+	struct timespec dl = ff_deadline_ms((long)fs->commit_ms);
 
 	ff_mutex_lock(&fs->cm_mu);
 	while (!fs->cm_stop) {
-		struct timespec dl = ff_deadline_ms((long)fs->commit_ms);
-		uint64_t last;
+		uint64_t last, want;
+		int r = 0;
 
-		while (!fs->cm_stop && ff_cond_timedwait(&fs->cm_cv, &fs->cm_mu, &dl) != ETIMEDOUT)
-			;
+		while (!fs->cm_stop && !fs->cm_want && r != ETIMEDOUT)
+			r = ff_cond_timedwait(&fs->cm_cv, &fs->cm_mu, &dl);
 		if (fs->cm_stop)
 			break;
+		want = fs->cm_want;
+		fs->cm_want = 0;
 		ff_mutex_unlock(&fs->cm_mu);
+		if (want) {
+			/* an fsync's records, written while it writes its data (px_fsync) */
+			if (!px_writable(fs))
+				(void)log_commit(fs, want);
+			ff_mutex_lock(&fs->cm_mu);
+			continue;
+		}
+		dl = ff_deadline_ms((long)fs->commit_ms);
 		/* a shut-down filesystem logs nothing more, nor flushes */
 		if (!px_writable(fs)) {
 			log_times(fs);

@@ -286,6 +286,8 @@ struct px_fs {
 	pthread_t cm_thread;
 	bool cm_on, cm_stop;
 	uint32_t commit_ms;
+	/* a log seq an fsync asked written now (commit_early), 0 = none; under cm_mu */
+	uint64_t cm_want;
 	/* inodes whose times reads or writes changed (attr_dirty), by number; under ns */
 	uint64_t *adq;
 	size_t adq_n, adq_cap;

@@ -447,7 +447,13 @@ static void test_posix_inplace_dsync_overwrite(void **state)
 	tu_fill(buf, 4 * BLK, 2);
 	assert_int_equal(ff_fs_write(p->fs, f, buf, 4 * BLK, 0, 0), 4 * BLK);
 	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	/*
+	 * fsync left the extents to the headers: the first write in place
+	 * commits their records first (a mount would drop a header whose data
+	 * has changed), the others do not
+	 */
 	tu_fill(buf, BLK, 3);
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 2 * BLK, FF_CW_DSYNC), BLK);
 	w0 = stat_of(p, "dev_writes");
 	b0 = stat_of(p, "dev_bytes_written");
 	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, BLK, FF_CW_DSYNC), BLK);
@@ -457,6 +463,7 @@ static void test_posix_inplace_dsync_overwrite(void **state)
 	remount(p);
 	assert_int_equal(ff_fs_read(p->fs, f, rd, 4 * BLK, 0), 4 * BLK);
 	assert_memory_equal(rd + BLK, buf, BLK);
+	assert_memory_equal(rd + 2 * BLK, buf, BLK);
 	free(buf);
 	free(rd);
 }
@@ -856,6 +863,69 @@ static void test_posix_small_file_writes(void **state)
 		      (double)(stat_of(p, "data_header_writes") - h0) / N, (double)b / N / 1024);
 	assert_true(w <= 2 * N);
 	free(buf);
+}
+
+/*
+ * Every write of data (zone 4 on) or metadata (zones 1-3) takes 300 ms in
+ * slow_writes; overlap counts those that began while one of the other kind
+ * was still under way.
+ */
+static atomic_int slow_in[2], overlap;
+
+static int slow_writes(struct ff_dev *dev, uint64_t off, size_t len)
+{
+	int k = off >= 4 * ZS;
+
+	(void)dev;
+	(void)len;
+	if (off < ZS)
+		return 0;
+	atomic_fetch_add(&slow_in[k], 1);
+	if (atomic_load(&slow_in[!k]))
+		atomic_fetch_add(&overlap, 1);
+	usleep(300 * 1000);
+	atomic_fetch_sub(&slow_in[k], 1);
+	return 0;
+}
+
+/*
+ * fsync of a new file: its create (and its times) are written to the log
+ * while its data is written, not after; both are durable when it returns.
+ */
+static void test_posix_fsync_commits_beside_data(void **state)
+{
+	struct px *p = *state;
+	uint8_t *buf = tu_alloc(BLK), *rd = tu_alloc(BLK);
+	struct ff_fs *fs2;
+	char copy[300];
+	struct stat st;
+	uint64_t f;
+
+	tu_fill(buf, BLK, 47);
+	/* the data zone is open, its opening logged */
+	f = mkfile(p, p->root, "first");
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 0, 0), BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	f = mkfile(p, p->root, "beside");
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 0, 0), BLK);
+	atomic_store(&overlap, 0);
+	ff_dev_fault_hook = slow_writes;
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	ff_dev_fault_hook = NULL;
+	assert_int_equal(atomic_load(&overlap), 1);
+	/* a power cut now (a copy of the image): the name, the size and the data are there */
+	snprintf(copy, sizeof(copy), "%s.crash", p->path);
+	tu_copy_image(p->path, copy);
+	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
+	assert_int_equal(ff_fs_lookup(fs2, p->root, "beside", &st), 0);
+	assert_int_equal(st.st_ino, f);
+	assert_int_equal(st.st_size, BLK);
+	assert_int_equal(ff_fs_read(fs2, f, rd, BLK, 0), BLK);
+	assert_memory_equal(rd, buf, BLK);
+	assert_int_equal(ff_fs_unmount(fs2), 0);
+	unlink(copy);
+	free(buf);
+	free(rd);
 }
 
 /* A data write the device fails: the writer gets EIO, the next write works, nothing breaks. */
@@ -4238,6 +4308,7 @@ int main(void)
 		T2(test_posix_close_retries_failed_writeback),
 		T2(test_posix_subblock_sync),
 		T2(test_posix_small_file_writes),
+		T2(test_posix_fsync_commits_beside_data),
 		T2(test_posix_data_write_error),
 		cmocka_unit_test_setup_teardown(test_posix_log_write_error, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_posix_log_write_error, setup_reg, teardown),
