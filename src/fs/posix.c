@@ -5015,6 +5015,7 @@ static int px_flush(struct ff_fs *gfs, uint64_t ino)
 	/* a close after writes: what was written is on the device when umount returns */
 	if (!ci || fs->ro || !written)
 		return 0;
+	commit_early(fs, i, true);
 	ret = ff_cache_fsync(ci, true);
 	/* failed: the next close (or fsync) of the file tries again, as after px_fsync */
 	if (ret) {

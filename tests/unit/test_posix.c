@@ -889,39 +889,45 @@ static int slow_writes(struct ff_dev *dev, uint64_t off, size_t len)
 }
 
 /*
- * fsync of a new file: its create (and its times) are written to the log
- * while its data is written, not after; both are durable when it returns.
+ * fsync of a new file, and a close after writes to another: the create's
+ * records (and the times) are written to the log while the data is written,
+ * not after; both are durable when the call returns.
  */
 static void test_posix_fsync_commits_beside_data(void **state)
 {
+	static const char *const names[] = {"fsynced", "closed"};
 	struct px *p = *state;
 	uint8_t *buf = tu_alloc(BLK), *rd = tu_alloc(BLK);
+	uint64_t f[2];
 	struct ff_fs *fs2;
 	char copy[300];
 	struct stat st;
-	uint64_t f;
 
 	tu_fill(buf, BLK, 47);
 	/* the data zone is open, its opening logged */
-	f = mkfile(p, p->root, "first");
-	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 0, 0), BLK);
-	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
-	f = mkfile(p, p->root, "beside");
-	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 0, 0), BLK);
-	atomic_store(&overlap, 0);
-	ff_dev_fault_hook = slow_writes;
-	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
-	ff_dev_fault_hook = NULL;
-	assert_int_equal(atomic_load(&overlap), 1);
-	/* a power cut now (a copy of the image): the name, the size and the data are there */
+	f[0] = mkfile(p, p->root, "first");
+	assert_int_equal(ff_fs_write(p->fs, f[0], buf, BLK, 0, 0), BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f[0], false), 0);
+	for (int k = 0; k < 2; k++) {
+		f[k] = mkfile(p, p->root, names[k]);
+		assert_int_equal(ff_fs_write(p->fs, f[k], buf, BLK, 0, 0), BLK);
+		atomic_store(&overlap, 0);
+		ff_dev_fault_hook = slow_writes;
+		assert_int_equal(k ? ff_fs_flush(p->fs, f[k]) : ff_fs_fsync(p->fs, f[k], false), 0);
+		ff_dev_fault_hook = NULL;
+		assert_int_equal(atomic_load(&overlap), 1);
+	}
+	/* a power cut now (a copy of the image): the names, the sizes and the data are there */
 	snprintf(copy, sizeof(copy), "%s.crash", p->path);
 	tu_copy_image(p->path, copy);
 	assert_int_equal(ff_fs_mount(copy, &p->o, &fs2), 0);
-	assert_int_equal(ff_fs_lookup(fs2, p->root, "beside", &st), 0);
-	assert_int_equal(st.st_ino, f);
-	assert_int_equal(st.st_size, BLK);
-	assert_int_equal(ff_fs_read(fs2, f, rd, BLK, 0), BLK);
-	assert_memory_equal(rd, buf, BLK);
+	for (int k = 0; k < 2; k++) {
+		assert_int_equal(ff_fs_lookup(fs2, p->root, names[k], &st), 0);
+		assert_int_equal(st.st_ino, f[k]);
+		assert_int_equal(st.st_size, BLK);
+		assert_int_equal(ff_fs_read(fs2, f[k], rd, BLK, 0), BLK);
+		assert_memory_equal(rd, buf, BLK);
+	}
 	assert_int_equal(ff_fs_unmount(fs2), 0);
 	unlink(copy);
 	free(buf);
