@@ -2360,6 +2360,23 @@ static int log_commit_all(struct px_fs *fs)
 	return log_commit(fs, s);
 }
 
+/*
+ * Ask the committer thread to commit every record up to want now, beside
+ * whatever the caller writes meanwhile; the caller's log_commit(want) then
+ * waits for that commit. Nothing when the committer does not run: that
+ * log_commit writes it.
+ */
+static void cm_hand(struct px_fs *fs, uint64_t want)
+{
+	if (!fs->cm_on || want <= atomic_load(&fs->committed))
+		return;
+	ff_mutex_lock(&fs->cm_mu);
+	if (want > fs->cm_want)
+		fs->cm_want = want;
+	pthread_cond_signal(&fs->cm_cv);
+	ff_mutex_unlock(&fs->cm_mu);
+}
+
 /* ---- data zones: slots ---- */
 
 static bool data_zone(const struct px_zone *z)
@@ -2923,7 +2940,7 @@ again:
 		m->len = 0;
 		return 0;
 	}
-	if (sync && i->meta_rseq > atomic_load(&fs->committed) && i->meta_rseq > need)
+	if (sync && !i->early && i->meta_rseq > atomic_load(&fs->committed) && i->meta_rseq > need)
 		need = i->meta_rseq;
 	ff_mutex_unlock(&fs->ns);
 	if (need) {
@@ -3516,6 +3533,7 @@ static int make_node(struct px_fs *fs, uint64_t dir, const char *name, mode_t mo
 		ret = -EIO;
 		goto out;
 	}
+	i->new_rseq = seq;
 	i->nlookup++;
 	if (open)
 		i->nopen++;
@@ -4773,8 +4791,8 @@ static ssize_t px_write_once(struct px_fs *fs, struct px_inode *i, const void *b
 			     uint64_t off, unsigned flags)
 {
 	unsigned through = flags & (FF_CW_SYNC | FF_CW_DSYNC | FF_CW_DIRECT);
-	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC), tail_ok, times, past;
-	uint64_t size;
+	bool sync = flags & (FF_CW_SYNC | FF_CW_DSYNC), tail_ok, times, past, early = false;
+	uint64_t size, meta = 0;
 	ssize_t r;
 
 	gc_throttle(fs);
@@ -4815,7 +4833,20 @@ static ssize_t px_write_once(struct px_fs *fs, struct px_inode *i, const void *b
 		write_stamp_apply_locked(fs, i);
 		px_stamp_ino = i->ino;
 	}
+	/*
+	 * A sync write to a file whose create is not durable yet: the
+	 * committer writes the file's records while the data is written, and
+	 * the write returns once both are durable (below), one device round
+	 * trip, as fsync of a new file (commit_early). Until the create is
+	 * durable a mount ignores the file's data headers, so a crash leaves
+	 * no file, an empty one, or the data, as a committer's tick could.
+	 */
+	early = sync && i->new_rseq > atomic_load(&fs->committed);
+	i->early = early;
+	meta = i->meta_rseq;
 	ff_mutex_unlock(&fs->ns);
+	if (early)
+		cm_hand(fs, meta);
 	/*
 	 * The zeros between the size and off go first, as a write of their
 	 * own, and wsize is set only after them: their header and EXTENT
@@ -4846,6 +4877,8 @@ static ssize_t px_write_once(struct px_fs *fs, struct px_inode *i, const void *b
 out_wsize:
 	px_stamp_ino = 0;
 	ff_mutex_lock(&fs->ns);
+	i->early = false;
+	meta = i->meta_rseq;
 	/*
 	 * The stamp an O_SYNC write made before its data is still not logged:
 	 * the write went in place, where no header carries it, and
@@ -4876,6 +4909,13 @@ out_wsize:
 	ff_mutex_unlock(&fs->ns);
 	if (past)
 		cache_cut(fs, i, size);
+	/* the records the data did not wait for (early, above) */
+	if (early && r > 0) {
+		int c = log_commit(fs, meta);
+
+		if (c)
+			r = c;
+	}
 	/*
 	 * sync_mode=writeback wrote the data back without write_done's commit
 	 * of a durable write: the size it moved is committed here, as fsync
@@ -4929,13 +4969,7 @@ static void commit_early(struct px_fs *fs, struct px_inode *i, bool datasync)
 	want = i->last_rseq;
 	ff_mutex_unlock(&fs->ns);
 	free(b.p);
-	if (want <= atomic_load(&fs->committed))
-		return;
-	ff_mutex_lock(&fs->cm_mu);
-	if (want > fs->cm_want)
-		fs->cm_want = want;
-	pthread_cond_signal(&fs->cm_cv);
-	ff_mutex_unlock(&fs->cm_mu);
+	cm_hand(fs, want);
 }
 
 static int px_fsync(struct ff_fs *gfs, uint64_t ino, bool datasync)

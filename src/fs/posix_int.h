@@ -114,6 +114,14 @@ struct px_inode {
 	bool times_seen;    /* mtime/ctime handed out since a write last stamped them */
 	bool written;	    /* written since the last close's flush or fsync */
 	/*
+	 * The last record of its create: while the log has not committed it, no
+	 * record of the file is durable, and a mount ignores the file's data
+	 * headers. A sync write then need not wait for the records before its
+	 * data (px_write_once, early: ns).
+	 */
+	uint64_t new_rseq;
+	bool early;
+	/*
 	 * The bytes past the size in its last block are zeros on the device, or
 	 * were written since the mount: made by this mount, or px_write zeroed
 	 * them durably at its first growth (grow_tail).
