@@ -1025,7 +1025,7 @@ static void *fsync_thread(void *a)
  * never the lost file's data: that mount's checkpoint puts the header
  * behind every later mount's roll-forward.
  */
-static void test_posix_lost_create_ino_not_reused(void **state)
+static void test_posix_lost_create_data_stays_lost(void **state)
 {
 	struct px *p = *state;
 	uint8_t *buf = tu_alloc(BLK), *rd = tu_alloc(BLK);
@@ -4461,7 +4461,7 @@ int main(void)
 		T2(test_posix_small_file_writes),
 		T2(test_posix_fsync_commits_beside_data),
 		T2(test_posix_sync_write_commits_beside_data),
-		T2(test_posix_lost_create_ino_not_reused),
+		T2(test_posix_lost_create_data_stays_lost),
 		T2(test_posix_data_write_error),
 		cmocka_unit_test_setup_teardown(test_posix_log_write_error, setup_emu, teardown),
 		cmocka_unit_test_setup_teardown(test_posix_log_write_error, setup_reg, teardown),
