@@ -890,6 +890,18 @@ static int slow_writes(struct ff_dev *dev, uint64_t off, size_t len)
 }
 
 /*
+ * A file "first" of one block buf, fsync'ed: a data zone is open and its
+ * opening logged, so that a test's writes after it open nothing.
+ */
+static void open_data_zone(struct px *p, const uint8_t *buf)
+{
+	uint64_t f = mkfile(p, p->root, "first");
+
+	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 0, 0), BLK);
+	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+}
+
+/*
  * fsync of a new file, and a close after writes to another: the create's
  * records (and the times) are written to the log while the data is written,
  * not after; both are durable when the call returns.
@@ -905,10 +917,7 @@ static void test_posix_fsync_commits_beside_data(void **state)
 	struct stat st;
 
 	tu_fill(buf, BLK, 47);
-	/* the data zone is open, its opening logged */
-	f[0] = mkfile(p, p->root, "first");
-	assert_int_equal(ff_fs_write(p->fs, f[0], buf, BLK, 0, 0), BLK);
-	assert_int_equal(ff_fs_fsync(p->fs, f[0], false), 0);
+	open_data_zone(p, buf);
 	for (int k = 0; k < 2; k++) {
 		f[k] = mkfile(p, p->root, names[k]);
 		assert_int_equal(ff_fs_write(p->fs, f[k], buf, BLK, 0, 0), BLK);
@@ -952,10 +961,7 @@ static void test_posix_sync_write_commits_beside_data(void **state)
 	uint64_t f;
 
 	tu_fill(buf, BLK, 49);
-	/* the data zone is open, its opening logged */
-	f = mkfile(p, p->root, "first");
-	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 0, 0), BLK);
-	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	open_data_zone(p, buf);
 	snprintf(copy, sizeof(copy), "%s.crash", p->path);
 	for (int k = 0; k < 2; k++) {
 		f = mkfile(p, p->root, names[k]);
@@ -1037,10 +1043,7 @@ static void test_posix_lost_create_data_stays_lost(void **state)
 	uint64_t f;
 
 	tu_fill(buf, BLK, 48);
-	/* the data zone is open, its opening logged */
-	f = mkfile(p, p->root, "first");
-	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 0, 0), BLK);
-	assert_int_equal(ff_fs_fsync(p->fs, f, false), 0);
+	open_data_zone(p, buf);
 	f = mkfile(p, p->root, "lost");
 	assert_int_equal(ff_fs_write(p->fs, f, buf, BLK, 0, 0), BLK);
 	atomic_store(&meta_held, true);
