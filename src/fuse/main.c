@@ -494,12 +494,33 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 
 static void reply_entry(fuse_req_t req, int ret, const struct stat *st);
 
+/*
+ * A name that is not there is answered as an entry of node 0, which the
+ * kernel keeps as a negative dentry for the entry timeout, as a local
+ * filesystem keeps one: SQLite's look for a hot journal at every
+ * transaction, and a compiler's or an interpreter's probes of paths that
+ * are not there, then cost no request after the first. A bare ENOENT would
+ * be asked again every time. It is correct for the reason names are cached
+ * (attr_timeout): a name appears only through this mount, and the kernel
+ * puts the new node in place of the negative dentry at every create,
+ * mkdir, mknod, symlink, link and rename that makes it (a whiteout's name
+ * has no dentry left, as the rename moved it); O_EXCL and a rename's
+ * target ask again whatever is cached.
+ */
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct stat st;
+	int ret;
 
 	count_req(NR_LOOKUP);
-	reply_entry(req, ff_fs_lookup(g_fs, to_ino(parent), name, &st), &st);
+	ret = ff_fs_lookup(g_fs, to_ino(parent), name, &st);
+	if (ret == -ENOENT) {
+		struct fuse_entry_param e = {.ino = 0, .entry_timeout = entry_timeout()};
+
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	reply_entry(req, ret, &st);
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
