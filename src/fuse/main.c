@@ -301,10 +301,19 @@ static bool g_selinux;		  /* the host runs SELinux; set before the session runs 
  * (how many round trips an ls -l takes is what makes it fast or slow).
  * Relaxed atomics: counters only.
  */
-enum { NR_LOOKUP, NR_GETATTR, NR_GETXATTR, NR_READDIR, NR_READDIRPLUS, NR_FLUSH, NR_COUNTED };
-static const char *const nr_names[NR_COUNTED] = {"fuse_lookup",	     "fuse_getattr",
-						 "fuse_getxattr",    "fuse_readdir",
-						 "fuse_readdirplus", "fuse_flush"};
+enum {
+	NR_LOOKUP,
+	NR_GETATTR,
+	NR_GETXATTR,
+	NR_READDIR,
+	NR_READDIRPLUS,
+	NR_FLUSH,
+	NR_READLINK,
+	NR_COUNTED
+};
+static const char *const nr_names[NR_COUNTED] = {
+	"fuse_lookup",	    "fuse_getattr", "fuse_getxattr", "fuse_readdir",
+	"fuse_readdirplus", "fuse_flush",   "fuse_readlink"};
 static _Atomic uint64_t g_nr[NR_COUNTED];
 
 static void count_req(int which)
@@ -487,6 +496,14 @@ static void op_init(void *ud, struct fuse_conn_info *conn)
 		/* the umask is applied here, and only where no default ACL applies instead */
 		if (conn->capable & FUSE_CAP_DONT_MASK)
 			conn->want |= FUSE_CAP_DONT_MASK;
+		/*
+		 * A symlink's target is kept in the kernel's page cache: a path
+		 * through it resolves with no READLINK. A link's target never
+		 * changes (a new target is a new link, and the kernel drops
+		 * what it held with the old one's node).
+		 */
+		if (conn->capable & FUSE_CAP_CACHE_SYMLINKS)
+			conn->want |= FUSE_CAP_CACHE_SYMLINKS;
 	}
 	if (conn->capable & FUSE_CAP_ASYNC_DIO)
 		conn->want |= FUSE_CAP_ASYNC_DIO;
@@ -1180,7 +1197,10 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 {
 	char buf[PATH_MAX + 1];
-	ssize_t n = ff_fs_readlink(g_fs, to_ino(ino), buf, sizeof(buf) - 1);
+	ssize_t n;
+
+	count_req(NR_READLINK);
+	n = ff_fs_readlink(g_fs, to_ino(ino), buf, sizeof(buf) - 1);
 
 	if (n < 0) {
 		fuse_reply_err(req, (int)-n);
