@@ -250,6 +250,7 @@ static const char *const shown[] = {
 	"fuse_readdir",
 	"fuse_readdirplus",
 	"fuse_flush",
+	"fuse_readlink",
 	/* the posix format's */
 	"inodes",
 	"zones_total",
@@ -392,9 +393,10 @@ static void print_text(const char *mnt, const struct sample *s, const struct zon
 		       z->map, d);
 	}
 others:
-	printf("  requests   %.0f lookups, %.0f getattrs, %.0f getxattrs, %.0f readdirs, %.0f readdirplus, %.0f flushes (closes)\n",
+	printf("  requests   %.0f lookups, %.0f getattrs, %.0f getxattrs, %.0f readdirs, %.0f readdirplus, %.0f flushes (closes), %.0f readlinks\n",
 	       get(s, "fuse_lookup"), get(s, "fuse_getattr"), get(s, "fuse_getxattr"),
-	       get(s, "fuse_readdir"), get(s, "fuse_readdirplus"), get(s, "fuse_flush"));
+	       get(s, "fuse_readdir"), get(s, "fuse_readdirplus"), get(s, "fuse_flush"),
+	       get(s, "fuse_readlink"));
 	print_others(s);
 }
 
