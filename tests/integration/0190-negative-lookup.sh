@@ -140,8 +140,7 @@ expect_eq "other after a remount" "$(cat "$MNT/d/other")" other
 echo again >"$MNT/d/x" || fail "create after a remount"
 expect_eq "made after a remount" "$(cat "$MNT/d/x")" again
 umnt
-"$FSCK" -n "$IMG" >"$W/fsck.out" 2>&1 || { cat "$W/fsck.out"; fail "fsck.foliofs -n"; }
-ok "fsck.foliofs -n clean"
+fsck_rc 0 -n "$IMG"
 
 # --- zonefs ---
 mkimg 1G --format zonefs --emulate-zoned --conv-zones 1 --zone-size 64M
